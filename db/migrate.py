@@ -1,0 +1,34 @@
+"""Alembic, driven from code: `triage db upgrade` and the app's start-up both call `upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from db.engine import Database, database_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", database_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def open_database(url: str | None = None, migrate: bool = True) -> Database:
+    """The database at `url` (or TRIAGE_DATABASE_URL), migrated to head."""
+    db = Database(url)
+    if migrate:
+        with db.engine.begin() as conn:
+            cfg = alembic_config(db.url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    return db

@@ -1,0 +1,123 @@
+"""The schema. Money is stored as integer pico-dollars so sums in SQL are exact on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    """One batch of work: who started it, from where, and when it ended."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_by: Mapped[str] = mapped_column(String(120), default="cli")
+    source: Mapped[str] = mapped_column(String(255), default="")
+    mode: Mapped[str] = mapped_column(String(16), default="auto")
+    threshold: Mapped[float] = mapped_column(Float, default=0.7)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished | stopped
+    message: Mapped[str | None] = mapped_column(Text)
+    n_tickets: Mapped[int] = mapped_column(Integer, default=0)
+    n_new: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(255), default="")
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # the current label, derived from calls and corrections and kept here for fast filtering
+    category: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    label_source: Mapped[str | None] = mapped_column(String(16))  # operator | tier2 | tier1 | tier0
+    tier1_category: Mapped[str | None] = mapped_column(String(64))
+    tier2_category: Mapped[str | None] = mapped_column(String(64))
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    corrected: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic concurrency for corrections
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    first_call_id: Mapped[int] = mapped_column(Integer, default=0)  # calls before this id are history only
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    calls: Mapped[list[ModelCall]] = relationship(back_populates="ticket", order_by="ModelCall.id")
+
+    __table_args__ = (
+        Index("ix_tickets_status_confidence", "status", "confidence"),
+        Index("ix_tickets_category_confidence", "category", "confidence"),
+    )
+
+
+class ModelCall(Base):
+    """One API or local-model call. Cost history is reproducible from these rows and the price table."""
+
+    __tablename__ = "model_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    tier: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(64))
+    model_returned: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
+    stop_reason: Mapped[str | None] = mapped_column(String(40))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_5m_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    service_tier: Mapped[str | None] = mapped_column(String(16))
+    inference_geo: Mapped[str | None] = mapped_column(String(16))
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str | None] = mapped_column(String(120))
+    error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="calls")
+
+    __table_args__ = (Index("ix_model_calls_created_model", "created_at", "model", "tier"),)
+
+
+class Correction(Base):
+    """Append-only audit trail of operator labels."""
+
+    __tablename__ = "corrections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    previous_label: Mapped[str | None] = mapped_column(String(64))
+    new_label: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Setting(Base):
+    """Taxonomy, threshold and other settings operators change from the UI (JSON values)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

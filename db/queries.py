@@ -1,0 +1,223 @@
+"""Every query the engine needs. Short write transactions; no API call ever happens in here."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.models import ModelCall, Run, Ticket
+from triage.pricing import Usage, from_pico, to_pico
+from triage.providers.base import CallResult
+from triage.router import FAILED, PENDING, Outcome
+
+LEASE = timedelta(minutes=10)  # a claim older than this is considered abandoned (crashed worker)
+
+
+def content_hash(text: str, external_id: str | None = None) -> str:
+    normal = re.sub(r"\s+", " ", text.strip())
+    return hashlib.sha256(f"{external_id or ''}\x00{normal}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Imported:
+    ticket_ids: list[int]  # in input order, one per input item (known tickets included)
+    new_ids: list[int]
+    known_ids: list[int]
+    run_id: int | None = None
+
+
+def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float) -> int:
+    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold)
+    s.add(run)
+    s.flush()
+    return run.id
+
+
+def import_tickets(
+    s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
+    requeue: Iterable[str] = (PENDING, FAILED), reclassify: bool = False,
+) -> Imported:
+    """Insert new tickets as pending. Known tickets (same text and id) are not duplicated; those in a
+    `requeue` state (or all of them with `reclassify`) are queued again under this run."""
+    hashes = [content_hash(text, ext) for ext, text in items]
+    known: dict[str, Ticket] = {}
+    unique = list(dict.fromkeys(hashes))
+    for i in range(0, len(unique), 500):
+        chunk = unique[i:i + 500]
+        for t in s.scalars(select(Ticket).where(Ticket.content_hash.in_(chunk))):
+            known[t.content_hash] = t
+    now = datetime.now(UTC)
+    new_ids, known_ids, by_hash = [], [], {}
+    requeue = set(requeue)
+    for (ext, text), h in zip(items, hashes, strict=True):
+        if h in by_hash:
+            continue
+        if h in known:
+            t = known[h]
+            if reclassify or t.status in requeue:
+                if reclassify:
+                    t.first_call_id = (s.scalar(select(func.max(ModelCall.id))) or 0) + 1
+                t.status, t.run_id, t.claimed_by, t.claimed_at = PENDING, run_id, None, None
+            known_ids.append(t.id)
+        else:
+            t = Ticket(external_id=ext, text=text, source=source, content_hash=h, run_id=run_id,
+                       created_at=now, updated_at=now, status=PENDING)
+            s.add(t)
+            s.flush()
+            new_ids.append(t.id)
+        by_hash[h] = t.id
+    if run_id is not None:
+        run = s.get(Run, run_id)
+        run.n_tickets, run.n_new = len(by_hash), len(new_ids)
+    return Imported([by_hash[h] for h in hashes], new_ids, known_ids, run_id)
+
+
+def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -> int:
+    res = s.execute(
+        update(Ticket).where(Ticket.id.in_(ticket_ids))
+        .values(status=PENDING, run_id=run_id, claimed_by=None, claimed_at=None)
+    )
+    return res.rowcount
+
+
+def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None) -> list[tuple[int, str]]:
+    """Claim up to `limit` pending tickets for `worker` (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+    now = datetime.now(UTC)
+    cond = and_(Ticket.status == PENDING,
+                or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < now - LEASE))
+    if run_id is not None:
+        cond = and_(cond, Ticket.run_id == run_id)
+    rows = s.execute(
+        select(Ticket.id, Ticket.text).where(cond).order_by(Ticket.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if rows:
+        s.execute(update(Ticket).where(Ticket.id.in_([r.id for r in rows]))
+                  .values(claimed_by=worker, claimed_at=now))
+    return [(r.id, r.text) for r in rows]
+
+
+def release_claims(s: Session, worker: str) -> None:
+    s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
+              .values(claimed_by=None, claimed_at=None))
+
+
+def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -> int:
+    u = c.usage
+    row = ModelCall(
+        ticket_id=ticket_id, run_id=run_id, tier=c.tier, model=c.model, model_returned=c.model_returned,
+        outcome=c.outcome, category=c.category, confidence=c.confidence, reason=c.reason, problem=c.problem,
+        stop_reason=c.stop_reason, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+        cache_write_5m_tokens=u.cache_write_5m_tokens, cache_write_1h_tokens=u.cache_write_1h_tokens,
+        cache_read_tokens=u.cache_read_tokens, service_tier=u.service_tier, inference_geo=u.inference_geo,
+        cost_pico=to_pico(c.cost_usd), latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
+        error_kind=c.error_kind, attempts=c.attempts, created_at=c.created_at,
+    )
+    s.add(row)
+    s.flush()
+    return row.id
+
+
+def call_from_row(r: ModelCall) -> CallResult:
+    return CallResult(
+        tier=r.tier, model=r.model, outcome=r.outcome, category=r.category, confidence=r.confidence,
+        reason=r.reason or "", problem=r.problem, model_returned=r.model_returned,
+        usage=Usage(r.input_tokens, r.output_tokens, r.cache_write_5m_tokens, r.cache_write_1h_tokens,
+                    r.cache_read_tokens, r.service_tier, r.inference_geo),
+        cost_usd=from_pico(r.cost_pico), latency_ms=r.latency_ms, request_id=r.request_id,
+        stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
+        created_at=r.created_at,
+    )
+
+
+def current_calls(s: Session, ticket_id: int) -> list[CallResult]:
+    """The calls that count toward the ticket's machine label (oldest first)."""
+    t = s.get(Ticket, ticket_id)
+    rows = s.scalars(select(ModelCall).where(ModelCall.ticket_id == ticket_id,
+                                             ModelCall.id >= t.first_call_id).order_by(ModelCall.id))
+    return [call_from_row(r) for r in rows]
+
+
+def apply_outcome(s: Session, ticket_id: int, o: Outcome) -> None:
+    t = s.get(Ticket, ticket_id)
+    t.status, t.status_reason = o.status, o.reason
+    t.escalated = o.escalated
+    tier1 = [c for c in o.calls if c.tier == 1 and c.answered]
+    tier2 = [c for c in o.calls if c.tier == 2 and c.answered]
+    t.tier1_category = tier1[-1].category if tier1 else t.tier1_category
+    t.tier2_category = tier2[-1].category if tier2 else t.tier2_category
+    if not t.corrected and o.tier is not None:
+        t.category, t.confidence, t.label_source = o.category, o.confidence, f"tier{o.tier}"
+    t.claimed_by, t.claimed_at = None, None
+    t.updated_at = datetime.now(UTC)
+
+
+def run_cost_by_ticket(s: Session, run_id: int) -> dict[int, int]:
+    rows = s.execute(select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico))
+                     .where(ModelCall.run_id == run_id).group_by(ModelCall.ticket_id))
+    return {tid: int(p or 0) for tid, p in rows}
+
+
+def tickets_by_id(s: Session, ids: Sequence[int]) -> dict[int, Ticket]:
+    out: dict[int, Ticket] = {}
+    for i in range(0, len(ids), 500):
+        out.update({t.id: t for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids[i:i + 500])))})
+    return out
+
+
+def last_answered_call(s: Session, ticket_id: int) -> ModelCall | None:
+    return s.scalars(select(ModelCall).where(ModelCall.ticket_id == ticket_id, ModelCall.outcome != "error")
+                     .order_by(ModelCall.id.desc()).limit(1)).first()
+
+
+def ticket_ids_below(s: Session, confidence: float, include_unlabelled: bool = True) -> list[int]:
+    cond = Ticket.confidence < confidence
+    if include_unlabelled:
+        cond = or_(cond, and_(Ticket.confidence.is_(None), Ticket.status != PENDING))
+    return list(s.scalars(select(Ticket.id).where(cond, Ticket.corrected.is_(False), Ticket.status != PENDING)
+                          .order_by(Ticket.id)))
+
+
+def ticket_ids_in_state(s: Session, status: str) -> list[int]:
+    return list(s.scalars(select(Ticket.id).where(Ticket.status == status).order_by(Ticket.id)))
+
+
+def finish_run(s: Session, run_id: int, status: str, message: str | None = None) -> None:
+    run = s.get(Run, run_id)
+    run.status, run.message, run.finished_at = status, message, datetime.now(UTC)
+
+
+def run_state_counts(s: Session, run_id: int) -> dict[str, int]:
+    rows = s.execute(select(Ticket.status, func.count()).where(Ticket.run_id == run_id).group_by(Ticket.status))
+    return {k: v for k, v in rows}
+
+
+def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+    """Calls, tokens and exact cost per UTC day, model and tier."""
+    day = func.date(ModelCall.created_at)
+    q = select(
+        day.label("day"), ModelCall.model, ModelCall.tier, func.count().label("calls"),
+        func.sum(ModelCall.input_tokens).label("input_tokens"),
+        func.sum(ModelCall.output_tokens).label("output_tokens"),
+        func.sum(ModelCall.cost_pico).label("cost_pico"),
+    ).group_by(day, ModelCall.model, ModelCall.tier).order_by(day, ModelCall.model)
+    if start is not None:
+        q = q.where(ModelCall.created_at >= datetime.combine(start, datetime.min.time(), UTC))
+    if end is not None:
+        q = q.where(ModelCall.created_at < datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
+    return [
+        {"day": str(r.day), "model": r.model, "tier": r.tier, "calls": r.calls,
+         "input_tokens": int(r.input_tokens or 0), "output_tokens": int(r.output_tokens or 0),
+         "cost_usd": from_pico(r.cost_pico)}
+        for r in s.execute(q)
+    ]
+
+
+def all_calls_for_repricing(s: Session) -> Iterable[ModelCall]:
+    return s.scalars(select(ModelCall).order_by(ModelCall.id))

@@ -1,0 +1,36 @@
+import os
+
+import pytest
+
+from tests.fake_anthropic import FakeAnthropic
+
+
+@pytest.fixture
+def fake():
+    """A fake Messages API; the test fails if the engine sent any body the real API would reject."""
+    with FakeAnthropic() as server:
+        yield server
+        assert not server.invalid, f"invalid request bodies sent: {server.invalid[:2]}"
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'triage.db'}"
+
+
+@pytest.fixture
+def db(db_url):
+    from db.migrate import open_database
+
+    database = open_database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def env(fake, db_url, monkeypatch):
+    """Environment for CLI runs against the fake server and a temporary database."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
+    return dict(os.environ)

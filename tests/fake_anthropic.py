@@ -1,0 +1,307 @@
+"""A real HTTP server on 127.0.0.1 that speaks the Messages API, scriptable per test.
+
+The engine reaches it only through the official SDK via `base_url`. Every request body is validated against
+`CreateMessageParams` from Anthropic's OpenAPI spec and against API version 2026-10-21's extra rules; anything
+invalid is answered with a 400 and recorded in `invalid`, which the test fixtures assert is empty.
+
+Default behaviour is a small keyword "model" so end-to-end tests get plausible labels. Tickets can steer it
+with markers: [[conf=0.3]] (tier-1 confidence), [[conf2=0.9]] (tier-2 confidence), [[label=xyz]],
+[[refuse]], [[prose]], [[fence]], [[thinking]], [[max_tokens]], [[status=529]], [[drop]], [[slow=0.5]].
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "anthropic-openapi.json"
+FORBIDDEN = ("temperature", "top_p", "top_k")
+KEYWORDS = {
+    "billing": ("refund", "charge", "charged", "invoice", "payment", "price", "bill", "billing", "card", "subscription",
+                "receipt", "vat", "plan"),
+    "technical": ("error", "crash", "bug", "broken", "not working", "500", "slow", "timeout", "api", "fails",
+                  "outage", "sync"),
+    "account": ("password", "login", "log in", "2fa", "two-factor", "email address", "account", "locked", "username",
+                "sso"),
+    "product_feedback": ("feature", "suggest", "love", "wish", "would be nice", "please add", "dark mode",
+                         "feedback", "idea"),
+}
+
+_validator = None
+_validator_lock = threading.Lock()
+
+
+def spec_validator():
+    """A jsonschema validator for CreateMessageParams (built once; the spec is large)."""
+    global _validator
+    with _validator_lock:
+        if _validator is None:
+            from jsonschema import Draft202012Validator
+
+            spec = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+            schema = {"$ref": "#/components/schemas/CreateMessageParams", "components": spec["components"]}
+            _validator = Draft202012Validator(schema)
+    return _validator
+
+
+def request_problems(body: dict) -> list[str]:
+    """Why the real API (version 2026-10-21) would reject this body; empty when it would accept it."""
+    problems = [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}"
+                for e in spec_validator().iter_errors(body)]
+    problems += [f"{k}: Extra inputs are not permitted" for k in FORBIDDEN if k in body]
+    messages = body.get("messages") or []
+    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+        problems.append("messages: assistant prefill is not supported on this model")
+    return problems
+
+
+@dataclass
+class Reply:
+    """A 200 answer. `text` is the model's text block; `json_body` is serialised into it when given."""
+
+    json_body: dict | None = None
+    text: str | None = None
+    stop_reason: str = "end_turn"
+    thinking: bool = False
+    usage: dict | None = None
+    model: str | None = None
+    delay: float = 0.0
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Error:
+    status: int
+    type: str = "api_error"
+    message: str = "Internal server error"
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Drop:
+    """Close the connection without answering."""
+
+    delay: float = 0.0
+
+
+Action = Reply | Error | Drop
+
+
+def ticket_text(body: dict) -> str:
+    content = body["messages"][-1]["content"]
+    if isinstance(content, list):
+        content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    m = re.search(r"<ticket>\n?(.*)\n?</ticket>", content, re.S)
+    return m.group(1) if m else content
+
+
+def keyword_label(text: str) -> tuple[str, int]:
+    low = text.lower()
+    hits = {cat: sum(1 for w in words if w in low) for cat, words in KEYWORDS.items()}
+    best = max(hits, key=lambda c: hits[c])
+    distinct = sum(1 for v in hits.values() if v)
+    return (best if hits[best] else "technical"), distinct
+
+
+def default_responder(body: dict) -> Action:
+    text = ticket_text(body)
+    model = body["model"]
+    tier2 = "sonnet" in model
+    markers = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
+    if "status" in markers:
+        return Error(int(markers["status"]), "overloaded_error" if markers["status"] == "529" else "api_error",
+                     "scripted failure")
+    if "drop" in markers:
+        return Drop()
+    delay = float(markers.get("slow") or 0)
+    label, distinct = keyword_label(text)
+    label = markers.get("label", label)
+    conf = 0.93 if distinct == 1 else 0.55
+    if tier2:
+        conf = 0.95 if distinct <= 1 else 0.8
+    key = "conf2" if tier2 else "conf"
+    if key in markers:
+        conf = float(markers[key])
+    answer = {"reason": f"mentions {label.replace('_', ' ')} matters", "category": label, "confidence": conf}
+    if "refuse" in markers:
+        return Reply(text="", stop_reason="refusal", delay=delay)
+    if "max_tokens" in markers:
+        return Reply(text='{"reason": "the customer is', stop_reason="max_tokens", delay=delay)
+    if "prose" in markers:
+        return Reply(text=f"Sure! Here is the classification:\n{json.dumps(answer)}\nHope this helps.", delay=delay)
+    if "fence" in markers:
+        return Reply(text=f"```json\n{json.dumps(answer)}\n```", delay=delay)
+    return Reply(json_body=answer, thinking="thinking" in markers, delay=delay)
+
+
+class FakeAnthropic:
+    """Start with `with FakeAnthropic() as fake:`; point the SDK at `fake.base_url`."""
+
+    def __init__(self, *, api_key: str = "test-key", validate: bool = True, delay: float = 0.0,
+                 responder: Callable[[dict], Action] | None = None):
+        self.api_key = api_key
+        self.validate = validate
+        self.delay = delay
+        self.responder = responder or default_responder
+        self.script: deque[Action] = deque()
+        self.requests: list[dict] = []  # {"body", "headers", "time", "status"}
+        self.invalid: list[tuple[dict, list[str]]] = []
+        self.usage_log: list[dict] = []  # usage of every 200 answer, with its model
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- scripting --------------------------------------------------------------------------------
+    def push(self, *actions: Action) -> None:
+        """Queue actions answered in order, before the responder is consulted."""
+        with self._lock:
+            self.script.extend(actions)
+
+    def _next_action(self, body: dict) -> Action:
+        with self._lock:
+            if self.script:
+                return self.script.popleft()
+        return self.responder(body)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def __enter__(self) -> FakeAnthropic:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):  # noqa: N802
+                fake._handle(self)
+
+            def do_GET(self):  # noqa: N802
+                fake._send_json(self, 404, {"type": "error", "error": {"type": "not_found_error",
+                                                                       "message": "not found"}})
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def _send_json(self, h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None):
+        data = json.dumps(payload).encode()
+        request_id = f"req_{uuid.uuid4().hex[:24]}"
+        h.send_response(status)
+        h.send_header("content-type", "application/json")
+        h.send_header("content-length", str(len(data)))
+        h.send_header("request-id", request_id)
+        h.send_header("anthropic-ratelimit-requests-limit", "4000")
+        h.send_header("anthropic-ratelimit-requests-remaining", "3999")
+        for k, v in (headers or {}).items():
+            h.send_header(k, str(v))
+        h.end_headers()
+        h.wfile.write(data)
+        return request_id
+
+    def _error(self, h, status: int, etype: str, message: str, headers: dict | None = None):
+        return self._send_json(h, status, {"type": "error", "error": {"type": etype, "message": message},
+                                           "request_id": f"req_{uuid.uuid4().hex[:24]}"}, headers)
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(length)
+        record = {"time": time.monotonic(), "headers": dict(h.headers), "path": h.path, "body": None}
+        with self._lock:
+            self.requests.append(record)
+        if h.path.split("?")[0] != "/v1/messages":
+            self._error(h, 404, "not_found_error", f"no route {h.path}")
+            return
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            self._error(h, 400, "invalid_request_error", "body is not JSON")
+            return
+        record["body"] = body
+        auth = h.headers.get("x-api-key") or (h.headers.get("authorization") or "").removeprefix("Bearer ")
+        if auth != self.api_key:
+            record["status"] = 401
+            self._error(h, 401, "authentication_error", "invalid x-api-key")
+            return
+        if self.validate:
+            problems = request_problems(body)
+            if problems:
+                with self._lock:
+                    self.invalid.append((body, problems))
+                record["status"] = 400
+                self._error(h, 400, "invalid_request_error", "; ".join(problems)[:2000])
+                return
+        action = self._next_action(body)
+        time.sleep(self.delay + getattr(action, "delay", 0.0))
+        if isinstance(action, Drop):
+            record["status"] = "dropped"
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if isinstance(action, Error):
+            record["status"] = action.status
+            self._error(h, action.status, action.type, action.message, action.headers)
+            return
+        record["status"] = 200
+        self._send_json(h, 200, self._message(body, action), action.headers)
+
+    def _message(self, body: dict, a: Reply) -> dict:
+        text = a.text if a.text is not None else json.dumps(a.json_body or {})
+        content = []
+        if a.thinking:
+            content.append({"type": "thinking", "thinking": "", "signature": "sig_" + uuid.uuid4().hex})
+        if a.stop_reason != "refusal" or text:
+            content.append({"type": "text", "text": text})
+        prompt_chars = len(json.dumps(body.get("system", ""))) + len(json.dumps(body["messages"]))
+        usage = {
+            "input_tokens": max(1, prompt_chars // 4), "output_tokens": max(1, len(text) // 4),
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "service_tier": "standard",
+        }
+        usage.update(a.usage or {})
+        model = a.model or body["model"]
+        with self._lock:
+            self.usage_log.append({"model": model, **usage})
+        msg = {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": model,
+               "content": content, "stop_reason": a.stop_reason, "stop_sequence": None, "usage": usage}
+        if a.stop_reason == "refusal":
+            msg["stop_details"] = {"type": "refusal", "category": "general_harms",
+                                   "explanation": "scripted refusal"}
+        return msg

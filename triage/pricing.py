@@ -1,0 +1,143 @@
+"""Exact cost from the API's `usage` and a dated price table (Decimal, never float)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+MTOK = Decimal(1_000_000)
+PICO = Decimal("1e12")  # costs are stored as integer pico-dollars so SQL sums stay exact
+
+
+class PricingError(LookupError):
+    """No price is known for a model at a date."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+    service_tier: str | None = None  # "standard" | "priority" | "batch"
+    inference_geo: str | None = None  # "us" costs more on the Claude API
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens + self.cache_read_tokens
+
+
+@dataclass(frozen=True)
+class Band:
+    max_prompt_tokens: int | None
+    input: Decimal
+    output: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    cache_read: Decimal
+
+
+@dataclass(frozen=True)
+class PriceEntry:
+    effective_from: date
+    bands: tuple[Band, ...]
+
+    def band_for(self, prompt_tokens: int) -> Band:
+        for band in self.bands:
+            if band.max_prompt_tokens is None or prompt_tokens <= band.max_prompt_tokens:
+                return band
+        return self.bands[-1]
+
+
+class PriceTable:
+    def __init__(self, data: dict):
+        self.batch_multiplier = Decimal(str(data.get("batch_multiplier", "0.5")))
+        self.aliases: dict[str, str] = dict(data.get("aliases", {}))
+        self.geo_multipliers = {k: Decimal(str(v)) for k, v in data.get("geo_multipliers", {}).items()}
+        self.models: dict[str, list[PriceEntry]] = {}
+        for model, entries in data["models"].items():
+            parsed = [
+                PriceEntry(
+                    date.fromisoformat(e["effective_from"]),
+                    tuple(
+                        Band(
+                            b.get("max_prompt_tokens"),
+                            *(Decimal(str(b[k])) for k in
+                              ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")),
+                        )
+                        for b in e["bands"]
+                    ),
+                )
+                for e in entries
+            ]
+            self.models[model] = sorted(parsed, key=lambda p: p.effective_from)
+
+    @classmethod
+    def default(cls) -> PriceTable:
+        text = resources.files("triage.config").joinpath("prices.json").read_text(encoding="utf-8")
+        return cls(json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> PriceTable:
+        if path is None:
+            return cls.default()
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def canonical(self, model: str) -> str:
+        return self.aliases.get(model, model)
+
+    def knows(self, model: str) -> bool:
+        return self.canonical(model) in self.models
+
+    def entry(self, model: str, at: date | datetime) -> PriceEntry:
+        day = at.date() if isinstance(at, datetime) else at
+        entries = self.models.get(self.canonical(model))
+        if not entries:
+            raise PricingError(f"no price for model {model!r} in the price table")
+        current = [e for e in entries if e.effective_from <= day]
+        if not current:
+            raise PricingError(f"no price for model {model!r} on {day.isoformat()}")
+        return current[-1]
+
+    def cost(self, model: str, usage: Usage, at: date | datetime) -> Decimal:
+        """Dollar cost of one call, exact."""
+        band = self.entry(model, at).band_for(usage.prompt_tokens)
+        total = (
+            usage.input_tokens * band.input
+            + usage.output_tokens * band.output
+            + usage.cache_write_5m_tokens * band.cache_write_5m
+            + usage.cache_write_1h_tokens * band.cache_write_1h
+            + usage.cache_read_tokens * band.cache_read
+        ) / MTOK
+        if usage.service_tier == "batch":
+            total *= self.batch_multiplier
+        if usage.inference_geo in self.geo_multipliers:
+            total *= self.geo_multipliers[usage.inference_geo]
+        return total
+
+    def as_rows(self) -> list[dict]:
+        """Flat rows for display (Settings page, docs)."""
+        rows = []
+        for model, entries in self.models.items():
+            for e in entries:
+                for b in e.bands:
+                    rows.append({
+                        "model": model, "effective_from": e.effective_from.isoformat(),
+                        "prompt_band": f"<= {b.max_prompt_tokens:,}" if b.max_prompt_tokens else "any",
+                        "input": b.input, "output": b.output, "cache_write_5m": b.cache_write_5m,
+                        "cache_write_1h": b.cache_write_1h, "cache_read": b.cache_read,
+                    })
+        return rows
+
+
+def to_pico(amount: Decimal) -> int:
+    return int((amount * PICO).to_integral_value())
+
+
+def from_pico(pico: int | None) -> Decimal:
+    return Decimal(pico or 0) / PICO

@@ -1,0 +1,197 @@
+"""Claude over the official SDK: structured output, exact usage, our own retry loop honouring retry-after."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, datetime
+
+import anthropic
+
+from triage import prompts
+from triage.parsing import parse_answer
+from triage.pricing import PriceTable, PricingError, Usage
+from triage.providers.base import (
+    AUTH,
+    BAD_REQUEST,
+    ERROR,
+    OK,
+    REFUSAL,
+    TRANSIENT,
+    TRUNCATED,
+    UNKNOWN_LABEL,
+    UNPARSED,
+    CallResult,
+)
+from triage.taxonomy import UNKNOWN, Taxonomy
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+
+
+class AnthropicProvider:
+    """One tier backed by one Claude model. The SDK's own retries are off: this class retries."""
+
+    def __init__(
+        self,
+        client: anthropic.AsyncAnthropic,
+        model: str,
+        tier: int,
+        prices: PriceTable,
+        *,
+        max_tokens: int = 300,
+        effort: str | None = "low",
+        thinking: dict | None = None,
+        max_attempts: int = 5,
+        max_retry_wait: float = 60.0,
+        base_delay: float = 0.5,
+    ):
+        self.client = client
+        self.model = model
+        self.tier = tier
+        self.prices = prices
+        self.max_tokens = max_tokens
+        self.effort = effort
+        self.thinking = thinking
+        self.max_attempts = max_attempts
+        self.max_retry_wait = max_retry_wait
+        self.base_delay = base_delay
+
+    def request_body(self, text: str, taxonomy: Taxonomy) -> dict:
+        output_config: dict = {"format": {"type": "json_schema", "schema": prompts.output_schema(taxonomy)}}
+        if self.effort:
+            output_config["effort"] = self.effort
+        body: dict = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": prompts.system_prompt(taxonomy),
+            "messages": [{"role": "user", "content": prompts.user_message(text)}],
+            "output_config": output_config,
+        }
+        if self.thinking:
+            body["thinking"] = self.thinking
+        return body
+
+    async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
+        body = self.request_body(text, taxonomy)
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                raw = await self.client.messages.with_raw_response.create(**body)
+                message = await raw.parse()
+            except anthropic.APIStatusError as exc:
+                wait = self._retry_wait(exc.status_code, exc.response.headers, attempt)
+                if wait is not None:
+                    await asyncio.sleep(wait)
+                    continue
+                return self._error_result(exc, attempt, started)
+            except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "could not connect"
+                return CallResult(
+                    self.tier, self.model, ERROR, error=f"API {kind} after {attempt} attempts: {exc}",
+                    error_kind=TRANSIENT, attempts=attempt, latency_ms=_ms(started),
+                )
+            return self._answer_result(message, raw.request_id, taxonomy, attempt, started)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.base_delay * 2 ** (attempt - 1), 8.0) * random.uniform(0.75, 1.0)
+
+    def _retry_wait(self, status: int, headers, attempt: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if status not in RETRYABLE_STATUS or attempt >= self.max_attempts:
+            return None
+        if headers.get("x-should-retry") == "false":
+            return None
+        advised = _retry_after(headers)
+        if advised is not None:
+            return advised if advised <= self.max_retry_wait else None
+        return self._backoff(attempt)
+
+    def _error_result(self, exc: anthropic.APIStatusError, attempt: int, started: float) -> CallResult:
+        status = exc.status_code
+        api_message = getattr(exc, "api_message", None) or str(exc)
+        if status in (401, 403):
+            kind, error = AUTH, f"the API key was rejected ({status}): {api_message}"
+        elif status in RETRYABLE_STATUS:
+            advised = _retry_after(exc.response.headers)
+            hint = f"; the API asked to wait {advised:.0f} s" if advised else ""
+            kind, error = TRANSIENT, f"API error {status} after {attempt} attempts{hint}: {api_message}"
+        else:
+            kind, error = BAD_REQUEST, f"API rejected the request ({status}): {api_message}"
+        return CallResult(
+            self.tier, self.model, ERROR, error=error, error_kind=kind, attempts=attempt,
+            request_id=exc.request_id, latency_ms=_ms(started),
+        )
+
+    def _answer_result(self, message, request_id, taxonomy: Taxonomy, attempt: int, started: float) -> CallResult:
+        usage = usage_from_message(message)
+        try:
+            cost = self.prices.cost(message.model or self.model, usage, _now())
+        except PricingError:
+            cost = self.prices.cost(self.model, usage, _now())
+        text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
+        result = CallResult(
+            self.tier, self.model, OK, model_returned=message.model, usage=usage, cost_usd=cost,
+            latency_ms=_ms(started), request_id=request_id, stop_reason=message.stop_reason, attempts=attempt,
+        )
+        if message.stop_reason == "refusal":
+            details = getattr(message, "stop_details", None)
+            category = getattr(details, "category", None) if details else None
+            result.outcome, result.problem = REFUSAL, f"the model refused ({category or 'no category given'})"
+            return result
+        parsed = parse_answer(text, taxonomy)
+        result.category, result.confidence, result.reason = parsed.category, parsed.confidence, parsed.reason
+        result.problem = parsed.problem
+        if parsed.category is None:
+            result.outcome = TRUNCATED if message.stop_reason == "max_tokens" else UNPARSED
+            if message.stop_reason == "max_tokens":
+                result.problem = f"answer cut off at max_tokens={self.max_tokens}"
+        elif parsed.category == UNKNOWN:
+            result.outcome = UNKNOWN_LABEL
+        elif parsed.confidence is None:
+            result.outcome = UNPARSED
+        return result
+
+
+def usage_from_message(message) -> Usage:
+    u = message.usage
+    write_total = u.cache_creation_input_tokens or 0
+    cc = getattr(u, "cache_creation", None)
+    w5 = (cc.ephemeral_5m_input_tokens or 0) if cc else write_total
+    w1h = (cc.ephemeral_1h_input_tokens or 0) if cc else 0
+    return Usage(
+        input_tokens=u.input_tokens or 0,
+        output_tokens=u.output_tokens or 0,
+        cache_write_5m_tokens=w5,
+        cache_write_1h_tokens=w1h,
+        cache_read_tokens=u.cache_read_input_tokens or 0,
+        service_tier=u.service_tier,
+        inference_geo=getattr(u, "inference_geo", None),
+    )
+
+
+def _retry_after(headers) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

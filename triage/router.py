@@ -1,0 +1,113 @@
+"""Two-tier routing: tier 1 first, tier 2 when tier 1 is unsure, unusable, or asked for.
+
+Pure decisions live here; the service layer feeds calls in and stores what comes out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from triage.providers.base import AUTH, ERROR, CallResult, Provider
+from triage.taxonomy import Taxonomy
+
+# ticket states
+PENDING, CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED = "pending", "classified", "escalated", "needs_review", "failed"
+STATES = (PENDING, CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED)
+MODES = ("auto", "haiku", "sonnet")
+
+
+class KeyRejected(RuntimeError):
+    """401/403 from the API: the whole run stops at once."""
+
+
+def should_escalate(call: CallResult, threshold: float) -> bool:
+    """Tier 1 answered but cannot be trusted on its own."""
+    if not call.answered:
+        return False  # errors are retried later, not escalated
+    if not call.usable:
+        return True  # unknown label, unparsed, refusal, cut off
+    return (call.confidence or 0.0) < threshold
+
+
+@dataclass
+class Outcome:
+    """Where one ticket ended after this pass, and every call it took."""
+
+    calls: list[CallResult] = field(default_factory=list)
+    status: str = PENDING
+    category: str | None = None
+    confidence: float | None = None
+    tier: int | None = None
+    model: str | None = None
+    escalated: bool = False
+    reason: str | None = None  # why the ticket is failed or needs review
+
+
+def decide(calls: list[CallResult], threshold: float) -> Outcome:
+    """The ticket's state and machine label from its calls (oldest first)."""
+    out = Outcome(calls=list(calls))
+    answered = [c for c in calls if c.answered]
+    out.escalated = any(c.tier >= 2 for c in answered) and any(c.tier < 2 for c in answered)
+    if not answered:
+        last = calls[-1] if calls else None
+        out.status = FAILED if last else PENDING
+        out.reason = last.error if last else None
+        return out
+    best = max(answered, key=lambda c: (c.tier, calls.index(c)))  # highest tier wins, then the latest
+    out.tier, out.model = best.tier, best.model_returned or best.model
+    if best.usable:
+        out.category, out.confidence = best.category, best.confidence
+    last = calls[-1]
+    if last.outcome == ERROR and last.tier > best.tier:
+        # the escalation itself failed: keep tier 1's label, leave the ticket failed and retryable
+        out.status, out.reason = FAILED, last.error
+    if out.status == FAILED:
+        return out
+    if not best.usable:
+        out.status = NEEDS_REVIEW
+        out.reason = best.problem or best.outcome
+    elif (best.confidence or 0.0) < threshold:
+        out.status = NEEDS_REVIEW
+        out.reason = f"confidence {best.confidence:.2f} under the threshold {threshold:.2f}"
+    else:
+        out.status = ESCALATED if out.escalated else CLASSIFIED
+    return out
+
+
+class Router:
+    """Runs one ticket through the tiers. `prior` calls (already billed) are reused, never repeated."""
+
+    def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
+                 threshold: float = 0.7, mode: str = "auto"):
+        if mode not in MODES:
+            raise ValueError(f"tier must be one of {', '.join(MODES)}")
+        if not 0 <= threshold <= 1:
+            raise ValueError("threshold must be between 0 and 1")
+        self.tier1, self.tier2, self.taxonomy = tier1, tier2, taxonomy
+        self.threshold, self.mode = threshold, mode
+
+    async def classify(self, text: str, prior: list[CallResult] | None = None, on_call=None) -> Outcome:
+        calls = list(prior or [])
+        first = self.tier2 if self.mode == "sonnet" else self.tier1
+        done = next((c for c in calls if c.tier == first.tier and c.answered), None)
+        if done is None:
+            done = await self._call(first, text, calls, on_call)
+        if self.mode == "auto" and self.tier2 is not None and should_escalate(done, self.threshold):
+            if not any(c.tier == self.tier2.tier and c.answered for c in calls):
+                await self._call(self.tier2, text, calls, on_call)
+        return decide(calls, self.threshold)
+
+    async def escalate(self, text: str, prior: list[CallResult], on_call=None) -> Outcome:
+        """On demand: ask tier 2 whatever tier 1 said."""
+        calls = list(prior)
+        await self._call(self.tier2, text, calls, on_call)
+        return decide(calls, self.threshold)
+
+    async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call) -> CallResult:
+        result = await provider.classify(text, self.taxonomy)
+        calls.append(result)
+        if on_call is not None:
+            await on_call(result)
+        if result.error_kind == AUTH:
+            raise KeyRejected(result.error or "the API key was rejected")
+        return result

@@ -1,0 +1,262 @@
+"""Use cases: import tickets, classify the queue, escalate on demand, report spend.
+
+Entry points (CLI, dashboard, worker) call these; they hold no SQL and no HTTP of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import anthropic
+
+from db import queries
+from db.engine import Database
+from triage import taxonomy as taxonomy_mod
+from triage.pricing import PriceTable, from_pico
+from triage.providers.anthropic_provider import AnthropicProvider
+from triage.providers.base import ERROR, CallResult
+from triage.router import FAILED, KeyRejected, Outcome, Router
+from triage.settings import Settings
+from triage.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+NO_KEY_MESSAGE = (
+    "No ANTHROPIC_API_KEY is set, so Claude Haiku and Sonnet cannot be called. "
+    "Set it in the environment (export ANTHROPIC_API_KEY=sk-ant-...) and run again."
+)
+
+
+class NoApiKey(RuntimeError):
+    pass
+
+
+@dataclass
+class RunReport:
+    run_id: int | None
+    processed: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    stopped: str | None = None  # why the run stopped early (rejected key), None when it finished
+
+
+def load_taxonomy(settings: Settings) -> Taxonomy:
+    return taxonomy_mod.load(settings.taxonomy_path)
+
+
+def make_client(settings: Settings) -> anthropic.AsyncAnthropic:
+    if not settings.has_api_key:
+        raise NoApiKey(NO_KEY_MESSAGE)
+    return anthropic.AsyncAnthropic(
+        api_key=settings.api_key, base_url=settings.base_url, max_retries=0, timeout=settings.request_timeout,
+    )
+
+
+def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", threshold: float | None = None,
+                 client: anthropic.AsyncAnthropic | None = None, prices: PriceTable | None = None) -> Router:
+    client = client or make_client(settings)
+    prices = prices or PriceTable.load(settings.prices_path)
+
+    def provider(model: str, tier: int) -> AnthropicProvider:
+        return AnthropicProvider(client, model, tier, prices, max_tokens=settings.max_tokens,
+                                 effort=settings.effort, max_attempts=settings.max_attempts)
+
+    return Router(provider(settings.tier1_model, 1), provider(settings.tier2_model, 2), taxonomy,
+                  threshold=settings.threshold if threshold is None else threshold, mode=mode)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def _in_tx(db: Database, fn):
+    def run():
+        with db.write.begin() as s:
+            return fn(s)
+    return await asyncio.to_thread(run)
+
+
+async def _read(db: Database, fn):
+    def run():
+        with db.read() as s:
+            return fn(s)
+    return await asyncio.to_thread(run)
+
+
+OnTicket = Callable[[int, Outcome], None]
+
+
+async def _handle(db: Database, run_id: int | None, ticket_id: int, step) -> Outcome:
+    """Run one ticket through `step` (classify or escalate), storing each call as it returns."""
+    prior = await _read(db, lambda s: queries.current_calls(s, ticket_id))
+
+    async def on_call(c: CallResult) -> None:
+        await _in_tx(db, lambda s: queries.record_call(s, ticket_id, run_id, c))
+
+    try:
+        outcome = await step([c for c in prior if c.answered], on_call)
+    except KeyRejected:
+        raise
+    except Exception as exc:  # a bug or a database fault must not strand the ticket
+        log.exception("ticket %s failed unexpectedly", ticket_id)
+        outcome = Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+    await _in_tx(db, lambda s: queries.apply_outcome(s, ticket_id, outcome))
+    return outcome
+
+
+async def process_queue(db: Database, router: Router, *, run_id: int | None = None, concurrency: int = 8,
+                        worker: str | None = None, on_ticket: OnTicket | None = None) -> RunReport:
+    """Classify pending tickets (of one run, or all) until none are left. Durable: claims first."""
+    worker = worker or worker_name()
+    report = RunReport(run_id)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 2)
+    stop = asyncio.Event()
+
+    async def producer() -> None:
+        try:
+            while not stop.is_set():
+                batch = await _in_tx(db, lambda s: queries.claim_pending(s, worker, concurrency, run_id))
+                if not batch:
+                    break
+                for item in batch:
+                    await queue.put(item)
+        finally:
+            for _ in range(concurrency):
+                await queue.put(None)
+
+    async def consumer() -> None:
+        while (item := await queue.get()) is not None:
+            if stop.is_set():
+                continue
+            tid, text = item
+            try:
+                outcome = await _handle(db, run_id, tid, lambda prior, cb, text=text:
+                                        router.classify(text, prior=prior, on_call=cb))
+            except KeyRejected as exc:
+                report.stopped = str(exc)
+                stop.set()
+                continue
+            report.processed += 1
+            if on_ticket:
+                on_ticket(tid, outcome)
+
+    await _gather_or_release(db, worker, [producer()] + [consumer() for _ in range(concurrency)])
+    if run_id is not None:
+        report.states = await _read(db, lambda s: queries.run_state_counts(s, run_id))
+    return report
+
+
+async def _gather_or_release(db: Database, worker: str, coros: Sequence[Awaitable]) -> None:
+    try:
+        await asyncio.gather(*coros)
+    finally:
+        await _in_tx(db, lambda s: queries.release_claims(s, worker))
+
+
+async def escalate_tickets(db: Database, router: Router, ticket_ids: Sequence[int], *, run_id: int | None = None,
+                           concurrency: int = 8, on_ticket: OnTicket | None = None) -> RunReport:
+    """Ask tier 2 about these tickets, whatever tier 1 said."""
+    report = RunReport(run_id)
+    texts = await _read(db, lambda s: {t.id: t.text for t in queries.tickets_by_id(s, list(ticket_ids)).values()})
+    missing = [i for i in ticket_ids if i not in texts]
+    if missing:
+        raise LookupError(f"no ticket with id {', '.join(map(str, missing[:10]))}")
+    sem = asyncio.Semaphore(concurrency)
+    stop = asyncio.Event()
+
+    async def one(tid: int) -> None:
+        async with sem:
+            if stop.is_set():
+                return
+            try:
+                outcome = await _handle(db, run_id, tid, lambda prior, cb: router.escalate(texts[tid], prior, cb))
+            except KeyRejected as exc:
+                report.stopped = str(exc)
+                stop.set()
+                return
+            report.processed += 1
+            if on_ticket:
+                on_ticket(tid, outcome)
+
+    await asyncio.gather(*(one(t) for t in ticket_ids))
+    return report
+
+
+async def run_worker(db: Database, router: Router, *, concurrency: int = 8, once: bool = False,
+                     poll_seconds: float = 2.0, stop: asyncio.Event | None = None) -> RunReport:
+    """Process every pending ticket, whichever run queued it; poll for more unless `once`."""
+    total = RunReport(None)
+    while True:
+        report = await process_queue(db, router, concurrency=concurrency)
+        total.processed += report.processed
+        if report.stopped:
+            total.stopped = report.stopped
+            return total
+        if once or (stop is not None and stop.is_set()):
+            return total
+        try:
+            await asyncio.wait_for((stop or asyncio.Event()).wait(), timeout=poll_seconds)
+        except TimeoutError:
+            pass
+
+
+def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
+    """Queue every failed ticket again under a new run; returns (run id, how many)."""
+    with db.write.begin() as s:
+        ids = queries.ticket_ids_in_state(s, FAILED)
+        run_id = queries.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=0.7)
+        n = queries.requeue_tickets(s, ids, run_id) if ids else 0
+    return run_id, n
+
+
+# ---- synchronous conveniences for entry points -------------------------------------------------
+
+def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str = "cli",
+              mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queries.Imported:
+    with db.write.begin() as s:
+        run_id = queries.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
+        return queries.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
+
+
+def finish_run(db: Database, report: RunReport) -> None:
+    if report.run_id is None:
+        return
+    with db.write.begin() as s:
+        queries.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
+
+
+def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int]) -> list[dict]:
+    """One output row per input ticket: the current label and what this run spent on it."""
+    with db.read() as s:
+        costs = queries.run_cost_by_ticket(s, run_id)
+        tickets = queries.tickets_by_id(s, list(dict.fromkeys(ticket_ids)))
+        rows = []
+        for tid in ticket_ids:
+            t = tickets[tid]
+            last = queries.last_answered_call(s, tid)
+            rows.append({
+                "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
+                "confidence": t.confidence, "tier": t.label_source,
+                "model": (last.model_returned or last.model) if last else None,
+                "escalated": t.escalated, "cost_usd": str(from_pico(costs.get(tid, 0))),
+                "status": t.status, "reason": t.status_reason or (last.reason if last else None),
+            })
+    return rows
+
+
+def spend(db: Database, start=None, end=None) -> list[dict]:
+    with db.read() as s:
+        return queries.spend_by_day(s, start, end)
+
+
+def total_spend(db: Database) -> Decimal:
+    return sum((r["cost_usd"] for r in spend(db)), Decimal(0))
+
+
+__all__ = ["ERROR", "NoApiKey", "RunReport", "build_router", "escalate_tickets", "finish_run", "process_queue",
+           "run_rows", "spend", "start_run", "total_spend"]
