@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -54,11 +57,21 @@ class Database:
 
     def __init__(self, url: str | None = None, engine: Engine | None = None):
         self.engine = engine or make_engine(url)
-        self.url = str(self.engine.url)
+        self.url = self.engine.url.render_as_string(hide_password=False)
         self.read: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
-        self.write: sessionmaker[Session] = sessionmaker(
+        self._write: sessionmaker[Session] = sessionmaker(
             self.engine.execution_options(write=True), expire_on_commit=False
         )
+        # SQLite has one writer at a time. Threads of this process queue on a Python lock (woken at once)
+        # rather than on SQLite's busy handler (which sleeps and polls); other processes still use the
+        # busy timeout.
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A short write transaction: commits on success, rolls back on error."""
+        with self._write_lock or nullcontext(), self._write.begin() as session:
+            yield session
 
     @property
     def dialect(self) -> str:

@@ -32,3 +32,8 @@ def open_database(url: str | None = None, migrate: bool = True) -> Database:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     return db
+
+
+if __name__ == "__main__":  # `python -m db.migrate`: bring the configured database to the latest schema
+    upgrade()
+    print(f"database ready: {database_url()}")

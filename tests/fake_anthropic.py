@@ -11,6 +11,7 @@ with markers: [[conf=0.3]] (tier-1 confidence), [[conf2=0.9]] (tier-2 confidence
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -101,7 +102,7 @@ def ticket_text(body: dict) -> str:
     content = body["messages"][-1]["content"]
     if isinstance(content, list):
         content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
-    m = re.search(r"<ticket>\n?(.*)\n?</ticket>", content, re.S)
+    m = re.search(r"<ticket>\n?(.*)\n?</ticket>", content, re.DOTALL)
     return m.group(1) if m else content
 
 
@@ -185,14 +186,15 @@ class FakeAnthropic:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every keep-alive reply
 
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 fake._handle(self)
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 fake._send_json(self, 404, {"type": "error", "error": {"type": "not_found_error",
                                                                        "message": "not found"}})
 
@@ -200,8 +202,13 @@ class FakeAnthropic:
             daemon_threads = True
             request_queue_size = 128
 
+            def handle_error(self, request, client_address):  # a client hanging up is not news
+                import sys
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
         self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop(self) -> None:
         if self._server:
@@ -269,10 +276,8 @@ class FakeAnthropic:
         if isinstance(action, Drop):
             record["status"] = "dropped"
             h.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         if isinstance(action, Error):
             record["status"] = action.status

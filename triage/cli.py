@@ -104,7 +104,7 @@ def cmd_escalate(args) -> int:
         print("no tickets match", file=sys.stderr)
         return 0
     router = services.build_router(settings, services.load_taxonomy(settings), threshold=settings.threshold)
-    with db.write.begin() as s:
+    with db.transaction() as s:
         from db import queries
         run_id = queries.create_run(s, started_by=args.operator, source="escalate", mode="sonnet",
                                     threshold=settings.threshold)

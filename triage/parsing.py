@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ def normalise_confidence(raw: object) -> float | None:
     percent = isinstance(raw, str) and raw.strip().endswith("%")
     if percent or 1 < value <= 100:
         value /= 100
-    if not 0 <= value <= 1 or value != value:  # NaN check
+    if math.isnan(value) or not 0 <= value <= 1:
         return None
     return value
 

@@ -92,9 +92,9 @@ class Router:
         done = next((c for c in calls if c.tier == first.tier and c.answered), None)
         if done is None:
             done = await self._call(first, text, calls, on_call)
-        if self.mode == "auto" and self.tier2 is not None and should_escalate(done, self.threshold):
-            if not any(c.tier == self.tier2.tier and c.answered for c in calls):
-                await self._call(self.tier2, text, calls, on_call)
+        wants_tier2 = self.mode == "auto" and self.tier2 is not None and should_escalate(done, self.threshold)
+        if wants_tier2 and not any(c.tier == self.tier2.tier and c.answered for c in calls):
+            await self._call(self.tier2, text, calls, on_call)
         return decide(calls, self.threshold)
 
     async def escalate(self, text: str, prior: list[CallResult], on_call=None) -> Outcome:

@@ -6,6 +6,7 @@ Entry points (CLI, dashboard, worker) call these; they hold no SQL and no HTTP o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -76,7 +77,7 @@ def worker_name() -> str:
 
 async def _in_tx(db: Database, fn):
     def run():
-        with db.write.begin() as s:
+        with db.transaction() as s:
             return fn(s)
     return await asyncio.to_thread(run)
 
@@ -199,15 +200,13 @@ async def run_worker(db: Database, router: Router, *, concurrency: int = 8, once
             return total
         if once or (stop is not None and stop.is_set()):
             return total
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for((stop or asyncio.Event()).wait(), timeout=poll_seconds)
-        except TimeoutError:
-            pass
 
 
 def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
     """Queue every failed ticket again under a new run; returns (run id, how many)."""
-    with db.write.begin() as s:
+    with db.transaction() as s:
         ids = queries.ticket_ids_in_state(s, FAILED)
         run_id = queries.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=0.7)
         n = queries.requeue_tickets(s, ids, run_id) if ids else 0
@@ -218,7 +217,7 @@ def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
 
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str = "cli",
               mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queries.Imported:
-    with db.write.begin() as s:
+    with db.transaction() as s:
         run_id = queries.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
         return queries.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
 
@@ -226,7 +225,7 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
 def finish_run(db: Database, report: RunReport) -> None:
     if report.run_id is None:
         return
-    with db.write.begin() as s:
+    with db.transaction() as s:
         queries.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
 
 

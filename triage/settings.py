@@ -35,6 +35,8 @@ class Settings:
             threshold=float(env.get("TRIAGE_THRESHOLD") or 0.7),
             concurrency=int(env.get("TRIAGE_CONCURRENCY") or 8),
             effort=(env.get("TRIAGE_EFFORT") or "low") if env.get("TRIAGE_EFFORT") != "none" else None,
+            max_attempts=int(env.get("TRIAGE_MAX_ATTEMPTS") or 5),
+            request_timeout=float(env.get("TRIAGE_REQUEST_TIMEOUT") or 60),
             taxonomy_path=env.get("TRIAGE_TAXONOMY") or None,
             prices_path=env.get("TRIAGE_PRICES") or None,
             api_key=env.get("ANTHROPIC_API_KEY") or None,
