@@ -51,7 +51,10 @@ class Ticket(Base):
     tier1_category: Mapped[str | None] = mapped_column(String(64))
     tier2_category: Mapped[str | None] = mapped_column(String(64))
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    disagree: Mapped[bool] = mapped_column(Boolean, default=False)  # tier 1 and tier 2 gave different labels
     corrected: Mapped[bool] = mapped_column(Boolean, default=False)
+    corrected_by: Mapped[str | None] = mapped_column(String(120))
+    corrected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic concurrency for corrections
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     first_call_id: Mapped[int] = mapped_column(Integer, default=0)  # calls before this id are history only
@@ -62,6 +65,8 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_status_confidence", "status", "confidence"),
         Index("ix_tickets_category_confidence", "category", "confidence"),
+        Index("ix_tickets_confidence_id", "confidence", "id"),
+        Index("ix_tickets_disagree", "disagree", "confidence"),
     )
 
 
@@ -97,7 +102,25 @@ class ModelCall(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
 
-    __table_args__ = (Index("ix_model_calls_created_model", "created_at", "model", "tier"),)
+    __table_args__ = (
+        # covering index for spend reports: a range scan on created_at never touches the table
+        Index("ix_model_calls_spend", "created_at", "model", "tier", "cost_pico", "latency_ms"),
+    )
+
+
+class SpendDaily(Base):
+    """Per UTC day, model and tier: totals kept in step with model_calls in the same transaction, so spend
+    charts never scan a million calls. `db.reports.rebuild_spend_daily` recomputes it from the calls."""
+
+    __tablename__ = "spend_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Correction(Base):

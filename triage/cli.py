@@ -96,17 +96,17 @@ def cmd_escalate(args) -> int:
     db = _open_db(settings)
     ids = list(args.id or [])
     if args.below is not None:
-        from db import queries
+        from db import queue
         with db.read() as s:
-            ids += queries.ticket_ids_below(s, args.below)
+            ids += queue.ticket_ids_below(s, args.below)
     ids = list(dict.fromkeys(ids))
     if not ids:
         print("no tickets match", file=sys.stderr)
         return 0
     router = services.build_router(settings, services.load_taxonomy(settings), threshold=settings.threshold)
     with db.transaction() as s:
-        from db import queries
-        run_id = queries.create_run(s, started_by=args.operator, source="escalate", mode="sonnet",
+        from db import queue
+        run_id = queue.create_run(s, started_by=args.operator, source="escalate", mode="sonnet",
                                     threshold=settings.threshold)
     progress = Progress(len(ids), args.progress or sys.stderr.isatty())
     report = asyncio.run(services.escalate_tickets(db, router, ids, run_id=run_id,

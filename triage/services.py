@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import anthropic
 
-from db import queries
+from db import queue, reports
 from db.engine import Database
 from triage import taxonomy as taxonomy_mod
 from triage.pricing import PriceTable, from_pico
@@ -94,10 +94,10 @@ OnTicket = Callable[[int, Outcome], None]
 
 async def _handle(db: Database, run_id: int | None, ticket_id: int, step) -> Outcome:
     """Run one ticket through `step` (classify or escalate), storing each call as it returns."""
-    prior = await _read(db, lambda s: queries.current_calls(s, ticket_id))
+    prior = await _read(db, lambda s: queue.current_calls(s, ticket_id))
 
     async def on_call(c: CallResult) -> None:
-        await _in_tx(db, lambda s: queries.record_call(s, ticket_id, run_id, c))
+        await _in_tx(db, lambda s: queue.record_call(s, ticket_id, run_id, c))
 
     try:
         outcome = await step([c for c in prior if c.answered], on_call)
@@ -106,7 +106,7 @@ async def _handle(db: Database, run_id: int | None, ticket_id: int, step) -> Out
     except Exception as exc:  # a bug or a database fault must not strand the ticket
         log.exception("ticket %s failed unexpectedly", ticket_id)
         outcome = Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
-    await _in_tx(db, lambda s: queries.apply_outcome(s, ticket_id, outcome))
+    await _in_tx(db, lambda s: queue.apply_outcome(s, ticket_id, outcome))
     return outcome
 
 
@@ -115,23 +115,23 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
     """Classify pending tickets (of one run, or all) until none are left. Durable: claims first."""
     worker = worker or worker_name()
     report = RunReport(run_id)
-    queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 2)
+    inbox: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 2)
     stop = asyncio.Event()
 
     async def producer() -> None:
         try:
             while not stop.is_set():
-                batch = await _in_tx(db, lambda s: queries.claim_pending(s, worker, concurrency, run_id))
+                batch = await _in_tx(db, lambda s: queue.claim_pending(s, worker, concurrency, run_id))
                 if not batch:
                     break
                 for item in batch:
-                    await queue.put(item)
+                    await inbox.put(item)
         finally:
             for _ in range(concurrency):
-                await queue.put(None)
+                await inbox.put(None)
 
     async def consumer() -> None:
-        while (item := await queue.get()) is not None:
+        while (item := await inbox.get()) is not None:
             if stop.is_set():
                 continue
             tid, text = item
@@ -148,7 +148,7 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
 
     await _gather_or_release(db, worker, [producer()] + [consumer() for _ in range(concurrency)])
     if run_id is not None:
-        report.states = await _read(db, lambda s: queries.run_state_counts(s, run_id))
+        report.states = await _read(db, lambda s: queue.run_state_counts(s, run_id))
     return report
 
 
@@ -156,14 +156,14 @@ async def _gather_or_release(db: Database, worker: str, coros: Sequence[Awaitabl
     try:
         await asyncio.gather(*coros)
     finally:
-        await _in_tx(db, lambda s: queries.release_claims(s, worker))
+        await _in_tx(db, lambda s: queue.release_claims(s, worker))
 
 
 async def escalate_tickets(db: Database, router: Router, ticket_ids: Sequence[int], *, run_id: int | None = None,
                            concurrency: int = 8, on_ticket: OnTicket | None = None) -> RunReport:
     """Ask tier 2 about these tickets, whatever tier 1 said."""
     report = RunReport(run_id)
-    texts = await _read(db, lambda s: {t.id: t.text for t in queries.tickets_by_id(s, list(ticket_ids)).values()})
+    texts = await _read(db, lambda s: {t.id: t.text for t in queue.tickets_by_id(s, list(ticket_ids)).values()})
     missing = [i for i in ticket_ids if i not in texts]
     if missing:
         raise LookupError(f"no ticket with id {', '.join(map(str, missing[:10]))}")
@@ -192,6 +192,7 @@ async def run_worker(db: Database, router: Router, *, concurrency: int = 8, once
                      poll_seconds: float = 2.0, stop: asyncio.Event | None = None) -> RunReport:
     """Process every pending ticket, whichever run queued it; poll for more unless `once`."""
     total = RunReport(None)
+    await _in_tx(db, lambda s: queue.release_dead_claims(s, socket.gethostname(), _pid_alive))
     while True:
         report = await process_queue(db, router, concurrency=concurrency)
         total.processed += report.processed
@@ -204,40 +205,50 @@ async def run_worker(db: Database, router: Router, *, concurrency: int = 8, once
             await asyncio.wait_for((stop or asyncio.Event()).wait(), timeout=poll_seconds)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
     """Queue every failed ticket again under a new run; returns (run id, how many)."""
     with db.transaction() as s:
-        ids = queries.ticket_ids_in_state(s, FAILED)
-        run_id = queries.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=0.7)
-        n = queries.requeue_tickets(s, ids, run_id) if ids else 0
+        ids = queue.ticket_ids_in_state(s, FAILED)
+        run_id = queue.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=0.7)
+        n = queue.requeue_tickets(s, ids, run_id) if ids else 0
     return run_id, n
 
 
 # ---- synchronous conveniences for entry points -------------------------------------------------
 
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str = "cli",
-              mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queries.Imported:
+              mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queue.Imported:
     with db.transaction() as s:
-        run_id = queries.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
-        return queries.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
+        run_id = queue.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
+        return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
 
 
 def finish_run(db: Database, report: RunReport) -> None:
     if report.run_id is None:
         return
     with db.transaction() as s:
-        queries.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
+        queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
 
 
 def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int]) -> list[dict]:
     """One output row per input ticket: the current label and what this run spent on it."""
     with db.read() as s:
-        costs = queries.run_cost_by_ticket(s, run_id)
-        tickets = queries.tickets_by_id(s, list(dict.fromkeys(ticket_ids)))
+        costs = queue.run_cost_by_ticket(s, run_id)
+        tickets = queue.tickets_by_id(s, list(dict.fromkeys(ticket_ids)))
         rows = []
         for tid in ticket_ids:
             t = tickets[tid]
-            last = queries.last_answered_call(s, tid)
+            last = queue.last_answered_call(s, tid)
             rows.append({
                 "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
                 "confidence": t.confidence, "tier": t.label_source,
@@ -250,7 +261,7 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int]) -> list[dict]
 
 def spend(db: Database, start=None, end=None) -> list[dict]:
     with db.read() as s:
-        return queries.spend_by_day(s, start, end)
+        return reports.spend_by_day(s, start, end)
 
 
 def total_spend(db: Database) -> Decimal:

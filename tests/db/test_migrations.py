@@ -22,3 +22,26 @@ def test_sqlite_is_tuned_for_several_operators(db):
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 30000
+
+
+def test_rollup_migration_backfills_existing_calls(tmp_path):
+    from sqlalchemy import text as sql
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0002")
+    db = open_database(url, migrate=False)
+    with db.engine.begin() as conn:
+        conn.execute(sql("INSERT INTO tickets (id, text, source, content_hash, created_at, updated_at, status, "
+                         "escalated, disagree, corrected, version, first_call_id) VALUES (1, 't', 's', 'h', "
+                         "'2026-11-01 10:00:00', '2026-11-01 10:00:00', 'classified', 0, 0, 0, 1, 0)"))
+        for cost in (5, 7):
+            conn.execute(sql("INSERT INTO model_calls (ticket_id, tier, model, outcome, input_tokens, output_tokens, "
+                             "cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, cost_pico, latency_ms, "
+                             f"attempts, created_at) VALUES (1, 1, 'm', 'ok', 10, 2, 0, 0, 3, {cost}, 1, 1, "
+                             "'2026-11-01 10:00:00.5')"))
+    upgrade(url)
+    with db.engine.connect() as conn:
+        row = conn.execute(sql("SELECT day, model, tier, calls, input_tokens, cache_tokens, cost_pico "
+                               "FROM spend_daily")).one()
+    assert tuple(row) == ("2026-11-01", "m", 1, 2, 20, 6, 12)
+    db.dispose()

@@ -4,7 +4,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from db import queries
+from db import queue
 from db.models import ModelCall, Ticket
 from tests.triage.fakes import ScriptedProvider, error
 from triage import services, taxonomy
@@ -84,7 +84,7 @@ def test_escalate_on_demand_by_id_and_below(db):
     router = make_router({"a": ("billing", 0.95), "b": ("billing", 0.8)}, {"a": ("account", 0.9)})
     asyncio.run(services.process_queue(db, router, run_id=imp.run_id))
     with db.read() as s:
-        assert queries.ticket_ids_below(s, 0.9) == [imp.ticket_ids[1]]
+        assert queue.ticket_ids_below(s, 0.9) == [imp.ticket_ids[1]]
     report = asyncio.run(services.escalate_tickets(db, router, [imp.ticket_ids[0]]))
     assert report.processed == 1
     with db.read() as s:

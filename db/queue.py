@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from db.models import ModelCall, Run, Ticket
+from db.models import ModelCall, Run, SpendDaily, Ticket
 from triage.pricing import Usage, from_pico, to_pico
 from triage.providers.base import CallResult
 from triage.router import FAILED, PENDING, Outcome
@@ -108,6 +110,19 @@ def release_claims(s: Session, worker: str) -> None:
               .values(claimed_by=None, claimed_at=None))
 
 
+def release_dead_claims(s: Session, host: str, alive: Callable[[int], bool]) -> int:
+    """Free tickets claimed by workers on this host whose process is gone (killed, crashed)."""
+    freed = 0
+    claims = s.execute(select(Ticket.claimed_by).where(Ticket.status == PENDING, Ticket.claimed_by.like(f"{host}:%"))
+                       .distinct()).scalars().all()
+    for worker in claims:
+        pid = worker.rsplit(":", 1)[-1]
+        if pid.isdigit() and not alive(int(pid)):
+            freed += s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
+                               .values(claimed_by=None, claimed_at=None)).rowcount
+    return freed
+
+
 def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -> int:
     u = c.usage
     row = ModelCall(
@@ -121,7 +136,27 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
     )
     s.add(row)
     s.flush()
+    add_to_spend_daily(s, row)
     return row.id
+
+
+def add_to_spend_daily(s: Session, row: ModelCall) -> None:
+    """Upsert the call's usage into the daily rollup (same transaction as the call)."""
+    day = row.created_at.astimezone(UTC).strftime("%Y-%m-%d") if row.created_at.tzinfo else \
+        row.created_at.strftime("%Y-%m-%d")
+    values = {"day": day, "model": row.model, "tier": row.tier, "calls": 1, "input_tokens": row.input_tokens,
+              "output_tokens": row.output_tokens,
+              "cache_tokens": row.cache_read_tokens + row.cache_write_5m_tokens + row.cache_write_1h_tokens,
+              "cost_pico": row.cost_pico}
+    dialect = s.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(SpendDaily).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["day", "model", "tier"],
+        set_={k: getattr(SpendDaily, k) + getattr(stmt.excluded, k)
+              for k in ("calls", "input_tokens", "output_tokens", "cache_tokens", "cost_pico")},
+    )
+    s.execute(stmt)
 
 
 def call_from_row(r: ModelCall) -> CallResult:
@@ -145,17 +180,19 @@ def current_calls(s: Session, ticket_id: int) -> list[CallResult]:
 
 
 def apply_outcome(s: Session, ticket_id: int, o: Outcome) -> None:
-    t = s.get(Ticket, ticket_id)
+    t = s.get(Ticket, ticket_id, with_for_update=True)  # row lock on PostgreSQL; SQLite has BEGIN IMMEDIATE
     t.status, t.status_reason = o.status, o.reason
     t.escalated = o.escalated
     tier1 = [c for c in o.calls if c.tier == 1 and c.answered]
     tier2 = [c for c in o.calls if c.tier == 2 and c.answered]
     t.tier1_category = tier1[-1].category if tier1 else t.tier1_category
     t.tier2_category = tier2[-1].category if tier2 else t.tier2_category
+    t.disagree = bool(t.tier1_category and t.tier2_category and t.tier1_category != t.tier2_category)
     if not t.corrected and o.tier is not None:
         t.category, t.confidence, t.label_source = o.category, o.confidence, f"tier{o.tier}"
     t.claimed_by, t.claimed_at = None, None
     t.updated_at = datetime.now(UTC)
+    t.version += 1
 
 
 def run_cost_by_ticket(s: Session, run_id: int) -> dict[int, int]:
@@ -196,28 +233,3 @@ def finish_run(s: Session, run_id: int, status: str, message: str | None = None)
 def run_state_counts(s: Session, run_id: int) -> dict[str, int]:
     rows = s.execute(select(Ticket.status, func.count()).where(Ticket.run_id == run_id).group_by(Ticket.status))
     return {k: v for k, v in rows}
-
-
-def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
-    """Calls, tokens and exact cost per UTC day, model and tier."""
-    day = func.date(ModelCall.created_at)
-    q = select(
-        day.label("day"), ModelCall.model, ModelCall.tier, func.count().label("calls"),
-        func.sum(ModelCall.input_tokens).label("input_tokens"),
-        func.sum(ModelCall.output_tokens).label("output_tokens"),
-        func.sum(ModelCall.cost_pico).label("cost_pico"),
-    ).group_by(day, ModelCall.model, ModelCall.tier).order_by(day, ModelCall.model)
-    if start is not None:
-        q = q.where(ModelCall.created_at >= datetime.combine(start, datetime.min.time(), UTC))
-    if end is not None:
-        q = q.where(ModelCall.created_at < datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
-    return [
-        {"day": str(r.day), "model": r.model, "tier": r.tier, "calls": r.calls,
-         "input_tokens": int(r.input_tokens or 0), "output_tokens": int(r.output_tokens or 0),
-         "cost_usd": from_pico(r.cost_pico)}
-        for r in s.execute(q)
-    ]
-
-
-def all_calls_for_repricing(s: Session) -> Iterable[ModelCall]:
-    return s.scalars(select(ModelCall).order_by(ModelCall.id))
