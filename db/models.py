@@ -57,6 +57,7 @@ class Ticket(Base):
     corrected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic concurrency for corrections
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    escalation_requested: Mapped[bool] = mapped_column(Boolean, default=False)  # operator asked for tier 2
     first_call_id: Mapped[int] = mapped_column(Integer, default=0)  # calls before this id are history only
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

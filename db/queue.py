@@ -34,6 +34,20 @@ class Imported:
     run_id: int | None = None
 
 
+def count_known(s: Session, items: Sequence[tuple[str | None, str]]) -> int:
+    """How many of these tickets are already in the database (for a preview before importing)."""
+    hashes = list({content_hash(text, ext) for ext, text in items})
+    known = 0
+    for i in range(0, len(hashes), 500):
+        known += s.scalar(select(func.count()).select_from(Ticket)
+                          .where(Ticket.content_hash.in_(hashes[i:i + 500]))) or 0
+    return known
+
+
+def run_info(s: Session, run_id: int) -> Run | None:
+    return s.get(Run, run_id)
+
+
 def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float) -> int:
     run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold)
     s.add(run)
@@ -88,7 +102,7 @@ def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -
     return res.rowcount
 
 
-def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None) -> list[tuple[int, str]]:
+def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None) -> list[tuple[int, str, bool]]:
     """Claim up to `limit` pending tickets for `worker` (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
     now = datetime.now(UTC)
     cond = and_(Ticket.status == PENDING,
@@ -96,13 +110,35 @@ def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None
     if run_id is not None:
         cond = and_(cond, Ticket.run_id == run_id)
     rows = s.execute(
-        select(Ticket.id, Ticket.text).where(cond).order_by(Ticket.id).limit(limit)
+        select(Ticket.id, Ticket.text, Ticket.escalation_requested).where(cond).order_by(Ticket.id).limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     if rows:
         s.execute(update(Ticket).where(Ticket.id.in_([r.id for r in rows]))
                   .values(claimed_by=worker, claimed_at=now))
-    return [(r.id, r.text) for r in rows]
+    return [(r.id, r.text, bool(r.escalation_requested)) for r in rows]
+
+
+def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
+    """Queue tickets for tier 2; a worker picks them up like any pending ticket."""
+    return s.execute(
+        update(Ticket).where(Ticket.id.in_(ticket_ids))
+        .values(escalation_requested=True, status=PENDING, claimed_by=None, claimed_at=None,
+                version=Ticket.version + 1)
+    ).rowcount
+
+
+def finish_idle_runs(s: Session) -> int:
+    """Mark running runs with nothing left pending as finished."""
+    busy = select(Ticket.run_id).where(Ticket.status == PENDING, Ticket.run_id.is_not(None)).distinct()
+    res = s.execute(update(Run).where(Run.status == "running", Run.id.not_in(busy))
+                    .values(status="finished", finished_at=datetime.now(UTC)))
+    return res.rowcount
+
+
+def stop_running_runs(s: Session, message: str) -> None:
+    s.execute(update(Run).where(Run.status == "running")
+              .values(status="stopped", message=message, finished_at=datetime.now(UTC)))
 
 
 def release_claims(s: Session, worker: str) -> None:
@@ -191,6 +227,7 @@ def apply_outcome(s: Session, ticket_id: int, o: Outcome) -> None:
     if not t.corrected and o.tier is not None:
         t.category, t.confidence, t.label_source = o.category, o.confidence, f"tier{o.tier}"
     t.claimed_by, t.claimed_at = None, None
+    t.escalation_requested = False
     t.updated_at = datetime.now(UTC)
     t.version += 1
 
@@ -223,6 +260,10 @@ def ticket_ids_below(s: Session, confidence: float, include_unlabelled: bool = T
 
 def ticket_ids_in_state(s: Session, status: str) -> list[int]:
     return list(s.scalars(select(Ticket.id).where(Ticket.status == status).order_by(Ticket.id)))
+
+
+def ticket_ids_of_run(s: Session, run_id: int, limit: int) -> list[int]:
+    return list(s.scalars(select(Ticket.id).where(Ticket.run_id == run_id).order_by(Ticket.id).limit(limit)))
 
 
 def finish_run(s: Session, run_id: int, status: str, message: str | None = None) -> None:

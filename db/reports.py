@@ -129,3 +129,18 @@ def tier_token_totals(s: Session, start: date | None = None, end: date | None = 
     return [{"model": r.model, "tier": r.tier, "tickets": r.tickets, "input_tokens": int(r.input_tokens or 0),
              "output_tokens": int(r.output_tokens or 0), "cost_usd": from_pico(r.cost_pico)}
             for r in s.execute(_day_bounds(q, start, end))]
+
+
+def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> dict:
+    """Inputs for 'what would Sonnet alone have cost': tier-1 token totals, and the cost of tier-2 calls on
+    tickets tier 1 never saw (those would cost the same)."""
+    t1 = _day_bounds(select(func.coalesce(func.sum(ModelCall.input_tokens), 0),
+                            func.coalesce(func.sum(ModelCall.output_tokens), 0),
+                            func.count(func.distinct(ModelCall.ticket_id)))
+                     .where(ModelCall.tier == 1, ModelCall.outcome != "error"), start, end)
+    inp, out, tickets = s.execute(t1).one()
+    seen_by_t1 = select(ModelCall.ticket_id).where(ModelCall.tier == 1)
+    direct = _day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
+                         .where(ModelCall.tier == 2, ModelCall.ticket_id.not_in(seen_by_t1)), start, end)
+    return {"input_tokens": int(inp), "output_tokens": int(out), "tier1_tickets": int(tickets),
+            "direct_tier2_pico": int(s.scalar(direct) or 0)}

@@ -9,6 +9,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Correction, ModelCall, Ticket
+from triage.pricing import from_pico
 from triage.taxonomy import UNKNOWN
 
 REASONS = ("low_confidence", "unknown", "failed", "disagreement")
@@ -35,7 +36,8 @@ class ReviewFilter:
         conds = []
         reason_conds = {
             "low_confidence": Ticket.confidence < self.threshold,
-            "unknown": or_(Ticket.category == UNKNOWN, and_(Ticket.category.is_(None), Ticket.status == "needs_review")),
+            "unknown": or_(Ticket.category == UNKNOWN,
+                           and_(Ticket.category.is_(None), Ticket.status == "needs_review")),
             "failed": Ticket.status == "failed",
             "disagreement": Ticket.disagree.is_(True),
         }
@@ -123,3 +125,18 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
     return expected_version + 1
+
+
+def export_page(s: Session, page: int, size: int) -> list[dict]:
+    """Tickets with labels and their total model cost, in id order (paged, for exports)."""
+    cost = (select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico).label("cost_pico"))
+            .group_by(ModelCall.ticket_id).subquery())
+    q = (select(Ticket, cost.c.cost_pico).outerjoin(cost, cost.c.ticket_id == Ticket.id)
+         .order_by(Ticket.id).limit(size).offset(page * size))
+    return [{
+        "ticket_id": t.id, "external_id": t.external_id, "text": t.text, "category": t.category,
+        "confidence": t.confidence, "label_source": t.label_source, "status": t.status,
+        "tier1_category": t.tier1_category, "tier2_category": t.tier2_category, "escalated": t.escalated,
+        "corrected_by": t.corrected_by, "source": t.source, "created_at": t.created_at.isoformat(),
+        "cost_usd": str(from_pico(c)),
+    } for t, c in s.execute(q)]

@@ -53,6 +53,22 @@ def parse(text: str, fmt: str, *, text_column: str | None = None, id_column: str
         raise IngestError(f"unsupported format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "csv":
         return _csv(text, text_column, id_column)
+    if fmt in ("json", "jsonl"):
+        return _records(_load_records(text, fmt), text_column, id_column)
+    return Batch([(None, line.strip()) for line in text.splitlines() if line.strip()])
+
+
+def columns_of(text: str, fmt: str) -> list[str]:
+    """The columns (CSV) or fields (JSON/JSONL objects) a file offers, for picking the text and id columns."""
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text), dialect=_dialect(text))
+        return [c for c in (reader.fieldnames or []) if c is not None]
+    if fmt in ("json", "jsonl"):
+        return list(dict.fromkeys(k for r in _load_records(text, fmt) if isinstance(r, dict) for k in r))
+    return []
+
+
+def _load_records(text: str, fmt: str) -> list:
     if fmt == "json":
         try:
             data = json.loads(text)
@@ -62,17 +78,19 @@ def parse(text: str, fmt: str, *, text_column: str | None = None, id_column: str
             data = data.get("tickets", data.get("items"))
         if not isinstance(data, list):
             raise IngestError('JSON must be a list of tickets, or an object with a "tickets" list')
-        return _records(data, text_column, id_column)
-    if fmt == "jsonl":
-        records = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise IngestError(f"line {n} is not valid JSON: {exc.msg}") from exc
-        return _records(records, text_column, id_column)
-    return Batch([(None, line.strip()) for line in text.splitlines() if line.strip()])
+        return data
+    records = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise IngestError(f"line {n} is not valid JSON: {exc.msg}") from exc
+    return records
+
+
+def guess_column(columns: list[str], kind: str) -> str | None:
+    return _pick(columns, None, TEXT_COLUMNS if kind == "text" else ID_COLUMNS, kind)
 
 
 def split_pasted(text: str) -> list[str]:
@@ -94,12 +112,15 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], w
     return next((lower[c] for c in candidates if c in lower), None)
 
 
-def _csv(text: str, text_column: str | None, id_column: str | None) -> Batch:
+def _dialect(text: str):
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+        return csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+        return csv.excel
+
+
+def _csv(text: str, text_column: str | None, id_column: str | None) -> Batch:
+    reader = csv.DictReader(io.StringIO(text), dialect=_dialect(text))
     columns = [c for c in (reader.fieldnames or []) if c is not None]
     if not columns:
         raise IngestError("the CSV file is empty or has no header row")

@@ -134,10 +134,15 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
         while (item := await inbox.get()) is not None:
             if stop.is_set():
                 continue
-            tid, text = item
+            tid, text, wants_tier2 = item
+
+            def step(prior, cb, text=text, wants_tier2=wants_tier2):
+                if wants_tier2 and router.tier2 is not None:
+                    return router.escalate(text, prior, cb)
+                return router.classify(text, prior=prior, on_call=cb)
+
             try:
-                outcome = await _handle(db, run_id, tid, lambda prior, cb, text=text:
-                                        router.classify(text, prior=prior, on_call=cb))
+                outcome = await _handle(db, run_id, tid, step)
             except KeyRejected as exc:
                 report.stopped = str(exc)
                 stop.set()
@@ -215,6 +220,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+async def work_once(db: Database, base: Settings | None = None, *, concurrency: int | None = None,
+                    client: anthropic.AsyncAnthropic | None = None) -> RunReport:
+    """Drain the queue once with the settings in force now (taxonomy and threshold may have been edited).
+
+    Used by the dashboard's background worker; a rejected key stops the runs in progress with its message."""
+    from triage.config_service import effective
+
+    settings, tax = effective(db, base)
+    router = build_router(settings, tax, threshold=settings.threshold, client=client)
+    report = await process_queue(db, router, concurrency=concurrency or settings.concurrency)
+    with db.transaction() as s:
+        if report.stopped:
+            queue.stop_running_runs(s, report.stopped)
+        queue.finish_idle_runs(s)
+    return report
+
+
+def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
+    with db.transaction() as s:
+        return queue.request_escalation(s, list(ticket_ids))
+
+
 def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
     """Queue every failed ticket again under a new run; returns (run id, how many)."""
     with db.transaction() as s:
@@ -240,7 +267,7 @@ def finish_run(db: Database, report: RunReport) -> None:
         queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
 
 
-def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int]) -> list[dict]:
+def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bool = False) -> list[dict]:
     """One output row per input ticket: the current label and what this run spent on it."""
     with db.read() as s:
         costs = queue.run_cost_by_ticket(s, run_id)
@@ -256,7 +283,42 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int]) -> list[dict]
                 "escalated": t.escalated, "cost_usd": str(from_pico(costs.get(tid, 0))),
                 "status": t.status, "reason": t.status_reason or (last.reason if last else None),
             })
+            if with_text:
+                rows[-1].update(text=t.text, latency_ms=last.latency_ms if last else None,
+                                model_reason=last.reason if last else None)
     return rows
+
+
+@dataclass
+class Progress:
+    run_id: int
+    status: str
+    message: str | None
+    total: int
+    states: dict[str, int]
+
+    @property
+    def done(self) -> int:
+        return self.total - self.states.get("pending", 0)
+
+
+def run_progress(db: Database, run_id: int) -> Progress | None:
+    with db.read() as s:
+        run = queue.run_info(s, run_id)
+        if run is None:
+            return None
+        states = queue.run_state_counts(s, run_id)
+        return Progress(run_id, run.status, run.message, run.n_tickets, states)
+
+
+def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
+    with db.read() as s:
+        return queue.ticket_ids_of_run(s, run_id, limit)
+
+
+def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
+    with db.read() as s:
+        return queue.count_known(s, items)
 
 
 def spend(db: Database, start=None, end=None) -> list[dict]:

@@ -1,0 +1,117 @@
+"""Classify: paste or upload tickets, watch them classified in the background, escalate one to Sonnet."""
+
+import streamlit as st
+
+from dashboard import state
+from dashboard.ui import STATUS_LABEL, money, plain
+from triage import ingest, services
+
+db = state.database()
+settings, taxonomy = state.settings()
+
+st.title("Classify tickets")
+if not state.has_api_key():
+    st.info("No Claude API key is configured, so tickets are saved as **pending** until a key is set "
+            "(`export ANTHROPIC_API_KEY=...` and restart). Everything else works.", icon=":material/key_off:")
+
+paste_tab, upload_tab = st.tabs(["Paste", "Upload a file"])
+items: list[tuple[str | None, str]] = []
+source = "paste"
+with paste_tab:
+    pasted = st.text_area("Tickets", height=180, key="pasted",
+                          placeholder="One ticket per line, or separate multi-line tickets with a blank line.")
+    if pasted.strip():
+        items = [(None, t) for t in ingest.split_pasted(pasted)]
+with upload_tab:
+    upload = st.file_uploader("CSV, JSON, JSONL or TXT", type=["csv", "json", "jsonl", "txt"], key="upload",
+                              help="CSV/JSON: pick the column with the ticket text below.")
+    if upload is not None:
+        fmt = ingest.detect_format(upload.name)
+        try:
+            text = ingest.decode(upload.getvalue())
+            cols = ingest.columns_of(text, fmt)
+            text_col = id_col = None
+            if cols:
+                c1, c2 = st.columns(2)
+                guess = ingest.guess_column(cols, "text")
+                text_col = c1.selectbox("Text column", cols, index=cols.index(guess) if guess in cols else 0)
+                id_choices = ["(none)", *cols]
+                guess_id = ingest.guess_column(cols, "id")
+                id_col = c2.selectbox("Id column", id_choices,
+                                      index=id_choices.index(guess_id) if guess_id in id_choices else 0)
+            batch = ingest.parse(text, fmt, text_column=text_col, id_column=None if id_col == "(none)" else id_col)
+            items, source = batch.items, upload.name
+            if batch.skipped:
+                st.warning(f"{len(batch.skipped)} rows left out: " + "; ".join(batch.skipped[:5]))
+            if not items:
+                st.warning(f"{upload.name} has no tickets in it.")
+            st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
+        except ingest.IngestError as exc:
+            st.error(f"Could not read {upload.name}: {exc}")
+            items = []
+
+if items:
+    known = services.count_known(db, items)
+    st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
+               "(known tickets keep their labels and are not billed again).")
+c1, c2 = st.columns([1, 3])
+tier = c1.selectbox("Route", ["auto", "haiku", "sonnet"], key="tier",
+                    format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}",
+                                 "haiku": "Haiku only", "sonnet": "Sonnet only"}.get)
+if c1.button("Classify", type="primary", disabled=not items, key="classify"):
+    imported = services.start_run(db, items, source=source, started_by=state.operator() or "dashboard",
+                                  mode=tier, threshold=settings.threshold)
+    st.session_state["run_id"] = imported.run_id
+    st.session_state["run_total"] = len(imported.new_ids) + len(imported.known_ids)
+    state.worker().wake()
+    st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
+
+
+def escalate(ticket_id: int) -> None:
+    services.request_escalation(db, [ticket_id])
+    state.worker().wake()
+    st.toast(f"Ticket {ticket_id} sent to Sonnet.")
+
+
+run_id = st.session_state.get("run_id")
+
+
+@st.fragment(run_every=1.0)
+def results() -> None:
+    progress = services.run_progress(db, run_id)
+    if progress is None:
+        return
+    total = max(progress.total, 1)
+    st.progress(progress.done / total, text=f"Run {run_id}: {progress.done} of {progress.total} done · " +
+                ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(progress.states.items())))
+    if progress.status == "stopped" and progress.message:
+        st.error(f"The run stopped: {progress.message}")
+    worker = state.worker()
+    if worker.status.last_error and progress.states.get("pending"):
+        st.error(f"Classification is paused: {worker.status.last_error}")
+    rows = services.run_rows(db, run_id, services.run_ticket_ids(db, run_id, 50), with_text=True)
+    for r in rows:
+        with st.container(border=True):
+            a, b, c, d, e = st.columns([5, 2, 2, 2, 1.3], vertical_alignment="center")
+            a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
+            if r["model_reason"]:
+                a.caption(plain(r["model_reason"]))
+            b.markdown(f"**{plain(r['category'] or '—')}**  \n{STATUS_LABEL.get(r['status'], r['status'])}")
+            if r["confidence"] is not None:
+                b.progress(float(r["confidence"]), text=f"confidence {r['confidence']:.0%}")
+            c.caption(f"{plain(r['model'] or '—')}  \n{'escalated' if r['escalated'] else (r['tier'] or '')}")
+            d.caption(f"{money(r['cost_usd'])}  \n{r['latency_ms'] or 0} ms")
+            if r["status"] == "failed" and r["reason"]:
+                a.caption(f":red[{plain(r['reason'])}]")
+            e.button("Escalate to Sonnet", key=f"esc-{r['ticket_id']}", on_click=escalate, args=(r["ticket_id"],),
+                     disabled=r["status"] == "pending" or not state.has_api_key(),
+                     help="Ask Claude Sonnet about this ticket, whatever Haiku said.")
+    if progress.total > len(rows):
+        st.caption(f"Showing the first {len(rows)} of {progress.total}; the review queue has them all.")
+
+
+if run_id:
+    results()
+else:
+    st.caption("Results appear here as they come in. Classification runs in the background: you can leave "
+               "this page and come back.")

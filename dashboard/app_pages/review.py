@@ -1,0 +1,158 @@
+"""Review queue: filter, correct labels (one by one or in bulk), escalate, and read a ticket's history."""
+
+import zlib
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from dashboard.ui import STATUS_LABEL, money, need_operator, plain
+from triage import review, services
+from triage.review import ReviewFilter
+
+db = state.database()
+settings, taxonomy = state.settings()
+REASON_LABELS = {"low_confidence": f"Low confidence (< {settings.threshold:.2f})", "unknown": "Unknown label",
+                 "failed": "Failed", "disagreement": "Haiku ≠ Sonnet"}
+
+st.title("Review queue")
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns([3, 1.4, 2.2, 2.2])
+    reasons = c1.multiselect("Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
+                             format_func=REASON_LABELS.get, key="f_reasons",
+                             help="Empty shows every ticket.")
+    corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
+    categories = c3.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories")
+    dates = c4.date_input("Created between", value=(), key="f_dates", max_value=date.today())
+    search = st.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+
+f = ReviewFilter(
+    reasons=tuple(reasons), threshold=settings.threshold,
+    corrected={"not yet": False, "corrected": True, "all": None}[corrected],
+    categories=tuple(categories), search=search,
+    created_from=dates[0] if len(dates) >= 1 else None, created_to=dates[1] if len(dates) == 2 else None,
+)
+signature = repr(f)
+if st.session_state.get("f_signature") != signature:
+    st.session_state.update(f_signature=signature, page_no=0)
+st.session_state.setdefault("nonce", 0)
+page_no = st.session_state.get("page_no", 0)
+editor_key = f"editor-{zlib.crc32(signature.encode())}-{page_no}-{st.session_state['nonce']}"
+# The page is loaded once per editor key and kept fixed: other operators' saves or the worker's results must not
+# reshape the table under someone's edits (that would lose them). Saving, paging, filtering or Reload loads anew.
+snapshot = st.session_state.get("review_snapshot")
+if not snapshot or snapshot[0] != editor_key:
+    page = review.page(db, f, page_no)
+    if page_no >= page.pages and page_no:
+        st.session_state["page_no"] = page_no = 0
+        editor_key = f"editor-{zlib.crc32(signature.encode())}-0-{st.session_state['nonce']}"
+        page = review.page(db, f, 0)
+    st.session_state["review_snapshot"] = snapshot = (editor_key, page)
+page = snapshot[1]
+st.session_state["editor_key"] = editor_key
+
+if page.total == 0:
+    st.success("Nothing to review with these filters. New tickets that need a look will show up here.",
+               icon=":material/task_alt:")
+else:
+    versions = {r.id: r.version for r in page.rows}
+    original = {r.id: r.category for r in page.rows}
+    frame = pd.DataFrame({
+        "ticket": [r.id for r in page.rows],
+        "text": [r.text[:240] for r in page.rows],
+        "machine label": [r.tier2_category or r.tier1_category for r in page.rows],
+        "confidence": [r.confidence for r in page.rows],
+        "status": [r.status.replace("_", " ") for r in page.rows],
+        "label": [r.category if r.category in taxonomy else None for r in page.rows],
+        "select": [False] * len(page.rows),
+    }).set_index("ticket")
+    st.caption(f"{page.total} tickets · page {page_no + 1} of {page.pages} · least confident first. "
+               "Edit the **label** column (type to pick; Tab/Enter move on), then save.")
+    st.data_editor(
+        frame, key=editor_key, num_rows="fixed", width="stretch", height=min(38 + 35 * len(frame), 600),
+        disabled=["text", "machine label", "confidence", "status"],
+        column_config={
+            "text": st.column_config.TextColumn("Ticket", width="large"),
+            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0,
+                                                          format="percent"),
+            "label": st.column_config.SelectboxColumn("Label", options=taxonomy.names, required=True),
+            "select": st.column_config.CheckboxColumn("Select", help="for bulk label or escalation"),
+        },
+    )
+    edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
+    ids = list(frame.index)
+    changed = {ids[int(pos)]: row["label"] for pos, row in edits.items()
+               if row.get("label") and row.get("label") != original[ids[int(pos)]]}
+    selected = [ids[int(pos)] for pos, row in edits.items() if row.get("select")]
+
+    note = st.text_input("Note for these corrections (optional)", key="note")
+    b1, b2, b3, b4, b5 = st.columns([1.6, 1.7, 1.6, 1.2, 2])
+    if b1.button(f"Save {len(changed)} label change{'s' if len(changed) != 1 else ''}", type="primary",
+                 disabled=not changed, key="save") and need_operator():
+        res = review.correct_many(db, [(t, lab, versions[t]) for t, lab in changed.items()],
+                                  operator=state.operator(), taxonomy=taxonomy, note=note)
+        st.session_state["flash"] = (len(res.saved), res.conflicts)
+        st.session_state["nonce"] += 1
+        st.rerun()
+    if b2.button(f"Escalate {len(selected)} to Sonnet", disabled=not selected or not state.has_api_key(),
+                 key="escalate_selected"):
+        services.request_escalation(db, selected)
+        state.worker().wake()
+        st.session_state["nonce"] += 1
+        st.toast(f"{len(selected)} tickets sent to Sonnet.")
+        st.rerun()
+    bulk_label = b3.selectbox("Bulk label", taxonomy.names, key="bulk_label", label_visibility="collapsed")
+    if b4.button("Apply to selected", disabled=not selected, key="bulk_apply") and need_operator():
+        res = review.correct_many(db, [(t, bulk_label, versions[t]) for t in selected],
+                                  operator=state.operator(), taxonomy=taxonomy, note=note)
+        st.session_state["flash"] = (len(res.saved), res.conflicts)
+        st.session_state["nonce"] += 1
+        st.rerun()
+    with b5:
+        p0, p1, p2 = st.columns(3)
+        if p0.button("Reload", key="reload", help="Load the latest labels (unsaved edits are dropped)"):
+            st.session_state["nonce"] += 1
+            st.rerun()
+        if p1.button("← Prev", disabled=page_no == 0, key="prev"):
+            st.session_state["page_no"] = page_no - 1
+            st.rerun()
+        if p2.button("Next →", disabled=page_no + 1 >= page.pages, key="next"):
+            st.session_state["page_no"] = page_no + 1
+            st.rerun()
+
+flash = st.session_state.pop("flash", None)
+if flash:
+    saved, conflicts = flash
+    if saved:
+        st.success(f"Saved {saved} correction{'s' if saved != 1 else ''}.")
+    for message in conflicts:
+        st.warning(message.capitalize())
+
+st.divider()
+st.subheader("Ticket detail")
+default_id = st.query_params.get("ticket") or (str(page.rows[0].id) if page.total else "")
+ticket_id = st.text_input("Ticket number", value=default_id, key="detail_id")
+if ticket_id.strip():
+    d = review.detail(db, int(ticket_id)) if ticket_id.strip().isdigit() else None
+    if d is None:
+        st.warning(f"No ticket {ticket_id}.")
+    else:
+        t = d.ticket
+        st.markdown(f"**#{t.id}** {plain(t.external_id or '')} · {STATUS_LABEL.get(t.status, t.status)} · "
+                    f"label **{plain(t.category or '—')}** ({plain(t.label_source or 'none')}) · "
+                    f"source {plain(t.source)}")
+        st.text(t.text)
+        if t.status_reason:
+            st.caption(plain(t.status_reason))
+        st.markdown("**Model calls**")
+        if d.calls:
+            st.dataframe(pd.DataFrame(d.calls).assign(cost_usd=lambda x: x.cost_usd.map(money)), hide_index=True,
+                         column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
+        else:
+            st.caption("No model has seen this ticket yet.")
+        st.markdown("**Corrections**")
+        if d.history:
+            st.dataframe(pd.DataFrame(d.history), hide_index=True)
+        else:
+            st.caption("No operator has corrected this ticket.")

@@ -1,0 +1,67 @@
+"""Settings: taxonomy, threshold and models, the price table in use, API key status, export."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from dashboard.ui import need_operator
+from triage import config_service, exporting
+from triage.pricing import PriceTable
+from triage.taxonomy import Taxonomy, TaxonomyError
+
+db = state.database()
+settings, taxonomy = state.settings()
+
+st.title("Settings")
+
+st.subheader("Taxonomy")
+st.caption("Categories the models choose from, each with a one-line description the prompt shows them. "
+           "Changes apply to tickets classified from now on.")
+tax_frame = pd.DataFrame([{"name": c.name, "description": c.description} for c in taxonomy.categories])
+edited = st.data_editor(tax_frame, num_rows="dynamic", key="taxonomy_editor", width="stretch",
+                        column_config={"name": st.column_config.TextColumn("Name", required=True),
+                                       "description": st.column_config.TextColumn("Description", width="large")})
+if st.button("Save taxonomy", key="save_taxonomy") and need_operator():
+    try:
+        new = Taxonomy.from_pairs([(str(r["name"] or ""), str(r["description"] or ""))
+                                   for r in edited.to_dict("records")])
+        config_service.save_taxonomy(db, new, operator=state.operator())
+        st.success(f"Saved {len(new.names)} categories.")
+    except TaxonomyError as exc:
+        st.error(str(exc))
+
+st.subheader("Routing")
+with st.form("engine"):
+    threshold = st.slider("Escalate to tier 2 when tier-1 confidence is under", 0.0, 1.0,
+                          float(settings.threshold), 0.05)
+    c1, c2 = st.columns(2)
+    tier1 = c1.text_input("Tier 1 model", settings.tier1_model)
+    tier2 = c2.text_input("Tier 2 model", settings.tier2_model)
+    if st.form_submit_button("Save routing") and need_operator():
+        try:
+            config_service.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
+                                       tier2_model=tier2.strip())
+            st.success("Saved. New tickets use these settings.")
+        except ValueError as exc:
+            st.error(str(exc))
+
+st.subheader("Claude API key")
+if state.has_api_key():
+    st.success("An API key is configured (from `ANTHROPIC_API_KEY`). It is never shown or logged.")
+else:
+    st.warning("No API key. Set `ANTHROPIC_API_KEY` in the environment the dashboard starts from, then restart.")
+
+st.subheader("Price table in use")
+prices = PriceTable.load(settings.prices_path)
+st.caption("USD per million tokens. A call is priced with the entry in force on its day; batch calls at "
+           f"{prices.batch_multiplier:.0%} of these.")
+st.dataframe(pd.DataFrame(prices.as_rows()).astype(str), hide_index=True)
+
+st.subheader("Export")
+st.caption("Every ticket with its current label, who set it, and what its model calls cost.")
+fmt = st.radio("Format", ["CSV", "JSONL"], horizontal=True, key="export_format")
+if st.button("Prepare export", key="prepare_export"):
+    st.session_state["export_data"] = exporting.export_tickets(db, fmt.lower())
+if "export_data" in st.session_state:
+    data, name = st.session_state["export_data"]
+    st.download_button(f"Download {name}", data, file_name=name, key="download_export")

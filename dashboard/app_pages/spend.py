@@ -1,0 +1,48 @@
+"""Spend & routing: exact spend from the API's usage, routing and latency, savings versus Sonnet alone."""
+
+from datetime import date, timedelta
+
+import streamlit as st
+
+from dashboard import charts, state
+from dashboard.ui import money
+from triage import reporting
+
+db = state.database()
+settings, _ = state.settings()
+today = date.today()
+
+st.title("Spend & routing")
+c1, c2 = st.columns([3, 1])
+chosen = c1.date_input("Dates", value=(today - timedelta(days=29), today), max_value=today, key="spend_range")
+by = c2.segmented_control("Per", ["day", "week"], default="day", key="spend_by") or "day"
+start, end = (chosen[0], chosen[1]) if len(chosen) == 2 else (chosen[0], chosen[0]) if chosen else (today, today)
+
+summary = reporting.summary(db, start, end, tier2_model=settings.tier2_model)
+if summary.tickets == 0 and summary.month_to_date == 0:
+    st.info("No model calls in these dates yet. Classify a few tickets and the charts fill in.",
+            icon=":material/monitoring:")
+    st.stop()
+
+k = st.columns(5)
+k[0].metric("Spend", money(summary.spend), help="Exact: each call's usage times the dated price table.")
+k[1].metric("Tickets", f"{summary.tickets:,}")
+k[2].metric("Cost per ticket", money(summary.cost_per_ticket))
+k[3].metric("Escalated to Sonnet", "—" if summary.escalation_rate is None else f"{summary.escalation_rate:.0%}")
+k[4].metric("Saved vs Sonnet alone", money(summary.saving) if summary.saving is not None else "—",
+            help="Estimate: Haiku's prompts priced at Sonnet's rates, plus tickets Sonnet saw directly.")
+
+left, right = st.columns(2)
+left.plotly_chart(charts.spend_stacked(reporting.spend(db, start, end, by), by), key="chart_spend")
+route = reporting.routing(db, start, end)
+right.plotly_chart(charts.tickets_and_unit_cost(route), key="chart_tickets")
+left, right = st.columns(2)
+left.plotly_chart(charts.escalation_rate(route), key="chart_escalation")
+right.plotly_chart(charts.latency(reporting.latency_percentiles(db, start, end)), key="chart_latency")
+left, right = st.columns(2)
+left.plotly_chart(charts.versus_sonnet_alone(float(summary.spend), None if summary.sonnet_alone is None
+                                             else float(summary.sonnet_alone)), key="chart_alone")
+right.plotly_chart(charts.month_projection(reporting.month_cumulative(db, today), float(summary.month_projection),
+                                           today), key="chart_projection")
+st.caption(f"Month to date {money(summary.month_to_date)}; at the last 7 days' pace the month ends near "
+           f"{money(summary.month_projection)}. Days are UTC.")

@@ -1,0 +1,74 @@
+"""Plotly figures for the Spend & routing page: one idea per chart, titled in plain words."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2), height=340,
+              hovermode="x unified")
+
+
+def spend_stacked(rows: list[dict], by: str) -> go.Figure:
+    fig = go.Figure()
+    for series in sorted({r["series"] for r in rows}):
+        pts = [r for r in rows if r["series"] == series]
+        fig.add_bar(x=[r["period"] for r in pts], y=[float(r["cost_usd"]) for r in pts], name=series,
+                    hovertemplate="%{x}: $%{y:.4f}<extra>" + series + "</extra>")
+    fig.update_layout(barmode="stack", title=f"Spend per {by}, by model and tier", yaxis_tickprefix="$", **LAYOUT)
+    return fig
+
+
+def tickets_and_unit_cost(route: list[dict]) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_bar(x=[r["day"] for r in route], y=[r["tickets"] for r in route], name="tickets", opacity=0.6)
+    fig.add_scatter(x=[r["day"] for r in route], y=[float(r["cost_per_ticket"] or 0) for r in route],
+                    name="cost per ticket", mode="lines+markers", secondary_y=True)
+    fig.update_layout(title="Tickets classified and cost per ticket", **LAYOUT)
+    fig.update_yaxes(title_text="tickets", secondary_y=False)
+    fig.update_yaxes(title_text="$ per ticket", tickprefix="$", secondary_y=True)
+    return fig
+
+
+def escalation_rate(route: list[dict]) -> go.Figure:
+    pts = [r for r in route if r["escalation_rate"] is not None]
+    fig = go.Figure(go.Scatter(x=[r["day"] for r in pts], y=[r["escalation_rate"] for r in pts],
+                               mode="lines+markers", name="escalated to Sonnet", fill="tozeroy"))
+    fig.update_layout(title="Share of tickets escalated to Sonnet", yaxis_tickformat=".0%",
+                      yaxis_range=[0, 1], **LAYOUT)
+    return fig
+
+
+def latency(rows: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    fig.add_bar(x=[r["model"] for r in rows], y=[r["p50_ms"] for r in rows], name="p50")
+    fig.add_bar(x=[r["model"] for r in rows], y=[r["p95_ms"] for r in rows], name="p95")
+    fig.update_layout(title="Latency per model (ms)", barmode="group", yaxis_ticksuffix=" ms", **LAYOUT)
+    return fig
+
+
+def versus_sonnet_alone(actual: float, alone: float | None) -> go.Figure:
+    labels, values = ["Tiered (actual)"], [actual]
+    if alone is not None:
+        labels.append("Sonnet alone (estimate)")
+        values.append(alone)
+    fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"${v:,.4f}" for v in values],
+                           textposition="auto", marker_color=["#3b5bdb", "#adb5bd"][: len(values)]))
+    fig.update_layout(title="What the same tickets would cost on Sonnet alone", xaxis_tickprefix="$",
+                      **{**LAYOUT, "height": 220})
+    return fig
+
+
+def month_projection(cumulative: list[dict], projected_total: float, today: date) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=[r["day"] for r in cumulative], y=[float(r["cumulative_usd"]) for r in cumulative],
+                               mode="lines+markers", name="spent this month"))
+    month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1]).isoformat()
+    if cumulative:
+        fig.add_scatter(x=[cumulative[-1]["day"], month_end],
+                        y=[float(cumulative[-1]["cumulative_usd"]), projected_total], mode="lines",
+                        line_dash="dash", name="projection (last 7 days' pace)")
+    fig.update_layout(title="Month to date and month-end projection", yaxis_tickprefix="$", **LAYOUT)
+    return fig

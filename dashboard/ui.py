@@ -1,0 +1,40 @@
+"""Small rendering helpers shared by pages. Untrusted text (tickets, model reasons) never reaches markdown."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
+
+
+def plain(text: object) -> str:
+    """Escape markdown so a ticket's text shows as typed (no links, images, HTML or formatting)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text or "")).replace("\n", " ")
+
+
+def money(value) -> str:
+    v = float(value or 0)
+    if v == 0:
+        return "$0"
+    return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
+
+
+def pct(value) -> str:
+    return "—" if value is None else f"{float(value):.0%}"
+
+
+STATUS_LABEL = {
+    "pending": ":gray[pending]", "classified": ":green[classified]", "escalated": ":violet[escalated]",
+    "needs_review": ":orange[needs review]", "failed": ":red[failed]",
+}
+
+
+def need_operator() -> bool:
+    from dashboard.state import operator
+
+    if operator():
+        return True
+    st.warning("Type your name in the sidebar first: every correction is stamped with it.")
+    return False

@@ -1,0 +1,145 @@
+"""Every page under AppTest: empty database, populated database, a correction, a bad upload."""
+
+from sqlalchemy import func, select
+
+from db.models import Correction, Ticket
+from tests.dashboard.conftest import make_app
+from triage import review, taxonomy
+
+TAX = taxonomy.default()
+
+
+def texts(at):
+    return " ".join(str(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
+                    for e in at.get(kind))
+
+
+def test_classify_page_on_an_empty_database_explains_the_missing_key(app_env):
+    at = make_app()
+    assert at.title[0].value == "Classify tickets"
+    assert "No Claude API key" in texts(at)
+
+
+def test_pasting_tickets_queues_them_and_reports_new_versus_known(app_env):
+    from db.migrate import open_database
+
+    at = make_app()
+    at.text_area(key="pasted").set_value("refund please\n\napp crashes\nsecond line").run()
+    assert "2 new" in texts(at)
+    at.button(key="classify").click().run()
+    assert not at.exception
+    db = open_database(app_env)
+    with db.read() as s:
+        rows = s.execute(select(Ticket.text, Ticket.status)).all()
+    assert sorted(rows) == [("app crashes\nsecond line", "pending"), ("refund please", "pending")]
+    at.text_area(key="pasted").set_value("refund please").run()
+    assert "0 new" in texts(at) and "1 already known" in texts(at)
+
+
+def test_bad_uploads_show_plain_errors(app_env):
+    at = make_app()
+    at.file_uploader(key="upload").set_value(("bad.json", b"[1, 2", "application/json")).run()
+    assert not at.exception
+    assert any("Could not read bad.json" in e.value and "invalid JSON" in e.value for e in at.error)
+    at.file_uploader(key="upload").set_value(("latin.csv", "text\ncaf\xe9".encode("latin-1"), "text/csv")).run()
+    assert any("not UTF-8" in e.value for e in at.error)
+
+
+def test_csv_upload_lets_the_operator_pick_columns(app_env):
+    at = make_app()
+    at.file_uploader(key="upload").set_value(("t.csv", b"ref,msg,extra\n7,my invoice is wrong,x\n", "text/csv")).run()
+    assert not at.error
+    assert at.selectbox[0].options == ["ref", "msg", "extra"]
+    at.selectbox[0].set_value("msg").run()
+    assert at.selectbox[1].value == "(none)"
+    at.selectbox[1].set_value("ref").run()
+    assert "1 new" in texts(at)
+
+
+def test_review_page_empty_state(app_env):
+    at = make_app("review")
+    assert "Nothing to review" in texts(at)
+
+
+def test_review_lists_tickets_needing_review_least_confident_first(seeded):
+    _, ids = seeded
+    at = make_app("review")
+    frame = at.data_editor[0].value
+    assert list(frame.index) == [ids["overloaded"], ids["weird one"], ids["login or refund?"]]
+    # ticket text is shown as data, not rendered
+    at.text_input(key="detail_id").set_value(str(ids["<script>alert(1)</script> **bold** [link](http://x)"])).run()
+    assert any("<script>" in t.value for t in at.text)
+
+
+def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(seeded):
+    db, ids = seeded
+    at = make_app("review", operator="alice")
+    key = at.session_state["editor_key"]
+    at.session_state[key] = {"edited_rows": {2: {"label": "technical"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="save").click().run()
+    assert not at.exception
+    assert any("Saved 1 correction" in s.value for s in at.success)
+    with db.read() as s:
+        c = s.scalars(select(Correction)).one()
+        assert (c.ticket_id, c.previous_label, c.new_label, c.operator) == (ids["login or refund?"], "account",
+                                                                             "technical", "alice")
+    # bob loaded the page, then carol corrected the same ticket before bob saved
+    bob = make_app("review", operator="bob")
+    bob_key = bob.session_state["editor_key"]
+    with db.read() as s:
+        version = s.get(Ticket, ids["weird one"]).version
+    review.correct(db, ids["weird one"], "account", operator="carol", expected_version=version, taxonomy=TAX)
+    bob.session_state[bob_key] = {"edited_rows": {1: {"label": "billing"}}, "added_rows": [], "deleted_rows": []}
+    bob.run()
+    bob.button(key="save").click().run()
+    assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
+    with db.read() as s:
+        assert s.get(Ticket, ids["weird one"]).category == "account"
+        assert s.scalar(select(func.count()).select_from(Correction)) == 2
+
+
+def test_corrections_need_an_operator_name(seeded):
+    at = make_app("review", operator=None)
+    key = at.session_state["editor_key"]
+    at.session_state[key] = {"edited_rows": {0: {"label": "billing"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="save").click().run()
+    assert any("Type your name" in w.value for w in at.warning)
+
+
+def test_ticket_detail_shows_calls_and_history(seeded):
+    db, ids = seeded
+    at = make_app("review")
+    at.text_input(key="detail_id").set_value(str(ids["login or refund?"])).run()
+    calls = next(d.value for d in at.dataframe if "model" in d.value.columns)
+    assert list(calls["model"]) == ["claude-haiku-5-5", "claude-sonnet-5-5"]
+    assert "No operator has corrected" in texts(at)
+    at.text_input(key="detail_id").set_value("99999").run()
+    assert any("No ticket 99999" in w.value for w in at.warning)
+
+
+def test_spend_page_empty_and_populated(app_env, seeded):
+    at = make_app("spend")
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 6
+    assert [m.label for m in at.metric][:3] == ["Spend", "Tickets", "Cost per ticket"]
+
+
+def test_spend_page_on_an_empty_database(app_env):
+    at = make_app("spend")
+    assert "No model calls" in texts(at) and not at.get("plotly_chart")
+
+
+def test_settings_page_validates_taxonomy_and_exports(seeded):
+    at = make_app("settings")
+    assert "No API key" in texts(at)
+    at.session_state["taxonomy_editor"] = {"edited_rows": {1: {"name": "billing"}}, "added_rows": [],
+                                           "deleted_rows": []}
+    at.run()
+    at.button(key="save_taxonomy").click().run()
+    assert any("appears more than once" in e.value for e in at.error)
+    at.button(key="prepare_export").click().run()
+    data, name = at.session_state["export_data"]
+    assert name.endswith(".csv") and b"ticket_id" in data

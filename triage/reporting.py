@@ -1,0 +1,105 @@
+"""Figures for the spend and routing views: exact money from the rollup, plus clearly-labelled estimates."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from db import reports
+from db.engine import Database
+from triage.pricing import PriceTable, PricingError, Usage, from_pico
+
+
+@dataclass
+class Summary:
+    spend: Decimal
+    tickets: int
+    cost_per_ticket: Decimal | None
+    escalation_rate: float | None
+    sonnet_alone: Decimal | None  # estimate: the same prompts sent to tier 2 only
+    saving: Decimal | None
+    month_to_date: Decimal
+    month_projection: Decimal
+
+
+def spend(db: Database, start: date, end: date, by: str = "day") -> list[dict]:
+    with db.read() as s:
+        rows = reports.spend_by_week(s, start, end) if by == "week" else reports.spend_by_day(s, start, end)
+    for r in rows:
+        r["period"] = r.pop("week", None) or r.pop("day")
+        r["series"] = f"{r['model']} (tier {r['tier']})"
+    return rows
+
+
+def routing(db: Database, start: date, end: date) -> list[dict]:
+    with db.read() as s:
+        rows = reports.routing_by_day(s, start, end)
+    for r in rows:
+        r["escalation_rate"] = r["tier2_tickets"] / r["tier1_tickets"] if r["tier1_tickets"] else None
+        r["cost_per_ticket"] = r["cost_usd"] / r["tickets"] if r["tickets"] else None
+    return rows
+
+
+def latency_percentiles(db: Database, start: date, end: date) -> list[dict]:
+    with db.read() as s:
+        rows = reports.latencies(s, start, end)
+    by_model: dict[str, list[int]] = {}
+    for _day, model, ms in rows:
+        by_model.setdefault(model, []).append(ms)
+    return [{"model": m, "calls": len(v), "p50_ms": _pct(v, 0.50), "p95_ms": _pct(v, 0.95)}
+            for m, v in sorted(by_model.items())]
+
+
+def _pct(values: list[int], q: float) -> float:
+    v = sorted(values)
+    if not v:
+        return 0.0
+    k = (len(v) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def summary(db: Database, start: date, end: date, *, tier2_model: str, prices: PriceTable | None = None,
+            today: date | None = None) -> Summary:
+    prices = prices or PriceTable.default()
+    today = today or date.today()
+    route = routing(db, start, end)
+    with db.read() as s:
+        total = from_pico(reports.total_cost_pico(s, start, end))
+        t = reports.tier1_tokens_and_direct_tier2(s, start, end)
+        month_start = today.replace(day=1)
+        mtd = from_pico(reports.total_cost_pico(s, month_start, today))
+        last7 = from_pico(reports.total_cost_pico(s, today - timedelta(days=6), today))
+    tickets = sum(r["tickets"] for r in route)
+    tier1 = sum(r["tier1_tickets"] for r in route)
+    tier2 = sum(r["tier2_tickets"] for r in route)
+    try:
+        alone = prices.cost(tier2_model, Usage(t["input_tokens"], t["output_tokens"]), end) + \
+            from_pico(t["direct_tier2_pico"])
+    except PricingError:
+        alone = None
+    days_left = calendar.monthrange(today.year, today.month)[1] - today.day
+    return Summary(
+        spend=total, tickets=tickets, cost_per_ticket=total / tickets if tickets else None,
+        escalation_rate=tier2 / tier1 if tier1 else None, sonnet_alone=alone,
+        saving=(alone - total) if alone is not None and tickets else None,
+        month_to_date=mtd, month_projection=mtd + last7 / 7 * days_left,
+    )
+
+
+def month_cumulative(db: Database, today: date | None = None) -> list[dict]:
+    """Spend per day of the current month, cumulative (for the projection chart)."""
+    today = today or date.today()
+    rows = spend(db, today.replace(day=1), today)
+    per_day: dict[str, Decimal] = {}
+    for r in rows:
+        per_day[r["period"]] = per_day.get(r["period"], Decimal(0)) + r["cost_usd"]
+    out, running = [], Decimal(0)
+    d = today.replace(day=1)
+    while d <= today:
+        running += per_day.get(d.isoformat(), Decimal(0))
+        out.append({"day": d.isoformat(), "cumulative_usd": running})
+        d += timedelta(days=1)
+    return out
