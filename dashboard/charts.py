@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2), height=340,
-              hovermode="x unified")
+              hovermode="x unified", xaxis=dict(type="category"))
 
 
 def spend_stacked(rows: list[dict], by: str) -> go.Figure:
@@ -28,8 +28,9 @@ def tickets_and_unit_cost(route: list[dict]) -> go.Figure:
     fig.add_scatter(x=[r["day"] for r in route], y=[float(r["cost_per_ticket"] or 0) for r in route],
                     name="cost per ticket", mode="lines+markers", secondary_y=True)
     fig.update_layout(title="Tickets classified and cost per ticket", **LAYOUT)
-    fig.update_yaxes(title_text="tickets", secondary_y=False)
-    fig.update_yaxes(title_text="$ per ticket", tickprefix="$", secondary_y=True)
+    fig.update_yaxes(title_text="tickets", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="$ per ticket", tickprefix="$", tickformat=".5f", rangemode="tozero", showgrid=False,
+                     secondary_y=True)
     return fig
 
 
@@ -57,8 +58,8 @@ def versus_sonnet_alone(actual: float, alone: float | None) -> go.Figure:
         values.append(alone)
     fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", text=[f"${v:,.4f}" for v in values],
                            textposition="auto", marker_color=["#3b5bdb", "#adb5bd"][: len(values)]))
-    fig.update_layout(title="What the same tickets would cost on Sonnet alone", xaxis_tickprefix="$",
-                      **{**LAYOUT, "height": 220})
+    fig.update_layout(title="What the same tickets would cost on Sonnet alone",
+                      **{**LAYOUT, "height": 220, "xaxis": dict(tickprefix="$", rangemode="tozero")})
     return fig
 
 
@@ -70,5 +71,6 @@ def month_projection(cumulative: list[dict], projected_total: float, today: date
         fig.add_scatter(x=[cumulative[-1]["day"], month_end],
                         y=[float(cumulative[-1]["cumulative_usd"]), projected_total], mode="lines",
                         line_dash="dash", name="projection (last 7 days' pace)")
-    fig.update_layout(title="Month to date and month-end projection", yaxis_tickprefix="$", **LAYOUT)
+    fig.update_layout(title="Month to date and month-end projection", yaxis_tickprefix="$",
+                      **{**LAYOUT, "xaxis": dict(type="date", tickformat="%b %d")})
     return fig

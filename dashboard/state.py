@@ -15,7 +15,7 @@ def _database(url: str):
     return open_database(url)  # applies migrations on start
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, on_release=lambda w: w.stop())
 def _worker(url: str):
     from dashboard.worker import BackgroundWorker
 

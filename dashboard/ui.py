@@ -18,6 +18,8 @@ def money(value) -> str:
     v = float(value or 0)
     if v == 0:
         return "$0"
+    if v < 0.01:
+        return f"${v:.6f}"
     return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
 
 

@@ -27,8 +27,10 @@ class WorkerStatus:
 
 
 class BackgroundWorker:
-    def __init__(self, db: Database, poll_seconds: float = 1.0, pause_after_key_error: float = 30.0):
+    def __init__(self, db: Database, settings: Settings | None = None, poll_seconds: float = 1.0,
+                 pause_after_key_error: float = 30.0):
         self.db = db
+        self.settings = settings or Settings.from_env()  # the key and endpoint are read once, at start
         self.poll_seconds = poll_seconds
         self.pause_after_key_error = pause_after_key_error
         self.status = WorkerStatus()
@@ -53,7 +55,7 @@ class BackgroundWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            settings = Settings.from_env()
+            settings = self.settings
             wait = self.poll_seconds
             if settings.has_api_key:
                 try:

@@ -34,6 +34,14 @@ class Imported:
     run_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Claimed:
+    ticket_id: int
+    text: str
+    wants_tier2: bool
+    run_id: int | None
+
+
 def count_known(s: Session, items: Sequence[tuple[str | None, str]]) -> int:
     """How many of these tickets are already in the database (for a preview before importing)."""
     hashes = list({content_hash(text, ext) for ext, text in items})
@@ -102,7 +110,7 @@ def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -
     return res.rowcount
 
 
-def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None) -> list[tuple[int, str, bool]]:
+def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None) -> list[Claimed]:
     """Claim up to `limit` pending tickets for `worker` (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
     now = datetime.now(UTC)
     cond = and_(Ticket.status == PENDING,
@@ -110,13 +118,14 @@ def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None
     if run_id is not None:
         cond = and_(cond, Ticket.run_id == run_id)
     rows = s.execute(
-        select(Ticket.id, Ticket.text, Ticket.escalation_requested).where(cond).order_by(Ticket.id).limit(limit)
+        select(Ticket.id, Ticket.text, Ticket.escalation_requested, Ticket.run_id).where(cond).order_by(Ticket.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     if rows:
         s.execute(update(Ticket).where(Ticket.id.in_([r.id for r in rows]))
                   .values(claimed_by=worker, claimed_at=now))
-    return [(r.id, r.text, bool(r.escalation_requested)) for r in rows]
+    return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id) for r in rows]
 
 
 def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:

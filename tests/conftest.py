@@ -34,3 +34,9 @@ def env(fake, db_url, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
     return dict(os.environ)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the rest of
+    the session, which would break asyncio.run() in the tests after it."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

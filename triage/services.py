@@ -134,15 +134,15 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
         while (item := await inbox.get()) is not None:
             if stop.is_set():
                 continue
-            tid, text, wants_tier2 = item
+            tid = item.ticket_id
 
-            def step(prior, cb, text=text, wants_tier2=wants_tier2):
-                if wants_tier2 and router.tier2 is not None:
-                    return router.escalate(text, prior, cb)
-                return router.classify(text, prior=prior, on_call=cb)
+            def step(prior, cb, item=item):
+                if item.wants_tier2 and router.tier2 is not None:
+                    return router.escalate(item.text, prior, cb)
+                return router.classify(item.text, prior=prior, on_call=cb)
 
             try:
-                outcome = await _handle(db, run_id, tid, step)
+                outcome = await _handle(db, item.run_id, tid, step)
             except KeyRejected as exc:
                 report.stopped = str(exc)
                 stop.set()

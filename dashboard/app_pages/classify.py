@@ -92,7 +92,7 @@ def results() -> None:
     rows = services.run_rows(db, run_id, services.run_ticket_ids(db, run_id, 50), with_text=True)
     for r in rows:
         with st.container(border=True):
-            a, b, c, d, e = st.columns([5, 2, 2, 2, 1.3], vertical_alignment="center")
+            a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")
             a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
             if r["model_reason"]:
                 a.caption(plain(r["model_reason"]))

@@ -153,6 +153,9 @@ if ticket_id.strip():
             st.caption("No model has seen this ticket yet.")
         st.markdown("**Corrections**")
         if d.history:
-            st.dataframe(pd.DataFrame(d.history), hide_index=True)
+            for h in d.history:
+                note = f" — {plain(h['note'])}" if h["note"] else ""
+                st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** changed "
+                            f"{plain(h['from'] or 'no label')} → **{plain(h['to'])}**{note}")
         else:
             st.caption("No operator has corrected this ticket.")

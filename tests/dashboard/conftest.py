@@ -25,9 +25,12 @@ SEED = {
 
 @pytest.fixture
 def app_env(db_url, monkeypatch):
+    import streamlit as st
+
     monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    return db_url
+    yield db_url
+    st.cache_resource.clear()  # stops this test's background worker and closes its database
 
 
 @pytest.fixture

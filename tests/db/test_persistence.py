@@ -120,7 +120,7 @@ def test_claims_are_disjoint_across_concurrent_workers(anydb):
     if anydb.dialect != "postgresql":
         with anydb.transaction() as s2:
             got2 = queue.claim_pending(s2, "w2", 8)
-    assert len(got1) == 8 and len(got2) == 8 and not {r[0] for r in got1} & {r[0] for r in got2}
+    assert len(got1) == 8 and len(got2) == 8 and not {r.ticket_id for r in got1} & {r.ticket_id for r in got2}
 
 
 def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):

@@ -1,0 +1,89 @@
+"""Real-browser tests: `streamlit run` on a free port, a temporary database, the fake Anthropic server, and
+Playwright driving Debian's Chromium. Skipped (with the reason) where Chromium or Playwright is missing."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fake_anthropic import FakeAnthropic
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def fake_api():
+    with FakeAnthropic(delay=0.05) as server:
+        yield server
+        assert not server.invalid, server.invalid[:2]
+
+
+@pytest.fixture(scope="module")
+def app_url(fake_api, tmp_path_factory):
+    if not CHROMIUM:
+        pytest.skip("no chromium on this machine (scripts/test-services installs Debian's package as root)")
+    pytest.importorskip("playwright")
+    db = tmp_path_factory.mktemp("e2e") / "triage.db"
+    port = _free_port()
+    env = {**os.environ, "TRIAGE_DATABASE_URL": f"sqlite:///{db}", "ANTHROPIC_API_KEY": fake_api.api_key,
+           "ANTHROPIC_BASE_URL": fake_api.base_url}
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.terminate()
+        log.seek(0)
+        pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    log.seek(0)
+    tail = log.read()[-2000:]
+    assert "Traceback" not in tail, tail
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", "--disable-quic"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 1000}}
+
+
+def wait_for_run(page, timeout=30000):
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(state="attached",
+                                                                                         timeout=timeout)
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

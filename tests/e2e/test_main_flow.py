@@ -1,0 +1,83 @@
+"""The main flow in a real browser: paste three tickets, watch them labelled, escalate one, correct one in the
+review queue, read its history, see the spend charts."""
+
+import re
+
+import pytest
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from tests.e2e.conftest import shoot, wait_for_run  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+TICKETS = ("I was charged twice this month, please refund the invoice\n"
+           "The app crashes with error 500 whenever I upload a file\n"
+           "Would be nice to have dark mode, also my login broke? [[conf=0.4]] [[conf2=0.6]]")
+
+
+def sidebar_page(page: Page, name: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+    wait_for_run(page)
+
+
+def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, fake_api):
+    page.goto(app_url)
+    wait_for_run(page)
+    operator = page.get_by_label("Operator", exact=True).and_(page.get_by_test_id("stTextInputField"))
+    operator.fill("e2e-lead")
+    operator.press("Enter")
+    wait_for_run(page)
+
+    page.get_by_label("Tickets", exact=True).fill(TICKETS)
+    page.get_by_label("Tickets", exact=True).press("Control+Enter")
+    wait_for_run(page)
+    expect(page.get_by_text("3 new", exact=False)).to_be_visible()
+    page.get_by_role("button", name="Classify", exact=True).click()
+    expect(page.get_by_text(re.compile(r"3 of 3 done"))).to_be_visible(timeout=30000)
+    expect(page.get_by_text("billing", exact=True)).to_be_visible()
+    expect(page.get_by_text("technical", exact=True)).to_be_visible()
+    shoot(page, "1-classify")
+
+    page.get_by_role("button", name="Escalate to Sonnet").first.click()
+    expect(page.get_by_text(re.compile(r"claude-sonnet-5-5")).first).to_be_visible(timeout=30000)
+    expect(page.get_by_text(re.compile(r"1 escalated"))).to_be_visible(timeout=30000)
+
+    sidebar_page(page, "Review queue")
+    grid = page.get_by_test_id("stDataFrame").first
+    expect(grid).to_be_visible()
+    box = grid.bounding_box()
+    grid.click(position={"x": 150, "y": 35 + 17})  # the first row's ticket text
+    for _ in range(4):  # text -> machine label -> confidence -> status -> label
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    page.keyboard.type("account")
+    page.keyboard.press("Enter")
+    wait_for_run(page)
+    assert box["width"] > 300
+    save = page.get_by_role("button", name=re.compile(r"Save 1 label change"))
+    expect(save).to_be_enabled(timeout=10000)
+    save.click()
+    wait_for_run(page)
+    expect(page.get_by_text("Saved 1 correction")).to_be_visible()
+
+    number = page.get_by_label("Ticket number", exact=True)
+    number.fill("3")
+    number.press("Enter")
+    wait_for_run(page)
+    expect(page.get_by_text(re.compile(r"e2e-lead.*changed"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"→ account"))).to_be_visible()
+    shoot(page, "2-review")
+
+    sidebar_page(page, "Spend & routing")
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=20000)
+    assert page.get_by_test_id("stPlotlyChart").count() == 6
+    page.wait_for_timeout(1000)
+    shoot(page, "3-spend")
+
+    sidebar_page(page, "Settings")
+    expect(page.get_by_text("An API key is configured")).to_be_visible()
+    shoot(page, "4-settings")
+    assert sum(1 for u in fake_api.usage_log if "sonnet" in u["model"]) == 2
