@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
 import threading
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "anthropic-openapi.json"
+SPEC_PATH = Path(os.environ.get("TRIAGE_SPEC_PATH") or
+                 Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "anthropic-openapi.json")
 FORBIDDEN = ("temperature", "top_p", "top_k")
 KEYWORDS = {
     "billing": ("refund", "charge", "charged", "invoice", "payment", "price", "bill", "billing", "card", "subscription",
@@ -264,7 +266,10 @@ class FakeAnthropic:
             self._error(h, 401, "authentication_error", "invalid x-api-key")
             return
         if self.validate:
-            problems = request_problems(body)
+            try:
+                problems = request_problems(body)
+            except Exception as exc:  # e.g. the spec file is missing: fail the test loudly, never hang it
+                problems = [f"could not validate the request: {type(exc).__name__}: {exc}"]
             if problems:
                 with self._lock:
                     self.invalid.append((body, problems))
