@@ -73,5 +73,15 @@ class BackgroundWorker:
                     wait = 5.0
                 finally:
                     self.status.busy = False
+            else:
+                try:  # no key: the local tier classifies, the review queue is the escalation
+                    self.status.busy = True
+                    self.status.processed += services.classify_locally(self.db, settings)
+                except Exception as exc:
+                    log.exception("local classification failed")
+                    self.status.last_error, self.status.last_error_at = f"{type(exc).__name__}: {exc}", time.time()
+                    wait = 5.0
+                finally:
+                    self.status.busy = False
             self._wake.wait(wait)
             self._wake.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -107,6 +107,15 @@ class ModelCall(Base):
         # covering index for spend reports: a range scan on created_at never touches the table
         Index("ix_model_calls_spend", "created_at", "model", "tier", "cost_pico", "latency_ms"),
     )
+
+
+class TicketVector(Base):
+    """A ticket's sentence embedding, computed once and reused by every retraining of the local head."""
+
+    __tablename__ = "ticket_vectors"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32
 
 
 class SpendDaily(Base):

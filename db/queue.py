@@ -182,6 +182,10 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
     s.add(row)
     s.flush()
     add_to_spend_daily(s, row)
+    if c.vector is not None:
+        from db import vectors
+
+        vectors.store(s, {ticket_id: c.vector}, c.model)
     return row.id
 
 
@@ -273,6 +277,11 @@ def ticket_ids_in_state(s: Session, status: str) -> list[int]:
 
 def ticket_ids_of_run(s: Session, run_id: int, limit: int) -> list[int]:
     return list(s.scalars(select(Ticket.id).where(Ticket.run_id == run_id).order_by(Ticket.id).limit(limit)))
+
+
+def backdate_ticket(s: Session, ticket_id: int, when: datetime) -> None:
+    """Demo data only: make a ticket look as old as its simulated calls."""
+    s.execute(update(Ticket).where(Ticket.id == ticket_id).values(created_at=when))
 
 
 def finish_run(s: Session, run_id: int, status: str, message: str | None = None) -> None:

@@ -144,3 +144,13 @@ def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: da
                          .where(ModelCall.tier == 2, ModelCall.ticket_id.not_in(seen_by_t1)), start, end)
     return {"input_tokens": int(inp), "output_tokens": int(out), "tier1_tickets": int(tickets),
             "direct_tier2_pico": int(s.scalar(direct) or 0)}
+
+
+def demo_calls(s: Session, prefix: str = "demo_") -> int:
+    return int(s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.request_id.like(f"{prefix}%")))
+               or 0)
+
+
+def demo_cost(s: Session, prefix: str = "demo_"):
+    return from_pico(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
+                              .where(ModelCall.request_id.like(f"{prefix}%"))))

@@ -136,7 +136,7 @@ def test_no_key_and_bad_input_are_explained(db_url, tmp_path, monkeypatch, capsy
     monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
     src = tmp_path / "t.txt"
     src.write_text("hello\n")
-    assert main(["classify", str(src)]) == 3
+    assert main(["classify", str(src), "--tier", "haiku"]) == 3
     assert "No ANTHROPIC_API_KEY is set" in capsys.readouterr().err
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
     bad = tmp_path / "t.csv"

@@ -46,11 +46,24 @@ def _open_db(settings: Settings):
 
 def _settings(args) -> Settings:
     s = Settings.from_env()
+    _apply_args(s, args)
+    return s
+
+
+def _apply_args(s: Settings, args) -> Settings:
     if getattr(args, "threshold", None) is not None:
         s.threshold = args.threshold
     if getattr(args, "concurrency", None) is not None:
         s.concurrency = args.concurrency
     return s
+
+
+def _effective(db, settings: Settings, args):
+    """Settings saved from the dashboard over the environment, and the command line over both."""
+    from triage.config_service import effective
+
+    merged, taxonomy = effective(db, settings)
+    return _apply_args(merged, args), taxonomy
 
 
 def cmd_classify(args) -> int:
@@ -61,17 +74,31 @@ def cmd_classify(args) -> int:
     if not batch.items:
         print("no tickets to classify", file=sys.stderr)
         return EXIT_INPUT
-    taxonomy = services.load_taxonomy(settings)
-    router = services.build_router(settings, taxonomy, mode=args.tier, threshold=settings.threshold)
     db = _open_db(settings)
+    settings, taxonomy = _effective(db, settings, args)
+    local = args.tier == "local" or not settings.has_api_key
+    if local and args.tier in ("haiku", "sonnet"):
+        raise services.NoApiKey(services.NO_KEY_MESSAGE)
+    if local and args.tier != "local":
+        print("No ANTHROPIC_API_KEY: classifying with the local model; unsure tickets go to the review queue.",
+              file=sys.stderr)
+    router = None if local else services.build_router(settings, taxonomy, mode=args.tier,
+                                                      threshold=settings.threshold)
     source = "stdin" if args.path == "-" else args.path
-    imported = services.start_run(db, batch.items, source=source, started_by=args.operator, mode=args.tier,
-                                  threshold=settings.threshold, reclassify=args.reclassify)
+    imported = services.start_run(db, batch.items, source=source, started_by=args.operator,
+                                  mode="local" if local else args.tier, threshold=settings.threshold,
+                                  reclassify=args.reclassify)
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {imported.run_id})",
           file=sys.stderr)
     progress = Progress(len(set(imported.ticket_ids)), args.progress or sys.stderr.isatty())
-    report = asyncio.run(services.process_queue(db, router, run_id=imported.run_id,
-                                                concurrency=settings.concurrency, on_ticket=progress))
+    if local:
+        services.classify_locally(db, settings, run_id=imported.run_id, on_ticket=progress)
+        report = services.RunReport(imported.run_id, states=services.run_progress(db, imported.run_id).states)
+    else:
+        if args.tier == "auto":
+            services.attach_tier0(db, router)
+        report = asyncio.run(services.process_queue(db, router, run_id=imported.run_id,
+                                                    concurrency=settings.concurrency, on_ticket=progress))
     progress.close()
     services.finish_run(db, report)
     rows = services.run_rows(db, imported.run_id, imported.ticket_ids)
@@ -103,7 +130,8 @@ def cmd_escalate(args) -> int:
     if not ids:
         print("no tickets match", file=sys.stderr)
         return 0
-    router = services.build_router(settings, services.load_taxonomy(settings), threshold=settings.threshold)
+    settings, taxonomy = _effective(db, settings, args)
+    router = services.build_router(settings, taxonomy, threshold=settings.threshold)
     with db.transaction() as s:
         from db import queue
         run_id = queue.create_run(s, started_by=args.operator, source="escalate", mode="sonnet",
@@ -124,7 +152,8 @@ def cmd_escalate(args) -> int:
 def cmd_retry(args) -> int:
     settings = _settings(args)
     db = _open_db(settings)
-    router = services.build_router(settings, services.load_taxonomy(settings), threshold=settings.threshold)
+    settings, taxonomy = _effective(db, settings, args)
+    router = services.build_router(settings, taxonomy, threshold=settings.threshold)
     run_id, n = services.requeue_failed(db, started_by=args.operator)
     if not n:
         print("no failed tickets to retry", file=sys.stderr)
@@ -145,7 +174,13 @@ def cmd_retry(args) -> int:
 def cmd_worker(args) -> int:
     settings = _settings(args)
     db = _open_db(settings)
-    router = services.build_router(settings, services.load_taxonomy(settings), threshold=settings.threshold)
+    if not settings.has_api_key:
+        n = services.classify_locally(db, settings)
+        print(f"no API key: the local model classified {n} tickets", file=sys.stderr)
+        return 0
+    settings, taxonomy = _effective(db, settings, args)
+    router = services.build_router(settings, taxonomy, threshold=settings.threshold)
+    services.attach_tier0(db, router)
     report = asyncio.run(services.run_worker(db, router, concurrency=settings.concurrency, once=args.once,
                                              poll_seconds=args.poll))
     if report.stopped:
@@ -171,6 +206,56 @@ def cmd_spend(args) -> int:
               f"{r['output_tokens']:>9} {r['cost_usd']:>12.6f}")
     total = sum((r["cost_usd"] for r in rows), Decimal(0))
     print(f"{'total':<10}  {'':<22} {'':>4} {sum(r['calls'] for r in rows):>7} {'':>10} {'':>9} {total:>12.6f}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from triage.local import service as local
+    from triage.local.embedder import shared
+
+    db = _open_db(Settings.from_env())
+    _, taxonomy = _effective(db, Settings.from_env(), args)
+    head = local.retrain(db, taxonomy, shared())
+    m = head.metrics
+    print(json.dumps(m, indent=2) if args.json else
+          f"trained on {m['n_train']} examples ({m.get('labels') or 'no labels yet'}); out-of-fold accuracy "
+          f"{m['oof_accuracy']:.3f}, ECE {m['oof_ece']:.3f}" +
+          (f"; on operator labels {m['human_accuracy']:.3f} (n={m['human_n']})" if m.get("human_n") else ""))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from triage import evaluation
+
+    settings = Settings.from_env()
+    taxonomy = services.load_taxonomy(settings)
+    if args.tier == "local" and args.use_db:
+        db = _open_db(settings)
+        settings, taxonomy = _effective(db, settings, args)
+    gold = evaluation.read_gold(args.gold, taxonomy)
+    if args.tier == "local":
+        predicted, conf = evaluation.predict_local(gold, taxonomy, db if args.use_db else None)
+    else:
+        router = services.build_router(settings, taxonomy, mode=args.tier, threshold=settings.threshold)
+        predicted, conf = evaluation.predict_router(gold, router, settings.concurrency)
+    result = evaluation.score(gold.labels, predicted, conf, taxonomy.names)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(evaluation.format_report(result, args.tier))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from triage import demo
+
+    settings = Settings.from_env()
+    db = _open_db(settings)
+    settings, taxonomy = _effective(db, settings, args)
+    summary = demo.fill(db, taxonomy, settings=settings)
+    print(f"demo data: {summary['tickets']} sample tickets; {summary['api_simulated']} with simulated "
+          f"Haiku/Sonnet calls (marked demo_), {summary['local']} classified by the local model, "
+          f"{summary['corrected']} operator corrections. Open the dashboard: bash scripts/dashboard")
     return 0
 
 
@@ -202,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=ingest.FORMATS, help="input format (default: from the file extension)")
     c.add_argument("--text-column", help="CSV column / JSON field with the ticket text (default: guessed)")
     c.add_argument("--id-column", help="CSV column / JSON field with your ticket id (default: guessed)")
-    c.add_argument("--tier", choices=MODES, default="auto",
-                   help="auto: Haiku, then Sonnet when unsure (default); haiku: Haiku only; sonnet: Sonnet only")
+    c.add_argument("--tier", choices=[*MODES, "local"], default="auto",
+                   help="auto: Haiku, then Sonnet when unsure (default); haiku / sonnet: that model only; "
+                   "local: the offline model only (the default when no API key is set)")
     c.add_argument("--out", help="write results to FILE.jsonl or FILE.csv (default: JSONL on stdout)")
     c.add_argument("--reclassify", action="store_true", help="classify known tickets again (new calls, new cost)")
     common(c)
@@ -231,6 +317,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD (UTC)")
     s.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (UTC)")
     s.set_defaults(func=cmd_spend)
+
+    t = sub.add_parser("train", help="retrain the local model on the labels in the database")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="score a tier on a labelled file (the working database is not changed)",
+                        description="Read CSV/JSON/JSONL with `text` and `label`, classify with the chosen tier, "
+                        "print accuracy, macro-F1, per-category precision/recall, expected calibration error and "
+                        "a coverage table (thresholds 0.50-0.95: share kept and accuracy on it).")
+    ev.add_argument("--gold", required=True, help="labelled file with text and label columns")
+    ev.add_argument("--tier", choices=["local", *MODES], default="local",
+                    help="local (default), haiku, sonnet, or auto (the two-tier pipeline)")
+    ev.add_argument("--use-db", action="store_true",
+                    help="local tier: use the head trained on the working database (read only) instead of "
+                    "the zero-shot one")
+    ev.add_argument("--json", action="store_true", help="one JSON object: n, accuracy, macro_f1, ece, coverage, ...")
+    ev.set_defaults(func=cmd_eval)
+
+    dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
+    dm.set_defaults(func=cmd_demo)
 
     d = sub.add_parser("db", help="database maintenance")
     d.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations up to the latest schema")

@@ -89,6 +89,28 @@ def _load_records(text: str, fmt: str) -> list:
     return records
 
 
+def read_labelled(path: str, text_column: str = "text", label_column: str = "label") -> list[tuple[str, str]]:
+    """(text, label) rows of a gold file (CSV, JSON or JSONL)."""
+    p = Path(path)
+    if not p.is_file():
+        raise IngestError(f"no such file: {path}")
+    fmt = detect_format(p.name)
+    text = decode(p.read_bytes())
+    if fmt == "csv":
+        records = list(csv.DictReader(io.StringIO(text), dialect=_dialect(text)))
+    elif fmt in ("json", "jsonl"):
+        records = _load_records(text, fmt)
+    else:
+        raise IngestError("a gold file must be CSV, JSON or JSONL with text and label columns")
+    rows = []
+    for n, r in enumerate(records, 1):
+        if not isinstance(r, dict) or text_column not in r or label_column not in r:
+            raise IngestError(f"row {n} needs both {text_column!r} and {label_column!r}")
+        if str(r[text_column] or "").strip():
+            rows.append((str(r[text_column]).strip(), str(r[label_column] or "").strip()))
+    return rows
+
+
 def guess_column(columns: list[str], kind: str) -> str | None:
     return _pick(columns, None, TEXT_COLUMNS if kind == "text" else ID_COLUMNS, kind)
 

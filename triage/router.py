@@ -78,16 +78,24 @@ class Router:
     """Runs one ticket through the tiers. `prior` calls (already billed) are reused, never repeated."""
 
     def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
-                 threshold: float = 0.7, mode: str = "auto"):
+                 threshold: float = 0.7, mode: str = "auto", tier0: Provider | None = None,
+                 tier0_threshold: float = 0.9):
         if mode not in MODES:
             raise ValueError(f"tier must be one of {', '.join(MODES)}")
         if not 0 <= threshold <= 1:
             raise ValueError("threshold must be between 0 and 1")
         self.tier1, self.tier2, self.taxonomy = tier1, tier2, taxonomy
         self.threshold, self.mode = threshold, mode
+        self.tier0, self.tier0_threshold = tier0, tier0_threshold
 
     async def classify(self, text: str, prior: list[CallResult] | None = None, on_call=None) -> Outcome:
         calls = list(prior or [])
+        if self.tier0 is not None and self.mode == "auto":
+            local = next((c for c in calls if c.tier == 0 and c.answered), None)
+            if local is None:
+                local = await self._call(self.tier0, text, calls, on_call)
+            if local.usable and (local.confidence or 0.0) >= self.tier0_threshold:
+                return decide(calls, self.tier0_threshold)  # the free tier is sure enough: no API call
         first = self.tier2 if self.mode == "sonnet" else self.tier1
         done = next((c for c in calls if c.tier == first.tier and c.answered), None)
         if done is None:

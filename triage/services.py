@@ -229,12 +229,47 @@ async def work_once(db: Database, base: Settings | None = None, *, concurrency: 
 
     settings, tax = effective(db, base)
     router = build_router(settings, tax, threshold=settings.threshold, client=client)
+    attach_tier0(db, router)
     report = await process_queue(db, router, concurrency=concurrency or settings.concurrency)
     with db.transaction() as s:
         if report.stopped:
             queue.stop_running_runs(s, report.stopped)
         queue.finish_idle_runs(s)
     return report
+
+
+def attach_tier0(db: Database, router: Router) -> str:
+    """Put the free local tier in front of tier 1 when a lead enabled it and it has earned it."""
+    from triage.local import service as local
+    from triage.local.embedder import shared
+
+    cfg = local.tier0_config(db)
+    if not cfg["enabled"]:
+        return "off"
+    embedder = shared()
+    local.maybe_retrain(db, router.taxonomy, embedder)
+    head = local.current_head(db, router.taxonomy, embedder)
+    active, why = local.tier0_active(db, head)
+    if active:
+        router.tier0, router.tier0_threshold = local.LocalProvider(embedder, head), float(cfg["threshold"])
+    return why
+
+
+def classify_locally(db: Database, base: Settings | None = None, *, run_id: int | None = None,
+                     on_ticket=None) -> int:
+    """No API key: the local tier classifies; unsure tickets go to the review queue."""
+    from triage.config_service import effective
+    from triage.local import service as local
+    from triage.local.embedder import shared
+
+    settings, tax = effective(db, base)
+    embedder = shared()
+    local.maybe_retrain(db, tax, embedder)
+    n = local.classify_queue_locally(db, tax, embedder, threshold=settings.threshold, run_id=run_id,
+                                     worker=worker_name(), on_ticket=on_ticket)
+    with db.transaction() as s:
+        queue.finish_idle_runs(s)
+    return n
 
 
 def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:

@@ -16,8 +16,8 @@ import numpy as np
 
 MODEL_ID = "all-MiniLM-L6-v2-int8"
 DIM = 384
-MAX_TOKENS = 256  # the model was trained on 256-token windows; support intent sits early in a ticket
-BATCH = 16
+MAX_TOKENS = 112  # ~85 words: intent sits early in a ticket, sign-offs at the end; cost grows with length
+BATCH = 8
 
 
 class ModelMissing(RuntimeError):

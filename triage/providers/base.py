@@ -43,6 +43,7 @@ class CallResult:
     error_kind: str | None = None
     attempts: int = 1
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    vector: bytes | None = field(default=None, repr=False)  # the local tier's embedding, stored once
 
     @property
     def answered(self) -> bool:

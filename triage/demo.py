@@ -1,0 +1,101 @@
+"""`triage demo`: fill a fresh database with the sample tickets so every page has something to show.
+
+The local tier classifies part of the set for real. So that the spend and routing charts have a month of
+history without an API key, the rest gets *simulated* Haiku/Sonnet calls: token counts from the real prompt,
+priced with the real price table, dated over the last 30 days, and marked as demo (request ids `demo_...`,
+ticket source `demo`). The dashboard says so wherever they are shown. A few operator corrections complete it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from importlib import resources
+
+from db import queue, reports
+from db.engine import Database
+from triage import prompts
+from triage.pricing import PriceTable, Usage
+from triage.providers.base import OK, CallResult
+from triage.router import decide
+from triage.settings import Settings
+from triage.taxonomy import Taxonomy
+
+SOURCE = "demo"
+DEMO_REQUEST_PREFIX = "demo_"
+
+
+def load_samples() -> list[dict]:
+    text = resources.files("triage.samples").joinpath("tickets.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _simulated_call(tier: int, model: str, text: str, label: str, rnd: random.Random, taxonomy: Taxonomy,
+                    prices: PriceTable, when: datetime, right: float) -> CallResult:
+    correct = rnd.random() < right
+    category = label if correct else rnd.choice([c for c in taxonomy.names if c != label])
+    confidence = round(rnd.uniform(0.72, 0.99) if correct else rnd.uniform(0.35, 0.8), 2)
+    usage = Usage(prompts.estimate_tokens(prompts.system_prompt(taxonomy) + prompts.user_message(text)),
+                  rnd.randint(28, 60))
+    return CallResult(tier, model, OK, category=category, confidence=confidence, model_returned=model,
+                      reason=f"simulated demo answer: {category.replace('_', ' ')}", usage=usage,
+                      cost_usd=prices.cost(model, usage, when), latency_ms=int(rnd.gauss(650 if tier == 1 else 1400,
+                                                                                           150)),
+                      request_id=f"{DEMO_REQUEST_PREFIX}{rnd.getrandbits(48):012x}", created_at=when)
+
+
+def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, days: int = 30,
+         seed: int = 7, api_share: float = 0.7, local: bool = True) -> dict:
+    settings = settings or Settings.from_env()
+    with db.read() as s:
+        if reports.status_counts(s).get("total"):
+            raise ValueError("the database already has tickets: the demo fills only an empty database")
+    rnd = random.Random(seed)
+    prices = PriceTable.load(settings.prices_path)
+    samples = [r for r in load_samples() if r["label"] in taxonomy]
+    now = datetime.now(UTC)
+    from triage import services
+
+    imported = services.start_run(db, [(r["id"], r["text"]) for r in samples], source=SOURCE,
+                                  started_by="demo", threshold=settings.threshold)
+    gold = {tid: r for tid, r in zip(imported.ticket_ids, samples, strict=True)}
+    api_ids = [tid for tid in imported.ticket_ids if rnd.random() < api_share]
+    with db.transaction() as s:
+        for tid in api_ids:
+            when = now - timedelta(days=rnd.uniform(0, days), hours=rnd.uniform(0, 4))
+            text, label = gold[tid]["text"], gold[tid]["label"]
+            calls = [_simulated_call(1, settings.tier1_model, text, label, rnd, taxonomy, prices, when, 0.88)]
+            if calls[0].confidence < settings.threshold:
+                calls.append(_simulated_call(2, settings.tier2_model, text, label, rnd, taxonomy, prices,
+                                             when + timedelta(seconds=2), 0.95))
+            for c in calls:
+                queue.record_call(s, tid, imported.run_id, c)
+            queue.apply_outcome(s, tid, decide(calls, settings.threshold))
+            queue.backdate_ticket(s, tid, when)
+    n_local = 0
+    if local:
+        n_local = services.classify_locally(db, settings, run_id=imported.run_id)
+    corrected = _correct_some(db, gold, taxonomy, rnd)
+    with db.transaction() as s:
+        queue.finish_idle_runs(s)
+    return {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
+
+
+def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Random, limit: int = 40) -> int:
+    from triage import review
+
+    with db.read() as s:
+        tickets = queue.tickets_by_id(s, list(gold))
+    wrong = [t for t in tickets.values() if t.category != gold[t.id]["label"]]
+    rnd.shuffle(wrong)
+    for t in wrong[:limit]:
+        review.correct(db, t.id, gold[t.id]["label"], operator=rnd.choice(["dana", "li", "sam"]),
+                       expected_version=t.version, taxonomy=taxonomy, note="demo correction")
+    return min(limit, len(wrong))
+
+
+def demo_cost(db: Database) -> Decimal:
+    with db.read() as s:
+        return reports.demo_cost(s, DEMO_REQUEST_PREFIX)

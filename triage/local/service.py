@@ -1,0 +1,198 @@
+"""The local tier as a service: a zero-shot head from the taxonomy, retraining from labels in the database,
+batch classification of the queue without an API key, and a tier-0 provider for the router."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+
+from db import queue, settings_store, vectors
+from db.engine import Database
+from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
+from triage.local.examples import EXAMPLES
+from triage.local.head import Head, fit
+from triage.providers.base import OK, CallResult
+from triage.router import decide
+from triage.taxonomy import Taxonomy
+
+LOCAL_MODEL = "local-minilm"  # model id recorded on the tier-0 calls (priced at $0 in the price table)
+WEIGHTS = {"operator": 2.0, "tier2": 1.5, "tier1": 1.0}  # human labels count most
+RETRAIN_EVERY = 50  # new usable labels since the last training
+SETTING = "local_head"
+TIER0_SETTING = "tier0"
+TIER0_DEFAULTS = {"enabled": False, "target_accuracy": 0.9, "threshold": 0.9, "min_labels": 30}
+
+_cache: dict[tuple[str, str], tuple[str, Head]] = {}
+_cache_lock = threading.Lock()
+
+
+def taxonomy_key(taxonomy: Taxonomy) -> str:
+    return hashlib.sha256(json.dumps(taxonomy.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def seed_examples(taxonomy: Taxonomy) -> tuple[list[str], list[str]]:
+    """Each category's description, plus the built-in example tickets of categories that have them."""
+    texts, labels = [], []
+    for c in taxonomy.categories:
+        texts.append(f"{c.name.replace('_', ' ')}: {c.description}")
+        labels.append(c.name)
+        for example in EXAMPLES.get(c.name, []):
+            texts.append(example)
+            labels.append(c.name)
+    return texts, labels
+
+
+def train_head(embedder: Embedder, taxonomy: Taxonomy, labelled: list[tuple[np.ndarray, str, str]]) -> Head:
+    """Seed examples plus (vector, label, source) rows from the database."""
+    texts, labels = seed_examples(taxonomy)
+    X = embedder.embed(texts)
+    w = [1.0] * len(labels)
+    human = [False] * len(labels)
+    if labelled:
+        X = np.vstack([X, np.stack([v for v, _, _ in labelled])])
+        labels += [lab for _, lab, _ in labelled]
+        w += [WEIGHTS.get(src, 1.0) for _, _, src in labelled]
+        human += [src == "operator" for _, _, src in labelled]
+    head = fit(X, labels, np.array(w, dtype=np.float32), taxonomy.names, np.array(human))
+    counts: dict[str, int] = {}
+    for _, _, src in labelled:
+        counts[src] = counts.get(src, 0) + 1
+    head.metrics.update(labels=counts, trained_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    return head
+
+
+def save_head(db: Database, taxonomy: Taxonomy, head: Head, n_labels: int) -> None:
+    with db.transaction() as s:
+        settings_store.put(s, SETTING, {"taxonomy_key": taxonomy_key(taxonomy), "head": head.to_dict(),
+                                        "labels_at_training": n_labels}, operator="local-tier")
+
+
+def current_head(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
+    """The stored head for this taxonomy, or a zero-shot one built (and stored) from its descriptions."""
+    key = taxonomy_key(taxonomy)
+    with db.read() as s:
+        stored = settings_store.get(s, SETTING)
+    stamp = json.dumps(stored.get("head", {}).get("metrics", {}), sort_keys=True) if stored else ""
+    with _cache_lock:
+        hit = _cache.get((db.url, key))
+        if hit and hit[0] == stamp and stored and stored.get("taxonomy_key") == key:
+            return hit[1]
+    if stored and stored.get("taxonomy_key") == key:
+        head = Head.from_dict(stored["head"])
+    else:
+        head = train_head(embedder, taxonomy, [])
+        save_head(db, taxonomy, head, 0)
+        stamp = json.dumps(head.metrics, sort_keys=True)
+    with _cache_lock:
+        _cache[(db.url, key)] = (stamp, head)
+    return head
+
+
+def ensure_vectors(db: Database, ticket_ids: list[int], embedder: Embedder) -> dict[int, np.ndarray]:
+    """Each ticket is embedded once; later calls read the stored vector."""
+    with db.read() as s:
+        have = {tid: from_bytes(v) for tid, v in vectors.vectors_for(s, ticket_ids, MODEL_ID).items()}
+        missing = [t for t in ticket_ids if t not in have]
+        texts = vectors.text_of(s, missing) if missing else {}
+    if missing:
+        embedded = embedder.embed([texts[t] for t in missing])
+        with db.transaction() as s:
+            vectors.store(s, {t: to_bytes(v) for t, v in zip(missing, embedded, strict=True)}, MODEL_ID)
+        have.update(dict(zip(missing, embedded, strict=True)))
+    return have
+
+
+def retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
+    with db.read() as s:
+        rows = vectors.labelled(s, taxonomy.names)
+    vecs = ensure_vectors(db, [r[0] for r in rows], embedder)
+    head = train_head(embedder, taxonomy, [(vecs[tid], label, src) for tid, _, label, src in rows])
+    save_head(db, taxonomy, head, len(rows))
+    return head
+
+
+def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: int = RETRAIN_EVERY) -> Head | None:
+    with db.read() as s:
+        stored = settings_store.get(s, SETTING) or {}
+        n = len(vectors.labelled(s, taxonomy.names))
+    if stored.get("taxonomy_key") == taxonomy_key(taxonomy) and n - stored.get("labels_at_training", 0) < every:
+        return None
+    return retrain(db, taxonomy, embedder)
+
+
+def tier0_config(db: Database) -> dict:
+    with db.read() as s:
+        return {**TIER0_DEFAULTS, **(settings_store.get(s, TIER0_SETTING) or {})}
+
+
+def save_tier0_config(db: Database, *, operator: str, **values) -> None:
+    with db.transaction() as s:
+        settings_store.put(s, TIER0_SETTING, {**tier0_config(db), **values}, operator=operator)
+
+
+def tier0_active(db: Database, head: Head) -> tuple[bool, str]:
+    """Tier 0 answers in front of Haiku only when a lead turned it on and its measured accuracy on
+    operator-labelled tickets reaches the lead's target."""
+    cfg = tier0_config(db)
+    n, acc = head.metrics.get("human_n", 0), head.metrics.get("human_accuracy")
+    if not cfg["enabled"]:
+        return False, "off"
+    if n < cfg["min_labels"] or acc is None:
+        return False, f"waiting for {cfg['min_labels']} operator labels (has {n})"
+    if acc < cfg["target_accuracy"]:
+        return False, f"accuracy {acc:.0%} on {n} operator labels is under the target {cfg['target_accuracy']:.0%}"
+    return True, f"on: accuracy {acc:.0%} on {n} operator labels"
+
+
+class LocalProvider:
+    """Tier 0 for the router: one ticket at a time, $0, its vector handed back for storage."""
+
+    tier = 0
+    model = LOCAL_MODEL
+
+    def __init__(self, embedder: Embedder, head: Head):
+        self.embedder, self.head = embedder, head
+
+    async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
+        started = time.perf_counter()
+        vec = await asyncio.to_thread(self.embedder.embed, [text])
+        return self._result(vec[0], started, 1)
+
+    def _result(self, vec: np.ndarray, started: float, batch: int) -> CallResult:
+        (label,), (conf,) = self.head.predict(vec[None, :])
+        return CallResult(0, LOCAL_MODEL, OK, category=label, confidence=float(conf), model_returned=LOCAL_MODEL,
+                          reason=f"closest to {label.replace('_', ' ')} (local model)",
+                          latency_ms=int((time.perf_counter() - started) * 1000 / batch), vector=to_bytes(vec))
+
+
+def classify_queue_locally(db: Database, taxonomy: Taxonomy, embedder: Embedder, *, threshold: float,
+                           run_id: int | None = None, worker: str = "local", batch: int = 64,
+                           on_ticket=None) -> int:
+    """Classify pending tickets with the local tier only (no API key): confident ones are classified,
+    the rest go to the review queue — the operator is the escalation tier."""
+    head = current_head(db, taxonomy, embedder)
+    provider = LocalProvider(embedder, head)
+    done = 0
+    while True:
+        with db.transaction() as s:
+            claimed = queue.claim_pending(s, worker, batch, run_id)
+        if not claimed:
+            return done
+        started = time.perf_counter()
+        vecs = ensure_vectors(db, [c.ticket_id for c in claimed], embedder)
+        with db.transaction() as s:
+            for c in claimed:
+                call = provider._result(vecs[c.ticket_id], started, len(claimed))
+                call.vector = None  # already stored
+                queue.record_call(s, c.ticket_id, c.run_id, call)
+                outcome = decide([call], threshold)
+                queue.apply_outcome(s, c.ticket_id, outcome)
+                if on_ticket:
+                    on_ticket(c.ticket_id, outcome)
+        done += len(claimed)
