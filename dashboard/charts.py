@@ -9,23 +9,34 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2), height=340,
-              hovermode="x unified", xaxis=dict(type="category"))
+              hovermode="x unified", xaxis=dict(type="category", nticks=10, tickangle=0))
+
+
+def short(day: str) -> str:
+    """'2026-11-23' -> 'Nov 23' (axis labels that fit)."""
+    try:
+        return date.fromisoformat(day).strftime("%b %d")
+    except ValueError:
+        return day
 
 
 def spend_stacked(rows: list[dict], by: str) -> go.Figure:
     fig = go.Figure()
+    periods = sorted({r["period"] for r in rows})
     for series in sorted({r["series"] for r in rows}):
         pts = [r for r in rows if r["series"] == series]
-        fig.add_bar(x=[r["period"] for r in pts], y=[float(r["cost_usd"]) for r in pts], name=series,
+        fig.add_bar(x=[short(r["period"]) for r in pts], y=[float(r["cost_usd"]) for r in pts], name=series,
                     hovertemplate="%{x}: $%{y:.4f}<extra>" + series + "</extra>")
-    fig.update_layout(barmode="stack", title=f"Spend per {by}, by model and tier", yaxis_tickprefix="$", **LAYOUT)
+    fig.update_layout(barmode="stack", title=f"Spend per {by}" + (" (weeks start on Monday)" if by == "week" else "")
+                      + ", by model and tier", yaxis_tickprefix="$", **LAYOUT)
+    fig.update_xaxes(categoryorder="array", categoryarray=[short(p) for p in periods])
     return fig
 
 
 def tickets_and_unit_cost(route: list[dict]) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=[r["day"] for r in route], y=[r["tickets"] for r in route], name="tickets", opacity=0.6)
-    fig.add_scatter(x=[r["day"] for r in route], y=[float(r["cost_per_ticket"] or 0) for r in route],
+    fig.add_bar(x=[short(r["day"]) for r in route], y=[r["tickets"] for r in route], name="tickets", opacity=0.6)
+    fig.add_scatter(x=[short(r["day"]) for r in route], y=[float(r["cost_per_ticket"] or 0) for r in route],
                     name="cost per ticket", mode="lines+markers", secondary_y=True)
     fig.update_layout(title="Tickets classified and cost per ticket", **LAYOUT)
     fig.update_yaxes(title_text="tickets", rangemode="tozero", secondary_y=False)
@@ -36,7 +47,7 @@ def tickets_and_unit_cost(route: list[dict]) -> go.Figure:
 
 def escalation_rate(route: list[dict]) -> go.Figure:
     pts = [r for r in route if r["escalation_rate"] is not None]
-    fig = go.Figure(go.Scatter(x=[r["day"] for r in pts], y=[r["escalation_rate"] for r in pts],
+    fig = go.Figure(go.Scatter(x=[short(r["day"]) for r in pts], y=[r["escalation_rate"] for r in pts],
                                mode="lines+markers", name="escalated to Sonnet", fill="tozeroy"))
     fig.update_layout(title="Share of tickets escalated to Sonnet", yaxis_tickformat=".0%",
                       yaxis_range=[0, 1], **LAYOUT)

@@ -27,6 +27,8 @@ def pct(value) -> str:
     return "—" if value is None else f"{float(value):.0%}"
 
 
+SOURCE_LABEL = {"tier0": "local model", "tier1": "Haiku", "tier2": "Sonnet", "operator": "operator"}
+
 STATUS_LABEL = {
     "pending": ":gray[pending]", "classified": ":green[classified]", "escalated": ":violet[escalated]",
     "needs_review": ":orange[needs review]", "failed": ":red[failed]",

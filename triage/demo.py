@@ -56,10 +56,10 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
     prices = PriceTable.load(settings.prices_path)
     samples = [r for r in load_samples() if r["label"] in taxonomy]
     now = datetime.now(UTC)
-    from triage import services
-
-    imported = services.start_run(db, [(r["id"], r["text"]) for r in samples], source=SOURCE,
-                                  started_by="demo", threshold=settings.threshold)
+    with db.transaction() as s:  # imported and claimed at once, so a running worker never picks them up
+        run_id = queue.create_run(s, started_by="demo", source=SOURCE, mode="demo", threshold=settings.threshold)
+        imported = queue.import_tickets(s, [(r["id"], r["text"]) for r in samples], source=SOURCE, run_id=run_id)
+        queue.claim_pending(s, "demo", len(samples), run_id)
     gold = {tid: r for tid, r in zip(imported.ticket_ids, samples, strict=True)}
     api_ids = [tid for tid in imported.ticket_ids if rnd.random() < api_share]
     with db.transaction() as s:
@@ -76,11 +76,34 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
             queue.backdate_ticket(s, tid, when)
     n_local = 0
     if local:
-        n_local = services.classify_locally(db, settings, run_id=imported.run_id)
+        n_local = _classify_rest_locally(db, taxonomy, settings, [t for t in gold if t not in set(api_ids)],
+                                         imported.run_id, rnd, days)
     corrected = _correct_some(db, gold, taxonomy, rnd)
     with db.transaction() as s:
         queue.finish_idle_runs(s)
     return {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
+
+
+def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings, ticket_ids: list[int],
+                           run_id: int, rnd: random.Random, days: int) -> int:
+    import time
+
+    from triage.local import service as local
+    from triage.local.embedder import shared
+
+    embedder = shared()
+    provider = local.LocalProvider(embedder, local.current_head(db, taxonomy, embedder))
+    started = time.perf_counter()
+    vecs = local.ensure_vectors(db, ticket_ids, embedder)
+    with db.transaction() as s:
+        for tid in ticket_ids:
+            call = provider._result(vecs[tid], started, len(ticket_ids))
+            call.vector = None
+            call.created_at = datetime.now(UTC) - timedelta(days=rnd.uniform(0, days))
+            queue.record_call(s, tid, run_id, call)
+            queue.apply_outcome(s, tid, decide([call], settings.threshold))
+            queue.backdate_ticket(s, tid, call.created_at)
+    return len(ticket_ids)
 
 
 def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Random, limit: int = 40) -> int:

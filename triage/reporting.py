@@ -89,6 +89,11 @@ def summary(db: Database, start: date, end: date, *, tier2_model: str, prices: P
     )
 
 
+def demo_calls(db: Database) -> int:
+    with db.read() as s:
+        return reports.demo_calls(s)
+
+
 def month_cumulative(db: Database, today: date | None = None) -> list[dict]:
     """Spend per day of the current month, cumulative (for the projection chart)."""
     today = today or date.today()

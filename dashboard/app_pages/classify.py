@@ -11,8 +11,20 @@ settings, taxonomy = state.settings()
 
 st.title("Classify tickets")
 if not state.has_api_key():
-    st.info("No Claude API key is configured, so tickets are saved as **pending** until a key is set "
-            "(`export ANTHROPIC_API_KEY=...` and restart). Everything else works.", icon=":material/key_off:")
+    st.info("No Claude API key: the **local model** classifies tickets on this machine for free; the ones it is "
+            "unsure about go to the review queue. Haiku and Sonnet need `ANTHROPIC_API_KEY` in the environment "
+            "the dashboard starts from.", icon=":material/key_off:")
+if services.ticket_count(db) == 0:
+    with st.container(border=True):
+        st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "
+                    "routing history and a few operator corrections, so every page has something to show.")
+        if st.button("Load demo data", key="load_demo"):
+            from triage import demo
+
+            with st.spinner("Classifying the sample tickets..."):
+                summary = demo.fill(db, taxonomy, settings=settings)
+            st.toast(f"Demo loaded: {summary['tickets']} tickets.")
+            st.rerun()
 
 paste_tab, upload_tab = st.tabs(["Paste", "Upload a file"])
 items: list[tuple[str | None, str]] = []
@@ -55,9 +67,10 @@ if items:
     st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
                "(known tickets keep their labels and are not billed again).")
 c1, c2 = st.columns([1, 3])
-tier = c1.selectbox("Route", ["auto", "haiku", "sonnet"], key="tier",
-                    format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}",
-                                 "haiku": "Haiku only", "sonnet": "Sonnet only"}.get)
+routes = ["auto", "haiku", "sonnet"] if state.has_api_key() else ["local"]
+tier = c1.selectbox("Route", routes, key="tier",
+                    format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
+                                 "sonnet": "Sonnet only", "local": "Local model (no API key)"}.get)
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
     imported = services.start_run(db, items, source=source, started_by=state.operator() or "dashboard",
                                   mode=tier, threshold=settings.threshold)

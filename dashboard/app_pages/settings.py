@@ -45,6 +45,47 @@ with st.form("engine"):
         except ValueError as exc:
             st.error(str(exc))
 
+st.subheader("Local model (tier 0)")
+from triage.local import service as local  # noqa: E402
+
+metrics = local.stored_metrics(db)
+if metrics:
+    labels = metrics.get("labels") or {}
+    cols = st.columns(4)
+    cols[0].metric("Trained on", f"{metrics['n_train']} examples",
+                   help="Built-in examples and descriptions, operator corrections (weighted most), Sonnet labels and "
+                        "confident Haiku labels.")
+    cols[1].metric("Operator labels", labels.get("operator", 0))
+    cols[2].metric("Accuracy on operator labels", "—" if metrics.get("human_accuracy") is None
+                   else f"{metrics['human_accuracy']:.0%}", help="Out-of-fold: each label predicted by a model "
+                   "that did not see it.")
+    cols[3].metric("Calibration error (ECE)", f"{metrics.get('human_ece', metrics['oof_ece']):.3f}",
+                   help="0 means a confidence of 0.9 is right 90% of the time.")
+    st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels.")
+else:
+    st.caption("Not trained yet: it builds itself from the taxonomy the first time it classifies.")
+if st.button("Retrain now", key="retrain"):
+    from triage.local.embedder import shared
+
+    with st.spinner("Training on the labels in the database..."):
+        local.retrain(db, taxonomy, shared())
+    st.rerun()
+cfg = local.tier0_config(db)
+with st.form("tier0"):
+    enabled = st.toggle("Answer confident tickets locally before Haiku (saves API cost)", value=cfg["enabled"])
+    c1, c2 = st.columns(2)
+    target = c1.slider("Only once its accuracy on operator labels reaches", 0.5, 1.0, float(cfg["target_accuracy"]),
+                       0.01)
+    answer_at = c2.slider("And only for tickets it is at least this sure of", 0.5, 1.0, float(cfg["threshold"]), 0.01)
+    if st.form_submit_button("Save local tier") and need_operator():
+        local.save_tier0_config(db, operator=state.operator(), enabled=enabled, target_accuracy=target,
+                                threshold=answer_at)
+        st.rerun()
+if metrics and cfg["enabled"]:
+    active, why = local.tier0_active(db, local.Head.from_dict(local_head_dict)) if (
+        local_head_dict := local.stored_head_dict(db)) else (False, "not trained")
+    (st.success if active else st.info)(f"Local tier: {why}.")
+
 st.subheader("Claude API key")
 if state.has_api_key():
     st.success("An API key is configured (from `ANTHROPIC_API_KEY`). It is never shown or logged.")

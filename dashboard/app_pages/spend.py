@@ -19,6 +19,11 @@ by = c2.segmented_control("Per", ["day", "week"], default="day", key="spend_by")
 start, end = (chosen[0], chosen[1]) if len(chosen) == 2 else (chosen[0], chosen[0]) if chosen else (today, today)
 
 summary = reporting.summary(db, start, end, tier2_model=settings.tier2_model)
+demo_calls = reporting.demo_calls(db)
+if demo_calls:
+    st.warning(f"Includes {demo_calls} **simulated** Haiku/Sonnet calls from the demo data (`triage demo`): "
+               "their tokens are realistic and priced with the real table, but no API was called.",
+               icon=":material/science:")
 if summary.tickets == 0 and summary.month_to_date == 0:
     st.info("No model calls in these dates yet. Classify a few tickets and the charts fill in.",
             icon=":material/monitoring:")

@@ -126,6 +126,19 @@ def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: i
     return retrain(db, taxonomy, embedder)
 
 
+def stored_metrics(db: Database) -> dict | None:
+    """What the last training measured, without loading the model (for the Settings page)."""
+    with db.read() as s:
+        stored = settings_store.get(s, SETTING)
+    return stored["head"].get("metrics", {}) if stored else None
+
+
+def stored_head_dict(db: Database) -> dict | None:
+    with db.read() as s:
+        stored = settings_store.get(s, SETTING)
+    return stored["head"] if stored else None
+
+
 def tier0_config(db: Database) -> dict:
     with db.read() as s:
         return {**TIER0_DEFAULTS, **(settings_store.get(s, TIER0_SETTING) or {})}

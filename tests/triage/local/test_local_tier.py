@@ -1,0 +1,185 @@
+"""The offline tier: real model, real vectors, no network."""
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from db.models import ModelCall, Ticket, TicketVector
+from triage import services, taxonomy
+from triage.local import head as H
+from triage.local import service as local
+from triage.local.embedder import DIM
+from triage.taxonomy import Taxonomy
+
+ROOT = Path(__file__).resolve().parents[3]
+TAX = taxonomy.default()
+# the same four intents under other names, so no built-in examples apply: descriptions only
+RENAMED = {"billing": "payments", "technical": "bugs", "product_feedback": "ideas", "account": "access"}
+EDITED = Taxonomy.from_pairs([(RENAMED[c.name], c.description) for c in TAX.categories])
+
+
+def test_the_model_runs_with_the_network_unreachable():
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network is unreachable in this test')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse; socket.getaddrinfo = refuse\n"
+        "from triage.local.embedder import Embedder\n"
+        "v = Embedder().embed(['I was charged twice', 'the app crashes'])\n"
+        "print(v.shape, round(float((v[0] ** 2).sum()), 4))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"(2, {DIM}) 1.0"
+
+
+def test_embeddings_are_unit_length_and_semantic(embedder):
+    v = embedder.embed(["I was charged twice", "double billing on my credit card", "the app crashes on start", ""])
+    assert v.shape == (4, DIM) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    long = embedder.embed(["refund " * 2000])  # truncated, not an error
+    assert long.shape == (1, DIM)
+
+
+def test_sample_set_is_large_varied_and_labelled():
+    from triage.demo import load_samples
+
+    rows = load_samples()
+    assert len(rows) >= 300 and len({r["text"] for r in rows}) == len(rows)
+    assert set(Counter(r["label"] for r in rows)) == set(TAX.names)
+    assert min(Counter(r["label"] for r in rows).values()) >= 70
+    joined = " ".join(r["text"] for r in rows)
+    for marker in ("Bonjour", "Hola", "Guten", "Olá", "Ignore all previous instructions", "</ticket>"):
+        assert marker in joined
+
+
+def test_zero_shot_accuracy_and_calibration_on_the_sample_set(embedder, samples):
+    rows, X, y = samples
+    head = local.train_head(embedder, TAX, [])
+    pred, conf = head.predict(X)
+    accuracy = np.mean(np.array(pred) == y)
+    assert accuracy >= 0.8, accuracy  # measured 0.84 (README); the built-in examples are not in this set
+    ece = H.expected_calibration_error(conf, np.array(pred) == y)
+    uncalibrated = H.expected_calibration_error(H.softmax(head.logits(X)).max(axis=1), np.array(pred) == y)
+    assert ece < 0.12 and ece < uncalibrated
+
+
+def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(embedder, samples):
+    rows, X, y = samples
+    y2 = np.array([RENAMED[v] for v in y])
+    rng = np.random.default_rng(3)
+    train_idx = np.concatenate([rng.choice(np.where(y2 == c)[0], 32, replace=False) for c in EDITED.names])
+    test_idx = np.setdiff1d(np.arange(len(y2)), train_idx)
+    zero = local.train_head(embedder, EDITED, [])
+    zero_acc = np.mean(np.array(zero.predict(X[test_idx])[0]) == y2[test_idx])
+    assert zero_acc >= 0.6, zero_acc  # descriptions alone, measured ~0.70
+    learned = local.train_head(embedder, EDITED, [(X[i], y2[i], "operator") for i in train_idx])
+    learned_acc = np.mean(np.array(learned.predict(X[test_idx])[0]) == y2[test_idx])
+    assert learned_acc >= zero_acc + 0.05, (zero_acc, learned_acc)  # measured 0.70 -> 0.82
+    assert learned.metrics["human_n"] == 128 and 0 <= learned.metrics["human_ece"] < 0.2
+
+
+def test_temperature_scaling_fixes_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 2000)
+    logits = rng.normal(size=(2000, 4))
+    logits[np.arange(2000), y] += 1.0
+    logits *= 6  # far too sharp
+    T = H.fit_temperature(logits, y)
+    assert T > 2
+    before = H.softmax(logits)
+    after = H.softmax(logits / T)
+    correct = before.argmax(1) == y
+    assert H.expected_calibration_error(after.max(1), correct) < H.expected_calibration_error(before.max(1), correct)
+
+
+def test_head_round_trips_through_json(embedder):
+    head = local.train_head(embedder, TAX, [])
+    again = H.Head.from_dict(head.to_dict())
+    v = embedder.embed(["refund please"])
+    assert np.allclose(head.proba(v), again.proba(v), atol=1e-6)
+
+
+def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    calls = {"n": 0}
+    real = embedder.embed
+
+    def counting(texts, **kw):
+        calls["n"] += len(texts)
+        return real(texts, **kw)
+
+    monkeypatch.setattr(embedder, "embed", counting)
+    imp = services.start_run(db, [(None, "I was charged twice for my plan, refund please"),
+                                  (None, "asdf qwerty"), (None, "The export button crashes the app")], source="t")
+    n = services.classify_locally(db, run_id=imp.run_id)
+    assert n == 3
+    seeds = len(local.seed_examples(TAX)[0])
+    assert calls["n"] in (3, 3 + seeds)  # the zero-shot head is built once (and stored), tickets once each
+    with db.read() as s:
+        tickets = s.scalars(select(Ticket).order_by(Ticket.id)).all()
+        assert [t.label_source for t in tickets] == ["tier0"] * 3
+        assert tickets[0].category == "billing" and tickets[2].category == "technical"
+        assert {t.status for t in tickets} <= {"classified", "needs_review"}
+        assert s.scalar(select(func.count()).select_from(TicketVector)) == 3
+        c = s.scalars(select(ModelCall)).first()
+        assert (c.tier, c.model, c.cost_pico) == (0, "local-minilm", 0)
+    before = calls["n"]
+    local.retrain(db, TAX, embedder)
+    assert calls["n"] - before == seeds  # retraining re-embeds nothing stored
+
+
+def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, samples):
+    from triage import review
+
+    rows, X, y = samples
+    imp = services.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t")
+    services.classify_locally(db, run_id=imp.run_id)
+    head = local.current_head(db, TAX, embedder)
+    assert local.tier0_active(db, head) == (False, "off")
+    local.save_tier0_config(db, operator="lead", enabled=True, target_accuracy=0.8, min_labels=30)
+    assert "waiting for 30 operator labels" in local.tier0_active(db, head)[1]
+    with db.read() as s:
+        tickets = {t.id: t for t in s.scalars(select(Ticket))}
+    for tid, r in zip(imp.ticket_ids[:60], rows[:60], strict=True):
+        review.correct(db, tid, r["label"], operator="lead", expected_version=tickets[tid].version, taxonomy=TAX)
+    head = local.maybe_retrain(db, TAX, embedder, every=50)
+    assert head is not None and head.metrics["labels"]["operator"] == 60 and head.metrics["human_n"] == 60
+    active, why = local.tier0_active(db, head)
+    assert active == (head.metrics["human_accuracy"] >= 0.8) and "operator labels" in why
+    assert local.maybe_retrain(db, TAX, embedder, every=50) is None  # nothing new since
+
+
+@pytest.mark.parametrize("bad", ["shipping", "Billing"])
+def test_eval_refuses_labels_outside_the_taxonomy(tmp_path, bad):
+    from triage import evaluation
+
+    gold = tmp_path / "g.csv"
+    gold.write_text(f"text,label\nmy card was charged,billing\nwhere is my parcel,{bad}\n")
+    with pytest.raises(ValueError, match=f"labels outside the taxonomy: '{bad}'"):
+        evaluation.read_gold(str(gold), TAX)
+
+
+def test_eval_cli_json(tmp_path, capsys, monkeypatch):
+    import json
+
+    from triage.cli import main
+
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
+    gold = tmp_path / "g.jsonl"
+    gold.write_text("\n".join(json.dumps({"text": t, "label": lab}) for t, lab in [
+        ("I was charged twice, please refund", "billing"), ("The app crashes when I export", "technical"),
+        ("Please add dark mode", "product_feedback"), ("I forgot my password", "account")]))
+    assert main(["eval", "--gold", str(gold), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"n", "accuracy", "macro_f1", "ece", "coverage"} <= out.keys()
+    assert out["n"] == 4 and out["accuracy"] == 1.0
+    assert [c["threshold"] for c in out["coverage"]] == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    assert not (tmp_path / "never.db").exists()  # the working database is not touched
+    assert main(["eval", "--gold", str(gold)]) == 0
+    assert "macro-F1" in capsys.readouterr().out

@@ -1,0 +1,50 @@
+import asyncio
+
+from sqlalchemy import func, select
+
+from db.models import ModelCall, Ticket
+from triage import demo, review, services, taxonomy
+from triage.local import service as local
+from triage.settings import Settings
+
+TAX = taxonomy.default()
+
+
+def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, embedder, samples):
+    rows, _, _ = samples
+    imp = services.start_run(db, [(r["id"], r["text"]) for r in rows[:60]], source="t")
+    services.classify_locally(db, run_id=imp.run_id)
+    with db.read() as s:
+        versions = {t.id: t.version for t in s.scalars(select(Ticket))}
+    for tid, r in zip(imp.ticket_ids[:40], rows[:40], strict=True):
+        review.correct(db, tid, r["label"], operator="lead", expected_version=versions[tid], taxonomy=TAX)
+    local.retrain(db, TAX, embedder)
+    local.save_tier0_config(db, operator="lead", enabled=True, target_accuracy=0.5, threshold=0.8, min_labels=30)
+    new = services.start_run(db, [(r["id"], r["text"]) for r in rows[150:200]], source="t2")
+    settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
+    report = asyncio.run(services.work_once(db, settings))
+    assert report.processed == 50
+    with db.read() as s:
+        tier0 = s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.run_id == new.run_id,
+                                                                            ModelCall.tier == 0))
+        tier1 = s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.run_id == new.run_id,
+                                                                            ModelCall.tier == 1))
+        free = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.run_id == new.run_id,
+                                                                        Ticket.label_source == "tier0"))
+    assert tier0 == 50 and free > 0 and tier1 == 50 - free
+    assert len([r for r in fake.requests if "haiku" in r["body"]["model"]]) == tier1
+
+
+def test_demo_fills_an_empty_database_once(db):
+    summary = demo.fill(db, TAX, settings=Settings())
+    assert summary["tickets"] >= 300 and summary["api_simulated"] > 100 and summary["local"] > 0
+    assert summary["corrected"] > 0
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending")) == 0
+        demo_calls = s.scalars(select(ModelCall).where(ModelCall.tier > 0)).all()
+        assert all(c.request_id.startswith("demo_") for c in demo_calls)
+    assert demo.demo_cost(db) > 0
+    import pytest
+
+    with pytest.raises(ValueError, match="already has tickets"):
+        demo.fill(db, TAX, settings=Settings())
