@@ -11,7 +11,6 @@ the real SDK over HTTP, every call and outcome written back. Prints tickets/s, t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ def run(fake: FakeAnthropic, items, concurrency: int) -> float:
         router = services.build_router(settings, taxonomy.default())
         imp = services.start_run(db, items, source="bench")
         started = time.perf_counter()
-        report = asyncio.run(services.process_queue(db, router, run_id=imp.run_id, concurrency=concurrency))
+        report = services.run(router, services.process_queue(db, router, run_id=imp.run_id, concurrency=concurrency))
         elapsed = time.perf_counter() - started
         assert report.processed == len(items), report
         db.dispose()

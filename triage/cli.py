@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import date
@@ -37,6 +36,13 @@ class Progress:
     def close(self) -> None:
         if self.enabled:
             sys.stderr.write("\n")
+
+
+def _exit_code(report) -> int:
+    if report.stopped:
+        print(f"stopped: {report.stopped}", file=sys.stderr)
+        return EXIT_KEY
+    return EXIT_FAILED if report.states.get(FAILED) else 0
 
 
 def _open_db(settings: Settings):
@@ -97,7 +103,7 @@ def cmd_classify(args) -> int:
     else:
         if args.tier == "auto":
             services.attach_tier0(db, router)
-        report = asyncio.run(services.process_queue(db, router, run_id=imported.run_id,
+        report = services.run(router, services.process_queue(db, router, run_id=imported.run_id,
                                                     concurrency=settings.concurrency, on_ticket=progress))
     progress.close()
     services.finish_run(db, report)
@@ -109,10 +115,7 @@ def cmd_classify(args) -> int:
     states = ", ".join(f"{v} {k}" for k, v in sorted(report.states.items()))
     cost = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
     print(f"done: {states}; cost ${cost:.6f}", file=sys.stderr)
-    if report.stopped:
-        print(f"stopped: {report.stopped}", file=sys.stderr)
-        return EXIT_KEY
-    return EXIT_FAILED if report.states.get(FAILED) else 0
+    return _exit_code(report)
 
 
 def cmd_escalate(args) -> int:
@@ -137,7 +140,7 @@ def cmd_escalate(args) -> int:
         run_id = queue.create_run(s, started_by=args.operator, source="escalate", mode="sonnet",
                                     threshold=settings.threshold)
     progress = Progress(len(ids), args.progress or sys.stderr.isatty())
-    report = asyncio.run(services.escalate_tickets(db, router, ids, run_id=run_id,
+    report = services.run(router, services.escalate_tickets(db, router, ids, run_id=run_id,
                                                    concurrency=settings.concurrency, on_ticket=progress))
     progress.close()
     services.finish_run(db, report)
@@ -160,15 +163,12 @@ def cmd_retry(args) -> int:
         return 0
     print(f"retrying {n} failed tickets (run {run_id})", file=sys.stderr)
     progress = Progress(n, args.progress or sys.stderr.isatty())
-    report = asyncio.run(services.process_queue(db, router, run_id=run_id, concurrency=settings.concurrency,
+    report = services.run(router, services.process_queue(db, router, run_id=run_id, concurrency=settings.concurrency,
                                                 on_ticket=progress))
     progress.close()
     services.finish_run(db, report)
     print(json.dumps(report.states), file=sys.stderr)
-    if report.stopped:
-        print(f"stopped: {report.stopped}", file=sys.stderr)
-        return EXIT_KEY
-    return EXIT_FAILED if report.states.get(FAILED) else 0
+    return _exit_code(report)
 
 
 def cmd_worker(args) -> int:
@@ -181,7 +181,7 @@ def cmd_worker(args) -> int:
     settings, taxonomy = _effective(db, settings, args)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold)
     services.attach_tier0(db, router)
-    report = asyncio.run(services.run_worker(db, router, concurrency=settings.concurrency, once=args.once,
+    report = services.run(router, services.run_worker(db, router, concurrency=settings.concurrency, once=args.once,
                                              poll_seconds=args.poll))
     if report.stopped:
         print(f"stopped: {report.stopped}", file=sys.stderr)

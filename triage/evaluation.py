@@ -81,7 +81,9 @@ def predict_router(gold: Gold, router, concurrency: int = 8) -> tuple[list[str |
                 return await router.classify(text)
         return await asyncio.gather(*(one(t) for t in gold.texts))
 
-    outcomes = asyncio.run(run())
+    from triage.services import run as run_closing
+
+    outcomes = run_closing(router, run())
     if any(o.reason and "rejected" in (o.reason or "") for o in outcomes):
         raise RuntimeError("the API key was rejected")
     return [o.category for o in outcomes], [o.confidence for o in outcomes]

@@ -111,6 +111,13 @@ class Router:
         await self._call(self.tier2, text, calls, on_call)
         return decide(calls, self.threshold)
 
+    async def aclose(self) -> None:
+        """Close the providers' HTTP clients inside the event loop that used them."""
+        for provider in {id(p): p for p in (self.tier0, self.tier1, self.tier2) if p is not None}.values():
+            client = getattr(provider, "client", None)
+            if client is not None and hasattr(client, "close"):
+                await client.close()
+
     async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call) -> CallResult:
         result = await provider.classify(text, self.taxonomy)
         calls.append(result)

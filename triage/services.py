@@ -71,6 +71,16 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
                   threshold=settings.threshold if threshold is None else threshold, mode=mode)
 
 
+def run(router: Router, coro):
+    """asyncio.run for entry points: the router's HTTP clients are closed before the loop ends."""
+    async def main():
+        try:
+            return await coro
+        finally:
+            await router.aclose()
+    return asyncio.run(main())
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -141,20 +151,26 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
                     return router.escalate(item.text, prior, cb)
                 return router.classify(item.text, prior=prior, on_call=cb)
 
-            try:
-                outcome = await _handle(db, item.run_id, tid, step)
-            except KeyRejected as exc:
-                report.stopped = str(exc)
-                stop.set()
-                continue
-            report.processed += 1
-            if on_ticket:
-                on_ticket(tid, outcome)
+            await _process_one(db, item.run_id, tid, step, report, stop, on_ticket)
 
     await _gather_or_release(db, worker, [producer()] + [consumer() for _ in range(concurrency)])
     if run_id is not None:
         report.states = await _read(db, lambda s: queue.run_state_counts(s, run_id))
     return report
+
+
+async def _process_one(db: Database, run_id: int | None, ticket_id: int, step, report: RunReport,
+                       stop: asyncio.Event, on_ticket: OnTicket | None) -> None:
+    """One ticket through `step`; a rejected key stops the whole run (the ticket stays pending)."""
+    try:
+        outcome = await _handle(db, run_id, ticket_id, step)
+    except KeyRejected as exc:
+        report.stopped = str(exc)
+        stop.set()
+        return
+    report.processed += 1
+    if on_ticket:
+        on_ticket(ticket_id, outcome)
 
 
 async def _gather_or_release(db: Database, worker: str, coros: Sequence[Awaitable]) -> None:
@@ -179,15 +195,8 @@ async def escalate_tickets(db: Database, router: Router, ticket_ids: Sequence[in
         async with sem:
             if stop.is_set():
                 return
-            try:
-                outcome = await _handle(db, run_id, tid, lambda prior, cb: router.escalate(texts[tid], prior, cb))
-            except KeyRejected as exc:
-                report.stopped = str(exc)
-                stop.set()
-                return
-            report.processed += 1
-            if on_ticket:
-                on_ticket(tid, outcome)
+            await _process_one(db, run_id, tid, lambda prior, cb: router.escalate(texts[tid], prior, cb), report,
+                               stop, on_ticket)
 
     await asyncio.gather(*(one(t) for t in ticket_ids))
     return report
@@ -230,7 +239,10 @@ async def work_once(db: Database, base: Settings | None = None, *, concurrency: 
     settings, tax = effective(db, base)
     router = build_router(settings, tax, threshold=settings.threshold, client=client)
     attach_tier0(db, router)
-    report = await process_queue(db, router, concurrency=concurrency or settings.concurrency)
+    try:
+        report = await process_queue(db, router, concurrency=concurrency or settings.concurrency)
+    finally:
+        await router.aclose()
     with db.transaction() as s:
         if report.stopped:
             queue.stop_running_runs(s, report.stopped)
