@@ -160,3 +160,23 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     assert any(m.label == "Operator labels" for m in settings.metric)
     settings.button(key="retrain").click().run(timeout=120)
     assert not settings.exception
+
+
+def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP
+
+    db, ids = seeded
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.user = {"is_logged_in": True, "email": "lead@example.com", "name": "Lead"}
+    at.run()
+    at.switch_page("app_pages/review.py").run()
+    assert any("Signed in as **lead@example.com**" in c.value for c in at.caption)
+    assert not any(t.key == "operator_name" for t in at.text_input)
+    key = at.session_state["editor_key"]
+    at.session_state[key] = {"edited_rows": {0: {"label": "billing"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="save").click().run()
+    with db.read() as s:
+        assert s.scalars(select(Correction)).one().operator == "lead@example.com"
