@@ -104,8 +104,9 @@ def main() -> None:
 
         def spend_pandas():
             df = pd.read_sql_table("model_calls", db.engine)
-            df = df[df["created_at"] >= pd.Timestamp(since)]
-            return df.groupby([df["created_at"].dt.date, "model", "tier"])["cost_pico"].sum()
+            ts = pd.to_datetime(df["created_at"], utc=True)  # naive from SQLite, aware from PostgreSQL
+            df = df[ts >= pd.Timestamp(since, tz="UTC")]
+            return df.groupby([ts[df.index].dt.date, "model", "tier"])["cost_pico"].sum()
 
         def page_sql():
             with db.read() as s:

@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from decimal import Decimal
 
-from triage import export, ingest, services
+from triage import export, ingest, runs, services
 from triage.router import FAILED, MODES
 from triage.settings import Settings
 from triage.taxonomy import TaxonomyError
@@ -91,7 +91,7 @@ def cmd_classify(args) -> int:
     router = None if local else services.build_router(settings, taxonomy, mode=args.tier,
                                                       threshold=settings.threshold)
     source = "stdin" if args.path == "-" else args.path
-    imported = services.start_run(db, batch.items, source=source, started_by=args.operator,
+    imported = runs.start_run(db, batch.items, source=source, started_by=args.operator,
                                   mode="local" if local else args.tier, threshold=settings.threshold,
                                   reclassify=args.reclassify)
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {imported.run_id})",
@@ -99,15 +99,15 @@ def cmd_classify(args) -> int:
     progress = Progress(len(set(imported.ticket_ids)), args.progress or sys.stderr.isatty())
     if local:
         services.classify_locally(db, settings, run_id=imported.run_id, on_ticket=progress)
-        report = services.RunReport(imported.run_id, states=services.run_progress(db, imported.run_id).states)
+        report = runs.RunReport(imported.run_id, states=runs.run_progress(db, imported.run_id).states)
     else:
         if args.tier == "auto":
             services.attach_tier0(db, router)
         report = services.run(router, services.process_queue(db, router, run_id=imported.run_id,
                                                     concurrency=settings.concurrency, on_ticket=progress))
     progress.close()
-    services.finish_run(db, report)
-    rows = services.run_rows(db, imported.run_id, imported.ticket_ids)
+    runs.finish_run(db, report)
+    rows = runs.run_rows(db, imported.run_id, imported.ticket_ids)
     if args.out:
         export.write(rows, args.out)
     else:
@@ -143,8 +143,8 @@ def cmd_escalate(args) -> int:
     report = services.run(router, services.escalate_tickets(db, router, ids, run_id=run_id,
                                                    concurrency=settings.concurrency, on_ticket=progress))
     progress.close()
-    services.finish_run(db, report)
-    rows = services.run_rows(db, run_id, ids)
+    runs.finish_run(db, report)
+    rows = runs.run_rows(db, run_id, ids)
     sys.stdout.write(export.to_jsonl(rows))
     if report.stopped:
         print(f"stopped: {report.stopped}", file=sys.stderr)
@@ -157,7 +157,7 @@ def cmd_retry(args) -> int:
     db = _open_db(settings)
     settings, taxonomy = _effective(db, settings, args)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold)
-    run_id, n = services.requeue_failed(db, started_by=args.operator)
+    run_id, n = runs.requeue_failed(db, started_by=args.operator)
     if not n:
         print("no failed tickets to retry", file=sys.stderr)
         return 0
@@ -166,7 +166,7 @@ def cmd_retry(args) -> int:
     report = services.run(router, services.process_queue(db, router, run_id=run_id, concurrency=settings.concurrency,
                                                 on_ticket=progress))
     progress.close()
-    services.finish_run(db, report)
+    runs.finish_run(db, report)
     print(json.dumps(report.states), file=sys.stderr)
     return _exit_code(report)
 
@@ -192,7 +192,7 @@ def cmd_worker(args) -> int:
 
 def cmd_spend(args) -> int:
     db = _open_db(Settings.from_env())
-    rows = services.spend(db, args.since, args.until)
+    rows = runs.spend(db, args.since, args.until)
     if args.json:
         total = sum((r["cost_usd"] for r in rows), Decimal(0))
         print(json.dumps({"rows": rows, "total_usd": str(total)}, default=str))

@@ -11,18 +11,17 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 import anthropic
 
-from db import queue, reports
+from db import queue
 from db.engine import Database
 from triage import taxonomy as taxonomy_mod
-from triage.pricing import PriceTable, from_pico
+from triage.pricing import PriceTable
 from triage.providers.anthropic_provider import AnthropicProvider
-from triage.providers.base import ERROR, CallResult
+from triage.providers.base import CallResult
 from triage.router import FAILED, KeyRejected, Outcome, Router
+from triage.runs import RunReport
 from triage.settings import Settings
 from triage.taxonomy import Taxonomy
 
@@ -36,14 +35,6 @@ NO_KEY_MESSAGE = (
 
 class NoApiKey(RuntimeError):
     pass
-
-
-@dataclass
-class RunReport:
-    run_id: int | None
-    processed: int = 0
-    states: dict[str, int] = field(default_factory=dict)
-    stopped: str | None = None  # why the run stopped early (rejected key), None when it finished
 
 
 def load_taxonomy(settings: Settings) -> Taxonomy:
@@ -282,105 +273,3 @@ def classify_locally(db: Database, base: Settings | None = None, *, run_id: int 
     with db.transaction() as s:
         queue.finish_idle_runs(s)
     return n
-
-
-def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
-    with db.transaction() as s:
-        return queue.request_escalation(s, list(ticket_ids))
-
-
-def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
-    """Queue every failed ticket again under a new run; returns (run id, how many)."""
-    with db.transaction() as s:
-        ids = queue.ticket_ids_in_state(s, FAILED)
-        run_id = queue.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=0.7)
-        n = queue.requeue_tickets(s, ids, run_id) if ids else 0
-    return run_id, n
-
-
-# ---- synchronous conveniences for entry points -------------------------------------------------
-
-def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str = "cli",
-              mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queue.Imported:
-    with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
-        return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
-
-
-def finish_run(db: Database, report: RunReport) -> None:
-    if report.run_id is None:
-        return
-    with db.transaction() as s:
-        queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
-
-
-def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bool = False) -> list[dict]:
-    """One output row per input ticket: the current label and what this run spent on it."""
-    with db.read() as s:
-        costs = queue.run_cost_by_ticket(s, run_id)
-        tickets = queue.tickets_by_id(s, list(dict.fromkeys(ticket_ids)))
-        rows = []
-        for tid in ticket_ids:
-            t = tickets[tid]
-            last = queue.last_answered_call(s, tid)
-            rows.append({
-                "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
-                "confidence": t.confidence, "tier": t.label_source,
-                "model": (last.model_returned or last.model) if last else None,
-                "escalated": t.escalated, "cost_usd": str(from_pico(costs.get(tid, 0))),
-                "status": t.status, "reason": t.status_reason or (last.reason if last else None),
-            })
-            if with_text:
-                rows[-1].update(text=t.text, latency_ms=last.latency_ms if last else None,
-                                model_reason=last.reason if last else None)
-    return rows
-
-
-@dataclass
-class Progress:
-    run_id: int
-    status: str
-    message: str | None
-    total: int
-    states: dict[str, int]
-
-    @property
-    def done(self) -> int:
-        return self.total - self.states.get("pending", 0)
-
-
-def run_progress(db: Database, run_id: int) -> Progress | None:
-    with db.read() as s:
-        run = queue.run_info(s, run_id)
-        if run is None:
-            return None
-        states = queue.run_state_counts(s, run_id)
-        return Progress(run_id, run.status, run.message, run.n_tickets, states)
-
-
-def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
-    with db.read() as s:
-        return queue.ticket_ids_of_run(s, run_id, limit)
-
-
-def ticket_count(db: Database) -> int:
-    with db.read() as s:
-        return reports.status_counts(s).get("total", 0)
-
-
-def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
-    with db.read() as s:
-        return queue.count_known(s, items)
-
-
-def spend(db: Database, start=None, end=None) -> list[dict]:
-    with db.read() as s:
-        return reports.spend_by_day(s, start, end)
-
-
-def total_spend(db: Database) -> Decimal:
-    return sum((r["cost_usd"] for r in spend(db)), Decimal(0))
-
-
-__all__ = ["ERROR", "NoApiKey", "RunReport", "build_router", "escalate_tickets", "finish_run", "process_queue",
-           "run_rows", "spend", "start_run", "total_spend"]

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.ui import STATUS_LABEL, money, plain
-from triage import ingest, services
+from triage import ingest, runs
 
 db = state.database()
 settings, taxonomy = state.settings()
@@ -14,7 +14,7 @@ if not state.has_api_key():
     st.info("No Claude API key: the **local model** classifies tickets on this machine for free; the ones it is "
             "unsure about go to the review queue. Haiku and Sonnet need `ANTHROPIC_API_KEY` in the environment "
             "the dashboard starts from.", icon=":material/key_off:")
-if services.ticket_count(db) == 0:
+if runs.ticket_count(db) == 0:
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "
                     "routing history and a few operator corrections, so every page has something to show.")
@@ -63,7 +63,7 @@ with upload_tab:
             items = []
 
 if items:
-    known = services.count_known(db, items)
+    known = runs.count_known(db, items)
     st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
                "(known tickets keep their labels and are not billed again).")
 c1, c2 = st.columns([1, 3])
@@ -72,7 +72,7 @@ tier = c1.selectbox("Route", routes, key="tier",
                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
                                  "sonnet": "Sonnet only", "local": "Local model (no API key)"}.get)
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
-    imported = services.start_run(db, items, source=source, started_by=state.operator() or "dashboard",
+    imported = runs.start_run(db, items, source=source, started_by=state.operator() or "dashboard",
                                   mode=tier, threshold=settings.threshold)
     st.session_state["run_id"] = imported.run_id
     st.session_state["run_total"] = len(imported.new_ids) + len(imported.known_ids)
@@ -81,7 +81,7 @@ if c1.button("Classify", type="primary", disabled=not items, key="classify"):
 
 
 def escalate(ticket_id: int) -> None:
-    services.request_escalation(db, [ticket_id])
+    runs.request_escalation(db, [ticket_id])
     state.worker().wake()
     st.toast(f"Ticket {ticket_id} sent to Sonnet.")
 
@@ -91,7 +91,7 @@ run_id = st.session_state.get("run_id")
 
 @st.fragment(run_every=1.0)
 def results() -> None:
-    progress = services.run_progress(db, run_id)
+    progress = runs.run_progress(db, run_id)
     if progress is None:
         return
     total = max(progress.total, 1)
@@ -102,7 +102,7 @@ def results() -> None:
     worker = state.worker()
     if worker.status.last_error and progress.states.get("pending"):
         st.error(f"Classification is paused: {worker.status.last_error}")
-    rows = services.run_rows(db, run_id, services.run_ticket_ids(db, run_id, 50), with_text=True)
+    rows = runs.run_rows(db, run_id, runs.run_ticket_ids(db, run_id, 50), with_text=True)
     for r in rows:
         with st.container(border=True):
             a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.ui import STATUS_LABEL, money, need_operator, plain
-from triage import review, services
+from triage import review, runs
 from triage.review import ReviewFilter
 
 db = state.database()
@@ -97,7 +97,7 @@ else:
         st.rerun()
     if b2.button(f"Escalate {len(selected)} to Sonnet", disabled=not selected or not state.has_api_key(),
                  key="escalate_selected"):
-        services.request_escalation(db, selected)
+        runs.request_escalation(db, selected)
         state.worker().wake()
         st.session_state["nonce"] += 1
         st.toast(f"{len(selected)} tickets sent to Sonnet.")

@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
 from tests.triage.fakes import ScriptedProvider, error
-from triage import services, taxonomy
+from triage import runs, services, taxonomy
 from triage.providers import base
 from triage.router import Router
 
@@ -38,7 +38,7 @@ def seeded(app_env):
     db = open_database(app_env)
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: SEED[t][0]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: SEED[t][1]), TAX)
-    imp = services.start_run(db, [(None, t) for t in SEED], source="seed")
+    imp = runs.start_run(db, [(None, t) for t in SEED], source="seed")
     asyncio.run(services.process_queue(db, router, run_id=imp.run_id))
     yield db, dict(zip(SEED, imp.ticket_ids, strict=True))
     db.dispose()

@@ -16,7 +16,7 @@ from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
 from tests.fake_anthropic import FakeAnthropic
 from tests.triage.fakes import ScriptedProvider
-from triage import review, services, taxonomy
+from triage import review, runs, services, taxonomy
 from triage.router import Router
 
 TAX = taxonomy.default()
@@ -30,11 +30,11 @@ class SlowProvider(ScriptedProvider):
 
 
 def test_eight_operators_correcting_while_a_worker_writes(anydb):
-    seeded = services.start_run(anydb, [(None, f"seed {i}") for i in range(40)], source="seed")
+    seeded = runs.start_run(anydb, [(None, f"seed {i}") for i in range(40)], source="seed")
     router = Router(SlowProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.9)),
                     SlowProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
     asyncio.run(services.process_queue(anydb, router, run_id=seeded.run_id))
-    work = services.start_run(anydb, [(None, f"work {i}") for i in range(300)], source="work")
+    work = runs.start_run(anydb, [(None, f"work {i}") for i in range(300)], source="work")
     errors, saved, conflicts = [], [], []
     lock = threading.Lock()
     stop = threading.Event()
@@ -82,7 +82,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
 def test_worker_killed_mid_run_is_finished_by_a_restart_without_double_billing(any_db_url):
     db = open_database(any_db_url)
     n = 60
-    services.start_run(db, [(None, f"ticket {i} I was charged twice") for i in range(n)], source="crash")
+    runs.start_run(db, [(None, f"ticket {i} I was charged twice") for i in range(n)], source="crash")
     with FakeAnthropic(delay=0.15) as fake:
         env = {**os.environ, "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.base_url,
                "TRIAGE_DATABASE_URL": any_db_url, "PYTHONPATH": str(ROOT)}

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from db import queue, reports
 from db.models import Base, Correction, ModelCall, Ticket
 from tests.triage.fakes import ScriptedProvider, error
-from triage import review, services, taxonomy
+from triage import review, runs, services, taxonomy
 from triage.pricing import PriceTable, Usage, to_pico
 from triage.providers.base import CallResult
 from triage.router import Router
@@ -23,7 +23,7 @@ def classify(db, table1, table2=None, items=None):
     items = items or [(None, f"{k}: text") for k in table1]
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: table1[t.split(":")[0]]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (table2 or {})[t.split(":")[0]]), TAX)
-    imp = services.start_run(db, items, source="t")
+    imp = runs.start_run(db, items, source="t")
     asyncio.run(services.process_queue(db, router, run_id=imp.run_id, concurrency=4))
     return imp
 
@@ -39,8 +39,8 @@ def test_migrated_schema_matches_models(anydb):
 
 
 def test_dedupe_on_reimport(anydb):
-    first = services.start_run(anydb, [("A", "same text"), ("B", "same text"), (None, "other")], source="f.csv")
-    again = services.start_run(anydb, [("A", "same   text "), (None, "other"), (None, "new")], source="f.csv")
+    first = runs.start_run(anydb, [("A", "same text"), ("B", "same text"), (None, "other")], source="f.csv")
+    again = runs.start_run(anydb, [("A", "same   text "), (None, "other"), (None, "new")], source="f.csv")
     assert len(first.new_ids) == 3 and len(again.new_ids) == 1 and len(again.known_ids) == 2
     with anydb.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket)) == 4
@@ -109,7 +109,7 @@ def test_review_filters_sorting_and_pages(anydb):
 
 
 def test_claims_are_disjoint_across_concurrent_workers(anydb):
-    services.start_run(anydb, [(None, f"t{i}") for i in range(20)], source="t")
+    runs.start_run(anydb, [(None, f"t{i}") for i in range(20)], source="t")
     with anydb.transaction() as s1:
         got1 = queue.claim_pending(s1, "w1", 8)
         # a second worker claims while the first transaction is still open (SKIP LOCKED on PostgreSQL;
@@ -125,7 +125,7 @@ def test_claims_are_disjoint_across_concurrent_workers(anydb):
 
 def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
     prices = PriceTable.default()
-    imp = services.start_run(anydb, [(None, "x"), (None, "y")], source="t")
+    imp = runs.start_run(anydb, [(None, "x"), (None, "y")], source="t")
     days = [datetime(2026, 11, d, 12, tzinfo=UTC) for d in (2, 3, 9)]
     with anydb.transaction() as s:
         for i, when in enumerate(days):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket, TicketVector
-from triage import services, taxonomy
+from triage import runs, services, taxonomy
 from triage.local import head as H
 from triage.local import service as local
 from triage.local.embedder import DIM
@@ -115,7 +115,7 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, mon
         return real(texts, **kw)
 
     monkeypatch.setattr(embedder, "embed", counting)
-    imp = services.start_run(db, [(None, "I was charged twice for my plan, refund please"),
+    imp = runs.start_run(db, [(None, "I was charged twice for my plan, refund please"),
                                   (None, "asdf qwerty"), (None, "The export button crashes the app")], source="t")
     n = services.classify_locally(db, run_id=imp.run_id)
     assert n == 3
@@ -138,7 +138,7 @@ def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, sa
     from triage import review
 
     rows, X, y = samples
-    imp = services.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t")
+    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t")
     services.classify_locally(db, run_id=imp.run_id)
     head = local.current_head(db, TAX, embedder)
     assert local.tier0_active(db, head) == (False, "off")

@@ -3,7 +3,7 @@ import asyncio
 from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket
-from triage import demo, review, services, taxonomy
+from triage import demo, review, runs, services, taxonomy
 from triage.local import service as local
 from triage.settings import Settings
 
@@ -12,7 +12,7 @@ TAX = taxonomy.default()
 
 def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, embedder, samples):
     rows, _, _ = samples
-    imp = services.start_run(db, [(r["id"], r["text"]) for r in rows[:60]], source="t")
+    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:60]], source="t")
     services.classify_locally(db, run_id=imp.run_id)
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
@@ -20,7 +20,7 @@ def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, em
         review.correct(db, tid, r["label"], operator="lead", expected_version=versions[tid], taxonomy=TAX)
     local.retrain(db, TAX, embedder)
     local.save_tier0_config(db, operator="lead", enabled=True, target_accuracy=0.5, threshold=0.8, min_labels=30)
-    new = services.start_run(db, [(r["id"], r["text"]) for r in rows[150:200]], source="t2")
+    new = runs.start_run(db, [(r["id"], r["text"]) for r in rows[150:200]], source="t2")
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
     report = asyncio.run(services.work_once(db, settings))
     assert report.processed == 50
