@@ -180,3 +180,37 @@ def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
     at.button(key="save").click().run()
     with db.read() as s:
         assert s.scalars(select(Correction)).one().operator == "lead@example.com"
+
+
+def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, monkeypatch):
+    import time
+
+    from tests.fake_anthropic import Error
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "2")
+    at = make_app()
+    at.text_area(key="pasted").set_value("my invoice is wrong\nthe app crashes").run()
+    at.button(key="classify").click().run()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any("API key was rejected" in e.value for e in at.error):
+        time.sleep(0.3)
+        at.run()
+    assert any("The run stopped: the API key was rejected" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.exception
+
+    import streamlit as st
+
+    st.cache_resource.clear()  # a new server process with a good key; the API is rate limiting
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    fake.push(*[Error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit",
+                      headers={"retry-after": "0"})] * 6)  # two attempts each for three tickets
+    at = make_app()
+    at.text_area(key="pasted").set_value("please refund the double charge").run()
+    at.button(key="classify").click().run()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any("429" in c.value for c in at.caption):
+        time.sleep(0.3)
+        at.run()
+    assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
