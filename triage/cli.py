@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -175,9 +176,14 @@ def cmd_worker(args) -> int:
     settings = _settings(args)
     db = _open_db(settings)
     if not settings.has_api_key:
-        n = services.classify_locally(db, settings)
-        print(f"no API key: the local model classified {n} tickets", file=sys.stderr)
-        return 0
+        print("no API key: the local model classifies; unsure tickets go to the review queue", file=sys.stderr)
+        total = 0
+        while True:
+            total += services.classify_locally(db, settings)
+            if args.once:
+                print(f"the local model classified {total} tickets", file=sys.stderr)
+                return 0
+            time.sleep(args.poll)
     settings, taxonomy = _effective(db, settings, args)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold)
     services.attach_tier0(db, router)
