@@ -32,6 +32,7 @@ pages = [
     st.Page(HERE / "app_pages" / "classify.py", title="Classify", icon=":material/bolt:", default=True),
     st.Page(HERE / "app_pages" / "review.py", title="Review queue", icon=":material/rule:"),
     st.Page(HERE / "app_pages" / "spend.py", title="Spend & routing", icon=":material/monitoring:"),
+    st.Page(HERE / "app_pages" / "quality.py", title="Quality", icon=":material/verified:"),
     st.Page(HERE / "app_pages" / "settings.py", title="Settings", icon=":material/tune:"),
 ]
 st.navigation(pages).run()

@@ -12,6 +12,15 @@ LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", 
               hovermode="x unified", xaxis=dict(type="category", nticks=10, tickangle=0))
 
 
+COLOURS = {"local": "#2f9e44", "haiku": "#3b5bdb", "sonnet": "#f08c00"}
+
+
+def colour(name: str) -> str | None:
+    """The same colour for a model on every chart."""
+    low = name.lower()
+    return next((c for key, c in COLOURS.items() if key in low), None)
+
+
 def short(day: str) -> str:
     """'2026-11-23' -> 'Nov 23' (axis labels that fit)."""
     try:
@@ -26,6 +35,7 @@ def spend_stacked(rows: list[dict], by: str) -> go.Figure:
     for series in sorted({r["series"] for r in rows}):
         pts = [r for r in rows if r["series"] == series]
         fig.add_bar(x=[short(r["period"]) for r in pts], y=[float(r["cost_usd"]) for r in pts], name=series,
+                    marker_color=colour(series),
                     hovertemplate="%{x}: $%{y:.4f}<extra>" + series + "</extra>")
     fig.update_layout(barmode="stack", title=f"Spend per {by}" + (" (weeks start on Monday)" if by == "week" else "")
                       + ", by model and tier", yaxis_tickprefix="$", **LAYOUT)
@@ -84,4 +94,37 @@ def month_projection(cumulative: list[dict], projected_total: float, today: date
                         line_dash="dash", name="projection (last 7 days' pace)")
     fig.update_layout(title="Month to date and month-end projection", yaxis_tickprefix="$",
                       **{**LAYOUT, "xaxis": dict(type="date", tickformat="%b %d")})
+    return fig
+
+
+def reliability(rows: list[dict]) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", line_color="#adb5bd",
+                               name="perfectly calibrated", hoverinfo="skip"))
+    for name in dict.fromkeys(r["name"] for r in rows):
+        pts = [r for r in rows if r["name"] == name]
+        fig.add_scatter(x=[r["confidence"] for r in pts], y=[r["accuracy"] for r in pts], mode="lines+markers",
+                        name=name, marker_size=[min(6 + r["n"], 22) for r in pts], line_color=colour(name),
+                        marker_color=colour(name),
+                        customdata=[r["n"] for r in pts],
+                        hovertemplate="said %{x:.0%}, right %{y:.0%} (%{customdata} tickets)"
+                                      "<extra>" + name + "</extra>")
+    fig.update_layout(title="Stated confidence against operator labels", xaxis_title="stated confidence",
+                      yaxis_title="share right", **{**LAYOUT, "hovermode": "closest",
+                                                     "xaxis": dict(range=[0, 1.02], tickformat=".0%"),
+                                                     "yaxis": dict(range=[0, 1.02], tickformat=".0%")})
+    return fig
+
+
+def whatif(rows: list[dict], current: float) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = [r["threshold"] for r in rows]
+    fig.add_scatter(x=x, y=[r["accuracy"] for r in rows], name="accuracy", mode="lines+markers")
+    fig.add_scatter(x=x, y=[r["escalation_rate"] for r in rows], name="escalated to Sonnet", mode="lines+markers")
+    fig.add_scatter(x=x, y=[float(r["cost_per_ticket"] or 0) for r in rows], name="cost per ticket",
+                    mode="lines", line_dash="dash", secondary_y=True)
+    fig.add_vline(x=current, line_dash="dot", annotation_text=f"now {current:.2f}")
+    fig.update_layout(title="If the escalation threshold were…", **{**LAYOUT, "hovermode": "x unified",
+                                                                       "xaxis": dict(title="threshold")})
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02], secondary_y=False)
+    fig.update_yaxes(tickprefix="$", tickformat=".5f", rangemode="tozero", showgrid=False, secondary_y=True)
     return fig

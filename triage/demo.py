@@ -106,16 +106,20 @@ def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings,
     return len(ticket_ids)
 
 
-def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Random, limit: int = 40) -> int:
+def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Random, limit: int = 40,
+                  confirm: int = 80) -> int:
+    """Operators correct some wrong labels and confirm some right ones (the Quality page's ground truth)."""
     from triage import review
 
     with db.read() as s:
         tickets = queue.tickets_by_id(s, list(gold))
     wrong = [t for t in tickets.values() if t.category != gold[t.id]["label"]]
+    right = [t for t in tickets.values() if t.category == gold[t.id]["label"]]
     rnd.shuffle(wrong)
-    for t in wrong[:limit]:
+    rnd.shuffle(right)
+    for t, note in [(t, "demo correction") for t in wrong[:limit]] + [(t, "confirmed") for t in right[:confirm]]:
         review.correct(db, t.id, gold[t.id]["label"], operator=rnd.choice(["dana", "li", "sam"]),
-                       expected_version=t.version, taxonomy=taxonomy, note="demo correction")
+                       expected_version=t.version, taxonomy=taxonomy, note=note)
     return min(limit, len(wrong))
 
 

@@ -87,7 +87,7 @@ else:
     selected = [ids[int(pos)] for pos, row in edits.items() if row.get("select")]
 
     note = st.text_input("Note for these corrections (optional)", key="note")
-    b1, b2, b3, b4, b5 = st.columns([1.6, 1.7, 1.6, 1.2, 2])
+    b1, b2, b3, b4, b6, b5 = st.columns([1.6, 1.7, 1.5, 1.2, 1.3, 2])
     if b1.button(f"Save {len(changed)} label change{'s' if len(changed) != 1 else ''}", type="primary",
                  disabled=not changed, key="save") and need_operator():
         res = review.correct_many(db, [(t, lab, versions[t]) for t, lab in changed.items()],
@@ -106,6 +106,15 @@ else:
     if b4.button("Apply to selected", disabled=not selected, key="bulk_apply") and need_operator():
         res = review.correct_many(db, [(t, bulk_label, versions[t]) for t in selected],
                                   operator=state.operator(), taxonomy=taxonomy, note=note)
+        st.session_state["flash"] = (len(res.saved), res.conflicts)
+        st.session_state["nonce"] += 1
+        st.rerun()
+    confirmable = [t for t in selected if original[t] in taxonomy]
+    if b6.button(f"Confirm {len(confirmable)}", disabled=not confirmable, key="confirm_selected",
+                 help="The label is right: record it as checked by you (it counts as ground truth).") \
+            and need_operator():
+        res = review.correct_many(db, [(t, original[t], versions[t]) for t in confirmable],
+                                  operator=state.operator(), taxonomy=taxonomy, note=note or "confirmed")
         st.session_state["flash"] = (len(res.saved), res.conflicts)
         st.session_state["nonce"] += 1
         st.rerun()
@@ -155,7 +164,8 @@ if ticket_id.strip():
         if d.history:
             for h in d.history:
                 note = f" — {plain(h['note'])}" if h["note"] else ""
-                st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** changed "
-                            f"{plain(h['from'] or 'no label')} → **{plain(h['to'])}**{note}")
+                what = (f"confirmed **{plain(h['to'])}**" if h["from"] == h["to"] else
+                        f"changed {plain(h['from'] or 'no label')} → **{plain(h['to'])}**")
+                st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** {what}{note}")
         else:
             st.caption("No operator has corrected this ticket.")

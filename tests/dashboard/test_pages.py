@@ -156,6 +156,8 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     assert len(review_page.data_editor[0].value) > 0
     spend = make_app("spend")
     assert any("simulated" in w.value for w in spend.warning) and len(spend.get("plotly_chart")) == 6
+    quality_page = make_app("quality")
+    assert any(m.label == "Haiku right" for m in quality_page.metric) and len(quality_page.get("plotly_chart")) == 2
     settings = make_app("settings")
     assert any(m.label == "Operator labels" for m in settings.metric)
     settings.button(key="retrain").click().run(timeout=120)
@@ -214,3 +216,23 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
         time.sleep(0.3)
         at.run()
     assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_quality_page_empty_state(app_env):
+    at = make_app("quality")
+    assert "No operator labels yet" in texts(at)
+
+
+def test_confirming_a_label_records_it_as_checked(seeded):
+    db, ids = seeded
+    at = make_app("review")
+    key = at.session_state["editor_key"]
+    at.session_state[key] = {"edited_rows": {2: {"select": True}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="confirm_selected").click().run()
+    with db.read() as s:
+        c = s.scalars(select(Correction)).one()
+        assert (c.ticket_id, c.previous_label, c.new_label, c.note) == (ids["login or refund?"], "account", "account",
+                                                                        "confirmed")
+    at.text_input(key="detail_id").set_value(str(ids["login or refund?"])).run()
+    assert any("confirmed **account**" in m.value for m in at.markdown)

@@ -32,6 +32,12 @@ def test_demo_data_fills_the_dashboard(page: Page, app_url):
     page.wait_for_timeout(1500)
     shoot(page, "demo-spend")
 
+    page.get_by_test_id("stSidebarNav").get_by_text("Quality", exact=True).click()
+    wait_for_run(page)
+    expect(page.get_by_text("Haiku right")).to_be_visible()
+    page.wait_for_timeout(1500)
+    shoot(page, "demo-quality")
+
     page.get_by_test_id("stSidebarNav").get_by_text("Settings", exact=True).click()
     wait_for_run(page)
     expect(page.get_by_text("Local model (tier 0)")).to_be_visible()
