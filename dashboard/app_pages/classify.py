@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import state
-from dashboard.ui import STATUS_LABEL, money, plain
+from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
 from triage import ingest, runs
 
 db = state.database()
@@ -112,7 +112,8 @@ def results() -> None:
             b.markdown(f"**{plain(r['category'] or '—')}**  \n{STATUS_LABEL.get(r['status'], r['status'])}")
             if r["confidence"] is not None:
                 b.progress(float(r["confidence"]), text=f"confidence {r['confidence']:.0%}")
-            c.caption(f"{plain(r['model'] or '—')}  \n{'escalated' if r['escalated'] else (r['tier'] or '')}")
+            decided = "escalated to Sonnet" if r["escalated"] else SOURCE_LABEL.get(r["tier"], r["tier"] or "")
+            c.caption(f"{plain(r['model'] or '—')}  \n{decided}")
             d.caption(f"{money(r['cost_usd'])}  \n{r['latency_ms'] or 0} ms")
             if r["status"] == "failed" and r["reason"]:
                 a.caption(f":red[{plain(r['reason'])}]")

@@ -9,6 +9,12 @@ from triage import review, taxonomy
 TAX = taxonomy.default()
 
 
+def edit_review_table(at, rows: dict) -> None:
+    """What a browser sends after cell edits in the review table (AppTest cannot type into the grid)."""
+    at.session_state[at.session_state["editor_key"]] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+    at.run()
+
+
 def texts(at):
     return " ".join(str(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
                     for e in at.get(kind))
@@ -76,9 +82,7 @@ def test_review_lists_tickets_needing_review_least_confident_first(seeded):
 def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(seeded):
     db, ids = seeded
     at = make_app("review", operator="alice")
-    key = at.session_state["editor_key"]
-    at.session_state[key] = {"edited_rows": {2: {"label": "technical"}}, "added_rows": [], "deleted_rows": []}
-    at.run()
+    edit_review_table(at, {2: {"label": "technical"}})
     at.button(key="save").click().run()
     assert not at.exception
     assert any("Saved 1 correction" in s.value for s in at.success)
@@ -88,12 +92,10 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
                                                                              "technical", "alice")
     # bob loaded the page, then carol corrected the same ticket before bob saved
     bob = make_app("review", operator="bob")
-    bob_key = bob.session_state["editor_key"]
     with db.read() as s:
         version = s.get(Ticket, ids["weird one"]).version
     review.correct(db, ids["weird one"], "account", operator="carol", expected_version=version, taxonomy=TAX)
-    bob.session_state[bob_key] = {"edited_rows": {1: {"label": "billing"}}, "added_rows": [], "deleted_rows": []}
-    bob.run()
+    edit_review_table(bob, {1: {"label": "billing"}})
     bob.button(key="save").click().run()
     assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
     with db.read() as s:
@@ -103,9 +105,7 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
 
 def test_corrections_need_an_operator_name(seeded):
     at = make_app("review", operator=None)
-    key = at.session_state["editor_key"]
-    at.session_state[key] = {"edited_rows": {0: {"label": "billing"}}, "added_rows": [], "deleted_rows": []}
-    at.run()
+    edit_review_table(at, {0: {"label": "billing"}})
     at.button(key="save").click().run()
     assert any("Type your name" in w.value for w in at.warning)
 
@@ -176,9 +176,7 @@ def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
     at.switch_page("app_pages/review.py").run()
     assert any("Signed in as **lead@example.com**" in c.value for c in at.caption)
     assert not any(t.key == "operator_name" for t in at.text_input)
-    key = at.session_state["editor_key"]
-    at.session_state[key] = {"edited_rows": {0: {"label": "billing"}}, "added_rows": [], "deleted_rows": []}
-    at.run()
+    edit_review_table(at, {0: {"label": "billing"}})
     at.button(key="save").click().run()
     with db.read() as s:
         assert s.scalars(select(Correction)).one().operator == "lead@example.com"
@@ -226,9 +224,7 @@ def test_quality_page_empty_state(app_env):
 def test_confirming_a_label_records_it_as_checked(seeded):
     db, ids = seeded
     at = make_app("review")
-    key = at.session_state["editor_key"]
-    at.session_state[key] = {"edited_rows": {2: {"select": True}}, "added_rows": [], "deleted_rows": []}
-    at.run()
+    edit_review_table(at, {2: {"select": True}})
     at.button(key="confirm_selected").click().run()
     with db.read() as s:
         c = s.scalars(select(Correction)).one()
