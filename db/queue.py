@@ -289,6 +289,20 @@ def finish_run(s: Session, run_id: int, status: str, message: str | None = None)
     run.status, run.message, run.finished_at = status, message, datetime.now(UTC)
 
 
+def recent_runs(s: Session, limit: int = 20) -> list[dict]:
+    """The latest runs with who started them, from where, when, and their tickets' states now."""
+    runs = s.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
+    counts: dict[int, dict[str, int]] = {}
+    if runs:
+        rows = s.execute(select(Ticket.run_id, Ticket.status, func.count())
+                         .where(Ticket.run_id.in_([r.id for r in runs])).group_by(Ticket.run_id, Ticket.status))
+        for run_id, status, n in rows:
+            counts.setdefault(run_id, {})[status] = n
+    return [{"run": r.id, "started_by": r.started_by, "source": r.source, "mode": r.mode, "status": r.status,
+             "tickets": r.n_tickets, "new": r.n_new, **counts.get(r.id, {}), "started_at": r.started_at,
+             "finished_at": r.finished_at, "message": r.message} for r in runs]
+
+
 def run_state_counts(s: Session, run_id: int) -> dict[str, int]:
     rows = s.execute(select(Ticket.status, func.count()).where(Ticket.run_id == run_id).group_by(Ticket.status))
     return {k: v for k, v in rows}

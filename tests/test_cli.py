@@ -160,3 +160,15 @@ def test_help_documents_every_command(command):
 def test_db_upgrade(db_url, monkeypatch, capsys):
     monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
     assert main(["db", "upgrade"]) == 0 and "latest schema" in capsys.readouterr().out
+
+
+def test_runs_lists_who_started_what_and_how_it_ended(env, fake, tmp_path, capsys):
+    src = tmp_path / "t.txt"
+    src.write_text("refund my invoice\nthe app crashes [[conf=0.3]]\n")
+    assert main(["classify", str(src), "--operator", "maria", "--out", str(tmp_path / "o.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert (run["started_by"], run["status"], run["tickets"], run["new"]) == ("maria", "finished", 2, 2)
+    assert run["classified"] == 1 and run["escalated"] == 1 and run["source"].endswith("t.txt")
+    assert main(["runs"]) == 0 and "maria" in capsys.readouterr().out

@@ -265,6 +265,22 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    from triage import runs
+
+    rows = runs.recent_runs(_open_db(Settings.from_env()), args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    states = ("classified", "escalated", "needs_review", "failed", "pending")
+    print(f"{'run':>4}  {'started (UTC)':<16}  {'by':<12} {'status':<9} {'tickets':>7}  " +
+          "  ".join(f"{x[:9]:>9}" for x in states) + "  source")
+    for r in rows:
+        print(f"{r['run']:>4}  {r['started_at']:%Y-%m-%d %H:%M}  {r['started_by'][:12]:<12} {r['status']:<9} "
+              f"{r['tickets']:>7}  " + "  ".join(f"{r.get(x, 0):>9}" for x in states) + f"  {r['source']}")
+    return 0
+
+
 def cmd_db(args) -> int:
     from db.migrate import upgrade
     settings = Settings.from_env()
@@ -343,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)
+
+    rn = sub.add_parser("runs", help="recent runs: who started them, from where, and their tickets' states")
+    rn.add_argument("--limit", type=int, default=20)
+    rn.add_argument("--json", action="store_true")
+    rn.set_defaults(func=cmd_runs)
 
     d = sub.add_parser("db", help="database maintenance")
     d.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations up to the latest schema")

@@ -124,6 +124,15 @@ def results() -> None:
         st.caption(f"Showing the first {len(rows)} of {progress.total}; the review queue has them all.")
 
 
+with st.expander("Recent runs"):
+    recent = runs.recent_runs(db)
+    if recent:
+        st.dataframe(recent, hide_index=True, column_order=[
+            "run", "started_at", "started_by", "source", "mode", "status", "tickets", "new", "classified",
+            "escalated", "needs_review", "failed", "pending", "finished_at", "message"])
+    else:
+        st.caption("No runs yet.")
+
 if run_id:
     results()
 else:
