@@ -1,6 +1,7 @@
-"""Use cases: import tickets, classify the queue, escalate on demand, report spend.
+"""The async engine: build the router, drain the durable queue, escalate on demand, run the local tier.
 
-Entry points (CLI, dashboard, worker) call these; they hold no SQL and no HTTP of their own.
+Entry points (CLI, dashboard worker) call these; they hold no SQL and no HTTP of their own. Run bookkeeping
+(importing a run, its rows and progress) lives in triage.runs.
 """
 
 from __future__ import annotations
