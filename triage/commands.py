@@ -213,8 +213,6 @@ def cmd_spend(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from triage import runs
-
     rows = runs.recent_runs(_open_db(Settings.from_env()), args.limit)
     if args.json:
         print(json.dumps(rows, default=str))
