@@ -124,30 +124,22 @@ def cmd_escalate(args) -> int:
     db = _open_db(settings)
     ids = list(args.id or [])
     if args.below is not None:
-        from db import queue
-        with db.read() as s:
-            ids += queue.ticket_ids_below(s, args.below)
+        ids += runs.ticket_ids_below(db, args.below)
     ids = list(dict.fromkeys(ids))
     if not ids:
         print("no tickets match", file=sys.stderr)
         return 0
     settings, taxonomy = _effective(db, settings, args)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold)
-    with db.transaction() as s:
-        from db import queue
-        run_id = queue.create_run(s, started_by=args.operator, source="escalate", mode="sonnet",
-                                    threshold=settings.threshold)
+    run_id = runs.create_run(db, started_by=args.operator, source="escalate", mode="sonnet",
+                             threshold=settings.threshold)
     progress = Progress(len(ids), args.progress or sys.stderr.isatty())
     report = services.run(router, services.escalate_tickets(db, router, ids, run_id=run_id,
-                                                   concurrency=settings.concurrency, on_ticket=progress))
+                                                            concurrency=settings.concurrency, on_ticket=progress))
     progress.close()
     runs.finish_run(db, report)
-    rows = runs.run_rows(db, run_id, ids)
-    sys.stdout.write(export.to_jsonl(rows))
-    if report.stopped:
-        print(f"stopped: {report.stopped}", file=sys.stderr)
-        return EXIT_KEY
-    return 0
+    sys.stdout.write(export.to_jsonl(runs.run_rows(db, run_id, ids)))
+    return EXIT_KEY if _exit_code(report) == EXIT_KEY else 0
 
 
 def cmd_retry(args) -> int:

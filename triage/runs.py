@@ -119,3 +119,14 @@ def total_spend(db: Database) -> Decimal:
 def recent_runs(db: Database, limit: int = 20) -> list[dict]:
     with db.read() as s:
         return queue.recent_runs(s, limit)
+
+
+def create_run(db: Database, *, started_by: str, source: str, mode: str, threshold: float) -> int:
+    with db.transaction() as s:
+        return queue.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
+
+
+def ticket_ids_below(db: Database, confidence: float) -> list[int]:
+    """Uncorrected tickets whose label confidence is under `confidence` (or that have none)."""
+    with db.read() as s:
+        return queue.ticket_ids_below(s, confidence)
