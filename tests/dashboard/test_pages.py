@@ -1,5 +1,6 @@
 """Every page under AppTest: empty database, populated database, a correction, a bad upload."""
 
+import pytest
 from sqlalchemy import func, select
 
 from db.models import Correction, Ticket
@@ -64,9 +65,11 @@ def test_csv_upload_lets_the_operator_pick_columns(app_env):
     assert "1 new" in texts(at)
 
 
-def test_review_page_empty_state(app_env):
-    at = make_app("review")
-    assert "Nothing to review" in texts(at)
+@pytest.mark.parametrize("page, message", [("review", "Nothing to review"), ("quality", "No operator labels yet"),
+                                           ("spend", "No model calls")])
+def test_friendly_empty_states(app_env, page, message):
+    at = make_app(page)
+    assert message in texts(at) and not at.get("plotly_chart")
 
 
 def test_review_lists_tickets_needing_review_least_confident_first(seeded):
@@ -121,17 +124,12 @@ def test_ticket_detail_shows_calls_and_history(seeded):
     assert any("No ticket 99999" in w.value for w in at.warning)
 
 
-def test_spend_page_empty_and_populated(app_env, seeded):
+def test_spend_page_with_data_renders_every_chart(app_env, seeded):
     at = make_app("spend")
     assert not at.exception
     charts = at.get("plotly_chart")
     assert len(charts) == 6
     assert [m.label for m in at.metric][:3] == ["Spend", "Tickets", "Cost per ticket"]
-
-
-def test_spend_page_on_an_empty_database(app_env):
-    at = make_app("spend")
-    assert "No model calls" in texts(at) and not at.get("plotly_chart")
 
 
 def test_settings_page_validates_taxonomy_and_exports(seeded):
@@ -214,11 +212,6 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
         time.sleep(0.3)
         at.run()
     assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
-
-
-def test_quality_page_empty_state(app_env):
-    at = make_app("quality")
-    assert "No operator labels yet" in texts(at)
 
 
 def test_confirming_a_label_records_it_as_checked(seeded):
