@@ -42,6 +42,11 @@ class Claimed:
     run_id: int | None
 
 
+def _aware(when: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; every stored time is UTC."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def count_known(s: Session, items: Sequence[tuple[str | None, str]]) -> int:
     """How many of these tickets are already in the database (for a preview before importing)."""
     hashes = list({content_hash(text, ext) for ext, text in items})
@@ -84,7 +89,8 @@ def import_tickets(
             continue
         if h in known:
             t = known[h]
-            if reclassify or t.status in requeue:
+            held = t.claimed_by is not None and t.claimed_at is not None and _aware(t.claimed_at) > now - LEASE
+            if not held and (reclassify or t.status in requeue):  # a ticket in flight is left alone
                 if reclassify:
                     t.first_call_id = (s.scalar(select(func.max(ModelCall.id))) or 0) + 1
                 t.status, t.run_id, t.claimed_by, t.claimed_at = PENDING, run_id, None, None
@@ -128,10 +134,26 @@ def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None
     return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id) for r in rows]
 
 
+def hold_for_batch(s: Session, ticket_ids: Sequence[int], batch_id: str, until: datetime) -> None:
+    """Keep tickets claimed while a Message Batch works on them (batches may take up to 24 hours)."""
+    s.execute(update(Ticket).where(Ticket.id.in_(ticket_ids)).values(claimed_by=f"batch:{batch_id}",
+                                                                        claimed_at=until))
+
+
+def open_batches(s: Session) -> list[tuple[int, str]]:
+    return [tuple(r) for r in s.execute(select(Run.id, Run.batch_id).where(Run.batch_id.is_not(None))
+                                        .order_by(Run.id))]
+
+
+def set_run_batch(s: Session, run_id: int, batch_id: str | None) -> None:
+    s.execute(update(Run).where(Run.id == run_id).values(batch_id=batch_id))
+
+
 def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
     """Queue tickets for tier 2; a worker picks them up like any pending ticket."""
+    free = or_(Ticket.claimed_by.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)  # not in flight
     return s.execute(
-        update(Ticket).where(Ticket.id.in_(ticket_ids))
+        update(Ticket).where(Ticket.id.in_(ticket_ids), free)
         .values(escalation_requested=True, status=PENDING, claimed_by=None, claimed_at=None,
                 version=Ticket.version + 1)
     ).rowcount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Select, case, delete, func, insert, select
+from sqlalchemy import Select, case, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import ModelCall, SpendDaily, Ticket
@@ -115,7 +115,8 @@ def routing_by_day(s: Session, start: date | None = None, end: date | None = Non
 def latencies(s: Session, start: date | None = None, end: date | None = None, limit: int = 200_000) -> list[tuple]:
     """(day, model, latency_ms) of answered calls, newest first, for percentiles (bounded)."""
     day = _day(s).label("day")
-    q = select(day, ModelCall.model, ModelCall.latency_ms).where(ModelCall.outcome != "error")
+    q = select(day, ModelCall.model, ModelCall.latency_ms).where(
+        ModelCall.outcome != "error", or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != "batch"))
     q = _day_bounds(q, start, end).order_by(ModelCall.created_at.desc()).limit(limit)
     return [tuple(r) for r in s.execute(q)]
 

@@ -43,17 +43,29 @@ _validator = None
 _validator_lock = threading.Lock()
 
 
-def spec_validator():
-    """A jsonschema validator for CreateMessageParams (built once; the spec is large)."""
+def spec_validator(schema_name: str = "CreateMessageParams"):
+    """A jsonschema validator for one schema of Anthropic's OpenAPI spec (built once each; the spec is large)."""
     global _validator
     with _validator_lock:
         if _validator is None:
+            _validator = {"spec": json.loads(SPEC_PATH.read_text(encoding="utf-8"))}
+        if schema_name not in _validator:
             from jsonschema import Draft202012Validator
 
-            spec = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
-            schema = {"$ref": "#/components/schemas/CreateMessageParams", "components": spec["components"]}
-            _validator = Draft202012Validator(schema)
-    return _validator
+            components = _validator["spec"]["components"]
+            _validator[schema_name] = Draft202012Validator({"$ref": f"#/components/schemas/{schema_name}",
+                                                            "components": components})
+        return _validator[schema_name]
+
+
+def batch_problems(body: dict) -> list[str]:
+    """Why the real API would reject this Message Batches body (each request's params included)."""
+    problems = [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}"
+                for e in spec_validator("CreateMessageBatchParams").iter_errors(body)]
+    for i, req in enumerate(body.get("requests") or []):
+        if isinstance(req, dict) and isinstance(req.get("params"), dict):
+            problems += [f"requests/{i}/params: {p}" for p in request_problems(req["params"])]
+    return problems
 
 
 def request_problems(body: dict) -> list[str]:
@@ -160,6 +172,8 @@ class FakeAnthropic:
         self.requests: list[dict] = []  # {"body", "headers", "time", "status"}
         self.invalid: list[tuple[dict, list[str]]] = []
         self.usage_log: list[dict] = []  # usage of every 200 answer, with its model
+        self.batches: dict[str, dict] = {}  # Message Batches: id -> {"requests", "polls_left", "created"}
+        self.batch_polls = 1  # how many status checks report "in_progress" before a batch has ended
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -197,8 +211,7 @@ class FakeAnthropic:
                 fake._handle(self)
 
             def do_GET(self):
-                fake._send_json(self, 404, {"type": "error", "error": {"type": "not_found_error",
-                                                                       "message": "not found"}})
+                fake._handle_get(self)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -251,7 +264,11 @@ class FakeAnthropic:
         record = {"time": time.monotonic(), "headers": dict(h.headers), "path": h.path, "body": None}
         with self._lock:
             self.requests.append(record)
-        if h.path.split("?")[0] != "/v1/messages":
+        path = h.path.split("?")[0]
+        if path == "/v1/messages/batches":
+            self._create_batch(h, raw, record)
+            return
+        if path != "/v1/messages":
             self._error(h, 404, "not_found_error", f"no route {h.path}")
             return
         try:
@@ -290,6 +307,71 @@ class FakeAnthropic:
             return
         record["status"] = 200
         self._send_json(h, 200, self._message(body, action), action.headers)
+
+    # -- Message Batches ----------------------------------------------------------------------------
+    def _batch_json(self, batch_id: str) -> dict:
+        b = self.batches[batch_id]
+        ended = b["polls_left"] <= 0
+        n = len(b["requests"])
+        return {"id": batch_id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+                "request_counts": {"processing": 0 if ended else n, "succeeded": n if ended else 0, "errored": 0,
+                                   "canceled": 0, "expired": 0},
+                "created_at": b["created"], "expires_at": b["created"], "ended_at": b["created"] if ended else None,
+                "cancel_initiated_at": None, "archived_at": None,
+                "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None}
+
+    def _create_batch(self, h, raw: bytes, record: dict) -> None:
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            self._error(h, 400, "invalid_request_error", "body is not JSON")
+            return
+        record["body"] = body
+        auth = h.headers.get("x-api-key") or (h.headers.get("authorization") or "").removeprefix("Bearer ")
+        if auth != self.api_key:
+            self._error(h, 401, "authentication_error", "invalid x-api-key")
+            return
+        problems = batch_problems(body) if self.validate else []
+        if problems:
+            with self._lock:
+                self.invalid.append((body, problems))
+            self._error(h, 400, "invalid_request_error", "; ".join(problems)[:2000])
+            return
+        batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
+        with self._lock:
+            self.batches[batch_id] = {"requests": body["requests"], "polls_left": self.batch_polls,
+                                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self._send_json(h, 200, self._batch_json(batch_id))
+
+    def _handle_get(self, h) -> None:
+        parts = h.path.split("?")[0].strip("/").split("/")
+        if parts[:3] != ["v1", "messages", "batches"] or len(parts) < 4 or parts[3] not in self.batches:
+            self._error(h, 404, "not_found_error", f"no route {h.path}")
+            return
+        batch_id = parts[3]
+        if len(parts) == 4:
+            with self._lock:
+                self.batches[batch_id]["polls_left"] -= 1
+            self._send_json(h, 200, self._batch_json(batch_id))
+            return
+        lines = []
+        for req in self.batches[batch_id]["requests"]:
+            action = self._next_action(req["params"])
+            if isinstance(action, Reply):
+                action.usage = {**(action.usage or {}), "service_tier": "batch"}
+                result = {"type": "succeeded", "message": self._message(req["params"], action)}
+            elif isinstance(action, Error):
+                result = {"type": "errored", "error": {"type": "error", "error": {"type": action.type,
+                                                                                    "message": action.message}}}
+            else:
+                result = {"type": "expired"}
+            lines.append(json.dumps({"custom_id": req["custom_id"], "result": result}))
+        data = ("\n".join(lines) + "\n").encode()
+        h.send_response(200)
+        h.send_header("content-type", "application/binary")
+        h.send_header("content-length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
 
     def _message(self, body: dict, a: Reply) -> dict:
         text = a.text if a.text is not None else json.dumps(a.json_body or {})

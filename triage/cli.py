@@ -15,6 +15,7 @@ from triage.commands import (
     EXIT_INPUT,
     EXIT_KEY,
     cmd_classify,
+    cmd_collect,
     cmd_db,
     cmd_escalate,
     cmd_retry,
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "local: the offline model only (the default when no API key is set)")
     c.add_argument("--out", help="write results to FILE.jsonl or FILE.csv (default: JSONL on stdout)")
     c.add_argument("--reclassify", action="store_true", help="classify known tickets again (new calls, new cost)")
+    c.add_argument("--batch", action="store_true",
+                   help="send tier 1 through the Message Batches API (half price, results within 24 h); unsure "
+                   "tickets then go to tier 2 live")
+    c.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; `triage collect` later")
+    c.add_argument("--poll", type=float, default=30.0, help="with --batch: seconds between status checks")
     common(c)
     c.set_defaults(func=cmd_classify)
 
@@ -61,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--below", type=float, help="every uncorrected ticket whose confidence is under this")
     common(e)
     e.set_defaults(func=cmd_escalate)
+
+    co = sub.add_parser("collect", help="record finished Message Batches and escalate their unsure tickets")
+    co.add_argument("--poll", type=float, default=30.0, help="seconds between status checks")
+    common(co)
+    co.set_defaults(func=cmd_collect)
 
     r = sub.add_parser("retry", help="classify failed tickets again")
     common(r)

@@ -86,6 +86,9 @@ def cmd_classify(args) -> int:
     if local and args.tier != "local":
         print("No ANTHROPIC_API_KEY: classifying with the local model; unsure tickets go to the review queue.",
               file=sys.stderr)
+    if args.batch and (local or args.tier == "sonnet"):
+        raise ValueError("--batch sends tier 1 (Haiku) through the Message Batches API: it needs an API key "
+                         "and --tier auto or haiku")
     router = None if local else services.build_router(settings, taxonomy, mode=args.tier,
                                                       threshold=settings.threshold)
     source = "stdin" if args.path == "-" else args.path
@@ -98,6 +101,15 @@ def cmd_classify(args) -> int:
     if local:
         services.classify_locally(db, settings, run_id=imported.run_id, on_ticket=progress)
         report = runs.RunReport(imported.run_id, states=runs.run_progress(db, imported.run_id).states)
+    elif args.batch:
+        from triage import batches
+
+        batch_id = services.run(router, batches.submit(db, router, imported.run_id))
+        print(f"submitted batch {batch_id} (half price; results within 24 h)", file=sys.stderr)
+        if args.no_wait:
+            print("collect the results later with: triage collect", file=sys.stderr)
+            return 0
+        report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, progress)
     else:
         if args.tier == "auto":
             services.attach_tier0(db, router)
@@ -114,6 +126,42 @@ def cmd_classify(args) -> int:
     cost = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
     print(f"done: {states}; cost ${cost:.6f}", file=sys.stderr)
     return _exit_code(report)
+
+
+def _collect_run(db, settings, taxonomy, run_id: int, batch_id: str | None, poll: float, on_ticket=None):
+    """Wait for a run's batch, record it, then send the unsure tickets to tier 2 (live)."""
+    from triage import batches
+
+    while batch_id:
+        router = services.build_router(settings, taxonomy, threshold=settings.threshold)
+        counts = services.run(router, batches.collect(db, router, run_id, batch_id))
+        if counts is not None:
+            print(f"batch {batch_id}: {counts['answered']} answered, {counts['failed']} failed, "
+                  f"{counts['escalating']} going to tier 2", file=sys.stderr)
+            break
+        time.sleep(poll)
+    router = services.build_router(settings, taxonomy, threshold=settings.threshold)
+    report = services.run(router, services.process_queue(db, router, run_id=run_id,
+                                                         concurrency=settings.concurrency, on_ticket=on_ticket))
+    report.states = runs.run_progress(db, run_id).states
+    return report
+
+
+def cmd_collect(args) -> int:
+    settings = _settings(args)
+    db = _open_db(settings)
+    settings, taxonomy = _effective(db, settings, args)
+    open_batches = runs.open_batches(db)
+    if not open_batches:
+        print("no batches waiting", file=sys.stderr)
+        return 0
+    code = 0
+    for run_id, batch_id in open_batches:
+        report = _collect_run(db, settings, taxonomy, run_id, batch_id, args.poll)
+        runs.finish_run(db, report)
+        print(f"run {run_id}: " + ", ".join(f"{v} {k}" for k, v in sorted(report.states.items())), file=sys.stderr)
+        code = max(code, _exit_code(report))
+    return code
 
 
 def cmd_escalate(args) -> int:
