@@ -17,6 +17,11 @@ with st.sidebar:
     identity = state.logged_in_identity()
     if identity:
         st.caption(f"Signed in as **{identity}**")
+        if state.auth_configured():
+            st.button("Sign out", on_click=st.logout, key="sign_out")
+    elif state.auth_configured():
+        st.button("Sign in", on_click=st.login, key="sign_in", type="primary")
+        st.caption("Sign in to correct labels: corrections are stamped with your identity.")
     else:
         st.text_input("Operator", key="operator_name", placeholder="your name",
                       help="Stamped on every correction you make in this session.")

@@ -48,5 +48,14 @@ def logged_in_identity() -> str | None:
     return None
 
 
+def auth_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
 def operator() -> str:
+    if auth_configured():  # with a login configured, only the signed-in identity counts
+        return logged_in_identity() or ""
     return logged_in_identity() or st.session_state.get("operator_name", "").strip()

@@ -36,9 +36,10 @@ STATUS_LABEL = {
 
 
 def need_operator() -> bool:
-    from dashboard.state import operator
+    from dashboard.state import auth_configured, operator
 
     if operator():
         return True
-    st.warning("Type your name in the sidebar first: every correction is stamped with it.")
+    st.warning("Sign in first (sidebar): every correction is stamped with who made it." if auth_configured() else
+               "Type your name in the sidebar first: every correction is stamped with it.")
     return False

@@ -225,3 +225,21 @@ def test_confirming_a_label_records_it_as_checked(seeded):
                                                                         "confirmed")
     at.text_input(key="detail_id").set_value(str(ids["login or refund?"])).run()
     assert any("confirmed **account**" in m.value for m in at.markdown)
+
+
+def test_with_a_login_configured_only_signed_in_operators_can_correct(seeded):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",
+                          "client_id": "c", "client_secret": "s", "server_metadata_url": "http://idp/.well-known"}
+    at.session_state["operator_name"] = "someone"  # a typed name is not enough any more
+    at.run()
+    at.switch_page("app_pages/review.py").run()
+    assert any(b.key == "sign_in" for b in at.button)
+    assert not any(t.key == "operator_name" for t in at.text_input)
+    edit_review_table(at, {0: {"label": "billing"}})
+    at.button(key="save").click().run()
+    assert any("Type your name" in w.value or "Sign in" in w.value for w in at.warning)
