@@ -85,6 +85,14 @@ def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZ
     return [Row(*r) for r in s.execute(q.limit(size).offset(page * size))]
 
 
+def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | None, int]]:
+    """The label the deciding model gave each ticket (highest tier that answered, latest call): (label, tier)."""
+    rows = s.execute(select(ModelCall.ticket_id, ModelCall.tier, ModelCall.category)
+                     .where(ModelCall.ticket_id.in_(ticket_ids), ModelCall.outcome != "error")
+                     .order_by(ModelCall.ticket_id, ModelCall.tier, ModelCall.id))
+    return {tid: (category, tier) for tid, tier, category in rows}  # later rows win
+
+
 def review_count(s: Session, f: ReviewFilter) -> int:
     return s.scalar(f.where(select(func.count()).select_from(Ticket))) or 0
 

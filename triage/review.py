@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from db import review as q
 from db.engine import Database
@@ -19,6 +19,7 @@ class Page:
     total: int
     page: int
     size: int
+    machine: dict[int, tuple[str | None, int]] = field(default_factory=dict)  # ticket -> (label, tier)
 
     @property
     def pages(self) -> int:
@@ -27,7 +28,8 @@ class Page:
 
 def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE) -> Page:
     with db.read() as s:
-        return Page(q.review_page(s, f, number, size), q.review_count(s, f), number, size)
+        rows = q.review_page(s, f, number, size)
+        return Page(rows, q.review_count(s, f), number, size, q.machine_labels(s, [r.id for r in rows]))
 
 
 def correct(db: Database, ticket_id: int, label: str, *, operator: str, expected_version: int,

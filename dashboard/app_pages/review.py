@@ -12,6 +12,15 @@ from triage import review, runs
 from triage.review import ReviewFilter
 
 db = state.database()
+TIER = {0: "local", 1: "Haiku", 2: "Sonnet"}
+
+
+def _machine(answer: tuple[str | None, int] | None) -> str | None:
+    if not answer or answer[0] is None:
+        return None
+    return f"{answer[0]} ({TIER.get(answer[1], answer[1])})"
+
+
 settings, taxonomy = state.settings()
 REASON_LABELS = {"low_confidence": f"Low confidence (< {settings.threshold:.2f})", "unknown": "Unknown label",
                  "failed": "Failed", "disagreement": "Haiku ≠ Sonnet"}
@@ -61,7 +70,7 @@ else:
     frame = pd.DataFrame({
         "ticket": [r.id for r in page.rows],
         "text": [r.text[:240] for r in page.rows],
-        "machine label": [r.tier2_category or r.tier1_category for r in page.rows],
+        "machine label": [_machine(page.machine.get(r.id)) for r in page.rows],
         "confidence": [r.confidence for r in page.rows],
         "status": [r.status.replace("_", " ") for r in page.rows],
         "label": [r.category if r.category in taxonomy else None for r in page.rows],
