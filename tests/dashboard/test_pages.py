@@ -77,7 +77,7 @@ def test_review_lists_tickets_needing_review_least_confident_first(seeded):
     at = make_app("review")
     frame = at.data_editor[0].value
     assert list(frame.index) == [ids["overloaded"], ids["weird one"], ids["login or refund?"]]
-    assert list(frame["machine label"]) == [None, "technical (Sonnet)", "account (Sonnet)"]
+    assert list(frame["machine label"].fillna("-")) == ["-", "technical (Sonnet)", "account (Sonnet)"]
     # ticket text is shown as data, not rendered
     at.text_input(key="detail_id").set_value(str(ids["<script>alert(1)</script> **bold** [link](http://x)"])).run()
     assert any("<script>" in t.value for t in at.text)
