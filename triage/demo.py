@@ -79,6 +79,11 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
         n_local = _classify_rest_locally(db, taxonomy, settings, [t for t in gold if t not in set(api_ids)],
                                          imported.run_id, rnd, days)
     corrected = _correct_some(db, gold, taxonomy, rnd)
+    if local:  # learn from the demo's labels so Settings shows a trained local tier
+        from triage.local import service as local_tier
+        from triage.local.embedder import shared
+
+        local_tier.retrain(db, taxonomy, shared())
     with db.transaction() as s:
         queue.finish_idle_runs(s)
     return {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
