@@ -11,7 +11,7 @@ from triage import export, ingest, runs, services
 from triage.router import FAILED
 from triage.settings import Settings
 
-EXIT_INPUT, EXIT_KEY, EXIT_FAILED = 2, 3, 4
+EXIT_INPUT, EXIT_KEY, EXIT_FAILED, EXIT_BUDGET = 2, 3, 4, 5
 
 
 class Progress:
@@ -39,7 +39,7 @@ class Progress:
 def _exit_code(report) -> int:
     if report.stopped:
         print(f"stopped: {report.stopped}", file=sys.stderr)
-        return EXIT_KEY
+        return EXIT_BUDGET if report.stop_kind == "budget" else EXIT_KEY
     return EXIT_FAILED if report.states.get(FAILED) else 0
 
 
@@ -97,6 +97,11 @@ def cmd_classify(args) -> int:
                                   reclassify=args.reclassify)
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {imported.run_id})",
           file=sys.stderr)
+    blocked = None if local else runs.budget_block(db, settings.monthly_budget_usd)
+    if blocked:
+        print(f"error: {blocked}. The tickets are saved as pending; `triage worker` classifies them once the "
+              "budget allows.", file=sys.stderr)
+        return EXIT_BUDGET
     progress = Progress(len(set(imported.ticket_ids)), args.progress or sys.stderr.isatty())
     if local:
         services.classify_locally(db, settings, run_id=imported.run_id, on_ticket=progress)
@@ -225,10 +230,10 @@ def cmd_worker(args) -> int:
     router = services.build_router(settings, taxonomy, threshold=settings.threshold)
     services.attach_tier0(db, router)
     report = services.run(router, services.run_worker(db, router, concurrency=settings.concurrency, once=args.once,
-                                             poll_seconds=args.poll))
+                                                      poll_seconds=args.poll,
+                                                      monthly_budget_usd=settings.monthly_budget_usd))
     if report.stopped:
-        print(f"stopped: {report.stopped}", file=sys.stderr)
-        return EXIT_KEY
+        return _exit_code(report)
     print(f"worker processed {report.processed} tickets", file=sys.stderr)
     return 0
 

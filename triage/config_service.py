@@ -10,7 +10,7 @@ from triage import taxonomy as taxonomy_mod
 from triage.settings import Settings
 from triage.taxonomy import Taxonomy
 
-EDITABLE = ("threshold", "tier1_model", "tier2_model")
+EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd")
 
 
 def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Taxonomy]:
@@ -33,6 +33,8 @@ def save_engine(db: Database, *, operator: str, **values) -> None:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     if "threshold" in values and not 0 <= float(values["threshold"]) <= 1:
         raise ValueError("the threshold is a confidence between 0 and 1")
+    if "monthly_budget_usd" in values and float(values["monthly_budget_usd"]) < 0:
+        raise ValueError("the monthly budget is a dollar amount, 0 for none")
     for key in ("tier1_model", "tier2_model"):
         if key in values and not str(values[key]).strip():
             raise ValueError("a model id cannot be empty")

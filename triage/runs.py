@@ -17,7 +17,8 @@ class RunReport:
     run_id: int | None
     processed: int = 0
     states: dict[str, int] = field(default_factory=dict)
-    stopped: str | None = None  # why the run stopped early (rejected key), None when it finished
+    stopped: str | None = None  # why the run stopped early, None when it finished
+    stop_kind: str | None = None  # "key" (rejected API key) or "budget" (monthly budget reached)
 
 
 def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
@@ -136,3 +137,18 @@ def open_batches(db: Database) -> list[tuple[int, str]]:
     """(run id, batch id) of runs whose Message Batch has not been collected yet."""
     with db.read() as s:
         return queue.open_batches(s)
+
+
+def budget_block(db: Database, monthly_budget_usd: float, today=None) -> str | None:
+    """Why API calls must wait, when this month's exact spend has reached the budget; None otherwise."""
+    if not monthly_budget_usd:
+        return None
+    from datetime import date
+
+    today = today or date.today()
+    with db.read() as s:
+        spent = from_pico(reports.total_cost_pico(s, today.replace(day=1), today))
+    if spent >= Decimal(str(monthly_budget_usd)):
+        return (f"this month's spend ${spent:.4f} has reached the monthly budget of ${monthly_budget_usd:.2f}: "
+                "API calls are paused (raise the budget in Settings or TRIAGE_MONTHLY_BUDGET_USD)")
+    return None

@@ -157,7 +157,7 @@ async def _process_one(db: Database, run_id: int | None, ticket_id: int, step, r
     try:
         outcome = await _handle(db, run_id, ticket_id, step)
     except KeyRejected as exc:
-        report.stopped = str(exc)
+        report.stopped, report.stop_kind = str(exc), "key"
         stop.set()
         return
     report.processed += 1
@@ -195,15 +195,23 @@ async def escalate_tickets(db: Database, router: Router, ticket_ids: Sequence[in
 
 
 async def run_worker(db: Database, router: Router, *, concurrency: int = 8, once: bool = False,
-                     poll_seconds: float = 2.0, stop: asyncio.Event | None = None) -> RunReport:
-    """Process every pending ticket, whichever run queued it; poll for more unless `once`."""
+                     poll_seconds: float = 2.0, stop: asyncio.Event | None = None,
+                     monthly_budget_usd: float = 0.0) -> RunReport:
+    """Process every pending ticket, whichever run queued it; poll for more unless `once`. Stops when the
+    month's spend reaches the budget."""
+    from triage.runs import budget_block
+
     total = RunReport(None)
     await _in_tx(db, lambda s: queue.release_dead_claims(s, socket.gethostname(), _pid_alive))
     while True:
+        blocked = await asyncio.to_thread(budget_block, db, monthly_budget_usd)
+        if blocked:
+            total.stopped, total.stop_kind = blocked, "budget"
+            return total
         report = await process_queue(db, router, concurrency=concurrency)
         total.processed += report.processed
         if report.stopped:
-            total.stopped = report.stopped
+            total.stopped, total.stop_kind = report.stopped, report.stop_kind
             return total
         if once or (stop is not None and stop.is_set()):
             return total
@@ -229,6 +237,11 @@ async def work_once(db: Database, base: Settings | None = None, *, concurrency: 
     from triage.config_service import effective
 
     settings, tax = effective(db, base)
+    from triage.runs import budget_block
+
+    blocked = budget_block(db, settings.monthly_budget_usd)
+    if blocked:
+        return RunReport(None, stopped=blocked, stop_kind="budget")
     router = build_router(settings, tax, threshold=settings.threshold, client=client)
     attach_tier0(db, router)
     try:

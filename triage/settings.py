@@ -20,6 +20,7 @@ class Settings:
     effort: str | None = "low"
     request_timeout: float = 60.0
     max_attempts: int = 5
+    monthly_budget_usd: float = 0.0  # 0 = no limit; API calls pause once this month's spend reaches it
     taxonomy_path: str | None = None
     prices_path: str | None = None
     api_key: str | None = field(default=None, repr=False)
@@ -36,6 +37,7 @@ class Settings:
             concurrency=int(env.get("TRIAGE_CONCURRENCY") or 8),
             effort=(env.get("TRIAGE_EFFORT") or "low") if env.get("TRIAGE_EFFORT") != "none" else None,
             max_attempts=int(env.get("TRIAGE_MAX_ATTEMPTS") or 5),
+            monthly_budget_usd=float(env.get("TRIAGE_MONTHLY_BUDGET_USD") or 0),
             request_timeout=float(env.get("TRIAGE_REQUEST_TIMEOUT") or 60),
             taxonomy_path=env.get("TRIAGE_TAXONOMY") or None,
             prices_path=env.get("TRIAGE_PRICES") or None,

@@ -14,6 +14,9 @@ if not state.has_api_key():
     st.info("No Claude API key: the **local model** classifies tickets on this machine for free; the ones it is "
             "unsure about go to the review queue. Haiku and Sonnet need `ANTHROPIC_API_KEY` in the environment "
             "the dashboard starts from.", icon=":material/key_off:")
+blocked = runs.budget_block(db, settings.monthly_budget_usd) if state.has_api_key() else None
+if blocked:
+    st.warning(blocked[0].upper() + blocked[1:] + ".", icon=":material/savings:")
 if runs.ticket_count(db) == 0:
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "

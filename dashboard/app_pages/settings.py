@@ -37,10 +37,13 @@ with st.form("engine"):
     c1, c2 = st.columns(2)
     tier1 = c1.text_input("Tier 1 model", settings.tier1_model)
     tier2 = c2.text_input("Tier 2 model", settings.tier2_model)
+    budget = st.number_input("Monthly budget (USD, 0 = none)", min_value=0.0, value=float(settings.monthly_budget_usd),
+                             step=10.0, help="API calls pause once this month's exact spend reaches it; the local "
+                             "model keeps working.")
     if st.form_submit_button("Save routing") and need_operator():
         try:
             config_service.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
-                                       tier2_model=tier2.strip())
+                                       tier2_model=tier2.strip(), monthly_budget_usd=budget)
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
             st.error(str(exc))

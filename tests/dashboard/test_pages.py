@@ -244,3 +244,18 @@ def test_with_a_login_configured_only_signed_in_operators_can_correct(seeded):
     edit_review_table(at, {0: {"label": "billing"}})
     at.button(key="save").click().run()
     assert any("Type your name" in w.value or "Sign in" in w.value for w in at.warning)
+
+
+def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, monkeypatch):
+    from triage import config_service
+
+    db, _ = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    config_service.save_engine(db, operator="lead", monthly_budget_usd=0.001)
+    at = make_app()
+    assert any("reached the monthly budget of $0.00" in w.value for w in at.warning)
+    settings = make_app("settings")
+    settings.number_input[0].set_value(50.0)
+    next(b for b in settings.button if b.label == "Save routing").click().run()
+    assert any("Saved" in m.value for m in settings.success), [e.value for e in settings.error]
+    assert not any("monthly budget" in w.value for w in make_app().warning)
