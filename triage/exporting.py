@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from db import review as dbreview
 from db.engine import Database
-from db.review import ReviewFilter
 from triage import export
 
 
@@ -27,6 +26,3 @@ def export_tickets(db: Database, fmt: str) -> tuple[bytes, str]:
     if fmt == "csv":
         return export.to_csv(rows).encode("utf-8"), f"triage-tickets-{stamp}.csv"
     return export.to_jsonl(rows).encode("utf-8"), f"triage-tickets-{stamp}.jsonl"
-
-
-__all__ = ["ReviewFilter", "export_tickets", "ticket_rows"]
