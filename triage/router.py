@@ -113,10 +113,10 @@ class Router:
 
     async def aclose(self) -> None:
         """Close the providers' HTTP clients inside the event loop that used them."""
-        for provider in {id(p): p for p in (self.tier0, self.tier1, self.tier2) if p is not None}.values():
-            client = getattr(provider, "client", None)
-            if client is not None and hasattr(client, "close"):
-                await client.close()
+        clients = {id(c): c for p in (self.tier0, self.tier1, self.tier2)
+                   if (c := getattr(p, "client", None)) is not None and hasattr(c, "close")}
+        for client in clients.values():  # tiers 1 and 2 share one client: close it once
+            await client.close()
 
     async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call) -> CallResult:
         result = await provider.classify(text, self.taxonomy)
