@@ -23,10 +23,6 @@ def money(value) -> str:
     return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
 
 
-def pct(value) -> str:
-    return "—" if value is None else f"{float(value):.0%}"
-
-
 SOURCE_LABEL = {"tier0": "local model", "tier1": "Haiku", "tier2": "Sonnet", "operator": "operator"}
 
 STATUS_LABEL = {

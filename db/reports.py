@@ -121,17 +121,6 @@ def latencies(s: Session, start: date | None = None, end: date | None = None, li
     return [tuple(r) for r in s.execute(q)]
 
 
-def tier_token_totals(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
-    """Token totals per model and tier (for 'what would Sonnet alone have cost')."""
-    q = select(ModelCall.model, ModelCall.tier, func.count(func.distinct(ModelCall.ticket_id)).label("tickets"),
-               func.sum(ModelCall.input_tokens).label("input_tokens"),
-               func.sum(ModelCall.output_tokens).label("output_tokens"),
-               func.sum(ModelCall.cost_pico).label("cost_pico")).group_by(ModelCall.model, ModelCall.tier)
-    return [{"model": r.model, "tier": r.tier, "tickets": r.tickets, "input_tokens": int(r.input_tokens or 0),
-             "output_tokens": int(r.output_tokens or 0), "cost_usd": from_pico(r.cost_pico)}
-            for r in s.execute(_day_bounds(q, start, end))]
-
-
 def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> dict:
     """Inputs for 'what would Sonnet alone have cost': tier-1 token totals, and the cost of tier-2 calls on
     tickets tier 1 never saw (those would cost the same)."""

@@ -113,10 +113,6 @@ def spend(db: Database, start=None, end=None) -> list[dict]:
         return reports.spend_by_day(s, start, end)
 
 
-def total_spend(db: Database) -> Decimal:
-    return sum((r["cost_usd"] for r in spend(db)), Decimal(0))
-
-
 def recent_runs(db: Database, limit: int = 20) -> list[dict]:
     with db.read() as s:
         return queue.recent_runs(s, limit)
