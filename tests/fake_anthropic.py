@@ -271,16 +271,8 @@ class FakeAnthropic:
         if path != "/v1/messages":
             self._error(h, 404, "not_found_error", f"no route {h.path}")
             return
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError:
-            self._error(h, 400, "invalid_request_error", "body is not JSON")
-            return
-        record["body"] = body
-        auth = h.headers.get("x-api-key") or (h.headers.get("authorization") or "").removeprefix("Bearer ")
-        if auth != self.api_key:
-            record["status"] = 401
-            self._error(h, 401, "authentication_error", "invalid x-api-key")
+        body = self._authorised_body(h, raw, record)
+        if body is None:
             return
         if self.validate:
             try:
@@ -320,16 +312,24 @@ class FakeAnthropic:
                 "cancel_initiated_at": None, "archived_at": None,
                 "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None}
 
-    def _create_batch(self, h, raw: bytes, record: dict) -> None:
+    def _authorised_body(self, h, raw: bytes, record: dict) -> dict | None:
+        """The JSON body of an authenticated request; None after answering 400 or 401 itself."""
         try:
             body = json.loads(raw)
         except json.JSONDecodeError:
             self._error(h, 400, "invalid_request_error", "body is not JSON")
-            return
+            return None
         record["body"] = body
         auth = h.headers.get("x-api-key") or (h.headers.get("authorization") or "").removeprefix("Bearer ")
         if auth != self.api_key:
+            record["status"] = 401
             self._error(h, 401, "authentication_error", "invalid x-api-key")
+            return None
+        return body
+
+    def _create_batch(self, h, raw: bytes, record: dict) -> None:
+        body = self._authorised_body(h, raw, record)
+        if body is None:
             return
         problems = batch_problems(body) if self.validate else []
         if problems:

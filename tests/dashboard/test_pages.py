@@ -16,6 +16,20 @@ def edit_review_table(at, rows: dict) -> None:
     at.run()
 
 
+def classify_and_wait(at, pasted: str, done, seconds: float = 20):
+    """Paste tickets, press Classify, and rerun the page until `done(at)` or time runs out (the background
+    worker does the work; AppTest does not fire the page's polling fragment on its own)."""
+    import time
+
+    at.text_area(key="pasted").set_value(pasted).run()
+    at.button(key="classify").click().run()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done(at):
+        time.sleep(0.3)
+        at.run()
+    return at
+
+
 def texts(at):
     return " ".join(str(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
                     for e in at.get(kind))
@@ -182,20 +196,14 @@ def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
 
 
 def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, monkeypatch):
-    import time
 
     from tests.fake_anthropic import Error
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "2")
-    at = make_app()
-    at.text_area(key="pasted").set_value("my invoice is wrong\nthe app crashes").run()
-    at.button(key="classify").click().run()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any("API key was rejected" in e.value for e in at.error):
-        time.sleep(0.3)
-        at.run()
+    at = classify_and_wait(make_app(), "my invoice is wrong\nthe app crashes",
+                           lambda at: any("API key was rejected" in e.value for e in at.error))
     assert any("The run stopped: the API key was rejected" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.exception
 
@@ -205,13 +213,8 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     fake.push(*[Error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit",
                       headers={"retry-after": "0"})] * 6)  # two attempts each for three tickets
-    at = make_app()
-    at.text_area(key="pasted").set_value("please refund the double charge").run()
-    at.button(key="classify").click().run()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any("429" in c.value for c in at.caption):
-        time.sleep(0.3)
-        at.run()
+    at = classify_and_wait(make_app(), "please refund the double charge",
+                           lambda at: any("429" in c.value for c in at.caption))
     assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
 
 
