@@ -53,11 +53,13 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bo
     """One output row per input ticket: the current label and what this run spent on it."""
     with db.read() as s:
         costs = queue.run_cost_by_ticket(s, run_id)
-        tickets = queue.tickets_by_id(s, list(dict.fromkeys(ticket_ids)))
+        unique = list(dict.fromkeys(ticket_ids))
+        tickets = queue.tickets_by_id(s, unique)
+        latest = queue.last_answered_calls(s, unique)
         rows = []
         for tid in ticket_ids:
             t = tickets[tid]
-            last = queue.last_answered_call(s, tid)
+            last = latest.get(tid)
             rows.append({
                 "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
                 "confidence": t.confidence, "tier": t.label_source,
