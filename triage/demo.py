@@ -91,23 +91,17 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
 
 def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings, ticket_ids: list[int],
                            run_id: int, rnd: random.Random, days: int) -> int:
-    import time
-
     from triage.local import service as local
     from triage.local.embedder import shared
 
     embedder = shared()
     provider = local.LocalProvider(embedder, local.current_head(db, taxonomy, embedder))
-    started = time.perf_counter()
-    vecs = local.ensure_vectors(db, ticket_ids, embedder)
+    when = {tid: datetime.now(UTC) - timedelta(days=rnd.uniform(0, days)) for tid in ticket_ids}
+    local.answer_and_record(db, provider, [(tid, run_id) for tid in ticket_ids], threshold=settings.threshold,
+                            created_at=when)
     with db.transaction() as s:
-        for tid in ticket_ids:
-            call = provider._result(vecs[tid], started, len(ticket_ids))
-            call.vector = None
-            call.created_at = datetime.now(UTC) - timedelta(days=rnd.uniform(0, days))
-            queue.record_call(s, tid, run_id, call)
-            queue.apply_outcome(s, tid, decide([call], settings.threshold))
-            queue.backdate_ticket(s, tid, call.created_at)
+        for tid, stamp in when.items():
+            queue.backdate_ticket(s, tid, stamp)
     return len(ticket_ids)
 
 

@@ -175,13 +175,32 @@ class LocalProvider:
     async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
         started = time.perf_counter()
         vec = await asyncio.to_thread(self.embedder.embed, [text])
-        return self._result(vec[0], started, 1)
+        return self.answer(vec[0], started, 1)
 
-    def _result(self, vec: np.ndarray, started: float, batch: int) -> CallResult:
+    def answer(self, vec: np.ndarray, started: float, batch: int) -> CallResult:
+        """The call for one embedded ticket; latency is the batch's time shared out."""
         (label,), (conf,) = self.head.predict(vec[None, :])
         return CallResult(0, LOCAL_MODEL, OK, category=label, confidence=float(conf), model_returned=LOCAL_MODEL,
                           reason=f"closest to {label.replace('_', ' ')} (local model)",
                           latency_ms=int((time.perf_counter() - started) * 1000 / batch), vector=to_bytes(vec))
+
+
+def answer_and_record(db: Database, provider: LocalProvider, tickets: list[tuple[int, int | None]], *,
+                      threshold: float, on_ticket=None, created_at: dict[int, datetime] | None = None) -> None:
+    """Embed (once, stored), answer and record a batch of (ticket id, run id) in one short transaction."""
+    started = time.perf_counter()
+    vecs = ensure_vectors(db, [tid for tid, _ in tickets], provider.embedder)
+    with db.transaction() as s:
+        for tid, run_id in tickets:
+            call = provider.answer(vecs[tid], started, len(tickets))
+            call.vector = None  # already stored by ensure_vectors
+            if created_at and tid in created_at:
+                call.created_at = created_at[tid]
+            queue.record_call(s, tid, run_id, call)
+            outcome = decide([call], threshold)
+            queue.apply_outcome(s, tid, outcome)
+            if on_ticket:
+                on_ticket(tid, outcome)
 
 
 def classify_queue_locally(db: Database, taxonomy: Taxonomy, embedder: Embedder, *, threshold: float,
@@ -197,15 +216,6 @@ def classify_queue_locally(db: Database, taxonomy: Taxonomy, embedder: Embedder,
             claimed = queue.claim_pending(s, worker, batch, run_id)
         if not claimed:
             return done
-        started = time.perf_counter()
-        vecs = ensure_vectors(db, [c.ticket_id for c in claimed], embedder)
-        with db.transaction() as s:
-            for c in claimed:
-                call = provider._result(vecs[c.ticket_id], started, len(claimed))
-                call.vector = None  # already stored
-                queue.record_call(s, c.ticket_id, c.run_id, call)
-                outcome = decide([call], threshold)
-                queue.apply_outcome(s, c.ticket_id, outcome)
-                if on_ticket:
-                    on_ticket(c.ticket_id, outcome)
+        answer_and_record(db, provider, [(c.ticket_id, c.run_id) for c in claimed], threshold=threshold,
+                          on_ticket=on_ticket)
         done += len(claimed)
