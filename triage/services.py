@@ -266,7 +266,7 @@ def attach_tier0(db: Database, router: Router) -> str:
     embedder = shared()
     local.maybe_retrain(db, router.taxonomy, embedder)
     head = local.current_head(db, router.taxonomy, embedder)
-    active, why = local.tier0_active(db, head)
+    active, why = local.tier0_active(db, head.metrics)
     if active:
         router.tier0, router.tier0_threshold = local.LocalProvider(embedder, head), float(cfg["threshold"])
     return why

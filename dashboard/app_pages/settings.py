@@ -85,8 +85,7 @@ with st.form("tier0"):
                                 threshold=answer_at)
         st.rerun()
 if metrics and cfg["enabled"]:
-    active, why = local.tier0_active(db, local.Head.from_dict(local_head_dict)) if (
-        local_head_dict := local.stored_head_dict(db)) else (False, "not trained")
+    active, why = local.tier0_active(db, metrics)
     (st.success if active else st.info)(f"Local tier: {why}.")
 
 st.subheader("Claude API key")

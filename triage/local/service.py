@@ -133,12 +133,6 @@ def stored_metrics(db: Database) -> dict | None:
     return stored["head"].get("metrics", {}) if stored else None
 
 
-def stored_head_dict(db: Database) -> dict | None:
-    with db.read() as s:
-        stored = settings_store.get(s, SETTING)
-    return stored["head"] if stored else None
-
-
 def tier0_config(db: Database) -> dict:
     with db.read() as s:
         return {**TIER0_DEFAULTS, **(settings_store.get(s, TIER0_SETTING) or {})}
@@ -149,11 +143,11 @@ def save_tier0_config(db: Database, *, operator: str, **values) -> None:
         settings_store.put(s, TIER0_SETTING, {**tier0_config(db), **values}, operator=operator)
 
 
-def tier0_active(db: Database, head: Head) -> tuple[bool, str]:
+def tier0_active(db: Database, metrics: dict) -> tuple[bool, str]:
     """Tier 0 answers in front of Haiku only when a lead turned it on and its measured accuracy on
     operator-labelled tickets reaches the lead's target."""
     cfg = tier0_config(db)
-    n, acc = head.metrics.get("human_n", 0), head.metrics.get("human_accuracy")
+    n, acc = metrics.get("human_n", 0), metrics.get("human_accuracy")
     if not cfg["enabled"]:
         return False, "off"
     if n < cfg["min_labels"] or acc is None:

@@ -141,16 +141,16 @@ def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, sa
     imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t")
     services.classify_locally(db, run_id=imp.run_id)
     head = local.current_head(db, TAX, embedder)
-    assert local.tier0_active(db, head) == (False, "off")
+    assert local.tier0_active(db, head.metrics) == (False, "off")
     local.save_tier0_config(db, operator="lead", enabled=True, target_accuracy=0.8, min_labels=30)
-    assert "waiting for 30 operator labels" in local.tier0_active(db, head)[1]
+    assert "waiting for 30 operator labels" in local.tier0_active(db, head.metrics)[1]
     with db.read() as s:
         tickets = {t.id: t for t in s.scalars(select(Ticket))}
     for tid, r in zip(imp.ticket_ids[:60], rows[:60], strict=True):
         review.correct(db, tid, r["label"], operator="lead", expected_version=tickets[tid].version, taxonomy=TAX)
     head = local.maybe_retrain(db, TAX, embedder, every=50)
     assert head is not None and head.metrics["labels"]["operator"] == 60 and head.metrics["human_n"] == 60
-    active, why = local.tier0_active(db, head)
+    active, why = local.tier0_active(db, head.metrics)
     assert active == (head.metrics["human_accuracy"] >= 0.8) and "operator labels" in why
     assert local.maybe_retrain(db, TAX, embedder, every=50) is None  # nothing new since
 
