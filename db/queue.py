@@ -84,6 +84,7 @@ def import_tickets(
     now = datetime.now(UTC)
     new_ids, known_ids, by_hash = [], [], {}
     requeue = set(requeue)
+    fresh_from = (s.scalar(select(func.max(ModelCall.id))) or 0) + 1 if reclassify else 0  # calls after this count
     for (ext, text), h in zip(items, hashes, strict=True):
         if h in by_hash:
             continue
@@ -92,7 +93,7 @@ def import_tickets(
             held = t.claimed_by is not None and t.claimed_at is not None and _aware(t.claimed_at) > now - LEASE
             if not held and (reclassify or t.status in requeue):  # a ticket in flight is left alone
                 if reclassify:
-                    t.first_call_id = (s.scalar(select(func.max(ModelCall.id))) or 0) + 1
+                    t.first_call_id = fresh_from
                 t.status, t.run_id, t.claimed_by, t.claimed_at = PENDING, run_id, None, None
             known_ids.append(t.id)
         else:

@@ -187,3 +187,14 @@ def test_a_monthly_budget_pauses_api_calls_once_reached(env, fake, tmp_path, mon
     assert main(["worker", "--once"]) == 5
     monkeypatch.setenv("TRIAGE_MONTHLY_BUDGET_USD", "100")
     assert main(["worker", "--once"]) == 0 and len(fake.usage_log) == calls + 1
+
+
+def test_reclassify_calls_the_models_again_and_ignores_old_answers(env, fake, tmp_path):
+    src = tmp_path / "t.txt"
+    src.write_text("refund my invoice\nthe app crashes\n")
+    assert main(["classify", str(src), "--out", str(tmp_path / "a.jsonl")]) == 0
+    first = len(fake.usage_log)
+    assert main(["classify", str(src), "--reclassify", "--out", str(tmp_path / "b.jsonl")]) == 0
+    assert len(fake.usage_log) == 2 * first  # each ticket asked again, not answered from its old calls
+    rows = [json.loads(line) for line in open(tmp_path / "b.jsonl")]
+    assert all(Decimal(r["cost_usd"]) > 0 and r["status"] == "classified" for r in rows)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,6 @@ def decode(data: bytes) -> str:
 
 def read_path(path: str, fmt: str | None = None, **kw) -> Batch:
     if path == "-":
-        import sys
         return parse(sys.stdin.read(), fmt or "txt", **kw)
     p = Path(path)
     if not p.is_file():

@@ -78,17 +78,17 @@ def worker_name() -> str:
 
 
 async def _in_tx(db: Database, fn):
-    def run():
+    def work():
         with db.transaction() as s:
             return fn(s)
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(work)
 
 
 async def _read(db: Database, fn):
-    def run():
+    def work():
         with db.read() as s:
             return fn(s)
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(work)
 
 
 OnTicket = Callable[[int, Outcome], None]
