@@ -8,7 +8,7 @@ from sqlalchemy import Select, case, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import ModelCall, SpendDaily, Ticket
-from triage.pricing import from_pico
+from triage.domain import from_pico
 
 
 def _day_bounds(q: Select, start: date | None, end: date | None) -> Select:

@@ -17,8 +17,8 @@ from importlib import resources
 from db import queue, reports
 from db.engine import Database
 from triage import prompts
-from triage.pricing import PriceTable, Usage
-from triage.providers.base import OK, CallResult
+from triage.domain import OK, CallResult, Usage
+from triage.pricing import PriceTable
 from triage.router import decide
 from triage.settings import Settings
 from triage.taxonomy import Taxonomy
@@ -80,7 +80,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
                                          imported.run_id, rnd, days)
     corrected = _correct_some(db, gold, taxonomy, rnd)
     if local:  # learn from the demo's labels so Settings shows a trained local tier
-        from triage.local import service as local_tier
+        from triage.local import tier as local_tier
         from triage.local.embedder import shared
 
         local_tier.retrain(db, taxonomy, shared())
@@ -91,7 +91,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
 
 def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings, ticket_ids: list[int],
                            run_id: int, rnd: random.Random, days: int) -> int:
-    from triage.local import service as local
+    from triage.local import tier as local
     from triage.local.embedder import shared
 
     embedder = shared()

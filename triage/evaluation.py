@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from triage import ingest
+from triage.errors import InputError
 from triage.local.head import expected_calibration_error
 from triage.taxonomy import Taxonomy
 
@@ -27,10 +28,10 @@ def read_gold(path: str, taxonomy: Taxonomy) -> Gold:
     labels = [lab for _, lab in rows]
     outside = sorted({lab for lab in labels if lab not in taxonomy})
     if outside:
-        raise ValueError(f"labels outside the taxonomy: {', '.join(repr(x) for x in outside)}; "
+        raise InputError(f"labels outside the taxonomy: {', '.join(repr(x) for x in outside)}; "
                          f"the taxonomy has {', '.join(taxonomy.names)}")
     if not texts:
-        raise ValueError("the gold file has no rows")
+        raise InputError("the gold file has no rows")
     return Gold(texts, labels)
 
 
@@ -63,7 +64,7 @@ def score(gold: Sequence[str], predicted: Sequence[str | None], confidence: Sequ
 
 
 def predict_local(gold: Gold, taxonomy: Taxonomy, db=None) -> tuple[list[str], list[float]]:
-    from triage.local import service as local
+    from triage.local import tier as local
     from triage.local.embedder import shared
 
     embedder = shared()
@@ -83,9 +84,7 @@ def predict_router(gold: Gold, router, concurrency: int = 8) -> tuple[list[str |
 
     from triage.services import run as run_closing
 
-    outcomes = run_closing(router, run())
-    if any(o.reason and "rejected" in (o.reason or "") for o in outcomes):
-        raise RuntimeError("the API key was rejected")
+    outcomes = run_closing(router, run())  # a rejected key raises errors.KeyRejected: the CLI says so
     return [o.category for o in outcomes], [o.confidence for o in outcomes]
 
 

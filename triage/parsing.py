@@ -7,7 +7,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from triage.taxonomy import UNKNOWN, Taxonomy
+from triage.domain import UNKNOWN
+from triage.taxonomy import Taxonomy
 
 _LABEL_RE = re.compile(r'"?category"?\s*[:=]\s*"?([A-Za-z][\w \-]*)', re.IGNORECASE)
 

@@ -9,7 +9,9 @@ from decimal import Decimal
 
 from db import reports
 from db.engine import Database
-from triage.pricing import PriceTable, PricingError, Usage, from_pico
+from triage.domain import Usage, from_pico
+from triage.errors import UnknownModel
+from triage.pricing import PriceTable
 
 
 @dataclass
@@ -24,11 +26,12 @@ class Summary:
     month_projection: Decimal
 
 
-def spend(db: Database, start: date, end: date, by: str = "day") -> list[dict]:
+def spend(db: Database, start: date | None = None, end: date | None = None, by: str = "day") -> list[dict]:
+    """Exact spend per day (or ISO week), model and tier, from the daily rollup."""
     with db.read() as s:
         rows = reports.spend_by_week(s, start, end) if by == "week" else reports.spend_by_day(s, start, end)
     for r in rows:
-        r["period"] = r.pop("week", None) or r.pop("day")
+        r["period"] = r.get("week") or r["day"]
         r["series"] = f"{r['model']} (tier {r['tier']})"
     return rows
 
@@ -78,7 +81,7 @@ def summary(db: Database, start: date, end: date, *, tier2_model: str, prices: P
     try:
         alone = prices.cost(tier2_model, Usage(t["input_tokens"], t["output_tokens"]), end) + \
             from_pico(t["direct_tier2_pico"])
-    except PricingError:
+    except UnknownModel:
         alone = None
     days_left = calendar.monthrange(today.year, today.month)[1] - today.day
     return Summary(

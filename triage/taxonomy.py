@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-UNKNOWN = "unknown"
+from triage.domain import UNKNOWN
+from triage.errors import InputError
+
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(InputError):
     """A taxonomy that cannot be used; the message says why."""
 
 

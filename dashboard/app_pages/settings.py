@@ -5,7 +5,8 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.ui import need_operator
-from triage import config_service, exporting
+from triage import export
+from triage import settings as config
 from triage.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
 
@@ -25,7 +26,7 @@ if st.button("Save taxonomy", key="save_taxonomy") and need_operator():
     try:
         new = Taxonomy.from_pairs([(str(r["name"] or ""), str(r["description"] or ""))
                                    for r in edited.to_dict("records")])
-        config_service.save_taxonomy(db, new, operator=state.operator())
+        config.save_taxonomy(db, new, operator=state.operator())
         st.success(f"Saved {len(new.names)} categories.")
     except TaxonomyError as exc:
         st.error(str(exc))
@@ -37,19 +38,22 @@ with st.form("engine"):
     c1, c2 = st.columns(2)
     tier1 = c1.text_input("Tier 1 model", settings.tier1_model)
     tier2 = c2.text_input("Tier 2 model", settings.tier2_model)
-    budget = st.number_input("Monthly budget (USD, 0 = none)", min_value=0.0, value=float(settings.monthly_budget_usd),
+    b1, b2 = st.columns(2)
+    budget = b1.number_input("Monthly budget (USD, 0 = none)", min_value=0.0, value=float(settings.monthly_budget_usd),
                              step=10.0, help="API calls pause once this month's exact spend reaches it; the local "
                              "model keeps working.")
+    daily = b2.number_input("Daily budget (USD, 0 = none)", min_value=0.0, value=float(settings.daily_budget_usd),
+                            step=1.0, help="The same for today's spend (UTC days).")
     if st.form_submit_button("Save routing") and need_operator():
         try:
-            config_service.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
-                                       tier2_model=tier2.strip(), monthly_budget_usd=budget)
+            config.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
+                               tier2_model=tier2.strip(), monthly_budget_usd=budget, daily_budget_usd=daily)
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
             st.error(str(exc))
 
 st.subheader("Local model (tier 0)")
-from triage.local import service as local  # noqa: E402
+from triage.local import tier as local  # noqa: E402
 
 metrics = local.stored_metrics(db)
 if metrics:
@@ -104,7 +108,7 @@ st.subheader("Export")
 st.caption("Every ticket with its current label, who set it, and what its model calls cost.")
 fmt = st.radio("Format", ["CSV", "JSONL"], horizontal=True, key="export_format")
 if st.button("Prepare export", key="prepare_export"):
-    st.session_state["export_data"] = exporting.export_tickets(db, fmt.lower())
+    st.session_state["export_data"] = export.export_tickets(db, fmt.lower())
 if "export_data" in st.session_state:
     data, name = st.session_state["export_data"]
     st.download_button(f"Download {name}", data, file_name=name, key="download_export")

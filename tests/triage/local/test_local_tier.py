@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from db.models import ModelCall, Ticket, TicketVector
 from triage import runs, services, taxonomy
 from triage.local import head as H
-from triage.local import service as local
+from triage.local import tier as local
 from triage.local.embedder import DIM
 from triage.taxonomy import Taxonomy
 

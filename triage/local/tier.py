@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from db import queue, settings_store, vectors
+from db import queue, vectors
+from db import settings as db_settings
 from db.engine import Database
+from triage.domain import OK, CallResult
 from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
 from triage.local.examples import EXAMPLES
 from triage.local.head import Head, fit
-from triage.providers.base import OK, CallResult
 from triage.router import decide
 from triage.taxonomy import Taxonomy
 
@@ -69,7 +70,7 @@ def train_head(embedder: Embedder, taxonomy: Taxonomy, labelled: list[tuple[np.n
 
 def save_head(db: Database, taxonomy: Taxonomy, head: Head, n_labels: int) -> None:
     with db.transaction() as s:
-        settings_store.put(s, SETTING, {"taxonomy_key": taxonomy_key(taxonomy), "head": head.to_dict(),
+        db_settings.put(s, SETTING, {"taxonomy_key": taxonomy_key(taxonomy), "head": head.to_dict(),
                                         "labels_at_training": n_labels}, operator="local-tier")
 
 
@@ -77,7 +78,7 @@ def current_head(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
     """The stored head for this taxonomy, or a zero-shot one built (and stored) from its descriptions."""
     key = taxonomy_key(taxonomy)
     with db.read() as s:
-        stored = settings_store.get(s, SETTING)
+        stored = db_settings.get(s, SETTING)
     stamp = json.dumps(stored.get("head", {}).get("metrics", {}), sort_keys=True) if stored else ""
     with _cache_lock:
         hit = _cache.get((db.url, key))
@@ -119,7 +120,7 @@ def retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
 
 def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: int = RETRAIN_EVERY) -> Head | None:
     with db.read() as s:
-        stored = settings_store.get(s, SETTING) or {}
+        stored = db_settings.get(s, SETTING) or {}
         n = len(vectors.labelled(s, taxonomy.names))
     if stored.get("taxonomy_key") == taxonomy_key(taxonomy) and n - stored.get("labels_at_training", 0) < every:
         return None
@@ -129,18 +130,18 @@ def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: i
 def stored_metrics(db: Database) -> dict | None:
     """What the last training measured, without loading the model (for the Settings page)."""
     with db.read() as s:
-        stored = settings_store.get(s, SETTING)
+        stored = db_settings.get(s, SETTING)
     return stored["head"].get("metrics", {}) if stored else None
 
 
 def tier0_config(db: Database) -> dict:
     with db.read() as s:
-        return {**TIER0_DEFAULTS, **(settings_store.get(s, TIER0_SETTING) or {})}
+        return {**TIER0_DEFAULTS, **(db_settings.get(s, TIER0_SETTING) or {})}
 
 
 def save_tier0_config(db: Database, *, operator: str, **values) -> None:
     with db.transaction() as s:
-        settings_store.put(s, TIER0_SETTING, {**tier0_config(db), **values}, operator=operator)
+        db_settings.put(s, TIER0_SETTING, {**tier0_config(db), **values}, operator=operator)
 
 
 def tier0_active(db: Database, metrics: dict) -> tuple[bool, str]:
