@@ -2,22 +2,50 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 DEFAULT_URL = "sqlite:///data/triage.db"
-BUSY_TIMEOUT_S = 30
+BUSY_TIMEOUT_S = 30.0  # how long a SQLite write waits for another process's lock; TRIAGE_BUSY_TIMEOUT_S overrides
+WRITE_PATIENCE_S = 300.0  # how long `Database.write` keeps retrying a write that must not be lost
+_PG_RETRYABLE = {"40001", "40P01", "55P03", "57P01", "08000", "08003", "08006"}  # serialization, deadlock, lock, gone
 
 
 def database_url(url: str | None = None) -> str:
     return url or os.environ.get("TRIAGE_DATABASE_URL") or DEFAULT_URL
+
+
+def busy_timeout_s() -> float:
+    raw = os.environ.get("TRIAGE_BUSY_TIMEOUT_S")
+    try:
+        return float(raw) if raw else BUSY_TIMEOUT_S
+    except ValueError:
+        return BUSY_TIMEOUT_S
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A write that failed because the database was locked or briefly unreachable, not because it was wrong."""
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code:
+        return code in _PG_RETRYABLE
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -27,7 +55,8 @@ def make_engine(url: str | None = None) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
+    busy = busy_timeout_s()
+    engine = create_engine(url, connect_args={"timeout": busy, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
@@ -37,7 +66,7 @@ def make_engine(url: str | None = None) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -72,6 +101,22 @@ class Database:
         """A short write transaction: commits on success, rolls back on error."""
         with self._write_lock or nullcontext(), self._write.begin() as session:
             yield session
+
+    def write(self, fn: Callable[[Session], T], *, patience: float = WRITE_PATIENCE_S) -> T:
+        """`fn` in a write transaction, tried again with backoff while the database stays locked past the busy
+        timeout (another process holding the write lock) or drops the connection. For writes that must not be
+        lost, such as the record of a call the API has billed."""
+        delay, deadline = 0.05, time.monotonic() + patience
+        while True:
+            try:
+                with self.transaction() as s:
+                    return fn(s)
+            except OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database busy (%s); writing again in %.2f s", exc.orig, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     @property
     def dialect(self) -> str:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -96,6 +108,9 @@ class ModelCall(Base):
     service_tier: Mapped[str | None] = mapped_column(String(16))
     inference_geo: Mapped[str | None] = mapped_column(String(16))
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+    # False when the API billed the call but the price table could not price it (cost_pico is then 0)
+    cost_known: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    cost_note: Mapped[str | None] = mapped_column(Text)  # why the cost is unknown
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     request_id: Mapped[str | None] = mapped_column(String(120))
     error: Mapped[str | None] = mapped_column(Text)
@@ -108,6 +123,32 @@ class ModelCall(Base):
         # covering index for spend reports: a range scan on created_at never touches the table
         Index("ix_model_calls_spend", "created_at", "model", "tier", "cost_pico", "latency_ms"),
     )
+
+
+class CallAttempt(Base):
+    """The spending ledger: a paid call's worst-case cost, reserved before its request is sent.
+
+    `open` while the request is in flight (deleted in the transaction that records the call); `lost` when its
+    process stopped or died before the answer arrived (probably billed, answer lost); `unpriced` when the answer
+    came back but the price table could not price it. Lost and unpriced rows count at their estimate in spend
+    and budget; open rows count in the budget."""
+
+    __tablename__ = "call_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="call")  # call | batch
+    ticket_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: money outlives a deleted ticket
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    tier: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(120))  # host:pid of the process that sent it
+    estimated_pico: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | lost | unpriced
+    call_id: Mapped[int | None] = mapped_column(Integer)  # the recorded call, for unpriced ones
+    note: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_call_attempts_state_started", "state", "started_at"),)
 
 
 class TicketVector(Base):

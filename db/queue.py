@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db import ledger
 from db.models import ModelCall, Run, SpendDaily, Ticket
 from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
 
@@ -119,13 +120,23 @@ def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -
     return res.rowcount
 
 
-def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None) -> list[Claimed]:
-    """Claim up to `limit` pending tickets for `worker` (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+def _local_runs():  # type: ignore[no-untyped-def]
+    return select(Run.id).where(Run.mode == "local")
+
+
+def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None, *,
+                  local: bool | None = None) -> list[Claimed]:
+    """Claim up to `limit` pending tickets for `worker` (FOR UPDATE SKIP LOCKED on PostgreSQL). `local`: only
+    tickets of runs that asked for the local tier (True), none of them (False), or any (None)."""
     now = datetime.now(UTC)
     cond = and_(Ticket.status == PENDING,
                 or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < now - LEASE))
     if run_id is not None:
         cond = and_(cond, Ticket.run_id == run_id)
+    if local is True:
+        cond = and_(cond, Ticket.run_id.in_(_local_runs()))
+    elif local is False:
+        cond = and_(cond, or_(Ticket.run_id.is_(None), Ticket.run_id.not_in(_local_runs())))
     rows = s.execute(
         select(Ticket.id, Ticket.text, Ticket.escalation_requested, Ticket.run_id).where(cond).order_by(Ticket.id)
         .limit(limit)
@@ -141,10 +152,26 @@ def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None
             for r in rows]
 
 
+def pending_texts(s: Session, run_id: int) -> list[str]:
+    """The texts of a run's unclaimed pending tickets (what a batch submission would send)."""
+    free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)
+    return list(s.scalars(select(Ticket.text).where(Ticket.run_id == run_id, Ticket.status == PENDING, free)
+                          .order_by(Ticket.id)))
+
+
 def leave_pending(s: Session, ticket_id: int, reason: str) -> None:
     """Release a claimed ticket without processing it (budget reached, run stopping), saying why."""
     s.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status == PENDING)
               .values(claimed_by=None, claimed_at=None, status_reason=reason))
+
+
+def explain_pending(s: Session, run_id: int | None, reason: str) -> int:
+    """Say why a run's (or, with None, the queue's) unclaimed pending tickets wait: a cap is reached, the run
+    was stopped."""
+    cond = and_(Ticket.status == PENDING, Ticket.claimed_by.is_(None))
+    if run_id is not None:
+        cond = and_(cond, Ticket.run_id == run_id)
+    return s.execute(update(Ticket).where(cond).values(status_reason=reason)).rowcount
 
 
 def hold_for_batch(s: Session, ticket_ids: Sequence[int], batch_id: str, until: datetime) -> None:
@@ -159,7 +186,10 @@ def open_batches(s: Session) -> list[tuple[int, str]]:
 
 
 def set_run_batch(s: Session, run_id: int, batch_id: str | None) -> None:
+    """Remember the run's open batch; None once it is over, which also settles its reservation in the ledger."""
     s.execute(update(Run).where(Run.id == run_id).values(batch_id=batch_id))
+    if batch_id is None:
+        ledger.settle_batch(s, run_id)
 
 
 def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
@@ -185,9 +215,34 @@ def stop_running_runs(s: Session, message: str) -> None:
               .values(status="stopped", message=message, finished_at=datetime.now(UTC)))
 
 
-def release_claims(s: Session, worker: str) -> None:
-    s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
-              .values(claimed_by=None, claimed_at=None))
+def release_claims(s: Session, worker: str, reason: str | None = None) -> int:
+    """Free what `worker` still holds (pending), saying why when there is a reason."""
+    values: dict[str, object] = {"claimed_by": None, "claimed_at": None}
+    if reason:
+        values["status_reason"] = reason
+    return s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
+                     .values(**values)).rowcount
+
+
+def has_pending(s: Session, *, local: bool) -> bool:
+    """Whether tickets of local-tier runs (local=True) or of the others wait, unclaimed."""
+    runs = _local_runs()
+    cond = Ticket.run_id.in_(runs) if local else or_(Ticket.run_id.is_(None), Ticket.run_id.not_in(runs))
+    free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)
+    return s.scalar(select(Ticket.id).where(Ticket.status == PENDING, free, cond).limit(1)) is not None
+
+
+def held_by_others(s: Session, ticket_ids: Sequence[int], me: str) -> dict[str, int]:
+    """Pending tickets among these that another worker holds (within its lease): worker -> how many."""
+    live = datetime.now(UTC) - LEASE
+    out: dict[str, int] = {}
+    for i in range(0, len(ticket_ids), 500):
+        rows = s.execute(select(Ticket.claimed_by, func.count()).where(
+            Ticket.id.in_(ticket_ids[i:i + 500]), Ticket.status == PENDING, Ticket.claimed_by.is_not(None),
+            Ticket.claimed_by != me, Ticket.claimed_at >= live).group_by(Ticket.claimed_by))
+        for worker, n in rows:
+            out[worker] = out.get(worker, 0) + n
+    return out
 
 
 def release_dead_claims(s: Session, host: str, alive: Callable[[int], bool]) -> int:
@@ -211,12 +266,15 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
         stop_reason=c.stop_reason, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
         cache_write_5m_tokens=u.cache_write_5m_tokens, cache_write_1h_tokens=u.cache_write_1h_tokens,
         cache_read_tokens=u.cache_read_tokens, service_tier=u.service_tier, inference_geo=u.inference_geo,
-        cost_pico=to_pico(c.cost_usd), latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
+        cost_pico=to_pico(c.cost_usd), cost_known=c.cost_known, cost_note=c.cost_note,
+        latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
         error_kind=c.error_kind, attempts=c.attempts, created_at=c.created_at,
     )
     s.add(row)
     s.flush()
     add_to_spend_daily(s, row)
+    if c.reservation_id is not None:  # the same transaction: a call is on the books or reserved, never neither
+        ledger.settle(s, c.reservation_id, row.id, priced=c.cost_known, note=c.cost_note)
     if c.vector is not None:
         from db import vectors
 
@@ -249,7 +307,8 @@ def call_from_row(r: ModelCall) -> CallResult:
         reason=r.reason or "", problem=r.problem, model_returned=r.model_returned,
         usage=Usage(r.input_tokens, r.output_tokens, r.cache_write_5m_tokens, r.cache_write_1h_tokens,
                     r.cache_read_tokens, r.service_tier, r.inference_geo),
-        cost_usd=from_pico(r.cost_pico), latency_ms=r.latency_ms, request_id=r.request_id,
+        cost_usd=from_pico(r.cost_pico), cost_known=r.cost_known, cost_note=r.cost_note,
+        latency_ms=r.latency_ms, request_id=r.request_id,
         stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
         created_at=r.created_at,
     )
@@ -309,6 +368,27 @@ def ticket_ids_below(s: Session, confidence: float, include_unlabelled: bool = T
         cond = or_(cond, and_(Ticket.confidence.is_(None), Ticket.status != PENDING))
     return list(s.scalars(select(Ticket.id).where(cond, Ticket.corrected.is_(False), Ticket.status != PENDING)
                           .order_by(Ticket.id)))
+
+
+def decided_by_tier2(s: Session, ticket_ids: Sequence[int]) -> set[int]:
+    """Those of these tickets that tier 2 has already answered (among the calls that count for their label)."""
+    out: set[int] = set()
+    for i in range(0, len(ticket_ids), 500):
+        out.update(s.scalars(select(ModelCall.ticket_id).join(Ticket, Ticket.id == ModelCall.ticket_id).where(
+            ModelCall.ticket_id.in_(ticket_ids[i:i + 500]), ModelCall.tier == 2, ModelCall.outcome != "error",
+            ModelCall.id >= Ticket.first_call_id).distinct()))
+    return out
+
+
+def failed_by_routing(s: Session, default_threshold: float) -> dict[tuple[str, float], list[int]]:
+    """Failed tickets grouped by the mode and threshold of the run that queued them (retries keep both)."""
+    groups: dict[tuple[str, float], list[int]] = {}
+    rows = s.execute(select(Ticket.id, Run.mode, Run.threshold).outerjoin(Run, Run.id == Ticket.run_id)
+                     .where(Ticket.status == FAILED).order_by(Ticket.id))
+    for tid, mode, threshold in rows:
+        key = (mode or "auto", default_threshold if threshold is None else threshold)
+        groups.setdefault(key, []).append(tid)
+    return groups
 
 
 def ticket_ids_in_state(s: Session, status: str) -> list[int]:

@@ -53,7 +53,8 @@ def test_submit_now_collect_later_and_errored_requests_are_retryable(env, fake, 
     write(src)
     assert main(["classify", str(src), "--batch", "--no-wait"]) == 0
     assert "triage collect" in capsys.readouterr().err
-    assert main(["classify", str(src), "--out", str(tmp_path / "again.jsonl")]) == 0  # held: not sent again
+    assert main(["classify", str(src), "--out", str(tmp_path / "again.jsonl")]) == 4  # held: not sent again
+    assert "wait for Message Batch" in capsys.readouterr().err
     assert not any(r["body"] and r["path"] == "/v1/messages" for r in fake.requests)
     fake.push(Error(500, "api_error", "internal"))  # the first result line errors
     assert main(["collect", "--poll", "0.05"]) == 4

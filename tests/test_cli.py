@@ -175,21 +175,6 @@ def test_runs_lists_who_started_what_and_how_it_ended(env, fake, tmp_path, capsy
     assert main(["runs"]) == 0 and "maria" in capsys.readouterr().out
 
 
-def test_a_monthly_budget_pauses_api_calls_once_reached(env, fake, tmp_path, monkeypatch, capsys):
-    src = tmp_path / "t.txt"
-    src.write_text("refund my invoice\nthe app crashes\n")
-    monkeypatch.setenv("TRIAGE_MONTHLY_BUDGET_USD", "0.00001")  # about one Haiku call
-    assert main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")]) == 0  # under budget when it starts
-    calls = len(fake.usage_log)
-    src.write_text("please add dark mode\n")
-    assert main(["classify", str(src)]) == 5
-    assert "reached the monthly budget" in capsys.readouterr().err
-    assert len(fake.usage_log) == calls
-    assert main(["worker", "--once"]) == 5
-    monkeypatch.setenv("TRIAGE_MONTHLY_BUDGET_USD", "100")
-    assert main(["worker", "--once"]) == 0 and len(fake.usage_log) == calls + 1
-
-
 def test_reclassify_calls_the_models_again_and_ignores_old_answers(env, fake, tmp_path):
     src = tmp_path / "t.txt"
     src.write_text("refund my invoice\nthe app crashes\n")

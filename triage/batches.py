@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from db import queue
 from db.engine import Database
-from triage.budget import BudgetGuard, check
+from triage.budget import BudgetGuard
 from triage.domain import ERROR, TRANSIENT, CallResult
 from triage.router import Router, decide, should_escalate
 
@@ -29,7 +29,7 @@ async def submit(db: Database, router: Router, run_id: int, worker: str = "batch
     Refused (errors.BudgetReached) when a spending cap is reached."""
     guard = router.guard
     if isinstance(guard, BudgetGuard):
-        check(db, guard.caps)
+        guard.reserve_batch(run_id, router.tier1, router.taxonomy)
     with db.transaction() as s:
         claimed = queue.claim_pending(s, worker, 100_000, run_id)
     if not claimed:

@@ -1,7 +1,15 @@
 """Spending caps: a monthly and a daily budget that no command crosses, and a warning level before them.
 
-The router asks a `BudgetGuard` before every paid call (CLI, worker, dashboard and batches all go through the
-router or through `check`), so the rule lives in one place. Spend is the exact spend on the books (UTC days).
+Every paid call reserves its worst case in the spending ledger (`db.ledger`) before its request is sent: its
+input tokens estimated high from the request body, all of `max_tokens` as output, at the model's price. The call
+is refused (errors.BudgetReached) when spend + open reservations + estimates + this reservation would cross a
+cap; the reservation is settled to the real cost in the transaction that records the call. The check and the
+reservation are one atomic step shared by every process on the database (BEGIN IMMEDIATE on SQLite, an advisory
+lock on PostgreSQL). The router asks the `BudgetGuard` before every paid call; a Message Batch reserves the
+worst case of all its requests at the batch price.
+
+Spend counts the exact cost on the books (UTC days) plus, at their estimate, calls that were probably billed
+but whose answer was lost (a process stopped or died with the request in flight) or could not be priced.
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from db import reports
+from sqlalchemy.orm import Session
+
+from db import ledger, queue
 from db.engine import Database
-from triage.domain import from_pico
+from triage.domain import CallFor, from_pico, money_text, to_pico
 from triage.errors import BudgetReached
 from triage.providers.base import Provider
 from triage.taxonomy import Taxonomy
@@ -36,47 +46,76 @@ class Caps:
         return bool(self.monthly_usd or self.daily_usd)
 
 
+def usd(amount: Decimal) -> str:
+    """Dollars for a message: cents for big amounts, enough digits for a fraction of a cent."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${money_text(amount.quantize(Decimal('0.000001')))}"
+
+
 @dataclass(frozen=True)
 class Standing:
-    """This month's and today's spend against the caps."""
+    """This month's and today's money against the caps: exact spend, estimates of calls probably billed but not
+    priced, and reservations of calls in flight."""
 
     caps: Caps
     month: Decimal
     today: Decimal
+    estimated_month: Decimal = Decimal(0)
+    estimated_today: Decimal = Decimal(0)
+    in_flight: Decimal = Decimal(0)
 
     def _lines(self) -> list[tuple[str, Decimal, Decimal]]:
-        return [(name, spent, cap) for name, spent, cap in
-                (("monthly", self.month, self.caps.monthly_usd), ("daily", self.today, self.caps.daily_usd)) if cap]
+        lines = (("monthly", self.month + self.estimated_month + self.in_flight, self.caps.monthly_usd),
+                 ("daily", self.today + self.estimated_today + self.in_flight, self.caps.daily_usd))
+        return [(name, committed, cap) for name, committed, cap in lines if cap]
+
+    @staticmethod
+    def _period(name: str) -> str:
+        return "this month's" if name == "monthly" else "today's"
 
     @property
     def blocked(self) -> str | None:
         """Why paid calls must wait, or None."""
-        for name, spent, cap in self._lines():
-            if spent >= cap:
-                period = "this month's" if name == "monthly" else "today's"
-                return (f"{period} spend ${spent:.4f} has reached the {name} budget of ${cap:.2f}: API calls are "
-                        f"paused ({HOW_TO_RAISE})")
+        for name, committed, cap in self._lines():
+            if committed >= cap:
+                return (f"{self._period(name)} spend {usd(committed)} has reached the {name} budget of {usd(cap)}: "
+                        f"API calls are paused ({HOW_TO_RAISE})")
+        return None
+
+    def refusal(self, worst_case: Decimal) -> str | None:
+        """Why a call that may cost up to `worst_case` may not be made, or None."""
+        for name, committed, cap in self._lines():
+            if committed + worst_case > cap:
+                return (f"the next call (up to {usd(worst_case)}) would take {self._period(name)} spend "
+                        f"({usd(committed)} with calls in flight) past the {name} budget of {usd(cap)}: API calls "
+                        f"are paused ({HOW_TO_RAISE})")
         return None
 
     @property
     def warning(self) -> str | None:
         """A heads-up once spend passes the warning level of a cap (and before it is reached)."""
-        for name, spent, cap in self._lines():
-            if cap * Decimal(str(self.caps.warn_at)) <= spent < cap:
-                return f"{spent / cap:.0%} of the {name} budget (${cap:.2f}) is spent"
+        for name, committed, cap in self._lines():
+            if cap * Decimal(str(self.caps.warn_at)) <= committed < cap:
+                return f"{committed / cap:.0%} of the {name} budget ({usd(cap)}) is spent"
         return None
 
 
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _standing_in(s: Session, caps: Caps, today: date) -> Standing:
+    c = ledger.committed(s, today)
+    return Standing(caps, from_pico(c.month), from_pico(c.day), from_pico(c.estimated_month),
+                    from_pico(c.estimated_day), from_pico(c.in_flight))
+
+
 def standing(db: Database, caps: Caps, today: date | None = None) -> Standing:
-    today = today or datetime.now(UTC).date()
     with db.read() as s:
-        month = from_pico(reports.total_cost_pico(s, today.replace(day=1), today))
-        day = from_pico(reports.total_cost_pico(s, today, today))
-    return Standing(caps, month, day)
+        return _standing_in(s, caps, today or _today())
 
 
 def check(db: Database, caps: Caps) -> None:
-    """Raise BudgetReached when a cap is reached (before a batch is submitted, before a worker pass)."""
+    """Raise BudgetReached when a cap is reached (before a worker pass, before a command starts)."""
     if not caps.any:
         return
     reason = standing(db, caps).blocked
@@ -85,11 +124,44 @@ def check(db: Database, caps: Caps) -> None:
 
 
 class BudgetGuard:
-    """The router's spend guard: refuses a paid call once a cap is reached."""
+    """The router's spend guard: reserves each paid call's worst case before it is sent, refusing the call when
+    the reservation would cross a cap. Without caps it still records the attempt (a restart after a crash then
+    knows the call was probably billed)."""
 
     def __init__(self, db: Database, caps: Caps):
         self.db, self.caps = db, caps
 
-    async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy) -> None:
-        if self.caps.any:
-            await asyncio.to_thread(check, self.db, self.caps)
+    async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy, ticket: CallFor | None = None) -> int:
+        worst = provider.worst_case_cost(text, taxonomy)
+        return await asyncio.to_thread(self.reserve, worst, provider.tier, provider.model, ticket)
+
+    def reserve(self, worst_case: Decimal, tier: int, model: str, ticket: CallFor | None = None, *,
+                kind: str = "call") -> int:
+        """Reserve `worst_case` atomically, or raise BudgetReached (nothing is written then)."""
+        ticket = ticket or CallFor()
+
+        def fn(s: Session) -> int:
+            if self.caps.any:
+                ledger.lock(s)
+                reason = _standing_in(s, self.caps, _today()).refusal(worst_case)
+                if reason:
+                    raise BudgetReached(reason)
+            return ledger.reserve(s, estimated_pico=to_pico(worst_case), tier=tier, model=model, kind=kind,
+                                  worker=ticket.worker if kind == "call" else None, ticket_id=ticket.ticket_id,
+                                  run_id=ticket.run_id)
+
+        return self.db.write(fn)
+
+    async def abandon(self, reservation_id: int, note: str) -> None:
+        """The call ended without an answer we could record: it stays on the books as probably billed."""
+        await asyncio.to_thread(self.db.write, lambda s: ledger.abandon(s, reservation_id, note))
+
+    def reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy) -> int | None:
+        """Before a Message Batch is submitted: reserve the worst case of all the run's pending requests at the
+        batch price. The reservation holds while the run has a batch open (and during its submission)."""
+        with self.db.read() as s:
+            texts = queue.pending_texts(s, run_id)
+        if not texts:
+            return None
+        total = sum((provider.worst_case_cost(t, taxonomy, batch=True) for t in texts), Decimal(0))
+        return self.reserve(total, provider.tier, provider.model, CallFor(run_id=run_id), kind="batch")

@@ -101,6 +101,8 @@ class CallResult:
     model_returned: str | None = None
     usage: Usage = field(default_factory=Usage)
     cost_usd: Decimal = Decimal(0)
+    cost_known: bool = True  # False: the API billed it but the price table has no price (cost_usd is then 0)
+    cost_note: str | None = None  # why the cost is unknown
     latency_ms: int = 0
     request_id: str | None = None
     stop_reason: str | None = None
@@ -109,6 +111,7 @@ class CallResult:
     attempts: int = 1
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     vector: bytes | None = field(default=None, repr=False)  # the local tier's embedding, stored once
+    reservation_id: int | None = None  # its row in the spending ledger, settled when the call is recorded
 
     @property
     def answered(self) -> bool:
@@ -118,6 +121,15 @@ class CallResult:
     def usable(self) -> bool:
         """A label from the taxonomy that routing can trust (confidence may still be low)."""
         return self.outcome == OK and self.category is not None
+
+
+@dataclass(frozen=True)
+class CallFor:
+    """Whom a paid call is for: written on its reservation (the record of the attempt) before the request goes."""
+
+    ticket_id: int | None = None
+    run_id: int | None = None
+    worker: str | None = None  # host:pid of the process sending it
 
 
 @dataclass

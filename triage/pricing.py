@@ -106,6 +106,16 @@ class PriceTable:
             total *= self.geo_multipliers[usage.inference_geo]
         return total
 
+    def worst_case(self, model: str, input_tokens: int, output_tokens: int, at: date | datetime, *,
+                   batch: bool = False) -> Decimal:
+        """The most a call can cost with at most these many input and output tokens: the band of that prompt
+        size, the batch discount only for batch requests, and the dearest inference-geo multiplier."""
+        band = self.entry(model, at).band_for(input_tokens)
+        total = (input_tokens * band.input + output_tokens * band.output) / MTOK
+        if batch:
+            total *= self.batch_multiplier
+        return total * max([Decimal(1), *self.geo_multipliers.values()])
+
     def as_rows(self) -> list[dict]:
         """Flat rows for display (Settings page, docs)."""
         rows = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from triage.taxonomy import Taxonomy
@@ -10,11 +11,23 @@ MAX_TICKET_CHARS = 6000  # longer tickets keep their head and tail; support inte
 _TAG_RE = re.compile(r"</?\s*ticket\s*>", re.IGNORECASE)
 
 
+REQUEST_OVERHEAD_TOKENS = 200  # what the API adds around a request (role markers, the output format's framing)
+
+
 def estimate_tokens(text: str) -> int:
-    """A deliberately high token estimate: 3 characters a token. English runs ~3.5-4 characters a token on
-    Claude tokenizers; Haiku 5.5's newer tokenizer counts ~30% more than Haiku 4.5, so /3 stays on the safe
-    side. Use `messages.count_tokens` for the exact number against a live key."""
-    return -(-len(text) // 3)
+    """A deliberately high token estimate: 3 ASCII characters a token, and every byte of other characters a token
+    of its own (a byte-level tokenizer never does worse). English runs ~3.5-4 characters a token on Claude
+    tokenizers; Haiku 5.5's newer tokenizer counts ~30% more than Haiku 4.5, so /3 stays on the safe side. Use
+    `messages.count_tokens` for the exact number against a live key."""
+    ascii_chars = sum(1 for ch in text if ch < "\x80")
+    other_bytes = len(text.encode("utf-8", "surrogatepass")) - ascii_chars
+    return -(-ascii_chars // 3) + other_bytes
+
+
+def estimate_request_tokens(body: dict) -> int:
+    """An upper bound on the input tokens of a Messages request: the whole body as JSON (system prompt, messages,
+    output schema and the keys around them) at `estimate_tokens`, plus the API's own framing."""
+    return estimate_tokens(json.dumps(body, ensure_ascii=False)) + REQUEST_OVERHEAD_TOKENS
 
 
 def system_prompt(taxonomy: Taxonomy) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from db import reports
+from db import ledger, reports
 from db.engine import Database
 from triage.domain import Usage, from_pico
 from triage.errors import UnknownModel
@@ -90,6 +90,34 @@ def summary(db: Database, start: date, end: date, *, tier2_model: str, prices: P
         saving=(alone - total) if alone is not None and tickets else None,
         month_to_date=mtd, month_projection=mtd + last7 / 7 * days_left,
     )
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """What the exact spend leaves out: calls probably billed whose answer was lost (a process stopped or died
+    with the request in flight), counted at their worst case, and answered calls the price table could not
+    price."""
+
+    interrupted_calls: int
+    interrupted_usd: Decimal
+    unknown_cost_calls: int
+
+    @property
+    def lines(self) -> list[str]:
+        out = []
+        if self.interrupted_calls:
+            out.append(f"plus up to ${self.interrupted_usd:.6f} in {self.interrupted_calls} interrupted calls "
+                       "(estimated: probably billed, answer lost)")
+        if self.unknown_cost_calls:
+            out.append(f"{self.unknown_cost_calls} calls with unknown cost (their model is not in the price table; "
+                       "add it to price them)")
+        return out
+
+
+def estimates(db: Database, start: date | None = None, end: date | None = None) -> Estimates:
+    with db.read() as s:
+        e = ledger.estimates(s, start, end)
+    return Estimates(e.interrupted_calls, from_pico(e.interrupted_pico), e.unknown_cost_calls)
 
 
 def demo_calls(db: Database) -> int:

@@ -8,7 +8,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from triage.domain import AUTH, CLASSIFIED, ERROR, ESCALATED, FAILED, MODES, NEEDS_REVIEW, PENDING, CallResult, Outcome
+from triage.domain import (
+    AUTH,
+    CLASSIFIED,
+    ERROR,
+    ESCALATED,
+    FAILED,
+    MODES,
+    NEEDS_REVIEW,
+    PENDING,
+    CallFor,
+    CallResult,
+    Outcome,
+)
 from triage.errors import InputError, KeyRejected
 from triage.providers.base import Provider
 from triage.taxonomy import Taxonomy
@@ -55,9 +67,15 @@ def decide(calls: list[CallResult], threshold: float) -> Outcome:
 
 
 class SpendGuard(Protocol):
-    """Asked before every paid call; raises errors.BudgetReached when the call may not be made."""
+    """Asked before every paid call: reserves its worst case and returns the reservation's id, or raises
+    errors.BudgetReached when the call may not be made."""
 
-    async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy) -> None: ...
+    async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy, ticket: CallFor | None = None) -> int:
+        ...
+
+    async def abandon(self, reservation_id: int, note: str) -> None:
+        """The call ended without an answer to record: keep it on the books as probably billed."""
+        ...
 
 
 OnCall = Callable[[CallResult], Awaitable[None]]
@@ -67,7 +85,8 @@ class Router:
     """Runs one ticket through the tiers. `prior` calls (already billed) are reused, never repeated.
 
     `mode` and `threshold` are the defaults; a run's own mode and threshold may be passed per ticket, so they
-    travel with the ticket whoever processes it. `guard`, when set, is asked before every paid (tier >= 1) call."""
+    travel with the ticket whoever processes it. `guard`, when set, is asked before every paid (tier >= 1) call;
+    `ticket` says whom the call is for (written on its reservation)."""
 
     def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
                  threshold: float = 0.7, mode: str = "auto", tier0: Provider | None = None,
@@ -79,7 +98,8 @@ class Router:
         self.guard = guard
 
     async def classify(self, text: str, prior: list[CallResult] | None = None, on_call: OnCall | None = None, *,
-                       mode: str | None = None, threshold: float | None = None) -> Outcome:
+                       mode: str | None = None, threshold: float | None = None,
+                       ticket: CallFor | None = None) -> Outcome:
         mode = self.mode if mode is None else mode
         threshold = self.threshold if threshold is None else threshold
         _check(mode, threshold)
@@ -87,7 +107,7 @@ class Router:
         if self.tier0 is not None and mode == "auto":
             local = next((c for c in calls if c.tier == 0 and c.answered), None)
             if local is None:
-                local = await self._call(self.tier0, text, calls, on_call)
+                local = await self._call(self.tier0, text, calls, on_call, ticket)
             if local.usable and (local.confidence or 0.0) >= self.tier0_threshold:
                 return decide(calls, self.tier0_threshold)  # the free tier is sure enough: no API call
         first = self.tier2 if mode == "sonnet" else self.tier1
@@ -95,19 +115,19 @@ class Router:
             raise ValueError(f"no provider for mode {mode!r}")
         done = next((c for c in calls if c.tier == first.tier and c.answered), None)
         if done is None:
-            done = await self._call(first, text, calls, on_call)
+            done = await self._call(first, text, calls, on_call, ticket)
         wants_tier2 = mode == "auto" and self.tier2 is not None and should_escalate(done, threshold)
         if wants_tier2 and self.tier2 is not None and not any(c.tier == self.tier2.tier and c.answered for c in calls):
-            await self._call(self.tier2, text, calls, on_call)
+            await self._call(self.tier2, text, calls, on_call, ticket)
         return decide(calls, threshold)
 
     async def escalate(self, text: str, prior: list[CallResult], on_call: OnCall | None = None, *,
-                       threshold: float | None = None) -> Outcome:
+                       threshold: float | None = None, ticket: CallFor | None = None) -> Outcome:
         """On demand: ask tier 2 whatever tier 1 said."""
         if self.tier2 is None:
             raise ValueError("no tier-2 provider to escalate to")
         calls = list(prior)
-        await self._call(self.tier2, text, calls, on_call)
+        await self._call(self.tier2, text, calls, on_call, ticket)
         return decide(calls, self.threshold if threshold is None else threshold)
 
     async def aclose(self) -> None:
@@ -117,11 +137,19 @@ class Router:
         for client in clients.values():  # tiers 1 and 2 share one client: close it once
             await client.close()
 
-    async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None
-                    ) -> CallResult:
+    async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
+                    ticket: CallFor | None = None) -> CallResult:
+        reservation = None
         if provider.tier >= 1 and self.guard is not None:
-            await self.guard.admit(provider, text, self.taxonomy)
-        result = await provider.classify(text, self.taxonomy)
+            reservation = await self.guard.admit(provider, text, self.taxonomy, ticket)
+        try:
+            result = await provider.classify(text, self.taxonomy)
+        except Exception as exc:  # a cancelled call (BaseException) stays open: its stop or restart marks it lost
+            if reservation is not None and self.guard is not None:
+                await self.guard.abandon(reservation, f"the call raised {type(exc).__name__}: {exc} (probably "
+                                                      "billed, answer lost)")
+            raise
+        result.reservation_id = reservation
         calls.append(result)
         if on_call is not None:
             await on_call(result)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from db import queue, reports
 from db.engine import Database
-from triage.domain import FAILED, from_pico, money_text
+from triage.domain import from_pico, money_text
 
 if TYPE_CHECKING:
     from triage.pipeline import RunReport
@@ -19,13 +19,51 @@ def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
         return queue.request_escalation(s, list(ticket_ids))
 
 
-def requeue_failed(db: Database, *, started_by: str = "cli", threshold: float = 0.7) -> tuple[int, int]:
-    """Queue every failed ticket again under a new run; returns (run id, how many)."""
+@dataclass(frozen=True)
+class Requeued:
+    run_id: int
+    mode: str
+    tickets: int
+
+
+def requeue_failed(db: Database, *, started_by: str = "cli", threshold: float = 0.7) -> list[Requeued]:
+    """Queue every failed ticket again: one new run per mode and threshold of the runs that queued them, so a
+    retry routes each ticket the way its run asked. Empty when nothing had failed."""
+    out = []
     with db.transaction() as s:
-        ids = queue.ticket_ids_in_state(s, FAILED)
-        run_id = queue.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=threshold)
-        n = queue.requeue_tickets(s, ids, run_id) if ids else 0
-    return run_id, n
+        for (mode, thr), ids in queue.failed_by_routing(s, threshold).items():
+            run_id = queue.create_run(s, started_by=started_by, source="retry", mode=mode, threshold=thr)
+            out.append(Requeued(run_id, mode, queue.requeue_tickets(s, ids, run_id)))
+            run = queue.run_info(s, run_id)
+            if run is not None:
+                run.n_tickets = len(ids)
+    return out
+
+
+def decided_by_tier2(db: Database, ticket_ids: Sequence[int]) -> set[int]:
+    with db.read() as s:
+        return queue.decided_by_tier2(s, list(ticket_ids))
+
+
+def has_pending(db: Database, *, local: bool) -> bool:
+    with db.read() as s:
+        return queue.has_pending(s, local=local)
+
+
+def held_by_others(db: Database, ticket_ids: Sequence[int], me: str) -> dict[str, int]:
+    """Pending tickets among these that another live worker holds: worker -> how many."""
+    with db.read() as s:
+        return queue.held_by_others(s, list(dict.fromkeys(ticket_ids)), me)
+
+
+def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
+    """Tickets by state over these runs."""
+    total: dict[str, int] = {}
+    with db.read() as s:
+        for run_id in run_ids:
+            for k, v in queue.run_state_counts(s, run_id).items():
+                total[k] = total.get(k, 0) + v
+    return total
 
 
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str = "cli",
@@ -41,6 +79,13 @@ def finish_run(db: Database, report: RunReport) -> None:
         return
     with db.transaction() as s:
         queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
+
+
+def stop_run(db: Database, run_id: int, reason: str) -> None:
+    """A run that could not start (a cap is reached): stopped, and its pending tickets say why they wait."""
+    with db.transaction() as s:
+        queue.finish_run(s, run_id, "stopped", reason)
+        queue.explain_pending(s, run_id, reason)
 
 
 def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bool = False) -> list[dict]:

@@ -8,15 +8,19 @@ Entry points parse input and print; they hold no rules, SQL or HTTP of their own
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anthropic
 
-from db import queue
+from db import ledger, queue
 from db.engine import Database
 from triage import budget, pipeline, runs
 from triage.errors import BudgetReached, NoApiKey
+from triage.host import hostname, pid_alive
 from triage.pipeline import OnTicket, RunReport
 from triage.pricing import PriceTable
 from triage.providers.anthropic_provider import AnthropicProvider
@@ -63,53 +67,116 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
     return router
 
 
-def run(router: Router, coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run for entry points: the router's HTTP clients are closed before the loop ends."""
+def run(router: Router, coro: Coroutine[Any, Any, T], halt: pipeline.Halt | None = None) -> T:
+    """asyncio.run for entry points: the router's HTTP clients are closed before the loop ends. With `halt`, in the
+    main thread, SIGTERM and SIGINT request a clean stop (a second one cuts the calls in flight off)."""
+    handle = halt is not None and threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if handle else {}
+
     async def main() -> T:
+        if halt is not None and handle:
+            loop = asyncio.get_running_loop()
+            for sig in previous:
+                loop.add_signal_handler(sig, halt.request, f"stopped by signal {signal.Signals(sig).name}", sig)
         try:
             return await coro
         finally:
             await router.aclose()
-    return asyncio.run(main())
+
+    try:
+        return asyncio.run(main())
+    finally:
+        for sig, handler in previous.items():  # the loop's exit resets them to the defaults
+            signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    released: int  # tickets freed from dead workers' claims
+    lost: int  # their calls in flight, now on the books as probably billed
+
+
+def recover(db: Database) -> Recovered:
+    """Before work starts: free the tickets of dead workers on this host, and put their calls in flight on the
+    books as probably billed (answer lost), at their reserved worst case."""
+    host = hostname()
+    with db.transaction() as s:
+        released = queue.release_dead_claims(s, host, pid_alive)
+        lost = ledger.mark_dead_lost(s, host, pid_alive)
+    return Recovered(released, lost)
 
 
 def classify_run(db: Database, router: Router, run_id: int, *, concurrency: int = 8,
                  on_ticket: OnTicket | None = None) -> RunReport:
     """Classify one run's pending tickets live, then mark the run finished or stopped."""
+    halt = pipeline.Halt()
     report = run(router, pipeline.process_queue(db, router, run_id=run_id, concurrency=concurrency,
-                                                on_ticket=on_ticket))
+                                                on_ticket=on_ticket, halt=halt), halt)
     runs.finish_run(db, report)
     return report
 
 
 def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, started_by: str, concurrency: int = 8,
-             on_ticket: OnTicket | None = None) -> RunReport:
-    """Ask tier 2 about these tickets now (as a run of their own), whatever tier 1 said."""
+             on_ticket: OnTicket | None = None, again: bool = False) -> RunReport:
+    """Ask tier 2 about these tickets now (as a run of their own), whatever tier 1 said. Tickets tier 2 has
+    already decided are left alone (`report.skipped`) unless `again`."""
+    ids = list(dict.fromkeys(ticket_ids))
+    skipped = 0
+    if not again:
+        decided = runs.decided_by_tier2(db, ids)
+        ids, skipped = [i for i in ids if i not in decided], len(decided)
     run_id = runs.create_run(db, started_by=started_by, source="escalate", mode="sonnet", threshold=router.threshold)
-    report = run(router, pipeline.escalate_tickets(db, router, ticket_ids, run_id=run_id, concurrency=concurrency,
-                                                   on_ticket=on_ticket))
+    halt = pipeline.Halt()
+    report = run(router, pipeline.escalate_tickets(db, router, ids, run_id=run_id, concurrency=concurrency,
+                                                   on_ticket=on_ticket, halt=halt), halt)
+    report.skipped = skipped
     runs.finish_run(db, report)
     return report
 
 
 def retry_failed(db: Database, router: Router, *, started_by: str, concurrency: int = 8,
                  on_ticket: OnTicket | None = None) -> RunReport | None:
-    """Queue every failed ticket again under a new run and classify them (answers already paid for are reused).
-    None when nothing had failed."""
-    run_id, n = runs.requeue_failed(db, started_by=started_by, threshold=router.threshold)
-    if not n:
+    """Queue every failed ticket again and classify them (answers already paid for are reused). Each keeps the
+    mode and threshold of the run that queued it: one retry run per routing. None when nothing had failed."""
+    queued = runs.requeue_failed(db, started_by=started_by, threshold=router.threshold)
+    if not queued:
         return None
-    return classify_run(db, router, run_id, concurrency=concurrency, on_ticket=on_ticket)
+    total = RunReport(queued[0].run_id if len(queued) == 1 else None, run_ids=[q.run_id for q in queued])
+    for q in queued:
+        if total.stopped:  # the budget, the key or a signal stopped an earlier one: this one waits too
+            runs.finish_run(db, RunReport(q.run_id, stopped=total.stopped))
+            continue
+        if q.mode == "local":
+            classify_locally(db, run_id=q.run_id, on_ticket=on_ticket)
+            report = RunReport(q.run_id)
+        else:
+            report = classify_run(db, router, q.run_id, concurrency=concurrency, on_ticket=on_ticket)
+        total.add(report)
+    total.states = runs.state_counts(db, total.run_ids)
+    return total
+
+
+def _local_runs_pass(db: Database, settings: Settings) -> int:
+    """Tickets of runs that asked for the local tier are classified locally, whoever picks them up."""
+    return classify_locally(db, settings, local_runs_only=True) if runs.has_pending(db, local=True) else 0
 
 
 def run_worker(db: Database, router: Router, settings: Settings, *, once: bool = False, poll_seconds: float = 2.0,
                stop: asyncio.Event | None = None) -> RunReport:
     """Drain the queue (every run's pending tickets), polling for more unless `once`."""
+    local_done = 0
+
     async def before_pass() -> None:
+        nonlocal local_done
+        local_done += await asyncio.to_thread(_local_runs_pass, db, settings)
         await asyncio.to_thread(budget.check, db, settings.caps)
 
+    recover(db)
+    halt = pipeline.Halt()
     report = run(router, pipeline.drain(db, router, concurrency=settings.concurrency, once=once,
-                                        poll_seconds=poll_seconds, stop=stop, before_pass=before_pass))
+                                        poll_seconds=poll_seconds, stop=stop, before_pass=before_pass, halt=halt),
+                 halt)
+    report.processed += local_done
     _settle_runs(db, report)
     return report
 
@@ -119,22 +186,26 @@ async def work_once(db: Database, base: Settings | None = None, *, concurrency: 
     """One pass of the dashboard's background worker with the settings in force now (a lead may have edited the
     taxonomy, models, threshold or budget since the last pass)."""
     settings, tax = effective(db, base)
+    await asyncio.to_thread(recover, db)
+    local_done = await asyncio.to_thread(_local_runs_pass, db, settings)
     try:
         await asyncio.to_thread(budget.check, db, settings.caps)
     except BudgetReached as exc:
-        return RunReport(None, stopped=str(exc), stop_kind="budget")
+        return RunReport(None, processed=local_done, stopped=str(exc), stop_kind="budget")
     router = build_router(settings, tax, client=client, db=db)
     try:
         report = await pipeline.process_queue(db, router, concurrency=concurrency or settings.concurrency)
     finally:
         await router.aclose()
+    report.processed += local_done
     _settle_runs(db, report)
     return report
 
 
 def _settle_runs(db: Database, report: RunReport) -> None:
-    """Runs drained by a worker end too: stopped (with why) when the pass stopped, finished when nothing of
-    theirs is left pending."""
+    """Runs drained by a worker end too: stopped (with why) when the key was rejected, finished when nothing of
+    theirs is left pending. A worker stopped by the budget or a signal leaves them running: their tickets wait,
+    pending, for the next worker."""
     with db.transaction() as s:
         if report.stopped and report.stop_kind == "key":
             queue.stop_running_runs(s, report.stopped)
@@ -159,8 +230,9 @@ def attach_tier0(db: Database, router: Router) -> str:
 
 
 def classify_locally(db: Database, base: Settings | None = None, *, run_id: int | None = None,
-                     on_ticket: OnTicket | None = None) -> int:
-    """No API key: the local tier classifies; unsure tickets go to the review queue."""
+                     on_ticket: OnTicket | None = None, local_runs_only: bool = False) -> int:
+    """No API key (or runs that asked for the local tier): the local tier classifies; unsure tickets go to the
+    review queue."""
     from triage.local import tier as local
     from triage.local.embedder import shared
 
@@ -168,7 +240,8 @@ def classify_locally(db: Database, base: Settings | None = None, *, run_id: int 
     embedder = shared()
     local.maybe_retrain(db, tax, embedder)
     n = local.classify_queue_locally(db, tax, embedder, threshold=settings.threshold, run_id=run_id,
-                                     worker=pipeline.worker_name(), on_ticket=on_ticket)
+                                     worker=pipeline.worker_name(), on_ticket=on_ticket,
+                                     local_runs_only=local_runs_only)
     with db.transaction() as s:
         queue.finish_idle_runs(s)
     return n

@@ -17,6 +17,9 @@ class ScriptedProvider:
         self.fn = fn
         self.calls: list[str] = []
 
+    def worst_case_cost(self, text, taxonomy, *, batch=False) -> Decimal:
+        return Decimal("0.001") * self.tier
+
     async def classify(self, text, taxonomy) -> CallResult:
         self.calls.append(text)
         spec = self.fn(text) if self.fn else self.answers.pop(0)

@@ -57,9 +57,9 @@ def test_failed_tickets_are_retried_without_repeating_billed_calls(db):
         t = s.get(Ticket, imp.ticket_ids[0])
         assert t.status == "failed" and t.category == "billing"
     router = make_router(t1, {"a": ("account", 0.9)})
-    run_id, n = runs.requeue_failed(db)
-    assert n == 1
-    asyncio.run(pipeline.process_queue(db, router, run_id=run_id))
+    (queued,) = runs.requeue_failed(db)
+    assert queued.tickets == 1 and queued.mode == "auto"
+    asyncio.run(pipeline.process_queue(db, router, run_id=queued.run_id))
     assert router.tier1.calls == []  # tier 1 was billed once, in the first run
     with db.read() as s:
         t = s.get(Ticket, imp.ticket_ids[0])

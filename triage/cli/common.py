@@ -6,12 +6,13 @@ import argparse
 import sys
 
 from db.engine import Database
-from triage.domain import FAILED, Outcome
+from triage.domain import FAILED, PENDING, Outcome
 from triage.pipeline import RunReport
 from triage.settings import Settings, effective
 from triage.taxonomy import Taxonomy
 
 EXIT_OK, EXIT_INPUT, EXIT_KEY, EXIT_FAILED, EXIT_BUDGET = 0, 2, 3, 4, 5
+EXIT_SIGNAL_BASE = 128  # stopped by a signal: 128 + its number (130 Ctrl-C, 143 SIGTERM), as shells do
 
 
 class ProgressBar:
@@ -40,11 +41,26 @@ def progress_bar(args: argparse.Namespace, total: int) -> ProgressBar:
     return ProgressBar(total, getattr(args, "progress", False) or sys.stderr.isatty())
 
 
-def exit_code(report: RunReport) -> int:
+def exit_code(report: RunReport, pending: int | None = None) -> int:
+    """The exit code of a command that worked the queue, with a line on stderr for anything but success.
+    `pending`: the command's own tickets still pending (default: the run's)."""
+    pending = report.states.get(PENDING, 0) if pending is None else pending
+    failed = report.states.get(FAILED, 0) or report.ended.get(FAILED, 0)
+    if report.cut_off:
+        print(f"{report.cut_off} calls were cut off in flight: probably billed, their answers lost; `triage spend` "
+              "counts them at their worst case", file=sys.stderr)
     if report.stopped:
         print(f"stopped: {report.stopped}", file=sys.stderr)
+        if report.stop_kind == "signal":
+            print("the calls that were in flight are recorded; unfinished tickets are pending again (`triage "
+                  "worker --once` finishes them)", file=sys.stderr)
+            return EXIT_SIGNAL_BASE + (report.signal or 15)
         return EXIT_BUDGET if report.stop_kind == "budget" else EXIT_KEY
-    return EXIT_FAILED if report.states.get(FAILED) else EXIT_OK
+    if pending:
+        print(f"{pending} tickets are still pending: `triage worker --once` classifies them", file=sys.stderr)
+    if failed:
+        print(f"{failed} tickets failed: `triage retry` classifies them again", file=sys.stderr)
+    return EXIT_FAILED if failed or pending else EXIT_OK
 
 
 def open_db(settings: Settings) -> Database:

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Send tickets to tier 2 (Sonnet) whatever tier 1 said.")
     e.add_argument("--id", type=int, nargs="+", help="ticket ids (the ticket_id column of classify's output)")
     e.add_argument("--below", type=float, help="every uncorrected ticket whose confidence is under this")
+    e.add_argument("--again", action="store_true",
+                   help="ask Sonnet again about tickets it has already decided (by default they are left alone)")
     common(e)
     e.set_defaults(func=cmd_escalate)
 

@@ -16,13 +16,17 @@ def cmd_spend(args: argparse.Namespace) -> int:
     db = open_db(env_settings(args))
     rows = reporting.spend(db, args.since, args.until)
     total = sum((r["cost_usd"] for r in rows), Decimal(0))
+    extra = reporting.estimates(db, args.since, args.until)
     if args.json:
         out = [{"day": r["day"], "model": r["model"], "tier": r["tier"], "calls": r["calls"],
                 "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
                 "cost_usd": money_text(r["cost_usd"])} for r in rows]
-        print(json.dumps({"rows": out, "total_usd": money_text(total)}))
+        print(json.dumps({"rows": out, "total_usd": money_text(total),
+                          "interrupted_calls": extra.interrupted_calls,
+                          "interrupted_estimate_usd": money_text(extra.interrupted_usd),
+                          "unknown_cost_calls": extra.unknown_cost_calls}))
         return EXIT_OK
-    if not rows:
+    if not rows and not extra.lines:
         print("no model calls recorded yet")
         return EXIT_OK
     print(f"{'day':<10}  {'model':<22} {'tier':>4} {'calls':>7} {'in tok':>10} {'out tok':>9} {'cost USD':>12}")
@@ -30,6 +34,8 @@ def cmd_spend(args: argparse.Namespace) -> int:
         print(f"{r['day']:<10}  {r['model']:<22} {r['tier']:>4} {r['calls']:>7} {r['input_tokens']:>10} "
               f"{r['output_tokens']:>9} {r['cost_usd']:>12.6f}")
     print(f"{'total':<10}  {'':<22} {'':>4} {sum(r['calls'] for r in rows):>7} {'':>10} {'':>9} {total:>12.6f}")
+    for line in extra.lines:
+        print(line)
     return EXIT_OK
 
 

@@ -13,7 +13,6 @@ from triage import budget, export, ingest, runs, services
 from triage.cli.common import (
     EXIT_BUDGET,
     EXIT_INPUT,
-    EXIT_KEY,
     EXIT_OK,
     env_settings,
     exit_code,
@@ -21,14 +20,21 @@ from triage.cli.common import (
     progress_bar,
     settings_in_force,
 )
+from triage.domain import PENDING
 from triage.errors import BudgetReached, InputError, NoApiKey
+from triage.host import worker_name
 from triage.pipeline import OnTicket, RunReport
 from triage.settings import Settings
 from triage.taxonomy import Taxonomy
 
+MAX_ID = 2**63 - 1  # the largest id a database integer holds
+
 
 def _check_flags(args: argparse.Namespace) -> None:
     """Reject bad arguments before anything is read, stored or billed."""
+    bad_ids = [i for i in getattr(args, "id", None) or [] if not 1 <= i <= MAX_ID]
+    if bad_ids:
+        raise InputError(f"no ticket with id {bad_ids[0]} (ticket ids are whole numbers from 1 to {MAX_ID})")
     if getattr(args, "concurrency", None) is not None and args.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     if getattr(args, "threshold", None) is not None and not 0 <= args.threshold <= 1:
@@ -41,6 +47,29 @@ def _budget_notice(db: Database, settings: Settings) -> None:
     warning = budget.standing(db, settings.caps).warning if settings.caps.any else None
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def _recover(db: Database) -> None:
+    """Free what dead processes of this host held before starting, and say so."""
+    done = services.recover(db)
+    if done.released:
+        print(f"released {done.released} tickets held by a process that is gone; they are classified again",
+              file=sys.stderr)
+    if done.lost:
+        print(f"{done.lost} calls of a process that is gone were in flight: counted as probably billed at their "
+              "worst case (`triage spend`)", file=sys.stderr)
+
+
+def _held_elsewhere(db: Database, ticket_ids: list[int]) -> int:
+    held = runs.held_by_others(db, ticket_ids, worker_name())
+    for worker, n in held.items():
+        if worker.startswith("batch:"):
+            print(f"{n} of these tickets wait for Message Batch {worker.removeprefix('batch:')}: `triage collect` "
+                  "records them once it has ended", file=sys.stderr)
+        else:
+            print(f"{n} of these tickets are being classified by another process ({worker}): their results are "
+                  "not in this output; `triage runs` shows when that run is done", file=sys.stderr)
+    return sum(held.values())
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -65,6 +94,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                          "and --tier auto or haiku")
     router = None if local else services.build_router(settings, taxonomy, mode=args.tier,
                                                       threshold=settings.threshold, db=db)
+    _recover(db)
     source = "stdin" if args.path == "-" else args.path
     imported = runs.start_run(db, batch.items, source=source, started_by=args.operator,
                               mode="local" if local else args.tier, threshold=settings.threshold,
@@ -80,22 +110,23 @@ def cmd_classify(args: argparse.Namespace) -> int:
         _budget_notice(db, settings)
         try:
             budget.check(db, settings.caps)
+            if args.batch:
+                from triage import batches
+
+                batch_id = services.run(router, batches.submit(db, router, imported.run_id))
+                print(f"submitted batch {batch_id} (half price; results within 24 h)", file=sys.stderr)
+                if args.no_wait:
+                    print("collect the results later with: triage collect", file=sys.stderr)
+                    return EXIT_OK
+                report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, progress)
+            else:
+                report = services.classify_run(db, router, imported.run_id, concurrency=settings.concurrency,
+                                               on_ticket=progress)
         except BudgetReached as exc:
+            runs.stop_run(db, imported.run_id, str(exc))
             print(f"error: {exc}. The tickets are saved as pending; `triage worker` classifies them once the "
                   "budget allows.", file=sys.stderr)
             return EXIT_BUDGET
-        if args.batch:
-            from triage import batches
-
-            batch_id = services.run(router, batches.submit(db, router, imported.run_id))
-            print(f"submitted batch {batch_id} (half price; results within 24 h)", file=sys.stderr)
-            if args.no_wait:
-                print("collect the results later with: triage collect", file=sys.stderr)
-                return EXIT_OK
-            report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, progress)
-        else:
-            report = services.classify_run(db, router, imported.run_id, concurrency=settings.concurrency,
-                                           on_ticket=progress)
     progress.close()
     runs.finish_run(db, report)
     rows = runs.run_rows(db, imported.run_id, imported.ticket_ids)
@@ -103,10 +134,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
         export.write(rows, args.out)
     else:
         sys.stdout.write(export.to_jsonl(rows))
-    states = ", ".join(f"{v} {k}" for k, v in sorted(report.states.items()))
+    states: dict[str, int] = {}
+    for r in {r["ticket_id"]: r for r in rows}.values():
+        states[r["status"]] = states.get(r["status"], 0) + 1
     cost = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
-    print(f"done: {states}; cost ${cost:.6f}", file=sys.stderr)
-    return exit_code(report)
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
+    pending = states.get(PENDING, 0)
+    print(f"{'unfinished' if pending or report.stopped else 'done'}: {summary}; cost ${cost:.6f}", file=sys.stderr)
+    _held_elsewhere(db, imported.ticket_ids)
+    return exit_code(report, pending=pending)
 
 
 def _collect_run(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int, batch_id: str | None,
@@ -139,7 +175,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
         return EXIT_OK
     code = EXIT_OK
     for run_id, batch_id in open_batches:
-        report = _collect_run(db, settings, taxonomy, run_id, batch_id, args.poll)
+        try:
+            report = _collect_run(db, settings, taxonomy, run_id, batch_id, args.poll)
+        except BudgetReached as exc:
+            report = RunReport(run_id, stopped=str(exc), stop_kind="budget")
         runs.finish_run(db, report)
         print(f"run {run_id}: " + ", ".join(f"{v} {k}" for k, v in sorted(report.states.items())), file=sys.stderr)
         code = max(code, exit_code(report))
@@ -161,14 +200,17 @@ def cmd_escalate(args: argparse.Namespace) -> int:
         return EXIT_OK
     settings, taxonomy = settings_in_force(db, args)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
+    _recover(db)
     _budget_notice(db, settings)
     progress = progress_bar(args, len(ids))
     report = services.escalate(db, router, ids, started_by=args.operator, concurrency=settings.concurrency,
-                               on_ticket=progress)
+                               on_ticket=progress, again=args.again)
     progress.close()
+    if report.skipped:
+        print(f"left {report.skipped} tickets alone: Sonnet already decided them (--again to ask it again)",
+              file=sys.stderr)
     sys.stdout.write(export.to_jsonl(runs.run_rows(db, report.run_id or 0, ids)))
-    code = exit_code(report)
-    return code if code in (EXIT_KEY, EXIT_BUDGET) else EXIT_OK
+    return exit_code(report, pending=0)
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -176,6 +218,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     db = open_db(env_settings(args))
     settings, taxonomy = settings_in_force(db, args)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
+    _recover(db)
     _budget_notice(db, settings)
     progress = progress_bar(args, 0)
     report = services.retry_failed(db, router, started_by=args.operator, concurrency=settings.concurrency,
@@ -184,7 +227,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if report is None:
         print("no failed tickets to retry", file=sys.stderr)
         return EXIT_OK
-    print(f"retried the failed tickets (run {report.run_id}): {json.dumps(report.states)}", file=sys.stderr)
+    print(f"retried the failed tickets (run {', '.join(map(str, report.run_ids))}): {json.dumps(report.states)}",
+          file=sys.stderr)
     return exit_code(report)
 
 
@@ -204,7 +248,5 @@ def cmd_worker(args: argparse.Namespace) -> int:
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _budget_notice(db, settings)
     report = services.run_worker(db, router, settings, once=args.once, poll_seconds=args.poll)
-    if report.stopped:
-        return exit_code(report)
     print(f"worker processed {report.processed} tickets", file=sys.stderr)
-    return EXIT_OK
+    return exit_code(report, pending=0)

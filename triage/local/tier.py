@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import numpy as np
 
@@ -167,6 +168,9 @@ class LocalProvider:
     def __init__(self, embedder: Embedder, head: Head):
         self.embedder, self.head = embedder, head
 
+    def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
+        return Decimal(0)
+
     async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
         started = time.perf_counter()
         vec = await asyncio.to_thread(self.embedder.embed, [text])
@@ -200,15 +204,15 @@ def answer_and_record(db: Database, provider: LocalProvider, tickets: list[tuple
 
 def classify_queue_locally(db: Database, taxonomy: Taxonomy, embedder: Embedder, *, threshold: float,
                            run_id: int | None = None, worker: str = "local", batch: int = 64,
-                           on_ticket=None) -> int:
-    """Classify pending tickets with the local tier only (no API key): confident ones are classified,
-    the rest go to the review queue — the operator is the escalation tier."""
+                           on_ticket=None, local_runs_only: bool = False) -> int:
+    """Classify pending tickets with the local tier only (no API key, or runs that asked for it): confident ones
+    are classified, the rest go to the review queue — the operator is the escalation tier."""
     head = current_head(db, taxonomy, embedder)
     provider = LocalProvider(embedder, head)
     done = 0
     while True:
         with db.transaction() as s:
-            claimed = queue.claim_pending(s, worker, batch, run_id)
+            claimed = queue.claim_pending(s, worker, batch, run_id, local=True if local_runs_only else None)
         if not claimed:
             return done
         answer_and_record(db, provider, [(c.ticket_id, c.run_id) for c in claimed], threshold=threshold,

@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import anthropic
 
@@ -75,6 +76,13 @@ class AnthropicProvider:
             body["thinking"] = self.thinking
         return body
 
+    def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
+        """The most this ticket's request can cost: its input estimated high from the whole body, all of
+        `max_tokens` as output, at this model's price today (raises errors.UnknownModel when it has none)."""
+        body = self.request_body(text, taxonomy)
+        return self.prices.worst_case(self.model, prompts.estimate_request_tokens(body), self.max_tokens, _now(),
+                                      batch=batch)
+
     async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
         body = self.request_body(text, taxonomy)
         started = time.perf_counter()
@@ -133,14 +141,16 @@ class AnthropicProvider:
 
     def _answer_result(self, message, request_id, taxonomy: Taxonomy, attempt: int, started: float) -> CallResult:
         usage = usage_from_message(message)
+        cost, cost_note = Decimal(0), None
         try:
             cost = self.prices.cost(message.model or self.model, usage, _now())
-        except UnknownModel:
-            cost = self.prices.cost(self.model, usage, _now())
+        except UnknownModel as exc:  # billed all the same: recorded with its cost unknown, never dropped
+            cost_note = f"the API answered as model {message.model!r}: {exc}"
         text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
         result = CallResult(
             self.tier, self.model, OK, model_returned=message.model, usage=usage, cost_usd=cost,
-            latency_ms=_ms(started), request_id=request_id, stop_reason=message.stop_reason, attempts=attempt,
+            cost_known=cost_note is None, cost_note=cost_note, latency_ms=_ms(started), request_id=request_id,
+            stop_reason=message.stop_reason, attempts=attempt,
         )
         if message.stop_reason == "refusal":
             details = getattr(message, "stop_details", None)

@@ -1,7 +1,9 @@
-"""What the router needs from a tier: classify one text, return one call (see triage.domain.CallResult)."""
+"""What the router needs from a tier: classify one text, return one call (see triage.domain.CallResult), and say
+the most such a call can cost."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Protocol
 
 from triage.domain import CallResult
@@ -13,3 +15,8 @@ class Provider(Protocol):
     model: str
 
     async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult: ...
+
+    def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
+        """The most one call about `text` can cost (reserved in the spending ledger before it is sent); `batch`:
+        as a Message Batches request."""
+        ...

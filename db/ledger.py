@@ -1,0 +1,165 @@
+"""The spending ledger: every paid call reserves its worst-case cost before its request is sent.
+
+The reservation is also the record of the attempt. `queue.record_call` settles it in the transaction that
+records the call (deleted; or kept as `unpriced` at its estimate when the price table could not price the
+answer). A reservation whose process stopped or died before the answer arrived becomes `lost`: probably billed,
+answer lost, counted at its estimate in spend and budget. Callers hold the transaction; `lock` makes
+check-then-reserve atomic across processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import delete, func, not_, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from db.models import CallAttempt, ModelCall, Run, SpendDaily
+
+OPEN, LOST, UNPRICED = "open", "lost", "unpriced"
+ESTIMATED = (LOST, UNPRICED)
+STALE = timedelta(hours=1)  # an open call reservation this old belongs to a process that is gone, whatever its host
+SUBMITTING = timedelta(minutes=10)  # a batch reservation counts this long before its run remembers the batch id
+_LOCK_KEY = 7_432_017_955_102  # pg_advisory_xact_lock key of the ledger
+
+
+def lock(s: Session) -> None:
+    """Serialise reservations for the rest of this transaction. SQLite: the write transaction began with BEGIN
+    IMMEDIATE, which already excludes every other writer. PostgreSQL: a transaction-scoped advisory lock."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
+@dataclass(frozen=True)
+class Committed:
+    """Money spent or spoken for, in pico-dollars: the month and the day (UTC) of `today`."""
+
+    month: int  # exact recorded spend
+    day: int
+    estimated_month: int  # lost and unpriced calls at their estimate
+    estimated_day: int
+    in_flight: int  # open reservations (counted in both periods)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
+def _holding():  # type: ignore[no-untyped-def]
+    """Which open reservations hold money: every call's; a batch's while its run has the batch open (or while it
+    is being submitted). A collected, failed or forgotten batch stops holding without anyone settling it."""
+    with_batch = select(Run.id).where(Run.batch_id.is_not(None))
+    return or_(CallAttempt.kind != "batch", CallAttempt.run_id.in_(with_batch),
+               CallAttempt.started_at >= datetime.now(UTC) - SUBMITTING)
+
+
+def committed(s: Session, today: date) -> Committed:
+    """One statement, so that a call recorded meanwhile is seen either as spend or as a reservation, never as
+    neither (READ COMMITTED gives each statement one snapshot)."""
+    first, last = today.replace(day=1).isoformat(), today.isoformat()
+
+    def spent(start: str):  # type: ignore[no-untyped-def]
+        return (select(func.coalesce(func.sum(SpendDaily.cost_pico), 0))
+                .where(SpendDaily.day >= start, SpendDaily.day <= last).scalar_subquery())
+
+    def estimated(since: date):  # type: ignore[no-untyped-def]
+        return (select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
+                .where(CallAttempt.state.in_(ESTIMATED), CallAttempt.started_at >= _midnight(since))
+                .scalar_subquery())
+
+    in_flight = (select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
+                 .where(CallAttempt.state == OPEN, _holding()).scalar_subquery())
+    row = s.execute(select(spent(first), spent(last), estimated(today.replace(day=1)), estimated(today),
+                           in_flight)).one()
+    return Committed(*(int(v or 0) for v in row))
+
+
+def reserve(s: Session, *, estimated_pico: int, tier: int, model: str, worker: str | None,
+            ticket_id: int | None = None, run_id: int | None = None, kind: str = "call") -> int:
+    row = CallAttempt(kind=kind, ticket_id=ticket_id, run_id=run_id, tier=tier, model=model, worker=worker,
+                      estimated_pico=estimated_pico, state=OPEN, started_at=datetime.now(UTC))
+    s.add(row)
+    s.flush()
+    return row.id
+
+
+def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note: str | None = None) -> None:
+    """The call is on the books: drop its reservation, or keep its estimate when its cost is unknown."""
+    if priced:
+        s.execute(delete(CallAttempt).where(CallAttempt.id == reservation_id))
+    else:
+        s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id)
+                  .values(state=UNPRICED, call_id=call_id, note=note, ended_at=datetime.now(UTC)))
+
+
+def settle_batch(s: Session, run_id: int) -> None:
+    """A run's Message Batch is over (collected, gone): its results are on the books, its reservation goes."""
+    s.execute(delete(CallAttempt).where(CallAttempt.kind == "batch", CallAttempt.run_id == run_id,
+                                        CallAttempt.state == OPEN))
+
+
+def abandon(s: Session, reservation_id: int, note: str) -> None:
+    """The call ended without an answer we could record: count it as probably billed."""
+    s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
+              .values(state=LOST, note=note, ended_at=datetime.now(UTC)))
+
+
+def mark_lost(s: Session, worker: str, note: str) -> int:
+    """The open reservations of a worker that stopped with requests in flight."""
+    return s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
+                     .values(state=LOST, note=note, ended_at=datetime.now(UTC))).rowcount
+
+
+def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
+    """Open reservations of dead processes on this host, and stale ones from anywhere, become lost."""
+    now = datetime.now(UTC)
+    s.execute(delete(CallAttempt).where(CallAttempt.kind == "batch", CallAttempt.state == OPEN, not_(_holding())))
+    lost = s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
+                                               CallAttempt.started_at < now - STALE)
+                     .values(state=LOST, ended_at=now,
+                             note="still open after an hour: its process is gone (probably billed, answer lost)")
+                     ).rowcount
+    workers = s.scalars(select(CallAttempt.worker).where(CallAttempt.state == OPEN, CallAttempt.kind == "call",
+                                                         CallAttempt.worker.like(f"{host}:%")).distinct()).all()
+    for worker in workers:
+        pid = (worker or "").rsplit(":", 1)[-1]
+        if pid.isdigit() and not alive(int(pid)):
+            lost += mark_lost(s, worker or "", f"worker {worker} died with the request in flight (probably billed, "
+                                               "answer lost)")
+    return lost
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """What the exact spend leaves out, for the spend views."""
+
+    interrupted_calls: int = 0  # lost: probably billed, answer lost
+    interrupted_pico: int = 0  # their worst-case estimate
+    unknown_cost_calls: int = 0  # answered and billed, but the price table had no price
+    unknown_cost_pico: int = 0  # their worst-case estimate (when they were reserved)
+
+
+def estimates(s: Session, start: date | None = None, end: date | None = None) -> Estimates:
+    def bounded(q, column):  # type: ignore[no-untyped-def]
+        if start is not None:
+            q = q.where(column >= _midnight(start))
+        if end is not None:
+            q = q.where(column < _midnight(end + timedelta(days=1)))
+        return q
+
+    lost_n, lost_pico = s.execute(bounded(
+        select(func.count(), func.coalesce(func.sum(CallAttempt.estimated_pico), 0)).where(CallAttempt.state == LOST),
+        CallAttempt.started_at)).one()
+    unpriced_pico = s.scalar(bounded(select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
+                                     .where(CallAttempt.state == UNPRICED), CallAttempt.started_at)) or 0
+    unknown_n = s.scalar(bounded(select(func.count()).select_from(ModelCall).where(ModelCall.cost_known.is_(False)),
+                                 ModelCall.created_at)) or 0
+    return Estimates(int(lost_n), int(lost_pico), int(unknown_n), int(unpriced_pico))
+
+
+def open_count(s: Session, worker: str | None = None) -> int:
+    q = select(func.count()).select_from(CallAttempt).where(CallAttempt.state == OPEN)
+    if worker is not None:
+        q = q.where(CallAttempt.worker == worker)
+    return int(s.scalar(q) or 0)

@@ -1,0 +1,268 @@
+"""The budget is a hard cap: every paid call reserves its worst case first, whichever command or process makes it.
+
+Real SDK over HTTP to the fake Messages API, a real SQLite database; each entry point is run against a tiny cap
+with eight requests in flight."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from db.migrate import open_database
+from db.models import CallAttempt, ModelCall, Run, Ticket
+from tests.fake_anthropic import Error, Reply
+from triage import budget, runs, services, taxonomy
+from triage.cli import main
+from triage.domain import Usage, from_pico
+from triage.pricing import PriceTable
+from triage.settings import Settings
+
+TAX = taxonomy.default()
+CAP = Decimal("0.002")  # about eight worst-case Haiku calls, forty real ones
+
+
+def billed(fake) -> Decimal:
+    """What the fake API billed: every 200 answer's usage at the price table."""
+    prices, now = PriceTable.default(), datetime.now(UTC)
+    return sum((prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"], service_tier=u["service_tier"]),
+                            now) for u in fake.usage_log), Decimal(0))
+
+
+def recorded(db) -> Decimal:
+    with db.read() as s:
+        return from_pico(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))))
+
+
+def tickets(n: int, marker: str = "") -> list[tuple[None, str]]:
+    return [(None, f"ticket {i}: I was charged twice for my plan, please refund {marker}") for i in range(n)]
+
+
+def write(path, items) -> str:
+    path.write_text("\n".join(text for _, text in items) + "\n")
+    return str(path)
+
+
+def assert_capped(db, fake, cap: Decimal = CAP, pending_left: bool = True) -> None:
+    spent = recorded(db)
+    assert 0 < spent <= cap, f"recorded spend {spent} against a cap of {cap}"
+    assert spent == billed(fake), "every call the API billed is on the books"
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(CallAttempt)) == 0, "every reservation was settled"
+        waiting = s.scalars(select(Ticket).where(Ticket.status == "pending")).all()
+        assert bool(waiting) == pending_left, "the cap should stop the run with work left"
+        assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.claimed_by.is_not(None))) == 0
+
+
+@pytest.fixture
+def capped(env, monkeypatch, fake):
+    fake.delay = 0.05  # calls overlap: eight in flight
+    monkeypatch.setenv("TRIAGE_CONCURRENCY", "8")
+
+    def apply(cap: Decimal = CAP, kind: str = "MONTHLY") -> None:
+        monkeypatch.setenv(f"TRIAGE_{kind}_BUDGET_USD", str(cap))
+    return apply
+
+
+def test_classify_stops_at_the_cap_and_leaves_the_rest_pending_with_the_reason(capped, fake, db_url, tmp_path,
+                                                                                 capsys):
+    capped()
+    assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku", "--out",
+                 str(tmp_path / "o.jsonl")]) == 5
+    err = capsys.readouterr().err
+    assert "would take this month's spend" in err and "monthly budget of $0.002" in err
+    db = open_database(db_url)
+    assert_capped(db, fake)
+    rows = [json.loads(line) for line in open(tmp_path / "o.jsonl")]
+    waiting = [r for r in rows if r["status"] == "pending"]
+    assert waiting and all("monthly budget" in r["reason"] for r in waiting)
+    with db.read() as s:
+        assert s.scalars(select(Run.status)).one() == "stopped"
+    db.dispose()
+
+
+def test_worker_once_stops_at_the_cap(capped, fake, db_url):
+    db = open_database(db_url)
+    runs.start_run(db, tickets(60), source="queued", mode="haiku")
+    capped()
+    assert main(["worker", "--once"]) == 5
+    assert_capped(db, fake)
+    db.dispose()
+
+
+def test_retry_stops_at_the_cap(capped, fake, db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "1")
+    fake.push(*[Error(529, "overloaded_error", "Overloaded")] * 60)
+    assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku"]) == 4
+    assert not fake.usage_log  # errors are not billed
+    capped()
+    assert main(["retry"]) == 5
+    db = open_database(db_url)
+    assert_capped(db, fake)
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "failed")) == 0
+    db.dispose()
+
+
+def test_escalate_stops_at_the_cap_and_skips_what_sonnet_decided(capped, fake, db_url, tmp_path, capsys):
+    assert main(["classify", write(tmp_path / "t.txt", tickets(40)), "--tier", "haiku"]) == 0
+    db = open_database(db_url)
+    before = recorded(db)
+    cap = before + Decimal("0.02")  # a handful of Sonnet calls
+    capped(cap)
+    assert main(["escalate", "--below", "1.0"]) == 5
+    assert_capped(db, fake, cap, pending_left=False)  # tickets Sonnet could not afford keep Haiku's label
+    sonnet = sum(1 for u in fake.usage_log if "sonnet" in u["model"])
+    assert 0 < sonnet < 40
+    capped(Decimal(100))
+    capsys.readouterr()
+    assert main(["escalate", "--below", "1.0"]) == 0
+    assert f"left {sonnet} tickets alone: Sonnet already decided them" in capsys.readouterr().err
+    assert sum(1 for u in fake.usage_log if "sonnet" in u["model"]) == 40  # each asked once
+    assert main(["escalate", "--id", "1", "--again"]) == 0
+    assert sum(1 for u in fake.usage_log if "sonnet" in u["model"]) == 41
+    db.dispose()
+
+
+def test_collect_records_the_batch_then_escalates_live_only_within_the_cap(capped, fake, db_url, tmp_path):
+    capped(Decimal("0.02"))
+    assert main(["classify", write(tmp_path / "t.txt", tickets(40, "[[conf=0.3]]")), "--batch", "--no-wait"]) == 0
+    db = open_database(db_url)
+    with db.read() as s:  # the batch's worst case is held while it is out
+        held = s.scalars(select(CallAttempt)).one()
+        assert held.kind == "batch" and from_pico(held.estimated_pico) < Decimal("0.02")
+    assert main(["collect", "--poll", "0.05"]) == 5
+    assert sum(1 for u in fake.usage_log if u["service_tier"] == "batch") == 40  # all batch results recorded
+    sonnet = sum(1 for u in fake.usage_log if "sonnet" in u["model"])
+    assert 0 < sonnet < 40
+    assert_capped(db, fake, Decimal("0.02"))
+    db.dispose()
+
+
+def test_a_batch_is_refused_whole_when_its_worst_case_would_cross_the_cap(capped, fake, db_url, tmp_path, capsys):
+    capped(Decimal("0.001"))
+    assert main(["classify", write(tmp_path / "t.txt", tickets(40)), "--batch", "--no-wait"]) == 5
+    assert "would take this month's spend" in capsys.readouterr().err
+    assert not fake.requests  # nothing submitted
+    db = open_database(db_url)
+    with db.read() as s:
+        assert {t.status for t in s.scalars(select(Ticket))} == {"pending"}
+        assert s.scalar(select(func.count()).select_from(CallAttempt)) == 0
+    db.dispose()
+
+
+def test_the_dashboard_worker_stops_at_the_cap(fake, db):
+    fake.delay = 0.05
+    runs.start_run(db, tickets(60), source="dashboard", mode="haiku")
+    settings = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=float(CAP), concurrency=8)
+    report = asyncio.run(services.work_once(db, settings))
+    assert report.stop_kind == "budget" and 0 < report.processed < 60
+    assert_capped(db, fake)
+
+
+def test_a_daily_cap_and_the_warning_level(capped, fake, db_url, tmp_path, capsys, monkeypatch):
+    capped(CAP, "DAILY")
+    assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku"]) == 5
+    assert "past the daily budget of $0.002" in capsys.readouterr().err
+    db = open_database(db_url)
+    assert_capped(db, fake)
+    spent = recorded(db)
+    monkeypatch.delenv("TRIAGE_DAILY_BUDGET_USD")
+    capped(spent * 2)  # half of the monthly cap is spent
+    monkeypatch.setenv("TRIAGE_BUDGET_WARN_AT", "0.4")
+    assert main(["worker", "--once", "--concurrency", "1"]) == 5
+    assert "warning: 50% of the monthly budget" in capsys.readouterr().err
+    db.dispose()
+
+
+def test_with_one_call_at_a_time_the_run_stops_at_the_first_call_that_would_cross(capped, fake, db_url, tmp_path):
+    capped()
+    assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku", "--concurrency", "1"]) == 5
+    db = open_database(db_url)
+    assert_capped(db, fake)
+    router = services.build_router(Settings(api_key="k"), TAX, mode="haiku")
+    worst = router.tier1.worst_case_cost(tickets(1)[0][1], TAX)
+    assert CAP - recorded(db) < worst, "it stopped only when the next call's worst case no longer fitted"
+    db.dispose()
+
+
+def test_the_reservation_is_an_upper_bound_of_the_real_cost(fake, db):
+    fake.push(Reply(text='{"reason": "' + "x" * 1200 + '", "category": "billing", "confidence": 0.9}',
+                    usage={"output_tokens": 300}))
+    router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku", db=db)
+    text = "ünïcødé 漢字 " * 400 + " refund"
+    worst = router.tier1.worst_case_cost(text, TAX)
+    imp = runs.start_run(db, [(None, text)], source="t", mode="haiku")
+    services.classify_run(db, router, imp.run_id)
+    assert 0 < recorded(db) <= worst
+
+
+def test_budget_check_counts_calls_in_flight_and_estimates(db):
+    guard = budget.BudgetGuard(db, budget.Caps.of(0.01, warn_at=0.5))
+    rid = guard.reserve(Decimal("0.006"), 1, "claude-haiku-5-5")
+    st = budget.standing(db, guard.caps)
+    assert st.in_flight == Decimal("0.006") and st.warning and "60% of the monthly budget" in st.warning
+    with pytest.raises(budget.BudgetReached):
+        guard.reserve(Decimal("0.005"), 1, "claude-haiku-5-5")
+    asyncio.run(guard.abandon(rid, "lost"))  # probably billed: still counted, now as an estimate
+    assert budget.standing(db, guard.caps).estimated_month == Decimal("0.006")
+    with pytest.raises(budget.BudgetReached):
+        guard.reserve(Decimal("0.005"), 1, "claude-haiku-5-5")
+
+
+# -- item 2: models the price table does not know ---------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["classify", "FILE", "--tier", "haiku"], ["worker", "--once"], ["retry"],
+                                     ["escalate", "--id", "1"], ["collect"]])
+def test_an_unpriced_model_is_refused_before_any_call(env, fake, tmp_path, monkeypatch, capsys, command):
+    src = write(tmp_path / "t.txt", tickets(3))
+    if command[0] != "classify":
+        db = open_database(env["TRIAGE_DATABASE_URL"])
+        imp = runs.start_run(db, tickets(3), source="t")
+        with db.transaction() as s:  # something for each command to do: pending, failed, an open batch
+            s.get(Ticket, imp.ticket_ids[1]).status = "failed"
+            s.get(Run, imp.run_id).batch_id = "msgbatch_x"
+        db.dispose()
+    monkeypatch.setenv("TRIAGE_TIER1_MODEL", "claude-haiku-9-9")
+    assert main([src if a == "FILE" else a for a in command]) == 2
+    err = capsys.readouterr().err
+    assert "no price for model 'claude-haiku-9-9' in the price table (triage/config/prices.json)" in err
+    assert "add an entry for it" in err and "TRIAGE_PRICES" in err
+    assert not fake.requests, "not one request reached the API"
+
+
+def test_an_unpriced_model_is_a_message_not_a_traceback(env, fake, tmp_path):
+    import subprocess
+    import sys
+
+    src = write(tmp_path / "t.txt", tickets(2))
+    proc = subprocess.run([sys.executable, "-m", "triage.cli", "classify", src], capture_output=True, text=True,
+                          env={**env, "TRIAGE_TIER2_MODEL": "claude-sonnet-9-9"}, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no price for model 'claude-sonnet-9-9'" in proc.stderr
+    assert not fake.requests
+
+
+def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknown(env, fake, db_url, tmp_path,
+                                                                                 capsys):
+    fake.push(Reply(json_body={"reason": "a refund", "category": "billing", "confidence": 0.95},
+                    model="claude-haiku-5-5-preview"))
+    assert main(["classify", write(tmp_path / "t.txt", tickets(1)), "--tier", "haiku", "--out",
+                 str(tmp_path / "o.jsonl")]) == 0
+    db = open_database(db_url)
+    with db.read() as s:
+        call = s.scalars(select(ModelCall)).one()
+        assert (call.cost_known, call.cost_pico, call.model_returned) == (False, 0, "claude-haiku-5-5-preview")
+        assert "claude-haiku-5-5-preview" in call.cost_note and "price table" in call.cost_note
+        assert s.scalars(select(Ticket.status)).one() == "classified"  # the answer is used, not thrown away
+        estimate = s.scalars(select(CallAttempt)).one()  # its worst case stays on the books for the budget
+        assert estimate.state == "unpriced" and estimate.call_id == call.id
+    assert budget.standing(db, budget.Caps.of(1)).estimated_month == from_pico(estimate.estimated_pico) > 0
+    capsys.readouterr()
+    assert main(["spend"]) == 0
+    assert "1 calls with unknown cost" in capsys.readouterr().out
+    assert main(["spend", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unknown_cost_calls"] == 1
+    db.dispose()
