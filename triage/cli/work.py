@@ -246,6 +246,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 return EXIT_OK
             time.sleep(args.poll)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
+    _recover(db)
     _budget_notice(db, settings)
     report = services.run_worker(db, router, settings, once=args.once, poll_seconds=args.poll)
     print(f"worker processed {report.processed} tickets", file=sys.stderr)
