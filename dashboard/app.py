@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import state
+from dashboard.ui import sentence
 
 HERE = Path(__file__).parent
 
@@ -30,6 +31,10 @@ with st.sidebar:
     else:
         st.caption(":material/key_off: No `ANTHROPIC_API_KEY`: tickets are stored but Haiku/Sonnet cannot run. "
                    "Set the key in the environment and restart.")
+    notice = state.budget_notice()
+    if notice:
+        level, text = notice
+        st.caption(f":material/savings: :{'red' if level == 'blocked' else 'orange'}[{sentence(text)}]")
     if worker.status.last_error:
         st.caption(f":material/error: Worker: {worker.status.last_error}")
 

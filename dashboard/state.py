@@ -38,6 +38,19 @@ def has_api_key() -> bool:
     return Settings.from_env().has_api_key
 
 
+def budget_notice() -> tuple[str, str] | None:
+    """("blocked" | "warning", text) when Claude calls are paused by a cap or near one; None otherwise."""
+    from triage import budget
+
+    caps = settings()[0].caps
+    if not has_api_key() or not caps.any:
+        return None
+    standing = budget.standing(database(), caps)
+    if standing.blocked:
+        return "blocked", standing.blocked
+    return ("warning", standing.warning) if standing.warning else None
+
+
 def logged_in_identity() -> str | None:
     try:
         if st.user.is_logged_in:

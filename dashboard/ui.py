@@ -14,6 +14,13 @@ def plain(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text or "")).replace("\n", " ")
 
 
+def sentence(text: str) -> str:
+    """An engine message as a sentence for markdown: capitalised, full stop, and dollar signs that stay dollar
+    signs (two of them would otherwise typeset the amount between them as math)."""
+    text = text[:1].upper() + text[1:]
+    return (text if text.endswith(".") else text + ".").replace("$", "\\$")
+
+
 def money(value) -> str:
     v = float(value or 0)
     if v == 0:

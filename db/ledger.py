@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, func, not_, or_, select, text, update
+from sqlalchemy import and_, delete, func, not_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
@@ -111,6 +111,20 @@ def mark_lost(s: Session, worker: str, note: str) -> int:
                      .values(state=LOST, note=note, ended_at=datetime.now(UTC))).rowcount
 
 
+def _dead_workers(s: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
+    workers = s.scalars(select(CallAttempt.worker).where(CallAttempt.state == OPEN, CallAttempt.kind == "call",
+                                                         CallAttempt.worker.like(f"{host}:%")).distinct()).all()
+    return [w for w in workers if w and (pid := w.rsplit(":", 1)[-1]).isdigit() and not alive(int(pid))]
+
+
+def needs_recovery(s: Session, host: str, alive: Callable[[int], bool]) -> bool:
+    """Whether `mark_dead_lost` has anything to do (a read, so that idle workers do not take the write lock)."""
+    stale = select(CallAttempt.id).where(CallAttempt.state == OPEN, or_(
+        and_(CallAttempt.kind == "call", CallAttempt.started_at < datetime.now(UTC) - STALE),
+        and_(CallAttempt.kind == "batch", not_(_holding())))).limit(1)
+    return s.scalar(stale) is not None or bool(_dead_workers(s, host, alive))
+
+
 def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
     """Open reservations of dead processes on this host, and stale ones from anywhere, become lost."""
     now = datetime.now(UTC)
@@ -120,13 +134,9 @@ def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
                      .values(state=LOST, ended_at=now,
                              note="still open after an hour: its process is gone (probably billed, answer lost)")
                      ).rowcount
-    workers = s.scalars(select(CallAttempt.worker).where(CallAttempt.state == OPEN, CallAttempt.kind == "call",
-                                                         CallAttempt.worker.like(f"{host}:%")).distinct()).all()
-    for worker in workers:
-        pid = (worker or "").rsplit(":", 1)[-1]
-        if pid.isdigit() and not alive(int(pid)):
-            lost += mark_lost(s, worker or "", f"worker {worker} died with the request in flight (probably billed, "
-                                               "answer lost)")
+    for worker in _dead_workers(s, host, alive):
+        lost += mark_lost(s, worker, f"worker {worker} died with the request in flight (probably billed, answer "
+                                     "lost)")
     return lost
 
 

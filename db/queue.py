@@ -245,17 +245,18 @@ def held_by_others(s: Session, ticket_ids: Sequence[int], me: str) -> dict[str, 
     return out
 
 
-def release_dead_claims(s: Session, host: str, alive: Callable[[int], bool]) -> int:
-    """Free tickets claimed by workers on this host whose process is gone (killed, crashed)."""
-    freed = 0
+def dead_claimers(s: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
+    """Workers on this host whose process is gone (killed, crashed) but that still hold pending tickets."""
     claims = s.execute(select(Ticket.claimed_by).where(Ticket.status == PENDING, Ticket.claimed_by.like(f"{host}:%"))
                        .distinct()).scalars().all()
-    for worker in claims:
-        pid = worker.rsplit(":", 1)[-1]
-        if pid.isdigit() and not alive(int(pid)):
-            freed += s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
-                               .values(claimed_by=None, claimed_at=None)).rowcount
-    return freed
+    return [w for w in claims if (pid := w.rsplit(":", 1)[-1]).isdigit() and not alive(int(pid))]
+
+
+def release_dead_claims(s: Session, host: str, alive: Callable[[int], bool]) -> int:
+    """Free tickets claimed by workers on this host whose process is gone (killed, crashed)."""
+    return sum(s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
+                         .values(claimed_by=None, claimed_at=None)).rowcount
+               for worker in dead_claimers(s, host, alive))
 
 
 def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -> int:

@@ -100,6 +100,9 @@ def recover(db: Database) -> Recovered:
     """Before work starts: free the tickets of dead workers on this host, and put their calls in flight on the
     books as probably billed (answer lost), at their reserved worst case."""
     host = hostname()
+    with db.read() as s:  # idle workers look often: write only when there is something to do
+        if not queue.dead_claimers(s, host, pid_alive) and not ledger.needs_recovery(s, host, pid_alive):
+            return Recovered(0, 0)
     with db.transaction() as s:
         released = queue.release_dead_claims(s, host, pid_alive)
         lost = ledger.mark_dead_lost(s, host, pid_alive)

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from dashboard import state
-from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
-from triage import budget, ingest, runs
+from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain, sentence
+from triage import ingest, runs
 
 db = state.database()
 settings, taxonomy = state.settings()
@@ -14,11 +14,10 @@ if not state.has_api_key():
     st.info("No Claude API key: the **local model** classifies tickets on this machine for free; the ones it is "
             "unsure about go to the review queue. Haiku and Sonnet need `ANTHROPIC_API_KEY` in the environment "
             "the dashboard starts from.", icon=":material/key_off:")
-standing = budget.standing(db, settings.caps) if state.has_api_key() and settings.caps.any else None
-if standing and standing.blocked:
-    st.warning(standing.blocked[0].upper() + standing.blocked[1:] + ".", icon=":material/savings:")
-elif standing and standing.warning:
-    st.info(standing.warning[0].upper() + standing.warning[1:] + ".", icon=":material/savings:")
+notice = state.budget_notice()
+if notice:
+    level, text = notice
+    (st.warning if level == "blocked" else st.info)(sentence(text), icon=":material/savings:")
 if runs.ticket_count(db) == 0:
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "

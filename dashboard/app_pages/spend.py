@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import streamlit as st
 
 from dashboard import charts, state
-from dashboard.ui import money
+from dashboard.ui import money, sentence
 from triage import reporting
 
 db = state.database()
@@ -24,6 +24,8 @@ if demo_calls:
     st.warning(f"Includes {demo_calls} **simulated** Haiku/Sonnet calls from the demo data (`triage demo`): "
                "their tokens are realistic and priced with the real table, but no API was called.",
                icon=":material/science:")
+for line in reporting.estimates(db, start, end).lines:
+    st.info(sentence(line), icon=":material/help:")
 if summary.tickets == 0 and summary.month_to_date == 0:
     st.info("No model calls in these dates yet. Classify a few tickets and the charts fill in.",
             icon=":material/monitoring:")

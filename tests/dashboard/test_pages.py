@@ -1,5 +1,7 @@
 """Every page under AppTest: empty database, populated database, a correction, a bad upload."""
 
+from datetime import date
+
 import pytest
 from sqlalchemy import func, select
 
@@ -256,9 +258,43 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     config.save_engine(db, operator="lead", monthly_budget_usd=0.001)
     at = make_app()
-    assert any("reached the monthly budget of $0.00" in w.value for w in at.warning)
+    assert any("reached the monthly budget of \\$0.001" in w.value for w in at.warning)
+    assert any("reached the monthly budget" in c.value for c in at.sidebar.caption)  # on every page
     settings = make_app("settings")
     settings.number_input[0].set_value(50.0)
     next(b for b in settings.button if b.label == "Save routing").click().run()
     assert any("Saved" in m.value for m in settings.success), [e.value for e in settings.error]
     assert not any("monthly budget" in w.value for w in make_app().warning)
+
+
+def test_the_budget_warning_level_shows_in_the_sidebar_of_every_page(seeded, monkeypatch):
+    from triage import reporting
+    from triage import settings as config
+
+    db, _ = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    spent = reporting.summary(db, date(2000, 1, 1), date(2100, 1, 1), tier2_model="claude-sonnet-5-5").spend
+    config.save_engine(db, operator="lead", monthly_budget_usd=float(spent) / 0.9)
+    for page in (None, "review", "spend", "quality", "settings"):
+        at = make_app(page)
+        assert any("90% of the monthly budget" in c.value for c in at.sidebar.caption), page
+
+
+def test_the_spend_page_shows_interrupted_calls_and_calls_of_unknown_cost(seeded):
+    import asyncio
+    from decimal import Decimal
+
+    from db import queue
+    from triage import budget
+    from triage.domain import OK, CallResult
+
+    db, ids = seeded
+    guard = budget.BudgetGuard(db, budget.Caps())
+    asyncio.run(guard.abandon(guard.reserve(Decimal("0.0042"), 1, "claude-haiku-5-5"), "killed"))
+    with db.transaction() as s:
+        queue.record_call(s, ids["charged twice"], None, CallResult(1, "claude-haiku-5-5", OK, cost_known=False,
+                                                                    cost_note="no price"))
+    at = make_app("spend")
+    info = " ".join(i.value for i in at.info)
+    assert "Plus up to \\$0.004200 in 1 interrupted calls (estimated" in info
+    assert "1 calls with unknown cost" in info
