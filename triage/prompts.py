@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from triage.taxonomy import Taxonomy
 
@@ -30,7 +31,7 @@ def system_prompt(taxonomy: Taxonomy) -> str:
     )
 
 
-def output_schema(taxonomy: Taxonomy) -> dict:
+def output_schema(taxonomy: Taxonomy) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
