@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 L2 = 1e-3
-EPOCHS = 300
+EPOCHS = 150
 LR = 0.05
 CHUNK = 256  # rows per matrix product: small products stay single-threaded, far faster on a busy 2-core box
 ZERO_SHOT_DESC_WEIGHT = 0.5

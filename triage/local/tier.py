@@ -21,6 +21,7 @@ from triage.local import curve
 from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
 from triage.local.examples import VOICES
 from triage.local.head import DESCRIPTION, Head, fit
+from triage.local.head import MIN_CALIBRATION as MIN_CALIBRATION  # shown in Settings
 from triage.router import decide
 from triage.taxonomy import Taxonomy
 
@@ -30,6 +31,7 @@ RETRAIN_EVERY = 50  # new usable labels since the last training
 SETTING = "local_head"
 HEAD_VERSION = 2  # 2: example and description views mixed, calibrated by voice (triage.local.head); older heads retrain
 TIER0_SETTING = "tier0"
+CURVE_MIN_LABELS = curve.MIN_LABELS
 TIER0_DEFAULTS = {"enabled": False, "target_accuracy": 0.9, "threshold": 0.9, "min_labels": 30}
 
 _cache: dict[tuple[str, str], tuple[str, Head]] = {}
