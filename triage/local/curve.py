@@ -9,6 +9,7 @@ curve are comparable. Sizes the labelled tickets cannot fill for every category 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ Build = Callable[[np.ndarray, list[str]], Head]
 
 
 def learning_curve(build: Build, X: np.ndarray, labels: Sequence[str], sizes: Sequence[int] = SIZES,
-                   draws: int = DRAWS, seed: int = 0) -> dict | None:
+                   draws: int = DRAWS, seed: int = 0) -> dict[str, Any] | None:
     """`build(vectors, labels)` trains a head on the seeds plus those labels. None below MIN_LABELS."""
     y = np.asarray(labels)
     if len(y) < MIN_LABELS:
