@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, not_, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, not_, or_, select, text, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
 
@@ -46,7 +48,11 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
 
 
-def _holding():  # type: ignore[no-untyped-def]
+def _rows(result: object) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _holding() -> ColumnElement[bool]:
     """Which open reservations hold money: every call's; a batch's while its run has the batch open (or while it
     is being submitted). A collected, failed or forgotten batch stops holding without anyone settling it."""
     with_batch = select(Run.id).where(Run.batch_id.is_not(None))
@@ -59,11 +65,11 @@ def committed(s: Session, today: date) -> Committed:
     neither (READ COMMITTED gives each statement one snapshot)."""
     first, last = today.replace(day=1).isoformat(), today.isoformat()
 
-    def spent(start: str):  # type: ignore[no-untyped-def]
+    def spent(start: str) -> ScalarSelect[Any]:
         return (select(func.coalesce(func.sum(SpendDaily.cost_pico), 0))
                 .where(SpendDaily.day >= start, SpendDaily.day <= last).scalar_subquery())
 
-    def estimated(since: date):  # type: ignore[no-untyped-def]
+    def estimated(since: date) -> ScalarSelect[Any]:
         return (select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
                 .where(CallAttempt.state.in_(ESTIMATED), CallAttempt.started_at >= _midnight(since))
                 .scalar_subquery())
@@ -107,8 +113,8 @@ def abandon(s: Session, reservation_id: int, note: str) -> None:
 
 def mark_lost(s: Session, worker: str, note: str) -> int:
     """The open reservations of a worker that stopped with requests in flight."""
-    return s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
-                     .values(state=LOST, note=note, ended_at=datetime.now(UTC))).rowcount
+    return _rows(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
+                           .values(state=LOST, note=note, ended_at=datetime.now(UTC))))
 
 
 def _dead_workers(s: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
@@ -129,11 +135,10 @@ def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
     """Open reservations of dead processes on this host, and stale ones from anywhere, become lost."""
     now = datetime.now(UTC)
     s.execute(delete(CallAttempt).where(CallAttempt.kind == "batch", CallAttempt.state == OPEN, not_(_holding())))
-    lost = s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
-                                               CallAttempt.started_at < now - STALE)
-                     .values(state=LOST, ended_at=now,
-                             note="still open after an hour: its process is gone (probably billed, answer lost)")
-                     ).rowcount
+    lost = _rows(s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
+                                                     CallAttempt.started_at < now - STALE)
+                           .values(state=LOST, ended_at=now, note="still open after an hour: its process is gone "
+                                                                  "(probably billed, answer lost)")))
     for worker in _dead_workers(s, host, alive):
         lost += mark_lost(s, worker, f"worker {worker} died with the request in flight (probably billed, answer "
                                      "lost)")
@@ -151,7 +156,7 @@ class Estimates:
 
 
 def estimates(s: Session, start: date | None = None, end: date | None = None) -> Estimates:
-    def bounded(q, column):  # type: ignore[no-untyped-def]
+    def bounded(q: Any, column: InstrumentedAttribute[datetime]) -> Any:  # Any: a Select of any row shape
         if start is not None:
             q = q.where(column >= _midnight(start))
         if end is not None:

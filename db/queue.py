@@ -168,7 +168,8 @@ def leave_pending(s: Session, ticket_id: int, reason: str) -> None:
 def explain_pending(s: Session, run_id: int | None, reason: str) -> int:
     """Say why a run's (or, with None, the queue's) unclaimed pending tickets wait: a cap is reached, the run
     was stopped."""
-    cond = and_(Ticket.status == PENDING, Ticket.claimed_by.is_(None))
+    cond = and_(Ticket.status == PENDING, Ticket.claimed_by.is_(None),
+                or_(Ticket.status_reason.is_(None), Ticket.status_reason != reason))
     if run_id is not None:
         cond = and_(cond, Ticket.run_id == run_id)
     return s.execute(update(Ticket).where(cond).values(status_reason=reason)).rowcount

@@ -89,6 +89,9 @@ def test_worker_once_stops_at_the_cap(capped, fake, db_url):
     capped()
     assert main(["worker", "--once"]) == 5
     assert_capped(db, fake)
+    with db.read() as s:  # the tickets that cannot be afforded say why they wait
+        assert {"monthly budget" in (t.status_reason or "") for t in s.scalars(select(Ticket).where(
+            Ticket.status == "pending"))} == {True}
     db.dispose()
 
 
@@ -160,6 +163,16 @@ def test_the_dashboard_worker_stops_at_the_cap(fake, db):
     report = asyncio.run(services.work_once(db, settings))
     assert report.stop_kind == "budget" and 0 < report.processed < 60
     assert_capped(db, fake)
+    for _ in range(20):  # later passes use what the settled reservations gave back, never more
+        again = asyncio.run(services.work_once(db, settings))
+        assert again.stop_kind == "budget"
+        if not again.processed:
+            break
+    assert again.processed == 0
+    assert_capped(db, fake)
+    with db.read() as s:
+        assert {"monthly budget" in (t.status_reason or "") for t in s.scalars(select(Ticket).where(
+            Ticket.status == "pending"))} == {True}
 
 
 def test_a_daily_cap_and_the_warning_level(capped, fake, db_url, tmp_path, capsys, monkeypatch):

@@ -175,17 +175,18 @@ def _step_for(router: Router, item: queue.Claimed, worker: str) -> Step:
 async def _run_all(coros: Sequence[Coroutine[Any, Any, None]], halt: Halt | None) -> None:
     """Run the coroutines to the end; on a halt give them `halt.grace` seconds, then cancel what is left."""
     tasks = [asyncio.ensure_future(c) for c in coros]
-    everything = asyncio.gather(*tasks)
-    waiters: list[asyncio.Future[None]] = []
+    everything: asyncio.Future[list[None]] = asyncio.gather(*tasks)
+    waiters: list[asyncio.Future[Any]] = []
     try:
         if halt is None:
-            await asyncio.wait([everything])
+            await asyncio.wait([everything, *waiters])
         else:
             waiters.append(asyncio.ensure_future(halt.wait()))
-            await asyncio.wait([everything, waiters[0]], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([everything, *waiters], return_when=asyncio.FIRST_COMPLETED)
             if not everything.done():
                 waiters.append(asyncio.ensure_future(halt.forced()))
-                await asyncio.wait([everything, waiters[1]], timeout=halt.grace, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([everything, waiters[1]], timeout=halt.grace,
+                                   return_when=asyncio.FIRST_COMPLETED)
         if not everything.done():  # out of patience: cut the calls off (their reservations become lost)
             everything.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -212,7 +213,7 @@ async def _wind_up(db: Database, worker: str, report: RunReport, halt: Halt | No
 
     def release(s: Session) -> None:
         queue.release_claims(s, worker, why)
-        if why and (run_id is not None or report.stop_kind == "budget"):  # a cap stops the whole queue
+        if why and run_id is not None:  # the run's tickets never claimed say why they wait, too
             queue.explain_pending(s, run_id, why)
 
     await write(db, release)

@@ -25,7 +25,7 @@ def estimate_tokens(text: str) -> int:
     return -(-ascii_chars // 3) + other_bytes
 
 
-def estimate_request_tokens(body: dict) -> int:
+def estimate_request_tokens(body: dict[str, Any]) -> int:
     """An upper bound on the input tokens of a Messages request: the whole body as JSON (system prompt, messages,
     output schema and the keys around them) at `estimate_tokens`, plus the API's own framing."""
     return estimate_tokens(json.dumps(body, ensure_ascii=False)) + REQUEST_OVERHEAD_TOKENS

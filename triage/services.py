@@ -189,12 +189,23 @@ async def work_once(db: Database, base: Settings | None = None, *, concurrency: 
     """One pass of the dashboard's background worker with the settings in force now (a lead may have edited the
     taxonomy, models, threshold or budget since the last pass)."""
     settings, tax = effective(db, base)
-    await asyncio.to_thread(recover, db)
-    local_done = await asyncio.to_thread(_local_runs_pass, db, settings)
-    try:
-        await asyncio.to_thread(budget.check, db, settings.caps)
-    except BudgetReached as exc:
-        return RunReport(None, processed=local_done, stopped=str(exc), stop_kind="budget")
+
+    def before_pass() -> RunReport:
+        """Recover after a crash, classify local-tier runs, and stop here when a cap is reached."""
+        recover(db)
+        local_done = _local_runs_pass(db, settings)
+        try:
+            budget.check(db, settings.caps)
+        except BudgetReached as exc:
+            blocked = RunReport(None, processed=local_done, stopped=str(exc), stop_kind="budget")
+            _settle_runs(db, blocked)
+            return blocked
+        return RunReport(None, processed=local_done)
+
+    first = await asyncio.to_thread(before_pass)  # one thread hop: the server may be shutting down around us
+    if first.stopped:
+        return first
+    local_done = first.processed
     router = build_router(settings, tax, client=client, db=db)
     try:
         report = await pipeline.process_queue(db, router, concurrency=concurrency or settings.concurrency)
@@ -208,10 +219,12 @@ async def work_once(db: Database, base: Settings | None = None, *, concurrency: 
 def _settle_runs(db: Database, report: RunReport) -> None:
     """Runs drained by a worker end too: stopped (with why) when the key was rejected, finished when nothing of
     theirs is left pending. A worker stopped by the budget or a signal leaves them running: their tickets wait,
-    pending, for the next worker."""
+    pending, for the next worker (after a budget stop, saying why)."""
     with db.transaction() as s:
         if report.stopped and report.stop_kind == "key":
             queue.stop_running_runs(s, report.stopped)
+        if report.stopped and report.stop_kind == "budget":
+            queue.explain_pending(s, None, report.stopped)
         queue.finish_idle_runs(s)
 
 
