@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, not_, or_, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, insert, not_, or_, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -83,11 +83,10 @@ def committed(s: Session, today: date) -> Committed:
 
 def reserve(s: Session, *, estimated_pico: int, tier: int, model: str, worker: str | None,
             ticket_id: int | None = None, run_id: int | None = None, kind: str = "call") -> int:
-    row = CallAttempt(kind=kind, ticket_id=ticket_id, run_id=run_id, tier=tier, model=model, worker=worker,
-                      estimated_pico=estimated_pico, state=OPEN, started_at=datetime.now(UTC))
-    s.add(row)
-    s.flush()
-    return row.id
+    row = insert(CallAttempt).values(kind=kind, ticket_id=ticket_id, run_id=run_id, tier=tier, model=model,
+                                     worker=worker, estimated_pico=estimated_pico, state=OPEN,
+                                     started_at=datetime.now(UTC))
+    return int(s.execute(row.returning(CallAttempt.id)).scalar_one())
 
 
 def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note: str | None = None) -> None:
