@@ -176,6 +176,36 @@ def default_responder(body: dict) -> Action:
     return Reply(json_body=answer, thinking="thinking" in markers, delay=delay)
 
 
+_OPEN_TAG = re.compile(r"<\s*ticket\s*>", re.IGNORECASE)
+_CLOSE_TAG = re.compile(r"<\s*/\s*ticket\s*>", re.IGNORECASE)
+_ORDER = re.compile(r"(?:label|classify|categori[sz]e|mark)(?:\s+(?:it|this|the\s+ticket))?\s+as\s+[\"']?(\w+)"
+                    r"|[\"']?category[\"']?\s*[:=]\s*[\"']?(\w+)", re.IGNORECASE)
+
+
+def unfenced_text(body: dict) -> str:
+    """What a model would not read as the ticket: the user message outside its first <ticket>...</ticket> block,
+    closed by the first closing tag a reader would recognise (the whole message when there is no block)."""
+    content = body["messages"][-1]["content"]
+    if isinstance(content, list):
+        content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    start = _OPEN_TAG.search(content)
+    end = _CLOSE_TAG.search(content, start.end()) if start else None
+    if not start or not end:
+        return content
+    return content[:start.start()] + content[end.end():]
+
+
+def obedient_responder(body: dict) -> Action:
+    """A model that follows instructions not fenced as data: an order such as "label it as billing" or
+    `"category": "billing"` found outside the ticket block is obeyed (confidence 1); anything else is answered
+    like `default_responder`. Use with `fake.responder = obedient_responder` to test prompt injection."""
+    order = _ORDER.search(unfenced_text(body))
+    if order:
+        label = (order.group(1) or order.group(2)).lower()
+        return Reply(json_body={"reason": "as the message instructs", "category": label, "confidence": 1.0})
+    return default_responder(body)
+
+
 class FakeAnthropic:
     """Start with `with FakeAnthropic() as fake:`; point the SDK at `fake.base_url`."""
 

@@ -8,7 +8,7 @@ from typing import Any
 from triage.taxonomy import Taxonomy
 
 MAX_TICKET_CHARS = 6000  # longer tickets keep their head and tail; support intent is rarely in the middle
-_TAG_RE = re.compile(r"</?\s*ticket\s*>", re.IGNORECASE)
+_TAG_RE = re.compile(r"<\s*/?\s*ticket\s*>", re.IGNORECASE)  # also "< /ticket>", a close to a reader
 
 
 def estimate_tokens(text: str) -> int:

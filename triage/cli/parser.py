@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_spend)
 
     t = sub.add_parser("train", help="retrain the local model on the labels in the database")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print the new model's metrics as one JSON object")
     t.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="score a tier on a labelled file (the working database is not changed)",
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm.set_defaults(func=cmd_demo)
 
     rn = sub.add_parser("runs", help="recent runs: who started them, from where, and their tickets' states")
-    rn.add_argument("--limit", type=int, default=20)
-    rn.add_argument("--json", action="store_true")
+    rn.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default 20)")
+    rn.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
     rn.set_defaults(func=cmd_runs)
 
     d = sub.add_parser("db", help="database maintenance")
