@@ -171,10 +171,10 @@ def test_failed_then_retry(env, fake, tmp_path, monkeypatch):
 
 
 def test_a_ticket_whose_every_attempt_times_out_fails_with_the_reason(env, fake, db_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "0.5")
+    monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "1")
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "3")
     src = tmp_path / "t.txt"
-    src.write_text("my invoice is wrong [[slow=1.5]]\n")
+    src.write_text("my invoice is wrong [[slow=2.5]]\n")
     assert main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")]) == 4
     row = json.loads(open(tmp_path / "o.jsonl").readline())
     assert row["status"] == "failed" and row["reason"].startswith("API timed out after 3 attempts")
@@ -184,9 +184,9 @@ def test_a_ticket_whose_every_attempt_times_out_fails_with_the_reason(env, fake,
 
 
 def test_timeouts_are_retried_and_the_answer_is_recorded(env, fake, db_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "0.5")
+    monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "1")
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "3")
-    slow = Reply(json_body={"reason": "late", "category": "technical", "confidence": 0.99}, delay=1.5)
+    slow = Reply(json_body={"reason": "late", "category": "technical", "confidence": 0.99}, delay=2.5)
     fake.push(slow, slow)  # the first two attempts time out; the third gets the keyword model's answer
     src = tmp_path / "t.txt"
     src.write_text("my invoice is wrong\n")

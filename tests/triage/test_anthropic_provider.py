@@ -150,13 +150,13 @@ def test_dropped_connection_is_retried(fake):
     assert [x["status"] for x in fake.requests] == ["dropped", 200]
 
 
-SLOW = Reply(json_body={"category": "technical", "confidence": 1, "reason": "too late"}, delay=1.5)
+SLOW = Reply(json_body={"category": "technical", "confidence": 1, "reason": "too late"}, delay=2.5)
 
 
 def test_timeouts_are_retried_and_the_next_answer_is_used(fake):
     spec_validator()  # built once per process; not inside the short timeout below
     fake.push(SLOW, SLOW)
-    r = classify(make(fake, timeout=0.5, max_attempts=3))
+    r = classify(make(fake, timeout=1.0, max_attempts=3))
     assert (r.outcome, r.category, r.confidence, r.attempts) == (base.OK, "billing", 0.93, 3)
     assert r.usage.input_tokens > 0 and r.cost_usd > 0
     assert len(fake.requests) == 3
@@ -165,7 +165,7 @@ def test_timeouts_are_retried_and_the_next_answer_is_used(fake):
 def test_every_attempt_timing_out_fails_cleanly_after_max_attempts(fake):
     spec_validator()
     fake.push(SLOW, SLOW, SLOW)
-    r = classify(make(fake, timeout=0.5, max_attempts=3))
+    r = classify(make(fake, timeout=1.0, max_attempts=3))
     assert (r.outcome, r.error_kind, r.attempts) == (base.ERROR, base.TRANSIENT, 3)
     assert r.error.startswith("API timed out after 3 attempts")
     assert len(fake.requests) == 3 and r.cost_usd == 0
