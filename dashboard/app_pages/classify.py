@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import label_import, state
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
 from triage import budget, ingest, runs
 
@@ -63,6 +63,9 @@ with upload_tab:
             if not items:
                 st.warning(f"{upload.name} has no tickets in it.")
             st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
+            if label_import.offer(db, taxonomy, text=text, fmt=fmt, name=upload.name, columns=cols,
+                                  text_column=text_col, id_column=None if id_col == "(none)" else id_col):
+                items = []  # imported as operator labels, not classified
         except ingest.IngestError as exc:
             st.error(f"Could not read {upload.name}: {exc}")
             items = []
