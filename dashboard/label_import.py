@@ -39,6 +39,8 @@ def offer(db: Database, taxonomy: Taxonomy, *, text: str, fmt: str, name: str, c
     except ingest.IngestError as exc:
         st.error(f"Could not read the labels of {plain(name)}: {plain(exc)}")
         return True
+    st.dataframe([{"id": r.external_id or "", "text": r.text[:200], "label": r.label} for r in batch.rows[:10]],
+                 hide_index=True)
     plan = labels.plan(db, batch, taxonomy, name)
     counts = plan.counts()
     m = st.columns(4)
@@ -58,6 +60,7 @@ def offer(db: Database, taxonomy: Taxonomy, *, text: str, fmt: str, name: str, c
                 result.learned = labels.learn(db, taxonomy)
         st.session_state[RESULT] = (name, result.summary(), result.learned.text() if result.learned else None,
                                     result.conflicts[:5])
+        st.rerun()  # the preview above now shows the file as imported
     shown = st.session_state.get(RESULT)
     if shown and shown[0] == name:
         _, summary, learned, conflicts = shown

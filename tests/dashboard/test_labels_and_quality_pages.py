@@ -58,6 +58,8 @@ def test_a_labelled_upload_previews_imports_and_retrains(seeded):
         assert s.get(Ticket, ids["app crashes on upload"]).category == "account"
         assert s.scalar(select(func.count()).select_from(ModelCall)) == calls  # no model was asked
     assert {tuple(a)[2:] for a in audit} == {("alice", "import", "helpdesk.csv")} and len(audit) == 3
+    assert {m.label: m.value for m in at.metric}["Matched"] == "3"  # the preview now shows the file imported
+    assert at.button(key="import_labels").disabled
     assert (ids["app crashes on upload"], "account") in {tuple(a)[:2] for a in audit}
 
     again = upload(make_app())  # the same file again: nothing left to write
