@@ -76,9 +76,8 @@ def history_of(s: Session, ticket_id: int) -> list[Correction]:
 
 
 def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expected_version: int,
-            note: str | None = None, source: str = "review", file: str | None = None) -> int:
+            note: str | None = None) -> int:
     """Set the operator's label if nobody changed the ticket since `expected_version`; returns the new version.
-    `source` says where the label came from (review, or import with the `file`), for the audit trail.
 
     The update is a compare-and-set on `version`, so two operators can never both win."""
     t = s.get(Ticket, ticket_id)
@@ -98,7 +97,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
         when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
         raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
-                     note=note or None, source=source, file=file, created_at=now))
+                     note=note or None, created_at=now))
     return expected_version + 1
 
 

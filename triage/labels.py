@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from db import labels as q
-from db import review as review_db
 from db.engine import Database
 from db.models import text_hash
 from db.queue import content_hash
 from triage import ingest
-from triage.errors import Conflict, InputError, NotFound
+from triage.errors import InputError
 from triage.taxonomy import Taxonomy
 
 EXAMPLES = 5  # rows shown per problem
@@ -281,23 +280,18 @@ def apply(db: Database, p: Plan, *, operator: str) -> Imported:
     for i in range(0, len(p.changes), CHUNK):
         chunk = p.changes[i:i + CHUNK]
         with db.transaction() as s:
-            q.load(s, [c.ticket_id for c in chunk])
-            for c in chunk:
-                try:
-                    review_db.correct(s, c.ticket_id, c.label, operator=operator, expected_version=c.version,
-                                      note=note, source="import", file=p.file)
-                    labelled += 1
-                except (Conflict, NotFound) as exc:
-                    conflicts.append(f"row {c.row}: {exc}")
+            done, refused = q.set_operator_labels(s, [(c.ticket_id, c.version, c.label) for c in chunk],
+                                                  operator=operator, file=p.file, note=note)
+        labelled += len(done)
+        conflicts += refused
     for i in range(0, len(p.new), CHUNK):
+        chunk_new = p.new[i:i + CHUNK]
         with db.transaction() as s:
-            for n in p.new[i:i + CHUNK]:
-                tid = q.add_labelled_ticket(s, external_id=n.external_id, text=n.text, label=n.label,
-                                            operator=operator, file=p.file, note=note)
-                if tid is None:
-                    conflicts.append(f"row {n.row}: this ticket was added by someone else meanwhile")
-                else:
-                    created += 1
+            ids = q.add_labelled_tickets(s, [(n.external_id, n.text, n.label) for n in chunk_new], operator=operator,
+                                         file=p.file, note=note)
+        created += sum(tid is not None for tid in ids)
+        conflicts += [f"row {n.row}: this ticket was added by someone else meanwhile"
+                      for n, tid in zip(chunk_new, ids, strict=True) if tid is None]
     return Imported(p, labelled, created, conflicts)
 
 
