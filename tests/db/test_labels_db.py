@@ -47,3 +47,16 @@ def test_an_import_matches_audits_and_is_idempotent(anydb):
     assert (again.labelled, again.created) == (0, 0)
     with anydb.read() as s:
         assert len(s.scalars(select(Correction)).all()) == 3
+
+
+def test_a_ticket_changed_after_the_plan_is_not_overwritten(anydb):
+    from triage import review
+
+    imp = runs.start_run(anydb, [("A-1", "refund my double charge")], source="seed")
+    plan = labels.plan(anydb, ingest.parse_labelled("id,text,label\nA-1,x,billing\n", "csv"), TAX, "f.csv")
+    review.correct(anydb, imp.ticket_ids[0], "account", operator="carol", expected_version=1, taxonomy=TAX)
+    result = labels.apply(anydb, plan, operator="maria")
+    assert result.labelled == 0 and "changed by carol" in result.conflicts[0]
+    with anydb.read() as s:
+        t = s.get(Ticket, imp.ticket_ids[0])
+        assert (t.category, t.corrected_by, t.version) == ("account", "carol", 2)
