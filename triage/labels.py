@@ -242,7 +242,7 @@ class Learned:
             line += (f"; out-of-fold accuracy on them {self.human_accuracy:.3f} (n={self.human_n}, ECE "
                      f"{self.human_ece:.3f})")
         if self.oof_accuracy is not None:
-            line += f"; on all {self.n_train} training examples {self.oof_accuracy:.3f}"
+            line += f"; overall, built-in examples included, {self.oof_accuracy:.3f}"
         return line + "."
 
     def to_dict(self) -> dict[str, Any]:
