@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def normal_text(text: str) -> str:
+    """A ticket's text with its whitespace normalised: what "the same text" means everywhere."""
+    return re.sub(r"\s+", " ", text.strip())
+
+
+def text_hash(text: str) -> str:
+    """The hash of a ticket's normalised text alone (no id): how a labelled row finds its ticket by text."""
+    return hashlib.sha256(normal_text(text).encode()).hexdigest()
+
+
+def _text_hash_of_row(context: DefaultExecutionContext) -> str:
+    params: dict[str, str] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return text_hash(params["text"])
 
 
 class Base(DeclarativeBase):
@@ -41,6 +59,8 @@ class Ticket(Base):
     text: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(255), default="")
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # set on every insert from the text; migration 0011 filled it for older tickets
+    text_hash: Mapped[str | None] = mapped_column(String(64), index=True, default=_text_hash_of_row)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -144,6 +164,8 @@ class Correction(Base):
     new_label: Mapped[str] = mapped_column(String(64))
     operator: Mapped[str] = mapped_column(String(120))
     note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="review", server_default="review")  # review | import
+    file: Mapped[str | None] = mapped_column(String(255))  # the file an imported label came from
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -5,7 +5,6 @@ Callers hold the transaction (short, and never around an API call); nothing here
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,15 +14,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from db.models import ModelCall, Run, SpendDaily, Ticket
+from db.models import ModelCall, Run, SpendDaily, Ticket, normal_text
 from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
 
 LEASE = timedelta(minutes=10)  # a claim older than this is considered abandoned (crashed worker)
 
 
 def content_hash(text: str, external_id: str | None = None) -> str:
-    normal = re.sub(r"\s+", " ", text.strip())
-    return hashlib.sha256(f"{external_id or ''}\x00{normal}".encode()).hexdigest()
+    return hashlib.sha256(f"{external_id or ''}\x00{normal_text(text)}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

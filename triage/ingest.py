@@ -14,12 +14,32 @@ from triage.errors import InputError
 
 TEXT_COLUMNS = ("text", "ticket", "body", "message", "description", "content", "comment", "subject")
 ID_COLUMNS = ("id", "ticket_id", "external_id", "key", "number")
+LABEL_COLUMNS = ("label", "category", "final_category", "class", "intent", "topic")
 MAX_TICKET_CHARS = 100_000
 FORMATS = ("csv", "json", "jsonl", "txt")
 
 
 class IngestError(InputError):
     """A file or paste that cannot be read; the message says where and why."""
+
+
+@dataclass
+class LabelledRow:
+    row: int  # 1-based, as a spreadsheet counts data rows
+    external_id: str | None
+    text: str  # "" when the row has none
+    label: str  # "" when the row has none
+
+
+@dataclass
+class LabelledBatch:
+    """Every data row of a labelled file, empty ones included, so the caller can report them."""
+
+    rows: list[LabelledRow]
+    columns: list[str]
+    text_column: str
+    id_column: str | None
+    label_column: str
 
 
 @dataclass
@@ -113,8 +133,54 @@ def read_labelled(path: str, text_column: str = "text", label_column: str = "lab
     return rows
 
 
+def parse_labelled(text: str, fmt: str, *, text_column: str | None = None, id_column: str | None = None,
+                   label_column: str | None = None) -> LabelledBatch:
+    """A CSV/JSON/JSONL file whose rows carry a label: (id, text, label) per data row, none left out."""
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text), dialect=_dialect(text))
+        columns = [c for c in (reader.fieldnames or []) if c is not None]
+        if not columns:
+            raise IngestError("the CSV file is empty or has no header row")
+        try:
+            records: list = list(reader)
+        except csv.Error as exc:
+            raise IngestError(f"the CSV file is malformed: {exc}") from exc
+    elif fmt in ("json", "jsonl"):
+        records = _load_records(text, fmt)
+        if not all(isinstance(r, dict) for r in records):
+            raise IngestError("each row of a labelled file must be an object with a text and a label field")
+        columns = list(dict.fromkeys(k for r in records for k in r))
+    else:
+        raise IngestError("a labelled file must be CSV, JSON or JSONL with a text and a label column")
+    tcol = _pick(columns, text_column, TEXT_COLUMNS, "text")
+    lcol = _pick(columns, label_column, LABEL_COLUMNS, "label")
+    if tcol is None or lcol is None:
+        what = "ticket text" if tcol is None else "label"
+        flag = "--text-column" if tcol is None else "--label-column"
+        raise IngestError(f"which column holds the {what}? Pass {flag}; columns are: {', '.join(columns)}")
+    if tcol == lcol:
+        raise IngestError(f"the text and the label cannot both be in column {tcol!r}")
+    icol = _pick(columns, id_column, ID_COLUMNS, "id")
+    icol = None if icol in (tcol, lcol) else icol
+
+    def cell(row: dict, col: str | None) -> str:
+        value = row.get(col) if col else None
+        return "" if value is None else str(value).strip()
+
+    rows = [LabelledRow(n, cell(r, icol) or None, cell(r, tcol), cell(r, lcol)) for n, r in enumerate(records, 1)]
+    return LabelledBatch(rows, columns, tcol, icol, lcol)
+
+
+def read_labelled_path(path: str, **kw: str | None) -> LabelledBatch:
+    p = Path(path)
+    if not p.is_file():
+        raise IngestError(f"no such file: {path}")
+    return parse_labelled(decode(p.read_bytes()), detect_format(p.name), **kw)
+
+
 def guess_column(columns: list[str], kind: str) -> str | None:
-    return _pick(columns, None, TEXT_COLUMNS if kind == "text" else ID_COLUMNS, kind)
+    candidates = {"text": TEXT_COLUMNS, "id": ID_COLUMNS, "label": LABEL_COLUMNS}[kind]
+    return _pick(columns, None, candidates, kind)
 
 
 def split_pasted(text: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import label_import, state
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
 from triage import budget, ingest, runs
 
@@ -56,13 +56,18 @@ with upload_tab:
                 guess_id = ingest.guess_column(cols, "id")
                 id_col = c2.selectbox("Id column", id_choices,
                                       index=id_choices.index(guess_id) if guess_id in id_choices else 0)
-            batch = ingest.parse(text, fmt, text_column=text_col, id_column=None if id_col == "(none)" else id_col)
-            items, source = batch.items, upload.name
-            if batch.skipped:
-                st.warning(f"{len(batch.skipped)} rows left out: " + "; ".join(batch.skipped[:5]))
-            if not items:
-                st.warning(f"{upload.name} has no tickets in it.")
-            st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
+            id_col = None if id_col == "(none)" else id_col
+            if label_import.offer(db, taxonomy, text=text, fmt=fmt, name=upload.name, columns=cols,
+                                  text_column=text_col, id_column=id_col):
+                items = []  # imported as operator labels, not classified
+            else:
+                batch = ingest.parse(text, fmt, text_column=text_col, id_column=id_col)
+                items, source = batch.items, upload.name
+                if batch.skipped:
+                    st.warning(f"{len(batch.skipped)} rows left out: " + "; ".join(batch.skipped[:5]))
+                if not items:
+                    st.warning(f"{upload.name} has no tickets in it.")
+                st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
         except ingest.IngestError as exc:
             st.error(f"Could not read {upload.name}: {exc}")
             items = []

@@ -7,6 +7,8 @@ from datetime import date
 
 from triage import ingest
 from triage.cli.admin import cmd_db, cmd_demo, cmd_train
+from triage.cli.labels import cmd_label
+from triage.cli.quality import cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
 from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
 from triage.domain import MODES
@@ -89,6 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "the zero-shot one")
     ev.add_argument("--json", action="store_true", help="one JSON object: n, accuracy, macro_f1, ece, coverage, ...")
     ev.set_defaults(func=cmd_eval)
+
+    lb = sub.add_parser("label", help="import labelled tickets (e.g. a helpdesk export) as operator labels",
+                        description="Read CSV/JSON/JSONL with a text and a label column. A row matches a ticket by "
+                        "id, else by its exact (whitespace-normalised) text; a row that matches nothing becomes a new "
+                        "ticket with the label (no API call, no cost). Labels outside the taxonomy and rows without "
+                        "text are reported, never guessed, and not written. Every label is audited (source import, "
+                        "the operator, the file); importing the same file again changes nothing. Afterwards the "
+                        "local model retrains and says what it learned.")
+    lb.add_argument("path", help="CSV, JSON or JSONL file")
+    lb.add_argument("--operator", required=True, help="who is importing: stamped on every label")
+    lb.add_argument("--text-column", help="column / field with the ticket text (default: guessed)")
+    lb.add_argument("--id-column", help="column / field with your ticket id (default: guessed; none: text only)")
+    lb.add_argument("--label-column", help="column / field with the category (default: label, category, ...)")
+    lb.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
+    lb.add_argument("--no-retrain", action="store_true", help="do not retrain the local model afterwards")
+    lb.add_argument("--json", action="store_true", help="print one JSON object")
+    lb.set_defaults(func=cmd_label)
+
+    qu = sub.add_parser("quality", help="how often each model is right against operator labels",
+                        description="Per model and tier: n, accuracy, macro-F1, expected calibration error and the "
+                        "confusion matrix, measured on operator-labelled tickets; plus the threshold what-if "
+                        "replayed on stored answers. The same figures as the dashboard's Quality page.")
+    qu.add_argument("--since", type=date.fromisoformat, help="only model answers from this day on, YYYY-MM-DD (UTC)")
+    qu.add_argument("--json", action="store_true", help="print one JSON object")
+    qu.set_defaults(func=cmd_quality)
 
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)
