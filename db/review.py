@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db import rollups
 from db.models import Correction, ModelCall, Ticket
 from triage.pricing import from_pico
 from triage.taxonomy import UNKNOWN
@@ -132,6 +133,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
         raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
+    rollups.bump_version(s, rollups.LABELS)  # the Quality page's cached figures are out of date
     return expected_version + 1
 
 
