@@ -92,7 +92,8 @@ def seed(db, n_tickets: int, n_calls: int, *, days: int = 120, labelled_every: i
         for i in range(lo, min(lo + batch, n_calls)):
             tier = 2 if rnd.random() < 0.15 else 1
             err = error_every and i % error_every == error_every - 1
-            rows.append((rnd.randrange(1, n_tickets + 1), tier, "claude-sonnet-5-5" if tier == 2 else "claude-haiku-5-5",
+            model = "claude-sonnet-5-5" if tier == 2 else "claude-haiku-5-5"
+            rows.append((rnd.randrange(1, n_tickets + 1), tier, model,
                          "error" if err else "ok", None if err else rnd.choice(CATS[:4]),
                          None if err else rnd.random(), 0 if err else 400, 0 if err else 40,
                          0 if err else (60_000_000 if tier == 1 else 1_200_000_000), rnd.randrange(200, 2000), 1,

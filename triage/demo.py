@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 
-from db import queue, reports
+from db import queue, reports, rollups
 from db.engine import Database
 from triage import prompts
 from triage.pricing import PriceTable, Usage
@@ -24,7 +24,7 @@ from triage.settings import Settings
 from triage.taxonomy import Taxonomy
 
 SOURCE = "demo"
-DEMO_REQUEST_PREFIX = "demo_"
+DEMO_REQUEST_PREFIX = rollups.DEMO_REQUEST_PREFIX  # the rollups count these calls apart
 
 
 def load_samples() -> list[dict]:
@@ -124,4 +124,4 @@ def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Rand
 
 def demo_cost(db: Database) -> Decimal:
     with db.read() as s:
-        return reports.demo_cost(s, DEMO_REQUEST_PREFIX)
+        return reports.demo_cost(s)

@@ -31,6 +31,12 @@ def _latest_per_tier(rows: list[dict]) -> dict[int, dict[int, dict]]:
     return by_ticket
 
 
+def data_version(db: Database) -> int:
+    """Changes whenever `measure` could give another answer (an operator label, a call on a labelled ticket)."""
+    with db.read() as s:
+        return q.labels_version(s)
+
+
 def measure(db: Database, bins: int = 10) -> Quality:
     with db.read() as s:
         rows = q.labelled_calls(s)

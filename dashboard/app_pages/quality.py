@@ -3,14 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
-from triage import quality
+from dashboard import cached, charts, state
 
 db = state.database()
 settings, _ = state.settings()
 
 st.title("Quality")
-result = quality.measure(db)
+result = cached.quality_measure(db)
 if result.n_tickets == 0:
     st.info("No operator labels yet. Correct or confirm tickets in the Review queue and this page shows how "
             "often each model is right, whether its confidence can be trusted, and what another threshold "
