@@ -4,6 +4,7 @@ escalation threshold would have done (replayed on stored answers, no new calls).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _whatif(tickets: dict[int, dict[int, dict]]) -> list[dict]:
         right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
                     for x in answered)
         haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
-        cost = haiku_cost + (avg_sonnet or 0) * len(escalate) / len(haiku)
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)
         out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
                     "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
                     "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
