@@ -82,7 +82,10 @@ def database_for(calls: int, args) -> str:
 def render_times(url: str, repeat: int) -> dict[str, tuple[float, float]]:
     """Median (first, rerun) seconds per page."""
     import streamlit as st
+    from streamlit.logger import set_log_level
     from streamlit.testing.v1 import AppTest
+
+    set_log_level("error")  # no "missing ScriptRunContext" chatter from clearing caches outside a run
 
     os.environ["TRIAGE_DATABASE_URL"] = url
     st.cache_resource.clear()  # a fresh database handle and worker for this database
@@ -124,7 +127,6 @@ def main() -> None:
     ap.add_argument("--reseed", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # no "missing ScriptRunContext" chatter
     os.environ["ANTHROPIC_API_KEY"] = "bench-makes-no-calls"  # a key, so the worker only polls for pending work
     os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"  # and could reach nothing if it tried
     sizes = [int(x) for x in args.calls.split(",")]

@@ -162,6 +162,21 @@ class LatencyDaily(Base):
     calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class LabelledAnswer(Base):
+    """For each ticket an operator labelled: per tier, its latest answered call next to the operator's label.
+    Kept in step by record_call and corrections (see db.rollups), so the Quality page reads one row per answer
+    instead of joining every call of every labelled ticket."""
+
+    __tablename__ = "labelled_answers"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(Integer)
+    truth: Mapped[str] = mapped_column(String(64))  # the operator's label
+    label: Mapped[str | None] = mapped_column(String(64))  # the model's answer
+    confidence: Mapped[float | None] = mapped_column(Float)
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class DataVersion(Base):
     """Counters bumped in the same transaction as the change they name ('labels': an operator label or a call
     on a labelled ticket), so a page can tell cheaply whether its cached figures are still current."""

@@ -6,11 +6,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import rollups
-from db.models import ModelCall, Ticket
+from db.models import LabelledAnswer, ModelCall, Ticket
+
+LIMIT = 50_000
 
 
-def labelled_calls(s: Session, limit: int = 50_000) -> list[dict]:
-    """For tickets an operator labelled (corrected or confirmed): each answered model call, newest tickets first."""
+def labelled_answers(s: Session, limit: int = LIMIT) -> list[dict]:
+    """For tickets an operator labelled (corrected or confirmed): each tier's latest answer, newest tickets first
+    (from the labelled_answers rollup: one row per answer, whatever the history holds)."""
+    q = (select(LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier, LabelledAnswer.label,
+                LabelledAnswer.confidence, LabelledAnswer.cost_pico)
+         .order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier).limit(limit))
+    return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "label": r[3], "confidence": r[4], "cost_pico": r[5]}
+            for r in s.execute(q)]
+
+
+def labelled_answers_from_calls(s: Session) -> list[dict]:
+    """The labelled_answers rows, straight from the tickets and their calls."""
+    keys = ("ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico")
+    return [dict(zip(keys, r, strict=True)) for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]
+
+
+def labelled_calls(s: Session, limit: int = LIMIT) -> list[dict]:
+    """For tickets an operator labelled: each answered model call, newest tickets first (a scan of their calls:
+    what the page read before labelled_answers, kept to check it)."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,
                 ModelCall.confidence, ModelCall.cost_pico)
          .join(ModelCall, ModelCall.ticket_id == Ticket.id)
@@ -21,5 +40,5 @@ def labelled_calls(s: Session, limit: int = 50_000) -> list[dict]:
 
 
 def labels_version(s: Session) -> int:
-    """Changes whenever labelled_calls could: an operator label, or a new call on a labelled ticket."""
+    """Changes whenever labelled_answers could: an operator label, or a new call on a labelled ticket."""
     return rollups.version(s, rollups.LABELS)

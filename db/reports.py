@@ -10,7 +10,7 @@ from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, se
 from sqlalchemy.orm import Session, aliased
 
 from db import rollups
-from db.models import LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage.pricing import from_pico
 
 
@@ -121,6 +121,10 @@ def rebuild_rollups(s: Session) -> dict[str, int]:
         for i in range(0, len(rows), 10_000):
             s.execute(insert(table), rows[i:i + 10_000])
         out[table.__tablename__] = len(rows)
+    s.execute(delete(LabelledAnswer))
+    out["labelled_answers"] = s.execute(insert(LabelledAnswer).from_select(
+        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"], rollups.latest_answers())
+    ).rowcount
     for name in (rollups.REBUILDS, rollups.LABELS):
         rollups.bump_version(s, name)
     return out

@@ -133,7 +133,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
         raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
-    rollups.bump_version(s, rollups.LABELS)  # the Quality page's cached figures are out of date
+    rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
     return expected_version + 1
 
 

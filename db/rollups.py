@@ -8,6 +8,7 @@ What each rollup counts, per UTC day (the definitions the raw `*_from_calls` que
   calls on two days counts on both; and the cost of that day's tier-2 calls on tickets that have no tier-1 call
   at all (when a ticket's first tier-1 call arrives, its earlier tier-2 costs leave that sum, on their days).
 - latency_daily (day, model, bucket): answered live calls per latency bucket (see `latency_bucket`).
+And, not per day: labelled_answers, each operator-labelled ticket's latest answered call per tier.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, String, case, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from db.models import Base, DataVersion, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from db.models import Base, DataVersion, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 
 DEMO_REQUEST_PREFIX = "demo_"  # simulated calls written by `triage demo`
 LABELS = "labels"  # bumped by an operator label, or a call on a ticket an operator labelled
@@ -78,8 +79,8 @@ def add_call(s: Session, row: ModelCall) -> None:
               {"calls": 1})
     # the ticket's row lock serialises calls on one ticket, so "its first call of the day" is exact under
     # concurrent writers (PostgreSQL; SQLite has one writer at a time)
-    label_source = s.scalar(select(Ticket.label_source).where(Ticket.id == row.ticket_id)
-                            .with_for_update(key_share=True))
+    label_source, truth = s.execute(select(Ticket.label_source, Ticket.category).where(Ticket.id == row.ticket_id)
+                                    .with_for_update(key_share=True)).one()
     others = s.execute(select(ModelCall.tier, ModelCall.created_at, ModelCall.cost_pico)
                        .where(ModelCall.ticket_id == row.ticket_id, ModelCall.id != row.id)).all()
     tiers_that_day = {o.tier for o in others if day_of(o.created_at) == day}
@@ -99,7 +100,43 @@ def add_call(s: Session, row: ModelCall) -> None:
             _bump(s, RoutingDaily, {"day": other_day}, {"tickets": 0, "tier1_tickets": 0, "tier2_tickets": 0,
                                                         "direct_tier2_pico": delta})
     if label_source == "operator":
+        if answered:
+            _set_answer(s, row, truth)
         bump_version(s, LABELS)
+
+
+def _set_answer(s: Session, row: ModelCall, truth: str) -> None:
+    """The call becomes its tier's answer on a labelled ticket, unless a later call already is."""
+    insert_ = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(LabelledAnswer).values(ticket_id=row.ticket_id, tier=row.tier, call_id=row.id, truth=truth,
+                                          label=row.category, confidence=row.confidence, cost_pico=row.cost_pico)
+    s.execute(stmt.on_conflict_do_update(
+        index_elements=["ticket_id", "tier"], where=LabelledAnswer.call_id < stmt.excluded.call_id,
+        set_={k: getattr(stmt.excluded, k) for k in ("call_id", "label", "confidence", "cost_pico")}))
+
+
+def label_ticket(s: Session, ticket_id: int, truth: str) -> None:
+    """An operator labelled the ticket (first time or again): its answers now stand next to `truth`."""
+    s.execute(delete(LabelledAnswer).where(LabelledAnswer.ticket_id == ticket_id))
+    s.execute(insert(LabelledAnswer).from_select(
+        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"],
+        latest_answers(ticket_id, truth)))
+    bump_version(s, LABELS)
+
+
+def latest_answers(ticket_id: int | None = None, truth: str | None = None):
+    """SELECT of (ticket, tier, call, truth, label, confidence, cost): the latest answered call per tier of one
+    labelled ticket, or (ticket_id None) of every ticket an operator labelled."""
+    latest = select(func.max(ModelCall.id)).where(ModelCall.outcome != ERROR)
+    if ticket_id is not None:
+        latest = latest.where(ModelCall.ticket_id == ticket_id)
+    else:
+        latest = latest.join(Ticket, Ticket.id == ModelCall.ticket_id).where(Ticket.label_source == "operator")
+    latest = latest.group_by(ModelCall.ticket_id, ModelCall.tier)
+    q = select(ModelCall.ticket_id, ModelCall.tier, ModelCall.id,
+               (Ticket.category if truth is None else literal(truth, String(64))).label("truth"),
+               ModelCall.category, ModelCall.confidence, ModelCall.cost_pico).where(ModelCall.id.in_(latest))
+    return q.join(Ticket, Ticket.id == ModelCall.ticket_id) if truth is None else q
 
 
 def bump_version(s: Session, name: str) -> None:

@@ -26,6 +26,7 @@ class Quality:
 
 
 def _latest_per_tier(rows: list[dict]) -> dict[int, dict[int, dict]]:
+    """From labelled calls in call order: each ticket's latest answer per tier."""
     by_ticket: dict[int, dict[int, dict]] = {}
     for r in rows:
         by_ticket.setdefault(r["ticket_id"], {})[r["tier"]] = r  # rows are in call order: the latest wins
@@ -39,9 +40,17 @@ def data_version(db: Database) -> int:
 
 
 def measure(db: Database, bins: int = 10) -> Quality:
+    """Measured on the newest labelled tickets' answers (up to db.quality.LIMIT answers)."""
     with db.read() as s:
-        rows = q.labelled_calls(s)
-    tickets = _latest_per_tier(rows)
+        rows = q.labelled_answers(s)
+    tickets: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        tickets.setdefault(r["ticket_id"], {})[r["tier"]] = r
+    return from_answers(tickets, bins)
+
+
+def from_answers(tickets: dict[int, dict[int, dict]], bins: int = 10) -> Quality:
+    """The figures from {ticket: {tier: its latest answer (truth, label, confidence, cost_pico)}}."""
     per_tier, reliability = [], []
     for tier in (0, 1, 2):
         answers = [t[tier] for t in tickets.values() if tier in t and t[tier]["label"] is not None]
@@ -72,17 +81,21 @@ def _whatif(tickets: dict[int, dict[int, dict]]) -> list[dict]:
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
-    sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
-    avg_sonnet = sum(sonnet_costs) / len(sonnet_costs) if sonnet_costs else None
+    sonnet_pico = [t[2]["cost_pico"] for t in tickets.values() if 2 in t]
+    avg_sonnet = from_pico(sum(sonnet_pico)) / len(sonnet_pico) if sonnet_pico else None  # exact sums
+    haiku_cost = from_pico(sum(x[1]["cost_pico"] for x in haiku)) / len(haiku)
+    conf = np.array([x[1]["confidence"] or 0.0 for x in haiku])
+    has_sonnet = np.array([2 in x for x in haiku])
+    haiku_right = np.array([x[1]["label"] == x[1]["truth"] for x in haiku])
+    sonnet_right = np.array([2 in x and x[2]["label"] == x[1]["truth"] for x in haiku])
     out = []
     for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
-        escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
-        answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
-        right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
-                    for x in answered)
-        haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
-        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)
-        out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
-                    "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
-                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
+        escalate = conf < t
+        answered = ~escalate | has_sonnet  # an escalated ticket without a Sonnet answer cannot be replayed
+        n_escalated, n_answered = int(escalate.sum()), int(answered.sum())
+        right = int(np.where(escalate, sonnet_right, haiku_right)[answered].sum())
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * n_escalated / len(haiku)
+        out.append({"threshold": t, "escalation_rate": n_escalated / len(haiku),
+                    "accuracy": right / n_answered if n_answered else None, "replayed": n_answered,
+                    "cost_per_ticket": cost if avg_sonnet is not None or not n_escalated else None})
     return out

@@ -14,7 +14,7 @@ from triage import review, taxonomy
 from triage.providers.base import OK, CallResult
 
 TAX = taxonomy.default()
-FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "latency_daily")
+FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "latency_daily", "labelled_answers")
 
 
 @pytest.fixture

@@ -13,13 +13,16 @@ import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from sqlalchemy import case, func, or_, select
 
+from db import quality as dbquality
 from db import queue, reports, rollups
 from db import review as dbreview
-from db.models import LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
-from triage import demo, reporting, taxonomy
+from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from triage import demo, quality, reporting, taxonomy
+from triage.local.head import expected_calibration_error
 from triage.pricing import PriceTable, PricingError, Usage, from_pico, to_pico
 from triage.providers.base import ERROR, OK, UNPARSED, CallResult
 from triage.router import Outcome
@@ -115,6 +118,56 @@ def old_month_cumulative(s, today):
     return out
 
 
+def old_quality(rows: list[dict], bins: int = 10) -> quality.Quality:
+    """triage.quality.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
+    tickets: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        tickets.setdefault(r["ticket_id"], {})[r["tier"]] = r
+    per_tier, reliability = [], []
+    for tier in (0, 1, 2):
+        answers = [t[tier] for t in tickets.values() if tier in t and t[tier]["label"] is not None]
+        if not answers:
+            continue
+        conf = np.array([a["confidence"] or 0.0 for a in answers])
+        correct = np.array([a["label"] == a["truth"] for a in answers])
+        per_tier.append({"tier": tier, "name": quality.TIER_NAME[tier], "n": len(answers),
+                         "accuracy": float(correct.mean()), "ece": expected_calibration_error(conf, correct),
+                         "mean_confidence": float(conf.mean())})
+        edges = np.linspace(0, 1, bins + 1)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+            if m.any():
+                reliability.append({"tier": tier, "name": quality.TIER_NAME[tier], "bin_mid": float((lo + hi) / 2),
+                                    "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
+                                    "n": int(m.sum())})
+    both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
+    flipped = [t for t in both if t[1]["label"] != t[2]["label"]]
+    flips = {"escalated": len(both), "flipped": len(flipped),
+             "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
+             "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
+    return quality.Quality(len(tickets), per_tier, reliability, flips, old_whatif(tickets))
+
+
+def old_whatif(tickets):
+    haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
+    if not haiku:
+        return []
+    sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
+    avg_sonnet = sum(sonnet_costs) / len(sonnet_costs) if sonnet_costs else None
+    out = []
+    for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
+        escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
+        answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
+        right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
+                    for x in answered)
+        haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)  # (the crash fixed)
+        out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
+                    "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
+    return out
+
+
 # --- random histories ------------------------------------------------------------------------------------------
 
 def random_time(rnd: random.Random, first: date, days: int) -> datetime:
@@ -139,7 +192,8 @@ def random_call(rnd: random.Random, tier: int, first: date, days: int, *, outcom
     # any exact amount to the pico-dollar, including odd ones no price table would give
     cost = from_pico(0 if tier == 0 else rnd.choice([rnd.randrange(1, 10**10), 1, 7 * 10**9 + 3]))
     request_id = rnd.choice([None, f"req_{rnd.getrandbits(32):x}", f"demo_{rnd.getrandbits(32):x}"])
-    return CallResult(tier, rnd.choice(MODELS[tier]), outcome, category="billing" if answered else None,
+    category = rnd.choice(TAX.names) if outcome == OK else None
+    return CallResult(tier, rnd.choice(MODELS[tier]), outcome, category=category,
                       confidence=rnd.random() if answered else None, usage=usage, cost_usd=cost,
                       latency_ms=random_latency(rnd), request_id=request_id, created_at=random_time(rnd, first, days),
                       error="boom" if not answered else None)
@@ -186,7 +240,7 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
 def rollup_tables(s) -> dict:
     return {t.__tablename__: sorted(tuple(getattr(r, c.key) for c in t.__table__.columns)
                                     for r in s.scalars(select(t)))
-            for t in (SpendDaily, RoutingDaily, LatencyDaily)}
+            for t in (SpendDaily, RoutingDaily, LatencyDaily, LabelledAnswer)}
 
 
 def ranges(rnd: random.Random, first: date, days: int, n: int = 4) -> list[tuple[date, date]]:
@@ -209,6 +263,10 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
             tuple(r[k] for k in routing_keys) for r in reports.routing_by_day_from_calls(s))
         assert stored["latency_daily"] == sorted((r["day"], r["model"], r["bucket_ms"], r["calls"])
                                                  for r in reports.latency_histogram_from_calls(s))
+        answer_keys = [c.key for c in LabelledAnswer.__table__.columns]
+        assert stored["labelled_answers"] == sorted(tuple(r[k] for k in answer_keys)
+                                                    for r in dbquality.labelled_answers_from_calls(s))
+        assert quality.measure(db) == old_quality(dbquality.labelled_calls(s))
         assert reports.demo_calls(s) == old_demo_calls(s)
         assert reports.demo_cost(s) == from_pico(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
                                                           .where(ModelCall.request_id.like("demo_%"))))

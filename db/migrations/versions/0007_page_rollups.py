@@ -1,4 +1,4 @@
-"""page rollups: per-day routing and latency, answered and demo totals, data versions
+"""page rollups: per-day routing and latency, answered and demo totals, labelled answers, data versions
 
 Revision ID: 0007
 Revises: 0006
@@ -37,6 +37,17 @@ def upgrade() -> None:
     sa.Column('calls', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('day', 'model', 'bucket_ms')
     )
+    op.create_table('labelled_answers',
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('tier', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('truth', sa.String(length=64), nullable=False),
+    sa.Column('label', sa.String(length=64), nullable=True),
+    sa.Column('confidence', sa.Float(), nullable=True),
+    sa.Column('cost_pico', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('ticket_id', 'tier')
+    )
     op.create_table('data_versions',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('version', sa.BigInteger(), nullable=False),
@@ -52,6 +63,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('data_versions')
+    op.drop_table('labelled_answers')
     op.drop_table('latency_daily')
     op.drop_table('routing_daily')
     with op.batch_alter_table('spend_daily', schema=None) as batch_op:
