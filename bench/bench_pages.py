@@ -19,6 +19,7 @@ bench_pages_<calls>, is created there and kept the same way.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import tempfile
@@ -82,10 +83,9 @@ def database_for(calls: int, args) -> str:
 def render_times(url: str, repeat: int) -> dict[str, tuple[float, float]]:
     """Median (first, rerun) seconds per page."""
     import streamlit as st
-    from streamlit.logger import set_log_level
     from streamlit.testing.v1 import AppTest
 
-    set_log_level("error")  # no "missing ScriptRunContext" chatter from clearing caches outside a run
+    logging.disable(logging.WARNING)  # no "missing ScriptRunContext" chatter from clearing caches outside a run
 
     os.environ["TRIAGE_DATABASE_URL"] = url
     st.cache_resource.clear()  # a fresh database handle and worker for this database

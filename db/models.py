@@ -176,6 +176,8 @@ class LabelledAnswer(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
 
+    __table_args__ = ({"sqlite_with_rowid": False},)  # stored in key order: the page reads it newest first
+
 
 class DataVersion(Base):
     """Counters bumped in the same transaction as the change they name ('labels': an operator label or a call

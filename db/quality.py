@@ -11,14 +11,14 @@ from db.models import LabelledAnswer, ModelCall, Ticket
 LIMIT = 50_000
 
 
-def labelled_answers(s: Session, limit: int = LIMIT) -> list[dict]:
-    """For tickets an operator labelled (corrected or confirmed): each tier's latest answer, newest tickets first
-    (from the labelled_answers rollup: one row per answer, whatever the history holds)."""
-    q = (select(LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier, LabelledAnswer.label,
+def labelled_answers(s: Session, limit: int = LIMIT) -> list[tuple]:
+    """For tickets an operator labelled (corrected or confirmed): each tier's latest answer as (ticket_id, tier,
+    truth, label, confidence, cost_pico), newest tickets first (from the labelled_answers rollup, read in key
+    order: one row per answer, whatever the history holds)."""
+    q = (select(LabelledAnswer.ticket_id, LabelledAnswer.tier, LabelledAnswer.truth, LabelledAnswer.label,
                 LabelledAnswer.confidence, LabelledAnswer.cost_pico)
-         .order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier).limit(limit))
-    return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "label": r[3], "confidence": r[4], "cost_pico": r[5]}
-            for r in s.execute(q)]
+         .order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier.desc()).limit(limit))
+    return [tuple(r) for r in s.connection().execute(q)]
 
 
 def labelled_answers_from_calls(s: Session) -> list[dict]:

@@ -46,7 +46,8 @@ def upgrade() -> None:
     sa.Column('confidence', sa.Float(), nullable=True),
     sa.Column('cost_pico', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('ticket_id', 'tier')
+    sa.PrimaryKeyConstraint('ticket_id', 'tier'),
+    sqlite_with_rowid=False
     )
     op.create_table('data_versions',
     sa.Column('name', sa.String(length=32), nullable=False),
