@@ -116,10 +116,7 @@ def rebuild_rollups(db) -> float:
     """Rebuild the rollups from the calls as migration 0007 does; returns the seconds it took."""
     t = time.perf_counter()
     with db.transaction() as s:
-        if hasattr(reports, "rebuild_rollups"):
-            reports.rebuild_rollups(s)
-        else:  # before the rollups of issue 14 (to measure the old pages): only the spend rollup exists
-            reports.rebuild_spend_daily(s)
+        reports.rebuild_rollups(s)
     return time.perf_counter() - t
 
 

@@ -130,11 +130,6 @@ def rebuild_rollups(s: Session) -> dict[str, int]:
     return out
 
 
-def rebuild_spend_daily(s: Session) -> int:
-    """Kept for callers of the single rollup of old: rebuilds every rollup, returns spend_daily's rows."""
-    return rebuild_rollups(s)["spend_daily"]
-
-
 def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
     """The daily rows folded into ISO weeks (Monday first)."""
     weeks: dict[tuple, dict] = {}

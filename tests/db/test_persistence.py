@@ -154,6 +154,7 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
         assert [(r["day"], r["model"], r["tier"], r["calls"], r["cost_pico"]) for r in from_calls] == [
             (r["day"], r["model"], r["tier"], r["calls"], to_pico(r["cost_usd"])) for r in daily]
     with anydb.transaction() as s:
-        assert reports.rebuild_rollups(s) == {"spend_daily": 6, "routing_daily": 3, "latency_daily": 6}
+        assert reports.rebuild_rollups(s) == {"spend_daily": 6, "routing_daily": 3, "latency_daily": 6,
+                                              "labelled_answers": 0}
     with anydb.read() as s:
         assert reports.spend_by_day(s) == daily
