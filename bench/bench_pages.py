@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--dir", help="where SQLite databases are kept (default: a temporary directory)")
     ap.add_argument("--reseed", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed-only", action="store_true", help="seed (or check) the databases, render nothing")
     args = ap.parse_args()
     os.environ["ANTHROPIC_API_KEY"] = "bench-makes-no-calls"  # a key, so the worker only polls for pending work
     os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"  # and could reach nothing if it tried
@@ -137,6 +138,8 @@ def main() -> None:
         results = {}
         for calls in sizes:
             url = database_for(calls, args)
+            if args.seed_only:
+                continue
             results[calls] = render_times(url, args.repeat)
             backend = "PostgreSQL" if args.url else "SQLite"
             print(f"\n{calls:,} calls, {int(calls * args.tickets_per_call):,} tickets ({backend}), median of "
@@ -145,7 +148,7 @@ def main() -> None:
                   "target <= 1.0 / 0.3 s at 1M")
             for title, (first, rerun, cpu_first, cpu_rerun) in results[calls].items():
                 print(f"  {title:<16} {first:8.3f} {rerun:8.3f}   {cpu_first:9.3f} {cpu_rerun:9.3f}", flush=True)
-        if len(sizes) > 1:
+        if len(sizes) > 1 and not args.seed_only:
             small, big = sizes[0], sizes[-1]
             print(f"\n{big:,} / {small:,} calls (target <= 1.5), wall (cpu):")
             for title in results[small]:

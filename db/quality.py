@@ -18,7 +18,7 @@ def labelled_answers(s: Session, limit: int = LIMIT) -> list[tuple]:
     q = (select(LabelledAnswer.ticket_id, LabelledAnswer.tier, LabelledAnswer.truth, LabelledAnswer.label,
                 LabelledAnswer.confidence, LabelledAnswer.cost_pico)
          .order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier.desc()).limit(limit))
-    return [tuple(r) for r in s.connection().execute(q)]
+    return list(s.connection().execute(q).all())
 
 
 def labelled_answers_from_calls(s: Session) -> list[dict]:

@@ -153,6 +153,11 @@ def status_counts(s: Session) -> dict[str, int]:
     return counts
 
 
+def has_tickets(s: Session) -> bool:
+    """Whether any ticket exists (one index probe, where status_counts scans every ticket)."""
+    return bool(s.scalar(select(exists().where(Ticket.id.is_not(None)))))
+
+
 def total_cost_pico(s: Session, start: date | None = None, end: date | None = None) -> int:
     q = select(func.coalesce(func.sum(SpendDaily.cost_pico), 0))
     if start is not None:

@@ -17,7 +17,7 @@ if not state.has_api_key():
 blocked = runs.budget_block(db, settings.monthly_budget_usd) if state.has_api_key() else None
 if blocked:
     st.warning(blocked[0].upper() + blocked[1:] + ".", icon=":material/savings:")
-if runs.ticket_count(db) == 0:
+if not runs.has_tickets(db):
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "
                     "routing history and a few operator corrections, so every page has something to show.")
