@@ -6,8 +6,7 @@ import streamlit as st
 
 from db.engine import database_url
 from db.migrate import open_database
-from triage.config_service import effective
-from triage.settings import Settings
+from triage.settings import Settings, effective
 
 
 @st.cache_resource(show_spinner=False)

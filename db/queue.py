@@ -1,4 +1,6 @@
-"""Every query the engine needs. Short write transactions; no API call ever happens in here."""
+"""The durable work queue: import tickets, claim them, record each call, apply outcomes, keep runs.
+
+Callers hold the transaction (short, and never around an API call); nothing here calls an API."""
 
 from __future__ import annotations
 
@@ -13,9 +15,7 @@ from sqlalchemy.orm import Session
 
 from db import rollups
 from db.models import ModelCall, Run, Ticket
-from triage.pricing import Usage, from_pico, to_pico
-from triage.providers.base import CallResult
-from triage.router import FAILED, PENDING, Outcome
+from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
 
 LEASE = timedelta(minutes=10)  # a claim older than this is considered abandoned (crashed worker)
 
@@ -39,6 +39,8 @@ class Claimed:
     text: str
     wants_tier2: bool
     run_id: int | None
+    mode: str | None = None  # the run's routing (auto, haiku, sonnet, local, ...): it travels with the ticket
+    threshold: float | None = None  # the run's escalation threshold
 
 
 def _aware(when: datetime) -> datetime:
@@ -128,10 +130,20 @@ def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    if rows:
-        s.execute(update(Ticket).where(Ticket.id.in_([r.id for r in rows]))
-                  .values(claimed_by=worker, claimed_at=now))
-    return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id) for r in rows]
+    if not rows:
+        return []
+    s.execute(update(Ticket).where(Ticket.id.in_([r.id for r in rows])).values(claimed_by=worker, claimed_at=now))
+    run_ids = {r.run_id for r in rows if r.run_id is not None}
+    routing = {rid: (mode, threshold) for rid, mode, threshold in
+               s.execute(select(Run.id, Run.mode, Run.threshold).where(Run.id.in_(run_ids)))} if run_ids else {}
+    return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id, *routing.get(r.run_id, (None, None)))
+            for r in rows]
+
+
+def leave_pending(s: Session, ticket_id: int, reason: str) -> None:
+    """Release a claimed ticket without processing it (budget reached, run stopping), saying why."""
+    s.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status == PENDING)
+              .values(claimed_by=None, claimed_at=None, status_reason=reason))
 
 
 def hold_for_batch(s: Session, ticket_ids: Sequence[int], batch_id: str, until: datetime) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db import rollups
 from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
-from triage.pricing import from_pico
+from triage.domain import ERROR, from_pico
 
 
 def _day_bounds(q: Select, start: date | None, end: date | None) -> Select:
@@ -53,7 +53,7 @@ def _days(q: Select, col, start: date | None, end: date | None) -> Select:
 def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
     """The spend_daily rows, straight from model_calls."""
     day = _day(s).label("day")
-    answered = ModelCall.outcome != rollups.ERROR
+    answered = ModelCall.outcome != ERROR
     demo = ModelCall.request_id.like(f"{rollups.DEMO_REQUEST_PREFIX}%")
     q = select(
         day, ModelCall.model, ModelCall.tier, func.count().label("calls"),
@@ -102,7 +102,7 @@ def latency_histogram_from_calls(s: Session, start: date | None = None, end: dat
     day = _day(s).label("day")
     bucket = rollups.latency_bucket_sql(ModelCall.latency_ms).label("bucket_ms")
     q = _day_bounds(select(day, ModelCall.model, bucket, func.count().label("calls"))
-                    .where(ModelCall.outcome != rollups.ERROR,
+                    .where(ModelCall.outcome != ERROR,
                            or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != rollups.BATCH))
                     .group_by(day, ModelCall.model, bucket), start, end).order_by(day, ModelCall.model, bucket)
     return [{"day": str(r.day), "model": r.model, "bucket_ms": int(r.bucket_ms), "calls": int(r.calls)}
@@ -145,7 +145,7 @@ def spend_by_week(s: Session, start: date | None = None, end: date | None = None
 
 
 def status_counts(s: Session) -> dict[str, int]:
-    """Tickets per state, plus corrected and total: the dashboard header."""
+    """Tickets per state, plus corrected and total."""
     rows = s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
     counts = {status: n for status, n in rows}
     counts["total"] = sum(n for _, n in rows)
@@ -188,7 +188,7 @@ def latencies_from_calls(s: Session, start: date | None = None, end: date | None
     """(day, model, latency_ms) of every answered live call: the raw values the histogram counts."""
     day = _day(s).label("day")
     q = select(day, ModelCall.model, ModelCall.latency_ms).where(
-        ModelCall.outcome != rollups.ERROR,
+        ModelCall.outcome != ERROR,
         or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != rollups.BATCH))
     return [tuple(r) for r in s.execute(_day_bounds(q, start, end).order_by(ModelCall.id))]
 
@@ -209,7 +209,7 @@ def tier1_tokens_and_direct_tier2_from_calls(s: Session, start: date | None = No
     """The same, straight from model_calls."""
     t1 = _day_bounds(select(func.coalesce(func.sum(ModelCall.input_tokens), 0),
                             func.coalesce(func.sum(ModelCall.output_tokens), 0))
-                     .where(ModelCall.tier == 1, ModelCall.outcome != rollups.ERROR), start, end)
+                     .where(ModelCall.tier == 1, ModelCall.outcome != ERROR), start, end)
     inp, out = s.execute(t1).one()
     seen_by_t1 = select(ModelCall.ticket_id).where(ModelCall.tier == 1)
     direct = _day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))

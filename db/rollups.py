@@ -22,11 +22,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from db.models import Base, DataVersion, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from triage.domain import ERROR
 
 DEMO_REQUEST_PREFIX = "demo_"  # simulated calls written by `triage demo`
 LABELS = "labels"  # bumped by an operator label, or a call on a ticket an operator labelled
 REBUILDS = "rebuilds"  # bumped by every rebuild of the rollups
-ERROR = "error"  # the outcome of a call that got no answer (triage.providers.base.ERROR)
 BATCH = "batch"  # service tier of Message Batches calls: no per-request latency
 
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from triage.cli import main
-from triage.pricing import PriceTable, Usage
+from triage.domain import Usage
+from triage.pricing import PriceTable
 
 TICKETS = [
     ("T-1", "I was charged twice for my subscription, please refund"),

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from db import queue
 from db.engine import Database
-from triage.providers.base import ERROR, TRANSIENT, CallResult
+from triage.budget import BudgetGuard, check
+from triage.domain import ERROR, TRANSIENT, CallResult
 from triage.router import Router, decide, should_escalate
 
 HOLD = timedelta(hours=25)  # a batch expires after 24 h; its tickets stay claimed until then
@@ -24,7 +25,11 @@ def _id(ticket_id: int) -> str:
 
 
 async def submit(db: Database, router: Router, run_id: int, worker: str = "batch") -> str | None:
-    """Send the run's pending tickets as one batch; returns the batch id (None when nothing was pending)."""
+    """Send the run's pending tickets as one batch; returns the batch id (None when nothing was pending).
+    Refused (errors.BudgetReached) when a spending cap is reached."""
+    guard = router.guard
+    if isinstance(guard, BudgetGuard):
+        check(db, guard.caps)
     with db.transaction() as s:
         claimed = queue.claim_pending(s, worker, 100_000, run_id)
     if not claimed:

@@ -1,12 +1,20 @@
-"""Write result rows as JSONL or CSV. CSV cells that a spreadsheet would run as formulas are neutralised."""
+"""Exports: result rows and every ticket as JSONL or CSV. CSV cells a spreadsheet would run as formulas are
+neutralised; money is written as plain decimals."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+
+from db import review as db_review
+from db.engine import Database
+from triage.domain import money_text
+from triage.errors import InputError
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -17,9 +25,9 @@ def safe_cell(value: object) -> object:
     return value
 
 
-def _json_default(value: object):
+def _json_default(value: object) -> str:
     if isinstance(value, Decimal):
-        return str(value)
+        return money_text(value)
     return str(value)
 
 
@@ -37,13 +45,40 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def check_destination(path: str) -> None:
+    """Fail before any work is paid for when results could not be written to `path`."""
+    if Path(path).suffix.lower() not in (".csv", ".jsonl", ".ndjson", ".json"):
+        raise InputError(f"--out must end in .jsonl or .csv (got {path})")
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"--out {path} is a folder; give a file name")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not os.access(target if target.exists() else existing, os.W_OK):
+        raise InputError(f"--out {path} cannot be written (no permission)")
+
+
 def write(rows: list[dict], path: str) -> None:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        text = to_csv(rows)
-    elif suffix in (".jsonl", ".ndjson", ".json"):
-        text = to_jsonl(rows)
-    else:
-        raise ValueError(f"--out must end in .jsonl or .csv (got {path})")
+    check_destination(path)
+    text = to_csv(rows) if Path(path).suffix.lower() == ".csv" else to_jsonl(rows)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text, encoding="utf-8", newline="")
+
+
+def ticket_rows(db: Database, batch: int = 2000) -> list[dict]:
+    rows, page = [], 0
+    with db.read() as s:
+        while True:
+            chunk = db_review.export_page(s, page, batch)
+            rows.extend(chunk)
+            if len(chunk) < batch:
+                return rows
+            page += 1
+
+
+def export_tickets(db: Database, fmt: str) -> tuple[bytes, str]:
+    rows = ticket_rows(db)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    if fmt == "csv":
+        return to_csv(rows).encode("utf-8"), f"triage-tickets-{stamp}.csv"
+    return to_jsonl(rows).encode("utf-8"), f"triage-tickets-{stamp}.jsonl"

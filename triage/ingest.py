@@ -10,14 +10,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from triage.errors import InputError
+
 TEXT_COLUMNS = ("text", "ticket", "body", "message", "description", "content", "comment", "subject")
 ID_COLUMNS = ("id", "ticket_id", "external_id", "key", "number")
 MAX_TICKET_CHARS = 100_000
 FORMATS = ("csv", "json", "jsonl", "txt")
 
 
-class IngestError(ValueError):
-    pass
+class IngestError(InputError):
+    """A file or paste that cannot be read; the message says where and why."""
 
 
 @dataclass

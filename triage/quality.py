@@ -10,8 +10,8 @@ import numpy as np
 
 from db import quality as q
 from db.engine import Database
+from triage.domain import from_pico
 from triage.local.head import expected_calibration_error
-from triage.pricing import from_pico
 
 TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from db import reports, rollups
 from db.engine import Database
-from triage.pricing import PriceTable, PricingError, Usage, from_pico
+from triage.domain import Usage, from_pico
+from triage.errors import UnknownModel
+from triage.pricing import PriceTable
 
 LATENCY_RESOLUTION = ("p50/p95 from latencies kept to two significant digits (under 100 ms to the millisecond, "
                       "above within 10%); batch calls have no latency")
@@ -62,15 +64,16 @@ def spend_page(db: Database, start: date, end: date, by: str = "day", *, tier2_m
                          _month_cumulative(s, today))
 
 
-def spend(db: Database, start: date, end: date, by: str = "day") -> list[dict]:
+def spend(db: Database, start: date | None = None, end: date | None = None, by: str = "day") -> list[dict]:
+    """Exact spend per day (or ISO week), model and tier, from the daily rollup."""
     with db.read() as s:
         return _spend(s, start, end, by)
 
 
-def _spend(s: Session, start: date, end: date, by: str) -> list[dict]:
+def _spend(s: Session, start: date | None, end: date | None, by: str) -> list[dict]:
     rows = reports.spend_by_week(s, start, end) if by == "week" else reports.spend_by_day(s, start, end)
     for r in rows:
-        r["period"] = r.pop("week", None) or r.pop("day")
+        r["period"] = r.get("week") or r["day"]
         r["series"] = f"{r['model']} (tier {r['tier']})"
     return rows
 
@@ -142,7 +145,7 @@ def _summary(s: Session, route: list[dict], start: date, end: date, *, tier2_mod
     try:
         alone = prices.cost(tier2_model, Usage(t["input_tokens"], t["output_tokens"]), end) + \
             from_pico(t["direct_tier2_pico"])
-    except PricingError:
+    except UnknownModel:
         alone = None
     days_left = calendar.monthrange(today.year, today.month)[1] - today.day
     return Summary(

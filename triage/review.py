@@ -1,21 +1,23 @@
-"""Operator use cases: the review queue, ticket detail, corrections (optimistic), bulk corrections."""
+"""Operator use cases: the review queue, ticket detail, corrections (optimistic), confirmations, bulk labels.
+
+A confirmation is a correction whose label is the one the ticket already has: it records that an operator
+checked it, so it counts as ground truth. Both go through `correct`, which holds the rules."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from db import review as q
 from db.engine import Database
-from db.review import Conflict, ReviewFilter
-from triage.pricing import from_pico
+from triage.domain import ReviewFilter, ReviewRow, TicketView, from_pico
+from triage.errors import Conflict, InputError
 from triage.taxonomy import Taxonomy
-
-__all__ = ["Conflict", "ReviewFilter", "correct", "correct_many", "detail", "page"]
 
 
 @dataclass
 class Page:
-    rows: list[q.Row]
+    rows: list[ReviewRow]
     total: int
     page: int
     size: int
@@ -35,9 +37,9 @@ def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE
 def correct(db: Database, ticket_id: int, label: str, *, operator: str, expected_version: int,
             taxonomy: Taxonomy, note: str | None = None) -> int:
     if label not in taxonomy:
-        raise ValueError(f"{label!r} is not a category; pick one of {', '.join(taxonomy.names)}")
+        raise InputError(f"{label!r} is not a category; pick one of {', '.join(taxonomy.names)}")
     if not operator.strip():
-        raise ValueError("say who you are (operator name) before correcting labels")
+        raise InputError("say who you are (operator name) before correcting labels")
     with db.transaction() as s:
         return q.correct(s, ticket_id, label, operator=operator.strip(), expected_version=expected_version,
                          note=note)
@@ -62,11 +64,22 @@ def correct_many(db: Database, changes: list[tuple[int, str, int]], *, operator:
     return result
 
 
+def confirm_many(db: Database, tickets: list[tuple[int, str | None, int]], *, operator: str, taxonomy: Taxonomy,
+                 note: str | None = None) -> BulkResult:
+    """(ticket id, label seen, version seen) each: the operator checked the label and it is right. Tickets without
+    a label from the taxonomy cannot be confirmed (correct them instead) and are reported as such."""
+    result = correct_many(db, [(t, label, v) for t, label, v in tickets if label in taxonomy], operator=operator,
+                          taxonomy=taxonomy, note=note or "confirmed")
+    result.conflicts += [f"ticket {t} has no label to confirm; pick one instead" for t, label, _ in tickets
+                         if label not in taxonomy]
+    return result
+
+
 @dataclass
 class Detail:
-    ticket: object
-    calls: list[dict]
-    history: list[dict]
+    ticket: TicketView
+    calls: list[dict[str, Any]]
+    history: list[dict[str, Any]]
 
 
 def detail(db: Database, ticket_id: int) -> Detail | None:

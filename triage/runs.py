@@ -1,24 +1,17 @@
-"""Run bookkeeping for entry points: import tickets as a run, report its progress and rows, queue work."""
+"""Runs: import tickets as a run, queue work, and report a run's progress and result rows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from db import queue, reports
 from db.engine import Database
-from triage.pricing import from_pico
-from triage.router import FAILED
+from triage.domain import FAILED, from_pico, money_text
 
-
-@dataclass
-class RunReport:
-    run_id: int | None
-    processed: int = 0
-    states: dict[str, int] = field(default_factory=dict)
-    stopped: str | None = None  # why the run stopped early, None when it finished
-    stop_kind: str | None = None  # "key" (rejected API key) or "budget" (monthly budget reached)
+if TYPE_CHECKING:
+    from triage.pipeline import RunReport
 
 
 def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
@@ -26,11 +19,11 @@ def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
         return queue.request_escalation(s, list(ticket_ids))
 
 
-def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
+def requeue_failed(db: Database, *, started_by: str = "cli", threshold: float = 0.7) -> tuple[int, int]:
     """Queue every failed ticket again under a new run; returns (run id, how many)."""
     with db.transaction() as s:
         ids = queue.ticket_ids_in_state(s, FAILED)
-        run_id = queue.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=0.7)
+        run_id = queue.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=threshold)
         n = queue.requeue_tickets(s, ids, run_id) if ids else 0
     return run_id, n
 
@@ -43,6 +36,7 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
 
 
 def finish_run(db: Database, report: RunReport) -> None:
+    """A run ends stopped (with why) or finished."""
     if report.run_id is None:
         return
     with db.transaction() as s:
@@ -64,7 +58,7 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bo
                 "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
                 "confidence": t.confidence, "tier": t.label_source,
                 "model": (last.model_returned or last.model) if last else None,
-                "escalated": t.escalated, "cost_usd": str(from_pico(costs.get(tid, 0))),
+                "escalated": t.escalated, "cost_usd": money_text(from_pico(costs.get(tid, 0))),
                 "status": t.status, "reason": t.status_reason or (last.reason if last else None),
             })
             if with_text:
@@ -74,7 +68,7 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bo
 
 
 @dataclass
-class Progress:
+class RunProgress:
     run_id: int
     status: str
     message: str | None
@@ -86,13 +80,13 @@ class Progress:
         return self.total - self.states.get("pending", 0)
 
 
-def run_progress(db: Database, run_id: int) -> Progress | None:
+def run_progress(db: Database, run_id: int) -> RunProgress | None:
     with db.read() as s:
         run = queue.run_info(s, run_id)
         if run is None:
             return None
         states = queue.run_state_counts(s, run_id)
-        return Progress(run_id, run.status, run.message, run.n_tickets, states)
+        return RunProgress(run_id, run.status, run.message, run.n_tickets, states)
 
 
 def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
@@ -108,11 +102,6 @@ def has_tickets(db: Database) -> bool:
 def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
     with db.read() as s:
         return queue.count_known(s, items)
-
-
-def spend(db: Database, start=None, end=None) -> list[dict]:
-    with db.read() as s:
-        return reports.spend_by_day(s, start, end)
 
 
 def recent_runs(db: Database, limit: int = 20) -> list[dict]:
@@ -135,18 +124,3 @@ def open_batches(db: Database) -> list[tuple[int, str]]:
     """(run id, batch id) of runs whose Message Batch has not been collected yet."""
     with db.read() as s:
         return queue.open_batches(s)
-
-
-def budget_block(db: Database, monthly_budget_usd: float, today=None) -> str | None:
-    """Why API calls must wait, when this month's exact spend has reached the budget; None otherwise."""
-    if not monthly_budget_usd:
-        return None
-    from datetime import date
-
-    today = today or date.today()
-    with db.read() as s:
-        spent = from_pico(reports.total_cost_pico(s, today.replace(day=1), today))
-    if spent >= Decimal(str(monthly_budget_usd)):
-        return (f"this month's spend ${spent:.4f} has reached the monthly budget of ${monthly_budget_usd:.2f}: "
-                "API calls are paused (raise the budget in Settings or TRIAGE_MONTHLY_BUDGET_USD)")
-    return None

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
-from triage import ingest, runs
+from triage import budget, ingest, runs
 
 db = state.database()
 settings, taxonomy = state.settings()
@@ -14,9 +14,11 @@ if not state.has_api_key():
     st.info("No Claude API key: the **local model** classifies tickets on this machine for free; the ones it is "
             "unsure about go to the review queue. Haiku and Sonnet need `ANTHROPIC_API_KEY` in the environment "
             "the dashboard starts from.", icon=":material/key_off:")
-blocked = runs.budget_block(db, settings.monthly_budget_usd) if state.has_api_key() else None
-if blocked:
-    st.warning(blocked[0].upper() + blocked[1:] + ".", icon=":material/savings:")
+standing = budget.standing(db, settings.caps) if state.has_api_key() and settings.caps.any else None
+if standing and standing.blocked:
+    st.warning(standing.blocked[0].upper() + standing.blocked[1:] + ".", icon=":material/savings:")
+elif standing and standing.warning:
+    st.info(standing.warning[0].upper() + standing.warning[1:] + ".", icon=":material/savings:")
 if not runs.has_tickets(db):
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import state
 from dashboard.ui import STATUS_LABEL, money, need_operator, plain
 from triage import review, runs
-from triage.review import ReviewFilter
+from triage.domain import ReviewFilter
 
 db = state.database()
 TIER = {0: "local", 1: "Haiku", 2: "Sonnet"}

@@ -5,7 +5,8 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.ui import need_operator
-from triage import config_service, exporting
+from triage import export
+from triage import settings as config
 from triage.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
 
@@ -25,7 +26,7 @@ if st.button("Save taxonomy", key="save_taxonomy") and need_operator():
     try:
         new = Taxonomy.from_pairs([(str(r["name"] or ""), str(r["description"] or ""))
                                    for r in edited.to_dict("records")])
-        config_service.save_taxonomy(db, new, operator=state.operator())
+        config.save_taxonomy(db, new, operator=state.operator())
         st.success(f"Saved {len(new.names)} categories.")
     except TaxonomyError as exc:
         st.error(str(exc))
@@ -37,19 +38,22 @@ with st.form("engine"):
     c1, c2 = st.columns(2)
     tier1 = c1.text_input("Tier 1 model", settings.tier1_model)
     tier2 = c2.text_input("Tier 2 model", settings.tier2_model)
-    budget = st.number_input("Monthly budget (USD, 0 = none)", min_value=0.0, value=float(settings.monthly_budget_usd),
+    b1, b2 = st.columns(2)
+    budget = b1.number_input("Monthly budget (USD, 0 = none)", min_value=0.0, value=float(settings.monthly_budget_usd),
                              step=10.0, help="API calls pause once this month's exact spend reaches it; the local "
                              "model keeps working.")
+    daily = b2.number_input("Daily budget (USD, 0 = none)", min_value=0.0, value=float(settings.daily_budget_usd),
+                            step=1.0, help="The same for today's spend (UTC days).")
     if st.form_submit_button("Save routing") and need_operator():
         try:
-            config_service.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
-                                       tier2_model=tier2.strip(), monthly_budget_usd=budget)
+            config.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
+                               tier2_model=tier2.strip(), monthly_budget_usd=budget, daily_budget_usd=daily)
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
             st.error(str(exc))
 
 st.subheader("Local model (tier 0)")
-from triage.local import service as local  # noqa: E402
+from triage.local import tier as local  # noqa: E402
 
 metrics = local.stored_metrics(db)
 if metrics:
@@ -64,7 +68,35 @@ if metrics:
                    "that did not see it.")
     cols[3].metric("Calibration error (ECE)", f"{metrics.get('human_ece', metrics['oof_ece']):.3f}",
                    help="0 means a confidence of 0.9 is right 90% of the time.")
-    st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels.")
+    st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels. "
+               f"Confidence calibrated on {metrics.get('calibrated_on', 'held-out examples')}; until "
+               f"{local.MIN_CALIBRATION} operator labels exist, a ticket is only confident when the built-in examples "
+               "and the category's description agree.")
+    learning = metrics.get("learning_curve")
+    if learning and learning.get("points"):
+        import plotly.graph_objects as go
+
+        pts = learning["points"]
+        x = [p["per_category"] for p in pts]
+        fig = go.Figure()
+        for key, name in (("accuracy", "Accuracy"), ("ece", "Calibration error (ECE)")):
+            fig.add_scatter(x=x, y=[p[key] for p in pts], name=name, mode="lines+markers",
+                            error_y={"type": "data", "symmetric": False,
+                                     "array": [p[f"{key}_high"] - p[key] for p in pts],
+                                     "arrayminus": [p[key] - p[f"{key}_low"] for p in pts]})
+        fig.update_layout(title="Learning curve: what more operator labels buy", height=320,
+                          xaxis_title="operator labels per category", yaxis_title="on held-out operator labels",
+                          yaxis_range=[0, 1], margin={"t": 40, "b": 40})
+        st.plotly_chart(fig, key="learning_curve")
+        st.caption(f"Measured when it last trained, on the {learning['labels']} operator-labelled tickets: each of "
+                   f"{learning['draws']} draws scores {learning['scored']} of them (the bars: lowest and highest draw) "
+                   "with a model trained on the built-in examples plus n labels per category from the rest. "
+                   "0 is the zero-shot model on your own tickets.")
+        st.dataframe(pd.DataFrame([{"labels per category": p["per_category"], "accuracy": round(p["accuracy"], 3),
+                                    "ECE": round(p["ece"], 3)} for p in pts]), hide_index=True)
+    else:
+        st.caption(f"The learning curve (accuracy against the number of operator labels) appears once "
+                   f"{local.CURVE_MIN_LABELS} tickets carry operator labels.")
 else:
     st.caption("Not trained yet: it builds itself from the taxonomy the first time it classifies.")
 if st.button("Retrain now", key="retrain"):
@@ -104,7 +136,7 @@ st.subheader("Export")
 st.caption("Every ticket with its current label, who set it, and what its model calls cost.")
 fmt = st.radio("Format", ["CSV", "JSONL"], horizontal=True, key="export_format")
 if st.button("Prepare export", key="prepare_export"):
-    st.session_state["export_data"] = exporting.export_tickets(db, fmt.lower())
+    st.session_state["export_data"] = export.export_tickets(db, fmt.lower())
 if "export_data" in st.session_state:
     data, name = st.session_state["export_data"]
     st.download_button(f"Download {name}", data, file_name=name, key="download_export")

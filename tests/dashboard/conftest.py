@@ -6,8 +6,8 @@ from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
 from tests.triage.fakes import ScriptedProvider, error
-from triage import runs, services, taxonomy
-from triage.providers import base
+from triage import domain as base
+from triage import pipeline, runs, taxonomy
 from triage.router import Router
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -39,7 +39,7 @@ def seeded(app_env):
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: SEED[t][0]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: SEED[t][1]), TAX)
     imp = runs.start_run(db, [(None, t) for t in SEED], source="seed")
-    asyncio.run(services.process_queue(db, router, run_id=imp.run_id))
+    asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     yield db, dict(zip(SEED, imp.ticket_ids, strict=True))
     db.dispose()
 

@@ -11,7 +11,7 @@ from db.models import Ticket
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
 from triage import review, taxonomy
-from triage.providers.base import OK, CallResult
+from triage.domain import OK, CallResult
 
 TAX = taxonomy.default()
 FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "latency_daily", "labelled_answers")

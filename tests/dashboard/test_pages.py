@@ -250,11 +250,11 @@ def test_with_a_login_configured_only_signed_in_operators_can_correct(seeded):
 
 
 def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, monkeypatch):
-    from triage import config_service
+    from triage import settings as config
 
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    config_service.save_engine(db, operator="lead", monthly_budget_usd=0.001)
+    config.save_engine(db, operator="lead", monthly_budget_usd=0.001)
     at = make_app()
     assert any("reached the monthly budget of $0.00" in w.value for w in at.warning)
     settings = make_app("settings")

@@ -16,7 +16,8 @@ from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
 from tests.fake_anthropic import FakeAnthropic
 from tests.triage.fakes import ScriptedProvider
-from triage import review, runs, services, taxonomy
+from triage import pipeline, review, runs, taxonomy
+from triage.errors import Conflict
 from triage.router import Router
 
 TAX = taxonomy.default()
@@ -33,7 +34,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
     seeded = runs.start_run(anydb, [(None, f"seed {i}") for i in range(40)], source="seed")
     router = Router(SlowProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.9)),
                     SlowProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
-    asyncio.run(services.process_queue(anydb, router, run_id=seeded.run_id))
+    asyncio.run(pipeline.process_queue(anydb, router, run_id=seeded.run_id))
     work = runs.start_run(anydb, [(None, f"work {i}") for i in range(300)], source="work")
     errors, saved, conflicts = [], [], []
     lock = threading.Lock()
@@ -50,7 +51,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
                 review.correct(anydb, tid, label, operator=f"op{n}", expected_version=version, taxonomy=TAX)
                 with lock:
                     saved.append((tid, label))
-            except review.Conflict:
+            except Conflict:
                 with lock:
                     conflicts.append(tid)
             except Exception as exc:
@@ -60,7 +61,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
     threads = [threading.Thread(target=operator, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
-    report = asyncio.run(services.process_queue(anydb, router, run_id=work.run_id, concurrency=8))
+    report = asyncio.run(pipeline.process_queue(anydb, router, run_id=work.run_id, concurrency=8))
     time.sleep(0.2)
     stop.set()
     for t in threads:

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from db import queue, reports
 from db.models import Base, Correction, ModelCall, Ticket
 from tests.triage.fakes import ScriptedProvider, error
-from triage import review, runs, services, taxonomy
-from triage.pricing import PriceTable, Usage, to_pico
-from triage.providers.base import CallResult
+from triage import domain, errors, pipeline, review, runs, taxonomy
+from triage.domain import CallResult, Usage, to_pico
+from triage.pricing import PriceTable
 from triage.router import Router
 
 TAX = taxonomy.default()
@@ -24,7 +24,7 @@ def classify(db, table1, table2=None, items=None):
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: table1[t.split(":")[0]]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (table2 or {})[t.split(":")[0]]), TAX)
     imp = runs.start_run(db, items, source="t")
-    asyncio.run(services.process_queue(db, router, run_id=imp.run_id, concurrency=4))
+    asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=4))
     return imp
 
 
@@ -66,7 +66,7 @@ def test_second_of_two_concurrent_corrections_gets_a_clear_conflict(anydb):
     tid = imp.ticket_ids[0]
     seen = version_of(anydb, tid)  # both operators loaded the same version
     review.correct(anydb, tid, "account", operator="alice", expected_version=seen, taxonomy=TAX)
-    with pytest.raises(review.Conflict, match=r"changed by alice at \d{4}-\d\d-\d\d .*reload"):
+    with pytest.raises(errors.Conflict, match=r"changed by alice at \d{4}-\d\d-\d\d .*reload"):
         review.correct(anydb, tid, "technical", operator="bob", expected_version=seen, taxonomy=TAX)
     with anydb.read() as s:
         assert s.get(Ticket, tid).category == "account"
@@ -90,7 +90,7 @@ def test_review_filters_sorting_and_pages(anydb):
     ids = dict(zip("abcde", imp.ticket_ids, strict=True))
 
     def page_ids(**kw):
-        return [r.id for r in review.page(anydb, review.ReviewFilter(**kw)).rows]
+        return [r.id for r in review.page(anydb, domain.ReviewFilter(**kw)).rows]
 
     assert page_ids(reasons=("failed",)) == [ids["c"]]
     assert page_ids(reasons=("disagreement",)) == [ids["b"]]
@@ -104,7 +104,7 @@ def test_review_filters_sorting_and_pages(anydb):
     review.correct(anydb, ids["a"], "account", operator="x", expected_version=v, taxonomy=TAX)
     assert page_ids(corrected=True) == [ids["a"]] and ids["a"] not in page_ids(corrected=False)
     assert page_ids(created_from=date.today() + timedelta(days=1)) == []
-    p = review.page(anydb, review.ReviewFilter(), number=1, size=2)
+    p = review.page(anydb, domain.ReviewFilter(), number=1, size=2)
     assert p.total == 5 and p.pages == 3 and len(p.rows) == 2
 
 

@@ -22,10 +22,10 @@ from db import queue, reports, rollups
 from db import review as dbreview
 from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage import demo, quality, reporting, taxonomy
+from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
+from triage.errors import UnknownModel
 from triage.local.head import expected_calibration_error
-from triage.pricing import PriceTable, PricingError, Usage, from_pico, to_pico
-from triage.providers.base import ERROR, OK, UNPARSED, CallResult
-from triage.router import Outcome
+from triage.pricing import PriceTable
 from triage.settings import Settings
 
 TAX = taxonomy.default()
@@ -92,7 +92,7 @@ def old_summary(s, start, end, today):
     try:
         alone = prices.cost(TIER2, Usage(t["input_tokens"], t["output_tokens"]), end) + \
             from_pico(t["direct_tier2_pico"])
-    except PricingError:
+    except UnknownModel:
         alone = None
     days_left = calendar.monthrange(today.year, today.month)[1] - today.day
     return reporting.Summary(

@@ -9,9 +9,10 @@ import anthropic
 import pytest
 
 from tests.fake_anthropic import Drop, Error, Reply
+from triage import domain as base
 from triage import taxonomy
-from triage.pricing import PriceTable, Usage
-from triage.providers import base
+from triage.domain import Usage
+from triage.pricing import PriceTable
 from triage.providers.anthropic_provider import AnthropicProvider
 
 TAX = taxonomy.default()

@@ -1,8 +1,8 @@
 import pytest
 
 from triage import taxonomy
+from triage.domain import UNKNOWN
 from triage.parsing import normalise_confidence, parse_answer
-from triage.taxonomy import UNKNOWN
 
 TAX = taxonomy.default()
 

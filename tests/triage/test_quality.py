@@ -2,7 +2,7 @@ import asyncio
 from decimal import Decimal
 
 from tests.triage.fakes import ScriptedProvider
-from triage import quality, review, runs, services, taxonomy
+from triage import pipeline, quality, review, runs, taxonomy
 from triage.router import Router
 
 TAX = taxonomy.default()
@@ -15,7 +15,7 @@ def test_accuracy_calibration_flips_and_whatif_against_operator_labels(db):
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: T1[t]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: T2[t]), TAX)
     imp = runs.start_run(db, [(None, k) for k in T1], source="t")
-    asyncio.run(services.process_queue(db, router, run_id=imp.run_id))
+    asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     assert quality.measure(db).n_tickets == 0
     with db.read() as s:
         from db.models import Ticket
@@ -41,7 +41,7 @@ def test_whatif_without_any_sonnet_answer_prices_haiku_alone(db):
     still price them (it used to add a float to a Decimal and crash the page)."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.6)), None, TAX)
     imp = runs.start_run(db, [(None, "only haiku")], source="t")
-    asyncio.run(services.process_queue(db, router, run_id=imp.run_id))
+    asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     with db.read() as s:
         from db.models import Ticket
 

@@ -3,18 +3,11 @@ import asyncio
 import pytest
 
 from tests.triage.fakes import ScriptedProvider, error
+from triage import domain as base
 from triage import taxonomy
-from triage.providers import base
-from triage.router import (
-    CLASSIFIED,
-    ESCALATED,
-    FAILED,
-    NEEDS_REVIEW,
-    KeyRejected,
-    Router,
-    decide,
-    should_escalate,
-)
+from triage.domain import CLASSIFIED, ESCALATED, FAILED, NEEDS_REVIEW
+from triage.errors import KeyRejected
+from triage.router import Router, decide, should_escalate
 
 TAX = taxonomy.default()
 

@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from db import queue
 from db.models import ModelCall, Ticket
 from tests.triage.fakes import ScriptedProvider, error
-from triage import runs, services, taxonomy
-from triage.providers import base
+from triage import domain as base
+from triage import pipeline, runs, services, taxonomy
 from triage.router import Router
 
 TAX = taxonomy.default()
@@ -28,12 +28,12 @@ def test_every_ticket_ends_in_a_known_state(db):
           "e": {"outcome": base.UNKNOWN_LABEL, "category": "unknown"}}
     t2 = {"b": ("technical", 0.95), "d": ("billing", 0.4), "e": ("account", 0.9)}
     imp = runs.start_run(db, [(None, f"{k}: text") for k in "abcde"], source="test")
-    report = asyncio.run(services.process_queue(db, make_router(t1, t2), run_id=imp.run_id, concurrency=3))
+    report = asyncio.run(pipeline.process_queue(db, make_router(t1, t2), run_id=imp.run_id, concurrency=3))
     assert report.states == {"classified": 1, "escalated": 2, "failed": 1, "needs_review": 1}
     rows = {r["id"]: r for r in runs.run_rows(db, imp.run_id, imp.ticket_ids)}
     assert rows["2"]["category"] == "technical" and rows["2"]["escalated"] and rows["2"]["tier"] == "tier2"
     assert rows["3"]["status"] == "failed" and "529" in rows["3"]["reason"]
-    assert rows["1"]["cost_usd"] == "0.001000000000" and rows["2"]["cost_usd"] == "0.003000000000"
+    assert rows["1"]["cost_usd"] == "0.001" and rows["2"]["cost_usd"] == "0.003"
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.claimed_by.is_not(None))) == 0
 
@@ -52,14 +52,14 @@ def test_failed_tickets_are_retried_without_repeating_billed_calls(db):
     t1 = {"a": ("billing", 0.4)}
     failing = {"a": error()}
     imp = runs.start_run(db, [(None, "a: text")], source="t")
-    asyncio.run(services.process_queue(db, make_router(t1, failing), run_id=imp.run_id))
+    asyncio.run(pipeline.process_queue(db, make_router(t1, failing), run_id=imp.run_id))
     with db.read() as s:
         t = s.get(Ticket, imp.ticket_ids[0])
         assert t.status == "failed" and t.category == "billing"
     router = make_router(t1, {"a": ("account", 0.9)})
     run_id, n = runs.requeue_failed(db)
     assert n == 1
-    asyncio.run(services.process_queue(db, router, run_id=run_id))
+    asyncio.run(pipeline.process_queue(db, router, run_id=run_id))
     assert router.tier1.calls == []  # tier 1 was billed once, in the first run
     with db.read() as s:
         t = s.get(Ticket, imp.ticket_ids[0])
@@ -71,7 +71,7 @@ def test_rejected_key_stops_the_run_and_leaves_the_rest_pending(db):
     t1 = {str(i): error(base.AUTH, "the API key was rejected (401)") for i in range(20)}
     imp = runs.start_run(db, [(None, f"{i}: t") for i in range(20)], source="t")
     router = make_router(t1, {})
-    report = asyncio.run(services.process_queue(db, router, run_id=imp.run_id, concurrency=4))
+    report = asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=4))
     assert "rejected" in report.stopped
     assert len(router.tier1.calls) <= 4  # no retry storm: only the requests already in flight
     assert report.states == {"pending": 20}
@@ -82,10 +82,10 @@ def test_rejected_key_stops_the_run_and_leaves_the_rest_pending(db):
 def test_escalate_on_demand_by_id_and_below(db):
     imp = runs.start_run(db, [(None, "a: x"), (None, "b: y")], source="t")
     router = make_router({"a": ("billing", 0.95), "b": ("billing", 0.8)}, {"a": ("account", 0.9)})
-    asyncio.run(services.process_queue(db, router, run_id=imp.run_id))
+    asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     with db.read() as s:
         assert queue.ticket_ids_below(s, 0.9) == [imp.ticket_ids[1]]
-    report = asyncio.run(services.escalate_tickets(db, router, [imp.ticket_ids[0]]))
+    report = asyncio.run(pipeline.escalate_tickets(db, router, [imp.ticket_ids[0]]))
     assert report.processed == 1
     with db.read() as s:
         t = s.get(Ticket, imp.ticket_ids[0])
@@ -97,7 +97,7 @@ def test_worker_drains_every_pending_ticket(db):
     runs.start_run(db, [(None, f"a: {i}") for i in range(7)], source="t")
     runs.start_run(db, [(None, f"a: {i}") for i in range(7, 10)], source="t")
     router = make_router({"a": ("billing", 0.9)}, {})
-    report = asyncio.run(services.run_worker(db, router, once=True, concurrency=2))
+    report = asyncio.run(pipeline.drain(db, router, once=True, concurrency=2))
     assert report.processed == 10
 
 
@@ -108,7 +108,7 @@ def test_over_http_with_the_real_sdk(db, fake):
     router = services.build_router(settings, TAX)
     imp = runs.start_run(db, [(None, "I was charged twice, refund"), (None, "refund? or crash? [[conf=0.4]]")],
                              source="t")
-    report = asyncio.run(services.process_queue(db, router, run_id=imp.run_id))
+    report = asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     assert report.states == {"classified": 1, "escalated": 1}
     with db.read() as s:
         calls = s.scalars(select(ModelCall).order_by(ModelCall.id)).all()

@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 import anthropic
 
 from triage import prompts
-from triage.parsing import parse_answer
-from triage.pricing import PriceTable, PricingError, Usage
-from triage.providers.base import (
+from triage.domain import (
     AUTH,
     BAD_REQUEST,
     ERROR,
@@ -20,11 +18,16 @@ from triage.providers.base import (
     REFUSAL,
     TRANSIENT,
     TRUNCATED,
+    UNKNOWN,
     UNKNOWN_LABEL,
     UNPARSED,
     CallResult,
+    Usage,
 )
-from triage.taxonomy import UNKNOWN, Taxonomy
+from triage.errors import UnknownModel
+from triage.parsing import parse_answer
+from triage.pricing import PriceTable
+from triage.taxonomy import Taxonomy
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 
@@ -132,7 +135,7 @@ class AnthropicProvider:
         usage = usage_from_message(message)
         try:
             cost = self.prices.cost(message.model or self.model, usage, _now())
-        except PricingError:
+        except UnknownModel:
             cost = self.prices.cost(self.model, usage, _now())
         text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
         result = CallResult(

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket
 from triage import demo, review, runs, services, taxonomy
-from triage.local import service as local
+from triage.local import tier as local
 from triage.settings import Settings
 
 TAX = taxonomy.default()

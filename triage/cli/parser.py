@@ -1,31 +1,15 @@
-"""`triage ...`: classify, escalate, retry, worker, spend, runs, train, eval, demo, db.
-
-Usable from a shell script or a cron job. The commands themselves live in triage.commands and
-triage.commands_local; this module is the argument parser and the error handling around them.
-"""
+"""The argument parser of `triage`: every command, flag and its help."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 
-from triage import ingest, services
-from triage.commands import (
-    EXIT_INPUT,
-    EXIT_KEY,
-    cmd_classify,
-    cmd_collect,
-    cmd_db,
-    cmd_escalate,
-    cmd_retry,
-    cmd_runs,
-    cmd_spend,
-    cmd_worker,
-)
-from triage.commands_local import cmd_demo, cmd_eval, cmd_train
-from triage.router import MODES
-from triage.taxonomy import TaxonomyError
+from triage import ingest
+from triage.cli.admin import cmd_db, cmd_demo, cmd_train
+from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
+from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
+from triage.domain import MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "ANTHROPIC_BASE_URL and TRIAGE_DATABASE_URL (default sqlite:///data/triage.db).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sp, concurrency=True):
+    def common(sp: argparse.ArgumentParser, concurrency: bool = True) -> None:
         sp.add_argument("--operator", default="cli", help="name recorded as who started the run")
         sp.add_argument("--threshold", type=float, help="escalate when tier-1 confidence is under this (default 0.7)")
         if concurrency:
@@ -118,25 +102,3 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations up to the latest schema")
     d.set_defaults(func=cmd_db)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyError:
-        raise
-    except (ingest.IngestError, TaxonomyError, ValueError, LookupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except services.NoApiKey as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_KEY
-    except KeyboardInterrupt:
-        print("interrupted: unfinished tickets stay pending; run `triage worker --once` to finish them",
-              file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
