@@ -39,17 +39,17 @@ def _upgrade(db: Database, revision: str) -> None:
     """Apply migrations in one transaction. On SQLite with foreign keys off: a batch migration rebuilds a table
     by copying and dropping it, and dropping `tickets` with foreign keys on would cascade-delete every call."""
     with db.engine.connect() as conn:
-        sqlite = db.dialect == "sqlite"
-        if sqlite:  # outside any transaction (inside one the pragma is a no-op)
-            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        raw = conn.connection.dbapi_connection if db.dialect == "sqlite" else None
+        if raw is not None:  # outside any transaction (inside one the pragma is a no-op)
+            raw.cursor().execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
                 cfg = alembic_config(db.url)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
         finally:
-            if sqlite:
-                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
+            if raw is not None:
+                raw.cursor().execute("PRAGMA foreign_keys=ON")
 
 
 if __name__ == "__main__":  # `python -m db.migrate`: bring the configured database to the latest schema

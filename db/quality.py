@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,7 +13,7 @@ from db.models import LabelledAnswer, ModelCall, Ticket
 LIMIT = 50_000
 
 
-def labelled_answers(s: Session, limit: int = LIMIT) -> list[tuple]:
+def labelled_answers(s: Session, limit: int = LIMIT) -> list[tuple[Any, ...]]:
     """For tickets an operator labelled (corrected or confirmed): each tier's latest answer as (ticket_id, tier,
     truth, label, confidence, cost_pico), newest tickets first (from the labelled_answers rollup, read in key
     order: one row per answer, whatever the history holds)."""
@@ -21,13 +23,13 @@ def labelled_answers(s: Session, limit: int = LIMIT) -> list[tuple]:
     return list(s.connection().execute(q).all())
 
 
-def labelled_answers_from_calls(s: Session) -> list[dict]:
+def labelled_answers_from_calls(s: Session) -> list[dict[str, Any]]:
     """The labelled_answers rows, straight from the tickets and their calls."""
     keys = ("ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico")
     return [dict(zip(keys, r, strict=True)) for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]
 
 
-def labelled_calls(s: Session, limit: int = LIMIT) -> list[dict]:
+def labelled_calls(s: Session, limit: int = LIMIT) -> list[dict[str, Any]]:
     """For tickets an operator labelled: each answered model call, newest tickets first (a scan of their calls:
     what the page read before labelled_answers, kept to check it)."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,

@@ -5,16 +5,20 @@ tables): they define what the rollups must equal, and `rebuild_rollups` rebuilds
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, func, insert, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from db import rollups
 from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage.domain import ERROR, from_pico
 
+Sel = Select[*tuple[Any, ...]]
 
-def _day_bounds(q: Select, start: date | None, end: date | None) -> Select:
+
+def _day_bounds(q: Sel, start: date | None, end: date | None) -> Sel:
     if start is not None:
         q = q.where(ModelCall.created_at >= datetime.combine(start, datetime.min.time(), UTC))
     if end is not None:
@@ -22,13 +26,13 @@ def _day_bounds(q: Select, start: date | None, end: date | None) -> Select:
     return q
 
 
-def _day(s: Session):
+def _day(s: Session) -> ColumnElement[str]:
     if s.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone("UTC", ModelCall.created_at), "YYYY-MM-DD")
     return func.substr(ModelCall.created_at, 1, 10)  # SQLite stores ISO text: the first 10 chars are the day
 
 
-def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
     """Calls, tokens and exact cost per UTC day, model and tier (from the daily rollup)."""
     q = select(SpendDaily).order_by(SpendDaily.day, SpendDaily.model, SpendDaily.tier)
     if start is not None:
@@ -42,7 +46,7 @@ def spend_by_day(s: Session, start: date | None = None, end: date | None = None)
     ]
 
 
-def _days(q: Select, col, start: date | None, end: date | None) -> Select:
+def _days(q: Sel, col: InstrumentedAttribute[str], start: date | None, end: date | None) -> Sel:
     if start is not None:
         q = q.where(col >= start.isoformat())
     if end is not None:
@@ -50,7 +54,7 @@ def _days(q: Select, col, start: date | None, end: date | None) -> Select:
     return q
 
 
-def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
     """The spend_daily rows, straight from model_calls."""
     day = _day(s).label("day")
     answered = ModelCall.outcome != ERROR
@@ -73,7 +77,7 @@ def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | N
             for r in s.execute(_day_bounds(q, start, end))]
 
 
-def routing_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def routing_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
     """The routing_daily rows (plus each day's cost), straight from model_calls: per day, distinct tickets with a
     call (any tier, tier 1, tier 2) and the cost of tier-2 calls on tickets with no tier-1 call at all."""
     day = _day(s).label("day")
@@ -97,7 +101,8 @@ def routing_by_day_from_calls(s: Session, start: date | None = None, end: date |
              "direct_tier2_pico": int(r.direct_tier2_pico or 0)} for r in s.execute(q)]
 
 
-def latency_histogram_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def latency_histogram_from_calls(s: Session, start: date | None = None,
+                                 end: date | None = None) -> list[dict[str, Any]]:
     """The latency_daily rows, straight from model_calls."""
     day = _day(s).label("day")
     bucket = rollups.latency_bucket_sql(ModelCall.latency_ms).label("bucket_ms")
@@ -122,17 +127,17 @@ def rebuild_rollups(s: Session) -> dict[str, int]:
             s.execute(insert(table), rows[i:i + 10_000])
         out[table.__tablename__] = len(rows)
     s.execute(delete(LabelledAnswer))
-    out["labelled_answers"] = s.execute(insert(LabelledAnswer).from_select(
-        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"], rollups.latest_answers())
-    ).rowcount
+    s.execute(insert(LabelledAnswer).from_select(
+        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"], rollups.latest_answers()))
+    out["labelled_answers"] = int(s.scalar(select(func.count()).select_from(LabelledAnswer)) or 0)
     for name in (rollups.REBUILDS, rollups.LABELS):
         rollups.bump_version(s, name)
     return out
 
 
-def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
     """The daily rows folded into ISO weeks (Monday first)."""
-    weeks: dict[tuple, dict] = {}
+    weeks: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in spend_by_day(s, start, end):
         d = date.fromisoformat(r["day"])
         monday = (d - timedelta(days=d.weekday())).isoformat()
@@ -167,10 +172,11 @@ def total_cost_pico(s: Session, start: date | None = None, end: date | None = No
     return int(s.scalar(q) or 0)
 
 
-def routing_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def routing_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
     """Per day: tickets with a call that day, those with a tier-1 and a tier-2 call, and what was spent."""
-    cost = dict(s.execute(_days(select(SpendDaily.day, func.sum(SpendDaily.cost_pico)), SpendDaily.day, start, end)
-                          .group_by(SpendDaily.day)).all())
+    cost: dict[str, int] = {day: int(pico or 0) for day, pico in s.execute(
+        _days(select(SpendDaily.day, func.sum(SpendDaily.cost_pico)), SpendDaily.day, start, end)
+        .group_by(SpendDaily.day))}
     q = _days(select(RoutingDaily), RoutingDaily.day, start, end).order_by(RoutingDaily.day)
     return [{"day": r.day, "tickets": r.tickets, "tier1_tickets": r.tier1_tickets, "tier2_tickets": r.tier2_tickets,
              "cost_usd": from_pico(cost.get(r.day, 0)), "direct_tier2_pico": int(r.direct_tier2_pico)}
@@ -184,7 +190,7 @@ def latency_histogram(s: Session, start: date | None = None, end: date | None = 
     return [(m, int(b), int(n)) for m, b, n in s.execute(q.order_by(LatencyDaily.model, LatencyDaily.bucket_ms))]
 
 
-def latencies_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[tuple]:
+def latencies_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[tuple[Any, ...]]:
     """(day, model, latency_ms) of every answered live call: the raw values the histogram counts."""
     day = _day(s).label("day")
     q = select(day, ModelCall.model, ModelCall.latency_ms).where(
@@ -193,7 +199,7 @@ def latencies_from_calls(s: Session, start: date | None = None, end: date | None
     return [tuple(r) for r in s.execute(_day_bounds(q, start, end).order_by(ModelCall.id))]
 
 
-def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> dict:
+def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> dict[str, Any]:
     """Inputs for 'what would Sonnet alone have cost': tokens of answered tier-1 calls, and the cost of tier-2
     calls on tickets tier 1 never saw (those would cost the same)."""
     inp, out = s.execute(_days(select(func.coalesce(func.sum(SpendDaily.answered_input_tokens), 0),
@@ -205,7 +211,7 @@ def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: da
 
 
 def tier1_tokens_and_direct_tier2_from_calls(s: Session, start: date | None = None,
-                                              end: date | None = None) -> dict:
+                                              end: date | None = None) -> dict[str, Any]:
     """The same, straight from model_calls."""
     t1 = _day_bounds(select(func.coalesce(func.sum(ModelCall.input_tokens), 0),
                             func.coalesce(func.sum(ModelCall.output_tokens), 0))
@@ -222,7 +228,7 @@ def demo_calls(s: Session) -> int:
     return int(s.scalar(select(func.coalesce(func.sum(SpendDaily.demo_calls), 0))) or 0)
 
 
-def demo_cost(s: Session):
+def demo_cost(s: Session) -> Decimal:
     return from_pico(s.scalar(select(func.coalesce(func.sum(SpendDaily.demo_cost_pico), 0))))
 
 

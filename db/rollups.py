@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, delete, func, insert, literal, select
+from sqlalchemy import ColumnElement, Select, String, case, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from db.models import Base, DataVersion, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage.domain import ERROR
@@ -52,7 +53,7 @@ def bucket_width(ms: int) -> int:
     return 1 if ms < 100 else 10 ** (len(str(ms)) - 2)
 
 
-def latency_bucket_sql(ms: ColumnElement) -> ColumnElement:
+def latency_bucket_sql(ms: ColumnElement[int] | InstrumentedAttribute[int]) -> ColumnElement[int]:
     """`latency_bucket` in SQL (integer division), for rebuilding latency_daily from the calls."""
     steps = [(10 ** (d + 1), 10 ** (d - 1)) for d in range(2, 9)]  # below 10^(d+1): step 10^(d-1)
     return case((ms < 100, ms), *[(ms < below, ms // step * step) for below, step in steps],
@@ -100,7 +101,7 @@ def add_call(s: Session, row: ModelCall) -> None:
             _bump(s, RoutingDaily, {"day": other_day}, {"tickets": 0, "tier1_tickets": 0, "tier2_tickets": 0,
                                                         "direct_tier2_pico": delta})
     if label_source == "operator":
-        if answered:
+        if answered and truth is not None:  # an operator's label is never empty
             _set_answer(s, row, truth)
         bump_version(s, LABELS)
 
@@ -124,7 +125,7 @@ def label_ticket(s: Session, ticket_id: int, truth: str) -> None:
     bump_version(s, LABELS)
 
 
-def latest_answers(ticket_id: int | None = None, truth: str | None = None):
+def latest_answers(ticket_id: int | None = None, truth: str | None = None) -> Select[*tuple[Any, ...]]:
     """SELECT of (ticket, tier, call, truth, label, confidence, cost): the latest answered call per tier of one
     labelled ticket, or (ticket_id None) of every ticket an operator labelled."""
     latest = select(func.max(ModelCall.id)).where(ModelCall.outcome != ERROR)
@@ -153,7 +154,7 @@ def calls_version(s: Session) -> tuple[int, int]:
     return int(s.scalar(select(func.coalesce(func.sum(SpendDaily.calls), 0))) or 0), version(s, REBUILDS)
 
 
-def _bump(s: Session, table: type[Base], keys: dict, deltas: dict) -> None:
+def _bump(s: Session, table: type[Base], keys: dict[str, Any], deltas: dict[str, int]) -> None:
     """Insert the row, or add `deltas` to the one already there (atomic on both backends)."""
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table).values(**keys, **deltas)

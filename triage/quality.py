@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -19,10 +20,10 @@ TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 @dataclass
 class Quality:
     n_tickets: int
-    per_tier: list[dict]  # tier, model, n, accuracy, ece
-    reliability: list[dict]  # tier, bin_mid, confidence, accuracy, n
-    flips: dict  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
-    whatif: list[dict]  # threshold, escalation_rate, accuracy, cost_per_ticket
+    per_tier: list[dict[str, Any]]  # tier, model, n, accuracy, ece
+    reliability: list[dict[str, Any]]  # tier, bin_mid, confidence, accuracy, n
+    flips: dict[str, int]  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
+    whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, cost_per_ticket
 
 
 def data_version(db: Database) -> int:
@@ -38,17 +39,17 @@ def measure(db: Database, bins: int = 10) -> Quality:
     return from_answers(rows, bins)
 
 
-def latest_answers(calls: list[dict]) -> list[tuple]:
+def latest_answers(calls: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The labelled answers from raw labelled calls (db.quality.labelled_calls, in call order): each ticket's
     latest answer per tier, newest tickets first. What the labelled_answers rollup holds."""
-    latest: dict[tuple[int, int], dict] = {}
+    latest: dict[tuple[int, int], dict[str, Any]] = {}
     for r in calls:
         latest[(r["ticket_id"], r["tier"])] = r  # call order: the latest wins
     return [(t, tier, r["truth"], r["label"], r["confidence"], r["cost_pico"])
             for (t, tier), r in sorted(latest.items(), key=lambda kv: (-kv[0][0], -kv[0][1]))]
 
 
-def from_answers(rows: list[tuple], bins: int = 10) -> Quality:
+def from_answers(rows: list[tuple[Any, ...]], bins: int = 10) -> Quality:
     """The figures from (ticket_id, tier, truth, label, confidence, cost_pico) rows, one per ticket and tier,
     newest ticket first. Vectorised: a row costs microseconds, so the page stays fast at the row limit."""
     if not rows:
@@ -96,7 +97,7 @@ def _truthy(labels: np.ndarray) -> np.ndarray:
     return np.array([bool(x) for x in labels], dtype=bool)
 
 
-def _flips(a: _Answers) -> dict:
+def _flips(a: _Answers) -> dict[str, Any]:
     """Tickets both tiers labelled: how often Sonnet changed Haiku's label, and who the operator sided with."""
     both = a.h_has_s & _truthy(a.label[a.h]) & _truthy(a.label[a.h_s])
     h, s = a.h[both], a.h_s[both]
@@ -106,7 +107,7 @@ def _flips(a: _Answers) -> dict:
             "haiku_right": int((a.label[h][flipped] == a.truth[h][flipped]).sum())}
 
 
-def _whatif(a: _Answers) -> list[dict]:
+def _whatif(a: _Answers) -> list[dict[str, Any]]:
     """Replay: escalate when Haiku's confidence is under t; use Sonnet's stored answer where there is one."""
     keep = a.has_label[a.h]
     haiku, has_sonnet, sonnet_row = a.h[keep], a.h_has_s[keep], a.h_s[keep]

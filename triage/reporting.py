@@ -11,6 +11,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -42,10 +43,10 @@ class SpendPage:
 
     summary: Summary
     demo_calls: int
-    spend: list[dict]
-    routing: list[dict]
-    latency: list[dict]
-    month: list[dict]
+    spend: list[dict[str, Any]]
+    routing: list[dict[str, Any]]
+    latency: list[dict[str, Any]]
+    month: list[dict[str, Any]]
 
 
 def data_version(db: Database) -> tuple[int, int]:
@@ -64,13 +65,13 @@ def spend_page(db: Database, start: date, end: date, by: str = "day", *, tier2_m
                          _month_cumulative(s, today))
 
 
-def spend(db: Database, start: date | None = None, end: date | None = None, by: str = "day") -> list[dict]:
+def spend(db: Database, start: date | None = None, end: date | None = None, by: str = "day") -> list[dict[str, Any]]:
     """Exact spend per day (or ISO week), model and tier, from the daily rollup."""
     with db.read() as s:
         return _spend(s, start, end, by)
 
 
-def _spend(s: Session, start: date | None, end: date | None, by: str) -> list[dict]:
+def _spend(s: Session, start: date | None, end: date | None, by: str) -> list[dict[str, Any]]:
     rows = reports.spend_by_week(s, start, end) if by == "week" else reports.spend_by_day(s, start, end)
     for r in rows:
         r["period"] = r.get("week") or r["day"]
@@ -78,12 +79,12 @@ def _spend(s: Session, start: date | None, end: date | None, by: str) -> list[di
     return rows
 
 
-def routing(db: Database, start: date, end: date) -> list[dict]:
+def routing(db: Database, start: date, end: date) -> list[dict[str, Any]]:
     with db.read() as s:
         return _routing(s, start, end)
 
 
-def _routing(s: Session, start: date, end: date) -> list[dict]:
+def _routing(s: Session, start: date, end: date) -> list[dict[str, Any]]:
     rows = reports.routing_by_day(s, start, end)
     for r in rows:
         r["escalation_rate"] = r["tier2_tickets"] / r["tier1_tickets"] if r["tier1_tickets"] else None
@@ -91,12 +92,12 @@ def _routing(s: Session, start: date, end: date) -> list[dict]:
     return rows
 
 
-def latency_percentiles(db: Database, start: date, end: date) -> list[dict]:
+def latency_percentiles(db: Database, start: date, end: date) -> list[dict[str, Any]]:
     with db.read() as s:
         return _latency(s, start, end)
 
 
-def _latency(s: Session, start: date, end: date) -> list[dict]:
+def _latency(s: Session, start: date, end: date) -> list[dict[str, Any]]:
     by_model: dict[str, list[tuple[int, int]]] = {}
     for model, bucket, n in reports.latency_histogram(s, start, end):
         by_model.setdefault(model, []).append((bucket, n))
@@ -132,7 +133,7 @@ def summary(db: Database, start: date, end: date, *, tier2_model: str, prices: P
                         today=today or date.today())
 
 
-def _summary(s: Session, route: list[dict], start: date, end: date, *, tier2_model: str,
+def _summary(s: Session, route: list[dict[str, Any]], start: date, end: date, *, tier2_model: str,
              prices: PriceTable | None, today: date) -> Summary:
     prices = prices or PriceTable.default()
     total = from_pico(reports.total_cost_pico(s, start, end))
@@ -161,13 +162,13 @@ def demo_calls(db: Database) -> int:
         return reports.demo_calls(s)
 
 
-def month_cumulative(db: Database, today: date | None = None) -> list[dict]:
+def month_cumulative(db: Database, today: date | None = None) -> list[dict[str, Any]]:
     """Spend per day of the current month, cumulative (for the projection chart)."""
     with db.read() as s:
         return _month_cumulative(s, today or date.today())
 
 
-def _month_cumulative(s: Session, today: date) -> list[dict]:
+def _month_cumulative(s: Session, today: date) -> list[dict[str, Any]]:
     rows = _spend(s, today.replace(day=1), today, "day")
     per_day: dict[str, Decimal] = {}
     for r in rows:
