@@ -141,7 +141,7 @@ class TicketVector(Base):
 
 class SpendDaily(Base):
     """Per UTC day, model and tier: totals kept in step with model_calls in the same transaction, so spend
-    charts never scan a million calls. `db.reports.rebuild_spend_daily` recomputes it from the calls."""
+    charts never scan a million calls. `db.rollups.rebuild` recomputes every rollup from the calls."""
 
     __tablename__ = "spend_daily"
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
@@ -152,6 +152,60 @@ class SpendDaily(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+    # tokens of answered calls only (outcome != error): what "Sonnet alone" prices
+    answered_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    answered_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    demo_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # request id demo_...
+    demo_cost_pico: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class RoutingDaily(Base):
+    """Per UTC day: distinct tickets with a call that day (any tier, tier 1, tier 2), and the cost of tier-2
+    calls on tickets tier 1 never saw. Kept in step with model_calls like spend_daily (see db.rollups)."""
+
+    __tablename__ = "routing_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    tier1_tickets: Mapped[int] = mapped_column(Integer, default=0)
+    tier2_tickets: Mapped[int] = mapped_column(Integer, default=0)
+    direct_tier2_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LatencyDaily(Base):
+    """Per UTC day and model: answered live calls (batch calls have no latency) counted in latency buckets;
+    `bucket_ms` is the latency rounded down to two significant digits (see db.rollups.latency_bucket)."""
+
+    __tablename__ = "latency_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabelledAnswer(Base):
+    """For each ticket an operator labelled: per tier, its latest answered call next to the operator's label.
+    Kept in step by record_call and corrections (see db.rollups), so the Quality page reads one row per answer
+    instead of joining every call of every labelled ticket."""
+
+    __tablename__ = "labelled_answers"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(Integer)
+    truth: Mapped[str] = mapped_column(String(64))  # the operator's label
+    label: Mapped[str | None] = mapped_column(String(64))  # the model's answer
+    confidence: Mapped[float | None] = mapped_column(Float)
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)  # stored in key order: the page reads it newest first
+
+
+class DataVersion(Base):
+    """Counters bumped in the same transaction as the change they name ('labels': an operator label or a call
+    on a labelled ticket), so a page can tell cheaply whether its cached figures are still current."""
+
+    __tablename__ = "data_versions"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Correction(Base):

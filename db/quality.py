@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db import rollups
 from db.models import Correction, ModelCall, Ticket
 
 
-def labelled_calls(s: Session, limit: int = 50_000, since: datetime | None = None) -> list[dict]:
+def labelled_calls(s: Session, limit: int = 50_000, since: datetime | None = None) -> list[dict[str, Any]]:
     """For tickets an operator labelled (corrected, confirmed or imported): each answered model call (made at or
     after `since`, when given), newest tickets first."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,
@@ -37,3 +39,14 @@ def label_sources(s: Session, ticket_ids: Sequence[int]) -> dict[str, int]:
     for source in latest.values():
         counts[source] = counts.get(source, 0) + 1
     return counts
+
+
+def labels_version(s: Session) -> int:
+    """Changes whenever the labelled answers could: an operator label, or a new call on a labelled ticket."""
+    return rollups.version(s, rollups.LABELS)
+
+
+def labelled_answers_from_calls(s: Session) -> list[dict[str, Any]]:
+    """The labelled_answers rollup's rows, straight from the tickets and their calls (to check the rollup)."""
+    keys = ("ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico")
+    return [dict(zip(keys, r, strict=True)) for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]

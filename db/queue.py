@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from db.models import ModelCall, Run, SpendDaily, Ticket, normal_text
+from db import rollups
+from db.models import ModelCall, Run, Ticket, normal_text
 from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
 
 LEASE = timedelta(minutes=10)  # a claim older than this is considered abandoned (crashed worker)
@@ -210,35 +209,16 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
         cache_write_5m_tokens=u.cache_write_5m_tokens, cache_write_1h_tokens=u.cache_write_1h_tokens,
         cache_read_tokens=u.cache_read_tokens, service_tier=u.service_tier, inference_geo=u.inference_geo,
         cost_pico=to_pico(c.cost_usd), latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
-        error_kind=c.error_kind, attempts=c.attempts, created_at=c.created_at,
+        error_kind=c.error_kind, attempts=c.attempts, created_at=rollups.as_utc(c.created_at),
     )
     s.add(row)
     s.flush()
-    add_to_spend_daily(s, row)
+    rollups.add_call(s, row)  # the per-day rollups, in this same transaction
     if c.vector is not None:
         from db import vectors
 
         vectors.store(s, {ticket_id: c.vector}, c.model)
     return row.id
-
-
-def add_to_spend_daily(s: Session, row: ModelCall) -> None:
-    """Upsert the call's usage into the daily rollup (same transaction as the call)."""
-    day = row.created_at.astimezone(UTC).strftime("%Y-%m-%d") if row.created_at.tzinfo else \
-        row.created_at.strftime("%Y-%m-%d")
-    values = {"day": day, "model": row.model, "tier": row.tier, "calls": 1, "input_tokens": row.input_tokens,
-              "output_tokens": row.output_tokens,
-              "cache_tokens": row.cache_read_tokens + row.cache_write_5m_tokens + row.cache_write_1h_tokens,
-              "cost_pico": row.cost_pico}
-    dialect = s.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(SpendDaily).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["day", "model", "tier"],
-        set_={k: getattr(SpendDaily, k) + getattr(stmt.excluded, k)
-              for k in ("calls", "input_tokens", "output_tokens", "cache_tokens", "cost_pico")},
-    )
-    s.execute(stmt)
 
 
 def call_from_row(r: ModelCall) -> CallResult:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db import rollups
 from db.models import Correction, ModelCall, Ticket
 from triage.domain import FAILED, NEEDS_REVIEW, UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, NotFound
@@ -98,6 +99,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
         raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
+    rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
     return expected_version + 1
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from db import queue, reports
+from db import queue, reports, rollups
 from db.engine import Database
 from triage import prompts
 from triage.domain import OK, CallResult, Usage
@@ -25,7 +25,7 @@ from triage.settings import Settings
 from triage.taxonomy import Taxonomy
 
 SOURCE = "demo"
-DEMO_REQUEST_PREFIX = "demo_"
+DEMO_REQUEST_PREFIX = rollups.DEMO_REQUEST_PREFIX  # the rollups count these calls apart
 
 
 def load_samples() -> list[dict[str, Any]]:
@@ -125,4 +125,4 @@ def _correct_some(db: Database, gold: dict[int, dict[str, Any]], taxonomy: Taxon
 
 def demo_cost(db: Database) -> Decimal:
     with db.read() as s:
-        return reports.demo_cost(s, DEMO_REQUEST_PREFIX)
+        return reports.demo_cost(s)

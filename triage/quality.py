@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,10 @@ TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 @dataclass
 class Quality:
     n_tickets: int
-    per_tier: list[dict]  # per tier and model: tier, model, name, n, accuracy, macro_f1, ece, confusion, ...
-    reliability: list[dict]  # tier, name, bin_mid, confidence, accuracy, n
-    flips: dict  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
-    whatif: list[dict]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
+    per_tier: list[dict[str, Any]]  # per tier and model: tier, model, name, n, accuracy, macro_f1, ece, confusion, ...
+    reliability: list[dict[str, Any]]  # tier, name, bin_mid, confidence, accuracy, n
+    flips: dict[str, Any]  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
+    whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
     sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
     since: date | None = None  # only model answers from this day on (UTC)
 
@@ -59,16 +60,22 @@ class Quality:
                 "flips": self.flips, "whatif": whatif, "reliability": self.reliability}
 
 
-def _latest_per_tier(rows: list[dict]) -> dict[int, dict[int, dict]]:
-    by_ticket: dict[int, dict[int, dict]] = {}
+def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
+    by_ticket: dict[int, dict[int, dict[str, Any]]] = {}
     for r in rows:
         by_ticket.setdefault(r["ticket_id"], {})[r["tier"]] = r  # rows are in call order: the latest wins
     return by_ticket
 
 
-def _per_model(rows: list[dict]) -> dict[tuple[int, str], list[dict]]:
+def data_version(db: Database) -> int:
+    """Changes whenever `measure` could give another answer (an operator label, a call on a labelled ticket)."""
+    with db.read() as s:
+        return q.labels_version(s)
+
+
+def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
     """Each ticket's latest answer from each (tier, model), when that answer has a label."""
-    latest: dict[tuple[int, str], dict[int, dict]] = {}
+    latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
     for r in rows:
         latest.setdefault((r["tier"], r["model"]), {})[r["ticket_id"]] = r  # in call order: the latest wins
     groups = {key: [a for a in by_ticket.values() if a["label"] is not None] for key, by_ticket in latest.items()}
@@ -114,21 +121,21 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets), sources, since)
 
 
-def _whatif(tickets: dict[int, dict[int, dict]]) -> list[dict]:
+def _whatif(tickets: dict[int, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Replay: escalate when Haiku's confidence is under t; use Sonnet's stored answer where there is one."""
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
-    avg_sonnet = sum(sonnet_costs) / len(sonnet_costs) if sonnet_costs else None
+    avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
     out = []
     for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
         escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
         answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
         right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
                     for x in answered)
-        haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
-        cost = haiku_cost + (avg_sonnet or 0) * len(escalate) / len(haiku)
+        haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)
         out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
                     "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
                     "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})

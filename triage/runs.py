@@ -94,9 +94,9 @@ def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
         return queue.ticket_ids_of_run(s, run_id, limit)
 
 
-def ticket_count(db: Database) -> int:
+def has_tickets(db: Database) -> bool:
     with db.read() as s:
-        return reports.status_counts(s).get("total", 0)
+        return reports.has_tickets(s)
 
 
 def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:

@@ -19,7 +19,7 @@ if standing and standing.blocked:
     st.warning(standing.blocked[0].upper() + standing.blocked[1:] + ".", icon=":material/savings:")
 elif standing and standing.warning:
     st.info(standing.warning[0].upper() + standing.warning[1:] + ".", icon=":material/savings:")
-if runs.ticket_count(db) == 0:
+if not runs.has_tickets(db):
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "
                     "routing history and a few operator corrections, so every page has something to show.")

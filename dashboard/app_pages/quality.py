@@ -3,14 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
-from triage import quality
+from dashboard import cached, charts, state
 
 db = state.database()
 settings, taxonomy = state.settings()
 
 st.title("Quality")
-result = quality.measure(db, classes=taxonomy.names)
+result = cached.quality_measure(db, tuple(taxonomy.names))
 if result.n_tickets == 0:
     st.info("No operator labels yet. Correct or confirm tickets in the Review queue (or import a labelled file on "
             "the Classify page) and this page shows how "

@@ -147,12 +147,14 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
                       row.cache_read_tokens, row.service_tier, row.inference_geo)
             assert to_pico(prices.cost(row.model, u, row.created_at)) == row.cost_pico
         assert reports.status_counts(s)["total"] == 2
-        assert len(reports.routing_by_day(s)) == 3 and len(reports.latencies(s)) == 6
+        assert len(reports.routing_by_day(s)) == 3 and len(reports.latencies_from_calls(s)) == 6
+        assert sum(n for _, _, n in reports.latency_histogram(s)) == 6
         assert reports.total_cost_pico(s) == sum(to_pico(r["cost_usd"]) for r in daily)
         from_calls = reports.spend_by_day_from_calls(s)
         assert [(r["day"], r["model"], r["tier"], r["calls"], r["cost_pico"]) for r in from_calls] == [
             (r["day"], r["model"], r["tier"], r["calls"], to_pico(r["cost_usd"])) for r in daily]
     with anydb.transaction() as s:
-        assert reports.rebuild_spend_daily(s) == 6
+        assert reports.rebuild_rollups(s) == {"spend_daily": 6, "routing_daily": 3, "latency_daily": 6,
+                                              "labelled_answers": 0}
     with anydb.read() as s:
         assert reports.spend_by_day(s) == daily
