@@ -4,8 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
+from dashboard.ui import gate
 from triage import quality
+from triage.access import Action
 
+gate(Action.VIEW_REPORTS)
 db = state.database()
 settings, _ = state.settings()
 

@@ -5,6 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
+from tests.actors import LEAD
 from tests.triage.fakes import ScriptedProvider, error
 from triage import domain as base
 from triage import pipeline, runs, taxonomy
@@ -38,7 +39,7 @@ def seeded(app_env):
     db = open_database(app_env)
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: SEED[t][0]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: SEED[t][1]), TAX)
-    imp = runs.start_run(db, [(None, t) for t in SEED], source="seed")
+    imp = runs.start_run(db, [(None, t) for t in SEED], source="seed", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     yield db, dict(zip(SEED, imp.ticket_ids, strict=True))
     db.dispose()

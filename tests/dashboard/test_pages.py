@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Correction, Ticket
+from tests.actors import LEAD, op
 from tests.dashboard.conftest import make_app
 from triage import review, taxonomy
 
@@ -112,7 +113,7 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
     bob = make_app("review", operator="bob")
     with db.read() as s:
         version = s.get(Ticket, ids["weird one"]).version
-    review.correct(db, ids["weird one"], "account", operator="carol", expected_version=version, taxonomy=TAX)
+    review.correct(db, ids["weird one"], "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     edit_review_table(bob, {1: {"label": "billing"}})
     bob.button(key="save").click().run()
     assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
@@ -254,7 +255,7 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
 
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    config.save_engine(db, operator="lead", monthly_budget_usd=0.001)
+    config.save_engine(db, actor=LEAD, monthly_budget_usd=0.001)
     at = make_app()
     assert any("reached the monthly budget of $0.00" in w.value for w in at.warning)
     settings = make_app("settings")
