@@ -28,3 +28,17 @@ def recent(db: Database, *, actor: Actor, limit: int = 50) -> list[dict[str, obj
     require(actor, Action.VIEW_AUDIT)
     with db.read() as s:
         return q.recent(s, limit)
+
+
+def describe(detail: dict[str, object]) -> str:
+    """One line for a person: `changed` values as "name: from → to", lists comma-separated."""
+    parts: list[str] = []
+    for key, value in detail.items():
+        if key == "changed" and isinstance(value, dict):
+            parts += [f"{name}: {pair[0]} → {pair[1]}" if isinstance(pair, list) and len(pair) == 2 else
+                      f"{name}: {pair}" for name, pair in value.items()]
+        elif isinstance(value, list):
+            parts.append(f"{key}: {', '.join(map(str, value))}")
+        else:
+            parts.append(f"{key}: {value}")
+    return "; ".join(parts)

@@ -122,7 +122,7 @@ st.caption("Who started runs, asked for escalations, changed settings, exported,
 events = audit.recent(db, actor=actor, limit=50)
 if events:
     st.dataframe(pd.DataFrame([{**e, "role": e["role"] or "—",
-                                "detail": ", ".join(f"{k}: {v}" for k, v in dict(e["detail"]).items())}
+                                "detail": audit.describe(dict(e["detail"]))}
                                for e in events]), hide_index=True, key="audit_table",
                  column_config={"at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss")})
 else:
