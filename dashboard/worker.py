@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
-import time
 from dataclasses import dataclass
 
 from db.engine import Database
 from triage import services
+from triage.errors import TriageError
 from triage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,11 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerStatus:
-    running: bool = False
-    busy: bool = False
-    processed: int = 0
-    last_error: str | None = None
-    last_error_at: float | None = None
+    last_error: str | None = None  # why the last pass stopped or failed, shown on the pages; None when fine
 
 
 class BackgroundWorker:
@@ -39,7 +36,6 @@ class BackgroundWorker:
         self._thread = threading.Thread(target=self._loop, name="triage-worker", daemon=True)
 
     def start(self) -> BackgroundWorker:
-        self.status.running = True
         self._thread.start()
         return self
 
@@ -51,37 +47,31 @@ class BackgroundWorker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
-        self.status.running = False
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            settings = self.settings
-            wait = self.poll_seconds
-            if settings.has_api_key:
-                try:
-                    self.status.busy = True
-                    report = asyncio.run(services.work_once(self.db, settings))
-                    self.status.processed += report.processed
-                    if report.stopped:
-                        self.status.last_error, self.status.last_error_at = report.stopped, time.time()
-                        wait = self.pause_after_key_error
-                    elif report.processed:
-                        self.status.last_error = None
-                except Exception as exc:  # keep the worker alive; the error is shown on the page
-                    log.exception("background worker pass failed")
-                    self.status.last_error, self.status.last_error_at = f"{type(exc).__name__}: {exc}", time.time()
-                    wait = 5.0
-                finally:
-                    self.status.busy = False
-            else:
-                try:  # no key: the local tier classifies, the review queue is the escalation
-                    self.status.busy = True
-                    self.status.processed += services.classify_locally(self.db, settings)
-                except Exception as exc:
-                    log.exception("local classification failed")
-                    self.status.last_error, self.status.last_error_at = f"{type(exc).__name__}: {exc}", time.time()
-                    wait = 5.0
-                finally:
-                    self.status.busy = False
-            self._wake.wait(wait)
+            self._wake.wait(self._pass())
             self._wake.clear()
+
+    def _pass(self) -> float:
+        """One pass over the queue; returns how long to wait before the next one."""
+        try:
+            if not self.settings.has_api_key:  # no key: the local tier classifies, the review queue escalates
+                services.classify_locally(self.db, self.settings)
+                return self.poll_seconds
+            report = asyncio.run(services.work_once(self.db, self.settings))
+        except TriageError as exc:  # a setting or input problem: shown on the pages, retried later
+            self.status.last_error = str(exc)
+            return 5.0
+        except Exception as exc:  # keep the worker alive; the error is shown on the page
+            if self._stop.is_set() or sys.is_finalizing():  # the server is shutting down mid-pass: nothing to report
+                return 0.0
+            log.exception("background worker pass failed")
+            self.status.last_error = f"{type(exc).__name__}: {exc}"
+            return 5.0
+        if report.stopped:
+            self.status.last_error = report.stopped
+            return self.pause_after_key_error
+        if report.processed:
+            self.status.last_error = None
+        return self.poll_seconds

@@ -80,7 +80,7 @@ def spend_by_week(s: Session, start: date | None = None, end: date | None = None
 
 
 def status_counts(s: Session) -> dict[str, int]:
-    """Tickets per state, plus corrected and total: the dashboard header."""
+    """Tickets per state, plus corrected and total."""
     rows = s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
     counts = {status: n for status, n in rows}
     counts["total"] = sum(n for _, n in rows)

@@ -2,7 +2,9 @@
 
 The engine reaches it only through the official SDK via `base_url`. Every request body is validated against
 `CreateMessageParams` from Anthropic's OpenAPI spec and against API version 2026-10-21's extra rules; anything
-invalid is answered with a 400 and recorded in `invalid`, which the test fixtures assert is empty.
+invalid is answered with a 400 and recorded in `invalid`, which the test fixtures assert is empty. The spec is the
+subset kept in tests/spec/ (see its README), or the full spec at TRIAGE_SPEC_PATH; it is read on the first
+validation, so a test that never sends a body never touches it.
 
 Default behaviour is a small keyword "model" so end-to-end tests get plausible labels. Tickets can steer it
 with markers: [[conf=0.3]] (tier-1 confidence), [[conf2=0.9]] (tier-2 confidence), [[label=xyz]],
@@ -24,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-SPEC_PATH = Path(os.environ.get("TRIAGE_SPEC_PATH") or
-                 Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "anthropic-openapi.json")
+BUNDLED_SPEC = Path(__file__).resolve().parent / "spec" / "anthropic-messages-schemas.json"
 FORBIDDEN = ("temperature", "top_p", "top_k")
 KEYWORDS = {
     "billing": ("refund", "charge", "charged", "invoice", "payment", "price", "bill", "billing", "card", "subscription",
@@ -39,39 +41,54 @@ KEYWORDS = {
                          "feedback", "idea"),
 }
 
-_validator = None
+
+def spec_path() -> Path:
+    """The spec bodies are validated against: TRIAGE_SPEC_PATH (a full OpenAPI spec) when set, else the subset
+    shipped in tests/spec/."""
+    override = os.environ.get("TRIAGE_SPEC_PATH")
+    return Path(override) if override else BUNDLED_SPEC
+
+
+_specs: dict[Path, dict] = {}
+_validators: dict[tuple[Path, str], Any] = {}
 _validator_lock = threading.Lock()
 
 
-def spec_validator(schema_name: str = "CreateMessageParams"):
-    """A jsonschema validator for one schema of Anthropic's OpenAPI spec (built once each; the spec is large)."""
-    global _validator
+def spec_validator(schema_name: str = "CreateMessageParams", path: Path | None = None) -> Any:
+    """A jsonschema validator for one schema of the spec at `path` (default `spec_path()`), built on first use and
+    kept: the full spec is large."""
+    path = path or spec_path()
     with _validator_lock:
-        if _validator is None:
-            _validator = {"spec": json.loads(SPEC_PATH.read_text(encoding="utf-8"))}
-        if schema_name not in _validator:
+        if (path, schema_name) not in _validators:
+            if path not in _specs:
+                if not path.is_file():
+                    raise FileNotFoundError(f"no OpenAPI spec at {path}" + (
+                        " (TRIAGE_SPEC_PATH; unset it to use the subset in tests/spec/)"
+                        if os.environ.get("TRIAGE_SPEC_PATH") else ""))
+                _specs[path] = json.loads(path.read_text(encoding="utf-8"))
             from jsonschema import Draft202012Validator
 
-            components = _validator["spec"]["components"]
-            _validator[schema_name] = Draft202012Validator({"$ref": f"#/components/schemas/{schema_name}",
-                                                            "components": components})
-        return _validator[schema_name]
+            components = _specs[path]["components"]
+            _validators[path, schema_name] = Draft202012Validator(
+                {"$ref": f"#/components/schemas/{schema_name}", "components": components})
+        return _validators[path, schema_name]
 
 
-def batch_problems(body: dict) -> list[str]:
+def batch_problems(body: dict, spec: Path | None = None) -> list[str]:
     """Why the real API would reject this Message Batches body (each request's params included)."""
     problems = [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}"
-                for e in spec_validator("CreateMessageBatchParams").iter_errors(body)]
+                for e in spec_validator("CreateMessageBatchParams", spec).iter_errors(body)]
     for i, req in enumerate(body.get("requests") or []):
         if isinstance(req, dict) and isinstance(req.get("params"), dict):
-            problems += [f"requests/{i}/params: {p}" for p in request_problems(req["params"])]
+            problems += [f"requests/{i}/params: {p}" for p in request_problems(req["params"], spec)]
     return problems
 
 
-def request_problems(body: dict) -> list[str]:
-    """Why the real API (version 2026-10-21) would reject this body; empty when it would accept it."""
+def request_problems(body: dict, spec: Path | None = None) -> list[str]:
+    """Why the real API (version 2026-10-21) would reject this body; empty when it would accept it. `spec`: the
+    OpenAPI file to validate against (default `spec_path()`)."""
     problems = [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}"
-                for e in spec_validator().iter_errors(body)]
+                for e in spec_validator("CreateMessageParams", spec).iter_errors(body)]
     problems += [f"{k}: Extra inputs are not permitted" for k in FORBIDDEN if k in body]
     messages = body.get("messages") or []
     if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
@@ -331,7 +348,10 @@ class FakeAnthropic:
         body = self._authorised_body(h, raw, record)
         if body is None:
             return
-        problems = batch_problems(body) if self.validate else []
+        try:
+            problems = batch_problems(body) if self.validate else []
+        except Exception as exc:  # e.g. the spec file is missing: fail the test loudly, never hang it
+            problems = [f"could not validate the request: {type(exc).__name__}: {exc}"]
         if problems:
             with self._lock:
                 self.invalid.append((body, problems))

@@ -13,6 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
+from typing import Any
 
 from db import queue, reports
 from db.engine import Database
@@ -28,7 +29,7 @@ SOURCE = "demo"
 DEMO_REQUEST_PREFIX = "demo_"
 
 
-def load_samples() -> list[dict]:
+def load_samples() -> list[dict[str, Any]]:
     text = resources.files("triage.samples").joinpath("tickets.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -48,7 +49,7 @@ def _simulated_call(tier: int, model: str, text: str, label: str, rnd: random.Ra
 
 
 def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings | None = None, days: int = 30,
-         seed: int = 7, api_share: float = 0.7, local: bool = True) -> dict:
+         seed: int = 7, api_share: float = 0.7, local: bool = True) -> dict[str, Any]:
     """Load the demo (a lead's choice: it writes 315 sample tickets and simulated history); recorded in the audit
     trail with who loaded it."""
     require(actor, Action.LOAD_DEMO)
@@ -71,7 +72,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
             when = now - timedelta(days=rnd.uniform(0, days), hours=rnd.uniform(0, 4))
             text, label = gold[tid]["text"], gold[tid]["label"]
             calls = [_simulated_call(1, settings.tier1_model, text, label, rnd, taxonomy, prices, when, 0.88)]
-            if calls[0].confidence < settings.threshold:
+            if (calls[0].confidence or 0.0) < settings.threshold:
                 calls.append(_simulated_call(2, settings.tier2_model, text, label, rnd, taxonomy, prices,
                                              when + timedelta(seconds=2), 0.95))
             for c in calls:
@@ -81,7 +82,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
     n_local = 0
     if local:
         n_local = _classify_rest_locally(db, taxonomy, settings, [t for t in gold if t not in set(api_ids)],
-                                         imported.run_id, rnd, days)
+                                         run_id, rnd, days)
     corrected = _correct_some(db, gold, taxonomy, rnd)
     if local:  # learn from the demo's labels so Settings shows a trained local tier
         from triage.local import tier as local_tier
@@ -111,8 +112,8 @@ def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings,
     return len(ticket_ids)
 
 
-def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Random, limit: int = 40,
-                  confirm: int = 80) -> int:
+def _correct_some(db: Database, gold: dict[int, dict[str, Any]], taxonomy: Taxonomy, rnd: random.Random,
+                  limit: int = 40, confirm: int = 80) -> int:
     """Operators correct some wrong labels and confirm some right ones (the Quality page's ground truth)."""
     from triage import review
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from db.engine import Database
 from triage import ingest
+from triage.domain import Outcome
 from triage.errors import InputError
 from triage.local.head import expected_calibration_error
+from triage.router import Router
 from triage.taxonomy import Taxonomy
 
 THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # 0.50 .. 0.95
@@ -36,7 +40,7 @@ def read_gold(path: str, taxonomy: Taxonomy) -> Gold:
 
 
 def score(gold: Sequence[str], predicted: Sequence[str | None], confidence: Sequence[float | None],
-          classes: Sequence[str]) -> dict:
+          classes: Sequence[str]) -> dict[str, Any]:
     y = np.array(gold)
     p = np.array([x if x is not None else "" for x in predicted])
     conf = np.array([c if c is not None else 0.0 for c in confidence], dtype=float)
@@ -63,7 +67,7 @@ def score(gold: Sequence[str], predicted: Sequence[str | None], confidence: Sequ
             "ece": round(expected_calibration_error(conf, correct), 4), "per_category": per, "coverage": coverage}
 
 
-def predict_local(gold: Gold, taxonomy: Taxonomy, db=None) -> tuple[list[str], list[float]]:
+def predict_local(gold: Gold, taxonomy: Taxonomy, db: Database | None = None) -> tuple[list[str], list[float]]:
     from triage.local import tier as local
     from triage.local.embedder import shared
 
@@ -73,11 +77,11 @@ def predict_local(gold: Gold, taxonomy: Taxonomy, db=None) -> tuple[list[str], l
     return labels, [float(c) for c in conf]
 
 
-def predict_router(gold: Gold, router, concurrency: int = 8) -> tuple[list[str | None], list[float | None]]:
-    async def run():
+def predict_router(gold: Gold, router: Router, concurrency: int = 8) -> tuple[list[str | None], list[float | None]]:
+    async def run() -> list[Outcome]:
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(text):
+        async def one(text: str) -> Outcome:
             async with sem:
                 return await router.classify(text)
         return await asyncio.gather(*(one(t) for t in gold.texts))
@@ -88,7 +92,7 @@ def predict_router(gold: Gold, router, concurrency: int = 8) -> tuple[list[str |
     return [o.category for o in outcomes], [o.confidence for o in outcomes]
 
 
-def format_report(r: dict, tier: str) -> str:
+def format_report(r: dict[str, Any], tier: str) -> str:
     lines = [f"tier {tier}: n={r['n']}  accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  ECE {r['ece']:.3f}",
              "", f"{'category':<20} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}"]
     for c, m in r["per_category"].items():

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from triage.domain import Usage
 from triage.errors import UnknownModel
@@ -37,7 +38,7 @@ class PriceEntry:
 
 
 class PriceTable:
-    def __init__(self, data: dict, source: str = "triage/config/prices.json"):
+    def __init__(self, data: dict[str, Any], source: str = "triage/config/prices.json"):
         self.source = source
         self.batch_multiplier = Decimal(str(data.get("batch_multiplier", "0.5")))
         self.aliases: dict[str, str] = dict(data.get("aliases", {}))
@@ -106,7 +107,7 @@ class PriceTable:
             total *= self.geo_multipliers[usage.inference_geo]
         return total
 
-    def as_rows(self) -> list[dict]:
+    def as_rows(self) -> list[dict[str, Any]]:
         """Flat rows for display (Settings page, docs)."""
         rows = []
         for model, entries in self.models.items():

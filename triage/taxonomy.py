@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from triage.domain import UNKNOWN
 from triage.errors import InputError
@@ -38,11 +39,11 @@ class Taxonomy:
     def __contains__(self, label: object) -> bool:
         return label in self.names
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"categories": [{"name": c.name, "description": c.description} for c in self.categories]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Taxonomy:
+    def from_dict(cls, data: dict[str, Any]) -> Taxonomy:
         if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
             raise TaxonomyError('a taxonomy is an object with a "categories" list')
         cats = []

@@ -71,7 +71,35 @@ if metrics:
                    "that did not see it.")
     cols[3].metric("Calibration error (ECE)", f"{metrics.get('human_ece', metrics['oof_ece']):.3f}",
                    help="0 means a confidence of 0.9 is right 90% of the time.")
-    st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels.")
+    st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels. "
+               f"Confidence calibrated on {metrics.get('calibrated_on', 'held-out examples')}; until "
+               f"{local.MIN_CALIBRATION} operator labels exist, a ticket is only confident when the built-in examples "
+               "and the category's description agree.")
+    learning = metrics.get("learning_curve")
+    if learning and learning.get("points"):
+        import plotly.graph_objects as go
+
+        pts = learning["points"]
+        x = [p["per_category"] for p in pts]
+        fig = go.Figure()
+        for key, name in (("accuracy", "Accuracy"), ("ece", "Calibration error (ECE)")):
+            fig.add_scatter(x=x, y=[p[key] for p in pts], name=name, mode="lines+markers",
+                            error_y={"type": "data", "symmetric": False,
+                                     "array": [p[f"{key}_high"] - p[key] for p in pts],
+                                     "arrayminus": [p[key] - p[f"{key}_low"] for p in pts]})
+        fig.update_layout(title="Learning curve: what more operator labels buy", height=320,
+                          xaxis_title="operator labels per category", yaxis_title="on held-out operator labels",
+                          yaxis_range=[0, 1], margin={"t": 40, "b": 40})
+        st.plotly_chart(fig, key="learning_curve")
+        st.caption(f"Measured when it last trained, on the {learning['labels']} operator-labelled tickets: each of "
+                   f"{learning['draws']} draws scores {learning['scored']} of them (the bars: lowest and highest draw) "
+                   "with a model trained on the built-in examples plus n labels per category from the rest. "
+                   "0 is the zero-shot model on your own tickets.")
+        st.dataframe(pd.DataFrame([{"labels per category": p["per_category"], "accuracy": round(p["accuracy"], 3),
+                                    "ECE": round(p["ece"], 3)} for p in pts]), hide_index=True)
+    else:
+        st.caption(f"The learning curve (accuracy against the number of operator labels) appears once "
+                   f"{local.CURVE_MIN_LABELS} tickets carry operator labels.")
 else:
     st.caption("Not trained yet: it builds itself from the taxonomy the first time it classifies.")
 if st.button("Retrain now", key="retrain"):

@@ -57,8 +57,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         db = open_db(settings)
         settings, taxonomy = settings_in_force(db, args)
     gold = evaluation.read_gold(args.gold, taxonomy)
+    predicted: list[str | None]
+    conf: list[float | None]
     if args.tier == "local":
-        predicted, conf = evaluation.predict_local(gold, taxonomy, db)
+        labels, scores = evaluation.predict_local(gold, taxonomy, db)
+        predicted, conf = list(labels), list(scores)
     else:
         router = services.build_router(settings, taxonomy, mode=args.tier, threshold=settings.threshold)
         predicted, conf = evaluation.predict_router(gold, router, settings.concurrency)

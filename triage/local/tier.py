@@ -8,6 +8,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,9 +19,11 @@ from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
 from triage.domain import OK, CallResult
+from triage.local import curve
 from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
-from triage.local.examples import EXAMPLES
-from triage.local.head import Head, fit
+from triage.local.examples import VOICES
+from triage.local.head import DESCRIPTION, Head, fit
+from triage.local.head import MIN_CALIBRATION as MIN_CALIBRATION  # shown in Settings
 from triage.router import decide
 from triage.taxonomy import Taxonomy
 
@@ -28,7 +31,9 @@ LOCAL_MODEL = "local-minilm"  # model id recorded on the tier-0 calls (priced at
 WEIGHTS = {"operator": 2.0, "tier2": 1.5, "tier1": 1.0}  # human labels count most
 RETRAIN_EVERY = 50  # new usable labels since the last training
 SETTING = "local_head"
+HEAD_VERSION = 2  # 2: example and description views mixed, calibrated by voice (triage.local.head); older heads retrain
 TIER0_SETTING = "tier0"
+CURVE_MIN_LABELS = curve.MIN_LABELS
 TIER0_DEFAULTS = {"enabled": False, "target_accuracy": 0.9, "threshold": 0.9, "min_labels": 30}
 
 _cache: dict[tuple[str, str], tuple[str, Head]] = {}
@@ -39,58 +44,107 @@ def taxonomy_key(taxonomy: Taxonomy) -> str:
     return hashlib.sha256(json.dumps(taxonomy.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def seed_examples(taxonomy: Taxonomy) -> tuple[list[str], list[str]]:
-    """Each category's description, plus the built-in example tickets of categories that have them."""
-    texts, labels = [], []
+def seed_examples(taxonomy: Taxonomy) -> tuple[list[str], list[str], list[str]]:
+    """Each category's description, plus the built-in example tickets of categories that have them: texts,
+    labels, and each row's group (its voice, or DESCRIPTION for the description rows)."""
+    texts, labels, groups = [], [], []
     for c in taxonomy.categories:
-        texts.append(f"{c.name.replace('_', ' ')}: {c.description}")
+        texts.append(description_text(c.name, c.description))
         labels.append(c.name)
-        for example in EXAMPLES.get(c.name, []):
-            texts.append(example)
-            labels.append(c.name)
-    return texts, labels
+        groups.append(DESCRIPTION)
+    for voice, examples in VOICES.items():
+        for c in taxonomy.categories:
+            for example in examples.get(c.name, []):
+                texts.append(example)
+                labels.append(c.name)
+                groups.append(voice)
+    return texts, labels, groups
 
 
-def train_head(embedder: Embedder, taxonomy: Taxonomy, labelled: list[tuple[np.ndarray, str, str]]) -> Head:
-    """Seed examples plus (vector, label, source) rows from the database."""
-    texts, labels = seed_examples(taxonomy)
-    X = embedder.embed(texts)
+def description_text(name: str, description: str) -> str:
+    return f"{name.replace('_', ' ')}: {description}"
+
+
+@dataclass
+class Seeds:
+    X: np.ndarray
+    labels: list[str]
+    groups: list[str | None]
+    desc: np.ndarray  # (categories, dim): the description rows, in taxonomy order
+
+
+_seeds: dict[tuple[str, ...], Seeds] = {}
+
+
+def seeds_for(embedder: Embedder, taxonomy: Taxonomy) -> Seeds:
+    """The embedded seed rows, computed once per process and taxonomy."""
+    texts, labels, groups = seed_examples(taxonomy)
+    key = (MODEL_ID, *texts)
+    with _cache_lock:
+        hit = _seeds.get(key)
+    if hit is None:
+        X = embedder.embed(texts)
+        hit = Seeds(X, labels, list(groups), X[:len(taxonomy.names)].copy())
+        with _cache_lock:
+            _seeds[key] = hit
+    return hit
+
+
+def build_head(seeds: Seeds, taxonomy: Taxonomy, labelled: list[tuple[np.ndarray, str, str]]) -> Head:
+    """Seed rows plus (vector, label, source) rows, trained and calibrated (triage.local.head.fit)."""
+    X, labels, groups = seeds.X, list(seeds.labels), list(seeds.groups)
     w = [1.0] * len(labels)
     human = [False] * len(labels)
     if labelled:
         X = np.vstack([X, np.stack([v for v, _, _ in labelled])])
         labels += [lab for _, lab, _ in labelled]
+        groups += [None] * len(labelled)
         w += [WEIGHTS.get(src, 1.0) for _, _, src in labelled]
         human += [src == "operator" for _, _, src in labelled]
-    head = fit(X, labels, np.array(w, dtype=np.float32), taxonomy.names, np.array(human))
+    return fit(X, labels, np.array(w, dtype=np.float32), taxonomy.names, np.array(human), groups, seeds.desc)
+
+
+def train_head(embedder: Embedder, taxonomy: Taxonomy, labelled: list[tuple[np.ndarray, str, str]]) -> Head:
+    """Seed examples plus (vector, label, source) rows from the database. With enough operator labels, the
+    learning curve (triage.local.curve) on those is measured too and kept with the head's metrics."""
+    seeds = seeds_for(embedder, taxonomy)
+    head = build_head(seeds, taxonomy, labelled)
     counts: dict[str, int] = {}
     for _, _, src in labelled:
         counts[src] = counts.get(src, 0) + 1
     head.metrics.update(labels=counts, trained_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    operator = [(v, lab) for v, lab, src in labelled if src == "operator"]
+    if len(operator) >= curve.MIN_LABELS:
+        def on_labels(X: np.ndarray, labels: list[str]) -> Head:
+            return build_head(seeds, taxonomy, [(x, lab, "operator") for x, lab in zip(X, labels, strict=True)])
+
+        head.metrics["learning_curve"] = curve.learning_curve(on_labels, np.stack([v for v, _ in operator]),
+                                                              [lab for _, lab in operator])
     return head
 
 
 def save_head(db: Database, taxonomy: Taxonomy, head: Head, n_labels: int) -> None:
     with db.transaction() as s:
-        db_settings.put(s, SETTING, {"taxonomy_key": taxonomy_key(taxonomy), "head": head.to_dict(),
-                                        "labels_at_training": n_labels}, operator="local-tier")
+        db_settings.put(s, SETTING, {"taxonomy_key": taxonomy_key(taxonomy), "version": HEAD_VERSION,
+                                     "head": head.to_dict(), "labels_at_training": n_labels}, operator="local-tier")
 
 
 def current_head(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
-    """The stored head for this taxonomy, or a zero-shot one built (and stored) from its descriptions."""
+    """The stored head for this taxonomy, or one trained (and stored) from its descriptions, the built-in examples
+    and the labels in the database when none fits (first use, a new taxonomy, a head from an older version)."""
     key = taxonomy_key(taxonomy)
     with db.read() as s:
         stored = db_settings.get(s, SETTING)
-    stamp = json.dumps(stored.get("head", {}).get("metrics", {}), sort_keys=True) if stored else ""
+    usable = bool(stored) and stored.get("taxonomy_key") == key and stored.get("version") == HEAD_VERSION
+    stamp = json.dumps(stored.get("head", {}).get("metrics", {}), sort_keys=True) if usable else ""
     with _cache_lock:
         hit = _cache.get((db.url, key))
-        if hit and hit[0] == stamp and stored and stored.get("taxonomy_key") == key:
+        if usable and hit and hit[0] == stamp:
             return hit[1]
-    if stored and stored.get("taxonomy_key") == key:
+    if usable:
         head = Head.from_dict(stored["head"])
     else:
-        head = train_head(embedder, taxonomy, [])
-        save_head(db, taxonomy, head, 0)
+        head = retrain(db, taxonomy, embedder)
         stamp = json.dumps(head.metrics, sort_keys=True)
     with _cache_lock:
         _cache[(db.url, key)] = (stamp, head)
@@ -135,7 +189,8 @@ def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: i
     with db.read() as s:
         stored = db_settings.get(s, SETTING) or {}
         n = len(vectors.labelled(s, taxonomy.names))
-    if stored.get("taxonomy_key") == taxonomy_key(taxonomy) and n - stored.get("labels_at_training", 0) < every:
+    current = stored.get("taxonomy_key") == taxonomy_key(taxonomy) and stored.get("version") == HEAD_VERSION
+    if current and n - stored.get("labels_at_training", 0) < every:
         return None
     return train_from_labels(db, taxonomy, embedder)
 
