@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from db.migrate import open_database  # noqa: E402
 from tests.actors import LEAD  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, ROOT, _free_port, shoot, wait_for_run  # noqa: E402
+from tests.e2e.conftest import ROOT, _free_port, shoot, wait_for_run  # noqa: E402
 from tests.e2e.fake_oidc import FakeOIDC  # noqa: E402
 from triage import runs  # noqa: E402
 
@@ -32,9 +32,6 @@ def oidc():
 
 @pytest.fixture(scope="module")
 def signed_app(oidc, tmp_path_factory):
-    if not CHROMIUM:
-        pytest.skip("no chromium on this machine (scripts/test-services installs Debian's package as root)")
-    pytest.importorskip("authlib")
     home = tmp_path_factory.mktemp("signin")
     db_url = f"sqlite:///{home / 'triage.db'}"
     db = open_database(db_url)
