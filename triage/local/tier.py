@@ -144,7 +144,7 @@ def current_head(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
     if usable:
         head = Head.from_dict(stored["head"])
     else:
-        head = retrain(db, taxonomy, embedder)
+        head = train_from_labels(db, taxonomy, embedder)
         stamp = json.dumps(head.metrics, sort_keys=True)
     with _cache_lock:
         _cache[(db.url, key)] = (stamp, head)
