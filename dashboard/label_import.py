@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import state
 from dashboard.ui import need_operator, plain
 from triage import ingest, labels
+from triage.access import Action
 
 if TYPE_CHECKING:
     from db.engine import Database
@@ -52,9 +53,13 @@ def offer(db: Database, taxonomy: Taxonomy, *, text: str, fmt: str, name: str, c
     st.caption(plain(plan.summary()))
     for line in plan.left_out():
         st.warning(plain(line))
-    if st.button(f"Import {plan.writes} labels", key="import_labels", type="primary", disabled=not plan.writes) \
-            and need_operator():
-        result = labels.apply(db, plan, operator=state.operator())
+    actor = state.actor()
+    allowed = actor is not None and actor.may(Action.IMPORT_LABELS)
+    if not allowed:
+        st.caption("Importing labels is a lead's action.")
+    if st.button(f"Import {plan.writes} labels", key="import_labels", type="primary",
+                 disabled=not plan.writes or not allowed) and need_operator() and actor is not None:
+        result = labels.apply(db, plan, actor=actor)
         if result.labelled + result.created:
             with st.spinner("Retraining the local model on the labels..."):
                 result.learned = labels.learn(db, taxonomy)

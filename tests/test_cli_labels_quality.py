@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
+from tests.actors import op
 from tests.triage.fakes import ScriptedProvider
 from triage import pipeline, review, runs, taxonomy
 from triage.cli import main
@@ -42,7 +43,7 @@ def seed_history(db, label_by_review=True):
         with db.read() as s:
             versions = {t.id: t.version for t in s.scalars(select(Ticket))}
         for key, tid in ids.items():
-            review.correct(db, tid, TRUTH[key], operator="op", expected_version=versions[tid], taxonomy=TAX)
+            review.correct(db, tid, TRUTH[key], actor=op("op"), expected_version=versions[tid], taxonomy=TAX)
     return ids
 
 

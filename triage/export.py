@@ -13,6 +13,8 @@ from pathlib import Path
 
 from db import review as db_review
 from db.engine import Database
+from triage import audit
+from triage.access import Action, Actor, require
 from triage.domain import money_text
 from triage.errors import InputError
 
@@ -65,7 +67,7 @@ def write(rows: list[dict], path: str) -> None:
     Path(path).write_text(text, encoding="utf-8", newline="")
 
 
-def ticket_rows(db: Database, batch: int = 2000) -> list[dict]:
+def _ticket_rows(db: Database, batch: int = 2000) -> list[dict]:
     rows, page = [], 0
     with db.read() as s:
         while True:
@@ -76,8 +78,15 @@ def ticket_rows(db: Database, batch: int = 2000) -> list[dict]:
             page += 1
 
 
-def export_tickets(db: Database, fmt: str) -> tuple[bytes, str]:
-    rows = ticket_rows(db)
+def export_tickets(db: Database, fmt: str, *, actor: Actor) -> tuple[bytes, str]:
+    """Every ticket with its text, label, who set it and its cost, for a lead; recorded in the audit trail (who,
+    when, how many rows, which filter)."""
+    require(actor, Action.EXPORT)
+    if fmt not in ("csv", "jsonl"):
+        raise InputError(f"export format is csv or jsonl (got {fmt!r})")
+    rows = _ticket_rows(db)
+    with db.transaction() as s:
+        audit.record(s, actor, audit.EXPORT, rows=len(rows), format=fmt, filter="every ticket")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     if fmt == "csv":
         return to_csv(rows).encode("utf-8"), f"triage-tickets-{stamp}.csv"

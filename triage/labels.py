@@ -21,8 +21,8 @@ from db import labels as q
 from db.engine import Database
 from db.models import text_hash
 from db.queue import content_hash
-from triage import ingest
-from triage.errors import InputError
+from triage import audit, ingest
+from triage.access import Action, Actor, require
 from triage.taxonomy import Taxonomy
 
 EXAMPLES = 5  # rows shown per problem
@@ -270,11 +270,11 @@ class Imported:
                 "conflicts": self.conflicts, "learned": self.learned.to_dict() if self.learned else None}
 
 
-def apply(db: Database, p: Plan, *, operator: str) -> Imported:
-    """Write the plan: short transactions of CHUNK rows; a ticket changed since the plan read it is left alone."""
-    operator = operator.strip()
-    if not operator:
-        raise InputError("say who you are (--operator NAME): every imported label is stamped with it")
+def apply(db: Database, p: Plan, *, actor: Actor) -> Imported:
+    """Write the plan: short transactions of CHUNK rows; a ticket changed since the plan read it is left alone.
+    A lead's action, stamped with the actor's identity and recorded in the audit trail."""
+    require(actor, Action.IMPORT_LABELS)
+    operator = actor.identity
     note = f"imported from {p.file}"
     labelled, created, conflicts = 0, 0, []
     for i in range(0, len(p.changes), CHUNK):
@@ -292,6 +292,9 @@ def apply(db: Database, p: Plan, *, operator: str) -> Imported:
         created += sum(tid is not None for tid in ids)
         conflicts += [f"row {n.row}: this ticket was added by someone else meanwhile"
                       for n, tid in zip(chunk_new, ids, strict=True) if tid is None]
+    with db.transaction() as s:
+        audit.record(s, actor, audit.LABEL_IMPORT, file=p.file, labelled=labelled, created=created,
+                     left_out=len(p.left_out()))
     return Imported(p, labelled, created, conflicts)
 
 
@@ -300,7 +303,7 @@ def learn(db: Database, taxonomy: Taxonomy) -> Learned:
     from triage.local import tier as local
     from triage.local.embedder import shared
 
-    head = local.retrain(db, taxonomy, shared())
+    head = local.train_from_labels(db, taxonomy, shared())  # part of the import the lead was allowed to make
     m = head.metrics
     with db.read() as s:
         per = q.operator_label_counts(s, taxonomy.names)
@@ -308,12 +311,10 @@ def learn(db: Database, taxonomy: Taxonomy) -> Learned:
                    m.get("human_accuracy"), m.get("human_ece"))
 
 
-def import_labels(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, *, file: str, operator: str,
+def import_labels(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, *, file: str, actor: Actor,
                   retrain: bool = True) -> Imported:
     """Plan, write, and (when anything was written) retrain the local tier."""
-    if not operator.strip():
-        raise InputError("say who you are (--operator NAME): every imported label is stamped with it")
-    result = apply(db, plan(db, batch, taxonomy, file), operator=operator)
+    result = apply(db, plan(db, batch, taxonomy, file), actor=actor)
     if retrain and result.labelled + result.created:
         result.learned = learn(db, taxonomy)
     return result

@@ -3,9 +3,11 @@
 import streamlit as st
 
 from dashboard import label_import, state
-from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
+from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain
 from triage import budget, ingest, runs
+from triage.access import Action
 
+actor = gate(Action.CLASSIFY)
 db = state.database()
 settings, taxonomy = state.settings()
 
@@ -19,7 +21,7 @@ if standing and standing.blocked:
     st.warning(standing.blocked[0].upper() + standing.blocked[1:] + ".", icon=":material/savings:")
 elif standing and standing.warning:
     st.info(standing.warning[0].upper() + standing.warning[1:] + ".", icon=":material/savings:")
-if not runs.has_tickets(db):
+if not runs.has_tickets(db) and actor.may(Action.LOAD_DEMO):
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "
                     "routing history and a few operator corrections, so every page has something to show.")
@@ -27,7 +29,7 @@ if not runs.has_tickets(db):
             from triage import demo
 
             with st.spinner("Classifying the sample tickets..."):
-                summary = demo.fill(db, taxonomy, settings=settings)
+                summary = demo.fill(db, taxonomy, actor=actor, settings=settings)
             st.toast(f"Demo loaded: {summary['tickets']} tickets.")
             st.rerun()
 
@@ -82,8 +84,7 @@ tier = c1.selectbox("Route", routes, key="tier",
                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
                                  "sonnet": "Sonnet only", "local": "Local model (no API key)"}.get)
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
-    imported = runs.start_run(db, items, source=source, started_by=state.operator() or "dashboard",
-                                  mode=tier, threshold=settings.threshold)
+    imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold)
     st.session_state["run_id"] = imported.run_id
     st.session_state["run_total"] = len(imported.new_ids) + len(imported.known_ids)
     state.worker().wake()
@@ -91,7 +92,7 @@ if c1.button("Classify", type="primary", disabled=not items, key="classify"):
 
 
 def escalate(ticket_id: int) -> None:
-    runs.request_escalation(db, [ticket_id])
+    runs.request_escalation(db, [ticket_id], actor=actor)
     state.worker().wake()
     st.toast(f"Ticket {ticket_id} sent to Sonnet.")
 
@@ -112,7 +113,7 @@ def results() -> None:
     worker = state.worker()
     if worker.status.last_error and progress.states.get("pending"):
         st.error(f"Classification is paused: {worker.status.last_error}")
-    rows = runs.run_rows(db, run_id, runs.run_ticket_ids(db, run_id, 50), with_text=True)
+    rows = runs.run_rows(db, run_id, runs.run_ticket_ids(db, run_id, 50), actor=actor, with_text=True)
     for r in rows:
         with st.container(border=True):
             a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")

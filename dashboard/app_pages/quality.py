@@ -4,7 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cached, charts, state
+from dashboard.ui import gate
+from triage.access import Action
 
+gate(Action.VIEW_REPORTS)
 db = state.database()
 settings, taxonomy = state.settings()
 

@@ -5,6 +5,7 @@ import json
 from sqlalchemy import func, select
 
 from db.models import Correction, ModelCall, Ticket
+from tests.actors import op
 from tests.dashboard.conftest import make_app
 from triage import review, taxonomy
 
@@ -97,7 +98,7 @@ def test_quality_page_shows_the_confusion_matrix_and_what_it_measured_on(seeded)
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
     for text, label in truth.items():
-        review.correct(db, ids[text], label, operator="op", expected_version=versions[ids[text]], taxonomy=TAX)
+        review.correct(db, ids[text], label, actor=op("op"), expected_version=versions[ids[text]], taxonomy=TAX)
     at = make_app("quality")
     assert not at.exception
     assert "Measured on 4 tickets an operator labelled (4 corrected or confirmed in the review queue)" in texts(at)

@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Correction, Ticket
+from tests.actors import LEAD, op
 from tests.dashboard.conftest import make_app
 from triage import review, taxonomy
 
@@ -112,7 +113,7 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
     bob = make_app("review", operator="bob")
     with db.read() as s:
         version = s.get(Ticket, ids["weird one"]).version
-    review.correct(db, ids["weird one"], "account", operator="carol", expected_version=version, taxonomy=TAX)
+    review.correct(db, ids["weird one"], "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     edit_review_table(bob, {1: {"label": "billing"}})
     bob.button(key="save").click().run()
     assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
@@ -178,21 +179,19 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
 
 
 def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
-    from streamlit.testing.v1 import AppTest
-
-    from tests.dashboard.conftest import APP
+    from tests.dashboard.conftest import signed_in_app
 
     db, ids = seeded
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.user = {"is_logged_in": True, "email": "lead@example.com", "name": "Lead"}
+    at = signed_in_app("lead")
+    at.session_state["operator_name"] = "someone else"
     at.run()
     at.switch_page("app_pages/review.py").run()
-    assert any("Signed in as **lead@example.com**" in c.value for c in at.caption)
+    assert any("Signed in as **lena@example" in c.value and "lead" in c.value for c in at.caption)
     assert not any(t.key == "operator_name" for t in at.text_input)
     edit_review_table(at, {0: {"label": "billing"}})
     at.button(key="save").click().run()
     with db.read() as s:
-        assert s.scalars(select(Correction)).one().operator == "lead@example.com"
+        assert s.scalars(select(Correction)).one().operator == "lena@example.com"
 
 
 def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, monkeypatch):
@@ -231,22 +230,19 @@ def test_confirming_a_label_records_it_as_checked(seeded):
     assert any("confirmed **account**" in m.value for m in at.markdown)
 
 
-def test_with_a_login_configured_only_signed_in_operators_can_correct(seeded):
-    from streamlit.testing.v1 import AppTest
+def test_with_a_login_configured_a_typed_name_opens_nothing(seeded):
+    from tests.dashboard.conftest import signed_in_app
 
-    from tests.dashboard.conftest import APP
-
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",
-                          "client_id": "c", "client_secret": "s", "server_metadata_url": "http://idp/.well-known"}
-    at.session_state["operator_name"] = "someone"  # a typed name is not enough any more
+    db, _ = seeded
+    at = signed_in_app("signed_out")
+    at.session_state["operator_name"] = "someone"  # a typed name is not an identity once sign-in is on
     at.run()
-    at.switch_page("app_pages/review.py").run()
-    assert any(b.key == "sign_in" for b in at.button)
+    assert [b.key for b in at.button] == ["sign_in"]
     assert not any(t.key == "operator_name" for t in at.text_input)
-    edit_review_table(at, {0: {"label": "billing"}})
-    at.button(key="save").click().run()
-    assert any("Type your name" in w.value or "Sign in" in w.value for w in at.warning)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/review.py")
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Correction)) == 0
 
 
 def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, monkeypatch):
@@ -254,7 +250,7 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
 
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    config.save_engine(db, operator="lead", monthly_budget_usd=0.001)
+    config.save_engine(db, actor=LEAD, monthly_budget_usd=0.001)
     at = make_app()
     assert any("reached the monthly budget of $0.00" in w.value for w in at.warning)
     settings = make_app("settings")

@@ -5,6 +5,7 @@ from sqlalchemy import select, text
 
 from db.migrate import open_database, upgrade
 from db.models import Correction, Ticket, text_hash
+from tests.actors import lead
 from triage import ingest, labels, runs, taxonomy
 
 TAX = taxonomy.default()
@@ -35,7 +36,7 @@ def test_an_import_matches_audits_and_is_idempotent(anydb):
                                   "B-2,dark mode please,product_feedback\n,,billing\n", "csv")
     plan = labels.plan(anydb, batch, TAX, "export.csv")
     assert plan.counts()["by_id"] == 1 and plan.counts()["by_text"] == 1 and plan.counts()["new"] == 1
-    result = labels.apply(anydb, plan, operator="maria")
+    result = labels.apply(anydb, plan, actor=lead("maria"))
     assert (result.labelled, result.created, result.conflicts) == (2, 1, [])
     with anydb.read() as s:
         audit = s.execute(select(Correction.ticket_id, Correction.source, Correction.file, Correction.operator)
@@ -43,7 +44,7 @@ def test_an_import_matches_audits_and_is_idempotent(anydb):
         labelled = dict(s.execute(select(Ticket.id, Ticket.category).where(Ticket.label_source == "operator")).all())
     assert [tuple(a)[1:] for a in audit] == [("import", "export.csv", "maria")] * 3
     assert labelled[imp.ticket_ids[0]] == "billing" and labelled[imp.ticket_ids[1]] == "technical"
-    again = labels.apply(anydb, labels.plan(anydb, batch, TAX, "export.csv"), operator="maria")
+    again = labels.apply(anydb, labels.plan(anydb, batch, TAX, "export.csv"), actor=lead("maria"))
     assert (again.labelled, again.created) == (0, 0)
     with anydb.read() as s:
         assert len(s.scalars(select(Correction)).all()) == 3
@@ -55,7 +56,7 @@ def test_a_ticket_changed_after_the_plan_is_not_overwritten(anydb):
     imp = runs.start_run(anydb, [("A-1", "refund my double charge")], source="seed")
     plan = labels.plan(anydb, ingest.parse_labelled("id,text,label\nA-1,x,billing\n", "csv"), TAX, "f.csv")
     review.correct(anydb, imp.ticket_ids[0], "account", operator="carol", expected_version=1, taxonomy=TAX)
-    result = labels.apply(anydb, plan, operator="maria")
+    result = labels.apply(anydb, plan, actor=lead("maria"))
     assert result.labelled == 0 and "changed by carol" in result.conflicts[0]
     with anydb.read() as s:
         t = s.get(Ticket, imp.ticket_ids[0])

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Correction, ModelCall, Ticket
+from tests.actors import lead
 from tests.triage.fakes import ScriptedProvider
 from triage import ingest, labels, pipeline, review, runs, taxonomy
 from triage.router import Router
@@ -68,7 +69,7 @@ def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(seeded):
     assert any("the taxonomy has billing, technical, product_feedback, account" in line for line in plan.left_out())
     assert state(db)[0] == before  # planning writes nothing
 
-    result = labels.apply(db, plan, operator="maria")
+    result = labels.apply(db, plan, actor=lead("maria"))
     assert (result.labelled, result.created, result.conflicts) == (3, 1, [])
     tickets, audit, calls = state(db)
     crash, login = ids["the app crashes on upload"], ids["I cannot log in"]
@@ -94,21 +95,21 @@ def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(seeded):
 
 def test_importing_the_same_file_twice_changes_nothing(seeded):
     db, _ = seeded
-    labels.apply(db, labels.plan(db, parse(), TAX, "helpdesk.csv"), operator="maria")
+    labels.apply(db, labels.plan(db, parse(), TAX, "helpdesk.csv"), actor=lead("maria"))
     after_first = state(db)
     again = labels.plan(db, parse(), TAX, "helpdesk.csv")
     assert (again.writes, again.unchanged, again.counts()["new"]) == (0, 4, 0)  # the new ticket is now matched by id
-    result = labels.apply(db, again, operator="lee")
+    result = labels.apply(db, again, actor=lead("lee"))
     assert (result.labelled, result.created) == (0, 0)
     assert state(db) == after_first  # no label, version or audit row changed
 
 
 def test_a_different_label_replaces_an_operator_label_and_is_audited(seeded):
     db, ids = seeded
-    labels.apply(db, labels.plan(db, parse(), TAX, "a.csv"), operator="maria")
+    labels.apply(db, labels.plan(db, parse(), TAX, "a.csv"), actor=lead("maria"))
     plan = labels.plan(db, parse("text,category\nthe app crashes on upload,account\n"), TAX, "b.csv")
     assert plan.counts()["overrides_operator"] == 1 and "replace another operator's label" in plan.summary()
-    labels.apply(db, plan, operator="lee")
+    labels.apply(db, plan, actor=lead("lee"))
     tickets, audit, _ = state(db)
     assert tickets[ids["the app crashes on upload"]][3] == "account"
     assert audit[-1] == (ids["the app crashes on upload"], "technical", "account", "lee", "import", "b.csv")
@@ -121,11 +122,11 @@ def test_a_ticket_changed_after_the_preview_is_left_alone(seeded):
     with db.read() as s:
         version = s.get(Ticket, crash).version
     review.correct(db, crash, "account", operator="carol", expected_version=version, taxonomy=TAX)
-    result = labels.apply(db, plan, operator="maria")
+    result = labels.apply(db, plan, actor=lead("maria"))
     assert result.labelled == 2 and len(result.conflicts) == 1
     assert "changed by carol" in result.conflicts[0] and "import again" in result.summary()
     assert state(db)[0][crash][3] == "account"  # carol's label stands
-    again = labels.apply(db, labels.plan(db, parse(), TAX, "helpdesk.csv"), operator="maria")
+    again = labels.apply(db, labels.plan(db, parse(), TAX, "helpdesk.csv"), actor=lead("maria"))
     assert again.labelled == 1 and state(db)[0][crash][3] == "technical"  # importing again applies it
 
 
@@ -142,7 +143,7 @@ def test_conflicting_rows_and_ambiguous_ids_are_reported_not_written(seeded):
     assert plan.problems["conflicting"].examples[0] == "rows 2, 3: 'billing' vs 'account' for the same new ticket"
     assert plan.problems["ambiguous_id"].examples[0].startswith("row 1: id T-3 is on tickets")
     before = state(db)
-    labels.apply(db, plan, operator="maria")
+    labels.apply(db, plan, actor=lead("maria"))
     assert state(db) == before
 
 
@@ -167,13 +168,14 @@ def test_bad_label_files_are_explained():
         parse('["just a string"]', "json")
 
 
-def test_an_empty_operator_is_refused_and_nothing_is_written(seeded):
-    from triage.errors import InputError
+def test_only_a_lead_may_import_and_a_refusal_writes_nothing(seeded):
+    from tests.actors import op
+    from triage.errors import AccessDenied
 
     db, _ = seeded
     before = state(db)
-    with pytest.raises(InputError, match="operator"):
-        labels.import_labels(db, parse(), TAX, file="f.csv", operator="  ")
+    with pytest.raises(AccessDenied, match="lead"):
+        labels.import_labels(db, parse(), TAX, file="f.csv", actor=op("maria"))
     assert state(db) == before
 
 
@@ -184,7 +186,7 @@ def test_the_local_tier_retrains_on_the_imported_labels(db):
     rows = load_samples()
     picked = [r for c in TAX.names for r in [x for x in rows if x["label"] == c][:8]]
     text = "\n".join(json.dumps({"id": r["id"], "text": r["text"], "label": r["label"]}) for r in picked)
-    result = labels.import_labels(db, parse(text, "jsonl"), TAX, file="history.jsonl", operator="maria")
+    result = labels.import_labels(db, parse(text, "jsonl"), TAX, file="history.jsonl", actor=lead("maria"))
     assert result.created == 32
     learned = result.learned
     assert learned.per_category == {c: 8 for c in TAX.names}
@@ -193,5 +195,5 @@ def test_the_local_tier_retrains_on_the_imported_labels(db):
     assert "out-of-fold accuracy" in learned.text()
     stored = local.stored_metrics(db)
     assert stored["labels"] == {"operator": 32} and stored["human_n"] == 32
-    again = labels.import_labels(db, parse(text, "jsonl"), TAX, file="history.jsonl", operator="maria")
+    again = labels.import_labels(db, parse(text, "jsonl"), TAX, file="history.jsonl", actor=lead("maria"))
     assert again.learned is None and local.stored_metrics(db) == stored  # nothing new: no retraining either

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from triage import labels
+from triage.access import cli_actor
 from triage.cli.common import EXIT_INPUT, EXIT_OK, env_settings, open_db, settings_in_force
 
 
@@ -25,7 +26,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             print("dry run: nothing was written" if args.dry_run else
                   "nothing changed: every label is already there" if plan.unchanged else "nothing to import")
         return EXIT_INPUT if not plan.writes and not plan.unchanged else EXIT_OK
-    result = labels.apply(db, plan, operator=args.operator)
+    result = labels.apply(db, plan, actor=cli_actor(args.operator))
     if not args.no_retrain and result.labelled + result.created:
         result.learned = labels.learn(db, taxonomy)
     if args.json:

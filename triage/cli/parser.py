@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser, concurrency: bool = True) -> None:
-        sp.add_argument("--operator", default="cli", help="name recorded as who started the run")
+        sp.add_argument("--operator", help="name recorded as who started the run (default cli:<your OS user>); the "
+                        "command line always acts as the local administrator (a lead)")
         sp.add_argument("--threshold", type=float, help="escalate when tier-1 confidence is under this (default 0.7)")
         if concurrency:
             sp.add_argument("--concurrency", type=int, help="parallel API requests (default 8)")

@@ -10,11 +10,13 @@ from decimal import Decimal
 
 from db.engine import Database
 from triage import budget, export, ingest, runs, services
+from triage.access import Actor
 from triage.cli.common import (
     EXIT_BUDGET,
     EXIT_INPUT,
     EXIT_KEY,
     EXIT_OK,
+    actor,
     env_settings,
     exit_code,
     open_db,
@@ -66,7 +68,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     router = None if local else services.build_router(settings, taxonomy, mode=args.tier,
                                                       threshold=settings.threshold, db=db)
     source = "stdin" if args.path == "-" else args.path
-    imported = runs.start_run(db, batch.items, source=source, started_by=args.operator,
+    imported = runs.start_run(db, batch.items, source=source, actor=actor(args),
                               mode="local" if local else args.tier, threshold=settings.threshold,
                               reclassify=args.reclassify)
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {imported.run_id})",
@@ -92,13 +94,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
             if args.no_wait:
                 print("collect the results later with: triage collect", file=sys.stderr)
                 return EXIT_OK
-            report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, progress)
+            report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, actor(args),
+                                  progress)
         else:
-            report = services.classify_run(db, router, imported.run_id, concurrency=settings.concurrency,
-                                           on_ticket=progress)
+            report = services.classify_run(db, router, imported.run_id, actor=actor(args),
+                                           concurrency=settings.concurrency, on_ticket=progress)
     progress.close()
     runs.finish_run(db, report)
-    rows = runs.run_rows(db, imported.run_id, imported.ticket_ids)
+    rows = runs.run_rows(db, imported.run_id, imported.ticket_ids, actor=actor(args))
     if args.out:
         export.write(rows, args.out)
     else:
@@ -110,7 +113,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _collect_run(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int, batch_id: str | None,
-                 poll: float, on_ticket: OnTicket | None = None) -> RunReport:
+                 poll: float, who: Actor, on_ticket: OnTicket | None = None) -> RunReport:
     """Wait for a run's batch, record it, then send the unsure tickets to tier 2 (live)."""
     from triage import batches
 
@@ -123,7 +126,8 @@ def _collect_run(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: i
             break
         time.sleep(poll)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
-    report = services.classify_run(db, router, run_id, concurrency=settings.concurrency, on_ticket=on_ticket)
+    report = services.classify_run(db, router, run_id, actor=who, concurrency=settings.concurrency,
+                                   on_ticket=on_ticket)
     progress_now = runs.run_progress(db, run_id)
     report.states = progress_now.states if progress_now else report.states
     return report
@@ -139,7 +143,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         return EXIT_OK
     code = EXIT_OK
     for run_id, batch_id in open_batches:
-        report = _collect_run(db, settings, taxonomy, run_id, batch_id, args.poll)
+        report = _collect_run(db, settings, taxonomy, run_id, batch_id, args.poll, actor(args))
         runs.finish_run(db, report)
         print(f"run {run_id}: " + ", ".join(f"{v} {k}" for k, v in sorted(report.states.items())), file=sys.stderr)
         code = max(code, exit_code(report))
@@ -163,10 +167,10 @@ def cmd_escalate(args: argparse.Namespace) -> int:
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _budget_notice(db, settings)
     progress = progress_bar(args, len(ids))
-    report = services.escalate(db, router, ids, started_by=args.operator, concurrency=settings.concurrency,
+    report = services.escalate(db, router, ids, actor=actor(args), concurrency=settings.concurrency,
                                on_ticket=progress)
     progress.close()
-    sys.stdout.write(export.to_jsonl(runs.run_rows(db, report.run_id or 0, ids)))
+    sys.stdout.write(export.to_jsonl(runs.run_rows(db, report.run_id or 0, ids, actor=actor(args))))
     code = exit_code(report)
     return code if code in (EXIT_KEY, EXIT_BUDGET) else EXIT_OK
 
@@ -178,7 +182,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _budget_notice(db, settings)
     progress = progress_bar(args, 0)
-    report = services.retry_failed(db, router, started_by=args.operator, concurrency=settings.concurrency,
+    report = services.retry_failed(db, router, actor=actor(args), concurrency=settings.concurrency,
                                    on_ticket=progress)
     progress.close()
     if report is None:
@@ -203,7 +207,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             time.sleep(args.poll)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _budget_notice(db, settings)
-    report = services.run_worker(db, router, settings, once=args.once, poll_seconds=args.poll)
+    report = services.run_worker(db, router, settings, actor=actor(args), once=args.once, poll_seconds=args.poll)
     if report.stopped:
         return exit_code(report)
     print(f"worker processed {report.processed} tickets", file=sys.stderr)

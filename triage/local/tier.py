@@ -16,6 +16,8 @@ import numpy as np
 from db import queue, vectors
 from db import settings as db_settings
 from db.engine import Database
+from triage import audit
+from triage.access import Action, Actor, require
 from triage.domain import OK, CallResult
 from triage.local import curve
 from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
@@ -142,7 +144,7 @@ def current_head(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
     if usable:
         head = Head.from_dict(stored["head"])
     else:
-        head = retrain(db, taxonomy, embedder)
+        head = train_from_labels(db, taxonomy, embedder)
         stamp = json.dumps(head.metrics, sort_keys=True)
     with _cache_lock:
         _cache[(db.url, key)] = (stamp, head)
@@ -163,7 +165,18 @@ def ensure_vectors(db: Database, ticket_ids: list[int], embedder: Embedder) -> d
     return have
 
 
-def retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
+def retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, *, actor: Actor) -> Head:
+    """A lead's "Retrain now" (or `triage train`), recorded in the audit trail."""
+    require(actor, Action.RETRAIN)
+    head = train_from_labels(db, taxonomy, embedder)
+    with db.transaction() as s:
+        audit.record(s, actor, audit.RETRAIN, labels=head.metrics.get("labels") or {},
+                     n_train=head.metrics.get("n_train"))
+    return head
+
+
+def train_from_labels(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
+    """Train and store a head on the labels in the database (also run on its own after RETRAIN_EVERY labels)."""
     with db.read() as s:
         rows = vectors.labelled(s, taxonomy.names)
     vecs = ensure_vectors(db, [r[0] for r in rows], embedder)
@@ -179,7 +192,7 @@ def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: i
     current = stored.get("taxonomy_key") == taxonomy_key(taxonomy) and stored.get("version") == HEAD_VERSION
     if current and n - stored.get("labels_at_training", 0) < every:
         return None
-    return retrain(db, taxonomy, embedder)
+    return train_from_labels(db, taxonomy, embedder)
 
 
 def stored_metrics(db: Database) -> dict | None:
@@ -194,9 +207,14 @@ def tier0_config(db: Database) -> dict:
         return {**TIER0_DEFAULTS, **(db_settings.get(s, TIER0_SETTING) or {})}
 
 
-def save_tier0_config(db: Database, *, operator: str, **values) -> None:
+def save_tier0_config(db: Database, *, actor: Actor, **values: object) -> None:
+    """A lead turns tier 0 on or off and sets its targets; the audit trail keeps each changed value (from, to)."""
+    require(actor, Action.CONFIGURE)
+    before = tier0_config(db)
     with db.transaction() as s:
-        db_settings.put(s, TIER0_SETTING, {**tier0_config(db), **values}, operator=operator)
+        db_settings.put(s, TIER0_SETTING, {**before, **values}, operator=actor.identity)
+        audit.record(s, actor, audit.SETTINGS_TIER0,
+                     changed={k: [before.get(k), v] for k, v in values.items() if before.get(k) != v})
 
 
 def tier0_active(db: Database, metrics: dict) -> tuple[bool, str]:
