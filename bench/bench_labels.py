@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import Ticket
+from tests.actors import LEAD
 from triage import ingest, labels, review, runs, taxonomy
 
 TAX = taxonomy.default()
@@ -37,7 +38,7 @@ def text_of(i: int) -> str:
 
 def build(url: str, n: int) -> None:
     db = open_database(url)
-    runs.start_run(db, [(f"H-{i}" if i % 2 == 0 else None, text_of(i)) for i in range(n)], source="seed")
+    runs.start_run(db, [(f"H-{i}" if i % 2 == 0 else None, text_of(i)) for i in range(n)], source="seed", actor=LEAD)
     db.dispose()
 
 

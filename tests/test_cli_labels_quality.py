@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
-from tests.actors import op
+from tests.actors import LEAD, op
 from tests.triage.fakes import ScriptedProvider
 from triage import pipeline, review, runs, taxonomy
 from triage.cli import main
@@ -36,7 +36,7 @@ def seed_history(db, label_by_review=True):
     known, so every figure below is worked out by hand."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: T1[t]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: T2[t]), TAX)
-    imp = runs.start_run(db, [(None, k) for k in T1], source="t")
+    imp = runs.start_run(db, [(None, k) for k in T1], source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     ids = dict(zip(T1, imp.ticket_ids, strict=True))
     if label_by_review:

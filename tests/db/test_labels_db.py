@@ -5,7 +5,7 @@ from sqlalchemy import select, text
 
 from db.migrate import open_database, upgrade
 from db.models import Correction, Ticket, text_hash
-from tests.actors import lead
+from tests.actors import LEAD, lead, op
 from triage import ingest, labels, runs, taxonomy
 
 TAX = taxonomy.default()
@@ -31,7 +31,7 @@ def test_migration_0011_fills_the_text_hash_of_existing_tickets(any_db_url):
 
 def test_an_import_matches_audits_and_is_idempotent(anydb):
     imp = runs.start_run(anydb, [("A-1", "refund my double charge"), (None, "the export button does nothing")],
-                         source="seed")
+                         source="seed", actor=LEAD)
     batch = ingest.parse_labelled("id,text,label\nA-1,x,billing\n,the export  button does nothing,technical\n"
                                   "B-2,dark mode please,product_feedback\n,,billing\n", "csv")
     plan = labels.plan(anydb, batch, TAX, "export.csv")
@@ -53,9 +53,9 @@ def test_an_import_matches_audits_and_is_idempotent(anydb):
 def test_a_ticket_changed_after_the_plan_is_not_overwritten(anydb):
     from triage import review
 
-    imp = runs.start_run(anydb, [("A-1", "refund my double charge")], source="seed")
+    imp = runs.start_run(anydb, [("A-1", "refund my double charge")], source="seed", actor=LEAD)
     plan = labels.plan(anydb, ingest.parse_labelled("id,text,label\nA-1,x,billing\n", "csv"), TAX, "f.csv")
-    review.correct(anydb, imp.ticket_ids[0], "account", operator="carol", expected_version=1, taxonomy=TAX)
+    review.correct(anydb, imp.ticket_ids[0], "account", actor=op("carol"), expected_version=1, taxonomy=TAX)
     result = labels.apply(anydb, plan, actor=lead("maria"))
     assert result.labelled == 0 and "changed by carol" in result.conflicts[0]
     with anydb.read() as s:

@@ -21,6 +21,7 @@ from db import quality as dbquality
 from db import queue, reports, rollups
 from db import review as dbreview
 from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from tests.actors import LEAD
 from triage import demo, quality, reporting, taxonomy
 from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import UnknownModel
@@ -315,7 +316,7 @@ def test_rollups_equal_the_raw_figures_on_random_histories(anydb):
 
 
 def test_rollups_include_the_demo_data_and_what_follows_it(anydb):
-    demo.fill(anydb, TAX, settings=Settings(), local=False)
+    demo.fill(anydb, TAX, settings=Settings(), local=False, actor=LEAD)
     with anydb.read() as s:
         assert reports.demo_calls(s) > 100 and reports.demo_calls(s) == old_demo_calls(s)
         first = rollups.as_utc(s.scalar(select(func.min(ModelCall.created_at)))).date()

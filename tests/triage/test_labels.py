@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Correction, ModelCall, Ticket
-from tests.actors import lead
+from tests.actors import LEAD, lead, op
 from tests.triage.fakes import ScriptedProvider
 from triage import ingest, labels, pipeline, review, runs, taxonomy
 from triage.router import Router
@@ -37,7 +37,7 @@ def seeded(db):
     texts = {text: answer for (_, text), answer in SEED.items()}
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: texts[t]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
-    imp = runs.start_run(db, list(SEED), source="seed")
+    imp = runs.start_run(db, list(SEED), source="seed", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=1))
     return db, dict(zip([t for _, t in SEED], imp.ticket_ids, strict=True))
 
@@ -121,7 +121,7 @@ def test_a_ticket_changed_after_the_preview_is_left_alone(seeded):
     crash = ids["the app crashes on upload"]
     with db.read() as s:
         version = s.get(Ticket, crash).version
-    review.correct(db, crash, "account", operator="carol", expected_version=version, taxonomy=TAX)
+    review.correct(db, crash, "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     result = labels.apply(db, plan, actor=lead("maria"))
     assert result.labelled == 2 and len(result.conflicts) == 1
     assert "changed by carol" in result.conflicts[0] and "import again" in result.summary()
@@ -132,7 +132,7 @@ def test_a_ticket_changed_after_the_preview_is_left_alone(seeded):
 
 def test_conflicting_rows_and_ambiguous_ids_are_reported_not_written(seeded):
     db, ids = seeded
-    runs.start_run(db, [("T-3", "a different text under the same id")], source="other")
+    runs.start_run(db, [("T-3", "a different text under the same id")], source="other", actor=LEAD)
     text = ("id,text,label\n"
             "T-3,yet another text,billing\n"  # two tickets carry id T-3, neither with this text
             ",please call me back,billing\n"

@@ -41,13 +41,13 @@ def test_whatif_without_any_sonnet_answer_prices_haiku_alone(db):
     """Labelled tickets that only Haiku answered (no key for Sonnet yet, or all confident): the what-if must
     still price them (it used to add a float to a Decimal and crash the page)."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.6)), None, TAX)
-    imp = runs.start_run(db, [(None, "only haiku")], source="t")
+    imp = runs.start_run(db, [(None, "only haiku")], source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     with db.read() as s:
         from db.models import Ticket
 
         version = s.get(Ticket, imp.ticket_ids[0]).version
-    review.correct(db, imp.ticket_ids[0], "billing", operator="op", expected_version=version, taxonomy=TAX)
+    review.correct(db, imp.ticket_ids[0], "billing", actor=op("op"), expected_version=version, taxonomy=TAX)
     q = quality.measure(db)
     assert [t["name"] for t in q.per_tier] == ["Haiku"]
     at = {w["threshold"]: w for w in q.whatif}

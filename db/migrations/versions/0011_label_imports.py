@@ -4,7 +4,7 @@ Revision ID: 0011
 Revises: 0006
 Create Date: 2026-12-01 09:00:00
 
-down_revision is 0006 while 0007-0010 are written in parallel; the lead re-chains it on merge.
+Follows 0010 (audit events).
 """
 import hashlib
 import re
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0011'
-down_revision = '0007'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
