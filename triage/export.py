@@ -10,6 +10,7 @@ import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from db import review as db_review
 from db.engine import Database
@@ -33,11 +34,11 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
-def to_jsonl(rows: list[dict]) -> str:
+def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n" for r in rows)
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), extrasaction="ignore")
@@ -60,14 +61,14 @@ def check_destination(path: str) -> None:
         raise InputError(f"--out {path} cannot be written (no permission)")
 
 
-def write(rows: list[dict], path: str) -> None:
+def write(rows: list[dict[str, Any]], path: str) -> None:
     check_destination(path)
     text = to_csv(rows) if Path(path).suffix.lower() == ".csv" else to_jsonl(rows)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text, encoding="utf-8", newline="")
 
 
-def _ticket_rows(db: Database, batch: int = 2000) -> list[dict]:
+def _ticket_rows(db: Database, batch: int = 2000) -> list[dict[str, Any]]:
     rows, page = [], 0
     with db.read() as s:
         while True:

@@ -73,7 +73,8 @@ def confirm_many(db: Database, tickets: list[tuple[int, str | None, int]], *, ac
                  note: str | None = None) -> BulkResult:
     """(ticket id, label seen, version seen) each: the operator checked the label and it is right. Tickets without
     a label from the taxonomy cannot be confirmed (correct them instead) and are reported as such."""
-    result = correct_many(db, [(t, label, v) for t, label, v in tickets if label in taxonomy], actor=actor,
+    result = correct_many(db, [(t, label, v) for t, label, v in tickets if label is not None and label in taxonomy],
+                          actor=actor,
                           taxonomy=taxonomy, note=note or "confirmed")
     result.conflicts += [f"ticket {t} has no label to confirm; pick one instead" for t, label, _ in tickets
                          if label not in taxonomy]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from db import queue, reports
 from db.engine import Database
@@ -54,7 +54,7 @@ def finish_run(db: Database, report: RunReport) -> None:
 
 
 def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Actor,
-             with_text: bool = False) -> list[dict]:
+             with_text: bool = False) -> list[dict[str, Any]]:
     """One output row per input ticket: the current label and what this run spent on it (and its text)."""
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
@@ -116,7 +116,7 @@ def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
         return queue.count_known(s, items)
 
 
-def recent_runs(db: Database, limit: int = 20) -> list[dict]:
+def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     with db.read() as s:
         return queue.recent_runs(s, limit)
 

@@ -108,10 +108,10 @@ def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None,
     unknown = set(values) - set(EDITABLE)
     if unknown:
         raise InputError(f"not editable: {', '.join(sorted(unknown))}")
-    if "threshold" in values and not 0 <= float(values["threshold"]) <= 1:
+    if "threshold" in values and not 0 <= float(str(values["threshold"])) <= 1:
         raise InputError("the threshold is a confidence between 0 and 1")
     for key in ("monthly_budget_usd", "daily_budget_usd"):
-        if key in values and float(values[key]) < 0:
+        if key in values and float(str(values[key])) < 0:
             raise InputError(f"the {key.split('_')[0]} budget is a dollar amount, 0 for none")
     prices = prices or PriceTable.load(os.environ.get("TRIAGE_PRICES") or None)
     for key in ("tier1_model", "tier2_model"):
