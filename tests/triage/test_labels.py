@@ -89,7 +89,7 @@ def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(seeded):
         (login, "technical", "account", "maria", "import", "helpdesk.csv"),
         (new_id, None, "product_feedback", "maria", "import", "helpdesk.csv"),
     ])
-    detail = review.detail(db, crash)
+    detail = review.detail(db, crash, actor=LEAD)
     assert detail.history[-1]["note"] == "imported from helpdesk.csv"
 
 
