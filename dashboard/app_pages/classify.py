@@ -38,7 +38,10 @@ with paste_tab:
     pasted = st.text_area("Tickets", height=180, key="pasted",
                           placeholder="One ticket per line, or separate multi-line tickets with a blank line.")
     if pasted.strip():
-        items = [(None, t) for t in ingest.split_pasted(pasted)]
+        pasted_batch = ingest.from_paste(pasted)
+        items = pasted_batch.items
+        if pasted_batch.report:
+            st.warning(f"{len(pasted_batch.report)} tickets need a look: " + "; ".join(pasted_batch.report[:5]))
 with upload_tab:
     upload = st.file_uploader("CSV, JSON, JSONL or TXT", type=["csv", "json", "jsonl", "txt"], key="upload",
                               help="CSV/JSON: pick the column with the ticket text below.")
@@ -58,8 +61,9 @@ with upload_tab:
                                       index=id_choices.index(guess_id) if guess_id in id_choices else 0)
             batch = ingest.parse(text, fmt, text_column=text_col, id_column=None if id_col == "(none)" else id_col)
             items, source = batch.items, upload.name
-            if batch.skipped:
-                st.warning(f"{len(batch.skipped)} rows left out: " + "; ".join(batch.skipped[:5]))
+            if batch.report:
+                st.warning(f"{len(batch.skipped)} rows left out, {len(batch.cut)} cut to "
+                           f"{ingest.MAX_STORED_CHARS:,} characters: " + "; ".join(batch.report[:5]))
             if not items:
                 st.warning(f"{upload.name} has no tickets in it.")
             st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)

@@ -68,6 +68,16 @@ def test_bad_uploads_show_plain_errors(app_env):
     assert any("not UTF-8" in e.value for e in at.error)
 
 
+def test_a_hostile_upload_previews_row_by_row_without_raising(app_env):
+    data = b'{"text": "half an emoji \\ud83d"}\n{"text": "my invoice is wrong"}\n{oops\n{"text": {"a": 1}}\n'
+    at = make_app()
+    at.file_uploader(key="upload").set_value(("t.jsonl", data, "application/jsonl")).run()
+    assert not at.exception and not at.error
+    warning = " ".join(w.value for w in at.warning)
+    assert "3 rows left out" in warning and "line 1" in warning and "line 3" in warning
+    assert "1 new" in texts(at)
+
+
 def test_csv_upload_lets_the_operator_pick_columns(app_env):
     at = make_app()
     at.file_uploader(key="upload").set_value(("t.csv", b"ref,msg,extra\n7,my invoice is wrong,x\n", "text/csv")).run()

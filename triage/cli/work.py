@@ -47,8 +47,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     _check_flags(args)
     settings = env_settings(args)
     batch = ingest.read_path(args.path, args.format, text_column=args.text_column, id_column=args.id_column)
-    for line in batch.skipped:
-        print(f"skipped {line}", file=sys.stderr)
+    for line in batch.report:
+        print(line, file=sys.stderr)
     if not batch.items:
         print("no tickets to classify", file=sys.stderr)
         return EXIT_INPUT
