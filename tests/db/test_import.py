@@ -43,7 +43,8 @@ def test_reimport_requeues_only_what_it_should(anydb):
         s.execute(update(Ticket).where(Ticket.id == a).values(status="classified"))
         s.execute(update(Ticket).where(Ticket.id == b).values(status="failed"))
         s.execute(update(Ticket).where(Ticket.id == c).values(claimed_by="w:1", claimed_at=now))  # in flight
-        s.execute(update(Ticket).where(Ticket.id == d).values(claimed_by="batch:x", claimed_at=now + timedelta(hours=20)))
+        s.execute(update(Ticket).where(Ticket.id == d).values(claimed_by="batch:x",  # held by a batch
+                                                              claimed_at=now + timedelta(hours=20)))
     again = runs.start_run(anydb, [("A", "alpha"), ("B", "beta"), ("C", "gamma"), ("D", "delta"), ("E", "eps")],
                            source="f")
     with anydb.read() as s:
