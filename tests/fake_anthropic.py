@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import socket
@@ -163,7 +164,8 @@ class FakeAnthropic:
     """Start with `with FakeAnthropic() as fake:`; point the SDK at `fake.base_url`."""
 
     def __init__(self, *, api_key: str = "test-key", validate: bool = True, delay: float = 0.0,
-                 responder: Callable[[dict], Action] | None = None):
+                 responder: Callable[[dict], Action] | None = None, rate_limit_rpm: float | None = None,
+                 rate_limit_burst: float | None = None):
         self.api_key = api_key
         self.validate = validate
         self.delay = delay
@@ -174,6 +176,13 @@ class FakeAnthropic:
         self.usage_log: list[dict] = []  # usage of every 200 answer, with its model
         self.batches: dict[str, dict] = {}  # Message Batches: id -> {"requests", "polls_left", "created"}
         self.batch_polls = 1  # how many status checks report "in_progress" before a batch has ended
+        # Messages requests per minute, enforced like the real API: a token bucket refilled continuously (its
+        # size `rate_limit_burst`, by default a minute's worth), the anthropic-ratelimit-requests-* headers on
+        # every answer, and a 429 rate_limit_error with retry-after (whole seconds) when it is empty.
+        self.rate_limit_rpm = rate_limit_rpm
+        self.rate_limit_burst = rate_limit_burst
+        self.rate_limited = 0  # 429s sent because the bucket was empty
+        self._buckets: dict[str, tuple[float, float]] = {}  # model -> (level, monotonic time): a pool per model
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -246,9 +255,9 @@ class FakeAnthropic:
         h.send_header("content-type", "application/json")
         h.send_header("content-length", str(len(data)))
         h.send_header("request-id", request_id)
-        h.send_header("anthropic-ratelimit-requests-limit", "4000")
-        h.send_header("anthropic-ratelimit-requests-remaining", "3999")
-        for k, v in (headers or {}).items():
+        headers = {"anthropic-ratelimit-requests-limit": "4000", "anthropic-ratelimit-requests-remaining": "3999",
+                   **(headers or {})}
+        for k, v in headers.items():
             h.send_header(k, str(v))
         h.end_headers()
         h.wfile.write(data)
@@ -285,7 +294,15 @@ class FakeAnthropic:
                 record["status"] = 400
                 self._error(h, 400, "invalid_request_error", "; ".join(problems)[:2000])
                 return
+        allowed, limits = self._take_request_token(str(body.get("model")))
+        if not allowed:
+            record["status"] = 429
+            self._error(h, 429, "rate_limit_error", "Number of requests has exceeded your per-minute rate limit",
+                        limits)
+            return
         action = self._next_action(body)
+        if isinstance(action, Reply | Error):
+            action.headers = {**limits, **action.headers}
         time.sleep(self.delay + getattr(action, "delay", 0.0))
         if isinstance(action, Drop):
             record["status"] = "dropped"
@@ -299,6 +316,30 @@ class FakeAnthropic:
             return
         record["status"] = 200
         self._send_json(h, 200, self._message(body, action), action.headers)
+
+    def _take_request_token(self, model: str) -> tuple[bool, dict]:
+        """One request from the model's per-minute bucket: (allowed, the rate-limit headers to send)."""
+        if not self.rate_limit_rpm:
+            return True, {}
+        rate = self.rate_limit_rpm / 60.0
+        capacity = self.rate_limit_burst or self.rate_limit_rpm
+        with self._lock:
+            now = time.monotonic()
+            level, at = self._buckets.get(model) or (capacity, now)
+            level = min(capacity, level + (now - at) * rate)
+            allowed = level >= 1.0
+            if allowed:
+                level -= 1.0
+            else:
+                self.rate_limited += 1
+            self._buckets[model] = (level, now)
+        full = time.gmtime(math.ceil(time.time() + (capacity - level) / rate))  # whole seconds, rounded up
+        headers = {"anthropic-ratelimit-requests-limit": str(int(self.rate_limit_rpm)),
+                   "anthropic-ratelimit-requests-remaining": str(int(level)),
+                   "anthropic-ratelimit-requests-reset": time.strftime("%Y-%m-%dT%H:%M:%SZ", full)}
+        if not allowed:
+            headers["retry-after"] = str(max(1, math.ceil((1.0 - level) / rate)))
+        return allowed, headers
 
     # -- Message Batches ----------------------------------------------------------------------------
     def _batch_json(self, batch_id: str) -> dict:
