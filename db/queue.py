@@ -186,21 +186,6 @@ def leave_pending(s: Session, ticket_id: int, reason: str) -> None:
               .values(claimed_by=None, claimed_at=None, status_reason=reason))
 
 
-def hold_for_batch(s: Session, ticket_ids: Sequence[int], batch_id: str, until: datetime) -> None:
-    """Keep tickets claimed while a Message Batch works on them (batches may take up to 24 hours)."""
-    s.execute(update(Ticket).where(Ticket.id.in_(ticket_ids)).values(claimed_by=f"batch:{batch_id}",
-                                                                        claimed_at=until))
-
-
-def open_batches(s: Session) -> list[tuple[int, str]]:
-    return [tuple(r) for r in s.execute(select(Run.id, Run.batch_id).where(Run.batch_id.is_not(None))
-                                        .order_by(Run.id))]
-
-
-def set_run_batch(s: Session, run_id: int, batch_id: str | None) -> None:
-    s.execute(update(Run).where(Run.id == run_id).values(batch_id=batch_id))
-
-
 def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
     """Queue tickets for tier 2; a worker picks them up like any pending ticket."""
     free = or_(Ticket.claimed_by.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)  # not in flight
