@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from db.engine import Database
-from triage import services
+from triage import batches, services
 from triage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,13 @@ class WorkerStatus:
 
 class BackgroundWorker:
     def __init__(self, db: Database, settings: Settings | None = None, poll_seconds: float = 1.0,
-                 pause_after_key_error: float = 30.0):
+                 pause_after_key_error: float = 30.0, batch_every: float = 60.0):
         self.db = db
         self.settings = settings or Settings.from_env()  # the key and endpoint are read once, at start
         self.poll_seconds = poll_seconds
         self.pause_after_key_error = pause_after_key_error
+        self.batch_every = batch_every  # seconds between looks at open Message Batches (and on every wake)
+        self._batches_at = 0.0
         self.status = WorkerStatus()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -45,7 +47,22 @@ class BackgroundWorker:
 
     def wake(self) -> None:
         """New work was queued: look now instead of at the next poll."""
+        self._batches_at = 0.0
         self._wake.set()
+
+    def _check_batches(self, settings: Settings) -> None:
+        """Submit queued economy batches and record the ended ones (their unsure and expired tickets then become
+        pending work for the pass that follows). Errors are shown on the page; the worker goes on."""
+        if time.monotonic() - self._batches_at < self.batch_every:
+            return
+        self._batches_at = time.monotonic()
+        try:
+            for news in batches.collect_open(self.db, settings):
+                if news.state in ("unreachable", "failed"):
+                    self.status.last_error, self.status.last_error_at = news.message, time.time()
+        except Exception as exc:
+            log.exception("checking Message Batches failed")
+            self.status.last_error, self.status.last_error_at = f"{type(exc).__name__}: {exc}", time.time()
 
     def stop(self) -> None:
         self._stop.set()
@@ -60,6 +77,7 @@ class BackgroundWorker:
             if settings.has_api_key:
                 try:
                     self.status.busy = True
+                    self._check_batches(settings)
                     report = asyncio.run(services.work_once(self.db, settings))
                     self.status.processed += report.processed
                     if report.stopped:

@@ -272,3 +272,35 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
     next(b for b in settings.button if b.label == "Save routing").click().run()
     assert any("Saved" in m.value for m in settings.success), [e.value for e in settings.error]
     assert not any("monthly budget" in w.value for w in make_app().warning)
+
+
+def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monkeypatch):
+    import time
+
+    from db.migrate import open_database
+    from triage import batches
+    from triage.settings import Settings
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    fake.batch_polls = 1_000  # stays "in progress" until the test ends it
+    at = make_app()
+    at.text_area(key="pasted").set_value("I was charged twice, refund please\nthe app crashes on upload").run()
+    at.selectbox(key="tier").set_value("batch").run()
+    at.button(key="classify").click().run()
+    assert not at.exception
+    deadline = time.monotonic() + 30
+    while not fake.batches and time.monotonic() < deadline:  # the background worker submits it
+        time.sleep(0.2)
+    assert len(fake.batches) == 1 and not any(r["path"] == "/v1/messages" for r in fake.requests)
+    at.run()
+    assert any("Economy batch msgbatch_" in i.value and "results within 24 h" in i.value for i in at.info)
+    for b in fake.batches.values():
+        b["polls_left"] = 0  # the batch ends
+    db = open_database(app_env)
+    news = batches.collect_open(db, Settings.from_env())
+    assert [n.state for n in news] == ["collected"]
+    at.run()
+    assert any("results recorded" in i.value for i in at.info)
+    with db.read() as s:
+        assert {st for st, in s.execute(select(Ticket.status))} == {"classified"}
