@@ -152,8 +152,7 @@ async def submit(db: Database, router: Router, run_id: int) -> str | None:
     guard = router.guard
     if isinstance(guard, budget.BudgetGuard):
         budget.check(db, guard.caps)
-    held = await _db(db, lambda s: store.hold(s, run_id, "queued"))
-    if not held:
+    if not await _db(db, lambda s: store.hold(s, run_id, "queued")):
         return None
     return await _send(db, router, run_id)
 
@@ -169,8 +168,12 @@ def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, so
     return run_id
 
 
-async def _send(db: Database, router: Router, run_id: int) -> str:
+async def _send(db: Database, router: Router, run_id: int) -> str | None:
+    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more."""
     tickets = await pipeline.read(db, lambda s: store.held(s, run_id))
+    if not tickets:
+        await _db(db, lambda s: store.set_state(s, run_id, None))
+        return None
     provider = router.tier1
     requests = [{"custom_id": custom_id(run_id, tid), "params": provider.request_body(text, router.taxonomy)}
                 for tid, text in tickets]
@@ -202,6 +205,8 @@ async def check(db: Database, router: Router, run_id: int) -> BatchNews:
         return BatchNews(run_id, "none", "not a batch run")
     if run.state == "queued":
         batch_id = await _send(db, router, run_id)
+        if batch_id is None:
+            return BatchNews(run_id, "none", "nothing left to submit")
         return BatchNews(run_id, "in_progress", f"submitted batch {batch_id}", batch_id)
     if run.state == "submitting":
         return await _resume_submission(db, router, run)
@@ -243,6 +248,8 @@ async def _resume_submission(db: Database, router: Router, run: store.BatchRun) 
     if since and datetime.now(UTC) - since < ADOPT_GRACE:
         return BatchNews(run.run_id, "submitting", "a submission is under way; checking again shortly")
     batch_id = await _send(db, router, run.run_id)
+    if batch_id is None:
+        return BatchNews(run.run_id, "none", "nothing left to submit")
     return BatchNews(run.run_id, "in_progress", f"submitted batch {batch_id} (the earlier attempt never reached "
                      "the API)", batch_id)
 

@@ -219,10 +219,9 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
 
     import streamlit as st
 
-    st.cache_resource.clear()  # a new server process with a good key; the API is rate limiting
-    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
-    fake.push(*[Error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit",
-                      headers={"retry-after": "0"})] * 6)  # two attempts each for three tickets
+    st.cache_resource.clear()  # a new server process with a good key; the API answers 429 with no retry-after
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)  # (a spend-cap 429: a rate limit with a retry-after is
+    fake.push(*[Error(429, "rate_limit_error", "You have reached your monthly spend cap rate limit")] * 6)  # paced
     at = classify_and_wait(make_app(), "please refund the double charge",
                            lambda at: any("429" in c.value for c in at.caption))
     assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
