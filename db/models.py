@@ -47,7 +47,10 @@ class Run(Base):
     message: Mapped[str | None] = mapped_column(Text)
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)
     n_new: Mapped[int] = mapped_column(Integer, default=0)
-    batch_id: Mapped[str | None] = mapped_column(String(80))  # Message Batches API id while one is open
+    batch_id: Mapped[str | None] = mapped_column(String(80))  # its Message Batch, once the API has given an id
+    # queued | submitting | in_progress | collected | gone | failed (None: not a batch run); see triage/batches.py
+    batch_state: Mapped[str | None] = mapped_column(String(16))
+    batch_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when it entered that state
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -117,7 +120,7 @@ class ModelCall(Base):
     inference_geo: Mapped[str | None] = mapped_column(String(16))
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
-    request_id: Mapped[str | None] = mapped_column(String(120))
+    request_id: Mapped[str | None] = mapped_column(String(120), index=True)  # batch results: "batch/custom id"
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1)

@@ -32,7 +32,7 @@ PROBLEMS = {  # kind -> what the operator reads
     "unknown_label": "label outside the taxonomy",
     "no_text": "no text",
     "no_label": "no label",
-    "too_long": f"text longer than {ingest.MAX_TICKET_CHARS:,} characters",
+    "too_long": f"text longer than {ingest.MAX_STORED_CHARS:,} characters",
     "conflicting": "one ticket, different labels in the file",
     "ambiguous_id": "id shared by several tickets, none with this text",
 }
@@ -159,7 +159,7 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
         where = f"row {r.row}" + (f" (id {r.external_id})" if r.external_id else "")
         if not r.text:
             problems["no_text"].add(r.row, where)
-        elif len(r.text) > ingest.MAX_TICKET_CHARS:
+        elif len(r.text) > ingest.MAX_STORED_CHARS:
             problems["too_long"].add(r.row, where)
         elif not r.label:
             problems["no_label"].add(r.row, f"{where}: {_short(r.text)}")

@@ -130,9 +130,3 @@ def ticket_ids_below(db: Database, confidence: float) -> list[int]:
     """Uncorrected tickets whose label confidence is under `confidence` (or that have none)."""
     with db.read() as s:
         return queue.ticket_ids_below(s, confidence)
-
-
-def open_batches(db: Database) -> list[tuple[int, str]]:
-    """(run id, batch id) of runs whose Message Batch has not been collected yet."""
-    with db.read() as s:
-        return queue.open_batches(s)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import label_import, state
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain
-from triage import budget, ingest, runs
+from triage import batches, budget, ingest, runs
 from triage.access import Action
 
 actor = gate(Action.CLASSIFY)
@@ -40,7 +40,10 @@ with paste_tab:
     pasted = st.text_area("Tickets", height=180, key="pasted",
                           placeholder="One ticket per line, or separate multi-line tickets with a blank line.")
     if pasted.strip():
-        items = [(None, t) for t in ingest.split_pasted(pasted)]
+        pasted_batch = ingest.from_paste(pasted)
+        items = pasted_batch.items
+        if pasted_batch.report:
+            st.warning(f"{len(pasted_batch.report)} tickets need a look: " + "; ".join(pasted_batch.report[:5]))
 with upload_tab:
     upload = st.file_uploader("CSV, JSON, JSONL or TXT", type=["csv", "json", "jsonl", "txt"], key="upload",
                               help="CSV/JSON: pick the column with the ticket text below.")
@@ -65,8 +68,9 @@ with upload_tab:
             else:
                 batch = ingest.parse(text, fmt, text_column=text_col, id_column=id_col)
                 items, source = batch.items, upload.name
-                if batch.skipped:
-                    st.warning(f"{len(batch.skipped)} rows left out: " + "; ".join(batch.skipped[:5]))
+                if batch.report:
+                    st.warning(f"{len(batch.skipped)} rows left out, {len(batch.cut)} cut to "
+                               f"{ingest.MAX_STORED_CHARS:,} characters: " + "; ".join(batch.report[:5]))
                 if not items:
                     st.warning(f"{upload.name} has no tickets in it.")
                 st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
@@ -79,16 +83,23 @@ if items:
     st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
                "(known tickets keep their labels and are not billed again).")
 c1, c2 = st.columns([1, 3])
-routes = ["auto", "haiku", "sonnet"] if state.has_api_key() else ["local"]
+routes = ["auto", "haiku", "sonnet", "batch"] if state.has_api_key() else ["local"]
 tier = c1.selectbox("Route", routes, key="tier",
                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
-                                 "sonnet": "Sonnet only", "local": "Local model (no API key)"}.get)
+                                 "sonnet": "Sonnet only", "local": "Local model (no API key)",
+                                 "batch": "Economy: half price, results within 24 h"}.get)
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
-    imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold)
-    st.session_state["run_id"] = imported.run_id
-    st.session_state["run_total"] = len(imported.new_ids) + len(imported.known_ids)
-    state.worker().wake()
-    st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
+    if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
+        st.session_state["run_id"] = batches.queue_batch_run(
+            db, items, source=source, started_by=actor.identity, threshold=settings.threshold)
+        state.worker().wake()
+        st.toast("Queued as an economy batch: results within 24 hours, at half price.")
+    else:
+        imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold)
+        st.session_state["run_id"] = imported.run_id
+        st.session_state["run_total"] = len(imported.new_ids) + len(imported.known_ids)
+        state.worker().wake()
+        st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
 
 
 def escalate(ticket_id: int) -> None:
@@ -144,7 +155,16 @@ with st.expander("Recent runs"):
     else:
         st.caption("No runs yet.")
 
+@st.fragment(run_every=5.0)
+def batch_status() -> None:
+    """Economy runs: where their Message Batch stands (kept apart from the results above)."""
+    line = batches.status_line(db, run_id)
+    if line:
+        st.info(line, icon=":material/schedule:")
+
+
 if run_id:
+    batch_status()
     results()
 else:
     st.caption("Results appear here as they come in. Classification runs in the background: you can leave "

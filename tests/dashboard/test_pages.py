@@ -69,6 +69,16 @@ def test_bad_uploads_show_plain_errors(app_env):
     assert any("not UTF-8" in e.value for e in at.error)
 
 
+def test_a_hostile_upload_previews_row_by_row_without_raising(app_env):
+    data = b'{"text": "half an emoji \\ud83d"}\n{"text": "my invoice is wrong"}\n{oops\n{"text": {"a": 1}}\n'
+    at = make_app()
+    at.file_uploader(key="upload").set_value(("t.jsonl", data, "application/jsonl")).run()
+    assert not at.exception and not at.error
+    warning = " ".join(w.value for w in at.warning)
+    assert "3 rows left out" in warning and "line 1" in warning and "line 3" in warning
+    assert "1 new" in texts(at)
+
+
 def test_csv_upload_lets_the_operator_pick_columns(app_env):
     at = make_app()
     at.file_uploader(key="upload").set_value(("t.csv", b"ref,msg,extra\n7,my invoice is wrong,x\n", "text/csv")).run()
@@ -208,10 +218,9 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
 
     import streamlit as st
 
-    st.cache_resource.clear()  # a new server process with a good key; the API is rate limiting
-    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
-    fake.push(*[Error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit",
-                      headers={"retry-after": "0"})] * 6)  # two attempts each for three tickets
+    st.cache_resource.clear()  # a new server process with a good key; the API answers 429 with no retry-after
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)  # (a spend-cap 429: a rate limit with a retry-after is
+    fake.push(*[Error(429, "rate_limit_error", "You have reached your monthly spend cap rate limit")] * 6)  # paced
     at = classify_and_wait(make_app(), "please refund the double charge",
                            lambda at: any("429" in c.value for c in at.caption))
     assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
@@ -258,3 +267,35 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
     next(b for b in settings.button if b.label == "Save routing").click().run()
     assert any("Saved" in m.value for m in settings.success), [e.value for e in settings.error]
     assert not any("monthly budget" in w.value for w in make_app().warning)
+
+
+def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monkeypatch):
+    import time
+
+    from db.migrate import open_database
+    from triage import batches
+    from triage.settings import Settings
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    fake.batch_polls = 1_000  # stays "in progress" until the test ends it
+    at = make_app()
+    at.text_area(key="pasted").set_value("I was charged twice, refund please\nthe app crashes on upload").run()
+    at.selectbox(key="tier").set_value("batch").run()
+    at.button(key="classify").click().run()
+    assert not at.exception
+    deadline = time.monotonic() + 30
+    while not fake.batches and time.monotonic() < deadline:  # the background worker submits it
+        time.sleep(0.2)
+    assert len(fake.batches) == 1 and not any(r["path"] == "/v1/messages" for r in fake.requests)
+    at.run()
+    assert any("Economy batch msgbatch_" in i.value and "results within 24 h" in i.value for i in at.info)
+    for b in fake.batches.values():
+        b["polls_left"] = 0  # the batch ends
+    db = open_database(app_env)
+    news = batches.collect_open(db, Settings.from_env())
+    assert [n.state for n in news] == ["collected"]
+    at.run()
+    assert any("results recorded" in i.value for i in at.info)
+    with db.read() as s:
+        assert {st for st, in s.execute(select(Ticket.status))} == {"classified"}

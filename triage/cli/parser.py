@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("collect", help="record finished Message Batches and escalate their unsure tickets")
     co.add_argument("--poll", type=float, default=30.0, help="seconds between status checks")
+    co.add_argument("--no-wait", action="store_true", help="check once and return; batches still running wait")
     common(co)
     co.set_defaults(func=cmd_collect)
 
