@@ -100,7 +100,9 @@ def child(csv_path: str, db_path: str, legacy: bool) -> None:
     started = time.perf_counter()
     batch = ingest.read_path(csv_path)
     parsed = time.perf_counter()
-    imported = runs.start_run(db, batch.items, source="bench.csv")
+    from triage.access import cli_actor
+
+    imported = runs.start_run(db, batch.items, source="bench.csv", actor=cli_actor())
     done = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime - cpu0,

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from db.migrate import open_database
+from tests.actors import LEAD
 from tests.fake_anthropic import FakeAnthropic
 from triage import pipeline, ratelimit, runs, services, taxonomy
 from triage.settings import Settings
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace, paced: bool) -> dict:
         if not paced:
             router.tier1.pacer = ratelimit.Pacer(enabled=False)
         imp = runs.start_run(db, [(None, TEXTS[i % 4].format(n=i)) for i in range(args.tickets)], source="bench",
-                             mode="haiku")
+                             mode="haiku", actor=LEAD)
         started = time.perf_counter()
         report = services.run(router, pipeline.process_queue(db, router, run_id=imp.run_id,
                                                              concurrency=args.concurrency))

@@ -8,6 +8,7 @@ from sqlalchemy import event, select, update
 
 from db import queue
 from db.models import Run, Ticket
+from tests.actors import LEAD
 from triage import runs
 
 
@@ -20,11 +21,11 @@ def count_statements(db):
 def test_a_big_import_is_a_few_bulk_statements(anydb):
     items = [(f"ID-{i}", f"ticket number {i}: my invoice is wrong") for i in range(12_000)]
     seen = count_statements(anydb)
-    first = runs.start_run(anydb, items, source="big.csv")
+    first = runs.start_run(anydb, items, source="big.csv", actor=LEAD)
     assert len(first.new_ids) == 12_000 and len(set(first.ticket_ids)) == 12_000
     assert len(seen) < 60, len(seen)  # one INSERT per ticket would be 12,000
     seen.clear()
-    again = runs.start_run(anydb, items, source="big.csv")
+    again = runs.start_run(anydb, items, source="big.csv", actor=LEAD)
     assert again.new_ids == [] and again.known_ids == first.ticket_ids and len(seen) < 60, len(seen)
     with anydb.read() as s:
         run = s.get(Run, again.run_id)
@@ -35,7 +36,7 @@ def test_a_big_import_is_a_few_bulk_statements(anydb):
 
 def test_reimport_requeues_only_what_it_should(anydb):
     first = runs.start_run(anydb, [("A", "alpha"), ("B", "beta"), ("C", "gamma"), ("D", "delta"), ("A", " alpha ")],
-                           source="f")
+                           source="f", actor=LEAD)
     assert len(first.new_ids) == 4 and first.ticket_ids[0] == first.ticket_ids[4]  # duplicate inside the file
     a, b, c, d = first.ticket_ids[:4]
     now = datetime.now(UTC)
@@ -46,7 +47,7 @@ def test_reimport_requeues_only_what_it_should(anydb):
         s.execute(update(Ticket).where(Ticket.id == d).values(claimed_by="batch:x",  # held by a batch
                                                               claimed_at=now + timedelta(hours=20)))
     again = runs.start_run(anydb, [("A", "alpha"), ("B", "beta"), ("C", "gamma"), ("D", "delta"), ("E", "eps")],
-                           source="f")
+                           source="f", actor=LEAD)
     with anydb.read() as s:
         rows = {t.id: t for t in s.scalars(select(Ticket))}
     assert (rows[a].status, rows[a].run_id) == ("classified", first.run_id)  # decided: left alone

@@ -7,6 +7,7 @@ import time
 from sqlalchemy import select
 
 from db.models import Ticket
+from tests.actors import LEAD
 from tests.fake_anthropic import FakeAnthropic
 from triage import pipeline, ratelimit, runs, services, taxonomy
 from triage.settings import Settings
@@ -18,7 +19,7 @@ TEXTS = ["I was charged twice for invoice {n}, please refund", "App crashes with
 def run_under_limit(db, fake, n, concurrency):
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=concurrency)
     router = services.build_router(settings, taxonomy.default(), mode="haiku")
-    imp = runs.start_run(db, [(None, TEXTS[i % 4].format(n=i)) for i in range(n)], source="t", mode="haiku")
+    imp = runs.start_run(db, [(None, TEXTS[i % 4].format(n=i)) for i in range(n)], source="t", mode="haiku", actor=LEAD)
     return services.run(router, pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=concurrency))
 
 
