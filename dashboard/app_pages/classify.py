@@ -141,7 +141,7 @@ def watch(run_id: int, shown_ids: list[int], drawn: tuple[int, int, int], interv
 def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
     rows = runs.run_rows(db, run_id, shown_ids, with_text=True)  # one query set for every card
     for r in rows:
-        with st.container(border=True):
+        with st.container(border=True, key=f"card-{r['ticket_id']}"):
             a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")
             a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
             if r["model_reason"]:
@@ -161,13 +161,13 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
         st.caption(f"Showing the first {len(rows)} of {total}; the review queue has them all.")
 
 
-with st.expander("Recent runs"):
-    recent = runs.recent_runs(db)
+with st.expander("Recent runs", key="recent_runs", on_change="rerun") as recent_runs:
+    recent = runs.recent_runs(db) if recent_runs.open else []  # read only when someone looks
     if recent:
         st.dataframe(recent, hide_index=True, column_order=[
             "run", "started_at", "started_by", "source", "mode", "status", "tickets", "new", "classified",
             "escalated", "needs_review", "failed", "pending", "finished_at", "message"])
-    else:
+    elif recent_runs.open:
         st.caption("No runs yet.")
 
 run_id = watched_run()
