@@ -66,9 +66,9 @@ def quiet_for(page: Page, traffic: Traffic, seconds: float) -> tuple[int, int]:
 
 def test_a_finished_run_is_not_polled_and_an_escalation_is_polled_until_answered(page: Page, app_url):
     traffic = Traffic(page)
-    paste_and_classify(page, app_url, ["refund the double charge on invoice 77 [[slow=2]]",
-                                       "the app crashes with error 500 on upload, ticket 78"])
-    expect(page.get_by_text(re.compile(r"2 of 2 done"))).to_be_visible(timeout=30000)
+    paste_and_classify(page, app_url, ["refund the double charge on invoice 77 [[conf=0.95]] [[slow=2]]",
+                                       "the app crashes with error 500 on upload, ticket 78 [[conf=0.95]]"])
+    expect(page.get_by_text(re.compile(r"2 of 2 done · 2 classified"))).to_be_visible(timeout=30000)
     assert traffic.asked_fragment >= 1, "the page did not poll while a ticket was still out"
     page.wait_for_timeout(1500)  # the redraw that follows the last result
     assert quiet_for(page, traffic, 5) == (0, 0), "a finished run's page kept rerunning"
