@@ -332,9 +332,9 @@ def main() -> None:
                 alone_rate, alone = release_and_time(db, alone_run, server.proc.pid, tabs)
                 print(f"\n{args.tickets}-ticket run, 0 tabs: {alone_rate:.1f} tickets/s; {alone.line()}")
                 watched_run = held_run(db, run_texts(texts, args.tickets, "run B"), "bench-watched")
-                pages = [tabs.open(f"{server.url}/?run={watched_run}") for _ in range(args.tabs)]
-                for i, page in enumerate(pages):  # (a page that polls is seldom "not running": wait for what it shows)
-                    try:
+                for i in range(args.tabs):  # one at a time: Chromium left some tabs blank when 20 loaded at once
+                    page = tabs.open(f"{server.url}/?run={watched_run}")
+                    try:  # (a page that polls is seldom "not running": wait for what it shows)
                         page.get_by_text(f"Run {watched_run}: 0 of {args.tickets} done").wait_for(timeout=300_000)
                     except Exception:
                         page.screenshot(path=str(ROOT / "test-artifacts" / f"bench-tab-{i}.png"))
