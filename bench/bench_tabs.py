@@ -135,8 +135,9 @@ class Tabs:
     rerun_script; a fragment's timer sends one with its fragment id). Playwright delivers those events only while
     it is called, so waiting goes through `pause`."""
 
-    def __init__(self, context):
-        self.context = context
+    def __init__(self, browser):
+        self.browser = browser
+        self.contexts: list = []
         self.pages: list = []
         self.full = 0
         self.fragment = 0
@@ -153,7 +154,9 @@ class Tabs:
                     else:
                         self.full += 1
 
-        page = self.context.new_page()
+        context = self.browser.new_context(viewport={"width": 1440, "height": 1000})  # one per operator: a
+        self.contexts.append(context)  # single context left the 17th polling tab blank on this machine
+        page = context.new_page()
         page.on("websocket", lambda ws: ws.on("framesent", sent))
         page.goto(url)
         self.pages.append(page)
@@ -169,9 +172,9 @@ class Tabs:
             time.sleep(seconds)
 
     def close(self) -> None:
-        for page in self.pages:
-            page.close()
-        self.pages = []
+        for context in self.contexts:
+            context.close()
+        self.contexts, self.pages = [], []
 
 
 class Server:
@@ -307,9 +310,8 @@ def main() -> None:
         db = open_database(db_url)
         server = Server(args.root, db_url, fake, args.concurrency, Path(tmp) / "streamlit.log")
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        tabs = Tabs(browser)
         try:
-            tabs = Tabs(context)
             warm = tabs.open(server.url)  # the first script run imports pandas, plotly...; not part of any phase
             wait_for_script(warm)
             tabs.close()
@@ -355,7 +357,7 @@ def main() -> None:
                 print(f"after that run, {args.tabs} tabs still open: {after.line()}; reruns asked: {asked}")
                 tabs.close()
         finally:
-            context.close()
+            tabs.close()
             browser.close()
             server.stop()
             db.dispose()
