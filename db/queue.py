@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -351,3 +351,19 @@ def recent_runs(s: Session, limit: int = 20) -> list[dict]:
 def run_state_counts(s: Session, run_id: int) -> dict[str, int]:
     rows = s.execute(select(Ticket.status, func.count()).where(Ticket.run_id == run_id).group_by(Ticket.status))
     return {k: v for k, v in rows}
+
+
+def tickets_fingerprint(s: Session, ticket_ids: Sequence[int]) -> tuple[int, int, int]:
+    """(sum of versions, how many pending, latest call id) of these tickets, in two indexed look-ups.
+
+    It changes whenever what a page shows of them can change: an outcome, an escalation request or a correction
+    bumps `version`, a requeue makes a ticket pending, every model call gets a higher id. A page polling a run
+    compares it with the one it drew from and redraws only when it differs."""
+    if not ticket_ids:
+        return (0, 0, 0)
+    ids = list(ticket_ids)
+    is_pending = case((Ticket.status == PENDING, 1), else_=0)
+    versions, pending = s.execute(select(func.coalesce(func.sum(Ticket.version), 0),
+                                         func.coalesce(func.sum(is_pending), 0)).where(Ticket.id.in_(ids))).one()
+    last_call = s.scalar(select(func.max(ModelCall.id)).where(ModelCall.ticket_id.in_(ids))) or 0
+    return (int(versions), int(pending), int(last_call))

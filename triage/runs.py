@@ -101,6 +101,31 @@ def run_progress(db: Database, run_id: int) -> RunProgress | None:
         return RunProgress(run_id, run.status, run.message, run.n_tickets, states)
 
 
+@dataclass(frozen=True)
+class RunVersion:
+    """What a page watching a run reads on every poll, from a few small indexed queries: the run's progress and a
+    fingerprint of the tickets on screen (see db.queue.tickets_fingerprint)."""
+
+    progress: RunProgress
+    shown: tuple[int, int, int]
+
+    @property
+    def waiting(self) -> bool:
+        """Something can still change without anyone acting: a ticket of the run (or one on screen, e.g. escalated
+        from there) is pending or claimed, and the run was not stopped (a rejected key stops it for good)."""
+        return self.progress.status != "stopped" and (self.progress.states.get("pending", 0) > 0 or self.shown[1] > 0)
+
+
+def run_version(db: Database, run_id: int, shown_ids: Sequence[int]) -> RunVersion | None:
+    """The run's progress and the fingerprint of `shown_ids`, in one read; None when there is no such run."""
+    with db.read() as s:
+        run = queue.run_info(s, run_id)
+        if run is None:
+            return None
+        progress = RunProgress(run_id, run.status, run.message, run.n_tickets, queue.run_state_counts(s, run_id))
+        return RunVersion(progress, queue.tickets_fingerprint(s, shown_ids))
+
+
 def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
     with db.read() as s:
         return queue.ticket_ids_of_run(s, run_id, limit)
