@@ -20,6 +20,7 @@ from pathlib import Path
 from db.migrate import open_database
 from tests.fake_anthropic import FakeAnthropic
 from triage import pipeline, runs, services, taxonomy
+from triage.access import cli_actor
 from triage.settings import Settings
 
 SAMPLES = ["I was charged twice for invoice {n}, please refund", "App crashes with error {n} on upload",
@@ -36,7 +37,7 @@ def run(fake: FakeAnthropic, items, concurrency: int, ledger: bool = False) -> f
         settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=concurrency,
                             monthly_budget_usd=1000.0 if ledger else 0.0)
         router = services.build_router(settings, taxonomy.default(), db=db if ledger else None)
-        imp = runs.start_run(db, items, source="bench")
+        imp = runs.start_run(db, items, source="bench", actor=cli_actor("bench"))
         started = time.perf_counter()
         report = services.run(router, pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=concurrency))
         elapsed = time.perf_counter() - started

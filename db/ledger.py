@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, insert, 
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from db import batches
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
 
 OPEN, LOST, UNPRICED = "open", "lost", "unpriced"
@@ -53,9 +54,10 @@ def _rows(result: object) -> int:
 
 
 def _holding() -> ColumnElement[bool]:
-    """Which open reservations hold money: every call's; a batch's while its run has the batch open (or while it
-    is being submitted). A collected, failed or forgotten batch stops holding without anyone settling it."""
-    with_batch = select(Run.id).where(Run.batch_id.is_not(None))
+    """Which open reservations hold money: every call's; a batch's while its run's batch is open (queued,
+    submitting, in progress) or, just after it was reserved, before the run holds it. A collected, gone or failed
+    batch stops holding without anyone settling it (`mark_dead_lost` clears it away)."""
+    with_batch = select(Run.id).where(Run.batch_state.in_(batches.OPEN))
     return or_(CallAttempt.kind != "batch", CallAttempt.run_id.in_(with_batch),
                CallAttempt.started_at >= datetime.now(UTC) - SUBMITTING)
 
@@ -96,12 +98,6 @@ def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note:
     else:
         s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id)
                   .values(state=UNPRICED, call_id=call_id, note=note, ended_at=datetime.now(UTC)))
-
-
-def settle_batch(s: Session, run_id: int) -> None:
-    """A run's Message Batch is over (collected, gone): its results are on the books, its reservation goes."""
-    s.execute(delete(CallAttempt).where(CallAttempt.kind == "batch", CallAttempt.run_id == run_id,
-                                        CallAttempt.state == OPEN))
 
 
 def abandon(s: Session, reservation_id: int, note: str) -> None:

@@ -49,13 +49,23 @@ def _file_lock(db: Database) -> Iterator[None]:
 
 
 def apply_migrations(db: Database, revision: str = "head") -> None:
-    """Bring `db` to `revision`, one process at a time."""
-    with _file_lock(db), db.engine.execution_options(write=True).begin() as conn:
-        if db.dialect == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        cfg = alembic_config(db.url)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    """Bring `db` to `revision` in one transaction, one process at a time. On SQLite with foreign keys off: a
+    batch migration rebuilds a table by copying and dropping it, and dropping `tickets` with foreign keys on would
+    cascade-delete every call."""
+    with _file_lock(db), db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if db.dialect == "sqlite" else None
+        if raw is not None:  # outside any transaction (inside one the pragma is a no-op)
+            raw.cursor().execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.execution_options(write=True).begin():  # SQLite: BEGIN IMMEDIATE, the write lock up front
+                if db.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+                cfg = alembic_config(db.url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        finally:
+            if raw is not None:
+                raw.cursor().execute("PRAGMA foreign_keys=ON")
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db import rollups
 from db.models import Correction, ModelCall, Ticket
 from triage.domain import FAILED, NEEDS_REVIEW, UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, NotFound
@@ -14,7 +16,10 @@ from triage.errors import Conflict, NotFound
 PAGE_SIZE = 50
 
 
-def _where(q: Select, f: ReviewFilter) -> Select:
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
+
+
+def _where(q: SelectT, f: ReviewFilter) -> SelectT:
     conds = []
     reason_conds = {
         "low_confidence": Ticket.confidence < f.threshold,
@@ -44,7 +49,7 @@ def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZ
             Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
             Ticket.created_at)
     q = _where(select(*cols), f).order_by(Ticket.confidence.asc().nulls_first(), Ticket.id)
-    return [ReviewRow(*r) for r in s.execute(q.limit(size).offset(page * size))]
+    return [ReviewRow(*tuple(r)) for r in s.execute(q.limit(size).offset(page * size))]
 
 
 def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | None, int]]:
@@ -91,17 +96,18 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
                 corrected_at=now, version=Ticket.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if res.rowcount != 1:
+    if res.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
         s.refresh(t)
         who = t.corrected_by or "the classifier"
         when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
         raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
+    rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
     return expected_version + 1
 
 
-def export_page(s: Session, page: int, size: int) -> list[dict]:
+def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
     """Tickets with labels and their total model cost, in id order (paged, for exports)."""
     cost = (select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico).label("cost_pico"))
             .group_by(ModelCall.ticket_id).subquery())

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall, Run, Ticket
+from tests.actors import LEAD
 from tests.fake_anthropic import Error, Reply
 from triage import budget, runs, services, taxonomy
 from triage.cli import main
@@ -85,7 +86,7 @@ def test_classify_stops_at_the_cap_and_leaves_the_rest_pending_with_the_reason(c
 
 def test_worker_once_stops_at_the_cap(capped, fake, db_url):
     db = open_database(db_url)
-    runs.start_run(db, tickets(60), source="queued", mode="haiku")
+    runs.start_run(db, actor=LEAD, items=tickets(60), source="queued", mode="haiku")
     capped()
     assert main(["worker", "--once"]) == 5
     assert_capped(db, fake)
@@ -158,7 +159,7 @@ def test_a_batch_is_refused_whole_when_its_worst_case_would_cross_the_cap(capped
 
 def test_the_dashboard_worker_stops_at_the_cap(fake, db):
     fake.delay = 0.05
-    runs.start_run(db, tickets(60), source="dashboard", mode="haiku")
+    runs.start_run(db, actor=LEAD, items=tickets(60), source="dashboard", mode="haiku")
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=float(CAP), concurrency=8)
     report = asyncio.run(services.work_once(db, settings))
     assert report.stop_kind == "budget" and 0 < report.processed < 60
@@ -207,8 +208,8 @@ def test_the_reservation_is_an_upper_bound_of_the_real_cost(fake, db):
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku", db=db)
     text = "ünïcødé 漢字 " * 400 + " refund"
     worst = router.tier1.worst_case_cost(text, TAX)
-    imp = runs.start_run(db, [(None, text)], source="t", mode="haiku")
-    services.classify_run(db, router, imp.run_id)
+    imp = runs.start_run(db, actor=LEAD, items=[(None, text)], source="t", mode="haiku")
+    services.classify_run(db, router, imp.run_id, actor=LEAD)
     assert 0 < recorded(db) <= worst
 
 
@@ -233,7 +234,7 @@ def test_an_unpriced_model_is_refused_before_any_call(env, fake, tmp_path, monke
     src = write(tmp_path / "t.txt", tickets(3))
     if command[0] != "classify":
         db = open_database(env["TRIAGE_DATABASE_URL"])
-        imp = runs.start_run(db, tickets(3), source="t")
+        imp = runs.start_run(db, actor=LEAD, items=tickets(3), source="t")
         with db.transaction() as s:  # something for each command to do: pending, failed, an open batch
             s.get(Ticket, imp.ticket_ids[1]).status = "failed"
             s.get(Run, imp.run_id).batch_id = "msgbatch_x"

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from db import queue
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
+from tests.actors import LEAD
 from tests.fake_anthropic import Error
 from triage import runs, services
 from triage.cli import main
@@ -39,7 +40,7 @@ def dead_pid() -> int:
 
 def test_a_haiku_run_drained_by_the_cli_worker_makes_no_sonnet_call(env, fake, db_url):
     db = open_database(db_url)
-    imp = runs.start_run(db, UNSURE, source="dashboard", mode="haiku")
+    imp = runs.start_run(db, actor=LEAD, items=UNSURE, source="dashboard", mode="haiku")
     assert main(["worker", "--once"]) == 0
     assert sonnet_requests(fake) == 0 and len(fake.usage_log) == 6
     with db.read() as s:
@@ -49,7 +50,7 @@ def test_a_haiku_run_drained_by_the_cli_worker_makes_no_sonnet_call(env, fake, d
 
 
 def test_a_haiku_run_drained_by_the_dashboard_worker_makes_no_sonnet_call(fake, db):
-    runs.start_run(db, UNSURE, source="dashboard", mode="haiku", threshold=0.9)
+    runs.start_run(db, actor=LEAD, items=UNSURE, source="dashboard", mode="haiku", threshold=0.9)
     report = asyncio.run(services.work_once(db, Settings(api_key=fake.api_key, base_url=fake.base_url)))
     assert report.processed == 6 and sonnet_requests(fake) == 0
     with db.read() as s:
@@ -82,7 +83,7 @@ def test_a_killed_haiku_run_finished_by_a_worker_makes_no_sonnet_call(env, fake,
 
 def test_a_local_run_picked_up_by_an_api_worker_is_classified_locally(env, fake, db_url):
     db = open_database(db_url)
-    imp = runs.start_run(db, [(None, "I was charged twice, refund me"), (None, "the app crashes on start")],
+    imp = runs.start_run(db, actor=LEAD, items=[(None, "I was charged twice, refund me"), (None, "the app crashes on start")],
                          source="no key", mode="local")
     assert main(["worker", "--once"]) == 0
     assert not fake.requests, "a run that asked for the local tier never reaches the API"
@@ -114,7 +115,7 @@ def test_rerunning_classify_after_a_crash_finishes_the_dead_process_tickets(env,
     src = tmp_path / "t.txt"
     src.write_text("\n".join(f"ticket {i}: refund please" for i in range(10)) + "\n")
     db = open_database(db_url)
-    runs.start_run(db, [(None, f"ticket {i}: refund please") for i in range(10)], source=str(src), mode="haiku")
+    runs.start_run(db, actor=LEAD, items=[(None, f"ticket {i}: refund please") for i in range(10)], source=str(src), mode="haiku")
     with db.transaction() as s:  # a classify that was killed holding every ticket
         assert len(queue.claim_pending(s, f"{socket.gethostname()}:{dead_pid()}", 10)) == 10
     assert main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")]) == 0
@@ -127,7 +128,7 @@ def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env, fake, db_url, 
     src = tmp_path / "t.txt"
     src.write_text("ticket a: refund please\nticket b: the app crashes\n")
     db = open_database(db_url)
-    runs.start_run(db, [(None, "ticket a: refund please")], source="other", mode="haiku")
+    runs.start_run(db, actor=LEAD, items=[(None, "ticket a: refund please")], source="other", mode="haiku")
     other = f"{socket.gethostname()}:{os.getppid()}"  # alive, and not this process
     with db.transaction() as s:
         queue.claim_pending(s, other, 10)
@@ -177,7 +178,7 @@ def test_retry_and_worker_drained_runs_end_finished(env, fake, db_url, tmp_path,
     assert main(["classify", str(src), "--tier", "haiku"]) == 4
     assert main(["retry"]) == 0
     db = open_database(db_url)
-    runs.start_run(db, [(None, "please add dark mode")], source="dashboard", mode="haiku")
+    runs.start_run(db, actor=LEAD, items=[(None, "please add dark mode")], source="dashboard", mode="haiku")
     assert main(["worker", "--once"]) == 0
     capsys.readouterr()
     assert main(["runs", "--json"]) == 0

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall, Run, Ticket
+from tests.actors import LEAD
 from tests.fake_anthropic import Error
 from triage import runs
 from triage.cli import main
@@ -64,7 +65,7 @@ def prepare(command: str, env, fake, db, tmp_path, monkeypatch) -> list[str]:
         src.write_text(text)
         return ["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")]
     if command == "worker":
-        runs.start_run(db, [(None, t) for t in text.splitlines()], source="queued", mode="haiku")
+        runs.start_run(db, actor=LEAD, items=[(None, t) for t in text.splitlines()], source="queued", mode="haiku")
         return ["worker"]
     src = tmp_path / "t.txt"
     src.write_text(text)
@@ -119,7 +120,7 @@ def test_a_signal_stops_cleanly_and_every_billed_call_is_recorded(env, fake, db_
 def test_a_second_signal_cuts_the_calls_in_flight_off_and_books_them_as_probably_billed(env, fake, db_url,
                                                                                         tmp_path, capsys):
     db = open_database(db_url)
-    runs.start_run(db, [(None, f"ticket {i}: refund me") for i in range(N)], source="queued", mode="haiku")
+    runs.start_run(db, actor=LEAD, items=[(None, f"ticket {i}: refund me") for i in range(N)], source="queued", mode="haiku")
     fake.delay = 0.5
     proc = start(dict(os.environ), "worker", "--once", "--concurrency", "4")
     wait_for_calls(db, proc, 4)

@@ -19,6 +19,7 @@ import anthropic
 from db import ledger, queue
 from db.engine import Database
 from triage import budget, pipeline, runs
+from triage.access import Action, Actor, require
 from triage.errors import BudgetReached, NoApiKey
 from triage.host import hostname, pid_alive
 from triage.pipeline import OnTicket, RunReport
@@ -109,9 +110,10 @@ def recover(db: Database) -> Recovered:
     return Recovered(released, lost)
 
 
-def classify_run(db: Database, router: Router, run_id: int, *, concurrency: int = 8,
+def classify_run(db: Database, router: Router, run_id: int, *, actor: Actor, concurrency: int = 8,
                  on_ticket: OnTicket | None = None) -> RunReport:
     """Classify one run's pending tickets live, then mark the run finished or stopped."""
+    require(actor, Action.CLASSIFY)
     halt = pipeline.Halt()
     report = run(router, pipeline.process_queue(db, router, run_id=run_id, concurrency=concurrency,
                                                 on_ticket=on_ticket, halt=halt), halt)
@@ -119,16 +121,18 @@ def classify_run(db: Database, router: Router, run_id: int, *, concurrency: int 
     return report
 
 
-def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, started_by: str, concurrency: int = 8,
+def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, actor: Actor, concurrency: int = 8,
              on_ticket: OnTicket | None = None, again: bool = False) -> RunReport:
-    """Ask tier 2 about these tickets now (as a run of their own), whatever tier 1 said. Tickets tier 2 has
-    already decided are left alone (`report.skipped`) unless `again`."""
+    """Ask tier 2 about these tickets now (as a run of their own, started by `actor`), whatever tier 1 said.
+    Tickets tier 2 has already decided are left alone (`report.skipped`) unless `again`."""
+    require(actor, Action.ESCALATE)
     ids = list(dict.fromkeys(ticket_ids))
     skipped = 0
     if not again:
         decided = runs.decided_by_tier2(db, ids)
         ids, skipped = [i for i in ids if i not in decided], len(decided)
-    run_id = runs.create_run(db, started_by=started_by, source="escalate", mode="sonnet", threshold=router.threshold)
+    run_id = runs.create_run(db, started_by=actor.identity, source="escalate", mode="sonnet",
+                             threshold=router.threshold)
     halt = pipeline.Halt()
     report = run(router, pipeline.escalate_tickets(db, router, ids, run_id=run_id, concurrency=concurrency,
                                                    on_ticket=on_ticket, halt=halt), halt)
@@ -137,11 +141,11 @@ def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, started
     return report
 
 
-def retry_failed(db: Database, router: Router, *, started_by: str, concurrency: int = 8,
+def retry_failed(db: Database, router: Router, *, actor: Actor, concurrency: int = 8,
                  on_ticket: OnTicket | None = None) -> RunReport | None:
     """Queue every failed ticket again and classify them (answers already paid for are reused). Each keeps the
     mode and threshold of the run that queued it: one retry run per routing. None when nothing had failed."""
-    queued = runs.requeue_failed(db, started_by=started_by, threshold=router.threshold)
+    queued = runs.requeue_failed(db, actor=actor, threshold=router.threshold)
     if not queued:
         return None
     total = RunReport(queued[0].run_id if len(queued) == 1 else None, run_ids=[q.run_id for q in queued])
@@ -153,7 +157,7 @@ def retry_failed(db: Database, router: Router, *, started_by: str, concurrency: 
             classify_locally(db, run_id=q.run_id, on_ticket=on_ticket)
             report = RunReport(q.run_id)
         else:
-            report = classify_run(db, router, q.run_id, concurrency=concurrency, on_ticket=on_ticket)
+            report = classify_run(db, router, q.run_id, actor=actor, concurrency=concurrency, on_ticket=on_ticket)
         total.add(report)
     total.states = runs.state_counts(db, total.run_ids)
     return total
@@ -164,9 +168,10 @@ def _local_runs_pass(db: Database, settings: Settings) -> int:
     return classify_locally(db, settings, local_runs_only=True) if runs.has_pending(db, local=True) else 0
 
 
-def run_worker(db: Database, router: Router, settings: Settings, *, once: bool = False, poll_seconds: float = 2.0,
-               stop: asyncio.Event | None = None) -> RunReport:
+def run_worker(db: Database, router: Router, settings: Settings, *, actor: Actor, once: bool = False,
+               poll_seconds: float = 2.0, stop: asyncio.Event | None = None) -> RunReport:
     """Drain the queue (every run's pending tickets), polling for more unless `once`."""
+    require(actor, Action.CLASSIFY)
     local_done = 0
 
     async def before_pass() -> None:
@@ -187,7 +192,8 @@ def run_worker(db: Database, router: Router, settings: Settings, *, once: bool =
 async def work_once(db: Database, base: Settings | None = None, *, concurrency: int | None = None,
                     client: anthropic.AsyncAnthropic | None = None) -> RunReport:
     """One pass of the dashboard's background worker with the settings in force now (a lead may have edited the
-    taxonomy, models, threshold or budget since the last pass)."""
+    taxonomy, models, threshold or budget since the last pass). It takes no actor: it only works what people
+    allowed to queue work put on the queue (start_run, request_escalation check who they are)."""
     settings, tax = effective(db, base)
 
     def before_pass() -> RunReport:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall
+from tests.actors import LEAD
 from tests.fake_anthropic import FakeAnthropic
 from triage import budget, runs
 from triage.domain import from_pico
@@ -49,7 +50,7 @@ def test_three_worker_processes_share_one_cap(any_db_url):
     """Three `triage worker --once` processes, eight requests in flight each, on one queue and one cap."""
     cap = Decimal("0.003")
     db = open_database(any_db_url)
-    runs.start_run(db, [(None, f"ticket {i}: charged twice, refund please") for i in range(150)], source="t",
+    runs.start_run(db, actor=LEAD, items=[(None, f"ticket {i}: charged twice, refund please") for i in range(150)], source="t",
                    mode="haiku")
     with FakeAnthropic(delay=0.05) as fake:
         env = {**os.environ, "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.base_url,

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
+from tests.actors import LEAD
 from tests.triage.fakes import ScriptedProvider
 from triage import pipeline, runs, taxonomy
 from triage.router import Router
@@ -75,7 +76,7 @@ def test_an_answer_is_recorded_even_when_the_database_stays_locked_past_the_busy
     monkeypatch.setenv("TRIAGE_BUSY_TIMEOUT_S", "0.2")
     path = tmp_path / "busy.db"
     db = open_database(f"sqlite:///{path}")
-    imp = runs.start_run(db, [(None, "I was charged twice")], source="t")
+    imp = runs.start_run(db, actor=LEAD, items=[(None, "I was charged twice")], source="t")
     provider = LockingProvider(str(path), hold=1.5)  # more than seven busy timeouts
     router = Router(provider, ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
     report = asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))

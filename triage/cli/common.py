@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from db.engine import Database
+from triage.access import Actor, cli_actor
 from triage.domain import FAILED, PENDING, Outcome
 from triage.pipeline import RunReport
 from triage.settings import Settings, effective
@@ -61,6 +62,12 @@ def exit_code(report: RunReport, pending: int | None = None) -> int:
     if failed:
         print(f"{failed} tickets failed: `triage retry` classifies them again", file=sys.stderr)
     return EXIT_FAILED if failed or pending else EXIT_OK
+
+
+def actor(args: argparse.Namespace) -> Actor:
+    """Who the command acts as: the local administrator (shell access to the database is full access anyway),
+    stamped `cli:<os user>` or the --operator name."""
+    return cli_actor(getattr(args, "operator", None))
 
 
 def open_db(settings: Settings) -> Database:

@@ -1,14 +1,14 @@
 """call ledger: reservations / attempts of paid calls, and calls whose cost is unknown
 
 Revision ID: 0008
-Revises: 0006 (0007, the rollups of another branch, is not on main yet; the lead re-chains this on merge)
+Revises: 0011 (chained after main's head so that databases already at 0011 get it; the lead may re-chain it)
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
