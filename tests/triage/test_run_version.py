@@ -42,7 +42,8 @@ def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_w
     answered = runs.run_version(db, imp.run_id, shown)
     assert answered.shown != asked.shown and not answered.waiting
 
-    version = review.detail(db, shown[1], actor=LEAD).ticket.version  # an operator's correction elsewhere shows on the card
+    # an operator's correction elsewhere shows on the card
+    version = review.detail(db, shown[1], actor=LEAD).ticket.version
     review.correct(db, shown[1], "technical", actor=op("lead"), expected_version=version, taxonomy=TAX)
     corrected = runs.run_version(db, imp.run_id, shown)
     assert corrected.shown != answered.shown and not corrected.waiting
