@@ -83,8 +83,8 @@ def test_a_killed_haiku_run_finished_by_a_worker_makes_no_sonnet_call(env, fake,
 
 def test_a_local_run_picked_up_by_an_api_worker_is_classified_locally(env, fake, db_url):
     db = open_database(db_url)
-    imp = runs.start_run(db, actor=LEAD, items=[(None, "I was charged twice, refund me"), (None, "the app crashes on start")],
-                         source="no key", mode="local")
+    items = [(None, "I was charged twice, refund me"), (None, "the app crashes on start")]
+    imp = runs.start_run(db, items, actor=LEAD, source="no key", mode="local")
     assert main(["worker", "--once"]) == 0
     assert not fake.requests, "a run that asked for the local tier never reaches the API"
     with db.read() as s:
@@ -115,7 +115,8 @@ def test_rerunning_classify_after_a_crash_finishes_the_dead_process_tickets(env,
     src = tmp_path / "t.txt"
     src.write_text("\n".join(f"ticket {i}: refund please" for i in range(10)) + "\n")
     db = open_database(db_url)
-    runs.start_run(db, actor=LEAD, items=[(None, f"ticket {i}: refund please") for i in range(10)], source=str(src), mode="haiku")
+    items = [(None, f"ticket {i}: refund please") for i in range(10)]
+    runs.start_run(db, items, actor=LEAD, source=str(src), mode="haiku")
     with db.transaction() as s:  # a classify that was killed holding every ticket
         assert len(queue.claim_pending(s, f"{socket.gethostname()}:{dead_pid()}", 10)) == 10
     assert main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")]) == 0

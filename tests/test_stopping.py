@@ -120,7 +120,8 @@ def test_a_signal_stops_cleanly_and_every_billed_call_is_recorded(env, fake, db_
 def test_a_second_signal_cuts_the_calls_in_flight_off_and_books_them_as_probably_billed(env, fake, db_url,
                                                                                         tmp_path, capsys):
     db = open_database(db_url)
-    runs.start_run(db, actor=LEAD, items=[(None, f"ticket {i}: refund me") for i in range(N)], source="queued", mode="haiku")
+    items = [(None, f"ticket {i}: refund me") for i in range(N)]
+    runs.start_run(db, items, actor=LEAD, source="queued", mode="haiku")
     fake.delay = 0.5
     proc = start(dict(os.environ), "worker", "--once", "--concurrency", "4")
     wait_for_calls(db, proc, 4)

@@ -50,8 +50,8 @@ def test_three_worker_processes_share_one_cap(any_db_url):
     """Three `triage worker --once` processes, eight requests in flight each, on one queue and one cap."""
     cap = Decimal("0.003")
     db = open_database(any_db_url)
-    runs.start_run(db, actor=LEAD, items=[(None, f"ticket {i}: charged twice, refund please") for i in range(150)], source="t",
-                   mode="haiku")
+    items = [(None, f"ticket {i}: charged twice, refund please") for i in range(150)]
+    runs.start_run(db, items, actor=LEAD, source="t", mode="haiku")
     with FakeAnthropic(delay=0.05) as fake:
         env = {**os.environ, "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.base_url,
                "TRIAGE_DATABASE_URL": any_db_url, "PYTHONPATH": str(ROOT), "TRIAGE_MONTHLY_BUDGET_USD": str(cap)}
