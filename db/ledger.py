@@ -17,10 +17,11 @@ from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, insert, 
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from db import batches
+from db import batches, rollups
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
 
 OPEN, LOST, UNPRICED = "open", "lost", "unpriced"
+VERSION = "ledger"  # data version bumped when estimates change without a new call (cached spend pages key on it)
 ESTIMATED = (LOST, UNPRICED)
 STALE = timedelta(hours=1)  # an open call reservation this old belongs to a process that is gone, whatever its host
 SUBMITTING = timedelta(minutes=10)  # a batch reservation counts this long before its run remembers the batch id
@@ -58,8 +59,9 @@ def _holding() -> ColumnElement[bool]:
     submitting, in progress) or, just after it was reserved, before the run holds it. A collected, gone or failed
     batch stops holding without anyone settling it (`mark_dead_lost` clears it away)."""
     with_batch = select(Run.id).where(Run.batch_state.in_(batches.OPEN))
+    not_yet_held = select(Run.id).where(Run.batch_state.is_(None))
     return or_(CallAttempt.kind != "batch", CallAttempt.run_id.in_(with_batch),
-               CallAttempt.started_at >= datetime.now(UTC) - SUBMITTING)
+               and_(CallAttempt.run_id.in_(not_yet_held), CallAttempt.started_at >= datetime.now(UTC) - SUBMITTING))
 
 
 def committed(s: Session, today: date) -> Committed:
@@ -102,14 +104,18 @@ def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note:
 
 def abandon(s: Session, reservation_id: int, note: str) -> None:
     """The call ended without an answer we could record: count it as probably billed."""
-    s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
-              .values(state=LOST, note=note, ended_at=datetime.now(UTC)))
+    if _rows(s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
+                       .values(state=LOST, note=note, ended_at=datetime.now(UTC)))):
+        rollups.bump_version(s, VERSION)
 
 
 def mark_lost(s: Session, worker: str, note: str) -> int:
     """The open reservations of a worker that stopped with requests in flight."""
-    return _rows(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
+    lost = _rows(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
                            .values(state=LOST, note=note, ended_at=datetime.now(UTC))))
+    if lost:
+        rollups.bump_version(s, VERSION)
+    return lost
 
 
 def _dead_workers(s: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
@@ -134,6 +140,8 @@ def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
                                                      CallAttempt.started_at < now - STALE)
                            .values(state=LOST, ended_at=now, note="still open after an hour: its process is gone "
                                                                   "(probably billed, answer lost)")))
+    if lost:
+        rollups.bump_version(s, VERSION)
     for worker in _dead_workers(s, host, alive):
         lost += mark_lost(s, worker, f"worker {worker} died with the request in flight (probably billed, answer "
                                      "lost)")

@@ -51,10 +51,12 @@ def assert_capped(db, fake, cap: Decimal = CAP, pending_left: bool = True) -> No
     assert 0 < spent <= cap, f"recorded spend {spent} against a cap of {cap}"
     assert spent == billed(fake), "every call the API billed is on the books"
     with db.read() as s:
-        assert s.scalar(select(func.count()).select_from(CallAttempt)) == 0, "every reservation was settled"
+        assert s.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.kind == "call")) == 0, \
+            "every reservation was settled"
         waiting = s.scalars(select(Ticket).where(Ticket.status == "pending")).all()
         assert bool(waiting) == pending_left, "the cap should stop the run with work left"
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.claimed_by.is_not(None))) == 0
+    assert budget.standing(db, budget.Caps.of(1)).in_flight == 0, "nothing holds money any more"
 
 
 @pytest.fixture
@@ -237,7 +239,8 @@ def test_an_unpriced_model_is_refused_before_any_call(env, fake, tmp_path, monke
         imp = runs.start_run(db, actor=LEAD, items=tickets(3), source="t")
         with db.transaction() as s:  # something for each command to do: pending, failed, an open batch
             s.get(Ticket, imp.ticket_ids[1]).status = "failed"
-            s.get(Run, imp.run_id).batch_id = "msgbatch_x"
+            run = s.get(Run, imp.run_id)
+            run.batch_id, run.batch_state = "msgbatch_x", "in_progress"
         db.dispose()
     monkeypatch.setenv("TRIAGE_TIER1_MODEL", "claude-haiku-9-9")
     assert main([src if a == "FILE" else a for a in command]) == 2

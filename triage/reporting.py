@@ -37,6 +37,28 @@ class Summary:
     month_projection: Decimal
 
 
+@dataclass(frozen=True)
+class Estimates:
+    """What the exact spend leaves out: calls probably billed whose answer was lost (a process stopped or died
+    with the request in flight), counted at their worst case, and answered calls the price table could not
+    price."""
+
+    interrupted_calls: int
+    interrupted_usd: Decimal
+    unknown_cost_calls: int
+
+    @property
+    def lines(self) -> list[str]:
+        out = []
+        if self.interrupted_calls:
+            out.append(f"plus up to ${self.interrupted_usd:.6f} in {self.interrupted_calls} interrupted calls "
+                       "(estimated: probably billed, answer lost)")
+        if self.unknown_cost_calls:
+            out.append(f"{self.unknown_cost_calls} calls with unknown cost (their model is not in the price table; "
+                       "add it to price them)")
+        return out
+
+
 @dataclass
 class SpendPage:
     """Everything the Spend & routing page shows, read in one transaction (one consistent snapshot)."""
@@ -47,12 +69,14 @@ class SpendPage:
     routing: list[dict[str, Any]]
     latency: list[dict[str, Any]]
     month: list[dict[str, Any]]
+    estimates: Estimates  # what the exact spend leaves out: interrupted calls, calls of unknown cost
 
 
-def data_version(db: Database) -> tuple[int, int]:
-    """Changes with every recorded call (and rollup rebuild): what cached spend figures are keyed on."""
+def data_version(db: Database) -> tuple[int, ...]:
+    """Changes with every recorded call (and rollup rebuild) and with every call booked as interrupted: what
+    cached spend figures are keyed on."""
     with db.read() as s:
-        return rollups.calls_version(s)
+        return (*rollups.calls_version(s), rollups.version(s, ledger.VERSION))
 
 
 def spend_page(db: Database, start: date, end: date, by: str = "day", *, tier2_model: str,
@@ -62,7 +86,7 @@ def spend_page(db: Database, start: date, end: date, by: str = "day", *, tier2_m
         route = _routing(s, start, end)
         return SpendPage(_summary(s, route, start, end, tier2_model=tier2_model, prices=prices, today=today),
                          reports.demo_calls(s), _spend(s, start, end, by), route, _latency(s, start, end),
-                         _month_cumulative(s, today))
+                         _month_cumulative(s, today), _estimates(s, start, end))
 
 
 def spend(db: Database, start: date | None = None, end: date | None = None, by: str = "day") -> list[dict[str, Any]]:
@@ -157,31 +181,13 @@ def _summary(s: Session, route: list[dict[str, Any]], start: date, end: date, *,
     )
 
 
-@dataclass(frozen=True)
-class Estimates:
-    """What the exact spend leaves out: calls probably billed whose answer was lost (a process stopped or died
-    with the request in flight), counted at their worst case, and answered calls the price table could not
-    price."""
-
-    interrupted_calls: int
-    interrupted_usd: Decimal
-    unknown_cost_calls: int
-
-    @property
-    def lines(self) -> list[str]:
-        out = []
-        if self.interrupted_calls:
-            out.append(f"plus up to ${self.interrupted_usd:.6f} in {self.interrupted_calls} interrupted calls "
-                       "(estimated: probably billed, answer lost)")
-        if self.unknown_cost_calls:
-            out.append(f"{self.unknown_cost_calls} calls with unknown cost (their model is not in the price table; "
-                       "add it to price them)")
-        return out
-
-
 def estimates(db: Database, start: date | None = None, end: date | None = None) -> Estimates:
     with db.read() as s:
-        e = ledger.estimates(s, start, end)
+        return _estimates(s, start, end)
+
+
+def _estimates(s: Session, start: date | None, end: date | None) -> Estimates:
+    e = ledger.estimates(s, start, end)
     return Estimates(e.interrupted_calls, from_pico(e.interrupted_pico), e.unknown_cost_calls)
 
 

@@ -26,7 +26,7 @@ if demo_calls:
     st.warning(f"Includes {demo_calls:,} **simulated** Haiku/Sonnet calls from the demo data (`triage demo`): "
                "their tokens are realistic and priced with the real table, but no API was called.",
                icon=":material/science:")
-for line in reporting.estimates(db, start, end).lines:
+for line in data.estimates.lines:
     st.info(sentence(line), icon=":material/help:")
 if summary.tickets == 0 and summary.month_to_date == 0:
     st.info("No model calls in these dates yet. Classify a few tickets and the charts fill in.",

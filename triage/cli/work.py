@@ -66,8 +66,8 @@ def _held_elsewhere(db: Database, ticket_ids: list[int]) -> int:
     held = runs.held_by_others(db, ticket_ids, worker_name())
     for worker, n in held.items():
         if worker.startswith("batch:"):
-            held = worker.removeprefix("batch:")
-            which = f"the Message Batch of run {held[4:]}" if held.startswith("run-") else f"Message Batch {held}"
+            batch = worker.removeprefix("batch:")
+            which = f"the Message Batch of run {batch[4:]}" if batch.startswith("run-") else f"Message Batch {batch}"
             print(f"{n} of these tickets wait for {which}: `triage collect` records them once it has ended",
                   file=sys.stderr)
         else:
