@@ -15,6 +15,7 @@ but whose answer was lost (a process stopped or died with the request in flight)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -156,11 +157,13 @@ class BudgetGuard:
         """The call ended without an answer we could record: it stays on the books as probably billed."""
         await asyncio.to_thread(self.db.write, lambda s: ledger.abandon(s, reservation_id, note))
 
-    def reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy) -> int | None:
-        """Before a Message Batch is submitted: reserve the worst case of all the run's pending requests at the
-        batch price. The reservation holds while the run has a batch open (and during its submission)."""
-        with self.db.read() as s:
-            texts = queue.pending_texts(s, run_id)
+    def reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy,
+                      texts: Sequence[str] | None = None) -> int | None:
+        """Before a Message Batch is submitted: reserve the worst case of all its requests (`texts`, by default the
+        run's pending tickets) at the batch price. The reservation holds while the run's batch is open."""
+        if texts is None:
+            with self.db.read() as s:
+                texts = queue.pending_texts(s, run_id)
         if not texts:
             return None
         total = sum((provider.worst_case_cost(t, taxonomy, batch=True) for t in texts), Decimal(0))
