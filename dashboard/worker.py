@@ -83,7 +83,7 @@ class BackgroundWorker:
             self.status.last_error = str(exc)
             return 5.0
         except Exception as exc:  # keep the worker alive; the error is shown on the page
-            if self._stop.is_set() or sys.is_finalizing():  # the server is shutting down mid-pass: nothing to report
+            if self._stop.is_set() or sys.is_finalizing() or "interpreter shutdown" in str(exc):  # server stopping
                 return 0.0
             log.exception("background worker pass failed")
             self.status.last_error = f"{type(exc).__name__}: {exc}"
