@@ -19,56 +19,118 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import insert
 
 from db import reports
 from db import review as dbreview
 from db.migrate import open_database
-from db.models import ModelCall, Ticket
+from db.models import Base
 
 CATS = ["billing", "technical", "product_feedback", "account", "unknown"]
 STATES = ["classified"] * 70 + ["escalated"] * 15 + ["needs_review"] * 10 + ["failed"] * 5
+TICKET_COLS = ("id", "text", "source", "content_hash", "created_at", "updated_at", "status", "category", "confidence",
+               "label_source", "tier1_category", "tier2_category", "escalated", "disagree", "corrected",
+               "corrected_by", "corrected_at", "version", "first_call_id", "escalation_requested")
+CALL_COLS = ("ticket_id", "tier", "model", "outcome", "category", "confidence", "input_tokens", "output_tokens",
+             "cost_pico", "latency_ms", "attempts", "cache_write_5m_tokens", "cache_write_1h_tokens",
+             "cache_read_tokens", "service_tier", "request_id", "error_kind", "created_at")
 
 
-def seed(db, n_tickets: int, n_calls: int) -> None:
+def _stamp(when: datetime, dialect: str):
+    """How SQLAlchemy stores a UTC datetime on SQLite (ISO text); PostgreSQL takes the datetime itself."""
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else when
+
+
+def _bulk(db, table: str, cols: tuple[str, ...], rows: list[tuple]) -> None:
+    """Fast bulk insert through the driver: executemany on SQLite, COPY on PostgreSQL."""
+    raw = db.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if db.dialect == "sqlite":
+            cur.execute("PRAGMA cache_size=-256000")  # 256 MB for this connection while loading
+        if db.dialect == "postgresql":
+            with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
+        else:
+            cur.execute("BEGIN")
+            cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
+            cur.execute("COMMIT")
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def seed(db, n_tickets: int, n_calls: int, *, days: int = 120, labelled_every: int = 20, demo_every: int = 200,
+         error_every: int = 50, batch_every: int = 25) -> None:
+    """Tickets and model calls spread evenly over `days` up to now, written in bulk, then the rollups rebuilt
+    from them (the app keeps them in step call by call; a bulk load rebuilds them). Every `labelled_every`-th
+    ticket carries an operator label (with its correction row); every `demo_every`-th call is a simulated demo
+    call, every `error_every`-th an API error, every `batch_every`-th a Message Batches call (0 = none)."""
     rnd = random.Random(7)
-    start = datetime.now(UTC) - timedelta(days=120)
-    batch = 20_000
+    d = db.dialect
+    start = datetime.now(UTC) - timedelta(days=days)
+    batch = 50_000
+    # secondary indexes are built once at the end (sorted) rather than row by row in random order
+    indexes = [ix for name in ("tickets", "model_calls", "corrections") for ix in Base.metadata.tables[name].indexes]
     with db.engine.begin() as conn:
-        for lo in range(0, n_tickets, batch):
-            rows = []
-            for i in range(lo, min(lo + batch, n_tickets)):
-                status = rnd.choice(STATES)
-                t1, t2 = rnd.choice(CATS[:4]), rnd.choice(CATS[:4]) if status == "escalated" else None
-                rows.append({
-                    "id": i + 1, "text": f"ticket {i} about something", "source": "bench", "content_hash": f"{i:064x}",
-                    "created_at": start + timedelta(seconds=i * 120 * 86400 // n_tickets), "updated_at": start,
-                    "status": status, "category": None if status == "failed" else (t2 or t1),
-                    "confidence": None if status == "failed" else round(rnd.random(), 3),
-                    "label_source": "tier2" if t2 else "tier1", "tier1_category": t1, "tier2_category": t2,
-                    "escalated": bool(t2), "disagree": bool(t2 and t1 != t2), "corrected": rnd.random() < 0.05,
-                    "version": 1, "first_call_id": 0,
-                })
-            conn.execute(insert(Ticket), rows)
-        for lo in range(0, n_calls, batch):
-            rows = []
-            for i in range(lo, min(lo + batch, n_calls)):
-                tier = 2 if rnd.random() < 0.15 else 1
-                rows.append({
-                    "ticket_id": rnd.randrange(1, n_tickets + 1), "tier": tier,
-                    "model": "claude-sonnet-5-5" if tier == 2 else "claude-haiku-5-5", "outcome": "ok",
-                    "category": rnd.choice(CATS[:4]), "confidence": rnd.random(), "input_tokens": 400,
-                    "output_tokens": 40, "cost_pico": 60_000_000 if tier == 1 else 1_200_000_000,
-                    "latency_ms": rnd.randrange(200, 2000), "attempts": 1,
-                    "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0, "cache_read_tokens": 0,
-                    "created_at": start + timedelta(seconds=i * 120 * 86400 // n_calls),
-                })
-            conn.execute(insert(ModelCall), rows)
-    with db.transaction() as s:
-        reports.rebuild_spend_daily(s)  # the app keeps it in step call by call; a bulk load rebuilds it
-    if db.dialect == "sqlite":
+        for ix in indexes:
+            ix.drop(conn, checkfirst=True)
+    for lo in range(0, n_tickets, batch):
+        rows, fixes = [], []
+        for i in range(lo, min(lo + batch, n_tickets)):
+            status = rnd.choice(STATES)
+            t1, t2 = rnd.choice(CATS[:4]), rnd.choice(CATS[:4]) if status == "escalated" else None
+            created = start + timedelta(seconds=i * days * 86400 // n_tickets)
+            label = labelled_every and (i + 1) % labelled_every == 0
+            category = None if status == "failed" else (t2 or t1)
+            truth = rnd.choice(CATS[:4]) if label else None
+            rows.append((i + 1, f"ticket {i} about something", "bench", f"{i:064x}", _stamp(created, d),
+                         _stamp(created, d), status, truth or category,
+                         None if status == "failed" else round(rnd.random(), 3),
+                         "operator" if label else ("tier2" if t2 else "tier1"), t1, t2, bool(t2),
+                         bool(t2 and t1 != t2), bool(label), "bench" if label else None,
+                         _stamp(created, d) if label else None, 1, 0, False))
+            if label:
+                fixes.append((i + 1, category, truth, "bench", _stamp(created, d)))
+        _bulk(db, "tickets", TICKET_COLS, rows)
+        if fixes:
+            _bulk(db, "corrections", ("ticket_id", "previous_label", "new_label", "operator", "created_at"), fixes)
+    for lo in range(0, n_calls, batch):
+        rows = []
+        for i in range(lo, min(lo + batch, n_calls)):
+            tier = 2 if rnd.random() < 0.15 else 1
+            err = error_every and i % error_every == error_every - 1
+            model = "claude-sonnet-5-5" if tier == 2 else "claude-haiku-5-5"
+            rows.append((rnd.randrange(1, n_tickets + 1), tier, model,
+                         "error" if err else "ok", None if err else rnd.choice(CATS[:4]),
+                         None if err else rnd.random(), 0 if err else 400, 0 if err else 40,
+                         0 if err else (60_000_000 if tier == 1 else 1_200_000_000), rnd.randrange(200, 2000), 1,
+                         0, 0, 0, "batch" if batch_every and i % batch_every == 3 else "standard",
+                         f"demo_{i:012x}" if demo_every and i % demo_every == 7 else f"req_{i:012x}",
+                         "transient" if err else None,
+                         _stamp(start + timedelta(seconds=i * days * 86400 // n_calls), d)))
+        _bulk(db, "model_calls", CALL_COLS, rows)
+    t = time.perf_counter()
+    with db.engine.begin() as conn:
+        for ix in indexes:
+            ix.create(conn)
+    print(f"  indexes built in {time.perf_counter() - t:.1f} s", flush=True)
+    if d == "postgresql":  # explicit ids: move the sequences past them
         with db.engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+            for table in ("tickets", "corrections", "model_calls"):
+                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)")
+    print(f"  rollups rebuilt from the calls in {rebuild_rollups(db):.1f} s", flush=True)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+
+
+def rebuild_rollups(db) -> float:
+    """Rebuild the rollups from the calls as migration 0007 does; returns the seconds it took."""
+    t = time.perf_counter()
+    with db.transaction() as s:
+        reports.rebuild_rollups(s)
+    return time.perf_counter() - t
 
 
 def timed(fn, repeat: int = 5) -> float:

@@ -30,7 +30,7 @@ import time, sys
 t0 = time.perf_counter()
 from db.migrate import open_database
 from triage import taxonomy
-from triage.local import service
+from triage.local import tier as service
 from triage.local.embedder import Embedder
 db = open_database(sys.argv[1])
 tax = taxonomy.default()

@@ -7,8 +7,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +31,7 @@ def make_engine(url: str | None = None) -> Engine:
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - exercised by every sqlite test
         # pysqlite's own transaction handling would delay BEGIN; we issue BEGIN IMMEDIATE ourselves for writes
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -41,7 +42,7 @@ def make_engine(url: str | None = None) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # pragma: no cover
+    def _begin(conn: Connection) -> None:  # pragma: no cover
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
     return engine

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def normal_text(text: str) -> str:
+    """A ticket's text with its whitespace normalised: what "the same text" means everywhere."""
+    return re.sub(r"\s+", " ", text.strip())
+
+
+def text_hash(text: str) -> str:
+    """The hash of a ticket's normalised text alone (no id): how a labelled row finds its ticket by text."""
+    return hashlib.sha256(normal_text(text).encode()).hexdigest()
+
+
+def _text_hash_of_row(context: DefaultExecutionContext) -> str:
+    params: dict[str, str] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return text_hash(params["text"])
 
 
 class Base(DeclarativeBase):
@@ -29,7 +47,10 @@ class Run(Base):
     message: Mapped[str | None] = mapped_column(Text)
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)
     n_new: Mapped[int] = mapped_column(Integer, default=0)
-    batch_id: Mapped[str | None] = mapped_column(String(80))  # Message Batches API id while one is open
+    batch_id: Mapped[str | None] = mapped_column(String(80))  # its Message Batch, once the API has given an id
+    # queued | submitting | in_progress | collected | gone | failed (None: not a batch run); see triage/batches.py
+    batch_state: Mapped[str | None] = mapped_column(String(16))
+    batch_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when it entered that state
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -41,6 +62,8 @@ class Ticket(Base):
     text: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(255), default="")
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # set on every insert from the text; migration 0011 filled it for older tickets
+    text_hash: Mapped[str | None] = mapped_column(String(64), index=True, default=_text_hash_of_row)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -97,7 +120,7 @@ class ModelCall(Base):
     inference_geo: Mapped[str | None] = mapped_column(String(16))
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
-    request_id: Mapped[str | None] = mapped_column(String(120))
+    request_id: Mapped[str | None] = mapped_column(String(120), index=True)  # batch results: "batch/custom id"
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
@@ -121,7 +144,7 @@ class TicketVector(Base):
 
 class SpendDaily(Base):
     """Per UTC day, model and tier: totals kept in step with model_calls in the same transaction, so spend
-    charts never scan a million calls. `db.reports.rebuild_spend_daily` recomputes it from the calls."""
+    charts never scan a million calls. `db.rollups.rebuild` recomputes every rollup from the calls."""
 
     __tablename__ = "spend_daily"
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
@@ -132,6 +155,60 @@ class SpendDaily(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+    # tokens of answered calls only (outcome != error): what "Sonnet alone" prices
+    answered_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    answered_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    demo_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # request id demo_...
+    demo_cost_pico: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class RoutingDaily(Base):
+    """Per UTC day: distinct tickets with a call that day (any tier, tier 1, tier 2), and the cost of tier-2
+    calls on tickets tier 1 never saw. Kept in step with model_calls like spend_daily (see db.rollups)."""
+
+    __tablename__ = "routing_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    tier1_tickets: Mapped[int] = mapped_column(Integer, default=0)
+    tier2_tickets: Mapped[int] = mapped_column(Integer, default=0)
+    direct_tier2_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LatencyDaily(Base):
+    """Per UTC day and model: answered live calls (batch calls have no latency) counted in latency buckets;
+    `bucket_ms` is the latency rounded down to two significant digits (see db.rollups.latency_bucket)."""
+
+    __tablename__ = "latency_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabelledAnswer(Base):
+    """For each ticket an operator labelled: per tier, its latest answered call next to the operator's label.
+    Kept in step by record_call and corrections (see db.rollups), so the Quality page reads one row per answer
+    instead of joining every call of every labelled ticket."""
+
+    __tablename__ = "labelled_answers"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(Integer)
+    truth: Mapped[str] = mapped_column(String(64))  # the operator's label
+    label: Mapped[str | None] = mapped_column(String(64))  # the model's answer
+    confidence: Mapped[float | None] = mapped_column(Float)
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)  # stored in key order: the page reads it newest first
+
+
+class DataVersion(Base):
+    """Counters bumped in the same transaction as the change they name ('labels': an operator label or a call
+    on a labelled ticket), so a page can tell cheaply whether its cached figures are still current."""
+
+    __tablename__ = "data_versions"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Correction(Base):
@@ -144,6 +221,8 @@ class Correction(Base):
     new_label: Mapped[str] = mapped_column(String(64))
     operator: Mapped[str] = mapped_column(String(120))
     note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="review", server_default="review")  # review | import
+    file: Mapped[str | None] = mapped_column(String(255))  # the file an imported label came from
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -155,3 +234,16 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str | None] = mapped_column(String(120))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only record of what people did outside the ticket trail: settings changed, exports, label imports,
+    retraining, escalation requests, demo loads. Runs started are recorded on `runs` (started_by)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(40), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what changed, how many rows, which filter

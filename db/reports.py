@@ -1,17 +1,24 @@
-"""Aggregates for the spend and routing views, computed in SQL (never by loading tables into pandas)."""
+"""Aggregates for the spend and routing views: read from the per-day rollups (db.rollups), so a page costs what
+its days cost. The `*_from_calls` functions compute the same figures straight from model_calls (slow on big
+tables): they define what the rollups must equal, and `rebuild_rollups` rebuilds them with these."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Select, case, delete, func, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, func, insert, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from db.models import ModelCall, SpendDaily, Ticket
-from triage.pricing import from_pico
+from db import rollups
+from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from triage.domain import ERROR, from_pico
+
+Sel = Select[*tuple[Any, ...]]
 
 
-def _day_bounds(q: Select, start: date | None, end: date | None) -> Select:
+def _day_bounds(q: Sel, start: date | None, end: date | None) -> Sel:
     if start is not None:
         q = q.where(ModelCall.created_at >= datetime.combine(start, datetime.min.time(), UTC))
     if end is not None:
@@ -19,13 +26,13 @@ def _day_bounds(q: Select, start: date | None, end: date | None) -> Select:
     return q
 
 
-def _day(s: Session):
+def _day(s: Session) -> ColumnElement[str]:
     if s.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone("UTC", ModelCall.created_at), "YYYY-MM-DD")
     return func.substr(ModelCall.created_at, 1, 10)  # SQLite stores ISO text: the first 10 chars are the day
 
 
-def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
     """Calls, tokens and exact cost per UTC day, model and tier (from the daily rollup)."""
     q = select(SpendDaily).order_by(SpendDaily.day, SpendDaily.model, SpendDaily.tier)
     if start is not None:
@@ -39,9 +46,19 @@ def spend_by_day(s: Session, start: date | None = None, end: date | None = None)
     ]
 
 
-def spend_by_day_from_calls(s: Session) -> list[dict]:
-    """The same figures straight from model_calls (slow on big tables: for checks and rebuilds)."""
+def _days(q: Sel, col: InstrumentedAttribute[str], start: date | None, end: date | None) -> Sel:
+    if start is not None:
+        q = q.where(col >= start.isoformat())
+    if end is not None:
+        q = q.where(col <= end.isoformat())
+    return q
+
+
+def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+    """The spend_daily rows, straight from model_calls."""
     day = _day(s).label("day")
+    answered = ModelCall.outcome != ERROR
+    demo = ModelCall.request_id.like(f"{rollups.DEMO_REQUEST_PREFIX}%")
     q = select(
         day, ModelCall.model, ModelCall.tier, func.count().label("calls"),
         func.sum(ModelCall.input_tokens).label("input_tokens"),
@@ -49,25 +66,78 @@ def spend_by_day_from_calls(s: Session) -> list[dict]:
         func.sum(ModelCall.cache_read_tokens + ModelCall.cache_write_5m_tokens + ModelCall.cache_write_1h_tokens)
         .label("cache_tokens"),
         func.sum(ModelCall.cost_pico).label("cost_pico"),
+        func.sum(case((answered, ModelCall.input_tokens), else_=0)).label("answered_input_tokens"),
+        func.sum(case((answered, ModelCall.output_tokens), else_=0)).label("answered_output_tokens"),
+        func.sum(case((demo, 1), else_=0)).label("demo_calls"),
+        func.sum(case((demo, ModelCall.cost_pico), else_=0)).label("demo_cost_pico"),
     ).group_by(day, ModelCall.model, ModelCall.tier).order_by(day, ModelCall.model, ModelCall.tier)
-    return [{"day": str(r.day), "model": r.model, "tier": r.tier, "calls": r.calls,
-             "input_tokens": int(r.input_tokens or 0), "output_tokens": int(r.output_tokens or 0),
-             "cache_tokens": int(r.cache_tokens or 0), "cost_pico": int(r.cost_pico or 0)}
+    keys = ("calls", "input_tokens", "output_tokens", "cache_tokens", "cost_pico", "answered_input_tokens",
+            "answered_output_tokens", "demo_calls", "demo_cost_pico")
+    return [{"day": str(r.day), "model": r.model, "tier": r.tier, **{k: int(getattr(r, k) or 0) for k in keys}}
+            for r in s.execute(_day_bounds(q, start, end))]
+
+
+def routing_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+    """The routing_daily rows (plus each day's cost), straight from model_calls: per day, distinct tickets with a
+    call (any tier, tier 1, tier 2) and the cost of tier-2 calls on tickets with no tier-1 call at all."""
+    day = _day(s).label("day")
+    per_ticket = _day_bounds(select(
+        day, ModelCall.ticket_id,
+        func.max(case((ModelCall.tier == 1, 1), else_=0)).label("t1"),
+        func.max(case((ModelCall.tier == 2, 1), else_=0)).label("t2"),
+        func.sum(ModelCall.cost_pico).label("cost"),
+        func.sum(case((ModelCall.tier == 2, ModelCall.cost_pico), else_=0)).label("t2_cost"),
+    ).group_by(day, ModelCall.ticket_id), start, end).subquery()
+    other = aliased(ModelCall)
+    no_tier1 = ~exists().where(other.ticket_id == per_ticket.c.ticket_id, other.tier == 1)
+    q = select(
+        per_ticket.c.day, func.count().label("tickets"), func.sum(per_ticket.c.t1).label("tier1_tickets"),
+        func.sum(per_ticket.c.t2).label("tier2_tickets"), func.sum(per_ticket.c.cost).label("cost_pico"),
+        func.sum(case((and_(per_ticket.c.t2 == 1, no_tier1), per_ticket.c.t2_cost), else_=0))
+        .label("direct_tier2_pico"),
+    ).group_by(per_ticket.c.day).order_by(per_ticket.c.day)
+    return [{"day": str(r.day), "tickets": int(r.tickets), "tier1_tickets": int(r.tier1_tickets),
+             "tier2_tickets": int(r.tier2_tickets), "cost_pico": int(r.cost_pico or 0),
+             "direct_tier2_pico": int(r.direct_tier2_pico or 0)} for r in s.execute(q)]
+
+
+def latency_histogram_from_calls(s: Session, start: date | None = None,
+                                 end: date | None = None) -> list[dict[str, Any]]:
+    """The latency_daily rows, straight from model_calls."""
+    day = _day(s).label("day")
+    bucket = rollups.latency_bucket_sql(ModelCall.latency_ms).label("bucket_ms")
+    q = _day_bounds(select(day, ModelCall.model, bucket, func.count().label("calls"))
+                    .where(ModelCall.outcome != ERROR,
+                           or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != rollups.BATCH))
+                    .group_by(day, ModelCall.model, bucket), start, end).order_by(day, ModelCall.model, bucket)
+    return [{"day": str(r.day), "model": r.model, "bucket_ms": int(r.bucket_ms), "calls": int(r.calls)}
             for r in s.execute(q)]
 
 
-def rebuild_spend_daily(s: Session) -> int:
-    """Recompute the rollup from model_calls (after bulk loads or to audit it)."""
-    rows = spend_by_day_from_calls(s)
-    s.execute(delete(SpendDaily))
-    if rows:
-        s.execute(insert(SpendDaily), rows)
-    return len(rows)
+def rebuild_rollups(s: Session) -> dict[str, int]:
+    """Recompute every rollup from model_calls (the migration that added them, bulk loads, audits); returns
+    the rows written per table. Bumps the data versions, so cached pages are recomputed."""
+    out = {}
+    for table, rows in ((SpendDaily, spend_by_day_from_calls(s)),
+                        (RoutingDaily, [{k: v for k, v in r.items() if k != "cost_pico"}
+                                        for r in routing_by_day_from_calls(s)]),
+                        (LatencyDaily, latency_histogram_from_calls(s))):
+        s.execute(delete(table))
+        for i in range(0, len(rows), 10_000):
+            s.execute(insert(table), rows[i:i + 10_000])
+        out[table.__tablename__] = len(rows)
+    s.execute(delete(LabelledAnswer))
+    s.execute(insert(LabelledAnswer).from_select(
+        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"], rollups.latest_answers()))
+    out["labelled_answers"] = int(s.scalar(select(func.count()).select_from(LabelledAnswer)) or 0)
+    for name in (rollups.REBUILDS, rollups.LABELS):
+        rollups.bump_version(s, name)
+    return out
 
 
-def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
+def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
     """The daily rows folded into ISO weeks (Monday first)."""
-    weeks: dict[tuple, dict] = {}
+    weeks: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in spend_by_day(s, start, end):
         d = date.fromisoformat(r["day"])
         monday = (d - timedelta(days=d.weekday())).isoformat()
@@ -80,12 +150,17 @@ def spend_by_week(s: Session, start: date | None = None, end: date | None = None
 
 
 def status_counts(s: Session) -> dict[str, int]:
-    """Tickets per state, plus corrected and total: the dashboard header."""
+    """Tickets per state, plus corrected and total."""
     rows = s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
     counts = {status: n for status, n in rows}
     counts["total"] = sum(n for _, n in rows)
     counts["corrected"] = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(True))) or 0
     return counts
+
+
+def has_tickets(s: Session) -> bool:
+    """Whether any ticket exists (one index probe, where status_counts scans every ticket)."""
+    return bool(s.scalar(select(exists().where(Ticket.id.is_not(None)))))
 
 
 def total_cost_pico(s: Session, start: date | None = None, end: date | None = None) -> int:
@@ -97,50 +172,66 @@ def total_cost_pico(s: Session, start: date | None = None, end: date | None = No
     return int(s.scalar(q) or 0)
 
 
-def routing_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict]:
-    """Per day: tickets touched by tier 1, how many went to tier 2, and what was spent."""
-    day = _day(s).label("day")
-    q = select(
-        day,
-        func.count(func.distinct(case((ModelCall.tier == 1, ModelCall.ticket_id)))).label("tier1_tickets"),
-        func.count(func.distinct(case((ModelCall.tier == 2, ModelCall.ticket_id)))).label("tier2_tickets"),
-        func.count(func.distinct(ModelCall.ticket_id)).label("tickets"),
-        func.sum(ModelCall.cost_pico).label("cost_pico"),
-    ).group_by(day).order_by(day)
-    return [{"day": str(r.day), "tickets": r.tickets, "tier1_tickets": r.tier1_tickets,
-             "tier2_tickets": r.tier2_tickets, "cost_usd": from_pico(r.cost_pico)}
-            for r in s.execute(_day_bounds(q, start, end))]
+def routing_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+    """Per day: tickets with a call that day, those with a tier-1 and a tier-2 call, and what was spent."""
+    cost: dict[str, int] = {day: int(pico or 0) for day, pico in s.execute(
+        _days(select(SpendDaily.day, func.sum(SpendDaily.cost_pico)), SpendDaily.day, start, end)
+        .group_by(SpendDaily.day))}
+    q = _days(select(RoutingDaily), RoutingDaily.day, start, end).order_by(RoutingDaily.day)
+    return [{"day": r.day, "tickets": r.tickets, "tier1_tickets": r.tier1_tickets, "tier2_tickets": r.tier2_tickets,
+             "cost_usd": from_pico(cost.get(r.day, 0)), "direct_tier2_pico": int(r.direct_tier2_pico)}
+            for r in s.scalars(q) if r.tickets]
 
 
-def latencies(s: Session, start: date | None = None, end: date | None = None, limit: int = 200_000) -> list[tuple]:
-    """(day, model, latency_ms) of answered calls, newest first, for percentiles (bounded)."""
+def latency_histogram(s: Session, start: date | None = None, end: date | None = None) -> list[tuple[str, int, int]]:
+    """(model, bucket_ms, calls) over the days, in model and bucket order: answered live calls."""
+    q = _days(select(LatencyDaily.model, LatencyDaily.bucket_ms, func.sum(LatencyDaily.calls)), LatencyDaily.day,
+              start, end).group_by(LatencyDaily.model, LatencyDaily.bucket_ms)
+    return [(m, int(b), int(n)) for m, b, n in s.execute(q.order_by(LatencyDaily.model, LatencyDaily.bucket_ms))]
+
+
+def latencies_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[tuple[Any, ...]]:
+    """(day, model, latency_ms) of every answered live call: the raw values the histogram counts."""
     day = _day(s).label("day")
     q = select(day, ModelCall.model, ModelCall.latency_ms).where(
-        ModelCall.outcome != "error", or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != "batch"))
-    q = _day_bounds(q, start, end).order_by(ModelCall.created_at.desc()).limit(limit)
-    return [tuple(r) for r in s.execute(q)]
+        ModelCall.outcome != ERROR,
+        or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != rollups.BATCH))
+    return [tuple(r) for r in s.execute(_day_bounds(q, start, end).order_by(ModelCall.id))]
 
 
-def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> dict:
-    """Inputs for 'what would Sonnet alone have cost': tier-1 token totals, and the cost of tier-2 calls on
-    tickets tier 1 never saw (those would cost the same)."""
+def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    """Inputs for 'what would Sonnet alone have cost': tokens of answered tier-1 calls, and the cost of tier-2
+    calls on tickets tier 1 never saw (those would cost the same)."""
+    inp, out = s.execute(_days(select(func.coalesce(func.sum(SpendDaily.answered_input_tokens), 0),
+                                      func.coalesce(func.sum(SpendDaily.answered_output_tokens), 0))
+                               .where(SpendDaily.tier == 1), SpendDaily.day, start, end)).one()
+    direct = s.scalar(_days(select(func.coalesce(func.sum(RoutingDaily.direct_tier2_pico), 0)), RoutingDaily.day,
+                            start, end))
+    return {"input_tokens": int(inp), "output_tokens": int(out), "direct_tier2_pico": int(direct or 0)}
+
+
+def tier1_tokens_and_direct_tier2_from_calls(s: Session, start: date | None = None,
+                                              end: date | None = None) -> dict[str, Any]:
+    """The same, straight from model_calls."""
     t1 = _day_bounds(select(func.coalesce(func.sum(ModelCall.input_tokens), 0),
-                            func.coalesce(func.sum(ModelCall.output_tokens), 0),
-                            func.count(func.distinct(ModelCall.ticket_id)))
-                     .where(ModelCall.tier == 1, ModelCall.outcome != "error"), start, end)
-    inp, out, tickets = s.execute(t1).one()
+                            func.coalesce(func.sum(ModelCall.output_tokens), 0))
+                     .where(ModelCall.tier == 1, ModelCall.outcome != ERROR), start, end)
+    inp, out = s.execute(t1).one()
     seen_by_t1 = select(ModelCall.ticket_id).where(ModelCall.tier == 1)
     direct = _day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
                          .where(ModelCall.tier == 2, ModelCall.ticket_id.not_in(seen_by_t1)), start, end)
-    return {"input_tokens": int(inp), "output_tokens": int(out), "tier1_tickets": int(tickets),
-            "direct_tier2_pico": int(s.scalar(direct) or 0)}
+    return {"input_tokens": int(inp), "output_tokens": int(out), "direct_tier2_pico": int(s.scalar(direct) or 0)}
 
 
-def demo_calls(s: Session, prefix: str = "demo_") -> int:
-    return int(s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.request_id.like(f"{prefix}%")))
-               or 0)
+def demo_calls(s: Session) -> int:
+    """Simulated calls written by `triage demo` (request id demo_...), over the whole history."""
+    return int(s.scalar(select(func.coalesce(func.sum(SpendDaily.demo_calls), 0))) or 0)
 
 
-def demo_cost(s: Session, prefix: str = "demo_"):
-    return from_pico(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
-                              .where(ModelCall.request_id.like(f"{prefix}%"))))
+def demo_cost(s: Session) -> Decimal:
+    return from_pico(s.scalar(select(func.coalesce(func.sum(SpendDaily.demo_cost_pico), 0))))
+
+
+def demo_calls_from_calls(s: Session) -> int:
+    return int(s.scalar(select(func.count()).select_from(ModelCall)
+                        .where(ModelCall.request_id.like(f"{rollups.DEMO_REQUEST_PREFIX}%"))) or 0)

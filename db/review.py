@@ -2,87 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db import rollups
 from db.models import Correction, ModelCall, Ticket
-from triage.pricing import from_pico
-from triage.taxonomy import UNKNOWN
+from triage.domain import FAILED, NEEDS_REVIEW, UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
+from triage.errors import Conflict, NotFound
 
-REASONS = ("low_confidence", "unknown", "failed", "disagreement")
 PAGE_SIZE = 50
 
 
-class Conflict(RuntimeError):
-    """Someone else changed the ticket since it was loaded."""
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
-@dataclass
-class ReviewFilter:
-    reasons: tuple[str, ...] = ()  # any of REASONS; empty = every ticket
-    threshold: float = 0.7  # what "low confidence" means
-    corrected: bool | None = None  # None = both
-    categories: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-    created_from: date | None = None
-    created_to: date | None = None
-    search: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def where(self, q: Select) -> Select:
-        conds = []
-        reason_conds = {
-            "low_confidence": Ticket.confidence < self.threshold,
-            "unknown": or_(Ticket.category == UNKNOWN,
-                           and_(Ticket.category.is_(None), Ticket.status == "needs_review")),
-            "failed": Ticket.status == "failed",
-            "disagreement": Ticket.disagree.is_(True),
-        }
-        picked = [reason_conds[r] for r in self.reasons if r in reason_conds]
-        if picked:
-            conds.append(or_(*picked))
-        if self.corrected is not None:
-            conds.append(Ticket.corrected.is_(self.corrected))
-        if self.categories:
-            conds.append(Ticket.category.in_(self.categories))
-        if self.statuses:
-            conds.append(Ticket.status.in_(self.statuses))
-        if self.created_from:
-            conds.append(Ticket.created_at >= datetime.combine(self.created_from, datetime.min.time(), UTC))
-        if self.created_to:
-            conds.append(Ticket.created_at < datetime.combine(self.created_to + timedelta(days=1),
-                                                               datetime.min.time(), UTC))
-        if self.search.strip():
-            conds.append(Ticket.text.ilike(f"%{self.search.strip()}%"))
-        return q.where(*conds) if conds else q
+def _where(q: SelectT, f: ReviewFilter) -> SelectT:
+    conds = []
+    reason_conds = {
+        "low_confidence": Ticket.confidence < f.threshold,
+        "unknown": or_(Ticket.category == UNKNOWN, and_(Ticket.category.is_(None), Ticket.status == NEEDS_REVIEW)),
+        "failed": Ticket.status == FAILED,
+        "disagreement": Ticket.disagree.is_(True),
+    }
+    picked = [reason_conds[r] for r in f.reasons if r in reason_conds]
+    if picked:
+        conds.append(or_(*picked))
+    if f.corrected is not None:
+        conds.append(Ticket.corrected.is_(f.corrected))
+    if f.categories:
+        conds.append(Ticket.category.in_(f.categories))
+    if f.created_from:
+        conds.append(Ticket.created_at >= datetime.combine(f.created_from, datetime.min.time(), UTC))
+    if f.created_to:
+        conds.append(Ticket.created_at < datetime.combine(f.created_to + timedelta(days=1), datetime.min.time(), UTC))
+    if f.search.strip():
+        conds.append(Ticket.text.ilike(f"%{f.search.strip()}%"))
+    return q.where(*conds) if conds else q
 
 
-@dataclass(frozen=True)
-class Row:
-    id: int
-    external_id: str | None
-    text: str
-    category: str | None
-    confidence: float | None
-    status: str
-    label_source: str | None
-    tier1_category: str | None
-    tier2_category: str | None
-    corrected: bool
-    version: int
-    created_at: datetime
-
-
-def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZE) -> list[Row]:
+def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZE) -> list[ReviewRow]:
     """One page, least confident first (unlabelled tickets before everything)."""
     cols = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
             Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
             Ticket.created_at)
-    q = f.where(select(*cols)).order_by(Ticket.confidence.asc().nulls_first(), Ticket.id)
-    return [Row(*r) for r in s.execute(q.limit(size).offset(page * size))]
+    q = _where(select(*cols), f).order_by(Ticket.confidence.asc().nulls_first(), Ticket.id)
+    return [ReviewRow(*tuple(r)) for r in s.execute(q.limit(size).offset(page * size))]
 
 
 def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | None, int]]:
@@ -94,11 +61,15 @@ def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | N
 
 
 def review_count(s: Session, f: ReviewFilter) -> int:
-    return s.scalar(f.where(select(func.count()).select_from(Ticket))) or 0
+    return s.scalar(_where(select(func.count()).select_from(Ticket), f)) or 0
 
 
-def ticket(s: Session, ticket_id: int) -> Ticket | None:
-    return s.get(Ticket, ticket_id)
+def ticket(s: Session, ticket_id: int) -> TicketView | None:
+    t = s.get(Ticket, ticket_id)
+    if t is None:
+        return None
+    return TicketView(t.id, t.external_id, t.text, t.source, t.status, t.status_reason, t.category, t.confidence,
+                      t.label_source, t.corrected, t.version)
 
 
 def calls_of(s: Session, ticket_id: int) -> list[ModelCall]:
@@ -116,7 +87,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
     The update is a compare-and-set on `version`, so two operators can never both win."""
     t = s.get(Ticket, ticket_id)
     if t is None:
-        raise LookupError(f"ticket {ticket_id} does not exist")
+        raise NotFound(f"ticket {ticket_id} does not exist")
     previous = t.category
     now = datetime.now(UTC)
     res = s.execute(
@@ -125,17 +96,18 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
                 corrected_at=now, version=Ticket.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if res.rowcount != 1:
+    if res.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
         s.refresh(t)
         who = t.corrected_by or "the classifier"
         when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
         raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
+    rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
     return expected_version + 1
 
 
-def export_page(s: Session, page: int, size: int) -> list[dict]:
+def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
     """Tickets with labels and their total model cost, in id order (paged, for exports)."""
     cost = (select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico).label("cost_pico"))
             .group_by(ModelCall.ticket_id).subquery())

@@ -32,8 +32,9 @@ def labelled(s: Session, categories: Sequence[str]) -> list[tuple[int, str, str,
     cond = and_(Ticket.category.in_(categories), or_(
         Ticket.label_source == "operator", Ticket.label_source == "tier2",
         and_(Ticket.label_source == "tier1", Ticket.confidence >= CONFIDENT_TIER1)))
-    return [tuple(r) for r in s.execute(select(Ticket.id, Ticket.text, Ticket.category, Ticket.label_source)
-                                        .where(cond).order_by(Ticket.id))]
+    rows = s.execute(select(Ticket.id, Ticket.text, Ticket.category, Ticket.label_source).where(cond)
+                     .order_by(Ticket.id))
+    return [(r.id, r.text, r.category or "", r.label_source or "") for r in rows]
 
 
 def text_of(s: Session, ticket_ids: Sequence[int]) -> dict[int, str]:

@@ -41,10 +41,3 @@ def pytest_collection_modifyitems(config, items):
     the session, which would break asyncio.run() in the tests after it."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _spec_is_present():
-    from tests.fake_anthropic import SPEC_PATH
-
-    assert SPEC_PATH.is_file(), (f"Anthropic's OpenAPI spec is expected at {SPEC_PATH} (shared/ beside the "
-                                 "checkout); set TRIAGE_SPEC_PATH to point elsewhere")

@@ -13,21 +13,23 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
+from typing import Any
 
-from db import queue, reports
+from db import queue, reports, rollups
 from db.engine import Database
-from triage import prompts
-from triage.pricing import PriceTable, Usage
-from triage.providers.base import OK, CallResult
+from triage import audit, prompts
+from triage.access import Action, Actor, Role, require
+from triage.domain import OK, CallResult, Usage
+from triage.pricing import PriceTable
 from triage.router import decide
 from triage.settings import Settings
 from triage.taxonomy import Taxonomy
 
 SOURCE = "demo"
-DEMO_REQUEST_PREFIX = "demo_"
+DEMO_REQUEST_PREFIX = rollups.DEMO_REQUEST_PREFIX  # the rollups count these calls apart
 
 
-def load_samples() -> list[dict]:
+def load_samples() -> list[dict[str, Any]]:
     text = resources.files("triage.samples").joinpath("tickets.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -46,8 +48,11 @@ def _simulated_call(tier: int, model: str, text: str, label: str, rnd: random.Ra
                       request_id=f"{DEMO_REQUEST_PREFIX}{rnd.getrandbits(48):012x}", created_at=when)
 
 
-def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, days: int = 30,
-         seed: int = 7, api_share: float = 0.7, local: bool = True) -> dict:
+def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings | None = None, days: int = 30,
+         seed: int = 7, api_share: float = 0.7, local: bool = True) -> dict[str, Any]:
+    """Load the demo (a lead's choice: it writes 315 sample tickets and simulated history); recorded in the audit
+    trail with who loaded it."""
+    require(actor, Action.LOAD_DEMO)
     settings = settings or Settings.from_env()
     with db.read() as s:
         if reports.status_counts(s).get("total"):
@@ -67,7 +72,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
             when = now - timedelta(days=rnd.uniform(0, days), hours=rnd.uniform(0, 4))
             text, label = gold[tid]["text"], gold[tid]["label"]
             calls = [_simulated_call(1, settings.tier1_model, text, label, rnd, taxonomy, prices, when, 0.88)]
-            if calls[0].confidence < settings.threshold:
+            if (calls[0].confidence or 0.0) < settings.threshold:
                 calls.append(_simulated_call(2, settings.tier2_model, text, label, rnd, taxonomy, prices,
                                              when + timedelta(seconds=2), 0.95))
             for c in calls:
@@ -77,21 +82,23 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
     n_local = 0
     if local:
         n_local = _classify_rest_locally(db, taxonomy, settings, [t for t in gold if t not in set(api_ids)],
-                                         imported.run_id, rnd, days)
+                                         run_id, rnd, days)
     corrected = _correct_some(db, gold, taxonomy, rnd)
     if local:  # learn from the demo's labels so Settings shows a trained local tier
-        from triage.local import service as local_tier
+        from triage.local import tier as local_tier
         from triage.local.embedder import shared
 
-        local_tier.retrain(db, taxonomy, shared())
+        local_tier.train_from_labels(db, taxonomy, shared())
+    summary = {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
     with db.transaction() as s:
         queue.finish_idle_runs(s)
-    return {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
+        audit.record(s, actor, audit.DEMO, **summary)
+    return summary
 
 
 def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings, ticket_ids: list[int],
                            run_id: int, rnd: random.Random, days: int) -> int:
-    from triage.local import service as local
+    from triage.local import tier as local
     from triage.local.embedder import shared
 
     embedder = shared()
@@ -105,8 +112,8 @@ def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings,
     return len(ticket_ids)
 
 
-def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Random, limit: int = 40,
-                  confirm: int = 80) -> int:
+def _correct_some(db: Database, gold: dict[int, dict[str, Any]], taxonomy: Taxonomy, rnd: random.Random,
+                  limit: int = 40, confirm: int = 80) -> int:
     """Operators correct some wrong labels and confirm some right ones (the Quality page's ground truth)."""
     from triage import review
 
@@ -117,11 +124,12 @@ def _correct_some(db: Database, gold: dict, taxonomy: Taxonomy, rnd: random.Rand
     rnd.shuffle(wrong)
     rnd.shuffle(right)
     for t, note in [(t, "demo correction") for t in wrong[:limit]] + [(t, "confirmed") for t in right[:confirm]]:
-        review.correct(db, t.id, gold[t.id]["label"], operator=rnd.choice(["dana", "li", "sam"]),
-                       expected_version=t.version, taxonomy=taxonomy, note=note)
+        simulated = Actor(rnd.choice(["dana", "li", "sam"]), Role.OPERATOR)  # the demo's made-up operators
+        review.correct(db, t.id, gold[t.id]["label"], actor=simulated, expected_version=t.version, taxonomy=taxonomy,
+                       note=note)
     return min(limit, len(wrong))
 
 
 def demo_cost(db: Database) -> Decimal:
     with db.read() as s:
-        return reports.demo_cost(s, DEMO_REQUEST_PREFIX)
+        return reports.demo_cost(s)

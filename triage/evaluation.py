@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from triage import ingest
+from db.engine import Database
+from triage import ingest, metrics
+from triage.domain import Outcome
+from triage.errors import InputError
 from triage.local.head import expected_calibration_error
+from triage.router import Router
 from triage.taxonomy import Taxonomy
 
 THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # 0.50 .. 0.95
@@ -27,43 +32,33 @@ def read_gold(path: str, taxonomy: Taxonomy) -> Gold:
     labels = [lab for _, lab in rows]
     outside = sorted({lab for lab in labels if lab not in taxonomy})
     if outside:
-        raise ValueError(f"labels outside the taxonomy: {', '.join(repr(x) for x in outside)}; "
+        raise InputError(f"labels outside the taxonomy: {', '.join(repr(x) for x in outside)}; "
                          f"the taxonomy has {', '.join(taxonomy.names)}")
     if not texts:
-        raise ValueError("the gold file has no rows")
+        raise InputError("the gold file has no rows")
     return Gold(texts, labels)
 
 
 def score(gold: Sequence[str], predicted: Sequence[str | None], confidence: Sequence[float | None],
-          classes: Sequence[str]) -> dict:
+          classes: Sequence[str]) -> dict[str, Any]:
     y = np.array(gold)
     p = np.array([x if x is not None else "" for x in predicted])
     conf = np.array([c if c is not None else 0.0 for c in confidence], dtype=float)
     correct = p == y
-    per = {}
-    f1s = []
-    for c in classes:
-        tp = int(np.sum((p == c) & (y == c)))
-        fp = int(np.sum((p == c) & (y != c)))
-        fn = int(np.sum((p != c) & (y == c)))
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[c] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
-                  "support": int(np.sum(y == c))}
-        if np.sum(y == c):
-            f1s.append(f1)
+    scores = metrics.per_category(list(gold), list(predicted), classes)
+    per = {c: {k: round(v, 4) if k != "support" else v for k, v in m.items()} for c, m in scores.items()}
     coverage = []
     for t in THRESHOLDS:
         kept = conf >= t
         coverage.append({"threshold": t, "kept": round(float(kept.mean()), 4),
                          "accuracy": round(float(correct[kept].mean()), 4) if kept.any() else None})
-    return {"n": int(len(y)), "accuracy": round(float(correct.mean()), 4), "macro_f1": round(float(np.mean(f1s)), 4),
-            "ece": round(expected_calibration_error(conf, correct), 4), "per_category": per, "coverage": coverage}
+    return {"n": int(len(y)), "accuracy": round(float(correct.mean()), 4),
+            "macro_f1": round(metrics.macro_f1(scores), 4), "ece": round(expected_calibration_error(conf, correct), 4),
+            "per_category": per, "coverage": coverage}
 
 
-def predict_local(gold: Gold, taxonomy: Taxonomy, db=None) -> tuple[list[str], list[float]]:
-    from triage.local import service as local
+def predict_local(gold: Gold, taxonomy: Taxonomy, db: Database | None = None) -> tuple[list[str], list[float]]:
+    from triage.local import tier as local
     from triage.local.embedder import shared
 
     embedder = shared()
@@ -72,24 +67,22 @@ def predict_local(gold: Gold, taxonomy: Taxonomy, db=None) -> tuple[list[str], l
     return labels, [float(c) for c in conf]
 
 
-def predict_router(gold: Gold, router, concurrency: int = 8) -> tuple[list[str | None], list[float | None]]:
-    async def run():
+def predict_router(gold: Gold, router: Router, concurrency: int = 8) -> tuple[list[str | None], list[float | None]]:
+    async def run() -> list[Outcome]:
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(text):
+        async def one(text: str) -> Outcome:
             async with sem:
                 return await router.classify(text)
         return await asyncio.gather(*(one(t) for t in gold.texts))
 
     from triage.services import run as run_closing
 
-    outcomes = run_closing(router, run())
-    if any(o.reason and "rejected" in (o.reason or "") for o in outcomes):
-        raise RuntimeError("the API key was rejected")
+    outcomes = run_closing(router, run())  # a rejected key raises errors.KeyRejected: the CLI says so
     return [o.category for o in outcomes], [o.confidence for o in outcomes]
 
 
-def format_report(r: dict, tier: str) -> str:
+def format_report(r: dict[str, Any], tier: str) -> str:
     lines = [f"tier {tier}: n={r['n']}  accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  ECE {r['ece']:.3f}",
              "", f"{'category':<20} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}"]
     for c, m in r["per_category"].items():

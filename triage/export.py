@@ -1,12 +1,23 @@
-"""Write result rows as JSONL or CSV. CSV cells that a spreadsheet would run as formulas are neutralised."""
+"""Exports: result rows and every ticket as JSONL or CSV. CSV cells a spreadsheet would run as formulas are
+neutralised; money is written as plain decimals."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from db import review as db_review
+from db.engine import Database
+from triage import audit
+from triage.access import Action, Actor, require
+from triage.domain import money_text
+from triage.errors import InputError
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -17,17 +28,17 @@ def safe_cell(value: object) -> object:
     return value
 
 
-def _json_default(value: object):
+def _json_default(value: object) -> str:
     if isinstance(value, Decimal):
-        return str(value)
+        return money_text(value)
     return str(value)
 
 
-def to_jsonl(rows: list[dict]) -> str:
+def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n" for r in rows)
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), extrasaction="ignore")
@@ -37,13 +48,47 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write(rows: list[dict], path: str) -> None:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        text = to_csv(rows)
-    elif suffix in (".jsonl", ".ndjson", ".json"):
-        text = to_jsonl(rows)
-    else:
-        raise ValueError(f"--out must end in .jsonl or .csv (got {path})")
+def check_destination(path: str) -> None:
+    """Fail before any work is paid for when results could not be written to `path`."""
+    if Path(path).suffix.lower() not in (".csv", ".jsonl", ".ndjson", ".json"):
+        raise InputError(f"--out must end in .jsonl or .csv (got {path})")
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"--out {path} is a folder; give a file name")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not os.access(target if target.exists() else existing, os.W_OK):
+        raise InputError(f"--out {path} cannot be written (no permission)")
+
+
+def write(rows: list[dict[str, Any]], path: str) -> None:
+    check_destination(path)
+    text = to_csv(rows) if Path(path).suffix.lower() == ".csv" else to_jsonl(rows)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text, encoding="utf-8", newline="")
+
+
+def _ticket_rows(db: Database, batch: int = 2000) -> list[dict[str, Any]]:
+    rows, page = [], 0
+    with db.read() as s:
+        while True:
+            chunk = db_review.export_page(s, page, batch)
+            rows.extend(chunk)
+            if len(chunk) < batch:
+                return rows
+            page += 1
+
+
+def export_tickets(db: Database, fmt: str, *, actor: Actor) -> tuple[bytes, str]:
+    """Every ticket with its text, label, who set it and its cost, for a lead; recorded in the audit trail (who,
+    when, how many rows, which filter)."""
+    require(actor, Action.EXPORT)
+    if fmt not in ("csv", "jsonl"):
+        raise InputError(f"export format is csv or jsonl (got {fmt!r})")
+    rows = _ticket_rows(db)
+    with db.transaction() as s:
+        audit.record(s, actor, audit.EXPORT, rows=len(rows), format=fmt, filter="every ticket")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    if fmt == "csv":
+        return to_csv(rows).encode("utf-8"), f"triage-tickets-{stamp}.csv"
+    return to_jsonl(rows).encode("utf-8"), f"triage-tickets-{stamp}.jsonl"

@@ -6,8 +6,10 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from triage.taxonomy import UNKNOWN, Taxonomy
+from triage.domain import UNKNOWN
+from triage.taxonomy import Taxonomy
 
 _LABEL_RE = re.compile(r'"?category"?\s*[:=]\s*"?([A-Za-z][\w \-]*)', re.IGNORECASE)
 
@@ -29,7 +31,7 @@ def normalise_confidence(raw: object) -> float | None:
     if isinstance(raw, bool) or raw is None:
         return None
     try:
-        value = float(str(raw).strip().rstrip("%")) if isinstance(raw, str) else float(raw)
+        value = float(str(raw).strip().rstrip("%")) if isinstance(raw, str) else float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
     percent = isinstance(raw, str) and raw.strip().endswith("%")
@@ -40,7 +42,7 @@ def normalise_confidence(raw: object) -> float | None:
     return value
 
 
-def first_json_object(text: str) -> dict | None:
+def first_json_object(text: str) -> dict[str, Any] | None:
     decoder = json.JSONDecoder()
     for i, ch in enumerate(text):
         if ch == "{":

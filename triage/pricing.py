@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from triage.domain import Usage
+from triage.errors import UnknownModel
 
 MTOK = Decimal(1_000_000)
-PICO = Decimal("1e12")  # costs are stored as integer pico-dollars so SQL sums stay exact
-
-
-class PricingError(LookupError):
-    """No price is known for a model at a date."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_write_5m_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    cache_read_tokens: int = 0
-    service_tier: str | None = None  # "standard" | "priority" | "batch"
-    inference_geo: str | None = None  # "us" costs more on the Claude API
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self.input_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens + self.cache_read_tokens
-
 
 @dataclass(frozen=True)
 class Band:
@@ -55,7 +38,8 @@ class PriceEntry:
 
 
 class PriceTable:
-    def __init__(self, data: dict):
+    def __init__(self, data: dict[str, Any], source: str = "triage/config/prices.json"):
+        self.source = source
         self.batch_multiplier = Decimal(str(data.get("batch_multiplier", "0.5")))
         self.aliases: dict[str, str] = dict(data.get("aliases", {}))
         self.geo_multipliers = {k: Decimal(str(v)) for k, v in data.get("geo_multipliers", {}).items()}
@@ -86,22 +70,25 @@ class PriceTable:
     def load(cls, path: str | Path | None) -> PriceTable:
         if path is None:
             return cls.default()
-        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")), source=str(path))
 
     def canonical(self, model: str) -> str:
         return self.aliases.get(model, model)
 
-    def knows(self, model: str) -> bool:
-        return self.canonical(model) in self.models
+    def require(self, model: str, at: date | datetime | None = None) -> None:
+        """Raise UnknownModel unless the table prices `model` today (checked before any call is paid for)."""
+        self.entry(model, at or datetime.now(UTC))
 
     def entry(self, model: str, at: date | datetime) -> PriceEntry:
         day = at.date() if isinstance(at, datetime) else at
         entries = self.models.get(self.canonical(model))
         if not entries:
-            raise PricingError(f"no price for model {model!r} in the price table")
+            raise UnknownModel(f"no price for model {model!r} in the price table ({self.source}); add an entry for it "
+                               "(USD per million tokens, with its effective date) or set TRIAGE_PRICES to a table that "
+                               "has one")
         current = [e for e in entries if e.effective_from <= day]
         if not current:
-            raise PricingError(f"no price for model {model!r} on {day.isoformat()}")
+            raise UnknownModel(f"no price for model {model!r} on {day.isoformat()} in the price table ({self.source})")
         return current[-1]
 
     def cost(self, model: str, usage: Usage, at: date | datetime) -> Decimal:
@@ -120,7 +107,7 @@ class PriceTable:
             total *= self.geo_multipliers[usage.inference_geo]
         return total
 
-    def as_rows(self) -> list[dict]:
+    def as_rows(self) -> list[dict[str, Any]]:
         """Flat rows for display (Settings page, docs)."""
         rows = []
         for model, entries in self.models.items():
@@ -133,11 +120,3 @@ class PriceTable:
                         "cache_write_1h": b.cache_write_1h, "cache_read": b.cache_read,
                     })
         return rows
-
-
-def to_pico(amount: Decimal) -> int:
-    return int((amount * PICO).to_integral_value())
-
-
-def from_pico(pico: int | None) -> Decimal:
-    return Decimal(pico or 0) / PICO

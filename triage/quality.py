@@ -1,16 +1,23 @@
-"""How good are the models, measured against operators: accuracy, agreement, calibration, and what another
-escalation threshold would have done (replayed on stored answers, no new calls)."""
+"""How good are the models, measured against operators: accuracy, macro-F1, calibration, the confusion matrix,
+agreement, and what another escalation threshold would have done (replayed on stored answers, no new calls).
+
+`measure` is the one function behind both the Quality page and `triage quality`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
 from db import quality as q
 from db.engine import Database
+from triage import metrics
+from triage.domain import from_pico, money_text
 from triage.local.head import expected_calibration_error
-from triage.pricing import from_pico
 
 TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 
@@ -18,38 +25,92 @@ TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 @dataclass
 class Quality:
     n_tickets: int
-    per_tier: list[dict]  # tier, model, n, accuracy, ece
-    reliability: list[dict]  # tier, bin_mid, confidence, accuracy, n
-    flips: dict  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
-    whatif: list[dict]  # threshold, escalation_rate, accuracy, cost_per_ticket
+    per_tier: list[dict[str, Any]]  # per tier and model: tier, model, name, n, accuracy, macro_f1, ece, confusion, ...
+    reliability: list[dict[str, Any]]  # tier, name, bin_mid, confidence, accuracy, n
+    flips: dict[str, Any]  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
+    whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
+    sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
+    since: date | None = None  # only model answers from this day on (UTC)
+
+    def measured_on(self) -> str:
+        """Which data these numbers come from, in words (the page and the CLI print this)."""
+        if not self.n_tickets:
+            return "No operator-labelled tickets with model answers" + (f" since {self.since}" if self.since else "")
+        review, imported = self.sources.get("review", 0), self.sources.get("import", 0)
+        origin = []
+        if review:
+            origin.append(f"{review} corrected or confirmed in the review queue")
+        if imported:
+            origin.append(f"{imported} imported from labelled files")
+        text = f"Measured on {self.n_tickets} tickets an operator labelled ({', '.join(origin) or 'by hand'})"
+        if self.since:
+            text += f", model answers since {self.since}"
+        text += "."
+        if review:
+            text += (" Operators mostly label the hard tickets the review queue shows them, so figures from those "
+                     "lean pessimistic.")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values; money as exact decimal strings."""
+        whatif = [{**w, "cost_per_ticket": None if w["cost_per_ticket"] is None else money_text(w["cost_per_ticket"])}
+                  for w in self.whatif]
+        return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
+                "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
+                "flips": self.flips, "whatif": whatif, "reliability": self.reliability}
 
 
-def _latest_per_tier(rows: list[dict]) -> dict[int, dict[int, dict]]:
-    by_ticket: dict[int, dict[int, dict]] = {}
+def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
+    by_ticket: dict[int, dict[int, dict[str, Any]]] = {}
     for r in rows:
         by_ticket.setdefault(r["ticket_id"], {})[r["tier"]] = r  # rows are in call order: the latest wins
     return by_ticket
 
 
-def measure(db: Database, bins: int = 10) -> Quality:
+def data_version(db: Database) -> int:
+    """Changes whenever `measure` could give another answer (an operator label, a call on a labelled ticket)."""
     with db.read() as s:
-        rows = q.labelled_calls(s)
-    tickets = _latest_per_tier(rows)
+        return q.labels_version(s)
+
+
+def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    """Each ticket's latest answer from each (tier, model), when that answer has a label."""
+    latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        latest.setdefault((r["tier"], r["model"]), {})[r["ticket_id"]] = r  # in call order: the latest wins
+    groups = {key: [a for a in by_ticket.values() if a["label"] is not None] for key, by_ticket in latest.items()}
+    return {key: answers for key, answers in sorted(groups.items()) if answers}
+
+
+def measure(db: Database, bins: int = 10, *, since: date | None = None,
+            classes: Sequence[str] = ()) -> Quality:
+    """Every figure of the Quality page. `since`: only answers given from that day (UTC) on; `classes`: the
+    taxonomy, the order of the confusion matrix (labels outside it follow)."""
+    start = datetime.combine(since, datetime.min.time(), UTC) if since else None
+    with db.read() as s:
+        rows = q.labelled_calls(s, since=start)
+        tickets = _latest_per_tier(rows)
+        sources = q.label_sources(s, list(tickets))
+    groups = _per_model(rows)
+    models_in_tier: dict[int, int] = {}
+    for tier, _ in groups:
+        models_in_tier[tier] = models_in_tier.get(tier, 0) + 1
     per_tier, reliability = [], []
-    for tier in (0, 1, 2):
-        answers = [t[tier] for t in tickets.values() if tier in t and t[tier]["label"] is not None]
-        if not answers:
-            continue
+    for (tier, model), answers in groups.items():
+        name = TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
         conf = np.array([a["confidence"] or 0.0 for a in answers])
         correct = np.array([a["label"] == a["truth"] for a in answers])
-        per_tier.append({"tier": tier, "name": TIER_NAME[tier], "n": len(answers),
-                         "accuracy": float(correct.mean()), "ece": expected_calibration_error(conf, correct),
-                         "mean_confidence": float(conf.mean())})
+        truth, said = [a["truth"] for a in answers], [a["label"] for a in answers]
+        per_tier.append({"tier": tier, "model": model, "name": name, "n": len(answers),
+                         "accuracy": float(correct.mean()),
+                         "macro_f1": metrics.macro_f1(metrics.per_category(truth, said, sorted({*truth, *said}))),
+                         "ece": expected_calibration_error(conf, correct), "mean_confidence": float(conf.mean()),
+                         "confusion": metrics.confusion(truth, said, classes)})
         edges = np.linspace(0, 1, bins + 1)
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
             if m.any():
-                reliability.append({"tier": tier, "name": TIER_NAME[tier], "bin_mid": float((lo + hi) / 2),
+                reliability.append({"tier": tier, "name": name, "bin_mid": float((lo + hi) / 2),
                                     "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
                                     "n": int(m.sum())})
     both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
@@ -57,24 +118,24 @@ def measure(db: Database, bins: int = 10) -> Quality:
     flips = {"escalated": len(both), "flipped": len(flipped),
              "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
              "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
-    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets))
+    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets), sources, since)
 
 
-def _whatif(tickets: dict[int, dict[int, dict]]) -> list[dict]:
+def _whatif(tickets: dict[int, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Replay: escalate when Haiku's confidence is under t; use Sonnet's stored answer where there is one."""
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
-    avg_sonnet = sum(sonnet_costs) / len(sonnet_costs) if sonnet_costs else None
+    avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
     out = []
     for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
         escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
         answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
         right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
                     for x in answered)
-        haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
-        cost = haiku_cost + (avg_sonnet or 0) * len(escalate) / len(haiku)
+        haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)
         out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
                     "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
                     "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})

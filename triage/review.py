@@ -1,21 +1,25 @@
-"""Operator use cases: the review queue, ticket detail, corrections (optimistic), bulk corrections."""
+"""Operator use cases: the review queue, ticket detail, corrections (optimistic), confirmations, bulk labels.
+
+A confirmation is a correction whose label is the one the ticket already has: it records that an operator
+checked it, so it counts as ground truth. Both go through `correct`, which holds the rules. Reading the queue or a
+ticket and labelling take the acting identity (`actor`); labels are stamped with it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from db import review as q
 from db.engine import Database
-from db.review import Conflict, ReviewFilter
-from triage.pricing import from_pico
+from triage.access import Action, Actor, require
+from triage.domain import ReviewFilter, ReviewRow, TicketView, from_pico
+from triage.errors import Conflict, InputError
 from triage.taxonomy import Taxonomy
-
-__all__ = ["Conflict", "ReviewFilter", "correct", "correct_many", "detail", "page"]
 
 
 @dataclass
 class Page:
-    rows: list[q.Row]
+    rows: list[ReviewRow]
     total: int
     page: int
     size: int
@@ -26,20 +30,22 @@ class Page:
         return max(1, -(-self.total // self.size))
 
 
-def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE) -> Page:
+def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE, *, actor: Actor) -> Page:
+    require(actor, Action.READ_TICKETS)
     with db.read() as s:
         rows = q.review_page(s, f, number, size)
         return Page(rows, q.review_count(s, f), number, size, q.machine_labels(s, [r.id for r in rows]))
 
 
-def correct(db: Database, ticket_id: int, label: str, *, operator: str, expected_version: int,
+def correct(db: Database, ticket_id: int, label: str, *, actor: Actor, expected_version: int,
             taxonomy: Taxonomy, note: str | None = None) -> int:
+    """Set an operator label (stamped with the actor's identity) if nobody changed the ticket since
+    `expected_version`; returns the new version."""
+    require(actor, Action.LABEL)
     if label not in taxonomy:
-        raise ValueError(f"{label!r} is not a category; pick one of {', '.join(taxonomy.names)}")
-    if not operator.strip():
-        raise ValueError("say who you are (operator name) before correcting labels")
+        raise InputError(f"{label!r} is not a category; pick one of {', '.join(taxonomy.names)}")
     with db.transaction() as s:
-        return q.correct(s, ticket_id, label, operator=operator.strip(), expected_version=expected_version,
+        return q.correct(s, ticket_id, label, operator=actor.identity, expected_version=expected_version,
                          note=note)
 
 
@@ -49,27 +55,41 @@ class BulkResult:
     conflicts: list[str]
 
 
-def correct_many(db: Database, changes: list[tuple[int, str, int]], *, operator: str, taxonomy: Taxonomy,
+def correct_many(db: Database, changes: list[tuple[int, str, int]], *, actor: Actor, taxonomy: Taxonomy,
                  note: str | None = None) -> BulkResult:
     """(ticket id, new label, version seen) each; each ticket saved on its own, conflicts reported."""
+    require(actor, Action.LABEL)
     result = BulkResult([], [])
     for tid, label, version in changes:
         try:
-            correct(db, tid, label, operator=operator, expected_version=version, taxonomy=taxonomy, note=note)
+            correct(db, tid, label, actor=actor, expected_version=version, taxonomy=taxonomy, note=note)
             result.saved.append(tid)
         except Conflict as exc:
             result.conflicts.append(str(exc))
     return result
 
 
+def confirm_many(db: Database, tickets: list[tuple[int, str | None, int]], *, actor: Actor, taxonomy: Taxonomy,
+                 note: str | None = None) -> BulkResult:
+    """(ticket id, label seen, version seen) each: the operator checked the label and it is right. Tickets without
+    a label from the taxonomy cannot be confirmed (correct them instead) and are reported as such."""
+    result = correct_many(db, [(t, label, v) for t, label, v in tickets if label is not None and label in taxonomy],
+                          actor=actor,
+                          taxonomy=taxonomy, note=note or "confirmed")
+    result.conflicts += [f"ticket {t} has no label to confirm; pick one instead" for t, label, _ in tickets
+                         if label not in taxonomy]
+    return result
+
+
 @dataclass
 class Detail:
-    ticket: object
-    calls: list[dict]
-    history: list[dict]
+    ticket: TicketView
+    calls: list[dict[str, Any]]
+    history: list[dict[str, Any]]
 
 
-def detail(db: Database, ticket_id: int) -> Detail | None:
+def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
+    require(actor, Action.READ_TICKETS)
     with db.read() as s:
         t = q.ticket(s, ticket_id)
         if t is None:

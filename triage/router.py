@@ -5,19 +5,13 @@ Pure decisions live here; the service layer feeds calls in and stores what comes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from triage.providers.base import AUTH, ERROR, CallResult, Provider
+from triage.domain import AUTH, CLASSIFIED, ERROR, ESCALATED, FAILED, MODES, NEEDS_REVIEW, PENDING, CallResult, Outcome
+from triage.errors import InputError, KeyRejected
+from triage.providers.base import Provider
 from triage.taxonomy import Taxonomy
-
-# ticket states
-PENDING, CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED = "pending", "classified", "escalated", "needs_review", "failed"
-STATES = (PENDING, CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED)
-MODES = ("auto", "haiku", "sonnet")
-
-
-class KeyRejected(RuntimeError):
-    """401/403 from the API: the whole run stops at once."""
 
 
 def should_escalate(call: CallResult, threshold: float) -> bool:
@@ -27,20 +21,6 @@ def should_escalate(call: CallResult, threshold: float) -> bool:
     if not call.usable:
         return True  # unknown label, unparsed, refusal, cut off
     return (call.confidence or 0.0) < threshold
-
-
-@dataclass
-class Outcome:
-    """Where one ticket ended after this pass, and every call it took."""
-
-    calls: list[CallResult] = field(default_factory=list)
-    status: str = PENDING
-    category: str | None = None
-    confidence: float | None = None
-    tier: int | None = None
-    model: str | None = None
-    escalated: bool = False
-    reason: str | None = None  # why the ticket is failed or needs review
 
 
 def decide(calls: list[CallResult], threshold: float) -> Outcome:
@@ -74,42 +54,61 @@ def decide(calls: list[CallResult], threshold: float) -> Outcome:
     return out
 
 
+class SpendGuard(Protocol):
+    """Asked before every paid call; raises errors.BudgetReached when the call may not be made."""
+
+    async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy) -> None: ...
+
+
+OnCall = Callable[[CallResult], Awaitable[None]]
+
+
 class Router:
-    """Runs one ticket through the tiers. `prior` calls (already billed) are reused, never repeated."""
+    """Runs one ticket through the tiers. `prior` calls (already billed) are reused, never repeated.
+
+    `mode` and `threshold` are the defaults; a run's own mode and threshold may be passed per ticket, so they
+    travel with the ticket whoever processes it. `guard`, when set, is asked before every paid (tier >= 1) call."""
 
     def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
                  threshold: float = 0.7, mode: str = "auto", tier0: Provider | None = None,
-                 tier0_threshold: float = 0.9):
-        if mode not in MODES:
-            raise ValueError(f"tier must be one of {', '.join(MODES)}")
-        if not 0 <= threshold <= 1:
-            raise ValueError("threshold must be between 0 and 1")
+                 tier0_threshold: float = 0.9, guard: SpendGuard | None = None):
+        _check(mode, threshold)
         self.tier1, self.tier2, self.taxonomy = tier1, tier2, taxonomy
         self.threshold, self.mode = threshold, mode
         self.tier0, self.tier0_threshold = tier0, tier0_threshold
+        self.guard = guard
 
-    async def classify(self, text: str, prior: list[CallResult] | None = None, on_call=None) -> Outcome:
+    async def classify(self, text: str, prior: list[CallResult] | None = None, on_call: OnCall | None = None, *,
+                       mode: str | None = None, threshold: float | None = None) -> Outcome:
+        mode = self.mode if mode is None else mode
+        threshold = self.threshold if threshold is None else threshold
+        _check(mode, threshold)
         calls = list(prior or [])
-        if self.tier0 is not None and self.mode == "auto":
+        if self.tier0 is not None and mode == "auto":
             local = next((c for c in calls if c.tier == 0 and c.answered), None)
             if local is None:
                 local = await self._call(self.tier0, text, calls, on_call)
             if local.usable and (local.confidence or 0.0) >= self.tier0_threshold:
                 return decide(calls, self.tier0_threshold)  # the free tier is sure enough: no API call
-        first = self.tier2 if self.mode == "sonnet" else self.tier1
+        first = self.tier2 if mode == "sonnet" else self.tier1
+        if first is None:
+            raise ValueError(f"no provider for mode {mode!r}")
         done = next((c for c in calls if c.tier == first.tier and c.answered), None)
         if done is None:
             done = await self._call(first, text, calls, on_call)
-        wants_tier2 = self.mode == "auto" and self.tier2 is not None and should_escalate(done, self.threshold)
-        if wants_tier2 and not any(c.tier == self.tier2.tier and c.answered for c in calls):
+        wants_tier2 = mode == "auto" and self.tier2 is not None and should_escalate(done, threshold)
+        if wants_tier2 and self.tier2 is not None and not any(c.tier == self.tier2.tier and c.answered for c in calls):
             await self._call(self.tier2, text, calls, on_call)
-        return decide(calls, self.threshold)
+        return decide(calls, threshold)
 
-    async def escalate(self, text: str, prior: list[CallResult], on_call=None) -> Outcome:
+    async def escalate(self, text: str, prior: list[CallResult], on_call: OnCall | None = None, *,
+                       threshold: float | None = None) -> Outcome:
         """On demand: ask tier 2 whatever tier 1 said."""
+        if self.tier2 is None:
+            raise ValueError("no tier-2 provider to escalate to")
         calls = list(prior)
         await self._call(self.tier2, text, calls, on_call)
-        return decide(calls, self.threshold)
+        return decide(calls, self.threshold if threshold is None else threshold)
 
     async def aclose(self) -> None:
         """Close the providers' HTTP clients inside the event loop that used them."""
@@ -118,7 +117,10 @@ class Router:
         for client in clients.values():  # tiers 1 and 2 share one client: close it once
             await client.close()
 
-    async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call) -> CallResult:
+    async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None
+                    ) -> CallResult:
+        if provider.tier >= 1 and self.guard is not None:
+            await self.guard.admit(provider, text, self.taxonomy)
         result = await provider.classify(text, self.taxonomy)
         calls.append(result)
         if on_call is not None:
@@ -126,3 +128,10 @@ class Router:
         if result.error_kind == AUTH:
             raise KeyRejected(result.error or "the API key was rejected")
         return result
+
+
+def _check(mode: str, threshold: float) -> None:
+    if mode not in MODES:
+        raise InputError(f"tier must be one of {', '.join(MODES)}")
+    if not 0 <= threshold <= 1:
+        raise InputError("threshold must be between 0 and 1")

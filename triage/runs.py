@@ -1,56 +1,62 @@
-"""Run bookkeeping for entry points: import tickets as a run, report its progress and rows, queue work."""
+"""Runs: import tickets as a run, queue work, and report a run's progress and result rows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from db import queue, reports
 from db.engine import Database
-from triage.pricing import from_pico
-from triage.router import FAILED
+from triage import audit
+from triage.access import Action, Actor, require
+from triage.domain import FAILED, from_pico, money_text
+
+if TYPE_CHECKING:
+    from triage.pipeline import RunReport
 
 
-@dataclass
-class RunReport:
-    run_id: int | None
-    processed: int = 0
-    states: dict[str, int] = field(default_factory=dict)
-    stopped: str | None = None  # why the run stopped early, None when it finished
-    stop_kind: str | None = None  # "key" (rejected API key) or "budget" (monthly budget reached)
-
-
-def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
+def request_escalation(db: Database, ticket_ids: Sequence[int], *, actor: Actor) -> int:
+    """Queue these tickets for tier 2 (the worker asks Sonnet); recorded with who asked."""
+    require(actor, Action.ESCALATE)
+    ids = list(dict.fromkeys(ticket_ids))
     with db.transaction() as s:
-        return queue.request_escalation(s, list(ticket_ids))
+        n = queue.request_escalation(s, ids)
+        audit.record(s, actor, audit.ESCALATION, tickets=len(ids), ids=ids[:50])
+        return n
 
 
-def requeue_failed(db: Database, *, started_by: str = "cli") -> tuple[int, int]:
+def requeue_failed(db: Database, *, actor: Actor, threshold: float = 0.7) -> tuple[int, int]:
     """Queue every failed ticket again under a new run; returns (run id, how many)."""
+    require(actor, Action.RETRY)
     with db.transaction() as s:
         ids = queue.ticket_ids_in_state(s, FAILED)
-        run_id = queue.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=0.7)
+        run_id = queue.create_run(s, started_by=actor.identity, source="retry", mode="auto", threshold=threshold)
         n = queue.requeue_tickets(s, ids, run_id) if ids else 0
     return run_id, n
 
 
-def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str = "cli",
+def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
               mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queue.Imported:
+    """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies."""
+    require(actor, Action.CLASSIFY)
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
+        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold)
         return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
 
 
 def finish_run(db: Database, report: RunReport) -> None:
+    """A run ends stopped (with why) or finished."""
     if report.run_id is None:
         return
     with db.transaction() as s:
         queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
 
 
-def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bool = False) -> list[dict]:
-    """One output row per input ticket: the current label and what this run spent on it."""
+def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Actor,
+             with_text: bool = False) -> list[dict[str, Any]]:
+    """One output row per input ticket: the current label and what this run spent on it (and its text)."""
+    require(actor, Action.READ_TICKETS)
     with db.read() as s:
         costs = queue.run_cost_by_ticket(s, run_id)
         unique = list(dict.fromkeys(ticket_ids))
@@ -64,7 +70,7 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bo
                 "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
                 "confidence": t.confidence, "tier": t.label_source,
                 "model": (last.model_returned or last.model) if last else None,
-                "escalated": t.escalated, "cost_usd": str(from_pico(costs.get(tid, 0))),
+                "escalated": t.escalated, "cost_usd": money_text(from_pico(costs.get(tid, 0))),
                 "status": t.status, "reason": t.status_reason or (last.reason if last else None),
             })
             if with_text:
@@ -74,7 +80,7 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bo
 
 
 @dataclass
-class Progress:
+class RunProgress:
     run_id: int
     status: str
     message: str | None
@@ -86,13 +92,13 @@ class Progress:
         return self.total - self.states.get("pending", 0)
 
 
-def run_progress(db: Database, run_id: int) -> Progress | None:
+def run_progress(db: Database, run_id: int) -> RunProgress | None:
     with db.read() as s:
         run = queue.run_info(s, run_id)
         if run is None:
             return None
         states = queue.run_state_counts(s, run_id)
-        return Progress(run_id, run.status, run.message, run.n_tickets, states)
+        return RunProgress(run_id, run.status, run.message, run.n_tickets, states)
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ class RunVersion:
     """What a page watching a run reads on every poll, from a few small indexed queries: the run's progress and a
     fingerprint of the tickets on screen (see db.queue.tickets_fingerprint)."""
 
-    progress: Progress
+    progress: RunProgress
     shown: tuple[int, int, int]
 
     @property
@@ -116,7 +122,7 @@ def run_version(db: Database, run_id: int, shown_ids: Sequence[int]) -> RunVersi
         run = queue.run_info(s, run_id)
         if run is None:
             return None
-        progress = Progress(run_id, run.status, run.message, run.n_tickets, queue.run_state_counts(s, run_id))
+        progress = RunProgress(run_id, run.status, run.message, run.n_tickets, queue.run_state_counts(s, run_id))
         return RunVersion(progress, queue.tickets_fingerprint(s, shown_ids))
 
 
@@ -125,9 +131,9 @@ def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
         return queue.ticket_ids_of_run(s, run_id, limit)
 
 
-def ticket_count(db: Database) -> int:
+def has_tickets(db: Database) -> bool:
     with db.read() as s:
-        return reports.status_counts(s).get("total", 0)
+        return reports.has_tickets(s)
 
 
 def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
@@ -135,12 +141,7 @@ def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
         return queue.count_known(s, items)
 
 
-def spend(db: Database, start=None, end=None) -> list[dict]:
-    with db.read() as s:
-        return reports.spend_by_day(s, start, end)
-
-
-def recent_runs(db: Database, limit: int = 20) -> list[dict]:
+def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     with db.read() as s:
         return queue.recent_runs(s, limit)
 
@@ -154,24 +155,3 @@ def ticket_ids_below(db: Database, confidence: float) -> list[int]:
     """Uncorrected tickets whose label confidence is under `confidence` (or that have none)."""
     with db.read() as s:
         return queue.ticket_ids_below(s, confidence)
-
-
-def open_batches(db: Database) -> list[tuple[int, str]]:
-    """(run id, batch id) of runs whose Message Batch has not been collected yet."""
-    with db.read() as s:
-        return queue.open_batches(s)
-
-
-def budget_block(db: Database, monthly_budget_usd: float, today=None) -> str | None:
-    """Why API calls must wait, when this month's exact spend has reached the budget; None otherwise."""
-    if not monthly_budget_usd:
-        return None
-    from datetime import date
-
-    today = today or date.today()
-    with db.read() as s:
-        spent = from_pico(reports.total_cost_pico(s, today.replace(day=1), today))
-    if spent >= Decimal(str(monthly_budget_usd)):
-        return (f"this month's spend ${spent:.4f} has reached the monthly budget of ${monthly_budget_usd:.2f}: "
-                "API calls are paused (raise the budget in Settings or TRIAGE_MONTHLY_BUDGET_USD)")
-    return None

@@ -1,9 +1,21 @@
-"""Runtime configuration from the environment, with defaults that work on a fresh machine."""
+"""Settings in force: the environment's defaults (a fresh machine needs none), then what leads saved in the
+dashboard (stored in the database), then a command's own flags."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from db import settings as db_settings
+from db.engine import Database
+from triage import audit
+from triage import taxonomy as taxonomy_mod
+from triage.access import Action, Actor, require
+from triage.budget import Caps
+from triage.errors import InputError
+from triage.pricing import PriceTable
+from triage.taxonomy import Taxonomy
 
 DEFAULT_TIER1 = "claude-haiku-5-5"
 DEFAULT_TIER2 = "claude-sonnet-5-5"
@@ -21,24 +33,28 @@ class Settings:
     request_timeout: float = 60.0
     max_attempts: int = 5
     monthly_budget_usd: float = 0.0  # 0 = no limit; API calls pause once this month's spend reaches it
+    daily_budget_usd: float = 0.0  # 0 = no limit; the same for today's spend (UTC)
+    budget_warn_at: float = 0.8  # warn once this share of a budget is spent
     taxonomy_path: str | None = None
     prices_path: str | None = None
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
             database_url=env.get("TRIAGE_DATABASE_URL") or None,
             tier1_model=env.get("TRIAGE_TIER1_MODEL") or DEFAULT_TIER1,
             tier2_model=env.get("TRIAGE_TIER2_MODEL") or DEFAULT_TIER2,
-            threshold=float(env.get("TRIAGE_THRESHOLD") or 0.7),
-            concurrency=int(env.get("TRIAGE_CONCURRENCY") or 8),
+            threshold=_number(env, "TRIAGE_THRESHOLD", 0.7),
+            concurrency=int(_number(env, "TRIAGE_CONCURRENCY", 8)),
             effort=(env.get("TRIAGE_EFFORT") or "low") if env.get("TRIAGE_EFFORT") != "none" else None,
-            max_attempts=int(env.get("TRIAGE_MAX_ATTEMPTS") or 5),
-            monthly_budget_usd=float(env.get("TRIAGE_MONTHLY_BUDGET_USD") or 0),
-            request_timeout=float(env.get("TRIAGE_REQUEST_TIMEOUT") or 60),
+            max_attempts=int(_number(env, "TRIAGE_MAX_ATTEMPTS", 5)),
+            monthly_budget_usd=_number(env, "TRIAGE_MONTHLY_BUDGET_USD", 0),
+            daily_budget_usd=_number(env, "TRIAGE_DAILY_BUDGET_USD", 0),
+            budget_warn_at=_number(env, "TRIAGE_BUDGET_WARN_AT", 0.8),
+            request_timeout=_number(env, "TRIAGE_REQUEST_TIMEOUT", 60),
             taxonomy_path=env.get("TRIAGE_TAXONOMY") or None,
             prices_path=env.get("TRIAGE_PRICES") or None,
             api_key=env.get("ANTHROPIC_API_KEY") or None,
@@ -48,3 +64,64 @@ class Settings:
     @property
     def has_api_key(self) -> bool:
         return bool(self.api_key)
+
+    @property
+    def caps(self) -> Caps:
+        return Caps.of(self.monthly_budget_usd, self.daily_budget_usd, self.budget_warn_at)
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InputError(f"{name}={raw!r} is not a number") from None
+
+
+EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd")
+
+
+def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Taxonomy]:
+    base = base or Settings.from_env()
+    with db.read() as s:
+        stored = db_settings.get(s, "engine", {}) or {}
+        tax = db_settings.get(s, "taxonomy")
+    settings = replace(base, **{k: v for k, v in stored.items() if k in EDITABLE})
+    return settings, Taxonomy.from_dict(tax) if tax else taxonomy_mod.load(base.taxonomy_path)
+
+
+def save_taxonomy(db: Database, taxonomy: Taxonomy, *, actor: Actor) -> None:
+    """A lead's taxonomy, in force for tickets classified from now on; the audit trail keeps before and after."""
+    require(actor, Action.CONFIGURE)
+    before = {c.name: c.description for c in effective(db)[1].categories}
+    with db.transaction() as s:
+        db_settings.put(s, "taxonomy", taxonomy.to_dict(), operator=actor.identity)
+        audit.record(s, actor, audit.SETTINGS_TAXONOMY, before=list(before), after=taxonomy.names,
+                     changed=[c.name for c in taxonomy.categories if before.get(c.name) != c.description])
+
+
+def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None, **values: object) -> None:
+    """A lead's routing, models and budgets; the audit trail keeps each changed value (from, to)."""
+    require(actor, Action.CONFIGURE)
+    unknown = set(values) - set(EDITABLE)
+    if unknown:
+        raise InputError(f"not editable: {', '.join(sorted(unknown))}")
+    if "threshold" in values and not 0 <= float(str(values["threshold"])) <= 1:
+        raise InputError("the threshold is a confidence between 0 and 1")
+    for key in ("monthly_budget_usd", "daily_budget_usd"):
+        if key in values and float(str(values[key])) < 0:
+            raise InputError(f"the {key.split('_')[0]} budget is a dollar amount, 0 for none")
+    prices = prices or PriceTable.load(os.environ.get("TRIAGE_PRICES") or None)
+    for key in ("tier1_model", "tier2_model"):
+        if key in values and not str(values[key]).strip():
+            raise InputError("a model id cannot be empty")
+        if key in values:
+            prices.require(str(values[key]).strip())
+    before = effective(db)[0]
+    with db.transaction() as s:
+        current = db_settings.get(s, "engine", {}) or {}
+        db_settings.put(s, "engine", {**current, **values}, operator=actor.identity)
+        audit.record(s, actor, audit.SETTINGS_ENGINE, changed={
+            k: [getattr(before, k), v] for k, v in values.items() if getattr(before, k) != v})

@@ -7,12 +7,15 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-UNKNOWN = "unknown"
+from triage.domain import UNKNOWN
+from triage.errors import InputError
+
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(InputError):
     """A taxonomy that cannot be used; the message says why."""
 
 
@@ -36,11 +39,11 @@ class Taxonomy:
     def __contains__(self, label: object) -> bool:
         return label in self.names
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"categories": [{"name": c.name, "description": c.description} for c in self.categories]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Taxonomy:
+    def from_dict(cls, data: dict[str, Any]) -> Taxonomy:
         if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
             raise TaxonomyError('a taxonomy is an object with a "categories" list')
         cats = []

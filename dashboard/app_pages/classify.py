@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from dashboard import state
-from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
-from triage import ingest, runs
+from dashboard import label_import, state
+from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain
+from triage import batches, budget, ingest, runs
+from triage.access import Action
 
+actor = gate(Action.CLASSIFY)
 db = state.database()
 settings, taxonomy = state.settings()
 
@@ -14,10 +16,12 @@ if not state.has_api_key():
     st.info("No Claude API key: the **local model** classifies tickets on this machine for free; the ones it is "
             "unsure about go to the review queue. Haiku and Sonnet need `ANTHROPIC_API_KEY` in the environment "
             "the dashboard starts from.", icon=":material/key_off:")
-blocked = runs.budget_block(db, settings.monthly_budget_usd) if state.has_api_key() else None
-if blocked:
-    st.warning(blocked[0].upper() + blocked[1:] + ".", icon=":material/savings:")
-if runs.ticket_count(db) == 0:
+standing = budget.standing(db, settings.caps) if state.has_api_key() and settings.caps.any else None
+if standing and standing.blocked:
+    st.warning(standing.blocked[0].upper() + standing.blocked[1:] + ".", icon=":material/savings:")
+elif standing and standing.warning:
+    st.info(standing.warning[0].upper() + standing.warning[1:] + ".", icon=":material/savings:")
+if not runs.has_tickets(db) and actor.may(Action.LOAD_DEMO):
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "
                     "routing history and a few operator corrections, so every page has something to show.")
@@ -25,7 +29,7 @@ if runs.ticket_count(db) == 0:
             from triage import demo
 
             with st.spinner("Classifying the sample tickets..."):
-                summary = demo.fill(db, taxonomy, settings=settings)
+                summary = demo.fill(db, taxonomy, actor=actor, settings=settings)
             st.toast(f"Demo loaded: {summary['tickets']} tickets.")
             st.rerun()
 
@@ -36,7 +40,10 @@ with paste_tab:
     pasted = st.text_area("Tickets", height=180, key="pasted",
                           placeholder="One ticket per line, or separate multi-line tickets with a blank line.")
     if pasted.strip():
-        items = [(None, t) for t in ingest.split_pasted(pasted)]
+        pasted_batch = ingest.from_paste(pasted)
+        items = pasted_batch.items
+        if pasted_batch.report:
+            st.warning(f"{len(pasted_batch.report)} tickets need a look: " + "; ".join(pasted_batch.report[:5]))
 with upload_tab:
     upload = st.file_uploader("CSV, JSON, JSONL or TXT", type=["csv", "json", "jsonl", "txt"], key="upload",
                               help="CSV/JSON: pick the column with the ticket text below.")
@@ -54,13 +61,19 @@ with upload_tab:
                 guess_id = ingest.guess_column(cols, "id")
                 id_col = c2.selectbox("Id column", id_choices,
                                       index=id_choices.index(guess_id) if guess_id in id_choices else 0)
-            batch = ingest.parse(text, fmt, text_column=text_col, id_column=None if id_col == "(none)" else id_col)
-            items, source = batch.items, upload.name
-            if batch.skipped:
-                st.warning(f"{len(batch.skipped)} rows left out: " + "; ".join(batch.skipped[:5]))
-            if not items:
-                st.warning(f"{upload.name} has no tickets in it.")
-            st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
+            id_col = None if id_col == "(none)" else id_col
+            if label_import.offer(db, taxonomy, text=text, fmt=fmt, name=upload.name, columns=cols,
+                                  text_column=text_col, id_column=id_col):
+                items = []  # imported as operator labels, not classified
+            else:
+                batch = ingest.parse(text, fmt, text_column=text_col, id_column=id_col)
+                items, source = batch.items, upload.name
+                if batch.report:
+                    st.warning(f"{len(batch.skipped)} rows left out, {len(batch.cut)} cut to "
+                               f"{ingest.MAX_STORED_CHARS:,} characters: " + "; ".join(batch.report[:5]))
+                if not items:
+                    st.warning(f"{upload.name} has no tickets in it.")
+                st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
         except ingest.IngestError as exc:
             st.error(f"Could not read {upload.name}: {exc}")
             items = []
@@ -70,17 +83,24 @@ if items:
     st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
                "(known tickets keep their labels and are not billed again).")
 c1, c2 = st.columns([1, 3])
-routes = ["auto", "haiku", "sonnet"] if state.has_api_key() else ["local"]
+routes = ["auto", "haiku", "sonnet", "batch"] if state.has_api_key() else ["local"]
 tier = c1.selectbox("Route", routes, key="tier",
                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
-                                 "sonnet": "Sonnet only", "local": "Local model (no API key)"}.get)
+                                 "sonnet": "Sonnet only", "local": "Local model (no API key)",
+                                 "batch": "Economy: half price, results within 24 h"}.get)
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
-    imported = runs.start_run(db, items, source=source, started_by=state.operator() or "dashboard",
-                              mode=tier, threshold=settings.threshold)
-    st.session_state["run_id"] = imported.run_id
-    st.query_params["run"] = str(imported.run_id)  # a reload, or the link sent to a colleague, shows this run
-    state.worker().wake()
-    st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
+    if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
+        st.session_state["run_id"] = batches.queue_batch_run(
+            db, items, source=source, started_by=actor.identity, threshold=settings.threshold)
+        st.query_params["run"] = str(st.session_state["run_id"])
+        state.worker().wake()
+        st.toast("Queued as an economy batch: results within 24 hours, at half price.")
+    else:
+        imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold)
+        st.session_state["run_id"] = imported.run_id
+        st.query_params["run"] = str(imported.run_id)  # a reload, or the link sent to a colleague, shows this run
+        state.worker().wake()
+        st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
 
 POLL_SECONDS = 1.0  # while a run is in progress: a result shows at most this long after it is stored
 PAUSED_POLL_SECONDS = 5.0  # while the worker is paused (budget reached, an error): it retries on its own
@@ -88,7 +108,7 @@ SHOWN = 50  # cards drawn; the review queue has every ticket
 
 
 def escalate(ticket_id: int) -> None:
-    runs.request_escalation(db, [ticket_id])
+    runs.request_escalation(db, [ticket_id], actor=actor)
     state.worker().wake()
     st.toast(f"Ticket {ticket_id} sent to Sonnet.")
 
@@ -139,7 +159,7 @@ def watch(run_id: int, shown_ids: list[int], drawn: tuple[int, int, int], interv
 
 
 def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
-    rows = runs.run_rows(db, run_id, shown_ids, with_text=True)  # one query set for every card
+    rows = runs.run_rows(db, run_id, shown_ids, actor=actor, with_text=True)  # one query set for every card
     for r in rows:
         with st.container(border=True, key=f"card-{r['ticket_id']}"):
             a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")
@@ -182,6 +202,9 @@ if version is not None:
         st.fragment(run_every=interval)(watch)(run_id, shown_ids, version.shown, interval)
     else:
         draw_progress(version)
+    line = batches.status_line(db, run_id)  # economy runs: where their Message Batch stands
+    if line:
+        st.info(line, icon=":material/schedule:")
     draw_cards(run_id, shown_ids, version.progress.total)
 elif run_id:
     st.caption(f"There is no run {run_id}.")

@@ -1,14 +1,18 @@
-"""Settings: taxonomy, threshold and models, the price table in use, API key status, export."""
+"""Settings (leads only): taxonomy, threshold and models, the local tier, the price table in use, API key status,
+export, and the audit trail."""
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from dashboard.ui import need_operator
-from triage import config_service, exporting
+from dashboard.ui import gate, need_operator
+from triage import audit, export
+from triage import settings as config
+from triage.access import Action
 from triage.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
 
+actor = gate(Action.CONFIGURE)
 db = state.database()
 settings, taxonomy = state.settings()
 
@@ -25,7 +29,7 @@ if st.button("Save taxonomy", key="save_taxonomy") and need_operator():
     try:
         new = Taxonomy.from_pairs([(str(r["name"] or ""), str(r["description"] or ""))
                                    for r in edited.to_dict("records")])
-        config_service.save_taxonomy(db, new, operator=state.operator())
+        config.save_taxonomy(db, new, actor=actor)
         st.success(f"Saved {len(new.names)} categories.")
     except TaxonomyError as exc:
         st.error(str(exc))
@@ -37,19 +41,22 @@ with st.form("engine"):
     c1, c2 = st.columns(2)
     tier1 = c1.text_input("Tier 1 model", settings.tier1_model)
     tier2 = c2.text_input("Tier 2 model", settings.tier2_model)
-    budget = st.number_input("Monthly budget (USD, 0 = none)", min_value=0.0, value=float(settings.monthly_budget_usd),
+    b1, b2 = st.columns(2)
+    budget = b1.number_input("Monthly budget (USD, 0 = none)", min_value=0.0, value=float(settings.monthly_budget_usd),
                              step=10.0, help="API calls pause once this month's exact spend reaches it; the local "
                              "model keeps working.")
+    daily = b2.number_input("Daily budget (USD, 0 = none)", min_value=0.0, value=float(settings.daily_budget_usd),
+                            step=1.0, help="The same for today's spend (UTC days).")
     if st.form_submit_button("Save routing") and need_operator():
         try:
-            config_service.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
-                                       tier2_model=tier2.strip(), monthly_budget_usd=budget)
+            config.save_engine(db, actor=actor, threshold=threshold, tier1_model=tier1.strip(),
+                               tier2_model=tier2.strip(), monthly_budget_usd=budget, daily_budget_usd=daily)
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
             st.error(str(exc))
 
 st.subheader("Local model (tier 0)")
-from triage.local import service as local  # noqa: E402
+from triage.local import tier as local  # noqa: E402
 
 metrics = local.stored_metrics(db)
 if metrics:
@@ -64,14 +71,42 @@ if metrics:
                    "that did not see it.")
     cols[3].metric("Calibration error (ECE)", f"{metrics.get('human_ece', metrics['oof_ece']):.3f}",
                    help="0 means a confidence of 0.9 is right 90% of the time.")
-    st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels.")
+    st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels. "
+               f"Confidence calibrated on {metrics.get('calibrated_on', 'held-out examples')}; until "
+               f"{local.MIN_CALIBRATION} operator labels exist, a ticket is only confident when the built-in examples "
+               "and the category's description agree.")
+    learning = metrics.get("learning_curve")
+    if learning and learning.get("points"):
+        import plotly.graph_objects as go
+
+        pts = learning["points"]
+        x = [p["per_category"] for p in pts]
+        fig = go.Figure()
+        for key, name in (("accuracy", "Accuracy"), ("ece", "Calibration error (ECE)")):
+            fig.add_scatter(x=x, y=[p[key] for p in pts], name=name, mode="lines+markers",
+                            error_y={"type": "data", "symmetric": False,
+                                     "array": [p[f"{key}_high"] - p[key] for p in pts],
+                                     "arrayminus": [p[key] - p[f"{key}_low"] for p in pts]})
+        fig.update_layout(title="Learning curve: what more operator labels buy", height=320,
+                          xaxis_title="operator labels per category", yaxis_title="on held-out operator labels",
+                          yaxis_range=[0, 1], margin={"t": 40, "b": 40})
+        st.plotly_chart(fig, key="learning_curve")
+        st.caption(f"Measured when it last trained, on the {learning['labels']} operator-labelled tickets: each of "
+                   f"{learning['draws']} draws scores {learning['scored']} of them (the bars: lowest and highest draw) "
+                   "with a model trained on the built-in examples plus n labels per category from the rest. "
+                   "0 is the zero-shot model on your own tickets.")
+        st.dataframe(pd.DataFrame([{"labels per category": p["per_category"], "accuracy": round(p["accuracy"], 3),
+                                    "ECE": round(p["ece"], 3)} for p in pts]), hide_index=True)
+    else:
+        st.caption(f"The learning curve (accuracy against the number of operator labels) appears once "
+                   f"{local.CURVE_MIN_LABELS} tickets carry operator labels.")
 else:
     st.caption("Not trained yet: it builds itself from the taxonomy the first time it classifies.")
 if st.button("Retrain now", key="retrain"):
     from triage.local.embedder import shared
 
     with st.spinner("Training on the labels in the database..."):
-        local.retrain(db, taxonomy, shared())
+        local.retrain(db, taxonomy, shared(), actor=actor)
     st.rerun()
 cfg = local.tier0_config(db)
 with st.form("tier0"):
@@ -81,7 +116,7 @@ with st.form("tier0"):
                        0.01)
     answer_at = c2.slider("And only for tickets it is at least this sure of", 0.5, 1.0, float(cfg["threshold"]), 0.01)
     if st.form_submit_button("Save local tier") and need_operator():
-        local.save_tier0_config(db, operator=state.operator(), enabled=enabled, target_accuracy=target,
+        local.save_tier0_config(db, actor=actor, enabled=enabled, target_accuracy=target,
                                 threshold=answer_at)
         st.rerun()
 if metrics and cfg["enabled"]:
@@ -104,7 +139,19 @@ st.subheader("Export")
 st.caption("Every ticket with its current label, who set it, and what its model calls cost.")
 fmt = st.radio("Format", ["CSV", "JSONL"], horizontal=True, key="export_format")
 if st.button("Prepare export", key="prepare_export"):
-    st.session_state["export_data"] = exporting.export_tickets(db, fmt.lower())
+    st.session_state["export_data"] = export.export_tickets(db, fmt.lower(), actor=actor)
 if "export_data" in st.session_state:
     data, name = st.session_state["export_data"]
     st.download_button(f"Download {name}", data, file_name=name, key="download_export")
+
+st.subheader("Audit trail")
+st.caption("Who started runs, asked for escalations, changed settings, exported, imported labels or retrained, and "
+           "when (UTC), newest first. Corrections are in each ticket's history.")
+events = audit.recent(db, actor=actor, limit=50)
+if events:
+    st.dataframe(pd.DataFrame([{**e, "role": e["role"] or "—",
+                                "detail": audit.describe(dict(e["detail"]))}
+                               for e in events]), hide_index=True, key="audit_table",
+                 column_config={"at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss")})
+else:
+    st.caption("Nothing recorded yet.")

@@ -1,6 +1,7 @@
 """Alembic environment: uses a connection handed over by db.migrate, or opens one from the URL."""
 
 from alembic import context
+from sqlalchemy import Connection
 
 from db.engine import make_engine
 from db.models import Base
@@ -16,7 +17,7 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

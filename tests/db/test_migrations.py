@@ -43,5 +43,11 @@ def test_rollup_migration_backfills_existing_calls(tmp_path):
     with db.engine.connect() as conn:
         row = conn.execute(sql("SELECT day, model, tier, calls, input_tokens, cache_tokens, cost_pico "
                                "FROM spend_daily")).one()
+        # the calls themselves survive every migration (0004 rebuilds `tickets` on SQLite: with foreign keys
+        # on, that used to cascade-delete them)
+        assert conn.execute(sql("SELECT count(*) FROM model_calls")).scalar() == 2
+        assert tuple(conn.execute(sql("SELECT day, tickets, tier1_tickets FROM routing_daily")).one()) == \
+            ("2026-11-01", 1, 1)
+        assert conn.execute(sql("PRAGMA foreign_keys")).scalar() == 1
     assert tuple(row) == ("2026-11-01", "m", 1, 2, 20, 6, 12)
     db.dispose()

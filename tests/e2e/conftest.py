@@ -1,6 +1,9 @@
 """Real-browser tests: `streamlit run` on a free port, a temporary database, the fake Anthropic server, and
-Playwright driving Debian's Chromium. Skipped (with the reason) where Chromium or Playwright is missing."""
+Playwright driving Debian's Chromium. Where Chromium or Playwright is missing they skip with the reason, or fail
+under CI=true (tests/services.py). TRIAGE_TEST_CHROMIUM names the browser binary (default: chromium on PATH); set
+it to "" to run the suite as if there were none."""
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -13,10 +16,34 @@ from pathlib import Path
 import pytest
 
 from tests.fake_anthropic import FakeAnthropic
+from tests.services import service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+for _module in ("playwright", "pytest_playwright"):  # without them the test modules cannot even be imported
+    if importlib.util.find_spec(_module) is None:
+        service_missing(f"{_module} is not installed (bash scripts/setup installs the dev extras)", module_level=True)
+
+
+def _find_chromium() -> tuple[str | None, str]:
+    """The Chromium binary, and why there is none."""
+    override = os.environ.get("TRIAGE_TEST_CHROMIUM")
+    if override is not None:
+        return (shutil.which(override) if override else None,
+                f"TRIAGE_TEST_CHROMIUM={override!r} is not an executable")
+    return (shutil.which("chromium") or shutil.which("chromium-browser"),
+            "no chromium on PATH (scripts/test-services installs Debian's package as root)")
+
+
+CHROMIUM, NO_CHROMIUM = _find_chromium()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chromium_is_here() -> None:
+    """Session-scoped and autouse, so it runs before pytest-playwright launches the session `browser`."""
+    if not CHROMIUM:
+        service_missing(NO_CHROMIUM)
 
 
 def _free_port() -> int:

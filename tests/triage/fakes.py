@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from triage.pricing import Usage
-from triage.providers import base
-from triage.providers.base import CallResult
+from triage import domain as base
+from triage.domain import CallResult, Usage
 
 
 class ScriptedProvider:

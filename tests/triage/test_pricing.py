@@ -3,7 +3,9 @@ from decimal import Decimal
 
 import pytest
 
-from triage.pricing import PriceTable, PricingError, Usage, from_pico, to_pico
+from triage.domain import Usage, from_pico, to_pico
+from triage.errors import UnknownModel
+from triage.pricing import PriceTable
 
 P = PriceTable.default()
 DAY = date(2026, 11, 23)
@@ -39,9 +41,9 @@ def test_price_entries_are_dated():
     u = Usage(cache_read_tokens=1_000_000)
     assert P.cost("claude-sonnet-5-5", u, date(2026, 10, 1)) == Decimal("0.20")
     assert P.cost("claude-sonnet-5-5", u, date(2026, 10, 7)) == Decimal("0.10")
-    with pytest.raises(PricingError, match="on 2026-01-01"):
+    with pytest.raises(UnknownModel, match="on 2026-01-01"):
         P.cost("claude-sonnet-5-5", u, date(2026, 1, 1))
-    with pytest.raises(PricingError, match="no price for model"):
+    with pytest.raises(UnknownModel, match="no price for model"):
         P.cost("gpt-nothing", u, DAY)
 
 

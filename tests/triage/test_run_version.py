@@ -3,6 +3,7 @@
 import asyncio
 
 from db import queue
+from tests.actors import LEAD, op
 from tests.triage.fakes import ScriptedProvider
 from triage import review, runs, services, taxonomy
 from triage.router import Router
@@ -16,7 +17,7 @@ def router() -> Router:
 
 
 def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_with_the_run(db):
-    imp = runs.start_run(db, [(None, "refund me"), (None, "app crashes"), (None, "dark mode")], source="t")
+    imp = runs.start_run(db, [(None, "refund me"), (None, "app crashes"), (None, "dark mode")], source="t", actor=LEAD)
     shown = imp.ticket_ids[:2]
     queued = runs.run_version(db, imp.run_id, shown)
     assert queued.waiting and queued.progress.states == {"pending": 3}
@@ -34,21 +35,22 @@ def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_w
     assert done.progress.states == {"classified": 3}
     assert runs.run_version(db, imp.run_id, shown) == done  # nothing changed: the next poll redraws nothing
 
-    runs.request_escalation(db, [shown[0]])  # asked from the tab: poll until Sonnet answered
+    runs.request_escalation(db, [shown[0]], actor=LEAD)  # asked from the tab: poll until Sonnet answered
     asked = runs.run_version(db, imp.run_id, shown)
     assert asked.shown != done.shown and asked.waiting
     asyncio.run(services.process_queue(db, router(), run_id=imp.run_id))
     answered = runs.run_version(db, imp.run_id, shown)
     assert answered.shown != asked.shown and not answered.waiting
 
-    version = review.detail(db, shown[1]).ticket.version  # an operator's correction elsewhere shows on the card
-    review.correct(db, shown[1], "technical", operator="lead", expected_version=version, taxonomy=TAX)
+    # an operator's correction elsewhere shows on the card
+    version = review.detail(db, shown[1], actor=LEAD).ticket.version
+    review.correct(db, shown[1], "technical", actor=op("lead"), expected_version=version, taxonomy=TAX)
     corrected = runs.run_version(db, imp.run_id, shown)
     assert corrected.shown != answered.shown and not corrected.waiting
 
 
 def test_a_stopped_run_is_not_waited_on_and_an_unknown_run_has_no_version(db):
-    imp = runs.start_run(db, [(None, "refund me")], source="t")
+    imp = runs.start_run(db, [(None, "refund me")], source="t", actor=LEAD)
     with db.transaction() as s:
         queue.stop_running_runs(s, "the API key was rejected")
     stopped = runs.run_version(db, imp.run_id, imp.ticket_ids)

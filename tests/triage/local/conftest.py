@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,3 +19,14 @@ def samples(embedder):
     rows = load_samples()
     X = embedder.embed([r["text"] for r in rows])
     return rows, X, np.array([r["label"] for r in rows])
+
+
+DIFFERENT_STYLE = Path(__file__).resolve().parents[3] / "bench" / "data" / "different_style.jsonl"
+
+
+@pytest.fixture(scope="session")
+def different_style(embedder):
+    """300 banking/e-commerce messages by a second author (bench/data/README.md); never trained on."""
+    rows = [json.loads(line) for line in DIFFERENT_STYLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return (embedder.embed([r["text"] for r in rows]), np.array([r["label"] for r in rows]),
+            np.array([r["style"] for r in rows]))

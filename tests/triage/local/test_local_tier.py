@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket, TicketVector
+from tests.actors import LEAD, op
 from triage import runs, services, taxonomy
+from triage.local import curve
 from triage.local import head as H
-from triage.local import service as local
+from triage.local import tier as local
 from triage.local.embedder import DIM
 from triage.taxonomy import Taxonomy
 
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 TAX = taxonomy.default()
 # the same four intents under other names, so no built-in examples apply: descriptions only
 RENAMED = {"billing": "payments", "technical": "bugs", "product_feedback": "ideas", "account": "access"}
+SAMPLE_AUTHOR_VOICES = {"plain", "short", "other languages", "specific"}  # see triage/local/examples.py
 EDITED = Taxonomy.from_pairs([(RENAMED[c.name], c.description) for c in TAX.categories])
 
 
@@ -62,11 +65,74 @@ def test_zero_shot_accuracy_and_calibration_on_the_sample_set(embedder, samples)
     rows, X, y = samples
     head = local.train_head(embedder, TAX, [])
     pred, conf = head.predict(X)
-    accuracy = np.mean(np.array(pred) == y)
-    assert accuracy >= 0.8, accuracy  # measured 0.84 (README); the built-in examples are not in this set
-    ece = H.expected_calibration_error(conf, np.array(pred) == y)
-    uncalibrated = H.expected_calibration_error(H.softmax(head.logits(X)).max(axis=1), np.array(pred) == y)
-    assert ece < 0.12 and ece < uncalibrated
+    correct = np.array(pred) == y
+    assert correct.mean() >= 0.83, correct.mean()  # measured 0.841 (README); the built-in examples are not in it
+    assert H.expected_calibration_error(conf, correct) < 0.085  # measured 0.074
+    assert conf.mean() < correct.mean()  # on its own author's text the zero-shot rule errs on the side of doubt
+
+
+def _voices(embedder, names: set[str]) -> local.Seeds:
+    seeds = local.seeds_for(embedder, TAX)
+    keep = [i for i, g in enumerate(seeds.groups) if g == H.DESCRIPTION or g in names]
+    return local.Seeds(seeds.X[keep], [seeds.labels[i] for i in keep], [seeds.groups[i] for i in keep], seeds.desc)
+
+
+def _previous_design(seeds: local.Seeds) -> H.Head:
+    """The example-trained head alone, calibrated on a random split of its examples (before issue 10)."""
+    n = len(seeds.labels)
+    return H.fit(seeds.X, seeds.labels, np.ones(n, np.float32), TAX.names, np.zeros(n, bool))
+
+
+def _score(head: H.Head, X: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    pred, conf = head.predict(X)
+    correct = np.array(pred) == y
+    return float(correct.mean()), H.expected_calibration_error(conf, correct), float(conf.mean())
+
+
+def test_zero_shot_confidence_is_honest_on_text_unlike_its_examples(embedder, different_style):
+    """Examples from the sample set's author only, scored on the second author's banking/e-commerce set."""
+    X, y, style = different_style
+    other_author = _voices(embedder, SAMPLE_AUTHOR_VOICES)
+    ours, before = local.build_head(other_author, TAX, []), _previous_design(other_author)
+    acc, ece, _ = _score(ours, X, y)
+    assert acc >= 0.81 and ece < 0.04, (acc, ece)  # measured 0.817, 0.029 (previous design: 0.810, 0.081)
+    queries = style == "query"  # the hardest part: indirect questions that never name the category
+    acc, ece, _ = _score(ours, X[queries], y[queries])
+    old_acc, old_ece, _ = _score(before, X[queries], y[queries])
+    assert acc >= 0.72 and ece < 0.07 and old_ece > 2 * ece, (acc, ece, old_ece)  # 0.73, 0.062 vs 0.146
+    every_voice = local.build_head(local.seeds_for(embedder, TAX), TAX, [])
+    acc, ece, _ = _score(every_voice, X, y)
+    assert acc >= 0.88 and ece < 0.09, (acc, ece)  # 0.893, 0.081: flattered, this author wrote 4 of the voices
+
+
+def test_confidence_is_lower_on_text_unlike_the_examples(embedder, different_style):
+    X, y, style = different_style
+    head = local.train_head(embedder, TAX, [])
+    queries = style == "query"
+    q_acc, _, q_conf = _score(head, X[queries], y[queries])
+    m_acc, _, m_conf = _score(head, X[~queries], y[~queries])
+    assert q_acc < m_acc and q_conf < m_conf - 0.03, (q_conf, m_conf)  # 0.78 vs 0.83: it knows which is harder
+    off_topic = embedder.embed(["what time does the match start tonight", "lorem ipsum dolor sit amet",
+                                "asdf qwerty", "My cat likes to sleep on the sofa", "Recipe for banana bread?",
+                                "The weather in Lisbon is lovely"])
+    ours = head.predict(off_topic)[1]
+    before = _previous_design(local.seeds_for(embedder, TAX)).predict(off_topic)[1]
+    assert ours.max() < 0.8 and ours.mean() < 0.6 and before.max() > 0.95, (ours, before)  # measured 0.58 vs 0.97
+
+
+def test_more_labels_lift_accuracy_on_the_held_out_part(embedder, different_style):
+    X, y, _ = different_style
+    seeds = _voices(embedder, SAMPLE_AUTHOR_VOICES)
+
+    def build(Xl, labels):
+        return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
+
+    result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
+    acc = {p["per_category"]: p["accuracy"] for p in result["points"]}
+    assert result["scored"] == 100 and [p["draws"] for p in result["points"]] == [3, 3, 3]
+    assert acc[0] < acc[8] < acc[32] and acc[32] >= acc[0] + 0.06, acc  # measured 0.843, 0.867, 0.920
+    assert all(p["accuracy_low"] <= p["accuracy"] <= p["accuracy_high"] for p in result["points"])
+    assert result["points"][-1]["ece"] < 0.07  # measured 0.052
 
 
 def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(embedder, samples):
@@ -77,11 +143,12 @@ def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(embedder
     test_idx = np.setdiff1d(np.arange(len(y2)), train_idx)
     zero = local.train_head(embedder, EDITED, [])
     zero_acc = np.mean(np.array(zero.predict(X[test_idx])[0]) == y2[test_idx])
-    assert zero_acc >= 0.6, zero_acc  # descriptions alone, measured ~0.70
+    assert zero_acc >= 0.74, zero_acc  # descriptions alone, measured 0.754
     learned = local.train_head(embedder, EDITED, [(X[i], y2[i], "operator") for i in train_idx])
     learned_acc = np.mean(np.array(learned.predict(X[test_idx])[0]) == y2[test_idx])
-    assert learned_acc >= zero_acc + 0.05, (zero_acc, learned_acc)  # measured 0.70 -> 0.82
-    assert learned.metrics["human_n"] == 128 and 0 <= learned.metrics["human_ece"] < 0.2
+    assert learned_acc >= zero_acc + 0.07, (zero_acc, learned_acc)  # measured 0.754 -> 0.840
+    assert learned.metrics["human_n"] == 128 and 0 <= learned.metrics["human_ece"] < 0.08  # measured 0.057
+    assert learned.metrics["calibrated_on"] == "operator labels"
 
 
 def test_temperature_scaling_fixes_overconfidence():
@@ -116,7 +183,8 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, mon
 
     monkeypatch.setattr(embedder, "embed", counting)
     imp = runs.start_run(db, [(None, "I was charged twice for my plan, refund please"),
-                                  (None, "asdf qwerty"), (None, "The export button crashes the app")], source="t")
+                                  (None, "asdf qwerty"), (None, "The export button crashes the app")], source="t",
+                         actor=LEAD)
     n = services.classify_locally(db, run_id=imp.run_id)
     assert n == 3
     seeds = len(local.seed_examples(TAX)[0])
@@ -130,26 +198,28 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, mon
         c = s.scalars(select(ModelCall)).first()
         assert (c.tier, c.model, c.cost_pico) == (0, "local-minilm", 0)
     before = calls["n"]
-    local.retrain(db, TAX, embedder)
-    assert calls["n"] - before == seeds  # retraining re-embeds nothing stored
+    local.retrain(db, TAX, embedder, actor=LEAD)
+    assert calls["n"] == before  # retraining re-embeds nothing stored (seeds are embedded once per process)
 
 
 def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, samples):
     from triage import review
 
     rows, X, y = samples
-    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t")
+    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t", actor=LEAD)
     services.classify_locally(db, run_id=imp.run_id)
     head = local.current_head(db, TAX, embedder)
     assert local.tier0_active(db, head.metrics) == (False, "off")
-    local.save_tier0_config(db, operator="lead", enabled=True, target_accuracy=0.8, min_labels=30)
+    local.save_tier0_config(db, actor=LEAD, enabled=True, target_accuracy=0.8, min_labels=30)
     assert "waiting for 30 operator labels" in local.tier0_active(db, head.metrics)[1]
     with db.read() as s:
         tickets = {t.id: t for t in s.scalars(select(Ticket))}
     for tid, r in zip(imp.ticket_ids[:60], rows[:60], strict=True):
-        review.correct(db, tid, r["label"], operator="lead", expected_version=tickets[tid].version, taxonomy=TAX)
+        review.correct(db, tid, r["label"], actor=op("lead"), expected_version=tickets[tid].version, taxonomy=TAX)
     head = local.maybe_retrain(db, TAX, embedder, every=50)
     assert head is not None and head.metrics["labels"]["operator"] == 60 and head.metrics["human_n"] == 60
+    learning = local.stored_metrics(db)["learning_curve"]  # measured once, at training time, on operator labels
+    assert learning["labels"] == 60 and learning["points"][0]["per_category"] == 0
     active, why = local.tier0_active(db, head.metrics)
     assert active == (head.metrics["human_accuracy"] >= 0.8) and "operator labels" in why
     assert local.maybe_retrain(db, TAX, embedder, every=50) is None  # nothing new since

@@ -1,31 +1,17 @@
-"""`triage ...`: classify, escalate, retry, worker, spend, runs, train, eval, demo, db.
-
-Usable from a shell script or a cron job. The commands themselves live in triage.commands and
-triage.commands_local; this module is the argument parser and the error handling around them.
-"""
+"""The argument parser of `triage`: every command, flag and its help."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 
-from triage import ingest, services
-from triage.commands import (
-    EXIT_INPUT,
-    EXIT_KEY,
-    cmd_classify,
-    cmd_collect,
-    cmd_db,
-    cmd_escalate,
-    cmd_retry,
-    cmd_runs,
-    cmd_spend,
-    cmd_worker,
-)
-from triage.commands_local import cmd_demo, cmd_eval, cmd_train
-from triage.router import MODES
-from triage.taxonomy import TaxonomyError
+from triage import ingest
+from triage.cli.admin import cmd_db, cmd_demo, cmd_train
+from triage.cli.labels import cmd_label
+from triage.cli.quality import cmd_quality
+from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
+from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
+from triage.domain import MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "ANTHROPIC_BASE_URL and TRIAGE_DATABASE_URL (default sqlite:///data/triage.db).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sp, concurrency=True):
-        sp.add_argument("--operator", default="cli", help="name recorded as who started the run")
+    def common(sp: argparse.ArgumentParser, concurrency: bool = True) -> None:
+        sp.add_argument("--operator", help="name recorded as who started the run (default cli:<your OS user>); the "
+                        "command line always acts as the local administrator (a lead)")
         sp.add_argument("--threshold", type=float, help="escalate when tier-1 confidence is under this (default 0.7)")
         if concurrency:
             sp.add_argument("--concurrency", type=int, help="parallel API requests (default 8)")
@@ -70,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("collect", help="record finished Message Batches and escalate their unsure tickets")
     co.add_argument("--poll", type=float, default=30.0, help="seconds between status checks")
+    co.add_argument("--no-wait", action="store_true", help="check once and return; batches still running wait")
     common(co)
     co.set_defaults(func=cmd_collect)
 
@@ -90,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_spend)
 
     t = sub.add_parser("train", help="retrain the local model on the labels in the database")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print the new model's metrics as one JSON object")
     t.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="score a tier on a labelled file (the working database is not changed)",
@@ -106,37 +94,40 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="one JSON object: n, accuracy, macro_f1, ece, coverage, ...")
     ev.set_defaults(func=cmd_eval)
 
+    lb = sub.add_parser("label", help="import labelled tickets (e.g. a helpdesk export) as operator labels",
+                        description="Read CSV/JSON/JSONL with a text and a label column. A row matches a ticket by "
+                        "id, else by its exact (whitespace-normalised) text; a row that matches nothing becomes a new "
+                        "ticket with the label (no API call, no cost). Labels outside the taxonomy and rows without "
+                        "text are reported, never guessed, and not written. Every label is audited (source import, "
+                        "the operator, the file); importing the same file again changes nothing. Afterwards the "
+                        "local model retrains and says what it learned.")
+    lb.add_argument("path", help="CSV, JSON or JSONL file")
+    lb.add_argument("--operator", required=True, help="who is importing: stamped on every label")
+    lb.add_argument("--text-column", help="column / field with the ticket text (default: guessed)")
+    lb.add_argument("--id-column", help="column / field with your ticket id (default: guessed; none: text only)")
+    lb.add_argument("--label-column", help="column / field with the category (default: label, category, ...)")
+    lb.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
+    lb.add_argument("--no-retrain", action="store_true", help="do not retrain the local model afterwards")
+    lb.add_argument("--json", action="store_true", help="print one JSON object")
+    lb.set_defaults(func=cmd_label)
+
+    qu = sub.add_parser("quality", help="how often each model is right against operator labels",
+                        description="Per model and tier: n, accuracy, macro-F1, expected calibration error and the "
+                        "confusion matrix, measured on operator-labelled tickets; plus the threshold what-if "
+                        "replayed on stored answers. The same figures as the dashboard's Quality page.")
+    qu.add_argument("--since", type=date.fromisoformat, help="only model answers from this day on, YYYY-MM-DD (UTC)")
+    qu.add_argument("--json", action="store_true", help="print one JSON object")
+    qu.set_defaults(func=cmd_quality)
+
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)
 
     rn = sub.add_parser("runs", help="recent runs: who started them, from where, and their tickets' states")
-    rn.add_argument("--limit", type=int, default=20)
-    rn.add_argument("--json", action="store_true")
+    rn.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default 20)")
+    rn.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
     rn.set_defaults(func=cmd_runs)
 
     d = sub.add_parser("db", help="database maintenance")
     d.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations up to the latest schema")
     d.set_defaults(func=cmd_db)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyError:
-        raise
-    except (ingest.IngestError, TaxonomyError, ValueError, LookupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except services.NoApiKey as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_KEY
-    except KeyboardInterrupt:
-        print("interrupted: unfinished tickets stay pending; run `triage worker --once` to finish them",
-              file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

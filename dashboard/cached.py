@@ -1,0 +1,33 @@
+"""Page data cached across reruns and sessions, keyed by a cheap data version: a click that changes nothing
+reads one version (a few rows) and no figures; new data changes the version, and the next run recomputes.
+
+The cache lives here, in the dashboard, because reruns are Streamlit's; the engine computes, uncached."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from db.engine import Database
+from triage import quality, reporting
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _spend_page(_db: Database, url: str, version: tuple, start: date, end: date, by: str, tier2_model: str,
+                today: date) -> reporting.SpendPage:
+    return reporting.spend_page(_db, start, end, by, tier2_model=tier2_model, today=today)
+
+
+def spend_page(db: Database, start: date, end: date, by: str, *, tier2_model: str,
+               today: date) -> reporting.SpendPage:
+    return _spend_page(db, db.url, reporting.data_version(db), start, end, by, tier2_model, today)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _quality(_db: Database, url: str, version: int, classes: tuple[str, ...]) -> quality.Quality:
+    return quality.measure(_db, classes=classes)
+
+
+def quality_measure(db: Database, classes: tuple[str, ...] = ()) -> quality.Quality:
+    return _quality(db, db.url, quality.data_version(db), classes)

@@ -1,0 +1,383 @@
+"""Every rollup-backed figure equals the same figure computed from the raw tables, on random histories.
+
+The reference is the raw-scan code the Spend page ran before the rollups (kept here verbatim, `old_*`), so a
+pass also means no figure changed meaning. Histories go through the real write paths (record_call,
+apply_outcome, corrections) with calls, retries, escalations, direct tier-2 calls later seen by tier 1,
+errors, batch calls, demo calls, operator labels, several calls per transaction, out-of-order times and times
+at the UTC day boundary given in other time zones. Seeded, so a failure names the history that broke."""
+
+from __future__ import annotations
+
+import calendar
+import random
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from sqlalchemy import case, func, or_, select
+
+from db import quality as dbquality
+from db import queue, reports, rollups
+from db import review as dbreview
+from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from tests.actors import LEAD
+from triage import demo, quality, reporting, taxonomy
+from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
+from triage.errors import UnknownModel
+from triage.local.head import expected_calibration_error
+from triage.pricing import PriceTable
+from triage.settings import Settings
+
+TAX = taxonomy.default()
+TIER2 = "claude-sonnet-5-5"
+MODELS = {0: ["local-minilm"], 1: ["claude-haiku-5-5", "claude-haiku-4-5"], 2: [TIER2]}
+FIRST_DAY = date(2026, 11, 27)
+ZONES = [UTC, UTC, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+
+
+# --- the old raw-scan figures (the code the Spend page ran before the rollups) ---------------------------------
+
+def old_routing_by_day(s, start, end):
+    day = reports._day(s).label("day")
+    q = select(
+        day,
+        func.count(func.distinct(case((ModelCall.tier == 1, ModelCall.ticket_id)))).label("tier1_tickets"),
+        func.count(func.distinct(case((ModelCall.tier == 2, ModelCall.ticket_id)))).label("tier2_tickets"),
+        func.count(func.distinct(ModelCall.ticket_id)).label("tickets"),
+        func.sum(ModelCall.cost_pico).label("cost_pico"),
+    ).group_by(day).order_by(day)
+    return [{"day": str(r.day), "tickets": r.tickets, "tier1_tickets": r.tier1_tickets,
+             "tier2_tickets": r.tier2_tickets, "cost_usd": from_pico(r.cost_pico)}
+            for r in s.execute(reports._day_bounds(q, start, end))]
+
+
+def old_routing(s, start, end):
+    rows = old_routing_by_day(s, start, end)
+    for r in rows:
+        r["escalation_rate"] = r["tier2_tickets"] / r["tier1_tickets"] if r["tier1_tickets"] else None
+        r["cost_per_ticket"] = r["cost_usd"] / r["tickets"] if r["tickets"] else None
+    return rows
+
+
+def old_total_cost_pico(s, start, end):
+    return int(s.scalar(reports._day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)), start, end)))
+
+
+def old_latencies(s, start, end):
+    q = select(ModelCall.model, ModelCall.latency_ms).where(
+        ModelCall.outcome != "error", or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != "batch"))
+    by_model: dict[str, list[int]] = {}
+    for model, ms in s.execute(reports._day_bounds(q, start, end)):
+        by_model.setdefault(model, []).append(ms)
+    return by_model
+
+
+def old_pct(values, q):
+    v = sorted(values)
+    k = (len(v) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def old_summary(s, start, end, today):
+    prices = PriceTable.default()
+    route = old_routing(s, start, end)
+    total = from_pico(old_total_cost_pico(s, start, end))
+    t = reports.tier1_tokens_and_direct_tier2_from_calls(s, start, end)
+    mtd = from_pico(old_total_cost_pico(s, today.replace(day=1), today))
+    last7 = from_pico(old_total_cost_pico(s, today - timedelta(days=6), today))
+    tickets = sum(r["tickets"] for r in route)
+    tier1 = sum(r["tier1_tickets"] for r in route)
+    tier2 = sum(r["tier2_tickets"] for r in route)
+    try:
+        alone = prices.cost(TIER2, Usage(t["input_tokens"], t["output_tokens"]), end) + \
+            from_pico(t["direct_tier2_pico"])
+    except UnknownModel:
+        alone = None
+    days_left = calendar.monthrange(today.year, today.month)[1] - today.day
+    return reporting.Summary(
+        spend=total, tickets=tickets, cost_per_ticket=total / tickets if tickets else None,
+        escalation_rate=tier2 / tier1 if tier1 else None, sonnet_alone=alone,
+        saving=(alone - total) if alone is not None and tickets else None,
+        month_to_date=mtd, month_projection=mtd + last7 / 7 * days_left)
+
+
+def old_demo_calls(s):
+    return int(s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.request_id.like("demo_%"))))
+
+
+def old_month_cumulative(s, today):
+    per_day: dict[str, Decimal] = {}
+    for r in reports.spend_by_day_from_calls(s, today.replace(day=1), today):
+        per_day[r["day"]] = per_day.get(r["day"], Decimal(0)) + from_pico(r["cost_pico"])
+    out, running, d = [], Decimal(0), today.replace(day=1)
+    while d <= today:
+        running += per_day.get(d.isoformat(), Decimal(0))
+        out.append({"day": d.isoformat(), "cumulative_usd": running})
+        d += timedelta(days=1)
+    return out
+
+
+def old_quality(rows: list[dict], bins: int = 10) -> quality.Quality:
+    """triage.quality.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
+    tickets: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        tickets.setdefault(r["ticket_id"], {})[r["tier"]] = r
+    per_tier, reliability = [], []
+    for tier in (0, 1, 2):
+        answers = [t[tier] for t in tickets.values() if tier in t and t[tier]["label"] is not None]
+        if not answers:
+            continue
+        conf = np.array([a["confidence"] or 0.0 for a in answers])
+        correct = np.array([a["label"] == a["truth"] for a in answers])
+        per_tier.append({"tier": tier, "name": quality.TIER_NAME[tier], "n": len(answers),
+                         "accuracy": float(correct.mean()), "ece": expected_calibration_error(conf, correct),
+                         "mean_confidence": float(conf.mean())})
+        edges = np.linspace(0, 1, bins + 1)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+            if m.any():
+                reliability.append({"tier": tier, "name": quality.TIER_NAME[tier], "bin_mid": float((lo + hi) / 2),
+                                    "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
+                                    "n": int(m.sum())})
+    both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
+    flipped = [t for t in both if t[1]["label"] != t[2]["label"]]
+    flips = {"escalated": len(both), "flipped": len(flipped),
+             "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
+             "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
+    return quality.Quality(len(tickets), per_tier, reliability, flips, old_whatif(tickets))
+
+
+def old_whatif(tickets):
+    haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
+    if not haiku:
+        return []
+    sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
+    avg_sonnet = sum(sonnet_costs) / len(sonnet_costs) if sonnet_costs else None
+    out = []
+    for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
+        escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
+        answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
+        right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
+                    for x in answered)
+        haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)  # (the crash fixed)
+        out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
+                    "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
+    return out
+
+
+# --- random histories ------------------------------------------------------------------------------------------
+
+def random_time(rnd: random.Random, first: date, days: int) -> datetime:
+    """A call time, often a microsecond either side of a UTC midnight, sometimes written in another zone."""
+    d = first + timedelta(days=rnd.randrange(days))
+    base = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    when = rnd.choice([base, base + timedelta(microseconds=1), base - timedelta(microseconds=1),
+                       base + timedelta(hours=rnd.uniform(0, 24)), base + timedelta(days=1, microseconds=-1)])
+    return when.astimezone(rnd.choice(ZONES))
+
+
+def random_latency(rnd: random.Random) -> int:
+    return rnd.choice([0, 1, 99, 100, 101, 999, 1000, 1999, 60_000, 2_000_000_000, rnd.randrange(5, 120),
+                       rnd.randrange(150, 3000), rnd.randrange(150, 3000), int(rnd.lognormvariate(6.5, 0.6))])
+
+
+def random_call(rnd: random.Random, tier: int, first: date, days: int, *, outcome: str | None = None) -> CallResult:
+    outcome = outcome or rnd.choice([OK, OK, OK, OK, ERROR, UNPARSED])
+    answered = outcome != ERROR
+    usage = Usage(rnd.randrange(0, 5000) if answered or rnd.random() < 0.2 else 0, rnd.randrange(0, 400),
+                  cache_read_tokens=rnd.choice([0, 0, 120]))
+    # any exact amount to the pico-dollar, including odd ones no price table would give
+    cost = from_pico(0 if tier == 0 else rnd.choice([rnd.randrange(1, 10**10), 1, 7 * 10**9 + 3]))
+    request_id = rnd.choice([None, f"req_{rnd.getrandbits(32):x}", f"demo_{rnd.getrandbits(32):x}"])
+    category = rnd.choice(TAX.names) if outcome == OK else None
+    return CallResult(tier, rnd.choice(MODELS[tier]), outcome, category=category,
+                      confidence=rnd.random() if answered else None, usage=usage, cost_usd=cost,
+                      latency_ms=random_latency(rnd), request_id=request_id, created_at=random_time(rnd, first, days),
+                      error="boom" if not answered else None)
+
+
+def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: date, days: int) -> list[int]:
+    with db.transaction() as s:
+        ids = queue.import_tickets(s, [(None, f"ticket {rnd.getrandbits(40)}") for _ in range(tickets)],
+                                   source="t", run_id=None).ticket_ids
+    for _ in range(events):
+        kind = rnd.choices(["call", "escalation", "direct", "retry", "batch", "correct", "burst"],
+                           [5, 3, 2, 2, 1, 2, 1])[0]
+        tid = rnd.choice(ids)
+        with db.transaction() as s:
+            if kind == "call":
+                queue.record_call(s, tid, None, random_call(rnd, rnd.choice([0, 1, 1, 2]), first, days))
+            elif kind == "escalation":  # tier 1 unsure, then tier 2, maybe on the next day
+                tier1 = random_call(rnd, 1, first, days, outcome=OK)
+                tier2 = random_call(rnd, 2, first, days, outcome=OK)
+                tier2.created_at = tier1.created_at + timedelta(seconds=rnd.choice([1, 3600, 86_400]))
+                calls = [tier1, tier2]
+                for c in calls:
+                    queue.record_call(s, tid, None, c)
+                queue.apply_outcome(s, tid, Outcome(status="escalated", tier=2, category="billing", confidence=0.9,
+                                                    escalated=True, calls=calls))
+            elif kind == "direct":  # Sonnet first (tier sonnet); tier 1 may see the ticket later
+                queue.record_call(s, tid, None, random_call(rnd, 2, first, days))
+            elif kind == "retry":  # an API error, then the retry succeeds, often another day
+                queue.record_call(s, tid, None, random_call(rnd, 1, first, days, outcome=ERROR))
+                queue.record_call(s, tid, None, random_call(rnd, 1, first, days, outcome=OK))
+            elif kind == "batch":
+                c = random_call(rnd, 1, first, days, outcome=OK)
+                c.usage = Usage(c.usage.input_tokens, c.usage.output_tokens, service_tier="batch")
+                queue.record_call(s, tid, None, c)
+            elif kind == "correct":
+                t = s.get(Ticket, tid)
+                dbreview.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
+            else:  # several tickets' calls in one transaction (the local tier and the demo write like this)
+                for other in rnd.sample(ids, min(3, len(ids))):
+                    queue.record_call(s, other, None, random_call(rnd, rnd.choice([0, 1, 2]), first, days))
+    return ids
+
+
+def rollup_tables(s) -> dict:
+    return {t.__tablename__: sorted(tuple(getattr(r, c.key) for c in t.__table__.columns)
+                                    for r in s.scalars(select(t)))
+            for t in (SpendDaily, RoutingDaily, LatencyDaily, LabelledAnswer)}
+
+
+def ranges(rnd: random.Random, first: date, days: int, n: int = 4) -> list[tuple[date, date]]:
+    out = [(first - timedelta(days=1), first + timedelta(days=days + 1))]
+    for _ in range(n):
+        a, b = sorted(first + timedelta(days=rnd.randrange(-1, days + 1)) for _ in range(2))
+        out.append((a, b))
+    return out
+
+
+def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: date, days: int) -> None:
+    with db.read() as s:
+        stored = rollup_tables(s)
+        # the tables themselves: exactly what the raw queries give
+        spend_keys = [c.key for c in SpendDaily.__table__.columns]
+        assert stored["spend_daily"] == sorted(tuple(r[k] for k in spend_keys)
+                                               for r in reports.spend_by_day_from_calls(s))
+        routing_keys = [c.key for c in RoutingDaily.__table__.columns]
+        assert [r for r in stored["routing_daily"] if r[1]] == sorted(
+            tuple(r[k] for k in routing_keys) for r in reports.routing_by_day_from_calls(s))
+        assert stored["latency_daily"] == sorted((r["day"], r["model"], r["bucket_ms"], r["calls"])
+                                                 for r in reports.latency_histogram_from_calls(s))
+        answer_keys = [c.key for c in LabelledAnswer.__table__.columns]
+        assert stored["labelled_answers"] == sorted(tuple(r[k] for k in answer_keys)
+                                                    for r in dbquality.labelled_answers_from_calls(s))
+        old = old_quality(dbquality.labelled_calls(s))
+        new = quality.measure(db)  # per tier and model now; tickets, flips and the what-if replay are per tier
+        assert new.n_tickets == old.n_tickets and new.flips == old.flips and new.whatif == old.whatif
+        assert reports.demo_calls(s) == old_demo_calls(s)
+        assert reports.demo_cost(s) == from_pico(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
+                                                          .where(ModelCall.request_id.like("demo_%"))))
+        assert rollups.calls_version(s)[0] == s.scalar(select(func.count()).select_from(ModelCall))
+        # the page's figures, range by range, against the old raw-scan code
+        for start, end in ranges(rnd, first, days):
+            today = end
+            new = reporting.spend_page(db, start, end, tier2_model=TIER2, today=today)
+            assert new.summary == old_summary(s, start, end, today), (start, end)
+            assert to_pico(new.summary.spend) == old_total_cost_pico(s, start, end)  # to the pico-dollar
+            assert [{k: r[k] for k in old} for r, old in zip(new.routing, old_routing(s, start, end),
+                                                            strict=True)] == old_routing(s, start, end)
+            assert new.month == old_month_cumulative(s, today)
+            assert new.demo_calls == old_demo_calls(s)
+            raw = old_latencies(s, start, end)
+            assert [r["model"] for r in new.latency] == sorted(raw)
+            for r in new.latency:
+                values = sorted(raw[r["model"]])
+                assert r["calls"] == len(values)
+                for q, key in ((0.5, "p50_ms"), (0.95, "p95_ms")):
+                    k = (len(values) - 1) * q
+                    near = (values[int(k)], values[min(int(k) + 1, len(values) - 1)])
+                    slack = max(rollups.bucket_width(v) - 1 for v in near)  # the stated resolution
+                    assert abs(r[key] - old_pct(values, q)) <= slack, (r, q, values)
+                    if slack == 0:
+                        assert r[key] == old_pct(values, q)
+    with db.transaction() as s:  # a rebuild from the calls gives the very same tables
+        reports.rebuild_rollups(s)
+    with db.read() as s:
+        assert rollup_tables(s) == stored
+
+
+def test_rollups_equal_the_raw_figures_on_random_histories(anydb):
+    """Histories pile up in one database: each check covers every history played so far."""
+    for seed in range(10 if anydb.dialect == "sqlite" else 6):
+        rnd = random.Random(seed)
+        days = rnd.choice([1, 2, 4, 7])
+        try:
+            play_history(anydb, rnd, tickets=rnd.choice([1, 3, 12]), events=40, first=FIRST_DAY, days=days)
+            assert_every_figure_matches_the_raw_tables(anydb, rnd, FIRST_DAY, days)
+        except AssertionError as exc:
+            exc.add_note(f"random history {seed}")
+            raise
+
+
+def test_rollups_include_the_demo_data_and_what_follows_it(anydb):
+    demo.fill(anydb, TAX, settings=Settings(), local=False, actor=LEAD)
+    with anydb.read() as s:
+        assert reports.demo_calls(s) > 100 and reports.demo_calls(s) == old_demo_calls(s)
+        first = rollups.as_utc(s.scalar(select(func.min(ModelCall.created_at)))).date()
+    rnd = random.Random(99)
+    play_history(anydb, rnd, tickets=5, events=20, first=first, days=31)
+    assert_every_figure_matches_the_raw_tables(anydb, rnd, first, 31)
+
+
+def test_a_direct_sonnet_call_stops_counting_as_direct_once_tier1_sees_the_ticket(anydb):
+    day1, day2 = datetime(2026, 11, 30, 23, 59, tzinfo=UTC), datetime(2026, 12, 1, 0, 1, tzinfo=UTC)
+    with anydb.transaction() as s:
+        tid = queue.import_tickets(s, [(None, "x")], source="t", run_id=None).ticket_ids[0]
+        queue.record_call(s, tid, None, CallResult(2, TIER2, OK, cost_usd=Decimal("0.01"), created_at=day1))
+    with anydb.read() as s:
+        assert reports.tier1_tokens_and_direct_tier2(s)["direct_tier2_pico"] == to_pico(Decimal("0.01"))
+    with anydb.transaction() as s:
+        queue.record_call(s, tid, None, CallResult(1, "claude-haiku-5-5", OK, usage=Usage(10, 2), created_at=day2))
+    with anydb.read() as s:
+        assert reports.tier1_tokens_and_direct_tier2(s) == {"input_tokens": 10, "output_tokens": 2,
+                                                            "direct_tier2_pico": 0}
+        assert [(r["day"], r["tickets"], r["tier1_tickets"], r["tier2_tickets"]) for r in reports.routing_by_day(s)] \
+            == [("2026-11-30", 1, 0, 1), ("2026-12-01", 1, 1, 0)]
+
+
+def test_call_times_in_other_zones_are_stored_and_counted_on_their_utc_day(anydb):
+    local = datetime(2026, 12, 1, 2, 0, tzinfo=timezone(timedelta(hours=5)))  # 21:00 UTC on 30 November
+    with anydb.transaction() as s:
+        tid = queue.import_tickets(s, [(None, "x")], source="t", run_id=None).ticket_ids[0]
+        queue.record_call(s, tid, None, CallResult(1, "claude-haiku-5-5", OK, latency_ms=640, created_at=local))
+    with anydb.read() as s:
+        assert [r["day"] for r in reports.spend_by_day_from_calls(s)] == ["2026-11-30"]
+        assert [r["day"] for r in reports.spend_by_day(s)] == ["2026-11-30"]
+        assert reports.latency_histogram(s) == [("claude-haiku-5-5", 640, 1)]
+
+
+def test_data_versions_move_with_the_data_they_stand_for(anydb):
+    from triage import quality
+
+    with anydb.transaction() as s:
+        a, b = queue.import_tickets(s, [(None, "a"), (None, "b")], source="t", run_id=None).ticket_ids
+    calls0, labels0 = reporting.data_version(anydb), quality.data_version(anydb)
+    with anydb.transaction() as s:
+        queue.record_call(s, a, None, CallResult(1, "claude-haiku-5-5", OK, category="billing"))
+    calls1 = reporting.data_version(anydb)
+    assert calls1 != calls0 and quality.data_version(anydb) == labels0  # nobody labelled `a`: Quality unchanged
+    with anydb.transaction() as s:
+        dbreview.correct(s, b, "account", operator="op", expected_version=s.get(Ticket, b).version)
+    labels1 = quality.data_version(anydb)
+    assert labels1 != labels0 and reporting.data_version(anydb) == calls1
+    with anydb.transaction() as s:  # a new answer on a labelled ticket changes what Quality measures
+        queue.record_call(s, b, None, CallResult(2, TIER2, OK, category="account"))
+    assert quality.data_version(anydb) != labels1 and reporting.data_version(anydb) != calls1
+
+
+def test_percentile_from_buckets_is_exact_below_100_ms_and_within_the_bucket_above():
+    assert rollups.latency_bucket(87) == 87 and rollups.latency_bucket(643) == 640
+    assert rollups.latency_bucket(1389) == 1300 and rollups.latency_bucket(2_000_000_000) == 2_000_000_000
+    assert [rollups.bucket_width(v) for v in (5, 99, 100, 999, 1000, 12_345)] == [1, 1, 10, 10, 100, 1000]
+    values = [12, 12, 40, 41, 97]
+    hist = sorted({rollups.latency_bucket(v): values.count(v) for v in values}.items())
+    assert reporting.percentile(hist, 0.5) == old_pct(values, 0.5) == 40
+    assert reporting.percentile(hist, 0.95) == pytest.approx(old_pct(values, 0.95))
+    assert reporting.percentile([(640, 1)], 0.5) == 644.5  # the middle of 640..649
+    assert reporting.percentile([], 0.5) == 0.0

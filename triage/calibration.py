@@ -1,0 +1,123 @@
+"""From what a model says to how often it is right: a per-model map fitted on operator labels.
+
+Claude's API has no logprobs; its confidence is what the model reports, and the Quality page shows it is not
+the chance of being right. We fit Platt scaling on the logit of the stated confidence,
+p = sigmoid(a * logit(c) + b), with a weak prior pulling (a, b) toward (1, 0), the identity:
+- two parameters are stable on the tens-to-hundreds of labels a team has (isotonic regression needs more, and
+  on Claude's clustered confidences (0.85, 0.9, 0.95) it degenerates into a few steps anyway);
+- the map is monotone, so ranking (and therefore which tickets escalate first) is kept;
+- the prior keeps a thin label set from swinging the map; with many labels the data dominate.
+A map is fitted only from MIN_LABELS labelled answers with at least MIN_EACH right and MIN_EACH wrong: below
+that the slope is mostly noise (at 50 labels an accuracy is only known to about +/- 7 points).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_LABELS = 50
+MIN_EACH = 5
+_EPS = 1e-4
+_PRIOR = 2.0  # strength of the pull toward the identity, in pseudo-labels
+
+
+@dataclass(frozen=True)
+class Calibration:
+    model: str
+    a: float
+    b: float
+    n: int  # labelled answers it was fitted on
+    ece_before: float
+    ece_after: float  # in-sample; the Quality page shows the out-of-sample figure
+
+    def apply(self, confidence: float | None) -> float | None:
+        if confidence is None:
+            return None
+        return _sigmoid(self.a * _logit(confidence) + self.b)
+
+    def describe(self, confidence: float) -> str:
+        value = self.apply(confidence) or 0.0
+        return f"says {confidence:.0%}, right about {value:.0%} at that level (fitted on {self.n} labels)"
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, _EPS), 1 - _EPS)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+
+
+def ece(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    if len(conf) == 0:
+        return 0.0
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        m = (conf >= lo) & ((conf < hi) if i < bins - 1 else (conf <= hi))
+        if m.any():
+            total += m.sum() / len(conf) * abs(conf[m].mean() - ok[m].mean())
+    return float(total)
+
+
+def enough(correct: Sequence[bool]) -> str | None:
+    """None when a map may be fitted; otherwise what is missing ("not enough labels yet: ...")."""
+    n, right = len(correct), int(sum(bool(c) for c in correct))
+    if n < MIN_LABELS:
+        return f"not enough labels yet: {n} of {MIN_LABELS} labelled answers"
+    if right < MIN_EACH or n - right < MIN_EACH:
+        return f"not enough labels yet: needs {MIN_EACH} right and {MIN_EACH} wrong answers (has {right} / {n - right})"
+    return None
+
+
+def fit(model: str, confidence: Sequence[float], correct: Sequence[bool], iterations: int = 200) -> Calibration | None:
+    """Platt scaling with a prior toward the identity (Newton steps on the penalised log-loss); None when there
+    are not enough labels (see `enough`)."""
+    if enough(correct) is not None:
+        return None
+    x = np.array([_logit(c) for c in confidence])
+    y = np.asarray(correct, dtype=float)
+    X = np.column_stack([x, np.ones_like(x)])
+    prior = np.array([1.0, 0.0])
+
+    def loss(w: np.ndarray) -> float:
+        z = X @ w
+        return float(np.sum(np.logaddexp(0, z) - y * z) + _PRIOR / 2 * np.sum((w - prior) ** 2))
+
+    w = prior.copy()  # start at the identity: a, b
+    for _ in range(iterations):
+        p = 0.5 * (1 + np.tanh(X @ w / 2))  # sigmoid without overflow
+        grad = X.T @ (p - y) + _PRIOR * (w - prior)
+        hess = (X * (p * (1 - p))[:, None]).T @ X + _PRIOR * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        t, current = 1.0, loss(w)
+        while loss(w - t * step) > current and t > 1e-6:  # damped Newton: never step uphill
+            t /= 2
+        w = w - t * step
+        if np.abs(t * step).max() < 1e-9:
+            break
+    cal = Calibration(model, float(w[0]), float(w[1]), len(y), ece(confidence, correct), 0.0)
+    after = [cal.apply(c) or 0.0 for c in confidence]
+    return Calibration(model, cal.a, cal.b, cal.n, cal.ece_before, ece(after, correct))
+
+
+def cross_validated_ece(confidence: Sequence[float], correct: Sequence[bool], folds: int = 5,
+                        seed: int = 0) -> float | None:
+    """ECE of the calibrated confidence on answers the map did not see (k-fold); None without enough labels."""
+    if enough(correct) is not None:
+        return None
+    idx = np.random.default_rng(seed).permutation(len(correct))
+    out = np.zeros(len(correct))
+    conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    for k in range(folds):
+        test = idx[k::folds]
+        train = np.setdiff1d(idx, test)
+        cal = fit("cv", conf[train].tolist(), ok[train].tolist())
+        out[test] = [(cal.apply(c) if cal else c) or 0.0 for c in conf[test]]
+    return ece(out.tolist(), ok.tolist())

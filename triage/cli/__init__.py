@@ -1,0 +1,39 @@
+"""`triage ...`: the command line. Usable from a shell script or a cron job.
+
+parser.py builds the argument parser; work.py holds the commands that work the queue (and may spend money),
+reports.py the ones that only read, admin.py the ones that maintain (train, demo, db). Every user-facing error
+is a `triage.errors.TriageError`: printed as one line, with its exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+
+from triage.cli.parser import build_parser
+from triage.errors import TriageError
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except TriageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: unfinished tickets stay pending; run `triage worker --once` to finish them",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line; TRIAGE_DEBUG=1 shows the traceback
+        logging.getLogger("triage").debug("unexpected error", exc_info=True)
+        if os.environ.get("TRIAGE_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (set TRIAGE_DEBUG=1 for the traceback; unfinished "
+              "tickets stay pending)", file=sys.stderr)
+        return 1

@@ -1,0 +1,78 @@
+"""What every command shares: settings from the environment and flags, the database, a progress bar, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from db.engine import Database
+from triage.access import Actor, cli_actor
+from triage.domain import FAILED, Outcome
+from triage.pipeline import RunReport
+from triage.settings import Settings, effective
+from triage.taxonomy import Taxonomy
+
+EXIT_OK, EXIT_INPUT, EXIT_KEY, EXIT_FAILED, EXIT_BUDGET = 0, 2, 3, 4, 5
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (only when stderr is a terminal, or forced)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = total, 0, enabled and total > 0
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, _ticket_id: int, outcome: Outcome) -> None:
+        self.done += 1
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if self.enabled:
+            width = 30
+            filled = int(width * self.done / self.total)
+            states = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}  {states} ")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def progress_bar(args: argparse.Namespace, total: int) -> ProgressBar:
+    return ProgressBar(total, getattr(args, "progress", False) or sys.stderr.isatty())
+
+
+def exit_code(report: RunReport) -> int:
+    if report.stopped:
+        print(f"stopped: {report.stopped}", file=sys.stderr)
+        return EXIT_BUDGET if report.stop_kind == "budget" else EXIT_KEY
+    return EXIT_FAILED if report.states.get(FAILED) else EXIT_OK
+
+
+def actor(args: argparse.Namespace) -> Actor:
+    """Who the command acts as: the local administrator (shell access to the database is full access anyway),
+    stamped `cli:<os user>` or the --operator name."""
+    return cli_actor(getattr(args, "operator", None))
+
+
+def open_db(settings: Settings) -> Database:
+    from db.migrate import open_database
+
+    return open_database(settings.database_url)
+
+
+def _apply_flags(s: Settings, args: argparse.Namespace) -> Settings:
+    if getattr(args, "threshold", None) is not None:
+        s.threshold = args.threshold
+    if getattr(args, "concurrency", None) is not None:
+        s.concurrency = args.concurrency
+    return s
+
+
+def env_settings(args: argparse.Namespace) -> Settings:
+    return _apply_flags(Settings.from_env(), args)
+
+
+def settings_in_force(db: Database, args: argparse.Namespace) -> tuple[Settings, Taxonomy]:
+    """Settings saved from the dashboard over the environment, and the command line over both."""
+    merged, taxonomy = effective(db, Settings.from_env())
+    return _apply_flags(merged, args), taxonomy

@@ -1,0 +1,70 @@
+"""The commands that only read: spend, runs, eval (eval may call the API, but never writes the database)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from decimal import Decimal
+
+from triage import reporting, runs, services
+from triage import taxonomy as taxonomy_mod
+from triage.cli.common import EXIT_OK, env_settings, open_db, settings_in_force
+from triage.domain import money_text
+
+
+def cmd_spend(args: argparse.Namespace) -> int:
+    db = open_db(env_settings(args))
+    rows = reporting.spend(db, args.since, args.until)
+    total = sum((r["cost_usd"] for r in rows), Decimal(0))
+    if args.json:
+        out = [{"day": r["day"], "model": r["model"], "tier": r["tier"], "calls": r["calls"],
+                "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
+                "cost_usd": money_text(r["cost_usd"])} for r in rows]
+        print(json.dumps({"rows": out, "total_usd": money_text(total)}))
+        return EXIT_OK
+    if not rows:
+        print("no model calls recorded yet")
+        return EXIT_OK
+    print(f"{'day':<10}  {'model':<22} {'tier':>4} {'calls':>7} {'in tok':>10} {'out tok':>9} {'cost USD':>12}")
+    for r in rows:
+        print(f"{r['day']:<10}  {r['model']:<22} {r['tier']:>4} {r['calls']:>7} {r['input_tokens']:>10} "
+              f"{r['output_tokens']:>9} {r['cost_usd']:>12.6f}")
+    print(f"{'total':<10}  {'':<22} {'':>4} {sum(r['calls'] for r in rows):>7} {'':>10} {'':>9} {total:>12.6f}")
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    rows = runs.recent_runs(open_db(env_settings(args)), args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return EXIT_OK
+    states = ("classified", "escalated", "needs_review", "failed", "pending")
+    print(f"{'run':>4}  {'started (UTC)':<16}  {'by':<12} {'status':<9} {'tickets':>7}  " +
+          "  ".join(f"{x[:9]:>9}" for x in states) + "  source")
+    for r in rows:
+        print(f"{r['run']:>4}  {r['started_at']:%Y-%m-%d %H:%M}  {r['started_by'][:12]:<12} {r['status']:<9} "
+              f"{r['tickets']:>7}  " + "  ".join(f"{r.get(x, 0):>9}" for x in states) + f"  {r['source']}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from triage import evaluation
+
+    settings = env_settings(args)
+    taxonomy = taxonomy_mod.load(settings.taxonomy_path)
+    db = None
+    if args.tier == "local" and args.use_db:
+        db = open_db(settings)
+        settings, taxonomy = settings_in_force(db, args)
+    gold = evaluation.read_gold(args.gold, taxonomy)
+    predicted: list[str | None]
+    conf: list[float | None]
+    if args.tier == "local":
+        labels, scores = evaluation.predict_local(gold, taxonomy, db)
+        predicted, conf = list(labels), list(scores)
+    else:
+        router = services.build_router(settings, taxonomy, mode=args.tier, threshold=settings.threshold)
+        predicted, conf = evaluation.predict_router(gold, router, settings.concurrency)
+    result = evaluation.score(gold.labels, predicted, conf, taxonomy.names)
+    print(json.dumps(result) if args.json else evaluation.format_report(result, args.tier))
+    return EXIT_OK

@@ -1,0 +1,185 @@
+"""The domain: what a ticket, a model call and a routing outcome are. Every layer may import this module; it
+imports nothing of ours, so the database layer can depend on it without depending on the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+UNKNOWN = "unknown"  # the label recorded when a model answers outside the taxonomy
+
+
+class TicketState(StrEnum):
+    """Where a ticket is. Every ticket is in exactly one of these; the values are what the database stores."""
+
+    PENDING = "pending"  # not processed yet (new, paused by the budget, or left by a stopped run)
+    CLASSIFIED = "classified"  # a confident tier-1 (or tier-0) label
+    ESCALATED = "escalated"  # tier 2 decided
+    NEEDS_REVIEW = "needs_review"  # low confidence, unknown label, unreadable answer or refusal
+    FAILED = "failed"  # the API failed after retries; the reason is stored and the ticket is retryable
+
+
+PENDING, CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED = (TicketState.PENDING, TicketState.CLASSIFIED,
+                                                        TicketState.ESCALATED, TicketState.NEEDS_REVIEW,
+                                                        TicketState.FAILED)
+STATES = tuple(TicketState)
+
+MODES = ("auto", "haiku", "sonnet")  # how a run routes: both tiers, or one model only
+
+
+class CallOutcome(StrEnum):
+    """What one model call produced."""
+
+    OK = "ok"  # a label from the taxonomy and a confidence
+    UNKNOWN_LABEL = "unknown_label"  # answered, but the label is outside the taxonomy
+    UNPARSED = "unparsed"  # answered, but no usable label could be read
+    REFUSAL = "refusal"  # stop_reason "refusal"
+    TRUNCATED = "max_tokens"  # stop_reason "max_tokens" and nothing usable
+    ERROR = "error"  # no answer: see error_kind
+
+
+OK, UNKNOWN_LABEL, UNPARSED, REFUSAL, TRUNCATED, ERROR = tuple(CallOutcome)
+
+
+class ErrorKind(StrEnum):
+    AUTH = "auth"  # 401/403: stop the run, do not retry
+    BAD_REQUEST = "bad_request"  # 400/404/413/422: recorded on the ticket with the API's message
+    TRANSIENT = "transient"  # 429/5xx/529/timeouts/connection, still failing after the retries
+
+
+AUTH, BAD_REQUEST, TRANSIENT = tuple(ErrorKind)
+
+# money: Decimal dollars in Python, integer pico-dollars in the database, so every sum is exact
+PICO = Decimal("1e12")
+
+
+def to_pico(amount: Decimal) -> int:
+    return int((amount * PICO).to_integral_value())
+
+
+def from_pico(pico: int | None) -> Decimal:
+    return Decimal(pico or 0) / PICO if pico else Decimal(0)
+
+
+def money_text(amount: Decimal) -> str:
+    """A dollar amount as a plain decimal for files and JSON: 0, 0.000364, 12.5 (never 0E-12 or 1E-7)."""
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the API's `usage` reports them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+    service_tier: str | None = None  # "standard" | "priority" | "batch"
+    inference_geo: str | None = None  # "us" costs more on the Claude API
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens + self.cache_read_tokens
+
+
+@dataclass
+class CallResult:
+    """One model call (API or local), answered or not, with its usage and exact cost."""
+
+    tier: int
+    model: str
+    outcome: str
+    category: str | None = None
+    confidence: float | None = None
+    reason: str = ""
+    problem: str | None = None
+    model_returned: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: int = 0
+    request_id: str | None = None
+    stop_reason: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    attempts: int = 1
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    vector: bytes | None = field(default=None, repr=False)  # the local tier's embedding, stored once
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome != ERROR
+
+    @property
+    def usable(self) -> bool:
+        """A label from the taxonomy that routing can trust (confidence may still be low)."""
+        return self.outcome == OK and self.category is not None
+
+
+@dataclass
+class Outcome:
+    """Where one ticket ended after a pass through the tiers, and every call it took."""
+
+    calls: list[CallResult] = field(default_factory=list)
+    status: TicketState = PENDING
+    category: str | None = None
+    confidence: float | None = None
+    tier: int | None = None
+    model: str | None = None
+    escalated: bool = False
+    reason: str | None = None  # why the ticket is failed, pending or needs review
+
+
+REVIEW_REASONS = ("low_confidence", "unknown", "failed", "disagreement")
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    """Which tickets the review queue shows. Plain data: db.review turns it into SQL."""
+
+    reasons: tuple[str, ...] = ()  # any of REVIEW_REASONS; empty = every ticket
+    threshold: float = 0.7  # what "low confidence" means
+    corrected: bool | None = None  # None = both
+    categories: tuple[str, ...] = ()
+    created_from: date | None = None
+    created_to: date | None = None
+    search: str = ""
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One ticket as the review table shows it."""
+
+    id: int
+    external_id: str | None
+    text: str
+    category: str | None
+    confidence: float | None
+    status: str
+    label_source: str | None
+    tier1_category: str | None
+    tier2_category: str | None
+    corrected: bool
+    version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket as the detail view shows it."""
+
+    id: int
+    external_id: str | None
+    text: str
+    source: str
+    status: str
+    status_reason: str | None
+    category: str | None
+    confidence: float | None
+    label_source: str | None
+    corrected: bool
+    version: int
