@@ -24,11 +24,6 @@ class WorkerStatus:
     last_error: str | None = None  # why the last pass stopped or failed, shown on the pages; None when fine
 
 
-def _exiting(exc: Exception) -> bool:
-    """The interpreter is exiting: threads may no longer be started (asyncio.to_thread says so this way)."""
-    return isinstance(exc, RuntimeError) and "after interpreter shutdown" in str(exc)
-
-
 class BackgroundWorker:
     def __init__(self, db: Database, settings: Settings | None = None, poll_seconds: float = 1.0,
                  pause_after_key_error: float = 30.0, batch_every: float = 60.0):
@@ -88,7 +83,7 @@ class BackgroundWorker:
             self.status.last_error = str(exc)
             return 5.0
         except Exception as exc:  # keep the worker alive; the error is shown on the page
-            if self._stop.is_set() or sys.is_finalizing() or _exiting(exc):  # the server stops mid-pass: say nothing
+            if self._stop.is_set() or sys.is_finalizing() or "interpreter shutdown" in str(exc):  # server stopping
                 return 0.0
             log.exception("background worker pass failed")
             self.status.last_error = f"{type(exc).__name__}: {exc}"

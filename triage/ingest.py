@@ -214,7 +214,7 @@ def parse_labelled(text: str, fmt: str, *, text_column: str | None = None, id_co
         except csv.Error as exc:
             raise IngestError(f"the CSV file is malformed: {exc}") from exc
     elif fmt in ("json", "jsonl"):
-        records = _load_records(text, fmt)
+        records = [r for _, r in _load_records(text, fmt)]
         if not all(isinstance(r, dict) for r in records):
             raise IngestError("each row of a labelled file must be an object with a text and a label field")
         columns = list(dict.fromkeys(k for r in records for k in r))

@@ -18,8 +18,9 @@ from sqlalchemy import create_engine, func, select, text
 
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
-from tests.db.conftest import PG_ADMIN_URL, _pg_available
+from tests.db.conftest import PG_ADMIN_URL, _pg_unavailable
 from tests.fake_anthropic import Error, FakeAnthropic, default_responder
+from tests.services import service_missing
 from triage.domain import Usage, to_pico
 from triage.pricing import PriceTable
 
@@ -29,9 +30,9 @@ N = 1000
 
 @pytest.fixture
 def pg_url():
-    reason = _pg_available()
+    reason = _pg_unavailable()
     if reason:
-        pytest.skip(reason)
+        service_missing(reason)
     name = f"triage_scale_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -5,7 +5,7 @@ import asyncio
 from db import queue
 from tests.actors import LEAD, op
 from tests.triage.fakes import ScriptedProvider
-from triage import review, runs, services, taxonomy
+from triage import pipeline, review, runs, taxonomy
 from triage.router import Router
 
 TAX = taxonomy.default()
@@ -29,7 +29,7 @@ def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_w
     with db.transaction() as s:
         queue.release_claims(s, "w:1")
 
-    asyncio.run(services.process_queue(db, router(), run_id=imp.run_id))
+    asyncio.run(pipeline.process_queue(db, router(), run_id=imp.run_id))
     done = runs.run_version(db, imp.run_id, shown)
     assert done.shown != queued.shown and not done.waiting
     assert done.progress.states == {"classified": 3}
@@ -38,7 +38,7 @@ def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_w
     runs.request_escalation(db, [shown[0]], actor=LEAD)  # asked from the tab: poll until Sonnet answered
     asked = runs.run_version(db, imp.run_id, shown)
     assert asked.shown != done.shown and asked.waiting
-    asyncio.run(services.process_queue(db, router(), run_id=imp.run_id))
+    asyncio.run(pipeline.process_queue(db, router(), run_id=imp.run_id))
     answered = runs.run_version(db, imp.run_id, shown)
     assert answered.shown != asked.shown and not answered.waiting
 
