@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from db import rollups
@@ -13,14 +13,42 @@ from db.models import LabelledAnswer, ModelCall, Ticket
 LIMIT = 50_000
 
 
-def labelled_answers(s: Session, limit: int = LIMIT) -> list[tuple[Any, ...]]:
-    """For tickets an operator labelled (corrected or confirmed): each tier's latest answer as (ticket_id, tier,
-    truth, label, confidence, cost_pico), newest tickets first (from the labelled_answers rollup, read in key
-    order: one row per answer, whatever the history holds)."""
-    q = (select(LabelledAnswer.ticket_id, LabelledAnswer.tier, LabelledAnswer.truth, LabelledAnswer.label,
-                LabelledAnswer.confidence, LabelledAnswer.cost_pico)
-         .order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier.desc()).limit(limit))
-    return list(s.connection().execute(q).all())
+def answer_stats(s: Session, edges: list[float], thresholds: list[float], limit: int = LIMIT) -> dict[str, Any]:
+    """What the Quality page shows, aggregated in SQL over the newest `limit` labelled answers (each labelled
+    ticket's latest answer per tier, from the labelled_answers rollup), so no answer row reaches Python:
+
+    - bins: (tier, reliability bin, calibration bin, answers, sum of confidence, right) of answers with a label;
+      reliability bins are [lo, hi) (the last [lo, 1]), calibration bins (lo, hi] (the first [0, hi]), -1 outside
+    - pairs: (first threshold above Haiku's confidence, has Sonnet answer, Haiku right, Sonnet right, both
+      labelled, labels differ, tickets, Haiku cost) of tier-1 answers with a label, next to the ticket's tier 2
+    - sonnet: (answers, cost) of tier-2 answers; tickets: labelled tickets with an answer.
+    Confidence is taken as 0 where a model gave none."""
+    w = (select(LabelledAnswer.ticket_id, LabelledAnswer.tier, LabelledAnswer.truth, LabelledAnswer.label,
+                func.coalesce(LabelledAnswer.confidence, 0.0).label("conf"), LabelledAnswer.cost_pico)
+         .order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier.desc()).limit(limit).cte("w"))
+    last = len(edges) - 2
+    reliability = case(*[(and_(w.c.conf >= lo, w.c.conf < hi if i < last else w.c.conf <= hi), i)
+                         for i, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False))], else_=-1)
+    calibration = case(*[(and_(w.c.conf > lo if i else w.c.conf >= lo, w.c.conf <= hi), i)
+                         for i, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False))], else_=-1)
+    right = case((w.c.label == w.c.truth, 1), else_=0)
+    bins = s.execute(select(w.c.tier, reliability, calibration, func.count(), func.sum(w.c.conf), func.sum(right))
+                     .where(w.c.label.is_not(None)).group_by(w.c.tier, reliability, calibration)).all()
+    h, t2 = w.alias("h"), w.alias("t2")
+    above = case(*[(h.c.conf < t, i) for i, t in enumerate(thresholds)], else_=len(thresholds))
+    has_sonnet = case((t2.c.ticket_id.is_not(None), 1), else_=0)
+    h_right = case((h.c.label == h.c.truth, 1), else_=0)
+    s_right = case((t2.c.label == h.c.truth, 1), else_=0)
+    both = case((and_(h.c.label != "", t2.c.label.is_not(None), t2.c.label != ""), 1), else_=0)
+    differ = case((h.c.label != t2.c.label, 1), else_=0)
+    keys = (above, has_sonnet, h_right, s_right, both, differ)
+    pairs = s.execute(select(*keys, func.count(), func.sum(h.c.cost_pico))
+                      .select_from(h.outerjoin(t2, and_(t2.c.ticket_id == h.c.ticket_id, t2.c.tier == 2)))
+                      .where(h.c.tier == 1, h.c.label.is_not(None)).group_by(*keys)).all()
+    sonnet = s.execute(select(func.count(), func.coalesce(func.sum(w.c.cost_pico), 0)).where(w.c.tier == 2)).one()
+    tickets = s.scalar(select(func.count(func.distinct(w.c.ticket_id))))
+    return {"bins": [tuple(r) for r in bins], "pairs": [tuple(r) for r in pairs], "sonnet": tuple(sonnet),
+            "tickets": int(tickets or 0)}
 
 
 def labelled_answers_from_calls(s: Session) -> list[dict[str, Any]]:
