@@ -179,6 +179,18 @@ class LabelledAnswer(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)  # stored in key order: the page reads it newest first
 
 
+class QualityTotal(Base):
+    """Every Quality figure's counts over all labelled answers, kept in step with labelled_answers (see
+    db.rollups.QUALITY_KEYS): a few hundred rows whatever the history, so the Quality page reads no answers."""
+
+    __tablename__ = "quality_totals"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    confidence_units: Mapped[int] = mapped_column(BigInteger, default=0)  # sum of confidence x 10^12
+    right: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class DataVersion(Base):
     """Counters bumped in the same transaction as the change they name ('labels': an operator label or a call
     on a labelled ticket), so a page can tell cheaply whether its cached figures are still current."""

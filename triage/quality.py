@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
 from db import quality as q
+from db import rollups
 from db.engine import Database
 from triage.domain import from_pico
 
@@ -31,15 +30,15 @@ def data_version(db: Database) -> int:
         return q.labels_version(s)
 
 
-THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # the what-if's escalation thresholds
+THRESHOLDS = rollups.THRESHOLDS  # the what-if's escalation thresholds
 
 
-def measure(db: Database, bins: int = 10) -> Quality:
-    """Measured on the newest labelled tickets' answers (up to db.quality.LIMIT answers), aggregated in SQL: the
-    page costs the same whether operators labelled a thousand tickets or a million."""
-    edges = [float(e) for e in np.linspace(0, 1, bins + 1)]
+def measure(db: Database) -> Quality:
+    """Measured on every labelled ticket's latest answer per tier, from counts kept as labels and calls arrive:
+    the page costs the same whether operators labelled a thousand tickets or a million."""
+    edges = rollups.QUALITY_EDGES
     with db.read() as s:
-        stats = q.answer_stats(s, edges, THRESHOLDS)
+        stats = q.quality_stats(s)
     if not stats["tickets"]:
         return Quality(0, [], [], {"escalated": 0, "flipped": 0, "sonnet_right": 0, "haiku_right": 0}, [])
     per_tier, reliability = [], []
@@ -49,7 +48,7 @@ def measure(db: Database, bins: int = 10) -> Quality:
         if not n:
             continue
         ece = 0.0
-        for b in range(bins):  # expected calibration error, as triage.local.head computes it
+        for b in range(len(edges) - 1):  # expected calibration error, as triage.local.head computes it
             group = [r for r in rows if r[2] == b]
             k = sum(r[3] for r in group)
             if k:

@@ -1,4 +1,4 @@
-"""page rollups: per-day routing and latency, answered and demo totals, labelled answers, data versions
+"""page rollups: per-day routing and latency, answered and demo totals, labelled answers and quality totals, data versions
 
 Revision ID: 0007
 Revises: 0006
@@ -49,6 +49,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('ticket_id', 'tier'),
     sqlite_with_rowid=False
     )
+    op.create_table('quality_totals',
+    sa.Column('key', sa.String(length=40), nullable=False),
+    sa.Column('n', sa.BigInteger(), nullable=False),
+    sa.Column('confidence_units', sa.BigInteger(), nullable=False),
+    sa.Column('right', sa.BigInteger(), nullable=False),
+    sa.Column('cost_pico', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('data_versions',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('version', sa.BigInteger(), nullable=False),
@@ -64,6 +72,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('data_versions')
+    op.drop_table('quality_totals')
     op.drop_table('labelled_answers')
     op.drop_table('latency_daily')
     op.drop_table('routing_daily')
