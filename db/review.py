@@ -56,8 +56,12 @@ def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | N
     return {tid: (category, tier) for tid, tier, category in rows}  # later rows win
 
 
-def review_count(s: Session, f: ReviewFilter) -> int:
-    return s.scalar(_where(select(func.count()).select_from(Ticket), f)) or 0
+def review_count(s: Session, f: ReviewFilter, cap: int | None = None) -> int:
+    """Tickets matching `f`, counted up to `cap` (a count of every match costs a scan of every ticket)."""
+    if cap is None:
+        return s.scalar(_where(select(func.count()).select_from(Ticket), f)) or 0
+    matches = _where(select(Ticket.id), f).limit(cap).subquery()
+    return s.scalar(select(func.count()).select_from(matches)) or 0
 
 
 def ticket(s: Session, ticket_id: int) -> TicketView | None:

@@ -158,3 +158,18 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
                                               "labelled_answers": 0}
     with anydb.read() as s:
         assert reports.spend_by_day(s) == daily
+
+
+def test_review_page_counts_matches_only_so_far_past_itself(anydb, monkeypatch):
+    """A count of every match scans every ticket on each filter change: pages count a bounded distance ahead,
+    exact when fewer match, and say "more" otherwise."""
+    from triage.domain import ReviewFilter
+
+    runs.start_run(anydb, [(None, f"ticket {i}") for i in range(120)], source="t")
+    monkeypatch.setattr(review, "COUNT_AHEAD", 30)
+    first = review.page(anydb, ReviewFilter(), 0, size=10)
+    assert (first.total, first.more, first.pages, len(first.rows)) == (30, True, 3, 10)
+    later = review.page(anydb, ReviewFilter(), 9, size=10)  # counting reaches the end: exact
+    assert (later.total, later.more, later.pages, len(later.rows)) == (120, False, 12, 10)
+    monkeypatch.setattr(review, "COUNT_AHEAD", 10_000)
+    assert (review.page(anydb, ReviewFilter(), 0).total, review.page(anydb, ReviewFilter(), 0).more) == (120, False)

@@ -1,4 +1,5 @@
-"""page rollups: per-day routing and latency, answered and demo totals, labelled answers and quality totals, data versions
+"""page rollups: per-day routing and latency, answered and demo totals, labelled answers and quality totals, data
+versions; an index for the worker's claim
 
 Revision ID: 0007
 Revises: 0006
@@ -62,6 +63,8 @@ def upgrade() -> None:
     sa.Column('version', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    # the worker's idle poll for pending tickets (ORDER BY id LIMIT) walked every ticket without it
+    op.create_index('ix_tickets_status_id', 'tickets', ['status', 'id'], unique=False)
     # build every rollup from the calls already recorded. This uses the application's rebuild, which writes
     # the rollup tables as the models define them: a later migration that changes these tables must run
     # before it or freeze a copy of it here.
@@ -71,6 +74,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_tickets_status_id', table_name='tickets')
     op.drop_table('data_versions')
     op.drop_table('quality_totals')
     op.drop_table('labelled_answers')
