@@ -251,8 +251,3 @@ def demo_calls(s: Session) -> int:
 
 def demo_cost(s: Session) -> Decimal:
     return from_pico(s.scalar(select(func.coalesce(func.sum(SpendDaily.demo_cost_pico), 0))))
-
-
-def demo_calls_from_calls(s: Session) -> int:
-    return int(s.scalar(select(func.count()).select_from(ModelCall)
-                        .where(ModelCall.request_id.like(f"{rollups.DEMO_REQUEST_PREFIX}%"))) or 0)
