@@ -173,3 +173,24 @@ def test_review_page_counts_matches_only_so_far_past_itself(anydb, monkeypatch):
     assert (later.total, later.more, later.pages, len(later.rows)) == (120, False, 12, 10)
     monkeypatch.setattr(review, "COUNT_AHEAD", 10_000)
     assert (review.page(anydb, ReviewFilter(), 0).total, review.page(anydb, ReviewFilter(), 0).more) == (120, False)
+
+
+def test_review_pages_keep_the_least_confident_first_order(anydb):
+    """Two index walks (no confidence, then by confidence) give exactly the one-sort order, page by page."""
+    from sqlalchemy import update
+
+    from db import review as dbreview
+    from triage.domain import ReviewFilter
+
+    imp = runs.start_run(anydb, [(None, f"ticket {i}") for i in range(57)], source="t")
+    with anydb.transaction() as s:
+        for i, tid in enumerate(imp.ticket_ids):  # a third without a confidence, ties among the rest
+            conf = None if i % 3 == 0 else round((i * 7 % 10) / 10, 1)
+            s.execute(update(Ticket).where(Ticket.id == tid).values(confidence=conf, status="classified"))
+    with anydb.read() as s:
+        everything = [r.id for r in s.execute(select(Ticket.id).order_by(Ticket.confidence.asc().nulls_first(),
+                                                                           Ticket.id))]
+        for size in (5, 19, 50):
+            pages = [dbreview.review_page(s, ReviewFilter(), p, size) for p in range(-(-57 // size) + 1)]
+            assert [r.id for page in pages for r in page] == everything, size
+            assert pages[-1] == []
