@@ -18,6 +18,7 @@ from pathlib import Path
 from db.migrate import open_database
 from tests.fake_anthropic import FakeAnthropic
 from triage import pipeline, runs, services, taxonomy
+from triage.access import cli_actor
 from triage.settings import Settings
 
 SAMPLES = ["I was charged twice for invoice {n}, please refund", "App crashes with error {n} on upload",
@@ -33,7 +34,7 @@ def run(fake: FakeAnthropic, items, concurrency: int) -> float:
         db = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=concurrency)
         router = services.build_router(settings, taxonomy.default())
-        imp = runs.start_run(db, items, source="bench")
+        imp = runs.start_run(db, items, source="bench", actor=cli_actor("bench"))
         started = time.perf_counter()
         report = services.run(router, pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=concurrency))
         elapsed = time.perf_counter() - started

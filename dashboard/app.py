@@ -1,30 +1,55 @@
-"""Triage dashboard entry point: `streamlit run dashboard/app.py`."""
+"""Triage dashboard entry point: `streamlit run dashboard/app.py` (or `bash scripts/dashboard`).
+
+The frame around every page decides who gets in (triage.access): with sign-in configured, a visitor who has not
+signed in sees only the sign-in screen and one on no access list only "no access"; the pages offered depend on
+the role. Without sign-in there is one local user, a lead; if the server then listens beyond this machine, every
+page says so.
+"""
 
 from pathlib import Path
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, ui
+from triage.access import Action
 
 HERE = Path(__file__).parent
 
+# (file, title, icon, what a role must be allowed to do to open it)
+PAGES = [
+    ("classify.py", "Classify", ":material/bolt:", Action.CLASSIFY),
+    ("review.py", "Review queue", ":material/rule:", Action.READ_TICKETS),
+    ("spend.py", "Spend & routing", ":material/monitoring:", Action.VIEW_REPORTS),
+    ("quality.py", "Quality", ":material/verified:", Action.VIEW_REPORTS),
+    ("settings.py", "Settings", ":material/tune:", Action.CONFIGURE),
+]
+
 st.set_page_config(page_title="Triage", page_icon=":material/inbox:", layout="wide")
+
+visitor = state.visitor()
+if visitor.local and not state.listens_locally():
+    ui.network_warning(st.get_option("server.port"))
+actor = visitor.actor
+if actor is None:  # only the sign-in screen or "no access": no data, no worker, no other page
+    def sign_in() -> None:
+        ui.door(visitor)
+
+    st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in")], position="hidden").run()
+    st.stop()
 
 state.database()
 worker = state.worker()
 
 with st.sidebar:
-    identity = state.logged_in_identity()
-    if identity:
-        st.caption(f"Signed in as **{identity}**")
-        if state.auth_configured():
-            st.button("Sign out", on_click=st.logout, key="sign_out")
-    elif state.auth_configured():
-        st.button("Sign in", on_click=st.login, key="sign_in", type="primary")
-        st.caption("Sign in to correct labels: corrections are stamped with your identity.")
-    else:
+    if visitor.local:
         st.text_input("Operator", key="operator_name", placeholder="your name",
                       help="Stamped on every correction you make in this session.")
+        st.caption(":material/person: Sign-in is off: you are the single local user, a **lead** (every page and "
+                   "action). " + ("The dashboard listens on this machine only." if state.listens_locally() else
+                                  "**The dashboard is open to the network.**"))
+    else:
+        st.caption(f"Signed in as **{ui.plain(actor.identity)}** · {actor.role.label}")
+        st.button("Sign out", on_click=st.logout, key="sign_out")
     if state.has_api_key():
         st.caption(":material/key: Claude API key configured")
     else:
@@ -33,11 +58,6 @@ with st.sidebar:
     if worker.status.last_error:
         st.caption(f":material/error: Worker: {worker.status.last_error}")
 
-pages = [
-    st.Page(HERE / "app_pages" / "classify.py", title="Classify", icon=":material/bolt:", default=True),
-    st.Page(HERE / "app_pages" / "review.py", title="Review queue", icon=":material/rule:"),
-    st.Page(HERE / "app_pages" / "spend.py", title="Spend & routing", icon=":material/monitoring:"),
-    st.Page(HERE / "app_pages" / "quality.py", title="Quality", icon=":material/verified:"),
-    st.Page(HERE / "app_pages" / "settings.py", title="Settings", icon=":material/tune:"),
-]
-st.navigation(pages).run()
+allowed = [(f, title, icon) for f, title, icon, action in PAGES if actor.may(action)]
+st.navigation([st.Page(HERE / "app_pages" / f, title=title, icon=icon, default=i == 0)
+               for i, (f, title, icon) in enumerate(allowed)]).run()

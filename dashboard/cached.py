@@ -25,9 +25,9 @@ def spend_page(db: Database, start: date, end: date, by: str, *, tier2_model: st
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _quality(_db: Database, url: str, version: int) -> quality.Quality:
-    return quality.measure(_db)
+def _quality(_db: Database, url: str, version: int, classes: tuple[str, ...]) -> quality.Quality:
+    return quality.measure(_db, classes=classes)
 
 
-def quality_measure(db: Database) -> quality.Quality:
-    return _quality(db, db.url, quality.data_version(db))
+def quality_measure(db: Database, classes: tuple[str, ...] = ()) -> quality.Quality:
+    return _quality(db, db.url, quality.data_version(db), classes)

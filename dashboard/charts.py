@@ -128,3 +128,18 @@ def whatif(rows: list[dict], current: float) -> go.Figure:
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], secondary_y=False)
     fig.update_yaxes(tickprefix="$", tickformat=".5f", rangemode="tozero", showgrid=False, secondary_y=True)
     return fig
+
+
+def confusion(c: dict, name: str) -> go.Figure:
+    """Operator label (rows) against the model's label (columns); the diagonal is where they agree."""
+    labels, matrix = c["labels"], c["matrix"]
+    share = [[n / sum(row) if sum(row) else 0.0 for n in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(z=share, x=labels, y=labels, text=matrix, texttemplate="%{text}",
+                               colorscale="Blues", zmin=0, zmax=1, showscale=False, customdata=matrix,
+                               hovertemplate="operator: %{y}<br>" + name + ": %{x}<br>%{customdata} tickets "
+                                             "(%{z:.0%} of the row)<extra></extra>"))
+    fig.update_layout(title=f"{name}: operator's label (rows) against the model's (columns)",
+                      **{**LAYOUT, "hovermode": "closest", "height": 120 + 45 * len(labels),
+                         "xaxis": dict(type="category", title=f"{name} said", side="bottom"),
+                         "yaxis": dict(type="category", title="operator's label", autorange="reversed")})
+    return fig

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def normal_text(text: str) -> str:
+    """A ticket's text with its whitespace normalised: what "the same text" means everywhere."""
+    return re.sub(r"\s+", " ", text.strip())
+
+
+def text_hash(text: str) -> str:
+    """The hash of a ticket's normalised text alone (no id): how a labelled row finds its ticket by text."""
+    return hashlib.sha256(normal_text(text).encode()).hexdigest()
+
+
+def _text_hash_of_row(context: DefaultExecutionContext) -> str:
+    params: dict[str, str] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return text_hash(params["text"])
 
 
 class Base(DeclarativeBase):
@@ -29,7 +47,10 @@ class Run(Base):
     message: Mapped[str | None] = mapped_column(Text)
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)
     n_new: Mapped[int] = mapped_column(Integer, default=0)
-    batch_id: Mapped[str | None] = mapped_column(String(80))  # Message Batches API id while one is open
+    batch_id: Mapped[str | None] = mapped_column(String(80))  # its Message Batch, once the API has given an id
+    # queued | submitting | in_progress | collected | gone | failed (None: not a batch run); see triage/batches.py
+    batch_state: Mapped[str | None] = mapped_column(String(16))
+    batch_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when it entered that state
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -41,6 +62,8 @@ class Ticket(Base):
     text: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(255), default="")
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # set on every insert from the text; migration 0011 filled it for older tickets
+    text_hash: Mapped[str | None] = mapped_column(String(64), index=True, default=_text_hash_of_row)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -99,7 +122,7 @@ class ModelCall(Base):
     inference_geo: Mapped[str | None] = mapped_column(String(16))
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
-    request_id: Mapped[str | None] = mapped_column(String(120))
+    request_id: Mapped[str | None] = mapped_column(String(120), index=True)  # batch results: "batch/custom id"
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
@@ -181,18 +204,6 @@ class LabelledAnswer(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)  # stored in key order: the page reads it newest first
 
 
-class QualityTotal(Base):
-    """Every Quality figure's counts over all labelled answers, kept in step with labelled_answers (see
-    db.rollups.QUALITY_KEYS): a few hundred rows whatever the history, so the Quality page reads no answers."""
-
-    __tablename__ = "quality_totals"
-    key: Mapped[str] = mapped_column(String(40), primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger, default=0)
-    confidence_units: Mapped[int] = mapped_column(BigInteger, default=0)  # sum of confidence x 10^12
-    right: Mapped[int] = mapped_column(BigInteger, default=0)
-    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
 class DataVersion(Base):
     """Counters bumped in the same transaction as the change they name ('labels': an operator label or a call
     on a labelled ticket), so a page can tell cheaply whether its cached figures are still current."""
@@ -212,6 +223,8 @@ class Correction(Base):
     new_label: Mapped[str] = mapped_column(String(64))
     operator: Mapped[str] = mapped_column(String(120))
     note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="review", server_default="review")  # review | import
+    file: Mapped[str | None] = mapped_column(String(255))  # the file an imported label came from
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -223,3 +236,16 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str | None] = mapped_column(String(120))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only record of what people did outside the ticket trail: settings changed, exports, label imports,
+    retraining, escalation requests, demo loads. Runs started are recorded on `runs` (started_by)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(40), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what changed, how many rows, which filter

@@ -5,24 +5,24 @@ Callers hold the transaction (short, and never around an API call); nothing here
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from db import rollups
-from db.models import ModelCall, Run, Ticket
+from db.models import ModelCall, Run, Ticket, normal_text
 from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
 
 LEASE = timedelta(minutes=10)  # a claim older than this is considered abandoned (crashed worker)
 
 
 def content_hash(text: str, external_id: str | None = None) -> str:
-    normal = re.sub(r"\s+", " ", text.strip())
-    return hashlib.sha256(f"{external_id or ''}\x00{normal}".encode()).hexdigest()
+    return hashlib.sha256(f"{external_id or ''}\x00{normal_text(text)}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -69,45 +69,85 @@ def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold
     return run.id
 
 
+IN_CHUNK = 1000  # ids or hashes per IN (...) list, rows per INSERT page: well under SQLite's variable limit
+
+
+def _chunks(seq: Sequence, size: int = IN_CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
 def import_tickets(
     s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
     requeue: Iterable[str] = (PENDING, FAILED), reclassify: bool = False,
 ) -> Imported:
     """Insert new tickets as pending. Known tickets (same text and id) are not duplicated; those in a
-    `requeue` state (or all of them with `reclassify`) are queued again under this run."""
+    `requeue` state (or all of them with `reclassify`) are queued again under this run, unless a worker or a
+    batch holds them. Bulk statements: a 100,000-row file is a few hundred statements, not 100,000 flushes."""
     hashes = [content_hash(text, ext) for ext, text in items]
-    known: dict[str, Ticket] = {}
-    unique = list(dict.fromkeys(hashes))
-    for i in range(0, len(unique), 500):
-        chunk = unique[i:i + 500]
-        for t in s.scalars(select(Ticket).where(Ticket.content_hash.in_(chunk))):
-            known[t.content_hash] = t
+    first: dict[str, tuple[str | None, str]] = {}
+    for h, item in zip(hashes, items, strict=True):
+        first.setdefault(h, item)
     now = datetime.now(UTC)
-    new_ids, known_ids, by_hash = [], [], {}
+    known = _known_tickets(s, list(first))
+    new = [h for h in first if h not in known]
+    ids = {h: row[0] for h, row in known.items()}
+    inserted = _insert_new(s, [(h, *first[h]) for h in new], source=source, run_id=run_id, now=now)
+    ids.update(inserted)
+    raced = [h for h in new if h not in inserted]  # inserted meanwhile by another import (PostgreSQL)
+    if raced:
+        late = _known_tickets(s, raced)
+        known.update(late)
+        ids.update({h: row[0] for h, row in late.items()})
     requeue = set(requeue)
     fresh_from = (s.scalar(select(func.max(ModelCall.id))) or 0) + 1 if reclassify else 0  # calls after this count
-    for (ext, text), h in zip(items, hashes, strict=True):
-        if h in by_hash:
-            continue
-        if h in known:
-            t = known[h]
-            held = t.claimed_by is not None and t.claimed_at is not None and _aware(t.claimed_at) > now - LEASE
-            if not held and (reclassify or t.status in requeue):  # a ticket in flight is left alone
-                if reclassify:
-                    t.first_call_id = fresh_from
-                t.status, t.run_id, t.claimed_by, t.claimed_at = PENDING, run_id, None, None
-            known_ids.append(t.id)
-        else:
-            t = Ticket(external_id=ext, text=text, source=source, content_hash=h, run_id=run_id,
-                       created_at=now, updated_at=now, status=PENDING)
-            s.add(t)
-            s.flush()
-            new_ids.append(t.id)
-        by_hash[h] = t.id
+    again = [row[0] for row in known.values()
+             if not _held(row[2], row[3], now) and (reclassify or row[1] in requeue)]
+    values: dict = {"status": PENDING, "run_id": run_id, "claimed_by": None, "claimed_at": None}
+    if reclassify:
+        values["first_call_id"] = fresh_from
+    free = or_(Ticket.claimed_by.is_(None), Ticket.claimed_at.is_(None), Ticket.claimed_at <= now - LEASE)
+    for chunk in _chunks(again):  # a ticket in flight (claimed since we looked) is left alone
+        s.execute(update(Ticket).where(Ticket.id.in_(chunk), free).values(**values)
+                  .execution_options(synchronize_session=False))
+    new_ids = [inserted[h] for h in new if h in inserted]
+    known_ids = [ids[h] for h in first if h not in inserted]
     if run_id is not None:
-        run = s.get(Run, run_id)
-        run.n_tickets, run.n_new = len(by_hash), len(new_ids)
-    return Imported([by_hash[h] for h in hashes], new_ids, known_ids, run_id)
+        s.execute(update(Run).where(Run.id == run_id).values(n_tickets=len(first), n_new=len(new_ids))
+                  .execution_options(synchronize_session=False))
+    return Imported([ids[h] for h in hashes], new_ids, known_ids, run_id)
+
+
+def _held(claimed_by: str | None, claimed_at: datetime | None, now: datetime) -> bool:
+    return claimed_by is not None and claimed_at is not None and _aware(claimed_at) > now - LEASE
+
+
+def _known_tickets(s: Session, hashes: Sequence[str]) -> dict[str, tuple]:
+    """hash -> (id, status, claimed_by, claimed_at) of the tickets already stored: four columns, not the text."""
+    known: dict[str, tuple] = {}
+    for chunk in _chunks(hashes):
+        rows = s.execute(select(Ticket.content_hash, Ticket.id, Ticket.status, Ticket.claimed_by, Ticket.claimed_at)
+                         .where(Ticket.content_hash.in_(chunk)))
+        known.update((r[0], tuple(r[1:])) for r in rows)
+    return known
+
+
+def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str]], *, source: str, run_id: int | None,
+                now: datetime) -> dict[str, int]:
+    """Insert (hash, external id, text) rows in pages; returns hash -> id of those inserted. A hash another
+    import inserted meanwhile is skipped (ON CONFLICT DO NOTHING) rather than failing the whole import."""
+    table = Ticket.__table__
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["content_hash"]) \
+        .returning(table.c.content_hash, table.c.id)
+    fixed = {"source": source, "run_id": run_id, "created_at": now, "updated_at": now, "status": PENDING,
+             "escalated": False, "disagree": False, "corrected": False, "version": 1, "escalation_requested": False,
+             "first_call_id": 0}
+    out: dict[str, int] = {}
+    for chunk in _chunks(rows, 5000):
+        params = [{"content_hash": h, "external_id": ext, "text": text, **fixed} for h, ext, text in chunk]
+        out.update((h, i) for h, i in s.execute(stmt, params))
+    return out
 
 
 def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -> int:
@@ -144,21 +184,6 @@ def leave_pending(s: Session, ticket_id: int, reason: str) -> None:
     """Release a claimed ticket without processing it (budget reached, run stopping), saying why."""
     s.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status == PENDING)
               .values(claimed_by=None, claimed_at=None, status_reason=reason))
-
-
-def hold_for_batch(s: Session, ticket_ids: Sequence[int], batch_id: str, until: datetime) -> None:
-    """Keep tickets claimed while a Message Batch works on them (batches may take up to 24 hours)."""
-    s.execute(update(Ticket).where(Ticket.id.in_(ticket_ids)).values(claimed_by=f"batch:{batch_id}",
-                                                                        claimed_at=until))
-
-
-def open_batches(s: Session) -> list[tuple[int, str]]:
-    return [tuple(r) for r in s.execute(select(Run.id, Run.batch_id).where(Run.batch_id.is_not(None))
-                                        .order_by(Run.id))]
-
-
-def set_run_batch(s: Session, run_id: int, batch_id: str | None) -> None:
-    s.execute(update(Run).where(Run.id == run_id).values(batch_id=batch_id))
 
 
 def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
@@ -326,3 +351,19 @@ def recent_runs(s: Session, limit: int = 20) -> list[dict]:
 def run_state_counts(s: Session, run_id: int) -> dict[str, int]:
     rows = s.execute(select(Ticket.status, func.count()).where(Ticket.run_id == run_id).group_by(Ticket.status))
     return {k: v for k, v in rows}
+
+
+def tickets_fingerprint(s: Session, ticket_ids: Sequence[int]) -> tuple[int, int, int]:
+    """(sum of versions, how many pending, latest call id) of these tickets, in two indexed look-ups.
+
+    It changes whenever what a page shows of them can change: an outcome, an escalation request or a correction
+    bumps `version`, a requeue makes a ticket pending, every model call gets a higher id. A page polling a run
+    compares it with the one it drew from and redraws only when it differs."""
+    if not ticket_ids:
+        return (0, 0, 0)
+    ids = list(ticket_ids)
+    is_pending = case((Ticket.status == PENDING, 1), else_=0)
+    versions, pending = s.execute(select(func.coalesce(func.sum(Ticket.version), 0),
+                                         func.coalesce(func.sum(is_pending), 0)).where(Ticket.id.in_(ids))).one()
+    last_call = s.scalar(select(func.max(ModelCall.id)).where(ModelCall.ticket_id.in_(ids))) or 0
+    return (int(versions), int(pending), int(last_call))

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, func, 
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from db import rollups
-from db.models import LabelledAnswer, LatencyDaily, ModelCall, QualityTotal, RoutingDaily, SpendDaily, Ticket
+from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage.domain import ERROR, from_pico
 
 Sel = Select[*tuple[Any, ...]]
@@ -130,30 +130,9 @@ def rebuild_rollups(s: Session) -> dict[str, int]:
     s.execute(insert(LabelledAnswer).from_select(
         ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"], rollups.latest_answers()))
     out["labelled_answers"] = int(s.scalar(select(func.count()).select_from(LabelledAnswer)) or 0)
-    totals = quality_totals_from_answers(s)
-    s.execute(delete(QualityTotal))
-    if totals:
-        s.execute(insert(QualityTotal), [{"key": k, "n": n, "confidence_units": u, "right": r, "cost_pico": c}
-                                         for k, (n, u, r, c) in totals.items()])
     for name in (rollups.REBUILDS, rollups.LABELS):
         rollups.bump_version(s, name)
     return out
-
-
-def quality_totals_from_answers(s: Session) -> rollups.Totals:
-    """The quality_totals rows, summed ticket by ticket from labelled_answers."""
-    totals: rollups.Totals = {}
-    answers: dict[int, rollups.Answer] = {}
-    ticket, truth = None, None
-    rows = s.execute(select(LabelledAnswer.ticket_id, LabelledAnswer.tier, LabelledAnswer.truth, LabelledAnswer.label,
-                            LabelledAnswer.confidence, LabelledAnswer.cost_pico)
-                     .order_by(LabelledAnswer.ticket_id, LabelledAnswer.tier))
-    for tid, tier, t, label, conf, cost in [*rows, (None, 0, None, None, None, 0)]:  # a sentinel ends the last
-        if tid != ticket:
-            rollups.add_totals(totals, rollups.quality_contribution(answers, truth))
-            ticket, truth, answers = tid, t, {}
-        answers[tier] = (label, conf, int(cost))
-    return {k: v for k, v in totals.items() if any(v)}
 
 
 def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
@@ -251,3 +230,8 @@ def demo_calls(s: Session) -> int:
 
 def demo_cost(s: Session) -> Decimal:
     return from_pico(s.scalar(select(func.coalesce(func.sum(SpendDaily.demo_cost_pico), 0))))
+
+
+def demo_calls_from_calls(s: Session) -> int:
+    return int(s.scalar(select(func.count()).select_from(ModelCall)
+                        .where(ModelCall.request_id.like(f"{rollups.DEMO_REQUEST_PREFIX}%"))) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -15,7 +16,10 @@ from triage.errors import Conflict, NotFound
 PAGE_SIZE = 50
 
 
-def _where(q: Select, f: ReviewFilter) -> Select:
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
+
+
+def _where(q: SelectT, f: ReviewFilter) -> SelectT:
     conds = []
     reason_conds = {
         "low_confidence": Ticket.confidence < f.threshold,
@@ -50,7 +54,7 @@ def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZ
     start = page * size
     unscored = _where(select(Ticket.id), f).where(Ticket.confidence.is_(None)).limit(start + size).subquery()
     n_unscored = s.scalar(select(func.count()).select_from(unscored)) or 0
-    rows = []
+    rows: list[Any] = []
     if n_unscored > start:
         rows += s.execute(_where(select(*cols), f).where(Ticket.confidence.is_(None)).order_by(Ticket.id)
                           .offset(start).limit(size)).all()
@@ -58,7 +62,7 @@ def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZ
         rows += s.execute(_where(select(*cols), f).where(Ticket.confidence.is_not(None))
                           .order_by(Ticket.confidence, Ticket.id).offset(max(0, start - n_unscored))
                           .limit(size - len(rows))).all()
-    return [ReviewRow(*r) for r in rows]
+    return [ReviewRow(*tuple(r)) for r in rows]
 
 
 def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | None, int]]:
@@ -109,7 +113,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
                 corrected_at=now, version=Ticket.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if res.rowcount != 1:
+    if res.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
         s.refresh(t)
         who = t.corrected_by or "the classifier"
         when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -120,7 +124,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
     return expected_version + 1
 
 
-def export_page(s: Session, page: int, size: int) -> list[dict]:
+def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
     """Tickets with labels and their total model cost, in id order (paged, for exports)."""
     cost = (select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico).label("cost_pico"))
             .group_by(ModelCall.ticket_id).subquery())

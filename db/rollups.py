@@ -8,8 +8,7 @@ What each rollup counts, per UTC day (the definitions the raw `*_from_calls` que
   calls on two days counts on both; and the cost of that day's tier-2 calls on tickets that have no tier-1 call
   at all (when a ticket's first tier-1 call arrives, its earlier tier-2 costs leave that sum, on their days).
 - latency_daily (day, model, bucket): answered live calls per latency bucket (see `latency_bucket`).
-And, not per day: labelled_answers, each operator-labelled ticket's latest answered call per tier, and
-quality_totals, those answers' contribution to every Quality figure (`quality_contribution`).
+And, not per day: labelled_answers, each operator-labelled ticket's latest answered call per tier.
 """
 
 from __future__ import annotations
@@ -23,17 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from db.models import (
-    Base,
-    DataVersion,
-    LabelledAnswer,
-    LatencyDaily,
-    ModelCall,
-    QualityTotal,
-    RoutingDaily,
-    SpendDaily,
-    Ticket,
-)
+from db.models import Base, DataVersion, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage.domain import ERROR
 
 DEMO_REQUEST_PREFIX = "demo_"  # simulated calls written by `triage demo`
@@ -119,107 +108,21 @@ def add_call(s: Session, row: ModelCall) -> None:
 
 def _set_answer(s: Session, row: ModelCall, truth: str) -> None:
     """The call becomes its tier's answer on a labelled ticket, unless a later call already is."""
-    before = quality_contribution(*_answers_of(s, row.ticket_id))
     insert_ = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert_(LabelledAnswer).values(ticket_id=row.ticket_id, tier=row.tier, call_id=row.id, truth=truth,
                                           label=row.category, confidence=row.confidence, cost_pico=row.cost_pico)
     s.execute(stmt.on_conflict_do_update(
         index_elements=["ticket_id", "tier"], where=LabelledAnswer.call_id < stmt.excluded.call_id,
         set_={k: getattr(stmt.excluded, k) for k in ("call_id", "label", "confidence", "cost_pico")}))
-    _retotal(s, before, quality_contribution(*_answers_of(s, row.ticket_id)))
 
 
 def label_ticket(s: Session, ticket_id: int, truth: str) -> None:
     """An operator labelled the ticket (first time or again): its answers now stand next to `truth`."""
-    before = quality_contribution(*_answers_of(s, ticket_id))
     s.execute(delete(LabelledAnswer).where(LabelledAnswer.ticket_id == ticket_id))
     s.execute(insert(LabelledAnswer).from_select(
         ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"],
         latest_answers(ticket_id, truth)))
-    _retotal(s, before, quality_contribution(*_answers_of(s, ticket_id)))
     bump_version(s, LABELS)
-
-
-# --- quality totals: the Quality page's figures as counts over every labelled answer ---------------------------
-
-QUALITY_EDGES = [i * 0.1 for i in range(10)] + [1.0]  # numpy.linspace(0, 1, 11), float for float
-THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # the what-if's escalation thresholds
-CONFIDENCE_UNITS = 10**12  # confidence sums are kept as integers: adding and removing answers never drifts
-Answer = tuple[str | None, float | None, int]  # (label, confidence, cost_pico) of a tier's latest answer
-Totals = dict[str, tuple[int, int, int, int]]  # key -> (n, confidence units, right, cost_pico)
-
-
-def reliability_bin(conf: float) -> int:
-    """[lo, hi) bins, the last [lo, 1] (the reliability chart); -1 outside [0, 1]."""
-    e = QUALITY_EDGES
-    return next((i for i in range(len(e) - 1) if e[i] <= conf and (conf < e[i + 1] or i == len(e) - 2
-                                                                   and conf <= e[i + 1])), -1)
-
-
-def calibration_bin(conf: float) -> int:
-    """(lo, hi] bins, the first [0, hi] (expected calibration error, as triage.local.head computes it)."""
-    e = QUALITY_EDGES
-    return next((i for i in range(len(e) - 1) if (conf > e[i] if i else conf >= e[i]) and conf <= e[i + 1]), -1)
-
-
-def first_threshold_above(conf: float) -> int:
-    """Index of the lowest what-if threshold over `conf` (len(THRESHOLDS) if none): escalated at t_i iff <= i."""
-    return next((i for i, t in enumerate(THRESHOLDS) if conf < t), len(THRESHOLDS))
-
-
-def quality_contribution(answers: dict[int, Answer], truth: str | None) -> Totals:
-    """One labelled ticket's share of every Quality figure, keyed:
-    - "tickets": the ticket (it has an answer)
-    - "bins:<tier>:<reliability bin>:<calibration bin>": an answer with a label (confidence, right)
-    - "pairs:<first threshold above>:<has Sonnet>:<Haiku right>:<Sonnet right>:<both labelled>:<labels differ>":
-      its tier-1 answer with a label (Haiku's cost), next to its tier-2 answer
-    - "sonnet": its tier-2 answer (cost). A missing confidence counts as 0."""
-    out: Totals = {}
-
-    def add(key: str, units: int = 0, right: int = 0, cost: int = 0) -> None:
-        n, u, r, c = out.get(key, (0, 0, 0, 0))
-        out[key] = (n + 1, u + units, r + right, c + cost)
-
-    if not answers:
-        return out
-    add("tickets")
-    for tier, (label, conf, cost) in sorted(answers.items()):
-        c = conf or 0.0
-        if label is not None:
-            add(f"bins:{tier}:{reliability_bin(c)}:{calibration_bin(c)}", round(c * CONFIDENCE_UNITS),
-                int(label == truth))
-        if tier == 2:
-            add("sonnet", cost=cost)
-    haiku, sonnet = answers.get(1), answers.get(2)
-    if haiku is not None and haiku[0] is not None:
-        s_label = sonnet[0] if sonnet is not None else None
-        flags = (int(sonnet is not None), int(haiku[0] == truth), int(s_label is not None and s_label == truth),
-                 int(bool(haiku[0]) and bool(s_label)), int(s_label is not None and haiku[0] != s_label))
-        add(f"pairs:{first_threshold_above(haiku[1] or 0.0)}:" + ":".join(map(str, flags)), cost=haiku[2])
-    return out
-
-
-def add_totals(into: Totals, more: Totals, sign: int = 1) -> Totals:
-    for key, (n, units, right, cost) in more.items():
-        n0, units0, right0, cost0 = into.get(key, (0, 0, 0, 0))
-        into[key] = (n0 + sign * n, units0 + sign * units, right0 + sign * right, cost0 + sign * cost)
-    return into
-
-
-def _answers_of(s: Session, ticket_id: int) -> tuple[dict[int, Answer], str | None]:
-    rows = s.execute(select(LabelledAnswer.tier, LabelledAnswer.label, LabelledAnswer.confidence,
-                            LabelledAnswer.cost_pico, LabelledAnswer.truth)
-                     .where(LabelledAnswer.ticket_id == ticket_id)).all()
-    return {r.tier: (r.label, r.confidence, int(r.cost_pico)) for r in rows}, (rows[0].truth if rows else None)
-
-
-def _retotal(s: Session, before: Totals, after: Totals) -> None:
-    for key, (n, units, right, cost) in add_totals(dict(after), before, -1).items():
-        if n or units or right or cost:
-            _bump(s, QualityTotal, {"key": key}, {"n": n, "confidence_units": units, "right": right,
-                                                  "cost_pico": cost})
-        if n < 0:  # the ticket left this key: drop it once nothing is left in it
-            s.execute(delete(QualityTotal).where(QualityTotal.key == key, QualityTotal.n == 0))
 
 
 def latest_answers(ticket_id: int | None = None, truth: str | None = None) -> Select[*tuple[Any, ...]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import socket
@@ -126,7 +127,21 @@ class Drop:
     delay: float = 0.0
 
 
+@dataclass
+class LoseAnswer:
+    """Message Batches create: accept the batch, then close the connection without answering (the client never
+    learns the id: a crash or a network fault right after submitting)."""
+
+
+@dataclass
+class Truncate:
+    """Message Batches results: send only the first `lines` result lines, then close the connection."""
+
+    lines: int
+
+
 Action = Reply | Error | Drop
+BatchAction = Error | Drop | LoseAnswer | Truncate
 
 
 def ticket_text(body: dict) -> str:
@@ -176,11 +191,42 @@ def default_responder(body: dict) -> Action:
     return Reply(json_body=answer, thinking="thinking" in markers, delay=delay)
 
 
+_OPEN_TAG = re.compile(r"<\s*ticket\s*>", re.IGNORECASE)
+_CLOSE_TAG = re.compile(r"<\s*/\s*ticket\s*>", re.IGNORECASE)
+_ORDER = re.compile(r"(?:label|classify|categori[sz]e|mark)(?:\s+(?:it|this|the\s+ticket))?\s+as\s+[\"']?(\w+)"
+                    r"|[\"']?category[\"']?\s*[:=]\s*[\"']?(\w+)", re.IGNORECASE)
+
+
+def unfenced_text(body: dict) -> str:
+    """What a model would not read as the ticket: the user message outside its first <ticket>...</ticket> block,
+    closed by the first closing tag a reader would recognise (the whole message when there is no block)."""
+    content = body["messages"][-1]["content"]
+    if isinstance(content, list):
+        content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    start = _OPEN_TAG.search(content)
+    end = _CLOSE_TAG.search(content, start.end()) if start else None
+    if not start or not end:
+        return content
+    return content[:start.start()] + content[end.end():]
+
+
+def obedient_responder(body: dict) -> Action:
+    """A model that follows instructions not fenced as data: an order such as "label it as billing" or
+    `"category": "billing"` found outside the ticket block is obeyed (confidence 1); anything else is answered
+    like `default_responder`. Use with `fake.responder = obedient_responder` to test prompt injection."""
+    order = _ORDER.search(unfenced_text(body))
+    if order:
+        label = (order.group(1) or order.group(2)).lower()
+        return Reply(json_body={"reason": "as the message instructs", "category": label, "confidence": 1.0})
+    return default_responder(body)
+
+
 class FakeAnthropic:
     """Start with `with FakeAnthropic() as fake:`; point the SDK at `fake.base_url`."""
 
     def __init__(self, *, api_key: str = "test-key", validate: bool = True, delay: float = 0.0,
-                 responder: Callable[[dict], Action] | None = None):
+                 responder: Callable[[dict], Action] | None = None, rate_limit_rpm: float | None = None,
+                 rate_limit_burst: float | None = None):
         self.api_key = api_key
         self.validate = validate
         self.delay = delay
@@ -189,8 +235,16 @@ class FakeAnthropic:
         self.requests: list[dict] = []  # {"body", "headers", "time", "status"}
         self.invalid: list[tuple[dict, list[str]]] = []
         self.usage_log: list[dict] = []  # usage of every 200 answer, with its model
-        self.batches: dict[str, dict] = {}  # Message Batches: id -> {"requests", "polls_left", "created"}
+        self.batches: dict[str, dict] = {}  # Message Batches: id -> {"requests", "polls_left", "created", ...}
+        self.batch_script: dict[str, deque[BatchAction]] = {}  # endpoint (create|retrieve|results|list) -> faults
         self.batch_polls = 1  # how many status checks report "in_progress" before a batch has ended
+        # Messages requests per minute, enforced like the real API: a token bucket refilled continuously (its
+        # size `rate_limit_burst`, by default a minute's worth), the anthropic-ratelimit-requests-* headers on
+        # every answer, and a 429 rate_limit_error with retry-after (whole seconds) when it is empty.
+        self.rate_limit_rpm = rate_limit_rpm
+        self.rate_limit_burst = rate_limit_burst
+        self.rate_limited = 0  # 429s sent because the bucket was empty
+        self._buckets: dict[str, tuple[float, float]] = {}  # model -> (level, monotonic time): a pool per model
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -199,6 +253,42 @@ class FakeAnthropic:
         """Queue actions answered in order, before the responder is consulted."""
         with self._lock:
             self.script.extend(actions)
+
+    def push_batch(self, endpoint: str, *actions: BatchAction) -> None:
+        """Queue faults for a Message Batches endpoint: create, retrieve, results or list (answered in order)."""
+        with self._lock:
+            self.batch_script.setdefault(endpoint, deque()).extend(actions)
+
+    def forget(self, batch_id: str) -> None:
+        """The API no longer knows this batch: every request about it is a 404 from now on."""
+        with self._lock:
+            self.batches.pop(batch_id, None)
+
+    def expire(self, batch_id: str, answered: int = 0) -> None:
+        """End the batch at its 24 hours: the first `answered` requests succeeded, the others expired."""
+        with self._lock:
+            b = self.batches[batch_id]
+            b["polls_left"], b["expire_after"] = 0, answered
+
+    def _batch_fault(self, endpoint: str) -> BatchAction | None:
+        with self._lock:
+            script = self.batch_script.get(endpoint)
+            return script.popleft() if script else None
+
+    def _answer_fault(self, h, fault: BatchAction | None) -> bool:
+        """Answer with a scripted Error or Drop; True when the request was answered so."""
+        if isinstance(fault, Error):
+            self._error(h, fault.status, fault.type, fault.message, fault.headers)
+            return True
+        if isinstance(fault, Drop):
+            self._drop(h)
+            return True
+        return False
+
+    def _drop(self, h) -> None:
+        h.close_connection = True
+        with contextlib.suppress(OSError):
+            h.connection.shutdown(socket.SHUT_RDWR)
 
     def _next_action(self, body: dict) -> Action:
         with self._lock:
@@ -263,9 +353,9 @@ class FakeAnthropic:
         h.send_header("content-type", "application/json")
         h.send_header("content-length", str(len(data)))
         h.send_header("request-id", request_id)
-        h.send_header("anthropic-ratelimit-requests-limit", "4000")
-        h.send_header("anthropic-ratelimit-requests-remaining", "3999")
-        for k, v in (headers or {}).items():
+        headers = {"anthropic-ratelimit-requests-limit": "4000", "anthropic-ratelimit-requests-remaining": "3999",
+                   **(headers or {})}
+        for k, v in headers.items():
             h.send_header(k, str(v))
         h.end_headers()
         h.wfile.write(data)
@@ -302,7 +392,15 @@ class FakeAnthropic:
                 record["status"] = 400
                 self._error(h, 400, "invalid_request_error", "; ".join(problems)[:2000])
                 return
+        allowed, limits = self._take_request_token(str(body.get("model")))
+        if not allowed:
+            record["status"] = 429
+            self._error(h, 429, "rate_limit_error", "Number of requests has exceeded your per-minute rate limit",
+                        limits)
+            return
         action = self._next_action(body)
+        if isinstance(action, Reply | Error):
+            action.headers = {**limits, **action.headers}
         time.sleep(self.delay + getattr(action, "delay", 0.0))
         if isinstance(action, Drop):
             record["status"] = "dropped"
@@ -317,14 +415,39 @@ class FakeAnthropic:
         record["status"] = 200
         self._send_json(h, 200, self._message(body, action), action.headers)
 
+    def _take_request_token(self, model: str) -> tuple[bool, dict]:
+        """One request from the model's per-minute bucket: (allowed, the rate-limit headers to send)."""
+        if not self.rate_limit_rpm:
+            return True, {}
+        rate = self.rate_limit_rpm / 60.0
+        capacity = self.rate_limit_burst or self.rate_limit_rpm
+        with self._lock:
+            now = time.monotonic()
+            level, at = self._buckets.get(model) or (capacity, now)
+            level = min(capacity, level + (now - at) * rate)
+            allowed = level >= 1.0
+            if allowed:
+                level -= 1.0
+            else:
+                self.rate_limited += 1
+            self._buckets[model] = (level, now)
+        full = time.gmtime(math.ceil(time.time() + (capacity - level) / rate))  # whole seconds, rounded up
+        headers = {"anthropic-ratelimit-requests-limit": str(int(self.rate_limit_rpm)),
+                   "anthropic-ratelimit-requests-remaining": str(int(level)),
+                   "anthropic-ratelimit-requests-reset": time.strftime("%Y-%m-%dT%H:%M:%SZ", full)}
+        if not allowed:
+            headers["retry-after"] = str(max(1, math.ceil((1.0 - level) / rate)))
+        return allowed, headers
+
     # -- Message Batches ----------------------------------------------------------------------------
     def _batch_json(self, batch_id: str) -> dict:
         b = self.batches[batch_id]
         ended = b["polls_left"] <= 0
         n = len(b["requests"])
+        expired = n - min(n, b["expire_after"]) if ended and b.get("expire_after") is not None else 0
         return {"id": batch_id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
-                "request_counts": {"processing": 0 if ended else n, "succeeded": n if ended else 0, "errored": 0,
-                                   "canceled": 0, "expired": 0},
+                "request_counts": {"processing": 0 if ended else n, "succeeded": n - expired if ended else 0,
+                                   "errored": 0, "canceled": 0, "expired": expired},
                 "created_at": b["created"], "expires_at": b["created"], "ended_at": b["created"] if ended else None,
                 "cancel_initiated_at": None, "archived_at": None,
                 "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None}
@@ -348,6 +471,9 @@ class FakeAnthropic:
         body = self._authorised_body(h, raw, record)
         if body is None:
             return
+        fault = self._batch_fault("create")
+        if self._answer_fault(h, fault):
+            return
         try:
             problems = batch_problems(body) if self.validate else []
         except Exception as exc:  # e.g. the spec file is missing: fail the test loudly, never hang it
@@ -361,21 +487,57 @@ class FakeAnthropic:
         with self._lock:
             self.batches[batch_id] = {"requests": body["requests"], "polls_left": self.batch_polls,
                                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if isinstance(fault, LoseAnswer):
+            self._drop(h)
+            return
         self._send_json(h, 200, self._batch_json(batch_id))
 
     def _handle_get(self, h) -> None:
         parts = h.path.split("?")[0].strip("/").split("/")
-        if parts[:3] != ["v1", "messages", "batches"] or len(parts) < 4 or parts[3] not in self.batches:
-            self._error(h, 404, "not_found_error", f"no route {h.path}")
+        if parts == ["v1", "messages", "batches"]:
+            if not self._answer_fault(h, self._batch_fault("list")):
+                with self._lock:
+                    data = [self._batch_json(i) for i in reversed(self.batches)]  # newest first
+                self._send_json(h, 200, {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                                         "last_id": data[-1]["id"] if data else None})
+            return
+        endpoint = "retrieve" if len(parts) == 4 else "results"
+        if parts[:3] != ["v1", "messages", "batches"] or len(parts) < 4 or self._answer_fault(
+                h, fault := self._batch_fault(endpoint)):
+            if parts[:3] != ["v1", "messages", "batches"] or len(parts) < 4:
+                self._error(h, 404, "not_found_error", f"no route {h.path}")
             return
         batch_id = parts[3]
-        if len(parts) == 4:
+        if batch_id not in self.batches:
+            self._error(h, 404, "not_found_error", f"no batch {batch_id}")
+            return
+        if endpoint == "retrieve":
             with self._lock:
                 self.batches[batch_id]["polls_left"] -= 1
             self._send_json(h, 200, self._batch_json(batch_id))
             return
+        lines = self._batch_results(batch_id)
+        if isinstance(fault, Truncate):
+            lines = lines[:fault.lines]
+        data = ("\n".join(lines) + "\n").encode()
+        h.send_response(200)
+        h.send_header("content-type", "application/binary")
+        h.send_header("content-length", str(len(data) + (1000 if isinstance(fault, Truncate) else 0)))
+        h.end_headers()
+        h.wfile.write(data)
+        if isinstance(fault, Truncate):
+            self._drop(h)
+
+    def _batch_results(self, batch_id: str) -> list[str]:
+        """The batch's result lines, decided (and billed, in usage_log) once, like the real API."""
+        b = self.batches[batch_id]
+        if "results" in b:
+            return b["results"]
         lines = []
-        for req in self.batches[batch_id]["requests"]:
+        for n, req in enumerate(b["requests"]):
+            if b.get("expire_after") is not None and n >= b["expire_after"]:
+                lines.append(json.dumps({"custom_id": req["custom_id"], "result": {"type": "expired"}}))
+                continue
             action = self._next_action(req["params"])
             if isinstance(action, Reply):
                 action.usage = {**(action.usage or {}), "service_tier": "batch"}
@@ -386,12 +548,8 @@ class FakeAnthropic:
             else:
                 result = {"type": "expired"}
             lines.append(json.dumps({"custom_id": req["custom_id"], "result": result}))
-        data = ("\n".join(lines) + "\n").encode()
-        h.send_response(200)
-        h.send_header("content-type", "application/binary")
-        h.send_header("content-length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        b["results"] = lines
+        return lines
 
     def _message(self, body: dict, a: Reply) -> dict:
         text = a.text if a.text is not None else json.dumps(a.json_body or {})

@@ -45,7 +45,8 @@ def test_batch_is_half_price_and_unsure_tickets_escalate_live(env, fake, tmp_pat
     capsys.readouterr()
     assert main(["spend", "--json"]) == 0
     assert Decimal(json.loads(capsys.readouterr().out)["total_usd"]) == sum(cost(u) for u in fake.usage_log)
-    assert main(["collect"]) == 0  # nothing left waiting
+    assert main(["collect"]) == 0
+    assert capsys.readouterr().err == "no batches waiting\n"  # collected once, never twice
 
 
 def test_submit_now_collect_later_and_errored_requests_are_retryable(env, fake, tmp_path, capsys):
@@ -54,15 +55,26 @@ def test_submit_now_collect_later_and_errored_requests_are_retryable(env, fake, 
     assert main(["classify", str(src), "--batch", "--no-wait"]) == 0
     assert "triage collect" in capsys.readouterr().err
     assert main(["classify", str(src), "--out", str(tmp_path / "again.jsonl")]) == 0  # held: not sent again
-    assert not any(r["body"] and r["path"] == "/v1/messages" for r in fake.requests)
+    held = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["status"]) for r in held] == [("B-1", "pending"), ("B-2", "pending"), ("B-3", "pending")]
+    assert [r["path"] for r in fake.requests] == ["/v1/messages/batches"]
     fake.push(Error(500, "api_error", "internal"))  # the first result line errors
     assert main(["collect", "--poll", "0.05"]) == 4
-    assert "1 failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 failed" in err and "run 1: 1 classified, 1 escalated, 1 failed" in err
+    assert [r["body"]["model"] for r in fake.requests[1:]] == ["claude-sonnet-5-5"]  # B-3's escalation, live
     assert main(["retry"]) == 0
+    assert [r["body"]["model"] for r in fake.requests[1:]] == ["claude-sonnet-5-5", "claude-haiku-5-5"]  # B-1, live
+    assert main(["classify", str(src), "--out", str(tmp_path / "final.jsonl")]) == 0
+    final = [json.loads(line) for line in (tmp_path / "final.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["status"], r["category"]) for r in final] == [
+        ("B-1", "classified", "billing"), ("B-2", "classified", "technical"), ("B-3", "escalated", "billing")]
 
 
 def test_batch_bodies_are_validated():
-    assert batch_problems({"requests": []})  # at least one request
-    bad = {"requests": [{"custom_id": "x", "params": {"model": "m", "max_tokens": 1, "temperature": 0,
-                                                      "messages": [{"role": "user", "content": "hi"}]}}]}
-    assert any("temperature" in p for p in batch_problems(bad))
+    assert batch_problems({"requests": []}) == ["requests: [] should be non-empty"]
+    good = {"requests": [{"custom_id": "x", "params": {"model": "m", "max_tokens": 1,
+                                                       "messages": [{"role": "user", "content": "hi"}]}}]}
+    assert batch_problems(good) == []
+    good["requests"][0]["params"]["temperature"] = 0
+    assert batch_problems(good) == ["requests/0/params: temperature: Extra inputs are not permitted"]

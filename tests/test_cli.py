@@ -1,15 +1,23 @@
 """End to end: the `triage` CLI against the fake Messages API and a temporary SQLite database."""
 
+import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from db.migrate import open_database
+from db.models import ModelCall
+from tests.fake_anthropic import Error, Reply
 from triage.cli import main
+from triage.cli.parser import build_parser
 from triage.domain import Usage
 from triage.pricing import PriceTable
 
@@ -21,6 +29,7 @@ TICKETS = [
     ("T-5", "Refund my invoice or fix the crash, whichever [[conf=0.3]] [[conf2=0.92]]"),
     ("T-6", "=HYPERLINK(\"http://evil\") my card payment failed"),
 ]
+COLUMNS = ["id", "ticket_id", "category", "confidence", "tier", "model", "escalated", "cost_usd", "status", "reason"]
 
 
 def write_csv(path, rows=TICKETS):
@@ -42,35 +51,45 @@ def expected_total(fake) -> Decimal:
     return total
 
 
+def db_calls(db_url: str) -> list[ModelCall]:
+    db = open_database(db_url)
+    try:
+        with db.read() as s:
+            return list(s.scalars(select(ModelCall).order_by(ModelCall.id)))
+    finally:
+        db.dispose()
+
+
 def test_classify_csv_then_spend_matches_the_servers_usage(env, fake, tmp_path, capsys):
     src, out = tmp_path / "tickets.csv", tmp_path / "out.csv"
     write_csv(src)
     assert main(["classify", str(src), "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == COLUMNS  # the columns the README documents, in its order
     assert [r["id"] for r in rows] == [t[0] for t in TICKETS]
-    for col in ("id", "category", "confidence", "tier", "model", "escalated", "cost_usd", "status"):
-        assert col in rows[0]
     by_id = {r["id"]: r for r in rows}
+    assert {i: r["status"] for i, r in by_id.items()} == {"T-1": "classified", "T-2": "classified",
+                                                           "T-3": "escalated", "T-4": "classified",
+                                                           "T-5": "escalated", "T-6": "classified"}
     assert by_id["T-1"]["category"] == "billing" and by_id["T-1"]["escalated"] == "False"
     assert by_id["T-3"]["escalated"] == "True" and by_id["T-3"]["model"] == "claude-sonnet-5-5"
-    assert by_id["T-5"]["status"] == "escalated" and by_id["T-5"]["confidence"] == "0.92"
-    assert all(r["status"] in ("classified", "escalated") for r in rows)
+    assert by_id["T-5"]["confidence"] == "0.92"
     assert len(fake.usage_log) == 6 + 2  # one Haiku call each, two escalations
     assert sum(Decimal(r["cost_usd"]) for r in rows) == expected_total(fake)
 
     capsys.readouterr()
     assert main(["spend", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert Decimal(report["total_usd"]).quantize(Decimal("0.01")) == expected_total(fake).quantize(Decimal("0.01"))
     assert Decimal(report["total_usd"]) == expected_total(fake)  # exact, not just to the cent
     assert {r["model"] for r in report["rows"]} == {"claude-haiku-5-5", "claude-sonnet-5-5"}
 
     assert main(["spend"]) == 0
-    table = capsys.readouterr().out
-    assert "claude-haiku-5-5" in table and "total" in table
+    table = capsys.readouterr().out.splitlines()
+    assert table[-1].split() == ["total", "8", f"{expected_total(fake):.6f}"]  # calls, then dollars
+    assert {line.split()[1] for line in table[1:-1]} == {"claude-haiku-5-5", "claude-sonnet-5-5"}
 
 
-def test_reimport_makes_no_new_calls_and_csv_cells_are_neutralised(env, fake, tmp_path):
+def test_reimport_makes_no_new_calls_costs_nothing_and_keeps_the_labels(env, fake, tmp_path):
     src, out = tmp_path / "tickets.csv", tmp_path / "out.csv"
     write_csv(src)
     assert main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "first.jsonl")]) == 0
@@ -78,10 +97,35 @@ def test_reimport_makes_no_new_calls_and_csv_cells_are_neutralised(env, fake, tm
     assert main(["classify", str(src), "--out", str(out)]) == 0
     assert len(fake.usage_log) == calls
     rows = list(csv.DictReader(open(out)))
-    assert all(r["cost_usd"] == "0E-12" or Decimal(r["cost_usd"]) == 0 for r in rows)
+    assert [r["cost_usd"] for r in rows] == ["0"] * len(TICKETS)  # a plain zero, never 0E-12
     first = [json.loads(line) for line in open(tmp_path / "first.jsonl")]
-    assert {r["status"] for r in first} <= {"classified", "needs_review"}
+    assert {r["id"]: r["status"] for r in first} == {"T-1": "classified", "T-2": "classified",
+                                                     "T-3": "needs_review", "T-4": "classified",
+                                                     "T-5": "needs_review", "T-6": "classified"}
     assert not any(r["escalated"] for r in first)
+    assert [(r["category"], r["status"]) for r in rows] == [(r["category"], r["status"]) for r in first]
+
+
+FORMULA_IDS = ["=1+2", "+SUM(A1:A9)", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", "T-9"]
+EVIL_REASON = '=HYPERLINK("http://evil.example","click")'
+
+
+def test_csv_out_neutralises_cells_a_spreadsheet_would_run_as_formulas(env, fake, tmp_path):
+    src, out, jsonl = tmp_path / "tickets.csv", tmp_path / "out.csv", tmp_path / "out.jsonl"
+    write_csv(src, [(ticket_id, f"my card payment failed, case {n}") for n, ticket_id in enumerate(FORMULA_IDS)])
+    fake.responder = lambda body: Reply(json_body={"reason": EVIL_REASON, "category": "billing", "confidence": 0.9})
+    assert main(["classify", str(src), "--tier", "haiku", "--out", str(out)]) == 0
+    with open(out, newline="", encoding="utf-8") as f:
+        header, *cells = list(csv.reader(f))
+    assert header == COLUMNS
+    assert [row[0] for row in cells] == ["'=1+2", "'+SUM(A1:A9)", "'-2+3", "'@SUM(A1)", "'=cmd|' /C calc'!A0",
+                                         "T-9"]
+    assert [row[COLUMNS.index("reason")] for row in cells] == ["'" + EVIL_REASON] * len(FORMULA_IDS)
+    assert [row[COLUMNS.index("category")] for row in cells] == ["billing"] * len(FORMULA_IDS)
+    # JSONL is data, not a spreadsheet: the same rows keep their values as they are
+    assert main(["classify", str(src), "--out", str(jsonl)]) == 0
+    rows = [json.loads(line) for line in open(jsonl)]
+    assert [r["id"] for r in rows] == FORMULA_IDS and [r["reason"] for r in rows] == [EVIL_REASON] * 6
 
 
 def test_stdin_jsonl_output_and_sonnet_only(env, fake, monkeypatch, capsys):
@@ -100,34 +144,73 @@ def test_escalate_by_id_and_below(env, fake, tmp_path, capsys):
     assert main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")]) == 0
     assert main(["escalate", "--below", "0.8"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 1 and rows[0]["escalated"] and rows[0]["tier"] == "tier2"
+    assert len(rows) == 1 and rows[0]["ticket_id"] == 2 and rows[0]["escalated"] and rows[0]["tier"] == "tier2"
     assert main(["escalate", "--id", "1"]) == 0
     assert sum(1 for u in fake.usage_log if "sonnet" in u["model"]) == 2
+    capsys.readouterr()
     assert main(["escalate", "--id", "999"]) == 2
+    assert "999" in capsys.readouterr().err
+    assert sum(1 for u in fake.usage_log if "sonnet" in u["model"]) == 2
 
 
 def test_failed_then_retry(env, fake, tmp_path, monkeypatch):
-    from tests.fake_anthropic import Error
-
     src = tmp_path / "t.txt"
     src.write_text("my password reset mail never comes\n")
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "2")
     fake.push(*[Error(529, "overloaded_error", "Overloaded")] * 2)
     assert main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")]) == 4
     row = json.loads(open(tmp_path / "o.jsonl").readline())
-    assert row["status"] == "failed" and "529" in row["reason"]
+    assert row["status"] == "failed" and row["reason"].startswith("API error 529 after 2 attempts")
+    assert [r["status"] for r in fake.requests] == [529, 529]
     assert main(["retry"]) == 0
+    assert [r["status"] for r in fake.requests] == [529, 529, 200]  # one new call, for the failed ticket
     assert main(["classify", str(src), "--out", str(tmp_path / "o2.jsonl")]) == 0
-    assert json.loads(open(tmp_path / "o2.jsonl").readline())["status"] == "classified"
+    again = json.loads(open(tmp_path / "o2.jsonl").readline())
+    assert (again["status"], again["category"], again["cost_usd"]) == ("classified", "account", "0")
+    assert len(fake.requests) == 3  # the re-import was answered from the database
 
 
-def test_rejected_key_stops_with_a_clear_message(env, fake, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")
+def test_a_ticket_whose_every_attempt_times_out_fails_with_the_reason(env, fake, db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "3")
+    src = tmp_path / "t.txt"
+    src.write_text("my invoice is wrong [[slow=2.5]]\n")
+    assert main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")]) == 4
+    row = json.loads(open(tmp_path / "o.jsonl").readline())
+    assert row["status"] == "failed" and row["reason"].startswith("API timed out after 3 attempts")
+    assert len(fake.requests) == 3  # max_attempts, then it gave up
+    (call,) = db_calls(db_url)
+    assert (call.attempts, call.error_kind, call.cost_pico) == (3, "transient", 0)
+
+
+def test_timeouts_are_retried_and_the_answer_is_recorded(env, fake, db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "3")
+    slow = Reply(json_body={"reason": "late", "category": "technical", "confidence": 0.99}, delay=2.5)
+    fake.push(slow, slow)  # the first two attempts time out; the third gets the keyword model's answer
+    src = tmp_path / "t.txt"
+    src.write_text("my invoice is wrong\n")
+    assert main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")]) == 0
+    row = json.loads(open(tmp_path / "o.jsonl").readline())
+    assert (row["status"], row["category"], row["confidence"]) == ("classified", "billing", 0.93)
+    assert len(fake.requests) == 3
+    (call,) = db_calls(db_url)
+    assert (call.attempts, call.outcome, call.category) == (3, "ok", "billing") and call.cost_pico > 0
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_key_stops_at_once_with_a_clear_message(env, fake, tmp_path, monkeypatch, capsys, status):
+    if status == 401:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")  # the fake answers 401 to a key it does not know
+    else:  # a key the API knows, without permission here
+        fake.responder = lambda body: Error(403, "permission_error", "Your API key does not have permission")
     src = tmp_path / "t.txt"
     src.write_text("\n".join(f"ticket {i}" for i in range(30)))
     assert main(["classify", str(src), "--concurrency", "2", "--out", str(tmp_path / "o.jsonl")]) == 3
-    assert "the API key was rejected" in capsys.readouterr().err
-    assert len(fake.requests) <= 2
+    assert f"stopped: the API key was rejected ({status})" in capsys.readouterr().err
+    # only the requests already in flight, each sent once: no retry, no retry storm
+    assert 1 <= len(fake.requests) <= 2 and {r["status"] for r in fake.requests} == {status}
+    assert len({r["body"]["messages"][0]["content"] for r in fake.requests}) == len(fake.requests)
     rows = [json.loads(line) for line in open(tmp_path / "o.jsonl")]
     assert len(rows) == 30 and {r["status"] for r in rows} == {"pending"}
 
@@ -145,17 +228,55 @@ def test_no_key_and_bad_input_are_explained(db_url, tmp_path, monkeypatch, capsy
     assert main(["classify", str(bad)]) == 2
     assert "--text-column" in capsys.readouterr().err
     assert main(["classify", str(tmp_path / "missing.csv")]) == 2
-    assert main(["spend"]) == 0 and "no model calls" in capsys.readouterr().out
+    assert capsys.readouterr().err == f"error: no such file: {tmp_path / 'missing.csv'}\n"
+    assert main(["spend"]) == 0 and capsys.readouterr().out == "no model calls recorded yet\n"
 
 
-@pytest.mark.parametrize("command", [[], ["classify"], ["escalate"], ["spend"], ["retry"], ["worker"], ["db"]])
-def test_help_documents_every_command(command):
-    out = subprocess.run([sys.executable, "-m", "triage.cli", *command, "--help"], capture_output=True, text=True,
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """Every `triage COMMAND`, read from the parser itself, so a new command cannot be left out."""
+    (sub,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())  # help text is re-wrapped to the terminal's width
+
+
+def test_top_level_help_lists_every_command_with_what_it_does():
+    out = subprocess.run([sys.executable, "-m", "triage.cli", "--help"], capture_output=True, text=True,
                          check=True).stdout
-    assert "usage: triage" in out
-    if command == ["classify"]:
-        for flag in ("--text-column", "--id-column", "--tier", "--threshold", "--concurrency", "--out"):
-            assert flag in out
+    assert out.startswith("usage: triage")
+    (sub,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {a.dest: a.help for a in sub._choices_actions}
+    assert set(summaries) == set(subcommands()) and len(summaries) >= 11
+    for name, summary in summaries.items():
+        assert summary, f"`triage {name}` has no one-line help"
+        assert re.search(rf"^\s+{name}\s", out, re.MULTILINE), name
+        assert squash(summary) in squash(out), name
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_help_documents_every_option_of_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: triage {command}")
+    for action in subcommands()[command]._actions:
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help != argparse.SUPPRESS, f"`triage {command} {name}` has no help text"
+        assert squash(action.help) in squash(out), name
+        for flag in action.option_strings:
+            assert re.search(rf"(^|\s){re.escape(flag)}\b", out), flag
+        if not action.option_strings:  # a positional argument, shown by name or as its choices
+            shown = action.metavar or ("{" + ",".join(action.choices) + "}" if action.choices else action.dest)
+            assert re.search(rf"^\s+{re.escape(shown)}\s", out, re.MULTILINE), shown
+
+
+def test_the_readme_shows_every_command():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## The command line", 1)[1].split("```", 2)[1]
+    assert set(re.findall(r"^triage (\w+)", block, re.MULTILINE)) == set(subcommands())
 
 
 def test_db_upgrade(db_url, monkeypatch, capsys):
@@ -172,7 +293,9 @@ def test_runs_lists_who_started_what_and_how_it_ended(env, fake, tmp_path, capsy
     (run,) = json.loads(capsys.readouterr().out)
     assert (run["started_by"], run["status"], run["tickets"], run["new"]) == ("maria", "finished", 2, 2)
     assert run["classified"] == 1 and run["escalated"] == 1 and run["source"].endswith("t.txt")
-    assert main(["runs"]) == 0 and "maria" in capsys.readouterr().out
+    assert main(["runs"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()[1:]
+    assert line.split()[3:10] == ["maria", "finished", "2", "1", "1", "0", "0"]
 
 
 def test_a_monthly_budget_pauses_api_calls_once_reached(env, fake, tmp_path, monkeypatch, capsys):

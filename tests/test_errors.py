@@ -30,9 +30,11 @@ def files(tmp_path):
 def test_a_model_missing_from_the_price_table_is_refused_before_any_call(command, env, fake, files, monkeypatch,
                                                                          capsys):
     from db.migrate import open_database
+    from tests.actors import LEAD
     from triage import runs
 
-    runs.start_run(open_database(env["TRIAGE_DATABASE_URL"]), [(None, "a ticket to escalate")], source="seed")
+    runs.start_run(open_database(env["TRIAGE_DATABASE_URL"]), [(None, "a ticket to escalate")], source="seed",
+                   actor=LEAD)
     monkeypatch.setenv("TRIAGE_TIER1_MODEL", "claude-haiku-9-9")
     code = main([part.format(**files) for part in command])
     err = capsys.readouterr().err

@@ -1,86 +1,371 @@
 """Tier 1 through the Message Batches API: half price, results within 24 hours.
 
-`submit` claims a run's pending tickets, sends one batch request per ticket (the same body as a live call)
-and holds the tickets until the batch ends; `collect` reads the results, records each call (the API reports
-`service_tier: batch`, which the price table halves), and queues the unsure ones for Sonnet like any other
-escalation. Nothing is lost if the process stops in between: the batch id is stored on the run.
+A batch run's life (the state is stored on the run, see db/batches.py):
+
+  queued -> submitting -> in_progress -> collected         (or gone, when the API no longer knows the batch;
+                                                             or failed, when it refused the submission)
+
+* **Submit.** The run's pending tickets are held for the batch and the run marked `submitting` (with the time)
+  *before* the request is sent. A crash after the API accepted the batch but before its id was stored is found
+  again on the next check: the batches created since then are listed and the one with this run's number of
+  requests (and an id no run has) is adopted, never sent a second time. A submission the API refused releases
+  the tickets with a clear message.
+* **Check / collect.** Transient API errors (connection, 429, 5xx, 529) are retried with backoff (retry-after
+  honoured). An ended batch's results are recorded in chunks, each in one transaction that first skips request
+  ids (`batch id/custom id`) already on the books, so an interrupted collect can be re-run any number of times
+  and records every result once. Unsure answers are queued for tier 2 in the same transaction. Expired or
+  canceled requests, and every ticket of a batch the API no longer knows (404), go back to the queue as pending,
+  not failed; what was recorded stays. One batch failing never stops the others from being checked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
+import anthropic
+import httpx2
+
+from db import batches as store
 from db import queue
 from db.engine import Database
-from triage.budget import BudgetGuard, check
+from triage import budget, pipeline
 from triage.domain import ERROR, TRANSIENT, CallResult
+from triage.errors import ApiUnreachable, InputError, TriageError
 from triage.router import Router, decide, should_escalate
 
-HOLD = timedelta(hours=25)  # a batch expires after 24 h; its tickets stay claimed until then
+T = TypeVar("T")
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
+ATTEMPTS = 5
+BASE_DELAY = 1.0  # seconds; doubled each attempt, capped at 16
+CHUNK = 200  # results recorded per transaction
+ADOPT_GRACE = timedelta(minutes=2)  # a submission not listed after this long never reached the API
 
 
-def _id(ticket_id: int) -> str:
-    return f"ticket-{ticket_id}"
+class BatchRefused(InputError):
+    """The API refused the batch (a 4xx other than 429): nothing was sent; the tickets are pending again."""
 
 
-async def submit(db: Database, router: Router, run_id: int, worker: str = "batch") -> str | None:
-    """Send the run's pending tickets as one batch; returns the batch id (None when nothing was pending).
-    Refused (errors.BudgetReached) when a spending cap is reached."""
+class _Gone(Exception):
+    """404: the API no longer knows the batch."""
+
+
+@dataclass
+class BatchNews:
+    """What one check found for one run's batch, in words for the operator."""
+
+    run_id: int
+    state: str  # queued | submitting | in_progress | collected | gone | failed | unreachable
+    message: str
+    batch_id: str | None = None
+    answered: int = 0
+    failed: int = 0
+    escalating: int = 0
+    requeued: int = 0
+
+    @property
+    def open(self) -> bool:
+        """Still waiting on the API: check again later."""
+        return self.state in store.OPEN
+
+
+def custom_id(run_id: int, ticket_id: int) -> str:
+    return f"run-{run_id}-ticket-{ticket_id}"
+
+
+def ticket_of(custom: str) -> int | None:
+    m = re.search(r"ticket-(\d+)$", custom)
+    return int(m.group(1)) if m else None
+
+
+# -- the API, with retries ---------------------------------------------------------------------------------------
+
+async def _api(what: str, call: Callable[[], Awaitable[T]], *, on_retry: Callable[[], Awaitable[T | None]] | None
+               = None) -> T:
+    """`call`, retried on transient errors; 404 raises _Gone, other 4xx BatchRefused, exhaustion ApiUnreachable.
+    `on_retry` runs before each retry and may return the result instead (a create that did reach the API)."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await call()
+        except anthropic.NotFoundError as exc:
+            raise _Gone(str(exc)) from exc
+        except anthropic.APIStatusError as exc:
+            if exc.status_code not in RETRYABLE:
+                raise BatchRefused(f"the API refused to {what} ({exc.status_code}): "
+                                   f"{getattr(exc, 'api_message', None) or exc}") from exc
+            error: Exception = exc
+            wait = _advised(exc.response.headers)
+        except (anthropic.APIConnectionError, anthropic.APITimeoutError, httpx2.TransportError, OSError,
+                ValueError) as exc:  # ValueError: a results line cut off mid-download
+            error, wait = exc, None
+        if attempt == ATTEMPTS:
+            break
+        await asyncio.sleep(wait if wait is not None else min(BASE_DELAY * 2 ** (attempt - 1), 16.0)
+                            * random.uniform(0.75, 1.0))
+        if on_retry is not None and (found := await on_retry()) is not None:
+            return found
+    status = getattr(error, "status_code", None)
+    raise ApiUnreachable(f"could not {what} after {ATTEMPTS} attempts ({f'API error {status}' if status else error}"
+                         "); nothing was lost: run `triage collect` again later")
+
+
+def _total(counts: Any) -> int:
+    return int(counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired)
+
+
+def _advised(headers: Any) -> float | None:
+    from triage.ratelimit import retry_after
+
+    advised = retry_after(headers)
+    return advised if advised is not None and advised <= 120 else None
+
+
+async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: int, taken: set[str]):
+    """The batch this run sent at `since` (a crash or a lost answer kept its id from us), or None: created no
+    earlier than a minute before, with exactly `n` requests, and no run's batch yet."""
+    async def look():
+        async for b in client.messages.batches.list(limit=100):
+            created = b.created_at if b.created_at.tzinfo else b.created_at.replace(tzinfo=UTC)
+            if created < since - timedelta(minutes=1):
+                return None  # newest first: the rest are older
+            if _total(b.request_counts) == n and b.id not in taken:
+                return b
+        return None
+    return await _api("list recent batches", look)
+
+
+# -- submit ------------------------------------------------------------------------------------------------------
+
+def _db(db: Database, fn: Callable[[Any], T]) -> Awaitable[T]:
+    return pipeline.in_transaction(db, fn)
+
+
+async def submit(db: Database, router: Router, run_id: int) -> str | None:
+    """Hold the run's pending tickets and send them as one batch; returns the batch id (None when nothing was
+    pending). Refused (errors.BudgetReached) when a spending cap is reached."""
     guard = router.guard
-    if isinstance(guard, BudgetGuard):
-        check(db, guard.caps)
+    if isinstance(guard, budget.BudgetGuard):
+        budget.check(db, guard.caps)
+    if not await _db(db, lambda s: store.hold(s, run_id, "queued")):
+        return None
+    return await _send(db, router, run_id)
+
+
+def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str,
+                    threshold: float) -> int:
+    """The dashboard's economy route: import the tickets and hold them for a batch in one transaction (so no
+    worker sends them live meanwhile); the background worker submits it (`check_open`). Returns the run id."""
     with db.transaction() as s:
-        claimed = queue.claim_pending(s, worker, 100_000, run_id)
-    if not claimed:
+        run_id = queue.create_run(s, started_by=started_by, source=source, mode="auto", threshold=threshold)
+        queue.import_tickets(s, items, source=source, run_id=run_id)
+        store.hold(s, run_id, "queued")
+    return run_id
+
+
+async def _send(db: Database, router: Router, run_id: int) -> str | None:
+    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more."""
+    tickets = await pipeline.read(db, lambda s: store.held(s, run_id))
+    if not tickets:
+        await _db(db, lambda s: store.set_state(s, run_id, None))
         return None
     provider = router.tier1
-    requests = [{"custom_id": _id(c.ticket_id), "params": provider.request_body(c.text, router.taxonomy)}
-                for c in claimed]
+    requests = [{"custom_id": custom_id(run_id, tid), "params": provider.request_body(text, router.taxonomy)}
+                for tid, text in tickets]
+    since = datetime.now(UTC)
+    await _db(db, lambda s: store.set_state(s, run_id, "submitting"))  # from here on, look before sending again
+    taken = await pipeline.read(db, store.known_batch_ids)
+
+    async def reached_the_api():
+        return await _find_submitted(provider.client, since, len(requests), taken)
+
     try:
-        batch = await provider.client.messages.batches.create(requests=requests)
-    except Exception:
-        with db.transaction() as s:
-            queue.release_claims(s, worker)
-        raise
-    with db.transaction() as s:
-        queue.hold_for_batch(s, [c.ticket_id for c in claimed], batch.id, datetime.now(UTC) + HOLD)
-        queue.set_run_batch(s, run_id, batch.id)
+        batch = await _api("submit the batch", lambda: provider.client.messages.batches.create(requests=requests),
+                           on_retry=reached_the_api)
+    except BatchRefused as exc:
+        why = f"{exc}; its {len(tickets)} tickets are pending again"
+        await _db(db, lambda s: (store.release(s, run_id, why), store.set_state(s, run_id, "failed", message=why)))
+        raise BatchRefused(why) from None
+    await _db(db, lambda s: store.set_state(s, run_id, "in_progress", batch_id=batch.id))
     return batch.id
 
 
-async def collect(db: Database, router: Router, run_id: int, batch_id: str) -> dict | None:
-    """Record a finished batch's results; None while it is still running. Returns counts."""
+# -- check and collect -------------------------------------------------------------------------------------------
+
+async def check(db: Database, router: Router, run_id: int) -> BatchNews:
+    """One look at a run's batch: submit it if queued, find it if a submission was interrupted, record its
+    results once it has ended, requeue its tickets if it is gone. Raises ApiUnreachable after retries."""
+    run = await pipeline.read(db, lambda s: store.batch_run(s, run_id))
+    if run is None or run.state is None:
+        return BatchNews(run_id, "none", "not a batch run")
+    if run.state == "queued":
+        batch_id = await _send(db, router, run_id)
+        if batch_id is None:
+            return BatchNews(run_id, "none", "nothing left to submit")
+        return BatchNews(run_id, "in_progress", f"submitted batch {batch_id}", batch_id)
+    if run.state == "submitting":
+        return await _resume_submission(db, router, run)
+    if run.state != "in_progress" or not run.batch_id:
+        return BatchNews(run_id, run.state, run.message or run.state, run.batch_id)
+    batch_id = run.batch_id
+    client = router.tier1.client
+    try:
+        batch = await _api(f"check batch {batch_id}", lambda: client.messages.batches.retrieve(batch_id))
+        if batch.processing_status != "ended":
+            counts = batch.request_counts
+            await _db(db, lambda s: store.set_state(s, run_id, "in_progress"))  # last checked now
+            return BatchNews(run_id, "in_progress", f"batch {batch_id} still running ({counts.processing} of "
+                             f"{_total(counts)} requests processing; results within 24 h)", batch_id)
+        news = await _collect(db, router, run_id, batch_id)
+    except _Gone:
+        why = f"batch {batch_id} is gone (the API no longer knows it): its unanswered tickets are pending again"
+        n = await _db(db, lambda s: (store.release(s, run_id, why), store.set_state(s, run_id, "gone", message=why))
+                      [0])
+        return BatchNews(run_id, "gone", f"{why} ({n} tickets; answers already recorded are kept)", batch_id,
+                         requeued=n)
+    return news
+
+
+async def _resume_submission(db: Database, router: Router, run: store.BatchRun) -> BatchNews:
+    """A submission was interrupted before its batch id was stored: adopt the batch if the API has it, else
+    (once it clearly never arrived) send it now."""
+    n = len(await pipeline.read(db, lambda s: store.held(s, run.run_id)))
+    since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
+    taken = await pipeline.read(db, store.known_batch_ids)
+    found = await _find_submitted(router.tier1.client, since or datetime.now(UTC), n, taken) if n else None
+    if found is not None:
+        await _db(db, lambda s: store.set_state(s, run.run_id, "in_progress", batch_id=found.id))
+        return BatchNews(run.run_id, "in_progress", f"found batch {found.id}, sent before an interruption: "
+                         "not sent again", found.id)
+    if not n:
+        await _db(db, lambda s: store.set_state(s, run.run_id, None))
+        return BatchNews(run.run_id, "none", "nothing left to submit")
+    if since and datetime.now(UTC) - since < ADOPT_GRACE:
+        return BatchNews(run.run_id, "submitting", "a submission is under way; checking again shortly")
+    batch_id = await _send(db, router, run.run_id)
+    if batch_id is None:
+        return BatchNews(run.run_id, "none", "nothing left to submit")
+    return BatchNews(run.run_id, "in_progress", f"submitted batch {batch_id} (the earlier attempt never reached "
+                     "the API)", batch_id)
+
+
+async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> BatchNews:
+    """Record an ended batch's results, a chunk per transaction, each result once whatever happened before."""
     provider = router.tier1
-    batch = await provider.client.messages.batches.retrieve(batch_id)
-    if batch.processing_status != "ended":
-        return None
+    news = BatchNews(run_id, "collected", "", batch_id)
+
+    async def download() -> BatchNews:
+        stream = await provider.client.messages.batches.results(batch_id)
+        chunk: list = []
+        async for item in stream:
+            chunk.append(item)
+            if len(chunk) >= CHUNK:
+                await _record(db, router, run_id, batch_id, chunk, news)
+                chunk = []
+        if chunk:
+            await _record(db, router, run_id, batch_id, chunk, news)
+        return news
+
+    await _api(f"download the results of batch {batch_id}", download)
+    why = f"batch {batch_id} returned no answer for it: pending again"
+    left = await _db(db, lambda s: (store.release(s, run_id, why), store.set_state(s, run_id, "collected"))[0])
+    news.requeued += left
+    news.message = (f"batch {batch_id}: {news.answered} answered, {news.failed} failed, {news.escalating} going "
+                    f"to tier 2" + (f", {news.requeued} expired or unanswered and pending again" if news.requeued
+                                    else ""))
+    return news
+
+
+async def _record(db: Database, router: Router, run_id: int, batch_id: str, items: list, news: BatchNews) -> None:
+    provider = router.tier1
     started = time.perf_counter()
-    counts = {"answered": 0, "failed": 0, "escalating": 0}
-    escalate: list[int] = []
-    results = await provider.client.messages.batches.results(batch_id)
-    async for item in results:
-        ticket_id = int(item.custom_id.removeprefix("ticket-"))
-        result = item.result
-        if result.type == "succeeded":
-            call = provider._answer_result(result.message, f"{batch_id}/{item.custom_id}", router.taxonomy, 1,
-                                           started)
-            call.latency_ms = 0  # batch calls have no per-request latency; the latency charts leave them out
-        else:
-            message = getattr(getattr(getattr(result, "error", None), "error", None), "message", None)
-            call = CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT,
-                              error=f"batch request {result.type}" + (f": {message}" if message else ""))
-        wants_tier2 = router.mode == "auto" and router.tier2 is not None and should_escalate(call,
-                                                                                             router.threshold)
-        with db.transaction() as s:
+
+    def write(s) -> None:
+        store.batch_run(s, run_id, lock=True)  # collectors of the same run take turns
+        ids = {f"{batch_id}/{item.custom_id}": item for item in items}
+        done = store.recorded(s, list(ids))
+        tickets = store.existing_tickets(s, [t for i in items if (t := ticket_of(i.custom_id)) is not None])
+        escalate, requeue = [], []
+        for request_id, item in ids.items():
+            ticket_id = ticket_of(item.custom_id)
+            if request_id in done or ticket_id not in tickets:
+                continue
+            result = item.result
+            if result.type in ("expired", "canceled"):
+                requeue.append(ticket_id)  # never processed, never billed: back to the queue
+                continue
+            if result.type == "succeeded":
+                call = provider._answer_result(result.message, request_id, router.taxonomy, 1, started)
+                call.latency_ms = 0  # batch calls have no per-request latency; the latency charts leave them out
+            else:
+                error = getattr(getattr(result, "error", None), "error", None)
+                message = getattr(error, "message", None)
+                call = CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
+                                  error=f"batch request {result.type}" + (f": {message}" if message else ""))
             queue.record_call(s, ticket_id, run_id, call)
             queue.apply_outcome(s, ticket_id, decide([call], router.threshold))
-        if wants_tier2:
-            escalate.append(ticket_id)
-        counts["answered" if call.answered else "failed"] += 1
-    with db.transaction() as s:
+            if router.mode == "auto" and router.tier2 is not None and should_escalate(call, router.threshold):
+                escalate.append(ticket_id)
+            news.answered += call.answered
+            news.failed += not call.answered
         if escalate:
             queue.request_escalation(s, escalate)
-        queue.set_run_batch(s, run_id, None)
-    counts["escalating"] = len(escalate)
-    return counts
+        if requeue:
+            news.requeued += store.release(s, run_id, f"batch {batch_id}: request expired, pending again", requeue)
+        news.escalating += len(escalate)
+
+    await pipeline.in_transaction(db, write)
+
+
+async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None = None) -> list[BatchNews]:
+    """Check every open batch run (or these): one that fails is reported and never stops the others."""
+    if run_ids is None:
+        run_ids = [r.run_id for r in await pipeline.read(db, store.open_runs)]
+    out = []
+    for run_id in run_ids:
+        try:
+            out.append(await check(db, router, run_id))
+        except ApiUnreachable as exc:
+            out.append(BatchNews(run_id, "unreachable", str(exc)))
+        except TriageError as exc:
+            out.append(BatchNews(run_id, "failed", str(exc)))
+    return out
+
+
+def open_batch_runs(db: Database) -> list[store.BatchRun]:
+    with db.read() as s:
+        return store.open_runs(s)
+
+
+def collect_open(db: Database, settings: Any) -> list[BatchNews]:
+    """For the dashboard's background worker: one check of every open batch with the settings in force."""
+    from triage import services
+    from triage.settings import effective
+
+    if not open_batch_runs(db):
+        return []
+    merged, taxonomy = effective(db, settings)
+    router = services.build_router(merged, taxonomy, threshold=merged.threshold, db=db)
+    return services.run(router, check_open(db, router))
+
+
+def status_line(db: Database, run_id: int) -> str | None:
+    """The batch's state in one line for the Classify page (None for a live run)."""
+    with db.read() as s:
+        run = store.batch_run(s, run_id)
+        waiting = len(store.held(s, run_id)) if run and run.state in store.OPEN else 0
+    if run is None or run.state is None:
+        return None
+    since = run.since.strftime("%H:%M UTC") if run.since else ""
+    return {
+        "queued": f"Economy batch: {waiting} tickets waiting to be sent (the background worker submits them).",
+        "submitting": f"Economy batch: {waiting} tickets being submitted (since {since}).",
+        "in_progress": f"Economy batch {run.batch_id}: {waiting} tickets at the API, last checked {since}; results "
+                       "within 24 h (half price). Checked every minute.",
+        "collected": f"Economy batch {run.batch_id}: results recorded ({since}).",
+    }.get(run.state, f"Economy batch {run.batch_id or ''}: {run.message or run.state}")

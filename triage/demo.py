@@ -17,7 +17,8 @@ from typing import Any
 
 from db import queue, reports, rollups
 from db.engine import Database
-from triage import prompts
+from triage import audit, prompts
+from triage.access import Action, Actor, Role, require
 from triage.domain import OK, CallResult, Usage
 from triage.pricing import PriceTable
 from triage.router import decide
@@ -47,8 +48,11 @@ def _simulated_call(tier: int, model: str, text: str, label: str, rnd: random.Ra
                       request_id=f"{DEMO_REQUEST_PREFIX}{rnd.getrandbits(48):012x}", created_at=when)
 
 
-def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, days: int = 30,
+def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings | None = None, days: int = 30,
          seed: int = 7, api_share: float = 0.7, local: bool = True) -> dict[str, Any]:
+    """Load the demo (a lead's choice: it writes 315 sample tickets and simulated history); recorded in the audit
+    trail with who loaded it."""
+    require(actor, Action.LOAD_DEMO)
     settings = settings or Settings.from_env()
     with db.read() as s:
         if reports.status_counts(s).get("total"):
@@ -84,10 +88,12 @@ def fill(db: Database, taxonomy: Taxonomy, *, settings: Settings | None = None, 
         from triage.local import tier as local_tier
         from triage.local.embedder import shared
 
-        local_tier.retrain(db, taxonomy, shared())
+        local_tier.train_from_labels(db, taxonomy, shared())
+    summary = {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
     with db.transaction() as s:
         queue.finish_idle_runs(s)
-    return {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
+        audit.record(s, actor, audit.DEMO, **summary)
+    return summary
 
 
 def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings, ticket_ids: list[int],
@@ -118,8 +124,9 @@ def _correct_some(db: Database, gold: dict[int, dict[str, Any]], taxonomy: Taxon
     rnd.shuffle(wrong)
     rnd.shuffle(right)
     for t, note in [(t, "demo correction") for t in wrong[:limit]] + [(t, "confirmed") for t in right[:confirm]]:
-        review.correct(db, t.id, gold[t.id]["label"], operator=rnd.choice(["dana", "li", "sam"]),
-                       expected_version=t.version, taxonomy=taxonomy, note=note)
+        simulated = Actor(rnd.choice(["dana", "li", "sam"]), Role.OPERATOR)  # the demo's made-up operators
+        review.correct(db, t.id, gold[t.id]["label"], actor=simulated, expected_version=t.version, taxonomy=taxonomy,
+                       note=note)
     return min(limit, len(wrong))
 
 

@@ -40,6 +40,12 @@ class BudgetReached(TriageError):
     exit_code = 5
 
 
+class ApiUnreachable(TriageError):
+    """The API could not be reached, or kept failing, after retries; nothing was lost: run the command again."""
+
+    exit_code = 7
+
+
 class Conflict(TriageError):
     """Someone else changed the ticket since it was loaded."""
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from db.engine import Database
-from triage import ingest
+from triage import ingest, metrics
 from triage.domain import Outcome
 from triage.errors import InputError
 from triage.local.head import expected_calibration_error
@@ -45,26 +45,16 @@ def score(gold: Sequence[str], predicted: Sequence[str | None], confidence: Sequ
     p = np.array([x if x is not None else "" for x in predicted])
     conf = np.array([c if c is not None else 0.0 for c in confidence], dtype=float)
     correct = p == y
-    per = {}
-    f1s = []
-    for c in classes:
-        tp = int(np.sum((p == c) & (y == c)))
-        fp = int(np.sum((p == c) & (y != c)))
-        fn = int(np.sum((p != c) & (y == c)))
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[c] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4),
-                  "support": int(np.sum(y == c))}
-        if np.sum(y == c):
-            f1s.append(f1)
+    scores = metrics.per_category(list(gold), list(predicted), classes)
+    per = {c: {k: round(v, 4) if k != "support" else v for k, v in m.items()} for c, m in scores.items()}
     coverage = []
     for t in THRESHOLDS:
         kept = conf >= t
         coverage.append({"threshold": t, "kept": round(float(kept.mean()), 4),
                          "accuracy": round(float(correct[kept].mean()), 4) if kept.any() else None})
-    return {"n": int(len(y)), "accuracy": round(float(correct.mean()), 4), "macro_f1": round(float(np.mean(f1s)), 4),
-            "ece": round(expected_calibration_error(conf, correct), 4), "per_category": per, "coverage": coverage}
+    return {"n": int(len(y)), "accuracy": round(float(correct.mean()), 4),
+            "macro_f1": round(metrics.macro_f1(scores), 4), "ece": round(expected_calibration_error(conf, correct), 4),
+            "per_category": per, "coverage": coverage}
 
 
 def predict_local(gold: Gold, taxonomy: Taxonomy, db: Database | None = None) -> tuple[list[str], list[float]]:

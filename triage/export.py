@@ -10,9 +10,12 @@ import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from db import review as db_review
 from db.engine import Database
+from triage import audit
+from triage.access import Action, Actor, require
 from triage.domain import money_text
 from triage.errors import InputError
 
@@ -31,11 +34,11 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
-def to_jsonl(rows: list[dict]) -> str:
+def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n" for r in rows)
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), extrasaction="ignore")
@@ -58,14 +61,14 @@ def check_destination(path: str) -> None:
         raise InputError(f"--out {path} cannot be written (no permission)")
 
 
-def write(rows: list[dict], path: str) -> None:
+def write(rows: list[dict[str, Any]], path: str) -> None:
     check_destination(path)
     text = to_csv(rows) if Path(path).suffix.lower() == ".csv" else to_jsonl(rows)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text, encoding="utf-8", newline="")
 
 
-def ticket_rows(db: Database, batch: int = 2000) -> list[dict]:
+def _ticket_rows(db: Database, batch: int = 2000) -> list[dict[str, Any]]:
     rows, page = [], 0
     with db.read() as s:
         while True:
@@ -76,8 +79,15 @@ def ticket_rows(db: Database, batch: int = 2000) -> list[dict]:
             page += 1
 
 
-def export_tickets(db: Database, fmt: str) -> tuple[bytes, str]:
-    rows = ticket_rows(db)
+def export_tickets(db: Database, fmt: str, *, actor: Actor) -> tuple[bytes, str]:
+    """Every ticket with its text, label, who set it and its cost, for a lead; recorded in the audit trail (who,
+    when, how many rows, which filter)."""
+    require(actor, Action.EXPORT)
+    if fmt not in ("csv", "jsonl"):
+        raise InputError(f"export format is csv or jsonl (got {fmt!r})")
+    rows = _ticket_rows(db)
+    with db.transaction() as s:
+        audit.record(s, actor, audit.EXPORT, rows=len(rows), format=fmt, filter="every ticket")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     if fmt == "csv":
         return to_csv(rows).encode("utf-8"), f"triage-tickets-{stamp}.csv"

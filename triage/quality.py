@@ -1,16 +1,23 @@
-"""How good are the models, measured against operators: accuracy, agreement, calibration, and what another
-escalation threshold would have done (replayed on stored answers, no new calls)."""
+"""How good are the models, measured against operators: accuracy, macro-F1, calibration, the confusion matrix,
+agreement, and what another escalation threshold would have done (replayed on stored answers, no new calls).
+
+`measure` is the one function behind both the Quality page and `triage quality`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from db import quality as q
-from db import rollups
 from db.engine import Database
-from triage.domain import from_pico
+from triage import metrics
+from triage.domain import from_pico, money_text
+from triage.local.head import expected_calibration_error
 
 TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 
@@ -18,10 +25,46 @@ TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 @dataclass
 class Quality:
     n_tickets: int
-    per_tier: list[dict[str, Any]]  # tier, model, n, accuracy, ece
-    reliability: list[dict[str, Any]]  # tier, bin_mid, confidence, accuracy, n
-    flips: dict[str, int]  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
-    whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, cost_per_ticket
+    per_tier: list[dict[str, Any]]  # per tier and model: tier, model, name, n, accuracy, macro_f1, ece, confusion, ...
+    reliability: list[dict[str, Any]]  # tier, name, bin_mid, confidence, accuracy, n
+    flips: dict[str, Any]  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
+    whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
+    sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
+    since: date | None = None  # only model answers from this day on (UTC)
+
+    def measured_on(self) -> str:
+        """Which data these numbers come from, in words (the page and the CLI print this)."""
+        if not self.n_tickets:
+            return "No operator-labelled tickets with model answers" + (f" since {self.since}" if self.since else "")
+        review, imported = self.sources.get("review", 0), self.sources.get("import", 0)
+        origin = []
+        if review:
+            origin.append(f"{review} corrected or confirmed in the review queue")
+        if imported:
+            origin.append(f"{imported} imported from labelled files")
+        text = f"Measured on {self.n_tickets} tickets an operator labelled ({', '.join(origin) or 'by hand'})"
+        if self.since:
+            text += f", model answers since {self.since}"
+        text += "."
+        if review:
+            text += (" Operators mostly label the hard tickets the review queue shows them, so figures from those "
+                     "lean pessimistic.")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values; money as exact decimal strings."""
+        whatif = [{**w, "cost_per_ticket": None if w["cost_per_ticket"] is None else money_text(w["cost_per_ticket"])}
+                  for w in self.whatif]
+        return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
+                "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
+                "flips": self.flips, "whatif": whatif, "reliability": self.reliability}
+
+
+def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
+    by_ticket: dict[int, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by_ticket.setdefault(r["ticket_id"], {})[r["tier"]] = r  # rows are in call order: the latest wins
+    return by_ticket
 
 
 def data_version(db: Database) -> int:
@@ -30,62 +73,70 @@ def data_version(db: Database) -> int:
         return q.labels_version(s)
 
 
-THRESHOLDS = rollups.THRESHOLDS  # the what-if's escalation thresholds
+def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    """Each ticket's latest answer from each (tier, model), when that answer has a label."""
+    latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        latest.setdefault((r["tier"], r["model"]), {})[r["ticket_id"]] = r  # in call order: the latest wins
+    groups = {key: [a for a in by_ticket.values() if a["label"] is not None] for key, by_ticket in latest.items()}
+    return {key: answers for key, answers in sorted(groups.items()) if answers}
 
 
-def measure(db: Database) -> Quality:
-    """Measured on every labelled ticket's latest answer per tier, from counts kept as labels and calls arrive:
-    the page costs the same whether operators labelled a thousand tickets or a million."""
-    edges = rollups.QUALITY_EDGES
+def measure(db: Database, bins: int = 10, *, since: date | None = None,
+            classes: Sequence[str] = ()) -> Quality:
+    """Every figure of the Quality page. `since`: only answers given from that day (UTC) on; `classes`: the
+    taxonomy, the order of the confusion matrix (labels outside it follow)."""
+    start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     with db.read() as s:
-        stats = q.quality_stats(s)
-    if not stats["tickets"]:
-        return Quality(0, [], [], {"escalated": 0, "flipped": 0, "sonnet_right": 0, "haiku_right": 0}, [])
+        rows = q.labelled_calls(s, since=start)
+        tickets = _latest_per_tier(rows)
+        sources = q.label_sources(s, list(tickets))
+    groups = _per_model(rows)
+    models_in_tier: dict[int, int] = {}
+    for tier, _ in groups:
+        models_in_tier[tier] = models_in_tier.get(tier, 0) + 1
     per_tier, reliability = [], []
-    for tier in (0, 1, 2):
-        rows = [r for r in stats["bins"] if r[0] == tier]
-        n = sum(r[3] for r in rows)
-        if not n:
-            continue
-        ece = 0.0
-        for b in range(len(edges) - 1):  # expected calibration error, as triage.local.head computes it
-            group = [r for r in rows if r[2] == b]
-            k = sum(r[3] for r in group)
-            if k:
-                ece += k / n * abs(sum(r[4] for r in group) / k - sum(r[5] for r in group) / k)
-        per_tier.append({"tier": tier, "name": TIER_NAME[tier], "n": n, "accuracy": sum(r[5] for r in rows) / n,
-                         "ece": ece, "mean_confidence": sum(r[4] for r in rows) / n})
-        for b, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False)):
-            group = [r for r in rows if r[1] == b]
-            k = sum(r[3] for r in group)
-            if k:
-                reliability.append({"tier": tier, "name": TIER_NAME[tier], "bin_mid": (lo + hi) / 2,
-                                    "confidence": sum(r[4] for r in group) / k,
-                                    "accuracy": sum(r[5] for r in group) / k, "n": k})
-    pairs = stats["pairs"]  # (above, has_sonnet, haiku_right, sonnet_right, both, differ, n, haiku_pico)
-    flipped = [r for r in pairs if r[4] and r[5]]
-    flips = {"escalated": sum(r[6] for r in pairs if r[4]), "flipped": sum(r[6] for r in flipped),
-             "sonnet_right": sum(r[6] for r in flipped if r[3]), "haiku_right": sum(r[6] for r in flipped if r[2])}
-    return Quality(stats["tickets"], per_tier, reliability, flips, _whatif(pairs, stats["sonnet"]))
+    for (tier, model), answers in groups.items():
+        name = TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
+        conf = np.array([a["confidence"] or 0.0 for a in answers])
+        correct = np.array([a["label"] == a["truth"] for a in answers])
+        truth, said = [a["truth"] for a in answers], [a["label"] for a in answers]
+        per_tier.append({"tier": tier, "model": model, "name": name, "n": len(answers),
+                         "accuracy": float(correct.mean()),
+                         "macro_f1": metrics.macro_f1(metrics.per_category(truth, said, sorted({*truth, *said}))),
+                         "ece": expected_calibration_error(conf, correct), "mean_confidence": float(conf.mean()),
+                         "confusion": metrics.confusion(truth, said, classes)})
+        edges = np.linspace(0, 1, bins + 1)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+            if m.any():
+                reliability.append({"tier": tier, "name": name, "bin_mid": float((lo + hi) / 2),
+                                    "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
+                                    "n": int(m.sum())})
+    both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
+    flipped = [t for t in both if t[1]["label"] != t[2]["label"]]
+    flips = {"escalated": len(both), "flipped": len(flipped),
+             "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
+             "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
+    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets), sources, since)
 
 
-def _whatif(pairs: list[tuple[int, ...]], sonnet: tuple[int, int]) -> list[dict[str, Any]]:
+def _whatif(tickets: dict[int, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Replay: escalate when Haiku's confidence is under t; use Sonnet's stored answer where there is one."""
-    n_haiku = sum(r[6] for r in pairs)
-    if not n_haiku:
+    haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
+    if not haiku:
         return []
-    n_sonnet, sonnet_pico = sonnet
-    avg_sonnet = from_pico(int(sonnet_pico)) / n_sonnet if n_sonnet else None  # exact sums
-    haiku_cost = from_pico(sum(int(r[7] or 0) for r in pairs)) / n_haiku
+    sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
+    avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
     out = []
-    for i, t in enumerate(THRESHOLDS):
-        escalated = [r for r in pairs if r[0] <= i]  # Haiku's confidence under t
-        kept = [r for r in pairs if r[0] > i]
-        n_escalated = sum(r[6] for r in escalated)
-        n_answered = sum(r[6] for r in kept) + sum(r[6] for r in escalated if r[1])  # no Sonnet answer: no replay
-        right = sum(r[6] for r in kept if r[2]) + sum(r[6] for r in escalated if r[1] and r[3])
-        cost = haiku_cost + (avg_sonnet or Decimal(0)) * n_escalated / n_haiku
-        out.append({"threshold": t, "escalation_rate": n_escalated / n_haiku,
-                    "accuracy": right / n_answered if n_answered else None, "replayed": n_answered,
-                    "cost_per_ticket": cost if avg_sonnet is not None or not n_escalated else None})
+    for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
+        escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
+        answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
+        right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
+                    for x in answered)
+        haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)
+        out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
+                    "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
     return out

@@ -1,7 +1,8 @@
 """Operator use cases: the review queue, ticket detail, corrections (optimistic), confirmations, bulk labels.
 
 A confirmation is a correction whose label is the one the ticket already has: it records that an operator
-checked it, so it counts as ground truth. Both go through `correct`, which holds the rules."""
+checked it, so it counts as ground truth. Both go through `correct`, which holds the rules. Reading the queue or a
+ticket and labelling take the acting identity (`actor`); labels are stamped with it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from db import review as q
 from db.engine import Database
+from triage.access import Action, Actor, require
 from triage.domain import ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, InputError
 from triage.taxonomy import Taxonomy
@@ -32,7 +34,8 @@ class Page:
 COUNT_AHEAD = 10_000  # a page counts matches this far past itself, so it costs the same on any history
 
 
-def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE) -> Page:
+def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE, *, actor: Actor) -> Page:
+    require(actor, Action.READ_TICKETS)
     with db.read() as s:
         rows = q.review_page(s, f, number, size)
         cap = number * size + COUNT_AHEAD
@@ -40,14 +43,15 @@ def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE
         return Page(rows, min(total, cap), number, size, q.machine_labels(s, [r.id for r in rows]), total > cap)
 
 
-def correct(db: Database, ticket_id: int, label: str, *, operator: str, expected_version: int,
+def correct(db: Database, ticket_id: int, label: str, *, actor: Actor, expected_version: int,
             taxonomy: Taxonomy, note: str | None = None) -> int:
+    """Set an operator label (stamped with the actor's identity) if nobody changed the ticket since
+    `expected_version`; returns the new version."""
+    require(actor, Action.LABEL)
     if label not in taxonomy:
         raise InputError(f"{label!r} is not a category; pick one of {', '.join(taxonomy.names)}")
-    if not operator.strip():
-        raise InputError("say who you are (operator name) before correcting labels")
     with db.transaction() as s:
-        return q.correct(s, ticket_id, label, operator=operator.strip(), expected_version=expected_version,
+        return q.correct(s, ticket_id, label, operator=actor.identity, expected_version=expected_version,
                          note=note)
 
 
@@ -57,24 +61,26 @@ class BulkResult:
     conflicts: list[str]
 
 
-def correct_many(db: Database, changes: list[tuple[int, str, int]], *, operator: str, taxonomy: Taxonomy,
+def correct_many(db: Database, changes: list[tuple[int, str, int]], *, actor: Actor, taxonomy: Taxonomy,
                  note: str | None = None) -> BulkResult:
     """(ticket id, new label, version seen) each; each ticket saved on its own, conflicts reported."""
+    require(actor, Action.LABEL)
     result = BulkResult([], [])
     for tid, label, version in changes:
         try:
-            correct(db, tid, label, operator=operator, expected_version=version, taxonomy=taxonomy, note=note)
+            correct(db, tid, label, actor=actor, expected_version=version, taxonomy=taxonomy, note=note)
             result.saved.append(tid)
         except Conflict as exc:
             result.conflicts.append(str(exc))
     return result
 
 
-def confirm_many(db: Database, tickets: list[tuple[int, str | None, int]], *, operator: str, taxonomy: Taxonomy,
+def confirm_many(db: Database, tickets: list[tuple[int, str | None, int]], *, actor: Actor, taxonomy: Taxonomy,
                  note: str | None = None) -> BulkResult:
     """(ticket id, label seen, version seen) each: the operator checked the label and it is right. Tickets without
     a label from the taxonomy cannot be confirmed (correct them instead) and are reported as such."""
-    result = correct_many(db, [(t, label, v) for t, label, v in tickets if label in taxonomy], operator=operator,
+    result = correct_many(db, [(t, label, v) for t, label, v in tickets if label is not None and label in taxonomy],
+                          actor=actor,
                           taxonomy=taxonomy, note=note or "confirmed")
     result.conflicts += [f"ticket {t} has no label to confirm; pick one instead" for t, label, _ in tickets
                          if label not in taxonomy]
@@ -88,7 +94,8 @@ class Detail:
     history: list[dict[str, Any]]
 
 
-def detail(db: Database, ticket_id: int) -> Detail | None:
+def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
+    require(actor, Action.READ_TICKETS)
     with db.read() as s:
         t = q.ticket(s, ticket_id)
         if t is None:

@@ -4,34 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from db import queue, reports
 from db.engine import Database
+from triage import audit
+from triage.access import Action, Actor, require
 from triage.domain import FAILED, from_pico, money_text
 
 if TYPE_CHECKING:
     from triage.pipeline import RunReport
 
 
-def request_escalation(db: Database, ticket_ids: Sequence[int]) -> int:
+def request_escalation(db: Database, ticket_ids: Sequence[int], *, actor: Actor) -> int:
+    """Queue these tickets for tier 2 (the worker asks Sonnet); recorded with who asked."""
+    require(actor, Action.ESCALATE)
+    ids = list(dict.fromkeys(ticket_ids))
     with db.transaction() as s:
-        return queue.request_escalation(s, list(ticket_ids))
+        n = queue.request_escalation(s, ids)
+        audit.record(s, actor, audit.ESCALATION, tickets=len(ids), ids=ids[:50])
+        return n
 
 
-def requeue_failed(db: Database, *, started_by: str = "cli", threshold: float = 0.7) -> tuple[int, int]:
+def requeue_failed(db: Database, *, actor: Actor, threshold: float = 0.7) -> tuple[int, int]:
     """Queue every failed ticket again under a new run; returns (run id, how many)."""
+    require(actor, Action.RETRY)
     with db.transaction() as s:
         ids = queue.ticket_ids_in_state(s, FAILED)
-        run_id = queue.create_run(s, started_by=started_by, source="retry", mode="auto", threshold=threshold)
+        run_id = queue.create_run(s, started_by=actor.identity, source="retry", mode="auto", threshold=threshold)
         n = queue.requeue_tickets(s, ids, run_id) if ids else 0
     return run_id, n
 
 
-def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str = "cli",
+def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
               mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queue.Imported:
+    """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies."""
+    require(actor, Action.CLASSIFY)
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
+        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold)
         return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
 
 
@@ -43,8 +53,10 @@ def finish_run(db: Database, report: RunReport) -> None:
         queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
 
 
-def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], with_text: bool = False) -> list[dict]:
-    """One output row per input ticket: the current label and what this run spent on it."""
+def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Actor,
+             with_text: bool = False) -> list[dict[str, Any]]:
+    """One output row per input ticket: the current label and what this run spent on it (and its text)."""
+    require(actor, Action.READ_TICKETS)
     with db.read() as s:
         costs = queue.run_cost_by_ticket(s, run_id)
         unique = list(dict.fromkeys(ticket_ids))
@@ -89,6 +101,31 @@ def run_progress(db: Database, run_id: int) -> RunProgress | None:
         return RunProgress(run_id, run.status, run.message, run.n_tickets, states)
 
 
+@dataclass(frozen=True)
+class RunVersion:
+    """What a page watching a run reads on every poll, from a few small indexed queries: the run's progress and a
+    fingerprint of the tickets on screen (see db.queue.tickets_fingerprint)."""
+
+    progress: RunProgress
+    shown: tuple[int, int, int]
+
+    @property
+    def waiting(self) -> bool:
+        """Something can still change without anyone acting: a ticket of the run (or one on screen, e.g. escalated
+        from there) is pending or claimed, and the run was not stopped (a rejected key stops it for good)."""
+        return self.progress.status != "stopped" and (self.progress.states.get("pending", 0) > 0 or self.shown[1] > 0)
+
+
+def run_version(db: Database, run_id: int, shown_ids: Sequence[int]) -> RunVersion | None:
+    """The run's progress and the fingerprint of `shown_ids`, in one read; None when there is no such run."""
+    with db.read() as s:
+        run = queue.run_info(s, run_id)
+        if run is None:
+            return None
+        progress = RunProgress(run_id, run.status, run.message, run.n_tickets, queue.run_state_counts(s, run_id))
+        return RunVersion(progress, queue.tickets_fingerprint(s, shown_ids))
+
+
 def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
     with db.read() as s:
         return queue.ticket_ids_of_run(s, run_id, limit)
@@ -104,7 +141,7 @@ def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
         return queue.count_known(s, items)
 
 
-def recent_runs(db: Database, limit: int = 20) -> list[dict]:
+def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     with db.read() as s:
         return queue.recent_runs(s, limit)
 
@@ -118,9 +155,3 @@ def ticket_ids_below(db: Database, confidence: float) -> list[int]:
     """Uncorrected tickets whose label confidence is under `confidence` (or that have none)."""
     with db.read() as s:
         return queue.ticket_ids_below(s, confidence)
-
-
-def open_batches(db: Database) -> list[tuple[int, str]]:
-    """(run id, batch id) of runs whose Message Batch has not been collected yet."""
-    with db.read() as s:
-        return queue.open_batches(s)

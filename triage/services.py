@@ -16,6 +16,7 @@ import anthropic
 from db import queue
 from db.engine import Database
 from triage import budget, pipeline, runs
+from triage.access import Action, Actor, require
 from triage.errors import BudgetReached, NoApiKey
 from triage.pipeline import OnTicket, RunReport
 from triage.pricing import PriceTable
@@ -73,38 +74,42 @@ def run(router: Router, coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main())
 
 
-def classify_run(db: Database, router: Router, run_id: int, *, concurrency: int = 8,
+def classify_run(db: Database, router: Router, run_id: int, *, actor: Actor, concurrency: int = 8,
                  on_ticket: OnTicket | None = None) -> RunReport:
     """Classify one run's pending tickets live, then mark the run finished or stopped."""
+    require(actor, Action.CLASSIFY)
     report = run(router, pipeline.process_queue(db, router, run_id=run_id, concurrency=concurrency,
                                                 on_ticket=on_ticket))
     runs.finish_run(db, report)
     return report
 
 
-def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, started_by: str, concurrency: int = 8,
+def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, actor: Actor, concurrency: int = 8,
              on_ticket: OnTicket | None = None) -> RunReport:
-    """Ask tier 2 about these tickets now (as a run of their own), whatever tier 1 said."""
-    run_id = runs.create_run(db, started_by=started_by, source="escalate", mode="sonnet", threshold=router.threshold)
+    """Ask tier 2 about these tickets now (as a run of their own, started by `actor`), whatever tier 1 said."""
+    require(actor, Action.ESCALATE)
+    run_id = runs.create_run(db, started_by=actor.identity, source="escalate", mode="sonnet",
+                             threshold=router.threshold)
     report = run(router, pipeline.escalate_tickets(db, router, ticket_ids, run_id=run_id, concurrency=concurrency,
                                                    on_ticket=on_ticket))
     runs.finish_run(db, report)
     return report
 
 
-def retry_failed(db: Database, router: Router, *, started_by: str, concurrency: int = 8,
+def retry_failed(db: Database, router: Router, *, actor: Actor, concurrency: int = 8,
                  on_ticket: OnTicket | None = None) -> RunReport | None:
     """Queue every failed ticket again under a new run and classify them (answers already paid for are reused).
     None when nothing had failed."""
-    run_id, n = runs.requeue_failed(db, started_by=started_by, threshold=router.threshold)
+    run_id, n = runs.requeue_failed(db, actor=actor, threshold=router.threshold)
     if not n:
         return None
-    return classify_run(db, router, run_id, concurrency=concurrency, on_ticket=on_ticket)
+    return classify_run(db, router, run_id, actor=actor, concurrency=concurrency, on_ticket=on_ticket)
 
 
-def run_worker(db: Database, router: Router, settings: Settings, *, once: bool = False, poll_seconds: float = 2.0,
-               stop: asyncio.Event | None = None) -> RunReport:
+def run_worker(db: Database, router: Router, settings: Settings, *, actor: Actor, once: bool = False,
+               poll_seconds: float = 2.0, stop: asyncio.Event | None = None) -> RunReport:
     """Drain the queue (every run's pending tickets), polling for more unless `once`."""
+    require(actor, Action.CLASSIFY)
     async def before_pass() -> None:
         await asyncio.to_thread(budget.check, db, settings.caps)
 
@@ -117,7 +122,8 @@ def run_worker(db: Database, router: Router, settings: Settings, *, once: bool =
 async def work_once(db: Database, base: Settings | None = None, *, concurrency: int | None = None,
                     client: anthropic.AsyncAnthropic | None = None) -> RunReport:
     """One pass of the dashboard's background worker with the settings in force now (a lead may have edited the
-    taxonomy, models, threshold or budget since the last pass)."""
+    taxonomy, models, threshold or budget since the last pass). It takes no actor: it only works what people
+    allowed to queue work put on the queue (start_run, request_escalation check who they are)."""
     settings, tax = effective(db, base)
     try:
         await asyncio.to_thread(budget.check, db, settings.caps)

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field, replace
 
 from db import settings as db_settings
 from db.engine import Database
+from triage import audit
 from triage import taxonomy as taxonomy_mod
+from triage.access import Action, Actor, require
 from triage.budget import Caps
 from triage.errors import InputError
 from triage.pricing import PriceTable
@@ -90,19 +92,26 @@ def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Tax
     return settings, Taxonomy.from_dict(tax) if tax else taxonomy_mod.load(base.taxonomy_path)
 
 
-def save_taxonomy(db: Database, taxonomy: Taxonomy, *, operator: str) -> None:
+def save_taxonomy(db: Database, taxonomy: Taxonomy, *, actor: Actor) -> None:
+    """A lead's taxonomy, in force for tickets classified from now on; the audit trail keeps before and after."""
+    require(actor, Action.CONFIGURE)
+    before = {c.name: c.description for c in effective(db)[1].categories}
     with db.transaction() as s:
-        db_settings.put(s, "taxonomy", taxonomy.to_dict(), operator=operator)
+        db_settings.put(s, "taxonomy", taxonomy.to_dict(), operator=actor.identity)
+        audit.record(s, actor, audit.SETTINGS_TAXONOMY, before=list(before), after=taxonomy.names,
+                     changed=[c.name for c in taxonomy.categories if before.get(c.name) != c.description])
 
 
-def save_engine(db: Database, *, operator: str, prices: PriceTable | None = None, **values: object) -> None:
+def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None, **values: object) -> None:
+    """A lead's routing, models and budgets; the audit trail keeps each changed value (from, to)."""
+    require(actor, Action.CONFIGURE)
     unknown = set(values) - set(EDITABLE)
     if unknown:
         raise InputError(f"not editable: {', '.join(sorted(unknown))}")
-    if "threshold" in values and not 0 <= float(values["threshold"]) <= 1:
+    if "threshold" in values and not 0 <= float(str(values["threshold"])) <= 1:
         raise InputError("the threshold is a confidence between 0 and 1")
     for key in ("monthly_budget_usd", "daily_budget_usd"):
-        if key in values and float(values[key]) < 0:
+        if key in values and float(str(values[key])) < 0:
             raise InputError(f"the {key.split('_')[0]} budget is a dollar amount, 0 for none")
     prices = prices or PriceTable.load(os.environ.get("TRIAGE_PRICES") or None)
     for key in ("tier1_model", "tier2_model"):
@@ -110,6 +119,9 @@ def save_engine(db: Database, *, operator: str, prices: PriceTable | None = None
             raise InputError("a model id cannot be empty")
         if key in values:
             prices.require(str(values[key]).strip())
+    before = effective(db)[0]
     with db.transaction() as s:
         current = db_settings.get(s, "engine", {}) or {}
-        db_settings.put(s, "engine", {**current, **values}, operator=operator)
+        db_settings.put(s, "engine", {**current, **values}, operator=actor.identity)
+        audit.record(s, actor, audit.SETTINGS_ENGINE, changed={
+            k: [getattr(before, k), v] for k, v in values.items() if getattr(before, k) != v})

@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from dashboard import state
-from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, money, plain
-from triage import budget, ingest, runs
+from dashboard import label_import, state
+from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain
+from triage import batches, budget, ingest, runs
+from triage.access import Action
 
+actor = gate(Action.CLASSIFY)
 db = state.database()
 settings, taxonomy = state.settings()
 
@@ -19,7 +21,7 @@ if standing and standing.blocked:
     st.warning(standing.blocked[0].upper() + standing.blocked[1:] + ".", icon=":material/savings:")
 elif standing and standing.warning:
     st.info(standing.warning[0].upper() + standing.warning[1:] + ".", icon=":material/savings:")
-if not runs.has_tickets(db):
+if not runs.has_tickets(db) and actor.may(Action.LOAD_DEMO):
     with st.container(border=True):
         st.markdown("**New here?** Load the demo: 315 sample support tickets, classified, with a month of "
                     "routing history and a few operator corrections, so every page has something to show.")
@@ -27,7 +29,7 @@ if not runs.has_tickets(db):
             from triage import demo
 
             with st.spinner("Classifying the sample tickets..."):
-                summary = demo.fill(db, taxonomy, settings=settings)
+                summary = demo.fill(db, taxonomy, actor=actor, settings=settings)
             st.toast(f"Demo loaded: {summary['tickets']} tickets.")
             st.rerun()
 
@@ -38,7 +40,10 @@ with paste_tab:
     pasted = st.text_area("Tickets", height=180, key="pasted",
                           placeholder="One ticket per line, or separate multi-line tickets with a blank line.")
     if pasted.strip():
-        items = [(None, t) for t in ingest.split_pasted(pasted)]
+        pasted_batch = ingest.from_paste(pasted)
+        items = pasted_batch.items
+        if pasted_batch.report:
+            st.warning(f"{len(pasted_batch.report)} tickets need a look: " + "; ".join(pasted_batch.report[:5]))
 with upload_tab:
     upload = st.file_uploader("CSV, JSON, JSONL or TXT", type=["csv", "json", "jsonl", "txt"], key="upload",
                               help="CSV/JSON: pick the column with the ticket text below.")
@@ -56,13 +61,19 @@ with upload_tab:
                 guess_id = ingest.guess_column(cols, "id")
                 id_col = c2.selectbox("Id column", id_choices,
                                       index=id_choices.index(guess_id) if guess_id in id_choices else 0)
-            batch = ingest.parse(text, fmt, text_column=text_col, id_column=None if id_col == "(none)" else id_col)
-            items, source = batch.items, upload.name
-            if batch.skipped:
-                st.warning(f"{len(batch.skipped)} rows left out: " + "; ".join(batch.skipped[:5]))
-            if not items:
-                st.warning(f"{upload.name} has no tickets in it.")
-            st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
+            id_col = None if id_col == "(none)" else id_col
+            if label_import.offer(db, taxonomy, text=text, fmt=fmt, name=upload.name, columns=cols,
+                                  text_column=text_col, id_column=id_col):
+                items = []  # imported as operator labels, not classified
+            else:
+                batch = ingest.parse(text, fmt, text_column=text_col, id_column=id_col)
+                items, source = batch.items, upload.name
+                if batch.report:
+                    st.warning(f"{len(batch.skipped)} rows left out, {len(batch.cut)} cut to "
+                               f"{ingest.MAX_STORED_CHARS:,} characters: " + "; ".join(batch.report[:5]))
+                if not items:
+                    st.warning(f"{upload.name} has no tickets in it.")
+                st.dataframe([{"id": i or "", "text": t[:200]} for i, t in items[:10]], hide_index=True)
         except ingest.IngestError as exc:
             st.error(f"Could not read {upload.name}: {exc}")
             items = []
@@ -72,44 +83,85 @@ if items:
     st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
                "(known tickets keep their labels and are not billed again).")
 c1, c2 = st.columns([1, 3])
-routes = ["auto", "haiku", "sonnet"] if state.has_api_key() else ["local"]
+routes = ["auto", "haiku", "sonnet", "batch"] if state.has_api_key() else ["local"]
 tier = c1.selectbox("Route", routes, key="tier",
                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
-                                 "sonnet": "Sonnet only", "local": "Local model (no API key)"}.get)
+                                 "sonnet": "Sonnet only", "local": "Local model (no API key)",
+                                 "batch": "Economy: half price, results within 24 h"}.get)
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
-    imported = runs.start_run(db, items, source=source, started_by=state.operator() or "dashboard",
-                                  mode=tier, threshold=settings.threshold)
-    st.session_state["run_id"] = imported.run_id
-    st.session_state["run_total"] = len(imported.new_ids) + len(imported.known_ids)
-    state.worker().wake()
-    st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
+    if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
+        st.session_state["run_id"] = batches.queue_batch_run(
+            db, items, source=source, started_by=actor.identity, threshold=settings.threshold)
+        st.query_params["run"] = str(st.session_state["run_id"])
+        state.worker().wake()
+        st.toast("Queued as an economy batch: results within 24 hours, at half price.")
+    else:
+        imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold)
+        st.session_state["run_id"] = imported.run_id
+        st.query_params["run"] = str(imported.run_id)  # a reload, or the link sent to a colleague, shows this run
+        state.worker().wake()
+        st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
+
+POLL_SECONDS = 1.0  # while a run is in progress: a result shows at most this long after it is stored
+PAUSED_POLL_SECONDS = 5.0  # while the worker is paused (budget reached, an error): it retries on its own
+SHOWN = 50  # cards drawn; the review queue has every ticket
 
 
 def escalate(ticket_id: int) -> None:
-    runs.request_escalation(db, [ticket_id])
+    runs.request_escalation(db, [ticket_id], actor=actor)
     state.worker().wake()
     st.toast(f"Ticket {ticket_id} sent to Sonnet.")
 
 
-run_id = st.session_state.get("run_id")
+def watched_run() -> int | None:
+    """The run this tab started, else the one in its link (?run=N)."""
+    if st.session_state.get("run_id"):
+        return int(st.session_state["run_id"])
+    linked = st.query_params.get("run", "")
+    return int(linked) if linked.isdigit() else None
 
 
-@st.fragment(run_every=1.0)
-def results() -> None:
-    progress = runs.run_progress(db, run_id)
-    if progress is None:
-        return
-    total = max(progress.total, 1)
-    st.progress(progress.done / total, text=f"Run {run_id}: {progress.done} of {progress.total} done · " +
+def paused(version: runs.RunVersion) -> str | None:
+    error = state.worker().status.last_error
+    return error if error and version.progress.states.get("pending") else None
+
+
+def poll_interval(version: runs.RunVersion) -> float | None:
+    """None once nothing can change without someone acting: a finished run is drawn once and never polled."""
+    if not version.waiting:
+        return None
+    return PAUSED_POLL_SECONDS if paused(version) else POLL_SECONDS
+
+
+def draw_progress(version: runs.RunVersion) -> None:
+    progress = version.progress
+    st.progress(progress.done / max(progress.total, 1),
+                text=f"Run {progress.run_id}: {progress.done} of {progress.total} done · " +
                 ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(progress.states.items())))
     if progress.status == "stopped" and progress.message:
         st.error(f"The run stopped: {progress.message}")
-    worker = state.worker()
-    if worker.status.last_error and progress.states.get("pending"):
-        st.error(f"Classification is paused: {worker.status.last_error}")
-    rows = runs.run_rows(db, run_id, runs.run_ticket_ids(db, run_id, 50), with_text=True)
+        if progress.states.get("pending"):
+            st.button("Check again", key="check_again", help="Nothing is polled for a stopped run; look once more.")
+    reason = paused(version)
+    if reason:
+        st.error(f"Classification is paused: {reason}")
+
+
+def watch(run_id: int, shown_ids: list[int], drawn: tuple[int, int, int], interval: float) -> None:
+    """The page's only timer, registered only while the run is waiting on something. Each poll reads the run's
+    version (a few indexed queries) and redraws just the progress bar; the cards are drawn by the full page run,
+    so they stay on screen untouched, and a full rerun happens only when the cards changed or polling must stop
+    or slow down (a fragment cannot change its own timer)."""
+    version = st.session_state.pop("_fresh_version", None) or runs.run_version(db, run_id, shown_ids)
+    if version is None or version.shown != drawn or poll_interval(version) != interval:
+        st.rerun()
+    draw_progress(version)
+
+
+def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
+    rows = runs.run_rows(db, run_id, shown_ids, actor=actor, with_text=True)  # one query set for every card
     for r in rows:
-        with st.container(border=True):
+        with st.container(border=True, key=f"card-{r['ticket_id']}"):
             a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")
             a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
             if r["model_reason"]:
@@ -125,21 +177,37 @@ def results() -> None:
             e.button("Escalate to Sonnet", key=f"esc-{r['ticket_id']}", on_click=escalate, args=(r["ticket_id"],),
                      disabled=r["status"] == "pending" or not state.has_api_key(),
                      help="Ask Claude Sonnet about this ticket, whatever Haiku said.")
-    if progress.total > len(rows):
-        st.caption(f"Showing the first {len(rows)} of {progress.total}; the review queue has them all.")
+    if total > len(rows):
+        st.caption(f"Showing the first {len(rows)} of {total}; the review queue has them all.")
 
 
-with st.expander("Recent runs"):
-    recent = runs.recent_runs(db)
+with st.expander("Recent runs", key="recent_runs", on_change="rerun") as recent_runs:
+    recent = runs.recent_runs(db) if recent_runs.open else []  # read only when someone looks
     if recent:
         st.dataframe(recent, hide_index=True, column_order=[
             "run", "started_at", "started_by", "source", "mode", "status", "tickets", "new", "classified",
             "escalated", "needs_review", "failed", "pending", "finished_at", "message"])
-    else:
+    elif recent_runs.open:
         st.caption("No runs yet.")
 
+run_id = watched_run()
+version = None
 if run_id:
-    results()
+    shown_ids = runs.run_ticket_ids(db, run_id, SHOWN)
+    version = runs.run_version(db, run_id, shown_ids)  # read before the cards, so no change between is missed
+if version is not None:
+    interval = poll_interval(version)
+    if interval:
+        st.session_state["_fresh_version"] = version  # the first draw needs no second read
+        st.fragment(run_every=interval)(watch)(run_id, shown_ids, version.shown, interval)
+    else:
+        draw_progress(version)
+    line = batches.status_line(db, run_id)  # economy runs: where their Message Batch stands
+    if line:
+        st.info(line, icon=":material/schedule:")
+    draw_cards(run_id, shown_ids, version.progress.total)
+elif run_id:
+    st.caption(f"There is no run {run_id}.")
 else:
     st.caption("Results appear here as they come in. Classification runs in the background: you can leave "
                "this page and come back.")

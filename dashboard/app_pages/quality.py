@@ -4,24 +4,28 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cached, charts, state
+from dashboard.ui import gate
+from triage.access import Action
 
+gate(Action.VIEW_REPORTS)
 db = state.database()
-settings, _ = state.settings()
+settings, taxonomy = state.settings()
 
 st.title("Quality")
-result = cached.quality_measure(db)
+result = cached.quality_measure(db, tuple(taxonomy.names))
 if result.n_tickets == 0:
-    st.info("No operator labels yet. Correct or confirm tickets in the Review queue and this page shows how "
+    st.info("No operator labels yet. Correct or confirm tickets in the Review queue (or import a labelled file on "
+            "the Classify page) and this page shows how "
             "often each model is right, whether its confidence can be trusted, and what another threshold "
             "would do.", icon=":material/verified:")
     st.stop()
 
-st.caption(f"Measured on {result.n_tickets} tickets an operator labelled (corrected or confirmed). Operators "
-           "mostly look at the hard tickets, so these numbers lean pessimistic.")
+st.caption(result.measured_on())
 cols = st.columns(max(len(result.per_tier), 1))
 for col, t in zip(cols, result.per_tier, strict=False):
     col.metric(f"{t['name']} right", f"{t['accuracy']:.0%}", help=f"{t['n']} tickets")
-    col.caption(f"{t['n']} tickets · says {t['mean_confidence']:.0%} on average · calibration error {t['ece']:.3f}")
+    col.caption(f"{t['n']} tickets · macro-F1 {t['macro_f1']:.2f} · says {t['mean_confidence']:.0%} on average · "
+                f"calibration error {t['ece']:.3f}")
 
 left, right = st.columns(2)
 left.plotly_chart(charts.reliability(result.reliability), key="chart_reliability")
@@ -29,6 +33,14 @@ if result.whatif:
     right.plotly_chart(charts.whatif(result.whatif, settings.threshold), key="chart_whatif")
 else:
     right.caption("The threshold what-if needs Haiku answers on operator-labelled tickets.")
+
+names = [t["name"] for t in result.per_tier]
+if names:
+    default = next((i for i, t in enumerate(result.per_tier) if t["tier"] == 1), 0)
+    pick = st.selectbox("Confusion matrix of", names, index=default, key="confusion_model") if len(names) > 1 \
+        else names[0]
+    chosen = result.per_tier[names.index(pick)]
+    st.plotly_chart(charts.confusion(chosen["confusion"], chosen["name"]), key="chart_confusion")
 
 f = result.flips
 if f["escalated"]:

@@ -1,76 +1,90 @@
-"""Review queue: filter, correct labels (one by one or in bulk), escalate, and read a ticket's history."""
+"""Review queue: filter, correct labels (one by one or in bulk), confirm, escalate, and read a ticket's history.
+
+Operators and leads only (reading ticket text, labelling and escalating are theirs; the services check again)."""
 
 import zlib
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from dashboard.ui import STATUS_LABEL, money, need_operator, plain
+from dashboard.ui import STATUS_LABEL, gate, money, need_operator, plain
 from triage import review, runs
+from triage.access import Action
 from triage.domain import ReviewFilter
 
+actor = gate(Action.READ_TICKETS)
 db = state.database()
+settings, taxonomy = state.settings()
 TIER = {0: "local", 1: "Haiku", 2: "Sonnet"}
+REASON_LABELS = {"low_confidence": f"Low confidence (< {settings.threshold:.2f})", "unknown": "Unknown label",
+                 "failed": "Failed", "disagreement": "Haiku ≠ Sonnet"}
 
 
-def _machine(answer: tuple[str | None, int] | None) -> str | None:
+@dataclass
+class Edits:
+    """What the operator did to the table since it was loaded."""
+
+    versions: dict[int, int]  # ticket -> version seen (for optimistic saves)
+    original: dict[int, str | None]  # ticket -> label seen
+    changed: dict[int, str]  # ticket -> new label
+    selected: list[int]
+
+
+def machine_label(answer: tuple[str | None, int] | None) -> str | None:
     if not answer or answer[0] is None:
         return None
     return f"{answer[0]} ({TIER.get(answer[1], answer[1])})"
 
 
-settings, taxonomy = state.settings()
-REASON_LABELS = {"low_confidence": f"Low confidence (< {settings.threshold:.2f})", "unknown": "Unknown label",
-                 "failed": "Failed", "disagreement": "Haiku ≠ Sonnet"}
+def filters() -> ReviewFilter:
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([3, 1.4, 2.2, 2.2])
+        reasons = c1.multiselect("Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
+                                 format_func=REASON_LABELS.get, key="f_reasons", help="Empty shows every ticket.")
+        corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
+        categories = c3.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories")
+        dates = c4.date_input("Created between", value=(), key="f_dates", max_value=date.today())
+        search = st.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+    return ReviewFilter(
+        reasons=tuple(reasons), threshold=settings.threshold,
+        corrected={"not yet": False, "corrected": True, "all": None}[corrected],
+        categories=tuple(categories), search=search,
+        created_from=dates[0] if len(dates) >= 1 else None, created_to=dates[1] if len(dates) == 2 else None,
+    )
 
-st.title("Review queue")
-with st.container(border=True):
-    c1, c2, c3, c4 = st.columns([3, 1.4, 2.2, 2.2])
-    reasons = c1.multiselect("Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
-                             format_func=REASON_LABELS.get, key="f_reasons",
-                             help="Empty shows every ticket.")
-    corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
-    categories = c3.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories")
-    dates = c4.date_input("Created between", value=(), key="f_dates", max_value=date.today())
-    search = st.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
 
-f = ReviewFilter(
-    reasons=tuple(reasons), threshold=settings.threshold,
-    corrected={"not yet": False, "corrected": True, "all": None}[corrected],
-    categories=tuple(categories), search=search,
-    created_from=dates[0] if len(dates) >= 1 else None, created_to=dates[1] if len(dates) == 2 else None,
-)
-signature = repr(f)
-if st.session_state.get("f_signature") != signature:
-    st.session_state.update(f_signature=signature, page_no=0)
-st.session_state.setdefault("nonce", 0)
-page_no = st.session_state.get("page_no", 0)
-editor_key = f"editor-{zlib.crc32(signature.encode())}-{page_no}-{st.session_state['nonce']}"
-# The page is loaded once per editor key and kept fixed: other operators' saves or the worker's results must not
-# reshape the table under someone's edits (that would lose them). Saving, paging, filtering or Reload loads anew.
-snapshot = st.session_state.get("review_snapshot")
-if not snapshot or snapshot[0] != editor_key:
-    page = review.page(db, f, page_no)
-    if page_no >= page.pages and page_no:
-        st.session_state["page_no"] = page_no = 0
-        editor_key = f"editor-{zlib.crc32(signature.encode())}-0-{st.session_state['nonce']}"
-        page = review.page(db, f, 0)
-    st.session_state["review_snapshot"] = snapshot = (editor_key, page)
-page = snapshot[1]
-st.session_state["editor_key"] = editor_key
+def load(f: ReviewFilter) -> tuple[review.Page, int, str]:
+    """(page, page number, editor key). The page is loaded once per editor key and kept fixed: other operators'
+    saves or the worker's results must not reshape the table under someone's edits (that would lose them).
+    Saving, paging, filtering or Reload loads anew."""
+    signature = repr(f)
+    if st.session_state.get("f_signature") != signature:
+        st.session_state.update(f_signature=signature, page_no=0)
+    st.session_state.setdefault("nonce", 0)
 
-if page.total == 0:
-    st.success("Nothing to review with these filters. New tickets that need a look will show up here.",
-               icon=":material/task_alt:")
-else:
-    versions = {r.id: r.version for r in page.rows}
-    original = {r.id: r.category for r in page.rows}
+    def key(number: int) -> str:
+        return f"editor-{zlib.crc32(signature.encode())}-{number}-{st.session_state['nonce']}"
+
+    page_no = st.session_state.get("page_no", 0)
+    snapshot = st.session_state.get("review_snapshot")
+    if not snapshot or snapshot[0] != key(page_no):
+        page = review.page(db, f, page_no, actor=actor)
+        if page_no >= page.pages and page_no:
+            st.session_state["page_no"] = page_no = 0
+            page = review.page(db, f, 0, actor=actor)
+        st.session_state["review_snapshot"] = snapshot = (key(page_no), page)
+    st.session_state["editor_key"] = snapshot[0]
+    return snapshot[1], page_no, snapshot[0]
+
+
+def table(page: review.Page, page_no: int, editor_key: str) -> Edits:
     frame = pd.DataFrame({
         "ticket": [r.id for r in page.rows],
         "text": [r.text[:240] for r in page.rows],
-        "machine label": [_machine(page.machine.get(r.id)) for r in page.rows],
+        "machine label": [machine_label(page.machine.get(r.id)) for r in page.rows],
         "confidence": [r.confidence for r in page.rows],
         "status": [r.status.replace("_", " ") for r in page.rows],
         "label": [r.category if r.category in taxonomy else None for r in page.rows],
@@ -92,47 +106,62 @@ else:
     )
     edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
     ids = list(frame.index)
-    changed = {ids[int(pos)]: row["label"] for pos, row in edits.items()
-               if row.get("label") and row.get("label") != original[ids[int(pos)]]}
-    selected = [ids[int(pos)] for pos, row in edits.items() if row.get("select")]
+    original = {r.id: r.category for r in page.rows}
+    return Edits(
+        versions={r.id: r.version for r in page.rows}, original=original,
+        changed={ids[int(pos)]: row["label"] for pos, row in edits.items()
+                 if row.get("label") and row.get("label") != original[ids[int(pos)]]},
+        selected=[ids[int(pos)] for pos, row in edits.items() if row.get("select")],
+    )
 
+
+def reload_after(result: review.BulkResult | None = None) -> None:
+    """After a save (or escalation): remember what to tell the operator, load the table anew, rerun."""
+    if result is not None:
+        st.session_state["flash"] = (len(result.saved), result.conflicts)
+    st.session_state["nonce"] += 1
+    st.rerun()
+
+
+def save_labels(e: Edits, labels: dict[int, str], note: str) -> None:
+    reload_after(review.correct_many(db, [(t, lab, e.versions[t]) for t, lab in labels.items()], actor=actor,
+                                     taxonomy=taxonomy, note=note))
+
+
+def confirm(e: Edits, tickets: list[int], note: str) -> None:
+    reload_after(review.confirm_many(db, [(t, e.original[t], e.versions[t]) for t in tickets], actor=actor,
+                                     taxonomy=taxonomy, note=note or None))
+
+
+def escalate(tickets: list[int]) -> None:
+    runs.request_escalation(db, tickets, actor=actor)
+    state.worker().wake()
+    st.toast(f"{len(tickets)} tickets sent to Sonnet.")
+    reload_after()
+
+
+def actions(e: Edits, page: review.Page, page_no: int) -> None:
     note = st.text_input("Note for these corrections (optional)", key="note")
     b1, b2, b3, b4, b6, b5 = st.columns([1.6, 1.7, 1.5, 1.2, 1.3, 2])
-    if b1.button(f"Save {len(changed)} label change{'s' if len(changed) != 1 else ''}", type="primary",
-                 disabled=not changed, key="save") and need_operator():
-        res = review.correct_many(db, [(t, lab, versions[t]) for t, lab in changed.items()],
-                                  operator=state.operator(), taxonomy=taxonomy, note=note)
-        st.session_state["flash"] = (len(res.saved), res.conflicts)
-        st.session_state["nonce"] += 1
-        st.rerun()
-    if b2.button(f"Escalate {len(selected)} to Sonnet", disabled=not selected or not state.has_api_key(),
+    n = len(e.changed)
+    if b1.button(f"Save {n} label change{'s' if n != 1 else ''}", type="primary", disabled=not n, key="save") \
+            and need_operator():
+        save_labels(e, e.changed, note)
+    if b2.button(f"Escalate {len(e.selected)} to Sonnet", disabled=not e.selected or not state.has_api_key(),
                  key="escalate_selected"):
-        runs.request_escalation(db, selected)
-        state.worker().wake()
-        st.session_state["nonce"] += 1
-        st.toast(f"{len(selected)} tickets sent to Sonnet.")
-        st.rerun()
+        escalate(e.selected)
     bulk_label = b3.selectbox("Bulk label", taxonomy.names, key="bulk_label", label_visibility="collapsed")
-    if b4.button("Apply to selected", disabled=not selected, key="bulk_apply") and need_operator():
-        res = review.correct_many(db, [(t, bulk_label, versions[t]) for t in selected],
-                                  operator=state.operator(), taxonomy=taxonomy, note=note)
-        st.session_state["flash"] = (len(res.saved), res.conflicts)
-        st.session_state["nonce"] += 1
-        st.rerun()
-    confirmable = [t for t in selected if original[t] in taxonomy]
+    if b4.button("Apply to selected", disabled=not e.selected, key="bulk_apply") and need_operator():
+        save_labels(e, {t: bulk_label for t in e.selected}, note)
+    confirmable = [t for t in e.selected if e.original[t] in taxonomy]
     if b6.button(f"Confirm {len(confirmable)}", disabled=not confirmable, key="confirm_selected",
                  help="The label is right: record it as checked by you (it counts as ground truth).") \
             and need_operator():
-        res = review.correct_many(db, [(t, original[t], versions[t]) for t in confirmable],
-                                  operator=state.operator(), taxonomy=taxonomy, note=note or "confirmed")
-        st.session_state["flash"] = (len(res.saved), res.conflicts)
-        st.session_state["nonce"] += 1
-        st.rerun()
+        confirm(e, confirmable, note)
     with b5:
         p0, p1, p2 = st.columns(3)
         if p0.button("Reload", key="reload", help="Load the latest labels (unsaved edits are dropped)"):
-            st.session_state["nonce"] += 1
-            st.rerun()
+            reload_after()
         if p1.button("← Prev", disabled=page_no == 0, key="prev"):
             st.session_state["page_no"] = page_no - 1
             st.rerun()
@@ -140,42 +169,56 @@ else:
             st.session_state["page_no"] = page_no + 1
             st.rerun()
 
-flash = st.session_state.pop("flash", None)
-if flash:
-    saved, conflicts = flash
-    if saved:
-        st.success(f"Saved {saved} correction{'s' if saved != 1 else ''}.")
-    for message in conflicts:
-        st.warning(message.capitalize())
 
-st.divider()
-st.subheader("Ticket detail")
-default_id = st.query_params.get("ticket") or (str(page.rows[0].id) if page.total else "")
-ticket_id = st.text_input("Ticket number", value=default_id, key="detail_id")
-if ticket_id.strip():
-    d = review.detail(db, int(ticket_id)) if ticket_id.strip().isdigit() else None
+def show_flash() -> None:
+    flash = st.session_state.pop("flash", None)
+    if flash:
+        saved, conflicts = flash
+        if saved:
+            st.success(f"Saved {saved} correction{'s' if saved != 1 else ''}.")
+        for message in conflicts:
+            st.warning(message.capitalize())
+
+
+def ticket_detail(page: review.Page) -> None:
+    st.subheader("Ticket detail")
+    default_id = st.query_params.get("ticket") or (str(page.rows[0].id) if page.total else "")
+    ticket_id = st.text_input("Ticket number", value=default_id, key="detail_id").strip()
+    if not ticket_id:
+        return
+    d = review.detail(db, int(ticket_id), actor=actor) if ticket_id.isdigit() else None
     if d is None:
         st.warning(f"No ticket {ticket_id}.")
+        return
+    t = d.ticket
+    st.markdown(f"**#{t.id}** {plain(t.external_id or '')} · {STATUS_LABEL.get(t.status, t.status)} · "
+                f"label **{plain(t.category or '—')}** ({plain(t.label_source or 'none')}) · source {plain(t.source)}")
+    st.text(t.text)
+    if t.status_reason:
+        st.caption(plain(t.status_reason))
+    st.markdown("**Model calls**")
+    if d.calls:
+        st.dataframe(pd.DataFrame(d.calls).assign(cost_usd=lambda x: x.cost_usd.map(money)), hide_index=True,
+                     column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
     else:
-        t = d.ticket
-        st.markdown(f"**#{t.id}** {plain(t.external_id or '')} · {STATUS_LABEL.get(t.status, t.status)} · "
-                    f"label **{plain(t.category or '—')}** ({plain(t.label_source or 'none')}) · "
-                    f"source {plain(t.source)}")
-        st.text(t.text)
-        if t.status_reason:
-            st.caption(plain(t.status_reason))
-        st.markdown("**Model calls**")
-        if d.calls:
-            st.dataframe(pd.DataFrame(d.calls).assign(cost_usd=lambda x: x.cost_usd.map(money)), hide_index=True,
-                         column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
-        else:
-            st.caption("No model has seen this ticket yet.")
-        st.markdown("**Corrections**")
-        if d.history:
-            for h in d.history:
-                note = f" — {plain(h['note'])}" if h["note"] else ""
-                what = (f"confirmed **{plain(h['to'])}**" if h["from"] == h["to"] else
-                        f"changed {plain(h['from'] or 'no label')} → **{plain(h['to'])}**")
-                st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** {what}{note}")
-        else:
-            st.caption("No operator has corrected this ticket.")
+        st.caption("No model has seen this ticket yet.")
+    st.markdown("**Corrections**")
+    if not d.history:
+        st.caption("No operator has corrected this ticket.")
+    for h in d.history:
+        note = f" — {plain(h['note'])}" if h["note"] else ""
+        what = (f"confirmed **{plain(h['to'])}**" if h["from"] == h["to"] else
+                f"changed {plain(h['from'] or 'no label')} → **{plain(h['to'])}**")
+        st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** {what}{note}")
+
+
+st.title("Review queue")
+page, page_no, editor_key = load(filters())
+if page.total == 0:
+    st.success("Nothing to review with these filters. New tickets that need a look will show up here.",
+               icon=":material/task_alt:")
+else:
+    actions(table(page, page_no, editor_key), page, page_no)
+show_flash()
+st.divider()
+ticket_detail(page)

@@ -1,15 +1,18 @@
-"""Settings: taxonomy, threshold and models, the price table in use, API key status, export."""
+"""Settings (leads only): taxonomy, threshold and models, the local tier, the price table in use, API key status,
+export, and the audit trail."""
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from dashboard.ui import need_operator
-from triage import export
+from dashboard.ui import gate, need_operator
+from triage import audit, export
 from triage import settings as config
+from triage.access import Action
 from triage.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
 
+actor = gate(Action.CONFIGURE)
 db = state.database()
 settings, taxonomy = state.settings()
 
@@ -26,7 +29,7 @@ if st.button("Save taxonomy", key="save_taxonomy") and need_operator():
     try:
         new = Taxonomy.from_pairs([(str(r["name"] or ""), str(r["description"] or ""))
                                    for r in edited.to_dict("records")])
-        config.save_taxonomy(db, new, operator=state.operator())
+        config.save_taxonomy(db, new, actor=actor)
         st.success(f"Saved {len(new.names)} categories.")
     except TaxonomyError as exc:
         st.error(str(exc))
@@ -46,7 +49,7 @@ with st.form("engine"):
                             step=1.0, help="The same for today's spend (UTC days).")
     if st.form_submit_button("Save routing") and need_operator():
         try:
-            config.save_engine(db, operator=state.operator(), threshold=threshold, tier1_model=tier1.strip(),
+            config.save_engine(db, actor=actor, threshold=threshold, tier1_model=tier1.strip(),
                                tier2_model=tier2.strip(), monthly_budget_usd=budget, daily_budget_usd=daily)
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
@@ -103,7 +106,7 @@ if st.button("Retrain now", key="retrain"):
     from triage.local.embedder import shared
 
     with st.spinner("Training on the labels in the database..."):
-        local.retrain(db, taxonomy, shared())
+        local.retrain(db, taxonomy, shared(), actor=actor)
     st.rerun()
 cfg = local.tier0_config(db)
 with st.form("tier0"):
@@ -113,7 +116,7 @@ with st.form("tier0"):
                        0.01)
     answer_at = c2.slider("And only for tickets it is at least this sure of", 0.5, 1.0, float(cfg["threshold"]), 0.01)
     if st.form_submit_button("Save local tier") and need_operator():
-        local.save_tier0_config(db, operator=state.operator(), enabled=enabled, target_accuracy=target,
+        local.save_tier0_config(db, actor=actor, enabled=enabled, target_accuracy=target,
                                 threshold=answer_at)
         st.rerun()
 if metrics and cfg["enabled"]:
@@ -136,7 +139,19 @@ st.subheader("Export")
 st.caption("Every ticket with its current label, who set it, and what its model calls cost.")
 fmt = st.radio("Format", ["CSV", "JSONL"], horizontal=True, key="export_format")
 if st.button("Prepare export", key="prepare_export"):
-    st.session_state["export_data"] = export.export_tickets(db, fmt.lower())
+    st.session_state["export_data"] = export.export_tickets(db, fmt.lower(), actor=actor)
 if "export_data" in st.session_state:
     data, name = st.session_state["export_data"]
     st.download_button(f"Download {name}", data, file_name=name, key="download_export")
+
+st.subheader("Audit trail")
+st.caption("Who started runs, asked for escalations, changed settings, exported, imported labels or retrained, and "
+           "when (UTC), newest first. Corrections are in each ticket's history.")
+events = audit.recent(db, actor=actor, limit=50)
+if events:
+    st.dataframe(pd.DataFrame([{**e, "role": e["role"] or "—",
+                                "detail": audit.describe(dict(e["detail"]))}
+                               for e in events]), hide_index=True, key="audit_table",
+                 column_config={"at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss")})
+else:
+    st.caption("Nothing recorded yet.")

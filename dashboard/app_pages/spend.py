@@ -5,9 +5,11 @@ from datetime import date, timedelta
 import streamlit as st
 
 from dashboard import cached, charts, state
-from dashboard.ui import money
+from dashboard.ui import gate, money
 from triage import reporting
+from triage.access import Action
 
+gate(Action.VIEW_REPORTS)
 db = state.database()
 settings, _ = state.settings()
 today = date.today()

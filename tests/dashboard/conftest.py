@@ -5,6 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
+from tests.actors import LEAD
 from tests.triage.fakes import ScriptedProvider, error
 from triage import domain as base
 from triage import pipeline, runs, taxonomy
@@ -38,7 +39,7 @@ def seeded(app_env):
     db = open_database(app_env)
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: SEED[t][0]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: SEED[t][1]), TAX)
-    imp = runs.start_run(db, [(None, t) for t in SEED], source="seed")
+    imp = runs.start_run(db, [(None, t) for t in SEED], source="seed", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     yield db, dict(zip(SEED, imp.ticket_ids, strict=True))
     db.dispose()
@@ -52,4 +53,25 @@ def make_app(page: str | None = None, operator: str | None = "alice") -> AppTest
     if page:
         at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "c",
+        "client_secret": "s", "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+ACCESS = {"leads": ["lena@example.com"], "operators": ["*@ops.example.com"], "viewers": ["vic@example.com"]}
+VISITORS = {  # what st.user holds for each kind of visitor, with sign-in configured
+    "signed_out": {"is_logged_in": False},
+    "unlisted": {"is_logged_in": True, "email": "stranger@elsewhere.test", "name": "Stranger"},
+    "viewer": {"is_logged_in": True, "email": "vic@example.com"},
+    "operator": {"is_logged_in": True, "email": "olga@ops.example.com"},
+    "lead": {"is_logged_in": True, "email": "lena@example.com"},
+}
+
+
+def signed_in_app(kind: str, *, access: dict | None = None, entry: str = APP) -> AppTest:
+    """The app (or one page file run on its own) with sign-in configured and this visitor; not run yet."""
+    at = AppTest.from_file(entry, default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.secrets["triage"] = {"access": ACCESS if access is None else access}
+    at.user = dict(VISITORS[kind])
     return at

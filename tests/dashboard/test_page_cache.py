@@ -8,14 +8,14 @@ from sqlalchemy import Engine, event
 
 from db import queue
 from db.models import Ticket
+from tests.actors import op
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
 from triage import review, taxonomy
 from triage.domain import OK, CallResult
 
 TAX = taxonomy.default()
-FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "latency_daily", "labelled_answers",
-                 "quality_totals")
+FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "latency_daily", "labelled_answers")
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correctio
     db, ids = seeded
     with db.read() as s:
         t = s.get(Ticket, ids["charged twice"])
-    review.correct(db, t.id, "billing", operator="alice", expected_version=t.version, taxonomy=TAX)
+    review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     at = make_app("quality")
     assert "Measured on 1 tickets" in texts(at)
     statements.clear()
@@ -80,7 +80,7 @@ def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correctio
     assert figure_queries(statements) == []
     with db.read() as s:
         t = s.get(Ticket, ids["app crashes on upload"])
-    review.correct(db, t.id, "technical", operator="alice", expected_version=t.version, taxonomy=TAX)
+    review.correct(db, t.id, "technical", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     statements.clear()
     at.run()
     assert figure_queries(statements) and "Measured on 2 tickets" in texts(at)

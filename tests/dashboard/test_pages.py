@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Correction, Ticket
+from tests.actors import LEAD, op
 from tests.dashboard.conftest import make_app
 from triage import review, taxonomy
 
@@ -68,6 +69,16 @@ def test_bad_uploads_show_plain_errors(app_env):
     assert any("not UTF-8" in e.value for e in at.error)
 
 
+def test_a_hostile_upload_previews_row_by_row_without_raising(app_env):
+    data = b'{"text": "half an emoji \\ud83d"}\n{"text": "my invoice is wrong"}\n{oops\n{"text": {"a": 1}}\n'
+    at = make_app()
+    at.file_uploader(key="upload").set_value(("t.jsonl", data, "application/jsonl")).run()
+    assert not at.exception and not at.error
+    warning = " ".join(w.value for w in at.warning)
+    assert "3 rows left out" in warning and "line 1" in warning and "line 3" in warning
+    assert "1 new" in texts(at)
+
+
 def test_csv_upload_lets_the_operator_pick_columns(app_env):
     at = make_app()
     at.file_uploader(key="upload").set_value(("t.csv", b"ref,msg,extra\n7,my invoice is wrong,x\n", "text/csv")).run()
@@ -112,7 +123,7 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
     bob = make_app("review", operator="bob")
     with db.read() as s:
         version = s.get(Ticket, ids["weird one"]).version
-    review.correct(db, ids["weird one"], "account", operator="carol", expected_version=version, taxonomy=TAX)
+    review.correct(db, ids["weird one"], "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     edit_review_table(bob, {1: {"label": "billing"}})
     bob.button(key="save").click().run()
     assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
@@ -170,7 +181,7 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     spend = make_app("spend")
     assert any("simulated" in w.value for w in spend.warning) and len(spend.get("plotly_chart")) == 6
     quality_page = make_app("quality")
-    assert any(m.label == "Haiku right" for m in quality_page.metric) and len(quality_page.get("plotly_chart")) == 2
+    assert any(m.label == "Haiku right" for m in quality_page.metric) and len(quality_page.get("plotly_chart")) == 3
     settings = make_app("settings")
     assert any(m.label == "Operator labels" for m in settings.metric)
     settings.button(key="retrain").click().run(timeout=120)
@@ -178,21 +189,19 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
 
 
 def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
-    from streamlit.testing.v1 import AppTest
-
-    from tests.dashboard.conftest import APP
+    from tests.dashboard.conftest import signed_in_app
 
     db, ids = seeded
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.user = {"is_logged_in": True, "email": "lead@example.com", "name": "Lead"}
+    at = signed_in_app("lead")
+    at.session_state["operator_name"] = "someone else"
     at.run()
     at.switch_page("app_pages/review.py").run()
-    assert any("Signed in as **lead@example.com**" in c.value for c in at.caption)
+    assert any("Signed in as **lena@example" in c.value and "lead" in c.value for c in at.caption)
     assert not any(t.key == "operator_name" for t in at.text_input)
     edit_review_table(at, {0: {"label": "billing"}})
     at.button(key="save").click().run()
     with db.read() as s:
-        assert s.scalars(select(Correction)).one().operator == "lead@example.com"
+        assert s.scalars(select(Correction)).one().operator == "lena@example.com"
 
 
 def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, monkeypatch):
@@ -209,10 +218,9 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
 
     import streamlit as st
 
-    st.cache_resource.clear()  # a new server process with a good key; the API is rate limiting
-    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
-    fake.push(*[Error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit",
-                      headers={"retry-after": "0"})] * 6)  # two attempts each for three tickets
+    st.cache_resource.clear()  # a new server process with a good key; the API answers 429 with no retry-after
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)  # (a spend-cap 429: a rate limit with a retry-after is
+    fake.push(*[Error(429, "rate_limit_error", "You have reached your monthly spend cap rate limit")] * 6)  # paced
     at = classify_and_wait(make_app(), "please refund the double charge",
                            lambda at: any("429" in c.value for c in at.caption))
     assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
@@ -231,22 +239,19 @@ def test_confirming_a_label_records_it_as_checked(seeded):
     assert any("confirmed **account**" in m.value for m in at.markdown)
 
 
-def test_with_a_login_configured_only_signed_in_operators_can_correct(seeded):
-    from streamlit.testing.v1 import AppTest
+def test_with_a_login_configured_a_typed_name_opens_nothing(seeded):
+    from tests.dashboard.conftest import signed_in_app
 
-    from tests.dashboard.conftest import APP
-
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",
-                          "client_id": "c", "client_secret": "s", "server_metadata_url": "http://idp/.well-known"}
-    at.session_state["operator_name"] = "someone"  # a typed name is not enough any more
+    db, _ = seeded
+    at = signed_in_app("signed_out")
+    at.session_state["operator_name"] = "someone"  # a typed name is not an identity once sign-in is on
     at.run()
-    at.switch_page("app_pages/review.py").run()
-    assert any(b.key == "sign_in" for b in at.button)
+    assert [b.key for b in at.button] == ["sign_in"]
     assert not any(t.key == "operator_name" for t in at.text_input)
-    edit_review_table(at, {0: {"label": "billing"}})
-    at.button(key="save").click().run()
-    assert any("Type your name" in w.value or "Sign in" in w.value for w in at.warning)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/review.py")
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Correction)) == 0
 
 
 def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, monkeypatch):
@@ -254,7 +259,7 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
 
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    config.save_engine(db, operator="lead", monthly_budget_usd=0.001)
+    config.save_engine(db, actor=LEAD, monthly_budget_usd=0.001)
     at = make_app()
     assert any("reached the monthly budget of $0.00" in w.value for w in at.warning)
     settings = make_app("settings")
@@ -262,3 +267,35 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
     next(b for b in settings.button if b.label == "Save routing").click().run()
     assert any("Saved" in m.value for m in settings.success), [e.value for e in settings.error]
     assert not any("monthly budget" in w.value for w in make_app().warning)
+
+
+def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monkeypatch):
+    import time
+
+    from db.migrate import open_database
+    from triage import batches
+    from triage.settings import Settings
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    fake.batch_polls = 1_000  # stays "in progress" until the test ends it
+    at = make_app()
+    at.text_area(key="pasted").set_value("I was charged twice, refund please\nthe app crashes on upload").run()
+    at.selectbox(key="tier").set_value("batch").run()
+    at.button(key="classify").click().run()
+    assert not at.exception
+    deadline = time.monotonic() + 30
+    while not fake.batches and time.monotonic() < deadline:  # the background worker submits it
+        time.sleep(0.2)
+    assert len(fake.batches) == 1 and not any(r["path"] == "/v1/messages" for r in fake.requests)
+    at.run()
+    assert any("Economy batch msgbatch_" in i.value and "results within 24 h" in i.value for i in at.info)
+    for b in fake.batches.values():
+        b["polls_left"] = 0  # the batch ends
+    db = open_database(app_env)
+    news = batches.collect_open(db, Settings.from_env())
+    assert [n.state for n in news] == ["collected"]
+    at.run()
+    assert any("results recorded" in i.value for i in at.info)
+    with db.read() as s:
+        assert {st for st, in s.execute(select(Ticket.status))} == {"classified"}

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
+from tests.actors import LEAD, op
 from tests.fake_anthropic import FakeAnthropic
 from tests.triage.fakes import ScriptedProvider
 from triage import pipeline, review, runs, taxonomy
@@ -31,11 +32,11 @@ class SlowProvider(ScriptedProvider):
 
 
 def test_eight_operators_correcting_while_a_worker_writes(anydb):
-    seeded = runs.start_run(anydb, [(None, f"seed {i}") for i in range(40)], source="seed")
+    seeded = runs.start_run(anydb, [(None, f"seed {i}") for i in range(40)], source="seed", actor=LEAD)
     router = Router(SlowProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.9)),
                     SlowProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
     asyncio.run(pipeline.process_queue(anydb, router, run_id=seeded.run_id))
-    work = runs.start_run(anydb, [(None, f"work {i}") for i in range(300)], source="work")
+    work = runs.start_run(anydb, [(None, f"work {i}") for i in range(300)], source="work", actor=LEAD)
     errors, saved, conflicts = [], [], []
     lock = threading.Lock()
     stop = threading.Event()
@@ -48,7 +49,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
             try:
                 with anydb.read() as s:
                     version = s.get(Ticket, tid).version
-                review.correct(anydb, tid, label, operator=f"op{n}", expected_version=version, taxonomy=TAX)
+                review.correct(anydb, tid, label, actor=op(f"op{n}"), expected_version=version, taxonomy=TAX)
                 with lock:
                     saved.append((tid, label))
             except Conflict:
@@ -83,7 +84,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
 def test_worker_killed_mid_run_is_finished_by_a_restart_without_double_billing(any_db_url):
     db = open_database(any_db_url)
     n = 60
-    runs.start_run(db, [(None, f"ticket {i} I was charged twice") for i in range(n)], source="crash")
+    runs.start_run(db, [(None, f"ticket {i} I was charged twice") for i in range(n)], source="crash", actor=LEAD)
     with FakeAnthropic(delay=0.15) as fake:
         env = {**os.environ, "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.base_url,
                "TRIAGE_DATABASE_URL": any_db_url, "PYTHONPATH": str(ROOT)}

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from db import queue, reports
 from db.models import Base, Correction, ModelCall, Ticket
+from tests.actors import LEAD, op
 from tests.triage.fakes import ScriptedProvider, error
 from triage import domain, errors, pipeline, review, runs, taxonomy
 from triage.domain import CallResult, Usage, to_pico
@@ -23,7 +24,7 @@ def classify(db, table1, table2=None, items=None):
     items = items or [(None, f"{k}: text") for k in table1]
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: table1[t.split(":")[0]]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (table2 or {})[t.split(":")[0]]), TAX)
-    imp = runs.start_run(db, items, source="t")
+    imp = runs.start_run(db, items, source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=4))
     return imp
 
@@ -39,8 +40,8 @@ def test_migrated_schema_matches_models(anydb):
 
 
 def test_dedupe_on_reimport(anydb):
-    first = runs.start_run(anydb, [("A", "same text"), ("B", "same text"), (None, "other")], source="f.csv")
-    again = runs.start_run(anydb, [("A", "same   text "), (None, "other"), (None, "new")], source="f.csv")
+    first = runs.start_run(anydb, [("A", "same text"), ("B", "same text"), (None, "other")], source="f.csv", actor=LEAD)
+    again = runs.start_run(anydb, [("A", "same   text "), (None, "other"), (None, "new")], source="f.csv", actor=LEAD)
     assert len(first.new_ids) == 3 and len(again.new_ids) == 1 and len(again.known_ids) == 2
     with anydb.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket)) == 4
@@ -49,25 +50,25 @@ def test_dedupe_on_reimport(anydb):
 def test_audit_trail_and_derived_label(anydb):
     imp = classify(anydb, {"a": ("billing", 0.9)})
     tid = imp.ticket_ids[0]
-    v = review.correct(anydb, tid, "account", operator="alice", expected_version=version_of(anydb, tid),
+    v = review.correct(anydb, tid, "account", actor=op("alice"), expected_version=version_of(anydb, tid),
                        taxonomy=TAX, note="login issue really")
-    review.correct(anydb, tid, "technical", operator="bob", expected_version=v, taxonomy=TAX)
-    d = review.detail(anydb, tid)
+    review.correct(anydb, tid, "technical", actor=op("bob"), expected_version=v, taxonomy=TAX)
+    d = review.detail(anydb, tid, actor=LEAD)
     assert d.ticket.category == "technical" and d.ticket.label_source == "operator" and d.ticket.corrected
     assert [(h["operator"], h["from"], h["to"]) for h in d.history] == [
         ("alice", "billing", "account"), ("bob", "account", "technical")]
     assert d.history[0]["note"] == "login issue really" and len(d.calls) == 1
     with pytest.raises(ValueError, match="not a category"):
-        review.correct(anydb, tid, "shipping", operator="bob", expected_version=v + 1, taxonomy=TAX)
+        review.correct(anydb, tid, "shipping", actor=op("bob"), expected_version=v + 1, taxonomy=TAX)
 
 
 def test_second_of_two_concurrent_corrections_gets_a_clear_conflict(anydb):
     imp = classify(anydb, {"a": ("billing", 0.9)})
     tid = imp.ticket_ids[0]
     seen = version_of(anydb, tid)  # both operators loaded the same version
-    review.correct(anydb, tid, "account", operator="alice", expected_version=seen, taxonomy=TAX)
+    review.correct(anydb, tid, "account", actor=op("alice"), expected_version=seen, taxonomy=TAX)
     with pytest.raises(errors.Conflict, match=r"changed by alice at \d{4}-\d\d-\d\d .*reload"):
-        review.correct(anydb, tid, "technical", operator="bob", expected_version=seen, taxonomy=TAX)
+        review.correct(anydb, tid, "technical", actor=op("bob"), expected_version=seen, taxonomy=TAX)
     with anydb.read() as s:
         assert s.get(Ticket, tid).category == "account"
         assert s.scalar(select(func.count()).select_from(Correction)) == 1
@@ -77,8 +78,8 @@ def test_bulk_corrections_report_conflicts_and_save_the_rest(anydb):
     imp = classify(anydb, {"a": ("billing", 0.9), "b": ("billing", 0.9)})
     a, b = imp.ticket_ids
     va, vb = version_of(anydb, a), version_of(anydb, b)
-    review.correct(anydb, b, "account", operator="carol", expected_version=vb, taxonomy=TAX)
-    res = review.correct_many(anydb, [(a, "technical", va), (b, "technical", vb)], operator="dave", taxonomy=TAX)
+    review.correct(anydb, b, "account", actor=op("carol"), expected_version=vb, taxonomy=TAX)
+    res = review.correct_many(anydb, [(a, "technical", va), (b, "technical", vb)], actor=op("dave"), taxonomy=TAX)
     assert res.saved == [a] and len(res.conflicts) == 1 and "carol" in res.conflicts[0]
 
 
@@ -90,7 +91,7 @@ def test_review_filters_sorting_and_pages(anydb):
     ids = dict(zip("abcde", imp.ticket_ids, strict=True))
 
     def page_ids(**kw):
-        return [r.id for r in review.page(anydb, domain.ReviewFilter(**kw)).rows]
+        return [r.id for r in review.page(anydb, domain.ReviewFilter(**kw), actor=LEAD).rows]
 
     assert page_ids(reasons=("failed",)) == [ids["c"]]
     assert page_ids(reasons=("disagreement",)) == [ids["b"]]
@@ -101,15 +102,15 @@ def test_review_filters_sorting_and_pages(anydb):
     assert everything[:2] == sorted([ids["c"], ids["e"]])  # unlabelled first, then by confidence
     assert everything[2:] == [ids["d"], ids["b"], ids["a"]]
     v = version_of(anydb, ids["a"])
-    review.correct(anydb, ids["a"], "account", operator="x", expected_version=v, taxonomy=TAX)
+    review.correct(anydb, ids["a"], "account", actor=op("x"), expected_version=v, taxonomy=TAX)
     assert page_ids(corrected=True) == [ids["a"]] and ids["a"] not in page_ids(corrected=False)
     assert page_ids(created_from=date.today() + timedelta(days=1)) == []
-    p = review.page(anydb, domain.ReviewFilter(), number=1, size=2)
+    p = review.page(anydb, domain.ReviewFilter(), number=1, size=2, actor=LEAD)
     assert p.total == 5 and p.pages == 3 and len(p.rows) == 2
 
 
 def test_claims_are_disjoint_across_concurrent_workers(anydb):
-    runs.start_run(anydb, [(None, f"t{i}") for i in range(20)], source="t")
+    runs.start_run(anydb, [(None, f"t{i}") for i in range(20)], source="t", actor=LEAD)
     with anydb.transaction() as s1:
         got1 = queue.claim_pending(s1, "w1", 8)
         # a second worker claims while the first transaction is still open (SKIP LOCKED on PostgreSQL;
@@ -125,7 +126,7 @@ def test_claims_are_disjoint_across_concurrent_workers(anydb):
 
 def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
     prices = PriceTable.default()
-    imp = runs.start_run(anydb, [(None, "x"), (None, "y")], source="t")
+    imp = runs.start_run(anydb, [(None, "x"), (None, "y")], source="t", actor=LEAD)
     days = [datetime(2026, 11, d, 12, tzinfo=UTC) for d in (2, 3, 9)]
     with anydb.transaction() as s:
         for i, when in enumerate(days):
@@ -165,14 +166,15 @@ def test_review_page_counts_matches_only_so_far_past_itself(anydb, monkeypatch):
     exact when fewer match, and say "more" otherwise."""
     from triage.domain import ReviewFilter
 
-    runs.start_run(anydb, [(None, f"ticket {i}") for i in range(120)], source="t")
+    runs.start_run(anydb, [(None, f"ticket {i}") for i in range(120)], source="t", actor=LEAD)
     monkeypatch.setattr(review, "COUNT_AHEAD", 30)
-    first = review.page(anydb, ReviewFilter(), 0, size=10)
+    first = review.page(anydb, ReviewFilter(), 0, size=10, actor=LEAD)
     assert (first.total, first.more, first.pages, len(first.rows)) == (30, True, 3, 10)
-    later = review.page(anydb, ReviewFilter(), 9, size=10)  # counting reaches the end: exact
+    later = review.page(anydb, ReviewFilter(), 9, size=10, actor=LEAD)  # counting reaches the end: exact
     assert (later.total, later.more, later.pages, len(later.rows)) == (120, False, 12, 10)
     monkeypatch.setattr(review, "COUNT_AHEAD", 10_000)
-    assert (review.page(anydb, ReviewFilter(), 0).total, review.page(anydb, ReviewFilter(), 0).more) == (120, False)
+    whole = review.page(anydb, ReviewFilter(), 0, actor=LEAD)
+    assert (whole.total, whole.more) == (120, False)
 
 
 def test_review_pages_keep_the_least_confident_first_order(anydb):
@@ -182,7 +184,7 @@ def test_review_pages_keep_the_least_confident_first_order(anydb):
     from db import review as dbreview
     from triage.domain import ReviewFilter
 
-    imp = runs.start_run(anydb, [(None, f"ticket {i}") for i in range(57)], source="t")
+    imp = runs.start_run(anydb, [(None, f"ticket {i}") for i in range(57)], source="t", actor=LEAD)
     with anydb.transaction() as s:
         for i, tid in enumerate(imp.ticket_ids):  # a third without a confidence, ties among the rest
             conf = None if i % 3 == 0 else round((i * 7 % 10) / 10, 1)

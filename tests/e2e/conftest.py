@@ -60,10 +60,18 @@ def fake_api():
 
 
 @pytest.fixture(scope="module")
-def app_url(fake_api, tmp_path_factory):
-    db = tmp_path_factory.mktemp("e2e") / "triage.db"
+def app_db_url(tmp_path_factory) -> str:
+    """The database the dashboard under test uses (tests may read it to check what the page shows)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'triage.db'}"
+
+
+@pytest.fixture(scope="module")
+def app_url(fake_api, app_db_url, tmp_path_factory):
+    if not CHROMIUM:
+        pytest.skip("no chromium on this machine (scripts/test-services installs Debian's package as root)")
+    pytest.importorskip("playwright")
     port = _free_port()
-    env = {**os.environ, "TRIAGE_DATABASE_URL": f"sqlite:///{db}", "ANTHROPIC_API_KEY": fake_api.api_key,
+    env = {**os.environ, "TRIAGE_DATABASE_URL": app_db_url, "ANTHROPIC_API_KEY": fake_api.api_key,
            "ANTHROPIC_BASE_URL": fake_api.base_url}
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
     proc = subprocess.Popen(

@@ -2,6 +2,7 @@ import csv
 import io
 import json
 
+from tests.actors import LEAD
 from triage import export, runs
 from triage.export import safe_cell, to_csv
 
@@ -15,12 +16,12 @@ def test_formula_cells_are_neutralised_in_csv_only():
 
 
 def test_ticket_export_has_labels_costs_and_safe_cells(db):
-    runs.start_run(db, [("X-1", "=cmd|' /C calc'!A0 my invoice"), (None, "fine ticket")], source="t")
-    data, name = export.export_tickets(db, "csv")
+    runs.start_run(db, [("X-1", "=cmd|' /C calc'!A0 my invoice"), (None, "fine ticket")], source="t", actor=LEAD)
+    data, name = export.export_tickets(db, "csv", actor=LEAD)
     rows = list(csv.DictReader(io.StringIO(data.decode())))
     assert name.endswith(".csv") and rows[0]["text"].startswith("'=cmd") and rows[0]["external_id"] == "X-1"
     wanted = {"ticket_id", "category", "confidence", "label_source", "status", "cost_usd", "corrected_by"}
     assert wanted <= rows[0].keys()
-    data, name = export.export_tickets(db, "jsonl")
+    data, name = export.export_tickets(db, "jsonl", actor=LEAD)
     first = json.loads(data.decode().splitlines()[0])
     assert first["text"].startswith("=cmd")  # JSONL keeps the text exactly

@@ -23,7 +23,7 @@ def test_groups_keep_queue_order_and_size():
 
 
 def test_a_long_ticket_closes_the_group_and_one_too_long_for_any_goes_alone():
-    short, long = "short ticket", "x" * 5000  # clipped to prompts.MAX_TICKET_CHARS, about 2,000 tokens
+    short, long = "short ticket", "x" * 5000  # clipped to prompts.PROMPT_CHARS, about 2,000 tokens
     groups = grouping.plan([short, long, long, long, short], str, per_call=10, max_input_tokens=4500)
     assert [len(g) for g in groups] == [3, 2]  # 12 + 2*~2000 fit under 4,500; the third long one starts a group
     assert grouping.plan([short, long, short], str, per_call=10, max_input_tokens=1000) == [[short], [long], [short]]

@@ -20,7 +20,7 @@ def test_prose_around_json_and_code_fences():
 
 def test_braces_in_prose_before_the_json_are_skipped():
     p = parse_answer('Note {this} first. {"category": "account", "confidence": 0.7, "reason": "r"}', TAX)
-    assert p.category == "account"
+    assert (p.category, p.confidence, p.reason, p.problem) == ("account", 0.7, "r", None)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -29,8 +29,8 @@ def test_braces_in_prose_before_the_json_are_skipped():
 ])
 def test_labels_are_normalised_and_outsiders_become_unknown(raw, expected):
     p = parse_answer(f'{{"category": "{raw}", "confidence": 0.9, "reason": ""}}', TAX)
-    assert p.category == expected
-    assert (p.problem is None) == (expected != UNKNOWN)
+    assert (p.category, p.confidence) == (expected, 0.9)
+    assert p.problem == (f"label {raw!r} is not in the taxonomy" if expected == UNKNOWN else None)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -39,15 +39,26 @@ def test_labels_are_normalised_and_outsiders_become_unknown(raw, expected):
 ])
 def test_confidence_normalisation(raw, expected):
     got = normalise_confidence(raw)
-    assert got == pytest.approx(expected) if expected is not None else got is None
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)
 
 
 def test_missing_confidence_is_flagged():
     p = parse_answer('{"category": "billing", "reason": "r"}', TAX)
-    assert p.category == "billing" and p.confidence is None and "confidence" in p.problem
+    assert (p.category, p.confidence, p.problem) == ("billing", None, "confidence None missing or out of range")
+
+
+def test_json_without_a_category_is_unreadable_and_label_is_accepted_for_it():
+    p = parse_answer('{"confidence": 0.9, "reason": "r"}', TAX)
+    assert (p.category, p.confidence, p.problem) == (None, None, "JSON has no category")
+    p = parse_answer('{"label": "Account", "confidence": 0.9, "reason": "r"}', TAX)
+    assert (p.category, p.confidence, p.problem) == ("account", 0.9, None)
 
 
 def test_no_json_at_all():
-    assert parse_answer("I cannot help with that.", TAX).category is None
+    p = parse_answer("I cannot help with that.", TAX)
+    assert (p.category, p.confidence, p.problem) == (None, None, "no JSON object in the answer")
     p = parse_answer("Category: Billing. I am fairly sure.", TAX)
-    assert p.category == "billing" and p.confidence is None and p.problem
+    assert (p.category, p.confidence, p.problem) == ("billing", None, "answer was prose, label read from text")

@@ -1,6 +1,7 @@
 import asyncio
 from decimal import Decimal
 
+from tests.actors import LEAD, op
 from tests.triage.fakes import ScriptedProvider
 from triage import pipeline, quality, review, runs, taxonomy
 from triage.router import Router
@@ -14,7 +15,7 @@ TRUTH = {"a": "billing", "b": "account", "c": "billing", "d": "technical"}
 def test_accuracy_calibration_flips_and_whatif_against_operator_labels(db):
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: T1[t]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: T2[t]), TAX)
-    imp = runs.start_run(db, [(None, k) for k in T1], source="t")
+    imp = runs.start_run(db, [(None, k) for k in T1], source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     assert quality.measure(db).n_tickets == 0
     with db.read() as s:
@@ -22,7 +23,7 @@ def test_accuracy_calibration_flips_and_whatif_against_operator_labels(db):
 
         versions = {t.id: t.version for t in s.query(Ticket)}
     for key, tid in zip(T1, imp.ticket_ids, strict=True):  # every label confirmed or corrected
-        review.correct(db, tid, TRUTH[key], operator="op", expected_version=versions[tid], taxonomy=TAX)
+        review.correct(db, tid, TRUTH[key], actor=op("op"), expected_version=versions[tid], taxonomy=TAX)
     q = quality.measure(db)
     tiers = {t["name"]: t for t in q.per_tier}
     assert q.n_tickets == 4
@@ -40,13 +41,13 @@ def test_whatif_without_any_sonnet_answer_prices_haiku_alone(db):
     """Labelled tickets that only Haiku answered (no key for Sonnet yet, or all confident): the what-if must
     still price them (it used to add a float to a Decimal and crash the page)."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.6)), None, TAX)
-    imp = runs.start_run(db, [(None, "only haiku")], source="t")
+    imp = runs.start_run(db, [(None, "only haiku")], source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     with db.read() as s:
         from db.models import Ticket
 
         version = s.get(Ticket, imp.ticket_ids[0]).version
-    review.correct(db, imp.ticket_ids[0], "billing", operator="op", expected_version=version, taxonomy=TAX)
+    review.correct(db, imp.ticket_ids[0], "billing", actor=op("op"), expected_version=version, taxonomy=TAX)
     q = quality.measure(db)
     assert [t["name"] for t in q.per_tier] == ["Haiku"]
     at = {w["threshold"]: w for w in q.whatif}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from triage.cli.common import EXIT_OK, env_settings, open_db, settings_in_force
+from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -14,7 +14,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     db = open_db(env_settings(args))
     _, taxonomy = settings_in_force(db, args)
-    head = local.retrain(db, taxonomy, shared())
+    head = local.retrain(db, taxonomy, shared(), actor=actor(args))
     m = head.metrics
     print(json.dumps(m, indent=2) if args.json else
           f"trained on {m['n_train']} examples ({m.get('labels') or 'no labels yet'}); out-of-fold accuracy "
@@ -28,7 +28,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     db = open_db(env_settings(args))
     settings, taxonomy = settings_in_force(db, args)
-    summary = demo.fill(db, taxonomy, settings=settings)
+    summary = demo.fill(db, taxonomy, actor=actor(args), settings=settings)
     print(f"demo data: {summary['tickets']} sample tickets; {summary['api_simulated']} with simulated "
           f"Haiku/Sonnet calls (marked demo_), {summary['local']} classified by the local model, "
           f"{summary['corrected']} operator corrections. Open the dashboard: bash scripts/dashboard")

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from db.engine import Database
+from triage.access import Actor, cli_actor
 from triage.domain import FAILED, Outcome
 from triage.pipeline import RunReport
 from triage.settings import Settings, effective
@@ -45,6 +46,12 @@ def exit_code(report: RunReport) -> int:
         print(f"stopped: {report.stopped}", file=sys.stderr)
         return EXIT_BUDGET if report.stop_kind == "budget" else EXIT_KEY
     return EXIT_FAILED if report.states.get(FAILED) else EXIT_OK
+
+
+def actor(args: argparse.Namespace) -> Actor:
+    """Who the command acts as: the local administrator (shell access to the database is full access anyway),
+    stamped `cli:<os user>` or the --operator name."""
+    return cli_actor(getattr(args, "operator", None))
 
 
 def open_db(settings: Settings) -> Database:

@@ -7,6 +7,8 @@ from datetime import date
 
 from triage import ingest
 from triage.cli.admin import cmd_db, cmd_demo, cmd_train
+from triage.cli.labels import cmd_label
+from triage.cli.quality import cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
 from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
 from triage.domain import MODES
@@ -19,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser, concurrency: bool = True) -> None:
-        sp.add_argument("--operator", default="cli", help="name recorded as who started the run")
+        sp.add_argument("--operator", help="name recorded as who started the run (default cli:<your OS user>); the "
+                        "command line always acts as the local administrator (a lead)")
         sp.add_argument("--threshold", type=float, help="escalate when tier-1 confidence is under this (default 0.7)")
         if concurrency:
             sp.add_argument("--concurrency", type=int, help="parallel API requests (default 8)")
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("collect", help="record finished Message Batches and escalate their unsure tickets")
     co.add_argument("--poll", type=float, default=30.0, help="seconds between status checks")
+    co.add_argument("--no-wait", action="store_true", help="check once and return; batches still running wait")
     common(co)
     co.set_defaults(func=cmd_collect)
 
@@ -74,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_spend)
 
     t = sub.add_parser("train", help="retrain the local model on the labels in the database")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print the new model's metrics as one JSON object")
     t.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="score a tier on a labelled file (the working database is not changed)",
@@ -90,12 +94,37 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="one JSON object: n, accuracy, macro_f1, ece, coverage, ...")
     ev.set_defaults(func=cmd_eval)
 
+    lb = sub.add_parser("label", help="import labelled tickets (e.g. a helpdesk export) as operator labels",
+                        description="Read CSV/JSON/JSONL with a text and a label column. A row matches a ticket by "
+                        "id, else by its exact (whitespace-normalised) text; a row that matches nothing becomes a new "
+                        "ticket with the label (no API call, no cost). Labels outside the taxonomy and rows without "
+                        "text are reported, never guessed, and not written. Every label is audited (source import, "
+                        "the operator, the file); importing the same file again changes nothing. Afterwards the "
+                        "local model retrains and says what it learned.")
+    lb.add_argument("path", help="CSV, JSON or JSONL file")
+    lb.add_argument("--operator", required=True, help="who is importing: stamped on every label")
+    lb.add_argument("--text-column", help="column / field with the ticket text (default: guessed)")
+    lb.add_argument("--id-column", help="column / field with your ticket id (default: guessed; none: text only)")
+    lb.add_argument("--label-column", help="column / field with the category (default: label, category, ...)")
+    lb.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
+    lb.add_argument("--no-retrain", action="store_true", help="do not retrain the local model afterwards")
+    lb.add_argument("--json", action="store_true", help="print one JSON object")
+    lb.set_defaults(func=cmd_label)
+
+    qu = sub.add_parser("quality", help="how often each model is right against operator labels",
+                        description="Per model and tier: n, accuracy, macro-F1, expected calibration error and the "
+                        "confusion matrix, measured on operator-labelled tickets; plus the threshold what-if "
+                        "replayed on stored answers. The same figures as the dashboard's Quality page.")
+    qu.add_argument("--since", type=date.fromisoformat, help="only model answers from this day on, YYYY-MM-DD (UTC)")
+    qu.add_argument("--json", action="store_true", help="print one JSON object")
+    qu.set_defaults(func=cmd_quality)
+
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)
 
     rn = sub.add_parser("runs", help="recent runs: who started them, from where, and their tickets' states")
-    rn.add_argument("--limit", type=int, default=20)
-    rn.add_argument("--json", action="store_true")
+    rn.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default 20)")
+    rn.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
     rn.set_defaults(func=cmd_runs)
 
     d = sub.add_parser("db", help="database maintenance")

@@ -10,18 +10,20 @@ from decimal import Decimal
 
 from db.engine import Database
 from triage import budget, export, ingest, runs, services
+from triage.access import Actor
 from triage.cli.common import (
     EXIT_BUDGET,
     EXIT_INPUT,
     EXIT_KEY,
     EXIT_OK,
+    actor,
     env_settings,
     exit_code,
     open_db,
     progress_bar,
     settings_in_force,
 )
-from triage.errors import BudgetReached, InputError, NoApiKey
+from triage.errors import ApiUnreachable, BudgetReached, InputError, NoApiKey
 from triage.pipeline import OnTicket, RunReport
 from triage.settings import Settings
 from triage.taxonomy import Taxonomy
@@ -47,8 +49,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     _check_flags(args)
     settings = env_settings(args)
     batch = ingest.read_path(args.path, args.format, text_column=args.text_column, id_column=args.id_column)
-    for line in batch.skipped:
-        print(f"skipped {line}", file=sys.stderr)
+    for line in batch.report:
+        print(line, file=sys.stderr)
     if not batch.items:
         print("no tickets to classify", file=sys.stderr)
         return EXIT_INPUT
@@ -66,7 +68,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     router = None if local else services.build_router(settings, taxonomy, mode=args.tier,
                                                       threshold=settings.threshold, db=db)
     source = "stdin" if args.path == "-" else args.path
-    imported = runs.start_run(db, batch.items, source=source, started_by=args.operator,
+    imported = runs.start_run(db, batch.items, source=source, actor=actor(args),
                               mode="local" if local else args.tier, threshold=settings.threshold,
                               reclassify=args.reclassify)
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {imported.run_id})",
@@ -92,13 +94,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
             if args.no_wait:
                 print("collect the results later with: triage collect", file=sys.stderr)
                 return EXIT_OK
-            report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, progress)
+            report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, actor(args),
+                                  progress)
         else:
-            report = services.classify_run(db, router, imported.run_id, concurrency=settings.concurrency,
-                                           on_ticket=progress)
+            report = services.classify_run(db, router, imported.run_id, actor=actor(args),
+                                           concurrency=settings.concurrency, on_ticket=progress)
     progress.close()
     runs.finish_run(db, report)
-    rows = runs.run_rows(db, imported.run_id, imported.ticket_ids)
+    rows = runs.run_rows(db, imported.run_id, imported.ticket_ids, actor=actor(args))
     if args.out:
         export.write(rows, args.out)
     else:
@@ -110,36 +113,66 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _collect_run(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int, batch_id: str | None,
-                 poll: float, on_ticket: OnTicket | None = None) -> RunReport:
-    """Wait for a run's batch, record it, then send the unsure tickets to tier 2 (live)."""
+                 poll: float, who: Actor, on_ticket: OnTicket | None = None) -> RunReport:
+    """Wait for a run's batch, record it, then classify live what is left: tier 2 for the unsure tickets, and
+    any ticket the batch gave back (expired, or the batch gone). Raises ApiUnreachable when the API stays away."""
     from triage import batches
 
-    while batch_id:
+    last = None
+    while True:
         router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
-        counts = services.run(router, batches.collect(db, router, run_id, batch_id))
-        if counts is not None:
-            print(f"batch {batch_id}: {counts['answered']} answered, {counts['failed']} failed, "
-                  f"{counts['escalating']} going to tier 2", file=sys.stderr)
+        news = services.run(router, batches.check(db, router, run_id))
+        if news.message != last:
+            print(f"run {run_id}: {news.message}", file=sys.stderr)
+            last = news.message
+        if not news.open:
             break
         time.sleep(poll)
+    return _live_pass(db, settings, taxonomy, run_id, who, on_ticket)
+
+
+def _live_pass(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int, who: Actor,
+               on_ticket: OnTicket | None = None) -> RunReport:
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
-    report = services.classify_run(db, router, run_id, concurrency=settings.concurrency, on_ticket=on_ticket)
+    report = services.classify_run(db, router, run_id, actor=who, concurrency=settings.concurrency,
+                                   on_ticket=on_ticket)
     progress_now = runs.run_progress(db, run_id)
     report.states = progress_now.states if progress_now else report.states
     return report
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    """Check every open batch (one failing never stops the others), record the ended ones, and wait for the rest
+    unless --no-wait; then classify live what the collected batches left (tier 2, expired tickets)."""
+    from triage import batches
+
     _check_flags(args)
     db = open_db(env_settings(args))
     settings, taxonomy = settings_in_force(db, args)
-    open_batches = runs.open_batches(db)
-    if not open_batches:
+    waiting = [r.run_id for r in batches.open_batch_runs(db)]
+    if not waiting:
         print("no batches waiting", file=sys.stderr)
         return EXIT_OK
-    code = EXIT_OK
-    for run_id, batch_id in open_batches:
-        report = _collect_run(db, settings, taxonomy, run_id, batch_id, args.poll)
+    code, done = EXIT_OK, []
+    while waiting:
+        router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
+        still = []
+        for news in services.run(router, batches.check_open(db, router, waiting)):
+            print(f"run {news.run_id}: {news.message}", file=sys.stderr)
+            if news.state == "unreachable":
+                code = max(code, ApiUnreachable.exit_code)
+            elif news.open:
+                still.append(news.run_id)
+            elif news.state in ("collected", "gone"):
+                done.append(news.run_id)
+        waiting = still
+        if waiting and getattr(args, "no_wait", False):
+            print(f"{len(waiting)} batches still running: `triage collect` again later", file=sys.stderr)
+            break
+        if waiting:
+            time.sleep(args.poll)
+    for run_id in done:
+        report = _live_pass(db, settings, taxonomy, run_id, actor(args))
         runs.finish_run(db, report)
         print(f"run {run_id}: " + ", ".join(f"{v} {k}" for k, v in sorted(report.states.items())), file=sys.stderr)
         code = max(code, exit_code(report))
@@ -163,10 +196,10 @@ def cmd_escalate(args: argparse.Namespace) -> int:
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _budget_notice(db, settings)
     progress = progress_bar(args, len(ids))
-    report = services.escalate(db, router, ids, started_by=args.operator, concurrency=settings.concurrency,
+    report = services.escalate(db, router, ids, actor=actor(args), concurrency=settings.concurrency,
                                on_ticket=progress)
     progress.close()
-    sys.stdout.write(export.to_jsonl(runs.run_rows(db, report.run_id or 0, ids)))
+    sys.stdout.write(export.to_jsonl(runs.run_rows(db, report.run_id or 0, ids, actor=actor(args))))
     code = exit_code(report)
     return code if code in (EXIT_KEY, EXIT_BUDGET) else EXIT_OK
 
@@ -178,7 +211,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _budget_notice(db, settings)
     progress = progress_bar(args, 0)
-    report = services.retry_failed(db, router, started_by=args.operator, concurrency=settings.concurrency,
+    report = services.retry_failed(db, router, actor=actor(args), concurrency=settings.concurrency,
                                    on_ticket=progress)
     progress.close()
     if report is None:
@@ -203,7 +236,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             time.sleep(args.poll)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _budget_notice(db, settings)
-    report = services.run_worker(db, router, settings, once=args.once, poll_seconds=args.poll)
+    report = services.run_worker(db, router, settings, actor=actor(args), once=args.once, poll_seconds=args.poll)
     if report.stopped:
         return exit_code(report)
     print(f"worker processed {report.processed} tickets", file=sys.stderr)

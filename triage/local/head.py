@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,13 +57,14 @@ class Head:
     W: np.ndarray  # (dim, k)
     b: np.ndarray  # (k,)
     temperature: float = 1.0
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
     desc: np.ndarray | None = None  # (k, dim) unit vectors of the category descriptions
     desc_temperature: float = 1.0
     desc_weight: float = 0.0
 
     def logits(self, X: np.ndarray) -> np.ndarray:
-        return _matmul(X, self.W) + self.b
+        out: np.ndarray = _matmul(X, self.W) + self.b
+        return out
 
     def proba(self, X: np.ndarray) -> np.ndarray:
         return mix(self, self.logits(X), X)
@@ -72,7 +74,7 @@ class Head:
         idx = p.argmax(axis=1)
         return [self.classes[i] for i in idx], p[np.arange(len(idx)), idx]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = {"classes": self.classes, "W": _b64(self.W), "b": _b64(self.b), "shape": list(self.W.shape),
              "temperature": self.temperature, "metrics": self.metrics}
         if self.desc is not None:
@@ -80,7 +82,7 @@ class Head:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Head:
+    def from_dict(cls, d: dict[str, Any]) -> Head:
         W = np.frombuffer(base64.b64decode(d["W"]), dtype="<f4").reshape(d["shape"]).copy()
         b = np.frombuffer(base64.b64decode(d["b"]), dtype="<f4").copy()
         desc = None
@@ -101,7 +103,8 @@ def _matmul(X: np.ndarray, W: np.ndarray) -> np.ndarray:
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def train(X: np.ndarray, y: np.ndarray, w: np.ndarray, k: int, epochs: int = EPOCHS) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +222,7 @@ def fit(X: np.ndarray, labels: list[str], weights: np.ndarray, classes: list[str
     p = mix(head, oof, X)
     pred, conf = p.argmax(axis=1), p.max(axis=1)
     correct = pred == y
-    metrics: dict = {"n_train": int(n), "oof_accuracy": float(correct[held].mean()) if held.any() else None,
+    metrics: dict[str, Any] = {"n_train": int(n), "oof_accuracy": float(correct[held].mean()) if held.any() else None,
                      "oof_ece": expected_calibration_error(conf[held], correct[held]),
                      "calibrated_on": "operator labels" if by_operators else "built-in examples (voices held out)",
                      "desc_weight": head.desc_weight}

@@ -8,15 +8,19 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from db import queue, vectors
 from db import settings as db_settings
 from db.engine import Database
-from triage.domain import OK, CallResult
+from triage import audit
+from triage.access import Action, Actor, require
+from triage.domain import OK, CallResult, Outcome
 from triage.local import curve
 from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
 from triage.local.examples import VOICES
@@ -36,6 +40,8 @@ TIER0_DEFAULTS = {"enabled": False, "target_accuracy": 0.9, "threshold": 0.9, "m
 
 _cache: dict[tuple[str, str], tuple[str, Head]] = {}
 _cache_lock = threading.Lock()
+
+OnTicket = Callable[[int, Outcome], None]
 
 
 def taxonomy_key(taxonomy: Taxonomy) -> str:
@@ -142,7 +148,7 @@ def current_head(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
     if usable:
         head = Head.from_dict(stored["head"])
     else:
-        head = retrain(db, taxonomy, embedder)
+        head = train_from_labels(db, taxonomy, embedder)
         stamp = json.dumps(head.metrics, sort_keys=True)
     with _cache_lock:
         _cache[(db.url, key)] = (stamp, head)
@@ -163,7 +169,18 @@ def ensure_vectors(db: Database, ticket_ids: list[int], embedder: Embedder) -> d
     return have
 
 
-def retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
+def retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, *, actor: Actor) -> Head:
+    """A lead's "Retrain now" (or `triage train`), recorded in the audit trail."""
+    require(actor, Action.RETRAIN)
+    head = train_from_labels(db, taxonomy, embedder)
+    with db.transaction() as s:
+        audit.record(s, actor, audit.RETRAIN, labels=head.metrics.get("labels") or {},
+                     n_train=head.metrics.get("n_train"))
+    return head
+
+
+def train_from_labels(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
+    """Train and store a head on the labels in the database (also run on its own after RETRAIN_EVERY labels)."""
     with db.read() as s:
         rows = vectors.labelled(s, taxonomy.names)
     vecs = ensure_vectors(db, [r[0] for r in rows], embedder)
@@ -179,27 +196,32 @@ def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: i
     current = stored.get("taxonomy_key") == taxonomy_key(taxonomy) and stored.get("version") == HEAD_VERSION
     if current and n - stored.get("labels_at_training", 0) < every:
         return None
-    return retrain(db, taxonomy, embedder)
+    return train_from_labels(db, taxonomy, embedder)
 
 
-def stored_metrics(db: Database) -> dict | None:
+def stored_metrics(db: Database) -> dict[str, Any] | None:
     """What the last training measured, without loading the model (for the Settings page)."""
     with db.read() as s:
         stored = db_settings.get(s, SETTING)
     return stored["head"].get("metrics", {}) if stored else None
 
 
-def tier0_config(db: Database) -> dict:
+def tier0_config(db: Database) -> dict[str, Any]:
     with db.read() as s:
         return {**TIER0_DEFAULTS, **(db_settings.get(s, TIER0_SETTING) or {})}
 
 
-def save_tier0_config(db: Database, *, operator: str, **values) -> None:
+def save_tier0_config(db: Database, *, actor: Actor, **values: object) -> None:
+    """A lead turns tier 0 on or off and sets its targets; the audit trail keeps each changed value (from, to)."""
+    require(actor, Action.CONFIGURE)
+    before = tier0_config(db)
     with db.transaction() as s:
-        db_settings.put(s, TIER0_SETTING, {**tier0_config(db), **values}, operator=operator)
+        db_settings.put(s, TIER0_SETTING, {**before, **values}, operator=actor.identity)
+        audit.record(s, actor, audit.SETTINGS_TIER0,
+                     changed={k: [before.get(k), v] for k, v in values.items() if before.get(k) != v})
 
 
-def tier0_active(db: Database, metrics: dict) -> tuple[bool, str]:
+def tier0_active(db: Database, metrics: dict[str, Any]) -> tuple[bool, str]:
     """Tier 0 answers in front of Haiku only when a lead turned it on and its measured accuracy on
     operator-labelled tickets reaches the lead's target."""
     cfg = tier0_config(db)
@@ -236,7 +258,8 @@ class LocalProvider:
 
 
 def answer_and_record(db: Database, provider: LocalProvider, tickets: list[tuple[int, int | None]], *,
-                      threshold: float, on_ticket=None, created_at: dict[int, datetime] | None = None) -> None:
+                      threshold: float, on_ticket: OnTicket | None = None,
+                      created_at: dict[int, datetime] | None = None) -> None:
     """Embed (once, stored), answer and record a batch of (ticket id, run id) in one short transaction."""
     started = time.perf_counter()
     vecs = ensure_vectors(db, [tid for tid, _ in tickets], provider.embedder)
@@ -255,7 +278,7 @@ def answer_and_record(db: Database, provider: LocalProvider, tickets: list[tuple
 
 def classify_queue_locally(db: Database, taxonomy: Taxonomy, embedder: Embedder, *, threshold: float,
                            run_id: int | None = None, worker: str = "local", batch: int = 64,
-                           on_ticket=None) -> int:
+                           on_ticket: OnTicket | None = None) -> int:
     """Classify pending tickets with the local tier only (no API key): confident ones are classified,
     the rest go to the review queue — the operator is the escalation tier."""
     head = current_head(db, taxonomy, embedder)

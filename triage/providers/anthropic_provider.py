@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import anthropic
 
-from triage import prompts
+from triage import prompts, ratelimit
 from triage.domain import (
     AUTH,
     BAD_REQUEST,
@@ -48,6 +48,8 @@ class AnthropicProvider:
         max_attempts: int = 5,
         max_retry_wait: float = 60.0,
         base_delay: float = 0.5,
+        pacer: ratelimit.Pacer | None = None,
+        max_rate_limit_wait: float = 900.0,
     ):
         self.client = client
         self.model = model
@@ -59,6 +61,10 @@ class AnthropicProvider:
         self.max_attempts = max_attempts
         self.max_retry_wait = max_retry_wait
         self.base_delay = base_delay
+        # shared by every provider of this process for the same endpoint, key and model
+        self.pacer = pacer or ratelimit.pacer_for(str(getattr(client, "base_url", "")),
+                                                  getattr(client, "api_key", None), model)
+        self.max_rate_limit_wait = max_rate_limit_wait  # seconds one call may wait out 429s before it fails
 
     def request_body(self, text: str, taxonomy: Taxonomy) -> dict:
         output_config: dict = {"format": {"type": "json_schema", "schema": prompts.output_schema(taxonomy)}}
@@ -77,29 +83,48 @@ class AnthropicProvider:
 
     async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
         body = self.request_body(text, taxonomy)
+        cost = self._cost(body)
         started = time.perf_counter()
-        attempt = 0
+        attempt = limited = 0  # sends, and sends answered with a paced 429 (those are not failed attempts)
+        rate_limit_wait = 0.0
         while True:
             attempt += 1
+            slot = await self.pacer.acquire(cost)
             try:
                 raw = await self.client.messages.with_raw_response.create(**body)
                 message = await raw.parse()
             except anthropic.APIStatusError as exc:
-                wait = self._retry_wait(exc.status_code, exc.response.headers, attempt)
+                advised = self.pacer.observe(slot, exc.response.headers, exc.status_code)
+                if (exc.status_code == 429 and self.pacer.enabled and advised is not None
+                        and rate_limit_wait + advised <= self.max_rate_limit_wait):
+                    limited += 1  # the API said when to come back: wait, never give up on a rate limit
+                    rate_limit_wait += advised
+                    await asyncio.sleep(advised)
+                    continue
+                wait = self._retry_wait(exc.status_code, exc.response.headers, attempt - limited)
                 if wait is not None:
                     await asyncio.sleep(wait)
                     continue
                 return self._error_result(exc, attempt, started)
             except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
-                if attempt < self.max_attempts:
-                    await asyncio.sleep(self._backoff(attempt))
+                self.pacer.release(slot)
+                if attempt - limited < self.max_attempts:
+                    await asyncio.sleep(self._backoff(attempt - limited))
                     continue
                 kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "could not connect"
                 return CallResult(
                     self.tier, self.model, ERROR, error=f"API {kind} after {attempt} attempts: {exc}",
                     error_kind=TRANSIENT, attempts=attempt, latency_ms=_ms(started),
                 )
+            self.pacer.observe(slot, raw.headers)
             return self._answer_result(message, raw.request_id, taxonomy, attempt, started)
+
+    def _cost(self, body: dict) -> dict[str, float]:
+        """What one request takes from the API's rate-limit buckets: its input tokens (a high estimate) and its
+        `max_tokens` (the API counts output tokens from `max_tokens` when the request starts)."""
+        prompt = body["system"] + body["messages"][-1]["content"] + str(body.get("output_config", ""))
+        tokens = float(prompts.estimate_tokens(prompt))
+        return {"input-tokens": tokens, "output-tokens": float(self.max_tokens), "tokens": tokens + self.max_tokens}
 
     def _backoff(self, attempt: int) -> float:
         return min(self.base_delay * 2 ** (attempt - 1), 8.0) * random.uniform(0.75, 1.0)
@@ -110,7 +135,7 @@ class AnthropicProvider:
             return None
         if headers.get("x-should-retry") == "false":
             return None
-        advised = _retry_after(headers)
+        advised = ratelimit.retry_after(headers)
         if advised is not None:
             return advised if advised <= self.max_retry_wait else None
         return self._backoff(attempt)
@@ -121,7 +146,7 @@ class AnthropicProvider:
         if status in (401, 403):
             kind, error = AUTH, f"the API key was rejected ({status}): {api_message}"
         elif status in RETRYABLE_STATUS:
-            advised = _retry_after(exc.response.headers)
+            advised = ratelimit.retry_after(exc.response.headers)
             hint = f"; the API asked to wait {advised:.0f} s" if advised else ""
             kind, error = TRANSIENT, f"API error {status} after {attempt} attempts{hint}: {api_message}"
         else:
@@ -176,20 +201,6 @@ def usage_from_message(message) -> Usage:
         service_tier=u.service_tier,
         inference_geo=getattr(u, "inference_geo", None),
     )
-
-
-def _retry_after(headers) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if seconds >= 0:
-            return seconds
-    return None
 
 
 def _ms(started: float) -> int:

@@ -1,5 +1,4 @@
-"""page rollups: per-day routing and latency, answered and demo totals, labelled answers and quality totals, data
-versions; an index for the worker's claim
+"""page rollups: per-day routing and latency, answered and demo totals, labelled answers, data versions
 
 Revision ID: 0007
 Revises: 0006
@@ -50,21 +49,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('ticket_id', 'tier'),
     sqlite_with_rowid=False
     )
-    op.create_table('quality_totals',
-    sa.Column('key', sa.String(length=40), nullable=False),
-    sa.Column('n', sa.BigInteger(), nullable=False),
-    sa.Column('confidence_units', sa.BigInteger(), nullable=False),
-    sa.Column('right', sa.BigInteger(), nullable=False),
-    sa.Column('cost_pico', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('key')
-    )
     op.create_table('data_versions',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('version', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
-    # the worker's idle poll for pending tickets (ORDER BY id LIMIT) walked every ticket without it
-    op.create_index('ix_tickets_status_id', 'tickets', ['status', 'id'], unique=False)
     # build every rollup from the calls already recorded. This uses the application's rebuild, which writes
     # the rollup tables as the models define them: a later migration that changes these tables must run
     # before it or freeze a copy of it here.
@@ -74,9 +63,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index('ix_tickets_status_id', table_name='tickets')
     op.drop_table('data_versions')
-    op.drop_table('quality_totals')
     op.drop_table('labelled_answers')
     op.drop_table('latency_daily')
     op.drop_table('routing_daily')

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket, TicketVector
+from tests.actors import LEAD, op
 from triage import runs, services, taxonomy
 from triage.local import curve
 from triage.local import head as H
@@ -182,7 +183,8 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, mon
 
     monkeypatch.setattr(embedder, "embed", counting)
     imp = runs.start_run(db, [(None, "I was charged twice for my plan, refund please"),
-                                  (None, "asdf qwerty"), (None, "The export button crashes the app")], source="t")
+                                  (None, "asdf qwerty"), (None, "The export button crashes the app")], source="t",
+                         actor=LEAD)
     n = services.classify_locally(db, run_id=imp.run_id)
     assert n == 3
     seeds = len(local.seed_examples(TAX)[0])
@@ -196,7 +198,7 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, mon
         c = s.scalars(select(ModelCall)).first()
         assert (c.tier, c.model, c.cost_pico) == (0, "local-minilm", 0)
     before = calls["n"]
-    local.retrain(db, TAX, embedder)
+    local.retrain(db, TAX, embedder, actor=LEAD)
     assert calls["n"] == before  # retraining re-embeds nothing stored (seeds are embedded once per process)
 
 
@@ -204,16 +206,16 @@ def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, sa
     from triage import review
 
     rows, X, y = samples
-    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t")
+    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t", actor=LEAD)
     services.classify_locally(db, run_id=imp.run_id)
     head = local.current_head(db, TAX, embedder)
     assert local.tier0_active(db, head.metrics) == (False, "off")
-    local.save_tier0_config(db, operator="lead", enabled=True, target_accuracy=0.8, min_labels=30)
+    local.save_tier0_config(db, actor=LEAD, enabled=True, target_accuracy=0.8, min_labels=30)
     assert "waiting for 30 operator labels" in local.tier0_active(db, head.metrics)[1]
     with db.read() as s:
         tickets = {t.id: t for t in s.scalars(select(Ticket))}
     for tid, r in zip(imp.ticket_ids[:60], rows[:60], strict=True):
-        review.correct(db, tid, r["label"], operator="lead", expected_version=tickets[tid].version, taxonomy=TAX)
+        review.correct(db, tid, r["label"], actor=op("lead"), expected_version=tickets[tid].version, taxonomy=TAX)
     head = local.maybe_retrain(db, TAX, embedder, every=50)
     assert head is not None and head.metrics["labels"]["operator"] == 60 and head.metrics["human_n"] == 60
     learning = local.stored_metrics(db)["learning_curve"]  # measured once, at training time, on operator labels

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import Ticket
+from tests.actors import LEAD
 from tests.dashboard.conftest import app_env, make_app  # noqa: F401  (app_env is a fixture)
 from triage import review, runs, services, taxonomy
 from triage.demo import load_samples
@@ -22,7 +23,7 @@ def test_settings_shows_the_learning_curve_from_operator_labels(app_env, embedde
     db = open_database(app_env)
     rows = load_samples()
     picked = [r for c in TAX.names for r in [x for x in rows if x["label"] == c][:15]]  # 15 per category
-    imp = runs.start_run(db, [(r["id"], r["text"]) for r in picked], source="t")
+    imp = runs.start_run(db, [(r["id"], r["text"]) for r in picked], source="t", actor=LEAD)
     services.classify_locally(db, run_id=imp.run_id)
     at = make_app("settings")
     assert not any("Learning curve" in json.dumps(c) for c in _charts(at))
@@ -31,8 +32,8 @@ def test_settings_shows_the_learning_curve_from_operator_labels(app_env, embedde
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
     for tid, r in zip(imp.ticket_ids, picked, strict=True):
-        review.correct(db, tid, r["label"], operator="lead", expected_version=versions[tid], taxonomy=TAX)
-    local.retrain(db, TAX, embedder)
+        review.correct(db, tid, r["label"], actor=LEAD, expected_version=versions[tid], taxonomy=TAX)
+    local.retrain(db, TAX, embedder, actor=LEAD)
     stored = local.stored_metrics(db)["learning_curve"]
     assert stored["labels"] == 60 and [p["per_category"] for p in stored["points"]] == [0, 4, 8]
 

@@ -3,6 +3,7 @@ import asyncio
 from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket
+from tests.actors import LEAD, op
 from triage import demo, review, runs, services, taxonomy
 from triage.local import tier as local
 from triage.settings import Settings
@@ -12,15 +13,15 @@ TAX = taxonomy.default()
 
 def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, embedder, samples):
     rows, _, _ = samples
-    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:60]], source="t")
+    imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:60]], source="t", actor=LEAD)
     services.classify_locally(db, run_id=imp.run_id)
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
     for tid, r in zip(imp.ticket_ids[:40], rows[:40], strict=True):
-        review.correct(db, tid, r["label"], operator="lead", expected_version=versions[tid], taxonomy=TAX)
-    local.retrain(db, TAX, embedder)
-    local.save_tier0_config(db, operator="lead", enabled=True, target_accuracy=0.5, threshold=0.8, min_labels=30)
-    new = runs.start_run(db, [(r["id"], r["text"]) for r in rows[150:200]], source="t2")
+        review.correct(db, tid, r["label"], actor=op("lead"), expected_version=versions[tid], taxonomy=TAX)
+    local.retrain(db, TAX, embedder, actor=LEAD)
+    local.save_tier0_config(db, actor=LEAD, enabled=True, target_accuracy=0.5, threshold=0.8, min_labels=30)
+    new = runs.start_run(db, [(r["id"], r["text"]) for r in rows[150:200]], source="t2", actor=LEAD)
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
     report = asyncio.run(services.work_once(db, settings))
     assert report.processed == 50
@@ -36,7 +37,7 @@ def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, em
 
 
 def test_demo_fills_an_empty_database_once(db):
-    summary = demo.fill(db, TAX, settings=Settings())
+    summary = demo.fill(db, TAX, actor=LEAD, settings=Settings())
     assert summary["tickets"] >= 300 and summary["api_simulated"] > 100 and summary["local"] > 0
     assert summary["corrected"] > 0
     with db.read() as s:
@@ -47,4 +48,4 @@ def test_demo_fills_an_empty_database_once(db):
     import pytest
 
     with pytest.raises(ValueError, match="already has tickets"):
-        demo.fill(db, TAX, settings=Settings())
+        demo.fill(db, TAX, actor=LEAD, settings=Settings())

@@ -1,0 +1,152 @@
+"""Sign-in in a real browser: `streamlit run` with [auth] pointing at a stand-in OIDC provider on 127.0.0.1 and
+[triage.access] lists; Chromium signs in as each kind of visitor through Streamlit's own st.login flow."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
+
+from db.migrate import open_database  # noqa: E402
+from tests.actors import LEAD  # noqa: E402
+from tests.e2e.conftest import ROOT, _free_port, shoot, wait_for_run  # noqa: E402
+from tests.e2e.fake_oidc import FakeOIDC  # noqa: E402
+from triage import runs  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+SECRET_TEXT = "Customer Jane Roe, card ending 4242, wants a refund"
+
+
+@pytest.fixture(scope="module")
+def oidc():
+    with FakeOIDC() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def signed_app(oidc, tmp_path_factory):
+    home = tmp_path_factory.mktemp("signin")
+    db_url = f"sqlite:///{home / 'triage.db'}"
+    db = open_database(db_url)
+    runs.start_run(db, [(None, SECRET_TEXT)], source="private.csv", actor=LEAD)
+    db.dispose()
+    port = _free_port()
+    (home / ".streamlit").mkdir()
+    shutil.copy(ROOT / ".streamlit" / "config.toml", home / ".streamlit" / "config.toml")
+    (home / ".streamlit" / "secrets.toml").write_text(f"""
+[auth]
+redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
+cookie_secret = "{'c' * 48}"
+client_id = "{oidc.client_id}"
+client_secret = "{oidc.client_secret}"
+server_metadata_url = "{oidc.metadata_url}"
+
+[triage.access]
+leads = ["lena@example.com"]
+operators = ["*@ops.example.com"]
+viewers = ["vic@example.com"]
+""")
+    env = {**os.environ, "TRIAGE_DATABASE_URL": db_url, "PYTHONPATH": f"{ROOT}{os.pathsep}"
+           f"{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("ANTHROPIC_API_KEY", None)
+    log = open(home / "streamlit.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+                             "--server.port", str(port)], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.terminate()
+        log.seek(0)
+        pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    log.seek(0)
+    tail = log.read()[-3000:]
+    assert "Traceback" not in tail, tail
+
+
+def visit_as(browser: Browser, url: str, oidc: FakeOIDC, email: str | None) -> Page:
+    """A fresh browser (no cookies) on the dashboard, signed in through the provider as `email` (or not)."""
+    page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+    page.goto(url)
+    wait_for_run(page)
+    if email:
+        oidc.email = email
+        issued = oidc.tokens_issued
+        page.get_by_role("button", name="Sign in").click()
+        deadline = time.monotonic() + 30
+        while oidc.tokens_issued == issued and time.monotonic() < deadline:  # the redirects, then the exchange
+            page.wait_for_timeout(200)
+        assert oidc.tokens_issued == issued + 1  # a real code-for-token exchange happened
+        page.wait_for_function("() => !location.pathname.startsWith('/auth') && "
+                               "!location.pathname.startsWith('/oauth2callback')", timeout=20000)
+        page.wait_for_load_state()
+        wait_for_run(page)
+        expect(page.get_by_text(email, exact=False).first).to_be_visible(timeout=20000)
+    return page
+
+
+def nav(page: Page) -> list[str]:
+    links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    return [t.strip().splitlines()[-1].strip() for t in links.all_inner_texts()]  # the text after the icon
+
+
+def test_a_visitor_who_has_not_signed_in_sees_only_the_sign_in_screen(browser, signed_app, oidc):
+    page = visit_as(browser, signed_app, oidc, None)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    shoot(page, "sign-in")
+    assert page.get_by_test_id("stSidebarNav").count() == 0
+    assert [b.strip() for b in page.get_by_role("button").all_inner_texts() if b.strip()] == ["Sign in"]
+    for path in ("", "/review", "/settings", "/spend"):  # by URL too
+        page.goto(signed_app + path)
+        wait_for_run(page)
+        body = page.inner_text("body")
+        assert "Sign in" in body and SECRET_TEXT not in body and "Review queue" not in body and "$" not in body
+
+
+def test_a_signed_in_person_on_no_list_sees_no_access_with_their_identity(browser, signed_app, oidc):
+    page = visit_as(browser, signed_app, oidc, "stranger@elsewhere.test")
+    expect(page.get_by_text("No access", exact=False)).to_be_visible()
+    expect(page.get_by_text("stranger@elsewhere.test", exact=False)).to_be_visible()
+    shoot(page, "no-access")
+    assert page.get_by_test_id("stSidebarNav").count() == 0
+    assert SECRET_TEXT not in page.inner_text("body")
+
+
+def test_each_role_gets_its_pages(browser, signed_app, oidc):
+    viewer = visit_as(browser, signed_app, oidc, "vic@example.com")
+    expect(viewer.get_by_role("heading", name="Spend & routing")).to_be_visible()
+    assert nav(viewer) == ["Spend & routing", "Quality"]
+    viewer.goto(signed_app + "/review")  # not offered: the navigation falls back to the viewer's first page
+    wait_for_run(viewer)
+    assert SECRET_TEXT not in viewer.inner_text("body")
+    assert viewer.get_by_role("heading", name="Review queue").count() == 0
+
+    operator = visit_as(browser, signed_app, oidc, "olga@ops.example.com")
+    assert nav(operator) == ["Classify", "Review queue", "Spend & routing", "Quality"]
+    expect(operator.get_by_text("Signed in as", exact=False)).to_contain_text("olga@ops.example.com")
+    operator.get_by_test_id("stSidebarNav").get_by_text("Review queue", exact=True).click()
+    wait_for_run(operator)
+    expect(operator.get_by_role("heading", name="Review queue")).to_be_visible()
+
+    lead = visit_as(browser, signed_app, oidc, "lena@example.com")
+    assert nav(lead) == ["Classify", "Review queue", "Spend & routing", "Quality", "Settings"]
+    lead.get_by_test_id("stSidebarNav").get_by_text("Settings", exact=True).click()
+    wait_for_run(lead)
+    expect(lead.get_by_role("heading", name="Audit trail")).to_be_visible()
+    lead.get_by_role("button", name="Sign out").click()
+    wait_for_run(lead)
+    expect(lead.get_by_role("button", name="Sign in")).to_be_visible()

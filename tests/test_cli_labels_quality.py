@@ -1,0 +1,175 @@
+"""`triage label` and `triage quality` end to end, against a temporary SQLite database (no API key needed: the
+history is seeded with scripted models, and importing labels calls none)."""
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from db.migrate import open_database
+from db.models import Correction, ModelCall, Ticket
+from tests.actors import LEAD, op
+from tests.triage.fakes import ScriptedProvider
+from triage import pipeline, review, runs, taxonomy
+from triage.cli import main
+from triage.router import Router
+
+TAX = taxonomy.default()
+T1 = {"a": ("billing", 0.95), "b": ("billing", 0.9), "c": ("account", 0.5), "d": ("technical", 0.4)}
+T2 = {"c": ("billing", 0.9), "d": ("technical", 0.8)}
+TRUTH = {"a": "billing", "b": "account", "c": "billing", "d": "technical"}
+
+
+@pytest.fixture
+def cli_db(db_url, monkeypatch):
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    db = open_database(db_url)
+    yield db
+    db.dispose()
+
+
+def seed_history(db, label_by_review=True):
+    """Four tickets Haiku answered (two escalated to Sonnet); an operator labelled each: the right answers are
+    known, so every figure below is worked out by hand."""
+    router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: T1[t]),
+                    ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: T2[t]), TAX)
+    imp = runs.start_run(db, [(None, k) for k in T1], source="t", actor=LEAD)
+    asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
+    ids = dict(zip(T1, imp.ticket_ids, strict=True))
+    if label_by_review:
+        with db.read() as s:
+            versions = {t.id: t.version for t in s.scalars(select(Ticket))}
+        for key, tid in ids.items():
+            review.correct(db, tid, TRUTH[key], actor=op("op"), expected_version=versions[tid], taxonomy=TAX)
+    return ids
+
+
+def test_quality_json_gives_the_known_figures(cli_db, capsys):
+    seed_history(cli_db)
+    assert main(["quality", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"measured_on", "n_tickets", "label_sources", "since", "per_model", "flips", "whatif",
+                        "reliability"}
+    assert out["n_tickets"] == 4 and out["label_sources"] == {"review": 4} and out["since"] is None
+    assert "4 tickets an operator labelled" in out["measured_on"] and "hard tickets" in out["measured_on"]
+    haiku, sonnet = out["per_model"]
+    assert set(haiku) >= {"tier", "model", "n", "accuracy", "macro_f1", "ece", "confusion"}
+    assert (haiku["tier"], haiku["model"], haiku["n"], haiku["accuracy"]) == (1, "claude-haiku-5-5", 4, 0.5)
+    # F1: billing 0.5 (a right, b wrongly billing, c missed), technical 1.0, account 0.0 -> mean 0.5
+    assert haiku["macro_f1"] == pytest.approx(0.5, abs=1e-12)
+    # ECE: each answer alone in its bin: |0.95-1| + |0.9-0| + |0.5-0| + |0.4-1|, over 4
+    assert haiku["ece"] == pytest.approx((0.05 + 0.9 + 0.5 + 0.6) / 4, abs=1e-9)
+    assert haiku["confusion"] == {"labels": ["billing", "technical", "product_feedback", "account"],
+                                  "matrix": [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]}
+    assert (sonnet["model"], sonnet["n"], sonnet["accuracy"], sonnet["macro_f1"]) == ("claude-sonnet-5-5", 2, 1.0, 1.0)
+    assert sonnet["ece"] == pytest.approx((0.1 + 0.2) / 2, abs=1e-9)
+    assert sonnet["confusion"]["matrix"] == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    at = {w["threshold"]: w for w in out["whatif"]}
+    # Haiku costs $0.001 a call, Sonnet $0.002: cost per ticket = 0.001 + 0.002 x escalated share
+    assert (at[0.5]["escalation_rate"], at[0.5]["accuracy"], at[0.5]["cost_per_ticket"]) == (0.25, 0.5, "0.0015")
+    assert (at[0.7]["escalation_rate"], at[0.7]["accuracy"], at[0.7]["cost_per_ticket"]) == (0.5, 0.75, "0.002")
+    assert (at[0.95]["escalation_rate"], at[0.95]["replayed"], at[0.95]["cost_per_ticket"]) == (0.75, 3, "0.0025")
+    assert out["flips"] == {"escalated": 2, "flipped": 1, "sonnet_right": 1, "haiku_right": 0}
+
+
+def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
+    from triage import quality
+
+    seed_history(cli_db)
+    assert main(["quality", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(quality.measure(cli_db, classes=TAX.names).to_dict()))
+
+
+def test_quality_since_leaves_older_answers_out(cli_db, capsys):
+    ids = seed_history(cli_db)
+    with cli_db.transaction() as s:
+        s.execute(update(ModelCall).where(ModelCall.ticket_id == ids["a"])
+                  .values(created_at=datetime.now(UTC) - timedelta(days=10)))
+    since = (date.today() - timedelta(days=5)).isoformat()
+    assert main(["quality", "--since", since, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    haiku = out["per_model"][0]
+    assert out["since"] == since and out["n_tickets"] == 3 and f"since {since}" in out["measured_on"]
+    assert (haiku["n"], haiku["accuracy"]) == (3, pytest.approx(1 / 3))  # a (right) is older: b, c wrong, d right
+
+
+def test_quality_text_report(cli_db, capsys):
+    assert main(["quality"]) == 0
+    assert "No operator-labelled tickets" in capsys.readouterr().out
+    seed_history(cli_db)
+    assert main(["quality"]) == 0
+    out = capsys.readouterr().out
+    assert "Measured on 4 tickets an operator labelled" in out
+    assert "   1  claude-haiku-5-5            4     0.500     0.500  0.512" in out
+    assert "Haiku (claude-haiku-5-5): rows are the operator's label, columns the model's" in out
+    assert "what-if" in out and "$0.001500" in out
+
+
+LABELS = ("id,text,label\n"
+          ",a,billing\n"  # matched by text
+          ",b,account\n"
+          ",c,billing\n"
+          ",d,technical\n"
+          "N-1,please add a dark mode,product_feedback\n"  # new
+          "N-2,,billing\n"  # no text
+          "N-3,refund me,Refunds\n")  # not a category
+
+
+def test_label_imports_audits_retrains_and_a_second_run_changes_nothing(cli_db, tmp_path, capsys):
+    seed_history(cli_db, label_by_review=False)
+    src = tmp_path / "helpdesk.csv"
+    src.write_text(LABELS)
+    assert main(["label", str(src), "--operator", "maria", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Existing tickets matched: 4" in out and "New tickets: 1" in out and "dry run: nothing was written" in out
+    with cli_db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Correction)) == 0
+
+    assert main(["label", str(src), "--operator", "maria"]) == 0
+    out = capsys.readouterr().out
+    assert "imported 5 labels from helpdesk.csv: 4 existing tickets labelled, 1 new tickets" in out
+    assert "1 row left out, label outside the taxonomy ('Refunds' ×1" in out
+    assert "1 row left out, no text: row 6 (id N-2)" in out
+    assert "The local model retrained on 5 operator labels (billing 2, technical 1, product_feedback 1, " \
+           "account 1); out-of-fold accuracy on them" in out
+    with cli_db.read() as s:
+        audit = s.execute(select(Correction.source, Correction.operator, Correction.file)).all()
+        assert {tuple(a) for a in audit} == {("import", "maria", "helpdesk.csv")} and len(audit) == 5
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 5
+
+    assert main(["label", str(src), "--operator", "maria", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["matched"], again["unchanged"], again["new"], again["unknown_label"], again["no_text"]) == \
+        (5, 5, 0, 1, 1)
+    with cli_db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Correction)) == 5
+
+    # the imported labels are what the quality report measures on, and it says where they came from
+    assert main(["quality", "--json"]) == 0
+    q = json.loads(capsys.readouterr().out)
+    assert q["label_sources"] == {"import": 4} and "4 imported from labelled files" in q["measured_on"]
+    assert q["per_model"][0]["accuracy"] == 0.5
+
+
+def test_label_json_output_and_bad_input(cli_db, tmp_path, capsys):
+    src = tmp_path / "l.jsonl"
+    src.write_text(json.dumps({"body": "my card was declined", "category": "billing"}) + "\n")
+    assert main(["label", str(src), "--operator", "lee", "--json", "--no-retrain"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["created"], out["labelled"], out["learned"], out["columns"]) == \
+        (1, 0, None, {"text": "body", "id": None, "label": "category"})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,Refunds\n,billing\n")
+    assert main(["label", str(bad), "--operator", "lee"]) == 2  # nothing importable
+    assert "nothing to import" in capsys.readouterr().out
+    assert main(["label", str(tmp_path / "missing.csv"), "--operator", "lee"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["label", str(bad), "--operator", "lee", "--label-column", "kind"]) == 2
+    assert "no label column 'kind'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["label", str(bad)])  # --operator is required: every label says who
+    assert exc.value.code == 2

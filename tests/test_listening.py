@@ -1,0 +1,121 @@
+"""Closed by default: the shipped configuration listens on this machine only, and opening it to the network is an
+explicit TRIAGE_LISTEN that scripts/dashboard passes on and announces."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from triage.access import listens_locally
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_config_binds_to_loopback():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["address"] == "127.0.0.1"
+    assert listens_locally(config["server"]["address"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses of the sockets listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for name, width in (("tcp", 8), ("tcp6", 32)):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
+def _serve(tmp_path: Path, *extra: str) -> set[str]:
+    """`streamlit run` from the checkout (so .streamlit/config.toml applies), and where it listens."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs /proc/net/tcp (Linux) to see where a server listens")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "TRIAGE_LISTEN"))}
+    env["TRIAGE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'listen.db'}"
+    with open(tmp_path / "streamlit.log", "w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
+                                 str(port), *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(150):
+                try:
+                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                        return _listening(port)
+                except OSError:
+                    time.sleep(0.2)
+            log.seek(0)
+            pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    raise AssertionError("unreachable")
+
+
+def test_a_real_server_started_from_the_checkout_listens_on_this_machine_only(tmp_path):
+    addresses = _serve(tmp_path)
+    assert addresses == {"127.0.0.1"}
+    # the check sees the difference: the same server told to open up listens on every interface
+    opened = _serve(tmp_path, "--server.address", "0.0.0.0")
+    assert opened and not all(listens_locally(a) for a in opened)
+
+
+@pytest.fixture
+def script_tree(tmp_path):
+    """scripts/dashboard in a copy of the layout whose setup, python and streamlit are stand-ins that print what
+    they were asked to do."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "dashboard", tmp_path / "scripts" / "dashboard")
+    (tmp_path / "scripts" / "setup").write_text("exit 0\n")
+    bin_ = tmp_path / ".venv" / "bin"
+    bin_.mkdir(parents=True)
+    (bin_ / "python").write_text("#!/bin/sh\nexit 0\n")
+    (bin_ / "streamlit").write_text('#!/bin/sh\necho "streamlit $*"\n')
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    (tmp_path / ".streamlit").mkdir()
+    return tmp_path
+
+
+def _run_script(tree: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k != "TRIAGE_LISTEN"}
+    return subprocess.run(["bash", str(tree / "scripts" / "dashboard")], env={**clean, **env}, capture_output=True,
+                          text=True, timeout=30, check=True)
+
+
+def test_scripts_dashboard_says_it_listens_locally_and_passes_no_address(script_tree):
+    out = _run_script(script_tree)
+    assert out.stdout.strip() == "streamlit run dashboard/app.py"  # config.toml's 127.0.0.1 applies
+    assert "listening on 127.0.0.1 only" in out.stderr and "TRIAGE_LISTEN=0.0.0.0" in out.stderr
+
+
+def test_triage_listen_opens_it_explicitly_and_warns_without_sign_in(script_tree):
+    out = _run_script(script_tree, TRIAGE_LISTEN="0.0.0.0")
+    assert out.stdout.strip() == "streamlit run dashboard/app.py --server.address 0.0.0.0"
+    assert "reachable from the network" in out.stderr and "WARNING" in out.stderr
+    (script_tree / ".streamlit" / "secrets.toml").write_text('[auth]\nclient_id = "c"\n')
+    out = _run_script(script_tree, TRIAGE_LISTEN="0.0.0.0")
+    assert "sign-in is on" in out.stderr and "WARNING" not in out.stderr

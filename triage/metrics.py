@@ -1,0 +1,42 @@
+"""Classification scores shared by `triage eval` (a gold file) and the Quality page / `triage quality` (operator
+labels): per-category precision, recall and F1, macro-F1, and the confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def per_category(truth: Sequence[str], predicted: Sequence[str | None],
+                 classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """precision, recall, f1 and support (how many truly are) of each class."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in classes:
+        tp = sum(1 for y, p in zip(truth, predicted, strict=True) if p == c and y == c)
+        fp = sum(1 for y, p in zip(truth, predicted, strict=True) if p == c and y != c)
+        fn = sum(1 for y, p in zip(truth, predicted, strict=True) if p != c and y == c)
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        out[c] = {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+                  "support": tp + fn}
+    return out
+
+
+def macro_f1(per: dict[str, dict[str, Any]]) -> float:
+    """The mean F1 over the classes that occur in the truth (a class nobody has cannot be missed)."""
+    f1s = [m["f1"] for m in per.values() if m["support"]]
+    return sum(f1s) / len(f1s) if f1s else 0.0
+
+
+def confusion(truth: Sequence[str], predicted: Sequence[str | None],
+              classes: Sequence[str] = ()) -> dict[str, Any]:
+    """Counts of (true label, predicted label): rows are the truth, columns the prediction, in `classes` order
+    followed by any other label seen (sorted; a missing prediction shows as "none")."""
+    pred = ["none" if p is None else p for p in predicted]
+    labels = list(dict.fromkeys(classes))
+    labels += sorted(({*truth, *pred}) - set(labels))
+    index = {c: i for i, c in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for y, p in zip(truth, pred, strict=True):
+        matrix[index[y]][index[p]] += 1
+    return {"labels": labels, "matrix": matrix}
