@@ -1,7 +1,7 @@
 """Whole-page render times on a large history: what an operator waits for on each click.
 
     .venv/bin/python -m bench.bench_pages [--calls 1000000,10000000] [--url postgresql+psycopg://u:p@host/postgres]
-                                          [--dir DIR] [--reseed] [--repeat 3]
+                                          [--dir DIR] [--reseed] [--repeat 3] [--seed-only]
 
 For each size, seeds a database with `bench.bench_db.seed` (tickets = 0.3 x calls over 120 days, every 20th
 ticket labelled by an operator, demo, error and batch calls; bulk inserts, then the rollups rebuilt the way the
@@ -13,7 +13,10 @@ page over 1.5x its 1M time. Not part of the test pass/fail.
 
 SQLite databases are kept in --dir (default a temporary directory) as pages_<calls>.db and reused when their
 size matches, unless --reseed; with --url (a PostgreSQL server's admin URL) one database per size,
-bench_pages_<calls>, is created there and kept the same way.
+bench_pages_<calls>, is created there and kept the same way (drop them when done). Seeding 10M calls on the
+shared 2-core box took 35 min on SQLite (11 of them rebuilding the rollups) at load averages of 20-40; seed
+once with --seed-only and --dir, then measure as often as needed. CPU seconds are printed next to wall seconds
+because other processes on the box inflate the wall time.
 """
 
 from __future__ import annotations

@@ -104,6 +104,8 @@ class Ticket(Base):
         Index("ix_tickets_category_confidence", "category", "confidence"),
         Index("ix_tickets_confidence_id", "confidence", "id"),
         Index("ix_tickets_disagree", "disagree", "confidence"),
+        # the worker's claim (status = pending, oldest first): without it an idle poll walks every ticket
+        Index("ix_tickets_status_id", "status", "id"),
     )
 
 

@@ -44,12 +44,25 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
 
 
 def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZE) -> list[ReviewRow]:
-    """One page, least confident first (unlabelled tickets before everything)."""
+    """One page, least confident first (unlabelled tickets before everything, each in id order).
+
+    Read as two walks of ix_tickets_confidence_id that stop at the page (tickets without a confidence, then the
+    others): one `ORDER BY confidence NULLS FIRST` sorts every match on PostgreSQL, whose index keeps NULLs last."""
     cols = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
             Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
             Ticket.created_at)
-    q = _where(select(*cols), f).order_by(Ticket.confidence.asc().nulls_first(), Ticket.id)
-    return [ReviewRow(*tuple(r)) for r in s.execute(q.limit(size).offset(page * size))]
+    start = page * size
+    unscored = _where(select(Ticket.id), f).where(Ticket.confidence.is_(None)).limit(start + size).subquery()
+    n_unscored = s.scalar(select(func.count()).select_from(unscored)) or 0
+    rows: list[Any] = []
+    if n_unscored > start:
+        rows += s.execute(_where(select(*cols), f).where(Ticket.confidence.is_(None)).order_by(Ticket.id)
+                          .offset(start).limit(size)).all()
+    if len(rows) < size:
+        rows += s.execute(_where(select(*cols), f).where(Ticket.confidence.is_not(None))
+                          .order_by(Ticket.confidence, Ticket.id).offset(max(0, start - n_unscored))
+                          .limit(size - len(rows))).all()
+    return [ReviewRow(*tuple(r)) for r in rows]
 
 
 def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | None, int]]:
@@ -60,8 +73,12 @@ def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | N
     return {tid: (category, tier) for tid, tier, category in rows}  # later rows win
 
 
-def review_count(s: Session, f: ReviewFilter) -> int:
-    return s.scalar(_where(select(func.count()).select_from(Ticket), f)) or 0
+def review_count(s: Session, f: ReviewFilter, cap: int | None = None) -> int:
+    """Tickets matching `f`, counted up to `cap` (a count of every match costs a scan of every ticket)."""
+    if cap is None:
+        return s.scalar(_where(select(func.count()).select_from(Ticket), f)) or 0
+    matches = _where(select(Ticket.id), f).limit(cap).subquery()
+    return s.scalar(select(func.count()).select_from(matches)) or 0
 
 
 def ticket(s: Session, ticket_id: int) -> TicketView | None:

@@ -103,9 +103,6 @@ def _spend(s: Session, start: date | None, end: date | None, by: str) -> list[di
     return rows
 
 
-def routing(db: Database, start: date, end: date) -> list[dict[str, Any]]:
-    with db.read() as s:
-        return _routing(s, start, end)
 
 
 def _routing(s: Session, start: date, end: date) -> list[dict[str, Any]]:
@@ -116,9 +113,6 @@ def _routing(s: Session, start: date, end: date) -> list[dict[str, Any]]:
     return rows
 
 
-def latency_percentiles(db: Database, start: date, end: date) -> list[dict[str, Any]]:
-    with db.read() as s:
-        return _latency(s, start, end)
 
 
 def _latency(s: Session, start: date, end: date) -> list[dict[str, Any]]:
@@ -150,11 +144,6 @@ def _value_at(histogram: list[tuple[int, int]], rank: int) -> float:
     raise IndexError(rank)
 
 
-def summary(db: Database, start: date, end: date, *, tier2_model: str, prices: PriceTable | None = None,
-            today: date | None = None) -> Summary:
-    with db.read() as s:
-        return _summary(s, _routing(s, start, end), start, end, tier2_model=tier2_model, prices=prices,
-                        today=today or date.today())
 
 
 def _summary(s: Session, route: list[dict[str, Any]], start: date, end: date, *, tier2_model: str,
@@ -189,17 +178,6 @@ def estimates(db: Database, start: date | None = None, end: date | None = None) 
 def _estimates(s: Session, start: date | None, end: date | None) -> Estimates:
     e = ledger.estimates(s, start, end)
     return Estimates(e.interrupted_calls, from_pico(e.interrupted_pico), e.unknown_cost_calls)
-
-
-def demo_calls(db: Database) -> int:
-    with db.read() as s:
-        return reports.demo_calls(s)
-
-
-def month_cumulative(db: Database, today: date | None = None) -> list[dict[str, Any]]:
-    """Spend per day of the current month, cumulative (for the projection chart)."""
-    with db.read() as s:
-        return _month_cumulative(s, today or date.today())
 
 
 def _month_cumulative(s: Session, today: date) -> list[dict[str, Any]]:

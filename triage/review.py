@@ -24,17 +24,23 @@ class Page:
     page: int
     size: int
     machine: dict[int, tuple[str | None, int]] = field(default_factory=dict)  # ticket -> (label, tier)
+    more: bool = False  # `total` is a lower bound: matches were counted only COUNT_AHEAD past this page
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.size))
 
 
+COUNT_AHEAD = 10_000  # a page counts matches this far past itself, so it costs the same on any history
+
+
 def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE, *, actor: Actor) -> Page:
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
         rows = q.review_page(s, f, number, size)
-        return Page(rows, q.review_count(s, f), number, size, q.machine_labels(s, [r.id for r in rows]))
+        cap = number * size + COUNT_AHEAD
+        total = q.review_count(s, f, cap + 1)
+        return Page(rows, min(total, cap), number, size, q.machine_labels(s, [r.id for r in rows]), total > cap)
 
 
 def correct(db: Database, ticket_id: int, label: str, *, actor: Actor, expected_version: int,

@@ -90,7 +90,8 @@ def table(page: review.Page, page_no: int, editor_key: str) -> Edits:
         "label": [r.category if r.category in taxonomy else None for r in page.rows],
         "select": [False] * len(page.rows),
     }).set_index("ticket")
-    st.caption(f"{page.total} tickets · page {page_no + 1} of {page.pages} · least confident first. "
+    more = "+" if page.more else ""
+    st.caption(f"{page.total:,}{more} tickets · page {page_no + 1} of {page.pages:,}{more} · least confident first. "
                "Edit the **label** column (type to pick; Tab/Enter move on), then save.")
     st.data_editor(
         frame, key=editor_key, num_rows="fixed", width="stretch", height=min(38 + 35 * len(frame), 600),

@@ -159,3 +159,40 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
                                               "labelled_answers": 0}
     with anydb.read() as s:
         assert reports.spend_by_day(s) == daily
+
+
+def test_review_page_counts_matches_only_so_far_past_itself(anydb, monkeypatch):
+    """A count of every match scans every ticket on each filter change: pages count a bounded distance ahead,
+    exact when fewer match, and say "more" otherwise."""
+    from triage.domain import ReviewFilter
+
+    runs.start_run(anydb, [(None, f"ticket {i}") for i in range(120)], source="t", actor=LEAD)
+    monkeypatch.setattr(review, "COUNT_AHEAD", 30)
+    first = review.page(anydb, ReviewFilter(), 0, size=10, actor=LEAD)
+    assert (first.total, first.more, first.pages, len(first.rows)) == (30, True, 3, 10)
+    later = review.page(anydb, ReviewFilter(), 9, size=10, actor=LEAD)  # counting reaches the end: exact
+    assert (later.total, later.more, later.pages, len(later.rows)) == (120, False, 12, 10)
+    monkeypatch.setattr(review, "COUNT_AHEAD", 10_000)
+    whole = review.page(anydb, ReviewFilter(), 0, actor=LEAD)
+    assert (whole.total, whole.more) == (120, False)
+
+
+def test_review_pages_keep_the_least_confident_first_order(anydb):
+    """Two index walks (no confidence, then by confidence) give exactly the one-sort order, page by page."""
+    from sqlalchemy import update
+
+    from db import review as dbreview
+    from triage.domain import ReviewFilter
+
+    imp = runs.start_run(anydb, [(None, f"ticket {i}") for i in range(57)], source="t", actor=LEAD)
+    with anydb.transaction() as s:
+        for i, tid in enumerate(imp.ticket_ids):  # a third without a confidence, ties among the rest
+            conf = None if i % 3 == 0 else round((i * 7 % 10) / 10, 1)
+            s.execute(update(Ticket).where(Ticket.id == tid).values(confidence=conf, status="classified"))
+    with anydb.read() as s:
+        everything = [r.id for r in s.execute(select(Ticket.id).order_by(Ticket.confidence.asc().nulls_first(),
+                                                                           Ticket.id))]
+        for size in (5, 19, 50):
+            pages = [dbreview.review_page(s, ReviewFilter(), p, size) for p in range(-(-57 // size) + 1)]
+            assert [r.id for page in pages for r in page] == everything, size
+            assert pages[-1] == []
