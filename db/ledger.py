@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, insert, not_, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, not_, or_, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from db import batches, rollups
+from db.engine import rows_affected
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
 
 OPEN, LOST, UNPRICED = "open", "lost", "unpriced"
@@ -48,10 +49,6 @@ class Committed:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
-
-
-def _rows(result: object) -> int:
-    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _holding() -> ColumnElement[bool]:
@@ -104,14 +101,14 @@ def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note:
 
 def abandon(s: Session, reservation_id: int, note: str) -> None:
     """The call ended without an answer we could record: count it as probably billed."""
-    if _rows(s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
+    if rows_affected(s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
                        .values(state=LOST, note=note, ended_at=datetime.now(UTC)))):
         rollups.bump_version(s, VERSION)
 
 
 def mark_lost(s: Session, worker: str, note: str) -> int:
     """The open reservations of a worker that stopped with requests in flight."""
-    lost = _rows(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
+    lost = rows_affected(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
                            .values(state=LOST, note=note, ended_at=datetime.now(UTC))))
     if lost:
         rollups.bump_version(s, VERSION)
@@ -136,7 +133,7 @@ def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
     """Open reservations of dead processes on this host, and stale ones from anywhere, become lost."""
     now = datetime.now(UTC)
     s.execute(delete(CallAttempt).where(CallAttempt.kind == "batch", CallAttempt.state == OPEN, not_(_holding())))
-    lost = _rows(s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
+    lost = rows_affected(s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
                                                      CallAttempt.started_at < now - STALE)
                            .values(state=LOST, ended_at=now, note="still open after an hour: its process is gone "
                                                                   "(probably billed, answer lost)")))
