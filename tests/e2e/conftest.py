@@ -87,3 +87,10 @@ def wait_for_run(page, timeout=30000):
 def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def figures(page) -> dict[str, list[dict]]:
+    """The Plotly charts on the page as the browser drew them: title -> traces (name, x, y)."""
+    return page.eval_on_selector_all(".js-plotly-plot", """plots => Object.fromEntries(plots.map(p => [
+        ((p.layout.title && p.layout.title.text) || "").replace(/<[^>]+>/g, ""),
+        p.data.map(t => ({name: t.name, x: t.x, y: t.y}))]))""")  # titles without the bold tags Streamlit adds

@@ -11,7 +11,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from db.migrate import open_database  # noqa: E402
 from db.models import Correction, ModelCall, Ticket  # noqa: E402
-from tests.e2e.conftest import shoot, wait_for_run  # noqa: E402
+from tests.e2e.conftest import figures, shoot, wait_for_run  # noqa: E402
 from triage.domain import from_pico  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -24,13 +24,6 @@ TICKETS = ("I was charged twice this month, please refund the invoice\n"
 def sidebar_page(page: Page, name: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
     wait_for_run(page)
-
-
-def figures(page: Page) -> dict[str, list[dict]]:
-    """The Plotly charts on the page as the browser drew them: title -> traces (name, x, y)."""
-    return page.eval_on_selector_all(".js-plotly-plot", """plots => Object.fromEntries(plots.map(p => [
-        ((p.layout.title && p.layout.title.text) || "").replace(/<[^>]+>/g, ""),
-        p.data.map(t => ({name: t.name, x: t.x, y: t.y}))]))""")  # titles without the bold tags Streamlit adds
 
 
 def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, app_db_url, fake_api):
