@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score a tier on a labelled file (a paid tier runs as a recorded run)",
                         description="Read CSV/JSON/JSONL with `text` and `label`, classify with the chosen tier, "
                         "print accuracy, macro-F1, per-category precision/recall, expected calibration error and "
-                        "a coverage table (thresholds 0.50-0.95: share kept and accuracy on it). The local tier leaves the working "
-                        "database unchanged; haiku, sonnet and auto classify the file as a run in it (source "
+                        "a coverage table (thresholds 0.50-0.95: share kept and accuracy on it). The local tier "
+                        "leaves the working database unchanged; haiku, sonnet and auto classify the file as a run in it (source "
                         "eval:FILE), so their calls are within the budget and on the books like any other.")
     ev.add_argument("--gold", required=True, help="labelled file with text and label columns")
     ev.add_argument("--tier", choices=["local", *MODES], default="local",
