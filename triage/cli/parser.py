@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Read CSV/JSON/JSONL with `text` and `label`, classify with the chosen tier, "
                         "print accuracy, macro-F1, per-category precision/recall, expected calibration error and "
                         "a coverage table (thresholds 0.50-0.95: share kept and accuracy on it). The local tier "
-                        "leaves the working database unchanged; haiku, sonnet and auto classify the file as a run in it (source "
-                        "eval:FILE), so their calls are within the budget and on the books like any other.")
+                        "leaves the working database unchanged; haiku, sonnet and auto classify the file as a run "
+                        "in it (source eval:FILE), so their calls are within the budget and on the books.")
     ev.add_argument("--gold", required=True, help="labelled file with text and label columns")
     ev.add_argument("--tier", choices=["local", *MODES], default="local",
                     help="local (default), haiku, sonnet, or auto (the two-tier pipeline)")
