@@ -108,14 +108,14 @@ def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note:
 def abandon(s: Session, reservation_id: int, note: str) -> None:
     """The call ended without an answer we could record: count it as probably billed."""
     if rows_affected(s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
-                       .values(state=LOST, note=note, ended_at=datetime.now(UTC)))):
+                               .values(state=LOST, note=note, ended_at=datetime.now(UTC)))):
         rollups.bump_version(s, VERSION)
 
 
 def mark_lost(s: Session, worker: str, note: str) -> int:
     """The open reservations of a worker that stopped with requests in flight."""
     lost = rows_affected(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
-                           .values(state=LOST, note=note, ended_at=datetime.now(UTC))))
+                                   .values(state=LOST, note=note, ended_at=datetime.now(UTC))))
     if lost:
         rollups.bump_version(s, VERSION)
     return lost
@@ -140,9 +140,9 @@ def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
     now = datetime.now(UTC)
     s.execute(delete(CallAttempt).where(CallAttempt.kind == "batch", CallAttempt.state == OPEN, not_(_holding())))
     lost = rows_affected(s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
-                                                     CallAttempt.started_at < now - STALE)
-                           .values(state=LOST, ended_at=now, note="still open after an hour: its process is gone "
-                                                                  "(probably billed, answer lost)")))
+                                                             CallAttempt.started_at < now - STALE)
+                                   .values(state=LOST, ended_at=now, note="still open after an hour: its process is "
+                                                                          "gone (probably billed, answer lost)")))
     if lost:
         rollups.bump_version(s, VERSION)
     for worker in _dead_workers(s, host, alive):
