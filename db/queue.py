@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from db import ledger, rollups
 from db.engine import rows_affected
-from db.models import ModelCall, Run, Ticket, normal_text
+from db.models import ModelCall, Run, Ticket, normal_text, normalised_text_hash
 from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import NotFound
 
@@ -26,7 +26,11 @@ T = TypeVar("T")
 
 
 def content_hash(text: str, external_id: str | None = None) -> str:
-    return hashlib.sha256(f"{external_id or ''}\x00{normal_text(text)}".encode()).hexdigest()
+    return _hash_of_normal(normal_text(text), external_id)
+
+
+def _hash_of_normal(normal: str, external_id: str | None) -> str:
+    return hashlib.sha256(f"{external_id or ''}\x00{normal}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -88,15 +92,21 @@ def import_tickets(
     """Insert new tickets as pending. Known tickets (same text and id) are not duplicated; those in a
     `requeue` state (or all of them with `reclassify`) are queued again under this run, unless a worker or a
     batch holds them. Bulk statements: a 100,000-row file is a few hundred statements, not 100,000 flushes."""
-    hashes = [content_hash(text, ext) for ext, text in items]
+    hashes: list[str] = []
     first: dict[str, tuple[str | None, str]] = {}
-    for h, item in zip(hashes, items, strict=True):
-        first.setdefault(h, item)
+    text_hash_of: dict[str, str] = {}
+    for ext, text in items:  # each text normalised once: both of its hashes come from it
+        normal = normal_text(text)
+        h = _hash_of_normal(normal, ext)
+        hashes.append(h)
+        if h not in first:
+            first[h], text_hash_of[h] = (ext, text), normalised_text_hash(normal)
     now = datetime.now(UTC)
     known = _known_tickets(s, list(first))
     new = [h for h in first if h not in known]
     ids = {h: row[0] for h, row in known.items()}
-    inserted = _insert_new(s, [(h, *first[h]) for h in new], source=source, run_id=run_id, now=now)
+    inserted = _insert_new(s, [(h, *first[h], text_hash_of[h]) for h in new], source=source,
+                           run_id=run_id, now=now)
     ids.update(inserted)
     raced = [h for h in new if h not in inserted]  # inserted meanwhile by another import (PostgreSQL)
     if raced:
@@ -139,10 +149,10 @@ def _known_tickets(s: Session, hashes: Sequence[str]) -> dict[str, _Known]:
     return known
 
 
-def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str]], *, source: str, run_id: int | None,
+def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str]], *, source: str, run_id: int | None,
                 now: datetime) -> dict[str, int]:
-    """Insert (hash, external id, text) rows in pages; returns hash -> id of those inserted. A hash another
-    import inserted meanwhile is skipped (ON CONFLICT DO NOTHING) rather than failing the whole import."""
+    """Insert (hash, external id, text, text hash) rows in pages; returns hash -> id of those inserted. A hash
+    another import inserted meanwhile is skipped (ON CONFLICT DO NOTHING) rather than failing the whole import."""
     table = cast(Table, Ticket.__table__)
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table).on_conflict_do_nothing(index_elements=["content_hash"]) \
@@ -152,7 +162,8 @@ def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str]], *, sour
              "first_call_id": 0}
     out: dict[str, int] = {}
     for chunk in _chunks(rows, 5000):
-        params = [{"content_hash": h, "external_id": ext, "text": text, **fixed} for h, ext, text in chunk]
+        params = [{"content_hash": h, "external_id": ext, "text": text, "text_hash": th, **fixed}
+                  for h, ext, text, th in chunk]
         out.update((h, i) for h, i in s.execute(stmt, params))
     return out
 
