@@ -132,8 +132,9 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     flips = {"escalated": len(both), "flipped": len(flipped),
              "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
              "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
-    names = {t["model"]: t["name"] for t in per_tier if t["tier"] >= 1}
-    tier1_models = {t["model"] for t in per_tier if t["tier"] == 1}
+    names = {model: TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
+             for tier, model in groups if tier >= 1}
+    tier1_models = {model for tier, model in groups if tier == 1}
     used = sorted(f"#{in_force[m].id} for {m}" for m in tier1_models if m in in_force)
     whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
     return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,

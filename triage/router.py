@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from triage.calibration import Calibration
 from triage.domain import (
     AUTH,
     CLASSIFIED,
@@ -21,7 +22,6 @@ from triage.domain import (
     CallResult,
     Outcome,
 )
-from triage.calibration import Calibration
 from triage.errors import InputError, KeyRejected
 from triage.providers.base import Provider
 from triage.taxonomy import Taxonomy

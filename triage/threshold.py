@@ -65,10 +65,10 @@ def recommend(whatif: Sequence[dict[str, Any]], target: float, level: float = 0.
         scored.append((r, n, lo, hi))
     meets = [x for x in scored if x[2] >= target]
 
-    def cost(x: tuple[dict[str, Any], int, float, float]) -> tuple[float, float, float]:
+    def cost(x: tuple[dict[str, Any], int, float, float]) -> tuple[float, float]:
         r = x[0]
         return (float(r["cost_per_ticket"]) if r.get("cost_per_ticket") is not None else math.inf,
-                float(r["escalation_rate"]), -float(r["threshold"]))  # equally cheap: the safer, higher one
+                float(r["escalation_rate"]))  # equally cheap: the first, lowest threshold
 
     if meets:
         r, n, lo, hi = min(meets, key=cost)
