@@ -40,14 +40,15 @@ def calibration_section(db: Database, result: Quality) -> None:
         with st.container(border=True):
             _model(c)
     actor = state.actor()
-    if actor is not None and actor.may(Action.CALIBRATE):
-        if st.button("Refit calibration now", key="calibrate_refit",
-                     help="Maps refit by themselves after label imports and review saves once enough new labels "
-                     "arrived; this refits every model that has enough labels now.") and need_operator():
-            fitted = calibrate.calibrate(db, actor=actor)
-            st.session_state[DONE] = (f"Refitted {', '.join(f'{c.model} (#{c.id}, {c.n} labels)' for c in fitted)}."
-                                      if fitted else "No model has enough labels to fit a map yet.")
-            st.rerun()
+    if actor is None or not actor.may(Action.CALIBRATE):
+        return
+    if st.button("Refit calibration now", key="calibrate_refit",
+                 help="Maps refit by themselves after label imports and review saves once enough new labels "
+                 "arrived; this refits every model that has enough labels now.") and need_operator():
+        fitted = calibrate.calibrate(db, actor=actor)
+        st.session_state[DONE] = (f"Refitted {', '.join(f'{c.model} (#{c.id}, {c.n} labels)' for c in fitted)}."
+                                  if fitted else "No model has enough labels to fit a map yet.")
+        st.rerun()
 
 
 def _model(c: dict[str, Any]) -> None:

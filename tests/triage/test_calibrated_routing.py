@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from db.migrate import open_database
 from db import quality as quality_q
+from db.migrate import open_database
 from db.models import AuditEvent, Calibration, LabelledAnswer, ModelCall, Ticket
 from tests.actors import LEAD, OPERATOR, lead, op
 from triage import calibrate, calibration, ingest, labels, review, runs, services, taxonomy
