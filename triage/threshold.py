@@ -22,6 +22,11 @@ from triage.errors import InputError
 Z = {0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
 
 
+def percent(share: float) -> str:
+    """A target as a lead typed it: 90%, 97.5%."""
+    return f"{share:.0%}" if abs(share * 100 - round(share * 100)) < 1e-9 else f"{share:.1%}"
+
+
 def wilson(right: int, n: int, level: float = 0.9) -> tuple[float, float]:
     """The Wilson score interval for a proportion right/n."""
     if n == 0:
@@ -79,7 +84,7 @@ def recommend(whatif: Sequence[dict[str, Any]], target: float, level: float = 0.
     r, n, lo, hi = max(scored, key=lambda x: x[2])
     return Recommendation(None, float(r["accuracy"]), (lo, hi), n, float(r["escalation_rate"]),
                           r.get("cost_per_ticket"),
-                          f"no threshold reaches {target:.0%} with {level:.0%} confidence on these {n} labels; the "
+                          f"no threshold reaches {percent(target)} with {level:.0%} confidence on these {n} labels; the "
                           f"best is {r['threshold']:.2f} at {r['accuracy']:.0%} ({lo:.0%}-{hi:.0%}). Label more "
                           "tickets or lower the target.")
 
@@ -107,5 +112,5 @@ def apply_recommended(db: Database, target: float, *, actor: Actor, level: float
     if rec.threshold is None:
         raise InputError(f"nothing was changed: {rec.message}")
     config.save_engine(db, actor=actor, threshold=rec.threshold,
-                       why=f"recommended for a target accuracy of {target:.0%} on the {rec.on}: {rec.message}")
+                       why=f"recommended for a target accuracy of {percent(target)} on the {rec.on}: {rec.message}")
     return rec

@@ -63,7 +63,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
               f"sided with Sonnet on {f['sonnet_right']} and with Haiku on {f['haiku_right']}.")
     if rec is not None:
         print()
-        print(f"target accuracy {args.target:.0%} (threshold on the {rec.on}): {rec.message}")
+        print(f"target accuracy {threshold.percent(args.target)} (threshold on the {rec.on}): {rec.message}")
         if args.apply:
             print(f"applied: the threshold is now {rec.threshold:.2f} (was {applied_from:.2f}), recorded in the "
                   f"audit trail as {actor(args).identity}")
