@@ -84,8 +84,8 @@ def recommend(whatif: Sequence[dict[str, Any]], target: float, level: float = 0.
     r, n, lo, hi = max(scored, key=lambda x: x[2])
     return Recommendation(None, float(r["accuracy"]), (lo, hi), n, float(r["escalation_rate"]),
                           r.get("cost_per_ticket"),
-                          f"no threshold reaches {percent(target)} with {level:.0%} confidence on these {n} labels; the "
-                          f"best is {r['threshold']:.2f} at {r['accuracy']:.0%} ({lo:.0%}-{hi:.0%}). Label more "
+                          f"no threshold reaches {percent(target)} with {level:.0%} confidence on these {n} labels; "
+                          f"the best is {r['threshold']:.2f} at {r['accuracy']:.0%} ({lo:.0%}-{hi:.0%}). Label more "
                           "tickets or lower the target.")
 
 
