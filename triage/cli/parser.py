@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     qu.add_argument("--since", type=date.fromisoformat, help="only model answers from this day on, YYYY-MM-DD (UTC)")
     qu.add_argument("--json", action="store_true", help="print one JSON object")
     qu.add_argument("--target", type=float, help="a target accuracy (e.g. 0.9): recommend the cheapest threshold "
-                    "whose accuracy, replayed on stored answers, meets it at the lower end of a 90%% interval")
+                    "whose accuracy, replayed on stored answers, meets it at the low end of a 90-percent interval")
     qu.add_argument("--apply", action="store_true", help="with --target: make the recommended threshold the one in "
                     "force (a settings change in the audit trail)")
     qu.add_argument("--operator", help="with --apply: who is changing the setting (default cli:<your OS user>)")
