@@ -186,3 +186,24 @@ def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out():
     got = calibrate.answers(rows)
     assert got == {"haiku": ([0.9, 0.9, 0.9], [True, True, True]), "sonnet": ([0.8], [False])}
     assert math.isclose(calibrate.refit_at(200), 240) and calibrate.refit_at(50) == 75
+
+
+def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_url, tmp_path):
+    from db import calibrations as store
+    from triage.cli import main
+
+    db = open_database(db_url)
+    with db.transaction() as s:  # a map that reads Haiku's 0.93 as about 0.40
+        cal_id = store.add(s, model="claude-haiku-5-5", a=1.0, b=-3.0, n=100, n_right=50, ece_before=0.4,
+                           ece_after=0.05, trigger="manual", fitted_by="lena")
+    src = tmp_path / "t.txt"
+    src.write_text("I was charged twice, please refund\n")
+    assert main(["classify", str(src), "--batch", "--poll", "0.05", "--out", str(tmp_path / "o.jsonl")]) == 0
+    with db.read() as s:
+        calls = s.scalars(select(ModelCall).order_by(ModelCall.id)).all()
+        status = s.scalar(select(Ticket.status))
+    assert [(c.tier, c.service_tier, c.calibration_id) for c in calls] == [(1, "batch", cal_id), (2, "standard", None)]
+    assert calls[0].confidence == 0.93 and calls[0].calibrated_confidence == pytest.approx(
+        1 / (1 + math.exp(-(math.log(0.93 / 0.07) - 3))))
+    assert status == "escalated"  # on the stated 0.93 it would have stayed with Haiku
+    db.dispose()
