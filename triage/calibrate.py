@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from db import calibrations as store
 from db import quality as q
 from db.engine import Database
@@ -163,14 +165,13 @@ def summary(rows: Sequence[dict[str, Any]], maps: dict[str, dict[str, Any]],
         row = maps.get(model)
         cal = from_row(row) if row else None
         levels = []
-        c = [float(x) for x in conf]
-        edges = [i / bins for i in range(bins + 1)]
-        for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-            idx = [k for k, x in enumerate(c) if lo <= x < hi or (i == bins - 1 and x == hi)]
-            if idx:
-                says = sum(c[k] for k in idx) / len(idx)
-                levels.append(Level(says, sum(right[k] for k in idx) / len(idx), len(idx),
-                                    cal.apply(says) if cal else None))
+        c, ok = np.asarray(conf, dtype=float), np.asarray(right, dtype=float)
+        # the bins of the Quality page's reliability chart: [lo, hi), the last one [lo, 1]
+        which = np.minimum(np.searchsorted(np.linspace(0, 1, bins + 1), c, side="right") - 1, bins - 1)
+        for b in sorted(set(which.tolist())):
+            m = which == b
+            says = float(c[m].mean())
+            levels.append(Level(says, float(ok[m].mean()), int(m.sum()), cal.apply(says) if cal else None))
         out.append({
             "model": model, "name": (names or {}).get(model, model), "n": len(right), "right": int(sum(right)),
             "in_force": None if row is None else {**row, "fitted_at": row["fitted_at"].isoformat()},

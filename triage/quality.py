@@ -162,18 +162,24 @@ def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
-    value = {id(x): routing_value(x[1], maps or {}) for x in haiku}
+    value = [routing_value(x[1], maps or {}) for x in haiku]
+    right1 = [x[1]["label"] == x[1]["truth"] for x in haiku]
+    right2 = [x[2]["label"] == x[1]["truth"] if 2 in x else None for x in haiku]  # None: Sonnet never asked
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
     avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
+    haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
     out = []
     for t in THRESHOLDS:
-        escalate = [x for x in haiku if value[id(x)] < t]
-        answered = [x for x in haiku if value[id(x)] >= t or 2 in x]
-        right = sum((x[2] if value[id(x)] < t and 2 in x else x[1])["label"] == x[1]["truth"]
-                    for x in answered)
-        haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
-        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)
-        out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
-                    "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
-                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
+        escalated = answered = right = 0
+        for v, r1, r2 in zip(value, right1, right2, strict=True):
+            if v >= t:
+                answered, right = answered + 1, right + r1
+            else:
+                escalated += 1
+                if r2 is not None:
+                    answered, right = answered + 1, right + r2
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * escalated / len(haiku)
+        out.append({"threshold": t, "escalation_rate": escalated / len(haiku),
+                    "accuracy": right / answered if answered else None, "replayed": answered,
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalated else None})
     return out

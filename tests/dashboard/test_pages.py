@@ -185,7 +185,8 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     quality_page = make_app("quality")
     assert any(m.label == "Haiku right" for m in quality_page.metric)
     # reliability, what-if, confusion, and Haiku's calibration: the demo's labels are enough to fit its map
-    assert len(quality_page.get("plotly_chart")) == 4 and any(m.label == "Calibration error" for m in quality_page.metric)
+    assert len(quality_page.get("plotly_chart")) == 4
+    assert any(m.label == "Calibration error" for m in quality_page.metric)
     settings = make_app("settings")
     assert any(m.label == "Operator labels" for m in settings.metric)
     settings.button(key="retrain").click().run(timeout=120)
