@@ -148,7 +148,8 @@ class Level:
 
     def text(self) -> str:
         if self.calibrated is None:
-            return f"says {self.says:.0%}, right {self.right:.0%} of {self.n} times at that level"
+            return (f"says {self.says:.0%}, right {self.right:.0%} of the time at that level ({self.n} "
+                    f"ticket{'s' if self.n != 1 else ''})")
         return (f"says {self.says:.0%}, right about {self.calibrated:.0%} at that level (measured {self.right:.0%} "
                 f"on {self.n})")
 

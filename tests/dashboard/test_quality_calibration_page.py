@@ -70,7 +70,7 @@ def test_with_enough_labels_the_page_shows_what_the_confidence_means_and_applies
     says = [m.value for m in at.markdown if m.value.startswith("- says ")]
     haiku = [m for m in says if ", right about " in m]  # Haiku's levels next to its map: 0.8-0.9 and 0.9-1
     assert len(haiku) == 2 and all(" at that level (measured " in m for m in haiku)
-    assert "- says 95%, right 100% of 80 times at that level" in says  # Sonnet: measured only, no map
+    assert "- says 95%, right 100% of the time at that level (80 tickets)" in says  # Sonnet: measured only, no map
     assert any(m.label == "Calibration error" and "→" in m.value for m in at.metric)
     assert "Not enough labels yet: needs 5 right and 5 wrong answers (has 80 / 0)." in [i.value for i in at.info]
     assert len(at.get("plotly_chart")) == 4  # reliability, what-if, confusion, and Haiku's calibration
