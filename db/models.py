@@ -147,6 +147,10 @@ class ModelCall(Base):
     error_kind: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the calibration in force when the call was routed (calibrations.id; no foreign key, so adding the column
+    # never rewrites the table) and the confidence routing compared with the threshold
+    calibration_id: Mapped[int | None] = mapped_column(Integer)
+    calibrated_confidence: Mapped[float | None] = mapped_column(Float)
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
 
     __table_args__ = (
@@ -156,6 +160,28 @@ class ModelCall(Base):
         Index("ix_model_calls_unknown_cost", "created_at", sqlite_where=text("cost_known = 0"),
               postgresql_where=text("cost_known = false")),
     )
+
+
+class Calibration(Base):
+    """A map from a model's stated confidence to the observed chance of being right (Platt scaling, see
+    triage/calibration.py), fitted on operator labels. The latest row per model is the one in force; rows are
+    never changed, so every call's calibration_id names the exact map it was routed with."""
+
+    __tablename__ = "calibrations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16), default="platt")
+    a: Mapped[float] = mapped_column(Float)  # p = sigmoid(a * logit(stated) + b)
+    b: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)  # labelled answers it was fitted on
+    n_right: Mapped[int] = mapped_column(Integer)
+    ece_before: Mapped[float] = mapped_column(Float)  # of the stated confidence on those answers
+    ece_after: Mapped[float | None] = mapped_column(Float)  # of the calibrated one, cross-validated
+    trigger: Mapped[str] = mapped_column(String(40))  # label import | corrections | manual
+    fitted_by: Mapped[str] = mapped_column(String(255))  # who made the change that triggered it
+    fitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_calibrations_model_id", "model", "id"),)
 
 
 class CallAttempt(Base):

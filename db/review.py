@@ -23,7 +23,11 @@ SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 def _where(q: SelectT, f: ReviewFilter) -> SelectT:
     conds = []
     reason_conds = {
-        "low_confidence": Ticket.confidence < f.threshold,
+        # under the threshold: by the stated confidence, or sent to review by its calibrated one (the ticket keeps
+        # the stated confidence; routing compared the calibrated one, see triage/calibrate.py)
+        "low_confidence": or_(Ticket.confidence < f.threshold,
+                              and_(Ticket.status == NEEDS_REVIEW, Ticket.corrected.is_(False),
+                                   Ticket.category.is_not(None), Ticket.category != UNKNOWN)),
         "unknown": or_(Ticket.category == UNKNOWN, and_(Ticket.category.is_(None), Ticket.status == NEEDS_REVIEW)),
         "failed": Ticket.status == FAILED,
         "disagreement": Ticket.disagree.is_(True),

@@ -48,6 +48,7 @@ class Action(StrEnum):
     LABEL = "correct or confirm labels"
     CONFIGURE = "change settings"
     RETRAIN = "retrain the local model"
+    CALIBRATE = "refit the confidence calibration"
     IMPORT_LABELS = "import labels"
     EXPORT = "export tickets"
     LOAD_DEMO = "load demo data"
@@ -63,6 +64,7 @@ MIN_ROLE: dict[Action, Role] = {
     Action.LABEL: Role.OPERATOR,
     Action.CONFIGURE: Role.LEAD,
     Action.RETRAIN: Role.LEAD,
+    Action.CALIBRATE: Role.LEAD,
     Action.IMPORT_LABELS: Role.LEAD,
     Action.EXPORT: Role.LEAD,
     Action.LOAD_DEMO: Role.LEAD,

@@ -332,6 +332,7 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
             if result.type == "succeeded":
                 call = provider._answer_result(result.message, request_id, router.taxonomy, 1, started)
                 call.latency_ms = 0  # batch calls have no per-request latency; the latency charts leave them out
+                router.calibrate(call)
             else:
                 error = getattr(getattr(result, "error", None), "error", None)
                 message = getattr(error, "message", None)

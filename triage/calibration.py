@@ -32,12 +32,17 @@ class Calibration:
     b: float
     n: int  # labelled answers it was fitted on
     ece_before: float
-    ece_after: float  # in-sample; the Quality page shows the out-of-sample figure
+    ece_after: float  # fit(): in-sample; a stored map carries the cross-validated figure (answers it did not see)
+    id: int | None = None  # its row in `calibrations` once stored (what each call records)
 
     def apply(self, confidence: float | None) -> float | None:
         if confidence is None:
             return None
         return _sigmoid(self.a * _logit(confidence) + self.b)
+
+    def curve(self, points: int = 41) -> list[tuple[float, float]]:
+        """(stated, calibrated) from 0.01 to 0.99, for a chart."""
+        return [(float(x), self.apply(float(x)) or 0.0) for x in np.linspace(0.01, 0.99, points)]
 
     def describe(self, confidence: float) -> str:
         value = self.apply(confidence) or 0.0

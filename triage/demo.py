@@ -17,7 +17,7 @@ from typing import Any
 
 from db import queue, reports, rollups
 from db.engine import Database
-from triage import audit, prompts
+from triage import audit, calibrate, prompts
 from triage.access import Action, Actor, Role, require
 from triage.domain import OK, CallResult, Usage
 from triage.pricing import PriceTable
@@ -89,6 +89,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
         from triage.local.embedder import shared
 
         local_tier.train_from_labels(db, taxonomy, shared())
+    calibrate.refresh(db, trigger="demo", by=actor.identity)  # the demo's labels are enough for Haiku's map
     summary = {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
     with db.transaction() as s:
         queue.finish_idle_runs(s)

@@ -112,6 +112,15 @@ class CallResult:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     vector: bytes | None = field(default=None, repr=False)  # the local tier's embedding, stored once
     reservation_id: int | None = None  # its row in the spending ledger, settled when the call is recorded
+    # the calibration in force when the call was routed (triage/calibrate.py) and what it made of `confidence`
+    calibration_id: int | None = None
+    calibrated_confidence: float | None = None
+
+    @property
+    def routing_confidence(self) -> float | None:
+        """What routing compares with the threshold: the calibrated confidence when a calibration was in force for
+        this call, else the stated one."""
+        return self.calibrated_confidence if self.calibration_id is not None else self.confidence
 
     @property
     def answered(self) -> bool:

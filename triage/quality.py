@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from db import calibrations as cal_store
 from db import quality as q
 from db.engine import Database
-from triage import metrics
-from triage.domain import from_pico, money_text
+from triage import calibrate, metrics
+from triage.calibration import Calibration
+from triage.domain import OK, from_pico, money_text
 from triage.local.head import expected_calibration_error
 
 TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
@@ -31,6 +33,9 @@ class Quality:
     whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
     sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
     since: date | None = None  # only model answers from this day on (UTC)
+    # per model (tiers 1-2): the calibration in force or why there is none, and its levels (triage.calibrate)
+    calibrations: list[dict[str, Any]] = field(default_factory=list)
+    whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
 
     def measured_on(self) -> str:
         """Which data these numbers come from, in words (the page and the CLI print this)."""
@@ -57,7 +62,8 @@ class Quality:
                   for w in self.whatif]
         return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
                 "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
-                "flips": self.flips, "whatif": whatif, "reliability": self.reliability}
+                "flips": self.flips, "whatif": whatif, "whatif_on": self.whatif_on, "reliability": self.reliability,
+                "calibrations": self.calibrations}
 
 
 def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
@@ -91,7 +97,9 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
         rows = q.labelled_calls(s, since=start)
         tickets = _latest_per_tier(rows)
         sources = q.label_sources(s, list(tickets))
+        maps = cal_store.in_force(s)
     groups = _per_model(rows)
+    in_force = {model: calibrate.from_row(r) for model, r in maps.items()}
     models_in_tier: dict[int, int] = {}
     for tier, _ in groups:
         models_in_tier[tier] = models_in_tier.get(tier, 0) + 1
@@ -106,37 +114,72 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
                          "macro_f1": metrics.macro_f1(metrics.per_category(truth, said, sorted({*truth, *said}))),
                          "ece": expected_calibration_error(conf, correct), "mean_confidence": float(conf.mean()),
                          "confusion": metrics.confusion(truth, said, classes)})
+        cal = in_force.get(model) if tier >= 1 else None
+        if cal is not None:  # the map in force, measured on these answers (in-sample: it was fitted on them)
+            per_tier[-1]["calibration_id"] = cal.id
+            per_tier[-1]["ece_calibrated"] = expected_calibration_error(
+                np.array([cal.apply(float(c)) or 0.0 for c in conf]), correct)
         edges = np.linspace(0, 1, bins + 1)
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
             if m.any():
                 reliability.append({"tier": tier, "name": name, "bin_mid": float((lo + hi) / 2),
                                     "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
-                                    "n": int(m.sum())})
+                                    "n": int(m.sum()),
+                                    "calibrated": cal.apply(float(conf[m].mean())) if cal is not None else None})
     both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
     flipped = [t for t in both if t[1]["label"] != t[2]["label"]]
     flips = {"escalated": len(both), "flipped": len(flipped),
              "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
              "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
-    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets), sources, since)
+    names = {model: TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
+             for tier, model in groups if tier >= 1}
+    tier1_models = {model for tier, model in groups if tier == 1}
+    used = sorted(f"#{in_force[m].id} for {m}" for m in tier1_models if m in in_force)
+    whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
+    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,
+                   calibrate.summary(rows, maps, names, bins), whatif_on)
 
 
-def _whatif(tickets: dict[int, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Replay: escalate when Haiku's confidence is under t; use Sonnet's stored answer where there is one."""
+THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95
+
+
+def routing_value(answer: dict[str, Any], maps: dict[str, Calibration]) -> float:
+    """What the router would compare with the threshold for this stored answer today: its confidence under the
+    calibration now in force for its model (the stored map is exact, so the replay is too), -1 when the answer
+    was unusable (unknown label, unparsed: always escalated)."""
+    if answer.get("outcome", OK) != OK or answer["label"] is None:
+        return -1.0
+    cal = maps.get(answer["model"])
+    conf = answer["confidence"]
+    return (cal.apply(conf) if cal is not None and conf is not None else conf) or 0.0
+
+
+def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
+            maps: dict[str, Calibration] | None = None) -> list[dict[str, Any]]:
+    """Replay: escalate when Haiku's routing confidence (calibrated when a map is in force) is under t, or its
+    answer was unusable; use Sonnet's stored answer where there is one."""
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
+    value = [routing_value(x[1], maps or {}) for x in haiku]
+    right1 = [x[1]["label"] == x[1]["truth"] for x in haiku]
+    right2 = [x[2]["label"] == x[1]["truth"] if 2 in x else None for x in haiku]  # None: Sonnet never asked
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
     avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
+    haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
     out = []
-    for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
-        escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
-        answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
-        right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
-                    for x in answered)
-        haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
-        cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)
-        out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
-                    "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
-                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
+    for t in THRESHOLDS:
+        escalated = answered = right = 0
+        for v, r1, r2 in zip(value, right1, right2, strict=True):
+            if v >= t:
+                answered, right = answered + 1, right + r1
+            else:
+                escalated += 1
+                if r2 is not None:
+                    answered, right = answered + 1, right + r2
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * escalated / len(haiku)
+        out.append({"threshold": t, "escalation_rate": escalated / len(haiku),
+                    "accuracy": right / answered if answered else None, "replayed": answered,
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalated else None})
     return out

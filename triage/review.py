@@ -11,6 +11,7 @@ from typing import Any
 
 from db import review as q
 from db.engine import Database
+from triage import calibrate
 from triage.access import Action, Actor, require
 from triage.domain import ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, InputError
@@ -72,6 +73,8 @@ def correct_many(db: Database, changes: list[tuple[int, str, int]], *, actor: Ac
             result.saved.append(tid)
         except Conflict as exc:
             result.conflicts.append(str(exc))
+    if result.saved:  # the confidence calibration follows the labels (cheap unless enough new ones arrived)
+        calibrate.refresh(db, trigger=calibrate.CORRECTIONS, by=actor.identity)
     return result
 
 

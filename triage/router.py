@@ -5,9 +5,10 @@ Pure decisions live here; the service layer feeds calls in and stores what comes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from triage.calibration import Calibration
 from triage.domain import (
     AUTH,
     CLASSIFIED,
@@ -27,12 +28,20 @@ from triage.taxonomy import Taxonomy
 
 
 def should_escalate(call: CallResult, threshold: float) -> bool:
-    """Tier 1 answered but cannot be trusted on its own."""
+    """Tier 1 answered but cannot be trusted on its own: unusable, or its routing confidence (calibrated when a
+    calibration was in force for the call) is under the threshold."""
     if not call.answered:
         return False  # errors are retried later, not escalated
     if not call.usable:
         return True  # unknown label, unparsed, refusal, cut off
-    return (call.confidence or 0.0) < threshold
+    return (call.routing_confidence or 0.0) < threshold
+
+
+def _under(call: CallResult, threshold: float) -> str:
+    if call.calibration_id is not None:
+        return (f"calibrated confidence {call.routing_confidence or 0.0:.2f} (says {call.confidence or 0.0:.2f}) "
+                f"under the threshold {threshold:.2f}")
+    return f"confidence {call.confidence or 0.0:.2f} under the threshold {threshold:.2f}"
 
 
 def decide(calls: list[CallResult], threshold: float) -> Outcome:
@@ -58,9 +67,9 @@ def decide(calls: list[CallResult], threshold: float) -> Outcome:
     if not best.usable:
         out.status = NEEDS_REVIEW
         out.reason = best.problem or best.outcome
-    elif (best.confidence or 0.0) < threshold:
+    elif (best.routing_confidence or 0.0) < threshold:
         out.status = NEEDS_REVIEW
-        out.reason = f"confidence {best.confidence:.2f} under the threshold {threshold:.2f}"
+        out.reason = _under(best, threshold)
     else:
         out.status = ESCALATED if out.escalated else CLASSIFIED
     return out
@@ -86,16 +95,27 @@ class Router:
 
     `mode` and `threshold` are the defaults; a run's own mode and threshold may be passed per ticket, so they
     travel with the ticket whoever processes it. `guard`, when set, is asked before every paid (tier >= 1) call;
-    `ticket` says whom the call is for (written on its reservation)."""
+    `ticket` says whom the call is for (written on its reservation). `calibrations` (by model id) are applied to
+    each tier-1/tier-2 answer as it arrives; routing then compares the calibrated confidence, and the call carries
+    the id of the map it was routed with."""
 
     def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
                  threshold: float = 0.7, mode: str = "auto", tier0: Provider | None = None,
-                 tier0_threshold: float = 0.9, guard: SpendGuard | None = None):
+                 tier0_threshold: float = 0.9, guard: SpendGuard | None = None,
+                 calibrations: Mapping[str, Calibration] | None = None):
         _check(mode, threshold)
         self.tier1, self.tier2, self.taxonomy = tier1, tier2, taxonomy
         self.threshold, self.mode = threshold, mode
         self.tier0, self.tier0_threshold = tier0, tier0_threshold
         self.guard = guard
+        self.calibrations: Mapping[str, Calibration] = dict(calibrations or {})
+
+    def calibrate(self, call: CallResult) -> CallResult:
+        """Put the calibration in force for the call's model on it (tiers 1 and 2; tier 0 calibrates itself)."""
+        cal = self.calibrations.get(call.model) if call.tier >= 1 else None
+        if cal is not None and cal.id is not None and call.answered and call.confidence is not None:
+            call.calibration_id, call.calibrated_confidence = cal.id, cal.apply(call.confidence)
+        return call
 
     async def classify(self, text: str, prior: list[CallResult] | None = None, on_call: OnCall | None = None, *,
                        mode: str | None = None, threshold: float | None = None,
@@ -150,6 +170,7 @@ class Router:
                                                       "billed, answer lost)")
             raise
         result.reservation_id = reservation
+        self.calibrate(result)
         calls.append(result)
         if on_call is not None:
             await on_call(result)

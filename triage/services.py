@@ -18,7 +18,7 @@ import anthropic
 
 from db import ledger, queue
 from db.engine import Database
-from triage import budget, pipeline, runs
+from triage import budget, calibrate, pipeline, runs
 from triage.access import Action, Actor, require
 from triage.errors import BudgetReached, NoApiKey
 from triage.host import hostname, pid_alive
@@ -49,7 +49,8 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
                  client: anthropic.AsyncAnthropic | None = None, prices: PriceTable | None = None,
                  db: Database | None = None) -> Router:
     """A router for Claude. Refuses models the price table cannot price (their calls could not be put on the
-    books). With `db`, the spending caps guard every paid call and tier 0 is attached when it has earned it."""
+    books). With `db`, the spending caps guard every paid call, the calibrations in force are applied to every
+    answer, and tier 0 is attached when it has earned it."""
     prices = prices or PriceTable.load(settings.prices_path)
     for model in (settings.tier1_model, settings.tier2_model):
         prices.require(model)
@@ -63,6 +64,7 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
                     threshold=settings.threshold if threshold is None else threshold, mode=mode)
     if db is not None:
         router.guard = budget.BudgetGuard(db, settings.caps)
+        router.calibrations = calibrate.in_force(db)
         if mode == "auto":
             attach_tier0(db, router)
     return router
@@ -178,6 +180,7 @@ def run_worker(db: Database, router: Router, settings: Settings, *, actor: Actor
         nonlocal local_done
         local_done += await asyncio.to_thread(_local_runs_pass, db, settings)
         await asyncio.to_thread(budget.check, db, settings.caps)
+        router.calibrations = await asyncio.to_thread(calibrate.in_force, db)  # a long-lived worker follows refits
 
     recover(db)
     halt = pipeline.Halt()

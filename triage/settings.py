@@ -102,8 +102,10 @@ def save_taxonomy(db: Database, taxonomy: Taxonomy, *, actor: Actor) -> None:
                      changed=[c.name for c in taxonomy.categories if before.get(c.name) != c.description])
 
 
-def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None, **values: object) -> None:
-    """A lead's routing, models and budgets; the audit trail keeps each changed value (from, to)."""
+def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None, why: str | None = None,
+                **values: object) -> None:
+    """A lead's routing, models and budgets; the audit trail keeps each changed value (from, to), and `why` when
+    given (e.g. the threshold recommendation it came from)."""
     require(actor, Action.CONFIGURE)
     unknown = set(values) - set(EDITABLE)
     if unknown:
@@ -124,4 +126,5 @@ def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None,
         current = db_settings.get(s, "engine", {}) or {}
         db_settings.put(s, "engine", {**current, **values}, operator=actor.identity)
         audit.record(s, actor, audit.SETTINGS_ENGINE, changed={
-            k: [getattr(before, k), v] for k, v in values.items() if getattr(before, k) != v})
+            k: [getattr(before, k), v] for k, v in values.items() if getattr(before, k) != v},
+            **({"why": why} if why else {}))

@@ -246,7 +246,9 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     assert len(spend.get("plotly_chart")) == 6 and sum(sum(y) for y in bars(figure(spend, "chart_spend")).values()) > 0
     quality_page = make_app("quality")
     assert [m.label for m in quality_page.metric][:3] == ["local model right", "Haiku right", "Sonnet right"]
-    assert len(quality_page.get("plotly_chart")) == 3
+    # reliability, what-if, confusion, and Haiku's calibration: the demo's labels are enough to fit its map
+    assert len(quality_page.get("plotly_chart")) == 4
+    assert any(m.label == "Calibration error" for m in quality_page.metric)
     settings = make_app("settings")
     shown = {m.label: m.value for m in settings.metric}
     assert shown["Operator labels"] == str(labelled) and labelled >= 80  # the demo's corrections and confirmations

@@ -22,7 +22,7 @@ from db import queue, reports, rollups
 from db import review as dbreview
 from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from tests.actors import LEAD
-from triage import demo, quality, reporting, taxonomy
+from triage import calibrate, demo, quality, reporting, taxonomy
 from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import UnknownModel
 from triage.local.head import expected_calibration_error
@@ -119,7 +119,7 @@ def old_month_cumulative(s, today):
     return out
 
 
-def old_quality(rows: list[dict], bins: int = 10) -> quality.Quality:
+def old_quality(rows: list[dict], bins: int = 10, maps=None) -> quality.Quality:
     """triage.quality.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
     tickets: dict[int, dict[int, dict]] = {}
     for r in rows:
@@ -146,20 +146,28 @@ def old_quality(rows: list[dict], bins: int = 10) -> quality.Quality:
     flips = {"escalated": len(both), "flipped": len(flipped),
              "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
              "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
-    return quality.Quality(len(tickets), per_tier, reliability, flips, old_whatif(tickets))
+    return quality.Quality(len(tickets), per_tier, reliability, flips, old_whatif(tickets, maps or {}))
 
 
-def old_whatif(tickets):
+def old_whatif(tickets, maps):
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
     avg_sonnet = sum(sonnet_costs) / len(sonnet_costs) if sonnet_costs else None
     out = []
-    for t in [round(0.5 + 0.05 * i, 2) for i in range(10)]:
-        escalate = [x for x in haiku if (x[1]["confidence"] or 0.0) < t]
-        answered = [x for x in haiku if (x[1]["confidence"] or 0.0) >= t or 2 in x]
-        right = sum((x[2] if (x[1]["confidence"] or 0.0) < t and 2 in x else x[1])["label"] == x[1]["truth"]
+
+    def conf(x):  # unusable answers (unknown label) always escalate, as the router does; calibrated where a
+        # map is in force for the answer's model (the demo fits one for Haiku)
+        if x[1]["outcome"] != "ok":
+            return -1.0
+        cal = maps.get(x[1]["model"])
+        return (cal.apply(x[1]["confidence"]) if cal and x[1]["confidence"] is not None else x[1]["confidence"]) or 0.0
+
+    for t in [round(0.05 * i, 2) for i in range(20)]:  # 0.00 (never escalate) to 0.95
+        escalate = [x for x in haiku if conf(x) < t]
+        answered = [x for x in haiku if conf(x) >= t or 2 in x]
+        right = sum((x[2] if conf(x) < t and 2 in x else x[1])["label"] == x[1]["truth"]
                     for x in answered)
         haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
         cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)  # (the crash fixed)
@@ -267,7 +275,7 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
         answer_keys = [c.key for c in LabelledAnswer.__table__.columns]
         assert stored["labelled_answers"] == sorted(tuple(r[k] for k in answer_keys)
                                                     for r in dbquality.labelled_answers_from_calls(s))
-        old = old_quality(dbquality.labelled_calls(s))
+        old = old_quality(dbquality.labelled_calls(s), maps=calibrate.in_force(db))
         new = quality.measure(db)  # per tier and model now; tickets, flips and the what-if replay are per tier
         assert new.n_tickets == old.n_tickets and new.flips == old.flips and new.whatif == old.whatif
         assert reports.demo_calls(s) == old_demo_calls(s)

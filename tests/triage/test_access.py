@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from db.migrate import open_database
-from db.models import AuditEvent, Correction, ModelCall, Run, Setting, Ticket
+from db.models import AuditEvent, Calibration, Correction, ModelCall, Run, Setting, Ticket
 from tests.actors import LEAD
 from tests.triage.fakes import ScriptedProvider, error
-from triage import audit, demo, export, pipeline, review, runs, services, taxonomy
+from triage import audit, calibrate, demo, export, pipeline, review, runs, services, taxonomy, threshold
 from triage import settings as config
 from triage.access import (
     Action,
@@ -117,6 +117,7 @@ def snapshot(db) -> dict:
             "runs": s.scalar(select(func.count()).select_from(Run)),
             "settings": s.execute(select(Setting.key, Setting.value).order_by(Setting.key)).all(),
             "audit": s.scalar(select(func.count()).select_from(AuditEvent)),
+            "calibrations": s.scalar(select(func.count()).select_from(Calibration)),
         }
 
 
@@ -159,7 +160,18 @@ CASES: dict[str, tuple[Action, Callable[[World, Actor | None], object]]] = {
     "local.retrain": (Action.RETRAIN, lambda w, a: local.retrain(w.db, TAX, LazyEmbedder(), actor=a)),
     "export.export_tickets": (Action.EXPORT, lambda w, a: export.export_tickets(w.db, "csv", actor=a)),
     "audit.recent": (Action.VIEW_AUDIT, lambda w, a: audit.recent(w.db, actor=a)),
+    "calibrate.calibrate": (Action.CALIBRATE, lambda w, a: calibrate.calibrate(w.db, actor=a)),
+    # allowed, it gets as far as finding no labelled answers to recommend from (InputError, nothing changed)
+    "threshold.apply_recommended": (Action.CONFIGURE, lambda w, a: suppress_input_error(
+        lambda: threshold.apply_recommended(w.db, 0.9, actor=a))),
 }
+
+
+def suppress_input_error(fn):
+    try:
+        return fn()
+    except InputError:
+        return None
 
 
 @pytest.mark.parametrize("role", list(ROLES))

@@ -8,7 +8,7 @@ from datetime import date
 from triage import ingest
 from triage.cli.admin import cmd_db, cmd_demo, cmd_train
 from triage.cli.labels import cmd_label
-from triage.cli.quality import cmd_quality
+from triage.cli.quality import cmd_calibrate, cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
 from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
 from triage.domain import MODES
@@ -121,7 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "replayed on stored answers. The same figures as the dashboard's Quality page.")
     qu.add_argument("--since", type=date.fromisoformat, help="only model answers from this day on, YYYY-MM-DD (UTC)")
     qu.add_argument("--json", action="store_true", help="print one JSON object")
+    qu.add_argument("--target", type=float, help="a target accuracy (e.g. 0.9): recommend the cheapest threshold "
+                    "whose accuracy, replayed on stored answers, meets it at the low end of a 90-percent interval")
+    qu.add_argument("--apply", action="store_true", help="with --target: make the recommended threshold the one in "
+                    "force (a settings change in the audit trail)")
+    qu.add_argument("--operator", help="with --apply: who is changing the setting (default cli:<your OS user>)")
     qu.set_defaults(func=cmd_quality)
+
+    ca = sub.add_parser("calibrate", help="refit each model's confidence calibration on the operator labels now",
+                        description="Fit, per model (Haiku, Sonnet), a map from stated confidence to the observed "
+                        "chance of being right (Platt scaling), on operator-labelled tickets, once a model has "
+                        "enough of them; routing then escalates on the calibrated confidence. Maps also refit by "
+                        "themselves after label imports and review saves once enough new labels arrived.")
+    ca.add_argument("--operator", help="who asked for the refit (default cli:<your OS user>)")
+    ca.add_argument("--json", action="store_true", help="print one JSON object")
+    ca.set_defaults(func=cmd_calibrate)
 
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)

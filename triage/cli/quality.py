@@ -6,16 +6,33 @@ import argparse
 import json
 from typing import Any
 
-from triage import quality
-from triage.cli.common import EXIT_OK, env_settings, open_db, settings_in_force
+from triage import calibrate, quality, threshold
+from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
+from triage.errors import InputError
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
+    if args.apply and args.target is None:
+        raise InputError("--apply needs --target: the accuracy the threshold must reach")
+    if args.target is not None:
+        threshold.check_target(args.target)
+        if args.since is not None:
+            raise InputError("--target replays every stored answer; leave out --since")
     db = open_db(env_settings(args))
-    _, taxonomy = settings_in_force(db, args)
+    settings, taxonomy = settings_in_force(db, args)
     result = quality.measure(db, since=args.since, classes=taxonomy.names)
+    rec, applied_from = None, None
+    if args.target is not None:
+        if args.apply:
+            applied_from = settings.threshold
+            rec = threshold.apply_recommended(db, args.target, actor=actor(args))
+        else:
+            rec = threshold.recommend_stored(db, args.target)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        out = result.to_dict()
+        if rec is not None:
+            out["recommendation"] = {**rec.to_dict(), "applied": args.apply, "threshold_before": applied_from}
+        print(json.dumps(out, default=str))
         return EXIT_OK
     print(result.measured_on())
     if not result.per_tier:
@@ -30,9 +47,11 @@ def cmd_quality(args: argparse.Namespace) -> int:
     for t in result.per_tier:
         print()
         print(format_confusion(t["confusion"], f"{t['name']} ({t['model']})"))
+    print()
+    print(format_calibrations(result.calibrations))
     if result.whatif:
         print()
-        print("what-if (Haiku's threshold, replayed on stored answers):")
+        print(f"what-if (Haiku's threshold on its {result.whatif_on}, replayed on stored answers):")
         print(f"{'threshold':>9} {'escalated':>10} {'accuracy':>9} {'replayed':>9} {'cost/ticket':>14}")
         for w in result.whatif:
             acc = "—" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
@@ -42,6 +61,44 @@ def cmd_quality(args: argparse.Namespace) -> int:
     if f["escalated"]:
         print(f"\nSonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated tickets; the operator "
               f"sided with Sonnet on {f['sonnet_right']} and with Haiku on {f['haiku_right']}.")
+    if rec is not None:
+        print()
+        print(f"target accuracy {threshold.percent(args.target)} (threshold on the {rec.on}): {rec.message}")
+        if args.apply:
+            print(f"applied: the threshold is now {rec.threshold:.2f} (was {applied_from:.2f}), recorded in the "
+                  f"audit trail as {actor(args).identity}")
+        elif rec.threshold is not None:
+            print(f"to apply it: triage quality --target {args.target} --apply")
+    return EXIT_OK
+
+
+def format_calibrations(rows: list[dict[str, Any]]) -> str:
+    """Per model: the calibration in force (and what it makes of each confidence level) or why there is none."""
+    lines = ["calibration (stated confidence -> observed chance of being right, fitted on operator labels):"]
+    for c in rows:
+        m = c["in_force"]
+        if m is None:
+            why = c["missing"] or "enough labels; fitted at the next label change or by `triage calibrate`"
+            lines.append(f"  {c['model']}: {why}")
+            continue
+        after = "" if m["ece_after"] is None else f" -> {m['ece_after']:.3f} on answers it did not see"
+        lines.append(f"  {c['model']}: calibration #{m['id']} in force, fitted on {m['n']} labels "
+                     f"({m['trigger']}, by {m['fitted_by']}, {m['fitted_at'][:16].replace('T', ' ')} UTC); "
+                     f"calibration error {m['ece_before']:.3f}{after}; refits at {c['refit_at']} labels")
+        lines += [f"    {lv['text']}" for lv in c["levels"]]
+    return "\n".join(lines)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    db = open_db(env_settings(args))
+    fitted = calibrate.calibrate(db, actor=actor(args))
+    result = quality.measure(db)
+    if args.json:
+        print(json.dumps({"fitted": [c.id for c in fitted], "calibrations": result.calibrations}, default=str))
+        return EXIT_OK
+    print(f"refitted {len(fitted)} model{'s' if len(fitted) != 1 else ''}" +
+          (f": {', '.join(f'{c.model} (#{c.id}, {c.n} labels)' for c in fitted)}" if fitted else ""))
+    print(format_calibrations(result.calibrations))
     return EXIT_OK
 
 

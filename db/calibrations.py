@@ -1,0 +1,60 @@
+"""Stored calibrations (one row per fit, never changed; the latest per model is in force) and the cheap counts
+that tell whether enough new labels arrived to refit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from db import rollups
+from db.models import Calibration, LabelledAnswer, ModelCall
+from triage.domain import UNKNOWN
+
+FIELDS = ("id", "model", "method", "a", "b", "n", "n_right", "ece_before", "ece_after", "trigger", "fitted_by",
+          "fitted_at")
+
+
+def _as_dict(row: Calibration) -> dict[str, Any]:
+    out = {k: getattr(row, k) for k in FIELDS}
+    if out["fitted_at"] is not None and out["fitted_at"].tzinfo is None:  # SQLite hands back naive UTC
+        out["fitted_at"] = out["fitted_at"].replace(tzinfo=UTC)
+    return out
+
+
+def in_force(s: Session) -> dict[str, dict[str, Any]]:
+    """The latest fit of each model, by model."""
+    latest = select(func.max(Calibration.id)).group_by(Calibration.model)
+    return {r.model: _as_dict(r) for r in s.scalars(select(Calibration).where(Calibration.id.in_(latest)))}
+
+
+def by_ids(s: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    return {r.id: _as_dict(r) for r in s.scalars(select(Calibration).where(Calibration.id.in_(ids)))} if ids else {}
+
+
+def add(s: Session, *, model: str, a: float, b: float, n: int, n_right: int, ece_before: float,
+        ece_after: float | None, trigger: str, fitted_by: str, method: str = "platt") -> int:
+    """Store a fit; it is in force from now on. The Quality page's figures change with it (the what-if replays
+    on the calibrated confidence), so the `labels` data version moves in the same transaction."""
+    row = Calibration(model=model, method=method, a=a, b=b, n=n, n_right=n_right, ece_before=ece_before,
+                      ece_after=ece_after, trigger=trigger[:40], fitted_by=fitted_by[:255],
+                      fitted_at=datetime.now(UTC))
+    s.add(row)
+    s.flush()
+    rollups.bump_version(s, rollups.LABELS)
+    return row.id
+
+
+def labelled_answer_counts(s: Session) -> dict[str, tuple[int, int]]:
+    """Per model (tiers 1 and 2): (answers, right answers) among labelled tickets' latest answer of each tier
+    that has a label from the taxonomy and a confidence. Reads the labelled_answers rollup (one row per labelled
+    ticket and tier), so it costs what the labels cost, not what the history holds."""
+    right = func.sum(case((LabelledAnswer.label == LabelledAnswer.truth, 1), else_=0))
+    rows = s.execute(select(ModelCall.model, func.count(), right)
+                     .select_from(LabelledAnswer).join(ModelCall, ModelCall.id == LabelledAnswer.call_id)
+                     .where(LabelledAnswer.tier >= 1, LabelledAnswer.confidence.is_not(None),
+                            LabelledAnswer.label.is_not(None), LabelledAnswer.label != UNKNOWN)
+                     .group_by(ModelCall.model))
+    return {model: (int(n), int(r or 0)) for model, n, r in rows}
