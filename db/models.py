@@ -19,6 +19,9 @@ from sqlalchemy import (
     Text,
     true,
 )
+from sqlalchemy import (
+    text as sql_text,
+)
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -109,6 +112,10 @@ class Ticket(Base):
     )
 
 
+FEWSHOT_OR_CACHED = sql_text("examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
+                             "OR cache_write_1h_tokens > 0")
+
+
 class ModelCall(Base):
     """One API or local-model call. Cost history is reproducible from these rows and the price table."""
 
@@ -142,11 +149,16 @@ class ModelCall(Base):
     error_kind: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # labelled few-shot examples in the request (fixed + retrieved); NULL: sent without any (migration 0013)
+    examples: Mapped[int | None] = mapped_column(Integer)
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
 
     __table_args__ = (
         # covering index for spend reports: a range scan on created_at never touches the table
         Index("ix_model_calls_spend", "created_at", "model", "tier", "cost_pico", "latency_ms"),
+        # the Spend page's few-shot and cache figures read only the calls that had either (partial index)
+        Index("ix_model_calls_fewshot", "created_at", sqlite_where=FEWSHOT_OR_CACHED,
+              postgresql_where=FEWSHOT_OR_CACHED),
     )
 
 

@@ -291,6 +291,7 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
         cost_pico=to_pico(c.cost_usd), cost_known=c.cost_known, cost_note=c.cost_note,
         latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
         error_kind=c.error_kind, attempts=c.attempts, created_at=rollups.as_utc(c.created_at),
+        examples=c.examples,
     )
     s.add(row)
     s.flush()
@@ -313,7 +314,7 @@ def call_from_row(r: ModelCall) -> CallResult:
         cost_usd=from_pico(r.cost_pico), cost_known=r.cost_known, cost_note=r.cost_note,
         latency_ms=r.latency_ms, request_id=r.request_id,
         stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
-        created_at=r.created_at,
+        created_at=r.created_at, examples=r.examples,
     )
 
 

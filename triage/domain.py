@@ -112,6 +112,7 @@ class CallResult:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     vector: bytes | None = field(default=None, repr=False)  # the local tier's embedding, stored once
     reservation_id: int | None = None  # its row in the spending ledger, settled when the call is recorded
+    examples: int | None = None  # labelled few-shot examples in its request; None: sent without any
 
     @property
     def answered(self) -> bool:

@@ -65,7 +65,20 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
         router.guard = budget.BudgetGuard(db, settings.caps)
         if mode == "auto":
             attach_tier0(db, router)
+        attach_fewshot(db, router, settings.fewshot_k)
     return router
+
+
+def attach_fewshot(db: Database, router: Router, k: int) -> bool:
+    """Give tier 1 its labelled examples when few-shot is on (k > 0) and operator labels exist; True when it did.
+    Off, or with no labels yet, tier 1 sends exactly the request it sends without few-shot."""
+    from triage import fewshot_source
+
+    tier1 = router.tier1
+    if k <= 0 or not isinstance(tier1, AnthropicProvider):
+        return False
+    tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model)
+    return tier1.fewshot is not None
 
 
 def run(router: Router, coro: Coroutine[Any, Any, T], halt: pipeline.Halt | None = None) -> T:
