@@ -103,3 +103,9 @@ def load(db: Database, taxonomy: Taxonomy, k: int, model: str, embedder: Embedde
     with _lock:
         _cache[key] = (version, source)
     return source
+
+
+def operator_labels(db: Database, taxonomy: Taxonomy) -> int:
+    """How many tickets carry an operator's label from the taxonomy: the examples few-shot can draw on."""
+    with db.read() as s:
+        return store.count_operator_labelled(s, taxonomy.names)

@@ -15,7 +15,7 @@ import numpy as np
 
 from db import quality as q
 from db.engine import Database
-from triage import metrics
+from triage import metrics, quality_fewshot
 from triage.domain import from_pico, money_text
 from triage.local.head import expected_calibration_error
 
@@ -31,6 +31,7 @@ class Quality:
     whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
     sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
     since: date | None = None  # only model answers from this day on (UTC)
+    fewshot: list[dict[str, Any]] = field(default_factory=list)  # tier 1 with and without examples (quality_fewshot)
 
     def measured_on(self) -> str:
         """Which data these numbers come from, in words (the page and the CLI print this)."""
@@ -57,7 +58,7 @@ class Quality:
                   for w in self.whatif]
         return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
                 "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
-                "flips": self.flips, "whatif": whatif, "reliability": self.reliability}
+                "flips": self.flips, "whatif": whatif, "reliability": self.reliability, "fewshot": self.fewshot}
 
 
 def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
@@ -118,7 +119,8 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     flips = {"escalated": len(both), "flipped": len(flipped),
              "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
              "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
-    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets), sources, since)
+    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets), sources, since,
+                   quality_fewshot.compare(rows))
 
 
 def _whatif(tickets: dict[int, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:

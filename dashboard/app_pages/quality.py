@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached, charts, state
+from dashboard import cached, charts, fewshot_sections, state
 from dashboard.ui import gate
 from triage.access import Action
 
@@ -56,3 +56,5 @@ if result.whatif:
             "cost_per_ticket": st.column_config.NumberColumn("cost per ticket", format="$%.6f")})
         st.caption("Replayed on stored answers: tickets whose Sonnet answer was never asked for count only where "
                    "Haiku alone decides.")
+
+fewshot_sections.quality_section(result.fewshot)

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from triage import quality
+from triage import quality, quality_fewshot
 from triage.cli.common import EXIT_OK, env_settings, open_db, settings_in_force
 
 
@@ -42,6 +42,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     if f["escalated"]:
         print(f"\nSonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated tickets; the operator "
               f"sided with Sonnet on {f['sonnet_right']} and with Haiku on {f['haiku_right']}.")
+    for c in result.fewshot:
+        print("\nfew-shot: " + quality_fewshot.describe(c))
     return EXIT_OK
 
 

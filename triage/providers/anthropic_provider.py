@@ -121,7 +121,7 @@ class AnthropicProvider:
     async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
         shots = await self.shots_for(text)
         result = await self.send(self.request_body(text, taxonomy, shots), taxonomy)
-        result.examples = shots.count if shots else None
+        result.examples = shots.count if shots and shots.count else None
         return result
 
     async def send(self, body: dict[str, Any], taxonomy: Taxonomy) -> CallResult:
