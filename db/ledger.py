@@ -93,6 +93,12 @@ def reserve(s: Session, *, estimated_pico: int, tier: int, model: str, worker: s
     return int(s.execute(row.returning(CallAttempt.id)).scalar_one())
 
 
+def batch_reservation(s: Session, run_id: int) -> int | None:
+    """The open reservation of this run's Message Batch, if it has one."""
+    return s.scalar(select(CallAttempt.id).where(CallAttempt.kind == "batch", CallAttempt.run_id == run_id,
+                                                 CallAttempt.state == OPEN).limit(1))
+
+
 def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note: str | None = None) -> None:
     """The call is on the books: drop its reservation, or keep its estimate when its cost is unknown."""
     if priced:

@@ -168,13 +168,20 @@ def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, so
     return run_id
 
 
-async def _send(db: Database, router: Router, run_id: int) -> str | None:
-    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more."""
+async def _send(db: Database, router: Router, run_id: int, reserve: bool = False) -> str | None:
+    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more.
+
+    `reserve`: first reserve the batch's worst case (the economy route, whose tickets were held before any
+    reservation). Refused (errors.BudgetReached) when a cap would be crossed: the run stays queued, its tickets
+    held, and the next check tries again."""
     tickets = await pipeline.read(db, lambda s: store.held(s, run_id))
     if not tickets:
         await _db(db, lambda s: store.set_state(s, run_id, None))
         return None
     provider = router.tier1
+    guard = router.guard
+    if reserve and isinstance(guard, budget.BudgetGuard):
+        await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
     requests = [{"custom_id": custom_id(run_id, tid), "params": provider.request_body(text, router.taxonomy)}
                 for tid, text in tickets]
     since = datetime.now(UTC)
@@ -203,8 +210,8 @@ async def check(db: Database, router: Router, run_id: int) -> BatchNews:
     run = await pipeline.read(db, lambda s: store.batch_run(s, run_id))
     if run is None or run.state is None:
         return BatchNews(run_id, "none", "not a batch run")
-    if run.state == "queued":
-        batch_id = await _send(db, router, run_id)
+    if run.state == "queued":  # the economy route: held without a reservation so far
+        batch_id = await _send(db, router, run_id, reserve=True)
         if batch_id is None:
             return BatchNews(run_id, "none", "nothing left to submit")
         return BatchNews(run_id, "in_progress", f"submitted batch {batch_id}", batch_id)

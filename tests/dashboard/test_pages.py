@@ -278,7 +278,7 @@ def test_the_budget_warning_level_shows_in_the_sidebar_of_every_page(seeded, mon
 
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    spent = reporting.summary(db, date(2000, 1, 1), date(2100, 1, 1), tier2_model="claude-sonnet-5-5").spend
+    spent = reporting.spend_page(db, date(2000, 1, 1), date(2100, 1, 1), tier2_model="claude-sonnet-5-5").summary.spend
     config.save_engine(db, actor=LEAD, monthly_budget_usd=float(spent) / 0.9)
     for page in (None, "review", "spend", "quality", "settings"):
         at = make_app(page)
