@@ -52,7 +52,8 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"measured_on", "n_tickets", "label_sources", "since", "per_model", "flips", "whatif",
-                        "reliability"}
+                        "reliability", "fewshot"}
+    assert out["fewshot"] == []  # no call carried few-shot examples
     assert out["n_tickets"] == 4 and out["label_sources"] == {"review": 4} and out["since"] is None
     assert "4 tickets an operator labelled" in out["measured_on"] and "hard tickets" in out["measured_on"]
     haiku, sonnet = out["per_model"]

@@ -131,3 +131,20 @@ def test_spend_page_without_few_shot_shows_no_section(app_env):
     at = make_app("spend")
     assert "Saved by caching" not in [m.label for m in at.metric] and not at.exception
     db.dispose()
+
+
+def test_triage_quality_prints_the_same_comparison(app_env, monkeypatch, capsys):
+    import json
+
+    from triage.cli import main
+
+    db = open_database(app_env)
+    seed(db)
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", app_env)
+    assert main(["quality", "--json"]) == 0
+    (c,) = json.loads(capsys.readouterr().out)["fewshot"]
+    assert (c["with"]["n"], c["with"]["accuracy"], c["without"]["n"], c["without"]["accuracy"]) == (3, 1.0, 4, 0.5)
+    assert main(["quality"]) == 0
+    assert "few-shot: claude-haiku-5-5: right on 100% of 3 operator-labelled tickets answered with examples" \
+        in capsys.readouterr().out
+    db.dispose()
