@@ -112,8 +112,8 @@ class Ticket(Base):
     )
 
 
-FEWSHOT_OR_CACHED = sql_text("examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
-                             "OR cache_write_1h_tokens > 0")
+FEWSHOT_OR_CACHED = sql_text("(examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
+                             "OR cache_write_1h_tokens > 0)")  # in parentheses: it is ANDed with other terms
 
 
 class ModelCall(Base):

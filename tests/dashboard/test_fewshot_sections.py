@@ -2,7 +2,7 @@
 operator-labelled tickets (n for each), what the examples cost and what the prompt cache saved (exact), and the
 setting itself."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from dashboard.ui import money
@@ -93,6 +93,9 @@ def test_spend_shows_what_examples_cost_and_what_the_cache_saved_exactly(app_env
         for tid, u in zip(imp.ticket_ids[1:], cached, strict=True):
             queue.record_call(s, tid, imp.run_id, call("billing", examples=11, usage=u,
                                                        cost=prices.cost("claude-haiku-5-5", u, NOW)))
+        old = call("billing", examples=11, usage=Usage(100, 20, 0, 0, 900))  # outside the dates measured
+        old.created_at = NOW - timedelta(days=40)
+        queue.record_call(s, imp.ticket_ids[0], imp.run_id, old)
     data = spend_fewshot.measure(db, NOW.date(), NOW.date(), prices)
     # Haiku 5.5 per million tokens: input 0.10, 5-minute write 0.125, read 0.01
     assert (data.read_tokens, data.write_tokens) == (1400, 700)

@@ -17,8 +17,8 @@ down_revision = '0012'
 branch_labels = None
 depends_on = None
 
-WHERE = sa.text("examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
-                "OR cache_write_1h_tokens > 0")
+WHERE = sa.text("(examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
+                "OR cache_write_1h_tokens > 0)")  # the same text as db.models.FEWSHOT_OR_CACHED
 
 
 def upgrade() -> None:
