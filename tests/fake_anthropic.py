@@ -220,17 +220,20 @@ def default_responder(body: dict) -> Action:
 
 
 _OPEN_TAG = re.compile(r"<\s*ticket\s*>", re.IGNORECASE)
+_EXAMPLE_BLOCK = re.compile(r"<\s*example\b[^>]*>.*?<\s*/\s*example\s*>", re.IGNORECASE | re.DOTALL)
 _CLOSE_TAG = re.compile(r"<\s*/\s*ticket\s*>", re.IGNORECASE)
 _ORDER = re.compile(r"(?:label|classify|categori[sz]e|mark)(?:\s+(?:it|this|the\s+ticket))?\s+as\s+[\"']?(\w+)"
                     r"|[\"']?category[\"']?\s*[:=]\s*[\"']?(\w+)", re.IGNORECASE)
 
 
 def unfenced_text(body: dict) -> str:
-    """What a model would not read as the ticket: the user message outside its first <ticket>...</ticket> block,
-    closed by the first closing tag a reader would recognise (the whole message when there is no block)."""
+    """What a model would not read as data: the user message outside its <example>...</example> blocks and its
+    first <ticket>...</ticket> block, each closed by the first closing tag a reader would recognise (the whole
+    message when there is no block)."""
     content = body["messages"][-1]["content"]
     if isinstance(content, list):
         content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    content = _EXAMPLE_BLOCK.sub("", content)  # labelled examples are fenced as data too (each up to its first close)
     start = _OPEN_TAG.search(content)
     end = _CLOSE_TAG.search(content, start.end()) if start else None
     if not start or not end:
