@@ -272,3 +272,22 @@ def test_an_example_cannot_give_orders_even_to_a_model_that_obeys_anything_unfen
     monkeypatch.setattr(prompts, "_EXAMPLE_RE", re.compile(r"(?!x)x"))
     r = classify(provider(fake, One()), "the app crashes on upload")
     assert r.category == "account" and r.confidence == 1.0
+
+
+def test_a_failed_retrieval_sends_the_fixed_examples_and_still_classifies(fake):
+    rep = (example(1, "refund me", "billing"),)
+
+    class Broken:
+        def shots_for(self, text):
+            raise RuntimeError("database is locked")
+
+        def fixed(self):
+            return fewshot.Shots(rep)
+
+        def worst_case(self):
+            return fewshot.Shots(rep)
+
+    r = classify(provider(fake, Broken()), "I was charged twice")
+    assert r.category == "billing" and r.examples == 1
+    body = fake.requests[-1]["body"]
+    assert "refund me" in body["system"] and isinstance(body["messages"][0]["content"], str)
