@@ -114,7 +114,7 @@ class AnthropicProvider:
             return None
         try:
             return await asyncio.to_thread(self.fewshot.shots_for, text)
-        except Exception as exc:  # noqa: BLE001 - any failure: classify without the retrieved examples
+        except Exception as exc:  # any failure: classify without the retrieved examples
             log.warning("few-shot retrieval failed, sending the fixed examples only: %s", exc)
             return self.fewshot.fixed()
 
