@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, insert, not_, or_, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, false, func, insert, not_, or_, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -177,8 +177,8 @@ def estimates(s: Session, start: date | None = None, end: date | None = None) ->
         CallAttempt.started_at)).one()
     unpriced_pico = s.scalar(bounded(select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
                                      .where(CallAttempt.state == UNPRICED), CallAttempt.started_at)) or 0
-    unknown_n = s.scalar(bounded(select(func.count()).select_from(ModelCall).where(ModelCall.cost_known.is_(False)),
-                                 ModelCall.created_at)) or 0
+    unknown = select(func.count()).select_from(ModelCall).where(ModelCall.cost_known == false())  # partial index
+    unknown_n = s.scalar(bounded(unknown, ModelCall.created_at)) or 0
     return Estimates(int(lost_n), int(lost_pico), int(unknown_n), int(unpriced_pico))
 
 

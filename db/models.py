@@ -17,10 +17,8 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    text,
     true,
-)
-from sqlalchemy import (
-    text as sql_text,
 )
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -112,8 +110,8 @@ class Ticket(Base):
     )
 
 
-FEWSHOT_OR_CACHED = sql_text("(examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
-                             "OR cache_write_1h_tokens > 0)")  # in parentheses: it is ANDed with other terms
+FEWSHOT_OR_CACHED = text("(examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
+                         "OR cache_write_1h_tokens > 0)")  # in parentheses: it is ANDed with other terms
 
 
 class ModelCall(Base):
@@ -156,6 +154,9 @@ class ModelCall(Base):
     __table_args__ = (
         # covering index for spend reports: a range scan on created_at never touches the table
         Index("ix_model_calls_spend", "created_at", "model", "tier", "cost_pico", "latency_ms"),
+        # calls of unknown cost by date (the Spend page): only those rows, so the count never walks the history
+        Index("ix_model_calls_unknown_cost", "created_at", sqlite_where=text("cost_known = 0"),
+              postgresql_where=text("cost_known = false")),
         # the Spend page's few-shot and cache figures read only the calls that had either (partial index)
         Index("ix_model_calls_fewshot", "created_at", sqlite_where=FEWSHOT_OR_CACHED,
               postgresql_where=FEWSHOT_OR_CACHED),

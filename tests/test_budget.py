@@ -309,3 +309,26 @@ def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake
     assert [n.state for n in batches.collect_open(db, roomy)] == ["in_progress"]  # a later look holds no more
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(CallAttempt)) == 1
+
+
+def test_eval_of_a_paid_tier_is_on_the_books_and_stops_at_the_cap(capped, fake, db_url, tmp_path, capsys):
+    gold = tmp_path / "gold.csv"
+    rows = [("I was charged twice for my plan so please refund", "billing"), ("the app crashes on upload", "technical")]
+    gold.write_text("text,label\n" + "".join(f"{t} {i},{lab}\n" for i in range(30) for t, lab in rows))
+    assert main(["eval", "--gold", str(gold), "--tier", "haiku", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == 60 and "60 gold tickets, cost $" in err
+    db = open_database(db_url)
+    assert len(fake.usage_log) == 60 and recorded(db) == billed(fake) > 0  # every billed call is on the books
+    with db.read() as s:
+        assert s.scalars(select(Run.source)).one() == f"eval:{gold}"
+    db.dispose()
+
+    capped(recorded(db) + CAP)  # room for a few more calls, not for 60
+    assert main(["eval", "--gold", str(gold), "--tier", "haiku"]) == 5
+    err = capsys.readouterr().err
+    assert "would take this month's spend" in err and "gold tickets unanswered, so no score" in err
+    assert 60 < len(fake.usage_log) < 120  # every gold ticket was asked again, until the cap
+    db = open_database(db_url)
+    assert_capped(db, fake, recorded(db) + CAP)
+    db.dispose()
