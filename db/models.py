@@ -114,6 +114,10 @@ class Ticket(Base):
     )
 
 
+FEWSHOT_OR_CACHED = text("(examples IS NOT NULL OR cache_read_tokens > 0 OR cache_write_5m_tokens > 0 "
+                         "OR cache_write_1h_tokens > 0)")  # in parentheses: it is ANDed with other terms
+
+
 class ModelCall(Base):
     """One API or local-model call. Cost history is reproducible from these rows and the price table."""
 
@@ -151,6 +155,8 @@ class ModelCall(Base):
     # never rewrites the table) and the confidence routing compared with the threshold
     calibration_id: Mapped[int | None] = mapped_column(Integer)
     calibrated_confidence: Mapped[float | None] = mapped_column(Float)
+    # labelled few-shot examples in the request (fixed + retrieved); NULL: sent without any (migration 0013)
+    examples: Mapped[int | None] = mapped_column(Integer)
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
 
     __table_args__ = (
@@ -159,6 +165,9 @@ class ModelCall(Base):
         # calls of unknown cost by date (the Spend page): only those rows, so the count never walks the history
         Index("ix_model_calls_unknown_cost", "created_at", sqlite_where=text("cost_known = 0"),
               postgresql_where=text("cost_known = false")),
+        # the Spend page's few-shot and cache figures read only the calls that had either (partial index)
+        Index("ix_model_calls_fewshot", "created_at", sqlite_where=FEWSHOT_OR_CACHED,
+              postgresql_where=FEWSHOT_OR_CACHED),
     )
 
 

@@ -18,15 +18,15 @@ def labelled_calls(s: Session, limit: int = 50_000, since: datetime | None = Non
     after `since`, when given), newest tickets first."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,
                 ModelCall.confidence, ModelCall.cost_pico, ModelCall.outcome, ModelCall.calibration_id,
-                ModelCall.calibrated_confidence)
+                ModelCall.calibrated_confidence, ModelCall.examples)
          .join(ModelCall, ModelCall.ticket_id == Ticket.id)
          .where(Ticket.label_source == "operator", ModelCall.outcome != "error"))
     if since is not None:
         q = q.where(ModelCall.created_at >= since)
     q = q.order_by(Ticket.id.desc(), ModelCall.id).limit(limit)
     return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "model": r[3], "label": r[4], "confidence": r[5],
-             "cost_pico": r[6], "outcome": r[7], "calibration_id": r[8], "calibrated_confidence": r[9]}
-            for r in s.execute(q)]
+             "cost_pico": r[6], "outcome": r[7], "calibration_id": r[8], "calibrated_confidence": r[9],
+             "examples": r[10]} for r in s.execute(q)]
 
 
 def label_sources(s: Session, ticket_ids: Sequence[int]) -> dict[str, int]:

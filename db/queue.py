@@ -311,6 +311,7 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
         latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
         error_kind=c.error_kind, attempts=c.attempts, created_at=rollups.as_utc(c.created_at),
         calibration_id=c.calibration_id, calibrated_confidence=c.calibrated_confidence,
+        examples=c.examples,
     )
     s.add(row)
     s.flush()
@@ -334,6 +335,7 @@ def call_from_row(r: ModelCall) -> CallResult:
         latency_ms=r.latency_ms, request_id=r.request_id,
         stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
         created_at=r.created_at, calibration_id=r.calibration_id, calibrated_confidence=r.calibrated_confidence,
+        examples=r.examples,
     )
 
 

@@ -144,6 +144,34 @@ Action = Reply | Error | Drop
 BatchAction = Error | Drop | LoseAnswer | Truncate
 
 
+MIN_CACHEABLE = {"claude-haiku-5-5": 512, "claude-sonnet-5-5": 512}  # minimum cacheable prefix (the reference)
+DEFAULT_MIN_CACHEABLE = 1024
+CACHE_TTL_S = {"5m": 300.0, "1h": 3600.0}
+
+
+def cache_prefix(body: dict) -> tuple[str, str] | None:
+    """The part of the request up to its last `cache_control` breakpoint (tools, then system, then messages, in
+    order) as canonical JSON without the markers, and the breakpoint's ttl; None without a breakpoint. A
+    top-level `cache_control` puts the breakpoint on the last block."""
+    blocks: list[dict] = [{"tool": t} for t in body.get("tools") or []]
+    system = body.get("system")
+    if isinstance(system, list):
+        blocks += system
+    elif system:
+        blocks.append({"type": "text", "text": system})
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        blocks += content if isinstance(content, list) else [{"type": "text", "text": content, "role": m["role"]}]
+    marks = [i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")]
+    top = body.get("cache_control")
+    if not marks and not top:
+        return None
+    last = len(blocks) - 1 if top and (not marks or marks[-1] < len(blocks) - 1) else marks[-1]
+    control = (top if last not in marks else blocks[last]["cache_control"]) or {}
+    clean = [{k: v for k, v in b.items() if k != "cache_control"} for b in blocks[:last + 1]]
+    return json.dumps(clean, sort_keys=True), control.get("ttl") or "5m"
+
+
 def ticket_text(body: dict) -> str:
     content = body["messages"][-1]["content"]
     if isinstance(content, list):
@@ -192,17 +220,20 @@ def default_responder(body: dict) -> Action:
 
 
 _OPEN_TAG = re.compile(r"<\s*ticket\s*>", re.IGNORECASE)
+_EXAMPLE_BLOCK = re.compile(r"<\s*example\b[^>]*>.*?<\s*/\s*example\s*>", re.IGNORECASE | re.DOTALL)
 _CLOSE_TAG = re.compile(r"<\s*/\s*ticket\s*>", re.IGNORECASE)
 _ORDER = re.compile(r"(?:label|classify|categori[sz]e|mark)(?:\s+(?:it|this|the\s+ticket))?\s+as\s+[\"']?(\w+)"
                     r"|[\"']?category[\"']?\s*[:=]\s*[\"']?(\w+)", re.IGNORECASE)
 
 
 def unfenced_text(body: dict) -> str:
-    """What a model would not read as the ticket: the user message outside its first <ticket>...</ticket> block,
-    closed by the first closing tag a reader would recognise (the whole message when there is no block)."""
+    """What a model would not read as data: the user message outside its <example>...</example> blocks and its
+    first <ticket>...</ticket> block, each closed by the first closing tag a reader would recognise (the whole
+    message when there is no block)."""
     content = body["messages"][-1]["content"]
     if isinstance(content, list):
         content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    content = _EXAMPLE_BLOCK.sub("", content)  # labelled examples are fenced as data too (each up to its first close)
     start = _OPEN_TAG.search(content)
     end = _CLOSE_TAG.search(content, start.end()) if start else None
     if not start or not end:
@@ -232,7 +263,7 @@ class FakeAnthropic:
         self.delay = delay
         self.responder = responder or default_responder
         self.script: deque[Action] = deque()
-        self.requests: list[dict] = []  # {"body", "headers", "time", "status"}
+        self.requests: list[dict] = []  # {"body", "raw" (the bytes received), "headers", "time", "status"}
         self.invalid: list[tuple[dict, list[str]]] = []
         self.usage_log: list[dict] = []  # usage of every 200 answer, with its model
         self.batches: dict[str, dict] = {}  # Message Batches: id -> {"requests", "polls_left", "created", ...}
@@ -245,6 +276,10 @@ class FakeAnthropic:
         self.rate_limit_burst = rate_limit_burst
         self.rate_limited = 0  # 429s sent because the bucket was empty
         self._buckets: dict[str, tuple[float, float]] = {}  # model -> (level, monotonic time): a pool per model
+        # the prompt cache (see `_prompt_cache`): model + prefix -> (last written or read, ttl); `clock` may be
+        # replaced by a test to move time past the TTL
+        self.prompt_cache: dict[str, tuple[float, str]] = {}
+        self.clock: Callable[[], float] = time.monotonic
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -368,7 +403,7 @@ class FakeAnthropic:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length)
-        record = {"time": time.monotonic(), "headers": dict(h.headers), "path": h.path, "body": None}
+        record = {"time": time.monotonic(), "headers": dict(h.headers), "path": h.path, "body": None, "raw": raw}
         with self._lock:
             self.requests.append(record)
         path = h.path.split("?")[0]
@@ -551,6 +586,26 @@ class FakeAnthropic:
         b["results"] = lines
         return lines
 
+    def _prompt_cache(self, body: dict, prompt_tokens: int) -> tuple[int, int, str]:
+        """Like the API's prompt cache: the prefix up to the last `cache_control` breakpoint (tokens counted as the
+        fake counts them, 4 characters of its JSON a token), when it reaches the model's minimum, is written on
+        first sight and read by a request with the same prefix within its TTL (a read refreshes it). Below the
+        minimum nothing is cached and nothing is said. Returns (tokens written, tokens read, ttl)."""
+        found = cache_prefix(body)
+        if found is None:
+            return 0, 0, "5m"
+        prefix, ttl = found
+        tokens = min(len(prefix) // 4, prompt_tokens - 1)
+        if tokens < MIN_CACHEABLE.get(str(body.get("model")), DEFAULT_MIN_CACHEABLE):
+            return 0, 0, ttl
+        key = f"{body.get('model')}\n{prefix}"
+        with self._lock:
+            now = self.clock()
+            seen = self.prompt_cache.get(key)
+            hit = seen is not None and now - seen[0] <= CACHE_TTL_S[seen[1]]
+            self.prompt_cache[key] = (now, seen[1] if hit and seen else ttl)
+        return (0, tokens, ttl) if hit else (tokens, 0, ttl)
+
     def _message(self, body: dict, a: Reply) -> dict:
         text = a.text if a.text is not None else json.dumps(a.json_body or {})
         content = []
@@ -558,11 +613,13 @@ class FakeAnthropic:
             content.append({"type": "thinking", "thinking": "", "signature": "sig_" + uuid.uuid4().hex})
         if a.stop_reason != "refusal" or text:
             content.append({"type": "text", "text": text})
-        prompt_chars = len(json.dumps(body.get("system", ""))) + len(json.dumps(body["messages"]))
+        prompt_tokens = max(1, (len(json.dumps(body.get("system", ""))) + len(json.dumps(body["messages"]))) // 4)
+        written, read, ttl = self._prompt_cache(body, prompt_tokens)
         usage = {
-            "input_tokens": max(1, prompt_chars // 4), "output_tokens": max(1, len(text) // 4),
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "input_tokens": prompt_tokens - written - read, "output_tokens": max(1, len(text) // 4),
+            "cache_creation_input_tokens": written, "cache_read_input_tokens": read,
+            "cache_creation": {"ephemeral_5m_input_tokens": written if ttl == "5m" else 0,
+                               "ephemeral_1h_input_tokens": written if ttl == "1h" else 0},
             "service_tier": "standard",
         }
         usage.update(a.usage or {})

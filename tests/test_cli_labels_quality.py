@@ -52,11 +52,12 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"measured_on", "n_tickets", "label_sources", "since", "per_model", "flips", "whatif",
-                        "whatif_on", "reliability", "calibrations"}
+                        "whatif_on", "reliability", "calibrations", "fewshot"}
     assert out["whatif_on"] == "stated confidence"  # 4 labels: no calibration yet
     assert [(c["model"], c["n"], c["in_force"], c["missing"]) for c in out["calibrations"]] == [
         ("claude-haiku-5-5", 4, None, "not enough labels yet: 4 of 50 labelled answers"),
         ("claude-sonnet-5-5", 2, None, "not enough labels yet: 2 of 50 labelled answers")]
+    assert out["fewshot"] == []  # no call carried few-shot examples
     assert out["n_tickets"] == 4 and out["label_sources"] == {"review": 4} and out["since"] is None
     assert "4 tickets an operator labelled" in out["measured_on"] and "hard tickets" in out["measured_on"]
     haiku, sonnet = out["per_model"]

@@ -121,6 +121,7 @@ class CallResult:
         """What routing compares with the threshold: the calibrated confidence when a calibration was in force for
         this call, else the stated one."""
         return self.calibrated_confidence if self.calibration_id is not None else self.confidence
+    examples: int | None = None  # labelled few-shot examples in its request; None: sent without any
 
     @property
     def answered(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,3 +82,84 @@ def cacheable(prefix: str, model: str) -> bool:
 def retrieved_block(examples: Sequence[Example]) -> str:
     return prompts.examples_block([(e.text, e.label) for e in examples],
                                   "Labelled tickets most similar to the one to classify:")
+
+
+REPRESENTATIVE_MIN, REPRESENTATIVE_MAX = 2, 6  # fixed examples per category in the static prefix (see `fill`)
+
+
+@dataclass(frozen=True)
+class Shots:
+    """The labelled examples of one request: the fixed representative set (part of the static prefix, the same on
+    every call) and the ones retrieved for this ticket (after the prefix)."""
+
+    representative: tuple[Example, ...] = ()
+    retrieved: tuple[Example, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.representative) + len(self.retrieved)
+
+
+def fill(bank: ExampleBank, system_prompt: str, model: str) -> tuple[Example, ...]:
+    """The fixed representative set: REPRESENTATIVE_MIN per category, more (up to REPRESENTATIVE_MAX) only while
+    the prefix is still under the model's minimum cacheable length. Reaching it lets the whole prefix (the system
+    prompt too) be read from the cache at a tenth of the input price, which more than pays for the extra
+    examples on steady traffic; past it, more fixed examples would only cost."""
+    picked: list[Example] = []
+    for n in range(REPRESENTATIVE_MIN, REPRESENTATIVE_MAX + 1):
+        picked = bank.representative(per_category=n)
+        if cacheable(static_prefix(system_prompt, picked), model):
+            break
+    return tuple(picked)
+
+
+class ShotSource(Protocol):
+    """Where a provider gets its examples (triage.fewshot_source.FewShotSource reads the database)."""
+
+    def shots_for(self, text: str) -> Shots:
+        """The fixed set and the examples retrieved for this ticket's text."""
+        ...
+
+    def fixed(self) -> Shots:
+        """The fixed set alone (when retrieval fails)."""
+        ...
+
+    def worst_case(self) -> Shots:
+        """Shots at least as long as any `shots_for` can give (for the worst-case cost)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """What comes before the ticket block(s) of a request. `system` is today's plain string when nothing is
+    cached, else the static prefix as one text block carrying `cache_control` (the one breakpoint: it is never on
+    the ticket). `leading` are the user-message blocks that precede the ticket: the retrieved examples."""
+
+    system: str | list[dict[str, Any]]
+    leading: tuple[dict[str, Any], ...] = ()
+    examples: int | None = None  # labelled examples in the request; None: sent without any
+    cached: bool = False
+
+    def user_content(self, ticket_block: str) -> str | list[dict[str, Any]]:
+        """The user message's content: the ticket block alone (a string, as without examples) or after the
+        retrieved examples, each its own text block."""
+        if not self.leading:
+            return ticket_block
+        return [*self.leading, {"type": "text", "text": ticket_block}]
+
+
+CACHE_CONTROL: dict[str, Any] = {"type": "ephemeral"}  # 5 minutes, refreshed by every read
+
+
+def request_prefix(system_prompt: str, shots: Shots | None, model: str) -> Prefix:
+    """The static prefix (system prompt, taxonomy, the representative examples) first, marked for the prompt cache
+    only when `cacheable` (surely at the model's minimum: below it the API caches nothing, silently), then the
+    retrieved examples. No shots (few-shot off, or no operator labels yet): exactly today's system prompt."""
+    if shots is None or not shots.count:
+        return Prefix(system_prompt)
+    static = static_prefix(system_prompt, shots.representative)
+    cached = cacheable(static, model)
+    system: str | list[dict[str, Any]] = (
+        [{"type": "text", "text": static, "cache_control": dict(CACHE_CONTROL)}] if cached else static)
+    leading = ({"type": "text", "text": retrieved_block(shots.retrieved)},) if shots.retrieved else ()
+    return Prefix(system, leading, shots.count, cached)

@@ -16,7 +16,7 @@ import numpy as np
 from db import calibrations as cal_store
 from db import quality as q
 from db.engine import Database
-from triage import calibrate, metrics
+from triage import calibrate, metrics, quality_fewshot
 from triage.calibration import Calibration
 from triage.domain import OK, from_pico, money_text
 from triage.local.head import expected_calibration_error
@@ -36,6 +36,7 @@ class Quality:
     # per model (tiers 1-2): the calibration in force or why there is none, and its levels (triage.calibrate)
     calibrations: list[dict[str, Any]] = field(default_factory=list)
     whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
+    fewshot: list[dict[str, Any]] = field(default_factory=list)  # tier 1 with and without examples (quality_fewshot)
 
     def measured_on(self) -> str:
         """Which data these numbers come from, in words (the page and the CLI print this)."""
@@ -63,7 +64,7 @@ class Quality:
         return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
                 "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
                 "flips": self.flips, "whatif": whatif, "whatif_on": self.whatif_on, "reliability": self.reliability,
-                "calibrations": self.calibrations}
+                "calibrations": self.calibrations, "fewshot": self.fewshot}
 
 
 def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
@@ -138,7 +139,7 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     used = sorted(f"#{in_force[m].id} for {m}" for m in tier1_models if m in in_force)
     whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
     return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,
-                   calibrate.summary(rows, maps, names, bins), whatif_on)
+                   calibrate.summary(rows, maps, names, bins), whatif_on, quality_fewshot.compare(rows))
 
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95

@@ -8,6 +8,7 @@ Entry points parse input and print; they hold no rules, SQL or HTTP of their own
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import threading
 from collections.abc import Coroutine, Sequence
@@ -30,6 +31,7 @@ from triage.settings import Settings, effective
 from triage.taxonomy import Taxonomy
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NO_KEY_MESSAGE = (
     "No ANTHROPIC_API_KEY is set, so Claude Haiku and Sonnet cannot be called. "
@@ -67,7 +69,27 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
         router.calibrations = calibrate.in_force(db)
         if mode == "auto":
             attach_tier0(db, router)
+        if mode != "sonnet":
+            attach_fewshot(db, router, settings.fewshot_k)
     return router
+
+
+def attach_fewshot(db: Database, router: Router, k: int) -> bool:
+    """Give tier 1 its labelled examples when few-shot is on (k > 0) and operator labels exist; True when it did.
+    Off, or with no labels yet, tier 1 sends exactly the request it sends without few-shot."""
+    from triage import fewshot_source
+    from triage.local.embedder import ModelMissing
+
+    tier1 = router.tier1
+    if k <= 0 or not isinstance(tier1, AnthropicProvider):
+        return False
+    try:
+        tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model)
+    except ModelMissing as exc:  # no local model to find the nearest examples with: classify without them
+        log.warning("few-shot is on but the local embedding model is missing (%s): requests go without examples",
+                    exc)
+        return False
+    return tier1.fewshot is not None
 
 
 def run(router: Router, coro: Coroutine[Any, Any, T], halt: pipeline.Halt | None = None) -> T:

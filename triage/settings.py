@@ -39,6 +39,7 @@ class Settings:
     prices_path: str | None = None
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
+    fewshot_k: int = 0  # operator-labelled examples retrieved per Haiku request; 0 = few-shot off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +60,7 @@ class Settings:
             prices_path=env.get("TRIAGE_PRICES") or None,
             api_key=env.get("ANTHROPIC_API_KEY") or None,
             base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            fewshot_k=fewshot_k(_number(env, "TRIAGE_FEWSHOT_K", 0), "TRIAGE_FEWSHOT_K"),
         )
 
     @property
@@ -80,7 +82,15 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise InputError(f"{name}={raw!r} is not a number") from None
 
 
-EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd")
+def fewshot_k(value: float, name: str = "few-shot examples") -> int:
+    """How many labelled examples each Haiku request retrieves: a whole number from 0 (off) to MAX_FEWSHOT_K."""
+    if value != int(value) or not 0 <= value <= MAX_FEWSHOT_K:
+        raise InputError(f"{name} must be a whole number from 0 (off) to {MAX_FEWSHOT_K}, not {value:g}")
+    return int(value)
+
+
+MAX_FEWSHOT_K = 20
+EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd", "fewshot_k")
 
 
 def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Taxonomy]:
@@ -115,6 +125,8 @@ def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None,
     for key in ("monthly_budget_usd", "daily_budget_usd"):
         if key in values and float(str(values[key])) < 0:
             raise InputError(f"the {key.split('_')[0]} budget is a dollar amount, 0 for none")
+    if "fewshot_k" in values:
+        values["fewshot_k"] = fewshot_k(float(str(values["fewshot_k"])))
     prices = prices or PriceTable.load(os.environ.get("TRIAGE_PRICES") or None)
     for key in ("tier1_model", "tier2_model"):
         if key in values and not str(values[key]).strip():

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached, charts, quality_calibration, state
+from dashboard import cached, charts, fewshot_sections, quality_calibration, state
 from dashboard.ui import gate
 from triage.access import Action
 
@@ -58,3 +58,4 @@ if result.whatif:
                    "Haiku alone decides.")
 
 quality_calibration.show(db, result, settings)
+fewshot_sections.quality_section(result.fewshot)

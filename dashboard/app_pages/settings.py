@@ -4,9 +4,9 @@ export, and the audit trail."""
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import fewshot_sections, state
 from dashboard.ui import gate, need_operator
-from triage import audit, export
+from triage import audit, export, fewshot_source
 from triage import settings as config
 from triage.access import Action
 from triage.pricing import PriceTable
@@ -54,6 +54,8 @@ with st.form("engine"):
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
             st.error(str(exc))
+
+fewshot_sections.settings_form(db, settings, actor, fewshot_source.operator_labels(db, taxonomy))
 
 st.subheader("Local model (tier 0)")
 from triage.local import tier as local  # noqa: E402

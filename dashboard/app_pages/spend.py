@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from dashboard import cached, charts, state
+from dashboard import cached, charts, fewshot_sections, state
 from dashboard.ui import gate, money, sentence
 from triage import reporting
 from triage.access import Action
@@ -57,3 +57,5 @@ right.plotly_chart(charts.month_projection(data.month, float(summary.month_proje
                    key="chart_projection")
 st.caption(f"Month to date {money(summary.month_to_date)}; at the last 7 days' pace the month ends near "
            f"{money(summary.month_projection)}. Days are UTC. Latency: {reporting.LATENCY_RESOLUTION}.")
+
+fewshot_sections.spend_section(db, start, end, settings.prices_path)

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from triage import calibrate, quality, threshold
+from triage import calibrate, quality, quality_fewshot, threshold
 from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
 from triage.errors import InputError
 
@@ -61,6 +61,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     if f["escalated"]:
         print(f"\nSonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated tickets; the operator "
               f"sided with Sonnet on {f['sonnet_right']} and with Haiku on {f['haiku_right']}.")
+    for c in result.fewshot:
+        print("\nfew-shot: " + quality_fewshot.describe(c))
     if rec is not None:
         print()
         print(f"target accuracy {threshold.percent(args.target)} (threshold on the {rec.on}): {rec.message}")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import anthropic
+from anthropic.types import Message, TextBlock
 
-from triage import prompts, ratelimit
+from triage import fewshot, prompts, ratelimit
 from triage.domain import (
     AUTH,
     BAD_REQUEST,
@@ -26,10 +30,12 @@ from triage.domain import (
     Usage,
 )
 from triage.errors import UnknownModel
+from triage.fewshot import Prefix, Shots, ShotSource
 from triage.parsing import parse_answer
 from triage.pricing import PriceTable
 from triage.taxonomy import Taxonomy
 
+log = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 
 
@@ -45,13 +51,14 @@ class AnthropicProvider:
         *,
         max_tokens: int = 300,
         effort: str | None = "low",
-        thinking: dict | None = None,
+        thinking: dict[str, Any] | None = None,
         max_attempts: int = 5,
         max_retry_wait: float = 60.0,
         base_delay: float = 0.5,
         pacer: ratelimit.Pacer | None = None,
         max_rate_limit_wait: float = 900.0,
-    ):
+        fewshot: ShotSource | None = None,
+    ) -> None:
         self.client = client
         self.model = model
         self.tier = tier
@@ -66,16 +73,25 @@ class AnthropicProvider:
         self.pacer = pacer or ratelimit.pacer_for(str(getattr(client, "base_url", "")),
                                                   getattr(client, "api_key", None), model)
         self.max_rate_limit_wait = max_rate_limit_wait  # seconds one call may wait out 429s before it fails
+        self.fewshot = fewshot  # labelled examples for each request (triage.fewshot_source); None: none
 
-    def request_body(self, text: str, taxonomy: Taxonomy) -> dict:
-        output_config: dict = {"format": {"type": "json_schema", "schema": prompts.output_schema(taxonomy)}}
+    def prefix(self, taxonomy: Taxonomy, shots: Shots | None = None) -> Prefix:
+        """What precedes the ticket block(s): the static, cacheable part first, then the retrieved examples
+        (triage.fewshot.request_prefix). No shots: exactly the system prompt of a request without examples."""
+        return fewshot.request_prefix(prompts.system_prompt(taxonomy), shots, self.model)
+
+    def request_body(self, text: str, taxonomy: Taxonomy, shots: Shots | None = None) -> dict[str, Any]:
+        """The Messages request for one ticket; with `shots`, its labelled examples (see `prefix`)."""
+        output_config: dict[str, Any] = {"format": {"type": "json_schema",
+                                                    "schema": prompts.output_schema(taxonomy)}}
         if self.effort:
             output_config["effort"] = self.effort
-        body: dict = {
+        prefix = self.prefix(taxonomy, shots)
+        body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.max_tokens,
-            "system": prompts.system_prompt(taxonomy),
-            "messages": [{"role": "user", "content": prompts.user_message(text)}],
+            "system": prefix.system,
+            "messages": [{"role": "user", "content": prefix.user_content(prompts.user_message(text))}],
             "output_config": output_config,
         }
         if self.thinking:
@@ -83,14 +99,33 @@ class AnthropicProvider:
         return body
 
     def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
-        """The most this ticket's request can cost: its input estimated high from the whole body, all of
-        `max_tokens` as output, at this model's price today (raises errors.UnknownModel when it has none)."""
-        body = self.request_body(text, taxonomy)
-        return self.prices.worst_case(self.model, prompts.estimate_request_tokens(body), self.max_tokens, _now(),
-                                      batch=batch)
+        """The most this ticket's request can cost: its input estimated high from the whole body (with few-shot,
+        the longest examples the bank could retrieve), all of `max_tokens` as output, at this model's price today
+        (raises errors.UnknownModel when it has none). Batches are sent without examples."""
+        shots = self.fewshot.worst_case() if self.fewshot is not None and not batch else None
+        body = self.request_body(text, taxonomy, shots)
+        tokens = prompts.estimate_request_tokens(body) + (len(shots.retrieved) if shots else 0)
+        return self.prices.worst_case(self.model, tokens, self.max_tokens, _now(), batch=batch)
+
+    async def shots_for(self, text: str) -> Shots | None:
+        """This ticket's examples, or None without few-shot. A failed look-up (the database busy past its
+        timeout, say) sends the fixed examples only, logged, rather than failing the ticket."""
+        if self.fewshot is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.fewshot.shots_for, text)
+        except Exception as exc:  # any failure: classify without the retrieved examples
+            log.warning("few-shot retrieval failed, sending the fixed examples only: %s", exc)
+            return self.fewshot.fixed()
 
     async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
-        body = self.request_body(text, taxonomy)
+        shots = await self.shots_for(text)
+        result = await self.send(self.request_body(text, taxonomy, shots), taxonomy)
+        result.examples = shots.count if shots and shots.count else None
+        return result
+
+    async def send(self, body: dict[str, Any], taxonomy: Taxonomy) -> CallResult:
+        """Send one request with our retry loop; every outcome is a CallResult (errors included)."""
         cost = self._cost(body)
         started = time.perf_counter()
         attempt = limited = 0  # sends, and sends answered with a paced 429 (those are not failed attempts)
@@ -127,17 +162,17 @@ class AnthropicProvider:
             self.pacer.observe(slot, raw.headers)
             return self._answer_result(message, raw.request_id, taxonomy, attempt, started)
 
-    def _cost(self, body: dict) -> dict[str, float]:
+    def _cost(self, body: dict[str, Any]) -> dict[str, float]:
         """What one request takes from the API's rate-limit buckets: its input tokens (a high estimate) and its
         `max_tokens` (the API counts output tokens from `max_tokens` when the request starts)."""
-        prompt = body["system"] + body["messages"][-1]["content"] + str(body.get("output_config", ""))
-        tokens = float(prompts.estimate_tokens(prompt))
+        tokens = float(prompts.estimate_tokens(_text_of(body["system"]) + _text_of(body["messages"][-1]["content"])
+                                               + str(body.get("output_config", ""))))
         return {"input-tokens": tokens, "output-tokens": float(self.max_tokens), "tokens": tokens + self.max_tokens}
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.base_delay * 2 ** (attempt - 1), 8.0) * random.uniform(0.75, 1.0)
+        return min(self.base_delay * 2.0 ** (attempt - 1), 8.0) * random.uniform(0.75, 1.0)
 
-    def _retry_wait(self, status: int, headers, attempt: int) -> float | None:
+    def _retry_wait(self, status: int, headers: Mapping[str, str], attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""
         if status not in RETRYABLE_STATUS or attempt >= self.max_attempts:
             return None
@@ -164,14 +199,15 @@ class AnthropicProvider:
             request_id=exc.request_id, latency_ms=_ms(started),
         )
 
-    def _answer_result(self, message, request_id, taxonomy: Taxonomy, attempt: int, started: float) -> CallResult:
+    def _answer_result(self, message: Message, request_id: str | None, taxonomy: Taxonomy, attempt: int,
+                       started: float) -> CallResult:
         usage = usage_from_message(message)
         cost, cost_note = Decimal(0), None
         try:
             cost = self.prices.cost(message.model or self.model, usage, _now())
         except UnknownModel as exc:  # billed all the same: recorded with its cost unknown, never dropped
             cost_note = f"the API answered as model {message.model!r}: {exc}"
-        text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
+        text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
         result = CallResult(
             self.tier, self.model, OK, model_returned=message.model, usage=usage, cost_usd=cost,
             cost_known=cost_note is None, cost_note=cost_note, latency_ms=_ms(started), request_id=request_id,
@@ -196,7 +232,7 @@ class AnthropicProvider:
         return result
 
 
-def usage_from_message(message) -> Usage:
+def usage_from_message(message: Message) -> Usage:
     u = message.usage
     write_total = u.cache_creation_input_tokens or 0
     cc = getattr(u, "cache_creation", None)
@@ -211,6 +247,13 @@ def usage_from_message(message) -> Usage:
         service_tier=u.service_tier,
         inference_geo=getattr(u, "inference_geo", None),
     )
+
+
+def _text_of(content: str | list[dict[str, Any]]) -> str:
+    """A system prompt or message content as one string: a plain string, or its text blocks joined."""
+    if isinstance(content, str):
+        return content
+    return "".join(str(b.get("text", "")) for b in content)
 
 
 def _ms(started: float) -> int:

@@ -2,7 +2,7 @@
 calibration each call was routed with and its calibrated confidence
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-01 12:00:00
 
 Plain nullable columns without a foreign key: on SQLite (and PostgreSQL) adding them never rewrites model_calls.
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

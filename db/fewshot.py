@@ -1,0 +1,83 @@
+"""Operator-labelled tickets and their stored vectors, for the few-shot examples of tier 1 (triage.fewshot_source)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.orm import Session
+
+from db.models import FEWSHOT_OR_CACHED, Correction, ModelCall, SpendDaily, Ticket, TicketVector
+from db.reports import _day  # the UTC day of a call, per backend
+
+
+def operator_labelled(s: Session, categories: Sequence[str]) -> list[tuple[int, str, str, str | None]]:
+    """(ticket id, text, label, text hash) of every ticket carrying an operator's label from the taxonomy, by id."""
+    rows = s.execute(select(Ticket.id, Ticket.text, Ticket.category, Ticket.text_hash)
+                     .where(Ticket.label_source == "operator", Ticket.category.in_(list(categories)))
+                     .order_by(Ticket.id))
+    return [(r.id, r.text, r.category or "", r.text_hash) for r in rows]
+
+
+def same_text(s: Session, text_hash: str, model: str) -> tuple[list[int], bytes | None]:
+    """The tickets whose normalised text hashes to `text_hash`, and a stored vector of one of them (the embedding
+    depends on the text alone), or None when none is stored."""
+    ids = list(s.scalars(select(Ticket.id).where(Ticket.text_hash == text_hash).order_by(Ticket.id)))
+    vector = s.scalar(select(TicketVector.vector).where(TicketVector.ticket_id.in_(ids), TicketVector.model == model)
+                      .limit(1)) if ids else None
+    return ids, vector
+
+
+def labels_stamp(s: Session) -> tuple[int, int]:
+    """Changes whenever an operator label does (every label is an append-only corrections row): how many rows
+    and the newest id. Not the `labels` data version, which also moves with every call on a labelled ticket."""
+    n, newest = s.execute(select(func.count(Correction.id), func.max(Correction.id))).one()
+    return int(n or 0), int(newest or 0)
+
+
+def examples_and_cache(s: Session, start: date, end: date, band_limits: Sequence[int]) -> list[dict[str, Any]]:
+    """Calls from `start` to `end` (UTC days) that carried labelled examples or used the prompt cache, summed per
+    day, model, tier, with examples or not, service tier, inference geo and prompt band (`band_limits`: the price
+    table's max_prompt_tokens, so every group is priced by one band). Reads the partial index
+    ix_model_calls_fewshot: calls with neither are not touched."""
+    prompt = (ModelCall.input_tokens + ModelCall.cache_write_5m_tokens + ModelCall.cache_write_1h_tokens
+              + ModelCall.cache_read_tokens)
+    limits = sorted(set(band_limits))
+    band = case(*[(prompt <= lim, i) for i, lim in enumerate(limits)], else_=len(limits)) if limits else literal(0)
+    day = _day(s).label("day")
+    shots = ModelCall.examples.is_not(None).label("with_examples")
+    keys = (day, ModelCall.model, ModelCall.tier, shots, ModelCall.service_tier, ModelCall.inference_geo,
+            band.label("band"))
+    q = (select(*keys, func.count().label("calls"), func.sum(ModelCall.examples).label("examples"),
+                *(func.sum(c).label(c.key) for c in (ModelCall.input_tokens, ModelCall.output_tokens,
+                                                     ModelCall.cache_write_5m_tokens, ModelCall.cache_write_1h_tokens,
+                                                     ModelCall.cache_read_tokens, ModelCall.cost_pico)))
+         .where(FEWSHOT_OR_CACHED, ModelCall.created_at >= _midnight(start), ModelCall.created_at < _midnight(end, 1))
+         .group_by(*keys))
+    sums = ("calls", "examples", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+            "cache_read_tokens", "cost_pico")
+    return [{"day": str(r.day), "model": r.model, "tier": r.tier, "with_examples": bool(r.with_examples),
+             "service_tier": r.service_tier, "inference_geo": r.inference_geo, "band": int(r.band),
+             **{k: int(getattr(r, k) or 0) for k in sums}} for r in s.execute(q)]
+
+
+def tier1_totals(s: Session, start: date, end: date) -> dict[str, dict[str, int]]:
+    """Per model, tier 1's calls, prompt tokens (input and cache) and cost over these days (the daily rollup)."""
+    q = (select(SpendDaily.model, func.sum(SpendDaily.calls),
+                func.sum(SpendDaily.input_tokens + SpendDaily.cache_tokens), func.sum(SpendDaily.cost_pico))
+         .where(SpendDaily.tier == 1, SpendDaily.day >= start.isoformat(), SpendDaily.day <= end.isoformat())
+         .group_by(SpendDaily.model))
+    return {m: {"calls": int(c or 0), "prompt_tokens": int(t or 0), "cost_pico": int(p or 0)}
+            for m, c, t, p in s.execute(q)}
+
+
+def _midnight(day: date, plus: int = 0) -> datetime:
+    return datetime.combine(day + timedelta(days=plus), datetime.min.time(), UTC)
+
+
+
+def count_operator_labelled(s: Session, categories: Sequence[str]) -> int:
+    return int(s.scalar(select(func.count(Ticket.id)).where(Ticket.label_source == "operator",
+                                                            Ticket.category.in_(list(categories)))) or 0)
