@@ -141,6 +141,10 @@ class ModelCall(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # several tickets per request: each has a row with its share of usage and cost; the request is counted once
+    # (on the row of position 1)
+    group_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    group_position: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
 
@@ -193,7 +197,9 @@ class SpendDaily(Base):
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
     model: Mapped[str] = mapped_column(String(64), primary_key=True)
     tier: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calls: Mapped[int] = mapped_column(Integer, default=0)
+    calls: Mapped[int] = mapped_column(Integer, default=0)  # one per ticket a request was about
+    # API requests (<= calls); no Python default, so migration 0007's rebuild (before this column) can insert rows
+    requests: Mapped[int] = mapped_column(Integer, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -291,6 +291,7 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
         cost_pico=to_pico(c.cost_usd), cost_known=c.cost_known, cost_note=c.cost_note,
         latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
         error_kind=c.error_kind, attempts=c.attempts, created_at=rollups.as_utc(c.created_at),
+        group_size=c.group_size, group_position=c.group_position,
     )
     s.add(row)
     s.flush()
@@ -304,6 +305,12 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
     return row.id
 
 
+def record_calls(s: Session, calls: Sequence[tuple[int, int | None, CallResult]]) -> list[int]:
+    """The calls of one request about several tickets (ticket id, run id, that ticket's share), in the caller's
+    transaction: they are on the books together or not at all."""
+    return [record_call(s, ticket_id, run_id, c) for ticket_id, run_id, c in calls]
+
+
 def call_from_row(r: ModelCall) -> CallResult:
     return CallResult(
         tier=r.tier, model=r.model, outcome=r.outcome, category=r.category, confidence=r.confidence,
@@ -313,7 +320,7 @@ def call_from_row(r: ModelCall) -> CallResult:
         cost_usd=from_pico(r.cost_pico), cost_known=r.cost_known, cost_note=r.cost_note,
         latency_ms=r.latency_ms, request_id=r.request_id,
         stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
-        created_at=r.created_at,
+        created_at=r.created_at, group_size=r.group_size, group_position=r.group_position,
     )
 
 

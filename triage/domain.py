@@ -48,9 +48,10 @@ class ErrorKind(StrEnum):
     AUTH = "auth"  # 401/403: stop the run, do not retry
     BAD_REQUEST = "bad_request"  # 400/404/413/422: recorded on the ticket with the API's message
     TRANSIENT = "transient"  # 429/5xx/529/timeouts/connection, still failing after the retries
+    UNANSWERED = "unanswered"  # a several-ticket answer gave this ticket no clean answer: it is asked again alone
 
 
-AUTH, BAD_REQUEST, TRANSIENT = tuple(ErrorKind)
+AUTH, BAD_REQUEST, TRANSIENT, UNANSWERED = tuple(ErrorKind)
 
 # money: Decimal dollars in Python, integer pico-dollars in the database, so every sum is exact
 PICO = Decimal("1e12")
@@ -112,6 +113,8 @@ class CallResult:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     vector: bytes | None = field(default=None, repr=False)  # the local tier's embedding, stored once
     reservation_id: int | None = None  # its row in the spending ledger, settled when the call is recorded
+    group_size: int = 1  # how many tickets shared the request (usage and cost here are this ticket's share)
+    group_position: int = 1  # this ticket's id (1..group_size) in that request
 
     @property
     def answered(self) -> bool:

@@ -5,7 +5,7 @@ Pure decisions live here; the service layer feeds calls in and stores what comes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from triage.domain import (
@@ -22,7 +22,7 @@ from triage.domain import (
     Outcome,
 )
 from triage.errors import InputError, KeyRejected
-from triage.providers.base import Provider
+from triage.providers.base import GroupProvider, Provider
 from triage.taxonomy import Taxonomy
 
 
@@ -73,6 +73,11 @@ class SpendGuard(Protocol):
     async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy, ticket: CallFor | None = None) -> int:
         ...
 
+    async def admit_group(self, provider: GroupProvider, texts: Sequence[str], taxonomy: Taxonomy,
+                          tickets: Sequence[CallFor]) -> Sequence[int]:
+        """Before a request about several tickets: reserve its whole worst case (one reservation per ticket)."""
+        ...
+
     async def abandon(self, reservation_id: int, note: str) -> None:
         """The call ended without an answer to record: keep it on the books as probably billed."""
         ...
@@ -86,7 +91,8 @@ class Router:
 
     `mode` and `threshold` are the defaults; a run's own mode and threshold may be passed per ticket, so they
     travel with the ticket whoever processes it. `guard`, when set, is asked before every paid (tier >= 1) call;
-    `ticket` says whom the call is for (written on its reservation)."""
+    `ticket` says whom the call is for (written on its reservation). `per_call` / `per_call_sonnet`: how many
+    tickets one tier-1 / tier-2 request may carry (1: one request per ticket; see triage.group_router)."""
 
     def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
                  threshold: float = 0.7, mode: str = "auto", tier0: Provider | None = None,
@@ -96,6 +102,11 @@ class Router:
         self.threshold, self.mode = threshold, mode
         self.tier0, self.tier0_threshold = tier0, tier0_threshold
         self.guard = guard
+        self.per_call = self.per_call_sonnet = 1
+
+    @property
+    def grouped(self) -> bool:
+        return self.per_call > 1 or self.per_call_sonnet > 1
 
     async def classify(self, text: str, prior: list[CallResult] | None = None, on_call: OnCall | None = None, *,
                        mode: str | None = None, threshold: float | None = None,
@@ -136,6 +147,11 @@ class Router:
                    if (c := getattr(p, "client", None)) is not None and hasattr(c, "close")}
         for client in clients.values():  # tiers 1 and 2 share one client: close it once
             await client.close()
+
+    async def call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
+                   ticket: CallFor | None = None) -> CallResult:
+        """One single-ticket call through the guard, appended to `calls` and passed to `on_call`."""
+        return await self._call(provider, text, calls, on_call, ticket)
 
     async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
                     ticket: CallFor | None = None) -> CallResult:
