@@ -55,6 +55,7 @@ class Run(Base):
     source: Mapped[str] = mapped_column(String(255), default="")
     mode: Mapped[str] = mapped_column(String(16), default="auto")
     threshold: Mapped[float] = mapped_column(Float, default=0.7)
+    per_call: Mapped[int | None] = mapped_column(Integer)  # tickets per tier-1 request; None: the worker's setting
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished | stopped
     message: Mapped[str | None] = mapped_column(Text)
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)

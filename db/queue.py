@@ -41,6 +41,7 @@ class Claimed:
     run_id: int | None
     mode: str | None = None  # the run's routing (auto, haiku, sonnet, local, ...): it travels with the ticket
     threshold: float | None = None  # the run's escalation threshold
+    per_call: int | None = None  # the run's tickets per tier-1 request (None: the worker's setting)
 
 
 def _aware(when: datetime) -> datetime:
@@ -62,8 +63,9 @@ def run_info(s: Session, run_id: int) -> Run | None:
     return s.get(Run, run_id)
 
 
-def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float) -> int:
-    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold)
+def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float,
+               per_call: int | None = None) -> int:
+    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold, per_call=per_call)
     s.add(run)
     s.flush()
     return run.id
@@ -184,10 +186,11 @@ def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None
         return []
     s.execute(update(Ticket).where(Ticket.id.in_([r.id for r in rows])).values(claimed_by=worker, claimed_at=now))
     run_ids = {r.run_id for r in rows if r.run_id is not None}
-    routing = {rid: (mode, threshold) for rid, mode, threshold in
-               s.execute(select(Run.id, Run.mode, Run.threshold).where(Run.id.in_(run_ids)))} if run_ids else {}
-    return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id, *routing.get(r.run_id, (None, None)))
-            for r in rows]
+    routing = {rid: (mode, threshold, per_call) for rid, mode, threshold, per_call in
+               s.execute(select(Run.id, Run.mode, Run.threshold, Run.per_call).where(Run.id.in_(run_ids)))
+               } if run_ids else {}
+    return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id,
+                    *routing.get(r.run_id, (None, None, None))) for r in rows]
 
 
 def pending_texts(s: Session, run_id: int) -> list[str]:

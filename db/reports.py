@@ -148,8 +148,8 @@ def spend_by_week(s: Session, start: date | None = None, end: date | None = None
         monday = (d - timedelta(days=d.weekday())).isoformat()
         key = (monday, r["model"], r["tier"])
         w = weeks.setdefault(key, {"week": monday, "model": r["model"], "tier": r["tier"], "calls": 0,
-                                   "input_tokens": 0, "output_tokens": 0, "cost_usd": from_pico(0)})
-        for k in ("calls", "input_tokens", "output_tokens", "cost_usd"):
+                                   "requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": from_pico(0)})
+        for k in ("calls", "requests", "input_tokens", "output_tokens", "cost_usd"):
             w[k] += r[k]
     return sorted(weeks.values(), key=lambda w: (w["week"], w["model"]))
 

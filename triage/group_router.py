@@ -37,6 +37,7 @@ class Member:
     threshold: float = 0.7
     wants_tier2: bool = False  # an operator asked for tier 2
     run_id: int | None = None
+    per_call: int | None = None  # the run's tickets per tier-1 request (None: the router's)
 
 
 Record = Callable[[Sequence[tuple[Member, CallResult]]], Awaitable[None]]  # writes the calls in one transaction
@@ -83,14 +84,17 @@ class GroupRouting:
             raise ValueError(f"no provider for mode {m.mode!r}")
         return first
 
-    def _per_call(self, provider: Provider) -> int:
-        r = self.router
-        return r.per_call_sonnet if r.tier2 is not None and provider is r.tier2 else r.per_call
-
     async def ask(self, provider: Provider, members: Sequence[Member]) -> None:
-        """One tier's call for each member, in groups planned in queue order."""
-        for group in grouping.plan(list(members), lambda m: m.text, self._per_call(provider)):
-            await self._ask_together(provider, group, tries=2)
+        """One tier's call for each member, in groups planned in queue order (members of a run that asked for
+        another size are grouped apart)."""
+        r = self.router
+        by_size: dict[int, list[Member]] = {}
+        for m in members:
+            first, second = r.sizes(m.per_call)
+            by_size.setdefault(second if r.tier2 is not None and provider is r.tier2 else first, []).append(m)
+        for size, same in by_size.items():
+            for group in grouping.plan(same, lambda m: m.text, size):
+                await self._ask_together(provider, group, tries=2)
 
     async def _alone(self, provider: Provider, m: Member) -> None:
         await self.router.call(provider, m.text, m.calls, self._on_call(m), m.ticket)

@@ -216,10 +216,15 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
             on_ticket(t, o)
 
 
+def _run_per_call(s: Session, run_id: int) -> int | None:
+    run = queue.run_info(s, run_id)
+    return run.per_call if run is not None else None
+
+
 def _member(item: queue.Claimed, worker: str) -> Member:
     return Member(item.ticket_id, item.text, CallFor(item.ticket_id, item.run_id, worker),
                   mode=item.mode if item.mode in MODES else "auto", threshold=item.threshold,
-                  wants_tier2=item.wants_tier2, run_id=item.run_id)
+                  wants_tier2=item.wants_tier2, run_id=item.run_id, per_call=item.per_call)
 
 
 def _step_for(router: Router, item: queue.Claimed, worker: str) -> Step:
@@ -290,29 +295,43 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
         raise ValueError("concurrency must be at least 1")
     name = worker or worker_name()
     report = RunReport(run_id)
-    inbox: asyncio.Queue[list[queue.Claimed] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    inbox: asyncio.Queue[tuple[bool, list[queue.Claimed]] | None] = asyncio.Queue(maxsize=concurrency * 2)
     stop = asyncio.Event()
-    size = max(router.per_call, router.per_call_sonnet)  # tickets one consumer takes at a time
+
+    def chunks(batch: list[queue.Claimed]) -> list[tuple[bool, list[queue.Claimed]]]:
+        """The claimed tickets in queue order, cut where the group size changes (a run may ask for its own) and
+        at the size: (grouped, tickets) for one consumer at a time."""
+        out: list[tuple[bool, list[queue.Claimed]]] = []
+        for item in batch:
+            sizes = router.sizes(item.per_call)
+            if out and out[-1][1][-1].per_call == item.per_call and len(out[-1][1]) < max(sizes):
+                out[-1][1].append(item)
+            else:
+                out.append((max(sizes) > 1, [item]))
+        return out
 
     def stopping() -> bool:
         return stop.is_set() or (halt is not None and halt.requested)
 
     async def producer() -> None:
+        run_size = None if run_id is None else await read(db, lambda s: _run_per_call(s, run_id))
+        size = max(router.sizes(run_size))  # tickets claimed per consumer
         while not stopping():
             batch = await in_transaction(db, lambda s: queue.claim_pending(s, name, concurrency * size, run_id,
                                                                              local=False))
             if not batch:
                 break
-            for start in range(0, len(batch), size):  # queue order
-                await inbox.put(batch[start:start + size])
+            for chunk in chunks(batch):
+                await inbox.put(chunk)
         for _ in range(concurrency):
             await inbox.put(None)
 
     async def consumer() -> None:
-        while (items := await inbox.get()) is not None:
+        while (chunk := await inbox.get()) is not None:
             if stopping():
                 continue  # released, with the reason, when the pass winds up
-            if router.grouped:
+            grouped, items = chunk
+            if grouped:
                 await _process_group(db, [_member(i, name) for i in items], router, report, stop, on_ticket)
                 continue
             for item in items:
@@ -349,8 +368,8 @@ async def escalate_tickets(db: Database, router: Router, ticket_ids: Sequence[in
                        for t in group]
             await _process_group(db, members, router, report, stop, on_ticket, escalate=True)
 
-    if router.per_call_sonnet > 1:
-        size = router.per_call_sonnet
+    size = router.sizes()[1]
+    if size > 1:
         try:
             await _run_all([together(list(ticket_ids[i:i + size])) for i in range(0, len(ticket_ids), size)], halt)
         finally:

@@ -102,11 +102,13 @@ class Router:
         self.threshold, self.mode = threshold, mode
         self.tier0, self.tier0_threshold = tier0, tier0_threshold
         self.guard = guard
-        self.per_call = self.per_call_sonnet = 1
+        self.per_call: int = 1
+        self.per_call_sonnet: int | None = None  # None: the same as the tier-1 size (the run's, else per_call)
 
-    @property
-    def grouped(self) -> bool:
-        return self.per_call > 1 or self.per_call_sonnet > 1
+    def sizes(self, run_per_call: int | None = None) -> tuple[int, int]:
+        """Tickets per tier-1 and per tier-2 request for a ticket of a run that asked for `run_per_call`."""
+        first = run_per_call or self.per_call
+        return first, first if self.per_call_sonnet is None else self.per_call_sonnet
 
     async def classify(self, text: str, prior: list[CallResult] | None = None, on_call: OnCall | None = None, *,
                        mode: str | None = None, threshold: float | None = None,

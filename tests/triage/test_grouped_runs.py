@@ -5,7 +5,6 @@ The checks an operator relies on: no ticket lost, each ticket's label is the one
 neighbour's), and the per-ticket costs add up to what the API billed to the last pico-dollar."""
 
 import asyncio
-import json
 import random
 from datetime import UTC, datetime
 from decimal import Decimal

@@ -106,7 +106,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     source = "stdin" if args.path == "-" else args.path
     imported = runs.start_run(db, batch.items, source=source, actor=actor(args),
                               mode="local" if local else args.tier, threshold=settings.threshold,
-                              reclassify=args.reclassify)
+                              reclassify=args.reclassify, per_call=None if local else settings.per_call)
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {imported.run_id})",
           file=sys.stderr)
     progress = progress_bar(args, len(set(imported.ticket_ids)))
