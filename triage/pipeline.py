@@ -221,9 +221,11 @@ def _run_per_call(s: Session, run_id: int) -> int | None:
     return run.per_call if run is not None else None
 
 
-def _member(item: queue.Claimed, worker: str) -> Member:
+def _member(item: queue.Claimed, worker: str, router: Router) -> Member:
+    """A claimed ticket with its run's routing (the router's defaults for a ticket of no run)."""
     return Member(item.ticket_id, item.text, CallFor(item.ticket_id, item.run_id, worker),
-                  mode=item.mode if item.mode in MODES else "auto", threshold=item.threshold,
+                  mode=item.mode if item.mode in MODES else router.mode,
+                  threshold=router.threshold if item.threshold is None else item.threshold,
                   wants_tier2=item.wants_tier2, run_id=item.run_id, per_call=item.per_call)
 
 
@@ -332,7 +334,7 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
                 continue  # released, with the reason, when the pass winds up
             grouped, items = chunk
             if grouped:
-                await _process_group(db, [_member(i, name) for i in items], router, report, stop, on_ticket)
+                await _process_group(db, [_member(i, name, router) for i in items], router, report, stop, on_ticket)
                 continue
             for item in items:
                 await _process_one(db, item.run_id, item.ticket_id, _step_for(router, item, name), report, stop,
