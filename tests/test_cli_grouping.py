@@ -72,11 +72,38 @@ def test_a_size_out_of_range_is_refused_before_anything_is_sent(env, fake, tmp_p
         Settings.from_env({"TRIAGE_PER_CALL": value})
 
 
-def test_batch_with_several_tickets_per_call_is_refused_with_the_way_out(env, fake, tmp_path, capsys):
-    assert main(["classify", write(tmp_path), "--batch", "--per-call", "5"]) == 2
-    err = capsys.readouterr().err
-    assert "--batch sends one ticket per batch request" in err and "--per-call 1" in err
-    assert fake.requests == []
+def batch_groups(fake) -> list[int]:
+    """Tickets per request of every Message Batch the fake received."""
+    return [r["params"]["messages"][0]["content"].count('<ticket id="') or 1 for b in fake.batches.values()
+            for r in b["requests"]]
+
+
+def test_batch_requests_carry_several_tickets_and_the_money_adds_up(env, fake, db_url, tmp_path, capsys):
+    assert main(["classify", write(tmp_path), "--batch", "--poll", "0.05", "--per-call", "3"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["category"] for r in out] == [keyword_label(t)[0] for t in TEXTS]
+    assert batch_groups(fake) == [3, 3, 1]  # a group of one is the single-ticket request
+    assert [r["status"] for r in out][-1] == "escalated"  # unsure in the batch: Sonnet live
+    rows = calls(db_url)
+    assert sum((from_pico(r.cost_pico) for r in rows), 0) == expected_total(fake)
+    batch_rows = [r for r in rows if r.service_tier == "batch"]
+    assert sorted(r.group_size for r in batch_rows) == [1, 3, 3, 3, 3, 3, 3]
+    assert len({r.request_id for r in batch_rows}) == 3
+
+
+def test_batch_tickets_without_a_clean_answer_are_asked_again_alone_live(env, fake, db_url, tmp_path, capsys):
+    texts = [TEXTS[0], TEXTS[1], TEXTS[2] + " [[skip]]", TEXTS[3], TEXTS[4] + " [[twice]]", TEXTS[5]]
+    fake.group_faults.extend(["refuse"])  # the first group's answer is refused as a whole
+    assert main(["classify", write(tmp_path, texts), "--tier", "haiku", "--batch", "--poll", "0.05",
+                 "--per-call", "2"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["category"] for r in out] == [keyword_label(t)[0] for t in texts]
+    assert batch_groups(fake) == [2, 2, 2]
+    live = [r["body"]["messages"][0]["content"] for r in fake.requests if r["path"] == "/v1/messages"]
+    assert all(c.startswith("<ticket>\n") for c in live)  # each asked again alone
+    assert sorted(live) == sorted(f"<ticket>\n{texts[i]}\n</ticket>" for i in (0, 1, 2, 4))  # refused, skipped, twice
+    rows = calls(db_url)
+    assert sum((from_pico(r.cost_pico) for r in rows), 0) == expected_total(fake)
 
 
 def test_escalate_retry_and_worker_take_per_call(env, fake, db_url, tmp_path, capsys):

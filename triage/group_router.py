@@ -6,6 +6,8 @@ Every answer goes to its own ticket (triage.grouping reads it by the ids of the 
 - a ticket the answer skipped, named twice or answered malformed (and any answer naming an id that was not
   sent) is asked again alone, as a single-ticket request;
 - a wholly unreadable, refused or cut-off answer asks the group once more, then each ticket alone;
+- a ticket a group already left without a clean answer (an earlier pass, a Message Batch) is asked alone at
+  that tier from then on;
 - a request that got no answer at all (the API failed after its retries) leaves each ticket failed with that
   error, retryable, as a single call would.
 Each request's worst case is reserved whole before it goes (`BudgetGuard.admit_group`, one reservation per
@@ -38,6 +40,7 @@ class Member:
     wants_tier2: bool = False  # an operator asked for tier 2
     run_id: int | None = None
     per_call: int | None = None  # the run's tickets per tier-1 request (None: the router's)
+    alone_at: set[int] = field(default_factory=set)  # tiers where a group left it unanswered: asked alone there
 
 
 Record = Callable[[Sequence[tuple[Member, CallResult]]], Awaitable[None]]  # writes the calls in one transaction
@@ -91,7 +94,8 @@ class GroupRouting:
         by_size: dict[int, list[Member]] = {}
         for m in members:
             first, second = r.sizes(m.per_call)
-            by_size.setdefault(second if r.tier2 is not None and provider is r.tier2 else first, []).append(m)
+            size = second if r.tier2 is not None and provider is r.tier2 else first
+            by_size.setdefault(1 if provider.tier in m.alone_at else size, []).append(m)
         for size, same in by_size.items():
             for group in grouping.plan(same, lambda m: m.text, size):
                 await self._ask_together(provider, group, tries=2)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from db import ledger, queue
 from db.engine import Database
-from triage.domain import FAILED, MODES, CallFor, CallResult, Outcome
+from triage.domain import FAILED, MODES, UNANSWERED, CallFor, CallResult, Outcome
 from triage.errors import BudgetReached, KeyRejected, NotFound
 from triage.group_router import GroupRouting, Member
 from triage.host import pid_alive, worker_name
@@ -172,6 +172,7 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
     prior = await read(db, lambda s: {t: queue.current_calls(s, t) for t in ids})
     for m in members:
         m.calls = [c for c in prior[m.ticket_id] if c.answered]
+        m.alone_at = {c.tier for c in prior[m.ticket_id] if c.error_kind == UNANSWERED}
     unrecorded = False
 
     async def record(pairs: Sequence[tuple[Member, CallResult]]) -> None:

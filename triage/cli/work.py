@@ -96,10 +96,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.batch and (local or args.tier == "sonnet"):
         raise InputError("--batch sends tier 1 (Haiku) through the Message Batches API: it needs an API key "
                          "and --tier auto or haiku")
-    if args.batch and settings.per_call > 1:
-        raise InputError(f"--batch sends one ticket per batch request: several tickets per request (--per-call "
-                         f"{settings.per_call} or TRIAGE_PER_CALL) work live only for now; run with --per-call 1 "
-                         "for a batch, or without --batch to group live")
     router = None if local else services.build_router(settings, taxonomy, mode=args.tier,
                                                       threshold=settings.threshold, db=db)
     _recover(db)

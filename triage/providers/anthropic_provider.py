@@ -237,6 +237,17 @@ class AnthropicProvider:
             sent.group_size = n
             return grouping.GroupCall(sent, [replace(sent, group_position=k) for k in range(1, n + 1)])
         message, request_id, attempt = sent
+        return self.read_group(message, request_id, texts, taxonomy, attempt=attempt, started=started,
+                               max_tokens=body["max_tokens"])
+
+    def read_group(self, message: Any, request_id: str | None, texts: Sequence[str], taxonomy: Taxonomy, *,
+                   attempt: int = 1, started: float | None = None, max_tokens: int | None = None
+                   ) -> grouping.GroupCall:
+        """A multi-ticket answer (live, or a Message Batches result) read per ticket, priced once, its cost
+        and tokens split exactly between the tickets."""
+        n = len(texts)
+        started = time.perf_counter() if started is None else started
+        max_tokens = self.max_tokens * n if max_tokens is None else max_tokens
         usage = usage_from_message(message)
         model = message.model or self.model
         cost, output_part, cost_note = Decimal(0), Decimal(0), None
@@ -255,7 +266,7 @@ class AnthropicProvider:
             category = getattr(details, "category", None) if details else None
             whole.outcome, whole.problem = REFUSAL, f"the model refused ({category or 'no category given'})"
         elif message.stop_reason == "max_tokens":
-            whole.outcome, whole.problem = TRUNCATED, f"answer cut off at max_tokens={body['max_tokens']}"
+            whole.outcome, whole.problem = TRUNCATED, f"answer cut off at max_tokens={max_tokens}"
         elif read.unreadable:
             whole.outcome, whole.problem = UNPARSED, read.unreadable
         retry_group = whole.outcome != OK
