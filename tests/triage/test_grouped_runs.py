@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from db.models import CallAttempt, ModelCall, SpendDaily, Ticket
 from tests.actors import LEAD
-from tests.fake_anthropic import Error, keyword_label
+from tests.fake_anthropic import Drop, Error, keyword_label
 from triage import pipeline, runs, services, taxonomy
 from triage.domain import Usage, to_pico
 from triage.pricing import PriceTable
@@ -84,6 +84,7 @@ def assert_each_ticket_has_its_own_label(db, imp, items) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_under_random_faults_every_ticket_gets_its_own_label_and_the_money_adds_up(fake, db, seed):
     fake.group_chaos = random.Random(seed)  # every multi-ticket answer: clean, or broken one of ten ways
+    fake.push(Error(500), Error(429, "rate_limit_error", "slow down", headers={"retry-after": "0"}), Drop())
     items = texts(45, seed, unsure_every=6)
     items[3] += " [[skip]]"  # the model leaves this one out
     items[10] += " [[twice]]"  # names this one twice, the second time with another label
@@ -152,12 +153,13 @@ def test_an_unusable_answer_then_a_clean_one_needs_no_single_requests(fake, db):
     assert len(messages_bodies(fake)) == 2
 
 
-def test_server_errors_and_rate_limits_are_retried_as_one_request(fake, db):
-    fake.push(Error(500), Error(429, "rate_limit_error", "slow down", headers={"retry-after": "0"}), Error(529))
+def test_server_errors_rate_limits_and_dropped_connections_are_retried_as_one_request(fake, db):
+    fake.push(Error(500), Error(429, "rate_limit_error", "slow down", headers={"retry-after": "0"}), Drop(),
+              Error(529))
     items = texts(10, 4)
     imp, _ = run(fake, db, items, per_call=10, concurrency=1, mode="haiku")
     assert_each_ticket_has_its_own_label(db, imp, items)
-    assert [r.get("status") for r in fake.requests] == [500, 429, 529, 200]
+    assert [r.get("status") for r in fake.requests] == [500, 429, "dropped", 529, 200]
     assert recorded_pico(db) == billed_pico(fake)
 
 
