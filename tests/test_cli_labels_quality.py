@@ -52,7 +52,7 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"measured_on", "n_tickets", "label_sources", "since", "per_model", "flips", "whatif",
-                        "reliability"}
+                        "reliability", "by_group_size"}
     assert out["n_tickets"] == 4 and out["label_sources"] == {"review": 4} and out["since"] is None
     assert "4 tickets an operator labelled" in out["measured_on"] and "hard tickets" in out["measured_on"]
     haiku, sonnet = out["per_model"]
@@ -76,12 +76,14 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
 
 
 def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
-    from triage import quality
+    from triage import quality, quality_groups
 
     seed_history(cli_db)
     assert main(["quality", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == json.loads(json.dumps(quality.measure(cli_db, classes=TAX.names).to_dict()))
+    by_size = [x.to_dict() for x in quality_groups.by_group_size(cli_db)]  # the page's section by group size
+    assert printed == json.loads(json.dumps({**quality.measure(cli_db, classes=TAX.names).to_dict(),
+                                             "by_group_size": by_size}))
 
 
 def test_quality_since_leaves_older_answers_out(cli_db, capsys):
