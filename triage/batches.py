@@ -192,6 +192,7 @@ def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, so
                     threshold: float, per_call: int | None = None) -> int:
     """The dashboard's economy route: import the tickets and hold them for a batch in one transaction (so no
     worker sends them live meanwhile); the background worker submits it (`check_open`). Returns the run id."""
+    grouping.check_size(per_call)
     with db.transaction() as s:
         run_id = queue.create_run(s, started_by=started_by, source=source, mode="auto", threshold=threshold,
                                   per_call=per_call)

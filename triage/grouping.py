@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from triage import prompts
 from triage.domain import CallResult, Usage
+from triage.errors import InputError
 from triage.parsing import Parsed, normalise_confidence, normalise_label
 from triage.taxonomy import Taxonomy
 
@@ -23,6 +24,13 @@ T = TypeVar("T")
 MAX_PER_CALL = 50
 MAX_GROUP_INPUT_TOKENS = 8000  # estimated; a ticket that would push a request past it goes in a smaller group
 _OPEN = "<ticket>"
+
+
+def check_size(per_call: int | None) -> int | None:
+    """A run's tickets per request, as stored: None, or a whole number from 1 to MAX_PER_CALL (InputError)."""
+    if per_call is not None and not (isinstance(per_call, int) and 1 <= per_call <= MAX_PER_CALL):
+        raise InputError(f"tickets per call is a whole number from 1 to {MAX_PER_CALL}, not {per_call!r}")
+    return per_call
 
 
 def fenced(text: str, position: int) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from db import queue, reports
 from db.engine import Database
-from triage import audit
+from triage import audit, grouping
 from triage.access import Action, Actor, require
 from triage.domain import from_pico, money_text
 
@@ -80,6 +80,7 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
     """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies.
     `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting)."""
     require(actor, Action.CLASSIFY)
+    grouping.check_size(per_call)
     with db.transaction() as s:
         run_id = queue.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
                                   per_call=per_call)
