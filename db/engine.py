@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +23,11 @@ DEFAULT_URL = "sqlite:///data/triage.db"
 BUSY_TIMEOUT_S = 30.0  # how long a SQLite write waits for another process's lock; TRIAGE_BUSY_TIMEOUT_S overrides
 WRITE_PATIENCE_S = 300.0  # how long `Database.write` keeps retrying a write that must not be lost
 _PG_RETRYABLE = {"40001", "40P01", "55P03", "57P01", "08000", "08003", "08006"}  # serialization, deadlock, lock, gone
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched (`Session.execute` types every result as a plain Result)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def database_url(url: str | None = None) -> str:

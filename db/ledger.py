@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, insert, not_, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, false, func, insert, not_, or_, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from db import batches, rollups
+from db.engine import rows_affected
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
 
 OPEN, LOST, UNPRICED = "open", "lost", "unpriced"
@@ -48,10 +49,6 @@ class Committed:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
-
-
-def _rows(result: object) -> int:
-    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _holding() -> ColumnElement[bool]:
@@ -93,6 +90,12 @@ def reserve(s: Session, *, estimated_pico: int, tier: int, model: str, worker: s
     return int(s.execute(row.returning(CallAttempt.id)).scalar_one())
 
 
+def batch_reservation(s: Session, run_id: int) -> int | None:
+    """The open reservation of this run's Message Batch, if it has one."""
+    return s.scalar(select(CallAttempt.id).where(CallAttempt.kind == "batch", CallAttempt.run_id == run_id,
+                                                 CallAttempt.state == OPEN).limit(1))
+
+
 def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note: str | None = None) -> None:
     """The call is on the books: drop its reservation, or keep its estimate when its cost is unknown."""
     if priced:
@@ -104,15 +107,15 @@ def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note:
 
 def abandon(s: Session, reservation_id: int, note: str) -> None:
     """The call ended without an answer we could record: count it as probably billed."""
-    if _rows(s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
-                       .values(state=LOST, note=note, ended_at=datetime.now(UTC)))):
+    if rows_affected(s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
+                               .values(state=LOST, note=note, ended_at=datetime.now(UTC)))):
         rollups.bump_version(s, VERSION)
 
 
 def mark_lost(s: Session, worker: str, note: str) -> int:
     """The open reservations of a worker that stopped with requests in flight."""
-    lost = _rows(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
-                           .values(state=LOST, note=note, ended_at=datetime.now(UTC))))
+    lost = rows_affected(s.execute(update(CallAttempt).where(CallAttempt.state == OPEN, CallAttempt.worker == worker)
+                                   .values(state=LOST, note=note, ended_at=datetime.now(UTC))))
     if lost:
         rollups.bump_version(s, VERSION)
     return lost
@@ -136,10 +139,10 @@ def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
     """Open reservations of dead processes on this host, and stale ones from anywhere, become lost."""
     now = datetime.now(UTC)
     s.execute(delete(CallAttempt).where(CallAttempt.kind == "batch", CallAttempt.state == OPEN, not_(_holding())))
-    lost = _rows(s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
-                                                     CallAttempt.started_at < now - STALE)
-                           .values(state=LOST, ended_at=now, note="still open after an hour: its process is gone "
-                                                                  "(probably billed, answer lost)")))
+    lost = rows_affected(s.execute(update(CallAttempt).where(CallAttempt.kind == "call", CallAttempt.state == OPEN,
+                                                             CallAttempt.started_at < now - STALE)
+                                   .values(state=LOST, ended_at=now, note="still open after an hour: its process is "
+                                                                          "gone (probably billed, answer lost)")))
     if lost:
         rollups.bump_version(s, VERSION)
     for worker in _dead_workers(s, host, alive):
@@ -171,8 +174,8 @@ def estimates(s: Session, start: date | None = None, end: date | None = None) ->
         CallAttempt.started_at)).one()
     unpriced_pico = s.scalar(bounded(select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
                                      .where(CallAttempt.state == UNPRICED), CallAttempt.started_at)) or 0
-    unknown_n = s.scalar(bounded(select(func.count()).select_from(ModelCall).where(ModelCall.cost_known.is_(False)),
-                                 ModelCall.created_at)) or 0
+    unknown = select(func.count()).select_from(ModelCall).where(ModelCall.cost_known == false())  # partial index
+    unknown_n = s.scalar(bounded(unknown, ModelCall.created_at)) or 0
     return Estimates(int(lost_n), int(lost_pico), int(unknown_n), int(unpriced_pico))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    text,
     true,
 )
 from sqlalchemy.engine.default import DefaultExecutionContext
@@ -152,6 +153,9 @@ class ModelCall(Base):
     __table_args__ = (
         # covering index for spend reports: a range scan on created_at never touches the table
         Index("ix_model_calls_spend", "created_at", "model", "tier", "cost_pico", "latency_ms"),
+        # calls of unknown cost by date (the Spend page): only those rows, so the count never walks the history
+        Index("ix_model_calls_unknown_cost", "created_at", sqlite_where=text("cost_known = 0"),
+              postgresql_where=text("cost_known = false")),
     )
 
 

@@ -8,17 +8,21 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Select, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from db import ledger, rollups
+from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket, normal_text
 from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
+from triage.errors import NotFound
 
 LEASE = timedelta(minutes=10)  # a claim older than this is considered abandoned (crashed worker)
+T = TypeVar("T")
 
 
 def content_hash(text: str, external_id: str | None = None) -> str:
@@ -74,7 +78,7 @@ def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold
 IN_CHUNK = 1000  # ids or hashes per IN (...) list, rows per INSERT page: well under SQLite's variable limit
 
 
-def _chunks(seq: Sequence, size: int = IN_CHUNK) -> Iterator[Sequence]:
+def _chunks(seq: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     for i in range(0, len(seq), size):
         yield seq[i:i + size]
 
@@ -105,7 +109,7 @@ def import_tickets(
     fresh_from = (s.scalar(select(func.max(ModelCall.id))) or 0) + 1 if reclassify else 0  # calls after this count
     again = [row[0] for row in known.values()
              if not _held(row[2], row[3], now) and (reclassify or row[1] in requeue)]
-    values: dict = {"status": PENDING, "run_id": run_id, "claimed_by": None, "claimed_at": None}
+    values: dict[str, Any] = {"status": PENDING, "run_id": run_id, "claimed_by": None, "claimed_at": None}
     if reclassify:
         values["first_call_id"] = fresh_from
     free = or_(Ticket.claimed_by.is_(None), Ticket.claimed_at.is_(None), Ticket.claimed_at <= now - LEASE)
@@ -124,13 +128,16 @@ def _held(claimed_by: str | None, claimed_at: datetime | None, now: datetime) ->
     return claimed_by is not None and claimed_at is not None and _aware(claimed_at) > now - LEASE
 
 
-def _known_tickets(s: Session, hashes: Sequence[str]) -> dict[str, tuple]:
+_Known = tuple[int, str, str | None, datetime | None]  # id, status, claimed_by, claimed_at
+
+
+def _known_tickets(s: Session, hashes: Sequence[str]) -> dict[str, _Known]:
     """hash -> (id, status, claimed_by, claimed_at) of the tickets already stored: four columns, not the text."""
-    known: dict[str, tuple] = {}
+    known: dict[str, _Known] = {}
     for chunk in _chunks(hashes):
         rows = s.execute(select(Ticket.content_hash, Ticket.id, Ticket.status, Ticket.claimed_by, Ticket.claimed_at)
                          .where(Ticket.content_hash.in_(chunk)))
-        known.update((r[0], tuple(r[1:])) for r in rows)
+        known.update((r[0], (r[1], r[2], r[3], r[4])) for r in rows)
     return known
 
 
@@ -138,7 +145,7 @@ def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str]], *, sour
                 now: datetime) -> dict[str, int]:
     """Insert (hash, external id, text) rows in pages; returns hash -> id of those inserted. A hash another
     import inserted meanwhile is skipped (ON CONFLICT DO NOTHING) rather than failing the whole import."""
-    table = Ticket.__table__
+    table = cast(Table, Ticket.__table__)
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table).on_conflict_do_nothing(index_elements=["content_hash"]) \
         .returning(table.c.content_hash, table.c.id)
@@ -157,10 +164,10 @@ def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -
         update(Ticket).where(Ticket.id.in_(ticket_ids))
         .values(status=PENDING, run_id=run_id, claimed_by=None, claimed_at=None)
     )
-    return res.rowcount
+    return rows_affected(res)
 
 
-def _local_runs():  # type: ignore[no-untyped-def]
+def _local_runs() -> Select[int]:
     return select(Run.id).where(Run.mode == "local")
 
 
@@ -213,17 +220,17 @@ def explain_pending(s: Session, run_id: int | None, reason: str) -> int:
                 or_(Ticket.status_reason.is_(None), Ticket.status_reason != reason))
     if run_id is not None:
         cond = and_(cond, Ticket.run_id == run_id)
-    return s.execute(update(Ticket).where(cond).values(status_reason=reason)).rowcount
+    return rows_affected(s.execute(update(Ticket).where(cond).values(status_reason=reason)))
 
 
 def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
     """Queue tickets for tier 2; a worker picks them up like any pending ticket."""
     free = or_(Ticket.claimed_by.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)  # not in flight
-    return s.execute(
+    return rows_affected(s.execute(
         update(Ticket).where(Ticket.id.in_(ticket_ids), free)
         .values(escalation_requested=True, status=PENDING, claimed_by=None, claimed_at=None,
                 version=Ticket.version + 1)
-    ).rowcount
+    ))
 
 
 def finish_idle_runs(s: Session) -> int:
@@ -231,7 +238,7 @@ def finish_idle_runs(s: Session) -> int:
     busy = select(Ticket.run_id).where(Ticket.status == PENDING, Ticket.run_id.is_not(None)).distinct()
     res = s.execute(update(Run).where(Run.status == "running", Run.id.not_in(busy))
                     .values(status="finished", finished_at=datetime.now(UTC)))
-    return res.rowcount
+    return rows_affected(res)
 
 
 def stop_running_runs(s: Session, message: str) -> None:
@@ -244,8 +251,8 @@ def release_claims(s: Session, worker: str, reason: str | None = None) -> int:
     values: dict[str, object] = {"claimed_by": None, "claimed_at": None}
     if reason:
         values["status_reason"] = reason
-    return s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
-                     .values(**values)).rowcount
+    return rows_affected(s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
+                                   .values(**values)))
 
 
 def has_pending(s: Session, *, local: bool) -> bool:
@@ -265,7 +272,8 @@ def held_by_others(s: Session, ticket_ids: Sequence[int], me: str) -> dict[str, 
             Ticket.id.in_(ticket_ids[i:i + 500]), Ticket.status == PENDING, Ticket.claimed_by.is_not(None),
             Ticket.claimed_by != me, Ticket.claimed_at >= live).group_by(Ticket.claimed_by))
         for worker, n in rows:
-            out[worker] = out.get(worker, 0) + n
+            if worker is not None:  # excluded by the query; the column is nullable
+                out[worker] = out.get(worker, 0) + n
     return out
 
 
@@ -273,13 +281,13 @@ def dead_claimers(s: Session, host: str, alive: Callable[[int], bool]) -> list[s
     """Workers on this host whose process is gone (killed, crashed) but that still hold pending tickets."""
     claims = s.execute(select(Ticket.claimed_by).where(Ticket.status == PENDING, Ticket.claimed_by.like(f"{host}:%"))
                        .distinct()).scalars().all()
-    return [w for w in claims if (pid := w.rsplit(":", 1)[-1]).isdigit() and not alive(int(pid))]
+    return [w for w in claims if w is not None and (pid := w.rsplit(":", 1)[-1]).isdigit() and not alive(int(pid))]
 
 
 def release_dead_claims(s: Session, host: str, alive: Callable[[int], bool]) -> int:
     """Free tickets claimed by workers on this host whose process is gone (killed, crashed)."""
-    return sum(s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
-                         .values(claimed_by=None, claimed_at=None)).rowcount
+    return sum(rows_affected(s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
+                                       .values(claimed_by=None, claimed_at=None)))
                for worker in dead_claimers(s, host, alive))
 
 
@@ -327,16 +335,23 @@ def call_from_row(r: ModelCall) -> CallResult:
     )
 
 
+def _ticket(s: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
+    t = s.get(Ticket, ticket_id, with_for_update=lock)
+    if t is None:
+        raise NotFound(f"ticket {ticket_id} does not exist")
+    return t
+
+
 def current_calls(s: Session, ticket_id: int) -> list[CallResult]:
     """The calls that count toward the ticket's machine label (oldest first)."""
-    t = s.get(Ticket, ticket_id)
+    t = _ticket(s, ticket_id)
     rows = s.scalars(select(ModelCall).where(ModelCall.ticket_id == ticket_id,
                                              ModelCall.id >= t.first_call_id).order_by(ModelCall.id))
     return [call_from_row(r) for r in rows]
 
 
 def apply_outcome(s: Session, ticket_id: int, o: Outcome) -> None:
-    t = s.get(Ticket, ticket_id, with_for_update=True)  # row lock on PostgreSQL; SQLite has BEGIN IMMEDIATE
+    t = _ticket(s, ticket_id, lock=True)  # row lock on PostgreSQL; SQLite has BEGIN IMMEDIATE
     t.status, t.status_reason = o.status, o.reason
     t.escalated = o.escalated
     tier1 = [c for c in o.calls if c.tier == 1 and c.answered]
@@ -419,10 +434,12 @@ def backdate_ticket(s: Session, ticket_id: int, when: datetime) -> None:
 
 def finish_run(s: Session, run_id: int, status: str, message: str | None = None) -> None:
     run = s.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
     run.status, run.message, run.finished_at = status, message, datetime.now(UTC)
 
 
-def recent_runs(s: Session, limit: int = 20) -> list[dict]:
+def recent_runs(s: Session, limit: int = 20) -> list[dict[str, Any]]:
     """The latest runs with who started them, from where, when, and their tickets' states now."""
     runs = s.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
     counts: dict[int, dict[str, int]] = {}
@@ -430,7 +447,8 @@ def recent_runs(s: Session, limit: int = 20) -> list[dict]:
         rows = s.execute(select(Ticket.run_id, Ticket.status, func.count())
                          .where(Ticket.run_id.in_([r.id for r in runs])).group_by(Ticket.run_id, Ticket.status))
         for run_id, status, n in rows:
-            counts.setdefault(run_id, {})[status] = n
+            if run_id is not None:  # excluded by the query; the column is nullable
+                counts.setdefault(run_id, {})[status] = n
     return [{"run": r.id, "started_by": r.started_by, "source": r.source, "mode": r.mode, "status": r.status,
              "tickets": r.n_tickets, "new": r.n_new, **counts.get(r.id, {}), "started_at": r.started_at,
              "finished_at": r.finished_at, "message": r.message} for r in runs]

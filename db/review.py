@@ -9,6 +9,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db import rollups
+from db.engine import rows_affected
 from db.models import Correction, ModelCall, Ticket
 from triage.domain import FAILED, NEEDS_REVIEW, UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, NotFound
@@ -113,7 +114,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
                 corrected_at=now, version=Ticket.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if res.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
+    if rows_affected(res) != 1:
         s.refresh(t)
         who = t.corrected_by or "the classifier"
         when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -283,3 +283,52 @@ def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknow
     assert main(["spend", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unknown_cost_calls"] == 1
     db.dispose()
+
+
+def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake, db):
+    from triage import batches
+
+    run_id = batches.queue_batch_run(db, tickets(40), source="dashboard", started_by="lead", threshold=0.7)
+    tight = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=0.001)
+    news = batches.collect_open(db, tight)
+    assert [n.state for n in news] == ["failed"] and "would take this month's spend" in news[0].message
+    assert not fake.batches  # nothing submitted
+    with db.read() as s:
+        assert s.scalars(select(Run.batch_state)).one() == "queued"  # still waiting, tickets still held
+        assert s.scalar(select(func.count()).select_from(CallAttempt)) == 0
+
+    fake.batch_polls = 1_000  # stays in progress
+    roomy = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=0.02)
+    assert [n.state for n in batches.collect_open(db, roomy)] == ["in_progress"]
+    assert len(fake.batches) == 1
+    with db.read() as s:  # the batch's worst case at the batch price is held while it is out
+        held = s.scalars(select(CallAttempt)).one()
+        assert held.kind == "batch" and held.run_id == run_id
+        assert 0 < from_pico(held.estimated_pico) < Decimal("0.02")
+    assert budget.standing(db, budget.Caps.of(0.02)).in_flight == from_pico(held.estimated_pico)
+    assert [n.state for n in batches.collect_open(db, roomy)] == ["in_progress"]  # a later look holds no more
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(CallAttempt)) == 1
+
+
+def test_eval_of_a_paid_tier_is_on_the_books_and_stops_at_the_cap(capped, fake, db_url, tmp_path, capsys):
+    gold = tmp_path / "gold.csv"
+    rows = [("I was charged twice for my plan so please refund", "billing"), ("the app crashes on upload", "technical")]
+    gold.write_text("text,label\n" + "".join(f"{t} {i},{lab}\n" for i in range(30) for t, lab in rows))
+    assert main(["eval", "--gold", str(gold), "--tier", "haiku", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == 60 and "60 gold tickets, cost $" in err
+    db = open_database(db_url)
+    assert len(fake.usage_log) == 60 and recorded(db) == billed(fake) > 0  # every billed call is on the books
+    with db.read() as s:
+        assert s.scalars(select(Run.source)).one() == f"eval:{gold}"
+    db.dispose()
+
+    capped(recorded(db) + CAP)  # room for a few more calls, not for 60
+    assert main(["eval", "--gold", str(gold), "--tier", "haiku"]) == 5
+    err = capsys.readouterr().err
+    assert "would take this month's spend" in err and "gold tickets unanswered, so no score" in err
+    assert 60 < len(fake.usage_log) < 120  # every gold ticket was asked again, until the cap
+    db = open_database(db_url)
+    assert_capped(db, fake, recorded(db) + CAP)
+    db.dispose()

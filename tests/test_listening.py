@@ -5,14 +5,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import time
 import tomllib
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.streamlit_server import streamlit_server
 from triage.access import listens_locally
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,12 +20,6 @@ def test_the_shipped_config_binds_to_loopback():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["address"] == "127.0.0.1"
     assert listens_locally(config["server"]["address"])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _listening(port: int) -> set[str]:
@@ -54,25 +46,11 @@ def _serve(tmp_path: Path, *extra: str) -> set[str]:
     """`streamlit run` from the checkout (so .streamlit/config.toml applies), and where it listens."""
     if not Path("/proc/net/tcp").exists():
         pytest.skip("needs /proc/net/tcp (Linux) to see where a server listens")
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "TRIAGE_LISTEN"))}
     env["TRIAGE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'listen.db'}"
-    with open(tmp_path / "streamlit.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
-                                 str(port), *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(150):
-                try:
-                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
-                        return _listening(port)
-                except OSError:
-                    time.sleep(0.2)
-            log.seek(0)
-            pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    raise AssertionError("unreachable")
+    with streamlit_server(cwd=ROOT, env=env, log_path=tmp_path / "streamlit.log", args=extra,
+                          check_log=False) as server:
+        return _listening(server.port)
 
 
 def test_a_real_server_started_from_the_checkout_listens_on_this_machine_only(tmp_path):

@@ -27,10 +27,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anthropic
 import httpx2
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse, MessageBatchRequestCounts
+from anthropic.types.messages.batch_create_params import Request
+from sqlalchemy.orm import Session
 
 from db import batches as store
 from db import queue
@@ -38,6 +42,7 @@ from db.engine import Database
 from triage import budget, grouping, pipeline
 from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
 from triage.errors import ApiUnreachable, InputError, TriageError
+from triage.providers.anthropic_provider import AnthropicProvider
 from triage.router import Router, decide, should_escalate
 
 T = TypeVar("T")
@@ -95,22 +100,24 @@ def group_of(custom: str) -> tuple[int, int, int] | None:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def _requests(router: Router, run_id: int, tickets: Sequence[tuple[int, str]], per_call: int) -> list[dict[str, Any]]:
+def _requests(router: Router, run_id: int, tickets: Sequence[tuple[int, str]], per_call: int) -> list[Request]:
     """The batch's requests: one per ticket, or (several tickets per call) one per group planned in id order,
     a group of one being the single-ticket request."""
-    provider = router.tier1
+    provider = _tier1(router)
     out = []
     for group in grouping.plan(list(tickets), lambda t: t[1], per_call):
         if len(group) == 1:
             tid, text = group[0]
-            out.append({"custom_id": custom_id(run_id, tid), "params": provider.request_body(text, router.taxonomy)})
+            out.append(Request(custom_id=custom_id(run_id, tid), params=cast(
+                MessageCreateParamsNonStreaming, provider.request_body(text, router.taxonomy))))
         else:
-            out.append({"custom_id": group_custom_id(run_id, [t for t, _ in group]),
-                        "params": provider.group_request_body([x for _, x in group], router.taxonomy)})
+            out.append(Request(custom_id=group_custom_id(run_id, [t for t, _ in group]), params=cast(
+                MessageCreateParamsNonStreaming, provider.group_request_body([x for _, x in group],
+                                                                             router.taxonomy))))
     return out
 
 
-def _per_call(s: Any, router: Router, run_id: int) -> int:
+def _per_call(s: Session, router: Router, run_id: int) -> int:
     run = queue.run_info(s, run_id)
     return (run.per_call if run is not None and run.per_call else None) or router.per_call
 
@@ -146,7 +153,7 @@ async def _api(what: str, call: Callable[[], Awaitable[T]], *, on_retry: Callabl
                          "); nothing was lost: run `triage collect` again later")
 
 
-def _total(counts: Any) -> int:
+def _total(counts: MessageBatchRequestCounts) -> int:
     return int(counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired)
 
 
@@ -157,10 +164,11 @@ def _advised(headers: Any) -> float | None:
     return advised if advised is not None and advised <= 120 else None
 
 
-async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: int, taken: set[str]):
+async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: int,
+                          taken: set[str]) -> MessageBatch | None:
     """The batch this run sent at `since` (a crash or a lost answer kept its id from us), or None: created no
     earlier than a minute before, with exactly `n` requests, and no run's batch yet."""
-    async def look():
+    async def look() -> MessageBatch | None:
         async for b in client.messages.batches.list(limit=100):
             created = b.created_at if b.created_at.tzinfo else b.created_at.replace(tzinfo=UTC)
             if created < since - timedelta(minutes=1):
@@ -173,8 +181,24 @@ async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: 
 
 # -- submit ------------------------------------------------------------------------------------------------------
 
-def _db(db: Database, fn: Callable[[Any], T]) -> Awaitable[T]:
+def _db(db: Database, fn: Callable[[Session], T]) -> Awaitable[T]:
     return pipeline.in_transaction(db, fn)
+
+
+def _tier1(router: Router) -> AnthropicProvider:
+    """Tier 1, the Claude model a batch goes to (`services.build_router` always makes it one)."""
+    if not isinstance(router.tier1, AnthropicProvider):
+        raise InputError("an economy batch needs a Claude model as tier 1")
+    return router.tier1
+
+
+def _release_as(run_id: int, why: str, state: str, message: str | None = None) -> Callable[[Session], int]:
+    """A transaction: give the run's held tickets back (saying why), set its batch state; how many were held."""
+    def write(s: Session) -> int:
+        n = store.release(s, run_id, why)
+        store.set_state(s, run_id, state, message=message)
+        return n
+    return write
 
 
 async def submit(db: Database, router: Router, run_id: int) -> str | None:
@@ -182,7 +206,7 @@ async def submit(db: Database, router: Router, run_id: int) -> str | None:
     pending). Refused (errors.BudgetReached) when a spending cap is reached."""
     guard = router.guard
     if isinstance(guard, budget.BudgetGuard):
-        guard.reserve_batch(run_id, router.tier1, router.taxonomy)
+        guard.reserve_batch(run_id, _tier1(router), router.taxonomy)
     if not await _db(db, lambda s: store.hold(s, run_id, "queued")):
         return None
     return await _send(db, router, run_id)
@@ -201,20 +225,27 @@ def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, so
     return run_id
 
 
-async def _send(db: Database, router: Router, run_id: int) -> str | None:
-    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more."""
+async def _send(db: Database, router: Router, run_id: int, reserve: bool = False) -> str | None:
+    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more.
+
+    `reserve`: first reserve the batch's worst case (the economy route, whose tickets were held before any
+    reservation). Refused (errors.BudgetReached) when a cap would be crossed: the run stays queued, its tickets
+    held, and the next check tries again."""
     tickets = await pipeline.read(db, lambda s: store.held(s, run_id))
     if not tickets:
         await _db(db, lambda s: store.set_state(s, run_id, None))
         return None
-    provider = router.tier1
+    provider = _tier1(router)
+    guard = router.guard
+    if reserve and isinstance(guard, budget.BudgetGuard):
+        await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
     per_call = await pipeline.read(db, lambda s: _per_call(s, router, run_id))
     requests = _requests(router, run_id, tickets, per_call)
     since = datetime.now(UTC)
     await _db(db, lambda s: store.set_state(s, run_id, "submitting"))  # from here on, look before sending again
     taken = await pipeline.read(db, store.known_batch_ids)
 
-    async def reached_the_api():
+    async def reached_the_api() -> MessageBatch | None:
         return await _find_submitted(provider.client, since, len(requests), taken)
 
     try:
@@ -222,7 +253,7 @@ async def _send(db: Database, router: Router, run_id: int) -> str | None:
                            on_retry=reached_the_api)
     except BatchRefused as exc:
         why = f"{exc}; its {len(tickets)} tickets are pending again"
-        await _db(db, lambda s: (store.release(s, run_id, why), store.set_state(s, run_id, "failed", message=why)))
+        await _db(db, _release_as(run_id, why, "failed", why))
         raise BatchRefused(why) from None
     await _db(db, lambda s: store.set_state(s, run_id, "in_progress", batch_id=batch.id))
     return batch.id
@@ -236,8 +267,8 @@ async def check(db: Database, router: Router, run_id: int) -> BatchNews:
     run = await pipeline.read(db, lambda s: store.batch_run(s, run_id))
     if run is None or run.state is None:
         return BatchNews(run_id, "none", "not a batch run")
-    if run.state == "queued":
-        batch_id = await _send(db, router, run_id)
+    if run.state == "queued":  # the economy route: held without a reservation so far
+        batch_id = await _send(db, router, run_id, reserve=True)
         if batch_id is None:
             return BatchNews(run_id, "none", "nothing left to submit")
         return BatchNews(run_id, "in_progress", f"submitted batch {batch_id}", batch_id)
@@ -246,7 +277,7 @@ async def check(db: Database, router: Router, run_id: int) -> BatchNews:
     if run.state != "in_progress" or not run.batch_id:
         return BatchNews(run_id, run.state, run.message or run.state, run.batch_id)
     batch_id = run.batch_id
-    client = router.tier1.client
+    client = _tier1(router).client
     try:
         batch = await _api(f"check batch {batch_id}", lambda: client.messages.batches.retrieve(batch_id))
         if batch.processing_status != "ended":
@@ -257,8 +288,7 @@ async def check(db: Database, router: Router, run_id: int) -> BatchNews:
         news = await _collect(db, router, run_id, batch_id)
     except _Gone:
         why = f"batch {batch_id} is gone (the API no longer knows it): its unanswered tickets are pending again"
-        n = await _db(db, lambda s: (store.release(s, run_id, why), store.set_state(s, run_id, "gone", message=why))
-                      [0])
+        n = await _db(db, _release_as(run_id, why, "gone", why))
         return BatchNews(run_id, "gone", f"{why} ({n} tickets; answers already recorded are kept)", batch_id,
                          requeued=n)
     return news
@@ -272,7 +302,7 @@ async def _resume_submission(db: Database, router: Router, run: store.BatchRun) 
     n = len(_requests(router, run.run_id, held, per_call)) if held else 0  # requests, as the submission counted
     since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
     taken = await pipeline.read(db, store.known_batch_ids)
-    found = await _find_submitted(router.tier1.client, since or datetime.now(UTC), n, taken) if n else None
+    found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, taken) if n else None
     if found is not None:
         await _db(db, lambda s: store.set_state(s, run.run_id, "in_progress", batch_id=found.id))
         return BatchNews(run.run_id, "in_progress", f"found batch {found.id}, sent before an interruption: "
@@ -291,12 +321,12 @@ async def _resume_submission(db: Database, router: Router, run: store.BatchRun) 
 
 async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> BatchNews:
     """Record an ended batch's results, a chunk per transaction, each result once whatever happened before."""
-    provider = router.tier1
+    provider = _tier1(router)
     news = BatchNews(run_id, "collected", "", batch_id)
 
     async def download() -> BatchNews:
         stream = await provider.client.messages.batches.results(batch_id)
-        chunk: list = []
+        chunk: list[MessageBatchIndividualResponse] = []
         async for item in stream:
             chunk.append(item)
             if len(chunk) >= CHUNK:
@@ -308,7 +338,7 @@ async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> 
 
     await _api(f"download the results of batch {batch_id}", download)
     why = f"batch {batch_id} returned no answer for it: pending again"
-    left = await _db(db, lambda s: (store.release(s, run_id, why), store.set_state(s, run_id, "collected"))[0])
+    left = await _db(db, _release_as(run_id, why, "collected"))
     news.requeued += left
     news.message = (f"batch {batch_id}: {news.answered} answered, {news.failed} failed, {news.escalating} going "
                     f"to tier 2" + (f", {news.requeued} expired or unanswered and pending again" if news.requeued
@@ -316,11 +346,12 @@ async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> 
     return news
 
 
-async def _record(db: Database, router: Router, run_id: int, batch_id: str, items: list, news: BatchNews) -> None:
-    provider = router.tier1
+async def _record(db: Database, router: Router, run_id: int, batch_id: str,
+                  items: list[MessageBatchIndividualResponse], news: BatchNews) -> None:
+    provider = _tier1(router)
     started = time.perf_counter()
 
-    def write(s) -> None:
+    def write(s: Session) -> None:
         store.batch_run(s, run_id, lock=True)  # collectors of the same run take turns
         ids = {f"{batch_id}/{item.custom_id}": item for item in items}
         done = store.recorded(s, list(ids))

@@ -183,7 +183,12 @@ class BudgetGuard:
     def reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy,
                       texts: Sequence[str] | None = None) -> int | None:
         """Before a Message Batch is submitted: reserve the worst case of all its requests (`texts`, by default the
-        run's pending tickets) at the batch price. The reservation holds while the run's batch is open."""
+        run's pending tickets) at the batch price. The reservation holds while the run's batch is open; a run
+        holds one (asked again, for a batch sent again after an interruption, the first one still stands)."""
+        with self.db.read() as s:
+            held = ledger.batch_reservation(s, run_id)
+        if held is not None:
+            return held
         if texts is None:
             with self.db.read() as s:
                 texts = queue.pending_texts(s, run_id)

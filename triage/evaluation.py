@@ -1,8 +1,12 @@
-"""`triage eval`: score a tier against a gold file without touching the working database."""
+"""`triage eval`: score a tier against a gold file.
+
+The local tier is scored without touching the working database. A paid tier is scored as a run in it (source
+`eval:FILE`): its calls pass the spending caps, are reserved in the ledger and recorded like any other run's, so
+the bill never holds a call the books do not. Every gold ticket is asked afresh (known ones too), and the score
+is what the models said, never an operator's correction."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,9 +15,10 @@ import numpy as np
 
 from db.engine import Database
 from triage import ingest, metrics
-from triage.domain import Outcome
+from triage.access import Actor
 from triage.errors import InputError
 from triage.local.head import expected_calibration_error
+from triage.pipeline import RunReport
 from triage.router import Router
 from triage.taxonomy import Taxonomy
 
@@ -67,19 +72,28 @@ def predict_local(gold: Gold, taxonomy: Taxonomy, db: Database | None = None) ->
     return labels, [float(c) for c in conf]
 
 
-def predict_router(gold: Gold, router: Router, concurrency: int = 8) -> tuple[list[str | None], list[float | None]]:
-    async def run() -> list[Outcome]:
-        sem = asyncio.Semaphore(concurrency)
+@dataclass
+class PaidPrediction:
+    predicted: list[str | None]
+    confidence: list[float | None]
+    report: RunReport
+    run_id: int
+    unanswered: int  # gold tickets no model answered (a cap, a signal, the key or the API stopped them)
 
-        async def one(text: str) -> Outcome:
-            async with sem:
-                return await router.classify(text)
-        return await asyncio.gather(*(one(t) for t in gold.texts))
 
-    from triage.services import run as run_closing
+def predict_as_run(db: Database, router: Router, gold: Gold, *, actor: Actor, source: str,
+                   concurrency: int = 8) -> PaidPrediction:
+    """Classify the gold texts as a run of the working database with `router` (its mode and threshold)."""
+    from triage import runs, services
 
-    outcomes = run_closing(router, run())  # a rejected key raises errors.KeyRejected: the CLI says so
-    return [o.category for o in outcomes], [o.confidence for o in outcomes]
+    imported = runs.start_run(db, [(None, t) for t in gold.texts], source=source, actor=actor, mode=router.mode,
+                              threshold=router.threshold, reclassify=True)
+    assert imported.run_id is not None
+    report = services.classify_run(db, router, imported.run_id, actor=actor, concurrency=concurrency)
+    outcomes = runs.machine_outcomes(db, imported.ticket_ids, router.threshold)
+    chosen = [outcomes[tid] for tid in imported.ticket_ids]
+    return PaidPrediction([o.category for o in chosen], [o.confidence for o in chosen], report, imported.run_id,
+                          sum(1 for o in chosen if o.tier is None))
 
 
 def format_report(r: dict[str, Any], tier: str) -> str:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from triage.errors import InputError
 
@@ -210,7 +211,7 @@ def parse_labelled(text: str, fmt: str, *, text_column: str | None = None, id_co
         if not columns:
             raise IngestError("the CSV file is empty or has no header row")
         try:
-            records: list = list(reader)
+            records: list[Any] = list(reader)  # CSV rows here, JSON objects below (checked)
         except csv.Error as exc:
             raise IngestError(f"the CSV file is malformed: {exc}") from exc
     elif fmt in ("json", "jsonl"):
@@ -231,7 +232,7 @@ def parse_labelled(text: str, fmt: str, *, text_column: str | None = None, id_co
     icol = _pick(columns, id_column, ID_COLUMNS, "id")
     icol = None if icol in (tcol, lcol) else icol
 
-    def cell(row: dict, col: str | None) -> str:
+    def cell(row: dict[str, Any], col: str | None) -> str:
         value = row.get(col) if col else None
         return "" if value is None else str(value).strip()
 

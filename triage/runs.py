@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from db import queue, reports
 from db.engine import Database
 from triage import audit, grouping
 from triage.access import Action, Actor, require
-from triage.domain import from_pico, money_text
+from triage.domain import Outcome, from_pico, money_text
 
 if TYPE_CHECKING:
     from triage.pipeline import RunReport
@@ -126,6 +127,20 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Act
                 rows[-1].update(text=t.text, latency_ms=last.latency_ms if last else None,
                                 model_reason=last.reason if last else None)
     return rows
+
+
+def run_cost(db: Database, run_id: int) -> Decimal:
+    """What a run's calls cost (exact, from the recorded calls)."""
+    with db.read() as s:
+        return from_pico(sum(queue.run_cost_by_ticket(s, run_id).values()))
+
+
+def machine_outcomes(db: Database, ticket_ids: Sequence[int], threshold: float) -> dict[int, Outcome]:
+    """What the models decided for each ticket from the calls that count (an operator's correction aside)."""
+    from triage.router import decide
+
+    with db.read() as s:
+        return {tid: decide(queue.current_calls(s, tid), threshold) for tid in dict.fromkeys(ticket_ids)}
 
 
 @dataclass

@@ -1,10 +1,16 @@
 """Every page under AppTest: empty database, populated database, a correction, a bad upload."""
 
+import csv
+import io
+import json
+import time
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
+from db import audit as audit_log
 from db.models import Correction, Ticket
 from tests.actors import LEAD, op
 from tests.dashboard.conftest import make_app
@@ -33,6 +39,17 @@ def classify_and_wait(at, pasted: str, done, seconds: float = 20):
     return at
 
 
+def figure(at, key: str) -> dict:
+    """The Plotly figure (data and layout) of the chart with this key, as the browser receives it."""
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+    return json.loads(chart.proto.spec)
+
+
+def bars(fig: dict) -> dict:
+    """trace name -> its y values."""
+    return {t.get("name"): t["y"] for t in fig["data"]}
+
+
 def texts(at):
     return " ".join(str(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
                     for e in at.get(kind))
@@ -53,11 +70,16 @@ def test_pasting_tickets_queues_them_and_reports_new_versus_known(app_env):
     at.button(key="classify").click().run()
     assert not at.exception
     db = open_database(app_env)
-    with db.read() as s:
-        rows = s.execute(select(Ticket.text, Ticket.status)).all()
-    assert sorted(t for t, _ in rows) == ["app crashes\nsecond line", "refund please"]
-    # the background worker may already have classified them with the local model (no key)
-    assert {st for _, st in rows} <= {"pending", "classified", "needs_review"}
+    deadline = time.monotonic() + 60
+    while True:  # without a key the background worker classifies them with the local model
+        with db.read() as s:
+            rows = s.execute(select(Ticket.text, Ticket.status, Ticket.category, Ticket.label_source)
+                             .order_by(Ticket.id)).all()
+        if all(r.status != "pending" for r in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert [tuple(r) for r in rows] == [("refund please", "classified", "billing", "tier0"),
+                                        ("app crashes\nsecond line", "classified", "technical", "tier0")]
     at.text_area(key="pasted").set_value("refund please").run()
     assert "0 new" in texts(at) and "1 already known" in texts(at)
 
@@ -135,10 +157,15 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
 
 
 def test_corrections_need_an_operator_name(seeded):
+    db, ids = seeded
     at = make_app("review", operator=None)
     edit_review_table(at, {0: {"label": "billing"}})
     at.button(key="save").click().run()
     assert any("Type your name" in w.value for w in at.warning)
+    with db.read() as s:  # nothing was saved: no correction, the ticket keeps its (missing) label
+        assert s.scalar(select(func.count()).select_from(Correction)) == 0
+        t = s.get(Ticket, ids["overloaded"])
+        assert (t.category, t.corrected, t.label_source) == (None, False, None)
 
 
 def test_ticket_detail_shows_calls_and_history(seeded):
@@ -152,15 +179,31 @@ def test_ticket_detail_shows_calls_and_history(seeded):
     assert any("No ticket 99999" in w.value for w in at.warning)
 
 
-def test_spend_page_with_data_renders_every_chart(app_env, seeded):
+def test_spend_page_shows_the_seeded_spend_in_its_figures_and_charts(app_env, seeded):
+    # seeded today: six Haiku calls at $0.001 (one an error the API billed) and two Sonnet calls at $0.002
     at = make_app("spend")
-    assert not at.exception
-    charts = at.get("plotly_chart")
-    assert len(charts) == 6
-    assert [m.label for m in at.metric][:3] == ["Spend", "Tickets", "Cost per ticket"]
+    assert len(at.get("plotly_chart")) == 6
+    assert [(m.label, m.value) for m in at.metric][:4] == [
+        ("Spend", "$0.0100"), ("Tickets", "6"), ("Cost per ticket", "$0.001667"), ("Escalated to Sonnet", "33%")]
+    day = date.today().strftime("%b %d")
+    spend = figure(at, "chart_spend")
+    assert [t["x"] for t in spend["data"]] == [[day], [day]]
+    assert bars(spend) == {"claude-haiku-5-5 (tier 1)": [pytest.approx(0.006)],
+                           "claude-sonnet-5-5 (tier 2)": [pytest.approx(0.004)]}
+    assert bars(figure(at, "chart_tickets")) == {"tickets": [6], "cost per ticket": [pytest.approx(0.01 / 6)]}
+    assert bars(figure(at, "chart_escalation")) == {"escalated to Sonnet": [pytest.approx(2 / 6)]}
+    tiered, alone = figure(at, "chart_alone")["data"][0]["x"]
+    assert tiered == pytest.approx(0.01)
+    saved = next(m.value for m in at.metric if m.label == "Saved vs Sonnet alone")
+    assert saved == f"${alone - 0.01:.6f}"  # the estimate minus what was spent, as the chart draws it
+
+
+SCRIPT = "<script>alert(1)</script> **bold** [link](http://x)"
 
 
 def test_settings_page_validates_taxonomy_and_exports(seeded):
+    from triage import settings as config
+
     at = make_app("settings")
     assert "No API key" in texts(at)
     at.session_state["taxonomy_editor"] = {"edited_rows": {1: {"name": "billing"}}, "added_rows": [],
@@ -168,26 +211,54 @@ def test_settings_page_validates_taxonomy_and_exports(seeded):
     at.run()
     at.button(key="save_taxonomy").click().run()
     assert any("appears more than once" in e.value for e in at.error)
+    db, ids = seeded
+    assert config.effective(db)[1].names == TAX.names  # the refused taxonomy was not stored
     at.button(key="prepare_export").click().run()
     data, name = at.session_state["export_data"]
-    assert name.endswith(".csv") and b"ticket_id" in data
+    assert name.startswith("triage-tickets-") and name.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    got = [(int(r["ticket_id"]), r["text"], r["category"], r["status"], Decimal(r["cost_usd"])) for r in rows]
+    assert got == [
+        (ids["charged twice"], "charged twice", "billing", "classified", Decimal("0.001")),
+        (ids["app crashes on upload"], "app crashes on upload", "technical", "classified", Decimal("0.001")),
+        (ids["login or refund?"], "login or refund?", "account", "escalated", Decimal("0.003")),
+        (ids["weird one"], "weird one", "technical", "needs_review", Decimal("0.003")),
+        (ids["overloaded"], "overloaded", "", "failed", Decimal("0.001")),
+        (ids[SCRIPT], SCRIPT, "product_feedback", "classified", Decimal("0.001"))]
 
 
 def test_demo_button_on_an_empty_database_fills_every_page(app_env):
+    from db.migrate import open_database
+
     at = make_app()
     at.button(key="load_demo").click().run(timeout=120)
     assert not at.exception
     assert not any(b.key == "load_demo" for b in at.button)
-    review_page = make_app("review")
-    assert len(review_page.data_editor[0].value) > 0
+    db = open_database(app_env)
+    with db.read() as s:
+        uncorrected = set(s.scalars(select(Ticket.id).where(Ticket.corrected.is_(False))))
+        labelled = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(True)))
+    review_page = make_app("review")  # (how many the demo leaves depends on the local tier's training)
+    listed = list(review_page.data_editor[0].value.index)
+    assert listed and set(listed) <= uncorrected and f"{len(listed)} tickets · page 1 of 1" in texts(review_page)
     spend = make_app("spend")
-    assert any("simulated" in w.value for w in spend.warning) and len(spend.get("plotly_chart")) == 6
+    assert any("Includes 255 **simulated** Haiku/Sonnet calls" in w.value for w in spend.warning)
+    assert len(spend.get("plotly_chart")) == 6 and sum(sum(y) for y in bars(figure(spend, "chart_spend")).values()) > 0
     quality_page = make_app("quality")
-    assert any(m.label == "Haiku right" for m in quality_page.metric) and len(quality_page.get("plotly_chart")) == 3
+    assert [m.label for m in quality_page.metric][:3] == ["local model right", "Haiku right", "Sonnet right"]
+    assert len(quality_page.get("plotly_chart")) == 3
     settings = make_app("settings")
-    assert any(m.label == "Operator labels" for m in settings.metric)
+    shown = {m.label: m.value for m in settings.metric}
+    assert shown["Operator labels"] == str(labelled) and labelled >= 80  # the demo's corrections and confirmations
+    trained_on = int(shown["Trained on"].removesuffix(" examples"))
+    with db.read() as s:
+        assert [e["event"] for e in audit_log.recent(s)][:2] == ["demo.load", "run.start"]
     settings.button(key="retrain").click().run(timeout=120)
     assert not settings.exception
+    with db.read() as s:  # retrained by the lead on the demo's labels, in the audit trail
+        last = audit_log.recent(s)[0]
+    assert (last["event"], last["actor"], last["detail"]["n_train"]) == ("local.retrain", "alice", trained_on)
+    assert last["detail"]["labels"]["operator"] == labelled
 
 
 def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
@@ -214,9 +285,16 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "2")
     at = classify_and_wait(make_app(), "my invoice is wrong\nthe app crashes",
-                           lambda at: any("API key was rejected" in e.value for e in at.error))
+                           lambda at: any("The run stopped: the API key was rejected" in e.value for e in at.error))
+    # (while the worker stops the run the page may say "Classification is paused" first: wait for the end state)
     assert any("The run stopped: the API key was rejected" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.exception
+    from db.migrate import open_database
+
+    with open_database(app_env).read() as s:  # nothing lost: both wait, saying why
+        assert s.execute(select(Ticket.text, Ticket.status, Ticket.status_reason).order_by(Ticket.id)).all() == [
+            ("my invoice is wrong", "pending", "the API key was rejected (401): invalid x-api-key"),
+            ("the app crashes", "pending", "the API key was rejected (401): invalid x-api-key")]
 
     import streamlit as st
 
@@ -278,7 +356,7 @@ def test_the_budget_warning_level_shows_in_the_sidebar_of_every_page(seeded, mon
 
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    spent = reporting.summary(db, date(2000, 1, 1), date(2100, 1, 1), tier2_model="claude-sonnet-5-5").spend
+    spent = reporting.spend_page(db, date(2000, 1, 1), date(2100, 1, 1), tier2_model="claude-sonnet-5-5").summary.spend
     config.save_engine(db, actor=LEAD, monthly_budget_usd=float(spent) / 0.9)
     for page in (None, "review", "spend", "quality", "settings"):
         at = make_app(page)

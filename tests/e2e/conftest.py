@@ -6,19 +6,13 @@ it to "" to run the suite as if there were none."""
 import importlib.util
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.fake_anthropic import FakeAnthropic
 from tests.services import service_missing
+from tests.streamlit_server import ROOT, streamlit_server
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
 for _module in ("playwright", "pytest_playwright"):  # without them the test modules cannot even be imported
@@ -46,12 +40,6 @@ def _chromium_is_here() -> None:
         service_missing(NO_CHROMIUM)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fake_api():
     with FakeAnthropic(delay=0.05) as server:
@@ -70,32 +58,12 @@ def app_url(fake_api, app_db_url, tmp_path_factory):
     if not CHROMIUM:
         pytest.skip("no chromium on this machine (scripts/test-services installs Debian's package as root)")
     pytest.importorskip("playwright")
-    port = _free_port()
     env = {**os.environ, "TRIAGE_DATABASE_URL": app_db_url, "ANTHROPIC_API_KEY": fake_api.api_key,
            "ANTHROPIC_BASE_URL": fake_api.base_url}
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.terminate()
-        log.seek(0)
-        pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.seek(0)
-    tail = log.read()[-2000:]
-    assert "Traceback" not in tail, tail
+    with streamlit_server(cwd=ROOT, env=env, log_path=tmp_path_factory.mktemp("log") / "streamlit.log",
+                          args=("--server.headless", "true", "--server.address", "127.0.0.1",
+                                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -119,3 +87,10 @@ def wait_for_run(page, timeout=30000):
 def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def figures(page) -> dict[str, list[dict]]:
+    """The Plotly charts on the page as the browser drew them: title -> traces (name, x, y)."""
+    return page.eval_on_selector_all(".js-plotly-plot", """plots => Object.fromEntries(plots.map(p => [
+        ((p.layout.title && p.layout.title.text) || "").replace(/<[^>]+>/g, ""),
+        p.data.map(t => ({name: t.name, x: t.x, y: t.y}))]))""")  # titles without the bold tags Streamlit adds

@@ -7,8 +7,12 @@ import pytest
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-from tests.e2e.conftest import shoot, wait_for_run  # noqa: E402
+from db.migrate import open_database  # noqa: E402
+from db.models import Correction, ModelCall, Ticket  # noqa: E402
+from tests.e2e.conftest import figures, shoot, wait_for_run  # noqa: E402
+from triage.domain import from_pico  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +26,7 @@ def sidebar_page(page: Page, name: str) -> None:
     wait_for_run(page)
 
 
-def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, fake_api):
+def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, app_db_url, fake_api):
     page.goto(app_url)
     wait_for_run(page)
     operator = page.get_by_label("Operator", exact=True).and_(page.get_by_test_id("stTextInputField"))
@@ -47,7 +51,6 @@ def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, fake_api
     sidebar_page(page, "Review queue")
     grid = page.get_by_test_id("stDataFrame").first
     expect(grid).to_be_visible()
-    box = grid.bounding_box()
     grid.click(position={"x": 150, "y": 35 + 17})  # the first row's ticket text
     for _ in range(4):  # text -> machine label -> confidence -> status -> label
         page.keyboard.press("ArrowRight")
@@ -56,12 +59,17 @@ def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, fake_api
     page.keyboard.type("account")
     page.keyboard.press("Enter")
     wait_for_run(page)
-    assert box["width"] > 300
     save = page.get_by_role("button", name=re.compile(r"Save 1 label change"))
     expect(save).to_be_enabled(timeout=10000)
     save.click()
     wait_for_run(page)
     expect(page.get_by_text("Saved 1 correction")).to_be_visible()
+    db = open_database(app_db_url)
+    with db.read() as s:  # the correction typed in the grid is in the database, by the operator who typed it
+        c = s.scalars(select(Correction)).one()
+        t = s.get(Ticket, c.ticket_id)
+        assert (c.ticket_id, c.new_label, c.operator) == (3, "account", "e2e-lead")
+        assert (t.category, t.label_source, t.corrected, t.corrected_by) == ("account", "operator", True, "e2e-lead")
 
     number = page.get_by_label("Ticket number", exact=True)
     number.fill("3")
@@ -75,6 +83,18 @@ def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, fake_api
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=20000)
     assert page.get_by_test_id("stPlotlyChart").count() == 6
     page.wait_for_timeout(1000)
+    with db.read() as s:
+        cost = {m: float(from_pico(p)) for m, p in s.execute(select(ModelCall.model, func.sum(ModelCall.cost_pico))
+                                                            .group_by(ModelCall.model))}
+        tickets = s.scalar(select(func.count(func.distinct(ModelCall.ticket_id))))
+    drawn = figures(page)
+    spend = {t["name"]: sum(t["y"]) for t in drawn["Spend per day, by model and tier"]}
+    assert spend.keys() == {"claude-haiku-5-5 (tier 1)", "claude-sonnet-5-5 (tier 2)"}
+    assert spend["claude-haiku-5-5 (tier 1)"] == pytest.approx(cost["claude-haiku-5-5"])  # what is on the books
+    assert spend["claude-sonnet-5-5 (tier 2)"] == pytest.approx(cost["claude-sonnet-5-5"]) and cost["claude-sonnet-5-5"]
+    per_day = {t["name"]: t["y"] for t in drawn["Tickets classified and cost per ticket"]}
+    assert per_day["tickets"] == [tickets] == [3]
+    assert per_day["cost per ticket"] == [pytest.approx(sum(cost.values()) / 3)]
     shoot(page, "3-spend")
 
     sidebar_page(page, "Settings")

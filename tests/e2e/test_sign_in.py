@@ -3,10 +3,7 @@
 
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
@@ -15,8 +12,9 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from db.migrate import open_database  # noqa: E402
 from tests.actors import LEAD  # noqa: E402
-from tests.e2e.conftest import ROOT, _free_port, shoot, wait_for_run  # noqa: E402
+from tests.e2e.conftest import shoot, wait_for_run  # noqa: E402
 from tests.e2e.fake_oidc import FakeOIDC  # noqa: E402
+from tests.streamlit_server import ROOT, free_port, streamlit_server  # noqa: E402
 from triage import runs  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -37,7 +35,7 @@ def signed_app(oidc, tmp_path_factory):
     db = open_database(db_url)
     runs.start_run(db, [(None, SECRET_TEXT)], source="private.csv", actor=LEAD)
     db.dispose()
-    port = _free_port()
+    port = free_port()
     (home / ".streamlit").mkdir()
     shutil.copy(ROOT / ".streamlit" / "config.toml", home / ".streamlit" / "config.toml")
     (home / ".streamlit" / "secrets.toml").write_text(f"""
@@ -56,26 +54,8 @@ viewers = ["vic@example.com"]
     env = {**os.environ, "TRIAGE_DATABASE_URL": db_url, "PYTHONPATH": f"{ROOT}{os.pathsep}"
            f"{os.environ.get('PYTHONPATH', '')}"}
     env.pop("ANTHROPIC_API_KEY", None)
-    log = open(home / "streamlit.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-                             "--server.port", str(port)], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.terminate()
-        log.seek(0)
-        pytest.fail("streamlit did not start:\n" + log.read()[-3000:])
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.seek(0)
-    tail = log.read()[-3000:]
-    assert "Traceback" not in tail, tail
+    with streamlit_server(cwd=home, env=env, log_path=home / "streamlit.log", port=port) as server:  # home's config
+        yield server.url
 
 
 def visit_as(browser: Browser, url: str, oidc: FakeOIDC, email: str | None) -> Page:

@@ -90,10 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print the new model's metrics as one JSON object")
     t.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("eval", help="score a tier on a labelled file (the working database is not changed)",
+    ev = sub.add_parser("eval", help="score a tier on a labelled file (a paid tier runs as a recorded run)",
                         description="Read CSV/JSON/JSONL with `text` and `label`, classify with the chosen tier, "
                         "print accuracy, macro-F1, per-category precision/recall, expected calibration error and "
-                        "a coverage table (thresholds 0.50-0.95: share kept and accuracy on it).")
+                        "a coverage table (thresholds 0.50-0.95: share kept and accuracy on it). The local tier "
+                        "leaves the working database unchanged; haiku, sonnet and auto classify the file as a run "
+                        "in it (source eval:FILE), so their calls are within the budget and on the books.")
     ev.add_argument("--gold", required=True, help="labelled file with text and label columns")
     ev.add_argument("--tier", choices=["local", *MODES], default="local",
                     help="local (default), haiku, sonnet, or auto (the two-tier pipeline)")

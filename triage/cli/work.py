@@ -103,13 +103,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     imported = runs.start_run(db, batch.items, source=source, actor=actor(args),
                               mode="local" if local else args.tier, threshold=settings.threshold,
                               reclassify=args.reclassify, per_call=None if local else settings.per_call)
-    print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {imported.run_id})",
+    run_id = imported.run_id
+    assert run_id is not None  # start_run always makes a run; the assert tells the type checker
+    print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {run_id})",
           file=sys.stderr)
     progress = progress_bar(args, len(set(imported.ticket_ids)))
     if router is None:
-        services.classify_locally(db, settings, run_id=imported.run_id, on_ticket=progress)
-        progress_now = runs.run_progress(db, imported.run_id)
-        report = RunReport(imported.run_id, states=progress_now.states if progress_now else {})
+        services.classify_locally(db, settings, run_id=run_id, on_ticket=progress)
+        progress_now = runs.run_progress(db, run_id)
+        report = RunReport(run_id, states=progress_now.states if progress_now else {})
     else:
         _budget_notice(db, settings)
         try:
@@ -117,24 +119,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
             if args.batch:
                 from triage import batches
 
-                batch_id = services.run(router, batches.submit(db, router, imported.run_id))
+                batch_id = services.run(router, batches.submit(db, router, run_id))
                 print(f"submitted batch {batch_id} (half price; results within 24 h)", file=sys.stderr)
                 if args.no_wait:
                     print("collect the results later with: triage collect", file=sys.stderr)
                     return EXIT_OK
-                report = _collect_run(db, settings, taxonomy, imported.run_id, batch_id, args.poll, actor(args),
+                report = _collect_run(db, settings, taxonomy, run_id, batch_id, args.poll, actor(args),
                                       progress)
             else:
-                report = services.classify_run(db, router, imported.run_id, actor=actor(args),
+                report = services.classify_run(db, router, run_id, actor=actor(args),
                                                concurrency=settings.concurrency, on_ticket=progress)
         except BudgetReached as exc:
-            runs.stop_run(db, imported.run_id, str(exc))
+            runs.stop_run(db, run_id, str(exc))
             print(f"error: {exc}. The tickets are saved as pending; `triage worker` classifies them once the "
                   "budget allows.", file=sys.stderr)
             return EXIT_BUDGET
     progress.close()
     runs.finish_run(db, report)
-    rows = runs.run_rows(db, imported.run_id, imported.ticket_ids, actor=actor(args))
+    rows = runs.run_rows(db, run_id, imported.ticket_ids, actor=actor(args))
     if args.out:
         export.write(rows, args.out)
     else:

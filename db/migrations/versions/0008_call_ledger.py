@@ -36,9 +36,13 @@ def upgrade() -> None:
     with op.batch_alter_table('model_calls', schema=None) as batch_op:
         batch_op.add_column(sa.Column('cost_known', sa.Boolean(), server_default=sa.true(), nullable=False))
         batch_op.add_column(sa.Column('cost_note', sa.Text(), nullable=True))
+    # the Spend page counts calls of unknown cost by date: a partial index holds only those (few) rows
+    op.create_index('ix_model_calls_unknown_cost', 'model_calls', ['created_at'], unique=False,
+                    sqlite_where=sa.text('cost_known = 0'), postgresql_where=sa.text('cost_known = false'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_model_calls_unknown_cost', table_name='model_calls')
     with op.batch_alter_table('model_calls', schema=None) as batch_op:
         batch_op.drop_column('cost_note')
         batch_op.drop_column('cost_known')

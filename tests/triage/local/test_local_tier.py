@@ -1,5 +1,6 @@
 """The offline tier: real model, real vectors, no network."""
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -24,6 +25,21 @@ TAX = taxonomy.default()
 RENAMED = {"billing": "payments", "technical": "bugs", "product_feedback": "ideas", "account": "access"}
 SAMPLE_AUTHOR_VOICES = {"plain", "short", "other languages", "specific"}  # see triage/local/examples.py
 EDITED = Taxonomy.from_pairs([(RENAMED[c.name], c.description) for c in TAX.categories])
+README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())  # whitespace folded, for phrases
+TOL = 0.01  # the README and the comments give two decimals; 0.01 covers that rounding and float noise between CPUs
+
+
+def near(measured: float, stated: float) -> bool:
+    return abs(measured - stated) <= TOL
+
+
+def readme_curve_row(data: str) -> list[tuple[float, float]]:
+    """The README's learning-curve table row whose data cell starts with `data`: (accuracy, ECE) at 0, 8, 32."""
+    row = re.search(r"\| " + re.escape(data) + r"[^|]*\|([^|]+)\|([^|]+)\|([^|]+)\|", README)
+    assert row, f"the README has no learning-curve row for {data!r}"
+    cells = [[float(v) for v in re.findall(r"\d\.\d+", cell)] for cell in row.groups()]
+    assert all(len(c) == 2 for c in cells), cells
+    return [(c[0], c[1]) for c in cells]
 
 
 def test_the_model_runs_with_the_network_unreachable():
@@ -53,7 +69,8 @@ def test_sample_set_is_large_varied_and_labelled():
     from triage.demo import load_samples
 
     rows = load_samples()
-    assert len(rows) >= 300 and len({r["text"] for r in rows}) == len(rows)
+    assert len(rows) == 315 and len({r["text"] for r in rows}) == len(rows)
+    assert "(`triage/samples/tickets.jsonl`, 315 tickets, SaaS)" in README
     assert set(Counter(r["label"] for r in rows)) == set(TAX.names)
     assert min(Counter(r["label"] for r in rows).values()) >= 70
     joined = " ".join(r["text"] for r in rows)
@@ -66,8 +83,10 @@ def test_zero_shot_accuracy_and_calibration_on_the_sample_set(embedder, samples)
     head = local.train_head(embedder, TAX, [])
     pred, conf = head.predict(X)
     correct = np.array(pred) == y
-    assert correct.mean() >= 0.83, correct.mean()  # measured 0.841 (README); the built-in examples are not in it
-    assert H.expected_calibration_error(conf, correct) < 0.085  # measured 0.074
+    # the README: "mean confidence 0.78 against 0.84 right on the sample set"; the built-in examples are not in it
+    assert "mean confidence 0.78 against 0.84 right on the sample set" in README
+    assert near(correct.mean(), 0.84) and near(conf.mean(), 0.78), (correct.mean(), conf.mean())
+    assert near(H.expected_calibration_error(conf, correct), 0.074)  # measured
     assert conf.mean() < correct.mean()  # on its own author's text the zero-shot rule errs on the side of doubt
 
 
@@ -95,14 +114,18 @@ def test_zero_shot_confidence_is_honest_on_text_unlike_its_examples(embedder, di
     other_author = _voices(embedder, SAMPLE_AUTHOR_VOICES)
     ours, before = local.build_head(other_author, TAX, []), _previous_design(other_author)
     acc, ece, _ = _score(ours, X, y)
-    assert acc >= 0.81 and ece < 0.04, (acc, ece)  # measured 0.817, 0.029 (previous design: 0.810, 0.081)
+    old_acc, old_ece, _ = _score(before, X, y)
+    assert near(acc, 0.817) and near(ece, 0.029), (acc, ece)  # measured
+    assert near(old_acc, 0.810) and near(old_ece, 0.081), (old_acc, old_ece)  # the previous design, measured
     queries = style == "query"  # the hardest part: indirect questions that never name the category
     acc, ece, _ = _score(ours, X[queries], y[queries])
     old_acc, old_ece, _ = _score(before, X[queries], y[queries])
-    assert acc >= 0.72 and ece < 0.07 and old_ece > 2 * ece, (acc, ece, old_ece)  # 0.73, 0.062 vs 0.146
+    # the README: "0.15 on the set's indirect queries, against 0.06 now"
+    assert "(0.15 on the set's indirect queries, against 0.06 now)" in README
+    assert near(acc, 0.73) and near(ece, 0.06) and near(old_ece, 0.15), (acc, ece, old_ece)  # 0.73, 0.062 vs 0.146
     every_voice = local.build_head(local.seeds_for(embedder, TAX), TAX, [])
     acc, ece, _ = _score(every_voice, X, y)
-    assert acc >= 0.88 and ece < 0.09, (acc, ece)  # 0.893, 0.081: flattered, this author wrote 4 of the voices
+    assert near(acc, 0.893) and near(ece, 0.081), (acc, ece)  # flattered: this author wrote 4 of the voices
 
 
 def test_confidence_is_lower_on_text_unlike_the_examples(embedder, different_style):
@@ -111,13 +134,26 @@ def test_confidence_is_lower_on_text_unlike_the_examples(embedder, different_sty
     queries = style == "query"
     q_acc, _, q_conf = _score(head, X[queries], y[queries])
     m_acc, _, m_conf = _score(head, X[~queries], y[~queries])
-    assert q_acc < m_acc and q_conf < m_conf - 0.03, (q_conf, m_conf)  # 0.78 vs 0.83: it knows which is harder
+    assert q_acc < m_acc and q_conf < m_conf - 0.03, (q_conf, m_conf)  # it knows which is harder
+    assert near(q_acc, 0.86) and near(m_acc, 0.91) and near(q_conf, 0.78) and near(m_conf, 0.83)  # measured
     off_topic = embedder.embed(["what time does the match start tonight", "lorem ipsum dolor sit amet",
                                 "asdf qwerty", "My cat likes to sleep on the sofa", "Recipe for banana bread?",
                                 "The weather in Lisbon is lovely"])
     ours = head.predict(off_topic)[1]
     before = _previous_design(local.seeds_for(embedder, TAX)).predict(off_topic)[1]
-    assert ours.max() < 0.8 and ours.mean() < 0.6 and before.max() > 0.95, (ours, before)  # measured 0.58 vs 0.97
+    assert ours.max() < 0.8 and ours.mean() < 0.6 and before.max() > 0.95, (ours, before)
+    # the README: "the weather in Lisbon is lovely" drops from 0.97 to 0.79 confidence
+    assert '("the weather in Lisbon is lovely") drops from 0.97 to 0.79 confidence' in README
+    assert near(before[-1], 0.97) and near(ours[-1], 0.79), (before[-1], ours[-1])
+
+
+def _curve(result: dict) -> list[tuple[float, float]]:
+    return [(p["accuracy"], p["ece"]) for p in result["points"]]
+
+
+def _all_near(measured: list[tuple[float, float]], stated: list[tuple[float, float]]) -> bool:
+    return len(measured) == len(stated) and all(near(m, s) for got, want in zip(measured, stated, strict=True)
+                                                for m, s in zip(got, want, strict=True))
 
 
 def test_more_labels_lift_accuracy_on_the_held_out_part(embedder, different_style):
@@ -130,9 +166,24 @@ def test_more_labels_lift_accuracy_on_the_held_out_part(embedder, different_styl
     result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
     acc = {p["per_category"]: p["accuracy"] for p in result["points"]}
     assert result["scored"] == 100 and [p["draws"] for p in result["points"]] == [3, 3, 3]
-    assert acc[0] < acc[8] < acc[32] and acc[32] >= acc[0] + 0.06, acc  # measured 0.843, 0.867, 0.920
+    assert acc[0] < acc[8] < acc[32] and acc[32] >= acc[0] + 0.06, acc
     assert all(p["accuracy_low"] <= p["accuracy"] <= p["accuracy_high"] for p in result["points"])
-    assert result["points"][-1]["ece"] < 0.07  # measured 0.052
+    measured, stated = _curve(result), readme_curve_row("the same, with only the *other* author's examples")
+    assert _all_near(measured, stated), (measured, stated)  # the README table's cross-author row
+
+
+@pytest.mark.parametrize("data", ["sample set", "different-style set"])
+def test_the_learning_curve_is_what_the_readme_table_states(embedder, samples, different_style, data):
+    """The README's first two rows: every voice of built-in examples, 3 draws, sizes 0, 8, 32 (bench_learning)."""
+    X, y = (samples[1], samples[2]) if data == "sample set" else different_style[:2]
+    seeds = local.seeds_for(embedder, TAX)
+
+    def build(Xl, labels):
+        return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
+
+    result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
+    measured, stated = _curve(result), readme_curve_row(data)
+    assert _all_near(measured, stated), (measured, stated)
 
 
 def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(embedder, samples):
@@ -143,11 +194,11 @@ def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(embedder
     test_idx = np.setdiff1d(np.arange(len(y2)), train_idx)
     zero = local.train_head(embedder, EDITED, [])
     zero_acc = np.mean(np.array(zero.predict(X[test_idx])[0]) == y2[test_idx])
-    assert zero_acc >= 0.74, zero_acc  # descriptions alone, measured 0.754
+    assert near(zero_acc, 0.759), zero_acc  # descriptions alone, measured
     learned = local.train_head(embedder, EDITED, [(X[i], y2[i], "operator") for i in train_idx])
     learned_acc = np.mean(np.array(learned.predict(X[test_idx])[0]) == y2[test_idx])
-    assert learned_acc >= zero_acc + 0.07, (zero_acc, learned_acc)  # measured 0.754 -> 0.840
-    assert learned.metrics["human_n"] == 128 and 0 <= learned.metrics["human_ece"] < 0.08  # measured 0.057
+    assert near(learned_acc, 0.840) and learned_acc >= zero_acc + 0.07, (zero_acc, learned_acc)  # measured
+    assert learned.metrics["human_n"] == 128 and near(learned.metrics["human_ece"], 0.057)  # measured
     assert learned.metrics["calibrated_on"] == "operator labels"
 
 
@@ -182,18 +233,21 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, mon
         return real(texts, **kw)
 
     monkeypatch.setattr(embedder, "embed", counting)
+    monkeypatch.setattr(local, "_seeds", {})  # as in a fresh process: the seed rows are not embedded yet
     imp = runs.start_run(db, [(None, "I was charged twice for my plan, refund please"),
                                   (None, "asdf qwerty"), (None, "The export button crashes the app")], source="t",
                          actor=LEAD)
     n = services.classify_locally(db, run_id=imp.run_id)
     assert n == 3
     seeds = len(local.seed_examples(TAX)[0])
-    assert calls["n"] in (3, 3 + seeds)  # the zero-shot head is built once (and stored), tickets once each
+    assert calls["n"] == 3 + seeds  # the seed rows once (the zero-shot head is built once, stored), tickets once each
     with db.read() as s:
         tickets = s.scalars(select(Ticket).order_by(Ticket.id)).all()
         assert [t.label_source for t in tickets] == ["tier0"] * 3
         assert tickets[0].category == "billing" and tickets[2].category == "technical"
-        assert {t.status for t in tickets} <= {"classified", "needs_review"}
+        # sure of the two real tickets; the gibberish is unsure, so it waits for an operator in the review queue
+        assert [(t.status, t.category) for t in tickets] == [
+            ("classified", "billing"), ("needs_review", "product_feedback"), ("classified", "technical")]
         assert s.scalar(select(func.count()).select_from(TicketVector)) == 3
         c = s.scalars(select(ModelCall)).first()
         assert (c.tier, c.model, c.cost_pico) == (0, "local-minilm", 0)
@@ -220,8 +274,14 @@ def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, sa
     assert head is not None and head.metrics["labels"]["operator"] == 60 and head.metrics["human_n"] == 60
     learning = local.stored_metrics(db)["learning_curve"]  # measured once, at training time, on operator labels
     assert learning["labels"] == 60 and learning["points"][0]["per_category"] == 0
-    active, why = local.tier0_active(db, head.metrics)
-    assert active == (head.metrics["human_accuracy"] >= 0.8) and "operator labels" in why
+    acc = head.metrics["human_accuracy"]
+    assert near(acc, 59 / 60), acc  # measured: out of fold, on the 60 operator labels
+    assert local.tier0_active(db, head.metrics) == (True, "on: accuracy 98% on 60 operator labels")  # target 80%
+    local.save_tier0_config(db, actor=LEAD, target_accuracy=0.99)
+    assert local.tier0_active(db, head.metrics) == (
+        False, "accuracy 98% on 60 operator labels is under the target 99%")
+    local.save_tier0_config(db, actor=LEAD, target_accuracy=acc)  # reaching the target exactly is enough
+    assert local.tier0_active(db, head.metrics) == (True, "on: accuracy 98% on 60 operator labels")
     assert local.maybe_retrain(db, TAX, embedder, every=50) is None  # nothing new since
 
 
