@@ -10,7 +10,7 @@ from datetime import date
 import streamlit as st
 
 from db.engine import Database
-from triage import quality, reporting
+from triage import quality, quality_groups, reporting
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -31,3 +31,12 @@ def _quality(_db: Database, url: str, version: int, classes: tuple[str, ...]) ->
 
 def quality_measure(db: Database, classes: tuple[str, ...] = ()) -> quality.Quality:
     return _quality(db, db.url, quality.data_version(db), classes)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _quality_by_group_size(_db: Database, url: str, version: int) -> list[quality_groups.GroupQuality]:
+    return quality_groups.by_group_size(_db)
+
+
+def quality_by_group_size(db: Database) -> list[quality_groups.GroupQuality]:
+    return _quality_by_group_size(db, db.url, quality.data_version(db))

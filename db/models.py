@@ -60,6 +60,7 @@ class Run(Base):
     source: Mapped[str] = mapped_column(String(255), default="")
     mode: Mapped[str] = mapped_column(String(16), default="auto")
     threshold: Mapped[float] = mapped_column(Float, default=0.7)
+    per_call: Mapped[int | None] = mapped_column(Integer)  # tickets per tier-1 request; None: the worker's setting
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished | stopped
     message: Mapped[str | None] = mapped_column(Text)
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)
@@ -150,6 +151,10 @@ class ModelCall(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # several tickets per request: each has a row with its share of usage and cost; the request is counted once
+    # (on the row of position 1)
+    group_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    group_position: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # the calibration in force when the call was routed (calibrations.id; no foreign key, so adding the column
     # never rewrites the table) and the confidence routing compared with the threshold
@@ -236,7 +241,9 @@ class SpendDaily(Base):
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
     model: Mapped[str] = mapped_column(String(64), primary_key=True)
     tier: Mapped[int] = mapped_column(Integer, primary_key=True)
-    calls: Mapped[int] = mapped_column(Integer, default=0)
+    calls: Mapped[int] = mapped_column(Integer, default=0)  # one per ticket a request was about
+    # API requests (<= calls); no Python default, so migration 0007's rebuild (before this column) can insert rows
+    requests: Mapped[int] = mapped_column(Integer, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

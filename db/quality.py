@@ -52,3 +52,18 @@ def labelled_answers_from_calls(s: Session) -> list[dict[str, Any]]:
     """The labelled_answers rollup's rows, straight from the tickets and their calls (to check the rollup)."""
     keys = ("ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico")
     return [dict(zip(keys, r, strict=True)) for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]
+
+
+def labelled_calls_by_group_size(s: Session, limit: int = 50_000,
+                                 since: datetime | None = None) -> list[dict[str, Any]]:
+    """For operator-labelled tickets: each answered model call with how many tickets shared its request, newest
+    tickets first (the Quality page's comparison by group size)."""
+    q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.group_size, ModelCall.category,
+                ModelCall.confidence)
+         .join(ModelCall, ModelCall.ticket_id == Ticket.id)
+         .where(Ticket.label_source == "operator", ModelCall.outcome != "error"))
+    if since is not None:
+        q = q.where(ModelCall.created_at >= since)
+    q = q.order_by(Ticket.id.desc(), ModelCall.id).limit(limit)
+    return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "group_size": r[3], "label": r[4], "confidence": r[5]}
+            for r in s.execute(q)]

@@ -49,6 +49,7 @@ class Claimed:
     run_id: int | None
     mode: str | None = None  # the run's routing (auto, haiku, sonnet, local, ...): it travels with the ticket
     threshold: float | None = None  # the run's escalation threshold
+    per_call: int | None = None  # the run's tickets per tier-1 request (None: the worker's setting)
 
 
 def _aware(when: datetime) -> datetime:
@@ -70,8 +71,9 @@ def run_info(s: Session, run_id: int) -> Run | None:
     return s.get(Run, run_id)
 
 
-def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float) -> int:
-    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold)
+def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float,
+               per_call: int | None = None) -> int:
+    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold, per_call=per_call)
     s.add(run)
     s.flush()
     return run.id
@@ -202,10 +204,11 @@ def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None
         return []
     s.execute(update(Ticket).where(Ticket.id.in_([r.id for r in rows])).values(claimed_by=worker, claimed_at=now))
     run_ids = {r.run_id for r in rows if r.run_id is not None}
-    routing = {rid: (mode, threshold) for rid, mode, threshold in
-               s.execute(select(Run.id, Run.mode, Run.threshold).where(Run.id.in_(run_ids)))} if run_ids else {}
-    return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id, *routing.get(r.run_id, (None, None)))
-            for r in rows]
+    routing = {rid: (mode, threshold, per_call) for rid, mode, threshold, per_call in
+               s.execute(select(Run.id, Run.mode, Run.threshold, Run.per_call).where(Run.id.in_(run_ids)))
+               } if run_ids else {}
+    return [Claimed(r.id, r.text, bool(r.escalation_requested), r.run_id,
+                    *routing.get(r.run_id, (None, None, None))) for r in rows]
 
 
 def pending_texts(s: Session, run_id: int) -> list[str]:
@@ -311,7 +314,7 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
         latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
         error_kind=c.error_kind, attempts=c.attempts, created_at=rollups.as_utc(c.created_at),
         calibration_id=c.calibration_id, calibrated_confidence=c.calibrated_confidence,
-        examples=c.examples,
+        examples=c.examples, group_size=c.group_size, group_position=c.group_position,
     )
     s.add(row)
     s.flush()
@@ -325,6 +328,12 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
     return row.id
 
 
+def record_calls(s: Session, calls: Sequence[tuple[int, int | None, CallResult]]) -> list[int]:
+    """The calls of one request about several tickets (ticket id, run id, that ticket's share), in the caller's
+    transaction: they are on the books together or not at all."""
+    return [record_call(s, ticket_id, run_id, c) for ticket_id, run_id, c in calls]
+
+
 def call_from_row(r: ModelCall) -> CallResult:
     return CallResult(
         tier=r.tier, model=r.model, outcome=r.outcome, category=r.category, confidence=r.confidence,
@@ -335,7 +344,7 @@ def call_from_row(r: ModelCall) -> CallResult:
         latency_ms=r.latency_ms, request_id=r.request_id,
         stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
         created_at=r.created_at, calibration_id=r.calibration_id, calibrated_confidence=r.calibrated_confidence,
-        examples=r.examples,
+        examples=r.examples, group_size=r.group_size, group_position=r.group_position,
     )
 
 

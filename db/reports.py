@@ -40,7 +40,8 @@ def spend_by_day(s: Session, start: date | None = None, end: date | None = None)
     if end is not None:
         q = q.where(SpendDaily.day <= end.isoformat())
     return [
-        {"day": r.day, "model": r.model, "tier": r.tier, "calls": r.calls, "input_tokens": int(r.input_tokens),
+        {"day": r.day, "model": r.model, "tier": r.tier, "calls": r.calls, "requests": r.requests,
+         "input_tokens": int(r.input_tokens),
          "output_tokens": int(r.output_tokens), "cost_usd": from_pico(r.cost_pico)}
         for r in s.scalars(q)
     ]
@@ -54,13 +55,16 @@ def _days(q: Sel, col: InstrumentedAttribute[str], start: date | None, end: date
     return q
 
 
-def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
-    """The spend_daily rows, straight from model_calls."""
+def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None, *,
+                            requests: bool = True) -> list[dict[str, Any]]:
+    """The spend_daily rows, straight from model_calls. `requests=False`: without the request count (for
+    migration 0007, which runs before migration 0015 added the columns it is counted from)."""
     day = _day(s).label("day")
     answered = ModelCall.outcome != ERROR
     demo = ModelCall.request_id.like(f"{rollups.DEMO_REQUEST_PREFIX}%")
     q = select(
         day, ModelCall.model, ModelCall.tier, func.count().label("calls"),
+        *([func.sum(case((ModelCall.group_position == 1, 1), else_=0)).label("requests")] if requests else []),
         func.sum(ModelCall.input_tokens).label("input_tokens"),
         func.sum(ModelCall.output_tokens).label("output_tokens"),
         func.sum(ModelCall.cache_read_tokens + ModelCall.cache_write_5m_tokens + ModelCall.cache_write_1h_tokens)
@@ -71,8 +75,8 @@ def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | N
         func.sum(case((demo, 1), else_=0)).label("demo_calls"),
         func.sum(case((demo, ModelCall.cost_pico), else_=0)).label("demo_cost_pico"),
     ).group_by(day, ModelCall.model, ModelCall.tier).order_by(day, ModelCall.model, ModelCall.tier)
-    keys = ("calls", "input_tokens", "output_tokens", "cache_tokens", "cost_pico", "answered_input_tokens",
-            "answered_output_tokens", "demo_calls", "demo_cost_pico")
+    keys = ("calls", *(("requests",) if requests else ()), "input_tokens", "output_tokens", "cache_tokens",
+            "cost_pico", "answered_input_tokens", "answered_output_tokens", "demo_calls", "demo_cost_pico")
     return [{"day": str(r.day), "model": r.model, "tier": r.tier, **{k: int(getattr(r, k) or 0) for k in keys}}
             for r in s.execute(_day_bounds(q, start, end))]
 
@@ -114,11 +118,12 @@ def latency_histogram_from_calls(s: Session, start: date | None = None,
             for r in s.execute(q)]
 
 
-def rebuild_rollups(s: Session) -> dict[str, int]:
+def rebuild_rollups(s: Session, *, requests: bool = True) -> dict[str, int]:
     """Recompute every rollup from model_calls (the migration that added them, bulk loads, audits); returns
-    the rows written per table. Bumps the data versions, so cached pages are recomputed."""
+    the rows written per table. Bumps the data versions, so cached pages are recomputed. `requests=False`: the
+    schema before migration 0015 (no request counts)."""
     out = {}
-    for table, rows in ((SpendDaily, spend_by_day_from_calls(s)),
+    for table, rows in ((SpendDaily, spend_by_day_from_calls(s, requests=requests)),
                         (RoutingDaily, [{k: v for k, v in r.items() if k != "cost_pico"}
                                         for r in routing_by_day_from_calls(s)]),
                         (LatencyDaily, latency_histogram_from_calls(s))):
@@ -143,8 +148,8 @@ def spend_by_week(s: Session, start: date | None = None, end: date | None = None
         monday = (d - timedelta(days=d.weekday())).isoformat()
         key = (monday, r["model"], r["tier"])
         w = weeks.setdefault(key, {"week": monday, "model": r["model"], "tier": r["tier"], "calls": 0,
-                                   "input_tokens": 0, "output_tokens": 0, "cost_usd": from_pico(0)})
-        for k in ("calls", "input_tokens", "output_tokens", "cost_usd"):
+                                   "requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": from_pico(0)})
+        for k in ("calls", "requests", "input_tokens", "output_tokens", "cost_usd"):
             w[k] += r[k]
     return sorted(weeks.values(), key=lambda w: (w["week"], w["model"]))
 

@@ -71,7 +71,8 @@ def add_call(s: Session, row: ModelCall) -> None:
     answered = row.outcome != ERROR
     demo = (row.request_id or "").startswith(DEMO_REQUEST_PREFIX)
     _bump(s, SpendDaily, {"day": day, "model": row.model, "tier": row.tier}, {
-        "calls": 1, "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
+        "calls": 1, "requests": int(row.group_position == 1), "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
         "cache_tokens": row.cache_read_tokens + row.cache_write_5m_tokens + row.cache_write_1h_tokens,
         "cost_pico": row.cost_pico, "answered_input_tokens": row.input_tokens if answered else 0,
         "answered_output_tokens": row.output_tokens if answered else 0, "demo_calls": int(demo),

@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import re
 import socket
 import threading
@@ -188,17 +189,10 @@ def keyword_label(text: str) -> tuple[str, int]:
     return (best if hits[best] else "technical"), distinct
 
 
-def default_responder(body: dict) -> Action:
-    text = ticket_text(body)
-    model = body["model"]
+def ticket_answer(text: str, model: str) -> dict:
+    """What the keyword "model" answers about one ticket: reason, category and confidence."""
     tier2 = "sonnet" in model
     markers = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
-    if "status" in markers:
-        return Error(int(markers["status"]), "overloaded_error" if markers["status"] == "529" else "api_error",
-                     "scripted failure")
-    if "drop" in markers:
-        return Drop()
-    delay = float(markers.get("slow") or 0)
     label, distinct = keyword_label(text)
     label = markers.get("label", label)
     conf = 0.93 if distinct == 1 else 0.55
@@ -207,7 +201,91 @@ def default_responder(body: dict) -> Action:
     key = "conf2" if tier2 else "conf"
     if key in markers:
         conf = float(markers[key])
-    answer = {"reason": f"mentions {label.replace('_', ' ')} matters", "category": label, "confidence": conf}
+    return {"reason": f"mentions {label.replace('_', ' ')} matters", "category": label, "confidence": conf}
+
+
+_GROUP_BLOCK = re.compile(r'<ticket id="(\d+)">\n(.*?)\n</ticket>', re.DOTALL)
+GROUP_FAULTS = ("shuffle", "drop", "repeat", "invent", "malformed", "strings", "refuse", "truncate", "unreadable",
+                "prose")
+
+
+def group_tickets(body: dict) -> list[tuple[int, str]] | None:
+    """The (id, text) blocks of a request about several tickets; None for a single-ticket request."""
+    content = body["messages"][-1]["content"]
+    if isinstance(content, list):
+        content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    blocks = [(int(k), t) for k, t in _GROUP_BLOCK.findall(content)]
+    return blocks or None
+
+
+def group_responder(body: dict, fault: str | None = None, rnd: random.Random | None = None) -> Action:
+    """Answer a request about several tickets: one entry per ticket id, each judged on its own text by
+    `ticket_answer`, in a shuffled order (a real model owes no order). Per-ticket markers: [[skip]] (no entry),
+    [[twice]] (two entries, the second with another label), [[bad]] (an entry without confidence); and in any
+    ticket [[status=N]], [[drop]], [[refuse]], [[max_tokens]] act on the whole request. `fault` (one of
+    GROUP_FAULTS) breaks the whole answer one way: a random ticket dropped or repeated, an invented id carrying
+    another ticket's label, a malformed entry, ids as strings, a refusal, a cut-off or unreadable answer."""
+    rnd = rnd or random.Random(0)
+    blocks = group_tickets(body) or []
+    joined = " ".join(t for _, t in blocks)
+    markers = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", joined))
+    if "status" in markers:
+        return Error(int(markers["status"]), "api_error", "scripted failure")
+    if "drop" in markers:
+        return Drop()
+    delay = max((float(m) for m in re.findall(r"\[\[slow=([^\]]*)\]\]", joined)), default=0.0)
+    if "refuse" in markers or fault == "refuse":
+        return Reply(text="", stop_reason="refusal", delay=delay)
+    entries = []
+    for k, text in blocks:
+        own = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
+        a = {"id": k, **ticket_answer(text, body["model"])}
+        if "skip" in own:
+            continue
+        if "bad" in own:
+            a.pop("confidence")
+        entries.append(a)
+        if "twice" in own:
+            other = next(c for c in KEYWORDS if c != a.get("category"))
+            entries.append({**a, "category": other})
+    rnd.shuffle(entries)
+    n = len(blocks)
+    if fault == "drop" and entries:
+        entries.pop(rnd.randrange(len(entries)))
+    elif fault == "repeat" and entries:
+        victim = rnd.choice(entries)
+        other = next(c for c in KEYWORDS if c != victim.get("category"))
+        entries.insert(rnd.randrange(len(entries) + 1), {**victim, "category": other})
+    elif fault == "invent" and entries:
+        entries.append({**rnd.choice(entries), "id": n + 1 + rnd.randrange(3)})
+        entries.append({**rnd.choice(entries), "id": 0})
+    elif fault == "malformed" and entries:
+        i = rnd.randrange(len(entries))
+        entries[i] = rnd.choice([{"id": entries[i]["id"], "category": entries[i]["category"]},
+                                 {"id": entries[i]["id"], "confidence": "very", "category": 3}, "oops"])
+    elif fault == "strings":
+        entries = [{**e, "id": str(e["id"])} for e in entries]
+    text = json.dumps({"answers": entries})
+    if "max_tokens" in markers or fault == "truncate":
+        return Reply(text=text[: max(1, len(text) // 2)], stop_reason="max_tokens", delay=delay)
+    if fault == "unreadable":
+        return Reply(text="I could not decide about these tickets.", delay=delay)
+    if fault == "prose":
+        return Reply(text=f"Here you go:\n{text}\nDone.", delay=delay)
+    return Reply(text=text, delay=delay)
+
+
+def default_responder(body: dict) -> Action:
+    text = ticket_text(body)
+    model = body["model"]
+    markers = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
+    if "status" in markers:
+        return Error(int(markers["status"]), "overloaded_error" if markers["status"] == "529" else "api_error",
+                     "scripted failure")
+    if "drop" in markers:
+        return Drop()
+    delay = float(markers.get("slow") or 0)
+    answer = ticket_answer(text, model)
     if "refuse" in markers:
         return Reply(text="", stop_reason="refusal", delay=delay)
     if "max_tokens" in markers:
@@ -275,6 +353,11 @@ class FakeAnthropic:
         self.rate_limit_rpm = rate_limit_rpm
         self.rate_limit_burst = rate_limit_burst
         self.rate_limited = 0  # 429s sent because the bucket was empty
+        # requests about several tickets (`group_responder`): faults answered in order, then, with `group_chaos`
+        # set to a random.Random, a random fault (or none) for every such request
+        self.group_faults: deque[str | None] = deque()
+        self.group_chaos: random.Random | None = None
+        self.group_requests = 0
         self._buckets: dict[str, tuple[float, float]] = {}  # model -> (level, monotonic time): a pool per model
         # the prompt cache (see `_prompt_cache`): model + prefix -> (last written or read, ttl); `clock` may be
         # replaced by a test to move time past the TTL
@@ -329,7 +412,16 @@ class FakeAnthropic:
         with self._lock:
             if self.script:
                 return self.script.popleft()
-        return self.responder(body)
+            if group_tickets(body) is None:
+                responder = self.responder
+            else:
+                self.group_requests += 1
+                fault = self.group_faults.popleft() if self.group_faults else None
+                rnd = self.group_chaos or random.Random(self.group_requests)
+                if fault is None and self.group_chaos is not None:
+                    fault = rnd.choice((None, None, *GROUP_FAULTS))
+                return group_responder(body, fault, rnd)
+        return responder(body)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> FakeAnthropic:

@@ -39,8 +39,8 @@ from sqlalchemy.orm import Session
 from db import batches as store
 from db import queue
 from db.engine import Database
-from triage import budget, pipeline
-from triage.domain import ERROR, TRANSIENT, CallResult
+from triage import budget, grouping, pipeline
+from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
 from triage.errors import ApiUnreachable, InputError, TriageError
 from triage.providers.anthropic_provider import AnthropicProvider
 from triage.router import Router, decide, should_escalate
@@ -87,6 +87,39 @@ def custom_id(run_id: int, ticket_id: int) -> str:
 def ticket_of(custom: str) -> int | None:
     m = re.search(r"ticket-(\d+)$", custom)
     return int(m.group(1)) if m else None
+
+
+def group_custom_id(run_id: int, ticket_ids: Sequence[int]) -> str:
+    """A request about several of the run's held tickets: the first and last ticket id and how many (the held
+    tickets are grouped in id order, so these name them; a custom id holds at most 64 characters)."""
+    return f"run-{run_id}-group-{ticket_ids[0]}-{ticket_ids[-1]}-{len(ticket_ids)}"
+
+
+def group_of(custom: str) -> tuple[int, int, int] | None:
+    m = re.search(r"group-(\d+)-(\d+)-(\d+)$", custom)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def _requests(router: Router, run_id: int, tickets: Sequence[tuple[int, str]], per_call: int) -> list[Request]:
+    """The batch's requests: one per ticket, or (several tickets per call) one per group planned in id order,
+    a group of one being the single-ticket request."""
+    provider = _tier1(router)
+    out = []
+    for group in grouping.plan(list(tickets), lambda t: t[1], per_call):
+        if len(group) == 1:
+            tid, text = group[0]
+            out.append(Request(custom_id=custom_id(run_id, tid), params=cast(
+                MessageCreateParamsNonStreaming, provider.request_body(text, router.taxonomy))))
+        else:
+            out.append(Request(custom_id=group_custom_id(run_id, [t for t, _ in group]), params=cast(
+                MessageCreateParamsNonStreaming, provider.group_request_body([x for _, x in group],
+                                                                             router.taxonomy))))
+    return out
+
+
+def _per_call(s: Session, router: Router, run_id: int) -> int:
+    run = queue.run_info(s, run_id)
+    return (run.per_call if run is not None and run.per_call else None) or router.per_call
 
 
 # -- the API, with retries ---------------------------------------------------------------------------------------
@@ -180,11 +213,13 @@ async def submit(db: Database, router: Router, run_id: int) -> str | None:
 
 
 def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str,
-                    threshold: float) -> int:
+                    threshold: float, per_call: int | None = None) -> int:
     """The dashboard's economy route: import the tickets and hold them for a batch in one transaction (so no
     worker sends them live meanwhile); the background worker submits it (`check_open`). Returns the run id."""
+    grouping.check_size(per_call)
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=started_by, source=source, mode="auto", threshold=threshold)
+        run_id = queue.create_run(s, started_by=started_by, source=source, mode="auto", threshold=threshold,
+                                  per_call=per_call)
         queue.import_tickets(s, items, source=source, run_id=run_id)
         store.hold(s, run_id, "queued")
     return run_id
@@ -204,9 +239,8 @@ async def _send(db: Database, router: Router, run_id: int, reserve: bool = False
     guard = router.guard
     if reserve and isinstance(guard, budget.BudgetGuard):
         await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
-    requests = [Request(custom_id=custom_id(run_id, tid),
-                        params=cast(MessageCreateParamsNonStreaming, provider.request_body(text, router.taxonomy)))
-                for tid, text in tickets]
+    per_call = await pipeline.read(db, lambda s: _per_call(s, router, run_id))
+    requests = _requests(router, run_id, tickets, per_call)
     since = datetime.now(UTC)
     await _db(db, lambda s: store.set_state(s, run_id, "submitting"))  # from here on, look before sending again
     taken = await pipeline.read(db, store.known_batch_ids)
@@ -263,7 +297,9 @@ async def check(db: Database, router: Router, run_id: int) -> BatchNews:
 async def _resume_submission(db: Database, router: Router, run: store.BatchRun) -> BatchNews:
     """A submission was interrupted before its batch id was stored: adopt the batch if the API has it, else
     (once it clearly never arrived) send it now."""
-    n = len(await pipeline.read(db, lambda s: store.held(s, run.run_id)))
+    held = await pipeline.read(db, lambda s: store.held(s, run.run_id))
+    per_call = await pipeline.read(db, lambda s: _per_call(s, router, run.run_id))
+    n = len(_requests(router, run.run_id, held, per_call)) if held else 0  # requests, as the submission counted
     since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
     taken = await pipeline.read(db, store.known_batch_ids)
     found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, taken) if n else None
@@ -320,8 +356,34 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
         ids = {f"{batch_id}/{item.custom_id}": item for item in items}
         done = store.recorded(s, list(ids))
         tickets = store.existing_tickets(s, [t for i in items if (t := ticket_of(i.custom_id)) is not None])
-        escalate, requeue = [], []
+        escalate, requeue, alone = [], [], []
+        held_now: dict[int, str] | None = None
         for request_id, item in ids.items():
+            group = group_of(item.custom_id)
+            if group is not None:
+                if request_id in done:
+                    continue
+                held_now = dict(store.held(s, run_id)) if held_now is None else held_now
+                first, last, n = group
+                members = [(t, text) for t, text in held_now.items() if first <= t <= last]
+                if len(members) != n or item.result.type in ("expired", "canceled"):
+                    requeue += [t for t, _ in members]  # never guessed: back to the queue
+                    continue
+                calls = _group_calls(provider, item.result, request_id, [text for _, text in members],
+                                     router.taxonomy, started)
+                for call in calls:
+                    router.calibrate(call)  # routed on the calibration in force, like a single answer
+                queue.record_calls(s, [(t, run_id, c) for (t, _), c in zip(members, calls, strict=True)])
+                for (t, _), call in zip(members, calls, strict=True):
+                    if call.error_kind == UNANSWERED:
+                        alone.append(t)  # no clean answer in the group: asked again alone, live
+                        continue
+                    queue.apply_outcome(s, t, decide([call], router.threshold))
+                    if router.mode == "auto" and router.tier2 is not None and should_escalate(call, router.threshold):
+                        escalate.append(t)
+                    news.answered += call.answered
+                    news.failed += not call.answered
+                continue
             ticket_id = ticket_of(item.custom_id)
             if request_id in done or ticket_id not in tickets:
                 continue
@@ -348,9 +410,28 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
             queue.request_escalation(s, escalate)
         if requeue:
             news.requeued += store.release(s, run_id, f"batch {batch_id}: request expired, pending again", requeue)
+        if alone:
+            news.requeued += store.release(s, run_id, f"batch {batch_id}: no clean answer among the tickets of its "
+                                           "request; asked again alone", alone)
         news.escalating += len(escalate)
 
     await pipeline.in_transaction(db, write)
+
+
+def _group_calls(provider: Any, result: Any, request_id: str, texts: list[str], taxonomy: Any,
+                 started: float) -> list[CallResult]:
+    """One call per ticket of a multi-ticket batch request: its share of the answer and of the cost, or the
+    request's error on each."""
+    if result.type == "succeeded":
+        calls = provider.read_group(result.message, request_id, texts, taxonomy, started=started).tickets
+        for c in calls:
+            c.latency_ms = 0  # batch calls have no per-request latency
+        return list(calls)
+    error = getattr(getattr(result, "error", None), "error", None)
+    message = getattr(error, "message", None)
+    return [CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
+                       error=f"batch request {result.type}" + (f": {message}" if message else ""),
+                       group_size=len(texts), group_position=k) for k in range(1, len(texts) + 1)]
 
 
 async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None = None) -> list[BatchNews]:

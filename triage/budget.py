@@ -26,7 +26,7 @@ from db import ledger, queue
 from db.engine import Database
 from triage.domain import CallFor, from_pico, money_text, to_pico
 from triage.errors import BudgetReached
-from triage.providers.base import Provider
+from triage.providers.base import GroupProvider, Provider
 from triage.taxonomy import Taxonomy
 
 HOW_TO_RAISE = "raise it in Settings or with TRIAGE_MONTHLY_BUDGET_USD / TRIAGE_DAILY_BUDGET_USD"
@@ -152,6 +152,29 @@ class BudgetGuard:
                                   run_id=ticket.run_id)
 
         return self.db.write(fn)
+
+    async def admit_group(self, provider: GroupProvider, texts: Sequence[str], taxonomy: Taxonomy,
+                          tickets: Sequence[CallFor]) -> list[int]:
+        """Before a request about several tickets: reserve its whole worst case at once (refused as a whole when it
+        would cross a cap), written as one reservation per ticket (shares by each ticket's characters, adding up
+        to the worst case exactly), so an in-flight request is an attempt on every ticket in it."""
+        from triage import grouping
+
+        worst = to_pico(provider.group_worst_case_cost(texts, taxonomy))
+        weights = grouping.input_weights(texts)
+        shares = grouping.apportion(worst, weights, [0] * len(weights), 0)
+
+        def fn(s: Session) -> list[int]:
+            if self.caps.any:
+                ledger.lock(s)
+                reason = _standing_in(s, self.caps, _today()).refusal(from_pico(worst))
+                if reason:
+                    raise BudgetReached(reason)
+            return [ledger.reserve(s, estimated_pico=share, tier=provider.tier, model=provider.model, kind="call",
+                                   worker=t.worker, ticket_id=t.ticket_id, run_id=t.run_id)
+                    for share, t in zip(shares, tickets, strict=True)]
+
+        return await asyncio.to_thread(self.db.write, fn)
 
     async def abandon(self, reservation_id: int, note: str) -> None:
         """The call ended without an answer we could record: it stays on the books as probably billed."""

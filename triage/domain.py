@@ -48,9 +48,10 @@ class ErrorKind(StrEnum):
     AUTH = "auth"  # 401/403: stop the run, do not retry
     BAD_REQUEST = "bad_request"  # 400/404/413/422: recorded on the ticket with the API's message
     TRANSIENT = "transient"  # 429/5xx/529/timeouts/connection, still failing after the retries
+    UNANSWERED = "unanswered"  # a several-ticket answer gave this ticket no clean answer: it is asked again alone
 
 
-AUTH, BAD_REQUEST, TRANSIENT = tuple(ErrorKind)
+AUTH, BAD_REQUEST, TRANSIENT, UNANSWERED = tuple(ErrorKind)
 
 # money: Decimal dollars in Python, integer pico-dollars in the database, so every sum is exact
 PICO = Decimal("1e12")
@@ -115,13 +116,15 @@ class CallResult:
     # the calibration in force when the call was routed (triage/calibrate.py) and what it made of `confidence`
     calibration_id: int | None = None
     calibrated_confidence: float | None = None
+    examples: int | None = None  # labelled few-shot examples in its request; None: sent without any
+    group_size: int = 1  # how many tickets shared the request (usage and cost here are this ticket's share)
+    group_position: int = 1  # this ticket's id (1..group_size) in that request
 
     @property
     def routing_confidence(self) -> float | None:
         """What routing compares with the threshold: the calibrated confidence when a calibration was in force for
         this call, else the stated one."""
         return self.calibrated_confidence if self.calibration_id is not None else self.confidence
-    examples: int | None = None  # labelled few-shot examples in its request; None: sent without any
 
     @property
     def answered(self) -> bool:

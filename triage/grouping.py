@@ -14,6 +14,8 @@ from fractions import Fraction
 from typing import Any, TypeVar
 
 from triage import prompts
+from triage.domain import CallResult, Usage
+from triage.errors import InputError
 from triage.parsing import Parsed, normalise_confidence, normalise_label
 from triage.taxonomy import Taxonomy
 
@@ -22,6 +24,13 @@ T = TypeVar("T")
 MAX_PER_CALL = 50
 MAX_GROUP_INPUT_TOKENS = 8000  # estimated; a ticket that would push a request past it goes in a smaller group
 _OPEN = "<ticket>"
+
+
+def check_size(per_call: int | None) -> int | None:
+    """A run's tickets per request, as stored: None, or a whole number from 1 to MAX_PER_CALL (InputError)."""
+    if per_call is not None and not (isinstance(per_call, int) and 1 <= per_call <= MAX_PER_CALL):
+        raise InputError(f"tickets per call is a whole number from 1 to {MAX_PER_CALL}, not {per_call!r}")
+    return per_call
 
 
 def fenced(text: str, position: int) -> str:
@@ -175,3 +184,36 @@ def apportion(total: int, input_weights: Sequence[int], output_weights: Sequence
     for i in order[:left]:
         floors[i] += 1
     return floors
+
+
+def split_usage(usage: Usage, input_weights: Sequence[int], output_weights: Sequence[int]) -> list[Usage]:
+    """Each ticket's share of the request's tokens (input kinds by its input characters, output by its answer's),
+    largest-remainder rounded, so every kind of token adds up to what the API reported."""
+    def by_input(total: int) -> list[int]:
+        return apportion(total, input_weights, [0] * len(input_weights), 0)
+
+    def by_output(total: int) -> list[int]:
+        return apportion(total, input_weights, output_weights, total)
+
+    columns = zip(by_input(usage.input_tokens), by_output(usage.output_tokens),
+                  by_input(usage.cache_write_5m_tokens), by_input(usage.cache_write_1h_tokens),
+                  by_input(usage.cache_read_tokens), strict=True)
+    return [Usage(i, o, w5, w1, r, usage.service_tier, usage.inference_geo) for i, o, w5, w1, r in columns]
+
+
+def input_weights(texts: Sequence[str]) -> list[int]:
+    """Each ticket's characters in the request (its block as sent)."""
+    return [len(fenced(t, k)) for k, t in enumerate(texts, 1)]
+
+
+@dataclass
+class GroupCall:
+    """One request about several tickets: the request as billed (`whole`: usage, exact cost, request id) and one
+    call per ticket, in the order sent, each with its share of usage and cost (the shares add up to the whole).
+    A ticket without a clean answer has an ERROR call of kind UNANSWERED (billed, its share counted) and is asked
+    again; `retry_group` when the whole answer was unusable (refused, unreadable, cut off)."""
+
+    whole: CallResult
+    tickets: list[CallResult]
+    retry_group: bool = False
+    stray: list[str] = field(default_factory=list)

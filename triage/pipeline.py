@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from db import ledger, queue
 from db.engine import Database
-from triage.domain import FAILED, MODES, CallFor, CallResult, Outcome
+from triage.domain import FAILED, MODES, UNANSWERED, CallFor, CallResult, Outcome
 from triage.errors import BudgetReached, KeyRejected, NotFound
+from triage.group_router import GroupRouting, Member
 from triage.host import pid_alive, worker_name
 from triage.router import OnCall, Router
 
@@ -162,6 +163,73 @@ async def _process_one(db: Database, run_id: int | None, ticket_id: int, step: S
         on_ticket(ticket_id, outcome)
 
 
+async def _process_group(db: Database, members: list[Member], router: Router, report: RunReport,
+                         stop: asyncio.Event, on_ticket: OnTicket | None, *, escalate: bool = False) -> None:
+    """Tickets routed together (triage.group_router), their calls recorded as they return. A rejected key or a
+    reached budget stops the run and leaves the group's tickets pending (their calls so far are kept); an answer
+    the database would not take leaves them pending too (its reservations stay, counted as lost)."""
+    ids = [m.ticket_id for m in members]
+    prior = await read(db, lambda s: {t: queue.current_calls(s, t) for t in ids})
+    for m in members:
+        m.calls = [c for c in prior[m.ticket_id] if c.answered]
+        m.alone_at = {c.tier for c in prior[m.ticket_id] if c.error_kind == UNANSWERED}
+    unrecorded = False
+
+    async def record(pairs: Sequence[tuple[Member, CallResult]]) -> None:
+        nonlocal unrecorded
+        try:
+            await write(db, lambda s: queue.record_calls(s, [(m.ticket_id, m.run_id, c) for m, c in pairs]))
+        except Exception:
+            unrecorded = True
+            raise
+
+    def leave(why: str) -> Callable[[Session], None]:
+        def fn(s: Session) -> None:
+            for t in ids:
+                queue.leave_pending(s, t, why)
+        return fn
+
+    try:
+        outcomes = await GroupRouting(router, record).route(members, escalate=escalate)
+    except (KeyRejected, BudgetReached) as exc:
+        report.stop(str(exc), "key" if isinstance(exc, KeyRejected) else "budget")
+        stop.set()
+        await write(db, leave(str(exc)))
+        return
+    except Exception as exc:  # a bug or a database fault must not strand the tickets
+        if unrecorded:
+            log.error("tickets %s: an answer could not be recorded: %s", ids, exc)
+            await write(db, leave(f"an answer could not be recorded ({type(exc).__name__}: {exc}); it waits to be "
+                                  "classified again"))
+            return
+        log.exception("tickets %s failed unexpectedly", ids)
+        outcomes = [Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}") for _ in ids]
+
+    def apply(s: Session) -> None:
+        for t, o in zip(ids, outcomes, strict=True):
+            queue.apply_outcome(s, t, o)
+
+    await write(db, apply)
+    for t, o in zip(ids, outcomes, strict=True):
+        report.processed += 1
+        report.ended[o.status] = report.ended.get(o.status, 0) + 1
+        if on_ticket:
+            on_ticket(t, o)
+
+
+def _run_per_call(s: Session, run_id: int) -> int | None:
+    run = queue.run_info(s, run_id)
+    return run.per_call if run is not None else None
+
+
+def _member(item: queue.Claimed, worker: str, router: Router) -> Member:
+    """A claimed ticket with its run's routing (the router's defaults for a ticket of no run)."""
+    return Member(item.ticket_id, item.text, CallFor(item.ticket_id, item.run_id, worker),
+                  mode=item.mode if item.mode in MODES else router.mode,
+                  threshold=router.threshold if item.threshold is None else item.threshold,
+                  wants_tier2=item.wants_tier2, run_id=item.run_id, per_call=item.per_call)
+
+
 def _step_for(router: Router, item: queue.Claimed, worker: str) -> Step:
     """Escalate when an operator asked for tier 2, else classify with the run's own mode and threshold."""
     ticket = CallFor(item.ticket_id, item.run_id, worker)
@@ -230,29 +298,48 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
         raise ValueError("concurrency must be at least 1")
     name = worker or worker_name()
     report = RunReport(run_id)
-    inbox: asyncio.Queue[queue.Claimed | None] = asyncio.Queue(maxsize=concurrency * 2)
+    inbox: asyncio.Queue[tuple[bool, list[queue.Claimed]] | None] = asyncio.Queue(maxsize=concurrency * 2)
     stop = asyncio.Event()
+
+    def chunks(batch: list[queue.Claimed]) -> list[tuple[bool, list[queue.Claimed]]]:
+        """The claimed tickets in queue order, cut where the group size changes (a run may ask for its own) and
+        at the size: (grouped, tickets) for one consumer at a time."""
+        out: list[tuple[bool, list[queue.Claimed]]] = []
+        for item in batch:
+            sizes = router.sizes(item.per_call)
+            if out and out[-1][1][-1].per_call == item.per_call and len(out[-1][1]) < max(sizes):
+                out[-1][1].append(item)
+            else:
+                out.append((max(sizes) > 1, [item]))
+        return out
 
     def stopping() -> bool:
         return stop.is_set() or (halt is not None and halt.requested)
 
     async def producer() -> None:
+        run_size = None if run_id is None else await read(db, lambda s: _run_per_call(s, run_id))
+        size = max(router.sizes(run_size))  # tickets claimed per consumer
         while not stopping():
-            batch = await in_transaction(db, lambda s: queue.claim_pending(s, name, concurrency, run_id,
+            batch = await in_transaction(db, lambda s: queue.claim_pending(s, name, concurrency * size, run_id,
                                                                              local=False))
             if not batch:
                 break
-            for item in batch:
-                await inbox.put(item)
+            for chunk in chunks(batch):
+                await inbox.put(chunk)
         for _ in range(concurrency):
             await inbox.put(None)
 
     async def consumer() -> None:
-        while (item := await inbox.get()) is not None:
+        while (chunk := await inbox.get()) is not None:
             if stopping():
                 continue  # released, with the reason, when the pass winds up
-            await _process_one(db, item.run_id, item.ticket_id, _step_for(router, item, name), report, stop,
-                               on_ticket)
+            grouped, items = chunk
+            if grouped:
+                await _process_group(db, [_member(i, name, router) for i in items], router, report, stop, on_ticket)
+                continue
+            for item in items:
+                await _process_one(db, item.run_id, item.ticket_id, _step_for(router, item, name), report, stop,
+                                   on_ticket)
 
     try:
         await _run_all([producer()] + [consumer() for _ in range(concurrency)], halt)
@@ -275,6 +362,22 @@ async def escalate_tickets(db: Database, router: Router, ticket_ids: Sequence[in
         raise NotFound(f"no ticket with id {', '.join(map(str, missing[:10]))}")
     sem = asyncio.Semaphore(concurrency)
     stop = asyncio.Event()
+
+    async def together(group: list[int]) -> None:
+        async with sem:
+            if stop.is_set() or (halt is not None and halt.requested):
+                return
+            members = [Member(t, texts[t], CallFor(t, run_id, name), run_id=run_id, threshold=router.threshold)
+                       for t in group]
+            await _process_group(db, members, router, report, stop, on_ticket, escalate=True)
+
+    size = router.sizes()[1]
+    if size > 1:
+        try:
+            await _run_all([together(list(ticket_ids[i:i + size])) for i in range(0, len(ticket_ids), size)], halt)
+        finally:
+            await _wind_up(db, name, report, halt, None)
+        return report
 
     async def one(tid: int) -> None:
         async with sem:

@@ -5,7 +5,7 @@ Pure decisions live here; the service layer feeds calls in and stores what comes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from triage.calibration import Calibration
@@ -23,7 +23,7 @@ from triage.domain import (
     Outcome,
 )
 from triage.errors import InputError, KeyRejected
-from triage.providers.base import Provider
+from triage.providers.base import GroupProvider, Provider
 from triage.taxonomy import Taxonomy
 
 
@@ -82,6 +82,11 @@ class SpendGuard(Protocol):
     async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy, ticket: CallFor | None = None) -> int:
         ...
 
+    async def admit_group(self, provider: GroupProvider, texts: Sequence[str], taxonomy: Taxonomy,
+                          tickets: Sequence[CallFor]) -> Sequence[int]:
+        """Before a request about several tickets: reserve its whole worst case (one reservation per ticket)."""
+        ...
+
     async def abandon(self, reservation_id: int, note: str) -> None:
         """The call ended without an answer to record: keep it on the books as probably billed."""
         ...
@@ -97,7 +102,8 @@ class Router:
     travel with the ticket whoever processes it. `guard`, when set, is asked before every paid (tier >= 1) call;
     `ticket` says whom the call is for (written on its reservation). `calibrations` (by model id) are applied to
     each tier-1/tier-2 answer as it arrives; routing then compares the calibrated confidence, and the call carries
-    the id of the map it was routed with."""
+    the id of the map it was routed with. `per_call` / `per_call_sonnet`: how many tickets one tier-1 / tier-2
+    request may carry (1: one request per ticket; see triage.group_router)."""
 
     def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
                  threshold: float = 0.7, mode: str = "auto", tier0: Provider | None = None,
@@ -109,6 +115,8 @@ class Router:
         self.tier0, self.tier0_threshold = tier0, tier0_threshold
         self.guard = guard
         self.calibrations: Mapping[str, Calibration] = dict(calibrations or {})
+        self.per_call: int = 1
+        self.per_call_sonnet: int | None = None  # None: the same as the tier-1 size (the run's, else per_call)
 
     def calibrate(self, call: CallResult) -> CallResult:
         """Put the calibration in force for the call's model on it (tiers 1 and 2; tier 0 calibrates itself)."""
@@ -116,6 +124,11 @@ class Router:
         if cal is not None and cal.id is not None and call.answered and call.confidence is not None:
             call.calibration_id, call.calibrated_confidence = cal.id, cal.apply(call.confidence)
         return call
+
+    def sizes(self, run_per_call: int | None = None) -> tuple[int, int]:
+        """Tickets per tier-1 and per tier-2 request for a ticket of a run that asked for `run_per_call`."""
+        first = run_per_call or self.per_call
+        return first, first if self.per_call_sonnet is None else self.per_call_sonnet
 
     async def classify(self, text: str, prior: list[CallResult] | None = None, on_call: OnCall | None = None, *,
                        mode: str | None = None, threshold: float | None = None,
@@ -156,6 +169,11 @@ class Router:
                    if (c := getattr(p, "client", None)) is not None and hasattr(c, "close")}
         for client in clients.values():  # tiers 1 and 2 share one client: close it once
             await client.close()
+
+    async def call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
+                   ticket: CallFor | None = None) -> CallResult:
+        """One single-ticket call through the guard, appended to `calls` and passed to `on_call`."""
+        return await self._call(provider, text, calls, on_call, ticket)
 
     async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
                     ticket: CallFor | None = None) -> CallResult:

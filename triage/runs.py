@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from db import queue, reports
 from db.engine import Database
-from triage import audit
+from triage import audit, grouping
 from triage.access import Action, Actor, require
 from triage.domain import Outcome, from_pico, money_text
 
@@ -76,11 +76,15 @@ def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
 
 
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
-              mode: str = "auto", threshold: float = 0.7, reclassify: bool = False) -> queue.Imported:
-    """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies."""
+              mode: str = "auto", threshold: float = 0.7, reclassify: bool = False,
+              per_call: int | None = None) -> queue.Imported:
+    """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies.
+    `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting)."""
     require(actor, Action.CLASSIFY)
+    grouping.check_size(per_call)
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold)
+        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
+                                  per_call=per_call)
         return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
 
 

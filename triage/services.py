@@ -64,6 +64,7 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
 
     router = Router(provider(settings.tier1_model, 1), provider(settings.tier2_model, 2), taxonomy,
                     threshold=settings.threshold if threshold is None else threshold, mode=mode)
+    router.per_call, router.per_call_sonnet = settings.per_call, settings.per_call_sonnet
     if db is not None:
         router.guard = budget.BudgetGuard(db, settings.caps)
         router.calibrations = calibrate.in_force(db)

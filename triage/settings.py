@@ -14,6 +14,7 @@ from triage import taxonomy as taxonomy_mod
 from triage.access import Action, Actor, require
 from triage.budget import Caps
 from triage.errors import InputError
+from triage.grouping import MAX_PER_CALL
 from triage.pricing import PriceTable
 from triage.taxonomy import Taxonomy
 
@@ -40,6 +41,8 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
     fewshot_k: int = 0  # operator-labelled examples retrieved per Haiku request; 0 = few-shot off
+    per_call: int = 1  # tickets per tier-1 request (1: one request per ticket, as before), at most 50
+    per_call_sonnet: int | None = None  # tickets per tier-2 request; None: the same as per_call
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,7 +64,14 @@ class Settings:
             api_key=env.get("ANTHROPIC_API_KEY") or None,
             base_url=env.get("ANTHROPIC_BASE_URL") or None,
             fewshot_k=fewshot_k(_number(env, "TRIAGE_FEWSHOT_K", 0), "TRIAGE_FEWSHOT_K"),
+            per_call=check_per_call(_number(env, "TRIAGE_PER_CALL", 1), "TRIAGE_PER_CALL"),
+            per_call_sonnet=(check_per_call(_number(env, "TRIAGE_PER_CALL_SONNET", 1), "TRIAGE_PER_CALL_SONNET")
+                             if env.get("TRIAGE_PER_CALL_SONNET") else None),
         )
+
+    @property
+    def tier2_per_call(self) -> int:
+        return self.per_call if self.per_call_sonnet is None else self.per_call_sonnet
 
     @property
     def has_api_key(self) -> bool:
@@ -90,7 +100,18 @@ def fewshot_k(value: float, name: str = "few-shot examples") -> int:
 
 
 MAX_FEWSHOT_K = 20
-EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd", "fewshot_k")
+
+
+def check_per_call(value: float, name: str = "tickets per call") -> int:
+    """A number of tickets per request: a whole number from 1 to 50 (InputError otherwise)."""
+    if value != int(value) or not 1 <= value <= MAX_PER_CALL:
+        raise InputError(f"{name} is a whole number from 1 to {MAX_PER_CALL} (1: one request per ticket), "
+                         f"not {value:g}")
+    return int(value)
+
+
+EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd", "fewshot_k",
+            "per_call", "per_call_sonnet")
 
 
 def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Taxonomy]:
@@ -122,6 +143,9 @@ def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None,
         raise InputError(f"not editable: {', '.join(sorted(unknown))}")
     if "threshold" in values and not 0 <= float(str(values["threshold"])) <= 1:
         raise InputError("the threshold is a confidence between 0 and 1")
+    for key in ("per_call", "per_call_sonnet"):
+        if key in values and values[key] is not None:
+            values[key] = check_per_call(float(str(values[key])), "tickets per call")
     for key in ("monthly_budget_usd", "daily_budget_usd"):
         if key in values and float(str(values[key])) < 0:
             raise InputError(f"the {key.split('_')[0]} budget is a dollar amount, 0 for none")

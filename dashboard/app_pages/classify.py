@@ -87,15 +87,24 @@ tier = c1.selectbox("Route", routes, key="tier",
                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
                                  "sonnet": "Sonnet only", "local": "Local model (no API key)",
                                  "batch": "Economy: half price, results within 24 h"}.get)
+per_call = int(settings.per_call)
+if tier in ("auto", "haiku", "sonnet", "batch"):
+    per_call = int(c2.number_input(
+        "Tickets per call", min_value=1, max_value=50, value=int(settings.per_call), step=1, key="per_call",
+        help="How many tickets one API request carries (the default is in Settings). More is cheaper (the "
+        "instructions are paid once per request) and faster under a rate limit; each answer is matched to its "
+        "ticket by id, and a ticket without a clean answer is asked again alone. The Quality page compares "
+        "accuracy by group size."))
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
     if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
         st.session_state["run_id"] = batches.queue_batch_run(
-            db, items, source=source, started_by=actor.identity, threshold=settings.threshold)
+            db, items, source=source, started_by=actor.identity, threshold=settings.threshold, per_call=per_call)
         st.query_params["run"] = str(st.session_state["run_id"])
         state.worker().wake()
         st.toast("Queued as an economy batch: results within 24 hours, at half price.")
     else:
-        imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold)
+        imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold,
+                                  per_call=None if tier == "local" else per_call)
         st.session_state["run_id"] = imported.run_id
         st.query_params["run"] = str(imported.run_id)  # a reload, or the link sent to a colleague, shows this run
         state.worker().wake()

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cached, charts, fewshot_sections, quality_calibration, state
+from dashboard.app_pages import _quality_groups
 from dashboard.ui import gate
 from triage.access import Action
 
@@ -42,6 +43,7 @@ if names:
     chosen = result.per_tier[names.index(pick)]
     st.plotly_chart(charts.confusion(chosen["confusion"], chosen["name"]), key="chart_confusion")
 
+_quality_groups.draw(cached.quality_by_group_size(db))
 f = result.flips
 if f["escalated"]:
     st.markdown(f"**Escalations.** Sonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated "

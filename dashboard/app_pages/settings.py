@@ -47,10 +47,21 @@ with st.form("engine"):
                              "model keeps working.")
     daily = b2.number_input("Daily budget (USD, 0 = none)", min_value=0.0, value=float(settings.daily_budget_usd),
                             step=1.0, help="The same for today's spend (UTC days).")
+    p1, p2 = st.columns(2)
+    per_call = p1.number_input("Tickets per call", min_value=1, max_value=50, value=int(settings.per_call), step=1,
+                               help="How many tickets one Haiku request carries. 1 sends one request per ticket. "
+                               "More pays the instructions once per request and gets far more tickets through a "
+                               "requests-per-minute limit; each answer is matched to its ticket by id and a ticket "
+                               "without a clean answer is asked again alone. Check accuracy by group size on the "
+                               "Quality page.")
+    per_call_sonnet = p2.number_input("Tickets per Sonnet call (0 = the same)", min_value=0, max_value=50,
+                                      value=int(settings.per_call_sonnet or 0), step=1,
+                                      help="The same for tier-2 requests (escalations).")
     if st.form_submit_button("Save routing") and need_operator():
         try:
             config.save_engine(db, actor=actor, threshold=threshold, tier1_model=tier1.strip(),
-                               tier2_model=tier2.strip(), monthly_budget_usd=budget, daily_budget_usd=daily)
+                               tier2_model=tier2.strip(), monthly_budget_usd=budget, daily_budget_usd=daily,
+                               per_call=int(per_call), per_call_sonnet=int(per_call_sonnet) or None)
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
             st.error(str(exc))

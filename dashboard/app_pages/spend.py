@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import streamlit as st
 
 from dashboard import cached, charts, fewshot_sections, state
+from dashboard.app_pages import _spend_requests
 from dashboard.ui import gate, money, sentence
 from triage import reporting
 from triage.access import Action
@@ -55,6 +56,7 @@ left.plotly_chart(charts.versus_sonnet_alone(float(summary.spend), None if summa
                                              else float(summary.sonnet_alone)), key="chart_alone")
 right.plotly_chart(charts.month_projection(data.month, float(summary.month_projection), today),
                    key="chart_projection")
+_spend_requests.draw(data.spend)
 st.caption(f"Month to date {money(summary.month_to_date)}; at the last 7 days' pace the month ends near "
            f"{money(summary.month_projection)}. Days are UTC. Latency: {reporting.LATENCY_RESOLUTION}.")
 

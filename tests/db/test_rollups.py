@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -213,8 +214,8 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
         ids = queue.import_tickets(s, [(None, f"ticket {rnd.getrandbits(40)}") for _ in range(tickets)],
                                    source="t", run_id=None).ticket_ids
     for _ in range(events):
-        kind = rnd.choices(["call", "escalation", "direct", "retry", "batch", "correct", "burst"],
-                           [5, 3, 2, 2, 1, 2, 1])[0]
+        kind = rnd.choices(["call", "escalation", "direct", "retry", "batch", "correct", "burst", "group"],
+                           [5, 3, 2, 2, 1, 2, 1, 1])[0]
         tid = rnd.choice(ids)
         with db.transaction() as s:
             if kind == "call":
@@ -240,6 +241,11 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
             elif kind == "correct":
                 t = s.get(Ticket, tid)
                 dbreview.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
+            elif kind == "group":  # one request about several tickets: a row each (its share), counted once
+                whole = random_call(rnd, rnd.choice([1, 2]), first, days)
+                members = rnd.sample(ids, min(rnd.randint(2, 5), len(ids)))
+                queue.record_calls(s, [(t, None, replace(whole, group_size=len(members), group_position=k))
+                                       for k, t in enumerate(members, 1)])
             else:  # several tickets' calls in one transaction (the local tier and the demo write like this)
                 for other in rnd.sample(ids, min(3, len(ids))):
                     queue.record_call(s, other, None, random_call(rnd, rnd.choice([0, 1, 2]), first, days))

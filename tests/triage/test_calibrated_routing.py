@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from db import quality as quality_q
 from db.migrate import open_database
@@ -207,3 +207,28 @@ def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_
         1 / (1 + math.exp(-(math.log(0.93 / 0.07) - 3))))
     assert status == "escalated"  # on the stated 0.93 it would have stayed with Haiku
     db.dispose()
+
+
+def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibration_too(db, fake):
+    h_stated, h_right = overconfident(240, seed=1)
+    history = texts("old", h_stated)
+    classify(db, fake, history)
+    import_truth(db, history, h_right)
+    cal = calibrate.in_force(db)["claude-haiku-5-5"]
+
+    n_stated, _ = overconfident(60, seed=3)
+    fresh = texts("grouped", n_stated)
+    settings = Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=10)
+    imp = runs.start_run(db, [(None, t) for t in fresh], source="t", actor=LEAD, per_call=10)
+    before = sonnet_requests(fake)
+    services.classify_run(db, services.build_router(settings, TAX, db=db), imp.run_id, actor=LEAD)
+    calls = tier1_calls(db, imp.ticket_ids)
+    assert {c.group_size for c in calls.values()} == {10}  # asked ten at a time
+    for tid, stated in zip(imp.ticket_ids, n_stated, strict=True):
+        assert calls[tid].calibration_id == cal.id
+        assert calls[tid].calibrated_confidence == pytest.approx(cal.apply(stated), abs=1e-12)
+    escalated = sum(cal.apply(c) < 0.7 for c in n_stated)
+    with db.read() as s:
+        tier2 = s.scalar(select(func.count(func.distinct(ModelCall.ticket_id))).where(
+            ModelCall.ticket_id.in_(imp.ticket_ids), ModelCall.tier == 2))
+    assert escalated > 30 and tier2 == escalated and sonnet_requests(fake) > before

@@ -95,3 +95,12 @@ def test_cost_shares_add_up_on_random_calls():
 
 def test_a_single_ticket_request_is_unchanged():
     assert grouping.fenced("hello", 1) == prompts.user_message("hello").replace("<ticket>", '<ticket id="1">', 1)
+
+
+@pytest.mark.parametrize("bad", [0, 51, 2.5, "5"])
+def test_a_runs_size_is_checked_before_it_is_stored(bad):
+    from triage.errors import InputError
+
+    with pytest.raises(InputError, match="whole number from 1 to 50"):
+        grouping.check_size(bad)
+    assert grouping.check_size(None) is None and grouping.check_size(50) == 50

@@ -9,7 +9,7 @@ from db.engine import Database
 from triage.access import Actor, cli_actor
 from triage.domain import FAILED, PENDING, Outcome
 from triage.pipeline import RunReport
-from triage.settings import Settings, effective
+from triage.settings import Settings, check_per_call, effective
 from triage.taxonomy import Taxonomy
 
 EXIT_OK, EXIT_INPUT, EXIT_KEY, EXIT_FAILED, EXIT_BUDGET = 0, 2, 3, 4, 5
@@ -81,6 +81,10 @@ def _apply_flags(s: Settings, args: argparse.Namespace) -> Settings:
         s.threshold = args.threshold
     if getattr(args, "concurrency", None) is not None:
         s.concurrency = args.concurrency
+    if getattr(args, "per_call", None) is not None:
+        s.per_call = check_per_call(args.per_call, "--per-call")
+    if getattr(args, "per_call_sonnet", None) is not None:
+        s.per_call_sonnet = check_per_call(args.per_call_sonnet, "--per-call-sonnet")
     return s
 
 

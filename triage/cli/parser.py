@@ -26,6 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--threshold", type=float, help="escalate when tier-1 confidence is under this (default 0.7)")
         if concurrency:
             sp.add_argument("--concurrency", type=int, help="parallel API requests (default 8)")
+            sp.add_argument("--per-call", type=int, metavar="N",
+                            help="tickets per API request, 1-50 (default 1, or TRIAGE_PER_CALL): the instructions "
+                            "are paid once per request and a requests-per-minute limit binds N times later; every "
+                            "answer is read by its ticket's id, and a ticket without a clean answer is asked again "
+                            "alone")
+            sp.add_argument("--per-call-sonnet", type=int, metavar="N",
+                            help="tickets per tier-2 (Sonnet) request (default: the same as --per-call)")
         sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
 
     c = sub.add_parser("classify", help="classify tickets from a file or stdin",

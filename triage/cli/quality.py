@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from triage import calibrate, quality, quality_fewshot, threshold
+from triage import calibrate, quality, quality_fewshot, quality_groups, threshold
 from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
 from triage.errors import InputError
 
@@ -21,6 +21,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     db = open_db(env_settings(args))
     settings, taxonomy = settings_in_force(db, args)
     result = quality.measure(db, since=args.since, classes=taxonomy.names)
+    by_size = quality_groups.by_group_size(db, since=args.since)
     rec, applied_from = None, None
     if args.target is not None:
         if args.apply:
@@ -29,7 +30,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
         else:
             rec = threshold.recommend_stored(db, args.target)
     if args.json:
-        out = result.to_dict()
+        out = {**result.to_dict(), "by_group_size": [x.to_dict() for x in by_size]}
         if rec is not None:
             out["recommendation"] = {**rec.to_dict(), "applied": args.apply, "threshold_before": applied_from}
         print(json.dumps(out, default=str))
@@ -57,6 +58,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
             acc = "—" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
             cost = "—" if w["cost_per_ticket"] is None else f"${w['cost_per_ticket']:.6f}"
             print(f"{w['threshold']:>9.2f} {w['escalation_rate']:>10.1%} {acc:>9} {w['replayed']:>9} {cost:>14}")
+    if quality_groups.grouped_in_use(by_size):
+        print()
+        print("by tickets per request (each labelled ticket's latest answer from requests of that size):")
+        print(f"{'model':<8} {'tickets/request':>15} {'n':>6} {'accuracy':>9} {'ECE':>6} {'says':>6}")
+        for x in by_size:
+            print(f"{x.name:<8} {x.band:>15} {x.n:>6} {x.accuracy:>9.3f} {x.ece:>6.3f} {x.mean_confidence:>6.2f}")
     f = result.flips
     if f["escalated"]:
         print(f"\nSonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated tickets; the operator "

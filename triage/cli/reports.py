@@ -20,7 +20,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
     extra = reporting.estimates(db, args.since, args.until)
     if args.json:
         out = [{"day": r["day"], "model": r["model"], "tier": r["tier"], "calls": r["calls"],
-                "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
+                "requests": r["requests"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
                 "cost_usd": money_text(r["cost_usd"])} for r in rows]
         print(json.dumps({"rows": out, "total_usd": money_text(total),
                           "interrupted_calls": extra.interrupted_calls,
@@ -35,6 +35,9 @@ def cmd_spend(args: argparse.Namespace) -> int:
         print(f"{r['day']:<10}  {r['model']:<22} {r['tier']:>4} {r['calls']:>7} {r['input_tokens']:>10} "
               f"{r['output_tokens']:>9} {r['cost_usd']:>12.6f}")
     print(f"{'total':<10}  {'':<22} {'':>4} {sum(r['calls'] for r in rows):>7} {'':>10} {'':>9} {total:>12.6f}")
+    requests, calls = sum(r["requests"] for r in rows), sum(r["calls"] for r in rows)
+    if requests != calls:  # several tickets per request (--per-call): a call here is one ticket's share
+        print(f"{requests} API requests carried those {calls} ticket calls ({calls / requests:.1f} tickets a request)")
     for line in extra.lines:
         print(line)
     return EXIT_OK

@@ -102,7 +102,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     source = "stdin" if args.path == "-" else args.path
     imported = runs.start_run(db, batch.items, source=source, actor=actor(args),
                               mode="local" if local else args.tier, threshold=settings.threshold,
-                              reclassify=args.reclassify)
+                              reclassify=args.reclassify, per_call=None if local else settings.per_call)
     run_id = imported.run_id
     assert run_id is not None  # start_run always makes a run; the assert tells the type checker
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {run_id})",

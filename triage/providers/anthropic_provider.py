@@ -6,7 +6,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message, TextBlock
 
-from triage import fewshot, prompts, ratelimit
+from triage import fewshot, grouping, prompts, ratelimit
 from triage.domain import (
     AUTH,
     BAD_REQUEST,
@@ -23,11 +24,14 @@ from triage.domain import (
     REFUSAL,
     TRANSIENT,
     TRUNCATED,
+    UNANSWERED,
     UNKNOWN,
     UNKNOWN_LABEL,
     UNPARSED,
     CallResult,
     Usage,
+    from_pico,
+    to_pico,
 )
 from triage.errors import UnknownModel
 from triage.fewshot import Prefix, Shots, ShotSource
@@ -230,6 +234,136 @@ class AnthropicProvider:
         elif parsed.confidence is None:
             result.outcome = UNPARSED
         return result
+
+
+    # -- several tickets per request (triage.grouping) -------------------------------------------------------
+    def group_request_body(self, texts: Sequence[str], taxonomy: Taxonomy) -> dict[str, Any]:
+        """The single-ticket request with the same static system prompt (the cacheable prefix), its user turn
+        holding each ticket in a block named by its position, an answers array as the output format and
+        `max_tokens` the single budget times the number of tickets."""
+        body: dict[str, Any] = self.request_body(texts[0], taxonomy)
+        last = body["messages"][-1]
+        content = grouping.user_message(texts)
+        if isinstance(last["content"], list):  # content blocks: the ticket is the last text block
+            blocks = list(last["content"])
+            blocks[-1] = {**blocks[-1], "text": content}
+            last["content"] = blocks
+        else:
+            last["content"] = content
+        body["max_tokens"] = self.max_tokens * len(texts)
+        body["output_config"] = {**body["output_config"],
+                                 "format": {"type": "json_schema", "schema": grouping.output_schema(taxonomy)}}
+        return body
+
+    def group_worst_case_cost(self, texts: Sequence[str], taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
+        """The most one request about these tickets can cost (its input estimated high, all its output budget)."""
+        body = self.group_request_body(texts, taxonomy)
+        return self.prices.worst_case(self.model, prompts.estimate_request_tokens(body), body["max_tokens"], _now(),
+                                      batch=batch)
+
+    async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy) -> grouping.GroupCall:
+        """One request about several tickets, read per ticket (never by position): see grouping.GroupCall."""
+        n = len(texts)
+        body = self.group_request_body(texts, taxonomy)
+        started = time.perf_counter()
+        sent = await self._send(body, started)
+        if isinstance(sent, CallResult):  # no answer: every ticket of the request ends with the same error
+            sent.group_size = n
+            return grouping.GroupCall(sent, [replace(sent, group_position=k) for k in range(1, n + 1)])
+        message, request_id, attempt = sent
+        return self.read_group(message, request_id, texts, taxonomy, attempt=attempt, started=started,
+                               max_tokens=body["max_tokens"])
+
+    def read_group(self, message: Any, request_id: str | None, texts: Sequence[str], taxonomy: Taxonomy, *,
+                   attempt: int = 1, started: float | None = None, max_tokens: int | None = None
+                   ) -> grouping.GroupCall:
+        """A multi-ticket answer (live, or a Message Batches result) read per ticket, priced once, its cost
+        and tokens split exactly between the tickets."""
+        n = len(texts)
+        started = time.perf_counter() if started is None else started
+        max_tokens = self.max_tokens * n if max_tokens is None else max_tokens
+        usage = usage_from_message(message)
+        model = message.model or self.model
+        cost, output_part, cost_note = Decimal(0), Decimal(0), None
+        try:
+            cost = self.prices.cost(model, usage, _now())
+            output_part = cost - self.prices.cost(model, replace(usage, output_tokens=0), _now())
+        except UnknownModel as exc:  # billed all the same: recorded with its cost unknown, never dropped
+            cost_note = f"the API answered as model {message.model!r}: {exc}"
+        whole = CallResult(self.tier, self.model, OK, model_returned=message.model, usage=usage, cost_usd=cost,
+                           cost_known=cost_note is None, cost_note=cost_note, latency_ms=_ms(started),
+                           request_id=request_id, stop_reason=message.stop_reason, attempts=attempt, group_size=n)
+        text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
+        read = grouping.read(text, taxonomy, n)
+        if message.stop_reason == "refusal":
+            details = getattr(message, "stop_details", None)
+            category = getattr(details, "category", None) if details else None
+            whole.outcome, whole.problem = REFUSAL, f"the model refused ({category or 'no category given'})"
+        elif message.stop_reason == "max_tokens":
+            whole.outcome, whole.problem = TRUNCATED, f"answer cut off at max_tokens={max_tokens}"
+        elif read.unreadable:
+            whole.outcome, whole.problem = UNPARSED, read.unreadable
+        retry_group = whole.outcome != OK
+        answers = {} if retry_group else read.answers
+        weights_in = grouping.input_weights(texts)
+        weights_out = [read.output_chars.get(k, 0) if k in answers else 0 for k in range(1, n + 1)]
+        shares = grouping.apportion(to_pico(cost), weights_in, weights_out, to_pico(output_part))
+        usages = grouping.split_usage(usage, weights_in, weights_out)
+        tickets = []
+        for k in range(1, n + 1):
+            one = replace(whole, usage=usages[k - 1], cost_usd=from_pico(shares[k - 1]), group_position=k,
+                          problem=None)
+            parsed = answers.get(k)
+            if parsed is None:
+                why = whole.problem if retry_group else read.problems.get(k, "no clean answer")
+                one.outcome, one.error_kind = ERROR, UNANSWERED
+                one.error = f"asked together with {n - 1} other tickets: {why}; asked again"
+            else:
+                one.category, one.confidence, one.reason = parsed.category, parsed.confidence, parsed.reason
+                one.problem = parsed.problem
+                one.outcome = UNKNOWN_LABEL if parsed.category == UNKNOWN else OK
+            tickets.append(one)
+        return grouping.GroupCall(whole, tickets, retry_group=retry_group, stray=read.stray)
+
+    async def _send(self, body: dict[str, Any], started: float) -> tuple[Any, str | None, int] | CallResult:
+        """Send one request with this provider's retries and pacing: (message, request id, attempts), or the
+        error CallResult when no answer came. The same loop as `classify`, for bodies built elsewhere."""
+        estimate = float(prompts.estimate_request_tokens(body))
+        cost = {"input-tokens": estimate, "output-tokens": float(body["max_tokens"]),
+                "tokens": estimate + body["max_tokens"]}
+        attempt = limited = 0
+        rate_limit_wait = 0.0
+        while True:
+            attempt += 1
+            slot = await self.pacer.acquire(cost)
+            try:
+                raw = await self.client.messages.with_raw_response.create(**body)
+                message = await raw.parse()
+            except anthropic.APIStatusError as exc:
+                advised = self.pacer.observe(slot, exc.response.headers, exc.status_code)
+                if (exc.status_code == 429 and self.pacer.enabled and advised is not None
+                        and rate_limit_wait + advised <= self.max_rate_limit_wait):
+                    limited += 1
+                    rate_limit_wait += advised
+                    await asyncio.sleep(advised)
+                    continue
+                wait = self._retry_wait(exc.status_code, exc.response.headers, attempt - limited)
+                if wait is not None:
+                    await asyncio.sleep(wait)
+                    continue
+                return self._error_result(exc, attempt, started)
+            except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
+                self.pacer.release(slot)
+                if attempt - limited < self.max_attempts:
+                    await asyncio.sleep(self._backoff(attempt - limited))
+                    continue
+                kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "could not connect"
+                return CallResult(
+                    self.tier, self.model, ERROR, error=f"API {kind} after {attempt} attempts: {exc}",
+                    error_kind=TRANSIENT, attempts=attempt, latency_ms=_ms(started),
+                )
+            self.pacer.observe(slot, raw.headers)
+            return message, raw.request_id, attempt
 
 
 def usage_from_message(message: Message) -> Usage:

@@ -3,11 +3,15 @@ the most such a call can cost."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from triage.domain import CallResult
 from triage.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from triage.grouping import GroupCall
 
 
 class Provider(Protocol):
@@ -19,4 +23,14 @@ class Provider(Protocol):
     def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
         """The most one call about `text` can cost (reserved in the spending ledger before it is sent); `batch`:
         as a Message Batches request."""
+        ...
+
+
+class GroupProvider(Provider, Protocol):
+    """A tier that can also ask about several tickets in one request (triage.grouping)."""
+
+    async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy) -> GroupCall: ...
+
+    def group_worst_case_cost(self, texts: Sequence[str], taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
+        """The most one request about these tickets can cost."""
         ...
