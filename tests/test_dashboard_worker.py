@@ -191,7 +191,7 @@ def test_stop_cuts_off_calls_slower_than_the_grace_and_books_them_lost(db, fake,
 
 
 SERVER_EXITS = textwrap.dedent("""
-    import logging, os, sys, time
+    import atexit, logging, os, sys, time
     from sqlalchemy import func, select
     from db.migrate import open_database
     from db.models import CallAttempt
@@ -209,10 +209,12 @@ SERVER_EXITS = textwrap.dedent("""
                 break
         time.sleep(0.02)
     print("in flight", flush=True)
+    atexit.register(time.sleep, 1.5)  # the server's own teardown takes a moment (the worker thread runs on meanwhile)
 """)
 
 
-@pytest.mark.parametrize("delay, grace", [(1.0, 5.0), (30.0, 0.5)], ids=["answers-in-grace", "cut-off"])
+@pytest.mark.parametrize("delay, grace", [(0.05, 5.0), (1.0, 5.0), (30.0, 0.5)],
+                         ids=["fast-answers", "answers-in-grace", "cut-off"])
 def test_the_server_exiting_mid_pass_stops_the_worker_quietly(db, db_url, fake, delay, grace):
     fake.delay = delay
     runs.start_run(db, actor=LEAD, items=tickets(40), source="dashboard", mode="haiku")
@@ -226,4 +228,4 @@ def test_the_server_exiting_mid_pass_stops_the_worker_quietly(db, db_url, fake, 
     lost = count(db, CallAttempt.state == ledger.LOST, of=CallAttempt)
     assert (lost == 0) if delay < grace else (lost >= 1 and count(db, of=ModelCall) == 0)
     left = count(db, Ticket.status == "pending")
-    assert (4 <= 40 - left < 40) if delay < grace else (left == 40)  # answered in the grace: recorded, kept
+    assert (left < 40) if delay < grace else (left == 40)  # answered within the grace: recorded and kept
