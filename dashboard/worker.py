@@ -1,22 +1,38 @@
 """The dashboard's background worker: a thread that drains the durable queue, so a click never cancels work.
 
-It only reads and writes the database; pages poll the database. Never calls Streamlit."""
+It only reads and writes the database; pages poll the database. Never calls Streamlit.
+
+Idle, it costs next to nothing: every `poll_seconds` one read asks whether there is anything to do
+(`services.has_work`: tickets waiting, a run to finish, a dead worker to recover), and only then does it make a full
+pass (settings in force, budget, router, claims). `wake()` (new work queued from this process) skips the question,
+so that work starts at once; work queued by another process (the CLI, another dashboard) waits at most a poll.
+
+It stops cleanly when the server stops, before Python shuts down the thread pools a pass needs: no more claims,
+the calls in flight get `stop_grace` seconds to return and be recorded, then are cut off and booked as lost
+(probably billed); what it still holds is released."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread  # noqa: F401  (registers its exit hook first, so that ours runs before it)
+import contextlib
 import logging
 import sys
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.engine import Database
-from triage import batches, services
+from triage import batches, pipeline, services
 from triage.errors import TriageError
+from triage.pipeline import RunReport
 from triage.settings import Settings
 
 log = logging.getLogger(__name__)
+
+STOPPING = "the dashboard server is stopping"
 
 
 @dataclass
@@ -26,26 +42,68 @@ class WorkerStatus:
 
 class BackgroundWorker:
     def __init__(self, db: Database, settings: Settings | None = None, poll_seconds: float = 1.0,
-                 pause_after_key_error: float = 30.0, batch_every: float = 60.0):
+                 pause_after_key_error: float = 30.0, batch_every: float = 60.0, stop_grace: float = 5.0):
         self.db = db
         self.settings = settings or Settings.from_env()  # the key and endpoint are read once, at start
         self.poll_seconds = poll_seconds
         self.pause_after_key_error = pause_after_key_error
         self.batch_every = batch_every  # seconds between looks at open Message Batches (and on every wake)
+        self.stop_grace = stop_grace  # how long a stop waits for the calls in flight before cutting them off
         self._batches_at = 0.0
         self.status = WorkerStatus()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._woken = True  # the first pass is a full one
+        self._lock = threading.Lock()  # guards the pass in progress, which `stop` halts from another thread
+        self._running: tuple[asyncio.AbstractEventLoop, pipeline.Halt] | None = None
         self._thread = threading.Thread(target=self._loop, name="triage-worker", daemon=True)
 
     def start(self) -> BackgroundWorker:
         self._thread.start()
+        _stop_before_exit(self)
         return self
 
     def wake(self) -> None:
         """New work was queued: look now instead of at the next poll."""
         self._batches_at = 0.0
+        self._woken = True
         self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming, halt the pass in progress (its calls in flight get `stop_grace` seconds, then are booked
+        as lost) and wait for the thread to end."""
+        self._stop.set()
+        with self._lock:
+            if self._running is not None:
+                loop, halt = self._running
+                with contextlib.suppress(RuntimeError):  # the loop has just closed: the pass is over
+                    loop.call_soon_threadsafe(halt.request, STOPPING)
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.stop_grace + 10)
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or sys.is_finalizing()
+
+    def _loop(self) -> None:
+        while not self._stopping():
+            self._wake.clear()
+            woken, self._woken = self._woken, False
+            self._wake.wait(self._round(woken))
+
+    def _round(self, woken: bool) -> float:
+        """Look at open batches when due; make a pass when woken or when there is work; how long to wait next."""
+        if self.settings.has_api_key:
+            self._check_batches(self.settings)
+        if not woken and not self._has_work():
+            return self.poll_seconds
+        return self._pass()
+
+    def _has_work(self) -> bool:
+        try:
+            return services.has_work(self.db)
+        except Exception:  # the database is unreachable: the full pass says why on the pages
+            return not self._stopping()
 
     def _check_batches(self, settings: Settings) -> None:
         """Submit queued economy batches and record the ended ones (their unsure and expired tickets then become
@@ -58,18 +116,23 @@ class BackgroundWorker:
                 if news.state in ("unreachable", "failed"):
                     self.status.last_error = news.message
         except Exception as exc:
+            if self._stopping():  # a batch check is safe to interrupt: the next one resumes it
+                return
             log.exception("checking Message Batches failed")
             self.status.last_error = f"{type(exc).__name__}: {exc}"
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._pass())
-            self._wake.clear()
+    async def _work_once(self) -> RunReport:
+        """`services.work_once`, halted by `stop` from another thread."""
+        halt = pipeline.Halt(grace=self.stop_grace)
+        with self._lock:
+            self._running = (asyncio.get_running_loop(), halt)
+        if self._stop.is_set():  # stop came before the pass could be reached
+            halt.request(STOPPING)
+        try:
+            return await services.work_once(self.db, self.settings, halt=halt)
+        finally:
+            with self._lock:
+                self._running = None
 
     def _pass(self) -> float:
         """One pass over the queue; returns how long to wait before the next one."""
@@ -77,20 +140,37 @@ class BackgroundWorker:
             if not self.settings.has_api_key:  # no key: the local tier classifies, the review queue escalates
                 services.classify_locally(self.db, self.settings)
                 return self.poll_seconds
-            self._check_batches(self.settings)
-            report = asyncio.run(services.work_once(self.db, self.settings))
+            report = asyncio.run(self._work_once())
         except TriageError as exc:  # a setting or input problem: shown on the pages, retried later
             self.status.last_error = str(exc)
             return 5.0
         except Exception as exc:  # keep the worker alive; the error is shown on the page
-            if self._stop.is_set() or sys.is_finalizing() or "interpreter shutdown" in str(exc):  # server stopping
+            if self._stopping():  # the server stopped under the pass: nothing to report, the loop ends
                 return 0.0
             log.exception("background worker pass failed")
             self.status.last_error = f"{type(exc).__name__}: {exc}"
             return 5.0
+        if self._stopping():
+            return 0.0
         if report.stopped:
             self.status.last_error = report.stopped
             return self.pause_after_key_error
         if report.processed:
             self.status.last_error = None
         return self.poll_seconds
+
+
+def _stop_before_exit(worker: BackgroundWorker) -> None:
+    """Stop the worker when the interpreter exits (Streamlit stopped), while a pass can still finish cleanly.
+
+    Streamlit releases no cached resource on exit, and `atexit` hooks run only after Python has shut the thread
+    pools down (every database step of a pass goes through one: `asyncio.to_thread`). Hooks registered with
+    `threading._register_atexit`, as concurrent.futures registers its own, run before that, newest first."""
+    ref = weakref.ref(worker)
+
+    def stop() -> None:
+        if (w := ref()) is not None:
+            w.stop()
+
+    register: Callable[[Callable[[], None]], None] = threading._register_atexit  # type: ignore[attr-defined]
+    register(stop)

@@ -274,6 +274,17 @@ def has_pending(s: Session, *, local: bool) -> bool:
     return s.scalar(select(Ticket.id).where(Ticket.status == PENDING, free, cond).limit(1)) is not None
 
 
+def work_waiting(s: Session) -> bool:
+    """Whether a worker's pass has tickets to take (pending and unclaimed, or their claim's lease ran out: new
+    work, a requested escalation, a retry) or a running run to finish (nothing of it left pending). Two
+    LIMIT 1 reads: an idle worker asks this instead of making a pass."""
+    free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)
+    if s.scalar(select(Ticket.id).where(Ticket.status == PENDING, free).limit(1)) is not None:
+        return True
+    left = select(Ticket.id).where(Ticket.run_id == Run.id, Ticket.status == PENDING).exists()
+    return s.scalar(select(Run.id).where(Run.status == "running", ~left).limit(1)) is not None
+
+
 def held_by_others(s: Session, ticket_ids: Sequence[int], me: str) -> dict[str, int]:
     """Pending tickets among these that another worker holds (within its lease): worker -> how many."""
     live = datetime.now(UTC) - LEASE

@@ -258,6 +258,8 @@ async def _run_all(coros: Sequence[Coroutine[Any, Any, None]], halt: Halt | None
         if not everything.done():  # out of patience: cut the calls off (their reservations become lost)
             everything.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if not everything.cancelled():  # it ended with the CancelledError: taken, so asyncio logs no traceback
+                everything.exception()
             return
         exc = everything.exception()
         if exc is not None:

@@ -135,6 +135,16 @@ def recover(db: Database) -> Recovered:
     return Recovered(released, lost)
 
 
+def has_work(db: Database) -> bool:
+    """Whether a worker's pass would find anything to do: tickets to take, a run to finish, or a dead worker's
+    claims or calls in flight to recover (see `recover`). One read: the dashboard's worker asks this every poll
+    and makes its full pass (settings, budget, router, claims) only when the answer is yes."""
+    host = hostname()
+    with db.read() as s:
+        return (queue.work_waiting(s) or bool(queue.dead_claimers(s, host, pid_alive))
+                or ledger.needs_recovery(s, host, pid_alive))
+
+
 def classify_run(db: Database, router: Router, run_id: int, *, actor: Actor, concurrency: int = 8,
                  on_ticket: OnTicket | None = None) -> RunReport:
     """Classify one run's pending tickets live, then mark the run finished or stopped."""
@@ -216,10 +226,11 @@ def run_worker(db: Database, router: Router, settings: Settings, *, actor: Actor
 
 
 async def work_once(db: Database, base: Settings | None = None, *, concurrency: int | None = None,
-                    client: anthropic.AsyncAnthropic | None = None) -> RunReport:
+                    client: anthropic.AsyncAnthropic | None = None, halt: pipeline.Halt | None = None) -> RunReport:
     """One pass of the dashboard's background worker with the settings in force now (a lead may have edited the
     taxonomy, models, threshold or budget since the last pass). It takes no actor: it only works what people
-    allowed to queue work put on the queue (start_run, request_escalation check who they are)."""
+    allowed to queue work put on the queue (start_run, request_escalation check who they are). `halt`: the server
+    is stopping (no more claims; the calls in flight get `halt.grace` seconds, then are booked as lost)."""
     settings, tax = effective(db, base)
 
     def before_pass() -> RunReport:
@@ -235,12 +246,12 @@ async def work_once(db: Database, base: Settings | None = None, *, concurrency: 
         return RunReport(None, processed=local_done)
 
     first = await asyncio.to_thread(before_pass)  # one thread hop: the server may be shutting down around us
-    if first.stopped:
+    if first.stopped or (halt is not None and halt.requested):
         return first
     local_done = first.processed
     router = build_router(settings, tax, client=client, db=db)
     try:
-        report = await pipeline.process_queue(db, router, concurrency=concurrency or settings.concurrency)
+        report = await pipeline.process_queue(db, router, concurrency=concurrency or settings.concurrency, halt=halt)
     finally:
         await router.aclose()
     report.processed += local_done
