@@ -19,7 +19,7 @@ from db.models import ModelCall, Run, Ticket
 from tests.actors import LEAD
 from tests.fake_anthropic import Error
 from triage import runs, services
-from triage.cli import main
+from triage.cli import main, work
 from triage.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,8 @@ def test_rerunning_classify_after_a_crash_finishes_the_dead_process_tickets(env,
     db.dispose()
 
 
-def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env, fake, db_url, tmp_path, capsys):
+def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env, fake, db_url, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(work, "HELD_WAIT_S", 1.0)  # classify waits this long for them, then says so
     src = tmp_path / "t.txt"
     src.write_text("ticket a: refund please\nticket b: the app crashes\n")
     db = open_database(db_url)
@@ -138,6 +139,44 @@ def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env, fake, db_url, 
     err = capsys.readouterr().err
     assert f"1 of these tickets are being classified by another process ({other})" in err
     assert "1 tickets are still pending" in err and "done:" not in err
+    db.dispose()
+
+
+def _held_by_another_live_process(db_url, src):
+    src.write_text("ticket a: refund please\nticket b: the app crashes\n")
+    db = open_database(db_url)
+    runs.start_run(db, actor=LEAD, items=[(None, "ticket a: refund please")], source="other", mode="haiku")
+    with db.transaction() as s:
+        (held,) = queue.claim_pending(s, f"{socket.gethostname()}:{os.getppid()}", 10)  # alive, not this process
+    return db, held.ticket_id
+
+
+@pytest.mark.parametrize("other_finishes", [True, False], ids=["the other finishes", "the other gives it back"])
+def test_classify_waits_for_its_tickets_another_live_process_holds(env, fake, db_url, tmp_path, capsys,
+                                                                   other_finishes):
+    db, ticket_id = _held_by_another_live_process(db_url, tmp_path / "t.txt")
+
+    def other_process():
+        time.sleep(1.5)
+        with db.transaction() as s:
+            t = s.get(Ticket, ticket_id)
+            if other_finishes:
+                t.status, t.category, t.confidence, t.label_source = "classified", "billing", 0.9, "tier1"
+            t.claimed_by, t.claimed_at = None, None
+
+    import threading
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    capsys.readouterr()
+    code = main(["classify", str(tmp_path / "t.txt"), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")])
+    thread.join()
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "waiting for 1 of these tickets that another process is classifying" in err and "done:" in err
+    rows = {r["ticket_id"]: r for r in map(json.loads, open(tmp_path / "o.jsonl"))}
+    assert {r["status"] for r in rows.values()} == {"classified"} and rows[ticket_id]["category"] == "billing"
+    asked = [r for r in fake.requests if r["body"] and "ticket a" in json.dumps(r["body"])]
+    assert len(asked) == (0 if other_finishes else 1)  # given back: this run classified it itself
     db.dispose()
 
 

@@ -129,6 +129,15 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Act
     return rows
 
 
+def take_back(db: Database, ticket_ids: Sequence[int], run_id: int) -> int:
+    """Put these tickets under this run when they wait with nobody holding them (another process held them and
+    gave them back); returns how many."""
+    with db.transaction() as s:
+        free = [t.id for t in queue.tickets_by_id(s, list(dict.fromkeys(ticket_ids))).values()
+                if t.status == "pending" and t.claimed_by is None]
+        return queue.requeue_tickets(s, free, run_id) if free else 0
+
+
 def run_cost(db: Database, run_id: int) -> Decimal:
     """What a run's calls cost (exact, from the recorded calls)."""
     with db.read() as s:

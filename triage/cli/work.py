@@ -76,6 +76,28 @@ def _held_elsewhere(db: Database, ticket_ids: list[int]) -> int:
     return sum(held.values())
 
 
+HELD_WAIT_S = 120.0  # how long classify waits for its tickets another live process is classifying
+
+
+def _wait_for_others(db: Database, ticket_ids: list[int]) -> bool:
+    """Wait (up to HELD_WAIT_S) while other live processes (not Message Batches) classify some of these tickets,
+    so that their results are in this run's output. True when none is held elsewhere any more."""
+    limit = HELD_WAIT_S
+    deadline, told = time.monotonic() + limit, False
+    while True:
+        held = sum(n for w, n in runs.held_by_others(db, ticket_ids, worker_name()).items()
+                   if not w.startswith("batch:"))
+        if not held:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        if not told:
+            print(f"waiting for {held} of these tickets that another process is classifying (up to {limit:.0f} s)",
+                  file=sys.stderr)
+            told = True
+        time.sleep(0.5)
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_flags(args)
     settings = env_settings(args)
@@ -129,6 +151,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
             else:
                 report = services.classify_run(db, router, run_id, actor=actor(args),
                                                concurrency=settings.concurrency, on_ticket=progress)
+                if not report.stopped and _wait_for_others(db, imported.ticket_ids) \
+                        and runs.take_back(db, imported.ticket_ids, run_id):  # another process gave some back
+                    router = services.build_router(settings, taxonomy, mode=args.tier, threshold=settings.threshold,
+                                                   db=db)  # the first pass closed its HTTP client
+                    report = services.classify_run(db, router, run_id, actor=actor(args),
+                                                   concurrency=settings.concurrency, on_ticket=progress)
         except BudgetReached as exc:
             runs.stop_run(db, run_id, str(exc))
             print(f"error: {exc}. The tickets are saved as pending; `triage worker` classifies them once the "
