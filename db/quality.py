@@ -6,14 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import rollups
-from db.models import Correction, ModelCall, Ticket
+from db.models import Correction, LabelledAnswer, ModelCall, SpendDaily, Ticket
+
+LIMIT = 50_000  # labelled_calls: model calls read at most
+TICKETS = 15_000  # labelled_answers: the newest labelled tickets read at most (about LIMIT calls' worth)
 
 
-def labelled_calls(s: Session, limit: int = 50_000, since: datetime | None = None) -> list[dict[str, Any]]:
+def labelled_calls(s: Session, limit: int = LIMIT, since: datetime | None = None) -> list[dict[str, Any]]:
     """For tickets an operator labelled (corrected, confirmed or imported): each answered model call (made at or
     after `since`, when given), newest tickets first."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,
@@ -29,14 +32,49 @@ def labelled_calls(s: Session, limit: int = 50_000, since: datetime | None = Non
             for r in s.execute(q)]
 
 
+def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]:
+    """The rows `labelled_calls` would give, reduced to what the latest-answer figures read, from the
+    labelled_answers rollup: for the newest `tickets` tickets an operator labelled, each one's latest answered call
+    per tier (with its model and outcome), newest tickets first. Costs the labels read, not the calls stored."""
+    first = s.scalar(select(LabelledAnswer.ticket_id).distinct().order_by(LabelledAnswer.ticket_id.desc())
+                     .offset(max(tickets - 1, 0)).limit(1))
+    q = (select(LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier, ModelCall.model,
+                LabelledAnswer.label, LabelledAnswer.confidence, LabelledAnswer.cost_pico, ModelCall.outcome)
+         .join(ModelCall, ModelCall.id == LabelledAnswer.call_id))
+    if first is not None:
+        q = q.where(LabelledAnswer.ticket_id >= first)
+    keys = ("ticket_id", "truth", "tier", "model", "label", "confidence", "cost_pico", "outcome")
+    return [dict(zip(keys, r, strict=True))
+            for r in s.execute(q.order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier))]
+
+
+def one_model_per_tier(s: Session) -> bool:
+    """No tier has had calls from two models (spend_daily: days x models rows), so no ticket has answers from two
+    models of one tier, and its latest answer per tier (labelled_answers) is its latest per tier and model."""
+    per_tier = select(func.count(func.distinct(SpendDaily.model))).group_by(SpendDaily.tier)
+    return all(n <= 1 for n in s.scalars(per_tier))
+
+
+def measured_answers(s: Session, since: datetime | None = None) -> list[dict[str, Any]]:
+    """The labelled answers the Quality figures are built from, in call order within each ticket. From the
+    labelled_answers rollup (one row per labelled ticket and tier) where it gives the very answers the calls do:
+    no `since` (the rollup holds each tier's latest answer, not the latest since a day) and one model per tier
+    (else a ticket's latest answer of an earlier model is not in it). Otherwise from the labelled tickets' calls."""
+    if since is None and one_model_per_tier(s):
+        return labelled_answers(s)
+    return labelled_calls(s, since=since)
+
+
 def label_sources(s: Session, ticket_ids: Sequence[int]) -> dict[str, int]:
-    """Where these tickets' operator labels came from (their latest audit row): review or import, counted."""
+    """Where these tickets' operator labels came from (their latest audit row): review or import, counted. One
+    read of the corrections from the oldest of them on (the ids are the newest labelled tickets)."""
+    wanted = set(ticket_ids)
+    if not wanted:
+        return {}
     latest: dict[int, str] = {}
-    ids = list(ticket_ids)
-    for i in range(0, len(ids), 500):
-        rows = s.execute(select(Correction.ticket_id, Correction.source)
-                         .where(Correction.ticket_id.in_(ids[i:i + 500])).order_by(Correction.id))
-        latest.update({tid: source for tid, source in rows})  # later rows win
+    rows = s.execute(select(Correction.ticket_id, Correction.source)
+                     .where(Correction.ticket_id >= min(wanted)).order_by(Correction.id))
+    latest.update({tid: source for tid, source in rows if tid in wanted})  # later rows win
     counts: dict[str, int] = {}
     for source in latest.values():
         counts[source] = counts.get(source, 0) + 1

@@ -94,7 +94,7 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     taxonomy, the order of the confusion matrix (labels outside it follow)."""
     start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     with db.read() as s:
-        rows = q.labelled_calls(s, since=start)
+        rows = q.measured_answers(s, start)
         tickets = _latest_per_tier(rows)
         sources = q.label_sources(s, list(tickets))
         maps = cal_store.in_force(s)
