@@ -45,7 +45,7 @@ def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]
         q = q.where(LabelledAnswer.ticket_id >= first)
     keys = ("ticket_id", "truth", "tier", "model", "label", "confidence", "cost_pico", "outcome")
     return [dict(zip(keys, r, strict=True))
-            for r in s.execute(q.order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier))]
+            for r in s.connection().execute(q.order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier))]
 
 
 def one_model_per_tier(s: Session) -> bool:

@@ -162,22 +162,20 @@ def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
-    value = [routing_value(x[1], maps or {}) for x in haiku]
-    right1 = [x[1]["label"] == x[1]["truth"] for x in haiku]
-    right2 = [x[2]["label"] == x[1]["truth"] if 2 in x else None for x in haiku]  # None: Sonnet never asked
-    sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
-    avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
-    haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
+    value = np.array([routing_value(x[1], maps or {}) for x in haiku])
+    right1 = np.array([x[1]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
+    asked = np.array([2 in x for x in haiku], dtype=bool)  # False: Sonnet never asked
+    right2 = np.array([2 in x and x[2]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
+    sonnet_costs = [t[2]["cost_pico"] for t in tickets.values() if 2 in t]
+    avg_sonnet: Decimal | None = from_pico(sum(sonnet_costs)) / len(sonnet_costs) if sonnet_costs else None
+    haiku_cost = from_pico(sum(x[1]["cost_pico"] for x in haiku)) / len(haiku)
     out = []
     for t in THRESHOLDS:
-        escalated = answered = right = 0
-        for v, r1, r2 in zip(value, right1, right2, strict=True):
-            if v >= t:
-                answered, right = answered + 1, right + r1
-            else:
-                escalated += 1
-                if r2 is not None:
-                    answered, right = answered + 1, right + r2
+        kept = value >= t
+        replaced = ~kept & asked  # escalated, and Sonnet's stored answer stands in
+        escalated = int(len(haiku) - kept.sum())
+        answered = int(kept.sum() + replaced.sum())
+        right = int((right1 & kept).sum() + (right2 & replaced).sum())
         cost = haiku_cost + (avg_sonnet or Decimal(0)) * escalated / len(haiku)
         out.append({"threshold": t, "escalation_rate": escalated / len(haiku),
                     "accuracy": right / answered if answered else None, "replayed": answered,
