@@ -13,12 +13,14 @@ from db import rollups
 from db.models import Correction, LabelledAnswer, ModelCall, SpendDaily, Ticket
 
 LIMIT = 50_000  # labelled_calls: model calls read at most
-TICKETS = 15_000  # labelled_answers: the newest labelled tickets read at most (about LIMIT calls' worth)
+TICKETS = 15_000  # the Quality figures: the newest labelled tickets read at most (about LIMIT calls' worth)
 
 
-def labelled_calls(s: Session, limit: int = LIMIT, since: datetime | None = None) -> list[dict[str, Any]]:
+def labelled_calls(s: Session, limit: int | None = LIMIT, since: datetime | None = None,
+                   tickets: int | None = None) -> list[dict[str, Any]]:
     """For tickets an operator labelled (corrected, confirmed or imported): each answered model call (made at or
-    after `since`, when given), newest tickets first."""
+    after `since`, when given), newest tickets first; at most `limit` calls, of the newest `tickets` labelled
+    tickets with an answer (when given)."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,
                 ModelCall.confidence, ModelCall.cost_pico, ModelCall.outcome, ModelCall.calibration_id,
                 ModelCall.calibrated_confidence)
@@ -26,6 +28,9 @@ def labelled_calls(s: Session, limit: int = LIMIT, since: datetime | None = None
          .where(Ticket.label_source == "operator", ModelCall.outcome != "error"))
     if since is not None:
         q = q.where(ModelCall.created_at >= since)
+    first = _oldest_of_newest(s, tickets) if tickets is not None else None
+    if first is not None:
+        q = q.where(Ticket.id >= first)
     q = q.order_by(Ticket.id.desc(), ModelCall.id).limit(limit)
     return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "model": r[3], "label": r[4], "confidence": r[5],
              "cost_pico": r[6], "outcome": r[7], "calibration_id": r[8], "calibrated_confidence": r[9]}
@@ -36,8 +41,7 @@ def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]
     """The rows `labelled_calls` would give, reduced to what the latest-answer figures read, from the
     labelled_answers rollup: for the newest `tickets` tickets an operator labelled, each one's latest answered call
     per tier (with its model and outcome), newest tickets first. Costs the labels read, not the calls stored."""
-    first = s.scalar(select(LabelledAnswer.ticket_id).distinct().order_by(LabelledAnswer.ticket_id.desc())
-                     .offset(max(tickets - 1, 0)).limit(1))
+    first = _oldest_of_newest(s, tickets)
     q = (select(LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier, ModelCall.model,
                 LabelledAnswer.label, LabelledAnswer.confidence, LabelledAnswer.cost_pico, ModelCall.outcome)
          .join(ModelCall, ModelCall.id == LabelledAnswer.call_id))
@@ -48,6 +52,12 @@ def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]
             for r in s.connection().execute(q.order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier))]
 
 
+def _oldest_of_newest(s: Session, tickets: int) -> int | None:
+    """The id of the `tickets`-th newest labelled ticket with an answer, None when there are no more than that."""
+    return s.scalar(select(LabelledAnswer.ticket_id).distinct().order_by(LabelledAnswer.ticket_id.desc())
+                    .offset(max(tickets - 1, 0)).limit(1))
+
+
 def one_model_per_tier(s: Session) -> bool:
     """No tier has had calls from two models (spend_daily: days x models rows), so no ticket has answers from two
     models of one tier, and its latest answer per tier (labelled_answers) is its latest per tier and model."""
@@ -56,13 +66,14 @@ def one_model_per_tier(s: Session) -> bool:
 
 
 def measured_answers(s: Session, since: datetime | None = None) -> list[dict[str, Any]]:
-    """The labelled answers the Quality figures are built from, in call order within each ticket. From the
+    """The labelled answers the Quality figures are built from, newest tickets first. From the
     labelled_answers rollup (one row per labelled ticket and tier) where it gives the very answers the calls do:
     no `since` (the rollup holds each tier's latest answer, not the latest since a day) and one model per tier
-    (else a ticket's latest answer of an earlier model is not in it). Otherwise from the labelled tickets' calls."""
+    (else a ticket's latest answer of an earlier model is not in it). Otherwise from the labelled tickets' calls.
+    Either way of the newest TICKETS labelled tickets, so which way is taken never changes the sample."""
     if since is None and one_model_per_tier(s):
-        return labelled_answers(s)
-    return labelled_calls(s, since=since)
+        return labelled_answers(s, TICKETS)
+    return labelled_calls(s, limit=None, since=since, tickets=TICKETS)  # the same tickets as the rollup's
 
 
 def label_sources(s: Session, ticket_ids: Sequence[int]) -> dict[str, int]:
