@@ -48,6 +48,8 @@ class Quality:
         if imported:
             origin.append(f"{imported} imported from labelled files")
         text = f"Measured on {self.n_tickets} tickets an operator labelled ({', '.join(origin) or 'by hand'})"
+        if self.n_tickets >= q.TICKETS:
+            text += f", the newest {q.TICKETS:,} (at most that many are read)"
         if self.since:
             text += f", model answers since {self.since}"
         text += "."

@@ -374,6 +374,11 @@ def test_quality_reads_the_newest_labelled_tickets_up_to_its_cap(anydb):
             (ids[3], 1), (ids[3], 2), (ids[2], 1), (ids[2], 2)]  # the newest two labelled, not the unlabelled one
         assert {r["ticket_id"] for r in dbquality.labelled_answers(s)} == set(ids[:4])
         assert dbquality.label_sources(s, ids[2:4]) == {"review": 2}
+    with pytest.MonkeyPatch.context() as m:  # the page measures the newest labelled tickets and says so
+        m.setattr(dbquality, "TICKETS", 2)
+        result = quality.measure(anydb)
+    assert result.n_tickets == 2 and result.sources == {"review": 2}
+    assert "the newest 2 (at most that many are read)" in result.measured_on()
 
 
 def test_rollups_include_the_demo_data_and_what_follows_it(anydb):
