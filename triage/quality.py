@@ -36,6 +36,7 @@ class Quality:
     # per model (tiers 1-2): the calibration in force or why there is none, and its levels (triage.calibrate)
     calibrations: list[dict[str, Any]] = field(default_factory=list)
     whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
+    newest_only: int | None = None  # set when only the newest this many labelled tickets were read
 
     def measured_on(self) -> str:
         """Which data these numbers come from, in words (the page and the CLI print this)."""
@@ -48,8 +49,8 @@ class Quality:
         if imported:
             origin.append(f"{imported} imported from labelled files")
         text = f"Measured on {self.n_tickets} tickets an operator labelled ({', '.join(origin) or 'by hand'})"
-        if self.n_tickets >= q.TICKETS:
-            text += f", the newest {q.TICKETS:,} (at most that many are read)"
+        if self.newest_only:
+            text += f", the newest {self.newest_only:,} (at most that many are read)"
         if self.since:
             text += f", model answers since {self.since}"
         text += "."
@@ -65,7 +66,7 @@ class Quality:
         return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
                 "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
                 "flips": self.flips, "whatif": whatif, "whatif_on": self.whatif_on, "reliability": self.reliability,
-                "calibrations": self.calibrations}
+                "calibrations": self.calibrations, "newest_only": self.newest_only}
 
 
 def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
@@ -140,7 +141,8 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     used = sorted(f"#{in_force[m].id} for {m}" for m in tier1_models if m in in_force)
     whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
     return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,
-                   calibrate.summary(rows, maps, names, bins), whatif_on)
+                   calibrate.summary(rows, maps, names, bins), whatif_on,
+                   q.TICKETS if len(tickets) >= q.TICKETS else None)
 
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95
