@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, any_, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from db import rollups
@@ -42,14 +43,22 @@ def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]
     labelled_answers rollup: for the newest `tickets` tickets an operator labelled, each one's latest answered call
     per tier (with its model and outcome), newest tickets first. Costs the labels read, not the calls stored."""
     first = _oldest_of_newest(s, tickets)
-    q = (select(LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier, ModelCall.model,
-                LabelledAnswer.label, LabelledAnswer.confidence, LabelledAnswer.cost_pico, ModelCall.outcome)
-         .join(ModelCall, ModelCall.id == LabelledAnswer.call_id))
-    if first is not None:
-        q = q.where(LabelledAnswer.ticket_id >= first)
     keys = ("ticket_id", "truth", "tier", "model", "label", "confidence", "cost_pico", "outcome")
-    return [dict(zip(keys, r, strict=True))
-            for r in s.connection().execute(q.order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier))]
+    answer = (LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier)
+    rest = (LabelledAnswer.label, LabelledAnswer.confidence, LabelledAnswer.cost_pico)
+    newest = (LabelledAnswer.ticket_id >= first) if first is not None else true()
+    order = (LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier)
+    if s.get_bind().dialect.name != "postgresql":  # SQLite looks each call up by its key
+        q = (select(*answer, ModelCall.model, *rest, ModelCall.outcome)
+             .join(ModelCall, ModelCall.id == LabelledAnswer.call_id).where(newest).order_by(*order))
+        return [dict(zip(keys, r, strict=True)) for r in s.connection().execute(q)]
+    # PostgreSQL would hash-join the whole of model_calls (its cost grows with the calls): look the calls up by key
+    rows = s.connection().execute(select(*answer, *rest, LabelledAnswer.call_id).where(newest).order_by(*order)).all()
+    ids = bindparam("ids", [r[-1] for r in rows], type_=ARRAY(Integer))
+    call = {i: (model, outcome) for i, model, outcome in s.connection().execute(
+        select(ModelCall.id, ModelCall.model, ModelCall.outcome).where(ModelCall.id == any_(ids)))}
+    return [dict(zip(keys, (t, truth, tier, call[c][0], label, conf, cost, call[c][1]), strict=True))
+            for t, truth, tier, label, conf, cost, c in rows]
 
 
 def _oldest_of_newest(s: Session, tickets: int) -> int | None:
