@@ -170,9 +170,9 @@ def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
     right1 = np.array([x[1]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
     asked = np.array([2 in x for x in haiku], dtype=bool)  # False: Sonnet never asked
     right2 = np.array([2 in x and x[2]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
-    sonnet_costs = [t[2]["cost_pico"] for t in tickets.values() if 2 in t]
-    avg_sonnet: Decimal | None = from_pico(sum(sonnet_costs)) / len(sonnet_costs) if sonnet_costs else None
-    haiku_cost = from_pico(sum(x[1]["cost_pico"] for x in haiku)) / len(haiku)
+    sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
+    avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
+    haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
     out = []
     for t in THRESHOLDS:
         kept = value >= t
