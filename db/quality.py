@@ -6,16 +6,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, any_, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from db import rollups
-from db.models import Correction, ModelCall, Ticket
+from db.models import FEWSHOT_OR_CACHED, Correction, LabelledAnswer, ModelCall, SpendDaily, Ticket
+
+LIMIT = 50_000  # labelled_calls: model calls read at most
+TICKETS = 15_000  # the Quality figures: the newest labelled tickets read at most (about LIMIT calls' worth)
 
 
-def labelled_calls(s: Session, limit: int = 50_000, since: datetime | None = None) -> list[dict[str, Any]]:
+def labelled_calls(s: Session, limit: int | None = LIMIT, since: datetime | None = None,
+                   tickets: int | None = None) -> list[dict[str, Any]]:
     """For tickets an operator labelled (corrected, confirmed or imported): each answered model call (made at or
-    after `since`, when given), newest tickets first."""
+    after `since`, when given), newest tickets first; at most `limit` calls, of the newest `tickets` labelled
+    tickets with an answer (when given)."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,
                 ModelCall.confidence, ModelCall.cost_pico, ModelCall.outcome, ModelCall.calibration_id,
                 ModelCall.calibrated_confidence, ModelCall.examples)
@@ -23,20 +29,79 @@ def labelled_calls(s: Session, limit: int = 50_000, since: datetime | None = Non
          .where(Ticket.label_source == "operator", ModelCall.outcome != "error"))
     if since is not None:
         q = q.where(ModelCall.created_at >= since)
+    first = _oldest_of_newest(s, tickets) if tickets is not None else None
+    if first is not None:
+        q = q.where(Ticket.id >= first)
     q = q.order_by(Ticket.id.desc(), ModelCall.id).limit(limit)
     return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "model": r[3], "label": r[4], "confidence": r[5],
              "cost_pico": r[6], "outcome": r[7], "calibration_id": r[8], "calibrated_confidence": r[9],
              "examples": r[10]} for r in s.execute(q)]
 
 
+def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]:
+    """The rows `labelled_calls` would give, reduced to what the latest-answer figures read, from the
+    labelled_answers rollup: for the newest `tickets` tickets an operator labelled, each one's latest answered call
+    per tier (with its model and outcome), newest tickets first. Costs the labels read, not the calls stored."""
+    first = _oldest_of_newest(s, tickets)
+    keys = ("ticket_id", "truth", "tier", "model", "label", "confidence", "cost_pico", "outcome")
+    answer = (LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier)
+    rest = (LabelledAnswer.label, LabelledAnswer.confidence, LabelledAnswer.cost_pico)
+    newest = (LabelledAnswer.ticket_id >= first) if first is not None else true()
+    order = (LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier)
+    if s.get_bind().dialect.name != "postgresql":  # SQLite looks each call up by its key
+        q = (select(*answer, ModelCall.model, *rest, ModelCall.outcome)
+             .join(ModelCall, ModelCall.id == LabelledAnswer.call_id).where(newest).order_by(*order))
+        return [dict(zip(keys, r, strict=True)) for r in s.connection().execute(q)]
+    # PostgreSQL would hash-join the whole of model_calls (its cost grows with the calls): look the calls up by key
+    rows = s.connection().execute(select(*answer, *rest, LabelledAnswer.call_id).where(newest).order_by(*order)).all()
+    ids = bindparam("ids", [r[-1] for r in rows], type_=ARRAY(Integer))
+    call = {i: (model, outcome) for i, model, outcome in s.connection().execute(
+        select(ModelCall.id, ModelCall.model, ModelCall.outcome).where(ModelCall.id == any_(ids)))}
+    return [dict(zip(keys, (t, truth, tier, call[c][0], label, conf, cost, call[c][1]), strict=True))
+            for t, truth, tier, label, conf, cost, c in rows]
+
+
+def _oldest_of_newest(s: Session, tickets: int) -> int | None:
+    """The id of the `tickets`-th newest labelled ticket with an answer, None when there are no more than that."""
+    return s.scalar(select(LabelledAnswer.ticket_id).distinct().order_by(LabelledAnswer.ticket_id.desc())
+                    .offset(max(tickets - 1, 0)).limit(1))
+
+
+def one_model_per_tier(s: Session) -> bool:
+    """No tier has had calls from two models (spend_daily: days x models rows), so no ticket has answers from two
+    models of one tier, and its latest answer per tier (labelled_answers) is its latest per tier and model."""
+    per_tier = select(func.count(func.distinct(SpendDaily.model))).group_by(SpendDaily.tier)
+    return all(n <= 1 for n in s.scalars(per_tier))
+
+
+def measured_answers(s: Session, since: datetime | None = None) -> list[dict[str, Any]]:
+    """The labelled answers the Quality figures are built from, newest tickets first. From the
+    labelled_answers rollup (one row per labelled ticket and tier) where it gives the very answers the calls do:
+    no `since` (the rollup holds each tier's latest answer, not the latest since a day) and one model per tier
+    (else a ticket's latest answer of an earlier model is not in it). Otherwise from the labelled tickets' calls.
+    Either way of the newest TICKETS labelled tickets, so which way is taken never changes the sample. Once any
+    call carried few-shot examples, from the calls too: the with/without comparison needs more than the latest
+    answer per tier."""
+    if since is None and one_model_per_tier(s) and not fewshot_in_use(s):
+        return labelled_answers(s, TICKETS)
+    return labelled_calls(s, limit=None, since=since, tickets=TICKETS)  # the same tickets as the rollup's
+
+
+def fewshot_in_use(s: Session) -> bool:
+    """Whether any call carried few-shot examples (through the partial index of such calls)."""
+    return s.scalar(select(ModelCall.id).where(FEWSHOT_OR_CACHED, ModelCall.examples.is_not(None)).limit(1)) is not None
+
+
 def label_sources(s: Session, ticket_ids: Sequence[int]) -> dict[str, int]:
-    """Where these tickets' operator labels came from (their latest audit row): review or import, counted."""
+    """Where these tickets' operator labels came from (their latest audit row): review or import, counted. One
+    read of the corrections from the oldest of them on (the ids are the newest labelled tickets)."""
+    wanted = set(ticket_ids)
+    if not wanted:
+        return {}
     latest: dict[int, str] = {}
-    ids = list(ticket_ids)
-    for i in range(0, len(ids), 500):
-        rows = s.execute(select(Correction.ticket_id, Correction.source)
-                         .where(Correction.ticket_id.in_(ids[i:i + 500])).order_by(Correction.id))
-        latest.update({tid: source for tid, source in rows})  # later rows win
+    rows = s.execute(select(Correction.ticket_id, Correction.source)
+                     .where(Correction.ticket_id >= min(wanted)).order_by(Correction.id))
+    latest.update({tid: source for tid, source in rows if tid in wanted})  # later rows win
     counts: dict[str, int] = {}
     for source in latest.values():
         counts[source] = counts.get(source, 0) + 1

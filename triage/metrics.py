@@ -3,6 +3,7 @@ labels): per-category precision, recall and F1, macro-F1, and the confusion matr
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,10 +12,11 @@ def per_category(truth: Sequence[str], predicted: Sequence[str | None],
                  classes: Sequence[str]) -> dict[str, dict[str, Any]]:
     """precision, recall, f1 and support (how many truly are) of each class."""
     out: dict[str, dict[str, Any]] = {}
+    pairs = Counter(zip(truth, predicted, strict=True))  # one pass, whatever the number of classes
+    said, true = Counter(predicted), Counter(truth)
     for c in classes:
-        tp = sum(1 for y, p in zip(truth, predicted, strict=True) if p == c and y == c)
-        fp = sum(1 for y, p in zip(truth, predicted, strict=True) if p == c and y != c)
-        fn = sum(1 for y, p in zip(truth, predicted, strict=True) if p != c and y == c)
+        tp = pairs[(c, c)]
+        fp, fn = said[c] - tp, true[c] - tp
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         out[c] = {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,

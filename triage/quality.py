@@ -37,6 +37,7 @@ class Quality:
     calibrations: list[dict[str, Any]] = field(default_factory=list)
     whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
     fewshot: list[dict[str, Any]] = field(default_factory=list)  # tier 1 with and without examples (quality_fewshot)
+    newest_only: int | None = None  # set when only the newest this many labelled tickets were read
 
     def measured_on(self) -> str:
         """Which data these numbers come from, in words (the page and the CLI print this)."""
@@ -49,6 +50,8 @@ class Quality:
         if imported:
             origin.append(f"{imported} imported from labelled files")
         text = f"Measured on {self.n_tickets} tickets an operator labelled ({', '.join(origin) or 'by hand'})"
+        if self.newest_only:
+            text += f", the newest {self.newest_only:,} (at most that many are read)"
         if self.since:
             text += f", model answers since {self.since}"
         text += "."
@@ -95,7 +98,7 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     taxonomy, the order of the confusion matrix (labels outside it follow)."""
     start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     with db.read() as s:
-        rows = q.labelled_calls(s, since=start)
+        rows = q.measured_answers(s, start)
         tickets = _latest_per_tier(rows)
         sources = q.label_sources(s, list(tickets))
         maps = cal_store.in_force(s)
@@ -139,7 +142,8 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     used = sorted(f"#{in_force[m].id} for {m}" for m in tier1_models if m in in_force)
     whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
     return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,
-                   calibrate.summary(rows, maps, names, bins), whatif_on, quality_fewshot.compare(rows))
+                   calibrate.summary(rows, maps, names, bins), whatif_on, quality_fewshot.compare(rows),
+                   q.TICKETS if len(tickets) >= q.TICKETS else None)
 
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95
@@ -163,22 +167,20 @@ def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
-    value = [routing_value(x[1], maps or {}) for x in haiku]
-    right1 = [x[1]["label"] == x[1]["truth"] for x in haiku]
-    right2 = [x[2]["label"] == x[1]["truth"] if 2 in x else None for x in haiku]  # None: Sonnet never asked
+    value = np.array([routing_value(x[1], maps or {}) for x in haiku])
+    right1 = np.array([x[1]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
+    asked = np.array([2 in x for x in haiku], dtype=bool)  # False: Sonnet never asked
+    right2 = np.array([2 in x and x[2]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
     avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
     haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
     out = []
     for t in THRESHOLDS:
-        escalated = answered = right = 0
-        for v, r1, r2 in zip(value, right1, right2, strict=True):
-            if v >= t:
-                answered, right = answered + 1, right + r1
-            else:
-                escalated += 1
-                if r2 is not None:
-                    answered, right = answered + 1, right + r2
+        kept = value >= t
+        replaced = ~kept & asked  # escalated, and Sonnet's stored answer stands in
+        escalated = int(len(haiku) - kept.sum())
+        answered = int(kept.sum() + replaced.sum())
+        right = int((right1 & kept).sum() + (right2 & replaced).sum())
         cost = haiku_cost + (avg_sonnet or Decimal(0)) * escalated / len(haiku)
         out.append({"threshold": t, "escalation_rate": escalated / len(haiku),
                     "accuracy": right / answered if answered else None, "replayed": answered,

@@ -329,6 +329,64 @@ def test_rollups_equal_the_raw_figures_on_random_histories(anydb):
             raise
 
 
+def assert_quality_from_the_rollup_equals_quality_from_the_calls(db) -> None:
+    """One model per tier: the Quality page reads the labelled_answers rollup, and every figure (per model,
+    reliability, confusion, label sources, flips, the what-if, calibration levels) equals the one built from every
+    call of the labelled tickets, as the page did before."""
+    with db.read() as s:
+        assert dbquality.one_model_per_tier(s)
+        assert dbquality.measured_answers(s) == dbquality.labelled_answers(s)  # the rollup is what is measured
+        calls = dbquality.labelled_calls(s)
+    fast = quality.measure(db, classes=TAX.names)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(dbquality, "measured_answers", lambda s, since=None: calls)
+        slow = quality.measure(db, classes=TAX.names)
+    assert fast.n_tickets == len({r["ticket_id"] for r in calls})
+    assert fast.to_dict() == slow.to_dict()
+
+
+def test_quality_from_the_rollup_equals_quality_from_the_calls_on_random_histories(anydb, monkeypatch):
+    monkeypatch.setitem(MODELS, 1, ["claude-haiku-5-5"])
+    for seed in range(8 if anydb.dialect == "sqlite" else 5):
+        rnd = random.Random(1000 + seed)
+        try:
+            play_history(anydb, rnd, tickets=rnd.choice([1, 3, 12]), events=40, first=FIRST_DAY, days=3)
+            assert_quality_from_the_rollup_equals_quality_from_the_calls(anydb)
+        except AssertionError as exc:
+            exc.add_note(f"random history {1000 + seed}")
+            raise
+    with anydb.transaction() as s:  # a second tier-1 model: a ticket's latest answer of each model is not in the
+        # rollup any more, so the figures come from the calls
+        tid = s.scalar(select(func.max(LabelledAnswer.ticket_id)))
+        queue.record_call(s, tid, None, CallResult(1, "claude-haiku-4-5", OK, category=TAX.names[0],
+                                                   confidence=0.5, created_at=datetime(2026, 11, 28, tzinfo=UTC)))
+    with anydb.read() as s:
+        assert not dbquality.one_model_per_tier(s)
+        assert dbquality.measured_answers(s) == dbquality.labelled_calls(s)
+    assert "claude-haiku-4-5" in {t["model"] for t in quality.measure(anydb).per_tier}
+
+
+def test_quality_reads_the_newest_labelled_tickets_up_to_its_cap(anydb):
+    with anydb.transaction() as s:
+        ids = queue.import_tickets(s, [(None, f"t{i}") for i in range(5)], source="t", run_id=None).ticket_ids
+        for tid in ids:
+            for tier in (1, 2):
+                queue.record_call(s, tid, None, CallResult(tier, MODELS[tier][0], OK, category="billing",
+                                                           confidence=0.8))
+        for tid in ids[:4]:
+            dbreview.correct(s, tid, "account", operator="op", expected_version=s.get(Ticket, tid).version)
+    with anydb.read() as s:
+        assert [(r["ticket_id"], r["tier"]) for r in dbquality.labelled_answers(s, tickets=2)] == [
+            (ids[3], 1), (ids[3], 2), (ids[2], 1), (ids[2], 2)]  # the newest two labelled, not the unlabelled one
+        assert {r["ticket_id"] for r in dbquality.labelled_answers(s)} == set(ids[:4])
+        assert dbquality.label_sources(s, ids[2:4]) == {"review": 2}
+    with pytest.MonkeyPatch.context() as m:  # the page measures the newest labelled tickets and says so
+        m.setattr(dbquality, "TICKETS", 2)
+        result = quality.measure(anydb)
+    assert result.n_tickets == 2 and result.sources == {"review": 2}
+    assert "the newest 2 (at most that many are read)" in result.measured_on()
+
+
 def test_rollups_include_the_demo_data_and_what_follows_it(anydb):
     demo.fill(anydb, TAX, settings=Settings(), local=False, actor=LEAD)
     with anydb.read() as s:
