@@ -130,48 +130,20 @@ class AnthropicProvider:
 
     async def send(self, body: dict[str, Any], taxonomy: Taxonomy) -> CallResult:
         """Send one request with our retry loop; every outcome is a CallResult (errors included)."""
-        cost = self._cost(body)
         started = time.perf_counter()
-        attempt = limited = 0  # sends, and sends answered with a paced 429 (those are not failed attempts)
-        rate_limit_wait = 0.0
-        while True:
-            attempt += 1
-            slot = await self.pacer.acquire(cost)
-            try:
-                raw = await self.client.messages.with_raw_response.create(**body)
-                message = await raw.parse()
-            except anthropic.APIStatusError as exc:
-                advised = self.pacer.observe(slot, exc.response.headers, exc.status_code)
-                if (exc.status_code == 429 and self.pacer.enabled and advised is not None
-                        and rate_limit_wait + advised <= self.max_rate_limit_wait):
-                    limited += 1  # the API said when to come back: wait, never give up on a rate limit
-                    rate_limit_wait += advised
-                    await asyncio.sleep(advised)
-                    continue
-                wait = self._retry_wait(exc.status_code, exc.response.headers, attempt - limited)
-                if wait is not None:
-                    await asyncio.sleep(wait)
-                    continue
-                return self._error_result(exc, attempt, started)
-            except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
-                self.pacer.release(slot)
-                if attempt - limited < self.max_attempts:
-                    await asyncio.sleep(self._backoff(attempt - limited))
-                    continue
-                kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "could not connect"
-                return CallResult(
-                    self.tier, self.model, ERROR, error=f"API {kind} after {attempt} attempts: {exc}",
-                    error_kind=TRANSIENT, attempts=attempt, latency_ms=_ms(started),
-                )
-            self.pacer.observe(slot, raw.headers)
-            return self._answer_result(message, raw.request_id, taxonomy, attempt, started)
+        sent = await self._send(body, started)
+        if isinstance(sent, CallResult):
+            return sent
+        message, request_id, attempt = sent
+        return self._answer_result(message, request_id, taxonomy, attempt, started)
 
     def _cost(self, body: dict[str, Any]) -> dict[str, float]:
         """What one request takes from the API's rate-limit buckets: its input tokens (a high estimate) and its
         `max_tokens` (the API counts output tokens from `max_tokens` when the request starts)."""
         tokens = float(prompts.estimate_tokens(_text_of(body["system"]) + _text_of(body["messages"][-1]["content"])
                                                + str(body.get("output_config", ""))))
-        return {"input-tokens": tokens, "output-tokens": float(self.max_tokens), "tokens": tokens + self.max_tokens}
+        out = float(body["max_tokens"])
+        return {"input-tokens": tokens, "output-tokens": out, "tokens": tokens + out}
 
     def _backoff(self, attempt: int) -> float:
         return min(self.base_delay * 2.0 ** (attempt - 1), 8.0) * random.uniform(0.75, 1.0)
@@ -327,10 +299,9 @@ class AnthropicProvider:
 
     async def _send(self, body: dict[str, Any], started: float) -> tuple[Any, str | None, int] | CallResult:
         """Send one request with this provider's retries and pacing: (message, request id, attempts), or the
-        error CallResult when no answer came. The same loop as `classify`, for bodies built elsewhere."""
-        estimate = float(prompts.estimate_request_tokens(body))
-        cost = {"input-tokens": estimate, "output-tokens": float(body["max_tokens"]),
-                "tokens": estimate + body["max_tokens"]}
+        error CallResult when no answer came (a 429 the API said when to retry after is waited out, never a
+        failed attempt)."""
+        cost = self._cost(body)
         attempt = limited = 0
         rate_limit_wait = 0.0
         while True:
