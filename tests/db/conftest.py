@@ -50,10 +50,15 @@ def any_db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'triage.db'}"
         return
+    yield from fresh_pg_database("triage_test")
+
+
+def fresh_pg_database(prefix: str):
+    """Yield the URL of a new, empty PostgreSQL database (dropped afterwards); skips (fails under CI) without one."""
     reason = _pg_unavailable()
     if reason:
         service_missing(reason)
-    name = f"triage_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -8,19 +8,17 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
-from tests.db.conftest import PG_ADMIN_URL, _pg_unavailable
+from tests.db.conftest import fresh_pg_database
 from tests.fake_anthropic import Error, FakeAnthropic, default_responder
-from tests.services import service_missing
 from triage.domain import Usage, to_pico
 from triage.pricing import PriceTable
 
@@ -30,17 +28,7 @@ N = 1000
 
 @pytest.fixture
 def pg_url():
-    reason = _pg_unavailable()
-    if reason:
-        service_missing(reason)
-    name = f"triage_scale_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from fresh_pg_database("triage_scale")
 
 
 class Faults:
