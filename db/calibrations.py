@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from db import rollups
-from db.models import Calibration, LabelledAnswer, ModelCall
+from db.models import Calibration, LabelledAnswer
 from triage.domain import UNKNOWN
 
 FIELDS = ("id", "model", "method", "a", "b", "n", "n_right", "ece_before", "ece_after", "trigger", "fitted_by",
@@ -49,12 +49,15 @@ def add(s: Session, *, model: str, a: float, b: float, n: int, n_right: int, ece
 
 def labelled_answer_counts(s: Session) -> dict[str, tuple[int, int]]:
     """Per model (tiers 1 and 2): (answers, right answers) among labelled tickets' latest answer of each tier
-    that has a label from the taxonomy and a confidence. Reads the labelled_answers rollup (one row per labelled
-    ticket and tier), so it costs what the labels cost, not what the history holds."""
+    that has a label from the taxonomy and a confidence. Reads the labelled_answers rollup (one or two rows per
+    labelled ticket and tier: the later one is the latest answer), so it costs what the labels cost, not what the
+    history holds."""
+    later = aliased(LabelledAnswer)
+    superseded = exists().where(later.ticket_id == LabelledAnswer.ticket_id, later.tier == LabelledAnswer.tier,
+                                later.call_id > LabelledAnswer.call_id)
     right = func.sum(case((LabelledAnswer.label == LabelledAnswer.truth, 1), else_=0))
-    rows = s.execute(select(ModelCall.model, func.count(), right)
-                     .select_from(LabelledAnswer).join(ModelCall, ModelCall.id == LabelledAnswer.call_id)
+    rows = s.execute(select(LabelledAnswer.model, func.count(), right)
                      .where(LabelledAnswer.tier >= 1, LabelledAnswer.confidence.is_not(None),
-                            LabelledAnswer.label.is_not(None), LabelledAnswer.label != UNKNOWN)
-                     .group_by(ModelCall.model))
+                            LabelledAnswer.label.is_not(None), LabelledAnswer.label != UNKNOWN, ~superseded)
+                     .group_by(LabelledAnswer.model))
     return {model: (int(n), int(r or 0)) for model, n, r in rows}

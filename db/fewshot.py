@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from db.models import FEWSHOT_OR_CACHED, Correction, ModelCall, SpendDaily, Ticket, TicketVector
-from db.reports import _day  # the UTC day of a call, per backend
+from db import rollups
+from db.models import FEWSHOT_OR_CACHED, CacheDaily, Correction, ModelCall, SpendDaily, Ticket, TicketVector
 
 
 def operator_labelled(s: Session, categories: Sequence[str]) -> list[tuple[int, str, str, str | None]]:
@@ -37,30 +37,61 @@ def labels_stamp(s: Session) -> tuple[int, int]:
     return int(n or 0), int(newest or 0)
 
 
-def examples_and_cache(s: Session, start: date, end: date, band_limits: Sequence[int]) -> list[dict[str, Any]]:
-    """Calls from `start` to `end` (UTC days) that carried labelled examples or used the prompt cache, summed per
-    day, model, tier, with examples or not, service tier, inference geo and prompt band (`band_limits`: the price
-    table's max_prompt_tokens, so every group is priced by one band). Reads the partial index
-    ix_model_calls_fewshot: calls with neither are not touched."""
-    prompt = (ModelCall.input_tokens + ModelCall.cache_write_5m_tokens + ModelCall.cache_write_1h_tokens
-              + ModelCall.cache_read_tokens)
-    limits = sorted(set(band_limits))
-    band = case(*[(prompt <= lim, i) for i, lim in enumerate(limits)], else_=len(limits)) if limits else literal(0)
-    day = _day(s).label("day")
-    shots = ModelCall.examples.is_not(None).label("with_examples")
-    keys = (day, ModelCall.model, ModelCall.tier, shots, ModelCall.service_tier, ModelCall.inference_geo,
-            band.label("band"))
-    q = (select(*keys, func.count().label("calls"), func.sum(ModelCall.examples).label("examples"),
+SUMS = ("calls", "examples", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+        "cache_read_tokens", "cost_pico")
+
+
+def _fewshot_sums(s: Session, size: ColumnElement[int], start: date | None, end: date | None,
+                  ) -> list[dict[str, Any]]:
+    """Calls that carried labelled examples or used the prompt cache (from `start` to `end`, UTC days, when
+    given), summed per day, model, tier, with examples or not, service tier, inference geo ('' for none) and
+    `size` (a class of prompt sizes), through the partial index ix_model_calls_fewshot: calls with neither are
+    not touched."""
+    day = rollups.day_sql(s).label("day")
+    shots = case((ModelCall.examples.is_not(None), 1), else_=0).label("with_examples")
+    keys = (day, ModelCall.model, ModelCall.tier, shots, func.coalesce(ModelCall.service_tier, "").label("st"),
+            func.coalesce(ModelCall.inference_geo, "").label("geo"), size.label("size"))
+    q = (select(*keys, func.count().label("calls"), func.sum(func.coalesce(ModelCall.examples, 0)).label("examples"),
                 *(func.sum(c).label(c.key) for c in (ModelCall.input_tokens, ModelCall.output_tokens,
                                                      ModelCall.cache_write_5m_tokens, ModelCall.cache_write_1h_tokens,
                                                      ModelCall.cache_read_tokens, ModelCall.cost_pico)))
-         .where(FEWSHOT_OR_CACHED, ModelCall.created_at >= _midnight(start), ModelCall.created_at < _midnight(end, 1))
-         .group_by(*keys))
-    sums = ("calls", "examples", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-            "cache_read_tokens", "cost_pico")
-    return [{"day": str(r.day), "model": r.model, "tier": r.tier, "with_examples": bool(r.with_examples),
-             "service_tier": r.service_tier, "inference_geo": r.inference_geo, "band": int(r.band),
-             **{k: int(getattr(r, k) or 0) for k in sums}} for r in s.execute(q)]
+         .where(FEWSHOT_OR_CACHED).group_by(*keys))
+    if start is not None:
+        q = q.where(ModelCall.created_at >= _midnight(start))
+    if end is not None:
+        q = q.where(ModelCall.created_at < _midnight(end, 1))
+    return [{"day": str(r.day), "model": r.model, "tier": r.tier, "with_examples": int(r.with_examples),
+             "service_tier": r.st, "inference_geo": r.geo, "size": int(r.size),
+             **{k: int(getattr(r, k) or 0) for k in SUMS}} for r in s.execute(q)]
+
+
+def _prompt() -> ColumnElement[int]:
+    return (ModelCall.input_tokens + ModelCall.cache_write_5m_tokens + ModelCall.cache_write_1h_tokens
+            + ModelCall.cache_read_tokens)
+
+
+def examples_and_cache(s: Session, start: date, end: date, band_limits: Sequence[int]) -> list[dict[str, Any]]:
+    """Straight from the calls, for any price bands: the sums `cache_by_day` reads, with the prompt's class the
+    index of the first of `band_limits` (the price table's max_prompt_tokens) it fits under ("band"; len(limits)
+    above them all), so every group is priced by one band."""
+    limits = sorted(set(band_limits))
+    prompt = _prompt()
+    band = case(*[(prompt <= lim, i) for i, lim in enumerate(limits)], else_=len(limits)) if limits else literal(0)
+    return [{**{k: v for k, v in r.items() if k != "size"}, "band": r["size"]}
+            for r in _fewshot_sums(s, band, start, end)]
+
+
+def cache_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+    """The cache_daily rows, straight from the calls (migration 0016, rebuilds, the property tests)."""
+    return [{**{k: v for k, v in r.items() if k != "size"}, "prompt_kilo": r["size"]}
+            for r in _fewshot_sums(s, rollups.prompt_kilo_sql(_prompt()), start, end)]
+
+
+def cache_by_day(s: Session, start: date, end: date) -> list[dict[str, Any]]:
+    """The cache_daily rows of these days (UTC): what the Spend page's few-shot and cache figures are built from."""
+    q = select(CacheDaily).where(CacheDaily.day >= start.isoformat(), CacheDaily.day <= end.isoformat())
+    cols = [c.key for c in CacheDaily.__table__.columns]
+    return [{k: getattr(r, k) for k in cols} for r in s.scalars(q)]
 
 
 def tier1_totals(s: Session, start: date, end: date) -> dict[str, dict[str, int]]:

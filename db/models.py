@@ -255,6 +255,30 @@ class SpendDaily(Base):
     demo_cost_pico: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+class CacheDaily(Base):
+    """Per UTC day, the calls that carried few-shot examples or used the prompt cache, summed by what prices them:
+    model, tier, with examples or not, service tier, inference geo ('' for none) and prompt size in thousands of
+    tokens (`db.rollups.prompt_kilo`: exact for price bands whose limits are whole thousands). Kept in step with
+    model_calls like spend_daily, so the Spend page's few-shot and cache figures cost the days shown."""
+
+    __tablename__ = "cache_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier: Mapped[int] = mapped_column(Integer, primary_key=True)
+    with_examples: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1: model_calls.examples is not NULL
+    service_tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    inference_geo: Mapped[str] = mapped_column(String(16), primary_key=True)
+    prompt_kilo: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    examples: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_5m_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class RoutingDaily(Base):
     """Per UTC day: distinct tickets with a call that day (any tier, tier 1, tier 2), and the cost of tier-2
     calls on tickets tier 1 never saw. Kept in step with model_calls like spend_daily (see db.rollups)."""
@@ -279,18 +303,24 @@ class LatencyDaily(Base):
 
 
 class LabelledAnswer(Base):
-    """For each ticket an operator labelled: per tier, its latest answered call next to the operator's label.
-    Kept in step by record_call and corrections (see db.rollups), so the Quality page reads one row per answer
-    instead of joining every call of every labelled ticket."""
+    """For each ticket an operator labelled: per tier, its latest answered call next to the operator's label, and
+    apart from it, its latest sent with few-shot examples (with_examples 1) and without (0), so the Quality page's
+    with/without comparison reads this too. Kept in step by record_call and corrections (see db.rollups), so the
+    Quality page reads one or two rows per answer instead of joining every call of every labelled ticket. A
+    ticket's latest answer of a tier is its row of that tier with the highest call_id."""
 
     __tablename__ = "labelled_answers"
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     tier: Mapped[int] = mapped_column(Integer, primary_key=True)
+    with_examples: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1: the call's examples is not NULL
     call_id: Mapped[int] = mapped_column(Integer)
     truth: Mapped[str] = mapped_column(String(64))  # the operator's label
     label: Mapped[str | None] = mapped_column(String(64))  # the model's answer
     confidence: Mapped[float | None] = mapped_column(Float)
     cost_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+    model: Mapped[str] = mapped_column(String(64))  # the call's, copied so the page reads no call
+    outcome: Mapped[str] = mapped_column(String(16))
+    examples: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = ({"sqlite_with_rowid": False},)  # stored in key order: the page reads it newest first
 

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, any_, bindparam, func, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import rollups
-from db.models import FEWSHOT_OR_CACHED, Correction, LabelledAnswer, ModelCall, SpendDaily, Ticket
+from db.models import Correction, LabelledAnswer, ModelCall, SpendDaily, Ticket
 
 LIMIT = 50_000  # labelled_calls: model calls read at most
 TICKETS = 15_000  # the Quality figures: the newest labelled tickets read at most (about LIMIT calls' worth)
@@ -39,26 +38,17 @@ def labelled_calls(s: Session, limit: int | None = LIMIT, since: datetime | None
 
 
 def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]:
-    """The rows `labelled_calls` would give, reduced to what the latest-answer figures read, from the
-    labelled_answers rollup: for the newest `tickets` tickets an operator labelled, each one's latest answered call
-    per tier (with its model and outcome), newest tickets first. Costs the labels read, not the calls stored."""
+    """The rows `labelled_calls` would give, reduced to what the Quality figures read, from the labelled_answers
+    rollup: for the newest `tickets` tickets an operator labelled, each one's latest answered call per tier with
+    few-shot examples and without (one row when it was only answered one way), newest tickets first and a ticket's
+    rows in call order (so "the latest wins" reads them as it reads the calls). Costs the labels, not the calls."""
     first = _oldest_of_newest(s, tickets)
-    keys = ("ticket_id", "truth", "tier", "model", "label", "confidence", "cost_pico", "outcome")
-    answer = (LabelledAnswer.ticket_id, LabelledAnswer.truth, LabelledAnswer.tier)
-    rest = (LabelledAnswer.label, LabelledAnswer.confidence, LabelledAnswer.cost_pico)
-    newest = (LabelledAnswer.ticket_id >= first) if first is not None else true()
-    order = (LabelledAnswer.ticket_id.desc(), LabelledAnswer.tier)
-    if s.get_bind().dialect.name != "postgresql":  # SQLite looks each call up by its key
-        q = (select(*answer, ModelCall.model, *rest, ModelCall.outcome)
-             .join(ModelCall, ModelCall.id == LabelledAnswer.call_id).where(newest).order_by(*order))
-        return [dict(zip(keys, r, strict=True)) for r in s.connection().execute(q)]
-    # PostgreSQL would hash-join the whole of model_calls (its cost grows with the calls): look the calls up by key
-    rows = s.connection().execute(select(*answer, *rest, LabelledAnswer.call_id).where(newest).order_by(*order)).all()
-    ids = bindparam("ids", [r[-1] for r in rows], type_=ARRAY(Integer))
-    call = {i: (model, outcome) for i, model, outcome in s.connection().execute(
-        select(ModelCall.id, ModelCall.model, ModelCall.outcome).where(ModelCall.id == any_(ids)))}
-    return [dict(zip(keys, (t, truth, tier, call[c][0], label, conf, cost, call[c][1]), strict=True))
-            for t, truth, tier, label, conf, cost, c in rows]
+    keys = ("ticket_id", "truth", "tier", "model", "label", "confidence", "cost_pico", "outcome", "examples")
+    q = select(*(getattr(LabelledAnswer, k) for k in keys))
+    if first is not None:
+        q = q.where(LabelledAnswer.ticket_id >= first)
+    q = q.order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.call_id)
+    return [dict(zip(keys, r, strict=True)) for r in s.connection().execute(q)]
 
 
 def _oldest_of_newest(s: Session, tickets: int) -> int | None:
@@ -75,21 +65,16 @@ def one_model_per_tier(s: Session) -> bool:
 
 
 def measured_answers(s: Session, since: datetime | None = None) -> list[dict[str, Any]]:
-    """The labelled answers the Quality figures are built from, newest tickets first. From the
-    labelled_answers rollup (one row per labelled ticket and tier) where it gives the very answers the calls do:
-    no `since` (the rollup holds each tier's latest answer, not the latest since a day) and one model per tier
-    (else a ticket's latest answer of an earlier model is not in it). Otherwise from the labelled tickets' calls.
-    Either way of the newest TICKETS labelled tickets, so which way is taken never changes the sample. Once any
-    call carried few-shot examples, from the calls too: the with/without comparison needs more than the latest
-    answer per tier."""
-    if since is None and one_model_per_tier(s) and not fewshot_in_use(s):
+    """The labelled answers the Quality figures are built from, newest tickets first. From the labelled_answers
+    rollup (a labelled ticket's latest answers per tier) where it gives the very answers the calls do: no `since`
+    (the rollup holds each tier's latest answers, not the latest since a day) and one model per tier (else a
+    ticket's latest answer of an earlier model is not in it). Otherwise from the labelled tickets' calls. Either
+    way of the newest TICKETS labelled tickets, so which way is taken never changes the sample. The rollup holds
+    each tier's latest answer with few-shot examples and without, which is what the with/without comparison
+    reads."""
+    if since is None and one_model_per_tier(s):
         return labelled_answers(s, TICKETS)
     return labelled_calls(s, limit=None, since=since, tickets=TICKETS)  # the same tickets as the rollup's
-
-
-def fewshot_in_use(s: Session) -> bool:
-    """Whether any call carried few-shot examples (through the partial index of such calls)."""
-    return s.scalar(select(ModelCall.id).where(FEWSHOT_OR_CACHED, ModelCall.examples.is_not(None)).limit(1)) is not None
 
 
 def label_sources(s: Session, ticket_ids: Sequence[int]) -> dict[str, int]:
@@ -115,8 +100,8 @@ def labels_version(s: Session) -> int:
 
 def labelled_answers_from_calls(s: Session) -> list[dict[str, Any]]:
     """The labelled_answers rollup's rows, straight from the tickets and their calls (to check the rollup)."""
-    keys = ("ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico")
-    return [dict(zip(keys, r, strict=True)) for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]
+    return [dict(zip(rollups.ANSWER_COLUMNS, r, strict=True))
+            for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]
 
 
 def labelled_calls_by_group_size(s: Session, limit: int = 50_000,

@@ -4,15 +4,16 @@ tables): they define what the rollups must equal, and `rebuild_rollups` rebuilds
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, func, insert, or_, select
+from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from db import rollups
-from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from db import fewshot, rollups
+from db.models import Base, CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage.domain import ERROR, from_pico
 
 Sel = Select[*tuple[Any, ...]]
@@ -26,10 +27,7 @@ def _day_bounds(q: Sel, start: date | None, end: date | None) -> Sel:
     return q
 
 
-def _day(s: Session) -> ColumnElement[str]:
-    if s.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", ModelCall.created_at), "YYYY-MM-DD")
-    return func.substr(ModelCall.created_at, 1, 10)  # SQLite stores ISO text: the first 10 chars are the day
+_day = rollups.day_sql
 
 
 def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
@@ -118,23 +116,30 @@ def latency_histogram_from_calls(s: Session, start: date | None = None,
             for r in s.execute(q)]
 
 
-def rebuild_rollups(s: Session, *, requests: bool = True) -> dict[str, int]:
-    """Recompute every rollup from model_calls (the migration that added them, bulk loads, audits); returns
-    the rows written per table. Bumps the data versions, so cached pages are recomputed. `requests=False`: the
-    schema before migration 0015 (no request counts)."""
+ROLLUPS = ("spend_daily", "routing_daily", "latency_daily", "cache_daily", "labelled_answers")
+
+
+def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bool = True) -> dict[str, int]:
+    """Recompute the rollups (`only` these, by table name) from model_calls (the migrations that added them, bulk
+    loads, audits); returns the rows written per table. Bumps the data versions, so cached pages are recomputed.
+    `requests=False`: spend_daily without request counts (migration 0007 runs before 0015 added them)."""
     out = {}
-    for table, rows in ((SpendDaily, spend_by_day_from_calls(s, requests=requests)),
-                        (RoutingDaily, [{k: v for k, v in r.items() if k != "cost_pico"}
-                                        for r in routing_by_day_from_calls(s)]),
-                        (LatencyDaily, latency_histogram_from_calls(s))):
-        s.execute(delete(table))
-        for i in range(0, len(rows), 10_000):
-            s.execute(insert(table), rows[i:i + 10_000])
-        out[table.__tablename__] = len(rows)
-    s.execute(delete(LabelledAnswer))
-    s.execute(insert(LabelledAnswer).from_select(
-        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"], rollups.latest_answers()))
-    out["labelled_answers"] = int(s.scalar(select(func.count()).select_from(LabelledAnswer)) or 0)
+    build: dict[type[Base], Callable[[], list[dict[str, Any]]]] = {
+        SpendDaily: lambda: spend_by_day_from_calls(s, requests=requests),
+        RoutingDaily: lambda: [{k: v for k, v in r.items() if k != "cost_pico"} for r in routing_by_day_from_calls(s)],
+        LatencyDaily: lambda: latency_histogram_from_calls(s),
+        CacheDaily: lambda: fewshot.cache_by_day_from_calls(s)}
+    for table, rows_of in build.items():
+        if table.__tablename__ in only:
+            rows = rows_of()
+            s.execute(delete(table))
+            for i in range(0, len(rows), 10_000):
+                s.execute(insert(table), rows[i:i + 10_000])
+            out[table.__tablename__] = len(rows)
+    if "labelled_answers" in only:
+        s.execute(delete(LabelledAnswer))
+        s.execute(insert(LabelledAnswer).from_select(rollups.ANSWER_COLUMNS, rollups.latest_answers()))
+        out["labelled_answers"] = int(s.scalar(select(func.count()).select_from(LabelledAnswer)) or 0)
     for name in (rollups.REBUILDS, rollups.LABELS):
         rollups.bump_version(s, name)
     return out

@@ -8,7 +8,10 @@ What each rollup counts, per UTC day (the definitions the raw `*_from_calls` que
   calls on two days counts on both; and the cost of that day's tier-2 calls on tickets that have no tier-1 call
   at all (when a ticket's first tier-1 call arrives, its earlier tier-2 costs leave that sum, on their days).
 - latency_daily (day, model, bucket): answered live calls per latency bucket (see `latency_bucket`).
-And, not per day: labelled_answers, each operator-labelled ticket's latest answered call per tier.
+- cache_daily (day, model, tier, with examples, service tier, geo, prompt thousands): calls that carried few-shot
+  examples or used the prompt cache, their examples, tokens and exact cost (see `prompt_kilo`).
+And, not per day: labelled_answers, each operator-labelled ticket's latest answered call per tier, with few-shot
+examples and without.
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from db.models import Base, DataVersion, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from db.models import (
+    Base,
+    CacheDaily,
+    DataVersion,
+    LabelledAnswer,
+    LatencyDaily,
+    ModelCall,
+    RoutingDaily,
+    SpendDaily,
+    Ticket,
+)
 from triage.domain import ERROR
 
 DEMO_REQUEST_PREFIX = "demo_"  # simulated calls written by `triage demo`
@@ -54,11 +67,40 @@ def bucket_width(ms: int) -> int:
     return 1 if ms < 100 else 10 ** (len(str(ms)) - 2)
 
 
+def day_sql(s: Session) -> ColumnElement[str]:
+    """A call's UTC day (YYYY-MM-DD) in SQL, per backend: what `day_of` gives in Python."""
+    if s.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", ModelCall.created_at), "YYYY-MM-DD")
+    return func.substr(ModelCall.created_at, 1, 10)  # SQLite stores ISO text: the first 10 chars are the day
+
+
 def latency_bucket_sql(ms: ColumnElement[int] | InstrumentedAttribute[int]) -> ColumnElement[int]:
     """`latency_bucket` in SQL (integer division), for rebuilding latency_daily from the calls."""
     steps = [(10 ** (d + 1), 10 ** (d - 1)) for d in range(2, 9)]  # below 10^(d+1): step 10^(d-1)
     return case((ms < 100, ms), *[(ms < below, ms // step * step) for below, step in steps],
                 else_=ms // 10**8 * 10**8)  # 10 digits: the most a 32-bit integer holds
+
+
+def prompt_kilo(prompt_tokens: int) -> int:
+    """The prompt's size class in cache_daily: 1-1,000 tokens -> 0, 1,001-2,000 -> 1, ...; 0 tokens -> -1. A price
+    band whose limit is a whole number of thousands (100,000) never splits a class: class k's prompts are all
+    at most 1,000 x (k + 1) tokens, and all above 1,000 x k."""
+    return (prompt_tokens - 1) // 1000
+
+
+def prompt_kilo_sql(prompt: ColumnElement[int]) -> ColumnElement[int]:
+    """`prompt_kilo` in SQL (integer division truncates towards zero in SQL, so 0 is its own case)."""
+    return case((prompt <= 0, -1), else_=(prompt - 1) // 1000)
+
+
+def prompt_tokens(row: ModelCall) -> int:
+    return row.input_tokens + row.cache_write_5m_tokens + row.cache_write_1h_tokens + row.cache_read_tokens
+
+
+def fewshot_or_cached(row: ModelCall) -> bool:
+    """What db.models.FEWSHOT_OR_CACHED selects in SQL: the calls cache_daily counts."""
+    return (row.examples is not None or row.cache_read_tokens > 0 or row.cache_write_5m_tokens > 0
+            or row.cache_write_1h_tokens > 0)
 
 
 def counts_latency(row: ModelCall) -> bool:
@@ -77,6 +119,14 @@ def add_call(s: Session, row: ModelCall) -> None:
         "cost_pico": row.cost_pico, "answered_input_tokens": row.input_tokens if answered else 0,
         "answered_output_tokens": row.output_tokens if answered else 0, "demo_calls": int(demo),
         "demo_cost_pico": row.cost_pico if demo else 0})
+    if fewshot_or_cached(row):
+        _bump(s, CacheDaily, {"day": day, "model": row.model, "tier": row.tier,
+                              "with_examples": int(row.examples is not None), "service_tier": row.service_tier or "",
+                              "inference_geo": row.inference_geo or "", "prompt_kilo": prompt_kilo(prompt_tokens(row))},
+              {"calls": 1, "examples": row.examples or 0, "input_tokens": row.input_tokens,
+               "output_tokens": row.output_tokens, "cache_write_5m_tokens": row.cache_write_5m_tokens,
+               "cache_write_1h_tokens": row.cache_write_1h_tokens, "cache_read_tokens": row.cache_read_tokens,
+               "cost_pico": row.cost_pico})
     if counts_latency(row):
         _bump(s, LatencyDaily, {"day": day, "model": row.model, "bucket_ms": latency_bucket(row.latency_ms)},
               {"calls": 1})
@@ -108,22 +158,27 @@ def add_call(s: Session, row: ModelCall) -> None:
         bump_version(s, LABELS)
 
 
+ANSWER_COLUMNS = ["ticket_id", "tier", "with_examples", "call_id", "truth", "label", "confidence", "cost_pico",
+                  "model", "outcome", "examples"]  # labelled_answers, in the order latest_answers selects them
+
+
 def _set_answer(s: Session, row: ModelCall, truth: str) -> None:
-    """The call becomes its tier's answer on a labelled ticket, unless a later call already is."""
+    """The call becomes its tier's answer (with or without examples) on a labelled ticket, unless a later call
+    already is."""
     insert_ = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(LabelledAnswer).values(ticket_id=row.ticket_id, tier=row.tier, call_id=row.id, truth=truth,
-                                          label=row.category, confidence=row.confidence, cost_pico=row.cost_pico)
+    stmt = insert_(LabelledAnswer).values(
+        ticket_id=row.ticket_id, tier=row.tier, with_examples=int(row.examples is not None), call_id=row.id,
+        truth=truth, label=row.category, confidence=row.confidence, cost_pico=row.cost_pico, model=row.model,
+        outcome=row.outcome, examples=row.examples)
     s.execute(stmt.on_conflict_do_update(
-        index_elements=["ticket_id", "tier"], where=LabelledAnswer.call_id < stmt.excluded.call_id,
-        set_={k: getattr(stmt.excluded, k) for k in ("call_id", "label", "confidence", "cost_pico")}))
+        index_elements=["ticket_id", "tier", "with_examples"], where=LabelledAnswer.call_id < stmt.excluded.call_id,
+        set_={k: getattr(stmt.excluded, k) for k in ANSWER_COLUMNS[3:] if k != "truth"}))
 
 
 def label_ticket(s: Session, ticket_id: int, truth: str) -> None:
     """An operator labelled the ticket (first time or again): its answers now stand next to `truth`."""
     s.execute(delete(LabelledAnswer).where(LabelledAnswer.ticket_id == ticket_id))
-    s.execute(insert(LabelledAnswer).from_select(
-        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"],
-        latest_answers(ticket_id, truth)))
+    s.execute(insert(LabelledAnswer).from_select(ANSWER_COLUMNS, latest_answers([ticket_id], truth)))
     bump_version(s, LABELS)
 
 
@@ -134,28 +189,25 @@ def label_tickets(s: Session, ticket_ids: Sequence[int]) -> None:
     if not ids:
         return
     s.execute(delete(LabelledAnswer).where(LabelledAnswer.ticket_id.in_(ids)))
-    latest = (select(func.max(ModelCall.id)).where(ModelCall.outcome != ERROR, ModelCall.ticket_id.in_(ids))
-              .group_by(ModelCall.ticket_id, ModelCall.tier))
-    s.execute(insert(LabelledAnswer).from_select(
-        ["ticket_id", "tier", "call_id", "truth", "label", "confidence", "cost_pico"],
-        select(ModelCall.ticket_id, ModelCall.tier, ModelCall.id, Ticket.category, ModelCall.category,
-               ModelCall.confidence, ModelCall.cost_pico)
-        .join(Ticket, Ticket.id == ModelCall.ticket_id).where(ModelCall.id.in_(latest))))
+    s.execute(insert(LabelledAnswer).from_select(ANSWER_COLUMNS, latest_answers(ids)))
     bump_version(s, LABELS)
 
 
-def latest_answers(ticket_id: int | None = None, truth: str | None = None) -> Select[*tuple[Any, ...]]:
-    """SELECT of (ticket, tier, call, truth, label, confidence, cost): the latest answered call per tier of one
-    labelled ticket, or (ticket_id None) of every ticket an operator labelled."""
+def latest_answers(ticket_ids: Sequence[int] | None = None, truth: str | None = None) -> Select[*tuple[Any, ...]]:
+    """SELECT of labelled_answers rows (ANSWER_COLUMNS): the latest answered call per tier, with examples and
+    without, of these tickets, or (ticket_ids None) of every ticket an operator labelled. The truth is `truth`
+    when given, else the ticket's label."""
+    shots = case((ModelCall.examples.is_not(None), 1), else_=0)
     latest = select(func.max(ModelCall.id)).where(ModelCall.outcome != ERROR)
-    if ticket_id is not None:
-        latest = latest.where(ModelCall.ticket_id == ticket_id)
+    if ticket_ids is not None:
+        latest = latest.where(ModelCall.ticket_id.in_(list(ticket_ids)))
     else:
         latest = latest.join(Ticket, Ticket.id == ModelCall.ticket_id).where(Ticket.label_source == "operator")
-    latest = latest.group_by(ModelCall.ticket_id, ModelCall.tier)
-    q = select(ModelCall.ticket_id, ModelCall.tier, ModelCall.id,
+    latest = latest.group_by(ModelCall.ticket_id, ModelCall.tier, shots)
+    q = select(ModelCall.ticket_id, ModelCall.tier, shots.label("with_examples"), ModelCall.id,
                (Ticket.category if truth is None else literal(truth, String(64))).label("truth"),
-               ModelCall.category, ModelCall.confidence, ModelCall.cost_pico).where(ModelCall.id.in_(latest))
+               ModelCall.category, ModelCall.confidence, ModelCall.cost_pico, ModelCall.model, ModelCall.outcome,
+               ModelCall.examples).where(ModelCall.id.in_(latest))
     return q.join(Ticket, Ticket.id == ModelCall.ticket_id) if truth is None else q
 
 

@@ -250,8 +250,12 @@ def group_responder(body: dict, fault: str | None = None, rnd: random.Random | N
             entries.append({**a, "category": other})
     rnd.shuffle(entries)
     n = len(blocks)
-    if fault == "drop" and entries:
-        entries.pop(rnd.randrange(len(entries)))
+    # drop and malformed break a ticket named once: breaking one entry of a [[twice]] pair would leave a clean,
+    # wrong answer no parser could tell from a model's mistake
+    ids = [e["id"] for e in entries]
+    singles = [i for i, e in enumerate(entries) if ids.count(e["id"]) == 1]
+    if fault == "drop" and singles:
+        entries.pop(rnd.choice(singles))
     elif fault == "repeat" and entries:
         victim = rnd.choice(entries)
         other = next(c for c in KEYWORDS if c != victim.get("category"))
@@ -259,8 +263,8 @@ def group_responder(body: dict, fault: str | None = None, rnd: random.Random | N
     elif fault == "invent" and entries:
         entries.append({**rnd.choice(entries), "id": n + 1 + rnd.randrange(3)})
         entries.append({**rnd.choice(entries), "id": 0})
-    elif fault == "malformed" and entries:
-        i = rnd.randrange(len(entries))
+    elif fault == "malformed" and singles:
+        i = rnd.choice(singles)
         entries[i] = rnd.choice([{"id": entries[i]["id"], "category": entries[i]["category"]},
                                  {"id": entries[i]["id"], "confidence": "very", "category": 3}, "oops"])
     elif fault == "strings":

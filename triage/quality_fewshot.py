@@ -16,17 +16,19 @@ def _accuracy(answers: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per tier-1 model with at least one call that carried examples: each labelled ticket's latest answer sent
-    with examples against its latest answer sent without, over all such tickets and over the tickets answered
-    both ways (the same tickets: the fair comparison; the two full sets may differ in how hard their tickets
-    are). `rows` are `db.quality.labelled_calls` rows, in call order."""
+    with examples against its latest answer sent without (each counted when it has a label), over all such
+    tickets and over the tickets answered both ways (the same tickets: the fair comparison; the two full sets may
+    differ in how hard their tickets are). `rows` are `db.quality.labelled_calls` or `labelled_answers` rows, in
+    call order."""
     latest: dict[str, dict[bool, dict[int, dict[str, Any]]]] = {}
     for r in rows:
-        if r["tier"] != 1 or r["label"] is None:
-            continue
-        latest.setdefault(r["model"], {True: {}, False: {}})[bool(r.get("examples"))][r["ticket_id"]] = r
+        if r["tier"] == 1:
+            kind = r.get("examples") is not None
+            latest.setdefault(r["model"], {True: {}, False: {}})[kind][r["ticket_id"]] = r
     out = []
     for model, by_kind in sorted(latest.items()):
-        shots, plain = by_kind[True], by_kind[False]
+        # a ticket's latest answer of each kind counts when it is usable (as the per-model figures do)
+        shots, plain = ({t: a for t, a in by_kind[kind].items() if a["label"] is not None} for kind in (True, False))
         if not shots:
             continue
         both = sorted(set(shots) & set(plain))

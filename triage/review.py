@@ -105,7 +105,10 @@ def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
             return None
         calls = [{
             "time": c.created_at, "tier": c.tier, "model": c.model_returned or c.model, "outcome": c.outcome,
-            "label": c.category, "confidence": c.confidence, "reason": c.reason or c.problem or c.error,
+            "label": c.category, "confidence": c.confidence,
+            # what routing compared with the threshold (the stated confidence through the calibration in force)
+            "calibrated": c.calibrated_confidence, "examples": c.examples, "tickets_in_request": c.group_size,
+            "reason": c.reason or c.problem or c.error,
             "input_tokens": c.input_tokens, "output_tokens": c.output_tokens,
             "cache_tokens": c.cache_read_tokens + c.cache_write_5m_tokens + c.cache_write_1h_tokens,
             "cost_usd": from_pico(c.cost_pico), "latency_ms": c.latency_ms, "request_id": c.request_id,

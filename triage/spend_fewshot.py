@@ -13,11 +13,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from db import fewshot as store
 from db.engine import Database
 from triage.domain import from_pico
 from triage.errors import UnknownModel
-from triage.pricing import MTOK, Band, PriceTable
+from triage.pricing import MTOK, PriceTable
 
 
 @dataclass
@@ -67,23 +69,31 @@ class FewShotSpend:
         return not self.examples and not self.read_tokens and not self.write_tokens
 
 
-def _band(prices: PriceTable, model: str, day: str, band: int, limits: list[int]) -> Band:
-    """The band a group's calls were priced in: its prompt sizes lie between two of the table's band limits, so
-    in one band of every model."""
-    size = limits[band] if band < len(limits) else (limits[-1] + 1 if limits else 0)
-    return prices.entry(model, date.fromisoformat(day)).band_for(size)
+def band_limits(prices: PriceTable) -> list[int]:
+    """Every prompt-size limit of the price table's bands, ascending."""
+    return sorted({b.max_prompt_tokens for entries in prices.models.values() for e in entries for b in e.bands
+                   if b.max_prompt_tokens is not None})
+
+
+def groups(s: Session, start: date, end: date, prices: PriceTable) -> list[dict[str, Any]]:
+    """The few-shot and cache sums of these days, each with a prompt size ("size") in the one price band every
+    call of its group was priced in: from the cache_daily rollup (its prompt classes are thousands of tokens, so
+    exact while every band limit is a whole number of thousands), else straight from the calls."""
+    limits = band_limits(prices)
+    if all(lim % 1000 == 0 for lim in limits):
+        return [{**r, "size": 1000 * (r["prompt_kilo"] + 1)} for r in store.cache_by_day(s, start, end)]
+    return [{**r, "size": limits[r["band"]] if r["band"] < len(limits) else limits[-1] + 1}
+            for r in store.examples_and_cache(s, start, end, limits)]
 
 
 def measure(db: Database, start: date, end: date, prices: PriceTable | None = None) -> FewShotSpend:
     prices = prices or PriceTable.default()
-    limits = sorted({b.max_prompt_tokens for entries in prices.models.values() for e in entries for b in e.bands
-                     if b.max_prompt_tokens is not None})
     with db.read() as s:
-        groups = store.examples_and_cache(s, start, end, limits)
+        rows = groups(s, start, end, prices)
         totals = store.tier1_totals(s, start, end)
     out = FewShotSpend()
     with_examples: dict[str, dict[str, Any]] = {}
-    for g in groups:
+    for g in rows:
         if g["tier"] == 1 and g["with_examples"]:
             acc = with_examples.setdefault(g["model"], {"calls": 0, "examples": 0, "prompt": 0, "cost": 0})
             acc["calls"] += g["calls"]
@@ -95,7 +105,7 @@ def measure(db: Database, start: date, end: date, prices: PriceTable | None = No
         if not writes and not g["cache_read_tokens"]:
             continue
         try:
-            band = _band(prices, g["model"], g["day"], g["band"], limits)
+            band = prices.entry(g["model"], date.fromisoformat(g["day"])).band_for(g["size"])
         except UnknownModel:
             out.unpriced_calls += g["calls"]
             continue

@@ -199,7 +199,12 @@ def ticket_detail(page: review.Page) -> None:
     st.markdown("**Model calls**")
     if d.calls:
         st.dataframe(pd.DataFrame(d.calls).assign(cost_usd=lambda x: x.cost_usd.map(money)), hide_index=True,
-                     column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
+                     column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
+                                    "calibrated": st.column_config.NumberColumn(
+                                        format="%.2f", help="What routing compared with the threshold: the stated "
+                                        "confidence through the model's calibration map (empty: none yet)"),
+                                    "examples": st.column_config.NumberColumn(help="Few-shot examples in the request"),
+                                    "tickets_in_request": st.column_config.NumberColumn("tickets in request")})
     else:
         st.caption("No model has seen this ticket yet.")
     st.markdown("**Corrections**")

@@ -415,3 +415,17 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
     assert any("results recorded" in i.value for i in at.info)
     with db.read() as s:
         assert {st for st, in s.execute(select(Ticket.status))} == {"classified"}
+
+
+def test_settings_says_which_confidence_the_threshold_is_compared_with(seeded):
+    from db import calibrations
+
+    db, _ = seeded
+    at = make_app("settings")
+    assert "claude-haiku-5-5's stated confidence: it has no calibration map yet" in texts(at)
+    with db.transaction() as s:
+        cal_id = calibrations.add(s, model="claude-haiku-5-5", a=1.1, b=-0.2, n=64, n_right=40, ece_before=0.2,
+                                  ece_after=0.05, trigger="test", fitted_by="maria")
+    at.run()
+    assert (f"compared with claude-haiku-5-5's calibrated confidence (calibration #{cal_id}, fitted on 64 operator "
+            "labels)") in texts(at)

@@ -51,3 +51,44 @@ def test_rollup_migration_backfills_existing_calls(tmp_path):
         assert conn.execute(sql("PRAGMA foreign_keys")).scalar() == 1
     assert tuple(row) == ("2026-11-01", "m", 1, 2, 20, 6, 12)
     db.dispose()
+
+
+def test_fewshot_rollups_are_built_for_an_existing_database_and_undone(any_db_url):
+    """0016 builds cache_daily and 0017 rebuilds labelled_answers (latest answer with examples and without, per
+    tier) from the calls already stored; 0017's downgrade keeps each tier's latest answer."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import select
+
+    from db.migrate import alembic_config
+    from db.models import ModelCall, Ticket
+
+    url = any_db_url
+    upgrade(url, "0015")
+    db = open_database(url, migrate=False)
+    when = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    with db.transaction() as s:  # written straight to the tables: the rollups do not exist yet
+        t = Ticket(text="refund please", content_hash="h1", label_source="operator", category="billing")
+        s.add(t)
+        s.flush()
+        for examples, category, read in ((None, "billing", 0), (4, "account", 700), (None, "account", 0)):
+            s.add(ModelCall(ticket_id=t.id, tier=1, model="claude-haiku-5-5", outcome="ok", category=category,
+                            confidence=0.7, input_tokens=1500, output_tokens=20, cache_read_tokens=read,
+                            cost_pico=1000, examples=examples, created_at=when))
+            s.flush()
+        ids = list(s.scalars(select(ModelCall.id).order_by(ModelCall.id)))
+    upgrade(url)
+    with db.engine.connect() as conn:
+        cache = conn.execute(text("SELECT day, model, tier, with_examples, prompt_kilo, calls, examples, "
+                                  "cache_read_tokens FROM cache_daily")).all()
+        answers = conn.execute(text("SELECT tier, with_examples, call_id, label, model, outcome, examples "
+                                    "FROM labelled_answers ORDER BY call_id")).all()
+    assert [tuple(r) for r in cache] == [("2026-11-30", "claude-haiku-5-5", 1, 1, 2, 1, 4, 700)]  # 2,200 tokens
+    assert [tuple(r) for r in answers] == [(1, 1, ids[1], "account", "claude-haiku-5-5", "ok", 4),
+                                           (1, 0, ids[2], "account", "claude-haiku-5-5", "ok", None)]
+    command.downgrade(alembic_config(url), "0015")
+    with db.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT tier, call_id FROM labelled_answers"))] == [(1, ids[2])]
+        assert "cache_daily" not in inspect(conn).get_table_names()
+    db.dispose()

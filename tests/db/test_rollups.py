@@ -9,21 +9,24 @@ at the UTC day boundary given in other time zones. Seeded, so a failure names th
 from __future__ import annotations
 
 import calendar
+import json
 import random
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from importlib import resources
 
 import numpy as np
 import pytest
 from sqlalchemy import case, func, or_, select
 
+from db import fewshot as dbfewshot
 from db import quality as dbquality
 from db import queue, reports, rollups
 from db import review as dbreview
-from db.models import LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from db.models import CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from tests.actors import LEAD
-from triage import calibrate, demo, quality, reporting, taxonomy
+from triage import calibrate, demo, quality, reporting, spend_fewshot, taxonomy
 from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import UnknownModel
 from triage.local.head import expected_calibration_error
@@ -178,6 +181,31 @@ def old_whatif(tickets, maps):
     return out
 
 
+def raw_fewshot_spend(db, start, end, prices):
+    """spend_fewshot.measure with every group read straight from the calls (exact for any price bands)."""
+    def from_calls(s, start, end, prices):
+        limits = spend_fewshot.band_limits(prices)
+        return [{**r, "size": limits[r["band"]] if r["band"] < len(limits) else limits[-1] + 1}
+                for r in dbfewshot.examples_and_cache(s, start, end, limits)]
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(spend_fewshot, "groups", from_calls)
+        return spend_fewshot.measure(db, start, end, prices)
+
+
+def _odd_bands() -> PriceTable:
+    """The default table with Haiku's band limit off the thousands (99,280 tokens): the page reads the calls."""
+    data = json.loads(resources.files("triage.config").joinpath("prices.json").read_text(encoding="utf-8"))
+    for entry in data["models"]["claude-haiku-5-5"]:
+        for band in entry["bands"]:
+            if band["max_prompt_tokens"]:
+                band["max_prompt_tokens"] = 99_280
+    return PriceTable(data)
+
+
+PRICE_TABLES = [PriceTable.default(), _odd_bands()]
+
+
 # --- random histories ------------------------------------------------------------------------------------------
 
 def random_time(rnd: random.Random, first: date, days: int) -> datetime:
@@ -197,8 +225,12 @@ def random_latency(rnd: random.Random) -> int:
 def random_call(rnd: random.Random, tier: int, first: date, days: int, *, outcome: str | None = None) -> CallResult:
     outcome = outcome or rnd.choice([OK, OK, OK, OK, ERROR, UNPARSED])
     answered = outcome != ERROR
-    usage = Usage(rnd.randrange(0, 5000) if answered or rnd.random() < 0.2 else 0, rnd.randrange(0, 400),
-                  cache_read_tokens=rnd.choice([0, 0, 120]))
+    inp = rnd.randrange(0, 5000) if answered or rnd.random() < 0.2 else 0
+    if rnd.random() < 0.1:  # prompts either side of the 100,000-token price band limit (with the cache below)
+        inp = rnd.choice([98_999, 99_000, 99_280, 99_281, 100_000, 100_001])
+    usage = Usage(inp, rnd.randrange(0, 400), cache_write_5m_tokens=rnd.choice([0, 0, 0, 600]),
+                  cache_write_1h_tokens=rnd.choice([0, 0, 0, 0, 120]), cache_read_tokens=rnd.choice([0, 0, 120]),
+                  inference_geo=rnd.choice([None, None, None, "us", "global"]))
     # any exact amount to the pico-dollar, including odd ones no price table would give
     cost = from_pico(0 if tier == 0 else rnd.choice([rnd.randrange(1, 10**10), 1, 7 * 10**9 + 3]))
     request_id = rnd.choice([None, f"req_{rnd.getrandbits(32):x}", f"demo_{rnd.getrandbits(32):x}"])
@@ -206,7 +238,8 @@ def random_call(rnd: random.Random, tier: int, first: date, days: int, *, outcom
     return CallResult(tier, rnd.choice(MODELS[tier]), outcome, category=category,
                       confidence=rnd.random() if answered else None, usage=usage, cost_usd=cost,
                       latency_ms=random_latency(rnd), request_id=request_id, created_at=random_time(rnd, first, days),
-                      error="boom" if not answered else None)
+                      error="boom" if not answered else None,
+                      examples=rnd.choice([None, None, 2, 7]) if tier == 1 else None)
 
 
 def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: date, days: int) -> list[int]:
@@ -255,7 +288,7 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
 def rollup_tables(s) -> dict:
     return {t.__tablename__: sorted(tuple(getattr(r, c.key) for c in t.__table__.columns)
                                     for r in s.scalars(select(t)))
-            for t in (SpendDaily, RoutingDaily, LatencyDaily, LabelledAnswer)}
+            for t in (SpendDaily, RoutingDaily, LatencyDaily, LabelledAnswer, CacheDaily)}
 
 
 def ranges(rnd: random.Random, first: date, days: int, n: int = 4) -> list[tuple[date, date]]:
@@ -278,6 +311,9 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
             tuple(r[k] for k in routing_keys) for r in reports.routing_by_day_from_calls(s))
         assert stored["latency_daily"] == sorted((r["day"], r["model"], r["bucket_ms"], r["calls"])
                                                  for r in reports.latency_histogram_from_calls(s))
+        cache_keys = [c.key for c in CacheDaily.__table__.columns]
+        assert stored["cache_daily"] == sorted(tuple(r[k] for k in cache_keys)
+                                               for r in dbfewshot.cache_by_day_from_calls(s))
         answer_keys = [c.key for c in LabelledAnswer.__table__.columns]
         assert stored["labelled_answers"] == sorted(tuple(r[k] for k in answer_keys)
                                                     for r in dbquality.labelled_answers_from_calls(s))
@@ -298,6 +334,9 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
                                                             strict=True)] == old_routing(s, start, end)
             assert new.month == old_month_cumulative(s, today)
             assert new.demo_calls == old_demo_calls(s)
+            # the few-shot and cache figures: from cache_daily, as from the calls (any band limits) to the digit
+            for prices in PRICE_TABLES:
+                assert spend_fewshot.measure(db, start, end, prices) == raw_fewshot_spend(db, start, end, prices)
             raw = old_latencies(s, start, end)
             assert [r["model"] for r in new.latency] == sorted(raw)
             for r in new.latency:

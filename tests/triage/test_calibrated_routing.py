@@ -71,8 +71,9 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
     with db.read() as s:
         (row,) = s.scalars(select(Calibration)).all()
         # the import keeps the labelled-answers rollup in step (what the refit check counts)
-        rollup = {(a.ticket_id, a.tier): (a.call_id, a.truth, a.label) for a in s.scalars(select(LabelledAnswer))}
-        raw = {(a["ticket_id"], a["tier"]): (a["call_id"], a["truth"], a["label"])
+        rollup = {(a.ticket_id, a.tier, a.with_examples): (a.call_id, a.truth, a.label)
+                  for a in s.scalars(select(LabelledAnswer))}
+        raw = {(a["ticket_id"], a["tier"], a["with_examples"]): (a["call_id"], a["truth"], a["label"])
                for a in quality_q.labelled_answers_from_calls(s)}
     assert len(rollup) == 240 and rollup == raw
     assert (row.model, row.n, row.n_right, row.trigger, row.fitted_by) == (
@@ -120,6 +121,9 @@ def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_
                                    "0.70")
     page = review.page(db, ReviewFilter(reasons=("low_confidence",), threshold=0.7), actor=OPERATOR)
     assert tid in [r.id for r in page.rows]
+    (call,) = review.detail(db, tid, actor=OPERATOR).calls  # the ticket's detail shows what routing compared
+    assert (call["confidence"], call["calibrated"], call["examples"], call["tickets_in_request"]) == (
+        0.93, pytest.approx(cal.apply(0.93), abs=1e-12), None, 1)
 
 
 def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_any_time(db, fake):
