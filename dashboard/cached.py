@@ -35,7 +35,7 @@ def quality_measure(db: Database, classes: tuple[str, ...] = ()) -> quality.Qual
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _quality_by_group_size(_db: Database, url: str, version: int) -> list[quality_groups.GroupQuality]:
-    return quality_groups.by_group_size(_db)
+    return quality_groups.by_group_size(_db, only_if_grouped=True)
 
 
 def quality_by_group_size(db: Database) -> list[quality_groups.GroupQuality]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy import ColumnElement, Select, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from db import rollups
@@ -109,6 +109,10 @@ def _midnight(day: date, plus: int = 0) -> datetime:
 
 
 
+def operator_labelled_count(categories: Sequence[str]) -> Select[int]:
+    """How many tickets carry an operator's label from these categories (ix_tickets_label_source_category)."""
+    return select(func.count(Ticket.id)).where(Ticket.label_source == "operator", Ticket.category.in_(list(categories)))
+
+
 def count_operator_labelled(s: Session, categories: Sequence[str]) -> int:
-    return int(s.scalar(select(func.count(Ticket.id)).where(Ticket.label_source == "operator",
-                                                            Ticket.category.in_(list(categories)))) or 0)
+    return int(s.scalar(operator_labelled_count(categories)) or 0)

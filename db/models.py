@@ -112,6 +112,10 @@ class Ticket(Base):
         Index("ix_tickets_disagree", "disagree", "confidence"),
         # the worker's claim (status = pending, oldest first): without it an idle poll walks every ticket
         Index("ix_tickets_status_id", "status", "id"),
+        # is any pending ticket free to take: two probes, not a walk over the pending tickets others hold (0018)
+        Index("ix_tickets_status_claimed", "status", "claimed_at"),
+        # the operator-labelled tickets few-shot can draw on, counted on the Settings page (0018)
+        Index("ix_tickets_label_source_category", "label_source", "category"),
     )
 
 

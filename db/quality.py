@@ -104,6 +104,12 @@ def labelled_answers_from_calls(s: Session) -> list[dict[str, Any]]:
             for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]
 
 
+def grouped_requests_made(s: Session) -> bool:
+    """Whether any API request was about several tickets (a day and model of spend_daily with fewer requests than
+    calls): one read of the daily rollup."""
+    return s.scalar(select(SpendDaily.day).where(SpendDaily.requests < SpendDaily.calls).limit(1)) is not None
+
+
 def labelled_calls_by_group_size(s: Session, limit: int = 50_000,
                                  since: datetime | None = None) -> list[dict[str, Any]]:
     """For operator-labelled tickets: each answered model call with how many tickets shared its request, newest

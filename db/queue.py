@@ -274,12 +274,23 @@ def has_pending(s: Session, *, local: bool) -> bool:
     return s.scalar(select(Ticket.id).where(Ticket.status == PENDING, free, cond).limit(1)) is not None
 
 
+def free_pending_probes() -> tuple[Select[int], Select[int]]:
+    """A pending ticket nobody claimed; one whose claim's lease ran out: each one probe of
+    ix_tickets_status_claimed, however many pending tickets other workers hold."""
+    return (select(Ticket.id).where(Ticket.status == PENDING, Ticket.claimed_at.is_(None)).limit(1),
+            select(Ticket.id).where(Ticket.status == PENDING, Ticket.claimed_at < datetime.now(UTC) - LEASE).limit(1))
+
+
+def free_pending(s: Session) -> bool:
+    """Whether a pending ticket is free to take: unclaimed, or its claim's lease ran out."""
+    return any(s.scalar(probe) is not None for probe in free_pending_probes())
+
+
 def work_waiting(s: Session) -> bool:
     """Whether a worker's pass has tickets to take (pending and unclaimed, or their claim's lease ran out: new
     work, a requested escalation, a retry) or a running run to finish (nothing of it left pending). Two
     LIMIT 1 reads: an idle worker asks this instead of making a pass."""
-    free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)
-    if s.scalar(select(Ticket.id).where(Ticket.status == PENDING, free).limit(1)) is not None:
+    if free_pending(s):
         return True
     left = select(Ticket.id).where(Ticket.run_id == Run.id, Ticket.status == PENDING).exists()
     return s.scalar(select(Run.id).where(Run.status == "running", ~left).limit(1)) is not None

@@ -41,11 +41,15 @@ class GroupQuality:
                 "accuracy": self.accuracy, "ece": self.ece, "mean_confidence": self.mean_confidence}
 
 
-def by_group_size(db: Database, *, since: date | None = None) -> list[GroupQuality]:
+def by_group_size(db: Database, *, since: date | None = None, only_if_grouped: bool = False) -> list[GroupQuality]:
     """Per API tier and group-size band: n, accuracy, ECE and mean confidence of each labelled ticket's latest
-    answer given in a request of that size. Empty when no labelled ticket was answered by an API tier."""
+    answer given in a request of that size. Empty when no labelled ticket was answered by an API tier, and with
+    `only_if_grouped` (the Quality page, which shows this only then) when no request was ever about several
+    tickets: one read of the daily rollup instead of the labelled calls."""
     start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     with db.read() as s:
+        if only_if_grouped and not q.grouped_requests_made(s):
+            return []
         rows = q.labelled_calls_by_group_size(s, since=start)
     latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
     for r in rows:
