@@ -23,7 +23,7 @@ def labelled_calls(s: Session, limit: int | None = LIMIT, since: datetime | None
     tickets with an answer (when given)."""
     q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.model, ModelCall.category,
                 ModelCall.confidence, ModelCall.cost_pico, ModelCall.outcome, ModelCall.calibration_id,
-                ModelCall.calibrated_confidence, ModelCall.examples)
+                ModelCall.calibrated_confidence, ModelCall.examples, ModelCall.group_size)
          .join(ModelCall, ModelCall.ticket_id == Ticket.id)
          .where(Ticket.label_source == "operator", ModelCall.outcome != "error"))
     if since is not None:
@@ -34,7 +34,7 @@ def labelled_calls(s: Session, limit: int | None = LIMIT, since: datetime | None
     q = q.order_by(Ticket.id.desc(), ModelCall.id).limit(limit)
     return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "model": r[3], "label": r[4], "confidence": r[5],
              "cost_pico": r[6], "outcome": r[7], "calibration_id": r[8], "calibrated_confidence": r[9],
-             "examples": r[10]} for r in s.execute(q)]
+             "examples": r[10], "group_size": r[11]} for r in s.execute(q)]
 
 
 def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]:
@@ -108,18 +108,3 @@ def grouped_requests_made(s: Session) -> bool:
     """Whether any API request was about several tickets (a day and model of spend_daily with fewer requests than
     calls): one read of the daily rollup."""
     return s.scalar(select(SpendDaily.day).where(SpendDaily.requests < SpendDaily.calls).limit(1)) is not None
-
-
-def labelled_calls_by_group_size(s: Session, limit: int = 50_000,
-                                 since: datetime | None = None) -> list[dict[str, Any]]:
-    """For operator-labelled tickets: each answered model call with how many tickets shared its request, newest
-    tickets first (the Quality page's comparison by group size)."""
-    q = (select(Ticket.id, Ticket.category, ModelCall.tier, ModelCall.group_size, ModelCall.category,
-                ModelCall.confidence)
-         .join(ModelCall, ModelCall.ticket_id == Ticket.id)
-         .where(Ticket.label_source == "operator", ModelCall.outcome != "error"))
-    if since is not None:
-        q = q.where(ModelCall.created_at >= since)
-    q = q.order_by(Ticket.id.desc(), ModelCall.id).limit(limit)
-    return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "group_size": r[3], "label": r[4], "confidence": r[5]}
-            for r in s.execute(q)]

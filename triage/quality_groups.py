@@ -43,14 +43,15 @@ class GroupQuality:
 
 def by_group_size(db: Database, *, since: date | None = None, only_if_grouped: bool = False) -> list[GroupQuality]:
     """Per API tier and group-size band: n, accuracy, ECE and mean confidence of each labelled ticket's latest
-    answer given in a request of that size. Empty when no labelled ticket was answered by an API tier, and with
+    answer given in a request of that size, over the newest db.quality.TICKETS labelled tickets (as the other
+    Quality figures). Empty when no labelled ticket was answered by an API tier, and with
     `only_if_grouped` (the Quality page, which shows this only then) when no request was ever about several
     tickets: one read of the daily rollup instead of the labelled calls."""
     start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     with db.read() as s:
         if only_if_grouped and not q.grouped_requests_made(s):
             return []
-        rows = q.labelled_calls_by_group_size(s, since=start)
+        rows = q.labelled_calls(s, limit=None, since=start, tickets=q.TICKETS)  # the Quality figures' tickets
     latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
     for r in rows:
         if r["tier"] in TIER_NAME and r["label"] is not None:
