@@ -6,7 +6,7 @@
 For each size, seeds a database with `bench.bench_db.seed` (tickets = 0.3 x calls over 120 days, every 20th
 ticket labelled by an operator, demo, error and batch calls; bulk inserts, then the rollups rebuilt the way the
 migration builds them); makes the last --fewshot-days (30) days' answered Haiku calls few-shot calls that read a
-cached prefix, repriced from their usage, as a team that turned few-shot on a month ago (once per database); then
+cached prefix, priced from that usage, as a team that turned few-shot on a month ago (once per database); then
 renders every dashboard page with Streamlit's AppTest: once on a cold cache ("first": what the first visit and
 any click after new data costs) and again with nothing changed ("rerun": any other click). Prints the median
 seconds per page (for Spend and Quality also the engine calls behind them alone, uncached: "engine s") and,
@@ -93,9 +93,10 @@ def database_for(calls: int, args) -> str:
 
 
 def add_fewshot(db, days: int, examples: int = 6) -> float | None:
-    """As if the team turned few-shot on `days` days ago: every answered tier-1 call since then carried
-    `examples` labelled examples and read a 640-token cached prefix (cache writes are not modelled); each call's
-    cost is repriced from its usage with the price table, and every rollup is rebuilt from the calls. Returns the
+    """As if the team turned few-shot on `days` days ago: every answered tier-1 call since then (400 input and
+    40 output tokens of claude-haiku-5-5, as seeded) carried `examples` labelled examples and read a 640-token
+    cached prefix (cache writes are not modelled), its cost priced from that usage with the price table (one entry
+    covers those days; batch calls at the batch price), and every rollup is rebuilt from the calls. Returns the
     seconds it took, None when the database has few-shot calls already (so it runs once per database)."""
     from sqlalchemy import update
 
@@ -128,7 +129,9 @@ def add_fewshot(db, days: int, examples: int = 6) -> float | None:
 
 def engine_times(url: str, repeat: int) -> dict[str, float]:
     """Median wall seconds of the engine calls behind the Spend and Quality pages, uncached, at the pages'
-    defaults (the last 30 days): what the page adds around them is Streamlit's."""
+    defaults (the last 30 days): what the page adds around them is Streamlit's. Quality's include the figures by
+    tickets per request, which the page reads only once a request carried several tickets (the seeded history
+    has none), so they also say what the page costs with several tickets per call."""
     from datetime import date
 
     from triage import quality, quality_groups, reporting, spend_fewshot

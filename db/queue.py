@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -270,26 +270,26 @@ def has_pending(s: Session, *, local: bool) -> bool:
     """Whether tickets of local-tier runs (local=True) or of the others wait, unclaimed."""
     runs = _local_runs()
     cond = Ticket.run_id.in_(runs) if local else or_(Ticket.run_id.is_(None), Ticket.run_id.not_in(runs))
-    free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)
-    return s.scalar(select(Ticket.id).where(Ticket.status == PENDING, free, cond).limit(1)) is not None
+    return free_pending(s, cond)
 
 
-def free_pending_probes() -> tuple[Select[int], Select[int]]:
-    """A pending ticket nobody claimed; one whose claim's lease ran out: each one probe of
-    ix_tickets_status_claimed, however many pending tickets other workers hold."""
-    return (select(Ticket.id).where(Ticket.status == PENDING, Ticket.claimed_at.is_(None)).limit(1),
-            select(Ticket.id).where(Ticket.status == PENDING, Ticket.claimed_at < datetime.now(UTC) - LEASE).limit(1))
+def free_pending_probes(*where: ColumnElement[bool]) -> tuple[Select[int], Select[int]]:
+    """A pending ticket nobody claimed; one whose claim's lease ran out (each also meeting `where`): each one
+    probe of ix_tickets_status_claimed, however many pending tickets other workers hold."""
+    return (select(Ticket.id).where(Ticket.status == PENDING, Ticket.claimed_at.is_(None), *where).limit(1),
+            select(Ticket.id).where(Ticket.status == PENDING, Ticket.claimed_at < datetime.now(UTC) - LEASE,
+                                    *where).limit(1))
 
 
-def free_pending(s: Session) -> bool:
-    """Whether a pending ticket is free to take: unclaimed, or its claim's lease ran out."""
-    return any(s.scalar(probe) is not None for probe in free_pending_probes())
+def free_pending(s: Session, *where: ColumnElement[bool]) -> bool:
+    """Whether a pending ticket (meeting `where`) is free to take: unclaimed, or its claim's lease ran out."""
+    return any(s.scalar(probe) is not None for probe in free_pending_probes(*where))
 
 
 def work_waiting(s: Session) -> bool:
     """Whether a worker's pass has tickets to take (pending and unclaimed, or their claim's lease ran out: new
-    work, a requested escalation, a retry) or a running run to finish (nothing of it left pending). Two
-    LIMIT 1 reads: an idle worker asks this instead of making a pass."""
+    work, a requested escalation, a retry) or a running run to finish (nothing of it left pending). Three
+    LIMIT 1 reads at most: an idle worker asks this instead of making a pass."""
     if free_pending(s):
         return True
     left = select(Ticket.id).where(Ticket.run_id == Run.id, Ticket.status == PENDING).exists()

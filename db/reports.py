@@ -123,6 +123,9 @@ def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bo
     """Recompute the rollups (`only` these, by table name) from model_calls (the migrations that added them, bulk
     loads, audits); returns the rows written per table. Bumps the data versions, so cached pages are recomputed.
     `requests=False`: spend_daily without request counts (migration 0007 runs before 0015 added them)."""
+    unknown = set(only) - set(ROLLUPS)
+    if unknown:
+        raise ValueError(f"not a rollup: {', '.join(sorted(unknown))} (the rollups: {', '.join(ROLLUPS)})")
     out = {}
     build: dict[type[Base], Callable[[], list[dict[str, Any]]]] = {
         SpendDaily: lambda: spend_by_day_from_calls(s, requests=requests),

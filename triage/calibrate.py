@@ -8,10 +8,10 @@ MIN_LABELS, is said there). Here:
   Tier 0 is left out: the local model trains on those same labels and calibrates itself (triage/local/head.py).
 - When: a map is fitted once a model has MIN_LABELS such answers (MIN_EACH right and MIN_EACH wrong), and
   refitted when they have grown by REFIT_MIN_NEW and by REFIT_SHARE since the map in force. Checked after every
-  label import and every save in the review queue, from counts in the labelled_answers rollup (one row per
-  labelled ticket: cheap), so the map follows the labels without refitting on each click; a 20% larger sample
-  shrinks the parameters' standard error by under 10%, less than a refit would move them by chance. A lead can
-  refit at any time (Quality page, `triage calibrate`).
+  label import and every save in the review queue, from counts in the labelled_answers rollup (each labelled
+  ticket's latest answer per tier: cheap), so the map follows the labels without refitting on each click; a 20%
+  larger sample shrinks the parameters' standard error by under 10%, less than a refit would move them by
+  chance. A lead can refit at any time (Quality page, `triage calibrate`).
 - Fits are rows that never change; the latest per model is in force. Every call records the id of the map it
   was routed with and its calibrated confidence (model_calls.calibration_id / calibrated_confidence).
 """

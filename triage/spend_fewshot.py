@@ -75,6 +75,14 @@ def band_limits(prices: PriceTable) -> list[int]:
                    if b.max_prompt_tokens is not None})
 
 
+def size_in_band(band: int, limits: list[int]) -> int:
+    """A prompt size inside band `band` of `limits` (db.fewshot.examples_and_cache's index): the band's own
+    limit, or one past the last limit for the open band above them all."""
+    if band < len(limits):
+        return limits[band]
+    return limits[-1] + 1 if limits else 0
+
+
 def groups(s: Session, start: date, end: date, prices: PriceTable) -> list[dict[str, Any]]:
     """The few-shot and cache sums of these days, each with a prompt size ("size") in the one price band every
     call of its group was priced in: from the cache_daily rollup (its prompt classes are thousands of tokens, so
@@ -82,8 +90,7 @@ def groups(s: Session, start: date, end: date, prices: PriceTable) -> list[dict[
     limits = band_limits(prices)
     if all(lim % 1000 == 0 for lim in limits):
         return [{**r, "size": 1000 * (r["prompt_kilo"] + 1)} for r in store.cache_by_day(s, start, end)]
-    return [{**r, "size": limits[r["band"]] if r["band"] < len(limits) else limits[-1] + 1}
-            for r in store.examples_and_cache(s, start, end, limits)]
+    return [{**r, "size": size_in_band(r["band"], limits)} for r in store.examples_and_cache(s, start, end, limits)]
 
 
 def measure(db: Database, start: date, end: date, prices: PriceTable | None = None) -> FewShotSpend:

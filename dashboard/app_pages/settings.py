@@ -9,6 +9,7 @@ from dashboard.ui import gate, need_operator
 from triage import audit, calibrate, export, fewshot_source
 from triage import settings as config
 from triage.access import Action
+from triage.calibration import MIN_EACH, MIN_LABELS
 from triage.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
 
@@ -40,13 +41,14 @@ mapped = maps.get(settings.tier1_model)
 st.caption(f"The threshold is compared with {settings.tier1_model}'s calibrated confidence (calibration "
            f"#{mapped.id}, fitted on {mapped.n} operator labels)." if mapped else
            f"The threshold is compared with {settings.tier1_model}'s stated confidence: it has no calibration map "
-           "yet (one is fitted from 50 operator labels; see Quality).")
+           f"yet (one is fitted from {MIN_LABELS} operator-labelled answers, at least {MIN_EACH} of them right and "
+           f"{MIN_EACH} wrong; see Quality).")
 with st.form("engine"):
     threshold = st.slider("Escalate to tier 2 when tier-1 confidence is under", 0.0, 1.0,
                           float(settings.threshold), 0.05,
                           help="Compared with the model's stated confidence until the model has a calibration map "
-                               "(50 operator labels, see Quality), then with its calibrated confidence: the "
-                               "observed chance of being right at that level.")
+                               f"({MIN_LABELS} operator labels, see Quality), then with its calibrated confidence: "
+                               "the observed chance of being right at that level.")
     c1, c2 = st.columns(2)
     tier1 = c1.text_input("Tier 1 model", settings.tier1_model)
     tier2 = c2.text_input("Tier 2 model", settings.tier2_model)

@@ -15,7 +15,8 @@ from triage import review, taxonomy
 from triage.domain import OK, CallResult
 
 TAX = taxonomy.default()
-FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "latency_daily", "labelled_answers")
+FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "latency_daily", "labelled_answers",
+                 "cache_daily")
 
 
 @pytest.fixture

@@ -181,16 +181,46 @@ def old_whatif(tickets, maps):
     return out
 
 
-def raw_fewshot_spend(db, start, end, prices):
-    """spend_fewshot.measure with every group read straight from the calls (exact for any price bands)."""
-    def from_calls(s, start, end, prices):
-        limits = spend_fewshot.band_limits(prices)
-        return [{**r, "size": limits[r["band"]] if r["band"] < len(limits) else limits[-1] + 1}
-                for r in dbfewshot.examples_and_cache(s, start, end, limits)]
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(spend_fewshot, "groups", from_calls)
-        return spend_fewshot.measure(db, start, end, prices)
+def raw_fewshot_spend(s, start, end, prices) -> spend_fewshot.FewShotSpend:
+    """The Spend page's few-shot and cache figures call by call, in Python: each call priced by its own prompt's
+    band, service tier and geo on its own day (no query or grouping shared with the code under test)."""
+    lo = datetime.combine(start, datetime.min.time(), UTC)
+    hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
+    out = spend_fewshot.FewShotSpend()
+    shots: dict[str, list] = {}
+    plain: dict[str, list] = {}
+    for c in s.scalars(select(ModelCall).order_by(ModelCall.id)):
+        when = rollups.as_utc(c.created_at)
+        if not lo <= when < hi:
+            continue
+        prompt = c.input_tokens + c.cache_write_5m_tokens + c.cache_write_1h_tokens + c.cache_read_tokens
+        if c.tier == 1:
+            (shots if c.examples is not None else plain).setdefault(c.model, []).append((c, prompt))
+        writes = c.cache_write_5m_tokens + c.cache_write_1h_tokens
+        if not writes and not c.cache_read_tokens:
+            continue
+        try:
+            band = prices.entry(c.model, when.date()).band_for(prompt)
+        except UnknownModel:
+            out.unpriced_calls += 1
+            continue
+        scale = (prices.batch_multiplier if c.service_tier == "batch" else Decimal(1)) * \
+            prices.geo_multipliers.get(c.inference_geo or "", Decimal(1))
+        mtok = Decimal(1_000_000)
+        out.read_tokens += c.cache_read_tokens
+        out.read_cost += c.cache_read_tokens * band.cache_read / mtok * scale
+        out.read_at_input += c.cache_read_tokens * band.input / mtok * scale
+        out.write_tokens += writes
+        out.write_cost += (c.cache_write_5m_tokens * band.cache_write_5m
+                           + c.cache_write_1h_tokens * band.cache_write_1h) / mtok * scale
+        out.write_at_input += writes * band.input / mtok * scale
+    for model in sorted(shots):
+        with_, without = shots[model], plain.get(model, [])
+        out.examples.append(spend_fewshot.ExamplesCost(
+            model, len(with_), sum(c.examples for c, _ in with_), sum(p for _, p in with_),
+            from_pico(sum(c.cost_pico for c, _ in with_)), len(without), sum(p for _, p in without),
+            from_pico(sum(c.cost_pico for c, _ in without))))
+    return out
 
 
 def _odd_bands() -> PriceTable:
@@ -226,10 +256,11 @@ def random_call(rnd: random.Random, tier: int, first: date, days: int, *, outcom
     outcome = outcome or rnd.choice([OK, OK, OK, OK, ERROR, UNPARSED])
     answered = outcome != ERROR
     inp = rnd.randrange(0, 5000) if answered or rnd.random() < 0.2 else 0
-    if rnd.random() < 0.1:  # prompts either side of the 100,000-token price band limit (with the cache below)
-        inp = rnd.choice([98_999, 99_000, 99_280, 99_281, 100_000, 100_001])
-    usage = Usage(inp, rnd.randrange(0, 400), cache_write_5m_tokens=rnd.choice([0, 0, 0, 600]),
-                  cache_write_1h_tokens=rnd.choice([0, 0, 0, 0, 120]), cache_read_tokens=rnd.choice([0, 0, 120]),
+    cache = {"cache_write_5m_tokens": rnd.choice([0, 0, 0, 600]),
+             "cache_write_1h_tokens": rnd.choice([0, 0, 0, 0, 120]), "cache_read_tokens": rnd.choice([0, 0, 120])}
+    if rnd.random() < 0.15:  # whole prompts on and either side of a band limit (100,000; 99,280 in _odd_bands)
+        inp = rnd.choice([99_000, 99_279, 99_280, 99_281, 99_999, 100_000, 100_001]) - sum(cache.values())
+    usage = Usage(inp, rnd.randrange(0, 400), **cache, service_tier=rnd.choice([None, None, "standard", "batch"]),
                   inference_geo=rnd.choice([None, None, None, "us", "global"]))
     # any exact amount to the pico-dollar, including odd ones no price table would give
     cost = from_pico(0 if tier == 0 else rnd.choice([rnd.randrange(1, 10**10), 1, 7 * 10**9 + 3]))
@@ -336,7 +367,8 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
             assert new.demo_calls == old_demo_calls(s)
             # the few-shot and cache figures: from cache_daily, as from the calls (any band limits) to the digit
             for prices in PRICE_TABLES:
-                assert spend_fewshot.measure(db, start, end, prices) == raw_fewshot_spend(db, start, end, prices)
+                assert spend_fewshot.measure(db, start, end, prices) == raw_fewshot_spend(s, start, end, prices), (
+                    start, end, prices.models["claude-haiku-5-5"][0].bands[0].max_prompt_tokens)
             raw = old_latencies(s, start, end)
             assert [r["model"] for r in new.latency] == sorted(raw)
             for r in new.latency:
