@@ -11,7 +11,9 @@ Every answer goes to its own ticket (triage.grouping reads it by the ids of the 
 - a request that got no answer at all (the API failed after its retries) leaves each ticket failed with that
   error, retryable, as a single call would.
 Each request's worst case is reserved whole before it goes (`BudgetGuard.admit_group`, one reservation per
-ticket), and its calls are recorded together, one per ticket with its share of the exact cost.
+ticket), and its calls are recorded together, one per ticket with its share of the exact cost. A request whose
+worst case would cross a spending cap is split in two, and so on down to single tickets: what fits under the cap
+is still asked, and the run stops (budget reached) only when a ticket alone does not fit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 from triage import grouping
 from triage.domain import AUTH, ERROR, CallFor, CallResult, Outcome
-from triage.errors import KeyRejected
+from triage.errors import BudgetReached, KeyRejected
 from triage.providers.base import GroupProvider, Provider
 from triage.router import Router, decide, should_escalate
 
@@ -46,12 +48,45 @@ class Member:
 Record = Callable[[Sequence[tuple[Member, CallResult]]], Awaitable[None]]  # writes the calls in one transaction
 
 
+class StoppedPartway(Exception):
+    """A spending cap (or a rejected key) stopped a group's routing after some of its members had every answer
+    they needed: `outcomes` holds those members' outcomes (None for the others, which stay pending)."""
+
+    def __init__(self, cause: BudgetReached | KeyRejected, outcomes: list[Outcome | None]):
+        super().__init__(str(cause))
+        self.cause, self.outcomes = cause, outcomes
+
+
 class GroupRouting:
     def __init__(self, router: Router, record: Record):
         self.router, self.record = router, record
 
     async def route(self, members: Sequence[Member], *, escalate: bool = False) -> list[Outcome]:
-        """Each member through the tiers (or, `escalate`, straight to tier 2); one Outcome per member, in order."""
+        """Each member through the tiers (or, `escalate`, straight to tier 2); one Outcome per member, in order.
+        Raises StoppedPartway when a cap or the key stops it midway."""
+        try:
+            return await self._route(members, escalate=escalate)
+        except (BudgetReached, KeyRejected) as exc:
+            raise StoppedPartway(exc, [self._settled(m, escalate) for m in members]) from exc
+
+    def _settled(self, m: Member, escalate: bool) -> Outcome | None:
+        """The member's outcome if it already has every answer `_route` would have asked for, else None."""
+        r = self.router
+        if escalate or (m.wants_tier2 and r.tier2 is not None):
+            return decide(m.calls, m.threshold) if r.tier2 and _answered_at(m, r.tier2.tier) else None
+        if r.tier0 is not None and m.mode == "auto":
+            local = _answered_at(m, r.tier0.tier)
+            if local is not None and local.usable and (local.confidence or 0.0) >= r.tier0_threshold:
+                return decide(m.calls, r.tier0_threshold)
+        done = _answered_at(m, self._first(m).tier)
+        if done is None:
+            return None
+        if (m.mode == "auto" and r.tier2 is not None and should_escalate(done, m.threshold)
+                and not _answered_at(m, r.tier2.tier)):
+            return None
+        return decide(m.calls, m.threshold)
+
+    async def _route(self, members: Sequence[Member], *, escalate: bool) -> list[Outcome]:
         r = self.router
         sure_locally: set[int] = set()
         direct = {id(m) for m in members if escalate or (m.wants_tier2 and r.tier2 is not None)}
@@ -118,7 +153,13 @@ class GroupRouting:
         texts = [m.text for m in group]
         reservations: list[int | None] = [None] * len(group)
         if r.guard is not None:
-            reservations = list(await r.guard.admit_group(grouped, texts, r.taxonomy, [m.ticket for m in group]))
+            try:
+                reservations = list(await r.guard.admit_group(grouped, texts, r.taxonomy, [m.ticket for m in group]))
+            except BudgetReached:  # too dear whole: two smaller requests may fit (a ticket alone that does not
+                half = (len(group) + 1) // 2  # fit stops the run, as a single call would)
+                for part in (group[:half], group[half:]):
+                    await self._ask_together(provider, part, tries)
+                return
         try:
             answer = await grouped.classify_group(texts, r.taxonomy)
         except Exception as exc:  # a cancelled request (BaseException) stays open: its stop marks it lost

@@ -23,7 +23,7 @@ from db import ledger, queue
 from db.engine import Database
 from triage.domain import FAILED, MODES, UNANSWERED, CallFor, CallResult, Outcome
 from triage.errors import BudgetReached, KeyRejected, NotFound
-from triage.group_router import GroupRouting, Member
+from triage.group_router import GroupRouting, Member, StoppedPartway
 from triage.host import pid_alive, worker_name
 from triage.router import OnCall, Router
 
@@ -183,18 +183,30 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
             unrecorded = True
             raise
 
-    def leave(why: str) -> Callable[[Session], None]:
+    def leave(why: str, which: Sequence[int] = ids) -> Callable[[Session], None]:
         def fn(s: Session) -> None:
-            for t in ids:
+            for t in which:
                 queue.leave_pending(s, t, why)
         return fn
 
     try:
         outcomes = await GroupRouting(router, record).route(members, escalate=escalate)
-    except (KeyRejected, BudgetReached) as exc:
+    except StoppedPartway as stopped:  # a cap or the key: members with every answer they need are settled
+        exc = stopped.cause
         report.stop(str(exc), "key" if isinstance(exc, KeyRejected) else "budget")
         stop.set()
-        await write(db, leave(str(exc)))
+        settled = [(t, o) for t, o in zip(ids, stopped.outcomes, strict=True) if o is not None]
+        unsettled = leave(str(exc), [t for t, o in zip(ids, stopped.outcomes, strict=True) if o is None])
+
+        def settle(s: Session) -> None:  # one transaction: the settled get their outcome, the rest wait
+            unsettled(s)
+            for t, o in settled:
+                queue.apply_outcome(s, t, o)
+
+        await write(db, settle)
+        for _, o in settled:
+            report.processed += 1
+            report.ended[o.status] = report.ended.get(o.status, 0) + 1
         return
     except Exception as exc:  # a bug or a database fault must not strand the tickets
         if unrecorded:

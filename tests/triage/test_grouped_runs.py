@@ -261,10 +261,34 @@ def test_the_budget_reserves_the_whole_request_and_a_stopped_group_is_an_attempt
     assert {s for s, _ in labels(db, imp).values()} == {"pending"}
 
 
-def test_a_cap_below_the_whole_request_stops_before_sending(fake, db):
+@pytest.mark.parametrize("cap_of", ["all 20", "the first 10", "3 alone"])
+def test_a_cap_below_the_whole_request_sends_smaller_requests_that_fit_and_never_crosses_it(fake, db, cap_of):
     items = texts(20, 8)
-    one = router_for(fake, db, 20, mode="haiku").tier1.group_worst_case_cost(items, TAX)
+    tier1 = router_for(fake, db, 20, mode="haiku").tier1
+    cap = {"all 20": tier1.group_worst_case_cost(items, TAX) - Decimal("0.000001"),
+           "the first 10": tier1.group_worst_case_cost(items[:10], TAX) - Decimal("0.000001"),
+           "3 alone": 3 * max(tier1.worst_case_cost(t, TAX) for t in items)}[cap_of]
+    imp, report = run(fake, db, items, per_call=20, concurrency=1, mode="haiku", monthly_budget_usd=float(cap))
+    sizes = [b["messages"][0]["content"].count('<ticket id="') or 1 for b in messages_bodies(fake)]
+    assert sizes and max(sizes) < 20  # the whole request did not fit: halves (and less) were asked instead
+    assert recorded_pico(db) <= to_pico(cap) and recorded_pico(db) == billed_pico(fake)
+    got = labels(db, imp)  # every ticket answered before the cap stopped the run is settled, none guessed
+    done = [t for t, (status, _) in got.items() if status != "pending"]
+    assert len(done) == sum(sizes) and all(got[t][1] == keyword_label(t)[0] for t in done)
+    assert report.processed == len(done)
+    assert report.stop_kind == ("budget" if cap_of == "3 alone" else None)  # the looser caps let all 20 through
+    with db.read() as s:  # the rest wait, saying why
+        waiting = s.scalars(select(Ticket).where(Ticket.status == "pending")).all()
+        assert len(waiting) == 20 - len(done) and all("budget" in (t.status_reason or "") for t in waiting)
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.state == "open")) == 0
+
+
+def test_a_cap_below_one_ticket_alone_stops_before_sending(fake, db):
+    items = texts(20, 8)
+    tier1 = router_for(fake, db, 1, mode="haiku").tier1
+    cheapest = min(tier1.worst_case_cost(t, TAX) for t in items)
     imp, report = run(fake, db, items, per_call=20, concurrency=1, mode="haiku",
-                      monthly_budget_usd=float(one - Decimal("0.000001")))
+                      monthly_budget_usd=float(cheapest - Decimal("0.000001")))
     assert report.stop_kind == "budget" and fake.requests == []
     assert {s for s, _ in labels(db, imp).values()} == {"pending"}
