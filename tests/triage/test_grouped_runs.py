@@ -292,3 +292,21 @@ def test_a_cap_below_one_ticket_alone_stops_before_sending(fake, db):
                       monthly_budget_usd=float(cheapest - Decimal("0.000001")))
     assert report.stop_kind == "budget" and fake.requests == []
     assert {s for s, _ in labels(db, imp).values()} == {"pending"}
+
+
+def test_a_cap_that_stops_the_escalations_settles_the_sure_tickets_and_leaves_the_unsure_waiting(fake, db):
+    items = texts(6, 3, unsure_every=3)  # tickets 0 and 3 are unsure: Haiku's answer alone does not settle them
+    router = router_for(fake, db, 6)
+    haiku = router.tier1.group_worst_case_cost(items, TAX)
+    assert min(router.tier2.worst_case_cost(t, TAX) for t in items) > haiku  # Sonnet alone is dearer than that
+    imp, report = run(fake, db, items, per_call=6, concurrency=1, monthly_budget_usd=float(haiku))
+    assert report.stop_kind == "budget"
+    assert [b["model"] for b in messages_bodies(fake)] == ["claude-haiku-5-5"]  # no Sonnet request went
+    got = labels(db, imp)
+    for i, text in enumerate(items):
+        status, category = got[text]
+        if i % 3 == 0:  # waits for Sonnet, with its Haiku answer kept (the next pass does not ask Haiku again)
+            assert status == "pending"
+        else:
+            assert (status, category) == ("classified", keyword_label(text)[0])
+    assert recorded_pico(db) == billed_pico(fake) <= to_pico(haiku)
