@@ -4,8 +4,24 @@ labels): per-category precision, recall and F1, macro-F1, and the confusion matr
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+def latest_labelled(rows: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], K | None],
+                    ) -> dict[K, dict[int, dict[str, Any]]]:
+    """Per key, each ticket's latest answer (`rows` in call order: a later row replaces an earlier one), kept
+    when it has a label: what every Quality figure counts. Rows whose key is None are left out, and so are keys
+    none of whose latest answers has a label."""
+    latest: dict[K, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        k = key(r)
+        if k is not None:
+            latest.setdefault(k, {})[r["ticket_id"]] = r
+    kept = {k: {t: a for t, a in by_ticket.items() if a["label"] is not None} for k, by_ticket in latest.items()}
+    return {k: answers for k, answers in kept.items() if answers}
 
 
 def per_category(truth: Sequence[str], predicted: Sequence[str | None],

@@ -85,11 +85,8 @@ def data_version(db: Database) -> int:
 
 def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
     """Each ticket's latest answer from each (tier, model), when that answer has a label."""
-    latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
-    for r in rows:
-        latest.setdefault((r["tier"], r["model"]), {})[r["ticket_id"]] = r  # in call order: the latest wins
-    groups = {key: [a for a in by_ticket.values() if a["label"] is not None] for key, by_ticket in latest.items()}
-    return {key: answers for key, answers in sorted(groups.items()) if answers}
+    groups = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])))
+    return {key: list(answers.values()) for key, answers in sorted(groups.items())}
 
 
 def measure(db: Database, bins: int = 10, *, since: date | None = None,

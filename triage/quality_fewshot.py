@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from triage import metrics
+
 
 def _accuracy(answers: Iterable[dict[str, Any]]) -> dict[str, Any]:
     rows = list(answers)
@@ -20,15 +22,11 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tickets and over the tickets answered both ways (the same tickets: the fair comparison; the two full sets may
     differ in how hard their tickets are). `rows` are `db.quality.labelled_calls` or `labelled_answers` rows, in
     call order."""
-    latest: dict[str, dict[bool, dict[int, dict[str, Any]]]] = {}
-    for r in rows:
-        if r["tier"] == 1:
-            kind = r.get("examples") is not None
-            latest.setdefault(r["model"], {True: {}, False: {}})[kind][r["ticket_id"]] = r
+    latest = metrics.latest_labelled(
+        rows, lambda r: (str(r["model"]), r.get("examples") is not None) if r["tier"] == 1 else None)
     out = []
-    for model, by_kind in sorted(latest.items()):
-        # a ticket's latest answer of each kind counts when it is usable (as the per-model figures do)
-        shots, plain = ({t: a for t, a in by_kind[kind].items() if a["label"] is not None} for kind in (True, False))
+    for model in sorted({model for model, _ in latest}):
+        shots, plain = latest.get((model, True), {}), latest.get((model, False), {})
         if not shots:
             continue
         both = sorted(set(shots) & set(plain))

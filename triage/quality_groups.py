@@ -13,6 +13,7 @@ import numpy as np
 
 from db import quality as q
 from db.engine import Database
+from triage import metrics
 from triage.local.head import expected_calibration_error
 
 BANDS = ((1, 1), (2, 5), (6, 20), (21, 50))  # tickets per request
@@ -52,13 +53,8 @@ def by_group_size(db: Database, *, since: date | None = None, only_if_grouped: b
         if only_if_grouped and not q.grouped_requests_made(s):
             return []
         rows = q.labelled_calls(s, limit=None, since=start, tickets=q.TICKETS)  # the Quality figures' tickets
-    latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
-    for r in rows:
-        if r["tier"] in TIER_NAME:
-            latest.setdefault((r["tier"], band_of(r["group_size"])), {})[r["ticket_id"]] = r  # the latest wins
-    # a ticket's latest answer in each band counts when it has a label (as the Quality page's other figures)
-    latest = {key: kept for key, answers in latest.items()
-              if (kept := {t: a for t, a in answers.items() if a["label"] is not None})}
+    latest = metrics.latest_labelled(
+        rows, lambda r: (int(r["tier"]), band_of(r["group_size"])) if r["tier"] in TIER_NAME else None)
     order = {band_of(lo): i for i, (lo, _) in enumerate(BANDS)}
     out = []
     for (tier, band), answers in sorted(latest.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99))):
