@@ -29,7 +29,7 @@ import numpy as np
 from db import calibrations as store
 from db import quality as q
 from db.engine import Database
-from triage import calibration
+from triage import calibration, metrics
 from triage.access import Action, Actor, require
 from triage.calibration import MIN_EACH, MIN_LABELS, Calibration
 from triage.domain import OK
@@ -58,14 +58,11 @@ def in_force(db: Database) -> dict[str, Calibration]:
 
 def answers(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[list[float], list[bool]]]:
     """Per model: (stated confidence, right) of each labelled ticket's latest usable answer of each tier."""
-    latest: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
-    for r in rows:  # in call order: the latest wins
-        if r["tier"] in TIERS:
-            latest.setdefault((r["tier"], r["model"]), {})[r["ticket_id"]] = r
+    latest = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])) if r["tier"] in TIERS else None)
     out: dict[str, tuple[list[float], list[bool]]] = {}
     for (_, model), by_ticket in sorted(latest.items()):
         for a in by_ticket.values():
-            if a.get("outcome", OK) == OK and a["confidence"] is not None and a["label"] is not None:
+            if a.get("outcome", OK) == OK and a["confidence"] is not None:
                 conf, right = out.setdefault(model, ([], []))
                 conf.append(float(a["confidence"]))
                 right.append(a["label"] == a["truth"])
