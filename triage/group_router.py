@@ -72,44 +72,47 @@ class GroupRouting:
     def _settled(self, m: Member, escalate: bool) -> Outcome | None:
         """The member's outcome if it already has every answer `_route` would have asked for, else None."""
         r = self.router
-        if escalate or (m.wants_tier2 and r.tier2 is not None):
+        if self._direct(m, escalate):
             return decide(m.calls, m.threshold) if r.tier2 and _answered_at(m, r.tier2.tier) else None
-        if r.tier0 is not None and m.mode == "auto":
-            local = _answered_at(m, r.tier0.tier)
-            if local is not None and local.usable and (local.confidence or 0.0) >= r.tier0_threshold:
-                return decide(m.calls, r.tier0_threshold)
-        done = _answered_at(m, self._first(m).tier)
-        if done is None:
-            return None
-        if (m.mode == "auto" and r.tier2 is not None and should_escalate(done, m.threshold)
-                and not _answered_at(m, r.tier2.tier)):
+        if self._sure_locally(m, _local_answer(m)):
+            return decide(m.calls, r.tier0_threshold)
+        first = self._first(m)
+        if _answered_at(m, first.tier) is None or self._needs_tier2(m, first):
             return None
         return decide(m.calls, m.threshold)
+
+    def _direct(self, m: Member, escalate: bool) -> bool:
+        """Straight to tier 2: an escalation, or an operator asked for it."""
+        return escalate or (m.wants_tier2 and self.router.tier2 is not None)
+
+    def _sure_locally(self, m: Member, local: CallResult | None) -> bool:
+        """Tier 0's answer settles the ticket (auto mode, usable, sure enough)."""
+        r = self.router
+        return (r.tier0 is not None and m.mode == "auto" and local is not None and local.usable
+                and (local.confidence or 0.0) >= r.tier0_threshold)
+
+    def _needs_tier2(self, m: Member, first: Provider) -> bool:
+        """Its first tier's answer is unsure (auto mode) and tier 2 has not answered yet."""
+        r = self.router
+        done = _answered_at(m, first.tier)
+        return (m.mode == "auto" and r.tier2 is not None and done is not None and should_escalate(done, m.threshold)
+                and not _answered_at(m, r.tier2.tier))
 
     async def _route(self, members: Sequence[Member], *, escalate: bool) -> list[Outcome]:
         r = self.router
         sure_locally: set[int] = set()
-        direct = {id(m) for m in members if escalate or (m.wants_tier2 and r.tier2 is not None)}
+        direct = {id(m) for m in members if self._direct(m, escalate)}
         routed = [m for m in members if id(m) not in direct]
         for m in routed:  # tier 0 is local and free: one ticket at a time, as today
             if r.tier0 is not None and m.mode == "auto":
-                local = next((c for c in m.calls if c.tier == 0 and c.answered), None)
-                if local is None:
-                    local = await r.call(r.tier0, m.text, m.calls, self._on_call(m), m.ticket)
-                if local.usable and (local.confidence or 0.0) >= r.tier0_threshold:
+                local = _local_answer(m) or await r.call(r.tier0, m.text, m.calls, self._on_call(m), m.ticket)
+                if self._sure_locally(m, local):
                     sure_locally.add(id(m))
         first_of = {id(m): self._first(m) for m in routed if id(m) not in sure_locally}
         for provider in {id(p): p for p in first_of.values()}.values():
             await self.ask(provider, [m for m in routed if first_of.get(id(m)) is provider
                                       and not _answered_at(m, provider.tier)])
-        up: set[int] = set()
-        for m in routed:
-            first = first_of.get(id(m))
-            if first is None or m.mode != "auto" or r.tier2 is None:
-                continue
-            done = _answered_at(m, first.tier)
-            if done is not None and should_escalate(done, m.threshold) and not _answered_at(m, r.tier2.tier):
-                up.add(id(m))
+        up = {id(m) for m in routed if (first := first_of.get(id(m))) is not None and self._needs_tier2(m, first)}
         if direct or up:
             if r.tier2 is None:
                 raise ValueError("no tier-2 provider to escalate to")
@@ -189,6 +192,11 @@ class GroupRouting:
         for m, c in zip(group, answer.tickets, strict=True):
             if c.outcome == ERROR:  # skipped, named twice or malformed: asked again alone, never guessed
                 await self._alone(provider, m)
+
+
+def _local_answer(m: Member) -> CallResult | None:
+    """Tier 0's answer the ticket already has (its first)."""
+    return next((c for c in m.calls if c.tier == 0 and c.answered), None)
 
 
 def _answered_at(m: Member, tier: int) -> CallResult | None:
