@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, func, literal, select
@@ -56,10 +56,7 @@ def _fewshot_sums(s: Session, size: ColumnElement[int], start: date | None, end:
                                                      ModelCall.cache_write_5m_tokens, ModelCall.cache_write_1h_tokens,
                                                      ModelCall.cache_read_tokens, ModelCall.cost_pico)))
          .where(FEWSHOT_OR_CACHED).group_by(*keys))
-    if start is not None:
-        q = q.where(ModelCall.created_at >= _midnight(start))
-    if end is not None:
-        q = q.where(ModelCall.created_at < _midnight(end, 1))
+    q = rollups.within_days(q, start, end)
     return [{"day": str(r.day), "model": r.model, "tier": r.tier, "with_examples": int(r.with_examples),
              "service_tier": r.st, "inference_geo": r.geo, "size": int(r.size),
              **{k: int(getattr(r, k) or 0) for k in SUMS}} for r in s.execute(q)]
@@ -104,8 +101,6 @@ def tier1_totals(s: Session, start: date, end: date) -> dict[str, dict[str, int]
             for m, c, t, p in s.execute(q)}
 
 
-def _midnight(day: date, plus: int = 0) -> datetime:
-    return datetime.combine(day + timedelta(days=plus), datetime.min.time(), UTC)
 
 
 

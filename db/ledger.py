@@ -47,10 +47,6 @@ class Committed:
     in_flight: int  # open reservations (counted in both periods)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), UTC)
-
-
 def _holding() -> ColumnElement[bool]:
     """Which open reservations hold money: every call's; a batch's while its run's batch is open (queued,
     submitting, in progress) or, just after it was reserved, before the run holds it. A collected, gone or failed
@@ -72,7 +68,7 @@ def committed(s: Session, today: date) -> Committed:
 
     def estimated(since: date) -> ScalarSelect[Any]:
         return (select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
-                .where(CallAttempt.state.in_(ESTIMATED), CallAttempt.started_at >= _midnight(since))
+                .where(CallAttempt.state.in_(ESTIMATED), CallAttempt.started_at >= rollups.midnight(since))
                 .scalar_subquery())
 
     in_flight = (select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
@@ -163,11 +159,7 @@ class Estimates:
 
 def estimates(s: Session, start: date | None = None, end: date | None = None) -> Estimates:
     def bounded(q: Any, column: InstrumentedAttribute[datetime]) -> Any:  # Any: a Select of any row shape
-        if start is not None:
-            q = q.where(column >= _midnight(start))
-        if end is not None:
-            q = q.where(column < _midnight(end + timedelta(days=1)))
-        return q
+        return rollups.within_days(q, start, end, column)
 
     lost_n, lost_pico = s.execute(bounded(
         select(func.count(), func.coalesce(func.sum(CallAttempt.estimated_pico), 0)).where(CallAttempt.state == LOST),

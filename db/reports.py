@@ -5,7 +5,7 @@ tables): they define what the rollups must equal, and `rebuild_rollups` rebuilds
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,12 +19,7 @@ from triage.domain import ERROR, from_pico
 Sel = Select[*tuple[Any, ...]]
 
 
-def _day_bounds(q: Sel, start: date | None, end: date | None) -> Sel:
-    if start is not None:
-        q = q.where(ModelCall.created_at >= datetime.combine(start, datetime.min.time(), UTC))
-    if end is not None:
-        q = q.where(ModelCall.created_at < datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
-    return q
+_day_bounds = rollups.within_days  # the calls of these UTC days
 
 
 _day = rollups.day_sql

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, String, case, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -65,6 +65,24 @@ def latency_bucket(ms: int) -> int:
 def bucket_width(ms: int) -> int:
     """How many milliseconds the bucket holding `ms` spans: 1 under 100 ms, then 10% to 1% of the value."""
     return 1 if ms < 100 else 10 ** (len(str(ms)) - 2)
+
+
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
+
+
+def midnight(day: date) -> datetime:
+    """The UTC midnight that starts `day`."""
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
+def within_days(q: SelectT, start: date | None, end: date | None,
+                column: InstrumentedAttribute[datetime] = ModelCall.created_at) -> SelectT:
+    """`q` limited to rows whose `column` falls on the UTC days `start` to `end` (either open when None)."""
+    if start is not None:
+        q = q.where(column >= midnight(start))
+    if end is not None:
+        q = q.where(column < midnight(end + timedelta(days=1)))
+    return q
 
 
 def day_sql(s: Session) -> ColumnElement[str]:
