@@ -101,11 +101,12 @@ class PriceTable:
             + usage.cache_write_1h_tokens * band.cache_write_1h
             + usage.cache_read_tokens * band.cache_read
         ) / MTOK
-        if usage.service_tier == "batch":
-            total *= self.batch_multiplier
-        if usage.inference_geo in self.geo_multipliers:
-            total *= self.geo_multipliers[usage.inference_geo]
-        return total
+        return total * self.multiplier(usage.service_tier, usage.inference_geo)
+
+    def multiplier(self, service_tier: str | None, inference_geo: str | None) -> Decimal:
+        """What a call's service tier (the batch discount) and inference geo multiply its band's prices by."""
+        scale = self.batch_multiplier if service_tier == "batch" else Decimal(1)
+        return scale * self.geo_multipliers.get(inference_geo or "", Decimal(1))
 
     def worst_case(self, model: str, input_tokens: int, output_tokens: int, at: date | datetime, *,
                    batch: bool = False) -> Decimal:

@@ -116,10 +116,7 @@ def measure(db: Database, start: date, end: date, prices: PriceTable | None = No
         except UnknownModel:
             out.unpriced_calls += g["calls"]
             continue
-        scale = Decimal(1)
-        if g["service_tier"] == "batch":
-            scale *= prices.batch_multiplier
-        scale *= prices.geo_multipliers.get(g["inference_geo"] or "", Decimal(1))
+        scale = prices.multiplier(g["service_tier"], g["inference_geo"])
         out.read_tokens += g["cache_read_tokens"]
         out.read_cost += g["cache_read_tokens"] * band.cache_read / MTOK * scale
         out.read_at_input += g["cache_read_tokens"] * band.input / MTOK * scale
