@@ -56,6 +56,13 @@ class RunReport:
         if not self.stopped:
             self.stopped, self.stop_kind, self.signal = why, kind, signal
 
+    def ended_with(self, ticket_id: int, outcome: Outcome, on_ticket: OnTicket | None) -> None:
+        """A ticket this pass processed ended so (and `on_ticket` hears of it)."""
+        self.processed += 1
+        self.ended[outcome.status] = self.ended.get(outcome.status, 0) + 1
+        if on_ticket:
+            on_ticket(ticket_id, outcome)
+
     def add(self, other: RunReport) -> None:
         self.processed += other.processed
         self.cut_off += other.cut_off
@@ -157,17 +164,15 @@ async def _process_one(db: Database, run_id: int | None, ticket_id: int, step: S
         return
     if outcome is None:
         return
-    report.processed += 1
-    report.ended[outcome.status] = report.ended.get(outcome.status, 0) + 1
-    if on_ticket:
-        on_ticket(ticket_id, outcome)
+    report.ended_with(ticket_id, outcome, on_ticket)
 
 
 async def _process_group(db: Database, members: list[Member], router: Router, report: RunReport,
                          stop: asyncio.Event, on_ticket: OnTicket | None, *, escalate: bool = False) -> None:
     """Tickets routed together (triage.group_router), their calls recorded as they return. A rejected key or a
-    reached budget stops the run and leaves the group's tickets pending (their calls so far are kept); an answer
-    the database would not take leaves them pending too (its reservations stay, counted as lost)."""
+    reached budget stops the run: the tickets that had every answer they needed are settled, the others stay
+    pending with the reason (their calls so far are kept); an answer the database would not take leaves them all
+    pending (its reservations stay, counted as lost)."""
     ids = [m.ticket_id for m in members]
     prior = await read(db, lambda s: {t: queue.current_calls(s, t) for t in ids})
     for m in members:
@@ -183,31 +188,21 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
             unrecorded = True
             raise
 
-    def leave(why: str, which: Sequence[int] = ids) -> Callable[[Session], None]:
+    def leave(why: str) -> Callable[[Session], None]:
         def fn(s: Session) -> None:
-            for t in which:
+            for t in ids:
                 queue.leave_pending(s, t, why)
         return fn
 
+    waiting = ""  # why the tickets without an outcome wait (stopped midway)
+    outcomes: list[Outcome | None]
     try:
-        outcomes = await GroupRouting(router, record).route(members, escalate=escalate)
+        outcomes = list(await GroupRouting(router, record).route(members, escalate=escalate))
     except StoppedPartway as stopped:  # a cap or the key: members with every answer they need are settled
-        exc = stopped.cause
-        report.stop(str(exc), "key" if isinstance(exc, KeyRejected) else "budget")
+        waiting = str(stopped.cause)
+        report.stop(waiting, "key" if isinstance(stopped.cause, KeyRejected) else "budget")
         stop.set()
-        settled = [(t, o) for t, o in zip(ids, stopped.outcomes, strict=True) if o is not None]
-        unsettled = leave(str(exc), [t for t, o in zip(ids, stopped.outcomes, strict=True) if o is None])
-
-        def settle(s: Session) -> None:  # one transaction: the settled get their outcome, the rest wait
-            unsettled(s)
-            for t, o in settled:
-                queue.apply_outcome(s, t, o)
-
-        await write(db, settle)
-        for _, o in settled:
-            report.processed += 1
-            report.ended[o.status] = report.ended.get(o.status, 0) + 1
-        return
+        outcomes = stopped.outcomes
     except Exception as exc:  # a bug or a database fault must not strand the tickets
         if unrecorded:
             log.error("tickets %s: an answer could not be recorded: %s", ids, exc)
@@ -217,16 +212,17 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
         log.exception("tickets %s failed unexpectedly", ids)
         outcomes = [Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}") for _ in ids]
 
-    def apply(s: Session) -> None:
+    def apply(s: Session) -> None:  # one transaction: each ticket's outcome, or pending with the reason
         for t, o in zip(ids, outcomes, strict=True):
-            queue.apply_outcome(s, t, o)
+            if o is not None:
+                queue.apply_outcome(s, t, o)
+            else:
+                queue.leave_pending(s, t, waiting)
 
     await write(db, apply)
     for t, o in zip(ids, outcomes, strict=True):
-        report.processed += 1
-        report.ended[o.status] = report.ended.get(o.status, 0) + 1
-        if on_ticket:
-            on_ticket(t, o)
+        if o is not None:
+            report.ended_with(t, o, on_ticket)
 
 
 def _run_per_call(s: Session, run_id: int) -> int | None:
