@@ -36,6 +36,18 @@ def env(fake, db_url, monkeypatch):
     return dict(os.environ)
 
 
+@pytest.fixture
+def cli_db(db_url, monkeypatch):
+    """A migrated database for CLI runs (TRIAGE_DATABASE_URL points at it), with no API key set."""
+    from db.migrate import open_database
+
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    db = open_database(db_url)
+    yield db
+    db.dispose()
+
+
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the rest of
     the session, which would break asyncio.run() in the tests after it."""

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
 from tests.actors import LEAD, op
 from tests.triage.fakes import ScriptedProvider
@@ -20,15 +19,6 @@ TAX = taxonomy.default()
 T1 = {"a": ("billing", 0.95), "b": ("billing", 0.9), "c": ("account", 0.5), "d": ("technical", 0.4)}
 T2 = {"c": ("billing", 0.9), "d": ("technical", 0.8)}
 TRUTH = {"a": "billing", "b": "account", "c": "billing", "d": "technical"}
-
-
-@pytest.fixture
-def cli_db(db_url, monkeypatch):
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    db = open_database(db_url)
-    yield db
-    db.dispose()
 
 
 def seed_history(db, label_by_review=True):

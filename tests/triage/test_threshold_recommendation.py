@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from db import labels as label_store
-from db.migrate import open_database
 from db.models import AuditEvent, Ticket
 from tests.actors import LEAD, OPERATOR, lead
 from tests.triage.fakes import ScriptedProvider
@@ -102,16 +101,7 @@ def test_applying_is_a_leads_audited_settings_change_and_refused_otherwise(histo
                                     "under 0.80")
 
 
-@pytest.fixture
-def cli_history(db_url, monkeypatch):
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    db = open_database(db_url)
-    yield db
-    db.dispose()
-
-
-def test_the_cli_recommends_and_applies_with_the_operators_name(cli_history, capsys, request):
+def test_the_cli_recommends_and_applies_with_the_operators_name(cli_db, capsys, request):
     request.getfixturevalue("history")  # the same database, seeded
     assert main(["quality", "--target", "0.9"]) == 0
     out = capsys.readouterr().out
@@ -119,22 +109,22 @@ def test_the_cli_recommends_and_applies_with_the_operators_name(cli_history, cap
     assert "to apply it: triage quality --target 0.9 --apply" in out
     assert "claude-haiku-5-5: enough labels; fitted at the next label change or by `triage calibrate`" in out
     assert "claude-sonnet-5-5: not enough labels yet: needs 5 right and 5 wrong answers (has 300 / 0)" in out
-    assert config.effective(cli_history)[0].threshold == 0.7  # only shown
+    assert config.effective(cli_db)[0].threshold == 0.7  # only shown
 
     assert main(["quality", "--target", "0.9", "--apply", "--operator", "maria", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)["recommendation"]
     assert (rec["threshold"], rec["n"], rec["applied"], rec["threshold_before"]) == (0.8, 300, True, 0.7)
-    assert rec["interval"][0] >= 0.9 and config.effective(cli_history)[0].threshold == 0.8
-    with cli_history.read() as s:
+    assert rec["interval"][0] >= 0.9 and config.effective(cli_db)[0].threshold == 0.8
+    with cli_db.read() as s:
         assert s.scalar(select(AuditEvent.actor).where(AuditEvent.event == "settings.engine")) == "maria"
 
     assert main(["quality", "--apply"]) == 2
     assert "--apply needs --target" in capsys.readouterr().err
     assert main(["quality", "--target", "0.995", "--apply"]) == 2
-    assert "nothing was changed" in capsys.readouterr().err and config.effective(cli_history)[0].threshold == 0.8
+    assert "nothing was changed" in capsys.readouterr().err and config.effective(cli_db)[0].threshold == 0.8
 
 
-def test_triage_calibrate_fits_and_says_what_the_confidence_means(cli_history, capsys, request):
+def test_triage_calibrate_fits_and_says_what_the_confidence_means(cli_db, capsys, request):
     request.getfixturevalue("history")
     assert main(["calibrate", "--operator", "lena"]) == 0
     out = capsys.readouterr().out
