@@ -51,6 +51,15 @@ def import_truth(db, items, right, operator="maria"):
     return labels.import_labels(db, batch, TAX, file="history.csv", actor=lead(operator), retrain=False)
 
 
+def haiku_map_from_history(db, fake, n, seed):
+    """n overconfident Haiku answers classified, then their operators' labels imported: the map that fits."""
+    stated, right = overconfident(n, seed=seed)
+    history = texts("old", stated)
+    classify(db, fake, history)
+    import_truth(db, history, right)
+    return calibrate.in_force(db)["claude-haiku-5-5"]
+
+
 def tier1_calls(db, ids):
     with db.read() as s:
         return {c.ticket_id: c for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id.in_(ids),
@@ -108,11 +117,7 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
 
 
 def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_as_low_confidence(db, fake):
-    stated, right = overconfident(80, seed=3)
-    history = texts("old", stated)
-    classify(db, fake, history)
-    import_truth(db, history, right)
-    cal = calibrate.in_force(db)["claude-haiku-5-5"]
+    cal = haiku_map_from_history(db, fake, 80, seed=3)
     (tid,) = classify(db, fake, ["one more: please refund my invoice [[conf=0.93]]"], mode="haiku")
     with db.read() as s:
         t = s.get(Ticket, tid)
@@ -214,11 +219,7 @@ def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_
 
 
 def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibration_too(db, fake):
-    h_stated, h_right = overconfident(240, seed=1)
-    history = texts("old", h_stated)
-    classify(db, fake, history)
-    import_truth(db, history, h_right)
-    cal = calibrate.in_force(db)["claude-haiku-5-5"]
+    cal = haiku_map_from_history(db, fake, 240, seed=1)
 
     n_stated, _ = overconfident(60, seed=3)
     fresh = texts("grouped", n_stated)
