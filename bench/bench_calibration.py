@@ -21,9 +21,12 @@ from db import labels as label_store
 from db import queue
 from db.migrate import open_database
 from db.models import Ticket
-from tests.actors import LEAD, op
-from triage import calibrate, quality, review, runs, taxonomy
+from tests.support.actors import LEAD, op
+from triage import review, taxonomy
 from triage.domain import OK, CallResult
+from triage.quality import calibrate
+from triage.quality import measure as quality
+from triage.work import runs
 
 TAX = taxonomy.default()
 

@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 from db.migrate import open_database
-from tests.fake_anthropic import FakeAnthropic
-from triage import pipeline, runs, services, taxonomy
+from tests.support.fake_anthropic import FakeAnthropic
+from triage import taxonomy
 from triage.access import cli_actor
 from triage.settings import Settings
+from triage.work import pipeline, runs, services
 
 SAMPLES = ["I was charged twice for invoice {n}, please refund", "App crashes with error {n} on upload",
            "Password reset link {n} never arrives", "Please add dark mode, feature idea {n}"]

@@ -24,11 +24,12 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import ModelCall
-from tests.actors import LEAD
-from tests.fake_anthropic import FakeAnthropic
-from triage import ingest, labels, pipeline, runs, services, taxonomy
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
+from triage import ingest, labels, taxonomy
 from triage.domain import from_pico
 from triage.settings import Settings
+from triage.work import pipeline, runs, services
 
 TAX = taxonomy.default()
 

@@ -6,7 +6,7 @@ measured in the same run.
                                              [--limited 600] [--rpm 60] [--burst 10] [--concurrency 8]
 
 Data: the sample set (triage/samples/tickets.jsonl, cycled to `--tickets`). Full pipeline: the durable queue
-(SQLite), the real SDK over HTTP to the fake Messages API (tests/fake_anthropic.py), Haiku only (`--tier haiku`,
+(SQLite), the real SDK over HTTP to the fake Messages API (tests/support/fake_anthropic.py), Haiku only (`--tier haiku`,
 so every ticket costs one tier-1 answer). The fake bills input tokens as the prompt's characters / 4 (system
 prompt and messages; the output schema is not counted, which flatters N = 1 slightly) and output tokens as the
 answer's characters / 4, priced with the real price table; the money is what the run recorded, which the tests
@@ -27,11 +27,12 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import ModelCall
-from tests.actors import LEAD
-from tests.fake_anthropic import FakeAnthropic
-from triage import pipeline, runs, services, taxonomy
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
+from triage import taxonomy
 from triage.domain import from_pico
 from triage.settings import Settings
+from triage.work import pipeline, runs, services
 
 SAMPLES = Path(__file__).resolve().parent.parent / "triage" / "samples" / "tickets.jsonl"
 

@@ -90,7 +90,8 @@ def child(csv_path: str, db_path: str, legacy: bool) -> None:
     """One import in this process; prints a JSON line with the timings and the peak RSS."""
     from db import queue
     from db.migrate import open_database
-    from triage import ingest, runs
+    from triage import ingest
+    from triage.work import runs
 
     if legacy:
         queue.import_tickets = legacy_import_tickets  # runs.start_run calls it through the module

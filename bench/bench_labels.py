@@ -24,8 +24,9 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import Ticket
-from tests.actors import LEAD
-from triage import ingest, labels, review, runs, taxonomy
+from tests.support.actors import LEAD
+from triage import ingest, labels, review, taxonomy
+from triage.work import runs
 
 TAX = taxonomy.default()
 WORDS = ["invoice", "refund", "crash", "login", "password", "export", "dashboard", "billing", "card", "upgrade",

@@ -103,7 +103,7 @@ def add_fewshot(db, days: int, examples: int = 6) -> float | None:
     from db import reports
     from db.models import FEWSHOT_OR_CACHED
     from triage.domain import Usage, to_pico
-    from triage.pricing import PriceTable
+    from triage.spend.pricing import PriceTable
 
     with db.read() as s:
         if s.scalar(select(ModelCall.id).where(FEWSHOT_OR_CACHED, ModelCall.examples.is_not(None)).limit(1)):
@@ -134,7 +134,10 @@ def engine_times(url: str, repeat: int) -> dict[str, float]:
     has none), so they also say what the page costs with several tickets per call."""
     from datetime import date
 
-    from triage import quality, quality_groups, reporting, spend_fewshot
+    from triage.quality import groups as quality_groups
+    from triage.quality import measure as quality
+    from triage.spend import fewshot as spend_fewshot
+    from triage.spend import reports as reporting
 
     db = open_database(url, migrate=False)
     today = date.today()

@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 from db.migrate import open_database
-from tests.actors import LEAD
-from tests.fake_anthropic import FakeAnthropic
-from triage import pipeline, ratelimit, runs, services, taxonomy
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
+from triage import taxonomy
+from triage.providers import ratelimit
 from triage.settings import Settings
+from triage.work import pipeline, runs, services
 
 TEXTS = ["I was charged twice for invoice {n}, please refund", "App crashes with error {n} on upload",
          "Password reset link {n} never arrives", "Please add dark mode, feature idea {n}"]

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_tabs [--tabs 20] [--tickets 1000] [--delay 0.3] [--window 30]
 
 Starts `streamlit run dashboard/app.py` on a temporary SQLite database with the fake Messages API
-(tests/fake_anthropic.py, answering in --delay seconds), opens tabs with Playwright in Debian's Chromium, and
+(tests/support/fake_anthropic.py, answering in --delay seconds), opens tabs with Playwright in Debian's Chromium, and
 reads the server process's CPU time (utime + stime from /proc/PID/stat; the background worker is a thread of
 that process, so classification work counts too). Phases, each measured in the same run:
 
@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 from db import queue
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
-from tests.fake_anthropic import FakeAnthropic
+from tests.support.fake_anthropic import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")

@@ -10,7 +10,9 @@ from datetime import date
 import streamlit as st
 
 from db.engine import Database
-from triage import quality, quality_groups, reporting
+from triage.quality import groups as quality_groups
+from triage.quality import measure as quality
+from triage.spend import reports as reporting
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

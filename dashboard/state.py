@@ -45,7 +45,7 @@ def has_api_key() -> bool:
 
 def budget_notice() -> tuple[str, str] | None:
     """("blocked" | "warning", text) when Claude calls are paused by a cap or near one; None otherwise."""
-    from triage import budget
+    from triage.spend import budget
 
     caps = settings()[0].caps
     if not has_api_key() or not caps.any:

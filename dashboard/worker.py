@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.engine import Database
-from triage import batches, pipeline, services
 from triage.errors import TriageError
-from triage.pipeline import RunReport
 from triage.settings import Settings
+from triage.work import batches, pipeline, services
+from triage.work.pipeline import RunReport
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Operator-labelled tickets and their stored vectors, for the few-shot examples of tier 1 (triage.fewshot_source)."""
+"""Operator-labelled tickets and their stored vectors, for the few-shot examples of tier 1 (triage.local.retrieval)."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class Run(Base):
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)
     n_new: Mapped[int] = mapped_column(Integer, default=0)
     batch_id: Mapped[str | None] = mapped_column(String(80))  # its Message Batch, once the API has given an id
-    # queued | submitting | in_progress | collected | gone | failed (None: not a batch run); see triage/batches.py
+    # queued | submitting | in_progress | collected | gone | failed (None: not a batch run); see triage/work/batches.py
     batch_state: Mapped[str | None] = mapped_column(String(16))
     batch_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when it entered that state
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -182,7 +182,7 @@ class ModelCall(Base):
 
 class Calibration(Base):
     """A map from a model's stated confidence to the observed chance of being right (Platt scaling, see
-    triage/calibration.py), fitted on operator labels. The latest row per model is the one in force; rows are
+    triage/routing/calibration.py), fitted on operator labels. The latest row per model is the one in force; rows are
     never changed, so every call's calibration_id names the exact map it was routed with."""
 
     __tablename__ = "calibrations"

@@ -24,7 +24,7 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
     conds = []
     reason_conds = {
         # under the threshold: by the stated confidence, or sent to review by its calibrated one (the ticket keeps
-        # the stated confidence; routing compared the calibrated one, see triage/calibrate.py)
+        # the stated confidence; routing compared the calibrated one, see triage/quality/calibrate.py)
         "low_confidence": or_(Ticket.confidence < f.threshold,
                               and_(Ticket.status == NEEDS_REVIEW, Ticket.corrected.is_(False),
                                    Ticket.category.is_not(None), Ticket.category != UNKNOWN)),

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tests.fake_anthropic import FakeAnthropic
+from tests.support.fake_anthropic import FakeAnthropic
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
-from tests.fake_anthropic import Drop, Error, LoseAnswer, Truncate
-from triage import batches
+from tests.support.fake_anthropic import Drop, Error, LoseAnswer, Truncate
 from triage.cli import main
 from triage.domain import Usage, to_pico
-from triage.pricing import PriceTable
+from triage.spend.pricing import PriceTable
+from triage.work import batches
 
 
 @pytest.fixture(autouse=True)

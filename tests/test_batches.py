@@ -5,10 +5,10 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tests.fake_anthropic import Error, batch_problems
+from tests.support.fake_anthropic import Error, batch_problems
 from triage.cli import main
 from triage.domain import Usage
-from triage.pricing import PriceTable
+from triage.spend.pricing import PriceTable
 
 TICKETS = [("B-1", "I was charged twice, please refund"), ("B-2", "The app crashes on upload"),
            ("B-3", "refund or crash? [[conf=0.4]]")]

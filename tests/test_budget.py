@@ -13,13 +13,15 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall, Run, Ticket
-from tests.actors import LEAD
-from tests.fake_anthropic import Error, Reply
-from triage import budget, runs, services, taxonomy
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import Error, Reply
+from triage import taxonomy
 from triage.cli import main
 from triage.domain import Usage, from_pico
-from triage.pricing import PriceTable
 from triage.settings import Settings
+from triage.spend import budget
+from triage.spend.pricing import PriceTable
+from triage.work import runs, services
 
 TAX = taxonomy.default()
 CAP = Decimal("0.002")  # about eight worst-case Haiku calls, forty real ones
@@ -286,7 +288,7 @@ def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknow
 
 
 def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake, db):
-    from triage import batches
+    from triage.work import batches
 
     run_id = batches.queue_batch_run(db, tickets(40), source="dashboard", started_by="lead", threshold=0.7)
     tight = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=0.001)

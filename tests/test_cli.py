@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import ModelCall
-from tests.fake_anthropic import Error, Reply
+from tests.support.fake_anthropic import Error, Reply
 from triage.cli import main
 from triage.cli.parser import build_parser
 from triage.domain import Usage
-from triage.pricing import PriceTable
+from triage.spend.pricing import PriceTable
 
 TICKETS = [
     ("T-1", "I was charged twice for my subscription, please refund"),

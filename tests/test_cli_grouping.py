@@ -8,14 +8,14 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
-from tests.actors import LEAD
-from tests.fake_anthropic import Error, keyword_label
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import Error, keyword_label
 from tests.test_cli import expected_total
-from triage import runs
 from triage.cli import main
 from triage.domain import from_pico
 from triage.errors import InputError
 from triage.settings import Settings
+from triage.work import runs
 
 TEXTS = ["I was charged twice on my invoice", "I cannot log in to my account", "the app shows an error on start",
          "I wish you had dark mode", "my invoice is wrong", "password reset never arrives",

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from db.models import Correction, ModelCall, Ticket
-from tests.actors import LEAD, op
-from tests.triage.fakes import ScriptedProvider
-from triage import pipeline, review, runs, taxonomy
+from tests.support.actors import LEAD, op
+from tests.support.fakes import ScriptedProvider
+from triage import review, taxonomy
 from triage.cli import main
-from triage.router import Router
+from triage.routing.router import Router
+from triage.work import pipeline, runs
 
 TAX = taxonomy.default()
 T1 = {"a": ("billing", 0.95), "b": ("billing", 0.9), "c": ("account", 0.5), "d": ("technical", 0.4)}
@@ -71,7 +72,8 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
 
 
 def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
-    from triage import quality, quality_groups
+    from triage.quality import groups as quality_groups
+    from triage.quality import measure as quality
 
     seed_history(cli_db)
     assert main(["quality", "--json"]) == 0

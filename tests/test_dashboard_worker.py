@@ -20,10 +20,10 @@ from dashboard.worker import BackgroundWorker
 from db import ledger, queue
 from db.engine import Database
 from db.models import CallAttempt, ModelCall, Run, Ticket
-from tests.actors import LEAD
-from tests.fake_anthropic import FakeAnthropic
-from triage import runs, services
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
 from triage.settings import Settings
+from triage.work import runs, services
 
 ROOT = Path(__file__).resolve().parents[1]
 

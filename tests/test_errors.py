@@ -30,8 +30,8 @@ def files(tmp_path):
 def test_a_model_missing_from_the_price_table_is_refused_before_any_call(command, env, fake, files, monkeypatch,
                                                                          capsys):
     from db.migrate import open_database
-    from tests.actors import LEAD
-    from triage import runs
+    from tests.support.actors import LEAD
+    from triage.work import runs
 
     runs.start_run(open_database(env["TRIAGE_DATABASE_URL"]), [(None, "a ticket to escalate")], source="seed",
                    actor=LEAD)

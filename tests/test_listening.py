@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.streamlit_server import streamlit_server
+from tests.support.streamlit_server import streamlit_server
 from triage.access import listens_locally
 
 ROOT = Path(__file__).resolve().parents[1]

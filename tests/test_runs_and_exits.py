@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 from db import queue
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
-from tests.actors import LEAD
-from tests.fake_anthropic import Error
-from triage import runs, services
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import Error
 from triage.cli import main, work
 from triage.settings import Settings
+from triage.work import runs, services
 
 ROOT = Path(__file__).resolve().parents[1]
 UNSURE = [(None, f"ticket {i}: refund or crash? [[conf=0.3]]") for i in range(6)]  # auto would ask Sonnet

@@ -12,10 +12,10 @@ from unittest import mock
 
 import pytest
 
-from tests.fake_anthropic import FakeAnthropic, batch_problems, request_problems, spec_path
+from tests.support.fake_anthropic import FakeAnthropic, batch_problems, request_problems, spec_path
 from triage import taxonomy
-from triage.pricing import PriceTable
 from triage.providers.anthropic_provider import AnthropicProvider
+from triage.spend.pricing import PriceTable
 
 GOOD = AnthropicProvider(None, "claude-haiku-5-5", 1, PriceTable.default()).request_body(
     "My card was charged twice", taxonomy.default())

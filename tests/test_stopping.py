@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall, Run, Ticket
-from tests.actors import LEAD
-from tests.fake_anthropic import Error
-from triage import runs
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import Error
 from triage.cli import main
 from triage.domain import Usage, from_pico
-from triage.pricing import PriceTable
+from triage.spend.pricing import PriceTable
+from triage.work import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 40

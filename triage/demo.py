@@ -17,12 +17,14 @@ from typing import Any
 
 from db import queue, reports, rollups
 from db.engine import Database
-from triage import audit, calibrate, prompts
+from triage import audit
 from triage.access import Action, Actor, Role, require
 from triage.domain import OK, CallResult, Usage
-from triage.pricing import PriceTable
-from triage.router import decide
+from triage.quality import calibrate
+from triage.routing import prompts
+from triage.routing.router import decide
 from triage.settings import Settings
+from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
 
 SOURCE = "demo"

@@ -113,7 +113,7 @@ class CallResult:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     vector: bytes | None = field(default=None, repr=False)  # the local tier's embedding, stored once
     reservation_id: int | None = None  # its row in the spending ledger, settled when the call is recorded
-    # the calibration in force when the call was routed (triage/calibrate.py) and what it made of `confidence`
+    # the calibration in force when the call was routed (triage/quality/calibrate.py) and what it made of `confidence`
     calibration_id: int | None = None
     calibrated_confidence: float | None = None
     examples: int | None = None  # labelled few-shot examples in its request; None: sent without any

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from db.engine import Database
-from triage import ingest, metrics
+from triage import ingest
 from triage.access import Actor
 from triage.errors import InputError
 from triage.local.head import expected_calibration_error
-from triage.pipeline import RunReport
-from triage.router import Router
+from triage.quality import metrics
+from triage.routing.router import Router
 from triage.taxonomy import Taxonomy
+from triage.work.pipeline import RunReport
 
 THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # 0.50 .. 0.95
 
@@ -84,7 +85,7 @@ class PaidPrediction:
 def predict_as_run(db: Database, router: Router, gold: Gold, *, actor: Actor, source: str,
                    concurrency: int = 8) -> PaidPrediction:
     """Classify the gold texts as a run of the working database with `router` (its mode and threshold)."""
-    from triage import runs, services
+    from triage.work import runs, services
 
     imported = runs.start_run(db, [(None, t) for t in gold.texts], source=source, actor=actor, mode=router.mode,
                               threshold=router.threshold, reclassify=True)

@@ -21,8 +21,9 @@ from db import labels as q
 from db.engine import Database
 from db.models import text_hash
 from db.queue import content_hash
-from triage import audit, calibrate, ingest
+from triage import audit, ingest
 from triage.access import Action, Actor, require
+from triage.quality import calibrate
 from triage.taxonomy import Taxonomy
 
 EXAMPLES = 5  # rows shown per problem
@@ -295,7 +296,7 @@ def apply(db: Database, p: Plan, *, actor: Actor) -> Imported:
     with db.transaction() as s:
         audit.record(s, actor, audit.LABEL_IMPORT, file=p.file, labelled=labelled, created=created,
                      left_out=len(p.left_out()))
-    if labelled:  # labels on answered tickets: the confidence calibration may refit (triage/calibrate.py)
+    if labelled:  # labels on answered tickets: the confidence calibration may refit (triage/quality/calibrate.py)
         calibrate.refresh(db, trigger=calibrate.LABEL_IMPORT, by=operator)
     return Imported(p, labelled, created, conflicts)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from db import review as q
 from db.engine import Database
-from triage import calibrate
 from triage.access import Action, Actor, require
 from triage.domain import ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, InputError
+from triage.quality import calibrate
 from triage.taxonomy import Taxonomy
 
 

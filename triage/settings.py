@@ -12,10 +12,10 @@ from db.engine import Database
 from triage import audit
 from triage import taxonomy as taxonomy_mod
 from triage.access import Action, Actor, require
-from triage.budget import Caps
 from triage.errors import InputError
-from triage.grouping import MAX_PER_CALL
-from triage.pricing import PriceTable
+from triage.routing.grouping import MAX_PER_CALL
+from triage.spend.budget import Caps
+from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
 
 DEFAULT_TIER1 = "claude-haiku-5-5"

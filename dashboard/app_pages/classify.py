@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from dashboard import label_import, state
+from dashboard import state
+from dashboard.sections import label_import
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain, sentence
-from triage import batches, ingest, runs
+from triage import ingest
 from triage.access import Action
+from triage.work import batches, runs
 
 actor = gate(Action.CLASSIFY)
 db = state.database()

@@ -3,8 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached, charts, fewshot_sections, quality_calibration, state
-from dashboard.app_pages import _quality_groups
+from dashboard import cached, charts, state
+from dashboard.sections import fewshot as fewshot_sections
+from dashboard.sections import quality_calibration
+from dashboard.sections import quality_groups as _quality_groups
 from dashboard.ui import gate
 from triage.access import Action
 

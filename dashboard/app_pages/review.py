@@ -11,9 +11,10 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.ui import STATUS_LABEL, gate, money, need_operator, plain
-from triage import review, runs
+from triage import review
 from triage.access import Action
 from triage.domain import ReviewFilter
+from triage.work import runs
 
 actor = gate(Action.READ_TICKETS)
 db = state.database()

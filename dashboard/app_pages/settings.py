@@ -4,13 +4,16 @@ export, and the audit trail."""
 import pandas as pd
 import streamlit as st
 
-from dashboard import fewshot_sections, state
+from dashboard import state
+from dashboard.sections import fewshot as fewshot_sections
 from dashboard.ui import gate, need_operator
-from triage import audit, calibrate, export, fewshot_source
+from triage import audit, export
 from triage import settings as config
 from triage.access import Action
-from triage.calibration import MIN_EACH, MIN_LABELS
-from triage.pricing import PriceTable
+from triage.local import retrieval as fewshot_source
+from triage.quality import calibrate
+from triage.routing.calibration import MIN_EACH, MIN_LABELS
+from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
 
 actor = gate(Action.CONFIGURE)

@@ -4,11 +4,12 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from dashboard import cached, charts, fewshot_sections, state
-from dashboard.app_pages import _spend_requests
+from dashboard import cached, charts, state
+from dashboard.sections import fewshot as fewshot_sections
+from dashboard.sections import spend_requests as _spend_requests
 from dashboard.ui import gate, money, sentence
-from triage import reporting
 from triage.access import Action
+from triage.spend import reports as reporting
 
 gate(Action.VIEW_REPORTS)
 db = state.database()

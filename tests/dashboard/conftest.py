@@ -5,11 +5,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
-from tests.actors import LEAD
-from tests.triage.fakes import ScriptedProvider, error
+from tests.support.actors import LEAD
+from tests.support.fakes import ScriptedProvider, error
 from triage import domain as base
-from triage import pipeline, runs, taxonomy
-from triage.router import Router
+from triage import taxonomy
+from triage.routing.router import Router
+from triage.work import pipeline, runs
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TAX = taxonomy.default()

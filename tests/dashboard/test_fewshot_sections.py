@@ -8,12 +8,15 @@ from decimal import Decimal
 from dashboard.ui import money
 from db import queue
 from db.migrate import open_database
-from tests.actors import LEAD
 from tests.dashboard.conftest import make_app
+from tests.support.actors import LEAD
 from triage import domain as base
-from triage import ingest, labels, quality, runs, settings, spend_fewshot, taxonomy
+from triage import ingest, labels, settings, taxonomy
 from triage.domain import CallResult, Usage
-from triage.pricing import PriceTable
+from triage.quality import measure as quality
+from triage.spend import fewshot as spend_fewshot
+from triage.spend.pricing import PriceTable
+from triage.work import runs
 
 TAX = taxonomy.default()
 TRUTH = {"refund my double charge": "billing", "the app crashes": "technical", "reset my password": "account",

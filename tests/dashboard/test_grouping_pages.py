@@ -7,13 +7,15 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import Run, Ticket
-from tests.actors import LEAD, op
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
-from tests.fake_anthropic import keyword_label
-from triage import quality_groups, review, runs, services, taxonomy
+from tests.support.actors import LEAD, op
+from tests.support.fake_anthropic import keyword_label
+from triage import review, taxonomy
 from triage import settings as config
+from triage.quality import groups as quality_groups
 from triage.settings import Settings
+from triage.work import runs, services
 
 TAX = taxonomy.default()
 TICKETS = ["I was charged twice on my invoice", "I cannot log in to my account", "the app shows an error on start",
@@ -104,7 +106,7 @@ def test_the_quality_page_compares_accuracy_by_group_size(app_env, fake):
 
 
 def test_the_economy_route_sends_the_chosen_number_of_tickets_per_batch_request(app_env, fake, monkeypatch):
-    from triage import batches
+    from triage.work import batches
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)

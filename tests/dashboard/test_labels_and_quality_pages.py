@@ -5,8 +5,8 @@ import json
 from sqlalchemy import func, select
 
 from db.models import Correction, ModelCall, Ticket
-from tests.actors import op
 from tests.dashboard.conftest import make_app
+from tests.support.actors import op
 from triage import review, taxonomy
 
 TAX = taxonomy.default()

@@ -8,9 +8,9 @@ from sqlalchemy import Engine, event
 
 from db import queue
 from db.models import Ticket
-from tests.actors import op
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
+from tests.support.actors import op
 from triage import review, taxonomy
 from triage.domain import OK, CallResult
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from db import audit as audit_log
 from db.models import Correction, Ticket
-from tests.actors import LEAD, op
 from tests.dashboard.conftest import make_app
+from tests.support.actors import LEAD, op
 from triage import review, taxonomy
 
 TAX = taxonomy.default()
@@ -281,7 +281,7 @@ def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
 
 def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, monkeypatch):
 
-    from tests.fake_anthropic import Error
+    from tests.support.fake_anthropic import Error
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
@@ -353,8 +353,8 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
 
 
 def test_the_budget_warning_level_shows_in_the_sidebar_of_every_page(seeded, monkeypatch):
-    from triage import reporting
     from triage import settings as config
+    from triage.spend import reports as reporting
 
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
@@ -370,8 +370,8 @@ def test_the_spend_page_shows_interrupted_calls_and_calls_of_unknown_cost(seeded
     from decimal import Decimal
 
     from db import queue
-    from triage import budget
     from triage.domain import OK, CallResult
+    from triage.spend import budget
 
     db, ids = seeded
     guard = budget.BudgetGuard(db, budget.Caps())
@@ -389,8 +389,8 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
     import time
 
     from db.migrate import open_database
-    from triage import batches
     from triage.settings import Settings
+    from triage.work import batches
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)

@@ -11,13 +11,15 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import AuditEvent, Ticket
-from tests.actors import LEAD, lead, op
 from tests.dashboard.conftest import make_app, signed_in_app
 from tests.dashboard.test_labels_and_quality_pages import texts
-from tests.triage.fakes import ScriptedProvider
-from triage import calibrate, ingest, labels, pipeline, review, runs, taxonomy
+from tests.support.actors import LEAD, lead, op
+from tests.support.fakes import ScriptedProvider
+from triage import ingest, labels, review, taxonomy
 from triage import settings as config
-from triage.router import Router
+from triage.quality import calibrate
+from triage.routing.router import Router
+from triage.work import pipeline, runs
 
 TAX = taxonomy.default()
 

@@ -1,4 +1,4 @@
-"""Database tests run on SQLite and on a real PostgreSQL server (tests/services.py: skipped with the reason when
+"""Database tests run on SQLite and on a real PostgreSQL server (tests/support/services.py: skipped with the reason when
 none answers, a failure under CI=true). The PostgreSQL half carries the `postgres` marker: `-m "not postgres"`."""
 
 import functools
@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from tests.services import service_missing
+from tests.support.services import service_missing
 
 PG_ADMIN_URL = os.environ.get("TRIAGE_TEST_POSTGRES_URL", "postgresql+psycopg://triage:triage@127.0.0.1:5432/postgres")
 

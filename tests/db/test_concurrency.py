@@ -14,12 +14,13 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
-from tests.actors import LEAD, op
-from tests.fake_anthropic import FakeAnthropic
-from tests.triage.fakes import ScriptedProvider
-from triage import pipeline, review, runs, taxonomy
+from tests.support.actors import LEAD, op
+from tests.support.fake_anthropic import FakeAnthropic
+from tests.support.fakes import ScriptedProvider
+from triage import review, taxonomy
 from triage.errors import Conflict
-from triage.router import Router
+from triage.routing.router import Router
+from triage.work import pipeline, runs
 
 TAX = taxonomy.default()
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,10 +5,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from db import fewshot, queue, vectors
-from tests.actors import LEAD
+from tests.support.actors import LEAD
 from triage import domain as base
-from triage import ingest, labels, runs, taxonomy
+from triage import ingest, labels, taxonomy
 from triage.domain import CallResult, Usage
+from triage.work import runs
 
 TAX = taxonomy.default()
 DAY = datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC)

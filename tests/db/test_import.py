@@ -8,8 +8,8 @@ from sqlalchemy import event, select, update
 
 from db import queue
 from db.models import Run, Ticket
-from tests.actors import LEAD
-from triage import runs
+from tests.support.actors import LEAD
+from triage.work import runs
 
 
 def count_statements(db):

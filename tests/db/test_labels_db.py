@@ -5,8 +5,9 @@ from sqlalchemy import select, text
 
 from db.migrate import open_database, upgrade
 from db.models import Correction, Ticket, text_hash
-from tests.actors import LEAD, lead, op
-from triage import ingest, labels, runs, taxonomy
+from tests.support.actors import LEAD, lead, op
+from triage import ingest, labels, taxonomy
+from triage.work import runs
 
 TAX = taxonomy.default()
 

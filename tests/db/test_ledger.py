@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall
-from tests.actors import LEAD
-from tests.fake_anthropic import FakeAnthropic
-from triage import budget, runs
+from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
 from triage.domain import from_pico
+from triage.spend import budget
+from triage.work import runs
 
 ROOT = Path(__file__).resolve().parents[2]
 

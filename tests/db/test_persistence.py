@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 
 from db import queue, reports
 from db.models import Base, Correction, ModelCall, Ticket
-from tests.actors import LEAD, op
-from tests.triage.fakes import ScriptedProvider, error
-from triage import domain, errors, pipeline, review, runs, taxonomy
+from tests.support.actors import LEAD, op
+from tests.support.fakes import ScriptedProvider, error
+from triage import domain, errors, review, taxonomy
 from triage.domain import CallResult, Usage, to_pico
-from triage.pricing import PriceTable
-from triage.router import Router
+from triage.routing.router import Router
+from triage.spend.pricing import PriceTable
+from triage.work import pipeline, runs
 
 TAX = taxonomy.default()
 

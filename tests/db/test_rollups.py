@@ -25,13 +25,17 @@ from db import quality as dbquality
 from db import queue, reports, rollups
 from db import review as dbreview
 from db.models import CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
-from tests.actors import LEAD
-from triage import calibrate, demo, quality, reporting, spend_fewshot, taxonomy
+from tests.support.actors import LEAD
+from triage import demo, taxonomy
 from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import UnknownModel
 from triage.local.head import expected_calibration_error
-from triage.pricing import PriceTable
+from triage.quality import calibrate
+from triage.quality import measure as quality
 from triage.settings import Settings
+from triage.spend import fewshot as spend_fewshot
+from triage.spend import reports as reporting
+from triage.spend.pricing import PriceTable
 
 TAX = taxonomy.default()
 TIER2 = "claude-sonnet-5-5"
@@ -124,7 +128,7 @@ def old_month_cumulative(s, today):
 
 
 def old_quality(rows: list[dict], bins: int = 10, maps=None) -> quality.Quality:
-    """triage.quality.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
+    """triage.quality.measure.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
     tickets: dict[int, dict[int, dict]] = {}
     for r in rows:
         tickets.setdefault(r["ticket_id"], {})[r["tier"]] = r
@@ -496,7 +500,7 @@ def test_call_times_in_other_zones_are_stored_and_counted_on_their_utc_day(anydb
 
 
 def test_data_versions_move_with_the_data_they_stand_for(anydb):
-    from triage import quality
+    from triage.quality import measure as quality
 
     with anydb.transaction() as s:
         a, b = queue.import_tickets(s, [(None, "a"), (None, "b")], source="t", run_id=None).ticket_ids

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
 from tests.db.conftest import fresh_pg_database
-from tests.fake_anthropic import Error, FakeAnthropic, default_responder
+from tests.support.fake_anthropic import Error, FakeAnthropic, default_responder
 from triage.domain import Usage, to_pico
-from triage.pricing import PriceTable
+from triage.spend.pricing import PriceTable
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 1000

@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
-from tests.actors import LEAD
-from tests.triage.fakes import ScriptedProvider
-from triage import pipeline, runs, taxonomy
-from triage.router import Router
+from tests.support.actors import LEAD
+from tests.support.fakes import ScriptedProvider
+from triage import taxonomy
+from triage.routing.router import Router
+from triage.work import pipeline, runs
 
 ROOT = Path(__file__).resolve().parents[2]
 TAX = taxonomy.default()

@@ -1,7 +1,7 @@
 """Real-browser tests: `streamlit run` on a free port, a temporary database, the fake Anthropic server, and
 Playwright driving Debian's Chromium. Where Chromium or Playwright is missing they skip with the reason, or fail
-under CI=true (tests/services.py). TRIAGE_TEST_CHROMIUM names the browser binary (default: chromium on PATH); set
-it to "" to run the suite as if there were none."""
+under CI=true (tests/support/services.py). TRIAGE_TEST_CHROMIUM names the browser binary (default: chromium on
+PATH); set it to "" to run the suite as if there were none."""
 
 import importlib.util
 import os
@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 
-from tests.fake_anthropic import FakeAnthropic
-from tests.services import service_missing
-from tests.streamlit_server import ROOT, streamlit_server
+from tests.support.fake_anthropic import FakeAnthropic
+from tests.support.services import service_missing
+from tests.support.streamlit_server import ROOT, streamlit_server
 
 ARTIFACTS = ROOT / "test-artifacts"
 

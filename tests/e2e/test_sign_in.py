@@ -11,11 +11,11 @@ pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from db.migrate import open_database  # noqa: E402
-from tests.actors import LEAD  # noqa: E402
 from tests.e2e.conftest import shoot, wait_for_run  # noqa: E402
 from tests.e2e.fake_oidc import FakeOIDC  # noqa: E402
-from tests.streamlit_server import ROOT, free_port, streamlit_server  # noqa: E402
-from triage import runs  # noqa: E402
+from tests.support.actors import LEAD  # noqa: E402
+from tests.support.streamlit_server import ROOT, free_port, streamlit_server  # noqa: E402
+from triage.work import runs
 
 pytestmark = pytest.mark.browser
 

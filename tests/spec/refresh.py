@@ -1,6 +1,6 @@
 """Regenerate tests/spec/anthropic-messages-schemas.json from a full copy of Anthropic's OpenAPI spec.
 
-The fake API (tests/fake_anthropic.py) validates request bodies against `CreateMessageParams` and
+The fake API (tests/support/fake_anthropic.py) validates request bodies against `CreateMessageParams` and
 `CreateMessageBatchParams`. This keeps those two schemas and every schema they reference, directly or not (through
 `$ref` and OpenAPI `discriminator.mapping`), so the subset is closed and the tests need nothing outside the checkout.
 

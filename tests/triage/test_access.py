@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from db.migrate import open_database
 from db.models import AuditEvent, Calibration, Correction, ModelCall, Run, Setting, Ticket
-from tests.actors import LEAD
-from tests.triage.fakes import ScriptedProvider, error
-from triage import audit, calibrate, demo, export, pipeline, review, runs, services, taxonomy, threshold
+from tests.support.actors import LEAD
+from tests.support.fakes import ScriptedProvider, error
+from triage import audit, demo, export, review, taxonomy
 from triage import settings as config
 from triage.access import (
     Action,
@@ -30,8 +30,10 @@ from triage.access import (
 from triage.domain import ReviewFilter
 from triage.errors import AccessDenied, InputError
 from triage.local import tier as local
-from triage.router import Router
+from triage.quality import calibrate, threshold
+from triage.routing.router import Router
 from triage.settings import Settings
+from triage.work import pipeline, runs, services
 
 TAX = taxonomy.default()
 ROLES = {"nobody": None, "viewer": Role.VIEWER, "operator": Role.OPERATOR, "lead": Role.LEAD}

@@ -2,9 +2,10 @@ import csv
 import io
 import json
 
-from tests.actors import LEAD
-from triage import export, runs
+from tests.support.actors import LEAD
+from triage import export
 from triage.export import safe_cell, to_csv
+from triage.work import runs
 
 
 def test_formula_cells_are_neutralised_in_csv_only():

@@ -132,7 +132,7 @@ def test_stdin_gets_the_utf8_check_of_a_file(monkeypatch):
 
 
 def test_preview_counts_known_tickets_of_a_hostile_file(db):
-    from triage import runs
+    from triage.work import runs
 
     batch = parse('{"text": "ok \\ud83d"}\n{"text": "fine"}\n', "jsonl")  # half an emoji: a lone surrogate
     assert runs.count_known(db, batch.items) == 0 and batch.items == [(None, "fine")]

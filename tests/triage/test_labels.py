@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Correction, ModelCall, Ticket
-from tests.actors import LEAD, lead, op
-from tests.triage.fakes import ScriptedProvider
-from triage import ingest, labels, pipeline, review, runs, taxonomy
-from triage.router import Router
+from tests.support.actors import LEAD, lead, op
+from tests.support.fakes import ScriptedProvider
+from triage import ingest, labels, review, taxonomy
+from triage.routing.router import Router
+from triage.work import pipeline, runs
 
 TAX = taxonomy.default()
 SEED = {  # (external id, text) -> Haiku's answer
@@ -169,7 +170,7 @@ def test_bad_label_files_are_explained():
 
 
 def test_only_a_lead_may_import_and_a_refusal_writes_nothing(seeded):
-    from tests.actors import op
+    from tests.support.actors import op
     from triage.errors import AccessDenied
 
     db, _ = seeded

@@ -9,12 +9,15 @@ from sqlalchemy import select
 
 from db import labels as label_store
 from db.models import AuditEvent, Ticket
-from tests.actors import LEAD, OPERATOR, lead
-from tests.triage.fakes import ScriptedProvider
-from triage import calibrate, pipeline, quality, runs, taxonomy, threshold
+from tests.support.actors import LEAD, OPERATOR, lead
+from tests.support.fakes import ScriptedProvider
 from triage import settings as config
+from triage import taxonomy
 from triage.cli import main
 from triage.errors import AccessDenied, InputError
+from triage.quality import calibrate, threshold
+from triage.quality import measure as quality
+from triage.work import pipeline, runs
 
 TAX = taxonomy.default()
 # 300 tickets in three confidence levels; Haiku is right on all of A, 60 of B and 30 of C; Sonnet is always right
@@ -48,7 +51,7 @@ def history(db):
 
 
 def Router1():
-    from triage.router import Router
+    from triage.routing.router import Router
 
     return Router(ScriptedProvider(1, "claude-haiku-5-5", fn=haiku),
                   ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (truth_of(t), 0.95)), TAX, threshold=1.0)

@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM outside a run (reading a file, waiting for a batch): handled like Ctrl-C. During a run the
-    service layer's own handler stops it cleanly instead (triage.services.run)."""
+    service layer's own handler stops it cleanly instead (triage.work.services.run)."""
 
     signum = signal.SIGTERM
 

@@ -8,9 +8,9 @@ import sys
 from db.engine import Database
 from triage.access import Actor, cli_actor
 from triage.domain import FAILED, PENDING, Outcome
-from triage.pipeline import RunReport
 from triage.settings import Settings, check_per_call, effective
 from triage.taxonomy import Taxonomy
+from triage.work.pipeline import RunReport
 
 EXIT_OK, EXIT_INPUT, EXIT_KEY, EXIT_FAILED, EXIT_BUDGET = 0, 2, 3, 4, 5
 EXIT_SIGNAL_BASE = 128  # stopped by a signal: 128 + its number (130 Ctrl-C, 143 SIGTERM), as shells do

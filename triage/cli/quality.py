@@ -6,9 +6,12 @@ import argparse
 import json
 from typing import Any
 
-from triage import calibrate, quality, quality_fewshot, quality_groups, threshold
 from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
 from triage.errors import InputError
+from triage.quality import calibrate, threshold
+from triage.quality import fewshot as quality_fewshot
+from triage.quality import groups as quality_groups
+from triage.quality import measure as quality
 
 
 def cmd_quality(args: argparse.Namespace) -> int:

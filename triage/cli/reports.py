@@ -7,10 +7,12 @@ import json
 import sys
 from decimal import Decimal
 
-from triage import budget, reporting, runs, services
 from triage import taxonomy as taxonomy_mod
 from triage.cli.common import EXIT_OK, actor, env_settings, exit_code, open_db, settings_in_force
 from triage.domain import money_text
+from triage.spend import budget
+from triage.spend import reports as reporting
+from triage.work import runs, services
 
 
 def cmd_spend(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 
 from db.engine import Database
-from triage import budget, export, ingest, runs, services
+from triage import export, ingest
 from triage.access import Actor
 from triage.cli.common import (
     EXIT_BUDGET,
@@ -24,10 +24,12 @@ from triage.cli.common import (
 )
 from triage.domain import PENDING
 from triage.errors import ApiUnreachable, BudgetReached, InputError, NoApiKey
-from triage.host import worker_name
-from triage.pipeline import OnTicket, RunReport
 from triage.settings import Settings
+from triage.spend import budget
 from triage.taxonomy import Taxonomy
+from triage.work import runs, services
+from triage.work.host import worker_name
+from triage.work.pipeline import OnTicket, RunReport
 
 MAX_ID = 2**63 - 1  # the largest id a database integer holds
 
@@ -139,7 +141,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         try:
             budget.check(db, settings.caps)
             if args.batch:
-                from triage import batches
+                from triage.work import batches
 
                 batch_id = services.run(router, batches.submit(db, router, run_id))
                 print(f"submitted batch {batch_id} (half price; results within 24 h)", file=sys.stderr)
@@ -184,7 +186,7 @@ def _collect_run(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: i
                  poll: float, who: Actor, on_ticket: OnTicket | None = None) -> RunReport:
     """Wait for a run's batch, record it, then classify live what is left: tier 2 for the unsure tickets, and
     any ticket the batch gave back (expired, or the batch gone). Raises ApiUnreachable when the API stays away."""
-    from triage import batches
+    from triage.work import batches
 
     last = None
     while True:
@@ -212,7 +214,7 @@ def _live_pass(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int
 def cmd_collect(args: argparse.Namespace) -> int:
     """Check every open batch (one failing never stops the others), record the ended ones, and wait for the rest
     unless --no-wait; then classify live what the collected batches left (tier 2, expired tickets)."""
-    from triage import batches
+    from triage.work import batches
 
     _check_flags(args)
     db = open_db(env_settings(args))

@@ -27,7 +27,7 @@ from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
 from triage.local.examples import VOICES
 from triage.local.head import DESCRIPTION, Head, fit
 from triage.local.head import MIN_CALIBRATION as MIN_CALIBRATION  # shown in Settings
-from triage.router import decide
+from triage.routing.router import decide
 from triage.taxonomy import Taxonomy
 
 LOCAL_MODEL = "local-minilm"  # model id recorded on the tier-0 calls (priced at $0 in the price table)

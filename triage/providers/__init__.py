@@ -1,1 +1,1 @@
-"""Model providers: each turns one ticket into one `triage.domain.CallResult`."""
+"""Model providers (the Anthropic SDK) and their rate-limit pacing; the protocol is `triage.routing.provider`."""

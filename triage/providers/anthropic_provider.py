@@ -15,7 +15,6 @@ from typing import Any
 import anthropic
 from anthropic.types import Message, TextBlock
 
-from triage import fewshot, grouping, prompts, ratelimit
 from triage.domain import (
     AUTH,
     BAD_REQUEST,
@@ -34,9 +33,11 @@ from triage.domain import (
     to_pico,
 )
 from triage.errors import UnknownModel
-from triage.fewshot import Prefix, Shots, ShotSource
-from triage.parsing import parse_answer
-from triage.pricing import PriceTable
+from triage.providers import ratelimit
+from triage.routing import fewshot, grouping, prompts
+from triage.routing.fewshot import Prefix, Shots, ShotSource
+from triage.routing.parsing import parse_answer
+from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,11 @@ class AnthropicProvider:
         self.pacer = pacer or ratelimit.pacer_for(str(getattr(client, "base_url", "")),
                                                   getattr(client, "api_key", None), model)
         self.max_rate_limit_wait = max_rate_limit_wait  # seconds one call may wait out 429s before it fails
-        self.fewshot = fewshot  # labelled examples for each request (triage.fewshot_source); None: none
+        self.fewshot = fewshot  # labelled examples for each request (triage.local.retrieval); None: none
 
     def prefix(self, taxonomy: Taxonomy, shots: Shots | None = None) -> Prefix:
         """What precedes the ticket block(s): the static, cacheable part first, then the retrieved examples
-        (triage.fewshot.request_prefix). No shots: exactly the system prompt of a request without examples."""
+        (triage.routing.fewshot.request_prefix). No shots: exactly the system prompt of a request without examples."""
         return fewshot.request_prefix(prompts.system_prompt(taxonomy), shots, self.model)
 
     def request_body(self, text: str, taxonomy: Taxonomy, shots: Shots | None = None) -> dict[str, Any]:
@@ -208,7 +209,7 @@ class AnthropicProvider:
         return result
 
 
-    # -- several tickets per request (triage.grouping) -------------------------------------------------------
+    # -- several tickets per request (triage.routing.grouping) -------------------------------------------------------
     def group_request_body(self, texts: Sequence[str], taxonomy: Taxonomy) -> dict[str, Any]:
         """The single-ticket request with the same static system prompt (the cacheable prefix), its user turn
         holding each ticket in a block named by its position, an answers array as the output format and

@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket, TicketVector
-from tests.actors import LEAD, op
-from triage import runs, services, taxonomy
+from tests.support.actors import LEAD, op
+from triage import taxonomy
 from triage.local import curve
 from triage.local import head as H
 from triage.local import tier as local
 from triage.local.embedder import DIM
 from triage.taxonomy import Taxonomy
+from triage.work import runs, services
 
 ROOT = Path(__file__).resolve().parents[3]
 TAX = taxonomy.default()

@@ -6,11 +6,12 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import Ticket
-from tests.actors import LEAD
 from tests.dashboard.conftest import app_env, make_app  # noqa: F401  (app_env is a fixture)
-from triage import review, runs, services, taxonomy
+from tests.support.actors import LEAD
+from triage import review, taxonomy
 from triage.demo import load_samples
 from triage.local import tier as local
+from triage.work import runs, services
 
 TAX = taxonomy.default()
 

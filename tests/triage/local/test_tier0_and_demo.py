@@ -4,11 +4,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from db.models import ModelCall, Ticket
-from tests.actors import LEAD, op
-from triage import demo, review, runs, services, taxonomy
+from tests.support.actors import LEAD, op
+from triage import demo, review, taxonomy
 from triage.domain import from_pico
 from triage.local import tier as local
 from triage.settings import Settings
+from triage.work import runs, services
 
 TAX = taxonomy.default()
 

@@ -1,0 +1,183 @@
+"""Calibrated escalation as a service: fit each model's map from operator labels, store it, load the maps in
+force for the router, and say per model what is known (the Quality page and `triage calibrate`).
+
+The map itself is triage/routing/calibration.py (Platt scaling with a prior toward the identity; why, and why
+MIN_LABELS, is said there). Here:
+- Which answers: for every ticket an operator labelled (corrected, confirmed or imported), the latest answer of
+  each tier-1/tier-2 model that gave a label from the taxonomy and a confidence; right = the operator's label.
+  Tier 0 is left out: the local model trains on those same labels and calibrates itself (triage/local/head.py).
+- When: a map is fitted once a model has MIN_LABELS such answers (MIN_EACH right and MIN_EACH wrong), and
+  refitted when they have grown by REFIT_MIN_NEW and by REFIT_SHARE since the map in force. Checked after every
+  label import and every save in the review queue, from counts in the labelled_answers rollup (each labelled
+  ticket's latest answer per tier: cheap), so the map follows the labels without refitting on each click; a 20%
+  larger sample shrinks the parameters' standard error by under 10%, less than a refit would move them by
+  chance. A lead can refit at any time (Quality page, `triage calibrate`).
+- Fits are rows that never change; the latest per model is in force. Every call records the id of the map it
+  was routed with and its calibrated confidence (model_calls.calibration_id / calibrated_confidence).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from db import calibrations as store
+from db import quality as q
+from db.engine import Database
+from triage.access import Action, Actor, require
+from triage.domain import OK
+from triage.quality import metrics
+from triage.routing import calibration
+from triage.routing.calibration import MIN_EACH, MIN_LABELS, Calibration
+
+log = logging.getLogger(__name__)
+
+TIERS = (1, 2)
+REFIT_MIN_NEW = 25  # labelled answers, and
+REFIT_SHARE = 0.2  # of the labels the map in force was fitted on
+MANUAL, LABEL_IMPORT, CORRECTIONS = "manual", "label import", "corrections"
+WHY_MIN = (f"A map is fitted once a model has {MIN_LABELS} labelled answers, at least {MIN_EACH} of them right and "
+           f"{MIN_EACH} wrong: with fewer, its accuracy at any confidence is known only to about ±7 points or worse, "
+           "and the map would mostly fit noise.")
+
+
+def from_row(row: dict[str, Any]) -> Calibration:
+    return Calibration(row["model"], float(row["a"]), float(row["b"]), int(row["n"]), float(row["ece_before"]),
+                       float(row["ece_after"] if row["ece_after"] is not None else math.nan), id=int(row["id"]))
+
+
+def in_force(db: Database) -> dict[str, Calibration]:
+    """The map in force for each model that has one (what the router applies)."""
+    with db.read() as s:
+        return {model: from_row(r) for model, r in store.in_force(s).items()}
+
+
+def answers(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[list[float], list[bool]]]:
+    """Per model: (stated confidence, right) of each labelled ticket's latest usable answer of each tier."""
+    latest = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])) if r["tier"] in TIERS else None)
+    out: dict[str, tuple[list[float], list[bool]]] = {}
+    for (_, model), by_ticket in sorted(latest.items()):
+        for a in by_ticket.values():
+            if a.get("outcome", OK) == OK and a["confidence"] is not None:
+                conf, right = out.setdefault(model, ([], []))
+                conf.append(float(a["confidence"]))
+                right.append(a["label"] == a["truth"])
+    return out
+
+
+def refit_at(n_fitted: int) -> int:
+    """How many labelled answers trigger the automatic refit of a map fitted on `n_fitted`."""
+    return n_fitted + max(REFIT_MIN_NEW, math.ceil(REFIT_SHARE * n_fitted))
+
+
+def _due(n: int, right: int, last: dict[str, Any] | None) -> bool:
+    if last is None:
+        return n >= MIN_LABELS and right >= MIN_EACH and n - right >= MIN_EACH
+    return n >= refit_at(int(last["n"]))
+
+
+def fit_models(db: Database, *, trigger: str, by: str, force: bool = False) -> list[Calibration]:
+    """Fit and store a map for each model that has enough labels (and, unless `force`, enough new ones since
+    its map in force). Returns the maps stored. The fit runs outside any transaction; the write is short and
+    skips a model someone else refitted meanwhile."""
+    with db.read() as s:
+        rows = q.labelled_calls(s)
+        before = store.in_force(s)
+    fits: list[tuple[Calibration, float | None, int]] = []
+    for model, (conf, right) in answers(rows).items():
+        last = before.get(model)
+        if not force and not _due(len(right), sum(right), last):
+            continue
+        cal = calibration.fit(model, conf, right)
+        if cal is not None:
+            fits.append((cal, calibration.cross_validated_ece(conf, right), sum(right)))
+    if not fits:
+        return []
+    stored: list[Calibration] = []
+    with db.transaction() as s:
+        now = store.in_force(s)
+        for cal, cv, n_right in fits:
+            if (now.get(cal.model) or {}).get("id") != (before.get(cal.model) or {}).get("id"):
+                continue  # refitted by someone else since we read the labels
+            new_id = store.add(s, model=cal.model, a=cal.a, b=cal.b, n=cal.n, n_right=n_right,
+                               ece_before=cal.ece_before, ece_after=cv, trigger=trigger, fitted_by=by)
+            stored.append(replace(cal, id=new_id, ece_after=cv if cv is not None else math.nan))
+    for cal in stored:
+        log.info("calibration %s for %s fitted on %s labels (%s by %s)", cal.id, cal.model, cal.n, trigger, by)
+    return stored
+
+
+def calibrate(db: Database, *, actor: Actor) -> list[Calibration]:
+    """A lead refits every model that has enough labels now (the button on the Quality page, `triage
+    calibrate`)."""
+    require(actor, Action.CALIBRATE)
+    return fit_models(db, trigger=MANUAL, by=actor.identity, force=True)
+
+
+def refresh(db: Database, *, trigger: str, by: str) -> list[Calibration]:
+    """After labels changed (an import, corrections): refit the models whose labels moved enough. Cheap when
+    nothing is due (one grouped read of the labelled_answers rollup). Best effort: the labels are already saved,
+    so a failure here is logged and the next change (or a lead's refit) catches up."""
+    try:
+        with db.read() as s:
+            counts = store.labelled_answer_counts(s)
+            current = store.in_force(s)
+        if not any(_due(n, right, current.get(model)) for model, (n, right) in counts.items()):
+            return []
+        return fit_models(db, trigger=trigger, by=by)
+    except Exception:
+        log.exception("refitting the calibration after %s failed; the labels are saved", trigger)
+        return []
+
+
+@dataclass(frozen=True)
+class Level:
+    """One reliability bin of a model: what it says, how often it was right there, what the map says."""
+
+    says: float  # mean stated confidence in the bin
+    right: float  # share right in the bin
+    n: int
+    calibrated: float | None  # the map in force at `says`
+
+    def text(self) -> str:
+        if self.calibrated is None:
+            return (f"says {self.says:.0%}, right {self.right:.0%} of the time at that level ({self.n} "
+                    f"ticket{'s' if self.n != 1 else ''})")
+        return (f"says {self.says:.0%}, right about {self.calibrated:.0%} at that level (measured {self.right:.0%} "
+                f"on {self.n})")
+
+
+def summary(rows: Sequence[dict[str, Any]], maps: dict[str, dict[str, Any]],
+            names: dict[str, str] | None = None, bins: int = 10) -> list[dict[str, Any]]:
+    """Per model with labelled answers or a map: how many usable labelled answers it has, the map in force (with
+    who and what fitted it, and when the next automatic refit happens) or why there is none yet, and its
+    reliability levels next to the map ("says 90%, right about 72% at that level")."""
+    data = answers(rows)
+    out = []
+    for model in sorted(set(data) | set(maps)):
+        conf, right = data.get(model, ([], []))
+        row = maps.get(model)
+        cal = from_row(row) if row else None
+        levels = []
+        c, ok = np.asarray(conf, dtype=float), np.asarray(right, dtype=float)
+        # the bins of the Quality page's reliability chart: [lo, hi), the last one [lo, 1]
+        which = np.minimum(np.searchsorted(np.linspace(0, 1, bins + 1), c, side="right") - 1, bins - 1)
+        for b in sorted(set(which.tolist())):
+            m = which == b
+            says = float(c[m].mean())
+            levels.append(Level(says, float(ok[m].mean()), int(m.sum()), cal.apply(says) if cal else None))
+        out.append({
+            "model": model, "name": (names or {}).get(model, model), "n": len(right), "right": int(sum(right)),
+            "in_force": None if row is None else {**row, "fitted_at": row["fitted_at"].isoformat()},
+            "missing": None if cal else calibration.enough(right),
+            "refit_at": refit_at(cal.n) if cal else MIN_LABELS,
+            "levels": [{"says": lv.says, "right": lv.right, "n": lv.n, "calibrated": lv.calibrated,
+                        "text": lv.text()} for lv in levels],
+            "curve": [list(p) for p in cal.curve()] if cal else [],
+        })
+    return out

@@ -1,0 +1,186 @@
+"""How good are the models, measured against operators: accuracy, macro-F1, calibration, the confusion matrix,
+agreement, and what another escalation threshold would have done (replayed on stored answers, no new calls).
+
+`measure` is the one function behind both the Quality page and `triage quality`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from db import calibrations as cal_store
+from db import quality as q
+from db.engine import Database
+from triage.domain import OK, from_pico, money_text
+from triage.local.head import expected_calibration_error
+from triage.quality import calibrate, metrics
+from triage.quality import fewshot as quality_fewshot
+from triage.routing.calibration import Calibration
+
+TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
+
+
+@dataclass
+class Quality:
+    n_tickets: int
+    per_tier: list[dict[str, Any]]  # per tier and model: tier, model, name, n, accuracy, macro_f1, ece, confusion, ...
+    reliability: list[dict[str, Any]]  # tier, name, bin_mid, confidence, accuracy, n
+    flips: dict[str, Any]  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
+    whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
+    sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
+    since: date | None = None  # only model answers from this day on (UTC)
+    # per model (tiers 1-2): the calibration in force or why there is none, and its levels (triage.quality.calibrate)
+    calibrations: list[dict[str, Any]] = field(default_factory=list)
+    whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
+    fewshot: list[dict[str, Any]] = field(default_factory=list)  # tier 1 with and without examples (quality_fewshot)
+    newest_only: int | None = None  # set when only the newest this many labelled tickets were read
+
+    def measured_on(self) -> str:
+        """Which data these numbers come from, in words (the page and the CLI print this)."""
+        if not self.n_tickets:
+            return "No operator-labelled tickets with model answers" + (f" since {self.since}" if self.since else "")
+        review, imported = self.sources.get("review", 0), self.sources.get("import", 0)
+        origin = []
+        if review:
+            origin.append(f"{review} corrected or confirmed in the review queue")
+        if imported:
+            origin.append(f"{imported} imported from labelled files")
+        text = f"Measured on {self.n_tickets} tickets an operator labelled ({', '.join(origin) or 'by hand'})"
+        if self.newest_only:
+            text += f", the newest {self.newest_only:,} (at most that many are read)"
+        if self.since:
+            text += f", model answers since {self.since}"
+        text += "."
+        if review:
+            text += (" Operators mostly label the hard tickets the review queue shows them, so figures from those "
+                     "lean pessimistic.")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values; money as exact decimal strings."""
+        whatif = [{**w, "cost_per_ticket": None if w["cost_per_ticket"] is None else money_text(w["cost_per_ticket"])}
+                  for w in self.whatif]
+        return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
+                "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
+                "flips": self.flips, "whatif": whatif, "whatif_on": self.whatif_on, "reliability": self.reliability,
+                "calibrations": self.calibrations, "fewshot": self.fewshot}
+
+
+def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
+    by_ticket: dict[int, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by_ticket.setdefault(r["ticket_id"], {})[r["tier"]] = r  # rows are in call order: the latest wins
+    return by_ticket
+
+
+def data_version(db: Database) -> int:
+    """Changes whenever `measure` could give another answer (an operator label, a call on a labelled ticket)."""
+    with db.read() as s:
+        return q.labels_version(s)
+
+
+def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    """Each ticket's latest answer from each (tier, model), when that answer has a label."""
+    groups = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])))
+    return {key: list(answers.values()) for key, answers in sorted(groups.items())}
+
+
+def measure(db: Database, bins: int = 10, *, since: date | None = None,
+            classes: Sequence[str] = ()) -> Quality:
+    """Every figure of the Quality page. `since`: only answers given from that day (UTC) on; `classes`: the
+    taxonomy, the order of the confusion matrix (labels outside it follow)."""
+    start = datetime.combine(since, datetime.min.time(), UTC) if since else None
+    with db.read() as s:
+        rows = q.measured_answers(s, start)
+        tickets = _latest_per_tier(rows)
+        sources = q.label_sources(s, list(tickets))
+        maps = cal_store.in_force(s)
+    groups = _per_model(rows)
+    in_force = {model: calibrate.from_row(r) for model, r in maps.items()}
+    models_in_tier: dict[int, int] = {}
+    for tier, _ in groups:
+        models_in_tier[tier] = models_in_tier.get(tier, 0) + 1
+    per_tier, reliability = [], []
+    for (tier, model), answers in groups.items():
+        name = TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
+        conf = np.array([a["confidence"] or 0.0 for a in answers])
+        correct = np.array([a["label"] == a["truth"] for a in answers])
+        truth, said = [a["truth"] for a in answers], [a["label"] for a in answers]
+        per_tier.append({"tier": tier, "model": model, "name": name, "n": len(answers),
+                         "accuracy": float(correct.mean()),
+                         "macro_f1": metrics.macro_f1(metrics.per_category(truth, said, sorted({*truth, *said}))),
+                         "ece": expected_calibration_error(conf, correct), "mean_confidence": float(conf.mean()),
+                         "confusion": metrics.confusion(truth, said, classes)})
+        cal = in_force.get(model) if tier >= 1 else None
+        if cal is not None:  # the map in force, measured on these answers (in-sample: it was fitted on them)
+            per_tier[-1]["calibration_id"] = cal.id
+            per_tier[-1]["ece_calibrated"] = expected_calibration_error(
+                np.array([cal.apply(float(c)) or 0.0 for c in conf]), correct)
+        edges = np.linspace(0, 1, bins + 1)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+            if m.any():
+                reliability.append({"tier": tier, "name": name, "bin_mid": float((lo + hi) / 2),
+                                    "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
+                                    "n": int(m.sum()),
+                                    "calibrated": cal.apply(float(conf[m].mean())) if cal is not None else None})
+    both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
+    flipped = [t for t in both if t[1]["label"] != t[2]["label"]]
+    flips = {"escalated": len(both), "flipped": len(flipped),
+             "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
+             "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
+    names = {model: TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
+             for tier, model in groups if tier >= 1}
+    tier1_models = {model for tier, model in groups if tier == 1}
+    used = sorted(f"#{in_force[m].id} for {m}" for m in tier1_models if m in in_force)
+    whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
+    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,
+                   calibrate.summary(rows, maps, names, bins), whatif_on, quality_fewshot.compare(rows),
+                   q.TICKETS if len(tickets) >= q.TICKETS else None)
+
+
+THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95
+
+
+def routing_value(answer: dict[str, Any], maps: dict[str, Calibration]) -> float:
+    """What the router would compare with the threshold for this stored answer today: its confidence under the
+    calibration now in force for its model (the stored map is exact, so the replay is too), -1 when the answer
+    was unusable (unknown label, unparsed: always escalated)."""
+    if answer.get("outcome", OK) != OK or answer["label"] is None:
+        return -1.0
+    cal = maps.get(answer["model"])
+    conf = answer["confidence"]
+    return (cal.apply(conf) if cal is not None and conf is not None else conf) or 0.0
+
+
+def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
+            maps: dict[str, Calibration] | None = None) -> list[dict[str, Any]]:
+    """Replay: escalate when Haiku's routing confidence (calibrated when a map is in force) is under t, or its
+    answer was unusable; use Sonnet's stored answer where there is one."""
+    haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
+    if not haiku:
+        return []
+    value = np.array([routing_value(x[1], maps or {}) for x in haiku])
+    right1 = np.array([x[1]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
+    asked = np.array([2 in x for x in haiku], dtype=bool)  # False: Sonnet never asked
+    right2 = np.array([2 in x and x[2]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
+    sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
+    avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
+    haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
+    out = []
+    for t in THRESHOLDS:
+        kept = value >= t
+        replaced = ~kept & asked  # escalated, and Sonnet's stored answer stands in
+        escalated = int(len(haiku) - kept.sum())
+        answered = int(kept.sum() + replaced.sum())
+        right = int((right1 & kept).sum() + (right2 & replaced).sum())
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * escalated / len(haiku)
+        out.append({"threshold": t, "escalation_rate": escalated / len(haiku),
+                    "accuracy": right / answered if answered else None, "replayed": answered,
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalated else None})
+    return out

@@ -1,0 +1,1 @@
+"""Money: the price table, the spending caps, and the spend reports."""

@@ -1,0 +1,485 @@
+"""Tier 1 through the Message Batches API: half price, results within 24 hours.
+
+A batch run's life (the state is stored on the run, see db/batches.py):
+
+  queued -> submitting -> in_progress -> collected         (or gone, when the API no longer knows the batch;
+                                                             or failed, when it refused the submission)
+
+* **Submit.** The run's pending tickets are held for the batch and the run marked `submitting` (with the time)
+  *before* the request is sent. A crash after the API accepted the batch but before its id was stored is found
+  again on the next check: the batches created since then are listed and the one with this run's number of
+  requests (and an id no run has) is adopted, never sent a second time. A submission the API refused releases
+  the tickets with a clear message.
+* **Check / collect.** Transient API errors (connection, 429, 5xx, 529) are retried with backoff (retry-after
+  honoured). An ended batch's results are recorded in chunks, each in one transaction that first skips request
+  ids (`batch id/custom id`) already on the books, so an interrupted collect can be re-run any number of times
+  and records every result once. Unsure answers are queued for tier 2 in the same transaction. Expired or
+  canceled requests, and every ticket of a batch the API no longer knows (404), go back to the queue as pending,
+  not failed; what was recorded stays. One batch failing never stops the others from being checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+import anthropic
+import httpx2
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse, MessageBatchRequestCounts
+from anthropic.types.messages.batch_create_params import Request
+from sqlalchemy.orm import Session
+
+from db import batches as store
+from db import queue
+from db.engine import Database
+from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
+from triage.errors import ApiUnreachable, InputError, TriageError
+from triage.providers.anthropic_provider import AnthropicProvider
+from triage.routing import grouping
+from triage.routing.router import Router, decide, should_escalate
+from triage.spend import budget
+from triage.work import pipeline
+
+T = TypeVar("T")
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
+ATTEMPTS = 5
+BASE_DELAY = 1.0  # seconds; doubled each attempt, capped at 16
+CHUNK = 200  # results recorded per transaction
+ADOPT_GRACE = timedelta(minutes=2)  # a submission not listed after this long never reached the API
+
+
+class BatchRefused(InputError):
+    """The API refused the batch (a 4xx other than 429): nothing was sent; the tickets are pending again."""
+
+
+class _Gone(Exception):
+    """404: the API no longer knows the batch."""
+
+
+@dataclass
+class BatchNews:
+    """What one check found for one run's batch, in words for the operator."""
+
+    run_id: int
+    state: str  # queued | submitting | in_progress | collected | gone | failed | unreachable
+    message: str
+    batch_id: str | None = None
+    answered: int = 0
+    failed: int = 0
+    escalating: int = 0
+    requeued: int = 0
+
+    @property
+    def open(self) -> bool:
+        """Still waiting on the API: check again later."""
+        return self.state in store.OPEN
+
+
+def custom_id(run_id: int, ticket_id: int) -> str:
+    return f"run-{run_id}-ticket-{ticket_id}"
+
+
+def ticket_of(custom: str) -> int | None:
+    m = re.search(r"ticket-(\d+)$", custom)
+    return int(m.group(1)) if m else None
+
+
+def group_custom_id(run_id: int, ticket_ids: Sequence[int]) -> str:
+    """A request about several of the run's held tickets: the first and last ticket id and how many (the held
+    tickets are grouped in id order, so these name them; a custom id holds at most 64 characters)."""
+    return f"run-{run_id}-group-{ticket_ids[0]}-{ticket_ids[-1]}-{len(ticket_ids)}"
+
+
+def group_of(custom: str) -> tuple[int, int, int] | None:
+    m = re.search(r"group-(\d+)-(\d+)-(\d+)$", custom)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def _requests(router: Router, run_id: int, tickets: Sequence[tuple[int, str]], per_call: int) -> list[Request]:
+    """The batch's requests: one per ticket, or (several tickets per call) one per group planned in id order,
+    a group of one being the single-ticket request."""
+    provider = _tier1(router)
+    out = []
+    for group in grouping.plan(list(tickets), lambda t: t[1], per_call):
+        if len(group) == 1:
+            tid, text = group[0]
+            out.append(Request(custom_id=custom_id(run_id, tid), params=cast(
+                MessageCreateParamsNonStreaming, provider.request_body(text, router.taxonomy))))
+        else:
+            out.append(Request(custom_id=group_custom_id(run_id, [t for t, _ in group]), params=cast(
+                MessageCreateParamsNonStreaming, provider.group_request_body([x for _, x in group],
+                                                                             router.taxonomy))))
+    return out
+
+
+def _per_call(s: Session, router: Router, run_id: int) -> int:
+    run = queue.run_info(s, run_id)
+    return (run.per_call if run is not None and run.per_call else None) or router.per_call
+
+
+# -- the API, with retries ---------------------------------------------------------------------------------------
+
+async def _api(what: str, call: Callable[[], Awaitable[T]], *, on_retry: Callable[[], Awaitable[T | None]] | None
+               = None) -> T:
+    """`call`, retried on transient errors; 404 raises _Gone, other 4xx BatchRefused, exhaustion ApiUnreachable.
+    `on_retry` runs before each retry and may return the result instead (a create that did reach the API)."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await call()
+        except anthropic.NotFoundError as exc:
+            raise _Gone(str(exc)) from exc
+        except anthropic.APIStatusError as exc:
+            if exc.status_code not in RETRYABLE:
+                raise BatchRefused(f"the API refused to {what} ({exc.status_code}): "
+                                   f"{getattr(exc, 'api_message', None) or exc}") from exc
+            error: Exception = exc
+            wait = _advised(exc.response.headers)
+        except (anthropic.APIConnectionError, anthropic.APITimeoutError, httpx2.TransportError, OSError,
+                ValueError) as exc:  # ValueError: a results line cut off mid-download
+            error, wait = exc, None
+        if attempt == ATTEMPTS:
+            break
+        await asyncio.sleep(wait if wait is not None else min(BASE_DELAY * 2 ** (attempt - 1), 16.0)
+                            * random.uniform(0.75, 1.0))
+        if on_retry is not None and (found := await on_retry()) is not None:
+            return found
+    status = getattr(error, "status_code", None)
+    raise ApiUnreachable(f"could not {what} after {ATTEMPTS} attempts ({f'API error {status}' if status else error}"
+                         "); nothing was lost: run `triage collect` again later")
+
+
+def _total(counts: MessageBatchRequestCounts) -> int:
+    return int(counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired)
+
+
+def _advised(headers: Any) -> float | None:
+    from triage.providers.ratelimit import retry_after
+
+    advised = retry_after(headers)
+    return advised if advised is not None and advised <= 120 else None
+
+
+async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: int,
+                          taken: set[str]) -> MessageBatch | None:
+    """The batch this run sent at `since` (a crash or a lost answer kept its id from us), or None: created no
+    earlier than a minute before, with exactly `n` requests, and no run's batch yet."""
+    async def look() -> MessageBatch | None:
+        async for b in client.messages.batches.list(limit=100):
+            created = b.created_at if b.created_at.tzinfo else b.created_at.replace(tzinfo=UTC)
+            if created < since - timedelta(minutes=1):
+                return None  # newest first: the rest are older
+            if _total(b.request_counts) == n and b.id not in taken:
+                return b
+        return None
+    return await _api("list recent batches", look)
+
+
+# -- submit ------------------------------------------------------------------------------------------------------
+
+def _db(db: Database, fn: Callable[[Session], T]) -> Awaitable[T]:
+    return pipeline.in_transaction(db, fn)
+
+
+def _tier1(router: Router) -> AnthropicProvider:
+    """Tier 1, the Claude model a batch goes to (`services.build_router` always makes it one)."""
+    if not isinstance(router.tier1, AnthropicProvider):
+        raise InputError("an economy batch needs a Claude model as tier 1")
+    return router.tier1
+
+
+def _release_as(run_id: int, why: str, state: str, message: str | None = None) -> Callable[[Session], int]:
+    """A transaction: give the run's held tickets back (saying why), set its batch state; how many were held."""
+    def write(s: Session) -> int:
+        n = store.release(s, run_id, why)
+        store.set_state(s, run_id, state, message=message)
+        return n
+    return write
+
+
+async def submit(db: Database, router: Router, run_id: int) -> str | None:
+    """Hold the run's pending tickets and send them as one batch; returns the batch id (None when nothing was
+    pending). Refused (errors.BudgetReached) when a spending cap is reached."""
+    guard = router.guard
+    if isinstance(guard, budget.BudgetGuard):
+        guard.reserve_batch(run_id, _tier1(router), router.taxonomy)
+    if not await _db(db, lambda s: store.hold(s, run_id, "queued")):
+        return None
+    return await _send(db, router, run_id)
+
+
+def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str,
+                    threshold: float, per_call: int | None = None) -> int:
+    """The dashboard's economy route: import the tickets and hold them for a batch in one transaction (so no
+    worker sends them live meanwhile); the background worker submits it (`check_open`). Returns the run id."""
+    grouping.check_size(per_call)
+    with db.transaction() as s:
+        run_id = queue.create_run(s, started_by=started_by, source=source, mode="auto", threshold=threshold,
+                                  per_call=per_call)
+        queue.import_tickets(s, items, source=source, run_id=run_id)
+        store.hold(s, run_id, "queued")
+    return run_id
+
+
+async def _send(db: Database, router: Router, run_id: int, reserve: bool = False) -> str | None:
+    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more.
+
+    `reserve`: first reserve the batch's worst case (the economy route, whose tickets were held before any
+    reservation). Refused (errors.BudgetReached) when a cap would be crossed: the run stays queued, its tickets
+    held, and the next check tries again."""
+    tickets = await pipeline.read(db, lambda s: store.held(s, run_id))
+    if not tickets:
+        await _db(db, lambda s: store.set_state(s, run_id, None))
+        return None
+    provider = _tier1(router)
+    guard = router.guard
+    if reserve and isinstance(guard, budget.BudgetGuard):
+        await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
+    per_call = await pipeline.read(db, lambda s: _per_call(s, router, run_id))
+    requests = _requests(router, run_id, tickets, per_call)
+    since = datetime.now(UTC)
+    await _db(db, lambda s: store.set_state(s, run_id, "submitting"))  # from here on, look before sending again
+    taken = await pipeline.read(db, store.known_batch_ids)
+
+    async def reached_the_api() -> MessageBatch | None:
+        return await _find_submitted(provider.client, since, len(requests), taken)
+
+    try:
+        batch = await _api("submit the batch", lambda: provider.client.messages.batches.create(requests=requests),
+                           on_retry=reached_the_api)
+    except BatchRefused as exc:
+        why = f"{exc}; its {len(tickets)} tickets are pending again"
+        await _db(db, _release_as(run_id, why, "failed", why))
+        raise BatchRefused(why) from None
+    await _db(db, lambda s: store.set_state(s, run_id, "in_progress", batch_id=batch.id))
+    return batch.id
+
+
+# -- check and collect -------------------------------------------------------------------------------------------
+
+async def check(db: Database, router: Router, run_id: int) -> BatchNews:
+    """One look at a run's batch: submit it if queued, find it if a submission was interrupted, record its
+    results once it has ended, requeue its tickets if it is gone. Raises ApiUnreachable after retries."""
+    run = await pipeline.read(db, lambda s: store.batch_run(s, run_id))
+    if run is None or run.state is None:
+        return BatchNews(run_id, "none", "not a batch run")
+    if run.state == "queued":  # the economy route: held without a reservation so far
+        batch_id = await _send(db, router, run_id, reserve=True)
+        if batch_id is None:
+            return BatchNews(run_id, "none", "nothing left to submit")
+        return BatchNews(run_id, "in_progress", f"submitted batch {batch_id}", batch_id)
+    if run.state == "submitting":
+        return await _resume_submission(db, router, run)
+    if run.state != "in_progress" or not run.batch_id:
+        return BatchNews(run_id, run.state, run.message or run.state, run.batch_id)
+    batch_id = run.batch_id
+    client = _tier1(router).client
+    try:
+        batch = await _api(f"check batch {batch_id}", lambda: client.messages.batches.retrieve(batch_id))
+        if batch.processing_status != "ended":
+            counts = batch.request_counts
+            await _db(db, lambda s: store.set_state(s, run_id, "in_progress"))  # last checked now
+            return BatchNews(run_id, "in_progress", f"batch {batch_id} still running ({counts.processing} of "
+                             f"{_total(counts)} requests processing; results within 24 h)", batch_id)
+        news = await _collect(db, router, run_id, batch_id)
+    except _Gone:
+        why = f"batch {batch_id} is gone (the API no longer knows it): its unanswered tickets are pending again"
+        n = await _db(db, _release_as(run_id, why, "gone", why))
+        return BatchNews(run_id, "gone", f"{why} ({n} tickets; answers already recorded are kept)", batch_id,
+                         requeued=n)
+    return news
+
+
+async def _resume_submission(db: Database, router: Router, run: store.BatchRun) -> BatchNews:
+    """A submission was interrupted before its batch id was stored: adopt the batch if the API has it, else
+    (once it clearly never arrived) send it now."""
+    held = await pipeline.read(db, lambda s: store.held(s, run.run_id))
+    per_call = await pipeline.read(db, lambda s: _per_call(s, router, run.run_id))
+    n = len(_requests(router, run.run_id, held, per_call)) if held else 0  # requests, as the submission counted
+    since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
+    taken = await pipeline.read(db, store.known_batch_ids)
+    found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, taken) if n else None
+    if found is not None:
+        await _db(db, lambda s: store.set_state(s, run.run_id, "in_progress", batch_id=found.id))
+        return BatchNews(run.run_id, "in_progress", f"found batch {found.id}, sent before an interruption: "
+                         "not sent again", found.id)
+    if not n:
+        await _db(db, lambda s: store.set_state(s, run.run_id, None))
+        return BatchNews(run.run_id, "none", "nothing left to submit")
+    if since and datetime.now(UTC) - since < ADOPT_GRACE:
+        return BatchNews(run.run_id, "submitting", "a submission is under way; checking again shortly")
+    batch_id = await _send(db, router, run.run_id)
+    if batch_id is None:
+        return BatchNews(run.run_id, "none", "nothing left to submit")
+    return BatchNews(run.run_id, "in_progress", f"submitted batch {batch_id} (the earlier attempt never reached "
+                     "the API)", batch_id)
+
+
+async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> BatchNews:
+    """Record an ended batch's results, a chunk per transaction, each result once whatever happened before."""
+    provider = _tier1(router)
+    news = BatchNews(run_id, "collected", "", batch_id)
+
+    async def download() -> BatchNews:
+        stream = await provider.client.messages.batches.results(batch_id)
+        chunk: list[MessageBatchIndividualResponse] = []
+        async for item in stream:
+            chunk.append(item)
+            if len(chunk) >= CHUNK:
+                await _record(db, router, run_id, batch_id, chunk, news)
+                chunk = []
+        if chunk:
+            await _record(db, router, run_id, batch_id, chunk, news)
+        return news
+
+    await _api(f"download the results of batch {batch_id}", download)
+    why = f"batch {batch_id} returned no answer for it: pending again"
+    left = await _db(db, _release_as(run_id, why, "collected"))
+    news.requeued += left
+    news.message = (f"batch {batch_id}: {news.answered} answered, {news.failed} failed, {news.escalating} going "
+                    f"to tier 2" + (f", {news.requeued} expired or unanswered and pending again" if news.requeued
+                                    else ""))
+    return news
+
+
+async def _record(db: Database, router: Router, run_id: int, batch_id: str,
+                  items: list[MessageBatchIndividualResponse], news: BatchNews) -> None:
+    provider = _tier1(router)
+    started = time.perf_counter()
+
+    def write(s: Session) -> None:
+        store.batch_run(s, run_id, lock=True)  # collectors of the same run take turns
+        ids = {f"{batch_id}/{item.custom_id}": item for item in items}
+        done = store.recorded(s, list(ids))
+        tickets = store.existing_tickets(s, [t for i in items if (t := ticket_of(i.custom_id)) is not None])
+        escalate, requeue, alone = [], [], []
+        held_now: dict[int, str] | None = None
+        for request_id, item in ids.items():
+            group = group_of(item.custom_id)
+            if group is not None:
+                if request_id in done:
+                    continue
+                held_now = dict(store.held(s, run_id)) if held_now is None else held_now
+                first, last, n = group
+                members = [(t, text) for t, text in held_now.items() if first <= t <= last]
+                if len(members) != n or item.result.type in ("expired", "canceled"):
+                    requeue += [t for t, _ in members]  # never guessed: back to the queue
+                    continue
+                calls = _group_calls(provider, item.result, request_id, [text for _, text in members],
+                                     router.taxonomy, started)
+                for call in calls:
+                    router.calibrate(call)  # routed on the calibration in force, like a single answer
+                queue.record_calls(s, [(t, run_id, c) for (t, _), c in zip(members, calls, strict=True)])
+                for (t, _), call in zip(members, calls, strict=True):
+                    if call.error_kind == UNANSWERED:
+                        alone.append(t)  # no clean answer in the group: asked again alone, live
+                        continue
+                    queue.apply_outcome(s, t, decide([call], router.threshold))
+                    if router.mode == "auto" and router.tier2 is not None and should_escalate(call, router.threshold):
+                        escalate.append(t)
+                    news.answered += call.answered
+                    news.failed += not call.answered
+                continue
+            ticket_id = ticket_of(item.custom_id)
+            if request_id in done or ticket_id not in tickets:
+                continue
+            result = item.result
+            if result.type in ("expired", "canceled"):
+                requeue.append(ticket_id)  # never processed, never billed: back to the queue
+                continue
+            if result.type == "succeeded":
+                call = provider._answer_result(result.message, request_id, router.taxonomy, 1, started)
+                call.latency_ms = 0  # batch calls have no per-request latency; the latency charts leave them out
+                router.calibrate(call)
+            else:
+                error = getattr(getattr(result, "error", None), "error", None)
+                message = getattr(error, "message", None)
+                call = CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
+                                  error=f"batch request {result.type}" + (f": {message}" if message else ""))
+            queue.record_call(s, ticket_id, run_id, call)
+            queue.apply_outcome(s, ticket_id, decide([call], router.threshold))
+            if router.mode == "auto" and router.tier2 is not None and should_escalate(call, router.threshold):
+                escalate.append(ticket_id)
+            news.answered += call.answered
+            news.failed += not call.answered
+        if escalate:
+            queue.request_escalation(s, escalate)
+        if requeue:
+            news.requeued += store.release(s, run_id, f"batch {batch_id}: request expired, pending again", requeue)
+        if alone:
+            news.requeued += store.release(s, run_id, f"batch {batch_id}: no clean answer among the tickets of its "
+                                           "request; asked again alone", alone)
+        news.escalating += len(escalate)
+
+    await pipeline.in_transaction(db, write)
+
+
+def _group_calls(provider: Any, result: Any, request_id: str, texts: list[str], taxonomy: Any,
+                 started: float) -> list[CallResult]:
+    """One call per ticket of a multi-ticket batch request: its share of the answer and of the cost, or the
+    request's error on each."""
+    if result.type == "succeeded":
+        calls = provider.read_group(result.message, request_id, texts, taxonomy, started=started).tickets
+        for c in calls:
+            c.latency_ms = 0  # batch calls have no per-request latency
+        return list(calls)
+    error = getattr(getattr(result, "error", None), "error", None)
+    message = getattr(error, "message", None)
+    return [CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
+                       error=f"batch request {result.type}" + (f": {message}" if message else ""),
+                       group_size=len(texts), group_position=k) for k in range(1, len(texts) + 1)]
+
+
+async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None = None) -> list[BatchNews]:
+    """Check every open batch run (or these): one that fails is reported and never stops the others."""
+    if run_ids is None:
+        run_ids = [r.run_id for r in await pipeline.read(db, store.open_runs)]
+    out = []
+    for run_id in run_ids:
+        try:
+            out.append(await check(db, router, run_id))
+        except ApiUnreachable as exc:
+            out.append(BatchNews(run_id, "unreachable", str(exc)))
+        except TriageError as exc:
+            out.append(BatchNews(run_id, "failed", str(exc)))
+    return out
+
+
+def open_batch_runs(db: Database) -> list[store.BatchRun]:
+    with db.read() as s:
+        return store.open_runs(s)
+
+
+def collect_open(db: Database, settings: Any) -> list[BatchNews]:
+    """For the dashboard's background worker: one check of every open batch with the settings in force."""
+    from triage.settings import effective
+    from triage.work import services
+
+    if not open_batch_runs(db):
+        return []
+    merged, taxonomy = effective(db, settings)
+    router = services.build_router(merged, taxonomy, threshold=merged.threshold, db=db)
+    return services.run(router, check_open(db, router))
+
+
+def status_line(db: Database, run_id: int) -> str | None:
+    """The batch's state in one line for the Classify page (None for a live run)."""
+    with db.read() as s:
+        run = store.batch_run(s, run_id)
+        waiting = len(store.held(s, run_id)) if run and run.state in store.OPEN else 0
+    if run is None or run.state is None:
+        return None
+    since = run.since.strftime("%H:%M UTC") if run.since else ""
+    return {
+        "queued": f"Economy batch: {waiting} tickets waiting to be sent (the background worker submits them).",
+        "submitting": f"Economy batch: {waiting} tickets being submitted (since {since}).",
+        "in_progress": f"Economy batch {run.batch_id}: {waiting} tickets at the API, last checked {since}; results "
+                       "within 24 h (half price). Checked every minute.",
+        "collected": f"Economy batch {run.batch_id}: results recorded ({since}).",
+    }.get(run.state, f"Economy batch {run.batch_id or ''}: {run.message or run.state}")

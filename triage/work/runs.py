@@ -1,0 +1,231 @@
+"""Runs: import tickets as a run, queue work, and report a run's progress and result rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from db import queue, reports
+from db.engine import Database
+from triage import audit
+from triage.access import Action, Actor, require
+from triage.domain import Outcome, from_pico, money_text
+from triage.routing import grouping
+
+if TYPE_CHECKING:
+    from triage.work.pipeline import RunReport
+
+
+def request_escalation(db: Database, ticket_ids: Sequence[int], *, actor: Actor) -> int:
+    """Queue these tickets for tier 2 (the worker asks Sonnet); recorded with who asked."""
+    require(actor, Action.ESCALATE)
+    ids = list(dict.fromkeys(ticket_ids))
+    with db.transaction() as s:
+        n = queue.request_escalation(s, ids)
+        audit.record(s, actor, audit.ESCALATION, tickets=len(ids), ids=ids[:50])
+        return n
+
+
+@dataclass(frozen=True)
+class Requeued:
+    run_id: int
+    mode: str
+    tickets: int
+
+
+def requeue_failed(db: Database, *, actor: Actor, threshold: float = 0.7) -> list[Requeued]:
+    """Queue every failed ticket again: one new run per mode and threshold of the runs that queued them, so a
+    retry routes each ticket the way its run asked. Empty when nothing had failed."""
+    require(actor, Action.RETRY)
+    out = []
+    with db.transaction() as s:
+        for (mode, thr), ids in queue.failed_by_routing(s, threshold).items():
+            run_id = queue.create_run(s, started_by=actor.identity, source="retry", mode=mode, threshold=thr)
+            out.append(Requeued(run_id, mode, queue.requeue_tickets(s, ids, run_id)))
+            run = queue.run_info(s, run_id)
+            if run is not None:
+                run.n_tickets = len(ids)
+    return out
+
+
+def decided_by_tier2(db: Database, ticket_ids: Sequence[int]) -> set[int]:
+    with db.read() as s:
+        return queue.decided_by_tier2(s, list(ticket_ids))
+
+
+def has_pending(db: Database, *, local: bool) -> bool:
+    with db.read() as s:
+        return queue.has_pending(s, local=local)
+
+
+def held_by_others(db: Database, ticket_ids: Sequence[int], me: str) -> dict[str, int]:
+    """Pending tickets among these that another live worker holds: worker -> how many."""
+    with db.read() as s:
+        return queue.held_by_others(s, list(dict.fromkeys(ticket_ids)), me)
+
+
+def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
+    """Tickets by state over these runs."""
+    total: dict[str, int] = {}
+    with db.read() as s:
+        for run_id in run_ids:
+            for k, v in queue.run_state_counts(s, run_id).items():
+                total[k] = total.get(k, 0) + v
+    return total
+
+
+def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
+              mode: str = "auto", threshold: float = 0.7, reclassify: bool = False,
+              per_call: int | None = None) -> queue.Imported:
+    """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies.
+    `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting)."""
+    require(actor, Action.CLASSIFY)
+    grouping.check_size(per_call)
+    with db.transaction() as s:
+        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
+                                  per_call=per_call)
+        return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
+
+
+def finish_run(db: Database, report: RunReport) -> None:
+    """A run ends stopped (with why) or finished."""
+    if report.run_id is None:
+        return
+    with db.transaction() as s:
+        queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
+
+
+def stop_run(db: Database, run_id: int, reason: str) -> None:
+    """A run that could not start (a cap is reached): stopped, and its pending tickets say why they wait."""
+    with db.transaction() as s:
+        queue.finish_run(s, run_id, "stopped", reason)
+        queue.explain_pending(s, run_id, reason)
+
+
+def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Actor,
+             with_text: bool = False) -> list[dict[str, Any]]:
+    """One output row per input ticket: the current label and what this run spent on it (and its text)."""
+    require(actor, Action.READ_TICKETS)
+    with db.read() as s:
+        costs = queue.run_cost_by_ticket(s, run_id)
+        unique = list(dict.fromkeys(ticket_ids))
+        tickets = queue.tickets_by_id(s, unique)
+        latest = queue.last_answered_calls(s, unique)
+        rows = []
+        for tid in ticket_ids:
+            t = tickets[tid]
+            last = latest.get(tid)
+            rows.append({
+                "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
+                "confidence": t.confidence, "tier": t.label_source,
+                "model": (last.model_returned or last.model) if last else None,
+                "escalated": t.escalated, "cost_usd": money_text(from_pico(costs.get(tid, 0))),
+                "status": t.status, "reason": t.status_reason or (last.reason if last else None),
+            })
+            if with_text:
+                rows[-1].update(text=t.text, latency_ms=last.latency_ms if last else None,
+                                model_reason=last.reason if last else None)
+    return rows
+
+
+def take_back(db: Database, ticket_ids: Sequence[int], run_id: int) -> int:
+    """Put these tickets under this run when they wait with nobody holding them (another process held them and
+    gave them back); returns how many."""
+    with db.transaction() as s:
+        free = [t.id for t in queue.tickets_by_id(s, list(dict.fromkeys(ticket_ids))).values()
+                if t.status == "pending" and t.claimed_by is None]
+        return queue.requeue_tickets(s, free, run_id) if free else 0
+
+
+def run_cost(db: Database, run_id: int) -> Decimal:
+    """What a run's calls cost (exact, from the recorded calls)."""
+    with db.read() as s:
+        return from_pico(sum(queue.run_cost_by_ticket(s, run_id).values()))
+
+
+def machine_outcomes(db: Database, ticket_ids: Sequence[int], threshold: float) -> dict[int, Outcome]:
+    """What the models decided for each ticket from the calls that count (an operator's correction aside)."""
+    from triage.routing.router import decide
+
+    with db.read() as s:
+        return {tid: decide(queue.current_calls(s, tid), threshold) for tid in dict.fromkeys(ticket_ids)}
+
+
+@dataclass
+class RunProgress:
+    run_id: int
+    status: str
+    message: str | None
+    total: int
+    states: dict[str, int]
+
+    @property
+    def done(self) -> int:
+        return self.total - self.states.get("pending", 0)
+
+
+def run_progress(db: Database, run_id: int) -> RunProgress | None:
+    with db.read() as s:
+        run = queue.run_info(s, run_id)
+        if run is None:
+            return None
+        states = queue.run_state_counts(s, run_id)
+        return RunProgress(run_id, run.status, run.message, run.n_tickets, states)
+
+
+@dataclass(frozen=True)
+class RunVersion:
+    """What a page watching a run reads on every poll, from a few small indexed queries: the run's progress and a
+    fingerprint of the tickets on screen (see db.queue.tickets_fingerprint)."""
+
+    progress: RunProgress
+    shown: tuple[int, int, int]
+
+    @property
+    def waiting(self) -> bool:
+        """Something can still change without anyone acting: a ticket of the run (or one on screen, e.g. escalated
+        from there) is pending or claimed, and the run was not stopped (a rejected key stops it for good)."""
+        return self.progress.status != "stopped" and (self.progress.states.get("pending", 0) > 0 or self.shown[1] > 0)
+
+
+def run_version(db: Database, run_id: int, shown_ids: Sequence[int]) -> RunVersion | None:
+    """The run's progress and the fingerprint of `shown_ids`, in one read; None when there is no such run."""
+    with db.read() as s:
+        run = queue.run_info(s, run_id)
+        if run is None:
+            return None
+        progress = RunProgress(run_id, run.status, run.message, run.n_tickets, queue.run_state_counts(s, run_id))
+        return RunVersion(progress, queue.tickets_fingerprint(s, shown_ids))
+
+
+def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
+    with db.read() as s:
+        return queue.ticket_ids_of_run(s, run_id, limit)
+
+
+def has_tickets(db: Database) -> bool:
+    with db.read() as s:
+        return reports.has_tickets(s)
+
+
+def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
+    with db.read() as s:
+        return queue.count_known(s, items)
+
+
+def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    with db.read() as s:
+        return queue.recent_runs(s, limit)
+
+
+def create_run(db: Database, *, started_by: str, source: str, mode: str, threshold: float) -> int:
+    with db.transaction() as s:
+        return queue.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
+
+
+def ticket_ids_below(db: Database, confidence: float) -> list[int]:
+    """Uncorrected tickets whose label confidence is under `confidence` (or that have none)."""
+    with db.read() as s:
+        return queue.ticket_ids_below(s, confidence)
