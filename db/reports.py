@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
@@ -19,13 +19,53 @@ from triage.domain import ERROR, from_pico
 Sel = Select[*tuple[Any, ...]]
 
 
+class SpendRow(TypedDict):
+    """Calls, tokens and exact cost of one model and tier over a period."""
+
+    model: str
+    tier: int
+    calls: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+class DaySpend(SpendRow):
+    day: str  # UTC day, ISO
+
+
+class WeekSpend(SpendRow):
+    week: str  # the ISO week's Monday
+
+
+class RoutingRow(TypedDict):
+    """One UTC day: tickets with a call, with a tier-1 call, with a tier-2 call, what was spent, and the cost of
+    tier-2 calls on tickets tier 1 never saw."""
+
+    day: str
+    tickets: int
+    tier1_tickets: int
+    tier2_tickets: int
+    cost_usd: Decimal
+    direct_tier2_pico: int
+
+
+class Tier2Inputs(TypedDict):
+    """Inputs for 'what would Sonnet alone have cost'."""
+
+    input_tokens: int
+    output_tokens: int
+    direct_tier2_pico: int
+
+
 _day_bounds = rollups.within_days  # the calls of these UTC days
 
 
 _day = rollups.day_sql
 
 
-def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+def spend_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[DaySpend]:
     """Calls, tokens and exact cost per UTC day, model and tier (from the daily rollup)."""
     q = select(SpendDaily).order_by(SpendDaily.day, SpendDaily.model, SpendDaily.tier)
     if start is not None:
@@ -33,9 +73,8 @@ def spend_by_day(s: Session, start: date | None = None, end: date | None = None)
     if end is not None:
         q = q.where(SpendDaily.day <= end.isoformat())
     return [
-        {"day": r.day, "model": r.model, "tier": r.tier, "calls": r.calls, "requests": r.requests,
-         "input_tokens": int(r.input_tokens),
-         "output_tokens": int(r.output_tokens), "cost_usd": from_pico(r.cost_pico)}
+        DaySpend(day=r.day, model=r.model, tier=r.tier, calls=r.calls, requests=r.requests,
+                 input_tokens=int(r.input_tokens), output_tokens=int(r.output_tokens), cost_usd=from_pico(r.cost_pico))
         for r in s.scalars(q)
     ]
 
@@ -143,17 +182,20 @@ def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bo
     return out
 
 
-def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+def spend_by_week(s: Session, start: date | None = None, end: date | None = None) -> list[WeekSpend]:
     """The daily rows folded into ISO weeks (Monday first)."""
-    weeks: dict[tuple[str, str, int], dict[str, Any]] = {}
+    weeks: dict[tuple[str, str, int], WeekSpend] = {}
     for r in spend_by_day(s, start, end):
         d = date.fromisoformat(r["day"])
         monday = (d - timedelta(days=d.weekday())).isoformat()
         key = (monday, r["model"], r["tier"])
-        w = weeks.setdefault(key, {"week": monday, "model": r["model"], "tier": r["tier"], "calls": 0,
-                                   "requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": from_pico(0)})
-        for k in ("calls", "requests", "input_tokens", "output_tokens", "cost_usd"):
-            w[k] += r[k]
+        w = weeks.setdefault(key, WeekSpend(week=monday, model=r["model"], tier=r["tier"], calls=0, requests=0,
+                                            input_tokens=0, output_tokens=0, cost_usd=from_pico(0)))
+        w["calls"] += r["calls"]
+        w["requests"] += r["requests"]
+        w["input_tokens"] += r["input_tokens"]
+        w["output_tokens"] += r["output_tokens"]
+        w["cost_usd"] += r["cost_usd"]
     return sorted(weeks.values(), key=lambda w: (w["week"], w["model"]))
 
 
@@ -180,14 +222,14 @@ def total_cost_pico(s: Session, start: date | None = None, end: date | None = No
     return int(s.scalar(q) or 0)
 
 
-def routing_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+def routing_by_day(s: Session, start: date | None = None, end: date | None = None) -> list[RoutingRow]:
     """Per day: tickets with a call that day, those with a tier-1 and a tier-2 call, and what was spent."""
     cost: dict[str, int] = {day: int(pico or 0) for day, pico in s.execute(
         _days(select(SpendDaily.day, func.sum(SpendDaily.cost_pico)), SpendDaily.day, start, end)
         .group_by(SpendDaily.day))}
     q = _days(select(RoutingDaily), RoutingDaily.day, start, end).order_by(RoutingDaily.day)
-    return [{"day": r.day, "tickets": r.tickets, "tier1_tickets": r.tier1_tickets, "tier2_tickets": r.tier2_tickets,
-             "cost_usd": from_pico(cost.get(r.day, 0)), "direct_tier2_pico": int(r.direct_tier2_pico)}
+    return [RoutingRow(day=r.day, tickets=r.tickets, tier1_tickets=r.tier1_tickets, tier2_tickets=r.tier2_tickets,
+                       cost_usd=from_pico(cost.get(r.day, 0)), direct_tier2_pico=int(r.direct_tier2_pico))
             for r in s.scalars(q) if r.tickets]
 
 
@@ -207,7 +249,7 @@ def latencies_from_calls(s: Session, start: date | None = None, end: date | None
     return [tuple(r) for r in s.execute(_day_bounds(q, start, end).order_by(ModelCall.id))]
 
 
-def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> Tier2Inputs:
     """Inputs for 'what would Sonnet alone have cost': tokens of answered tier-1 calls, and the cost of tier-2
     calls on tickets tier 1 never saw (those would cost the same)."""
     inp, out = s.execute(_days(select(func.coalesce(func.sum(SpendDaily.answered_input_tokens), 0),
@@ -215,11 +257,11 @@ def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: da
                                .where(SpendDaily.tier == 1), SpendDaily.day, start, end)).one()
     direct = s.scalar(_days(select(func.coalesce(func.sum(RoutingDaily.direct_tier2_pico), 0)), RoutingDaily.day,
                             start, end))
-    return {"input_tokens": int(inp), "output_tokens": int(out), "direct_tier2_pico": int(direct or 0)}
+    return Tier2Inputs(input_tokens=int(inp), output_tokens=int(out), direct_tier2_pico=int(direct or 0))
 
 
 def tier1_tokens_and_direct_tier2_from_calls(s: Session, start: date | None = None,
-                                              end: date | None = None) -> dict[str, Any]:
+                                              end: date | None = None) -> Tier2Inputs:
     """The same, straight from model_calls."""
     t1 = _day_bounds(select(func.coalesce(func.sum(ModelCall.input_tokens), 0),
                             func.coalesce(func.sum(ModelCall.output_tokens), 0))
@@ -228,7 +270,7 @@ def tier1_tokens_and_direct_tier2_from_calls(s: Session, start: date | None = No
     seen_by_t1 = select(ModelCall.ticket_id).where(ModelCall.tier == 1)
     direct = _day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
                          .where(ModelCall.tier == 2, ModelCall.ticket_id.not_in(seen_by_t1)), start, end)
-    return {"input_tokens": int(inp), "output_tokens": int(out), "direct_tier2_pico": int(s.scalar(direct) or 0)}
+    return Tier2Inputs(input_tokens=int(inp), output_tokens=int(out), direct_tier2_pico=int(s.scalar(direct) or 0))
 
 
 def demo_calls(s: Session) -> int:

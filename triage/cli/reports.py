@@ -21,7 +21,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
     total = sum((r["cost_usd"] for r in rows), Decimal(0))
     extra = reporting.estimates(db, args.since, args.until)
     if args.json:
-        out = [{"day": r["day"], "model": r["model"], "tier": r["tier"], "calls": r["calls"],
+        out = [{"day": r["period"], "model": r["model"], "tier": r["tier"], "calls": r["calls"],
                 "requests": r["requests"], "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
                 "cost_usd": money_text(r["cost_usd"])} for r in rows]
         print(json.dumps({"rows": out, "total_usd": money_text(total),
@@ -34,7 +34,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'day':<10}  {'model':<22} {'tier':>4} {'calls':>7} {'in tok':>10} {'out tok':>9} {'cost USD':>12}")
     for r in rows:
-        print(f"{r['day']:<10}  {r['model']:<22} {r['tier']:>4} {r['calls']:>7} {r['input_tokens']:>10} "
+        print(f"{r['period']:<10}  {r['model']:<22} {r['tier']:>4} {r['calls']:>7} {r['input_tokens']:>10} "
               f"{r['output_tokens']:>9} {r['cost_usd']:>12.6f}")
     print(f"{'total':<10}  {'':<22} {'':>4} {sum(r['calls'] for r in rows):>7} {'':>10} {'':>9} {total:>12.6f}")
     requests, calls = sum(r["requests"] for r in rows), sum(r["calls"] for r in rows)

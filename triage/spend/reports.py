@@ -11,7 +11,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -59,16 +59,48 @@ class Estimates:
         return out
 
 
+class DayLine(reports.DaySpend):
+    """A spend row as the page draws it: its period (the day, or the week's Monday) and its series (model, tier)."""
+
+    period: str
+    series: str
+
+
+class WeekLine(reports.WeekSpend):
+    period: str
+    series: str
+
+
+SpendLine = DayLine | WeekLine
+
+
+class RoutingLine(reports.RoutingRow):
+    escalation_rate: float | None  # tickets with a tier-2 call over tickets with a tier-1 call
+    cost_per_ticket: Decimal | None
+
+
+class LatencyLine(TypedDict):
+    model: str
+    calls: int
+    p50_ms: float
+    p95_ms: float
+
+
+class MonthPoint(TypedDict):
+    day: str
+    cumulative_usd: Decimal
+
+
 @dataclass
 class SpendPage:
     """Everything the Spend & routing page shows, read in one transaction (one consistent snapshot)."""
 
     summary: Summary
     demo_calls: int
-    spend: list[dict[str, Any]]
-    routing: list[dict[str, Any]]
-    latency: list[dict[str, Any]]
-    month: list[dict[str, Any]]
+    spend: list[SpendLine]
+    routing: list[RoutingLine]
+    latency: list[LatencyLine]
+    month: list[MonthPoint]
     estimates: Estimates  # what the exact spend leaves out: interrupted calls, calls of unknown cost
 
 
@@ -89,37 +121,37 @@ def spend_page(db: Database, start: date, end: date, by: str = "day", *, tier2_m
                          _month_cumulative(s, today), _estimates(s, start, end))
 
 
-def spend(db: Database, start: date | None = None, end: date | None = None, by: str = "day") -> list[dict[str, Any]]:
+def spend(db: Database, start: date | None = None, end: date | None = None, by: str = "day") -> list[SpendLine]:
     """Exact spend per day (or ISO week), model and tier, from the daily rollup."""
     with db.read() as s:
         return _spend(s, start, end, by)
 
 
-def _spend(s: Session, start: date | None, end: date | None, by: str) -> list[dict[str, Any]]:
-    rows = reports.spend_by_week(s, start, end) if by == "week" else reports.spend_by_day(s, start, end)
-    for r in rows:
-        r["period"] = r.get("week") or r["day"]
-        r["series"] = f"{r['model']} (tier {r['tier']})"
-    return rows
+def _spend(s: Session, start: date | None, end: date | None, by: str) -> list[SpendLine]:
+    if by == "week":
+        return [WeekLine(**w, period=w["week"], series=_series(w)) for w in reports.spend_by_week(s, start, end)]
+    return [DayLine(**d, period=d["day"], series=_series(d)) for d in reports.spend_by_day(s, start, end)]
+
+
+def _series(r: reports.SpendRow) -> str:
+    return f"{r['model']} (tier {r['tier']})"
 
 
 
 
-def _routing(s: Session, start: date, end: date) -> list[dict[str, Any]]:
-    rows = reports.routing_by_day(s, start, end)
-    for r in rows:
-        r["escalation_rate"] = r["tier2_tickets"] / r["tier1_tickets"] if r["tier1_tickets"] else None
-        r["cost_per_ticket"] = r["cost_usd"] / r["tickets"] if r["tickets"] else None
-    return rows
+def _routing(s: Session, start: date, end: date) -> list[RoutingLine]:
+    return [RoutingLine(**r, escalation_rate=r["tier2_tickets"] / r["tier1_tickets"] if r["tier1_tickets"] else None,
+                        cost_per_ticket=r["cost_usd"] / r["tickets"] if r["tickets"] else None)
+            for r in reports.routing_by_day(s, start, end)]
 
 
 
 
-def _latency(s: Session, start: date, end: date) -> list[dict[str, Any]]:
+def _latency(s: Session, start: date, end: date) -> list[LatencyLine]:
     by_model: dict[str, list[tuple[int, int]]] = {}
     for model, bucket, n in reports.latency_histogram(s, start, end):
         by_model.setdefault(model, []).append((bucket, n))
-    return [{"model": m, "calls": sum(n for _, n in h), "p50_ms": percentile(h, 0.50), "p95_ms": percentile(h, 0.95)}
+    return [LatencyLine(model=m, calls=sum(n for _, n in h), p50_ms=percentile(h, 0.50), p95_ms=percentile(h, 0.95))
             for m, h in sorted(by_model.items())]
 
 
@@ -146,7 +178,7 @@ def _value_at(histogram: list[tuple[int, int]], rank: int) -> float:
 
 
 
-def _summary(s: Session, route: list[dict[str, Any]], start: date, end: date, *, tier2_model: str,
+def _summary(s: Session, route: list[RoutingLine], start: date, end: date, *, tier2_model: str,
              prices: PriceTable | None, today: date) -> Summary:
     prices = prices or PriceTable.default()
     total = from_pico(reports.total_cost_pico(s, start, end))
@@ -180,15 +212,16 @@ def _estimates(s: Session, start: date | None, end: date | None) -> Estimates:
     return Estimates(e.interrupted_calls, from_pico(e.interrupted_pico), e.unknown_cost_calls)
 
 
-def _month_cumulative(s: Session, today: date) -> list[dict[str, Any]]:
+def _month_cumulative(s: Session, today: date) -> list[MonthPoint]:
     rows = _spend(s, today.replace(day=1), today, "day")
     per_day: dict[str, Decimal] = {}
     for r in rows:
         per_day[r["period"]] = per_day.get(r["period"], Decimal(0)) + r["cost_usd"]
-    out, running = [], Decimal(0)
+    out: list[MonthPoint] = []
+    running = Decimal(0)
     d = today.replace(day=1)
     while d <= today:
         running += per_day.get(d.isoformat(), Decimal(0))
-        out.append({"day": d.isoformat(), "cumulative_usd": running})
+        out.append(MonthPoint(day=d.isoformat(), cumulative_usd=running))
         d += timedelta(days=1)
     return out
