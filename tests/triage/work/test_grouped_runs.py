@@ -36,7 +36,7 @@ def texts(n: int, seed: int = 1, unsure_every: int = 0) -> list[str]:
     out = []
     for i in range(n):
         subject = UNSURE if unsure_every and i % unsure_every == 0 else SUBJECTS[rnd.choice(list(SUBJECTS))]
-        out.append(f"ticket {i}: {subject} ({'x' * rnd.randint(0, 80)})")
+        out.append(f"case {i}: {subject} ({'x' * rnd.randint(0, 80)})")
     return out
 
 
