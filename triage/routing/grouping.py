@@ -60,7 +60,8 @@ def addresses_others(text: str) -> bool:
     """Whether a ticket's text could be asking the model to act on other tickets of its request: it spells a block
     tag (fencing.has_tag), names a ticket id, speaks of other tickets, or gives the model orders. Such a ticket is
     sent alone (`plan`), where it can only act on itself, and its own text is still fenced as data."""
-    return fencing.has_tag(text) or _ADDRESSES_OTHERS.search(fencing.plain(prompts.clip(text))) is not None
+    sent = prompts.clip(text)  # what the request would carry
+    return fencing.has_tag(sent) or _ADDRESSES_OTHERS.search(fencing.plain(sent)) is not None
 
 
 def plan(items: Sequence[T], text_of: Callable[[T], str], per_call: int,
