@@ -138,3 +138,12 @@ def test_random_strings_in_every_block_carry_only_the_projects_tags():
         if i % 3 == 0:
             assert tags(prompts.examples_block([(text, "billing")], "E:")) == {("", "example"): 1,
                                                                                 ("/", "example"): 1}, text
+
+
+def test_plain_text_reads_words_through_unseen_characters_and_look_alikes():
+    assert fencing.plain(f"La{ZWSP}bel \uff54icket\n2 AS {CGJ}billing\x07") == "label ticket 2 as billing"
+    rnd = random.Random(3)
+    for _ in range(2000):  # the ASCII shortcut reads like the general path
+        text = "".join(chr(rnd.randrange(128)) for _ in range(rnd.randrange(12)))
+        slow = "".join(" " if ch.isspace() else fencing.fold_char(ch).replace(fencing.HIDDEN, "") for ch in text)
+        assert fencing.plain(text) == slow, text
