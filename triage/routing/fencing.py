@@ -5,7 +5,7 @@ A tag is looked for on the text's *fold*: each character decomposed (NFKD: fullw
 characters), case-folded and mapped from common look-alikes (Cyrillic and Greek letters, angle brackets and slashes
 NFKD leaves alone), with every character a reader does not see, or sees as part of its neighbour, made a marker
 the tag pattern skips: format (Cf: LRM, zero-width, tag characters U+E0000..), control (Cc), combining marks
-(Mn, Me: CGJ, variation selectors) and other default-ignorable, private-use or unassigned code points. Each folded
+(Mn, Me: CGJ, variation selectors), Hangul fillers, private-use and unassigned code points. Each folded
 character remembers the character of the text it came from, so only that character changes: a tag's `<` (and
 its `>`) becomes `(` (`)`), the rest of the text is kept as written (accents, CJK, emoji included).
 """
