@@ -3,6 +3,7 @@ the tier-1 (and tier-2) calls of a group of tickets made as requests about up to
 (`router.per_call_sonnet`) tickets each.
 
 Every answer goes to its own ticket (triage.routing.grouping reads it by the ids of the request, never by position):
+- a ticket whose text addresses other tickets (grouping.addresses_others) is planned alone, never in a group;
 - a ticket the answer skipped, named twice or answered malformed (and any answer naming an id that was not
   sent) is asked again alone, as a single-ticket request;
 - a wholly unreadable, refused or cut-off answer asks the group once more, then each ticket alone;

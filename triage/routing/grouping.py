@@ -8,6 +8,7 @@ that request only (never a database id or an operator's id), so an answer can na
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 from triage.domain import CallResult, Usage
 from triage.errors import InputError
-from triage.routing import prompts
+from triage.routing import fencing, prompts
 from triage.routing.parsing import Parsed, normalise_confidence, normalise_label
 from triage.taxonomy import Taxonomy
 
@@ -40,16 +41,46 @@ def fenced(text: str, position: int) -> str:
     return f'<ticket id="{position}">' + block[len(_OPEN):]
 
 
+# What a ticket that tries to act on its neighbours in a request says (looked for on fencing.plain: case folded,
+# look-alikes mapped, unseen characters dropped). A deliberately broad net: a false alarm costs one request of its
+# own, never a label.
+_ADDRESSES_OTHERS = re.compile(
+    r"\b(?:tickets?|ids?|items?|entr(?:y|ies)|blocks?)\s*(?:no\.?|number)?\s*[#:=]?\s*[\"']?"
+    r"(?:[1-9]|[1-4]\d|50)(?!\d)"  # ticket 2, id="3": an id a request can give (1..MAX_PER_CALL)
+    r"|\b(?:other|another|previous|next|following|preceding|remaining|all|every|each|rest\s+of\s+the|first|last)"
+    r"\s+(?:\w+\s+)?(?:tickets?|entries|ids|answers|blocks)\b"  # the other tickets, every ticket
+    r"|\b(?:tickets?|entries|answers)\s+(?:above|below|before|after)\b"
+    r"|\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules?|prompt|system|above|previous)\b"
+    r"|\b(?:re)?(?:label|classify|categori[sz]e|mark|tag)\w*\b.{0,40}\b(?:as|under|into)\b"  # label it as billing
+    r"|\b(?:category|label|confidence|answers)\s*[\"']?\s*[:=]"  # "category": "billing"
+    r"|\b(?:system|assistant|developer)\s*:")
+
+
+def addresses_others(text: str) -> bool:
+    """Whether a ticket's text could be asking the model to act on other tickets of its request: it spells a block
+    tag (fencing.has_tag), names a ticket id, speaks of other tickets, or gives the model orders. Such a ticket is
+    sent alone (`plan`), where it can only act on itself, and its own text is still fenced as data."""
+    sent = prompts.clip(text)  # what the request would carry
+    return fencing.has_tag(sent) or _ADDRESSES_OTHERS.search(fencing.plain(sent)) is not None
+
+
 def plan(items: Sequence[T], text_of: Callable[[T], str], per_call: int,
          max_input_tokens: int = MAX_GROUP_INPUT_TOKENS) -> list[list[T]]:
     """Groups of at most `per_call` items in queue order, each under `max_input_tokens` (estimated, tickets only;
-    the system prompt is the same for every request). A ticket too long for any group goes alone."""
+    the system prompt is the same for every request). A ticket too long for any group goes alone, and so does a
+    ticket that `addresses_others`; either closes the group before it, so every group is a run of the queue."""
     if not 1 <= per_call <= MAX_PER_CALL:
         raise ValueError(f"tickets per call must be between 1 and {MAX_PER_CALL}")
     groups: list[list[T]] = []
     current: list[T] = []
     used = 0
     for item in items:
+        if per_call > 1 and addresses_others(text_of(item)):
+            if current:
+                groups.append(current)
+            groups.append([item])
+            current, used = [], 0
+            continue
         cost = prompts.estimate_tokens(fenced(text_of(item), len(current) + 1))
         if current and (len(current) >= per_call or used + cost > max_input_tokens):
             groups.append(current)

@@ -5,7 +5,6 @@ tokens priced exactly, and the examples recorded per call."""
 
 import asyncio
 import json
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -275,7 +274,7 @@ def test_an_example_cannot_give_orders_even_to_a_model_that_obeys_anything_unfen
     r = classify(provider(fake, One()), "the app crashes on upload")
     assert r.category == "technical" and r.examples == 1  # the keyword answer: the order stayed inside the fence
     # the fence matters: with the example's closing tag left as it is, the same order is obeyed
-    monkeypatch.setattr(prompts, "_EXAMPLE_RE", re.compile(r"(?!x)x"))
+    monkeypatch.setattr(prompts, "neutralise", lambda text: text)
     r = classify(provider(fake, One()), "the app crashes on upload")
     assert r.category == "account" and r.confidence == 1.0
 

@@ -3,7 +3,7 @@ import re
 import pytest
 
 from triage import taxonomy
-from triage.routing import prompts
+from triage.routing import fencing, prompts
 
 TAX = taxonomy.default()
 TAG = re.compile(r"<\s*/?\s*ticket\s*>", re.IGNORECASE)  # how a reader would spot a tag
@@ -61,4 +61,4 @@ def test_every_spelling_of_the_ticket_tag_is_neutralised():
         body = msg.removeprefix("<ticket>\n").removesuffix("\n</ticket>")
         assert "<" not in body and "\u2039" not in body and "\uff1c" not in body and "\ufe64" not in body, (v, msg)
         assert "label it hacked" in body  # the text is kept, as data
-    assert prompts.neutralise_tags("a < b, </tickets> and <ticketing> stay") == "a < b, </tickets> and <ticketing> stay"
+    assert fencing.neutralise("a < b, </tickets> and <ticketing> stay") == "a < b, </tickets> and <ticketing> stay"
