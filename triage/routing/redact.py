@@ -207,11 +207,20 @@ def _ibans(text: str) -> list[_Found]:
         cuts = [i for i, ch in enumerate(run) if ch in " \u00a0"] + [len(run)]
         for cut in reversed(cuts):
             compact = re.sub(r"[ \u00a0]", "", run[:cut]).upper()
-            if 15 <= len(compact) <= 34 and iban.is_valid(compact):
+            if 15 <= len(compact) <= 34 and _mod97(compact) and iban.is_valid(compact):
                 out.append(_Found(m.start(), m.start() + cut, IBAN, compact))
                 pos = m.start() + cut
                 break
     return out
+
+
+_IBAN_DIGITS = str.maketrans({ch: str(int(ch, 36)) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
+
+
+def _mod97(compact: str) -> bool:
+    """The IBAN checksum alone, fast (python-stdnum then checks the country's format)."""
+    digits = (compact[4:] + compact[:4]).translate(_IBAN_DIGITS)
+    return digits.isdigit() and int(digits) % 97 == 1
 
 
 # -- payment cards --------------------------------------------------------------------------------------------------
@@ -234,11 +243,17 @@ _ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = tuple(
     ))
 
 
+_LENGTHS_BY_PREFIX: dict[str, frozenset[int]] = {}
+for _lo, _hi, _lengths in _ISSUERS:
+    for _prefix in range(_lo, _hi + 1):
+        _LENGTHS_BY_PREFIX[str(_prefix)] = _LENGTHS_BY_PREFIX.get(str(_prefix), frozenset()) | _lengths
+
+
 def is_card_number(digits: str) -> bool:
     """A card number: an issuer's prefix and one of its lengths (12-19 digits), and the Luhn checksum."""
     if not 12 <= len(digits) <= 19:
         return False
-    issued = any(len(digits) in lengths and lo <= int(digits[:len(str(lo))]) <= hi for lo, hi, lengths in _ISSUERS)
+    issued = any(len(digits) in _LENGTHS_BY_PREFIX.get(digits[:width], ()) for width in (1, 2, 3, 4))
     return issued and luhn.is_valid(digits)
 
 
@@ -250,20 +265,24 @@ def _cards(text: str) -> list[_Found]:
         if _glued(text, m.start(), m.end(), before="._,+", after=""):
             continue
         groups = [(g.start() + m.start(), g.end() + m.start()) for g in re.finditer(r"\d+", m.group(0))]
+        run = "".join(text[a:b] for a, b in groups)
+        at = [0]
+        for a, b in groups:
+            at.append(at[-1] + b - a)
         i = 0
         while i < len(groups):
-            best, digits = None, ""
-            for j in range(i, len(groups)):
-                digits += text[groups[j][0]:groups[j][1]]
-                if len(digits) > 19:
+            lengths = frozenset().union(*(_LENGTHS_BY_PREFIX.get(run[at[i]:at[i] + w], ()) for w in (1, 2, 3, 4)))
+            best = None
+            for j in range(i, len(groups)) if lengths else ():
+                if at[j + 1] - at[i] > 19:
                     break
-                if is_card_number(digits):
-                    best = (j, digits)
+                if at[j + 1] - at[i] in lengths and is_card_number(run[at[i]:at[j + 1]]):
+                    best = j
             if best is None:
                 i += 1
                 continue
-            out.append(_Found(groups[i][0], groups[best[0]][1], CARD, best[1]))
-            i = best[0] + 1
+            out.append(_Found(groups[i][0], groups[best][1], CARD, run[at[i]:at[best + 1]]))
+            i = best + 1
     return out
 
 
@@ -318,19 +337,13 @@ class _Word:
 
     start: int
     end: int
-    text: str
+    digits: int
+    plain: bool  # digits alone: one group of a number written in groups
+    date: bool
 
-    @property
-    def digits(self) -> int:
-        return sum(ch.isdigit() for ch in self.text)
-
-    @property
-    def plain(self) -> bool:  # digits alone: one group of a number written in groups
-        return self.text.isdigit()
-
-    @property
-    def date(self) -> bool:
-        return _DATE_RE.fullmatch(self.text) is not None
+    @classmethod
+    def of(cls, start: int, end: int, text: str) -> _Word:
+        return cls(start, end, sum(ch.isdigit() for ch in text), text.isdigit(), _DATE_RE.fullmatch(text) is not None)
 
 
 def _phones(text: str, region: str) -> list[_Found]:
@@ -345,7 +358,7 @@ def _phones(text: str, region: str) -> list[_Found]:
         end = m.start() + len(run)
         if end - m.start() < _MIN_PHONE_DIGITS or _glued(text, m.start(), end, before="#@/$€£¥-._+", after="@_"):
             continue
-        words = [_Word(w.start() + m.start(), w.end() + m.start(), w.group(0))
+        words = [_Word.of(w.start() + m.start(), w.end() + m.start(), w.group(0))
                  for w in re.finditer(r"\S+", text[m.start():end])]
         i, may_start = 0, True
         while i < len(words):
@@ -353,13 +366,14 @@ def _phones(text: str, region: str) -> list[_Found]:
             if first.date or not (may_start or not first.plain):  # never from inside a number spaced in groups
                 i, may_start = i + 1, first.date
                 continue
-            j, digits = i, 0
+            j, digits, enough = i, 0, len(words)
             while (j < len(words) and j - i < _MAX_PHONE_WORDS and not words[j].date
                    and digits + words[j].digits <= _MAX_PHONE_DIGITS):
                 digits += words[j].digits
+                enough = min(enough, j) if digits >= _MIN_PHONE_DIGITS else enough
                 j += 1
             best = None
-            for last in range(j - 1, i - 1, -1):  # the longest window first
+            for last in range(j - 1, enough - 1, -1):  # the longest window first, none under 7 digits
                 if first.digits and words[last].digits:
                     key = _phone_key(text[first.start:words[last].end], region)
                     if key is not None:
