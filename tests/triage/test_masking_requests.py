@@ -15,6 +15,8 @@ from tests.support.actors import LEAD
 from tests.support.fake_anthropic import keyword_label
 from triage import ingest, labels, taxonomy
 from triage.cli import main
+from triage.local import retrieval as fewshot_source
+from triage.routing.redact import mask
 from triage.settings import Settings
 from triage.work import runs, services
 
@@ -128,3 +130,16 @@ def test_triage_eval_carries_no_value(env, fake, tmp_path, capsys):
     assert main(["eval", "--gold", str(gold), "--tier", "haiku", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0  # masked, every ticket still read right
     assert_nothing_personal_was_sent(fake)
+
+
+def test_the_example_bank_holds_what_requests_carry(db):
+    """The few-shot bank's texts are masked when it loads, so the fixed set and the worst case reserved before a
+    call are sized on the examples as sent (a masked text can be longer than the original: a@b.io -> [EMAIL])."""
+    labelled(db)
+    source = fewshot_source.load(db, TAX, 2, "claude-haiku-5-5")
+    assert source is not None and len(source.bank) == 12
+    raw = {SUBJECTS[label].format(**personal(i + k)) for i, label in enumerate(SUBJECTS) for k in range(3)}
+    assert {e.text for e in source.bank.examples} == {mask(t).text for t in raw}
+    worst = source.worst_case()
+    sent = json.dumps([e.text for e in (*worst.representative, *worst.retrieved)]).lower()
+    assert worst.count and not any(needle in sent for needle in needles())
