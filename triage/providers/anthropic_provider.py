@@ -34,7 +34,7 @@ from triage.domain import (
 )
 from triage.errors import UnknownModel
 from triage.providers import ratelimit
-from triage.routing import fewshot, grouping, prompts
+from triage.routing import fewshot, grouping, prompts, redact
 from triage.routing.fewshot import Prefix, Shots, ShotSource
 from triage.routing.parsing import parse_answer
 from triage.spend.pricing import PriceTable
@@ -63,6 +63,7 @@ class AnthropicProvider:
         pacer: ratelimit.Pacer | None = None,
         max_rate_limit_wait: float = 900.0,
         fewshot: ShotSource | None = None,
+        mask: redact.MaskPolicy = redact.DEFAULT_POLICY,
     ) -> None:
         self.client = client
         self.model = model
@@ -79,10 +80,18 @@ class AnthropicProvider:
                                                   getattr(client, "api_key", None), model)
         self.max_rate_limit_wait = max_rate_limit_wait  # seconds one call may wait out 429s before it fails
         self.fewshot = fewshot  # labelled examples for each request (triage.local.retrieval); None: none
+        self.mask = mask  # personal data out of every ticket and example text a request carries
+
+    def masked(self, text: str) -> str:
+        """The text as requests carry it: personal data replaced by placeholders (triage.routing.redact)."""
+        return redact.mask(text, self.mask).text
 
     def prefix(self, taxonomy: Taxonomy, shots: Shots | None = None) -> Prefix:
         """What precedes the ticket block(s): the static, cacheable part first, then the retrieved examples
         (triage.routing.fewshot.request_prefix). No shots: exactly the system prompt of a request without examples."""
+        if shots is not None:
+            shots = Shots(*(tuple(replace(e, text=self.masked(e.text)) for e in examples)
+                            for examples in (shots.representative, shots.retrieved)))
         return fewshot.request_prefix(prompts.system_prompt(taxonomy), shots, self.model)
 
     def request_body(self, text: str, taxonomy: Taxonomy, shots: Shots | None = None) -> dict[str, Any]:
@@ -96,7 +105,7 @@ class AnthropicProvider:
             "model": self.model,
             "max_tokens": self.max_tokens,
             "system": prefix.system,
-            "messages": [{"role": "user", "content": prefix.user_content(prompts.user_message(text))}],
+            "messages": [{"role": "user", "content": prefix.user_content(prompts.user_message(self.masked(text)))}],
             "output_config": output_config,
         }
         if self.thinking:
@@ -216,7 +225,7 @@ class AnthropicProvider:
         `max_tokens` the single budget times the number of tickets."""
         body: dict[str, Any] = self.request_body(texts[0], taxonomy)
         last = body["messages"][-1]
-        content = grouping.user_message(texts)
+        content = grouping.user_message([self.masked(t) for t in texts])
         if isinstance(last["content"], list):  # content blocks: the ticket is the last text block
             blocks = list(last["content"])
             blocks[-1] = {**blocks[-1], "text": content}

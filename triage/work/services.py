@@ -87,7 +87,7 @@ def attach_fewshot(db: Database, router: Router, k: int) -> bool:
     if k <= 0 or not isinstance(tier1, AnthropicProvider):
         return False
     try:
-        tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model)
+        tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model, mask=tier1.mask)
     except ModelMissing as exc:  # no local model to find the nearest examples with: classify without them
         log.warning("few-shot is on but the local embedding model is missing (%s): requests go without examples",
                     exc)
