@@ -97,3 +97,26 @@ def test_triage_listen_opens_it_explicitly_and_warns_without_sign_in(script_tree
     (script_tree / ".streamlit" / "secrets.toml").write_text('[auth]\nclient_id = "c"\n')
     out = _run_script(script_tree, TRIAGE_LISTEN="0.0.0.0")
     assert "sign-in is on" in out.stderr and "WARNING" not in out.stderr
+
+
+def _upgrade(port: int, host: str) -> int:
+    """The HTTP status a WebSocket upgrade to the dashboard's stream gets when the browser says `Host: host`."""
+    request = (f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request.encode())
+        status_line = s.makefile("rb").readline().decode()
+    return int(status_line.split()[1])
+
+
+def test_a_page_on_another_host_name_gets_no_websocket(tmp_path):
+    """DNS rebinding: a page on rebind.example whose name now points at 127.0.0.1 reaches the local server, but
+    its browser says `Host: rebind.example`, which the shipped server.allowedHosts refuses."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "TRIAGE_LISTEN"))}
+    env["TRIAGE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'hosts.db'}"
+    with streamlit_server(cwd=ROOT, env=env, log_path=tmp_path / "streamlit.log", check_log=False) as server:
+        assert _upgrade(server.port, f"localhost:{server.port}") == 101
+        assert _upgrade(server.port, f"127.0.0.1:{server.port}") == 101
+        for foreign in (f"rebind.example:{server.port}", "rebind.example", f"localhost.rebind.example:{server.port}",
+                        f"127.0.0.1.nip.io:{server.port}"):
+            assert _upgrade(server.port, foreign) != 101, foreign
