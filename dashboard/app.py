@@ -2,8 +2,8 @@
 
 The frame around every page decides who gets in (triage.access): with sign-in configured, a visitor who has not
 signed in sees only the sign-in screen and one on no access list only "no access"; the pages offered depend on
-the role. Without sign-in there is one local user, a lead; if the server then listens beyond this machine, every
-page says so.
+the role; sign-in set up wrongly lets nobody in. Without sign-in there is one local user, a lead; if others than
+this machine's browsers can then reach it (server.address, server.allowedHosts), every page says so.
 """
 
 from pathlib import Path
@@ -27,8 +27,9 @@ PAGES = [
 st.set_page_config(page_title="Triage", page_icon=":material/inbox:", layout="wide")
 
 visitor = state.visitor()
-if visitor.local and not state.listens_locally():
-    ui.network_warning(st.get_option("server.port"))
+if visitor.local and not state.served_locally():
+    ui.network_warning(st.get_option("server.address"), st.get_option("server.allowedHosts"),
+                       st.get_option("server.port"))
 actor = visitor.actor
 if actor is None:  # only the sign-in screen or "no access": no data, no worker, no other page
     def sign_in() -> None:
@@ -45,7 +46,7 @@ with st.sidebar:
         st.text_input("Operator", key="operator_name", placeholder="your name",
                       help="Stamped on every correction you make in this session.")
         st.caption(":material/person: Sign-in is off: you are the single local user, a **lead** (every page and "
-                   "action). " + ("The dashboard listens on this machine only." if state.listens_locally() else
+                   "action). " + ("The dashboard listens on this machine only." if state.served_locally() else
                                   "**The dashboard is open to the network.**"))
     else:
         st.caption(f"Signed in as **{ui.plain(actor.identity)}** · {actor.role.label}")
@@ -60,7 +61,7 @@ with st.sidebar:
         level, text = notice
         st.caption(f":material/savings: :{'red' if level == 'blocked' else 'orange'}[{ui.sentence(text)}]")
     if worker.status.last_error:
-        st.caption(f":material/error: Worker: {worker.status.last_error}")
+        st.caption(f":material/error: Worker: {ui.plain(ui.worker_problem(actor, worker.status.last_error))}")
 
 allowed = [(f, title, icon) for f, title, icon, action in PAGES if actor.may(action)]
 st.navigation([st.Page(HERE / "app_pages" / f, title=title, icon=icon, default=i == 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,8 @@ from db.engine import database_url
 from db.migrate import open_database
 from triage import access
 from triage.settings import Settings, effective
+
+log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner=False)
@@ -64,19 +67,23 @@ def _secrets() -> tuple[Mapping[str, Any] | None, str | None]:
     except StreamlitSecretNotFoundError as exc:
         if getattr(exc, "error_id", None) == "no-secrets-found":
             return None, None
-        return None, f"the secrets file cannot be read ({exc})"
+        log.error("the secrets file cannot be read: %s", exc)  # the server's log only: it may quote the file
+        return None, "the secrets file cannot be read (the server's log says why)"
 
 
-def auth_configured() -> bool:
+def _plain(value: Any) -> Any:
+    """Streamlit's secrets (AttrDicts) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+def sign_in() -> access.SignIn:
+    """How sign-in is set up (see triage.access.sign_in); unreadable secrets close the door to everyone."""
     secrets, problem = _secrets()
-    return problem is not None or (secrets is not None and "auth" in secrets)
-
-
-def access_lists(secrets: Mapping[str, Any]) -> dict[str, Any] | None:
-    """`[triage.access]` as plain data (lists of emails and *@domain patterns per role)."""
-    section = secrets.get("triage", {})
-    lists = section.get("access") if isinstance(section, Mapping) else None
-    return {str(k): v for k, v in lists.items()} if isinstance(lists, Mapping) else None
+    if problem:
+        return access.SignIn(on=True, problem=problem)
+    return access.sign_in(_plain(secrets))
 
 
 def typed_name() -> str:
@@ -86,18 +93,13 @@ def typed_name() -> str:
 
 def visitor() -> access.Visitor:
     """Who is looking at this page, and with which role (see triage.access.visitor)."""
-    secrets, problem = _secrets()
-    if problem:
-        return access.Visitor(access.Door.NO_ACCESS, reason=f"Sign-in cannot be checked: {problem}.")
-    claims = st.user.to_dict()
-    return access.visitor(auth_configured=secrets is not None and "auth" in secrets, claims=claims,
-                          lists=access_lists(secrets or {}), local_name=typed_name())
+    return access.visitor(sign_in=sign_in(), claims=st.user.to_dict(), local_name=typed_name())
 
 
 def actor() -> access.Actor | None:
     return visitor().actor
 
 
-def listens_locally() -> bool:
-    """Whether this server is reachable from this machine only (`server.address`, unset means every interface)."""
-    return access.listens_locally(st.get_option("server.address"))
+def served_locally() -> bool:
+    """Whether only this machine's browsers can use the dashboard (`server.address` and `server.allowedHosts`)."""
+    return access.served_locally(st.get_option("server.address"), st.get_option("server.allowedHosts"))

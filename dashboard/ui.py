@@ -6,6 +6,7 @@ import re
 
 import streamlit as st
 
+from triage import access
 from triage.access import Action, Actor, Door, Visitor
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
@@ -70,6 +71,11 @@ def gate(action: Action) -> Actor:
 def door(visitor: Visitor) -> None:
     """What a visitor without access sees: the sign-in screen, or "no access" with the identity they used."""
     st.title("Triage")
+    if visitor.door == Door.CLOSED:  # nobody gets in, so there is nobody to sign in or out
+        st.error(f"**Closed.** {plain(visitor.reason)} Nobody can get in until it is fixed in "
+                 "`.streamlit/secrets.toml` (see the README's Access section) and the dashboard is restarted.",
+                 icon=":material/lock:")
+        return
     if visitor.door == Door.SIGN_IN:
         if visitor.reason:  # signed in once, expired: sign out first so the identity provider is asked again
             st.info(visitor.reason, icon=":material/lock_clock:")
@@ -84,9 +90,28 @@ def door(visitor: Visitor) -> None:
         st.button("Sign out", on_click=st.logout, key="sign_out")
 
 
-def network_warning(port: object) -> None:
-    """Shown on every page when the dashboard listens beyond this machine and nobody has to sign in."""
-    st.warning(f"**Open to the network without sign-in.** Anyone who can reach port {port} of this machine can "
-               "classify on the team's API key, read every ticket and change settings. Configure sign-in "
-               "(`[auth]` and `[triage.access]` in `.streamlit/secrets.toml`, see the README's Access section) "
-               "or restart without `TRIAGE_LISTEN` to listen on this machine only.", icon=":material/public:")
+def network_warning(address: object, hosts: list[str], port: object) -> None:
+    """Shown on every page when others than this machine's browsers can use the dashboard and nobody has to sign
+    in: it listens beyond this machine, or its allowed host names are not only this machine's."""
+    if not access.listens_locally(str(address or "")):
+        how = f"It listens on {_code(address or 'every interface')}, port {_code(port)}."
+    elif not hosts:
+        how = "`server.allowedHosts` is empty, so a web page on any host name can reach it."
+    else:
+        how = f"It answers browsers that reach it as {', '.join(map(_code, hosts))} (`server.allowedHosts`)."
+    st.warning(f"**Open to the network without sign-in.** {how} Anyone who can reach it can classify on the "
+               "team's API key, read every ticket and change settings. Configure sign-in (`[auth]` and "
+               "`[triage.access]` in `.streamlit/secrets.toml`, see the README's Access section) or restart without "
+               "`TRIAGE_LISTEN` and `TRIAGE_HOSTS` to serve this machine only.", icon=":material/public:")
+
+
+def _code(value: object) -> str:
+    return "`" + str(value).replace("`", "") + "`"
+
+
+def worker_problem(actor: Actor, problem: str) -> str:
+    """The background worker's problem as `actor` may see it: the worker's message to those who may queue work
+    (it never carries an exception's raw text: that goes to the server's log), a summary to everyone else."""
+    if actor.may(Action.CLASSIFY):
+        return problem
+    return "the background worker has a problem; an operator or a lead can see what it is"

@@ -40,6 +40,12 @@ class WorkerStatus:
     last_error: str | None = None  # why the last pass stopped or failed, shown on the pages; None when fine
 
 
+def unexpected(exc: BaseException, what: str) -> str:
+    """A page's words for an exception we did not raise: its kind, never its text (a database error carries the
+    statement's bound values, which come from ticket text); the text is in the server's log."""
+    return f"{what} failed ({type(exc).__name__}); the server's log has the details"
+
+
 class BackgroundWorker:
     def __init__(self, db: Database, settings: Settings | None = None, poll_seconds: float = 1.0,
                  pause_after_key_error: float = 30.0, batch_every: float = 60.0, stop_grace: float = 5.0):
@@ -119,7 +125,7 @@ class BackgroundWorker:
             if self._stopping():  # a batch check is safe to interrupt: the next one resumes it
                 return
             log.exception("checking Message Batches failed")
-            self.status.last_error = f"{type(exc).__name__}: {exc}"
+            self.status.last_error = unexpected(exc, "checking Message Batches")
 
     async def _work_once(self) -> RunReport:
         """`services.work_once`, halted by `stop` from another thread."""
@@ -148,7 +154,7 @@ class BackgroundWorker:
             if self._stopping():  # the server stopped under the pass: nothing to report, the loop ends
                 return 0.0
             log.exception("background worker pass failed")
-            self.status.last_error = f"{type(exc).__name__}: {exc}"
+            self.status.last_error = unexpected(exc, "the last pass")
             return 5.0
         if self._stopping():
             return 0.0

@@ -4,19 +4,21 @@ changes tickets, labels or settings, or hands out ticket text.
 
 Roles come from an allow-list (`Policy`): `leads`, `operators` and `viewers`, each a list of emails or
 `*@domain` patterns; the highest matching role wins, and an identity on no list has no access. The dashboard
-reads the lists from `[triage.access]` in `.streamlit/secrets.toml` and passes them in as plain data; the
-command line acts as the local administrator (`cli:<os user>`, a lead), since shell access to the database is
-full access anyway.
+passes its secrets (`.streamlit/secrets.toml`) in as plain data: `sign_in` reads `[auth]` and the lists under
+`[triage.access]`, and a sign-in that is meant but set up wrongly closes the door to everyone; the command line
+acts as the local administrator (`cli:<os user>`, a lead), since shell access to the database is full access
+anyway.
 """
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
@@ -173,12 +175,92 @@ def listens_locally(address: str | None) -> bool:
     return a in LOOPBACK or a.startswith("127.")
 
 
+def served_locally(address: str | None, allowed_hosts: Sequence[str] | None) -> bool:
+    """Whether only this machine's own browsers can use the dashboard: it listens on loopback, and Streamlit's
+    `server.allowedHosts` names only loopback hosts (empty means any Host header, so a web page on any name that
+    rebinds it to 127.0.0.1 gets in; a proxy's name means whoever reaches the proxy gets in)."""
+    hosts = list(allowed_hosts or [])
+    return listens_locally(address) and bool(hosts) and all(listens_locally(h) for h in hosts)
+
+
+# `[auth]` as `st.login()` (the default provider) reads it: these keys, each a non-empty string ...
+AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
+AUTH_OPTIONAL = ("client_kwargs", "expose_tokens")  # ... and these, which Streamlit passes on as they are
+MIN_COOKIE_SECRET = 32  # characters: the cookie it signs is the signed-in identity
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """How the dashboard admits people, read from its secrets: off (no `[auth]` and no `[triage]`: the single local
+    user), on (a complete `[auth]`), or broken (`problem`: sign-in is meant but cannot work, so nobody gets in)."""
+
+    on: bool
+    problem: str = ""
+    lists: Mapping[str, object] | None = None  # `[triage.access]`
+
+
+def sign_in(secrets: Mapping[str, object] | None) -> SignIn:
+    """Read `[auth]` and `[triage.access]` from the dashboard's secrets (plain data). Anything that says sign-in is
+    meant (`[auth]`, a section whose name looks like a misspelt `auth`, or `[triage]`) makes it on, and then
+    `[auth]` must be complete: a missing or misspelt part is a problem, never "everyone is the local lead"."""
+    secrets = secrets or {}
+    auth, triage = secrets.get("auth"), secrets.get("triage")
+    lookalikes = sorted(str(k) for k, v in secrets.items() if isinstance(v, Mapping) and _looks_like_auth(str(k)))
+    if auth is None and triage is None and not lookalikes:
+        return SignIn(on=False)
+    lists = triage.get("access") if isinstance(triage, Mapping) else None
+    problem = _auth_problem(auth, lookalikes) or _triage_problem(triage)
+    return SignIn(on=True, problem=problem, lists=lists if isinstance(lists, Mapping) else None)
+
+
+def _looks_like_auth(name: str) -> bool:
+    low = name.lower()
+    return name != "auth" and ("auth" in low or difflib.SequenceMatcher(None, low, "auth").ratio() >= 0.75)
+
+
+def _auth_problem(auth: object, lookalikes: list[str]) -> str:
+    """Why `[auth]` cannot sign anyone in ("" when it can). Names keys, never their values."""
+    if lookalikes:
+        return f"the secrets have a section [{lookalikes[0]}], which looks like a misspelt [auth]"
+    if auth is None:
+        return "[triage] is set, so sign-in is meant, but [auth] is missing"
+    if not isinstance(auth, Mapping):
+        return "[auth] must be a section of keys"
+    unknown = sorted(str(k) for k in auth if k not in AUTH_KEYS + AUTH_OPTIONAL)
+    if unknown:
+        return (f"[auth] has an unknown key {unknown[0]!r} (Triage signs in with the provider configured directly "
+                f"under [auth]: {', '.join(AUTH_KEYS)})")
+    missing = [k for k in AUTH_KEYS if not isinstance(auth.get(k), str) or not str(auth.get(k)).strip()]
+    if missing:
+        return f"[auth] is missing {', '.join(missing)}"
+    redirect = str(auth["redirect_uri"]).strip()
+    if not redirect.startswith(("https://", "http://")) or not redirect.endswith("/oauth2callback"):
+        return "[auth] redirect_uri must be this dashboard's URL followed by /oauth2callback"
+    if len(str(auth["cookie_secret"]).strip()) < MIN_COOKIE_SECRET:
+        return (f"[auth] cookie_secret is shorter than {MIN_COOKIE_SECRET} characters (make one with python -c "
+                "\"import secrets; print(secrets.token_urlsafe(48))\")")
+    return ""
+
+
+def _triage_problem(triage: object) -> str:
+    if triage is None:
+        return ""
+    if not isinstance(triage, Mapping):
+        return "[triage] must be a section"
+    unknown = sorted(str(k) for k in triage if k != "access")
+    if unknown:
+        return f"[triage] has an unknown part {unknown[0]!r}: the role lists go under [triage.access]"
+    return ""
+
+
 class Door(StrEnum):
-    """What a visitor gets: in (with an actor), the sign-in screen, or "no access"."""
+    """What a visitor gets: in (with an actor), the sign-in screen, "no access", or "closed" (sign-in is set up
+    wrongly, so nobody gets in)."""
 
     IN = "in"
     SIGN_IN = "sign_in"
     NO_ACCESS = "no_access"
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -190,16 +272,19 @@ class Visitor:
     local: bool = False  # no sign-in configured: the single local user
 
 
-def visitor(*, auth_configured: bool, claims: Mapping[str, object] | None, lists: Mapping[str, object] | None,
-            local_name: str = "", now: float | None = None) -> Visitor:
-    """Resolve who is at the door from plain data: whether sign-in is configured, the identity provider's claims
-    (st.user), the `[triage.access]` lists and, without sign-in, the name typed in the sidebar.
+def visitor(*, sign_in: SignIn, claims: Mapping[str, object] | None, local_name: str = "",
+            now: float | None = None) -> Visitor:
+    """Resolve who is at the door from plain data: how sign-in is set up (`sign_in(secrets)`), the identity
+    provider's claims (st.user) and, without sign-in, the name typed in the sidebar.
 
-    Without sign-in the dashboard has a single local user, who is a lead. With sign-in: not signed in (or the
-    sign-in expired) -> the sign-in screen; signed in on no list, without a (verified) email, or with an invalid
-    access list -> no access; else the highest role the email matches."""
-    if not auth_configured:
+    Without sign-in the dashboard has a single local user, who is a lead. Sign-in set up wrongly -> closed to
+    everyone. With sign-in: not signed in (or the sign-in expired) -> the sign-in screen; signed in on no list,
+    without an email the provider says is verified (`email_verified` exactly true), or with an invalid access list
+    -> no access; else the highest role the email matches."""
+    if not sign_in.on:
         return Visitor(Door.IN, Actor(local_name.strip() or "local", Role.LEAD), local=True)
+    if sign_in.problem:
+        return Visitor(Door.CLOSED, reason=f"Sign-in is set up wrongly: {sign_in.problem}.")
     claims = claims or {}
     if claims.get("is_logged_in") is not True:
         return Visitor(Door.SIGN_IN)
@@ -211,11 +296,11 @@ def visitor(*, auth_configured: bool, claims: Mapping[str, object] | None, lists
     if not email:
         return Visitor(Door.NO_ACCESS, identity=shown, reason="Your identity provider sent no email address, "
                        "and access is granted by email.")
-    if claims.get("email_verified") is False:
-        return Visitor(Door.NO_ACCESS, identity=shown, reason="Your identity provider says this email address is "
-                       "not verified.")
+    if claims.get("email_verified") is not True:  # missing, "true", 1: only the JSON boolean true counts
+        return Visitor(Door.NO_ACCESS, identity=shown, reason="Your identity provider has not said this email "
+                       "address is verified (its email_verified claim must be true).")
     try:
-        role = Policy.from_mapping(lists).role_of(email)
+        role = Policy.from_mapping(sign_in.lists).role_of(email)
     except InputError as exc:
         return Visitor(Door.NO_ACCESS, identity=shown, reason=f"The access list is invalid, so nobody is let in "
                        f"until a lead fixes it: {exc}.")

@@ -62,10 +62,10 @@ AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret":
 ACCESS = {"leads": ["lena@example.com"], "operators": ["*@ops.example.com"], "viewers": ["vic@example.com"]}
 VISITORS = {  # what st.user holds for each kind of visitor, with sign-in configured
     "signed_out": {"is_logged_in": False},
-    "unlisted": {"is_logged_in": True, "email": "stranger@elsewhere.test", "name": "Stranger"},
-    "viewer": {"is_logged_in": True, "email": "vic@example.com"},
-    "operator": {"is_logged_in": True, "email": "olga@ops.example.com"},
-    "lead": {"is_logged_in": True, "email": "lena@example.com"},
+    "unlisted": {"is_logged_in": True, "email": "stranger@elsewhere.test", "email_verified": True, "name": "Stranger"},
+    "viewer": {"is_logged_in": True, "email": "vic@example.com", "email_verified": True},
+    "operator": {"is_logged_in": True, "email": "olga@ops.example.com", "email_verified": True},
+    "lead": {"is_logged_in": True, "email": "lena@example.com", "email_verified": True},
 }
 
 

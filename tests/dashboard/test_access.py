@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import streamlit.config
 from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
 
 from db.models import AuditEvent, Correction, ModelCall, Run, Setting, Ticket
-from tests.dashboard.conftest import APP, SEED, VISITORS, make_app, signed_in_app
+from tests.dashboard.conftest import ACCESS, APP, AUTH, SEED, VISITORS, make_app, signed_in_app
 from tests.dashboard.test_pages import edit_review_table, texts
 
 PAGES = {"classify": "Classify tickets", "review": "Review queue", "spend": "Spend & routing", "quality": "Quality",
@@ -187,13 +188,16 @@ def test_signing_out_leaves_only_the_sign_in_screen(seeded):
 
 @pytest.fixture
 def listen_on():
-    before = streamlit.config.get_option("server.address")
+    """Set where the server listens and which host names it answers (the shipped names unless told)."""
+    before = {o: streamlit.config.get_option(o) for o in ("server.address", "server.allowedHosts")}
 
-    def set_address(address):
+    def set_address(address, hosts=("localhost", "127.0.0.1")):
         streamlit.config.set_option("server.address", address)
+        streamlit.config.set_option("server.allowedHosts", list(hosts))
 
     yield set_address
-    streamlit.config.set_option("server.address", before)
+    for option, value in before.items():
+        streamlit.config.set_option(option, value)
 
 
 def test_without_sign_in_the_local_user_is_a_lead_and_is_told_so(app_env, listen_on):
@@ -217,6 +221,23 @@ def test_open_to_the_network_without_sign_in_warns_on_every_page(app_env, listen
     assert any("open to the network" in c.value for c in at.caption)
 
 
+@pytest.mark.parametrize("hosts, why", [
+    (["localhost", "127.0.0.1", "triage.example.com"], "reach it as `localhost`, `127.0.0.1`, `triage.example.com`"),
+    ([], "allowedHosts` is empty"),
+    (["*"], "reach it as `*`"),
+])
+def test_behind_a_proxy_or_for_any_host_name_without_sign_in_warns_on_every_page(app_env, listen_on, hosts, why):
+    """Listening on 127.0.0.1 behind a proxy on this machine (its name in allowedHosts), or answering any host name
+    (DNS rebinding), is open too: before, no page said so."""
+    listen_on("127.0.0.1", hosts)
+    at = make_app()
+    for page in PAGES:
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert any("Open to the network without sign-in" in w.value and why in w.value for w in at.warning), \
+            (page, [w.value for w in at.warning])
+    assert any("open to the network" in c.value for c in at.caption)
+
+
 def test_open_to_the_network_with_sign_in_needs_no_warning(app_env, listen_on):
     listen_on("0.0.0.0")
     at = signed_in_app("lead")
@@ -225,3 +246,125 @@ def test_open_to_the_network_with_sign_in_needs_no_warning(app_env, listen_on):
     signed_out = signed_in_app("signed_out")
     signed_out.run()
     assert not signed_out.warning
+
+
+DOOR_KINDS = [k for k in VISITORS if k != "signed_out"]
+
+
+def assert_closed(at, problem: str) -> None:
+    """The "closed" screen: why, and nothing else: no page, no data, no button (nobody to sign in or out)."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Triage"]
+    errors = [e.value.replace("\\", "") for e in at.error]  # the markdown's escapes
+    assert any("Closed" in e and problem in e for e in errors), errors
+    assert not at.button and not at.text_input and not at.metric and not at.get("dataframe")
+    assert no_ticket_text(at) and "$" not in everything_shown(at)
+    assert not any("single local user" in c.value for c in at.caption)
+
+
+def broken_app(kind: str, auth: dict | None, *, entry: str = APP):
+    """The app with `[triage.access]` filled in and this `[auth]` (None: none at all), as this visitor."""
+    at = AppTest.from_file(entry, default_timeout=60)
+    if auth is not None:
+        at.secrets["auth"] = auth
+    at.secrets["triage"] = {"access": ACCESS}
+    at.user = dict(VISITORS[kind])
+    return at
+
+
+def auth_without(key: str) -> dict:
+    return {k: v for k, v in AUTH.items() if k != key}
+
+
+BROKEN_AUTH = {  # [triage.access] is filled in; [auth] is ...
+    "missing": (None, "[auth] is missing"),
+    "misspelt key": ({**auth_without("client_id"), "clientid": "c"}, "unknown key 'clientid'"),
+    "no client secret": (auth_without("client_secret"), "missing client_secret"),
+    "no redirect": (auth_without("redirect_uri"), "missing redirect_uri"),
+    "no cookie secret": (auth_without("cookie_secret"), "missing cookie_secret"),
+}
+
+
+@pytest.mark.parametrize("kind, broken", [*((k, "missing") for k in VISITORS),
+                                          *(("lead", b) for b in BROKEN_AUTH if b != "missing")])
+def test_access_lists_without_a_working_auth_section_let_nobody_in(seeded, fake, monkeypatch, kind, broken):
+    """Before, `[triage.access]` without `[auth]` made every visitor the local lead, and no page said so."""
+    db, _ = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    auth, problem = BROKEN_AUTH[broken]
+    before = db_state(db)
+    at = broken_app(kind, auth)
+    at.session_state["pasted"] = "please refund the double charge"
+    at.run()
+    assert_closed(at, problem)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/classify.py")
+    for page in ("classify", "settings", "spend"):  # opened by URL: the page itself refuses
+        direct = broken_app(kind, auth, entry=PAGE_FILE[page])
+        direct.run()
+        assert_closed(direct, problem)
+    assert fake.requests == [] and db_state(db) == before
+
+
+@pytest.mark.parametrize("verified", ["missing", "false", "true", None, 1])
+@pytest.mark.parametrize("kind", DOOR_KINDS)
+def test_only_an_email_the_provider_calls_verified_gets_in(seeded, kind, verified):
+    """Only `email_verified: true`, a JSON boolean: a provider that says nothing (or says it as a string, a
+    number or null) has not vouched for the address, so nobody who uses it gets a role."""
+    at = signed_in_app(kind)
+    user = {k: v for k, v in VISITORS[kind].items() if k != "email_verified"}
+    at.user = user if verified == "missing" else {**user, "email_verified": verified}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value.replace("\\", "") for e in at.error)  # the markdown's escapes
+    assert "No access" in errors and user["email"] in errors and "verified" in errors
+    assert [b.key for b in at.button] == ["sign_out"] and no_ticket_text(at)
+    at.user = {**user, "email_verified": True}  # the control: the same person, verified
+    at.run()
+    assert (at.title[0].value != "Triage") is (kind != "unlisted")
+
+
+@pytest.fixture
+def failing_worker(seeded, fake, monkeypatch):
+    """The background worker's passes fail with a real database error whose bound values are a ticket's text (as
+    SQLAlchemy's errors carry them)."""
+    from sqlalchemy import text as sql
+
+    from triage.work import services
+
+    db, _ = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+
+    async def work_once(db, *args, **kwargs):
+        with db.transaction() as s:
+            ticket = s.scalars(select(Ticket.text).order_by(Ticket.id)).first()
+            s.execute(sql("SELECT * FROM no_such_table WHERE text = :text"), {"text": ticket})
+
+    monkeypatch.setattr(services, "work_once", work_once)
+    return next(iter(SEED))
+
+
+def worker_caption(at, deadline: float) -> str:
+    while True:
+        found = [c.value for c in at.caption if "Worker:" in c.value]
+        if found or time.monotonic() > deadline:
+            return " ".join(found)
+        time.sleep(0.3)
+        at.run()
+
+
+@pytest.mark.parametrize("kind", ["viewer", "operator", "lead"])
+def test_the_workers_raw_error_text_is_shown_to_nobody(failing_worker, kind):
+    """Before, the sidebar showed every role `OperationalError: ... [parameters: ('charged twice',)]`."""
+    ticket = failing_worker
+    at = signed_in_app(kind)
+    at.run()
+    shown = worker_caption(at, time.monotonic() + 30)
+    assert shown, "the worker's problem is shown"
+    assert ticket not in everything_shown(at) and "no_such_table" not in shown and "SELECT" not in shown
+    if kind == "viewer":  # a summary: that there is a problem, and who can see it
+        assert "operator or a lead can see" in shown and "OperationalError" not in shown
+    else:  # what failed and its kind; the text is in the server's log
+        assert "last pass failed" in shown and "OperationalError" in shown and "server's log" in shown

@@ -130,3 +130,30 @@ def test_each_role_gets_its_pages(browser, signed_app, oidc):
     lead.get_by_role("button", name="Sign out").click()
     wait_for_run(lead)
     expect(lead.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_access_lists_without_auth_close_the_dashboard_in_a_real_browser(browser, tmp_path):
+    """[triage.access] filled in, [auth] forgotten: before, every visitor was the local lead; now the page says
+    what is wrong and shows nothing else."""
+    db_url = f"sqlite:///{tmp_path / 'triage.db'}"
+    db = open_database(db_url)
+    runs.start_run(db, [(None, SECRET_TEXT)], source="private.csv", actor=LEAD)
+    db.dispose()
+    (tmp_path / ".streamlit").mkdir()
+    shutil.copy(ROOT / ".streamlit" / "config.toml", tmp_path / ".streamlit" / "config.toml")
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[triage.access]\nleads = ["lena@example.com"]\n')
+    env = {**os.environ, "TRIAGE_DATABASE_URL": db_url, "PYTHONPATH": f"{ROOT}{os.pathsep}"
+           f"{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("ANTHROPIC_API_KEY", None)
+    with streamlit_server(cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log") as server:
+        page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+        for path in ("", "/review", "/settings"):
+            page.goto(server.url + path)
+            wait_for_run(page)
+            expect(page.get_by_text("Closed.", exact=False)).to_be_visible()
+            body = page.inner_text("body")
+            assert "[auth] is missing" in body and "single local user" not in body and SECRET_TEXT not in body
+            assert page.get_by_test_id("stSidebarNav").count() == 0
+            assert not [b for b in page.get_by_role("button").all_inner_texts() if b.strip()]  # no Sign in, no pages
+            if not path:
+                shoot(page, "sign-in-closed")

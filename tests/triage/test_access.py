@@ -21,10 +21,13 @@ from triage.access import (
     Door,
     Policy,
     Role,
+    SignIn,
     cli_actor,
     listens_locally,
     may,
     require,
+    served_locally,
+    sign_in,
     visitor,
 )
 from triage.domain import ReviewFilter
@@ -288,13 +291,62 @@ def test_a_malformed_access_list_is_refused_with_a_message(lists, message):
 
 
 def claims(email="lena@example.com", **extra):
-    return {"is_logged_in": True, "email": email, **extra}
+    return {"is_logged_in": True, "email": email, "email_verified": True, **extra}
+
+
+AUTH = {"redirect_uri": "https://triage.example.com/oauth2callback", "cookie_secret": "k" * 48, "client_id": "c",
+        "client_secret": "s", "server_metadata_url": "https://idp.example.com/.well-known/openid-configuration"}
+ON = sign_in({"auth": AUTH, "triage": {"access": LISTS}})
 
 
 def test_without_sign_in_the_single_local_user_is_a_lead():
-    v = visitor(auth_configured=False, claims=None, lists=None, local_name=" alice ")
+    for secrets in (None, {}, {"ANTHROPIC_API_KEY": "k", "database": {"url": "sqlite://"}}):
+        assert sign_in(secrets) == SignIn(on=False)
+    v = visitor(sign_in=sign_in(None), claims=None, local_name=" alice ")
     assert (v.door, v.actor, v.local) == (Door.IN, Actor("alice", Role.LEAD), True)
-    assert visitor(auth_configured=False, claims=None, lists=None).actor == Actor("local", Role.LEAD)
+    assert visitor(sign_in=sign_in({}), claims=None).actor == Actor("local", Role.LEAD)
+
+
+def test_a_complete_auth_section_turns_sign_in_on():
+    assert SignIn(on=True, lists=LISTS) == ON
+    with_options = {**AUTH, "client_kwargs": {"prompt": "login"}, "expose_tokens": "id"}
+    assert sign_in({"auth": with_options}) == SignIn(on=True)  # no lists: nobody gets in (below)
+
+
+def without(key):
+    return {k: v for k, v in AUTH.items() if k != key}
+
+
+@pytest.mark.parametrize("secrets, problem", [
+    ({"triage": {"access": LISTS}}, "[auth] is missing"),  # the lists alone: before, everyone was a lead
+    ({"triage": {}}, "[auth] is missing"),
+    ({"Auth": AUTH, "triage": {"access": LISTS}}, "[Auth], which looks like a misspelt [auth]"),
+    ({"auht": AUTH}, "[auht], which looks like a misspelt [auth]"),
+    ({"oauth": AUTH, "auth": AUTH}, "[oauth]"),
+    ({"auth": {**without("client_secret"), "client_secrte": "s"}}, "unknown key 'client_secrte'"),
+    ({"auth": {**without("client_id"), "google": {"client_id": "c"}}}, "unknown key 'google'"),
+    ({"auth": without("client_id")}, "missing client_id"),
+    ({"auth": without("client_secret")}, "missing client_secret"),
+    ({"auth": without("redirect_uri")}, "missing redirect_uri"),
+    ({"auth": without("cookie_secret")}, "missing cookie_secret"),
+    ({"auth": without("server_metadata_url")}, "missing server_metadata_url"),
+    ({"auth": {**AUTH, "client_secret": "  "}}, "missing client_secret"),
+    ({"auth": {**AUTH, "client_id": 12}}, "missing client_id"),
+    ({"auth": {}}, "missing redirect_uri, cookie_secret, client_id, client_secret, server_metadata_url"),
+    ({"auth": "on"}, "[auth] must be a section"),
+    ({"auth": {**AUTH, "redirect_uri": "https://triage.example.com/"}}, "redirect_uri must be"),
+    ({"auth": {**AUTH, "cookie_secret": "a long random string"}}, "cookie_secret is shorter than 32"),
+    ({"auth": AUTH, "triage": {"acess": LISTS}}, "[triage] has an unknown part 'acess'"),
+    ({"auth": AUTH, "triage": "leads"}, "[triage] must be a section"),
+])
+def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets, problem):
+    setup = sign_in(secrets)
+    assert setup.on and problem in setup.problem
+    assert "s3cr" not in setup.problem and "k" * 32 not in setup.problem  # names keys, never values
+    for user in ({}, claims(), claims("olga@ops.example.com")):  # nobody: not even a lead who is signed in
+        v = visitor(sign_in=setup, claims=user, local_name="alice")
+        assert (v.door, v.actor, v.local) == (Door.CLOSED, None, False)
+        assert problem in v.reason and "set up wrongly" in v.reason
 
 
 @pytest.mark.parametrize("user, door, role, why", [
@@ -305,12 +357,19 @@ def test_without_sign_in_the_single_local_user_is_a_lead():
     (claims(exp=5000), Door.IN, Role.LEAD, ""),
     (claims("stranger@elsewhere.test"), Door.NO_ACCESS, None, "on no access list"),
     ({"is_logged_in": True, "name": "No Mail"}, Door.NO_ACCESS, None, "no email address"),
-    (claims(email_verified=False), Door.NO_ACCESS, None, "not verified"),
+    (claims(email_verified=False), Door.NO_ACCESS, None, "not said this email address is verified"),
+    # only the JSON boolean true counts: a provider that says nothing, or says it in another type, has not said it
+    ({"is_logged_in": True, "email": "lena@example.com"}, Door.NO_ACCESS, None, "email_verified claim must be true"),
+    (claims(email_verified=None), Door.NO_ACCESS, None, "not said"),
+    (claims(email_verified="false"), Door.NO_ACCESS, None, "not said"),
+    (claims(email_verified="true"), Door.NO_ACCESS, None, "not said"),
+    (claims(email_verified=1), Door.NO_ACCESS, None, "not said"),
+    (claims(email_verified=[True]), Door.NO_ACCESS, None, "not said"),
     (claims("olga@ops.example.com"), Door.IN, Role.OPERATOR, ""),
     (claims("vic@example.com"), Door.IN, Role.VIEWER, ""),
 ])
 def test_with_sign_in_each_visitor_gets_the_right_door(user, door, role, why):
-    v = visitor(auth_configured=True, claims=user, lists=LISTS, local_name="alice", now=2000)
+    v = visitor(sign_in=ON, claims=user, local_name="alice", now=2000)
     assert v.door == door and why in v.reason and not v.local
     assert (v.actor.role if v.actor else None) == role
     if door == Door.NO_ACCESS:
@@ -318,9 +377,25 @@ def test_with_sign_in_each_visitor_gets_the_right_door(user, door, role, why):
 
 
 def test_with_sign_in_and_no_lists_nobody_is_let_in():
-    assert visitor(auth_configured=True, claims=claims(), lists=None).door == Door.NO_ACCESS
-    bad = visitor(auth_configured=True, claims=claims(), lists={"leeds": ["lena@example.com"]})
+    assert visitor(sign_in=sign_in({"auth": AUTH}), claims=claims()).door == Door.NO_ACCESS
+    bad = visitor(sign_in=sign_in({"auth": AUTH, "triage": {"access": {"leeds": ["lena@example.com"]}}}),
+                  claims=claims())
     assert bad.door == Door.NO_ACCESS and "access list is invalid" in bad.reason and "leeds" in bad.reason
+
+
+@pytest.mark.parametrize("address, hosts, local", [
+    ("127.0.0.1", ["localhost", "127.0.0.1"], True),  # the shipped configuration
+    ("127.0.0.1", ["localhost"], True),
+    ("127.0.0.1", [], False),  # any Host header: a web page on any name that rebinds to 127.0.0.1
+    ("127.0.0.1", None, False),
+    ("127.0.0.1", ["*"], False),
+    ("127.0.0.1", ["localhost", "triage.example.com"], False),  # behind a proxy on this machine
+    ("127.0.0.1", ["*.localhost"], False),
+    ("0.0.0.0", ["localhost", "127.0.0.1"], False),
+    (None, ["localhost"], False),
+])
+def test_which_servers_serve_this_machine_only(address, hosts, local):
+    assert served_locally(address, hosts) is local
 
 
 @pytest.mark.parametrize("address, local", [("127.0.0.1", True), ("localhost", True), ("::1", True),
