@@ -154,6 +154,37 @@ def test_label_imports_audits_retrains_and_a_second_run_changes_nothing(cli_db, 
     assert q["per_model"][0]["accuracy"] == 0.5
 
 
+def test_label_a_file_of_ids_and_labels_only(cli_db, tmp_path, capsys):
+    """A helpdesk export of final categories: no text column, every known row matched by id; unknown ids are
+    reported with examples and nothing is written for them."""
+    imp = runs.start_run(cli_db, [("H-1", "I was charged twice"), ("H-2", "the app crashes")], source="t",
+                         actor=LEAD)
+    src = tmp_path / "final.csv"
+    src.write_text("ticket_id,final_category\nH-1,billing\nH-2,technical\nH-404,account\nH-405,billing\n")
+    assert main(["label", str(src), "--operator", "maria", "--no-retrain"]) == 0
+    out = capsys.readouterr().out
+    assert "Existing tickets matched: 2 (2 to label, 2 by id and 0 by text" in out and "New tickets: 0" in out
+    assert "2 rows left out, no text: row 3 (id H-404): no ticket has this id; row 4 (id H-405): no ticket " \
+           "has this id" in out
+    assert "imported 2 labels from final.csv: 2 existing tickets labelled, 0 new tickets" in out
+    with cli_db.read() as s:
+        tickets = {t.external_id: (t.id, t.text, t.category, t.label_source) for t in s.scalars(select(Ticket))}
+        corrections = s.execute(select(Correction.ticket_id, Correction.new_label, Correction.file)).all()
+    assert tickets == {"H-1": (imp.ticket_ids[0], "I was charged twice", "billing", "operator"),
+                       "H-2": (imp.ticket_ids[1], "the app crashes", "technical", "operator")}
+    assert sorted(map(tuple, corrections)) == [(imp.ticket_ids[0], "billing", "final.csv"),
+                                                (imp.ticket_ids[1], "technical", "final.csv")]
+
+    only_unknown = tmp_path / "unknown.jsonl"
+    only_unknown.write_text(json.dumps({"id": "H-9", "category": "billing"}) + "\n")
+    assert main(["label", str(only_unknown), "--operator", "maria", "--json"]) == 2  # nothing importable
+    out = json.loads(capsys.readouterr().out)
+    assert (out["no_text"], out["left_out"]["no_text"]["examples"], out["columns"]["text"]) == \
+        (1, ["row 1 (id H-9): no ticket has this id"], None)
+    with cli_db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 2
+
+
 def test_label_json_output_and_bad_input(cli_db, tmp_path, capsys):
     src = tmp_path / "l.jsonl"
     src.write_text(json.dumps({"body": "my card was declined", "category": "billing"}) + "\n")

@@ -106,15 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     lb = sub.add_parser("label", help="import labelled tickets (e.g. a helpdesk export) as operator labels",
-                        description="Read CSV/JSON/JSONL with a text and a label column. A row matches a ticket by "
-                        "id, else by its exact (whitespace-normalised) text; a row that matches nothing becomes a new "
-                        "ticket with the label (no API call, no cost). Labels outside the taxonomy and rows without "
-                        "text are reported, never guessed, and not written. Every label is audited (source import, "
+                        description="Read CSV/JSON/JSONL with a label column and a text column, an id column, or "
+                        "both. A row matches a ticket by id, else by its exact (whitespace-normalised) text; a row "
+                        "with text that matches nothing becomes a new ticket with the label (no API call, no cost). "
+                        "A file of ids and labels alone labels the known tickets those ids name. Labels outside the "
+                        "taxonomy and rows without text whose id matches no ticket are reported, never guessed, and "
+                        "not written. Every label is audited (source import, "
                         "the operator, the file); importing the same file again changes nothing. Afterwards the "
                         "local model retrains and says what it learned.")
     lb.add_argument("path", help="CSV, JSON or JSONL file")
     lb.add_argument("--operator", required=True, help="who is importing: stamped on every label")
-    lb.add_argument("--text-column", help="column / field with the ticket text (default: guessed)")
+    lb.add_argument("--text-column", help="column / field with the ticket text (default: guessed; none: ids only)")
     lb.add_argument("--id-column", help="column / field with your ticket id (default: guessed; none: text only)")
     lb.add_argument("--label-column", help="column / field with the category (default: label, category, ...)")
     lb.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
