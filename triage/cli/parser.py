@@ -10,8 +10,10 @@ from triage.cli.admin import cmd_db, cmd_demo, cmd_train
 from triage.cli.labels import cmd_label
 from triage.cli.quality import cmd_calibrate, cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
+from triage.cli.settings import cmd_settings, cmd_settings_set
 from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
 from triage.domain import MODES
+from triage.settings import EDITABLE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--operator", help="who asked for the refit (default cli:<your OS user>)")
     ca.add_argument("--json", action="store_true", help="print one JSON object")
     ca.set_defaults(func=cmd_calibrate)
+
+    se = sub.add_parser("settings", help="every setting in force and where it comes from; `settings set` saves one",
+                        description="Print every setting in force and its source: default, environment (the variable "
+                        "named) or database (saved by a lead on the dashboard's Settings page or with `triage "
+                        "settings set`). API keys are never shown, database passwords are masked.")
+    se.add_argument("--json", action="store_true", help="print one JSON object: per setting its value, source, "
+                    "environment variable and whether a lead may change it")
+    se.set_defaults(func=cmd_settings)
+    se_sub = se.add_subparsers(dest="settings_action", metavar="ACTION",
+                               help="set NAME VALUE: save one setting as a lead (see `triage settings set --help`)")
+    ss = se_sub.add_parser("set", help="save one setting as a lead, checked and audited as on the Settings page",
+                           description="Save one setting as a lead would on the dashboard's Settings page: the same "
+                           "checks (a bad value is refused with exit code 2 and nothing is written) and the same "
+                           "audit row (from, to, who). Names: " + ", ".join(EDITABLE) + ". per_call_sonnet none: "
+                           "the same as per_call.")
+    ss.add_argument("name", metavar="NAME", help="the setting, as `triage settings` lists it: " + ", ".join(EDITABLE))
+    ss.add_argument("value", metavar="VALUE", help="its new value (a number, a model id, or none for per_call_sonnet)")
+    ss.add_argument("--operator", help="who is changing it, recorded in the audit trail (default cli:<your OS user>)")
+    ss.set_defaults(func=cmd_settings_set)
 
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)
