@@ -56,8 +56,8 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert (haiku["tier"], haiku["model"], haiku["n"], haiku["accuracy"]) == (1, "claude-haiku-5-5", 4, 0.5)
     # F1: billing 0.5 (a right, b wrongly billing, c missed), technical 1.0, account 0.0 -> mean 0.5
     assert haiku["macro_f1"] == pytest.approx(0.5, abs=1e-12)
-    # ECE: each answer alone in its bin: |0.95-1| + |0.9-0| + |0.5-0| + |0.4-1|, over 4
-    assert haiku["ece"] == pytest.approx((0.05 + 0.9 + 0.5 + 0.6) / 4, abs=1e-9)
+    # ECE: 0.9 (wrong) starts the 0.9-1.0 bin, with 0.95 (right): |0.925-0.5| x 2; then |0.5-0| and |0.4-1|, over 4
+    assert haiku["ece"] == pytest.approx((0.425 * 2 + 0.5 + 0.6) / 4, abs=1e-9)
     assert haiku["confusion"] == {"labels": ["billing", "technical", "product_feedback", "account"],
                                   "matrix": [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]}
     assert (sonnet["model"], sonnet["n"], sonnet["accuracy"], sonnet["macro_f1"]) == ("claude-sonnet-5-5", 2, 1.0, 1.0)
@@ -103,7 +103,7 @@ def test_quality_text_report(cli_db, capsys):
     assert main(["quality"]) == 0
     out = capsys.readouterr().out
     assert "Measured on 4 tickets an operator labelled" in out
-    assert "   1  claude-haiku-5-5            4     0.500     0.500  0.512" in out
+    assert "   1  claude-haiku-5-5            4     0.500     0.500  0.488" in out
     assert "Haiku (claude-haiku-5-5): rows are the operator's label, columns the model's" in out
     assert "what-if" in out and "$0.001500" in out
 
