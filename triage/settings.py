@@ -129,18 +129,19 @@ EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "da
             "per_call", "per_call_sonnet")
 
 
-def _saved(stored: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The values leads saved that are in force (editable ones; a name no longer editable is ignored)."""
-    return {k: v for k, v in (stored or {}).items() if k in EDITABLE}
+def _saved(db: Database) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What leads saved that is in force: the editable values (a name no longer editable is ignored), and the
+    taxonomy (None: none saved)."""
+    with db.read() as s:
+        stored = db_settings.get(s, "engine", {}) or {}
+        tax = db_settings.get(s, "taxonomy")
+    return {k: v for k, v in stored.items() if k in EDITABLE}, tax
 
 
 def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Taxonomy]:
     base = base or Settings.from_env()
-    with db.read() as s:
-        stored = _saved(db_settings.get(s, "engine", {}))
-        tax = db_settings.get(s, "taxonomy")
-    settings = replace(base, **stored)
-    return settings, Taxonomy.from_dict(tax) if tax else taxonomy_mod.load(base.taxonomy_path)
+    stored, tax = _saved(db)
+    return replace(base, **stored), Taxonomy.from_dict(tax) if tax else taxonomy_mod.load(base.taxonomy_path)
 
 
 DEFAULT, ENVIRONMENT, DATABASE = "default", "environment", "database"
@@ -166,9 +167,7 @@ def in_force(db: Database, env: Mapping[str, str] | None = None) -> list[InForce
     environment variable when set, else the default. The taxonomy too (its category names)."""
     env = os.environ if env is None else env
     base = Settings.from_env(env)
-    with db.read() as s:
-        stored = _saved(db_settings.get(s, "engine", {}))
-        tax = db_settings.get(s, "taxonomy")
+    stored, tax = _saved(db)
     merged = replace(base, **stored)
     out = []
     for f in fields(Settings):
