@@ -3,6 +3,7 @@
 import argparse
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -307,3 +308,84 @@ def test_reclassify_calls_the_models_again_and_ignores_old_answers(env, fake, tm
     assert len(fake.usage_log) == 2 * first  # each ticket asked again, not answered from its old calls
     rows = [json.loads(line) for line in open(tmp_path / "b.jsonl")]
     assert all(Decimal(r["cost_usd"]) > 0 and r["status"] == "classified" for r in rows)
+
+
+def settings_state(db) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """What `triage settings set` may write: the stored settings and the audit trail."""
+    from db.models import AuditEvent, Setting
+
+    with db.read() as s:
+        return ([(r.key, r.value) for r in s.scalars(select(Setting).order_by(Setting.key))],
+                [(e.actor, e.event, e.detail) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))])
+
+
+def test_settings_lists_every_setting_in_force_and_where_it_comes_from(cli_db, monkeypatch, capsys):
+    from tests.support.actors import lead
+    from triage import settings as config
+
+    monkeypatch.setenv("TRIAGE_MONTHLY_BUDGET_USD", "50")
+    monkeypatch.setenv("TRIAGE_THRESHOLD", "0.8")  # a lead's saved threshold wins over the environment
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-never-shown")
+    config.save_engine(cli_db, actor=lead("maria"), threshold=0.6)
+    assert main(["settings", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {f.name for f in config.fields(config.Settings)} | {"taxonomy"}
+    assert shown["threshold"] == {"value": 0.6, "source": "database", "env": "TRIAGE_THRESHOLD", "editable": True}
+    assert shown["monthly_budget_usd"] == {"value": 50.0, "source": "environment", "env": "TRIAGE_MONTHLY_BUDGET_USD",
+                                           "editable": True}
+    assert shown["per_call"] == {"value": 1, "source": "default", "env": "TRIAGE_PER_CALL", "editable": True}
+    assert shown["concurrency"]["editable"] is False and shown["api_key"]["value"] == "set"
+    assert shown["taxonomy"] == {"value": ["billing", "technical", "product_feedback", "account"],
+                                 "source": "default", "env": "TRIAGE_TAXONOMY", "editable": False}
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "sk-never-shown" not in out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:-1]}
+    assert lines["threshold"].split() == ["threshold", "*", "database", "0.6"]
+    assert lines["monthly_budget_usd"].split() == ["monthly_budget_usd", "*", "environment",
+                                                   "(TRIAGE_MONTHLY_BUDGET_USD)", "50.0"]
+    assert lines["concurrency"].split() == ["concurrency", "default", "8"]
+
+
+def test_settings_set_saves_audits_and_another_process_sees_it(cli_db, db_url, capsys):
+    assert main(["settings", "set", "monthly_budget_usd", "25.5", "--operator", "maria"]) == 0
+    assert "monthly_budget_usd: 0 -> 25.5, saved by maria" in capsys.readouterr().out
+    assert main(["settings", "set", "per_call_sonnet", "5"]) == 0
+    assert main(["settings", "set", "per_call_sonnet", "none", "--operator", "lee"]) == 0  # the same as per_call
+    assert main(["settings", "set", "tier1_model", " claude-haiku-5-5 "]) == 0
+    stored, audit = settings_state(cli_db)
+    (engine,) = [json.loads(v) for k, v in stored if k == "engine"]
+    assert engine == {"monthly_budget_usd": 25.5, "per_call_sonnet": None, "tier1_model": "claude-haiku-5-5"}
+    assert [(who, event) for who, event, _ in audit][:3] == [("maria", "settings.engine")] + \
+        [(audit[1][0], "settings.engine"), ("lee", "settings.engine")]
+    assert audit[1][0].startswith("cli:")
+    assert json.loads(audit[0][2])["changed"] == {"monthly_budget_usd": [0, 25.5]}
+    assert json.loads(audit[2][2])["changed"] == {"per_call_sonnet": [5, None]}
+
+    seen = subprocess.run([sys.executable, "-m", "triage.cli", "settings", "--json"], capture_output=True,
+                          text=True, check=True, env={**os.environ, "TRIAGE_DATABASE_URL": db_url}).stdout
+    assert json.loads(seen)["monthly_budget_usd"] == {"value": 25.5, "source": "database",
+                                                      "env": "TRIAGE_MONTHLY_BUDGET_USD", "editable": True}
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("thresh", "0.5", "not a setting a lead can save: thresh. The settings are: threshold, tier1_model, "
+                      "tier2_model, monthly_budget_usd, daily_budget_usd, fewshot_k, per_call, per_call_sonnet"),
+    ("concurrency", "3", "concurrency comes from the environment (TRIAGE_CONCURRENCY)"),
+    ("threshold", "1.5", "the threshold is a confidence between 0 and 1"),
+    ("threshold", "high", "the threshold must be a number, not 'high'"),
+    ("monthly_budget_usd", "-1", "the monthly budget is a dollar amount, 0 for none"),
+    ("daily_budget_usd", "nan", "the daily budget must be a finite number"),
+    ("monthly_budget_usd", "inf", "the monthly budget must be a finite number"),
+    ("per_call", "0", "tickets per call is a whole number from 1 to 50"),
+    ("per_call_sonnet", "2.5", "tickets per call is a whole number from 1 to 50"),
+    ("fewshot_k", "99", "few-shot examples must be a whole number from 0 (off) to 20"),
+    ("tier2_model", "no-such-model", "no price for model 'no-such-model'"),
+    ("tier1_model", " ", "a model id cannot be empty"),
+])
+def test_settings_set_refuses_a_bad_name_or_value_and_writes_nothing(cli_db, capsys, name, value, message):
+    before = settings_state(cli_db)
+    assert main(["settings", "set", name, value, "--operator", "maria"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert settings_state(cli_db) == before

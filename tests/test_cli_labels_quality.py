@@ -56,8 +56,8 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert (haiku["tier"], haiku["model"], haiku["n"], haiku["accuracy"]) == (1, "claude-haiku-5-5", 4, 0.5)
     # F1: billing 0.5 (a right, b wrongly billing, c missed), technical 1.0, account 0.0 -> mean 0.5
     assert haiku["macro_f1"] == pytest.approx(0.5, abs=1e-12)
-    # ECE: each answer alone in its bin: |0.95-1| + |0.9-0| + |0.5-0| + |0.4-1|, over 4
-    assert haiku["ece"] == pytest.approx((0.05 + 0.9 + 0.5 + 0.6) / 4, abs=1e-9)
+    # ECE: 0.9 (wrong) starts the 0.9-1.0 bin, with 0.95 (right): |0.925-0.5| x 2; then |0.5-0| and |0.4-1|, over 4
+    assert haiku["ece"] == pytest.approx((0.425 * 2 + 0.5 + 0.6) / 4, abs=1e-9)
     assert haiku["confusion"] == {"labels": ["billing", "technical", "product_feedback", "account"],
                                   "matrix": [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]}
     assert (sonnet["model"], sonnet["n"], sonnet["accuracy"], sonnet["macro_f1"]) == ("claude-sonnet-5-5", 2, 1.0, 1.0)
@@ -103,7 +103,7 @@ def test_quality_text_report(cli_db, capsys):
     assert main(["quality"]) == 0
     out = capsys.readouterr().out
     assert "Measured on 4 tickets an operator labelled" in out
-    assert "   1  claude-haiku-5-5            4     0.500     0.500  0.512" in out
+    assert "   1  claude-haiku-5-5            4     0.500     0.500  0.488" in out
     assert "Haiku (claude-haiku-5-5): rows are the operator's label, columns the model's" in out
     assert "what-if" in out and "$0.001500" in out
 
@@ -152,6 +152,37 @@ def test_label_imports_audits_retrains_and_a_second_run_changes_nothing(cli_db, 
     q = json.loads(capsys.readouterr().out)
     assert q["label_sources"] == {"import": 4} and "4 imported from labelled files" in q["measured_on"]
     assert q["per_model"][0]["accuracy"] == 0.5
+
+
+def test_label_a_file_of_ids_and_labels_only(cli_db, tmp_path, capsys):
+    """A helpdesk export of final categories: no text column, every known row matched by id; unknown ids are
+    reported with examples and nothing is written for them."""
+    imp = runs.start_run(cli_db, [("H-1", "I was charged twice"), ("H-2", "the app crashes")], source="t",
+                         actor=LEAD)
+    src = tmp_path / "final.csv"
+    src.write_text("ticket_id,final_category\nH-1,billing\nH-2,technical\nH-404,account\nH-405,billing\n")
+    assert main(["label", str(src), "--operator", "maria", "--no-retrain"]) == 0
+    out = capsys.readouterr().out
+    assert "Existing tickets matched: 2 (2 to label, 2 by id and 0 by text" in out and "New tickets: 0" in out
+    assert "2 rows left out, no text: row 3 (id H-404): no ticket has this id; row 4 (id H-405): no ticket " \
+           "has this id" in out
+    assert "imported 2 labels from final.csv: 2 existing tickets labelled, 0 new tickets" in out
+    with cli_db.read() as s:
+        tickets = {t.external_id: (t.id, t.text, t.category, t.label_source) for t in s.scalars(select(Ticket))}
+        corrections = s.execute(select(Correction.ticket_id, Correction.new_label, Correction.file)).all()
+    assert tickets == {"H-1": (imp.ticket_ids[0], "I was charged twice", "billing", "operator"),
+                       "H-2": (imp.ticket_ids[1], "the app crashes", "technical", "operator")}
+    assert sorted(map(tuple, corrections)) == [(imp.ticket_ids[0], "billing", "final.csv"),
+                                                (imp.ticket_ids[1], "technical", "final.csv")]
+
+    only_unknown = tmp_path / "unknown.jsonl"
+    only_unknown.write_text(json.dumps({"id": "H-9", "category": "billing"}) + "\n")
+    assert main(["label", str(only_unknown), "--operator", "maria", "--json"]) == 2  # nothing importable
+    out = json.loads(capsys.readouterr().out)
+    assert (out["no_text"], out["left_out"]["no_text"]["examples"], out["columns"]["text"]) == \
+        (1, ["row 1 (id H-9): no ticket has this id"], None)
+    with cli_db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 2
 
 
 def test_label_json_output_and_bad_input(cli_db, tmp_path, capsys):

@@ -17,8 +17,8 @@ from db.engine import Database
 from triage import ingest
 from triage.access import Actor
 from triage.errors import InputError
-from triage.local.head import expected_calibration_error
 from triage.quality import metrics
+from triage.routing.calibration import ece
 from triage.routing.router import Router
 from triage.taxonomy import Taxonomy
 from triage.work.pipeline import RunReport
@@ -59,7 +59,7 @@ def score(gold: Sequence[str], predicted: Sequence[str | None], confidence: Sequ
         coverage.append({"threshold": t, "kept": round(float(kept.mean()), 4),
                          "accuracy": round(float(correct[kept].mean()), 4) if kept.any() else None})
     return {"n": int(len(y)), "accuracy": round(float(correct.mean()), 4),
-            "macro_f1": round(metrics.macro_f1(scores), 4), "ece": round(expected_calibration_error(conf, correct), 4),
+            "macro_f1": round(metrics.macro_f1(scores), 4), "ece": round(ece(conf, correct), 4),
             "per_category": per, "coverage": coverage}
 
 

@@ -48,7 +48,7 @@ class LabelledBatch:
 
     rows: list[LabelledRow]
     columns: list[str]
-    text_column: str
+    text_column: str | None  # None: a file of ids and labels (rows match known tickets by id)
     id_column: str | None
     label_column: str
 
@@ -204,7 +204,8 @@ def read_labelled(path: str, text_column: str = "text", label_column: str = "lab
 
 def parse_labelled(text: str, fmt: str, *, text_column: str | None = None, id_column: str | None = None,
                    label_column: str | None = None) -> LabelledBatch:
-    """A CSV/JSON/JSONL file whose rows carry a label: (id, text, label) per data row, none left out."""
+    """A CSV/JSON/JSONL file whose rows carry a label: (id, text, label) per data row, none left out. The text
+    column may be missing when there is an id column (a helpdesk export of ids and final categories)."""
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text), dialect=_dialect(text))
         columns = [c for c in (reader.fieldnames or []) if c is not None]
@@ -217,20 +218,21 @@ def parse_labelled(text: str, fmt: str, *, text_column: str | None = None, id_co
     elif fmt in ("json", "jsonl"):
         records = [r for _, r in _load_records(text, fmt)]
         if not all(isinstance(r, dict) for r in records):
-            raise IngestError("each row of a labelled file must be an object with a text and a label field")
+            raise IngestError("each row of a labelled file must be an object with a label and a text or id field")
         columns = list(dict.fromkeys(k for r in records for k in r))
     else:
-        raise IngestError("a labelled file must be CSV, JSON or JSONL with a text and a label column")
+        raise IngestError("a labelled file must be CSV, JSON or JSONL with a label column and a text or id column")
     tcol = _pick(columns, text_column, TEXT_COLUMNS, "text")
     lcol = _pick(columns, label_column, LABEL_COLUMNS, "label")
-    if tcol is None or lcol is None:
-        what = "ticket text" if tcol is None else "label"
-        flag = "--text-column" if tcol is None else "--label-column"
-        raise IngestError(f"which column holds the {what}? Pass {flag}; columns are: {', '.join(columns)}")
+    if lcol is None:
+        raise IngestError(f"which column holds the label? Pass --label-column; columns are: {', '.join(columns)}")
     if tcol == lcol:
         raise IngestError(f"the text and the label cannot both be in column {tcol!r}")
     icol = _pick(columns, id_column, ID_COLUMNS, "id")
     icol = None if icol in (tcol, lcol) else icol
+    if tcol is None and icol is None:  # ids and labels alone are enough: each row names a known ticket
+        raise IngestError(f"which column holds the ticket text, or the ticket id? Pass --text-column or --id-column; "
+                          f"columns are: {', '.join(columns)}")
 
     def cell(row: dict[str, Any], col: str | None) -> str:
         value = row.get(col) if col else None

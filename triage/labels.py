@@ -2,10 +2,11 @@
 
 Each row matches a ticket by its external id, else by its text (whitespace-normalised); a row that matches
 nothing becomes a new ticket carrying the label (`classified`, label source operator, corrected: no model call,
-no cost). Rows whose label is outside the taxonomy, or that have no text, are counted and shown, never guessed,
-and nothing of them is written. A label a ticket already carries as its operator label is skipped, so importing
-the same file twice changes nothing. Every label written is an audit row (source "import", the operator, the
-file). Afterwards the local tier retrains and says what it learned.
+no cost). A file may hold ids and labels alone (no text column): its rows label the known tickets their ids name.
+Rows whose label is outside the taxonomy, or that have no text and match no ticket by id, are counted and shown,
+never guessed, and nothing of them is written. A label a ticket already carries as its operator label is skipped,
+so importing the same file twice changes nothing. Every label written is an audit row (source "import", the
+operator, the file). Afterwards the local tier retrains and says what it learned.
 
 `plan` reads and matches (no writes: the dashboard's preview); `apply` writes; `learn` retrains.
 """
@@ -155,23 +156,23 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
     names = {n.casefold(): n for n in taxonomy.names}  # names are lower-case; "Billing" is billing
     problems = {k: Problem(k) for k in PROBLEMS}
     unknown: Counter[str] = Counter()
-    valid: list[tuple[ingest.LabelledRow, str, str]] = []  # row, label in the taxonomy, text hash
+    valid: list[tuple[ingest.LabelledRow, str, str | None]] = []  # row, label in the taxonomy, text hash if text
     for r in batch.rows:
         where = f"row {r.row}" + (f" (id {r.external_id})" if r.external_id else "")
-        if not r.text:
+        if not r.text and not r.external_id:
             problems["no_text"].add(r.row, where)
         elif len(r.text) > ingest.MAX_STORED_CHARS:
             problems["too_long"].add(r.row, where)
         elif not r.label:
-            problems["no_label"].add(r.row, f"{where}: {_short(r.text)}")
+            problems["no_label"].add(r.row, f"{where}: {_short(r.text)}" if r.text else where)
         elif r.label.casefold() not in names:
             unknown[r.label] += 1
             problems["unknown_label"].add(r.row, f"{where}: {r.label!r}")
         else:
-            valid.append((r, names[r.label.casefold()], text_hash(r.text)))
+            valid.append((r, names[r.label.casefold()], text_hash(r.text) if r.text else None))
     with db.read() as s:
         by_id = q.by_external_ids(s, [r.external_id for r, _, _ in valid if r.external_id])
-        by_text = q.by_text_hashes(s, [h for _, _, h in valid])
+        by_text = q.by_text_hashes(s, [h for _, _, h in valid if h is not None])
 
     Hits = dict[str, list[tuple[ingest.LabelledRow, str]]]  # label -> (row, matched by) giving it
     existing: dict[int, Hits] = {}
@@ -181,14 +182,17 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
         matches: list[tuple[q.Known, str]] = []
         with_id = by_id.get(r.external_id or "", [])
         if with_id:
-            same_text = [k for k in with_id if k.text_hash == h]
+            same_text = [k for k in with_id if h is not None and k.text_hash == h]
             if len(with_id) > 1 and not same_text:
                 problems["ambiguous_id"].add(r.row, f"row {r.row}: id {r.external_id} is on tickets "
                                              + ", ".join(str(k.id) for k in with_id[:5]))
                 continue
             matches = [(k, "id") for k in (same_text or with_id)]
-        else:
+        elif h is not None:
             matches = [(k, "text") for k in by_text.get(h, [])]
+        if not matches and not r.text:  # an id alone names a known ticket or nothing: never a new ticket
+            problems["no_text"].add(r.row, f"row {r.row} (id {r.external_id}): no ticket has this id")
+            continue
         if not matches:
             fresh.setdefault(content_hash(r.text, r.external_id), {}).setdefault(label, []).append((r, "new"))
         for k, how in matches:

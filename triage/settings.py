@@ -3,9 +3,12 @@ dashboard (stored in the database), then a command's own flags."""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from db import settings as db_settings
 from db.engine import Database
@@ -46,6 +49,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The defaults, overridden by the environment variables of ENV_NAMES."""
         env = os.environ if env is None else env
         return cls(
             database_url=env.get("TRIAGE_DATABASE_URL") or None,
@@ -82,6 +86,17 @@ class Settings:
         return Caps.of(self.monthly_budget_usd, self.daily_budget_usd, self.budget_warn_at)
 
 
+ENV_NAMES = {  # setting -> the environment variable Settings.from_env reads it from (max_tokens has none)
+    "database_url": "TRIAGE_DATABASE_URL", "tier1_model": "TRIAGE_TIER1_MODEL", "tier2_model": "TRIAGE_TIER2_MODEL",
+    "threshold": "TRIAGE_THRESHOLD", "concurrency": "TRIAGE_CONCURRENCY", "effort": "TRIAGE_EFFORT",
+    "max_attempts": "TRIAGE_MAX_ATTEMPTS", "monthly_budget_usd": "TRIAGE_MONTHLY_BUDGET_USD",
+    "daily_budget_usd": "TRIAGE_DAILY_BUDGET_USD", "budget_warn_at": "TRIAGE_BUDGET_WARN_AT",
+    "request_timeout": "TRIAGE_REQUEST_TIMEOUT", "taxonomy_path": "TRIAGE_TAXONOMY", "prices_path": "TRIAGE_PRICES",
+    "api_key": "ANTHROPIC_API_KEY", "base_url": "ANTHROPIC_BASE_URL", "fewshot_k": "TRIAGE_FEWSHOT_K",
+    "per_call": "TRIAGE_PER_CALL", "per_call_sonnet": "TRIAGE_PER_CALL_SONNET",
+}
+
+
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if not raw:
@@ -114,13 +129,65 @@ EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "da
             "per_call", "per_call_sonnet")
 
 
-def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Taxonomy]:
-    base = base or Settings.from_env()
+def _saved(db: Database) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What leads saved that is in force: the editable values (a name no longer editable is ignored), and the
+    taxonomy (None: none saved)."""
     with db.read() as s:
         stored = db_settings.get(s, "engine", {}) or {}
         tax = db_settings.get(s, "taxonomy")
-    settings = replace(base, **{k: v for k, v in stored.items() if k in EDITABLE})
-    return settings, Taxonomy.from_dict(tax) if tax else taxonomy_mod.load(base.taxonomy_path)
+    return {k: v for k, v in stored.items() if k in EDITABLE}, tax
+
+
+def effective(db: Database, base: Settings | None = None) -> tuple[Settings, Taxonomy]:
+    base = base or Settings.from_env()
+    stored, tax = _saved(db)
+    return replace(base, **stored), Taxonomy.from_dict(tax) if tax else taxonomy_mod.load(base.taxonomy_path)
+
+
+DEFAULT, ENVIRONMENT, DATABASE = "default", "environment", "database"
+
+
+@dataclass(frozen=True)
+class InForce:
+    """One setting in force and where it comes from."""
+
+    name: str
+    value: Any  # as shown: the API key is never shown ("set"), a database password is masked
+    source: str  # DEFAULT, ENVIRONMENT (env names the variable) or DATABASE (saved by a lead)
+    env: str | None  # the environment variable that sets it, if any
+    editable: bool  # a lead may save it (dashboard Settings page, `triage settings set`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "source": self.source, "env": self.env,
+                "editable": self.editable}
+
+
+def in_force(db: Database, env: Mapping[str, str] | None = None) -> list[InForce]:
+    """Every setting in force (as `effective` merges them) with its source: a value a lead saved, else the
+    environment variable when set, else the default. The taxonomy too (its category names)."""
+    env = os.environ if env is None else env
+    base = Settings.from_env(env)
+    stored, tax = _saved(db)
+    merged = replace(base, **stored)
+    out = []
+    for f in fields(Settings):
+        var = ENV_NAMES.get(f.name)
+        source = DATABASE if f.name in stored else ENVIRONMENT if var and env.get(var) else DEFAULT
+        out.append(InForce(f.name, _shown(f.name, getattr(merged, f.name)), source, var, f.name in EDITABLE))
+    taxonomy = Taxonomy.from_dict(tax) if tax else taxonomy_mod.load(base.taxonomy_path)
+    out.append(InForce("taxonomy", taxonomy.names, DATABASE if tax else ENVIRONMENT if base.taxonomy_path else DEFAULT,
+                       ENV_NAMES["taxonomy_path"], False))
+    return out
+
+
+def _shown(name: str, value: Any) -> Any:
+    if name == "api_key":
+        return "set" if value else None
+    if name == "database_url":
+        from db.engine import database_url
+
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", database_url(value))  # user:***@host
+    return value
 
 
 def save_taxonomy(db: Database, taxonomy: Taxonomy, *, actor: Actor) -> None:
@@ -135,28 +202,11 @@ def save_taxonomy(db: Database, taxonomy: Taxonomy, *, actor: Actor) -> None:
 
 def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None, why: str | None = None,
                 **values: object) -> None:
-    """A lead's routing, models and budgets; the audit trail keeps each changed value (from, to), and `why` when
-    given (e.g. the threshold recommendation it came from)."""
+    """A lead's routing, models and budgets (values as given: numbers, or their text from the command line),
+    checked by `checked`; the audit trail keeps each changed value (from, to), and `why` when given (e.g. the
+    threshold recommendation it came from). Nothing is written when any value is refused."""
     require(actor, Action.CONFIGURE)
-    unknown = set(values) - set(EDITABLE)
-    if unknown:
-        raise InputError(f"not editable: {', '.join(sorted(unknown))}")
-    if "threshold" in values and not 0 <= float(str(values["threshold"])) <= 1:
-        raise InputError("the threshold is a confidence between 0 and 1")
-    for key in ("per_call", "per_call_sonnet"):
-        if key in values and values[key] is not None:
-            values[key] = check_per_call(float(str(values[key])), "tickets per call")
-    for key in ("monthly_budget_usd", "daily_budget_usd"):
-        if key in values and float(str(values[key])) < 0:
-            raise InputError(f"the {key.split('_')[0]} budget is a dollar amount, 0 for none")
-    if "fewshot_k" in values:
-        values["fewshot_k"] = fewshot_k(float(str(values["fewshot_k"])))
-    prices = prices or PriceTable.load(os.environ.get("TRIAGE_PRICES") or None)
-    for key in ("tier1_model", "tier2_model"):
-        if key in values and not str(values[key]).strip():
-            raise InputError("a model id cannot be empty")
-        if key in values:
-            prices.require(str(values[key]).strip())
+    values = checked(values, prices or PriceTable.load(os.environ.get("TRIAGE_PRICES") or None))
     before = effective(db)[0]
     with db.transaction() as s:
         current = db_settings.get(s, "engine", {}) or {}
@@ -164,3 +214,48 @@ def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None,
         audit.record(s, actor, audit.SETTINGS_ENGINE, changed={
             k: [getattr(before, k), v] for k, v in values.items() if getattr(before, k) != v},
             **({"why": why} if why else {}))
+
+
+def checked(values: Mapping[str, object], prices: PriceTable) -> dict[str, object]:
+    """The one rule for what a lead may save: each name editable, each value of its setting's type and range
+    (InputError naming the setting otherwise). Returns the values as stored."""
+    unknown = sorted(set(values) - set(EDITABLE))
+    if unknown:
+        elsewhere = "".join(f"; {n} comes from the environment ({ENV_NAMES[n]})" for n in unknown if n in ENV_NAMES)
+        raise InputError(f"not a setting a lead can save: {', '.join(unknown)}{elsewhere}. The settings are: "
+                         f"{', '.join(EDITABLE)}")
+    out: dict[str, object] = {}
+    for key, value in values.items():
+        if key == "threshold":
+            out[key] = number = _given(value, "the threshold")
+            if not 0 <= number <= 1:
+                raise InputError(f"the threshold is a confidence between 0 and 1, not {value}")
+        elif key in ("monthly_budget_usd", "daily_budget_usd"):
+            what = f"the {key.split('_')[0]} budget"
+            out[key] = number = _given(value, what)
+            if number < 0:
+                raise InputError(f"{what} is a dollar amount, 0 for none; not {value}")
+        elif key == "fewshot_k":
+            out[key] = fewshot_k(_given(value, "few-shot examples"))
+        elif key == "per_call_sonnet" and (value is None or str(value).strip().casefold() in ("", "none")):
+            out[key] = None  # tier 2 takes tier 1's number of tickets per call
+        elif key in ("per_call", "per_call_sonnet"):
+            out[key] = check_per_call(_given(value, "tickets per call"), "tickets per call")
+        else:  # tier1_model, tier2_model
+            model = "" if value is None else str(value).strip()
+            if not model:
+                raise InputError("a model id cannot be empty")
+            prices.require(model)
+            out[key] = model
+    return out
+
+
+def _given(value: object, what: str) -> float:
+    """A number as a lead gave it (a number, or its text from the command line): finite, else InputError."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise InputError(f"{what} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{what} must be a finite number, not {value!r}")
+    return number

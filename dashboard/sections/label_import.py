@@ -31,6 +31,9 @@ def offer(db: Database, taxonomy: Taxonomy, *, text: str, fmt: str, name: str, c
                      "matches a ticket by id, else by its text; rows that match nothing become new tickets with "
                      "the label. No model is called and nothing is billed."):
         return False
+    if text_column is not None and text_column == id_column:  # ids and labels alone: rows match tickets by id
+        text_column = None
+        st.caption("No text column: each row labels the known ticket its id names.")
     choices = [c for c in columns if c not in (text_column, id_column)] or columns
     label_column = st.selectbox("Label column", choices, key="upload_label_column",
                                 index=choices.index(guess) if guess in choices else 0)
@@ -49,7 +52,7 @@ def offer(db: Database, taxonomy: Taxonomy, *, text: str, fmt: str, name: str, c
                 f"the label; {counts['unchanged']} already carry it.")
     m[1].metric("New tickets", counts["new"], help="Rows that match no ticket: stored with the label, not classified.")
     m[2].metric("Unknown labels", counts["unknown_label"], help="Labels outside the taxonomy: left out, not guessed.")
-    m[3].metric("No text", counts["no_text"], help="Rows without ticket text: left out.")
+    m[3].metric("No text", counts["no_text"], help="Rows without ticket text whose id matches no ticket: left out.")
     st.caption(plain(plan.summary()))
     for line in plan.left_out():
         st.warning(plain(line))

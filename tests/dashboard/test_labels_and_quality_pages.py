@@ -6,8 +6,9 @@ from sqlalchemy import func, select
 
 from db.models import Correction, ModelCall, Ticket
 from tests.dashboard.conftest import make_app
-from tests.support.actors import op
+from tests.support.actors import LEAD, op
 from triage import review, taxonomy
+from triage.work import runs
 
 TAX = taxonomy.default()
 FILE = ("id,text,label\n"
@@ -66,6 +67,21 @@ def test_a_labelled_upload_previews_imports_and_retrains(seeded):
     again = upload(make_app())  # the same file again: nothing left to write
     assert {m.label: m.value for m in again.metric}["Matched"] == "3"
     assert again.button(key="import_labels").disabled
+
+
+def test_a_labelled_upload_of_ids_and_labels_alone_labels_the_known_tickets(seeded):
+    db, _ = seeded
+    (known,) = runs.start_run(db, [("H-1", "my card was charged twice")], source="t", actor=LEAD).ticket_ids
+    at = upload(make_app(), b"ticket_id,final_category\nH-1,account\nH-404,billing\n", "final.csv")
+    assert at.toggle(key="upload_labelled").value is True
+    assert {m.label: m.value for m in at.metric} == {"Matched": "1", "New tickets": "0", "Unknown labels": "0",
+                                                      "No text": "1"}
+    assert "row 2 (id H-404): no ticket has this id" in texts(at)
+    at.button(key="import_labels").click().run(timeout=120)
+    assert not at.exception
+    with db.read() as s:
+        assert (s.get(Ticket, known).category, s.get(Ticket, known).label_source) == ("account", "operator")
+        assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.external_id == "H-404")) == 0
 
 
 def test_importing_needs_an_operator_and_switching_off_classifies_instead(seeded):

@@ -29,9 +29,9 @@ from tests.support.actors import LEAD
 from triage import demo, taxonomy
 from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import UnknownModel
-from triage.local.head import expected_calibration_error
 from triage.quality import calibrate
 from triage.quality import measure as quality
+from triage.routing.calibration import bin_of, ece
 from triage.settings import Settings
 from triage.spend import fewshot as spend_fewshot
 from triage.spend import reports as reporting
@@ -140,13 +140,13 @@ def old_quality(rows: list[dict], bins: int = 10, maps=None) -> quality.Quality:
         conf = np.array([a["confidence"] or 0.0 for a in answers])
         correct = np.array([a["label"] == a["truth"] for a in answers])
         per_tier.append({"tier": tier, "name": quality.TIER_NAME[tier], "n": len(answers),
-                         "accuracy": float(correct.mean()), "ece": expected_calibration_error(conf, correct),
+                         "accuracy": float(correct.mean()), "ece": ece(conf, correct),
                          "mean_confidence": float(conf.mean())})
-        edges = np.linspace(0, 1, bins + 1)
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+        which = bin_of(conf, bins)  # the one binning of ECE and the chart (it put 0.7 into 0.6-0.7 before)
+        for b in range(bins):
+            m = which == b
             if m.any():
-                reliability.append({"tier": tier, "name": quality.TIER_NAME[tier], "bin_mid": float((lo + hi) / 2),
+                reliability.append({"tier": tier, "name": quality.TIER_NAME[tier], "bin_mid": (b + 0.5) / bins,
                                     "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
                                     "n": int(m.sum())})
     both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]

@@ -66,7 +66,7 @@ def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(seeded):
     assert (c["unknown_label"], c["no_text"], c["no_label"], c["conflicting"]) == (2, 1, 1, 0)
     assert plan.unknown_labels == {"Refunds": 1, "refunds": 1}
     assert plan.problems["unknown_label"].examples == ["row 6 (id N-3): 'Refunds'", "row 7 (id N-4): 'refunds'"]
-    assert plan.problems["no_text"].examples == ["row 5 (id N-2)"]
+    assert plan.problems["no_text"].examples == ["row 5 (id N-2): no ticket has this id"]
     assert any("the taxonomy has billing, technical, product_feedback, account" in line for line in plan.left_out())
     assert state(db)[0] == before  # planning writes nothing
 
@@ -146,6 +146,47 @@ def test_conflicting_rows_and_ambiguous_ids_are_reported_not_written(seeded):
     before = state(db)
     labels.apply(db, plan, actor=lead("maria"))
     assert state(db) == before
+
+
+def test_a_file_of_ids_and_labels_labels_the_tickets_those_ids_name(seeded):
+    """A helpdesk export of final categories: ids and labels, no text. Known ids are labelled; an id matching
+    nothing cannot make a ticket (there is no text to classify or show): reported with examples, not written."""
+    db, ids = seeded
+    batch = parse("ticket_id,final_category\nT-1,account\nT-3,Account\nZ-1,billing\nZ-2,technical\n,billing\n")
+    assert (batch.text_column, batch.id_column, batch.label_column) == (None, "ticket_id", "final_category")
+    before = state(db)
+    plan = labels.plan(db, batch, TAX, "export.csv")
+    c = plan.counts()
+    assert (c["matched"], c["by_id"], c["to_label"], c["new"], c["no_text"]) == (2, 2, 2, 0, 3)
+    assert plan.problems["no_text"].examples == ["row 5", "row 3 (id Z-1): no ticket has this id",
+                                                 "row 4 (id Z-2): no ticket has this id"]
+    assert any(line.startswith("3 rows left out, no text: ") for line in plan.left_out())
+    assert plan.to_dict()["columns"] == {"text": None, "id": "ticket_id", "label": "final_category"}
+
+    result = labels.apply(db, plan, actor=lead("maria"))
+    assert (result.labelled, result.created, result.conflicts) == (2, 0, [])
+    tickets, audit, _ = state(db)
+    charged, login = ids["I was charged twice for my plan"], ids["I cannot log in"]
+    assert tickets[charged][3:7] == ("account", "operator", True, "maria")
+    assert tickets[login][3:7] == ("account", "operator", True, "maria")
+    assert tickets[charged][1] == before[0][charged][1]  # the ticket keeps its text
+    assert set(tickets) == set(before[0])  # no ticket made for the unknown ids
+    assert sorted(audit[len(before[1]):]) == sorted([
+        (charged, "billing", "account", "maria", "import", "export.csv"),
+        (login, "technical", "account", "maria", "import", "export.csv")])
+    assert labels.plan(db, batch, TAX, "export.csv").writes == 0  # importing it again changes nothing
+
+
+def test_an_id_alone_shared_by_several_tickets_is_ambiguous(seeded):
+    db, _ = seeded
+    runs.start_run(db, [("T-3", "a different text under the same id")], source="other", actor=LEAD)
+    plan = labels.plan(db, parse("id,label\nT-3,billing\n"), TAX, "x.csv")
+    assert (plan.counts()["ambiguous_id"], plan.writes) == (1, 0)
+
+
+def test_a_file_without_text_or_id_column_is_explained():
+    with pytest.raises(ingest.IngestError, match="which column holds the ticket text, or the ticket id"):
+        parse("name,label\nx,billing\n")
 
 
 def test_json_and_jsonl_files_and_the_columns_guessed(seeded):

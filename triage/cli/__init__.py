@@ -1,8 +1,9 @@
 """`triage ...`: the command line. Usable from a shell script or a cron job.
 
 parser.py builds the argument parser; work.py holds the commands that work the queue (and may spend money),
-reports.py the ones that only read, admin.py the ones that maintain (train, demo, db). Every user-facing error
-is a `triage.errors.TriageError`: printed as one line, with its exit code, never a traceback.
+reports.py the ones that only read, admin.py the ones that maintain (train, demo, db), settings.py the settings
+in force and `settings set`. Every user-facing error is a `triage.errors.TriageError`: printed as one line, with
+its exit code, never a traceback.
 """
 
 from __future__ import annotations

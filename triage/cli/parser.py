@@ -10,8 +10,10 @@ from triage.cli.admin import cmd_db, cmd_demo, cmd_train
 from triage.cli.labels import cmd_label
 from triage.cli.quality import cmd_calibrate, cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
+from triage.cli.settings import cmd_settings, cmd_settings_set
 from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
 from triage.domain import MODES
+from triage.settings import EDITABLE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,15 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     lb = sub.add_parser("label", help="import labelled tickets (e.g. a helpdesk export) as operator labels",
-                        description="Read CSV/JSON/JSONL with a text and a label column. A row matches a ticket by "
-                        "id, else by its exact (whitespace-normalised) text; a row that matches nothing becomes a new "
-                        "ticket with the label (no API call, no cost). Labels outside the taxonomy and rows without "
-                        "text are reported, never guessed, and not written. Every label is audited (source import, "
+                        description="Read CSV/JSON/JSONL with a label column and a text column, an id column, or "
+                        "both. A row matches a ticket by id, else by its exact (whitespace-normalised) text; a row "
+                        "with text that matches nothing becomes a new ticket with the label (no API call, no cost). "
+                        "A file of ids and labels alone labels the known tickets those ids name. Labels outside the "
+                        "taxonomy and rows without text whose id matches no ticket are reported, never guessed, and "
+                        "not written. Every label is audited (source import, "
                         "the operator, the file); importing the same file again changes nothing. Afterwards the "
                         "local model retrains and says what it learned.")
     lb.add_argument("path", help="CSV, JSON or JSONL file")
     lb.add_argument("--operator", required=True, help="who is importing: stamped on every label")
-    lb.add_argument("--text-column", help="column / field with the ticket text (default: guessed)")
+    lb.add_argument("--text-column", help="column / field with the ticket text (default: guessed; none: ids only)")
     lb.add_argument("--id-column", help="column / field with your ticket id (default: guessed; none: text only)")
     lb.add_argument("--label-column", help="column / field with the category (default: label, category, ...)")
     lb.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
@@ -143,6 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--operator", help="who asked for the refit (default cli:<your OS user>)")
     ca.add_argument("--json", action="store_true", help="print one JSON object")
     ca.set_defaults(func=cmd_calibrate)
+
+    se = sub.add_parser("settings", help="every setting in force and where it comes from; `settings set` saves one",
+                        description="Print every setting in force and its source: default, environment (the variable "
+                        "named) or database (saved by a lead on the dashboard's Settings page or with `triage "
+                        "settings set`). API keys are never shown, database passwords are masked.")
+    se.add_argument("--json", action="store_true", help="print one JSON object: per setting its value, source, "
+                    "environment variable and whether a lead may change it")
+    se.set_defaults(func=cmd_settings)
+    se_sub = se.add_subparsers(dest="settings_action", metavar="ACTION",
+                               help="set NAME VALUE: save one setting as a lead (see `triage settings set --help`)")
+    ss = se_sub.add_parser("set", help="save one setting as a lead, checked and audited as on the Settings page",
+                           description="Save one setting as a lead would on the dashboard's Settings page: the same "
+                           "checks (a bad value is refused with exit code 2 and nothing is written) and the same "
+                           "audit row (from, to, who). Names: " + ", ".join(EDITABLE) + ". per_call_sonnet none: "
+                           "the same as per_call.")
+    ss.add_argument("name", metavar="NAME", help="the setting, as `triage settings` lists it: " + ", ".join(EDITABLE))
+    ss.add_argument("value", metavar="VALUE", help="its new value (a number, a model id, or none for per_call_sonnet)")
+    ss.add_argument("--operator", help="who is changing it, recorded in the audit trail (default cli:<your OS user>)")
+    ss.set_defaults(func=cmd_settings_set)
 
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from triage.local.head import Head, expected_calibration_error
+from triage.local.head import Head
+from triage.routing.calibration import ece
 
 SIZES = (0, 4, 8, 16, 32, 64, 128)
 DRAWS = 3
@@ -56,14 +57,14 @@ def learning_curve(build: Build, X: np.ndarray, labels: Sequence[str], sizes: Se
                 head = build(X[chosen], [str(v) for v in y[chosen]])
             pred, conf = head.predict(X[test])
             correct = np.array(pred) == y[test]
-            runs[n].append((float(correct.mean()), expected_calibration_error(conf, correct)))
+            runs[n].append((float(correct.mean()), ece(conf, correct)))
     points = []
     for n in sizes:
         if not runs[n]:
             continue
         acc = np.array([a for a, _ in runs[n]])
-        ece = np.array([e for _, e in runs[n]])
+        errors = np.array([e for _, e in runs[n]])
         points.append({"per_category": n, "labels": n * len(present), "accuracy": float(acc.mean()),
-                       "accuracy_low": float(acc.min()), "accuracy_high": float(acc.max()), "ece": float(ece.mean()),
-                       "ece_low": float(ece.min()), "ece_high": float(ece.max()), "draws": len(runs[n])})
+                       "accuracy_low": float(acc.min()), "accuracy_high": float(acc.max()), "ece": float(errors.mean()),
+                       "ece_low": float(errors.min()), "ece_high": float(errors.max()), "draws": len(runs[n])})
     return {"points": points, "labels": int(len(y)), "scored": scored, "draws": draws}

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from triage.routing.calibration import ece
+
 L2 = 1e-3
 EPOCHS = 150
 LR = 0.05
@@ -160,19 +162,6 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return math.exp((lo + hi) / 2)
 
 
-def expected_calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    conf, correct = np.asarray(conf, dtype=float), np.asarray(correct, dtype=float)
-    if len(conf) == 0:
-        return 0.0
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
-        if m.any():
-            ece += m.mean() * abs(conf[m].mean() - correct[m].mean())
-    return float(ece)
-
-
 def _folds(groups: list[str | None], n_folds: int, rng: np.random.Generator) -> np.ndarray:
     """Fold of each row: a whole voice of built-in examples per fold, labelled rows at random, -1 (never held out)
     for the description rows."""
@@ -223,12 +212,12 @@ def fit(X: np.ndarray, labels: list[str], weights: np.ndarray, classes: list[str
     pred, conf = p.argmax(axis=1), p.max(axis=1)
     correct = pred == y
     metrics: dict[str, Any] = {"n_train": int(n), "oof_accuracy": float(correct[held].mean()) if held.any() else None,
-                     "oof_ece": expected_calibration_error(conf[held], correct[held]),
+                     "oof_ece": ece(conf[held], correct[held]),
                      "calibrated_on": "operator labels" if by_operators else "built-in examples (voices held out)",
                      "desc_weight": head.desc_weight}
     if human.any():
         metrics.update(human_n=int(human.sum()), human_accuracy=float(correct[human].mean()),
-                       human_ece=expected_calibration_error(conf[human], correct[human]))
+                       human_ece=ece(conf[human], correct[human]))
     head.metrics = metrics
     return head
 

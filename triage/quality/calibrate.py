@@ -165,8 +165,7 @@ def summary(rows: Sequence[dict[str, Any]], maps: dict[str, dict[str, Any]],
         cal = from_row(row) if row else None
         levels = []
         c, ok = np.asarray(conf, dtype=float), np.asarray(right, dtype=float)
-        # the bins of the Quality page's reliability chart: [lo, hi), the last one [lo, 1]
-        which = np.minimum(np.searchsorted(np.linspace(0, 1, bins + 1), c, side="right") - 1, bins - 1)
+        which = calibration.bin_of(c, bins)  # the bins of the Quality page's reliability chart
         for b in sorted(set(which.tolist())):
             m = which == b
             says = float(c[m].mean())

@@ -13,8 +13,8 @@ import numpy as np
 
 from db import quality as q
 from db.engine import Database
-from triage.local.head import expected_calibration_error
 from triage.quality import metrics
+from triage.routing.calibration import ece
 
 BANDS = ((1, 1), (2, 5), (6, 20), (21, 50))  # tickets per request
 TIER_NAME = {1: "Haiku", 2: "Sonnet"}
@@ -61,7 +61,7 @@ def by_group_size(db: Database, *, since: date | None = None, only_if_grouped: b
         conf = np.array([a["confidence"] or 0.0 for a in answers.values()])
         correct = np.array([a["label"] == a["truth"] for a in answers.values()])
         out.append(GroupQuality(tier, TIER_NAME[tier], band, len(answers), float(correct.mean()),
-                                expected_calibration_error(conf, correct), float(conf.mean())))
+                                ece(conf, correct), float(conf.mean())))
     return out
 
 

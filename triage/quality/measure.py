@@ -17,10 +17,9 @@ from db import calibrations as cal_store
 from db import quality as q
 from db.engine import Database
 from triage.domain import OK, from_pico, money_text
-from triage.local.head import expected_calibration_error
 from triage.quality import calibrate, metrics
 from triage.quality import fewshot as quality_fewshot
-from triage.routing.calibration import Calibration
+from triage.routing.calibration import Calibration, bin_of, ece
 
 TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 
@@ -114,18 +113,18 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
         per_tier.append({"tier": tier, "model": model, "name": name, "n": len(answers),
                          "accuracy": float(correct.mean()),
                          "macro_f1": metrics.macro_f1(metrics.per_category(truth, said, sorted({*truth, *said}))),
-                         "ece": expected_calibration_error(conf, correct), "mean_confidence": float(conf.mean()),
+                         "ece": ece(conf, correct, bins), "mean_confidence": float(conf.mean()),
                          "confusion": metrics.confusion(truth, said, classes)})
         cal = in_force.get(model) if tier >= 1 else None
         if cal is not None:  # the map in force, measured on these answers (in-sample: it was fitted on them)
             per_tier[-1]["calibration_id"] = cal.id
-            per_tier[-1]["ece_calibrated"] = expected_calibration_error(
-                np.array([cal.apply(float(c)) or 0.0 for c in conf]), correct)
-        edges = np.linspace(0, 1, bins + 1)
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
+            per_tier[-1]["ece_calibrated"] = ece(
+                np.array([cal.apply(float(c)) or 0.0 for c in conf]), correct, bins)
+        which = bin_of(conf, bins)  # the bins of the calibration error above
+        for b in range(bins):
+            m = which == b
             if m.any():
-                reliability.append({"tier": tier, "name": name, "bin_mid": float((lo + hi) / 2),
+                reliability.append({"tier": tier, "name": name, "bin_mid": (b + 0.5) / bins,
                                     "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
                                     "n": int(m.sum()),
                                     "calibrated": cal.apply(float(conf[m].mean())) if cal is not None else None})

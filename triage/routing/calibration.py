@@ -58,17 +58,33 @@ def _sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
 
-def ece(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+BINS = 10  # reliability bins of a tenth each
+
+
+def bin_of(confidence: Sequence[float] | np.ndarray, bins: int = BINS) -> np.ndarray:
+    """Each confidence's reliability bin: bin k holds [k/bins, (k+1)/bins), the last one [1 - 1/bins, 1]. A
+    confidence on an edge starts its bin: 0.7 is in 0.7-0.8 (snapped first, so that 0.7's float rounding, or
+    np.linspace's 0.7000000000000001 edge, cannot drop it into 0.6-0.7), as "escalate when under 0.7" counts
+    0.7 as sure enough. The bins of every calibration error (`ece`), the Quality page's reliability chart and
+    each model's reliability levels."""
+    c = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
+    which: np.ndarray = np.minimum(np.floor(np.round(c * bins, 9)).astype(int), bins - 1)
+    return which
+
+
+def ece(confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, bins: int = BINS) -> float:
+    """Expected calibration error, the one "Calibration error" every page, command and the local tier shows:
+    over the bins of `bin_of`, each bin's share of the answers times |its mean confidence - its share right|.
+    0 when there are no answers."""
     conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
     if len(conf) == 0:
         return 0.0
-    edges = np.linspace(0, 1, bins + 1)
+    which = bin_of(conf, bins)
     total = 0.0
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        m = (conf >= lo) & ((conf < hi) if i < bins - 1 else (conf <= hi))
-        if m.any():
-            total += m.sum() / len(conf) * abs(conf[m].mean() - ok[m].mean())
-    return float(total)
+    for b in np.unique(which):
+        m = which == b
+        total += float(m.mean()) * abs(float(conf[m].mean()) - float(ok[m].mean()))
+    return total
 
 
 def enough(correct: Sequence[bool]) -> str | None:

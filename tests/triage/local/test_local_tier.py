@@ -17,6 +17,7 @@ from triage.local import curve
 from triage.local import head as H
 from triage.local import tier as local
 from triage.local.embedder import DIM
+from triage.routing import calibration
 from triage.taxonomy import Taxonomy
 from triage.work import runs, services
 
@@ -87,7 +88,7 @@ def test_zero_shot_accuracy_and_calibration_on_the_sample_set(embedder, samples)
     # the README: "mean confidence 0.78 against 0.84 right on the sample set"; the built-in examples are not in it
     assert "mean confidence 0.78 against 0.84 right on the sample set" in README
     assert near(correct.mean(), 0.84) and near(conf.mean(), 0.78), (correct.mean(), conf.mean())
-    assert near(H.expected_calibration_error(conf, correct), 0.074)  # measured
+    assert near(calibration.ece(conf, correct), 0.074)  # measured
     assert conf.mean() < correct.mean()  # on its own author's text the zero-shot rule errs on the side of doubt
 
 
@@ -106,7 +107,7 @@ def _previous_design(seeds: local.Seeds) -> H.Head:
 def _score(head: H.Head, X: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     pred, conf = head.predict(X)
     correct = np.array(pred) == y
-    return float(correct.mean()), H.expected_calibration_error(conf, correct), float(conf.mean())
+    return float(correct.mean()), calibration.ece(conf, correct), float(conf.mean())
 
 
 def test_zero_shot_confidence_is_honest_on_text_unlike_its_examples(embedder, different_style):
@@ -214,7 +215,7 @@ def test_temperature_scaling_fixes_overconfidence():
     before = H.softmax(logits)
     after = H.softmax(logits / T)
     correct = before.argmax(1) == y
-    assert H.expected_calibration_error(after.max(1), correct) < H.expected_calibration_error(before.max(1), correct)
+    assert calibration.ece(after.max(1), correct) < calibration.ece(before.max(1), correct)
 
 
 def test_head_round_trips_through_json(embedder):

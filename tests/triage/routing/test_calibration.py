@@ -1,5 +1,8 @@
 """Calibrated confidence: a map from what a model says to how often it is right, fitted on operator labels."""
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,3 +53,28 @@ def test_describe_speaks_plainly():
     stated, right = overconfident(400)
     text = calibration.fit("haiku", stated, right).describe(0.9)
     assert text.startswith("says 90%, right about ") and "fitted on 400 labels" in text
+
+
+def test_a_confidence_on_a_bin_edge_starts_its_bin():
+    """Bin k holds [k/10, (k+1)/10); the last one takes 1.0. 0.7 is in 0.7-0.8 whatever its float rounding
+    (np.linspace's own edge is 0.7000000000000001), as the router counts 0.7 as reaching a 0.7 threshold."""
+    said = [0.0, 0.1, 0.3, 0.6, 0.7, 0.7 - 1e-6, 0.8, 0.9, 0.95, 1.0, 0.1 * 3, 0.1 + 0.2]
+    assert calibration.bin_of(said).tolist() == [0, 1, 3, 6, 7, 6, 8, 9, 9, 9, 3, 3]
+
+
+def test_the_calibration_error_of_five_answers_worked_out_by_hand():
+    """0.7 (wrong) with 0.75 (right): |0.725 - 0.5| x 2/5 = 0.09; 0.8 (right): 0.2 x 1/5 = 0.04; 0.9 (wrong) with
+    0.95 (right): |0.925 - 0.5| x 2/5 = 0.17. The two functions this one replaced said 0.40 ([lo, hi) with
+    np.linspace's edges: 0.7 fell into 0.6-0.7) and 0.42 ((lo, hi]: 0.8 joined 0.75, 0.9 left 0.95)."""
+    assert calibration.ece([0.7, 0.75, 0.8, 0.9, 0.95], [False, True, True, False, True]) == pytest.approx(0.30)
+    assert calibration.ece([], []) == 0.0
+    assert calibration.ece(np.array([0.9, 1.0]), np.array([True, True])) == pytest.approx(0.05)  # arrays too
+
+
+def test_one_calibration_error_function_in_the_engine():
+    """Every page, command and the local tier use calibration.ece: no second definition to drift from it."""
+    root = Path(__file__).resolve().parents[3] / "triage"
+    found = [f"{p.relative_to(root)}:{node.name}" for p in root.rglob("*.py")
+             for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+             if isinstance(node, ast.FunctionDef) and (node.name == "ece" or "calibration_error" in node.name)]
+    assert found == ["routing/calibration.py:ece"], found
