@@ -3,6 +3,7 @@ dashboard (stored in the database), then a command's own flags."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -16,6 +17,7 @@ from triage import audit
 from triage import taxonomy as taxonomy_mod
 from triage.access import Action, Actor, require
 from triage.errors import InputError
+from triage.routing import redact
 from triage.routing.grouping import MAX_PER_CALL
 from triage.spend.budget import Caps
 from triage.spend.pricing import PriceTable
@@ -46,6 +48,17 @@ class Settings:
     fewshot_k: int = 0  # operator-labelled examples retrieved per Haiku request; 0 = few-shot off
     per_call: int = 1  # tickets per tier-1 request (1: one request per ticket, as before), at most 50
     per_call_sonnet: int | None = None  # tickets per tier-2 request; None: the same as per_call
+    # personal data masked in every request body (triage/routing/redact.py): each type on or off, the region of
+    # phone numbers written without a country code, a lead's named patterns and an allow-list kept as it is
+    mask_card: bool = True
+    mask_iban: bool = True
+    mask_email: bool = True
+    mask_phone: bool = True
+    mask_ip: bool = True
+    mask_phone_region: str = "US"
+    mask_patterns: dict[str, str] = field(default_factory=dict)  # name -> regular expression: [NAME]
+    mask_allow: list[str] = field(default_factory=list)  # regular expressions whose matches are kept
+    retention_days: int = 0  # tickets with no activity for longer are erased (`triage purge`); 0 = keep forever
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,7 +84,20 @@ class Settings:
             per_call=check_per_call(_number(env, "TRIAGE_PER_CALL", 1), "TRIAGE_PER_CALL"),
             per_call_sonnet=(check_per_call(_number(env, "TRIAGE_PER_CALL_SONNET", 1), "TRIAGE_PER_CALL_SONNET")
                              if env.get("TRIAGE_PER_CALL_SONNET") else None),
+            **{name: mask_value(name, env[var], var) for name, var in ENV_NAMES.items()
+               if name.startswith("mask_") and env.get(var)},
+            retention_days=retention_days(_number(env, "TRIAGE_RETENTION_DAYS", 0), "TRIAGE_RETENTION_DAYS"),
         )
+
+    @property
+    def mask_policy(self) -> redact.MaskPolicy:
+        """The masking policy these settings put in force (InputError for a bad pattern or region: nothing is
+        sent under a policy that cannot be built)."""
+        return redact.MaskPolicy(
+            cards=self.mask_card, ibans=self.mask_iban, emails=self.mask_email, phones=self.mask_phone,
+            ips=self.mask_ip, phone_region=self.mask_phone_region,
+            patterns=tuple(redact.Pattern(name, rx) for name, rx in sorted(self.mask_patterns.items())),
+            allow=tuple(self.mask_allow))
 
     @property
     def tier2_per_call(self) -> int:
@@ -94,7 +120,85 @@ ENV_NAMES = {  # setting -> the environment variable Settings.from_env reads it 
     "request_timeout": "TRIAGE_REQUEST_TIMEOUT", "taxonomy_path": "TRIAGE_TAXONOMY", "prices_path": "TRIAGE_PRICES",
     "api_key": "ANTHROPIC_API_KEY", "base_url": "ANTHROPIC_BASE_URL", "fewshot_k": "TRIAGE_FEWSHOT_K",
     "per_call": "TRIAGE_PER_CALL", "per_call_sonnet": "TRIAGE_PER_CALL_SONNET",
+    "mask_card": "TRIAGE_MASK_CARD", "mask_iban": "TRIAGE_MASK_IBAN", "mask_email": "TRIAGE_MASK_EMAIL",
+    "mask_phone": "TRIAGE_MASK_PHONE", "mask_ip": "TRIAGE_MASK_IP", "mask_phone_region": "TRIAGE_MASK_PHONE_REGION",
+    "mask_patterns": "TRIAGE_MASK_PATTERNS", "mask_allow": "TRIAGE_MASK_ALLOW",
+    "retention_days": "TRIAGE_RETENTION_DAYS",
 }
+MASK_SWITCHES = ("mask_card", "mask_iban", "mask_email", "mask_phone", "mask_ip")
+MASK_SETTINGS = (*MASK_SWITCHES, "mask_phone_region", "mask_patterns", "mask_allow")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def mask_value(name: str, value: object, what: str | None = None) -> Any:
+    """One masking setting as given (its value, or its text from the environment or the command line), checked:
+    a switch is on/off (true/false, 1/0, yes/no); the region a code such as US or GB; the patterns a JSON object
+    of NAME -> regular expression, or one NAME=REGEX; the allow-list a JSON list of regular expressions, or one.
+    InputError naming the setting otherwise, so a policy that could not be built is never saved."""
+    what = what or name
+    if name in MASK_SWITCHES:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().casefold()
+        if text not in _TRUE + _FALSE:
+            raise InputError(f"{what} is on or off (true/false, 1/0, yes/no), not {value!r}")
+        return text in _TRUE
+    if name == "mask_phone_region":
+        region = str(value).strip().upper()
+        _policy(what, phone_region=region)
+        return region
+    if name == "mask_patterns":
+        patterns = _json_or(value, dict, what)
+        if patterns is None:
+            text = str(value).strip()
+            if text.casefold() in ("", "none", "{}"):
+                patterns = {}
+            elif "=" in text:
+                key, _, regex = text.partition("=")
+                patterns = {key.strip(): regex}
+            else:
+                raise InputError(f"{what}: a JSON object of NAME -> regular expression, or NAME=REGEX; not {text!r}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in patterns.items()):
+            raise InputError(f"{what}: each pattern is a name and a regular expression (text)")
+        _policy(what, patterns=tuple(redact.Pattern(k, v) for k, v in patterns.items()))
+        return dict(sorted(patterns.items()))
+    if name == "mask_allow":
+        allow = _json_or(value, list, what)
+        if allow is None:
+            text = str(value).strip()
+            allow = [] if text.casefold() in ("", "none") else [text]
+        if not all(isinstance(a, str) for a in allow):
+            raise InputError(f"{what}: each allow-list entry is a regular expression (text)")
+        _policy(what, allow=tuple(allow))
+        return list(allow)
+    raise InputError(f"{name} is not a masking setting")
+
+
+def _json_or(value: object, kind: type, what: str) -> Any:
+    """`value` when it already is a `kind`, or its JSON text when that reads as one; else None."""
+    if isinstance(value, kind):
+        return value
+    if not isinstance(value, str):
+        raise InputError(f"{what}: not {value!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, kind) else None
+
+
+def _policy(what: str, **values: Any) -> redact.MaskPolicy:
+    try:
+        return redact.MaskPolicy(**values)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def retention_days(value: float, name: str = "retention days") -> int:
+    """How many days a ticket is kept after its last activity: a whole number, 0 = forever."""
+    if value != int(value) or value < 0:
+        raise InputError(f"{name} is a whole number of days, 0 to keep tickets forever; not {value:g}")
+    return int(value)
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -126,7 +230,7 @@ def check_per_call(value: float, name: str = "tickets per call") -> int:
 
 
 EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd", "fewshot_k",
-            "per_call", "per_call_sonnet")
+            "per_call", "per_call_sonnet", *MASK_SETTINGS, "retention_days")
 
 
 def _saved(db: Database) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -241,6 +345,10 @@ def checked(values: Mapping[str, object], prices: PriceTable) -> dict[str, objec
             out[key] = None  # tier 2 takes tier 1's number of tickets per call
         elif key in ("per_call", "per_call_sonnet"):
             out[key] = check_per_call(_given(value, "tickets per call"), "tickets per call")
+        elif key in MASK_SETTINGS:
+            out[key] = mask_value(key, value)
+        elif key == "retention_days":
+            out[key] = retention_days(_given(value, "retention_days"), "retention_days")
         else:  # tier1_model, tier2_model
             model = "" if value is None else str(value).strip()
             if not model:

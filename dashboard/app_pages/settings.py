@@ -82,6 +82,45 @@ with st.form("engine"):
 
 fewshot_sections.settings_form(db, settings, actor, fewshot_source.operator_labels(db, taxonomy))
 
+st.subheader("Personal data")
+st.caption("Masked in every request body before it reaches the API (typed placeholders such as [CARD], [EMAIL]). "
+           "The policy in force: "
+           + ", ".join(f"{kind} {'on' if getattr(settings, name) else 'OFF'}"
+                       for kind, name in zip(("cards", "IBANs", "e-mail", "phones", "IPs"), config.MASK_SWITCHES,
+                                             strict=True))
+           + f"; phone region {settings.mask_phone_region}; "
+           + (f"{len(settings.mask_patterns)} own pattern(s)" if settings.mask_patterns else "no own patterns")
+           + (f"; {len(settings.mask_allow)} allow-listed" if settings.mask_allow else "")
+           + ". Tickets with no activity for "
+           + (f"{settings.retention_days} days are erased." if settings.retention_days else "any time are kept "
+              "(retention off)."))
+with st.form("privacy"):
+    cols = st.columns(5)
+    switches = {name: cols[i].toggle(label, value=bool(getattr(settings, name)), key=f"privacy_{name}")
+                for i, (label, name) in enumerate(zip(("Cards", "IBANs", "E-mail", "Phones", "IPs"),
+                                                      config.MASK_SWITCHES, strict=True))}
+    r1, r2 = st.columns(2)
+    region = r1.text_input("Phone region (numbers without a country code)", settings.mask_phone_region)
+    retention = r2.number_input("Erase tickets after this many days without activity (0 = keep)", min_value=0,
+                                value=int(settings.retention_days), step=1)
+    patterns_frame = pd.DataFrame([{"name": k, "regex": v} for k, v in settings.mask_patterns.items()],
+                                  columns=["name", "regex"])
+    patterns = st.data_editor(patterns_frame, num_rows="dynamic", key="privacy_patterns", width="stretch",
+                              column_config={"name": st.column_config.TextColumn("Placeholder name (CUSTOMER)"),
+                                             "regex": st.column_config.TextColumn("Regular expression")})
+    allow = st.text_area("Allow-list: regular expressions kept as they are, one a line",
+                         "\n".join(settings.mask_allow))
+    if st.form_submit_button("Save personal data") and need_operator():
+        try:
+            config.save_engine(
+                db, actor=actor, **switches, mask_phone_region=region.strip(), retention_days=int(retention),
+                mask_patterns={str(r["name"] or "").strip(): str(r["regex"] or "")
+                               for r in patterns.to_dict("records") if str(r["name"] or "").strip()},
+                mask_allow=[line for line in allow.splitlines() if line.strip()])
+            st.success("Saved. Requests from now on are masked under this policy.")
+        except ValueError as exc:
+            st.error(str(exc))
+
 st.subheader("Local model (tier 0)")
 from triage.local import tier as local  # noqa: E402
 

@@ -58,11 +58,12 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
     prices = prices or PriceTable.load(settings.prices_path)
     for model in (settings.tier1_model, settings.tier2_model):
         prices.require(model)
+    policy = settings.mask_policy  # the masking in force; a policy that cannot be built refuses the run (fails closed)
     client = client or make_client(settings)
 
     def provider(model: str, tier: int) -> AnthropicProvider:
         return AnthropicProvider(client, model, tier, prices, max_tokens=settings.max_tokens,
-                                 effort=settings.effort, max_attempts=settings.max_attempts)
+                                 effort=settings.effort, max_attempts=settings.max_attempts, mask=policy)
 
     router = Router(provider(settings.tier1_model, 1), provider(settings.tier2_model, 2), taxonomy,
                     threshold=settings.threshold if threshold is None else threshold, mode=mode)

@@ -1,0 +1,35 @@
+"""The Settings page shows the masking policy in force and lets a lead switch each type (audited)."""
+
+import json
+
+from sqlalchemy import select
+
+from db.models import AuditEvent
+from tests.dashboard.conftest import make_app
+from triage import settings as config
+
+
+def test_settings_shows_the_policy_in_force_and_a_lead_switches_a_type_off(seeded):
+    db, _ = seeded
+    at = make_app("settings")
+    shown = " ".join(c.value for c in at.caption)
+    assert "e-mail on" in shown and "phone region US" in shown and "retention off" in shown
+    at.toggle(key="privacy_mask_email").set_value(False)
+    next(b for b in at.button if b.label == "Save personal data").click().run()
+    assert not at.exception and any("Saved" in m.value for m in at.success), [e.value for e in at.error]
+    merged = config.effective(db)[0]
+    assert merged.mask_email is False and merged.mask_policy.emails is False and merged.mask_policy.cards is True
+    with db.read() as s:
+        events = [json.loads(e.detail) for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.event == "settings.engine"))]
+    assert events[-1]["changed"] == {"mask_email": [True, False]}
+    assert "e-mail OFF" in " ".join(c.value for c in make_app("settings").caption)
+
+
+def test_a_bad_region_on_the_page_is_refused_and_nothing_is_saved(seeded):
+    db, _ = seeded
+    at = make_app("settings")
+    next(t for t in at.text_input if t.label.startswith("Phone region")).set_value("XX")
+    next(b for b in at.button if b.label == "Save personal data").click().run()
+    assert any("mask_phone_region" in e.value for e in at.error)
+    assert config.effective(db)[0].mask_phone_region == "US"
