@@ -71,6 +71,7 @@ def make_engine(url: str | None = None) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA secure_delete=ON")  # freed bytes are overwritten: erased text is gone from the file
         cur.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         cur.close()
 

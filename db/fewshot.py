@@ -16,7 +16,8 @@ from db.models import FEWSHOT_OR_CACHED, CacheDaily, Correction, ModelCall, Spen
 def operator_labelled(s: Session, categories: Sequence[str]) -> list[tuple[int, str, str, str | None]]:
     """(ticket id, text, label, text hash) of every ticket carrying an operator's label from the taxonomy, by id."""
     rows = s.execute(select(Ticket.id, Ticket.text, Ticket.category, Ticket.text_hash)
-                     .where(Ticket.label_source == "operator", Ticket.category.in_(list(categories)))
+                     .where(Ticket.label_source == "operator", Ticket.category.in_(list(categories)),
+                            Ticket.text != "")  # an erased ticket (db/privacy.py) is no example
                      .order_by(Ticket.id))
     return [(r.id, r.text, r.category or "", r.text_hash) for r in rows]
 

@@ -29,7 +29,7 @@ def store(s: Session, vectors: dict[int, bytes], model: str) -> None:
 def labelled(s: Session, categories: Sequence[str]) -> list[tuple[int, str, str, str]]:
     """(ticket id, text, label, source) for tickets whose label the head may learn from: operator corrections,
     tier-2 labels, and confident tier-1 labels. The local tier's own labels are never learned from."""
-    cond = and_(Ticket.category.in_(categories), or_(
+    cond = and_(Ticket.category.in_(categories), Ticket.text != "", or_(  # erased tickets (db/privacy.py) teach nothing
         Ticket.label_source == "operator", Ticket.label_source == "tier2",
         and_(Ticket.label_source == "tier1", Ticket.confidence >= CONFIDENT_TIER1)))
     rows = s.execute(select(Ticket.id, Ticket.text, Ticket.category, Ticket.label_source).where(cond)

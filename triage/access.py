@@ -55,6 +55,7 @@ class Action(StrEnum):
     EXPORT = "export tickets"
     LOAD_DEMO = "load demo data"
     VIEW_AUDIT = "read the audit log"
+    ERASE = "erase personal data"
 
 
 MIN_ROLE: dict[Action, Role] = {
@@ -70,6 +71,7 @@ MIN_ROLE: dict[Action, Role] = {
     Action.IMPORT_LABELS: Role.LEAD,
     Action.EXPORT: Role.LEAD,
     Action.LOAD_DEMO: Role.LEAD,
+    Action.ERASE: Role.LEAD,
     Action.VIEW_AUDIT: Role.LEAD,
 }
 

@@ -8,6 +8,7 @@ from datetime import date
 from triage import ingest
 from triage.cli.admin import cmd_db, cmd_demo, cmd_train
 from triage.cli.labels import cmd_label
+from triage.cli.privacy import cmd_erase, cmd_purge
 from triage.cli.quality import cmd_calibrate, cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
 from triage.cli.settings import cmd_settings, cmd_settings_set
@@ -166,6 +167,29 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("value", metavar="VALUE", help="its new value (a number, a model id, or none for per_call_sonnet)")
     ss.add_argument("--operator", help="who is changing it, recorded in the audit trail (default cli:<your OS user>)")
     ss.set_defaults(func=cmd_settings_set)
+
+    er = sub.add_parser("erase", help="erase tickets' personal data (text, vectors, model reasons, notes)",
+                        description="Erase the personal data of these tickets: their text, stored vectors, the "
+                        "model's reasons (they quote the text) and corrections' notes. Each ticket stays as a row "
+                        "with its labels, calls and costs, so spend and quality figures do not change. Without "
+                        "--yes it only says what would go. Recorded in the audit trail (who, when, how many, the "
+                        "criterion as a salted hash).")
+    er.add_argument("--ticket", type=int, nargs="+", required=True, metavar="ID", help="ticket ids (as exported)")
+    er.add_argument("--yes", action="store_true", help="really erase (without it: a dry run)")
+    er.add_argument("--json", action="store_true", help="print one JSON object")
+    er.add_argument("--operator", help="who erases, recorded in the audit trail (default cli:<your OS user>)")
+    er.set_defaults(func=cmd_erase)
+
+    pu = sub.add_parser("purge", help="erase tickets idle longer than retention_days (as `triage erase`)",
+                        description="Retention: erase, as `triage erase --yes` does, every ticket whose last "
+                        "activity (imported, classified, corrected) is older than the retention_days setting "
+                        "(0: keep forever; `triage settings set retention_days N`). Pending tickets and tickets "
+                        "being classified are left for the next purge.")
+    pu.add_argument("--dry-run", action="store_true", help="say what would be erased, change nothing")
+    pu.add_argument("--days", type=int, help="this many days instead of retention_days")
+    pu.add_argument("--json", action="store_true", help="print one JSON object")
+    pu.add_argument("--operator", help="who purges, recorded in the audit trail (default cli:<your OS user>)")
+    pu.set_defaults(func=cmd_purge)
 
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)
