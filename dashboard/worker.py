@@ -25,14 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.engine import Database
+from triage import privacy
+from triage.access import Actor, Role
 from triage.errors import TriageError
-from triage.settings import Settings
+from triage.settings import Settings, effective
 from triage.work import batches, pipeline, services
 from triage.work.pipeline import RunReport
 
 log = logging.getLogger(__name__)
 
 STOPPING = "the dashboard server is stopping"
+RETENTION = Actor("worker:retention", Role.LEAD)  # who the audit trail names for erasures by retention
 
 
 @dataclass
@@ -48,7 +51,8 @@ def unexpected(exc: BaseException, what: str) -> str:
 
 class BackgroundWorker:
     def __init__(self, db: Database, settings: Settings | None = None, poll_seconds: float = 1.0,
-                 pause_after_key_error: float = 30.0, batch_every: float = 60.0, stop_grace: float = 5.0):
+                 pause_after_key_error: float = 30.0, batch_every: float = 60.0, stop_grace: float = 5.0,
+                 retention_every: float = 3600.0):
         self.db = db
         self.settings = settings or Settings.from_env()  # the key and endpoint are read once, at start
         self.poll_seconds = poll_seconds
@@ -56,6 +60,8 @@ class BackgroundWorker:
         self.batch_every = batch_every  # seconds between looks at open Message Batches (and on every wake)
         self.stop_grace = stop_grace  # how long a stop waits for the calls in flight before cutting them off
         self._batches_at = 0.0
+        self.retention_every = retention_every  # retention (`retention_days`) is applied at most this often
+        self._retention_at: float | None = None
         self.status = WorkerStatus()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -101,6 +107,7 @@ class BackgroundWorker:
         """Look at open batches when due; make a pass when woken or when there is work; how long to wait next."""
         if self.settings.has_api_key:
             self._check_batches(self.settings)
+        self._apply_retention()
         if not woken and not self._has_work():
             return self.poll_seconds
         return self._pass()
@@ -126,6 +133,26 @@ class BackgroundWorker:
                 return
             log.exception("checking Message Batches failed")
             self.status.last_error = unexpected(exc, "checking Message Batches")
+
+    def _apply_retention(self) -> None:
+        """Erase the tickets idle longer than the `retention_days` in force (0: keep forever), at most once every
+        `retention_every` seconds (triage/privacy.py: the same erasure as `triage erase`, audited). Errors are shown
+        on the page; the worker goes on."""
+        now = time.monotonic()
+        if self._retention_at is not None and now - self._retention_at < self.retention_every:
+            return
+        self._retention_at = now
+        try:
+            days = effective(self.db, self.settings)[0].retention_days
+            if days > 0:
+                done = privacy.purge(self.db, days, actor=RETENTION)
+                if done.tickets:
+                    log.info("retention: %s", done.describe())
+        except Exception as exc:
+            if self._stopping():
+                return
+            log.exception("applying retention failed")
+            self.status.last_error = unexpected(exc, "erasing tickets past their retention")
 
     async def _work_once(self) -> RunReport:
         """`services.work_once`, halted by `stop` from another thread."""

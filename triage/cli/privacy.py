@@ -31,11 +31,11 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from triage.settings import Settings
+    from triage.settings import Settings, retention_days
 
     db = open_db(Settings.from_env())
     settings, _ = settings_in_force(db, args)
-    days = settings.retention_days if args.days is None else args.days
+    days = settings.retention_days if args.days is None else retention_days(args.days, "--days")
     if days <= 0:
         print("retention is off (retention_days 0): nothing to purge; `triage settings set retention_days N` sets it")
         return EXIT_OK
