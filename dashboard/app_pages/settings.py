@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import state
 from dashboard.sections import fewshot as fewshot_sections
 from dashboard.ui import gate, need_operator
-from triage import audit, export
+from triage import audit, export, privacy
 from triage import settings as config
 from triage.access import Action
 from triage.local import retrieval as fewshot_source
@@ -120,6 +120,25 @@ with st.form("privacy"):
             st.success("Saved. Requests from now on are masked under this policy.")
         except ValueError as exc:
             st.error(str(exc))
+
+with st.form("erase"):
+    st.caption("Erase tickets' personal data on request: their text, stored vectors, the model's reasons and "
+               "correction notes. Labels, calls and costs stay (the figures do not change). Audited.")
+    erase_ids = st.text_input("Ticket ids (comma or space separated)", key="erase_ids")
+    erase_sure = st.checkbox("Erase them now (unticked: only show what would go)", key="erase_sure")
+    if st.form_submit_button("Erase") and need_operator():
+        words = erase_ids.replace(",", " ").split()
+        bad = [w for w in words if not w.isdigit()]
+        if bad or not words:
+            st.error(f"not a ticket id: {', '.join(bad)}" if bad else "give at least one ticket id")
+        else:
+            try:
+                done = privacy.erase_tickets(db, [int(w) for w in words], actor=actor, dry_run=not erase_sure)
+                (st.success if erase_sure else st.info)(done.describe() + ("" if erase_sure else
+                                                        "; nothing changed: tick the box to erase"))
+            except ValueError as exc:
+                st.error(str(exc))
+
 
 st.subheader("Local model (tier 0)")
 from triage.local import tier as local  # noqa: E402

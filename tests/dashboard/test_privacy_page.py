@@ -33,3 +33,26 @@ def test_a_bad_region_on_the_page_is_refused_and_nothing_is_saved(seeded):
     next(b for b in at.button if b.label == "Save personal data").click().run()
     assert any("mask_phone_region" in e.value for e in at.error)
     assert config.effective(db)[0].mask_phone_region == "US"
+
+
+def test_a_lead_erases_a_ticket_from_the_settings_page(seeded):
+    from db.models import Ticket
+
+    db, ids = seeded
+    tid = ids["charged twice"]
+    at = make_app("settings")
+    at.text_input(key="erase_ids").set_value(f"{tid}")
+    next(b for b in at.button if b.label == "Erase").click().run()
+    assert any("would erase 1 ticket(s)" in m.value for m in at.info), [e.value for e in at.error]
+    with db.read() as s:
+        assert s.get(Ticket, tid).text == "charged twice"  # unticked: nothing changed
+    at.checkbox(key="erase_sure").check()
+    next(b for b in at.button if b.label == "Erase").click().run()
+    assert any("erased 1 ticket(s)" in m.value for m in at.success), [e.value for e in at.error]
+    with db.read() as s:
+        t = s.get(Ticket, tid)
+        assert t.text == "" and t.category == "billing"
+        assert s.scalars(select(AuditEvent).where(AuditEvent.event == "privacy.erase")).one().actor == "alice"
+    at.text_input(key="erase_ids").set_value("12a")
+    next(b for b in at.button if b.label == "Erase").click().run()
+    assert any("not a ticket id: 12a" in e.value for e in at.error)
