@@ -64,6 +64,14 @@ def find(s: Session, ticket_ids: Sequence[int]) -> Found:
     return Found(erasable, erased, busy, missing)
 
 
+def erased_among(s: Session, ticket_ids: Sequence[int]) -> set[int]:
+    """Those of these tickets that were erased (nothing left to send to a model)."""
+    out: set[int] = set()
+    for chunk in _chunks(ticket_ids):
+        out.update(s.scalars(select(Ticket.id).where(Ticket.id.in_(chunk), Ticket.text == ERASED_TEXT)))
+    return out
+
+
 def what_goes(s: Session, ticket_ids: Sequence[int]) -> Erased:
     """What `erase` would blank or delete for these tickets (nothing changes)."""
     vectors = reasons = notes = 0

@@ -172,7 +172,7 @@ def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str]], *,
 
 def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -> int:
     res = s.execute(
-        update(Ticket).where(Ticket.id.in_(ticket_ids))
+        update(Ticket).where(Ticket.id.in_(ticket_ids), Ticket.text != "")  # erased (db/privacy.py): nothing to send
         .values(status=PENDING, run_id=run_id, claimed_by=None, claimed_at=None)
     )
     return rows_affected(res)

@@ -79,6 +79,12 @@ def erase_tickets(db: Database, ticket_ids: Sequence[int], *, actor: Actor, dry_
     return Erasure(found.erasable, done.vectors, done.reasons, done.notes, found.erased, False, scrubbed)
 
 
+def erased_among(db: Database, ticket_ids: Sequence[int]) -> set[int]:
+    """Those of these tickets that were erased: no model is asked about them again (retry, escalation)."""
+    with db.read() as s:
+        return store.erased_among(s, ticket_ids)
+
+
 def idle_tickets(db: Database, days: int, *, now: datetime | None = None) -> list[int]:
     """Tickets (not erased) with no activity in the last `days` days."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)

@@ -128,3 +128,21 @@ def test_only_a_lead_may_erase(env, fake, db, tmp_path):
         privacy.erase_tickets(db, [], actor=LEAD)
     with db.read() as s:
         assert SECRET in s.get(Ticket, ids["secret"]).text
+
+
+def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env, fake, db, tmp_path, capsys):
+    src = tmp_path / "t.txt"
+    src.write_text(f"{SECRET} wants a refund [[status=400]]\n{KEPT} wants a refund\n")
+    main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")])
+    with db.read() as s:
+        failed = {t.id: t.status for t in s.scalars(select(Ticket))}
+        secret_id = next(t.id for t in s.scalars(select(Ticket)) if SECRET in t.text)
+    assert failed[secret_id] == "failed"
+    assert main(["erase", "--ticket", str(secret_id), "--yes"]) == 0
+    sent = len(fake.requests)
+    main(["retry"])
+    main(["escalate", "--id", str(secret_id)])
+    assert len(fake.requests) == sent  # nothing with an empty text went out
+    with db.read() as s:
+        t = s.get(Ticket, secret_id)
+        assert (t.text, t.status) == ("", "failed")

@@ -164,11 +164,14 @@ def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, actor: 
     """Ask tier 2 about these tickets now (as a run of their own, started by `actor`), whatever tier 1 said.
     Tickets tier 2 has already decided are left alone (`report.skipped`) unless `again`."""
     require(actor, Action.ESCALATE)
-    ids = list(dict.fromkeys(ticket_ids))
-    skipped = 0
+    from triage.privacy import erased_among
+
+    erased = erased_among(db, ticket_ids)  # their text is gone: nothing to ask tier 2 about
+    ids = [i for i in dict.fromkeys(ticket_ids) if i not in erased]
+    skipped = len(erased)
     if not again:
         decided = runs.decided_by_tier2(db, ids)
-        ids, skipped = [i for i in ids if i not in decided], len(decided)
+        ids, skipped = [i for i in ids if i not in decided], skipped + len(decided)
     run_id = runs.create_run(db, started_by=actor.identity, source="escalate", mode="sonnet",
                              threshold=router.threshold)
     halt = pipeline.Halt()
