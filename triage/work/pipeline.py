@@ -1,6 +1,8 @@
 """The async pipeline: claim tickets from the durable queue, route each through the tiers, record every call as
 it returns, and apply the outcome. No rules of its own beyond "never lose a ticket, never lose a billed call":
-the service layer (triage.work.services) decides what runs, with which router, under which budget.
+the service layer (triage.work.services) decides what runs, with which router, under which budget. While a pass
+runs it renews its claims (a heartbeat every tenth of `queue.LEASE`), so no other worker takes a ticket whose call
+is slow, and a dead worker's tickets are free once its last renewal is a lease old.
 
 A run stops from inside when the key is rejected or a call would cross the budget, and from outside through a
 `Halt` (the entry point's signal handler): no more claims, the calls in flight get `Halt.grace` seconds to
