@@ -20,6 +20,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from db import batches, rollups
 from db.engine import rows_affected
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
+from triage.domain import worker_pid
 
 OPEN, LOST, UNPRICED = "open", "lost", "unpriced"
 VERSION = "ledger"  # data version bumped when estimates change without a new call (cached spend pages key on it)
@@ -40,7 +41,7 @@ def lock(s: Session) -> None:
 class Committed:
     """Money spent or spoken for, in pico-dollars: the month and the day (UTC) of `today`."""
 
-    month: int  # exact recorded spend
+    month: int  # exact recorded spend (the demo's simulated calls left out: they were never billed)
     day: int
     estimated_month: int  # lost and unpriced calls at their estimate
     estimated_day: int
@@ -63,7 +64,7 @@ def committed(s: Session, today: date) -> Committed:
     first, last = today.replace(day=1).isoformat(), today.isoformat()
 
     def spent(start: str) -> ScalarSelect[Any]:
-        return (select(func.coalesce(func.sum(SpendDaily.cost_pico), 0))
+        return (select(func.coalesce(func.sum(SpendDaily.cost_pico - SpendDaily.demo_cost_pico), 0))  # not the demo's
                 .where(SpendDaily.day >= start, SpendDaily.day <= last).scalar_subquery())
 
     def estimated(since: date) -> ScalarSelect[Any]:
@@ -120,7 +121,7 @@ def mark_lost(s: Session, worker: str, note: str) -> int:
 def _dead_workers(s: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
     workers = s.scalars(select(CallAttempt.worker).where(CallAttempt.state == OPEN, CallAttempt.kind == "call",
                                                          CallAttempt.worker.like(f"{host}:%")).distinct()).all()
-    return [w for w in workers if w and (pid := w.rsplit(":", 1)[-1]).isdigit() and not alive(int(pid))]
+    return [w for w in workers if w and (pid := worker_pid(w, host)) is not None and not alive(pid)]
 
 
 def needs_recovery(s: Session, host: str, alive: Callable[[int], bool]) -> bool:

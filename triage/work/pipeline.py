@@ -1,6 +1,8 @@
 """The async pipeline: claim tickets from the durable queue, route each through the tiers, record every call as
 it returns, and apply the outcome. No rules of its own beyond "never lose a ticket, never lose a billed call":
-the service layer (triage.work.services) decides what runs, with which router, under which budget.
+the service layer (triage.work.services) decides what runs, with which router, under which budget. While a pass
+runs it renews its claims (a heartbeat every tenth of `queue.LEASE`), so no other worker takes a ticket whose call
+is slow, and a dead worker's tickets are free once its last renewal is a lease old.
 
 A run stops from inside when the key is rejected or a call would cross the budget, and from outside through a
 `Halt` (the entry point's signal handler): no more claims, the calls in flight get `Halt.grace` seconds to
@@ -35,6 +37,7 @@ T = TypeVar("T")
 OnTicket = Callable[[int, Outcome], None]
 Step = Callable[[list[CallResult], OnCall], Awaitable[Outcome]]
 STOP_GRACE_S = 30.0  # how long a stop waits for the calls in flight (the SDK's request timeout is 60 s)
+BEATS_PER_LEASE = 10  # a pass renews its claims this often within a lease (every minute with the 10-minute lease)
 
 
 @dataclass
@@ -282,6 +285,18 @@ async def _run_all(coros: Sequence[Coroutine[Any, Any, None]], halt: Halt | None
             everything.cancel()
 
 
+async def _heartbeat(db: Database, worker: str) -> None:
+    """While a pass runs: renew the worker's claims, each renewal a short transaction of its own beside the calls
+    (never inside one), so a call that outlives the lease (429s waited out) keeps its ticket. A beat that fails is
+    logged; the next one may land before the lease runs out."""
+    while True:
+        await asyncio.sleep(queue.LEASE.total_seconds() / BEATS_PER_LEASE)
+        try:
+            await in_transaction(db, lambda s: queue.renew_claims(s, worker))
+        except Exception as exc:
+            log.warning("worker %s could not renew its claims: %s", worker, exc)
+
+
 async def _wind_up(db: Database, worker: str, report: RunReport, halt: Halt | None, run_id: int | None) -> None:
     """After a pass: say why it stopped, release what the worker still holds and tell the tickets left waiting
     why, and mark any call still open as lost (it was sent; its answer will never be recorded)."""
@@ -351,9 +366,11 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
                 await _process_one(db, item.run_id, item.ticket_id, _step_for(router, item, name), report, stop,
                                    on_ticket)
 
+    beat = asyncio.ensure_future(_heartbeat(db, name))
     try:
         await _run_all([producer()] + [consumer() for _ in range(concurrency)], halt)
     finally:
+        beat.cancel()
         await _wind_up(db, name, report, halt, run_id)
     if run_id is not None:
         report.states = await read(db, lambda s: queue.run_state_counts(s, run_id))
