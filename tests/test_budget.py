@@ -308,7 +308,7 @@ def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake
         assert held.kind == "batch" and held.run_id == run_id
         assert 0 < from_pico(held.estimated_pico) < Decimal("0.02")
     assert budget.standing(db, budget.Caps.of(0.02)).in_flight == from_pico(held.estimated_pico)
-    assert [n.state for n in batches.collect_open(db, roomy, actor=LEAD)] == ["in_progress"]  # a later look holds no more
+    assert [n.state for n in batches.collect_open(db, roomy, actor=LEAD)] == ["in_progress"]  # a later look: no more
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(CallAttempt)) == 1
 
