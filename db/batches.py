@@ -102,10 +102,10 @@ def begin_submission(s: Session, run_id: int, owner: str, key: str, *, seen: Bat
     return set_state(s, run_id, "submitting", owner=owner, key=key, where=cond)
 
 
-def submitted(s: Session, run_id: int, key: str, batch_id: str) -> bool:
+def submitted(s: Session, run_id: int, key: str | None, batch_id: str) -> bool:
     """submitting (under `key`) -> in_progress with the batch's id; False when the submission was taken over."""
     return set_state(s, run_id, "in_progress", batch_id=batch_id,
-                     where=and_(Run.batch_state == "submitting", Run.batch_key == key))
+                     where=and_(Run.batch_state == "submitting", _same(Run.batch_key, key)))
 
 
 def let_go(s: Session, run_id: int, owner: str) -> None:
@@ -115,11 +115,15 @@ def let_go(s: Session, run_id: int, owner: str) -> None:
               .execution_options(synchronize_session=False))
 
 
-def begin_collecting(s: Session, run_id: int, owner: str, *, abandoned: timedelta) -> bool:
-    """in_progress -> collecting for `owner` (or take over a collect nobody has moved on for `abandoned`): True for
-    exactly one of any number of processes trying at once."""
-    stale = and_(Run.batch_state == "collecting", Run.batch_since < datetime.now(UTC) - abandoned)
-    return set_state(s, run_id, "collecting", owner=owner, where=or_(Run.batch_state == "in_progress", stale))
+def begin_collecting(s: Session, run_id: int, owner: str, *, seen: BatchRun, abandoned: timedelta) -> bool:
+    """in_progress -> collecting for `owner`, or take over the collect `seen` holds when nobody has moved it on for
+    `abandoned`: True for exactly one of any number of processes trying at once."""
+    if seen.state == "in_progress":
+        cond = Run.batch_state == "in_progress"
+    else:
+        cond = and_(Run.batch_state == "collecting", _same(Run.batch_owner, seen.owner),
+                    Run.batch_since < datetime.now(UTC) - abandoned)
+    return set_state(s, run_id, "collecting", owner=owner, where=cond)
 
 
 def still_collecting(s: Session, run_id: int, owner: str) -> bool:

@@ -408,8 +408,8 @@ async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
                                                     where=store.in_state("in_progress")))
             return BatchNews(run_id, "in_progress", f"batch {batch_id} still running ({counts.processing} of "
                              f"{_total(counts)} requests processing; results within 24 h)", batch_id)
-        grace = timedelta(0) if _dead(run.owner) else COLLECT_GRACE
-        if not await _db(db, lambda s: store.begin_collecting(s, run_id, owner, abandoned=grace)):
+        grace = timedelta(0) if run.state == "collecting" and _dead(run.owner) else COLLECT_GRACE
+        if not await _db(db, lambda s: store.begin_collecting(s, run_id, owner, seen=run, abandoned=grace)):
             return BatchNews(run_id, "collecting", f"another process is recording the results of batch {batch_id}",
                              batch_id)
         try:
@@ -445,9 +445,8 @@ async def _resume_submission(db: Database, router: Router, run: store.BatchRun) 
     found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, _prefix(run.key, run.run_id),
                                   taken) if n else _Search()
     proven = found.proven
-    if proven is not None and run.key is not None:
-        key = run.key
-        if await _db(db, lambda s: store.submitted(s, run.run_id, key, proven.id)):
+    if proven is not None:
+        if await _db(db, lambda s: store.submitted(s, run.run_id, run.key, proven.id)):
             return BatchNews(run.run_id, "in_progress", f"found batch {proven.id}, sent before an interruption: "
                              "not sent again", proven.id)
         return BatchNews(run.run_id, "submitting", "another process resumed this submission")
