@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db.models import CallAttempt, ModelCall, Run
+from db.models import CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD, VIEWER
 from tests.support.fake_anthropic import Error, batch_problems
 from triage import taxonomy
@@ -98,7 +98,7 @@ def test_batch_bodies_are_validated():
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _collectors(env, db_path, *args, n=2):
+def _collectors(env, db_path, *args, n=2, ok=(0,)):
     """`n` `triage collect` processes started together: while this test holds SQLite's write lock they all wait
     at their first write, so they race for the same queued run from the same starting line."""
     lock = sqlite3.connect(db_path, isolation_level=None, timeout=60)
@@ -110,7 +110,8 @@ def _collectors(env, db_path, *args, n=2):
     lock.execute("COMMIT")
     lock.close()
     errs = [p.communicate(timeout=240)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0] * n, errs
+    assert all(p.returncode in ok for p in procs), [(p.returncode, e[-1500:]) for p, e in zip(procs, errs,
+                                                                                              strict=True)]
     return errs
 
 
@@ -141,13 +142,14 @@ def test_two_collectors_in_two_processes_submit_and_record_a_queued_batch_once(e
     assert _books(db)[2] == 1  # and one reservation
     (batch,) = fake.batches.values()
     batch["polls_left"] = 0  # it ends
-    _collectors(env, db_path)
+    _collectors(env, db_path, ok=(0, 4))  # 4: the other one's live pass saw the unsure ticket still in flight
     cost, tier1, _ = _books(db)
     assert len(fake.batches) == 1 and set(tier1.values()) == {1} and len(tier1) == len(items)
     assert cost == _billed(fake)  # every billed answer on the books, once
     assert len([u for u in fake.usage_log if u["service_tier"] == "standard"]) == 1  # the unsure one, asked once
     with db.read() as s:
         assert s.scalar(select(Run.batch_state).where(Run.id == run_id)) == "collected"
+        assert not s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending"))
 
 
 def test_a_haiku_only_batch_run_never_asks_sonnet(env, fake, tmp_path, capsys):
