@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.engine import Database
+from triage import access
 from triage.errors import TriageError
 from triage.settings import Settings
 from triage.work import batches, pipeline, services
@@ -118,7 +119,7 @@ class BackgroundWorker:
             return
         self._batches_at = time.monotonic()
         try:
-            for news in batches.collect_open(self.db, settings):
+            for news in batches.collect_open(self.db, settings, actor=access.cli_actor()):  # the server's user
                 if news.state in ("unreachable", "failed"):
                     self.status.last_error = news.message
         except Exception as exc:

@@ -100,7 +100,7 @@ if tier in ("auto", "haiku", "sonnet", "batch"):
 if c1.button("Classify", type="primary", disabled=not items, key="classify"):
     if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
         st.session_state["run_id"] = batches.queue_batch_run(
-            db, items, source=source, started_by=actor.identity, threshold=settings.threshold, per_call=per_call)
+            db, items, source=source, actor=actor, threshold=settings.threshold, per_call=per_call)
         st.query_params["run"] = str(st.session_state["run_id"])
         state.worker().wake()
         st.toast("Queued as an economy batch: results within 24 hours, at half price.")

@@ -409,7 +409,7 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
     for b in fake.batches.values():
         b["polls_left"] = 0  # the batch ends
     db = open_database(app_env)
-    news = batches.collect_open(db, Settings.from_env())
+    news = batches.collect_open(db, Settings.from_env(), actor=LEAD)
     assert [n.state for n in news] == ["collected"]
     at.run()
     assert any("results recorded" in i.value for i in at.info)

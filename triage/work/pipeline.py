@@ -53,6 +53,7 @@ class RunReport:
     signal: int | None = None  # the signal that stopped it
     cut_off: int = 0  # calls still in flight when the stop's wait ran out: probably billed, answer lost
     skipped: int = 0  # tickets left alone (escalate: tier 2 had already decided them)
+    held: dict[int, str] = field(default_factory=dict)  # tickets left alone (escalate): the open batch holding each
     run_ids: list[int] = field(default_factory=list)  # the runs of a pass that made several (retry)
 
     def stop(self, why: str, kind: str, signal: int | None = None) -> None:
