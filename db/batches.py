@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket
+from db.queue import LEASE
 from triage.domain import PENDING
 from triage.errors import NotFound
 
@@ -56,7 +57,7 @@ def hold(s: Session, run_id: int, state: str, limit: int = 100_000, *, owner: st
     """Hold the run's free pending tickets for its batch (until it is closed) and set the run's batch state (with
     the owner and key of a submission); (id, text) of each."""
     now = datetime.now(UTC)
-    free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < now - timedelta(minutes=10))
+    free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < now - LEASE)  # a live worker renews its claims
     rows = s.execute(select(Ticket.id, Ticket.text).where(Ticket.run_id == run_id, Ticket.status == PENDING, free)
                      .order_by(Ticket.id).limit(limit).with_for_update(skip_locked=True)).all()
     if rows:
