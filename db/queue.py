@@ -360,8 +360,13 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
     s.add(row)
     s.flush()
     rollups.add_call(s, row)  # the per-day rollups, in this same transaction
+    estimate = to_pico(c.estimated_usd) if c.estimated_usd is not None else 0
     if c.reservation_id is not None:  # the same transaction: a call is on the books or reserved, never neither
-        ledger.settle(s, c.reservation_id, row.id, priced=c.cost_known, note=c.cost_note)
+        ledger.settle(s, c.reservation_id, row.id, priced=c.cost_known, answered=c.answered, note=c.cost_note,
+                      estimated_pico=estimate)
+    elif not c.cost_known:  # billed, but not priceable, and nothing reserved for it: at its estimate, never $0
+        ledger.book_unpriced(s, row.id, estimated_pico=estimate, tier=c.tier, model=c.model, note=c.cost_note,
+                             ticket_id=ticket_id, run_id=run_id, at=rollups.as_utc(c.created_at))
     if c.vector is not None:
         from db import vectors
 

@@ -104,6 +104,7 @@ class CallResult:
     cost_usd: Decimal = Decimal(0)
     cost_known: bool = True  # False: the API billed it but the price table has no price (cost_usd is then 0)
     cost_note: str | None = None  # why the cost is unknown
+    estimated_usd: Decimal | None = None  # cost unknown: the most it can have cost (usage at the dearest known price)
     latency_ms: int = 0
     request_id: str | None = None
     stop_reason: str | None = None
