@@ -156,3 +156,11 @@ def sonnet_decided(s: Session, ticket_ids: list[int]) -> dict[int, int]:
                          .order_by(ModelCall.ticket_id, ModelCall.id))
         out.update({tid: cost for tid, cost in rows})  # later calls win
     return out
+
+
+def rows_by_id(s: Session, ticket_ids: list[int]) -> list[ReviewRow]:
+    """These tickets as the review table shows them (any order)."""
+    cols = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
+            Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
+            Ticket.created_at)
+    return [ReviewRow(*tuple(r)) for r in s.execute(select(*cols).where(Ticket.id.in_(ticket_ids)))]
