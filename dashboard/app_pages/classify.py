@@ -152,7 +152,7 @@ def confirm_again(ticket_id: int, price: object) -> None:
     with st.container(border=True, key=f"again-{ticket_id}"):
         st.markdown(f"**Sonnet already decided ticket {ticket_id}.** Asking again is billed again: about "
                     f"**{money(price)}** (what its last Sonnet answer cost).".replace("$", "\\$"))
-        y, n, _ = st.columns([2, 1, 3])
+        y, n, _ = st.columns([3, 1.2, 1.8])
         y.button(f"Ask again for about {money(price)}", key=f"again-yes-{ticket_id}", type="primary",
                  on_click=escalate, args=(ticket_id, True))
         n.button("Cancel", key=f"again-no-{ticket_id}", on_click=ask_again, args=(None,))
@@ -208,7 +208,7 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
     by_sonnet = runs.sonnet_decided(db, shown_ids)  # asking these again bills again: named and confirmed first
     for r in rows:
         with st.container(border=True, key=f"card-{r['ticket_id']}"):
-            a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")
+            a, b, c, d, e = st.columns([3.6, 1.8, 1.8, 1.6, 2.5], vertical_alignment="center")
             a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
             if r["model_reason"]:
                 a.caption(plain(r["model_reason"]))
@@ -222,12 +222,12 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
                 a.caption(f":red[{plain(r['reason'])}]")
             unavailable = r["status"] == "pending" or not state.has_api_key()
             if r["ticket_id"] in by_sonnet:
-                e.button("Ask Sonnet again…", key=f"esc-{r['ticket_id']}", on_click=ask_again,
+                e.button("Ask again…", key=f"esc-{r['ticket_id']}", on_click=ask_again,
                          args=(r["ticket_id"],), disabled=unavailable,
                          help="Sonnet already decided this ticket: asking again is billed again (you confirm the "
                               "price first).")
             else:
-                e.button("Escalate to Sonnet", key=f"esc-{r['ticket_id']}", on_click=escalate,
+                e.button("Ask Sonnet", key=f"esc-{r['ticket_id']}", on_click=escalate,
                          args=(r["ticket_id"],), disabled=unavailable,
                          help="Ask Claude Sonnet about this ticket, whatever Haiku said.")
             if st.session_state.get("ask_again") == r["ticket_id"] and r["ticket_id"] in by_sonnet:

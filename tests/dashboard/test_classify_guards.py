@@ -30,7 +30,7 @@ def test_asking_sonnet_again_needs_a_confirmation_naming_the_price(app_env, fake
         cost = from_pico(s.scalars(select(ModelCall.cost_pico).where(ModelCall.tier == 2)).one())
 
     button = at.button(key=f"esc-{tid}")
-    assert button.label == "Ask Sonnet again…" and not button.disabled
+    assert button.label == "Ask again…" and not button.disabled
     button.click().run()
     assert "Sonnet already decided ticket" in texts(at) and f"{float(cost):.6f}" in texts(at)
     yes = at.button(key=f"again-yes-{tid}")
