@@ -237,7 +237,7 @@ def test_settings_changes_exports_and_escalations_are_audited_with_who_and_what(
     by = {e["event"]: e for e in events}
     assert by["settings.engine"]["detail"] == {"changed": {"threshold": [0.7, 0.55]}}  # unchanged model left out
     assert by["settings.engine"]["actor"] == "lena@example.com" and by["settings.engine"]["role"] == "lead"
-    assert by["settings.taxonomy"]["detail"]["changed"] == ["shipping"]
+    assert by["settings.taxonomy"]["detail"]["changed"] == {"shipping": [None, "parcels and delivery"]}
     assert by["settings.tier0"]["detail"]["changed"] == {"enabled": [False, True], "target_accuracy": [0.9, 0.95]}
     assert by["export.tickets"]["detail"] == {"rows": 3, "format": "jsonl", "filter": "every ticket"}
     assert len(data.decode().splitlines()) == 3
