@@ -11,7 +11,7 @@ from triage import audit, export
 from triage import settings as config
 from triage.access import Action
 from triage.local import retrieval as fewshot_source
-from triage.quality import calibrate
+from triage.quality import calibrate, tiles
 from triage.routing.calibration import MIN_EACH, MIN_LABELS
 from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
@@ -119,9 +119,8 @@ if metrics:
                    help="Built-in examples and descriptions, operator corrections (weighted most), Sonnet labels and "
                         "confident Haiku labels.")
     cols[1].metric("Operator labels", labels.get("operator", 0))
-    cols[2].metric("Accuracy on operator labels", "—" if metrics.get("human_accuracy") is None
-                   else f"{metrics['human_accuracy']:.0%}", help="Out-of-fold: each label predicted by a model "
-                   "that did not see it.")
+    cols[2].metric("Retrained, out-of-fold", "—" if metrics.get("human_accuracy") is None
+                   else f"{metrics['human_accuracy']:.0%}", help=tiles.RETRAINED_OUT_OF_FOLD)
     cols[3].metric("Calibration error (ECE)", f"{metrics.get('human_ece', metrics['oof_ece']):.3f}",
                    help="0 means a confidence of 0.9 is right 90% of the time.")
     st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels. "
