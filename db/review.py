@@ -45,6 +45,10 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
         conds.append(Ticket.created_at < datetime.combine(f.created_to + timedelta(days=1), datetime.min.time(), UTC))
     if f.search.strip():
         conds.append(Ticket.text.ilike(f"%{f.search.strip()}%"))
+    if f.run_id is not None:
+        conds.append(Ticket.run_id == f.run_id)
+    if f.source:
+        conds.append(Ticket.source == f.source)
     return q.where(*conds) if conds else q
 
 

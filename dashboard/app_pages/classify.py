@@ -57,10 +57,14 @@ with upload_tab:
             text = ingest.decode(upload.getvalue())
             cols = ingest.columns_of(text, fmt)
             text_col = id_col = None
+            text_cols: list[str] | None = None
             if cols:
                 c1, c2 = st.columns(2)
-                guess = ingest.guess_column(cols, "text")
-                text_col = c1.selectbox("Text column", cols, index=cols.index(guess) if guess in cols else 0)
+                text_cols = c1.multiselect(
+                    "Text columns", cols, default=ingest.guess_text_columns(cols) or cols[:1], key="text_columns",
+                    help="Several are joined, a blank line apart (a help-desk export's Subject and Description): a "
+                         "row with only one of them filled is kept.") or None
+                text_col = text_cols[0] if text_cols else None
                 id_choices = ["(none)", *cols]
                 guess_id = ingest.guess_column(cols, "id")
                 id_col = c2.selectbox("Id column", id_choices,
@@ -70,7 +74,7 @@ with upload_tab:
                                   text_column=text_col, id_column=id_col):
                 items = []  # imported as operator labels, not classified
             else:
-                batch = ingest.parse(text, fmt, text_column=text_col, id_column=id_col)
+                batch = ingest.parse(text, fmt, text_column=text_cols, id_column=id_col)
                 items, source = batch.items, upload.name
                 if batch.report:
                     st.warning(f"{len(batch.skipped)} rows left out, {len(batch.cut)} cut to "
@@ -210,6 +214,8 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
         with st.container(border=True, key=f"card-{r['ticket_id']}"):
             a, b, c, d, e = st.columns([3.6, 1.8, 1.8, 1.6, 2.5], vertical_alignment="center")
             a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
+            if r["id"] != str(r["ticket_id"]):  # the file's own id, beside ours
+                a.caption(f"ticket {r['ticket_id']} · id in the file **{plain(r['id'])}**")
             if r["model_reason"]:
                 a.caption(plain(r["model_reason"]))
             b.markdown(f"**{plain(r['category'] or '—')}**  \n{STATUS_LABEL.get(r['status'], r['status'])}")
@@ -238,10 +244,13 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
 
 with st.expander("Recent runs", key="recent_runs", on_change="rerun") as recent_runs:
     recent = runs.recent_runs(db) if recent_runs.open else []  # read only when someone looks
-    if recent:
-        st.dataframe(recent, hide_index=True, column_order=[
-            "run", "started_at", "started_by", "source", "mode", "status", "tickets", "new", "classified",
-            "escalated", "needs_review", "failed", "pending", "finished_at", "message"])
+    if recent:  # each run links to its results: its cards here, its tickets in the review queue
+        st.dataframe([{**r, "results": f"?run={r['run']}", "in review": f"review?run={r['run']}"} for r in recent],
+                     hide_index=True, column_order=[
+            "run", "results", "in review", "started_at", "started_by", "source", "mode", "status", "tickets", "new",
+            "classified", "escalated", "needs_review", "failed", "pending", "finished_at", "message"],
+                     column_config={"results": st.column_config.LinkColumn("results", display_text="cards"),
+                                    "in review": st.column_config.LinkColumn("in review", display_text="tickets")})
     elif recent_runs.open:
         st.caption("No runs yet.")
 

@@ -42,6 +42,7 @@ def machine_label(answer: tuple[str | None, int] | None) -> str | None:
 
 
 def filters() -> ReviewFilter:
+    choices = origins()  # first: a link may set the other filters before their widgets exist
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([3, 1.4, 2.2, 2.2])
         reasons = c1.multiselect("Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
@@ -49,13 +50,38 @@ def filters() -> ReviewFilter:
         corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
         categories = c3.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories")
         dates = c4.date_input("Created between", value=(), key="f_dates", max_value=date.today())
-        search = st.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+        s1, s2 = st.columns([3, 2])
+        search = s1.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+        origin = s2.selectbox("From run or file", choices, format_func=lambda o: o[2], key="f_origin",
+                              help="The tickets a run queued, or those a file brought in (Classify → Recent runs "
+                                   "links here).")
     return ReviewFilter(
         reasons=tuple(reasons), threshold=settings.threshold,
         corrected={"not yet": False, "corrected": True, "all": None}[corrected],
         categories=tuple(categories), search=search,
         created_from=dates[0] if len(dates) >= 1 else None, created_to=dates[1] if len(dates) == 2 else None,
+        run_id=origin[0], source=origin[1],
     )
+
+
+def origins() -> list[tuple[int | None, str, str]]:
+    """(run id, file, how it reads) choices: any, each recent run, each file of those runs. A link from Recent
+    runs (?run=N, or ?file=NAME) picks one as the page opens."""
+    recent = runs.recent_runs(db)
+    choices: list[tuple[int | None, str, str]] = [(None, "", "any run or file")]
+    choices += [(r["run"], "", f"run {r['run']} · {r['source']} · {r['started_by']}") for r in recent]
+    choices += [(None, f, f"file {f}") for f in dict.fromkeys(r["source"] for r in recent) if f]
+    linked_run, linked_file = st.query_params.get("run", ""), st.query_params.get("file", "")
+    if "f_origin" not in st.session_state and (linked_run.isdigit() or linked_file):
+        pick = next((c for c in choices if (linked_run.isdigit() and c[0] == int(linked_run)) or
+                     (linked_file and c[1] == linked_file)), None)
+        if pick is None:
+            pick = (int(linked_run), "", f"run {linked_run}") if linked_run.isdigit() else \
+                (None, linked_file, f"file {linked_file}")
+            choices.append(pick)
+        st.session_state["f_origin"] = pick
+        st.session_state["f_reasons"] = []  # a run's results: every ticket of it, not only those needing review
+    return choices
 
 
 def load(f: ReviewFilter) -> tuple[review.Page, int, str]:
@@ -120,19 +146,21 @@ def table(page: review.Page, page_no: int, editor_key: str) -> Edits:
         "status": [r.status.replace("_", " ") for r in page.rows],
         "label": [r.category if r.category in taxonomy else None for r in page.rows],
         "select": [False] * len(page.rows),
+        "file id": [r.external_id or "" for r in page.rows],
     }).set_index("ticket")
     more = "+" if page.more else ""
     st.caption(f"{page.total:,}{more} tickets · page {page_no + 1} of {page.pages:,}{more} · least confident first. "
                "Edit the **label** column (type to pick; Tab/Enter move on), then save.")
     st.data_editor(
         frame, key=editor_key, num_rows="fixed", width="stretch", height=min(38 + 35 * len(frame), 600),
-        disabled=["text", "machine label", "confidence", "status"],
+        disabled=["text", "machine label", "confidence", "status", "file id"],
         column_config={
             "text": st.column_config.TextColumn("Ticket", width="large"),
             "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0,
                                                           format="percent"),
             "label": st.column_config.SelectboxColumn("Label", options=taxonomy.names, required=True),
             "select": st.column_config.CheckboxColumn("Select", help="for bulk label or escalation"),
+            "file id": st.column_config.TextColumn("File id", help="The id the ticket had in its file"),
         },
     )
     edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
