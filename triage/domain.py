@@ -190,6 +190,8 @@ class ReviewFilter:
     created_from: date | None = None
     created_to: date | None = None
     search: str = ""
+    run_id: int | None = None  # the run that (last) queued the ticket
+    source: str = ""  # the file (or "paste") it came from
 
 
 @dataclass(frozen=True)
