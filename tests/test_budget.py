@@ -426,15 +426,13 @@ def test_every_attempt_late_leaves_each_on_the_books(env, fake, db_url, tmp_path
 
 
 def test_a_cap_lowered_in_settings_stops_a_running_worker(env, fake, db_url):
-    """The same write the Settings page makes, while a `triage worker` works through 200 tickets: the calls
-    already in flight finish, no other is sent, and the worker ends with exit 5."""
+    """`triage settings set` (the Settings page's write, from another process) while a `triage worker` works
+    through 200 tickets: the calls already in flight finish, no other is sent, and the worker ends with exit 5."""
     import subprocess
     import sys
     import time
 
-    from triage import settings as settings_mod
-
-    fake.delay = 0.05
+    fake.delay = 2.0  # 200 tickets 8 at a time take 50 s: time for another process to start and save, under load
     db = open_database(db_url)
     runs.start_run(db, actor=LEAD, items=tickets(200), source="queued", mode="haiku")
     worker = subprocess.Popen([sys.executable, "-m", "triage.cli", "worker"], env={**env, "TRIAGE_CONCURRENCY": "8"},
@@ -444,7 +442,9 @@ def test_a_cap_lowered_in_settings_stops_a_running_worker(env, fake, db_url):
         while len(fake.usage_log) < 16 and time.monotonic() < deadline and worker.poll() is None:
             time.sleep(0.02)
         assert len(fake.usage_log) >= 16, "the worker got going"
-        settings_mod.save_engine(db, actor=LEAD, monthly_budget_usd=0.000001)
+        lowered = subprocess.run([sys.executable, "-m", "triage.cli", "settings", "set", "monthly_budget_usd",
+                                  "0.000001"], env=env, capture_output=True, text=True, timeout=120)
+        assert lowered.returncode == 0, lowered.stderr
         sent_before = len(fake.requests)
         _, err = worker.communicate(timeout=120)
     finally:
