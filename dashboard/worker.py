@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.engine import Database
-from triage import privacy
+from triage import access, privacy
 from triage.access import Actor, Role
 from triage.errors import TriageError
 from triage.settings import Settings, effective
@@ -125,7 +125,7 @@ class BackgroundWorker:
             return
         self._batches_at = time.monotonic()
         try:
-            for news in batches.collect_open(self.db, settings):
+            for news in batches.collect_open(self.db, settings, actor=access.cli_actor()):  # the server's user
                 if news.state in ("unreachable", "failed"):
                     self.status.last_error = news.message
         except Exception as exc:

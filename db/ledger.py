@@ -3,12 +3,14 @@
 The reservation is also the record of the attempt. `queue.record_call` settles it in the transaction that
 records the call (deleted; or kept as `unpriced` at its estimate when the price table could not price the
 answer). A reservation whose process stopped or died before the answer arrived becomes `lost`: probably billed,
-answer lost, counted at its estimate in spend and budget. Callers hold the transaction; `lock` makes
+answer lost, counted at its estimate in spend and budget; so does each attempt that timed out or lost its
+connection after the request went out (the retry reserves anew), and a lost one stays when its call is then
+recorded without an answer. Callers hold the transaction; `lock` makes
 check-then-reserve atomic across processes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from db import batches, rollups
 from db.engine import rows_affected
 from db.models import CallAttempt, ModelCall, Run, SpendDaily
+from triage.domain import worker_pid
 
 OPEN, LOST, UNPRICED = "open", "lost", "unpriced"
 VERSION = "ledger"  # data version bumped when estimates change without a new call (cached spend pages key on it)
@@ -40,7 +43,7 @@ def lock(s: Session) -> None:
 class Committed:
     """Money spent or spoken for, in pico-dollars: the month and the day (UTC) of `today`."""
 
-    month: int  # exact recorded spend
+    month: int  # exact recorded spend (the demo's simulated calls left out: they were never billed)
     day: int
     estimated_month: int  # lost and unpriced calls at their estimate
     estimated_day: int
@@ -63,7 +66,7 @@ def committed(s: Session, today: date) -> Committed:
     first, last = today.replace(day=1).isoformat(), today.isoformat()
 
     def spent(start: str) -> ScalarSelect[Any]:
-        return (select(func.coalesce(func.sum(SpendDaily.cost_pico), 0))
+        return (select(func.coalesce(func.sum(SpendDaily.cost_pico - SpendDaily.demo_cost_pico), 0))  # not the demo's
                 .where(SpendDaily.day >= start, SpendDaily.day <= last).scalar_subquery())
 
     def estimated(since: date) -> ScalarSelect[Any]:
@@ -92,20 +95,47 @@ def batch_reservation(s: Session, run_id: int) -> int | None:
                                                  CallAttempt.state == OPEN).limit(1))
 
 
-def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, note: str | None = None) -> None:
-    """The call is on the books: drop its reservation, or keep its estimate when its cost is unknown."""
-    if priced:
+def settle(s: Session, reservation_id: int, call_id: int, *, priced: bool, answered: bool = True,
+           note: str | None = None, estimated_pico: int = 0) -> None:
+    """The call is on the books: drop its reservation; or, when its cost is unknown, keep it as `unpriced` at the
+    larger of its worst case and `estimated_pico` (its usage at the dearest known price). A call recorded without
+    an answer drops only an open reservation: a lost one is an attempt that may have been billed all the same."""
+    if not priced:
+        held = s.scalar(select(CallAttempt.estimated_pico).where(CallAttempt.id == reservation_id)) or 0
+        s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id)
+                  .values(state=UNPRICED, call_id=call_id, note=note, ended_at=datetime.now(UTC),
+                          estimated_pico=max(held, estimated_pico)))
+    elif answered:
         s.execute(delete(CallAttempt).where(CallAttempt.id == reservation_id))
     else:
-        s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id)
-                  .values(state=UNPRICED, call_id=call_id, note=note, ended_at=datetime.now(UTC)))
+        s.execute(delete(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN))
+
+
+def book_unpriced(s: Session, call_id: int, *, estimated_pico: int, tier: int, model: str, note: str | None,
+                  ticket_id: int | None, run_id: int | None, at: datetime) -> None:
+    """A call answered and billed under a model the price table lacks that had no reservation of its own (a
+    Message Batches result: its batch's reservation is cleared as a whole): on the books as `unpriced` at
+    `estimated_pico`, counted in spend and budget like every unpriced call, never as $0."""
+    s.execute(insert(CallAttempt).values(kind="call", ticket_id=ticket_id, run_id=run_id, tier=tier, model=model,
+                                         worker=None, estimated_pico=estimated_pico, state=UNPRICED,
+                                         call_id=call_id, note=note, started_at=at, ended_at=datetime.now(UTC)))
+    rollups.bump_version(s, VERSION)
 
 
 def abandon(s: Session, reservation_id: int, note: str) -> None:
     """The call ended without an answer we could record: count it as probably billed."""
-    if rows_affected(s.execute(update(CallAttempt).where(CallAttempt.id == reservation_id, CallAttempt.state == OPEN)
+    abandon_all(s, [reservation_id], note)
+
+
+def abandon_all(s: Session, reservation_ids: Sequence[int], note: str) -> list[CallAttempt]:
+    """As `abandon`, for each of these reservations (the tickets of one request); returns their rows (those
+    already settled or lost are left as they are, and returned too)."""
+    if rows_affected(s.execute(update(CallAttempt).where(CallAttempt.id.in_(reservation_ids),
+                                                          CallAttempt.state == OPEN)
                                .values(state=LOST, note=note, ended_at=datetime.now(UTC)))):
         rollups.bump_version(s, VERSION)
+    rows = {r.id: r for r in s.scalars(select(CallAttempt).where(CallAttempt.id.in_(reservation_ids)))}
+    return [rows[i] for i in reservation_ids if i in rows]
 
 
 def mark_lost(s: Session, worker: str, note: str) -> int:
@@ -120,7 +150,7 @@ def mark_lost(s: Session, worker: str, note: str) -> int:
 def _dead_workers(s: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
     workers = s.scalars(select(CallAttempt.worker).where(CallAttempt.state == OPEN, CallAttempt.kind == "call",
                                                          CallAttempt.worker.like(f"{host}:%")).distinct()).all()
-    return [w for w in workers if w and (pid := w.rsplit(":", 1)[-1]).isdigit() and not alive(int(pid))]
+    return [w for w in workers if w and (pid := worker_pid(w, host)) is not None and not alive(pid)]
 
 
 def needs_recovery(s: Session, host: str, alive: Callable[[int], bool]) -> bool:

@@ -66,9 +66,12 @@ class Run(Base):
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)
     n_new: Mapped[int] = mapped_column(Integer, default=0)
     batch_id: Mapped[str | None] = mapped_column(String(80))  # its Message Batch, once the API has given an id
-    # queued | submitting | in_progress | collected | gone | failed (None: not a batch run); see triage/work/batches.py
+    # queued | submitting | in_progress | collecting | collected | gone | failed (None: not a batch run); see
+    # triage/work/batches.py
     batch_state: Mapped[str | None] = mapped_column(String(16))
     batch_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when it entered that state
+    batch_key: Mapped[str | None] = mapped_column(String(16))  # this submission's nonce, in its custom ids (0019)
+    batch_owner: Mapped[str | None] = mapped_column(String(120))  # the process submitting or collecting it (0019)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -5,6 +5,7 @@ Callers hold the transaction (short, and never around an API call); nothing here
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,11 +19,22 @@ from sqlalchemy.orm import Session
 from db import ledger, rollups
 from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket, normal_text, normalised_text_hash
-from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico
+from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico, worker_pid
 from triage.errors import NotFound
 
-LEASE = timedelta(minutes=10)  # a claim older than this is considered abandoned (crashed worker)
 T = TypeVar("T")
+
+
+def _lease_from_env(default: timedelta = timedelta(minutes=10)) -> timedelta:
+    raw = os.environ.get("TRIAGE_CLAIM_LEASE_S")
+    try:
+        seconds = float(raw) if raw else 0.0
+    except ValueError:
+        seconds = 0.0
+    return timedelta(seconds=seconds) if seconds > 0 else default
+
+
+LEASE = _lease_from_env()  # a claim whose holder stopped renewing it (`renew_claims`) this long ago is free again
 
 
 def content_hash(text: str, external_id: str | None = None) -> str:
@@ -257,6 +269,13 @@ def stop_running_runs(s: Session, message: str) -> None:
               .values(status="stopped", message=message, finished_at=datetime.now(UTC)))
 
 
+def renew_claims(s: Session, worker: str) -> int:
+    """The heartbeat of a live worker: the pending tickets it holds are held afresh for another `LEASE`. Only a
+    holder that stopped renewing (dead, or stuck for longer than the lease) loses its claims to another worker."""
+    return rows_affected(s.execute(update(Ticket).where(Ticket.claimed_by == worker, Ticket.status == PENDING)
+                                   .values(claimed_at=datetime.now(UTC))))
+
+
 def release_claims(s: Session, worker: str, reason: str | None = None) -> int:
     """Free what `worker` still holds (pending), saying why when there is a reason."""
     values: dict[str, object] = {"claimed_by": None, "claimed_at": None}
@@ -314,7 +333,7 @@ def dead_claimers(s: Session, host: str, alive: Callable[[int], bool]) -> list[s
     """Workers on this host whose process is gone (killed, crashed) but that still hold pending tickets."""
     claims = s.execute(select(Ticket.claimed_by).where(Ticket.status == PENDING, Ticket.claimed_by.like(f"{host}:%"))
                        .distinct()).scalars().all()
-    return [w for w in claims if w is not None and (pid := w.rsplit(":", 1)[-1]).isdigit() and not alive(int(pid))]
+    return [w for w in claims if w is not None and (pid := worker_pid(w, host)) is not None and not alive(pid)]
 
 
 def release_dead_claims(s: Session, host: str, alive: Callable[[int], bool]) -> int:
@@ -341,8 +360,13 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
     s.add(row)
     s.flush()
     rollups.add_call(s, row)  # the per-day rollups, in this same transaction
+    estimate = to_pico(c.estimated_usd) if c.estimated_usd is not None else 0
     if c.reservation_id is not None:  # the same transaction: a call is on the books or reserved, never neither
-        ledger.settle(s, c.reservation_id, row.id, priced=c.cost_known, note=c.cost_note)
+        ledger.settle(s, c.reservation_id, row.id, priced=c.cost_known, answered=c.answered, note=c.cost_note,
+                      estimated_pico=estimate)
+    elif not c.cost_known:  # billed, but not priceable, and nothing reserved for it: at its estimate, never $0
+        ledger.book_unpriced(s, row.id, estimated_pico=estimate, tier=c.tier, model=c.model, note=c.cost_note,
+                             ticket_id=ticket_id, run_id=run_id, at=rollups.as_utc(c.created_at))
     if c.vector is not None:
         from db import vectors
 

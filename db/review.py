@@ -45,6 +45,10 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
         conds.append(Ticket.created_at < datetime.combine(f.created_to + timedelta(days=1), datetime.min.time(), UTC))
     if f.search.strip():
         conds.append(Ticket.text.ilike(f"%{f.search.strip()}%"))
+    if f.run_id is not None:
+        conds.append(Ticket.run_id == f.run_id)
+    if f.source:
+        conds.append(Ticket.source == f.source)
     return q.where(*conds) if conds else q
 
 
@@ -142,3 +146,25 @@ def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
         "corrected_by": t.corrected_by, "source": t.source, "created_at": t.created_at.isoformat(),
         "cost_usd": str(from_pico(c)),
     } for t, c in s.execute(q)]
+
+
+def sonnet_decided(s: Session, ticket_ids: list[int]) -> dict[int, int]:
+    """Those of these tickets tier 2 has already answered (among the calls that count for their label), each with
+    what its latest such answer cost (pico-dollars): asking again would bill about that again."""
+    out: dict[int, int] = {}
+    for i in range(0, len(ticket_ids), 500):
+        rows = s.execute(select(ModelCall.ticket_id, ModelCall.cost_pico)
+                         .join(Ticket, Ticket.id == ModelCall.ticket_id)
+                         .where(ModelCall.ticket_id.in_(ticket_ids[i:i + 500]), ModelCall.tier == 2,
+                                ModelCall.outcome != "error", ModelCall.id >= Ticket.first_call_id)
+                         .order_by(ModelCall.ticket_id, ModelCall.id))
+        out.update({tid: cost for tid, cost in rows})  # later calls win
+    return out
+
+
+def rows_by_id(s: Session, ticket_ids: list[int]) -> list[ReviewRow]:
+    """These tickets as the review table shows them (any order)."""
+    cols = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
+            Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
+            Ticket.created_at)
+    return [ReviewRow(*tuple(r)) for r in s.execute(select(*cols).where(Ticket.id.in_(ticket_ids)))]

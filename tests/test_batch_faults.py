@@ -3,14 +3,14 @@ requeued, one failing batch never stopping the others, a refused submit explaine
 recorded once however often collect is interrupted, a lost submission never sent twice."""
 
 import csv
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
 from db.migrate import open_database
-from db.models import ModelCall, Ticket
+from db.models import ModelCall, Run, Ticket
 from tests.support.fake_anthropic import Drop, Error, LoseAnswer, Truncate
 from triage.cli import main
 from triage.domain import Usage, to_pico
@@ -158,3 +158,90 @@ def test_a_crash_between_submitting_and_remembering_never_submits_again(env, fak
     recorded, per_ticket, states = books(db_url)
     assert states == {"classified": 3} and set(per_ticket.values()) == {1} and recorded == billed_pico(fake)
     assert Decimal(recorded) > 0
+
+
+# -- issue 20, item 5: a ticket a batch holds is never worked live; item 7: adopt only a batch proven ours --------
+
+def _pass_hours(db_url, hours):
+    """`hours` go by: every stored time moves that far into the past (the same, to the code, as the clock
+    moving on)."""
+    db = open_database(db_url)
+    with db.transaction() as s:
+        for t in s.scalars(select(Ticket).where(Ticket.claimed_at.is_not(None))):
+            t.claimed_at -= timedelta(hours=hours)
+        for r in s.scalars(select(Run)):
+            r.started_at -= timedelta(hours=hours)
+            r.batch_since = r.batch_since - timedelta(hours=hours) if r.batch_since else None
+    db.dispose()
+
+
+def test_a_held_ticket_is_never_worked_live_however_late_the_collect(env, fake, db_url, tmp_path):
+    assert main(["classify", write(tmp_path / "t.csv", 4), "--batch", "--per-call", "2", "--no-wait"]) == 0
+    _pass_hours(db_url, 30)  # nobody collected for 30 hours (the batch ended meanwhile)
+    assert main(["worker", "--once"]) == 0
+    assert not any(r["path"] == "/v1/messages" for r in fake.requests)  # nothing asked live
+    assert main(["collect", "--poll", "0.01"]) == 0
+    recorded, per_ticket, states = books(db_url)
+    assert states == {"classified": 4} and set(per_ticket.values()) == {1} and len(per_ticket) == 4
+    assert recorded == billed_pico(fake) and len(fake.usage_log) == 2  # both group answers, on the books, once
+
+
+def test_escalate_by_id_leaves_a_held_ticket_to_its_batch(env, fake, db_url, tmp_path, capsys):
+    assert main(["classify", write(tmp_path / "t.csv", 3), "--batch", "--no-wait"]) == 0
+    (batch_id,) = fake.batches
+    capsys.readouterr()
+    assert main(["escalate", "--id", "1", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "left 2 tickets alone (1, 2): the Message Batch of run 1" in err and batch_id in err
+    assert not any(r["path"] == "/v1/messages" for r in fake.requests)  # not billed twice
+    assert main(["collect", "--poll", "0.01"]) == 0
+    recorded, per_ticket, states = books(db_url)
+    assert states == {"classified": 3} and set(per_ticket.values()) == {1} and recorded == billed_pico(fake)
+
+
+def test_a_batch_answer_never_overwrites_a_later_sonnet_decision(env, fake, db_url, tmp_path):
+    assert main(["classify", write(tmp_path / "t.csv", 2), "--batch", "--no-wait"]) == 0
+    db = open_database(db_url)
+    with db.transaction() as s:  # a hold of the old fixed kind that ran out: the ticket was free for live work
+        s.get(Ticket, 1).claimed_at = datetime.now(UTC) - timedelta(hours=1)
+    assert main(["escalate", "--id", "1"]) == 0  # Sonnet decides it
+    assert main(["collect", "--poll", "0.01"]) == 0
+    with db.read() as s:
+        first = s.get(Ticket, 1)
+        assert (first.label_source, first.status) == ("tier2", "classified")
+        calls = s.execute(select(ModelCall.tier, ModelCall.service_tier).where(ModelCall.ticket_id == 1)
+                          .order_by(ModelCall.id)).all()
+    db.dispose()
+    assert calls == [(2, "standard"), (1, "batch")]  # Haiku's batch answer is on the books, and changed nothing
+    recorded, _, states = books(db_url)
+    assert states == {"classified": 2} and recorded == billed_pico(fake)
+
+
+def test_a_lost_submission_never_adopts_another_deployments_batch(env, fake, db_url, tmp_path, monkeypatch):
+    import anthropic
+
+    from db import batches as store
+
+    real = store.submitted
+
+    def crash_on_remember(s, run_id, key, batch_id):
+        raise SystemExit("killed right after the API accepted the batch")
+
+    monkeypatch.setattr(store, "submitted", crash_on_remember)
+    with pytest.raises(SystemExit):
+        main(["classify", write(tmp_path / "t.csv", 3), "--batch", "--no-wait"])
+    monkeypatch.setattr(store, "submitted", real)
+    (ours,) = fake.batches
+    other = anthropic.Anthropic(api_key=fake.api_key, base_url=fake.base_url).messages.batches.create(requests=[
+        {"custom_id": f"run-1-ticket-{i}", "params": {"model": "claude-sonnet-5-5", "max_tokens": 64, "messages": [
+            {"role": "user", "content": "another deployment's ticket"}]}} for i in range(1, 4)])  # same key, same size
+    assert main(["collect", "--poll", "0.01"]) == 0
+    db = open_database(db_url)
+    with db.read() as s:
+        assert s.scalar(select(Run.batch_id)) == ours != other.id
+        request_ids = s.scalars(select(ModelCall.request_id)).all()
+    db.dispose()
+    assert len(request_ids) == 3 and all(r.startswith(f"{ours}/") for r in request_ids)
+    recorded, per_ticket, states = books(db_url)
+    assert states == {"classified": 3} and set(per_ticket.values()) == {1}
+    assert not any(r["path"] == "/v1/messages" for r in fake.requests) and len(fake.batches) == 2

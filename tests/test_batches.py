@@ -2,13 +2,25 @@
 
 import csv
 import json
+import sqlite3
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
+from sqlalchemy import func, select
+
+from db.models import CallAttempt, ModelCall, Run, Ticket
+from tests.support.actors import LEAD, VIEWER
 from tests.support.fake_anthropic import Error, batch_problems
+from triage import taxonomy
 from triage.cli import main
-from triage.domain import Usage
+from triage.domain import Usage, to_pico
 from triage.spend.pricing import PriceTable
+from triage.work import batches
 
 TICKETS = [("B-1", "I was charged twice, please refund"), ("B-2", "The app crashes on upload"),
            ("B-3", "refund or crash? [[conf=0.4]]")]
@@ -79,3 +91,98 @@ def test_batch_bodies_are_validated():
     assert batch_problems(good) == []
     good["requests"][0]["params"]["temperature"] = 0
     assert batch_problems(good) == ["requests/0/params: temperature: Extra inputs are not permitted"]
+
+
+# -- issue 20: one submission per run, the run's route, holds, escalations, who may spend ----------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _collectors(env, db_path, *args, n=2, ok=(0,)):
+    """`n` `triage collect` processes started together: while this test holds SQLite's write lock they all wait
+    at their first write, so they race for the same queued run from the same starting line."""
+    lock = sqlite3.connect(db_path, isolation_level=None, timeout=60)
+    lock.execute("BEGIN IMMEDIATE")
+    procs = [subprocess.Popen([sys.executable, "-m", "triage.cli", "collect", "--poll", "0.05", *args],
+                              env={**env, "PYTHONPATH": str(ROOT), "TRIAGE_BUSY_TIMEOUT_S": "120"}, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    time.sleep(8)  # every process imported and waiting on the lock
+    lock.execute("COMMIT")
+    lock.close()
+    errs = [p.communicate(timeout=240)[1] for p in procs]
+    assert all(p.returncode in ok for p in procs), [(p.returncode, e[-1500:]) for p, e in zip(procs, errs,
+                                                                                              strict=True)]
+    return errs
+
+
+def _books(db):
+    with db.read() as s:
+        cost = s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)))
+        tier1 = dict(s.execute(select(ModelCall.ticket_id, func.count()).where(ModelCall.tier == 1)
+                               .group_by(ModelCall.ticket_id)).all())
+        reservations = s.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.kind == "batch"))
+    return cost, tier1, reservations
+
+
+def _billed(fake, *, model=None):
+    prices, now = PriceTable.default(), datetime.now(UTC)
+    return sum(to_pico(prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"],
+                                                     service_tier=u["service_tier"]), now))
+               for u in fake.usage_log if model is None or u["model"] == model)
+
+
+def test_two_collectors_in_two_processes_submit_and_record_a_queued_batch_once(env, fake, db, db_url, tmp_path):
+    items = [(f"Q-{i}", f"I was charged twice for invoice {i}, please refund") for i in range(300)]
+    items += [("Q-unsure", "refund or crash? [[conf=0.4]]")]
+    run_id = batches.queue_batch_run(db, items, source="dashboard", actor=LEAD, threshold=0.7)
+    fake.batch_polls = 1_000  # stays in progress while the two processes look
+    db_path = db_url.removeprefix("sqlite:///")
+    _collectors(env, db_path, "--no-wait")
+    assert len(fake.batches) == 1  # one submission, whoever looked
+    assert _books(db)[2] == 1  # and one reservation
+    (batch,) = fake.batches.values()
+    batch["polls_left"] = 0  # it ends
+    _collectors(env, db_path, ok=(0, 4))  # 4: the other one's live pass saw the unsure ticket still in flight
+    cost, tier1, _ = _books(db)
+    assert len(fake.batches) == 1 and set(tier1.values()) == {1} and len(tier1) == len(items)
+    assert cost == _billed(fake)  # every billed answer on the books, once
+    assert len([u for u in fake.usage_log if u["service_tier"] == "standard"]) == 1  # the unsure one, asked once
+    with db.read() as s:
+        assert s.scalar(select(Run.batch_state).where(Run.id == run_id)) == "collected"
+        assert not s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending"))
+
+
+def test_a_haiku_only_batch_run_never_asks_sonnet(env, fake, tmp_path, capsys):
+    src = tmp_path / "t.csv"
+    write(src)
+    assert main(["classify", str(src), "--tier", "haiku", "--batch", "--poll", "0.05",
+                 "--out", str(tmp_path / "o.jsonl")]) in (0, 4)
+    assert not [r for r in fake.requests if "sonnet" in str((r.get("body") or {}).get("model"))]
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "o.jsonl").read_text().splitlines())}
+    assert rows["B-3"]["tier"] == "tier1" and rows["B-3"]["status"] == "needs_review"
+
+
+@pytest.mark.parametrize("call", ["queue_batch_run", "submit", "check", "check_open", "collect_open"])
+def test_every_batch_service_that_may_spend_asks_who_is_acting(fake, db, call):
+    from triage.errors import AccessDenied
+    from triage.settings import Settings
+    from triage.work import services
+
+    settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
+    run_id = batches.queue_batch_run(db, TICKETS, source="dashboard", actor=LEAD, threshold=0.7)
+    router = services.build_router(settings, taxonomy.default(), db=db)
+    calls = {
+        "queue_batch_run": lambda: batches.queue_batch_run(db, TICKETS, source="x", actor=VIEWER, threshold=0.7),
+        "submit": lambda: services.run(router, batches.submit(db, router, run_id, actor=VIEWER)),
+        "check": lambda: services.run(router, batches.check(db, router, run_id, actor=VIEWER)),
+        "check_open": lambda: services.run(router, batches.check_open(db, router, actor=VIEWER)),
+        "collect_open": lambda: batches.collect_open(db, settings, actor=VIEWER),
+    }
+    with pytest.raises(AccessDenied):
+        calls[call]()
+    with pytest.raises(AccessDenied):
+        services.run(router, batches.check(db, router, run_id, actor=None))  # no identity: refused too
+    assert not fake.requests
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Run)) == 1
+        assert s.scalar(select(func.count()).select_from(CallAttempt)) == 0

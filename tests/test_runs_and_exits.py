@@ -157,7 +157,14 @@ def test_classify_waits_for_its_tickets_another_live_process_holds(env, fake, db
     db, ticket_id = _held_by_another_live_process(db_url, tmp_path / "t.txt")
 
     def other_process():
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # classify's own ticket is done: it waits for this one now
+            with db.read() as s:
+                if s.scalar(select(func.count()).select_from(Ticket).where(Ticket.run_id == 2,
+                                                                          Ticket.status != "pending")):
+                    break
+            time.sleep(0.05)
+        time.sleep(1.0)
         with db.transaction() as s:
             t = s.get(Ticket, ticket_id)
             if other_finishes:

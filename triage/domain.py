@@ -104,6 +104,7 @@ class CallResult:
     cost_usd: Decimal = Decimal(0)
     cost_known: bool = True  # False: the API billed it but the price table has no price (cost_usd is then 0)
     cost_note: str | None = None  # why the cost is unknown
+    estimated_usd: Decimal | None = None  # cost unknown: the most it can have cost (usage at the dearest known price)
     latency_ms: int = 0
     request_id: str | None = None
     stop_reason: str | None = None
@@ -142,7 +143,23 @@ class CallFor:
 
     ticket_id: int | None = None
     run_id: int | None = None
-    worker: str | None = None  # host:pid of the process sending it
+    worker: str | None = None  # the name of the process sending it (`worker_identity`)
+
+
+def worker_identity(host: str, pid: int, start: str) -> str:
+    """A worker's name on its claims and reservations: `host:pid:start`, where `start` is drawn once per process
+    start, so two processes with the same host and pid (containers, a reused pid) never share a name."""
+    return f"{host}:{pid}:{start}"
+
+
+def worker_pid(worker: str, host: str) -> int | None:
+    """The process id in a worker's name when the worker runs on `host`, so that its liveness can be asked; None
+    for another host's worker or a holder that is no process (a Message Batch, the demo). Names of the older
+    `host:pid` form are read too."""
+    parts = worker.split(":")
+    if len(parts) in (2, 3) and parts[0] == host and parts[1].isdigit():
+        return int(parts[1])
+    return None
 
 
 @dataclass
@@ -173,6 +190,8 @@ class ReviewFilter:
     created_from: date | None = None
     created_to: date | None = None
     search: str = ""
+    run_id: int | None = None  # the run that (last) queued the ticket
+    source: str = ""  # the file (or "paste") it came from
 
 
 @dataclass(frozen=True)

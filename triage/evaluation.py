@@ -2,8 +2,10 @@
 
 The local tier is scored without touching the working database. A paid tier is scored as a run in it (source
 `eval:FILE`): its calls pass the spending caps, are reserved in the ledger and recorded like any other run's, so
-the bill never holds a call the books do not. Every gold ticket is asked afresh (known ones too), and the score
-is what the models said, never an operator's correction."""
+the bill never holds a call the books do not. Each gold row is a ticket of its own (id `eval:FILE#ROW`), never
+a production ticket with the same text, which stays in its own run with its answers; every gold ticket is asked
+afresh (those of an earlier eval of the file too), and the score is what the models said, never an operator's
+correction."""
 
 from __future__ import annotations
 
@@ -82,13 +84,21 @@ class PaidPrediction:
     unanswered: int  # gold tickets no model answered (a cap, a signal, the key or the API stopped them)
 
 
+def gold_ticket_id(source: str, row: int) -> str:
+    """The id of a gold row's ticket (`eval:FILE#ROW`): the content hash covers it, so the row never matches a
+    production ticket with the same text, and the same row of a later eval is the same ticket, asked again."""
+    tail = f"#{row}"
+    return source[:ingest.MAX_ID_CHARS - len(tail)] + tail
+
+
 def predict_as_run(db: Database, router: Router, gold: Gold, *, actor: Actor, source: str,
                    concurrency: int = 8) -> PaidPrediction:
     """Classify the gold texts as a run of the working database with `router` (its mode and threshold)."""
     from triage.work import runs, services
 
-    imported = runs.start_run(db, [(None, t) for t in gold.texts], source=source, actor=actor, mode=router.mode,
-                              threshold=router.threshold, reclassify=True)
+    items = [(gold_ticket_id(source, row), text) for row, text in enumerate(gold.texts, 1)]
+    imported = runs.start_run(db, items, source=source, actor=actor, mode=router.mode, threshold=router.threshold,
+                              reclassify=True)
     assert imported.run_id is not None
     report = services.classify_run(db, router, imported.run_id, actor=actor, concurrency=concurrency)
     outcomes = runs.machine_outcomes(db, imported.ticket_ids, router.threshold)

@@ -14,7 +14,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from typing import Any
 from triage.errors import InputError
 
 TEXT_COLUMNS = ("text", "ticket", "body", "message", "description", "content", "comment", "subject")
-ID_COLUMNS = ("id", "ticket_id", "external_id", "key", "number")
+SUBJECT_COLUMNS = ("subject", "title", "summary")  # with a body column, guessed as text together with it
+ID_COLUMNS = ("id", "ticket_id", "external_id", "key", "number", "ticket_number", "case_id", "case_number")
+TextColumns = str | Sequence[str] | None  # one column, several combined (Subject + Description), or a guess
 LABEL_COLUMNS = ("label", "category", "final_category", "class", "intent", "topic")
 MAX_STORED_CHARS = 100_000  # a longer ticket is stored cut to this; the prompt clips further (prompts.PROMPT_CHARS)
 MAX_ID_CHARS = 255  # tickets.external_id
@@ -114,7 +116,9 @@ def read_path(path: str, fmt: str | None = None, **kw: str | None) -> Batch:
     return parse(decode(p.read_bytes()), fmt or detect_format(p.name), **kw)
 
 
-def parse(text: str, fmt: str, *, text_column: str | None = None, id_column: str | None = None) -> Batch:
+def parse(text: str, fmt: str, *, text_column: TextColumns = None, id_column: str | None = None) -> Batch:
+    """`text_column`: a column, or several whose non-empty cells are joined by a blank line (a help-desk export's
+    Subject and Description: a row with only a Subject is kept); None guesses (Subject + Description together)."""
     if fmt not in FORMATS:
         raise IngestError(f"unsupported format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "csv":
@@ -254,6 +258,34 @@ def guess_column(columns: list[str], kind: str) -> str | None:
     return _pick(columns, None, candidates, kind)
 
 
+def guess_text_columns(columns: list[str]) -> list[str]:
+    """The text column(s) to offer: a subject column and a body column together when the file has both (a
+    help-desk export), else the one text column guessed; [] when none is recognised."""
+    subject = _pick(columns, None, SUBJECT_COLUMNS, "text")
+    body = _pick(columns, None, tuple(c for c in TEXT_COLUMNS if c not in SUBJECT_COLUMNS), "text")
+    return [c for c in (subject, body) if c] if subject and body else [c for c in (body or subject,) if c]
+
+
+def _text_columns(columns: list[str], wanted: TextColumns) -> list[str]:
+    """The text columns to read ([] when none can be guessed); a named column missing from the file is an error."""
+    if isinstance(wanted, str):
+        return [c for c in (_pick(columns, wanted, TEXT_COLUMNS, "text"),) if c]
+    if wanted:
+        return [c for w in dict.fromkeys(wanted) for c in (_pick(columns, w, TEXT_COLUMNS, "text"),) if c]
+    return guess_text_columns(columns)
+
+
+def _joined(parts: list[object]) -> object:
+    """Several cells as one ticket text: the non-empty ones, a blank line apart. An object or list is returned as
+    it is, so the row is reported (not stringified into the ticket)."""
+    if len(parts) == 1:
+        return parts[0]
+    odd = next((p for p in parts if isinstance(p, dict | list)), None)
+    if odd is not None:
+        return odd
+    return "\n\n".join(t for t in ("" if p is None else str(p).strip() for p in parts) if t)
+
+
 def split_pasted(text: str) -> list[str]:
     """Pasted tickets: separated by blank lines when there are any, else one per line."""
     text = text.strip()
@@ -269,7 +301,9 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], w
         if wanted not in columns:
             raise IngestError(f"no {what} column {wanted!r}; columns are: {', '.join(columns) or '(none)'}")
         return wanted
-    lower = {c.lower().strip(): c for c in columns}
+    lower: dict[str, str] = {}
+    for c in columns:  # "Ticket ID", "ticket-id" and "ticket_id" are the same header
+        lower.setdefault(re.sub(r"[\s\-]+", "_", c.lower().strip()), c)
     return next((lower[c] for c in candidates if c in lower), None)
 
 
@@ -315,22 +349,23 @@ def _csv_header(lines: _CsvLines, dialect: type[csv.Dialect]) -> tuple[list[str]
     return [c for c in header if c is not None], reader
 
 
-def _csv(text: str, text_column: str | None, id_column: str | None) -> Batch:
+def _csv(text: str, text_column: TextColumns, id_column: str | None) -> Batch:
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # a long field is a long ticket, cut below
     dialect = _dialect(text)
     lines = _CsvLines(text)
     columns, reader = _csv_header(lines, dialect)
     if not columns:
         raise IngestError("the CSV file is empty or has no header row")
-    tcol = _pick(columns, text_column, TEXT_COLUMNS, "text")
-    if tcol is None:
+    tcols = _text_columns(columns, text_column)
+    if not tcols:
         if len(columns) == 1:
-            tcol = columns[0]
+            tcols = [columns[0]]
         else:
             raise IngestError(f"which column holds the ticket text? Pass --text-column; columns are: "
                               f"{', '.join(columns)}")
     icol = _pick(columns, id_column, ID_COLUMNS, "id")
-    ti, ii = columns.index(tcol), (columns.index(icol) if icol else None)
+    tis, ii = [columns.index(c) for c in tcols], (columns.index(icol) if icol else None)
+    tcol = " + ".join(tcols)
     batch = Batch([], columns=columns)
     n = 0
     while True:
@@ -358,17 +393,19 @@ def _csv(text: str, text_column: str | None, id_column: str | None) -> Batch:
                 batch.skipped.append(f"{where}: {len(fields)} fields where the header has {len(columns)} (an "
                                      "unquoted delimiter?)")
             continue
-        value = fields[ti] if ti < len(fields) else None
+        value = _joined([fields[ti] if ti < len(fields) else None for ti in tis])
         ext = fields[ii] if ii is not None and ii < len(fields) else None
         batch.add(where, value, ext, tcol)
     return batch
 
 
-def _records(records: list[tuple[str, object]], text_column: str | None, id_column: str | None) -> Batch:
+def _records(records: list[tuple[str, object]], text_column: TextColumns, id_column: str | None) -> Batch:
     columns = list(dict.fromkeys(k for _, r in records if isinstance(r, dict) for k in r))
+    tcols: list[str] = []
     tcol = icol = None
     if columns:
-        tcol = _pick(columns, text_column, TEXT_COLUMNS, "text")
+        tcols = _text_columns(columns, text_column)
+        tcol = " + ".join(tcols) or None
         if tcol is None:
             raise IngestError(f"which field holds the ticket text? Pass --text-column; fields are: "
                               f"{', '.join(columns)}")
@@ -380,7 +417,7 @@ def _records(records: list[tuple[str, object]], text_column: str | None, id_colu
         elif isinstance(r, str):
             batch.add(where, r)
         elif isinstance(r, dict) and tcol is not None:
-            batch.add(where, r.get(tcol), r.get(icol) if icol else None, tcol)
+            batch.add(where, _joined([r.get(c) for c in tcols]), r.get(icol) if icol else None, tcol)
         else:
             batch.skipped.append(f"{where}: not a ticket (a string, or an object with a text field)")
     return batch

@@ -6,9 +6,10 @@ ticket and labelling take the acting identity (`actor`); labels are stamped with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from db import queue
 from db import review as q
 from db.engine import Database
 from triage.access import Action, Actor, require
@@ -42,6 +43,24 @@ def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE
         cap = number * size + COUNT_AHEAD
         total = q.review_count(s, f, cap + 1)
         return Page(rows, min(total, cap), number, size, q.machine_labels(s, [r.id for r in rows]), total > cap)
+
+
+def fingerprint(db: Database, ticket_ids: list[int]) -> tuple[int, int, int]:
+    """What a page watching these tickets polls (see db.queue.tickets_fingerprint): it changes when any of them
+    gets an answer, a label or a new state."""
+    with db.read() as s:
+        return queue.tickets_fingerprint(s, ticket_ids)
+
+
+def refresh(db: Database, current: Page, ticket_ids: list[int], *, actor: Actor) -> Page:
+    """`current` with these rows read again (escalated tickets whose answers arrived), the others as they were:
+    the table keeps its rows, so an operator's unsaved edits stay, and rows not re-read keep the version the
+    operator saw (a save over someone else's change is still refused)."""
+    require(actor, Action.READ_TICKETS)
+    with db.read() as s:
+        fresh = {r.id: r for r in q.rows_by_id(s, ticket_ids)}
+        machine = q.machine_labels(s, ticket_ids)
+    return replace(current, rows=[fresh.get(r.id, r) for r in current.rows], machine={**current.machine, **machine})
 
 
 def correct(db: Database, ticket_id: int, label: str, *, actor: Actor, expected_version: int,

@@ -297,11 +297,11 @@ def _shown(name: str, value: Any) -> Any:
 def save_taxonomy(db: Database, taxonomy: Taxonomy, *, actor: Actor) -> None:
     """A lead's taxonomy, in force for tickets classified from now on; the audit trail keeps before and after."""
     require(actor, Action.CONFIGURE)
-    before = {c.name: c.description for c in effective(db)[1].categories}
+    before = effective(db)[1]
     with db.transaction() as s:
         db_settings.put(s, "taxonomy", taxonomy.to_dict(), operator=actor.identity)
-        audit.record(s, actor, audit.SETTINGS_TAXONOMY, before=list(before), after=taxonomy.names,
-                     changed=[c.name for c in taxonomy.categories if before.get(c.name) != c.description])
+        audit.record(s, actor, audit.SETTINGS_TAXONOMY, before=before.names, after=taxonomy.names,
+                     changed=taxonomy_mod.diff(before, taxonomy).audit())  # name: [old text, new]
 
 
 def save_engine(db: Database, *, actor: Actor, prices: PriceTable | None = None, why: str | None = None,

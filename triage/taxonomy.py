@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from triage.domain import UNKNOWN
 from triage.errors import InputError
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# What an empty table cell prints as (str(NaN), str(None), pandas' NA): never a description, never a name.
+_EMPTY_CELL_TEXTS = frozenset({"nan", "none", "null", "<na>", "nat"})
 
 
 class TaxonomyError(InputError):
@@ -57,6 +61,53 @@ class Taxonomy:
     def from_pairs(cls, pairs: list[tuple[str, str]]) -> Taxonomy:
         return cls(tuple(Category(n.strip(), d.strip()) for n, d in pairs))
 
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, object]]) -> Taxonomy:
+        """From an editor's rows (name, description). An empty cell is empty text: a table editor hands pandas
+        NaN (or None, or NA) for a cell nobody typed in, and str() of that is "nan", which once reached the prompt
+        as a category's description. A row left wholly empty (added, never filled) is dropped."""
+        pairs = [(cell_text(r.get("name")), cell_text(r.get("description"))) for r in rows]
+        return cls.from_pairs([p for p in pairs if p != ("", "")])
+
+
+def cell_text(value: object) -> str:
+    """A table cell as text: None, NaN, pandas' NA and NaT are "" (never "nan")."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values, without importing pandas here
+        return ""
+    return str(value).strip()
+
+
+@dataclass(frozen=True)
+class Change:
+    """What saving `after` over `before` changes: categories added, removed, and described differently."""
+
+    added: dict[str, str] = field(default_factory=dict)  # name -> description
+    removed: dict[str, str] = field(default_factory=dict)
+    changed: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (old, new description)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    @property
+    def count(self) -> int:
+        return len(self.added) + len(self.removed) + len(self.changed)
+
+    def audit(self) -> dict[str, list[str | None]]:
+        """For the audit trail: name -> [old description, new] (None: the category did not exist / no longer
+        does), so the trail keeps the old text."""
+        return {**{n: [None, d] for n, d in self.added.items()}, **{n: [d, None] for n, d in self.removed.items()},
+                **{n: [old, new] for n, (old, new) in self.changed.items()}}
+
+
+def diff(before: Taxonomy, after: Taxonomy) -> Change:
+    old = {c.name: c.description for c in before.categories}
+    new = {c.name: c.description for c in after.categories}
+    return Change(added={n: d for n, d in new.items() if n not in old},
+                  removed={n: d for n, d in old.items() if n not in new},
+                  changed={n: (old[n], d) for n, d in new.items() if n in old and old[n] != d})
+
 
 def validate(categories: tuple[Category, ...]) -> None:
     problems: list[str] = []
@@ -77,6 +128,9 @@ def validate(categories: tuple[Category, ...]) -> None:
         seen.add(c.name)
         if c.name and not c.description:
             problems.append(f"category {c.name!r} needs a one-line description")
+        elif c.name and c.description.lower() in _EMPTY_CELL_TEXTS:
+            problems.append(f"category {c.name!r} needs a one-line description ({c.description!r} is what an empty "
+                            "table cell prints as, not a description)")
     if problems:
         raise TaxonomyError("invalid taxonomy: " + "; ".join(problems))
 

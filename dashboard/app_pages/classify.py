@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import state
-from dashboard.sections import label_import
+from dashboard.sections import label_import, operator_name
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain, sentence
 from triage import ingest
 from triage.access import Action
@@ -14,6 +14,7 @@ db = state.database()
 settings, taxonomy = state.settings()
 
 st.title("Classify tickets")
+operator_name.ask_first("runs and escalations")
 if not state.has_api_key():
     st.info("No Claude API key: the **local model** classifies tickets on this machine for free; the ones it is "
             "unsure about go to the review queue. Haiku and Sonnet need `ANTHROPIC_API_KEY` in the environment "
@@ -37,6 +38,7 @@ if not runs.has_tickets(db) and actor.may(Action.LOAD_DEMO):
 paste_tab, upload_tab = st.tabs(["Paste", "Upload a file"])
 items: list[tuple[str | None, str]] = []
 source = "paste"
+pasted_notes: list[str] = []  # drawn under the Classify button: nothing above it moves when a paste is applied
 with paste_tab:
     pasted = st.text_area("Tickets", height=180, key="pasted",
                           placeholder="One ticket per line, or separate multi-line tickets with a blank line.")
@@ -44,7 +46,8 @@ with paste_tab:
         pasted_batch = ingest.from_paste(pasted)
         items = pasted_batch.items
         if pasted_batch.report:
-            st.warning(f"{len(pasted_batch.report)} tickets need a look: " + "; ".join(pasted_batch.report[:5]))
+            pasted_notes.append(f"{len(pasted_batch.report)} tickets need a look: " +
+                                "; ".join(pasted_batch.report[:5]))
 with upload_tab:
     upload = st.file_uploader("CSV, JSON, JSONL or TXT", type=["csv", "json", "jsonl", "txt"], key="upload",
                               help="CSV/JSON: pick the column with the ticket text below.")
@@ -54,10 +57,14 @@ with upload_tab:
             text = ingest.decode(upload.getvalue())
             cols = ingest.columns_of(text, fmt)
             text_col = id_col = None
+            text_cols: list[str] | None = None
             if cols:
                 c1, c2 = st.columns(2)
-                guess = ingest.guess_column(cols, "text")
-                text_col = c1.selectbox("Text column", cols, index=cols.index(guess) if guess in cols else 0)
+                text_cols = c1.multiselect(
+                    "Text columns", cols, default=ingest.guess_text_columns(cols) or cols[:1], key="text_columns",
+                    help="Several are joined, a blank line apart (a help-desk export's Subject and Description): a "
+                         "row with only one of them filled is kept.") or None
+                text_col = text_cols[0] if text_cols else None
                 id_choices = ["(none)", *cols]
                 guess_id = ingest.guess_column(cols, "id")
                 id_col = c2.selectbox("Id column", id_choices,
@@ -67,7 +74,7 @@ with upload_tab:
                                   text_column=text_col, id_column=id_col):
                 items = []  # imported as operator labels, not classified
             else:
-                batch = ingest.parse(text, fmt, text_column=text_col, id_column=id_col)
+                batch = ingest.parse(text, fmt, text_column=text_cols, id_column=id_col)
                 items, source = batch.items, upload.name
                 if batch.report:
                     st.warning(f"{len(batch.skipped)} rows left out, {len(batch.cut)} cut to "
@@ -79,10 +86,6 @@ with upload_tab:
             st.error(f"Could not read {upload.name}: {exc}")
             items = []
 
-if items:
-    known = runs.count_known(db, items)
-    st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
-               "(known tickets keep their labels and are not billed again).")
 c1, c2 = st.columns([1, 3])
 routes = ["auto", "haiku", "sonnet", "batch"] if state.has_api_key() else ["local"]
 tier = c1.selectbox("Route", routes, key="tier",
@@ -97,10 +100,21 @@ if tier in ("auto", "haiku", "sonnet", "batch"):
         "instructions are paid once per request) and faster under a rate limit; each answer is matched to its "
         "ticket by id, and a ticket without a clean answer is asked again alone. The Quality page compares "
         "accuracy by group size."))
-if c1.button("Classify", type="primary", disabled=not items, key="classify"):
+# Always enabled: a paste is applied when the text area loses focus, which the click on this button causes, so a
+# button disabled until then took two clicks (issue 27). The click's run has the text; without any, it says so.
+clicked = c1.button("Classify", type="primary", key="classify")
+for note in pasted_notes:
+    st.warning(note)
+if items:
+    known = runs.count_known(db, items)
+    st.caption(f"{len(items)} tickets: **{len(items) - known} new**, {known} already known "
+               "(known tickets keep their labels and are not billed again).")
+if clicked and not items:
+    st.warning("Nothing to classify yet: paste tickets above or upload a file.")
+elif clicked:
     if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
         st.session_state["run_id"] = batches.queue_batch_run(
-            db, items, source=source, started_by=actor.identity, threshold=settings.threshold, per_call=per_call)
+            db, items, source=source, actor=actor, threshold=settings.threshold, per_call=per_call)
         st.query_params["run"] = str(st.session_state["run_id"])
         state.worker().wake()
         st.toast("Queued as an economy batch: results within 24 hours, at half price.")
@@ -117,10 +131,35 @@ PAUSED_POLL_SECONDS = 5.0  # while the worker is paused (budget reached, an erro
 SHOWN = 50  # cards drawn; the review queue has every ticket
 
 
-def escalate(ticket_id: int) -> None:
-    runs.request_escalation(db, [ticket_id], actor=actor)
+def escalate(ticket_id: int, again: bool = False) -> None:
+    """A button's callback. A ticket Sonnet already decided is only asked again once the operator confirmed the
+    price (`again`); the service refuses it otherwise, and then the card asks (another tab may have escalated it)."""
+    try:
+        runs.request_escalation(db, [ticket_id], actor=actor, again=again)
+    except runs.AlreadyDecided:
+        st.session_state["ask_again"] = ticket_id
+        return
+    st.session_state.pop("ask_again", None)
     state.worker().wake()
-    st.toast(f"Ticket {ticket_id} sent to Sonnet.")
+    st.toast(f"Ticket {ticket_id} sent to Sonnet{' again' if again else ''}.")
+
+
+def ask_again(ticket_id: int | None) -> None:
+    if ticket_id is None:
+        st.session_state.pop("ask_again", None)
+    else:
+        st.session_state["ask_again"] = ticket_id
+
+
+def confirm_again(ticket_id: int, price: object) -> None:
+    """Inside the card: Sonnet already decided this ticket; asking again bills again, so the price is named first."""
+    with st.container(border=True, key=f"again-{ticket_id}"):
+        st.markdown(f"**Sonnet already decided ticket {ticket_id}.** Asking again is billed again: about "
+                    f"**{money(price)}** (what its last Sonnet answer cost).".replace("$", "\\$"))
+        y, n, _ = st.columns([3, 1.2, 1.8])
+        y.button(f"Ask again for about {money(price)}", key=f"again-yes-{ticket_id}", type="primary",
+                 on_click=escalate, args=(ticket_id, True))
+        n.button("Cancel", key=f"again-no-{ticket_id}", on_click=ask_again, args=(None,))
 
 
 def watched_run() -> int | None:
@@ -170,10 +209,13 @@ def watch(run_id: int, shown_ids: list[int], drawn: tuple[int, int, int], interv
 
 def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
     rows = runs.run_rows(db, run_id, shown_ids, actor=actor, with_text=True)  # one query set for every card
+    by_sonnet = runs.sonnet_decided(db, shown_ids)  # asking these again bills again: named and confirmed first
     for r in rows:
         with st.container(border=True, key=f"card-{r['ticket_id']}"):
-            a, b, c, d, e = st.columns([4.6, 2, 2, 1.4, 1.9], vertical_alignment="center")
+            a, b, c, d, e = st.columns([3.6, 1.8, 1.8, 1.6, 2.5], vertical_alignment="center")
             a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
+            if r["id"] != str(r["ticket_id"]):  # the file's own id, beside ours
+                a.caption(f"ticket {r['ticket_id']} · id in the file **{plain(r['id'])}**")
             if r["model_reason"]:
                 a.caption(plain(r["model_reason"]))
             b.markdown(f"**{plain(r['category'] or '—')}**  \n{STATUS_LABEL.get(r['status'], r['status'])}")
@@ -184,19 +226,31 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
             d.caption(f"{money(r['cost_usd'])}  \n{r['latency_ms'] or 0} ms")
             if r["status"] == "failed" and r["reason"]:
                 a.caption(f":red[{plain(r['reason'])}]")
-            e.button("Escalate to Sonnet", key=f"esc-{r['ticket_id']}", on_click=escalate, args=(r["ticket_id"],),
-                     disabled=r["status"] == "pending" or not state.has_api_key(),
-                     help="Ask Claude Sonnet about this ticket, whatever Haiku said.")
+            unavailable = r["status"] == "pending" or not state.has_api_key()
+            if r["ticket_id"] in by_sonnet:
+                e.button("Ask again…", key=f"esc-{r['ticket_id']}", on_click=ask_again,
+                         args=(r["ticket_id"],), disabled=unavailable,
+                         help="Sonnet already decided this ticket: asking again is billed again (you confirm the "
+                              "price first).")
+            else:
+                e.button("Ask Sonnet", key=f"esc-{r['ticket_id']}", on_click=escalate,
+                         args=(r["ticket_id"],), disabled=unavailable,
+                         help="Ask Claude Sonnet about this ticket, whatever Haiku said.")
+            if st.session_state.get("ask_again") == r["ticket_id"] and r["ticket_id"] in by_sonnet:
+                confirm_again(r["ticket_id"], by_sonnet[r["ticket_id"]])
     if total > len(rows):
         st.caption(f"Showing the first {len(rows)} of {total}; the review queue has them all.")
 
 
 with st.expander("Recent runs", key="recent_runs", on_change="rerun") as recent_runs:
     recent = runs.recent_runs(db) if recent_runs.open else []  # read only when someone looks
-    if recent:
-        st.dataframe(recent, hide_index=True, column_order=[
-            "run", "started_at", "started_by", "source", "mode", "status", "tickets", "new", "classified",
-            "escalated", "needs_review", "failed", "pending", "finished_at", "message"])
+    if recent:  # each run links to its results: its cards here, its tickets in the review queue
+        st.dataframe([{**r, "results": f"?run={r['run']}", "in review": f"review?run={r['run']}"} for r in recent],
+                     hide_index=True, column_order=[
+            "run", "results", "in review", "started_at", "started_by", "source", "mode", "status", "tickets", "new",
+            "classified", "escalated", "needs_review", "failed", "pending", "finished_at", "message"],
+                     column_config={"results": st.column_config.LinkColumn("results", display_text="cards"),
+                                    "in review": st.column_config.LinkColumn("in review", display_text="tickets")})
     elif recent_runs.open:
         st.caption("No runs yet.")
 

@@ -9,6 +9,7 @@ from dashboard.sections import quality_calibration
 from dashboard.sections import quality_groups as _quality_groups
 from dashboard.ui import gate
 from triage.access import Action
+from triage.quality import tiles
 
 gate(Action.VIEW_REPORTS)
 db = state.database()
@@ -26,8 +27,17 @@ if result.n_tickets == 0:
 st.caption(result.measured_on())
 cols = st.columns(max(len(result.per_tier), 1))
 for col, t in zip(cols, result.per_tier, strict=False):
-    col.metric(f"{t['name']} right", f"{t['accuracy']:.0%}", help=f"{t['n']} tickets")
-    col.caption(f"{t['n']} tickets · macro-F1 {t['macro_f1']:.2f} · says {t['mean_confidence']:.0%} on average · "
+    shown = tiles.tile(t["name"], t["accuracy"], t["n"])
+    meaning = tiles.ANSWERS_GIVEN if t["tier"] == 0 else (
+        "How often its answers were right, against the operator labels those tickets got.")
+    label = f"{t['name']}: answers right"
+    if shown.few:  # a handful of labels: drawn small and grey, as the range it allows, never as large as the rest
+        col.markdown(f"{label}  \n:gray[**{shown.accuracy:.0%}**?]", help=meaning)
+        col.caption(f":orange[{shown.note}]")
+    else:
+        col.metric(label, f"{shown.accuracy:.0%}", help=meaning)
+        col.caption(shown.note)
+    col.caption(f"macro-F1 {t['macro_f1']:.2f} · says {t['mean_confidence']:.0%} on average · "
                 f"calibration error {t['ece']:.3f}")
 
 left, right = st.columns(2)

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from dashboard.sections import operator_name
 from dashboard.ui import STATUS_LABEL, gate, money, need_operator, plain
 from triage import review
 from triage.access import Action
@@ -41,6 +42,7 @@ def machine_label(answer: tuple[str | None, int] | None) -> str | None:
 
 
 def filters() -> ReviewFilter:
+    choices = origins()  # first: a link may set the other filters before their widgets exist
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([3, 1.4, 2.2, 2.2])
         reasons = c1.multiselect("Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
@@ -48,13 +50,38 @@ def filters() -> ReviewFilter:
         corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
         categories = c3.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories")
         dates = c4.date_input("Created between", value=(), key="f_dates", max_value=date.today())
-        search = st.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+        s1, s2 = st.columns([3, 2])
+        search = s1.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+        origin = s2.selectbox("From run or file", choices, format_func=lambda o: o[2], key="f_origin",
+                              help="The tickets a run queued, or those a file brought in (Classify → Recent runs "
+                                   "links here).")
     return ReviewFilter(
         reasons=tuple(reasons), threshold=settings.threshold,
         corrected={"not yet": False, "corrected": True, "all": None}[corrected],
         categories=tuple(categories), search=search,
         created_from=dates[0] if len(dates) >= 1 else None, created_to=dates[1] if len(dates) == 2 else None,
+        run_id=origin[0], source=origin[1],
     )
+
+
+def origins() -> list[tuple[int | None, str, str]]:
+    """(run id, file, how it reads) choices: any, each recent run, each file of those runs. A link from Recent
+    runs (?run=N, or ?file=NAME) picks one as the page opens."""
+    recent = runs.recent_runs(db)
+    choices: list[tuple[int | None, str, str]] = [(None, "", "any run or file")]
+    choices += [(r["run"], "", f"run {r['run']} · {r['source']} · {r['started_by']}") for r in recent]
+    choices += [(None, f, f"file {f}") for f in dict.fromkeys(r["source"] for r in recent) if f]
+    linked_run, linked_file = st.query_params.get("run", ""), st.query_params.get("file", "")
+    if "f_origin" not in st.session_state and (linked_run.isdigit() or linked_file):
+        pick = next((c for c in choices if (linked_run.isdigit() and c[0] == int(linked_run)) or
+                     (linked_file and c[1] == linked_file)), None)
+        if pick is None:
+            pick = (int(linked_run), "", f"run {linked_run}") if linked_run.isdigit() else \
+                (None, linked_file, f"file {linked_file}")
+            choices.append(pick)
+        st.session_state["f_origin"] = pick
+        st.session_state["f_reasons"] = []  # a run's results: every ticket of it, not only those needing review
+    return choices
 
 
 def load(f: ReviewFilter) -> tuple[review.Page, int, str]:
@@ -77,8 +104,37 @@ def load(f: ReviewFilter) -> tuple[review.Page, int, str]:
             st.session_state["page_no"] = page_no = 0
             page = review.page(db, f, 0, actor=actor)
         st.session_state["review_snapshot"] = snapshot = (key(page_no), page)
+        st.session_state.pop("review_drawn", None)
     st.session_state["editor_key"] = snapshot[0]
-    return snapshot[1], page_no, snapshot[0]
+    return live(snapshot[1]), page_no, snapshot[0]
+
+
+def waiting_on(page: review.Page) -> list[int]:
+    return [r.id for r in page.rows if r.status == "pending"]
+
+
+def live(page: review.Page) -> review.Page:
+    """Rows waiting on Sonnet (escalated from here or elsewhere) are read again when their answers arrive: the
+    fingerprint is read first, so an answer stored in between is caught by the next poll, never missed. The table
+    keeps its rows and key, so unsaved edits stay."""
+    waiting = waiting_on(page)
+    if not waiting:
+        return page
+    now = review.fingerprint(db, waiting)
+    if st.session_state.get("review_drawn") != (waiting, now):
+        page = review.refresh(db, page, waiting, actor=actor)
+        snapshot = st.session_state["review_snapshot"]
+        st.session_state["review_snapshot"] = (snapshot[0], page)
+        still = waiting_on(page)
+        st.session_state["review_drawn"] = (still, now if still == waiting else review.fingerprint(db, still))
+    return page
+
+
+def watch(waiting: list[int], drawn: tuple[int, int, int]) -> None:
+    """The page's timer, registered only while rows on screen wait on Sonnet: one small read a second, and a full
+    run (which reads those rows again) only when something changed."""
+    if review.fingerprint(db, waiting) != drawn:
+        st.rerun()
 
 
 def table(page: review.Page, page_no: int, editor_key: str) -> Edits:
@@ -90,19 +146,21 @@ def table(page: review.Page, page_no: int, editor_key: str) -> Edits:
         "status": [r.status.replace("_", " ") for r in page.rows],
         "label": [r.category if r.category in taxonomy else None for r in page.rows],
         "select": [False] * len(page.rows),
+        "file id": [r.external_id or "" for r in page.rows],
     }).set_index("ticket")
     more = "+" if page.more else ""
     st.caption(f"{page.total:,}{more} tickets · page {page_no + 1} of {page.pages:,}{more} · least confident first. "
                "Edit the **label** column (type to pick; Tab/Enter move on), then save.")
     st.data_editor(
         frame, key=editor_key, num_rows="fixed", width="stretch", height=min(38 + 35 * len(frame), 600),
-        disabled=["text", "machine label", "confidence", "status"],
+        disabled=["text", "machine label", "confidence", "status", "file id"],
         column_config={
             "text": st.column_config.TextColumn("Ticket", width="large"),
             "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0,
                                                           format="percent"),
             "label": st.column_config.SelectboxColumn("Label", options=taxonomy.names, required=True),
             "select": st.column_config.CheckboxColumn("Select", help="for bulk label or escalation"),
+            "file id": st.column_config.TextColumn("File id", help="The id the ticket had in its file"),
         },
     )
     edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
@@ -117,7 +175,7 @@ def table(page: review.Page, page_no: int, editor_key: str) -> Edits:
 
 
 def reload_after(result: review.BulkResult | None = None) -> None:
-    """After a save (or escalation): remember what to tell the operator, load the table anew, rerun."""
+    """After a save: remember what to tell the operator, load the table anew, rerun."""
     if result is not None:
         st.session_state["flash"] = (len(result.saved), result.conflicts)
     st.session_state["nonce"] += 1
@@ -134,29 +192,70 @@ def confirm(e: Edits, tickets: list[int], note: str) -> None:
                                      taxonomy=taxonomy, note=note or None))
 
 
-def escalate(tickets: list[int]) -> None:
-    runs.request_escalation(db, tickets, actor=actor)
+def escalate(tickets: list[int], again: bool = False) -> None:
+    """Tickets Sonnet already decided are only asked again once the operator confirmed the price (`again`); the
+    service refuses them otherwise, and the page then asks."""
+    st.session_state.pop("review_again", None)
+    if not tickets:
+        return
+    try:
+        n = runs.request_escalation(db, tickets, actor=actor, again=again)
+    except runs.AlreadyDecided as exc:
+        st.session_state["review_again"] = (list(tickets), exc.prices)
+        st.rerun()
     state.worker().wake()
-    st.toast(f"{len(tickets)} tickets sent to Sonnet.")
-    reload_after()
+    busy = len(tickets) - n
+    st.session_state["flash_info"] = (f"Sent {n} ticket{'s' if n != 1 else ''} to Sonnet{' again' if again else ''}: "
+                                      "their rows update here as the answers arrive." +
+                                      (f" {busy} in flight elsewhere were left alone." if busy else ""))
+    # The table keeps its rows (an escalated ticket is pending now and may no longer match the filter) and the
+    # operator's unsaved edits; the escalated rows are read again, then followed live until Sonnet answered.
+    key, shown = st.session_state["review_snapshot"]
+    st.session_state["review_snapshot"] = (key, review.refresh(db, shown, tickets, actor=actor))
+    st.session_state.pop("review_drawn", None)
+    st.rerun()
 
 
-def actions(e: Edits, page: review.Page, page_no: int) -> None:
+def confirm_again(e: Edits) -> None:
+    """Sonnet already decided some of the selected tickets: asking again bills again, so the price is named
+    and the operator picks."""
+    tickets, prices = st.session_state["review_again"]
+    others = [t for t in tickets if t not in prices]
+    total = sum(prices.values())
+    with st.container(border=True, key="review_again_box"):
+        st.markdown(f"**Sonnet already decided {len(prices)} of the {len(tickets)} selected tickets** "
+                    f"({', '.join(map(str, list(prices)[:10]))}{' ...' if len(prices) > 10 else ''}). Asking "
+                    f"again is billed again: about **{money(total)}** (what their last Sonnet answers "
+                    "cost).".replace("$", "\\$"))
+        c1, c2, c3 = st.columns([2.2, 2.2, 1])
+        if c1.button(f"Ask about all {len(tickets)}, about {money(total)} more", key="again_all"):
+            escalate(tickets, again=True)
+        if c2.button(f"Only the {len(others)} not decided", key="again_others", disabled=not others,
+                     type="primary"):
+            escalate(others)
+        if c3.button("Cancel", key="again_cancel"):
+            st.session_state.pop("review_again", None)
+            st.rerun()
+
+
+def actions(e: Edits, page: review.Page, page_no: int, named: bool) -> None:
     note = st.text_input("Note for these corrections (optional)", key="note")
+    unnamed = None if named else "Type your name above first: every correction is stamped with it."
     b1, b2, b3, b4, b6, b5 = st.columns([1.6, 1.7, 1.5, 1.2, 1.3, 2])
     n = len(e.changed)
-    if b1.button(f"Save {n} label change{'s' if n != 1 else ''}", type="primary", disabled=not n, key="save") \
-            and need_operator():
+    if b1.button(f"Save {n} label change{'s' if n != 1 else ''}", type="primary", disabled=not n or not named,
+                 key="save", help=unnamed) and need_operator():
         save_labels(e, e.changed, note)
     if b2.button(f"Escalate {len(e.selected)} to Sonnet", disabled=not e.selected or not state.has_api_key(),
                  key="escalate_selected"):
         escalate(e.selected)
     bulk_label = b3.selectbox("Bulk label", taxonomy.names, key="bulk_label", label_visibility="collapsed")
-    if b4.button("Apply to selected", disabled=not e.selected, key="bulk_apply") and need_operator():
+    if b4.button("Apply to selected", disabled=not e.selected or not named, key="bulk_apply", help=unnamed) \
+            and need_operator():
         save_labels(e, {t: bulk_label for t in e.selected}, note)
     confirmable = [t for t in e.selected if e.original[t] in taxonomy]
-    if b6.button(f"Confirm {len(confirmable)}", disabled=not confirmable, key="confirm_selected",
-                 help="The label is right: record it as checked by you (it counts as ground truth).") \
+    if b6.button(f"Confirm {len(confirmable)}", disabled=not confirmable or not named, key="confirm_selected",
+                 help=unnamed or "The label is right: record it as checked by you (it counts as ground truth).") \
             and need_operator():
         confirm(e, confirmable, note)
     with b5:
@@ -169,9 +268,14 @@ def actions(e: Edits, page: review.Page, page_no: int) -> None:
         if p2.button("Next →", disabled=page_no + 1 >= page.pages, key="next"):
             st.session_state["page_no"] = page_no + 1
             st.rerun()
+    if "review_again" in st.session_state:
+        confirm_again(e)
 
 
 def show_flash() -> None:
+    info = st.session_state.pop("flash_info", None)
+    if info:
+        st.success(info, icon=":material/send:")
     flash = st.session_state.pop("flash", None)
     if flash:
         saved, conflicts = flash
@@ -219,12 +323,18 @@ def ticket_detail(page: review.Page) -> None:
 
 
 st.title("Review queue")
+named = operator_name.ask_first("corrections")
 page, page_no, editor_key = load(filters())
 if page.total == 0:
     st.success("Nothing to review with these filters. New tickets that need a look will show up here.",
                icon=":material/task_alt:")
 else:
-    actions(table(page, page_no, editor_key), page, page_no)
+    actions(table(page, page_no, editor_key), page, page_no, named)
+if "review_drawn" in st.session_state and st.session_state["review_drawn"][0]:
+    waiting, drawn = st.session_state["review_drawn"]
+    st.caption(f":material/hourglass_top: {len(waiting)} ticket{'s' if len(waiting) != 1 else ''} on this page "
+               "waiting on Sonnet: their rows update as the answers arrive.")
+    st.fragment(run_every=1.0)(watch)(waiting, drawn)
 show_flash()
 st.divider()
 ticket_detail(page)

@@ -6,15 +6,16 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.sections import fewshot as fewshot_sections
-from dashboard.ui import gate, need_operator
+from dashboard.ui import gate, need_operator, plain
 from triage import audit, export, privacy
 from triage import settings as config
 from triage.access import Action
 from triage.local import retrieval as fewshot_source
-from triage.quality import calibrate
+from triage.quality import calibrate, tiles
 from triage.routing.calibration import MIN_EACH, MIN_LABELS
 from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy, TaxonomyError
+from triage.taxonomy import diff as taxonomy_diff
 
 actor = gate(Action.CONFIGURE)
 db = state.database()
@@ -26,15 +27,40 @@ st.subheader("Taxonomy")
 st.caption("Categories the models choose from, each with a one-line description the prompt shows them. "
            "Changes apply to tickets classified from now on.")
 tax_frame = pd.DataFrame([{"name": c.name, "description": c.description} for c in taxonomy.categories])
-edited = st.data_editor(tax_frame, num_rows="dynamic", key="taxonomy_editor", width="stretch",
+tax_key = f"taxonomy_editor{st.session_state.get('taxonomy_saves', '') or ''}"  # a new editor after each save
+edited = st.data_editor(tax_frame, num_rows="dynamic", key=tax_key, width="stretch",
                         column_config={"name": st.column_config.TextColumn("Name", required=True),
-                                       "description": st.column_config.TextColumn("Description", width="large")})
-if st.button("Save taxonomy", key="save_taxonomy") and need_operator():
+                                       "description": st.column_config.TextColumn("Description", width="large",
+                                                                                  required=True)})
+for note in st.session_state.pop("taxonomy_saved", []):
+    st.success(note, icon=":material/check:")
+proposed, problem = None, None
+try:  # checked as it is edited: empty cells are empty (never "nan"), a description is required
+    proposed = Taxonomy.from_rows(edited.to_dict("records"))
+except TaxonomyError as exc:
+    problem = str(exc)
+change = taxonomy_diff(taxonomy, proposed) if proposed else None
+if problem:
+    st.error(problem[:1].upper() + problem[1:] + ".", icon=":material/error:")
+elif change:
+    st.markdown("**Before saving** (the prompt changes for tickets classified from now on):\n" + "\n".join(
+        [f"- :green[added] **{plain(n)}**: {plain(d)}" for n, d in change.added.items()] +
+        [f"- :red[removed] **{plain(n)}** (was: {plain(d)})" for n, d in change.removed.items()] +
+        [f"- :orange[changed] **{plain(n)}**: ~~{plain(old)}~~ → {plain(new)}" for n, (old, new) in
+         change.changed.items()]))
+if st.button(f"Save {change.count} taxonomy change{'s' if change.count != 1 else ''}" if change else
+             "Save taxonomy", key="save_taxonomy", disabled=not change, type="primary" if change else "secondary") \
+        and proposed is not None and change and need_operator():
     try:
-        new = Taxonomy.from_pairs([(str(r["name"] or ""), str(r["description"] or ""))
-                                   for r in edited.to_dict("records")])
-        config.save_taxonomy(db, new, actor=actor)
-        st.success(f"Saved {len(new.names)} categories.")
+        config.save_taxonomy(db, proposed, actor=actor)
+        notes = [f"Saved {len(proposed.names)} categories."]
+        notes += [f"New category **{plain(n)}**: Haiku and Sonnet know it from its description from now on; the "
+                  f"local model has no labels for it yet. Label some tickets {plain(n)} in the Review queue (or "
+                  "import a labelled file on Classify), then **Retrain now** under Local model below."
+                  for n in change.added]
+        st.session_state["taxonomy_saved"] = notes
+        st.session_state["taxonomy_saves"] = int(st.session_state.get("taxonomy_saves") or 0) + 1
+        st.rerun()
     except TaxonomyError as exc:
         st.error(str(exc))
 
@@ -151,9 +177,8 @@ if metrics:
                    help="Built-in examples and descriptions, operator corrections (weighted most), Sonnet labels and "
                         "confident Haiku labels.")
     cols[1].metric("Operator labels", labels.get("operator", 0))
-    cols[2].metric("Accuracy on operator labels", "—" if metrics.get("human_accuracy") is None
-                   else f"{metrics['human_accuracy']:.0%}", help="Out-of-fold: each label predicted by a model "
-                   "that did not see it.")
+    cols[2].metric("Retrained, out-of-fold", "—" if metrics.get("human_accuracy") is None
+                   else f"{metrics['human_accuracy']:.0%}", help=tiles.RETRAINED_OUT_OF_FOLD)
     cols[3].metric("Calibration error (ECE)", f"{metrics.get('human_ece', metrics['oof_ece']):.3f}",
                    help="0 means a confidence of 0.9 is right 90% of the time.")
     st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels. "

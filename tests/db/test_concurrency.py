@@ -8,19 +8,24 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from db import ledger, queue
 from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
 from tests.support.actors import LEAD, op
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fakes import ScriptedProvider
 from triage import review, taxonomy
+from triage.domain import worker_pid
 from triage.errors import Conflict
 from triage.routing.router import Router
-from triage.work import pipeline, runs
+from triage.settings import Settings
+from triage.work import pipeline, runs, services
+from triage.work.host import hostname, pid_alive
 
 TAX = taxonomy.default()
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +117,70 @@ def test_worker_killed_mid_run_is_finished_by_a_restart_without_double_billing(a
                                .group_by(ModelCall.ticket_id)).all()
         assert len(per_ticket) == n and max(c for _, c in per_ticket) == 1
     db.dispose()
+
+
+LEASE_S = 1.5  # the claims' lease in the tests below (10 minutes in use); a worker renews every tenth of it
+
+
+def _claim(db, worker: str) -> list[int]:
+    with db.transaction() as s:
+        return [c.ticket_id for c in queue.claim_pending(s, worker, 10)]
+
+
+def test_a_call_outliving_the_lease_keeps_its_ticket_and_a_killed_worker_loses_it_after_the_lease(any_db_url,
+                                                                                                 monkeypatch):
+    """A call waits longer than the lease (the fake API is slow; 429s waited out do the same): the worker renews
+    its claim meanwhile, so another worker's pass does not send the ticket again. Killed, it stops renewing: the
+    claim is taken over once the lease has run out, not before."""
+    monkeypatch.setattr(queue, "LEASE", timedelta(seconds=LEASE_S))  # this process (the second worker)
+    db = open_database(any_db_url)
+    imp = runs.start_run(db, [(None, "I was charged twice, please refund [[slow=30]]")], source="slow", actor=LEAD,
+                         mode="haiku")
+    with FakeAnthropic() as fake:
+        env = {**os.environ, "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.base_url,
+               "TRIAGE_DATABASE_URL": any_db_url, "PYTHONPATH": str(ROOT), "TRIAGE_CLAIM_LEASE_S": str(LEASE_S)}
+        first = subprocess.Popen([sys.executable, "-m", "triage.cli", "worker", "--once"], env=env, cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not fake.requests and time.monotonic() < deadline and first.poll() is None:
+                time.sleep(0.05)
+            assert fake.requests, f"the first worker sent nothing: {first.stderr.read() if first.poll() else ''}"
+            time.sleep(2 * LEASE_S)  # the call is still out, well past the lease
+            router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku",
+                                           db=db)
+            second = services.run(router, pipeline.process_queue(db, router, worker="second:1:b"))
+            assert second.processed == 0 and len(fake.requests) == 1  # not taken, not sent again
+            with db.read() as s:
+                holder = s.get(Ticket, imp.ticket_ids[0]).claimed_by
+            assert holder == f"{hostname()}:{first.pid}:{holder.rsplit(':', 1)[-1]}"  # host:pid:start
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        killed = time.monotonic()
+        assert _claim(db, "third:1:c") == []  # its last renewal is fresh: the lease has not run out yet
+        with db.read() as s:  # on its own host, a dead worker is still known by its pid (recovery frees it at once)
+            assert queue.dead_claimers(s, hostname(), pid_alive) == [holder]
+            assert ledger.needs_recovery(s, hostname(), pid_alive)  # and its call in flight is booked as lost
+        taken: list[int] = []
+        while not taken and time.monotonic() - killed < 30:
+            time.sleep(0.1)
+            taken = _claim(db, "third:1:c")
+        assert taken == imp.ticket_ids and time.monotonic() - killed >= LEASE_S - 0.5
+    db.dispose()
+
+
+IDENTITY = ("import os, socket; os.getpid = lambda: 1; socket.gethostname = lambda: 'box'; "
+            "from triage.work.host import worker_name; print(worker_name(), worker_name())")
+
+
+def test_two_processes_with_the_same_host_and_pid_have_different_worker_names():
+    """Two containers with the same hostname, each its worker as pid 1: each process start is a worker of its own
+    (a name shared would let one release the other's claims and book its calls in flight as lost)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    names = [subprocess.run([sys.executable, "-c", IDENTITY], env=env, capture_output=True, text=True,
+                            check=True).stdout.split() for _ in range(2)]
+    (a, a_again), (b, _) = names
+    assert a == a_again  # one name for the whole process
+    assert a != b and a.startswith("box:1:") and b.startswith("box:1:")
+    assert worker_pid(a, "box") == worker_pid(b, "box") == 1 and worker_pid(a, "other") is None

@@ -50,7 +50,7 @@ def test_demo_data_fills_the_dashboard(page: Page, app_url, app_db_url):
 
     page.get_by_test_id("stSidebarNav").get_by_text("Quality", exact=True).click()
     wait_for_run(page)
-    expect(page.get_by_text("Haiku right")).to_be_visible()
+    expect(page.get_by_text("Haiku: answers right")).to_be_visible()
     page.wait_for_timeout(1500)
     shoot(page, "demo-quality")
 

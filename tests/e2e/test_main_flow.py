@@ -44,7 +44,7 @@ def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, app_db_u
     expect(page.get_by_text("technical", exact=True)).to_be_visible()
     shoot(page, "1-classify")
 
-    page.get_by_role("button", name="Escalate to Sonnet").first.click()
+    page.get_by_role("button", name="Ask Sonnet", exact=True).first.click()
     expect(page.get_by_text(re.compile(r"claude-sonnet-5-5")).first).to_be_visible(timeout=30000)
     expect(page.get_by_text(re.compile(r"1 escalated"))).to_be_visible(timeout=30000)
 

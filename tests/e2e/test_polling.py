@@ -74,7 +74,7 @@ def test_a_finished_run_is_not_polled_and_an_escalation_is_polled_until_answered
     assert quiet_for(page, traffic, 5) == (0, 0), "a finished run's page kept rerunning"
 
     polled = traffic.asked_fragment
-    page.locator(CARD).filter(has_text="invoice 77").get_by_role("button", name="Escalate to Sonnet").click()
+    page.locator(CARD).filter(has_text="invoice 77").get_by_role("button", name="Ask Sonnet", exact=True).click()
     expect(page.get_by_text(re.compile(r"1 escalated"))).to_be_visible(timeout=30000)
     assert traffic.asked_fragment > polled, "the page did not poll while Sonnet was answering"
     page.wait_for_timeout(1500)

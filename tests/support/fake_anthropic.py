@@ -141,7 +141,18 @@ class Truncate:
     lines: int
 
 
-Action = Reply | Error | Drop
+# -- money faults (issue 20, branch money): answers the client never reads, billed all the same ------------------
+@dataclass
+class Late:
+    """A 200 answer the API bills at once (in `usage_log`, and in `billed_late`) but sends only after `delay`
+    seconds: with a client timeout shorter than that, the client never reads it. `reply`: what to answer (default:
+    what the responder would)."""
+
+    delay: float = 1.0
+    reply: Reply | None = None
+
+
+Action = Reply | Error | Drop | Late
 BatchAction = Error | Drop | LoseAnswer | Truncate
 
 
@@ -367,6 +378,12 @@ class FakeAnthropic:
         # replaced by a test to move time past the TTL
         self.prompt_cache: dict[str, tuple[float, str]] = {}
         self.clock: Callable[[], float] = time.monotonic
+        # late answers (`Late`): pushed in the script, or a share of all answers at random (`late_share`, drawn
+        # from `late_random`); each is billed, counted in `billed_late`, and sent after `late_delay` seconds
+        self.late_share = 0.0
+        self.late_delay = 1.0
+        self.late_random = random.Random(0)
+        self.billed_late: list[dict] = []  # the usage of every late answer (also in usage_log)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -529,7 +546,10 @@ class FakeAnthropic:
             self._error(h, 429, "rate_limit_error", "Number of requests has exceeded your per-minute rate limit",
                         limits)
             return
-        action = self._next_action(body)
+        action = self._late(self._next_action(body))
+        if isinstance(action, Late):
+            self._answer_late(h, body, action, record)
+            return
         if isinstance(action, Reply | Error):
             action.headers = {**limits, **action.headers}
         time.sleep(self.delay + getattr(action, "delay", 0.0))
@@ -545,6 +565,24 @@ class FakeAnthropic:
             return
         record["status"] = 200
         self._send_json(h, 200, self._message(body, action), action.headers)
+
+    def _late(self, action: Action) -> Action:
+        """`action`, or a late version of it when `late_share` of the answers should arrive late."""
+        with self._lock:
+            late = isinstance(action, Reply) and self.late_share > 0 and self.late_random.random() < self.late_share
+        return Late(self.late_delay, action) if late and isinstance(action, Reply) else action
+
+    def _answer_late(self, h, body: dict, late: Late, record: dict) -> None:
+        """Bill the answer now, as the API does when it has produced it, then send it after `late.delay`."""
+        reply = late.reply or self.responder(body)
+        assert isinstance(reply, Reply), "a late answer is a Reply"
+        message = self._message(body, reply)
+        with self._lock:
+            self.billed_late.append({"model": message["model"], **message["usage"]})  # as in usage_log
+        record["status"] = "late"
+        time.sleep(late.delay)
+        with contextlib.suppress(OSError):  # the client gave up long ago
+            self._send_json(h, 200, message)
 
     def _take_request_token(self, model: str) -> tuple[bool, dict]:
         """One request from the model's per-minute bucket: (allowed, the rate-limit headers to send)."""

@@ -142,7 +142,8 @@ CASES: dict[str, tuple[Action, Callable[[World, Actor | None], object]]] = {
                                                                                  actor=a)),
     "services.run_worker": (Action.CLASSIFY, lambda w, a: services.run_worker(w.db, w.router, Settings(), actor=a,
                                                                              once=True)),
-    "runs.request_escalation": (Action.ESCALATE, lambda w, a: runs.request_escalation(w.db, w.ids, actor=a)),
+    "runs.request_escalation": (Action.ESCALATE, lambda w, a: runs.request_escalation(w.db, w.ids, actor=a,
+                                                                                                 again=True)),
     "services.escalate": (Action.ESCALATE, lambda w, a: services.escalate(w.db, w.router, w.ids[:1], actor=a)),
     "runs.requeue_failed": (Action.RETRY, lambda w, a: runs.requeue_failed(w.db, actor=a)),
     "services.retry_failed": (Action.RETRY, lambda w, a: services.retry_failed(w.db, w.router, actor=a)),
@@ -197,7 +198,7 @@ def test_every_guarded_service_refuses_what_the_role_may_not_do(world, name, rol
 def test_the_allowed_calls_really_act(world):
     """The allowed branch above is not a no-op: spending calls reach the models, changes land."""
     op = Actor("olga@example.com", Role.OPERATOR)
-    assert runs.request_escalation(world.db, world.ids, actor=op) == 2
+    assert runs.request_escalation(world.db, world.ids, actor=op, again=True) == 2  # one is Sonnet's
     with world.db.read() as s:
         assert all(s.get(Ticket, t).escalation_requested for t in world.ids)
     services.escalate(world.db, world.router, world.ids[:1], actor=op, again=True)  # Sonnet decided it already
@@ -234,17 +235,17 @@ def test_settings_changes_exports_and_escalations_are_audited_with_who_and_what(
                                                   [("shipping", "parcels and delivery")]), actor=lead)
     local.save_tier0_config(world.db, actor=lead, enabled=True, target_accuracy=0.95)
     data, _ = export.export_tickets(world.db, "jsonl", actor=lead)
-    runs.request_escalation(world.db, world.ids[:1], actor=Actor("olga@example.com", Role.OPERATOR))
+    runs.request_escalation(world.db, world.ids[1:], actor=Actor("olga@example.com", Role.OPERATOR))
     events = audit.recent(world.db, actor=lead)
     by = {e["event"]: e for e in events}
     assert by["settings.engine"]["detail"] == {"changed": {"threshold": [0.7, 0.55]}}  # unchanged model left out
     assert by["settings.engine"]["actor"] == "lena@example.com" and by["settings.engine"]["role"] == "lead"
-    assert by["settings.taxonomy"]["detail"]["changed"] == ["shipping"]
+    assert by["settings.taxonomy"]["detail"]["changed"] == {"shipping": [None, "parcels and delivery"]}
     assert by["settings.tier0"]["detail"]["changed"] == {"enabled": [False, True], "target_accuracy": [0.9, 0.95]}
     assert by["export.tickets"]["detail"] == {"rows": 3, "format": "jsonl", "filter": "every ticket"}
     assert len(data.decode().splitlines()) == 3
     assert by["escalation.request"]["actor"] == "olga@example.com"
-    assert by["escalation.request"]["detail"] == {"tickets": 1, "ids": world.ids[:1]}
+    assert by["escalation.request"]["detail"] == {"tickets": 1, "ids": world.ids[1:]}
     assert by["run.start"]["actor"] == LEAD.identity and by["run.start"]["detail"]["source"] == "seed"
     assert [e["event"] for e in events][:2] == ["escalation.request", "export.tickets"]  # newest first
     json.dumps(events, default=str)  # plain data, ready for a table

@@ -7,7 +7,7 @@ from triage.ingest import MAX_STORED_CHARS, IngestError, from_paste, parse, read
 
 def test_csv_guesses_text_and_id_columns():
     b = parse("id,subject,body\nT1,Refund,I was charged twice\nT2,Crash,App crashes\n", "csv")
-    assert b.items == [("T1", "I was charged twice"), ("T2", "App crashes")]
+    assert b.items == [("T1", "Refund\n\nI was charged twice"), ("T2", "Crash\n\nApp crashes")]  # issue 27
 
 
 def test_csv_explicit_columns_quotes_and_semicolons():

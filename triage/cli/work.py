@@ -143,7 +143,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             if args.batch:
                 from triage.work import batches
 
-                batch_id = services.run(router, batches.submit(db, router, run_id))
+                batch_id = services.run(router, batches.submit(db, router, run_id, actor=actor(args)))
                 print(f"submitted batch {batch_id} (half price; results within 24 h)", file=sys.stderr)
                 if args.no_wait:
                     print("collect the results later with: triage collect", file=sys.stderr)
@@ -191,7 +191,7 @@ def _collect_run(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: i
     last = None
     while True:
         router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
-        news = services.run(router, batches.check(db, router, run_id))
+        news = services.run(router, batches.check(db, router, run_id, actor=who))
         if news.message != last:
             print(f"run {run_id}: {news.message}", file=sys.stderr)
             last = news.message
@@ -227,7 +227,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     while waiting:
         router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
         still = []
-        for news in services.run(router, batches.check_open(db, router, waiting)):
+        for news in services.run(router, batches.check_open(db, router, waiting, actor=actor(args))):
             print(f"run {news.run_id}: {news.message}", file=sys.stderr)
             if news.state == "unreachable":
                 code = max(code, ApiUnreachable.exit_code)
@@ -276,6 +276,10 @@ def cmd_escalate(args: argparse.Namespace) -> int:
     if report.skipped:
         print(f"left {report.skipped} tickets alone: Sonnet already decided them (--again to ask it again)",
               file=sys.stderr)
+    for batch in dict.fromkeys(report.held.values()):
+        held = [t for t, b in report.held.items() if b == batch]
+        print(f"left {len(held)} tickets alone ({', '.join(map(str, held[:10]))}): {batch} holds them and brings "
+              "their answer; escalate them once `triage collect` has recorded it", file=sys.stderr)
     sys.stdout.write(export.to_jsonl(runs.run_rows(db, report.run_id or 0, ids, actor=actor(args))))
     return exit_code(report, pending=0)
 

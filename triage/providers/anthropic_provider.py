@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import anthropic
+import httpx
 from anthropic.types import Message, TextBlock
 
 from triage.domain import (
@@ -37,6 +38,7 @@ from triage.providers import ratelimit
 from triage.routing import fewshot, grouping, prompts, redact
 from triage.routing.fewshot import Prefix, Shots, ShotSource
 from triage.routing.parsing import parse_answer
+from triage.routing.provider import paid_request
 from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
 
@@ -119,7 +121,8 @@ class AnthropicProvider:
         shots = self.fewshot.worst_case() if self.fewshot is not None and not batch else None
         body = self.request_body(text, taxonomy, shots)
         tokens = prompts.estimate_request_tokens(body) + (len(shots.retrieved) if shots else 0)
-        return self.prices.worst_case(self.model, tokens, self.max_tokens, _now(), batch=batch)
+        return self.prices.worst_case(self.model, tokens, self.max_tokens, _now(), batch=batch,
+                                      cache_write=cache_write(body))
 
     async def shots_for(self, text: str) -> Shots | None:
         """This ticket's examples, or None without few-shot. A failed look-up (the database busy past its
@@ -188,16 +191,17 @@ class AnthropicProvider:
     def _answer_result(self, message: Message, request_id: str | None, taxonomy: Taxonomy, attempt: int,
                        started: float) -> CallResult:
         usage = usage_from_message(message)
-        cost, cost_note = Decimal(0), None
+        cost, cost_note, estimate = Decimal(0), None, None
         try:
             cost = self.prices.cost(message.model or self.model, usage, _now())
         except UnknownModel as exc:  # billed all the same: recorded with its cost unknown, never dropped
             cost_note = f"the API answered as model {message.model!r}: {exc}"
+            estimate = self.prices.dearest_cost(usage, _now())  # on the books at this, never at $0
         text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
         result = CallResult(
             self.tier, self.model, OK, model_returned=message.model, usage=usage, cost_usd=cost,
-            cost_known=cost_note is None, cost_note=cost_note, latency_ms=_ms(started), request_id=request_id,
-            stop_reason=message.stop_reason, attempts=attempt,
+            cost_known=cost_note is None, cost_note=cost_note, estimated_usd=estimate, latency_ms=_ms(started),
+            request_id=request_id, stop_reason=message.stop_reason, attempts=attempt,
         )
         if message.stop_reason == "refusal":
             details = getattr(message, "stop_details", None)
@@ -241,7 +245,7 @@ class AnthropicProvider:
         """The most one request about these tickets can cost (its input estimated high, all its output budget)."""
         body = self.group_request_body(texts, taxonomy)
         return self.prices.worst_case(self.model, prompts.estimate_request_tokens(body), body["max_tokens"], _now(),
-                                      batch=batch)
+                                      batch=batch, cache_write=cache_write(body))
 
     async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy) -> grouping.GroupCall:
         """One request about several tickets, read per ticket (never by position): see grouping.GroupCall."""
@@ -266,15 +270,17 @@ class AnthropicProvider:
         max_tokens = self.max_tokens * n if max_tokens is None else max_tokens
         usage = usage_from_message(message)
         model = message.model or self.model
-        cost, output_part, cost_note = Decimal(0), Decimal(0), None
+        cost, output_part, cost_note, estimate = Decimal(0), Decimal(0), None, None
         try:
             cost = self.prices.cost(model, usage, _now())
             output_part = cost - self.prices.cost(model, replace(usage, output_tokens=0), _now())
         except UnknownModel as exc:  # billed all the same: recorded with its cost unknown, never dropped
             cost_note = f"the API answered as model {message.model!r}: {exc}"
+            estimate = self.prices.dearest_cost(usage, _now())  # on the books at this, never at $0
         whole = CallResult(self.tier, self.model, OK, model_returned=message.model, usage=usage, cost_usd=cost,
-                           cost_known=cost_note is None, cost_note=cost_note, latency_ms=_ms(started),
-                           request_id=request_id, stop_reason=message.stop_reason, attempts=attempt, group_size=n)
+                           cost_known=cost_note is None, cost_note=cost_note, estimated_usd=estimate,
+                           latency_ms=_ms(started), request_id=request_id, stop_reason=message.stop_reason,
+                           attempts=attempt, group_size=n)
         text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
         read = grouping.read(text, taxonomy, n)
         if message.stop_reason == "refusal":
@@ -290,11 +296,12 @@ class AnthropicProvider:
         weights_in = grouping.input_weights(texts)
         weights_out = [read.output_chars.get(k, 0) if k in answers else 0 for k in range(1, n + 1)]
         shares = grouping.apportion(to_pico(cost), weights_in, weights_out, to_pico(output_part))
+        estimates = None if estimate is None else grouping.apportion(to_pico(estimate), weights_in, [0] * n, 0)
         usages = grouping.split_usage(usage, weights_in, weights_out)
         tickets = []
         for k in range(1, n + 1):
             one = replace(whole, usage=usages[k - 1], cost_usd=from_pico(shares[k - 1]), group_position=k,
-                          problem=None)
+                          problem=None, estimated_usd=None if estimates is None else from_pico(estimates[k - 1]))
             parsed = answers.get(k)
             if parsed is None:
                 why = whole.problem if retry_group else read.problems.get(k, "no clean answer")
@@ -335,16 +342,39 @@ class AnthropicProvider:
                 return self._error_result(exc, attempt, started)
             except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
                 self.pacer.release(slot)
+                kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "could not connect"
+                paid = paid_request() if maybe_billed(exc) else None
+                note = (f"attempt {attempt} {kind} after the request was sent ({exc}): probably billed, answer "
+                        "lost")
                 if attempt - limited < self.max_attempts:
                     await asyncio.sleep(self._backoff(attempt - limited))
+                    if paid is not None:  # that attempt stays on the books; the next one fits the caps or waits
+                        await paid.again(note)
                     continue
-                kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "could not connect"
+                if paid is not None:
+                    await paid.lost(note)
                 return CallResult(
                     self.tier, self.model, ERROR, error=f"API {kind} after {attempt} attempts: {exc}",
                     error_kind=TRANSIENT, attempts=attempt, latency_ms=_ms(started),
                 )
             self.pacer.observe(slot, raw.headers)
             return message, raw.request_id, attempt
+
+
+def cache_write(body: dict[str, Any]) -> str | None:
+    """The dearest TTL of the request's prompt-cache breakpoints ("1h" over "5m"; None without one): what its
+    worst case must price the input at (see PriceTable.worst_case)."""
+    blocks = [body] + [b for part in (body.get("system"), *(m.get("content") for m in body.get("messages", [])))
+                       if isinstance(part, list) for b in part if isinstance(b, dict)]
+    ttls = {(b["cache_control"].get("ttl") or "5m") for b in blocks if isinstance(b.get("cache_control"), dict)}
+    return None if not ttls else "5m" if ttls == {"5m"} else "1h"
+
+
+def maybe_billed(exc: anthropic.APITimeoutError | anthropic.APIConnectionError) -> bool:
+    """Whether the API may have answered (and billed) a request that raised `exc`: yes unless the request
+    surely never left (no connection was made, no pooled connection was free). A read timeout or a connection
+    closed while waiting for the answer is billed like any answer."""
+    return not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def usage_from_message(message: Message) -> Usage:

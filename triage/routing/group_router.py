@@ -23,9 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from triage.domain import AUTH, ERROR, CallFor, CallResult, Outcome
-from triage.errors import BudgetReached, KeyRejected
+from triage.errors import BudgetReached, KeyRejected, for_people
 from triage.routing import grouping
-from triage.routing.provider import GroupProvider, Provider
+from triage.routing.provider import GroupProvider, PaidRequest, Provider, paying
 from triage.routing.router import Router, decide, should_escalate
 
 
@@ -155,24 +155,24 @@ class GroupRouting:
         grouped: GroupProvider = provider  # type: ignore[assignment]  # checked just above
         r = self.router
         texts = [m.text for m in group]
-        reservations: list[int | None] = [None] * len(group)
+        paid = None
         if r.guard is not None:
             try:
-                reservations = list(await r.guard.admit_group(grouped, texts, r.taxonomy, [m.ticket for m in group]))
+                paid = PaidRequest(list(await r.guard.admit_group(grouped, texts, r.taxonomy,
+                                                                  [m.ticket for m in group])), r.guard)
             except BudgetReached:  # too dear whole: two smaller requests may fit (a ticket alone that does not
                 half = (len(group) + 1) // 2  # fit stops the run, as a single call would)
                 for part in (group[:half], group[half:]):
                     await self._ask_together(provider, part, tries)
                 return
         try:
-            answer = await grouped.classify_group(texts, r.taxonomy)
+            with paying(paid):  # the provider books each attempt it sends again (see PaidRequest)
+                answer = await grouped.classify_group(texts, r.taxonomy)
         except Exception as exc:  # a cancelled request (BaseException) stays open: its stop marks it lost
-            if r.guard is not None:
-                for rid in reservations:
-                    if rid is not None:
-                        await r.guard.abandon(rid, f"the request raised {type(exc).__name__}: {exc} (probably "
-                                                   "billed, answer lost)")
+            if paid is not None:
+                await paid.lost(f"the request raised {for_people(exc)} (probably billed, answer lost)")
             raise
+        reservations: list[int | None] = list(paid.reservations) if paid is not None else [None] * len(group)
         for c, rid in zip(answer.tickets, reservations, strict=True):
             c.reservation_id = rid
             r.calibrate(c)  # each ticket's answer routed on the calibration in force for the model

@@ -21,9 +21,9 @@ from triage.domain import (
     CallResult,
     Outcome,
 )
-from triage.errors import InputError, KeyRejected
+from triage.errors import InputError, KeyRejected, for_people
 from triage.routing.calibration import Calibration
-from triage.routing.provider import GroupProvider, Provider
+from triage.routing.provider import GroupProvider, PaidRequest, Provider, paying
 from triage.taxonomy import Taxonomy
 
 
@@ -89,6 +89,11 @@ class SpendGuard(Protocol):
 
     async def abandon(self, reservation_id: int, note: str) -> None:
         """The call ended without an answer to record: keep it on the books as probably billed."""
+        ...
+
+    async def again(self, reservation_ids: Sequence[int], note: str) -> list[int]:
+        """An attempt got no answer but may have been billed: keep it on the books as probably billed and reserve
+        the next attempt's worst case (errors.BudgetReached when it would cross a cap)."""
         ...
 
 
@@ -177,17 +182,17 @@ class Router:
 
     async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
                     ticket: CallFor | None = None) -> CallResult:
-        reservation = None
+        paid = None
         if provider.tier >= 1 and self.guard is not None:
-            reservation = await self.guard.admit(provider, text, self.taxonomy, ticket)
+            paid = PaidRequest([await self.guard.admit(provider, text, self.taxonomy, ticket)], self.guard)
         try:
-            result = await provider.classify(text, self.taxonomy)
+            with paying(paid):  # the provider books each attempt it sends again (see PaidRequest)
+                result = await provider.classify(text, self.taxonomy)
         except Exception as exc:  # a cancelled call (BaseException) stays open: its stop or restart marks it lost
-            if reservation is not None and self.guard is not None:
-                await self.guard.abandon(reservation, f"the call raised {type(exc).__name__}: {exc} (probably "
-                                                      "billed, answer lost)")
+            if paid is not None:
+                await paid.lost(f"the call raised {for_people(exc)} (probably billed, answer lost)")
             raise
-        result.reservation_id = reservation
+        result.reservation_id = paid.reservations[0] if paid is not None else None
         self.calibrate(result)
         calls.append(result)
         if on_call is not None:

@@ -8,6 +8,12 @@ reservation are one atomic step shared by every process on the database (BEGIN I
 lock on PostgreSQL). The router asks the `BudgetGuard` before every paid call; a Message Batch reserves the
 worst case of all its requests at the batch price.
 
+The caps are read where each reservation is made (the settings row a lead saves, in the reservation's own
+transaction), so a cap lowered in Settings or with `triage settings set` holds for every call not yet reserved,
+in a worker that has been running for days as in a new command. A request sent again after an attempt that got
+no answer but may have been billed (a read timeout, a connection lost after it went out) keeps that attempt on
+the books as probably billed and reserves again (`BudgetGuard.again`).
+
 Spend counts the exact cost on the books (UTC days) plus, at their estimate, calls that were probably billed
 but whose answer was lost (a process stopped or died with the request in flight) or could not be priced.
 """
@@ -16,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from db import ledger, queue
+from db import settings as db_settings
 from db.engine import Database
 from triage.domain import CallFor, from_pico, money_text, to_pico
 from triage.errors import BudgetReached
@@ -104,21 +111,43 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+def in_force(s: Session, base: Caps) -> Caps:
+    """The caps in force now: what a lead saved (`settings.save_engine`: the Settings page, `triage settings set`)
+    over `base` (the environment's). One primary-key read of the settings row, made where each reservation is
+    made rather than once per command."""
+    stored = db_settings.get(s, "engine", {}) or {}
+
+    def cap(key: str, default: Decimal) -> Decimal:
+        return Decimal(str(stored[key] or 0)) if key in stored else default
+
+    return replace(base, monthly_usd=cap("monthly_budget_usd", base.monthly_usd),
+                   daily_usd=cap("daily_budget_usd", base.daily_usd))
+
+
 def _standing_in(s: Session, caps: Caps, today: date) -> Standing:
     c = ledger.committed(s, today)
     return Standing(caps, from_pico(c.month), from_pico(c.day), from_pico(c.estimated_month),
                     from_pico(c.estimated_day), from_pico(c.in_flight))
 
 
+def _refusal(s: Session, base: Caps, worst_case: Decimal) -> str | None:
+    """Inside a reservation's write transaction: why `worst_case` may not be reserved under the caps in force,
+    or None. With caps, the ledger's lock is taken first and the caps read again under it, so that a cap saved
+    before this reservation is never missed."""
+    if not in_force(s, base).any:
+        return None
+    ledger.lock(s)
+    return _standing_in(s, in_force(s, base), _today()).refusal(worst_case)
+
+
 def standing(db: Database, caps: Caps, today: date | None = None) -> Standing:
+    """This month's and today's money against the caps in force (`caps`: the environment's; see `in_force`)."""
     with db.read() as s:
-        return _standing_in(s, caps, today or _today())
+        return _standing_in(s, in_force(s, caps), today or _today())
 
 
 def check(db: Database, caps: Caps) -> None:
     """Raise BudgetReached when a cap is reached (before a worker pass, before a command starts)."""
-    if not caps.any:
-        return
     reason = standing(db, caps).blocked
     if reason:
         raise BudgetReached(reason)
@@ -130,7 +159,7 @@ class BudgetGuard:
     knows the call was probably billed)."""
 
     def __init__(self, db: Database, caps: Caps):
-        self.db, self.caps = db, caps
+        self.db, self.caps = db, caps  # the environment's caps; what a lead saves wins (read at each reservation)
 
     async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy, ticket: CallFor | None = None) -> int:
         worst = provider.worst_case_cost(text, taxonomy)
@@ -142,11 +171,9 @@ class BudgetGuard:
         ticket = ticket or CallFor()
 
         def fn(s: Session) -> int:
-            if self.caps.any:
-                ledger.lock(s)
-                reason = _standing_in(s, self.caps, _today()).refusal(worst_case)
-                if reason:
-                    raise BudgetReached(reason)
+            reason = _refusal(s, self.caps, worst_case)
+            if reason:
+                raise BudgetReached(reason)
             return ledger.reserve(s, estimated_pico=to_pico(worst_case), tier=tier, model=model, kind=kind,
                                   worker=ticket.worker if kind == "call" else None, ticket_id=ticket.ticket_id,
                                   run_id=ticket.run_id)
@@ -165,11 +192,9 @@ class BudgetGuard:
         shares = grouping.apportion(worst, weights, [0] * len(weights), 0)
 
         def fn(s: Session) -> list[int]:
-            if self.caps.any:
-                ledger.lock(s)
-                reason = _standing_in(s, self.caps, _today()).refusal(from_pico(worst))
-                if reason:
-                    raise BudgetReached(reason)
+            reason = _refusal(s, self.caps, from_pico(worst))
+            if reason:
+                raise BudgetReached(reason)
             return [ledger.reserve(s, estimated_pico=share, tier=provider.tier, model=provider.model, kind="call",
                                    worker=t.worker, ticket_id=t.ticket_id, run_id=t.run_id)
                     for share, t in zip(shares, tickets, strict=True)]
@@ -179,6 +204,25 @@ class BudgetGuard:
     async def abandon(self, reservation_id: int, note: str) -> None:
         """The call ended without an answer we could record: it stays on the books as probably billed."""
         await asyncio.to_thread(self.db.write, lambda s: ledger.abandon(s, reservation_id, note))
+
+    async def again(self, reservation_ids: Sequence[int], note: str) -> list[int]:
+        """Before a request is sent again after an attempt that got no answer but may have been billed (a read
+        timeout, a connection lost after the request went out): that attempt's reservations stay on the books as
+        probably billed (lost, at their worst case), and the same worst case is reserved for the next attempt
+        under the caps in force. Raises BudgetReached when it no longer fits; the attempt is booked either way."""
+
+        def fn(s: Session) -> list[int] | str:
+            booked = ledger.abandon_all(s, reservation_ids, note)
+            reason = _refusal(s, self.caps, from_pico(sum(r.estimated_pico for r in booked)))
+            if reason:
+                return reason  # not raised in here: the booking above must commit
+            return [ledger.reserve(s, estimated_pico=r.estimated_pico, tier=r.tier, model=r.model, kind=r.kind,
+                                   worker=r.worker, ticket_id=r.ticket_id, run_id=r.run_id) for r in booked]
+
+        renewed = await asyncio.to_thread(self.db.write, fn)
+        if isinstance(renewed, str):
+            raise BudgetReached(renewed)
+        return renewed
 
     def reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy,
                       texts: Sequence[str] | None = None) -> int | None:

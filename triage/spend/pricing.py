@@ -108,12 +108,27 @@ class PriceTable:
         scale = self.batch_multiplier if service_tier == "batch" else Decimal(1)
         return scale * self.geo_multipliers.get(inference_geo or "", Decimal(1))
 
+    def dearest_cost(self, usage: Usage, at: date | datetime) -> Decimal:
+        """What `usage` costs at the dearest price the table has on that day (the most of each model's cost): the
+        estimate of a call answered under a model id the table lacks, which is never counted as $0."""
+        costs = []
+        for model in self.models:
+            try:
+                costs.append(self.cost(model, usage, at))
+            except UnknownModel:  # not priced yet on that day
+                continue
+        return max(costs, default=Decimal(0))
+
     def worst_case(self, model: str, input_tokens: int, output_tokens: int, at: date | datetime, *,
-                   batch: bool = False) -> Decimal:
+                   batch: bool = False, cache_write: str | None = None) -> Decimal:
         """The most a call can cost with at most these many input and output tokens: the band of that prompt
-        size, the batch discount only for batch requests, and the dearest inference-geo multiplier."""
+        size, the batch discount only for batch requests, and the dearest inference-geo multiplier. With
+        `cache_write` (the dearest TTL of the request's `cache_control` breakpoints, "5m" or "1h"), every input
+        token is priced at the cache-write price when that is dearer: a breakpoint may write the whole prefix."""
         band = self.entry(model, at).band_for(input_tokens)
-        total = (input_tokens * band.input + output_tokens * band.output) / MTOK
+        write = band.input if cache_write is None else band.cache_write_5m if cache_write == "5m" else \
+            band.cache_write_1h  # any other TTL: the dearer write price
+        total = (input_tokens * max(band.input, write) + output_tokens * band.output) / MTOK
         if batch:
             total *= self.batch_multiplier
         return total * max([Decimal(1), *self.geo_multipliers.values()])

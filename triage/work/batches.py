@@ -5,24 +5,35 @@ A batch run's life (the state is stored on the run, see db/batches.py):
   queued -> submitting -> in_progress -> collected         (or gone, when the API no longer knows the batch;
                                                              or failed, when it refused the submission)
 
-* **Submit.** The run's pending tickets are held for the batch and the run marked `submitting` (with the time)
-  *before* the request is sent. A crash after the API accepted the batch but before its id was stored is found
-  again on the next check: the batches created since then are listed and the one with this run's number of
-  requests (and an id no run has) is adopted, never sent a second time. A submission the API refused releases
-  the tickets with a clear message.
+* **Submit.** The run's pending tickets are held for the batch (for as long as it is open) and the run marked
+  `submitting` (with the time, the submitting process and a fresh random key) *before* the request is sent.
+  Entering `submitting` is a compare-and-set: of two processes checking the same queued run (two dashboards, a
+  dashboard and `triage collect`) exactly one submits and reserves. Every custom id of the batch starts with the
+  key. A crash after the API accepted the batch but before its id was stored is found again on a later check: a
+  batch listed since then with this run's number of requests is adopted only once its results prove it is this
+  submission's (their custom ids carry the key), never another deployment's on a shared API key, and nothing is
+  sent again while such a batch may be this run's. A submission the API refused releases the tickets with a
+  clear message.
 * **Check / collect.** Transient API errors (connection, 429, 5xx, 529) are retried with backoff (retry-after
-  honoured). An ended batch's results are recorded in chunks, each in one transaction that first skips request
-  ids (`batch id/custom id`) already on the books, so an interrupted collect can be re-run any number of times
-  and records every result once. Unsure answers are queued for tier 2 in the same transaction. Expired or
-  canceled requests, and every ticket of a batch the API no longer knows (404), go back to the queue as pending,
-  not failed; what was recorded stays. One batch failing never stops the others from being checked.
+  honoured). Collecting an ended batch is a compare-and-set too (in_progress -> collecting): one process records,
+  a chunk per transaction that first checks it still owns the collect and skips request ids (`batch id/custom
+  id`) already on the books, so an interrupted collect can be re-run any number of times and records every
+  result once. Answers are decided with the run's own mode and threshold (a `--tier haiku` run never goes to
+  tier 2); unsure ones are queued for tier 2 in the same transaction. An answer is always recorded, but decides
+  its ticket only while the batch still holds it: it never overwrites what happened to the ticket meanwhile (a
+  Sonnet decision, an operator's label). Expired or canceled requests, and every ticket of a batch the API no
+  longer knows (404), go back to the queue as pending, not failed; what was recorded stays. One batch failing
+  never stops the others from being checked.
+* **Who.** Every service here that may spend takes an `access.Actor` allowed to classify.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +50,7 @@ from sqlalchemy.orm import Session
 from db import batches as store
 from db import queue
 from db.engine import Database
+from triage.access import Action, Actor, require
 from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
 from triage.errors import ApiUnreachable, InputError, TriageError
 from triage.providers.anthropic_provider import AnthropicProvider
@@ -46,13 +58,17 @@ from triage.routing import grouping
 from triage.routing.router import Router, decide, should_escalate
 from triage.spend import budget
 from triage.work import pipeline
+from triage.work.host import hostname, pid_alive, worker_name
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 ATTEMPTS = 5
 BASE_DELAY = 1.0  # seconds; doubled each attempt, capped at 16
 CHUNK = 200  # results recorded per transaction
-ADOPT_GRACE = timedelta(minutes=2)  # a submission not listed after this long never reached the API
+ADOPT_GRACE = timedelta(minutes=15)  # a submission older than this is abandoned (a create with every retry and
+# its 60 s timeouts ends well within it), unless its process is known to be dead
+COLLECT_GRACE = timedelta(minutes=10)  # a collect that recorded nothing for this long is abandoned
 
 
 class BatchRefused(InputError):
@@ -61,6 +77,10 @@ class BatchRefused(InputError):
 
 class _Gone(Exception):
     """404: the API no longer knows the batch."""
+
+
+class _NotOwner(Exception):
+    """Another process took the run's submission or collect over: this one stops without writing more."""
 
 
 @dataclass
@@ -82,8 +102,13 @@ class BatchNews:
         return self.state in store.OPEN
 
 
-def custom_id(run_id: int, ticket_id: int) -> str:
-    return f"run-{run_id}-ticket-{ticket_id}"
+def _prefix(key: str | None, run_id: int) -> str:
+    """What every custom id of a submission starts with: its key (none before migration 0019) and its run."""
+    return f"{key}-run-{run_id}-" if key else f"run-{run_id}-"
+
+
+def custom_id(key: str | None, run_id: int, ticket_id: int) -> str:
+    return f"{_prefix(key, run_id)}ticket-{ticket_id}"
 
 
 def ticket_of(custom: str) -> int | None:
@@ -91,10 +116,10 @@ def ticket_of(custom: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def group_custom_id(run_id: int, ticket_ids: Sequence[int]) -> str:
+def group_custom_id(key: str | None, run_id: int, ticket_ids: Sequence[int]) -> str:
     """A request about several of the run's held tickets: the first and last ticket id and how many (the held
     tickets are grouped in id order, so these name them; a custom id holds at most 64 characters)."""
-    return f"run-{run_id}-group-{ticket_ids[0]}-{ticket_ids[-1]}-{len(ticket_ids)}"
+    return f"{_prefix(key, run_id)}group-{ticket_ids[0]}-{ticket_ids[-1]}-{len(ticket_ids)}"
 
 
 def group_of(custom: str) -> tuple[int, int, int] | None:
@@ -102,7 +127,8 @@ def group_of(custom: str) -> tuple[int, int, int] | None:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def _requests(router: Router, run_id: int, tickets: Sequence[tuple[int, str]], per_call: int) -> list[Request]:
+def _requests(router: Router, key: str | None, run_id: int, tickets: Sequence[tuple[int, str]],
+              per_call: int) -> list[Request]:
     """The batch's requests: one per ticket, or (several tickets per call) one per group planned in id order,
     a group of one being the single-ticket request."""
     provider = _tier1(router)
@@ -110,10 +136,10 @@ def _requests(router: Router, run_id: int, tickets: Sequence[tuple[int, str]], p
     for group in grouping.plan(list(tickets), lambda t: t[1], per_call):
         if len(group) == 1:
             tid, text = group[0]
-            out.append(Request(custom_id=custom_id(run_id, tid), params=cast(
+            out.append(Request(custom_id=custom_id(key, run_id, tid), params=cast(
                 MessageCreateParamsNonStreaming, provider.request_body(text, router.taxonomy))))
         else:
-            out.append(Request(custom_id=group_custom_id(run_id, [t for t, _ in group]), params=cast(
+            out.append(Request(custom_id=group_custom_id(key, run_id, [t for t, _ in group]), params=cast(
                 MessageCreateParamsNonStreaming, provider.group_request_body([x for _, x in group],
                                                                              router.taxonomy))))
     return out
@@ -166,19 +192,51 @@ def _advised(headers: Any) -> float | None:
     return advised if advised is not None and advised <= 120 else None
 
 
-async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: int,
-                          taken: set[str]) -> MessageBatch | None:
-    """The batch this run sent at `since` (a crash or a lost answer kept its id from us), or None: created no
-    earlier than a minute before, with exactly `n` requests, and no run's batch yet."""
-    async def look() -> MessageBatch | None:
+@dataclass
+class _Search:
+    """What the API lists that this run's submission may have created: the batch proven to be it (its results
+    carry the submission's key), and the ones that may be it but cannot be told yet (not ended)."""
+
+    proven: MessageBatch | None = None
+    unproven: list[str] | None = None
+
+
+async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: int, prefix: str,
+                          taken: set[str]) -> _Search:
+    """The batch this submission sent at `since` (a crash or a lost answer kept its id from us): created no
+    earlier than a minute before, with exactly `n` requests, no run's batch yet, and custom ids starting with
+    `prefix` (its key and run). A batch that has not ended cannot show its custom ids: it is reported unproven,
+    never adopted on its number of requests alone."""
+    async def look() -> _Search:
+        found = _Search(unproven=[])
+        candidates = []
         async for b in client.messages.batches.list(limit=100):
             created = b.created_at if b.created_at.tzinfo else b.created_at.replace(tzinfo=UTC)
             if created < since - timedelta(minutes=1):
-                return None  # newest first: the rest are older
+                break  # newest first: the rest are older
             if _total(b.request_counts) == n and b.id not in taken:
-                return b
-        return None
+                candidates.append(b.id)
+        for batch_id in candidates:
+            b = await client.messages.batches.retrieve(batch_id)
+            if b.processing_status != "ended":
+                assert found.unproven is not None
+                found.unproven.append(b.id)
+            elif (first := await _first_custom_id(client, b.id)) is not None and first.startswith(prefix):
+                found.proven = b
+                return found
+        return found
     return await _api("list recent batches", look)
+
+
+async def _first_custom_id(client: anthropic.AsyncAnthropic, batch_id: str) -> str | None:
+    """The custom id of an ended batch's first result (every result of a batch carries its submission's key)."""
+    stream = await client.messages.batches.results(batch_id)
+    try:
+        async for item in stream:
+            return item.custom_id
+        return None
+    finally:
+        await stream.close()
 
 
 # -- submit ------------------------------------------------------------------------------------------------------
@@ -194,137 +252,226 @@ def _tier1(router: Router) -> AnthropicProvider:
     return router.tier1
 
 
-def _release_as(run_id: int, why: str, state: str, message: str | None = None) -> Callable[[Session], int]:
-    """A transaction: give the run's held tickets back (saying why), set its batch state; how many were held."""
+def _owner() -> str:
+    """This attempt's name on the run while it submits or collects: the process (`host:pid`) and a nonce."""
+    return f"{worker_name()}#{secrets.token_hex(4)}"
+
+
+def _new_key() -> str:
+    return secrets.token_hex(6)
+
+
+def _dead(owner: str | None) -> bool:
+    """Whether the process named in `owner` is known to be gone (on this host: its pid is not alive)."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition("#")[0].rpartition(":")
+    return host == hostname() and rest.isdigit() and not pid_alive(int(rest))
+
+
+def _release_as(run_id: int, why: str, state: str, message: str | None = None,
+                owner: str | None = None) -> Callable[[Session], int]:
+    """A transaction: give the run's held tickets back (saying why), set its batch state; how many were held.
+    With `owner`, only while that process still collects the batch (else _NotOwner, nothing written)."""
     def write(s: Session) -> int:
+        if owner is not None and not store.still_collecting(s, run_id, owner):
+            raise _NotOwner()
         n = store.release(s, run_id, why)
         store.set_state(s, run_id, state, message=message)
         return n
     return write
 
 
-async def submit(db: Database, router: Router, run_id: int) -> str | None:
+async def submit(db: Database, router: Router, run_id: int, *, actor: Actor) -> str | None:
     """Hold the run's pending tickets and send them as one batch; returns the batch id (None when nothing was
-    pending). Refused (errors.BudgetReached) when a spending cap is reached."""
+    pending, or when the answer to the submission was lost and the batch found cannot be proven this run's yet:
+    the run stays `submitting` and `check` adopts it once it can). Refused (errors.BudgetReached) when a
+    spending cap is reached."""
+    require(actor, Action.CLASSIFY)
     guard = router.guard
     if isinstance(guard, budget.BudgetGuard):
         guard.reserve_batch(run_id, _tier1(router), router.taxonomy)
-    if not await _db(db, lambda s: store.hold(s, run_id, "queued")):
+    owner, key = _owner(), _new_key()
+    if not await _db(db, lambda s: store.hold(s, run_id, "submitting", owner=owner, key=key)):
         return None
-    return await _send(db, router, run_id)
+    return (await _send(db, router, run_id, owner, key)).batch_id
 
 
-def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, started_by: str,
+def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
                     threshold: float, per_call: int | None = None) -> int:
     """The dashboard's economy route: import the tickets and hold them for a batch in one transaction (so no
     worker sends them live meanwhile); the background worker submits it (`check_open`). Returns the run id."""
+    require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=started_by, source=source, mode="auto", threshold=threshold,
+        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode="auto", threshold=threshold,
                                   per_call=per_call)
         queue.import_tickets(s, items, source=source, run_id=run_id)
         store.hold(s, run_id, "queued")
     return run_id
 
 
-async def _send(db: Database, router: Router, run_id: int, reserve: bool = False) -> str | None:
-    """Send the run's held tickets as one batch; None (and no batch state) when none are held any more.
+async def _send(db: Database, router: Router, run_id: int, owner: str, key: str, reserve: bool = False) -> BatchNews:
+    """Send the run's held tickets as one batch, the run being `submitting` for `owner` under `key` (this process
+    won the compare-and-set); no batch state when none are held any more.
 
     `reserve`: first reserve the batch's worst case (the economy route, whose tickets were held before any
-    reservation). Refused (errors.BudgetReached) when a cap would be crossed: the run stays queued, its tickets
-    held, and the next check tries again."""
+    reservation). Refused (errors.BudgetReached) when a cap would be crossed: the run goes back to queued, its
+    tickets held, and the next check tries again."""
+    mine = store.owned_by(owner)
     tickets = await pipeline.read(db, lambda s: store.held(s, run_id))
     if not tickets:
-        await _db(db, lambda s: store.set_state(s, run_id, None))
-        return None
+        await _db(db, lambda s: store.set_state(s, run_id, None, where=mine))
+        return BatchNews(run_id, "none", "nothing left to submit")
     provider = _tier1(router)
     guard = router.guard
     if reserve and isinstance(guard, budget.BudgetGuard):
-        await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
+        try:
+            await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
+        except TriageError:
+            await _db(db, lambda s: store.set_state(s, run_id, "queued", where=mine))
+            raise
     per_call = await pipeline.read(db, lambda s: _per_call(s, router, run_id))
-    requests = _requests(router, run_id, tickets, per_call)
-    since = datetime.now(UTC)
-    await _db(db, lambda s: store.set_state(s, run_id, "submitting"))  # from here on, look before sending again
+    requests = _requests(router, key, run_id, tickets, per_call)
+    since = datetime.now(UTC) - timedelta(seconds=5)  # the run entered submitting just before
     taken = await pipeline.read(db, store.known_batch_ids)
+    maybe: list[str] = []
 
     async def reached_the_api() -> MessageBatch | None:
-        return await _find_submitted(provider.client, since, len(requests), taken)
+        found = await _find_submitted(provider.client, since, len(requests), _prefix(key, run_id), taken)
+        if found.unproven:
+            maybe.extend(found.unproven)
+            raise _MaybeSent()
+        return found.proven
 
     try:
         batch = await _api("submit the batch", lambda: provider.client.messages.batches.create(requests=requests),
                            on_retry=reached_the_api)
+        remembered = await _db(db, lambda s: store.submitted(s, run_id, key, batch.id))
+    except _MaybeSent:
+        await _db(db, lambda s: store.let_go(s, run_id, owner))
+        return BatchNews(run_id, "submitting", f"the answer to the submission was lost; batch {', '.join(maybe)} may "
+                         "be this run's and is adopted once its results prove it (nothing is sent twice)")
     except BatchRefused as exc:
         why = f"{exc}; its {len(tickets)} tickets are pending again"
         await _db(db, _release_as(run_id, why, "failed", why))
         raise BatchRefused(why) from None
-    await _db(db, lambda s: store.set_state(s, run_id, "in_progress", batch_id=batch.id))
-    return batch.id
+    except BaseException:  # it may or may not have reached the API: the next check looks before sending again
+        await _db(db, lambda s: store.let_go(s, run_id, owner))
+        raise
+    if not remembered:
+        log.error("run %s: batch %s was created after its submission was taken over by another process", run_id,
+                  batch.id)
+        return BatchNews(run_id, "submitting", f"batch {batch.id} was created after another process took this "
+                         "submission over", batch.id)
+    return BatchNews(run_id, "in_progress", f"submitted batch {batch.id}", batch.id)
+
+
+class _MaybeSent(Exception):
+    """A batch that may be this submission's is listed but cannot be proven yet: never send again meanwhile."""
 
 
 # -- check and collect -------------------------------------------------------------------------------------------
 
-async def check(db: Database, router: Router, run_id: int) -> BatchNews:
+async def check(db: Database, router: Router, run_id: int, *, actor: Actor) -> BatchNews:
     """One look at a run's batch: submit it if queued, find it if a submission was interrupted, record its
     results once it has ended, requeue its tickets if it is gone. Raises ApiUnreachable after retries."""
+    require(actor, Action.CLASSIFY)
+    return await _check(db, router, run_id)
+
+
+async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
     run = await pipeline.read(db, lambda s: store.batch_run(s, run_id))
     if run is None or run.state is None:
         return BatchNews(run_id, "none", "not a batch run")
     if run.state == "queued":  # the economy route: held without a reservation so far
-        batch_id = await _send(db, router, run_id, reserve=True)
-        if batch_id is None:
-            return BatchNews(run_id, "none", "nothing left to submit")
-        return BatchNews(run_id, "in_progress", f"submitted batch {batch_id}", batch_id)
+        owner, key = _owner(), _new_key()
+        if not await _db(db, lambda s: store.begin_submission(s, run_id, owner, key, seen=run,
+                                                              abandoned=ADOPT_GRACE)):
+            return BatchNews(run_id, "submitting", "another process is submitting this batch")
+        return await _send(db, router, run_id, owner, key, reserve=True)
     if run.state == "submitting":
         return await _resume_submission(db, router, run)
-    if run.state != "in_progress" or not run.batch_id:
+    if run.state == "collecting" and not _abandoned(run, COLLECT_GRACE):
+        return BatchNews(run_id, "collecting", f"another process is recording the results of batch {run.batch_id}",
+                         run.batch_id)
+    if run.state not in ("in_progress", "collecting") or not run.batch_id:
         return BatchNews(run_id, run.state, run.message or run.state, run.batch_id)
     batch_id = run.batch_id
     client = _tier1(router).client
+    owner = _owner()
     try:
         batch = await _api(f"check batch {batch_id}", lambda: client.messages.batches.retrieve(batch_id))
         if batch.processing_status != "ended":
             counts = batch.request_counts
-            await _db(db, lambda s: store.set_state(s, run_id, "in_progress"))  # last checked now
+            await _db(db, lambda s: store.set_state(s, run_id, "in_progress",  # last checked now
+                                                    where=store.in_state("in_progress")))
             return BatchNews(run_id, "in_progress", f"batch {batch_id} still running ({counts.processing} of "
                              f"{_total(counts)} requests processing; results within 24 h)", batch_id)
-        news = await _collect(db, router, run_id, batch_id)
+        grace = timedelta(0) if run.state == "collecting" and _dead(run.owner) else COLLECT_GRACE
+        if not await _db(db, lambda s: store.begin_collecting(s, run_id, owner, seen=run, abandoned=grace)):
+            return BatchNews(run_id, "collecting", f"another process is recording the results of batch {batch_id}",
+                             batch_id)
+        try:
+            return await _collect(db, router, run_id, batch_id, owner)
+        except _NotOwner:
+            return BatchNews(run_id, "collecting", f"another process took over recording batch {batch_id}",
+                             batch_id)
+        except BaseException:  # interrupted: the next check (any process) resumes at once
+            await _db(db, lambda s: store.set_state(s, run_id, "in_progress", where=(store.owned_by(owner))))
+            raise
     except _Gone:
         why = f"batch {batch_id} is gone (the API no longer knows it): its unanswered tickets are pending again"
         n = await _db(db, _release_as(run_id, why, "gone", why))
         return BatchNews(run_id, "gone", f"{why} ({n} tickets; answers already recorded are kept)", batch_id,
                          requeued=n)
-    return news
+
+
+def _abandoned(run: store.BatchRun, grace: timedelta) -> bool:
+    since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
+    return _dead(run.owner) or since is None or datetime.now(UTC) - since >= grace
 
 
 async def _resume_submission(db: Database, router: Router, run: store.BatchRun) -> BatchNews:
-    """A submission was interrupted before its batch id was stored: adopt the batch if the API has it, else
-    (once it clearly never arrived) send it now."""
+    """A submission was interrupted before its batch id was stored: adopt the batch once the API shows it is
+    this submission's, wait while one may be, else (once the submission is clearly abandoned) send it again."""
+    if not _abandoned(run, ADOPT_GRACE):
+        return BatchNews(run.run_id, "submitting", "a submission is under way; checking again shortly")
     held = await pipeline.read(db, lambda s: store.held(s, run.run_id))
     per_call = await pipeline.read(db, lambda s: _per_call(s, router, run.run_id))
-    n = len(_requests(router, run.run_id, held, per_call)) if held else 0  # requests, as the submission counted
+    n = len(_requests(router, run.key, run.run_id, held, per_call)) if held else 0  # as the submission counted
     since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
     taken = await pipeline.read(db, store.known_batch_ids)
-    found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, taken) if n else None
-    if found is not None:
-        await _db(db, lambda s: store.set_state(s, run.run_id, "in_progress", batch_id=found.id))
-        return BatchNews(run.run_id, "in_progress", f"found batch {found.id}, sent before an interruption: "
-                         "not sent again", found.id)
-    if not n:
-        await _db(db, lambda s: store.set_state(s, run.run_id, None))
-        return BatchNews(run.run_id, "none", "nothing left to submit")
-    if since and datetime.now(UTC) - since < ADOPT_GRACE:
-        return BatchNews(run.run_id, "submitting", "a submission is under way; checking again shortly")
-    batch_id = await _send(db, router, run.run_id)
-    if batch_id is None:
-        return BatchNews(run.run_id, "none", "nothing left to submit")
-    return BatchNews(run.run_id, "in_progress", f"submitted batch {batch_id} (the earlier attempt never reached "
-                     "the API)", batch_id)
+    found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, _prefix(run.key, run.run_id),
+                                  taken) if n else _Search()
+    proven = found.proven
+    if proven is not None:
+        if await _db(db, lambda s: store.submitted(s, run.run_id, run.key, proven.id)):
+            return BatchNews(run.run_id, "in_progress", f"found batch {proven.id}, sent before an interruption: "
+                             "not sent again", proven.id)
+        return BatchNews(run.run_id, "submitting", "another process resumed this submission")
+    if found.unproven:
+        return BatchNews(run.run_id, "submitting", f"batch {', '.join(found.unproven)} may be this run's lost "
+                         "submission: adopted once its results prove it, and nothing is sent again meanwhile")
+    owner, key = _owner(), _new_key()
+    if not await _db(db, lambda s: store.begin_submission(s, run.run_id, owner, key, seen=run,
+                                                          abandoned=timedelta(0) if _dead(run.owner)
+                                                          else ADOPT_GRACE)):
+        return BatchNews(run.run_id, "submitting", "another process resumed this submission")
+    news = await _send(db, router, run.run_id, owner, key)
+    if news.state == "in_progress":
+        news.message = f"submitted batch {news.batch_id} (the earlier attempt never reached the API)"
+    return news
 
 
-async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> BatchNews:
-    """Record an ended batch's results, a chunk per transaction, each result once whatever happened before."""
+async def _collect(db: Database, router: Router, run_id: int, batch_id: str, owner: str) -> BatchNews:
+    """Record an ended batch's results, a chunk per transaction, each result once whatever happened before; with
+    the run's own mode and threshold."""
     provider = _tier1(router)
     news = BatchNews(run_id, "collected", "", batch_id)
+    run = await pipeline.read(db, lambda s: queue.run_info(s, run_id))
+    route = _Route(owner, run.mode if run is not None else router.mode,
+                   run.threshold if run is not None and run.threshold is not None else router.threshold)
 
     async def download() -> BatchNews:
         stream = await provider.client.messages.batches.results(batch_id)
@@ -332,15 +479,15 @@ async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> 
         async for item in stream:
             chunk.append(item)
             if len(chunk) >= CHUNK:
-                await _record(db, router, run_id, batch_id, chunk, news)
+                await _record(db, router, run_id, batch_id, chunk, news, route)
                 chunk = []
         if chunk:
-            await _record(db, router, run_id, batch_id, chunk, news)
+            await _record(db, router, run_id, batch_id, chunk, news, route)
         return news
 
     await _api(f"download the results of batch {batch_id}", download)
     why = f"batch {batch_id} returned no answer for it: pending again"
-    left = await _db(db, _release_as(run_id, why, "collected"))
+    left = await _db(db, _release_as(run_id, why, "collected", owner=owner))
     news.requeued += left
     news.message = (f"batch {batch_id}: {news.answered} answered, {news.failed} failed, {news.escalating} going "
                     f"to tier 2" + (f", {news.requeued} expired or unanswered and pending again" if news.requeued
@@ -348,13 +495,24 @@ async def _collect(db: Database, router: Router, run_id: int, batch_id: str) -> 
     return news
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Who records (the collect's owner) and how the run asked its answers to be routed."""
+
+    owner: str
+    mode: str
+    threshold: float
+
+
 async def _record(db: Database, router: Router, run_id: int, batch_id: str,
-                  items: list[MessageBatchIndividualResponse], news: BatchNews) -> None:
+                  items: list[MessageBatchIndividualResponse], news: BatchNews, route: _Route) -> None:
     provider = _tier1(router)
     started = time.perf_counter()
+    to_tier2 = route.mode == "auto" and router.tier2 is not None
 
     def write(s: Session) -> None:
-        store.batch_run(s, run_id, lock=True)  # collectors of the same run take turns
+        if not store.still_collecting(s, run_id, route.owner):  # the run's row lock: collectors never overlap
+            raise _NotOwner()
         ids = {f"{batch_id}/{item.custom_id}": item for item in items}
         done = store.recorded(s, list(ids))
         tickets = store.existing_tickets(s, [t for i in items if (t := ticket_of(i.custom_id)) is not None])
@@ -380,14 +538,14 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
                     if call.error_kind == UNANSWERED:
                         alone.append(t)  # no clean answer in the group: asked again alone, live
                         continue
-                    queue.apply_outcome(s, t, decide([call], router.threshold))
-                    if router.mode == "auto" and router.tier2 is not None and should_escalate(call, router.threshold):
+                    queue.apply_outcome(s, t, decide([call], route.threshold))
+                    if to_tier2 and should_escalate(call, route.threshold):
                         escalate.append(t)
                     news.answered += call.answered
                     news.failed += not call.answered
                 continue
             ticket_id = ticket_of(item.custom_id)
-            if request_id in done or ticket_id not in tickets:
+            if request_id in done or ticket_id is None or ticket_id not in tickets:
                 continue
             result = item.result
             if result.type in ("expired", "canceled"):
@@ -402,9 +560,12 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
                 message = getattr(error, "message", None)
                 call = CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
                                   error=f"batch request {result.type}" + (f": {message}" if message else ""))
-            queue.record_call(s, ticket_id, run_id, call)
-            queue.apply_outcome(s, ticket_id, decide([call], router.threshold))
-            if router.mode == "auto" and router.tier2 is not None and should_escalate(call, router.threshold):
+            held = store.is_held(s, run_id, ticket_id)
+            queue.record_call(s, ticket_id, run_id, call)  # billed: on the books whatever the ticket became
+            if not held:
+                continue  # decided meanwhile (tier 2, an operator): the batch's answer never overwrites that
+            queue.apply_outcome(s, ticket_id, decide([call], route.threshold))
+            if to_tier2 and should_escalate(call, route.threshold):
                 escalate.append(ticket_id)
             news.answered += call.answered
             news.failed += not call.answered
@@ -436,14 +597,16 @@ def _group_calls(provider: Any, result: Any, request_id: str, texts: list[str], 
                        group_size=len(texts), group_position=k) for k in range(1, len(texts) + 1)]
 
 
-async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None = None) -> list[BatchNews]:
+async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None = None, *,
+                     actor: Actor) -> list[BatchNews]:
     """Check every open batch run (or these): one that fails is reported and never stops the others."""
+    require(actor, Action.CLASSIFY)
     if run_ids is None:
         run_ids = [r.run_id for r in await pipeline.read(db, store.open_runs)]
     out = []
     for run_id in run_ids:
         try:
-            out.append(await check(db, router, run_id))
+            out.append(await _check(db, router, run_id))
         except ApiUnreachable as exc:
             out.append(BatchNews(run_id, "unreachable", str(exc)))
         except TriageError as exc:
@@ -456,16 +619,26 @@ def open_batch_runs(db: Database) -> list[store.BatchRun]:
         return store.open_runs(s)
 
 
-def collect_open(db: Database, settings: Any) -> list[BatchNews]:
-    """For the dashboard's background worker: one check of every open batch with the settings in force."""
+def collect_open(db: Database, settings: Any, *, actor: Actor) -> list[BatchNews]:
+    """For the dashboard's background worker: one check of every open batch with the settings in force. Each run
+    is recorded with its own mode and threshold; `actor` is who the server's worker acts as."""
     from triage.settings import effective
     from triage.work import services
 
+    require(actor, Action.CLASSIFY)
     if not open_batch_runs(db):
         return []
     merged, taxonomy = effective(db, settings)
     router = services.build_router(merged, taxonomy, threshold=merged.threshold, db=db)
-    return services.run(router, check_open(db, router))
+    return services.run(router, check_open(db, router, actor=actor))
+
+
+def held_by_batches(db: Database, ticket_ids: Sequence[int]) -> dict[int, str]:
+    """Those of these tickets an open Message Batch holds (their answer is on its way: working them live would
+    bill them twice), each with the batch in words."""
+    with db.read() as s:
+        return {t: f"the Message Batch of run {r.run_id}" + (f" ({r.batch_id})" if r.batch_id else "")
+                for t, r in store.holding_batch(s, list(ticket_ids)).items()}
 
 
 def status_line(db: Database, run_id: int) -> str | None:
@@ -481,5 +654,6 @@ def status_line(db: Database, run_id: int) -> str | None:
         "submitting": f"Economy batch: {waiting} tickets being submitted (since {since}).",
         "in_progress": f"Economy batch {run.batch_id}: {waiting} tickets at the API, last checked {since}; results "
                        "within 24 h (half price). Checked every minute.",
+        "collecting": f"Economy batch {run.batch_id}: recording its results (since {since}).",
         "collected": f"Economy batch {run.batch_id}: results recorded ({since}).",
     }.get(run.state, f"Economy batch {run.batch_id or ''}: {run.message or run.state}")

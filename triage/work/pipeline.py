@@ -1,6 +1,8 @@
 """The async pipeline: claim tickets from the durable queue, route each through the tiers, record every call as
 it returns, and apply the outcome. No rules of its own beyond "never lose a ticket, never lose a billed call":
-the service layer (triage.work.services) decides what runs, with which router, under which budget.
+the service layer (triage.work.services) decides what runs, with which router, under which budget. While a pass
+runs it renews its claims (a heartbeat every tenth of `queue.LEASE`), so no other worker takes a ticket whose call
+is slow, and a dead worker's tickets are free once its last renewal is a lease old.
 
 A run stops from inside when the key is rejected or a call would cross the budget, and from outside through a
 `Halt` (the entry point's signal handler): no more claims, the calls in flight get `Halt.grace` seconds to
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from db import ledger, queue
 from db.engine import Database
 from triage.domain import FAILED, MODES, UNANSWERED, CallFor, CallResult, Outcome
-from triage.errors import BudgetReached, KeyRejected, NotFound
+from triage.errors import BudgetReached, KeyRejected, NotFound, for_people
 from triage.routing.group_router import GroupRouting, Member, StoppedPartway
 from triage.routing.router import OnCall, Router
 from triage.work.host import pid_alive, worker_name
@@ -35,6 +37,7 @@ T = TypeVar("T")
 OnTicket = Callable[[int, Outcome], None]
 Step = Callable[[list[CallResult], OnCall], Awaitable[Outcome]]
 STOP_GRACE_S = 30.0  # how long a stop waits for the calls in flight (the SDK's request timeout is 60 s)
+BEATS_PER_LEASE = 10  # a pass renews its claims this often within a lease (every minute with the 10-minute lease)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class RunReport:
     signal: int | None = None  # the signal that stopped it
     cut_off: int = 0  # calls still in flight when the stop's wait ran out: probably billed, answer lost
     skipped: int = 0  # tickets left alone (escalate: tier 2 had already decided them)
+    held: dict[int, str] = field(default_factory=dict)  # tickets left alone (escalate): the open batch holding each
     run_ids: list[int] = field(default_factory=list)  # the runs of a pass that made several (retry)
 
     def stop(self, why: str, kind: str, signal: int | None = None) -> None:
@@ -141,11 +145,11 @@ async def _handle(db: Database, run_id: int | None, ticket_id: int, step: Step) 
     except Exception as exc:  # a bug or a database fault must not strand the ticket
         if unrecorded:  # we hold an answer the database would not take: its reservation stays, counted as lost
             log.error("ticket %s: the answer could not be recorded: %s", ticket_id, exc)
-            why = f"its answer could not be recorded ({type(exc).__name__}: {exc}); it waits to be classified again"
+            why = f"its answer could not be recorded ({for_people(exc)}); it waits to be classified again"
             await write(db, lambda s: queue.leave_pending(s, ticket_id, why))
             return None
         log.exception("ticket %s failed unexpectedly", ticket_id)
-        outcome = Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+        outcome = Outcome(status=FAILED, reason=f"internal error: {for_people(exc)}")
     await write(db, lambda s: queue.apply_outcome(s, ticket_id, outcome))
     return outcome
 
@@ -206,11 +210,11 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
     except Exception as exc:  # a bug or a database fault must not strand the tickets
         if unrecorded:
             log.error("tickets %s: an answer could not be recorded: %s", ids, exc)
-            await write(db, leave(f"an answer could not be recorded ({type(exc).__name__}: {exc}); it waits to be "
-                                  "classified again"))
+            await write(db, leave(f"an answer could not be recorded ({for_people(exc)}); it waits to be classified "
+                                  "again"))
             return
         log.exception("tickets %s failed unexpectedly", ids)
-        outcomes = [Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}") for _ in ids]
+        outcomes = [Outcome(status=FAILED, reason=f"internal error: {for_people(exc)}") for _ in ids]
 
     def apply(s: Session) -> None:  # one transaction: each ticket's outcome, or pending with the reason
         for t, o in zip(ids, outcomes, strict=True):
@@ -282,6 +286,18 @@ async def _run_all(coros: Sequence[Coroutine[Any, Any, None]], halt: Halt | None
             everything.cancel()
 
 
+async def _heartbeat(db: Database, worker: str) -> None:
+    """While a pass runs: renew the worker's claims, each renewal a short transaction of its own beside the calls
+    (never inside one), so a call that outlives the lease (429s waited out) keeps its ticket. A beat that fails is
+    logged; the next one may land before the lease runs out."""
+    while True:
+        await asyncio.sleep(queue.LEASE.total_seconds() / BEATS_PER_LEASE)
+        try:
+            await in_transaction(db, lambda s: queue.renew_claims(s, worker))
+        except Exception as exc:
+            log.warning("worker %s could not renew its claims: %s", worker, exc)
+
+
 async def _wind_up(db: Database, worker: str, report: RunReport, halt: Halt | None, run_id: int | None) -> None:
     """After a pass: say why it stopped, release what the worker still holds and tell the tickets left waiting
     why, and mark any call still open as lost (it was sent; its answer will never be recorded)."""
@@ -351,9 +367,11 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
                 await _process_one(db, item.run_id, item.ticket_id, _step_for(router, item, name), report, stop,
                                    on_ticket)
 
+    beat = asyncio.ensure_future(_heartbeat(db, name))
     try:
         await _run_all([producer()] + [consumer() for _ in range(concurrency)], halt)
     finally:
+        beat.cancel()
         await _wind_up(db, name, report, halt, run_id)
     if run_id is not None:
         report.states = await read(db, lambda s: queue.run_state_counts(s, run_id))

@@ -8,23 +8,56 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from db import queue, reports
+from db import review as review_q
 from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
 from triage.domain import Outcome, from_pico, money_text
+from triage.errors import InputError
 from triage.routing import grouping
 
 if TYPE_CHECKING:
     from triage.work.pipeline import RunReport
 
 
-def request_escalation(db: Database, ticket_ids: Sequence[int], *, actor: Actor) -> int:
-    """Queue these tickets for tier 2 (the worker asks Sonnet); recorded with who asked."""
+class AlreadyDecided(InputError):
+    """Sonnet already decided these tickets: asking it again is billed again, so it takes `again=True` (the CLI's
+    `--again`, a confirmation on the pages). `prices`: ticket -> what its latest Sonnet answer cost, about what
+    asking again costs."""
+
+    def __init__(self, prices: dict[int, Decimal]) -> None:
+        self.prices = prices
+        ids = ", ".join(map(str, list(prices)[:10])) + (" ..." if len(prices) > 10 else "")
+        one = len(prices) == 1
+        super().__init__(f"Sonnet already decided ticket{'' if one else 's'} {ids}; asking again bills about "
+                         f"${money_text(self.total)} more{'' if one else ' in all'}. Nothing was queued: confirm "
+                         "to ask again (--again on the command line)")
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.prices.values(), Decimal(0))
+
+
+def sonnet_decided(db: Database, ticket_ids: Sequence[int]) -> dict[int, Decimal]:
+    """Those of these tickets Sonnet already decided, each with what its latest Sonnet answer cost (what asking
+    again costs, about): what a page names before it asks again."""
+    with db.read() as s:
+        return {t: from_pico(c) for t, c in review_q.sonnet_decided(s, list(dict.fromkeys(ticket_ids))).items()}
+
+
+def request_escalation(db: Database, ticket_ids: Sequence[int], *, actor: Actor, again: bool = False) -> int:
+    """Queue these tickets for tier 2 (the worker asks Sonnet); recorded with who asked. A ticket Sonnet already
+    decided is asked again only with `again=True`; without it, AlreadyDecided is raised (naming the price) and
+    nothing is queued, so no page can bill twice by accident."""
     require(actor, Action.ESCALATE)
     ids = list(dict.fromkeys(ticket_ids))
     with db.transaction() as s:
+        decided = {} if again else review_q.sonnet_decided(s, ids)
+        if decided:
+            raise AlreadyDecided({t: from_pico(c) for t, c in decided.items()})
         n = queue.request_escalation(s, ids)
-        audit.record(s, actor, audit.ESCALATION, tickets=len(ids), ids=ids[:50])
+        extra = {"again": True} if again else {}
+        audit.record(s, actor, audit.ESCALATION, tickets=len(ids), ids=ids[:50], **extra)
         return n
 
 

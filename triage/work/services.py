@@ -28,7 +28,7 @@ from triage.settings import Settings, effective
 from triage.spend import budget
 from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
-from triage.work import pipeline, runs
+from triage.work import batches, pipeline, runs
 from triage.work.host import hostname, pid_alive
 from triage.work.pipeline import OnTicket, RunReport
 
@@ -162,13 +162,16 @@ def classify_run(db: Database, router: Router, run_id: int, *, actor: Actor, con
 def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, actor: Actor, concurrency: int = 8,
              on_ticket: OnTicket | None = None, again: bool = False) -> RunReport:
     """Ask tier 2 about these tickets now (as a run of their own, started by `actor`), whatever tier 1 said.
-    Tickets tier 2 has already decided are left alone (`report.skipped`) unless `again`."""
+    Tickets tier 2 has already decided are left alone (`report.skipped`) unless `again`; tickets an open Message
+    Batch holds are always left alone (`report.held`: ticket -> the batch), never billed twice."""
     require(actor, Action.ESCALATE)
     from triage.privacy import erased_among
 
     erased = erased_among(db, ticket_ids)  # their text is gone: nothing to ask tier 2 about
     ids = [i for i in dict.fromkeys(ticket_ids) if i not in erased]
     skipped = len(erased)
+    held = batches.held_by_batches(db, ids)  # their batch answer is on its way: asked live, billed twice
+    ids = [i for i in ids if i not in held]
     if not again:
         decided = runs.decided_by_tier2(db, ids)
         ids, skipped = [i for i in ids if i not in decided], skipped + len(decided)
@@ -177,7 +180,7 @@ def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, actor: 
     halt = pipeline.Halt()
     report = run(router, pipeline.escalate_tickets(db, router, ids, run_id=run_id, concurrency=concurrency,
                                                    on_ticket=on_ticket, halt=halt), halt)
-    report.skipped = skipped
+    report.skipped, report.held = skipped, held
     runs.finish_run(db, report)
     return report
 

@@ -98,7 +98,8 @@ def test_under_random_faults_every_ticket_gets_its_own_label_and_the_money_adds_
         rows = s.scalars(select(ModelCall)).all()
         requests = s.scalar(select(func.sum(SpendDaily.requests)))
         calls = s.scalar(select(func.sum(SpendDaily.calls)))
-        assert s.scalar(select(func.count()).select_from(CallAttempt)) == 0  # every reservation settled
+        lost = s.scalars(select(CallAttempt)).all()  # every reservation settled but the dropped request's: sent,
+        assert {a.state for a in lost} == {"lost"} and 1 <= len(lost) <= 7  # so probably billed, one per ticket
     by_request: dict[str, list[ModelCall]] = {}
     for r in rows:
         by_request.setdefault(r.request_id, []).append(r)
@@ -268,7 +269,8 @@ def test_a_cap_below_the_whole_request_sends_smaller_requests_that_fit_and_never
     tier1 = router_for(fake, db, 20, mode="haiku").tier1
     cap = {"all 20": tier1.group_worst_case_cost(items, TAX) - Decimal("0.000001"),
            "the first 10": tier1.group_worst_case_cost(items[:10], TAX) - Decimal("0.000001"),
-           "3 alone": 3 * max(tier1.worst_case_cost(t, TAX) for t in items)}[cap_of]
+           # one ticket's worst case and about three real calls (two tickets' worst case already fits more)
+           "3 alone": Decimal("1.5") * max(tier1.worst_case_cost(t, TAX) for t in items)}[cap_of]
     imp, report = run(fake, db, items, per_call=20, concurrency=1, mode="haiku", monthly_budget_usd=float(cap))
     sizes = [b["messages"][0]["content"].count('<ticket id="') or 1 for b in messages_bodies(fake)]
     assert sizes and max(sizes) < 20  # the whole request did not fit: halves (and less) were asked instead

@@ -1,0 +1,76 @@
+"""Issue 27, item 4 in the review queue (AppTest; the background worker asks the fake API server over HTTP):
+escalating tickets Sonnet already decided names the price and asks first; an escalation says so after the rerun
+and its rows update without Reload; the name is asked before the first correction."""
+
+import time
+
+from sqlalchemy import select
+
+from db.models import Ticket
+from tests.dashboard.conftest import make_app
+from tests.dashboard.test_pages import edit_review_table, texts
+
+
+def sonnet_requests(fake) -> int:
+    return sum(1 for r in fake.requests if "sonnet" in str(r["body"].get("model", "")))
+
+
+def test_escalating_a_sonnet_decided_ticket_asks_first_and_the_row_updates_live(seeded, fake, monkeypatch):
+    db, ids = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    at = make_app("review")
+    frame = at.data_editor[0].value
+    assert list(frame.index) == [ids["overloaded"], ids["weird one"], ids["login or refund?"]]
+    edit_review_table(at, {0: {"select": True}, 2: {"select": True}})  # failed, and one Sonnet decided
+    at.button(key="escalate_selected").click().run()
+    assert not at.exception
+    assert "Sonnet already decided 1 of the 2 selected tickets" in texts(at) and "$0.002" in texts(at)
+    assert at.button(key="again_all").label == "Ask about all 2, about $0.002000 more"
+    with db.read() as s:  # nothing queued before the operator picks
+        assert not any(s.scalars(select(Ticket.escalation_requested)).all())
+    time.sleep(1)
+    assert sonnet_requests(fake) == 0
+
+    at.button(key="again_others").click().run()
+    assert not at.exception
+    assert any("Sent 1 ticket to Sonnet" in s.value for s in at.success)  # the message survived the rerun
+    assert at.data_editor[0].value.loc[ids["overloaded"], "status"] == "pending"
+    assert "waiting on Sonnet" in texts(at)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and at.data_editor[0].value.loc[ids["overloaded"], "status"] == "pending":
+        time.sleep(0.3)
+        at.run()  # (what the page's one-second fragment asks for in a browser)
+    row = at.data_editor[0].value.loc[ids["overloaded"]]
+    assert row["status"] != "pending" and row["machine label"].endswith("(Sonnet)")  # no Reload pressed
+    assert sonnet_requests(fake) == 1  # only the ticket Sonnet had not decided
+    with db.read() as s:
+        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+
+
+def test_unsaved_edits_survive_a_live_update(seeded, fake, monkeypatch):
+    db, ids = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    at = make_app("review")
+    edit_review_table(at, {0: {"select": True}})
+    at.button(key="escalate_selected").click().run()
+    edit_review_table(at, {1: {"label": "billing"}})  # the operator goes on correcting while Sonnet works
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and at.data_editor[0].value.loc[ids["overloaded"], "status"] == "pending":
+        time.sleep(0.3)
+        at.run()
+    assert at.data_editor[0].value.loc[ids["overloaded"], "status"] != "pending"
+    assert at.button(key="save").label == "Save 1 label change"  # the edit is still there
+    at.button(key="save").click().run()
+    with db.read() as s:
+        assert s.get(Ticket, ids["weird one"]).category == "billing"
+
+
+def test_the_name_is_asked_before_the_first_correction(seeded):
+    at = make_app("review", operator=None)
+    assert "stamped on your corrections" in at.text_input(key="operator_name_first").label
+    edit_review_table(at, {0: {"label": "billing"}})
+    assert at.button(key="save").disabled  # asked before, not in a warning after the click
+    at.text_input(key="operator_name_first").set_value("maria").run()
+    assert not at.button(key="save").disabled and at.session_state["operator_name"] == "maria"

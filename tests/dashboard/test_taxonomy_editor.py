@@ -1,0 +1,52 @@
+"""Issue 27, item 6 on the Settings page (AppTest): a category added without a description is refused as it is
+typed (Save stays off, nothing stored); a valid edit shows its diff before saving; after saving, a new category
+says what the local model needs."""
+
+import json
+
+from sqlalchemy import select
+
+from db.models import AuditEvent
+from tests.dashboard.conftest import make_app
+from tests.dashboard.test_pages import texts
+from triage import settings as config
+from triage import taxonomy
+
+TAX = taxonomy.default()
+
+
+def edit(at, **state) -> None:
+    at.session_state["taxonomy_editor"] = {"edited_rows": {}, "added_rows": [], "deleted_rows": [], **state}
+    at.run()
+
+
+def test_a_category_without_a_description_is_refused_before_saving(seeded):
+    db, _ = seeded
+    at = make_app("settings")
+    assert at.button(key="save_taxonomy").disabled  # nothing changed yet
+    edit(at, added_rows=[{"name": "shipping"}])  # the description cell left empty
+    assert any("'shipping' needs a one-line description" in e.value for e in at.error)
+    assert at.button(key="save_taxonomy").disabled
+    assert config.effective(db)[1].names == TAX.names
+
+
+def test_the_diff_is_shown_before_saving_and_a_new_category_says_what_the_local_model_needs(seeded):
+    db, _ = seeded
+    account = TAX.names.index("account")
+    old = TAX.categories[account].description
+    at = make_app("settings")
+    edit(at, edited_rows={account: {"description": "login and profile"}},
+         added_rows=[{"name": "shipping", "description": "parcels and delivery"}])
+    shown = texts(at)
+    assert "Before saving" in shown and ":green[added] **shipping**: parcels and delivery" in shown
+    assert "login and profile" in shown and "~~" in shown  # the old text, struck through, then the new
+    save = at.button(key="save_taxonomy")
+    assert save.label == "Save 2 taxonomy changes" and not save.disabled
+    save.click().run()
+    assert not at.exception
+    assert config.effective(db)[1].names == [*TAX.names, "shipping"]
+    assert any("New category **shipping**" in s.value and "Retrain now" in s.value for s in at.success)
+    with db.read() as s:
+        detail = json.loads(s.scalars(select(AuditEvent.detail).where(AuditEvent.event == "settings.taxonomy")).one())
+    assert detail["changed"] == {"shipping": [None, "parcels and delivery"], "account": [old, "login and profile"]}
+    assert at.button(key="save_taxonomy").disabled  # a fresh editor on the saved taxonomy
