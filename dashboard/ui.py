@@ -74,7 +74,7 @@ def door(visitor: Visitor) -> None:
     st.title("Triage")
     if visitor.door == Door.CLOSED:  # nobody gets in, so there is nobody to sign in or out
         st.error(f"**Closed.** {plain(visitor.reason)} Nobody can get in until it is fixed in "
-                 "`.streamlit/secrets.toml` (see the README's Access section) and the dashboard is restarted.",
+                 "`.streamlit/secrets.toml` (see docs/access.md) and the dashboard is restarted.",
                  icon=":material/lock:")
         return
     if visitor.door == Door.SIGN_IN:
@@ -102,7 +102,7 @@ def network_warning(address: object, hosts: list[str], port: object) -> None:
         how = f"It answers browsers that reach it as {', '.join(map(_code, hosts))} (`server.allowedHosts`)."
     st.warning(f"**Open to the network without sign-in.** {how} Anyone who can reach it can classify on the "
                "team's API key, read every ticket and change settings. Configure sign-in (`[auth]` and "
-               "`[triage.access]` in `.streamlit/secrets.toml`, see the README's Access section) or restart without "
+               "`[triage.access]` in `.streamlit/secrets.toml`, see docs/access.md) or restart without "
                "`TRIAGE_LISTEN` and `TRIAGE_HOSTS` to serve this machine only.", icon=":material/public:")
 
 

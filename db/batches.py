@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket
-from db.queue import LEASE
 from triage.domain import PENDING
 from triage.errors import NotFound
 
@@ -56,6 +55,8 @@ def hold(s: Session, run_id: int, state: str, limit: int = 100_000, *, owner: st
          key: str | None = None) -> list[tuple[int, str]]:
     """Hold the run's free pending tickets for its batch (until it is closed) and set the run's batch state (with
     the owner and key of a submission); (id, text) of each."""
+    from db.queue import LEASE  # here: db.queue imports this module
+
     now = datetime.now(UTC)
     free = or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < now - LEASE)  # a live worker renews its claims
     rows = s.execute(select(Ticket.id, Ticket.text).where(Ticket.run_id == run_id, Ticket.status == PENDING, free)

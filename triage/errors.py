@@ -56,3 +56,12 @@ class AccessDenied(TriageError):
     """The acting identity's role may not do this."""
 
     exit_code = 6
+
+
+def for_people(exc: BaseException) -> str:
+    """What of an exception may be shown or stored where people read it (a ticket's reason, a ledger note, a page):
+    a TriageError's own message, written for them; of anything else only its type, never its text (a database
+    error's text carries the bound values, which come from ticket text). The details go to the log."""
+    if isinstance(exc, TriageError):
+        return str(exc)
+    return f"{type(exc).__name__}; the server's log has the details"

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from triage.domain import AUTH, ERROR, CallFor, CallResult, Outcome
-from triage.errors import BudgetReached, KeyRejected
+from triage.errors import BudgetReached, KeyRejected, for_people
 from triage.routing import grouping
 from triage.routing.provider import GroupProvider, PaidRequest, Provider, paying
 from triage.routing.router import Router, decide, should_escalate
@@ -170,7 +170,7 @@ class GroupRouting:
                 answer = await grouped.classify_group(texts, r.taxonomy)
         except Exception as exc:  # a cancelled request (BaseException) stays open: its stop marks it lost
             if paid is not None:
-                await paid.lost(f"the request raised {type(exc).__name__}: {exc} (probably billed, answer lost)")
+                await paid.lost(f"the request raised {for_people(exc)} (probably billed, answer lost)")
             raise
         reservations: list[int | None] = list(paid.reservations) if paid is not None else [None] * len(group)
         for c, rid in zip(answer.tickets, reservations, strict=True):

@@ -21,7 +21,7 @@ from triage.domain import (
     CallResult,
     Outcome,
 )
-from triage.errors import InputError, KeyRejected
+from triage.errors import InputError, KeyRejected, for_people
 from triage.routing.calibration import Calibration
 from triage.routing.provider import GroupProvider, PaidRequest, Provider, paying
 from triage.taxonomy import Taxonomy
@@ -190,7 +190,7 @@ class Router:
                 result = await provider.classify(text, self.taxonomy)
         except Exception as exc:  # a cancelled call (BaseException) stays open: its stop or restart marks it lost
             if paid is not None:
-                await paid.lost(f"the call raised {type(exc).__name__}: {exc} (probably billed, answer lost)")
+                await paid.lost(f"the call raised {for_people(exc)} (probably billed, answer lost)")
             raise
         result.reservation_id = paid.reservations[0] if paid is not None else None
         self.calibrate(result)

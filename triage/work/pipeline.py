@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from db import ledger, queue
 from db.engine import Database
 from triage.domain import FAILED, MODES, UNANSWERED, CallFor, CallResult, Outcome
-from triage.errors import BudgetReached, KeyRejected, NotFound
+from triage.errors import BudgetReached, KeyRejected, NotFound, for_people
 from triage.routing.group_router import GroupRouting, Member, StoppedPartway
 from triage.routing.router import OnCall, Router
 from triage.work.host import pid_alive, worker_name
@@ -145,11 +145,11 @@ async def _handle(db: Database, run_id: int | None, ticket_id: int, step: Step) 
     except Exception as exc:  # a bug or a database fault must not strand the ticket
         if unrecorded:  # we hold an answer the database would not take: its reservation stays, counted as lost
             log.error("ticket %s: the answer could not be recorded: %s", ticket_id, exc)
-            why = f"its answer could not be recorded ({type(exc).__name__}: {exc}); it waits to be classified again"
+            why = f"its answer could not be recorded ({for_people(exc)}); it waits to be classified again"
             await write(db, lambda s: queue.leave_pending(s, ticket_id, why))
             return None
         log.exception("ticket %s failed unexpectedly", ticket_id)
-        outcome = Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+        outcome = Outcome(status=FAILED, reason=f"internal error: {for_people(exc)}")
     await write(db, lambda s: queue.apply_outcome(s, ticket_id, outcome))
     return outcome
 
@@ -210,11 +210,11 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
     except Exception as exc:  # a bug or a database fault must not strand the tickets
         if unrecorded:
             log.error("tickets %s: an answer could not be recorded: %s", ids, exc)
-            await write(db, leave(f"an answer could not be recorded ({type(exc).__name__}: {exc}); it waits to be "
-                                  "classified again"))
+            await write(db, leave(f"an answer could not be recorded ({for_people(exc)}); it waits to be classified "
+                                  "again"))
             return
         log.exception("tickets %s failed unexpectedly", ids)
-        outcomes = [Outcome(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}") for _ in ids]
+        outcomes = [Outcome(status=FAILED, reason=f"internal error: {for_people(exc)}") for _ in ids]
 
     def apply(s: Session) -> None:  # one transaction: each ticket's outcome, or pending with the reason
         for t, o in zip(ids, outcomes, strict=True):

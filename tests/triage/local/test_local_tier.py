@@ -27,8 +27,8 @@ TAX = taxonomy.default()
 RENAMED = {"billing": "payments", "technical": "bugs", "product_feedback": "ideas", "account": "access"}
 SAMPLE_AUTHOR_VOICES = {"plain", "short", "other languages", "specific"}  # see triage/local/examples.py
 EDITED = Taxonomy.from_pairs([(RENAMED[c.name], c.description) for c in TAX.categories])
-README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())  # whitespace folded, for phrases
-TOL = 0.01  # the README and the comments give two decimals; 0.01 covers that rounding and float noise between CPUs
+DOC = " ".join((ROOT / "docs" / "classification.md").read_text(encoding="utf-8").split())  # folded, for phrases
+TOL = 0.01  # the docs and the comments give two decimals; 0.01 covers that rounding and float noise between CPUs
 
 
 def near(measured: float, stated: float) -> bool:
@@ -36,9 +36,9 @@ def near(measured: float, stated: float) -> bool:
 
 
 def readme_curve_row(data: str) -> list[tuple[float, float]]:
-    """The README's learning-curve table row whose data cell starts with `data`: (accuracy, ECE) at 0, 8, 32."""
-    row = re.search(r"\| " + re.escape(data) + r"[^|]*\|([^|]+)\|([^|]+)\|([^|]+)\|", README)
-    assert row, f"the README has no learning-curve row for {data!r}"
+    """docs/classification.md's learning-curve row whose data cell starts with `data`: (accuracy, ECE) at 0, 8, 32."""
+    row = re.search(r"\| " + re.escape(data) + r"[^|]*\|([^|]+)\|([^|]+)\|([^|]+)\|", DOC)
+    assert row, f"docs/classification.md has no learning-curve row for {data!r}"
     cells = [[float(v) for v in re.findall(r"\d\.\d+", cell)] for cell in row.groups()]
     assert all(len(c) == 2 for c in cells), cells
     return [(c[0], c[1]) for c in cells]
@@ -72,7 +72,7 @@ def test_sample_set_is_large_varied_and_labelled():
 
     rows = load_samples()
     assert len(rows) == 315 and len({r["text"] for r in rows}) == len(rows)
-    assert "(`triage/samples/tickets.jsonl`, 315 tickets, SaaS)" in README
+    assert "(`triage/samples/tickets.jsonl`, 315 tickets, SaaS)" in DOC
     assert set(Counter(r["label"] for r in rows)) == set(TAX.names)
     assert min(Counter(r["label"] for r in rows).values()) >= 70
     joined = " ".join(r["text"] for r in rows)
@@ -85,8 +85,8 @@ def test_zero_shot_accuracy_and_calibration_on_the_sample_set(embedder, samples)
     head = local.train_head(embedder, TAX, [])
     pred, conf = head.predict(X)
     correct = np.array(pred) == y
-    # the README: "mean confidence 0.78 against 0.84 right on the sample set"; the built-in examples are not in it
-    assert "mean confidence 0.78 against 0.84 right on the sample set" in README
+    # the docs: "mean confidence 0.78 against 0.84 right on the sample set"; the built-in examples are not in it
+    assert "mean confidence 0.78 against 0.84 right on the sample set" in DOC
     assert near(correct.mean(), 0.84) and near(conf.mean(), 0.78), (correct.mean(), conf.mean())
     assert near(calibration.ece(conf, correct), 0.074)  # measured
     assert conf.mean() < correct.mean()  # on its own author's text the zero-shot rule errs on the side of doubt
@@ -122,8 +122,8 @@ def test_zero_shot_confidence_is_honest_on_text_unlike_its_examples(embedder, di
     queries = style == "query"  # the hardest part: indirect questions that never name the category
     acc, ece, _ = _score(ours, X[queries], y[queries])
     old_acc, old_ece, _ = _score(before, X[queries], y[queries])
-    # the README: "0.15 on the set's indirect queries, against 0.06 now"
-    assert "(0.15 on the set's indirect queries, against 0.06 now)" in README
+    # docs/classification.md: "0.15 on the set's indirect queries, against 0.06 now"
+    assert "(0.15 on the set's indirect queries, against 0.06 now)" in DOC
     assert near(acc, 0.73) and near(ece, 0.06) and near(old_ece, 0.15), (acc, ece, old_ece)  # 0.73, 0.062 vs 0.146
     every_voice = local.build_head(local.seeds_for(embedder, TAX), TAX, [])
     acc, ece, _ = _score(every_voice, X, y)
@@ -144,8 +144,8 @@ def test_confidence_is_lower_on_text_unlike_the_examples(embedder, different_sty
     ours = head.predict(off_topic)[1]
     before = _previous_design(local.seeds_for(embedder, TAX)).predict(off_topic)[1]
     assert ours.max() < 0.8 and ours.mean() < 0.6 and before.max() > 0.95, (ours, before)
-    # the README: "the weather in Lisbon is lovely" drops from 0.97 to 0.79 confidence
-    assert '("the weather in Lisbon is lovely") drops from 0.97 to 0.79 confidence' in README
+    # docs/classification.md: "the weather in Lisbon is lovely" drops from 0.97 to 0.79 confidence
+    assert '("the weather in Lisbon is lovely") drops from 0.97 to 0.79 confidence' in DOC
     assert near(before[-1], 0.97) and near(ours[-1], 0.79), (before[-1], ours[-1])
 
 
@@ -171,12 +171,12 @@ def test_more_labels_lift_accuracy_on_the_held_out_part(embedder, different_styl
     assert acc[0] < acc[8] < acc[32] and acc[32] >= acc[0] + 0.06, acc
     assert all(p["accuracy_low"] <= p["accuracy"] <= p["accuracy_high"] for p in result["points"])
     measured, stated = _curve(result), readme_curve_row("the same, with only the *other* author's examples")
-    assert _all_near(measured, stated), (measured, stated)  # the README table's cross-author row
+    assert _all_near(measured, stated), (measured, stated)  # the docs table's cross-author row
 
 
 @pytest.mark.parametrize("data", ["sample set", "different-style set"])
-def test_the_learning_curve_is_what_the_readme_table_states(embedder, samples, different_style, data):
-    """The README's first two rows: every voice of built-in examples, 3 draws, sizes 0, 8, 32 (bench_learning)."""
+def test_the_learning_curve_is_what_the_docs_table_states(embedder, samples, different_style, data):
+    """The docs' first two rows: every voice of built-in examples, 3 draws, sizes 0, 8, 32 (bench_learning)."""
     X, y = (samples[1], samples[2]) if data == "sample set" else different_style[:2]
     seeds = local.seeds_for(embedder, TAX)
 

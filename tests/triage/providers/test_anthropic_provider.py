@@ -40,7 +40,7 @@ def test_request_shape_follows_the_current_api(fake):
     assert all(f"- {c.name}: " in body["system"] for c in TAX.categories)
     fmt = body["output_config"]["format"]
     assert fmt["type"] == "json_schema" and fmt["schema"]["properties"]["category"]["enum"] == TAX.names
-    assert body["max_tokens"] == 300 and body["output_config"]["effort"] == "low"  # as the README says
+    assert body["max_tokens"] == 300 and body["output_config"]["effort"] == "low"  # as docs/classification.md says
     headers = {k.lower(): v for k, v in fake.requests[-1]["headers"].items()}
     assert headers["anthropic-version"] == "2026-10-21"
 

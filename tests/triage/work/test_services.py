@@ -122,3 +122,23 @@ def test_over_http_with_the_real_sdk(db, fake):
                                                                (second, 2, "claude-sonnet-5-5")]
     assert all(c.request_id.startswith("req_") and c.input_tokens > 0 and c.cost_pico > 0 for c in calls)
     assert sorted(c.input_tokens for c in calls) == sorted(u["input_tokens"] for u in fake.usage_log)
+
+
+def test_an_unexpected_failure_leaves_a_reason_without_the_ticket_text(db):
+    """A database error's text carries its statement's bound values (ticket text): the ticket's reason, which
+    operators read on the review page, names the error's kind only (the text goes to the log)."""
+    from sqlalchemy.exc import OperationalError
+
+    secret = "card 4111 1111 1111 1111 charged twice"
+
+    def boom(text):
+        raise OperationalError("UPDATE tickets SET note=?", (text,), Exception("database is locked"))
+
+    router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=boom), ScriptedProvider(2, "claude-sonnet-5-5"), TAX)
+    imp = runs.start_run(db, [(None, secret)], source="t", actor=LEAD)
+    asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
+    with db.read() as s:
+        t = s.get(Ticket, imp.ticket_ids[0])
+        assert t.status == "failed"
+        assert t.status_reason == "internal error: OperationalError; the server's log has the details"
+        assert "4111" not in (t.status_reason or "")
