@@ -15,6 +15,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +23,10 @@ import pandas as pd
 
 from db import reports
 from db import review as dbreview
+from db.engine import Database
 from db.migrate import open_database
 from db.models import Base
+from triage.domain import ReviewFilter, ReviewRow
 
 CATS = ["billing", "technical", "product_feedback", "account", "unknown"]
 STATES = ["classified"] * 70 + ["escalated"] * 15 + ["needs_review"] * 10 + ["failed"] * 5
@@ -35,12 +38,12 @@ CALL_COLS = ("ticket_id", "tier", "model", "outcome", "category", "confidence", 
              "cache_read_tokens", "service_tier", "request_id", "error_kind", "created_at")
 
 
-def _stamp(when: datetime, dialect: str):
+def _stamp(when: datetime, dialect: str) -> str | datetime:
     """How SQLAlchemy stores a UTC datetime on SQLite (ISO text); PostgreSQL takes the datetime itself."""
     return when.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else when
 
 
-def _bulk(db, table: str, cols: tuple[str, ...], rows: list[tuple]) -> None:
+def _bulk(db: Database, table: str, cols: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
     """Fast bulk insert through the driver: executemany on SQLite, COPY on PostgreSQL."""
     raw = db.engine.raw_connection()
     try:
@@ -60,8 +63,8 @@ def _bulk(db, table: str, cols: tuple[str, ...], rows: list[tuple]) -> None:
         raw.close()
 
 
-def seed(db, n_tickets: int, n_calls: int, *, days: int = 120, labelled_every: int = 20, demo_every: int = 200,
-         error_every: int = 50, batch_every: int = 25) -> None:
+def seed(db: Database, n_tickets: int, n_calls: int, *, days: int = 120, labelled_every: int = 20,
+         demo_every: int = 200, error_every: int = 50, batch_every: int = 25) -> None:
     """Tickets and model calls spread evenly over `days` up to now, written in bulk, then the rollups rebuilt
     from them (the app keeps them in step call by call; a bulk load rebuilds them). Every `labelled_every`-th
     ticket carries an operator label (with its correction row); every `demo_every`-th call is a simulated demo
@@ -76,7 +79,8 @@ def seed(db, n_tickets: int, n_calls: int, *, days: int = 120, labelled_every: i
         for ix in indexes:
             ix.drop(conn, checkfirst=True)
     for lo in range(0, n_tickets, batch):
-        rows, fixes = [], []
+        rows: list[tuple[object, ...]] = []
+        fixes: list[tuple[object, ...]] = []
         for i in range(lo, min(lo + batch, n_tickets)):
             status = rnd.choice(STATES)
             t1, t2 = rnd.choice(CATS[:4]), rnd.choice(CATS[:4]) if status == "escalated" else None
@@ -125,7 +129,7 @@ def seed(db, n_tickets: int, n_calls: int, *, days: int = 120, labelled_every: i
         conn.exec_driver_sql("ANALYZE")
 
 
-def rebuild_rollups(db) -> float:
+def rebuild_rollups(db: Database) -> float:
     """Rebuild the rollups from the calls as migration 0007 does; returns the seconds it took."""
     t = time.perf_counter()
     with db.transaction() as s:
@@ -133,7 +137,7 @@ def rebuild_rollups(db) -> float:
     return time.perf_counter() - t
 
 
-def timed(fn, repeat: int = 5) -> float:
+def timed(fn: Callable[[], object], repeat: int = 5) -> float:
     fn()  # warm
     runs = []
     for _ in range(repeat):
@@ -157,34 +161,34 @@ def main() -> None:
         print(f"seeded {args.tickets:,} tickets and {args.calls:,} model calls in {time.perf_counter() - t:.1f} s "
               f"({db.dialect})")
         since = date.today() - timedelta(days=89)
-        f = dbreview.ReviewFilter(reasons=("low_confidence", "failed", "disagreement"), corrected=False,
+        f = ReviewFilter(reasons=("low_confidence", "failed", "disagreement"), corrected=False,
                                   categories=("billing", "technical"))
 
-        def spend_sql():
+        def spend_sql() -> list[reports.DaySpend]:
             with db.read() as s:
                 return reports.spend_by_day(s, since)
 
-        def spend_pandas():
+        def spend_pandas() -> pd.Series:
             df = pd.read_sql_table("model_calls", db.engine)
             ts = pd.to_datetime(df["created_at"], utc=True)  # naive from SQLite, aware from PostgreSQL
             df = df[ts >= pd.Timestamp(since, tz="UTC")]
             return df.groupby([ts[df.index].dt.date, "model", "tier"])["cost_pico"].sum()
 
-        def page_sql():
+        def page_sql() -> list[ReviewRow]:
             with db.read() as s:
                 return dbreview.review_page(s, f, page=3)
 
-        def page_pandas():
+        def page_pandas() -> pd.DataFrame:
             df = pd.read_sql_table("tickets", db.engine)
             m = ((df.confidence < 0.7) | (df.status == "failed") | df.disagree) & ~df.corrected & \
                 df.category.isin(["billing", "technical"])
             return df[m].sort_values(["confidence", "id"], na_position="first").iloc[150:200]
 
-        def counts_sql():
+        def counts_sql() -> dict[str, int]:
             with db.read() as s:
                 return reports.status_counts(s)
 
-        def counts_pandas():
+        def counts_pandas() -> tuple[pd.Series, int]:
             df = pd.read_sql_table("tickets", db.engine, columns=["status", "corrected"])
             return df.status.value_counts(), df.corrected.sum()
 

@@ -32,7 +32,7 @@ def tickets(n: int) -> list[tuple[None, str]]:
     return [(None, SAMPLES[i % 4].format(n=i)) for i in range(n)]
 
 
-def run(fake: FakeAnthropic, items, concurrency: int, ledger: bool = False) -> float:
+def run(fake: FakeAnthropic, items: list[tuple[None, str]], concurrency: int, ledger: bool = False) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         db = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=concurrency,

@@ -19,6 +19,7 @@ import time
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import TypedDict
 
 from sqlalchemy import func, select
 
@@ -39,7 +40,17 @@ def sample() -> list[dict[str, str]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def run(args: argparse.Namespace, k: int) -> dict[str, float]:
+class Measured(TypedDict):
+    calls: int
+    prompt: float  # tokens per call
+    reads: float
+    cost: Decimal  # $ per 1000 tickets
+    examples: float
+    elapsed: float
+    load: float
+
+
+def run(args: argparse.Namespace, k: int) -> Measured:
     rows = sample()
     per: dict[str, int] = {}
     labelled, rest = [], []
@@ -91,7 +102,7 @@ def main() -> None:
           f"(of which loading the local model and the examples once: {shots['load']:.1f} s)")
 
 
-def r_ex(r: dict[str, float]) -> str:
+def r_ex(r: Measured) -> str:
     return f"{r['examples']:.0f}"
 
 

@@ -28,6 +28,13 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the type checker only: at run time these load inside the functions, as before
+    from sqlalchemy.orm import Session
+
+    from db.models import Ticket
+    from db.queue import Imported
 
 WORDS = ("invoice", "refund", "charged", "twice", "card", "payment", "app", "crashes", "upload", "error", "login",
          "password", "reset", "account", "locked", "feature", "dark", "mode", "export", "slow", "sync", "mobile",
@@ -44,8 +51,8 @@ def write_csv(path: Path, rows: int) -> None:
             w.writerow([f"T-{i}", " ".join(rnd.choice(WORDS) for _ in range(n)) + f" (order {i})"])
 
 
-def legacy_import_tickets(s, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
-                          requeue: Iterable[str] = ("pending", "failed"), reclassify: bool = False):
+def legacy_import_tickets(s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
+                          requeue: Iterable[str] = ("pending", "failed"), reclassify: bool = False) -> Imported:
     """db.queue.import_tickets before bulk statements (commit 48b5506), for the baseline."""
     from sqlalchemy import func, select
 
@@ -53,7 +60,7 @@ def legacy_import_tickets(s, items: Sequence[tuple[str | None, str]], *, source:
     from db.queue import LEASE, Imported, _aware, content_hash
 
     hashes = [content_hash(text, ext) for ext, text in items]
-    known: dict = {}
+    known: dict[str, Ticket] = {}
     unique = list(dict.fromkeys(hashes))
     for i in range(0, len(unique), 500):
         for t in s.scalars(select(Ticket).where(Ticket.content_hash.in_(unique[i:i + 500]))):
@@ -82,6 +89,7 @@ def legacy_import_tickets(s, items: Sequence[tuple[str | None, str]], *, source:
         by_hash[h] = t.id
     if run_id is not None:
         run = s.get(Run, run_id)
+        assert run is not None  # created by the caller in this transaction
         run.n_tickets, run.n_new = len(by_hash), len(new_ids)
     return Imported([by_hash[h] for h in hashes], new_ids, known_ids, run_id)
 
@@ -113,10 +121,11 @@ def child(csv_path: str, db_path: str, legacy: bool) -> None:
                       "start_rss_mb": base_rss / 1024}))
 
 
-def measure(csv_path: Path, db_path: Path, legacy: bool) -> dict:
+def measure(csv_path: Path, db_path: Path, legacy: bool) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-m", "bench.bench_import", "--child", str(csv_path), str(db_path),
                           "legacy" if legacy else "bulk"], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    line: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])  # the child's JSON line
+    return line
 
 
 def main() -> None:

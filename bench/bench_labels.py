@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import Ticket
-from tests.support.actors import LEAD
+from tests.support.actors import LEAD, lead, op
 from triage import ingest, labels, review, taxonomy
 from triage.work import runs
 
@@ -66,7 +66,7 @@ def timed_import(url: str, text: str, retrain: bool) -> tuple[float, float | Non
     db = open_database(url)
     t = time.perf_counter()
     batch = ingest.parse_labelled(text, "csv")
-    result = labels.apply(db, labels.plan(db, batch, TAX, "bench.csv"), operator="bench")
+    result = labels.apply(db, labels.plan(db, batch, TAX, "bench.csv"), actor=lead("bench"))
     took = time.perf_counter() - t
     learned = None
     if retrain:
@@ -84,7 +84,7 @@ def baseline(url: str, n: int) -> float:
         tickets = s.execute(select(Ticket.id, Ticket.version).order_by(Ticket.id)).all()
     changes = [(tid, TAX.names[i % len(TAX.names)], v) for i, (tid, v) in enumerate(tickets[:n])]
     t = time.perf_counter()
-    result = review.correct_many(db, changes, operator="bench", taxonomy=TAX)
+    result = review.correct_many(db, changes, actor=op("bench"), taxonomy=TAX)
     took = time.perf_counter() - t
     assert len(result.saved) == n, result.conflicts[:3]
     db.dispose()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ SOURCES = {
 }
 
 
-def previous_design(seeds: local.Seeds, tax: taxonomy.Taxonomy):
+def previous_design(seeds: local.Seeds, tax: taxonomy.Taxonomy) -> curve.Build:
     def build(X: np.ndarray, labels: list[str]) -> Head:
         Xa = np.vstack([seeds.X, X]) if len(X) else seeds.X
         w = np.array([1.0] * len(seeds.labels) + [2.0] * len(labels), dtype=np.float32)
@@ -45,7 +46,7 @@ def previous_design(seeds: local.Seeds, tax: taxonomy.Taxonomy):
     return build
 
 
-def fmt(p: dict | None, key: str) -> str:
+def fmt(p: dict[str, Any] | None, key: str) -> str:  # a point of curve.learning_curve's (dict[str, Any])
     if p is None:
         return "n/a".rjust(19)
     return f"{p[key]:.3f} [{p[key + '_low']:.2f}-{p[key + '_high']:.2f}]".rjust(19)
@@ -92,7 +93,7 @@ def main() -> None:
     by_old = {p["per_category"]: p for p in old["points"]}
     for n in sizes:
         p, q = by_new.get(n), by_old.get(n)
-        tail = "n/a (not enough labelled tickets per category)" if q is None else \
+        tail = "n/a (not enough labelled tickets per category)" if q is None or p is None else \
             f"{q['accuracy']:>8.3f} {q['ece']:>6.3f} {q['ece'] / max(p['ece'], 1e-9):>8.2f}x"
         print(f"{n:>16} {fmt(p, 'accuracy')} {fmt(p, 'ece')} | {'':16} {tail}")
 

@@ -43,7 +43,8 @@ print(time.perf_counter() - t0, label[0])
 
 def hundred_word_tickets(n: int) -> list[str]:
     texts = [r["text"] for r in load_samples()]
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while len(out) < n:
         words: list[str] = []
         while len(words) < 100:

@@ -50,7 +50,10 @@ def ours(text: str) -> Spans:
 
 
 def quality(find: Callable[[str], Spans], seeds: list[int]) -> tuple[dict[str, float], dict[str, float], float]:
-    hit, total, touched, looked = Counter(), Counter(), Counter(), Counter()
+    hit: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    touched: Counter[str] = Counter()
+    looked: Counter[str] = Counter()
     for seed in seeds:
         for s in pii_corpus.positives(seed):
             total[s.kind] += 1

@@ -30,6 +30,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from bench.bench_db import rebuild_rollups, seed
+from db.engine import Database
 from db.migrate import open_database
 from db.models import ModelCall, SpendDaily
 
@@ -45,7 +47,7 @@ PAGES = [("Classify", None), ("Review queue", "review"), ("Spend & routing", "sp
          ("Settings", "settings")]
 
 
-def database_for(calls: int, args) -> str:
+def database_for(calls: int, args: argparse.Namespace) -> str:
     """The URL of a database holding `calls` seeded calls (seeded now unless it already does)."""
     tickets = int(calls * args.tickets_per_call)
     if args.url:
@@ -92,7 +94,7 @@ def database_for(calls: int, args) -> str:
     return url
 
 
-def add_fewshot(db, days: int, examples: int = 6) -> float | None:
+def add_fewshot(db: Database, days: int, examples: int = 6) -> float | None:
     """As if the team turned few-shot on `days` days ago: every answered tier-1 call since then (400 input and
     40 output tokens of claude-haiku-5-5, as seeded) carried `examples` labelled examples and read a 640-token
     cached prefix (cache writes are not modelled), its cost priced from that usage with the price table (one entry
@@ -108,7 +110,9 @@ def add_fewshot(db, days: int, examples: int = 6) -> float | None:
     with db.read() as s:
         if s.scalar(select(ModelCall.id).where(FEWSHOT_OR_CACHED, ModelCall.examples.is_not(None)).limit(1)):
             return None
-        since = s.scalar(select(func.max(ModelCall.created_at))) - timedelta(days=days)
+        newest = s.scalar(select(func.max(ModelCall.created_at)))
+        assert newest is not None  # a seeded database has calls
+        since = newest - timedelta(days=days)
     t = time.perf_counter()
     prefix = 640  # tokens of the cached static prefix (the fixed examples)
     prices = PriceTable.default()
@@ -142,10 +146,11 @@ def engine_times(url: str, repeat: int) -> dict[str, float]:
     db = open_database(url, migrate=False)
     today = date.today()
     start = today - timedelta(days=29)
-    calls = {"Spend & routing": lambda: (reporting.spend_page(db, start, today, tier2_model="claude-sonnet-5-5",
-                                                              today=today),
-                                         spend_fewshot.measure(db, start, today)),
-             "Quality": lambda: (quality.measure(db), quality_groups.by_group_size(db))}
+    calls: dict[str, Callable[[], object]] = {
+        "Spend & routing": lambda: (reporting.spend_page(db, start, today, tier2_model="claude-sonnet-5-5",
+                                                         today=today),
+                                    spend_fewshot.measure(db, start, today)),
+        "Quality": lambda: (quality.measure(db), quality_groups.by_group_size(db))}
     out = {}
     for title, fn in calls.items():
         runs = []
@@ -172,7 +177,7 @@ def render_times(url: str, repeat: int) -> dict[str, tuple[float, float, float, 
         at.session_state["operator_name"] = "bench"
         return at
 
-    def timed(fn) -> tuple[float, float]:
+    def timed(fn: Callable[[], object]) -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         fn()
         return time.perf_counter() - wall, time.process_time() - cpu

@@ -16,12 +16,14 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from db.migrate import open_database
 from tests.support.actors import LEAD
 from tests.support.fake_anthropic import FakeAnthropic
 from triage import taxonomy
 from triage.providers import ratelimit
+from triage.providers.anthropic_provider import AnthropicProvider
 from triage.settings import Settings
 from triage.work import pipeline, runs, services
 
@@ -29,13 +31,17 @@ TEXTS = ["I was charged twice for invoice {n}, please refund", "App crashes with
          "Password reset link {n} never arrives", "Please add dark mode, feature idea {n}"]
 
 
-def run(args: argparse.Namespace, paced: bool) -> dict:
+Measured = TypedDict("Measured", {"elapsed": float, "rate": float, "429": int, "failed": int, "classified": int})
+
+
+def run(args: argparse.Namespace, paced: bool) -> Measured:
     with tempfile.TemporaryDirectory() as tmp, \
             FakeAnthropic(validate=False, rate_limit_rpm=args.rpm, rate_limit_burst=args.burst) as fake:
         db = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=args.concurrency)
         router = services.build_router(settings, taxonomy.default(), mode="haiku")
         if not paced:
+            assert isinstance(router.tier1, AnthropicProvider)  # mode haiku with a key: tier 1 is the API
             router.tier1.pacer = ratelimit.Pacer(enabled=False)
         imp = runs.start_run(db, [(None, TEXTS[i % 4].format(n=i)) for i in range(args.tickets)], source="bench",
                              mode="haiku", actor=LEAD)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import re
@@ -37,13 +38,18 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from db import queue
+from db.engine import Database
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
 from tests.support.fake_anthropic import FakeAnthropic
+
+if TYPE_CHECKING:  # Playwright is imported when a benchmark starts (a dev dependency)
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -107,7 +113,7 @@ class Sample:
     machine: float
 
     def rate(self, what: str) -> float:
-        return getattr(self, what) / self.seconds
+        return float(getattr(self, what)) / self.seconds
 
     def line(self) -> str:
         others = max(self.machine - self.server - self.browser - self.bench, 0.0)
@@ -135,14 +141,14 @@ class Tabs:
     rerun_script; a fragment's timer sends one with its fragment id). Playwright delivers those events only while
     it is called, so waiting goes through `pause`."""
 
-    def __init__(self, browser):
+    def __init__(self, browser: Browser):
         self.browser = browser
-        self.contexts: list = []
-        self.pages: list = []
+        self.contexts: list[BrowserContext] = []
+        self.pages: list[Page] = []
         self.full = 0
         self.fragment = 0
 
-    def open(self, url: str):
+    def open(self, url: str) -> Page:
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
         def sent(payload: str | bytes) -> None:
@@ -207,10 +213,11 @@ class Server:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
-def wait_for_script(page, timeout: float = 120_000) -> None:
+def wait_for_script(page: Page, timeout: float = 120_000) -> None:
     page.wait_for_timeout(300)
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(state="attached",
                                                                                          timeout=timeout)
@@ -221,7 +228,7 @@ def sample_texts() -> list[str]:
     return [json.loads(line)["text"] for line in lines if line.strip()]
 
 
-def held_run(db, texts: list[str], source: str) -> int:
+def held_run(db: Database, texts: list[str], source: str) -> int:
     """A run whose tickets the worker cannot take yet: claimed by the benchmark in the same transaction."""
     with db.transaction() as s:
         run_id = queue.create_run(s, started_by="bench", source=source, mode="auto", threshold=0.7)
@@ -230,7 +237,8 @@ def held_run(db, texts: list[str], source: str) -> int:
     return run_id
 
 
-def release_and_time(db, run_id: int, server_pid: int, tabs: Tabs, timeout: float = 900) -> tuple[float, Sample]:
+def release_and_time(db: Database, run_id: int, server_pid: int, tabs: Tabs,
+                     timeout: float = 900) -> tuple[float, Sample]:
     """Hand the held tickets to the worker; wait until none is pending. Returns (tickets/s, CPU over the run).
 
     Throughput is the run's tickets over the span from the first model call to the last outcome, both stored by
@@ -251,6 +259,7 @@ def release_and_time(db, run_id: int, server_pid: int, tabs: Tabs, timeout: floa
         first = s.scalar(select(func.min(ModelCall.created_at)).where(ModelCall.run_id == run_id))
         last = s.scalar(select(func.max(Ticket.updated_at)).where(Ticket.run_id == run_id))
         n = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.run_id == run_id))
+    assert first is not None and last is not None and n is not None  # the run had calls and tickets
     return n / (last - first).total_seconds(), sample
 
 
@@ -294,7 +303,8 @@ def main() -> None:
     ap.add_argument("--phases", default="idle,active", help="idle, active or both")
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout whose dashboard to run (to compare versions)")
     args = ap.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # always, run as a script
+        sys.stdout.reconfigure(line_buffering=True)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         raise SystemExit("needs Debian's chromium (scripts/test-services installs it)")

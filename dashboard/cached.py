@@ -16,7 +16,7 @@ from triage.spend import reports as reporting
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _spend_page(_db: Database, url: str, version: tuple, start: date, end: date, by: str, tier2_model: str,
+def _spend_page(_db: Database, url: str, version: tuple[int, ...], start: date, end: date, by: str, tier2_model: str,
                 today: date) -> reporting.SpendPage:
     return reporting.spend_page(_db, start, end, by, tier2_model=tier2_model, today=today)
 

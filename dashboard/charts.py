@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import calendar
 from datetime import date
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from triage.spend.reports import LatencyLine, MonthPoint, RoutingLine, SpendLine
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2), height=340,
               hovermode="x unified", xaxis=dict(type="category", nticks=10, tickangle=0))
@@ -29,7 +32,7 @@ def short(day: str) -> str:
         return day
 
 
-def spend_stacked(rows: list[dict], by: str) -> go.Figure:
+def spend_stacked(rows: list[SpendLine], by: str) -> go.Figure:
     fig = go.Figure()
     periods = sorted({r["period"] for r in rows})
     for series in sorted({r["series"] for r in rows}):
@@ -43,7 +46,7 @@ def spend_stacked(rows: list[dict], by: str) -> go.Figure:
     return fig
 
 
-def tickets_and_unit_cost(route: list[dict]) -> go.Figure:
+def tickets_and_unit_cost(route: list[RoutingLine]) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=[short(r["day"]) for r in route], y=[r["tickets"] for r in route], name="tickets", opacity=0.6)
     fig.add_scatter(x=[short(r["day"]) for r in route], y=[float(r["cost_per_ticket"] or 0) for r in route],
@@ -55,7 +58,7 @@ def tickets_and_unit_cost(route: list[dict]) -> go.Figure:
     return fig
 
 
-def escalation_rate(route: list[dict]) -> go.Figure:
+def escalation_rate(route: list[RoutingLine]) -> go.Figure:
     pts = [r for r in route if r["escalation_rate"] is not None]
     fig = go.Figure(go.Scatter(x=[short(r["day"]) for r in pts], y=[r["escalation_rate"] for r in pts],
                                mode="lines+markers", name="escalated to Sonnet", fill="tozeroy"))
@@ -64,7 +67,7 @@ def escalation_rate(route: list[dict]) -> go.Figure:
     return fig
 
 
-def latency(rows: list[dict]) -> go.Figure:
+def latency(rows: list[LatencyLine]) -> go.Figure:
     fig = go.Figure()
     fig.add_bar(x=[r["model"] for r in rows], y=[r["p50_ms"] for r in rows], name="p50")
     fig.add_bar(x=[r["model"] for r in rows], y=[r["p95_ms"] for r in rows], name="p95")
@@ -84,7 +87,7 @@ def versus_sonnet_alone(actual: float, alone: float | None) -> go.Figure:
     return fig
 
 
-def month_projection(cumulative: list[dict], projected_total: float, today: date) -> go.Figure:
+def month_projection(cumulative: list[MonthPoint], projected_total: float, today: date) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[r["day"] for r in cumulative], y=[float(r["cumulative_usd"]) for r in cumulative],
                                mode="lines+markers", name="spent this month"))
     month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1]).isoformat()
@@ -97,7 +100,7 @@ def month_projection(cumulative: list[dict], projected_total: float, today: date
     return fig
 
 
-def reliability(rows: list[dict]) -> go.Figure:
+def reliability(rows: list[dict[str, Any]]) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", line_color="#adb5bd",
                                name="perfectly calibrated", hoverinfo="skip"))
     for name in dict.fromkeys(r["name"] for r in rows):
@@ -115,7 +118,7 @@ def reliability(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def whatif(rows: list[dict], current: float) -> go.Figure:
+def whatif(rows: list[dict[str, Any]], current: float) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = [r["threshold"] for r in rows]
     fig.add_scatter(x=x, y=[r["accuracy"] for r in rows], name="accuracy", mode="lines+markers")
@@ -130,7 +133,7 @@ def whatif(rows: list[dict], current: float) -> go.Figure:
     return fig
 
 
-def confusion(c: dict, name: str) -> go.Figure:
+def confusion(c: dict[str, Any], name: str) -> go.Figure:
     """Operator label (rows) against the model's label (columns); the diagonal is where they agree."""
     labels, matrix = c["labels"], c["matrix"]
     share = [[n / sum(row) if sum(row) else 0.0 for n in row] for row in matrix]

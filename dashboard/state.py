@@ -4,40 +4,44 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from db.engine import database_url
+from db.engine import Database, database_url
 from db.migrate import open_database
 from triage import access
 from triage.settings import Settings, effective
+from triage.taxonomy import Taxonomy
+
+if TYPE_CHECKING:  # imported when first used at run time: the worker starts only once a visitor is let in
+    from dashboard.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner=False)
-def _database(url: str):
+def _database(url: str) -> Database:
     return open_database(url)  # applies migrations on start
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda w: w.stop())
-def _worker(url: str):
+def _worker(url: str) -> BackgroundWorker:
     from dashboard.worker import BackgroundWorker
 
     return BackgroundWorker(_database(url)).start()
 
 
-def database():
+def database() -> Database:
     return _database(database_url())
 
 
-def worker():
+def worker() -> BackgroundWorker:
     return _worker(database_url())
 
 
-def settings():
+def settings() -> tuple[Settings, Taxonomy]:
     """(Settings, Taxonomy) in force now: the environment, then what operators saved in Settings."""
     return effective(database(), Settings.from_env())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import streamlit as st
 
@@ -24,7 +25,7 @@ def sentence(text: str) -> str:
     return (text if text.endswith(".") else text + ".").replace("$", "\\$")
 
 
-def money(value) -> str:
+def money(value: Decimal | float | None) -> str:
     v = float(value or 0)
     if v == 0:
         return "$0"

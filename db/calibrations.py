@@ -30,10 +30,6 @@ def in_force(s: Session) -> dict[str, dict[str, Any]]:
     return {r.model: _as_dict(r) for r in s.scalars(select(Calibration).where(Calibration.id.in_(latest)))}
 
 
-def by_ids(s: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
-    return {r.id: _as_dict(r) for r in s.scalars(select(Calibration).where(Calibration.id.in_(ids)))} if ids else {}
-
-
 def add(s: Session, *, model: str, a: float, b: float, n: int, n_right: int, ece_before: float,
         ece_after: float | None, trigger: str, fitted_by: str, method: str = "platt") -> int:
     """Store a fit; it is in force from now on. The Quality page's figures change with it (the what-if replays

@@ -178,8 +178,8 @@ def mark_dead_lost(s: Session, host: str, alive: Callable[[int], bool]) -> int:
 
 
 @dataclass(frozen=True)
-class Estimates:
-    """What the exact spend leaves out, for the spend views."""
+class PicoEstimates:
+    """What the exact spend leaves out, in pico-dollars (the spend views' `triage.spend.reports.Estimates`)."""
 
     interrupted_calls: int = 0  # lost: probably billed, answer lost
     interrupted_pico: int = 0  # their worst-case estimate
@@ -187,7 +187,7 @@ class Estimates:
     unknown_cost_pico: int = 0  # their worst-case estimate (when they were reserved)
 
 
-def estimates(s: Session, start: date | None = None, end: date | None = None) -> Estimates:
+def estimates(s: Session, start: date | None = None, end: date | None = None) -> PicoEstimates:
     def bounded(q: Any, column: InstrumentedAttribute[datetime]) -> Any:  # Any: a Select of any row shape
         return rollups.within_days(q, start, end, column)
 
@@ -198,11 +198,6 @@ def estimates(s: Session, start: date | None = None, end: date | None = None) ->
                                      .where(CallAttempt.state == UNPRICED), CallAttempt.started_at)) or 0
     unknown = select(func.count()).select_from(ModelCall).where(ModelCall.cost_known == false())  # partial index
     unknown_n = s.scalar(bounded(unknown, ModelCall.created_at)) or 0
-    return Estimates(int(lost_n), int(lost_pico), int(unknown_n), int(unpriced_pico))
+    return PicoEstimates(int(lost_n), int(lost_pico), int(unknown_n), int(unpriced_pico))
 
 
-def open_count(s: Session, worker: str | None = None) -> int:
-    q = select(func.count()).select_from(CallAttempt).where(CallAttempt.state == OPEN)
-    if worker is not None:
-        q = q.where(CallAttempt.worker == worker)
-    return int(s.scalar(q) or 0)

@@ -478,10 +478,6 @@ def failed_by_routing(s: Session, default_threshold: float) -> dict[tuple[str, f
     return groups
 
 
-def ticket_ids_in_state(s: Session, status: str) -> list[int]:
-    return list(s.scalars(select(Ticket.id).where(Ticket.status == status).order_by(Ticket.id)))
-
-
 def ticket_ids_of_run(s: Session, run_id: int, limit: int) -> list[int]:
     return list(s.scalars(select(Ticket.id).where(Ticket.run_id == run_id).order_by(Ticket.id).limit(limit)))
 

@@ -281,7 +281,8 @@ def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknow
     assert budget.standing(db, budget.Caps.of(1)).estimated_month == from_pico(estimate.estimated_pico) > 0
     capsys.readouterr()
     assert main(["spend"]) == 0
-    assert "1 calls with unknown cost" in capsys.readouterr().out
+    assert f"1 calls with unknown cost, estimated up to ${from_pico(estimate.estimated_pico):.6f}" in \
+        capsys.readouterr().out
     assert main(["spend", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["unknown_cost_calls"] == 1
     db.dispose()

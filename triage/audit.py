@@ -24,7 +24,7 @@ def record(s: Session, actor: Actor, event: str, **detail: object) -> None:
     q.record(s, actor=actor.identity, role=actor.role.label, event=event, detail=detail)
 
 
-def recent(db: Database, *, actor: Actor, limit: int = 50) -> list[dict[str, object]]:
+def recent(db: Database, *, actor: Actor, limit: int = 50) -> list[q.Event]:
     require(actor, Action.VIEW_AUDIT)
     with db.read() as s:
         return q.recent(s, limit)

@@ -1,5 +1,7 @@
 """Classify: paste or upload tickets, watch them classified in the background, escalate one to Sonnet."""
 
+from decimal import Decimal
+
 import streamlit as st
 
 from dashboard import state
@@ -91,7 +93,7 @@ routes = ["auto", "haiku", "sonnet", "batch"] if state.has_api_key() else ["loca
 tier = c1.selectbox("Route", routes, key="tier",
                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
                                  "sonnet": "Sonnet only", "local": "Local model (no API key)",
-                                 "batch": "Economy: half price, results within 24 h"}.get)
+                                 "batch": "Economy: half price, results within 24 h"}.__getitem__)
 per_call = int(settings.per_call)
 if tier in ("auto", "haiku", "sonnet", "batch"):
     per_call = int(c2.number_input(
@@ -151,7 +153,7 @@ def ask_again(ticket_id: int | None) -> None:
         st.session_state["ask_again"] = ticket_id
 
 
-def confirm_again(ticket_id: int, price: object) -> None:
+def confirm_again(ticket_id: int, price: Decimal) -> None:
     """Inside the card: Sonnet already decided this ticket; asking again bills again, so the price is named first."""
     with st.container(border=True, key=f"again-{ticket_id}"):
         st.markdown(f"**Sonnet already decided ticket {ticket_id}.** Asking again is billed again: about "
@@ -259,7 +261,7 @@ version = None
 if run_id:
     shown_ids = runs.run_ticket_ids(db, run_id, SHOWN)
     version = runs.run_version(db, run_id, shown_ids)  # read before the cards, so no change between is missed
-if version is not None:
+if run_id and version is not None:  # the second test only tells the type checker what the first implies
     interval = poll_interval(version)
     if interval:
         st.session_state["_fresh_version"] = version  # the first draw needs no second read

@@ -46,10 +46,11 @@ def filters() -> ReviewFilter:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([3, 1.4, 2.2, 2.2])
         reasons = c1.multiselect("Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
-                                 format_func=REASON_LABELS.get, key="f_reasons", help="Empty shows every ticket.")
+                                 format_func=REASON_LABELS.__getitem__, key="f_reasons",
+                                 help="Empty shows every ticket.")
         corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
         categories = c3.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories")
-        dates = c4.date_input("Created between", value=(), key="f_dates", max_value=date.today())
+        dates = c4.date_input("Created between", value=[], key="f_dates", max_value=date.today())
         s1, s2 = st.columns([3, 2])
         search = s1.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
         origin = s2.selectbox("From run or file", choices, format_func=lambda o: o[2], key="f_origin",

@@ -1,13 +1,12 @@
 """Spend page section: API requests versus tickets, and input tokens per ticket (several tickets per call)."""
 
-from typing import Any
-
 import streamlit as st
 
+from triage.spend.reports import SpendLine
 from triage.spend.requests import requests_and_tickets
 
 
-def draw(rows: list[dict[str, Any]]) -> None:
+def draw(rows: list[SpendLine]) -> None:
     lines = requests_and_tickets(rows)
     if not lines:
         return

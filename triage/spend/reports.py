@@ -46,6 +46,7 @@ class Estimates:
     interrupted_calls: int
     interrupted_usd: Decimal
     unknown_cost_calls: int
+    unknown_cost_usd: Decimal = Decimal(0)  # their estimate: usage at the dearest known price, or the reservation
 
     @property
     def lines(self) -> list[str]:
@@ -54,8 +55,8 @@ class Estimates:
             out.append(f"plus up to ${self.interrupted_usd:.6f} in {self.interrupted_calls} interrupted calls "
                        "(estimated: probably billed, answer lost)")
         if self.unknown_cost_calls:
-            out.append(f"{self.unknown_cost_calls} calls with unknown cost (their model is not in the price table; "
-                       "add it to price them)")
+            out.append(f"{self.unknown_cost_calls} calls with unknown cost, estimated up to "
+                       f"${self.unknown_cost_usd:.6f} (their model is not in the price table; add it to price them)")
         return out
 
 
@@ -209,7 +210,8 @@ def estimates(db: Database, start: date | None = None, end: date | None = None) 
 
 def _estimates(s: Session, start: date | None, end: date | None) -> Estimates:
     e = ledger.estimates(s, start, end)
-    return Estimates(e.interrupted_calls, from_pico(e.interrupted_pico), e.unknown_cost_calls)
+    return Estimates(e.interrupted_calls, from_pico(e.interrupted_pico), e.unknown_cost_calls,
+                     from_pico(e.unknown_cost_pico))
 
 
 def _month_cumulative(s: Session, today: date) -> list[MonthPoint]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from db.reports import SpendRow
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class RequestsLine:
         return self.input_tokens / self.ticket_calls if self.ticket_calls else None
 
 
-def requests_and_tickets(rows: Iterable[dict[str, Any]]) -> list[RequestsLine]:
+def requests_and_tickets(rows: Iterable[SpendRow]) -> list[RequestsLine]:
     """Per model and tier over the rows (per day or week): requests, ticket calls and input tokens."""
     totals: dict[tuple[str, int], list[int]] = {}
     for r in rows:
