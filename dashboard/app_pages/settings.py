@@ -1,6 +1,8 @@
 """Settings (leads only): taxonomy, threshold and models, the local tier, the price table in use, API key status,
 export, and the audit trail."""
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -121,10 +123,11 @@ st.caption("Masked in every request body before it reaches the API (typed placeh
            + (f"{settings.retention_days} days are erased." if settings.retention_days else "any time are kept "
               "(retention off)."))
 with st.form("privacy"):
-    cols = st.columns(5)
-    switches = {name: cols[i].toggle(label, value=bool(getattr(settings, name)), key=f"privacy_{name}")
-                for i, (label, name) in enumerate(zip(("Cards", "IBANs", "E-mail", "Phones", "IPs"),
-                                                      config.MASK_SWITCHES, strict=True))}
+    switch_cols = st.columns(5)
+    switches: dict[str, Any] = {
+        name: switch_cols[i].toggle(label, value=bool(getattr(settings, name)), key=f"privacy_{name}")
+        for i, (label, name) in enumerate(zip(("Cards", "IBANs", "E-mail", "Phones", "IPs"), config.MASK_SWITCHES,
+                                              strict=True))}
     r1, r2 = st.columns(2)
     region = r1.text_input("Phone region (numbers without a country code)", settings.mask_phone_region)
     retention = r2.number_input("Erase tickets after this many days without activity (0 = keep)", min_value=0,
