@@ -40,6 +40,7 @@ if not runs.has_tickets(db) and actor.may(Action.LOAD_DEMO):
 paste_tab, upload_tab = st.tabs(["Paste", "Upload a file"])
 items: list[tuple[str | None, str]] = []
 source = "paste"
+labelled_file = False  # the upload is imported as operator labels (its own button), not classified
 pasted_notes: list[str] = []  # drawn under the Classify button: nothing above it moves when a paste is applied
 with paste_tab:
     pasted = st.text_area("Tickets", height=180, key="pasted",
@@ -74,7 +75,7 @@ with upload_tab:
             id_col = None if id_col == "(none)" else id_col
             if label_import.offer(db, taxonomy, text=text, fmt=fmt, name=upload.name, columns=cols,
                                   text_column=text_col, id_column=id_col):
-                items = []  # imported as operator labels, not classified
+                items, labelled_file = [], True  # imported as operator labels, not classified
             else:
                 batch = ingest.parse(text, fmt, text_column=text_cols, id_column=id_col)
                 items, source = batch.items, upload.name
@@ -104,7 +105,9 @@ if tier in ("auto", "haiku", "sonnet", "batch"):
         "accuracy by group size."))
 # Always enabled: a paste is applied when the text area loses focus, which the click on this button causes, so a
 # button disabled until then took two clicks (issue 27). The click's run has the text; without any, it says so.
-clicked = c1.button("Classify", type="primary", key="classify")
+clicked = c1.button("Classify", type="primary", key="classify", disabled=labelled_file,
+                    help="This file is imported as labels (the button above); switch off 'These are labelled' to "
+                         "classify it instead." if labelled_file else None)
 for note in pasted_notes:
     st.warning(note)
 if items:
