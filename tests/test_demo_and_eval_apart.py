@@ -33,7 +33,9 @@ def test_after_the_demo_a_real_run_can_still_spend_up_to_the_cap(env, fake, db_u
     monkeypatch.setenv("TRIAGE_DAILY_BUDGET_USD", str(CAP))
     src = tmp_path / "t.txt"
     src.write_text("".join(f"ticket {i}: I was charged twice for my plan, please refund\n" for i in range(80)))
-    assert main(["classify", str(src), "--tier", "haiku"]) == 5  # stopped by the cap, not before it
+    # one call at a time: the run stops when the next call's worst case no longer fits (with 8 in flight it stops as
+    # soon as their 8 worst cases fill the cap, however little was spent)
+    assert main(["classify", str(src), "--tier", "haiku", "--concurrency", "1"]) == 5  # stopped by the cap
     assert "budget" in capsys.readouterr().err
     spent = real_spend(db)
     assert CAP / 2 < spent <= CAP  # the run spent (nearly) its cap; the demo's money took none of it

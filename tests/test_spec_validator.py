@@ -125,7 +125,7 @@ def test_a_test_that_sends_no_body_needs_no_spec(tmp_path):
     missing = tmp_path / "absent.json"
     env = {**os.environ, "TRIAGE_SPEC_PATH": str(missing), "PYTHONPATH": str(ROOT)}
     unit = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/triage/test_parsing.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           "tests/triage/routing/test_parsing.py"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert unit.returncode == 0, unit.stdout[-2000:]
     with FakeAnthropic() as server, mock.patch.dict(os.environ, {"TRIAGE_SPEC_PATH": str(missing)}):
