@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from db.engine import Database
 from triage import access, privacy
 from triage.access import Actor, Role
-from triage.errors import TriageError
+from triage.errors import TriageError, for_people
 from triage.settings import Settings, effective
 from triage.work import batches, pipeline, services
 from triage.work.pipeline import RunReport
@@ -44,9 +44,9 @@ class WorkerStatus:
 
 
 def unexpected(exc: BaseException, what: str) -> str:
-    """A page's words for an exception we did not raise: its kind, never its text (a database error carries the
-    statement's bound values, which come from ticket text); the text is in the server's log."""
-    return f"{what} failed ({type(exc).__name__}); the server's log has the details"
+    """A page's words for a failed step: what of the exception people may read (`errors.for_people`: a foreign
+    error's kind, never its text, which is in the server's log)."""
+    return f"{what} failed ({for_people(exc)})"
 
 
 class BackgroundWorker:
