@@ -18,8 +18,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from db import labels as label_store
-from db import queue
+from db import calls
+from db import labels as db_labels
 from db.migrate import open_database
 from db.models import Ticket
 from tests.support.actors import LEAD, op
@@ -41,11 +41,11 @@ def build(url: str, n: int, n_labels: int) -> None:
         for tid in imp.ticket_ids:
             conf = round(rnd.uniform(0.8, 0.99), 3)
             truth[tid] = "billing" if rnd.random() < conf - 0.25 else "account"  # over-confident
-            queue.record_call(s, tid, imp.run_id, CallResult(1, "claude-haiku-5-5", OK, category="billing",
+            calls.record_call(s, tid, imp.run_id, CallResult(1, "claude-haiku-5-5", OK, category="billing",
                                                              confidence=conf))
     with db.transaction() as s:
         rows = {t.id: t.version for t in s.scalars(select(Ticket))}
-        label_store.set_operator_labels(s, [(tid, rows[tid], truth[tid]) for tid in imp.ticket_ids[:n_labels]],
+        db_labels.set_operator_labels(s, [(tid, rows[tid], truth[tid]) for tid in imp.ticket_ids[:n_labels]],
                                         operator="seed", file="seed.csv")
     db.dispose()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from db import reports
-from db import review as dbreview
+from db import review as db_review
 from db.engine import Database
 from db.migrate import open_database
 from db.models import Base
@@ -176,7 +176,7 @@ def main() -> None:
 
         def page_sql() -> list[ReviewRow]:
             with db.read() as s:
-                return dbreview.review_page(s, f, page=3)
+                return db_review.review_page(s, f, page=3)
 
         def page_pandas() -> pd.DataFrame:
             df = pd.read_sql_table("tickets", db.engine)

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from db import queue
+from db import queue, runs
 from db.engine import Database
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
@@ -231,7 +231,7 @@ def sample_texts() -> list[str]:
 def held_run(db: Database, texts: list[str], source: str) -> int:
     """A run whose tickets the worker cannot take yet: claimed by the benchmark in the same transaction."""
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by="bench", source=source, mode="auto", threshold=0.7)
+        run_id = runs.create_run(s, started_by="bench", source=source, mode="auto", threshold=0.7)
         queue.import_tickets(s, [(None, t) for t in texts], source=source, run_id=run_id)
         queue.claim_pending(s, HOLD, len(texts), run_id)
     return run_id
@@ -250,7 +250,7 @@ def release_and_time(db: Database, run_id: int, server_pid: int, tabs: Tabs,
     while time.monotonic() < deadline:
         tabs.pause(0.5)
         with db.read() as s:
-            if not queue.run_state_counts(s, run_id).get("pending"):
+            if not runs.run_state_counts(s, run_id).get("pending"):
                 break
     else:
         raise SystemExit(f"run {run_id} did not finish in {timeout:.0f} s")

@@ -1,6 +1,6 @@
 """The spending ledger: every paid call reserves its worst-case cost before its request is sent.
 
-The reservation is also the record of the attempt. `queue.record_call` settles it in the transaction that
+The reservation is also the record of the attempt. `calls.record_call` settles it in the transaction that
 records the call (deleted; or kept as `unpriced` at its estimate when the price table could not price the
 answer). A reservation whose process stopped or died before the answer arrived becomes `lost`: probably billed,
 answer lost, counted at its estimate in spend and budget; so does each attempt that timed out or lost its

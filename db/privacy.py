@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from db import settings as db_settings
+from db import settings
 from db.engine import Database, rows_affected
 from db.models import Correction, ModelCall, Ticket, TicketVector
 
@@ -121,10 +121,10 @@ def idle_since(s: Session, cutoff: datetime) -> list[int]:
 
 def salt(s: Session) -> str:
     """This database's secret salt for the criteria the audit trail keeps hashed (made on first use)."""
-    value = db_settings.get(s, _SALT_KEY)
+    value = settings.get(s, _SALT_KEY)
     if not isinstance(value, str):
         value = secrets.token_hex(16)
-        db_settings.put(s, _SALT_KEY, value, operator="system")
+        settings.put(s, _SALT_KEY, value, operator="system")
     return value
 
 

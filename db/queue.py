@@ -1,4 +1,4 @@
-"""The durable work queue: import tickets, claim them, record each call, apply outcomes, keep runs.
+"""The durable work queue: import tickets, claim them, release them (runs: db.runs; calls: db.calls).
 
 Callers hold the transaction (short, and never around an API call); nothing here calls an API."""
 
@@ -16,11 +16,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from db import ledger, rollups
 from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket, normal_text, normalised_text_hash
-from triage.domain import FAILED, PENDING, CallResult, Outcome, Usage, from_pico, to_pico, worker_pid
-from triage.errors import NotFound
+from triage.domain import FAILED, PENDING, worker_pid
 
 T = TypeVar("T")
 
@@ -77,18 +75,6 @@ def count_known(s: Session, items: Sequence[tuple[str | None, str]]) -> int:
         known += s.scalar(select(func.count()).select_from(Ticket)
                           .where(Ticket.content_hash.in_(hashes[i:i + 500]))) or 0
     return known
-
-
-def run_info(s: Session, run_id: int) -> Run | None:
-    return s.get(Run, run_id)
-
-
-def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float,
-               per_call: int | None = None) -> int:
-    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold, per_call=per_call)
-    s.add(run)
-    s.flush()
-    return run.id
 
 
 IN_CHUNK = 1000  # ids or hashes per IN (...) list, rows per INSERT page: well under SQLite's variable limit
@@ -256,19 +242,6 @@ def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
     ))
 
 
-def finish_idle_runs(s: Session) -> int:
-    """Mark running runs with nothing left pending as finished."""
-    busy = select(Ticket.run_id).where(Ticket.status == PENDING, Ticket.run_id.is_not(None)).distinct()
-    res = s.execute(update(Run).where(Run.status == "running", Run.id.not_in(busy))
-                    .values(status="finished", finished_at=datetime.now(UTC)))
-    return rows_affected(res)
-
-
-def stop_running_runs(s: Session, message: str) -> None:
-    s.execute(update(Run).where(Run.status == "running")
-              .values(status="stopped", message=message, finished_at=datetime.now(UTC)))
-
-
 def renew_claims(s: Session, worker: str) -> int:
     """The heartbeat of a live worker: the pending tickets it holds are held afresh for another `LEASE`. Only a
     holder that stopped renewing (dead, or stuck for longer than the lease) loses its claims to another worker."""
@@ -343,109 +316,10 @@ def release_dead_claims(s: Session, host: str, alive: Callable[[int], bool]) -> 
                for worker in dead_claimers(s, host, alive))
 
 
-def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -> int:
-    u = c.usage
-    row = ModelCall(
-        ticket_id=ticket_id, run_id=run_id, tier=c.tier, model=c.model, model_returned=c.model_returned,
-        outcome=c.outcome, category=c.category, confidence=c.confidence, reason=c.reason, problem=c.problem,
-        stop_reason=c.stop_reason, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-        cache_write_5m_tokens=u.cache_write_5m_tokens, cache_write_1h_tokens=u.cache_write_1h_tokens,
-        cache_read_tokens=u.cache_read_tokens, service_tier=u.service_tier, inference_geo=u.inference_geo,
-        cost_pico=to_pico(c.cost_usd), cost_known=c.cost_known, cost_note=c.cost_note,
-        latency_ms=c.latency_ms, request_id=c.request_id, error=c.error,
-        error_kind=c.error_kind, attempts=c.attempts, created_at=rollups.as_utc(c.created_at),
-        calibration_id=c.calibration_id, calibrated_confidence=c.calibrated_confidence,
-        examples=c.examples, group_size=c.group_size, group_position=c.group_position,
-    )
-    s.add(row)
-    s.flush()
-    rollups.add_call(s, row)  # the per-day rollups, in this same transaction
-    estimate = to_pico(c.estimated_usd) if c.estimated_usd is not None else 0
-    if c.reservation_id is not None:  # the same transaction: a call is on the books or reserved, never neither
-        ledger.settle(s, c.reservation_id, row.id, priced=c.cost_known, answered=c.answered, note=c.cost_note,
-                      estimated_pico=estimate)
-    elif not c.cost_known:  # billed, but not priceable, and nothing reserved for it: at its estimate, never $0
-        ledger.book_unpriced(s, row.id, estimated_pico=estimate, tier=c.tier, model=c.model, note=c.cost_note,
-                             ticket_id=ticket_id, run_id=run_id, at=rollups.as_utc(c.created_at))
-    if c.vector is not None:
-        from db import vectors
-
-        vectors.store(s, {ticket_id: c.vector}, c.model)
-    return row.id
-
-
-def record_calls(s: Session, calls: Sequence[tuple[int, int | None, CallResult]]) -> list[int]:
-    """The calls of one request about several tickets (ticket id, run id, that ticket's share), in the caller's
-    transaction: they are on the books together or not at all."""
-    return [record_call(s, ticket_id, run_id, c) for ticket_id, run_id, c in calls]
-
-
-def call_from_row(r: ModelCall) -> CallResult:
-    return CallResult(
-        tier=r.tier, model=r.model, outcome=r.outcome, category=r.category, confidence=r.confidence,
-        reason=r.reason or "", problem=r.problem, model_returned=r.model_returned,
-        usage=Usage(r.input_tokens, r.output_tokens, r.cache_write_5m_tokens, r.cache_write_1h_tokens,
-                    r.cache_read_tokens, r.service_tier, r.inference_geo),
-        cost_usd=from_pico(r.cost_pico), cost_known=r.cost_known, cost_note=r.cost_note,
-        latency_ms=r.latency_ms, request_id=r.request_id,
-        stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
-        created_at=r.created_at, calibration_id=r.calibration_id, calibrated_confidence=r.calibrated_confidence,
-        examples=r.examples, group_size=r.group_size, group_position=r.group_position,
-    )
-
-
-def _ticket(s: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
-    t = s.get(Ticket, ticket_id, with_for_update=lock)
-    if t is None:
-        raise NotFound(f"ticket {ticket_id} does not exist")
-    return t
-
-
-def current_calls(s: Session, ticket_id: int) -> list[CallResult]:
-    """The calls that count toward the ticket's machine label (oldest first)."""
-    t = _ticket(s, ticket_id)
-    rows = s.scalars(select(ModelCall).where(ModelCall.ticket_id == ticket_id,
-                                             ModelCall.id >= t.first_call_id).order_by(ModelCall.id))
-    return [call_from_row(r) for r in rows]
-
-
-def apply_outcome(s: Session, ticket_id: int, o: Outcome) -> None:
-    t = _ticket(s, ticket_id, lock=True)  # row lock on PostgreSQL; SQLite has BEGIN IMMEDIATE
-    t.status, t.status_reason = o.status, o.reason
-    t.escalated = o.escalated
-    tier1 = [c for c in o.calls if c.tier == 1 and c.answered]
-    tier2 = [c for c in o.calls if c.tier == 2 and c.answered]
-    t.tier1_category = tier1[-1].category if tier1 else t.tier1_category
-    t.tier2_category = tier2[-1].category if tier2 else t.tier2_category
-    t.disagree = bool(t.tier1_category and t.tier2_category and t.tier1_category != t.tier2_category)
-    if not t.corrected and o.tier is not None:
-        t.category, t.confidence, t.label_source = o.category, o.confidence, f"tier{o.tier}"
-    t.claimed_by, t.claimed_at = None, None
-    t.escalation_requested = False
-    t.updated_at = datetime.now(UTC)
-    t.version += 1
-
-
-def run_cost_by_ticket(s: Session, run_id: int) -> dict[int, int]:
-    rows = s.execute(select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico))
-                     .where(ModelCall.run_id == run_id).group_by(ModelCall.ticket_id))
-    return {tid: int(p or 0) for tid, p in rows}
-
-
 def tickets_by_id(s: Session, ids: Sequence[int]) -> dict[int, Ticket]:
     out: dict[int, Ticket] = {}
     for i in range(0, len(ids), 500):
         out.update({t.id: t for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids[i:i + 500])))})
-    return out
-
-
-def last_answered_calls(s: Session, ticket_ids: Sequence[int]) -> dict[int, ModelCall]:
-    """Each ticket's latest answered call, in one query per 500 tickets."""
-    out: dict[int, ModelCall] = {}
-    for i in range(0, len(ticket_ids), 500):
-        rows = s.scalars(select(ModelCall).where(ModelCall.ticket_id.in_(ticket_ids[i:i + 500]),
-                                                 ModelCall.outcome != "error").order_by(ModelCall.id))
-        out.update({c.ticket_id: c for c in rows})  # later calls overwrite earlier ones
     return out
 
 
@@ -457,61 +331,9 @@ def ticket_ids_below(s: Session, confidence: float, include_unlabelled: bool = T
                           .order_by(Ticket.id)))
 
 
-def decided_by_tier2(s: Session, ticket_ids: Sequence[int]) -> set[int]:
-    """Those of these tickets that tier 2 has already answered (among the calls that count for their label)."""
-    out: set[int] = set()
-    for i in range(0, len(ticket_ids), 500):
-        out.update(s.scalars(select(ModelCall.ticket_id).join(Ticket, Ticket.id == ModelCall.ticket_id).where(
-            ModelCall.ticket_id.in_(ticket_ids[i:i + 500]), ModelCall.tier == 2, ModelCall.outcome != "error",
-            ModelCall.id >= Ticket.first_call_id).distinct()))
-    return out
-
-
-def failed_by_routing(s: Session, default_threshold: float) -> dict[tuple[str, float], list[int]]:
-    """Failed tickets grouped by the mode and threshold of the run that queued them (retries keep both)."""
-    groups: dict[tuple[str, float], list[int]] = {}
-    rows = s.execute(select(Ticket.id, Run.mode, Run.threshold).outerjoin(Run, Run.id == Ticket.run_id)
-                     .where(Ticket.status == FAILED).order_by(Ticket.id))
-    for tid, mode, threshold in rows:
-        key = (mode or "auto", default_threshold if threshold is None else threshold)
-        groups.setdefault(key, []).append(tid)
-    return groups
-
-
-def ticket_ids_of_run(s: Session, run_id: int, limit: int) -> list[int]:
-    return list(s.scalars(select(Ticket.id).where(Ticket.run_id == run_id).order_by(Ticket.id).limit(limit)))
-
-
 def backdate_ticket(s: Session, ticket_id: int, when: datetime) -> None:
     """Demo data only: make a ticket look as old as its simulated calls."""
     s.execute(update(Ticket).where(Ticket.id == ticket_id).values(created_at=when))
-
-
-def finish_run(s: Session, run_id: int, status: str, message: str | None = None) -> None:
-    run = s.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"run {run_id} does not exist")
-    run.status, run.message, run.finished_at = status, message, datetime.now(UTC)
-
-
-def recent_runs(s: Session, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest runs with who started them, from where, when, and their tickets' states now."""
-    runs = s.scalars(select(Run).order_by(Run.id.desc()).limit(limit)).all()
-    counts: dict[int, dict[str, int]] = {}
-    if runs:
-        rows = s.execute(select(Ticket.run_id, Ticket.status, func.count())
-                         .where(Ticket.run_id.in_([r.id for r in runs])).group_by(Ticket.run_id, Ticket.status))
-        for run_id, status, n in rows:
-            if run_id is not None:  # excluded by the query; the column is nullable
-                counts.setdefault(run_id, {})[status] = n
-    return [{"run": r.id, "started_by": r.started_by, "source": r.source, "mode": r.mode, "status": r.status,
-             "tickets": r.n_tickets, "new": r.n_new, **counts.get(r.id, {}), "started_at": r.started_at,
-             "finished_at": r.finished_at, "message": r.message} for r in runs]
-
-
-def run_state_counts(s: Session, run_id: int) -> dict[str, int]:
-    rows = s.execute(select(Ticket.status, func.count()).where(Ticket.run_id == run_id).group_by(Ticket.status))
-    return {k: v for k, v in rows}
 
 
 def tickets_fingerprint(s: Session, ticket_ids: Sequence[int]) -> tuple[int, int, int]:

@@ -122,6 +122,17 @@ def test_the_engine_top_level_stays_small():
     assert not [p for p in prefixes if f"{p}.py" in top], f"prefix families left in triage/: {top}"
 
 
+@pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard", "tests", "bench") for p in modules(folder)],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_db_modules_have_one_alias_convention(path):
+    """`from db import queue` by its own name, or `as db_queue` where the name is taken: never `q`, `store`..."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad = [f"{a.name} as {a.asname}" for node in ast.walk(tree)
+           if isinstance(node, ast.ImportFrom) and node.module == "db"
+           for a in node.names if a.asname not in (None, f"db_{a.name}")]
+    assert not bad, f"{path.relative_to(ROOT)}: from db import {bad}"
+
+
 def test_the_rule_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from triage.routing.router import decide\nimport triage.domain\n")

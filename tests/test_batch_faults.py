@@ -136,20 +136,20 @@ def test_a_lost_answer_to_submit_is_found_again_not_sent_twice(env, fake, db_url
 
 
 def test_a_crash_between_submitting_and_remembering_never_submits_again(env, fake, db_url, tmp_path, monkeypatch):
-    from db import batches as store
+    from db import batches as db_batches
 
-    real = store.set_state
+    real = db_batches.set_state
 
     def crash_on_remember(s, run_id, state, **kw):
         if state == "in_progress":
             raise SystemExit("killed right after the API accepted the batch")
         return real(s, run_id, state, **kw)
 
-    monkeypatch.setattr(store, "set_state", crash_on_remember)
+    monkeypatch.setattr(db_batches, "set_state", crash_on_remember)
     src = write(tmp_path / "t.csv", 3)
     with pytest.raises(SystemExit):
         main(["classify", src, "--batch", "--no-wait"])
-    monkeypatch.setattr(store, "set_state", real)
+    monkeypatch.setattr(db_batches, "set_state", real)
     assert len(fake.batches) == 1
     assert main(["classify", src, "--batch", "--no-wait"]) == 0  # the tickets are held: nothing new to send
     assert main(["worker", "--once"]) == 0  # nor does a worker take them live
@@ -220,17 +220,17 @@ def test_a_batch_answer_never_overwrites_a_later_sonnet_decision(env, fake, db_u
 def test_a_lost_submission_never_adopts_another_deployments_batch(env, fake, db_url, tmp_path, monkeypatch):
     import anthropic
 
-    from db import batches as store
+    from db import batches as db_batches
 
-    real = store.submitted
+    real = db_batches.submitted
 
     def crash_on_remember(s, run_id, key, batch_id):
         raise SystemExit("killed right after the API accepted the batch")
 
-    monkeypatch.setattr(store, "submitted", crash_on_remember)
+    monkeypatch.setattr(db_batches, "submitted", crash_on_remember)
     with pytest.raises(SystemExit):
         main(["classify", write(tmp_path / "t.csv", 3), "--batch", "--no-wait"])
-    monkeypatch.setattr(store, "submitted", real)
+    monkeypatch.setattr(db_batches, "submitted", real)
     (ours,) = fake.batches
     other = anthropic.Anthropic(api_key=fake.api_key, base_url=fake.base_url).messages.batches.create(requests=[
         {"custom_id": f"run-1-ticket-{i}", "params": {"model": "claude-sonnet-5-5", "max_tokens": 64, "messages": [

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from dashboard.worker import BackgroundWorker
 from db import ledger, queue
+from db import runs as db_runs
 from db.engine import Database
 from db.models import CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD
@@ -125,7 +126,7 @@ def test_an_idle_worker_still_sees_escalations_dead_workers_and_runs_to_finish(d
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     gone = f"{services.hostname()}:{int(dead.stdout)}"
     with db.transaction() as s:  # a worker on this host was killed holding a ticket and a call in flight
-        run_id = queue.create_run(s, started_by="cli", source="cli", mode="haiku", threshold=0.7)
+        run_id = db_runs.create_run(s, started_by="cli", source="cli", mode="haiku", threshold=0.7)
         queue.import_tickets(s, tickets(1, "held"), source="cli", run_id=run_id)
         queue.claim_pending(s, gone, 1, run_id)
         ledger.reserve(s, estimated_pico=1000, tier=1, model="claude-haiku-4-5", kind="call", worker=gone,
@@ -133,7 +134,7 @@ def test_an_idle_worker_still_sees_escalations_dead_workers_and_runs_to_finish(d
     wait_for(lambda: pending(db) == 0)  # its claim released and the ticket classified, no wake
     assert count(db, CallAttempt.state == ledger.LOST, of=CallAttempt) == 1
     with db.transaction() as s:  # a run whose tickets were all known already: nothing to classify, it ends
-        empty = queue.create_run(s, started_by="cli", source="cli", mode="haiku", threshold=0.7)
+        empty = db_runs.create_run(s, started_by="cli", source="cli", mode="haiku", threshold=0.7)
     wait_for(lambda: count(db, Run.id == empty, Run.status == "finished", of=Run) == 1)
     n = len(passes)
     time.sleep(0.5)

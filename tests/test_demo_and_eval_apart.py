@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from db import queue
+from db import calls
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
 from tests.support.actors import LEAD
@@ -60,13 +60,13 @@ def test_an_eval_leaves_production_tickets_with_the_same_text_in_their_runs_with
                                                                              strict=True)))
     with db.read() as s:
         before = production(s)
-        answers = {tid: queue.current_calls(s, tid) for tid in before}
+        answers = {tid: calls.current_calls(s, tid) for tid in before}
     assert len(before) == 2 and all(len(calls) == 1 for calls in answers.values())
     assert main(["eval", "--gold", str(gold), "--tier", "haiku", "--json"]) == 0
     assert len(fake.usage_log) == 4  # every gold row asked afresh
     with db.read() as s:
         assert production(s) == before  # same run, state, label, counted calls
-        assert {tid: queue.current_calls(s, tid) for tid in before} == answers
+        assert {tid: calls.current_calls(s, tid) for tid in before} == answers
         eval_run = s.scalars(select(Run).where(Run.source == f"eval:{gold}")).one()
         own = s.scalars(select(Ticket).where(Ticket.run_id == eval_run.id)).all()
         assert sorted(t.text for t in own) == sorted(texts) and not {t.id for t in own} & set(before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from db import audit as q
+from db import audit as db_audit
 from db.engine import Database
 from triage.access import Action, Actor, require
 
@@ -21,13 +21,13 @@ DEMO = "demo.load"
 
 def record(s: Session, actor: Actor, event: str, **detail: object) -> None:
     """Add an event inside the caller's transaction, so it is recorded exactly when the change is."""
-    q.record(s, actor=actor.identity, role=actor.role.label, event=event, detail=detail)
+    db_audit.record(s, actor=actor.identity, role=actor.role.label, event=event, detail=detail)
 
 
-def recent(db: Database, *, actor: Actor, limit: int = 50) -> list[q.Event]:
+def recent(db: Database, *, actor: Actor, limit: int = 50) -> list[db_audit.Event]:
     require(actor, Action.VIEW_AUDIT)
     with db.read() as s:
-        return q.recent(s, limit)
+        return db_audit.recent(s, limit)
 
 
 def describe(detail: dict[str, object]) -> str:

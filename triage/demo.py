@@ -15,7 +15,8 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from db import queue, reports, rollups
+from db import calls as db_calls
+from db import queue, reports, rollups, runs
 from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, Role, require
@@ -64,7 +65,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
     samples = [r for r in load_samples() if r["label"] in taxonomy]
     now = datetime.now(UTC)
     with db.transaction() as s:  # imported and claimed at once, so a running worker never picks them up
-        run_id = queue.create_run(s, started_by="demo", source=SOURCE, mode="demo", threshold=settings.threshold)
+        run_id = runs.create_run(s, started_by="demo", source=SOURCE, mode="demo", threshold=settings.threshold)
         imported = queue.import_tickets(s, [(r["id"], r["text"]) for r in samples], source=SOURCE, run_id=run_id)
         queue.claim_pending(s, "demo", len(samples), run_id)
     gold = {tid: r for tid, r in zip(imported.ticket_ids, samples, strict=True)}
@@ -78,8 +79,8 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
                 calls.append(_simulated_call(2, settings.tier2_model, text, label, rnd, taxonomy, prices,
                                              when + timedelta(seconds=2), 0.95))
             for c in calls:
-                queue.record_call(s, tid, imported.run_id, c)
-            queue.apply_outcome(s, tid, decide(calls, settings.threshold))
+                db_calls.record_call(s, tid, imported.run_id, c)
+            db_calls.apply_outcome(s, tid, decide(calls, settings.threshold))
             queue.backdate_ticket(s, tid, when)
     n_local = 0
     if local:
@@ -94,7 +95,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
     calibrate.refresh(db, trigger="demo", by=actor.identity)  # the demo's labels are enough for Haiku's map
     summary = {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
     with db.transaction() as s:
-        queue.finish_idle_runs(s)
+        runs.finish_idle_runs(s)
         audit.record(s, actor, audit.DEMO, **summary)
     return summary
 

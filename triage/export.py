@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from db import review as db_review
+from db import review
 from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
@@ -72,7 +72,7 @@ def _ticket_rows(db: Database, batch: int = 2000) -> list[dict[str, Any]]:
     rows, page = [], 0
     with db.read() as s:
         while True:
-            chunk = db_review.export_page(s, page, batch)
+            chunk = review.export_page(s, page, batch)
             rows.extend(chunk)
             if len(chunk) < batch:
                 return rows

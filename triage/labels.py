@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from db import labels as q
+from db import labels as db_labels
 from db.engine import Database
 from db.models import text_hash
 from db.queue import content_hash
@@ -171,15 +171,15 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
         else:
             valid.append((r, names[r.label.casefold()], text_hash(r.text) if r.text else None))
     with db.read() as s:
-        by_id = q.by_external_ids(s, [r.external_id for r, _, _ in valid if r.external_id])
-        by_text = q.by_text_hashes(s, [h for _, _, h in valid if h is not None])
+        by_id = db_labels.by_external_ids(s, [r.external_id for r, _, _ in valid if r.external_id])
+        by_text = db_labels.by_text_hashes(s, [h for _, _, h in valid if h is not None])
 
     Hits = dict[str, list[tuple[ingest.LabelledRow, str]]]  # label -> (row, matched by) giving it
     existing: dict[int, Hits] = {}
     fresh: dict[str, Hits] = {}  # content hash of a new ticket -> ...
-    known: dict[int, q.Known] = {}
+    known: dict[int, db_labels.Known] = {}
     for r, label, h in valid:
-        matches: list[tuple[q.Known, str]] = []
+        matches: list[tuple[db_labels.Known, str]] = []
         with_id = by_id.get(r.external_id or "", [])
         if with_id:
             same_text = [k for k in with_id if h is not None and k.text_hash == h]
@@ -285,15 +285,15 @@ def apply(db: Database, p: Plan, *, actor: Actor) -> Imported:
     for i in range(0, len(p.changes), CHUNK):
         chunk = p.changes[i:i + CHUNK]
         with db.transaction() as s:
-            done, refused = q.set_operator_labels(s, [(c.ticket_id, c.version, c.label) for c in chunk],
+            done, refused = db_labels.set_operator_labels(s, [(c.ticket_id, c.version, c.label) for c in chunk],
                                                   operator=operator, file=p.file, note=note)
         labelled += len(done)
         conflicts += refused
     for i in range(0, len(p.new), CHUNK):
         chunk_new = p.new[i:i + CHUNK]
         with db.transaction() as s:
-            ids = q.add_labelled_tickets(s, [(n.external_id, n.text, n.label) for n in chunk_new], operator=operator,
-                                         file=p.file, note=note)
+            ids = db_labels.add_labelled_tickets(s, [(n.external_id, n.text, n.label) for n in chunk_new],
+                                                 operator=operator, file=p.file, note=note)
         created += sum(tid is not None for tid in ids)
         conflicts += [f"row {n.row}: this ticket was added by someone else meanwhile"
                       for n, tid in zip(chunk_new, ids, strict=True) if tid is None]
@@ -313,7 +313,7 @@ def learn(db: Database, taxonomy: Taxonomy) -> Learned:
     head = local.train_from_labels(db, taxonomy, shared())  # part of the import the lead was allowed to make
     m = head.metrics
     with db.read() as s:
-        per = q.operator_label_counts(s, taxonomy.names)
+        per = db_labels.operator_label_counts(s, taxonomy.names)
     return Learned(per, int(m.get("n_train", 0)), m.get("oof_accuracy"), int(m.get("human_n", 0)),
                    m.get("human_accuracy"), m.get("human_ece"))
 

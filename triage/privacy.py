@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from db import privacy as store
+from db import privacy as db_privacy
 from db import rollups
 from db.engine import Database
 from triage import audit
@@ -60,36 +60,36 @@ def erase_tickets(db: Database, ticket_ids: Sequence[int], *, actor: Actor, dry_
     if not ticket_ids:
         raise InputError("no tickets to erase: give at least one ticket id")
     with db.read() if dry_run else db.transaction() as s:
-        found = store.find(s, ticket_ids)
+        found = db_privacy.find(s, ticket_ids)
         if found.missing and strict:
             raise InputError(f"no such ticket: {', '.join(map(str, found.missing[:20]))}; nothing was erased")
         if found.busy and strict:
             raise InputError(f"ticket(s) {', '.join(map(str, found.busy[:20]))} are pending or being classified; "
                              "erase them once they are done; nothing was erased")
         if dry_run:
-            would = store.what_goes(s, found.erasable)
+            would = db_privacy.what_goes(s, found.erasable)
             return Erasure(found.erasable, would.vectors, would.reasons, would.notes, found.erased, True)
-        done = store.erase(s, found.erasable)
+        done = db_privacy.erase(s, found.erasable)
         if found.erasable:
             rollups.bump_version(s, "labels")  # cached few-shot banks reload without the erased texts
         ids = ",".join(map(str, sorted(set(ticket_ids))))
         audit.record(s, actor, event, tickets=done.tickets, vectors=done.vectors, reasons=done.reasons,
-                     notes=done.notes, criterion=_criterion_hash(store.salt(s), criterion or f"tickets:{ids}"))
-    scrubbed = store.scrub(db)
+                     notes=done.notes, criterion=_criterion_hash(db_privacy.salt(s), criterion or f"tickets:{ids}"))
+    scrubbed = db_privacy.scrub(db)
     return Erasure(found.erasable, done.vectors, done.reasons, done.notes, found.erased, False, scrubbed)
 
 
 def erased_among(db: Database, ticket_ids: Sequence[int]) -> set[int]:
     """Those of these tickets that were erased: no model is asked about them again (retry, escalation)."""
     with db.read() as s:
-        return store.erased_among(s, ticket_ids)
+        return db_privacy.erased_among(s, ticket_ids)
 
 
 def idle_tickets(db: Database, days: int, *, now: datetime | None = None) -> list[int]:
     """Tickets (not erased) with no activity in the last `days` days."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     with db.read() as s:
-        return store.idle_since(s, cutoff)
+        return db_privacy.idle_since(s, cutoff)
 
 
 def purge(db: Database, days: int, *, actor: Actor, dry_run: bool = False, now: datetime | None = None) -> Erasure:

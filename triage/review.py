@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from db import queue
-from db import review as q
+from db import review as db_review
 from db.engine import Database
 from triage.access import Action, Actor, require
 from triage.domain import ReviewFilter, ReviewRow, TicketView, from_pico
@@ -36,13 +36,13 @@ class Page:
 COUNT_AHEAD = 10_000  # a page counts matches this far past itself, so it costs the same on any history
 
 
-def page(db: Database, f: ReviewFilter, number: int = 0, size: int = q.PAGE_SIZE, *, actor: Actor) -> Page:
+def page(db: Database, f: ReviewFilter, number: int = 0, size: int = db_review.PAGE_SIZE, *, actor: Actor) -> Page:
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
-        rows = q.review_page(s, f, number, size)
+        rows = db_review.review_page(s, f, number, size)
         cap = number * size + COUNT_AHEAD
-        total = q.review_count(s, f, cap + 1)
-        return Page(rows, min(total, cap), number, size, q.machine_labels(s, [r.id for r in rows]), total > cap)
+        total = db_review.review_count(s, f, cap + 1)
+        return Page(rows, min(total, cap), number, size, db_review.machine_labels(s, [r.id for r in rows]), total > cap)
 
 
 def fingerprint(db: Database, ticket_ids: list[int]) -> tuple[int, int, int]:
@@ -58,8 +58,8 @@ def refresh(db: Database, current: Page, ticket_ids: list[int], *, actor: Actor)
     operator saw (a save over someone else's change is still refused)."""
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
-        fresh = {r.id: r for r in q.rows_by_id(s, ticket_ids)}
-        machine = q.machine_labels(s, ticket_ids)
+        fresh = {r.id: r for r in db_review.rows_by_id(s, ticket_ids)}
+        machine = db_review.machine_labels(s, ticket_ids)
     return replace(current, rows=[fresh.get(r.id, r) for r in current.rows], machine={**current.machine, **machine})
 
 
@@ -71,7 +71,7 @@ def correct(db: Database, ticket_id: int, label: str, *, actor: Actor, expected_
     if label not in taxonomy:
         raise InputError(f"{label!r} is not a category; pick one of {', '.join(taxonomy.names)}")
     with db.transaction() as s:
-        return q.correct(s, ticket_id, label, operator=actor.identity, expected_version=expected_version,
+        return db_review.correct(s, ticket_id, label, operator=actor.identity, expected_version=expected_version,
                          note=note)
 
 
@@ -119,7 +119,7 @@ class Detail:
 def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
-        t = q.ticket(s, ticket_id)
+        t = db_review.ticket(s, ticket_id)
         if t is None:
             return None
         calls = [{
@@ -131,7 +131,7 @@ def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
             "input_tokens": c.input_tokens, "output_tokens": c.output_tokens,
             "cache_tokens": c.cache_read_tokens + c.cache_write_5m_tokens + c.cache_write_1h_tokens,
             "cost_usd": from_pico(c.cost_pico), "latency_ms": c.latency_ms, "request_id": c.request_id,
-        } for c in q.calls_of(s, ticket_id)]
+        } for c in db_review.calls_of(s, ticket_id)]
         history = [{"time": h.created_at, "operator": h.operator, "from": h.previous_label, "to": h.new_label,
-                    "note": h.note} for h in q.history_of(s, ticket_id)]
+                    "note": h.note} for h in db_review.history_of(s, ticket_id)]
         return Detail(t, calls, history)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from dashboard.ui import money
-from db import queue
+from db import calls
 from db.migrate import open_database
 from tests.dashboard.conftest import make_app
 from tests.support.actors import LEAD
@@ -40,9 +40,9 @@ def seed(db, *, with_examples=True, label=True):
     ids = dict(zip(TRUTH, imp.ticket_ids, strict=True))
     with db.transaction() as s:
         for text, tid in ids.items():
-            queue.record_call(s, tid, imp.run_id, call(WITHOUT[text]))
+            calls.record_call(s, tid, imp.run_id, call(WITHOUT[text]))
             if with_examples and text in WITH:
-                queue.record_call(s, tid, imp.run_id, call(WITH[text], examples=11))
+                calls.record_call(s, tid, imp.run_id, call(WITH[text], examples=11))
     if label:
         csv = "text,label\n" + "".join(f"{t},{lab}\n" for t, lab in TRUTH.items())
         labels.import_labels(db, ingest.parse_labelled(csv, "csv"), TAX, file="truth.csv", actor=LEAD, retrain=False)
@@ -90,15 +90,15 @@ def test_spend_shows_what_examples_cost_and_what_the_cache_saved_exactly(app_env
     prices = PriceTable.default()
     cached = [Usage(150, 20, 700, 0, 0), Usage(160, 20, 0, 0, 700), Usage(140, 20, 0, 0, 700)]  # write, 2 reads
     with db.transaction() as s:
-        queue.record_call(s, imp.ticket_ids[0], imp.run_id, call("billing", usage=Usage(400, 20),
+        calls.record_call(s, imp.ticket_ids[0], imp.run_id, call("billing", usage=Usage(400, 20),
                                                                  cost=prices.cost("claude-haiku-5-5", Usage(400, 20),
                                                                                   NOW)))
         for tid, u in zip(imp.ticket_ids[1:], cached, strict=True):
-            queue.record_call(s, tid, imp.run_id, call("billing", examples=11, usage=u,
+            calls.record_call(s, tid, imp.run_id, call("billing", examples=11, usage=u,
                                                        cost=prices.cost("claude-haiku-5-5", u, NOW)))
         old = call("billing", examples=11, usage=Usage(100, 20, 0, 0, 900))  # outside the dates measured
         old.created_at = NOW - timedelta(days=40)
-        queue.record_call(s, imp.ticket_ids[0], imp.run_id, old)
+        calls.record_call(s, imp.ticket_ids[0], imp.run_id, old)
     data = spend_fewshot.measure(db, NOW.date(), NOW.date(), prices)
     # Haiku 5.5 per million tokens: input 0.10, 5-minute write 0.125, read 0.01
     assert (data.read_tokens, data.write_tokens) == (1400, 700)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from db import settings as db_settings
+from db import settings
 from db.migrate import open_database
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
@@ -54,7 +54,7 @@ def test_a_tile_on_few_labels_says_so_and_is_drawn_small(labelled):
 def test_the_local_models_two_accuracies_have_two_names_each_saying_why(app_env):
     db = open_database(app_env)
     with db.transaction() as s:  # what a training stored (the Settings page reads only this)
-        db_settings.put(s, local.SETTING, {"head": {"metrics": {
+        settings.put(s, local.SETTING, {"head": {"metrics": {
             "n_train": 120, "labels": {"operator": 40}, "human_accuracy": 0.78, "human_ece": 0.05,
             "oof_ece": 0.05, "trained_at": "2026-12-01 10:00"}}}, operator="test")
     at = make_app("settings")

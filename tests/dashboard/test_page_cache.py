@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, event
 
-from db import queue
+from db import calls, queue
 from db.models import Ticket
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
@@ -56,7 +56,7 @@ def test_spend_rerun_without_new_data_reads_only_the_version_and_new_calls_show_
     assert "two significant digits" in texts(at)  # the latency resolution is stated
     with db.transaction() as s:  # a new ticket gets a call: the next run shows it
         new = queue.import_tickets(s, [(None, "brand new")], source="t", run_id=None).ticket_ids[0]
-        queue.record_call(s, new, None, CallResult(1, "claude-haiku-5-5", OK, category="billing", confidence=0.9,
+        calls.record_call(s, new, None, CallResult(1, "claude-haiku-5-5", OK, category="billing", confidence=0.9,
                                                    created_at=datetime.now(UTC)))
     statements.clear()
     at.run()
@@ -75,7 +75,7 @@ def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correctio
     at.run()
     assert statements and figure_queries(statements) == []
     with db.transaction() as s:  # a call on an unlabelled ticket does not touch what Quality measures
-        queue.record_call(s, ids["weird one"], None, CallResult(1, "claude-haiku-5-5", OK, category="technical"))
+        calls.record_call(s, ids["weird one"], None, CallResult(1, "claude-haiku-5-5", OK, category="technical"))
     statements.clear()
     at.run()
     assert figure_queries(statements) == []

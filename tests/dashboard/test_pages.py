@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from db import audit as audit_log
+from db import audit as db_audit
 from db.models import Correction, Ticket
 from tests.dashboard.conftest import make_app
 from tests.support.actors import LEAD, op
@@ -254,11 +254,11 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     assert shown["Operator labels"] == str(labelled) and labelled >= 80  # the demo's corrections and confirmations
     trained_on = int(shown["Trained on"].removesuffix(" examples"))
     with db.read() as s:
-        assert [e["event"] for e in audit_log.recent(s)][:2] == ["demo.load", "run.start"]
+        assert [e["event"] for e in db_audit.recent(s)][:2] == ["demo.load", "run.start"]
     settings.button(key="retrain").click().run(timeout=120)
     assert not settings.exception
     with db.read() as s:  # retrained by the lead on the demo's labels, in the audit trail
-        last = audit_log.recent(s)[0]
+        last = db_audit.recent(s)[0]
     assert (last["event"], last["actor"], last["detail"]["n_train"]) == ("local.retrain", "alice", trained_on)
     assert last["detail"]["labels"]["operator"] == labelled
 
@@ -369,7 +369,7 @@ def test_the_spend_page_shows_interrupted_calls_and_calls_of_unknown_cost(seeded
     import asyncio
     from decimal import Decimal
 
-    from db import queue
+    from db import calls as db_calls
     from triage.domain import OK, CallResult
     from triage.spend import budget
 
@@ -377,7 +377,7 @@ def test_the_spend_page_shows_interrupted_calls_and_calls_of_unknown_cost(seeded
     guard = budget.BudgetGuard(db, budget.Caps())
     asyncio.run(guard.abandon(guard.reserve(Decimal("0.0042"), 1, "claude-haiku-5-5"), "killed"))
     with db.transaction() as s:
-        queue.record_call(s, ids["charged twice"], None, CallResult(1, "claude-haiku-5-5", OK, cost_known=False,
+        db_calls.record_call(s, ids["charged twice"], None, CallResult(1, "claude-haiku-5-5", OK, cost_known=False,
                                                                     cost_note="no price"))
     at = make_app("spend")
     info = " ".join(i.value for i in at.info)

@@ -4,7 +4,8 @@ labels stamp, and the Spend page's sums over calls with examples or cache tokens
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from db import fewshot, queue, vectors
+from db import calls as db_calls
+from db import fewshot, vectors
 from tests.support.actors import LEAD
 from triage import domain as base
 from triage import ingest, labels, taxonomy
@@ -39,7 +40,7 @@ def test_sums_per_day_band_and_kind_over_the_chosen_dates_only(anydb):
              (DAY, 11, Usage(200_000, 10))]  # the dearer band
     with anydb.transaction() as s:
         for tid, (when, n, u) in zip(imp.ticket_ids, calls, strict=True):
-            queue.record_call(s, tid, imp.run_id, CallResult(1, "claude-haiku-5-5", base.OK, category="billing",
+            db_calls.record_call(s, tid, imp.run_id, CallResult(1, "claude-haiku-5-5", base.OK, category="billing",
                                                              confidence=0.9, usage=u, cost_usd=Decimal("0.0001"),
                                                              examples=n, created_at=when))
     with anydb.read() as s:

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
-from db import queue, reports
+from db import calls, queue, reports
 from db.models import Base, Correction, ModelCall, Ticket
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider, error
@@ -135,7 +135,7 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
                 u = Usage(1000 + i, 100 + i, cache_read_tokens=50)
                 c = CallResult(tier, model, "ok", category="billing", confidence=0.9, usage=u,
                                cost_usd=prices.cost(model, u, when), latency_ms=100 * tier, created_at=when)
-                queue.record_call(s, imp.ticket_ids[i % 2], None, c)
+                calls.record_call(s, imp.ticket_ids[i % 2], None, c)
     with anydb.read() as s:
         daily = reports.spend_by_day(s)
         assert [r["day"] for r in daily] == ["2026-11-02", "2026-11-02", "2026-11-03", "2026-11-03",
@@ -182,7 +182,7 @@ def test_review_pages_keep_the_least_confident_first_order(anydb):
     """Two index walks (no confidence, then by confidence) give exactly the one-sort order, page by page."""
     from sqlalchemy import update
 
-    from db import review as dbreview
+    from db import review as db_review
     from triage.domain import ReviewFilter
 
     imp = runs.start_run(anydb, [(None, f"ticket {i}") for i in range(57)], source="t", actor=LEAD)
@@ -194,6 +194,6 @@ def test_review_pages_keep_the_least_confident_first_order(anydb):
         everything = [r.id for r in s.execute(select(Ticket.id).order_by(Ticket.confidence.asc().nulls_first(),
                                                                            Ticket.id))]
         for size in (5, 19, 50):
-            pages = [dbreview.review_page(s, ReviewFilter(), p, size) for p in range(-(-57 // size) + 1)]
+            pages = [db_review.review_page(s, ReviewFilter(), p, size) for p in range(-(-57 // size) + 1)]
             assert [r.id for page in pages for r in page] == everything, size
             assert pages[-1] == []

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from sqlalchemy import case, func, or_, select
 
-from db import fewshot as dbfewshot
-from db import quality as dbquality
-from db import queue, reports, rollups
-from db import review as dbreview
+from db import calls as db_calls
+from db import fewshot as db_fewshot
+from db import quality as db_quality
+from db import queue, reports, review, rollups
 from db.models import CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from tests.support.actors import LEAD
 from triage import demo, taxonomy
@@ -287,36 +287,36 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
         tid = rnd.choice(ids)
         with db.transaction() as s:
             if kind == "call":
-                queue.record_call(s, tid, None, random_call(rnd, rnd.choice([0, 1, 1, 2]), first, days))
+                db_calls.record_call(s, tid, None, random_call(rnd, rnd.choice([0, 1, 1, 2]), first, days))
             elif kind == "escalation":  # tier 1 unsure, then tier 2, maybe on the next day
                 tier1 = random_call(rnd, 1, first, days, outcome=OK)
                 tier2 = random_call(rnd, 2, first, days, outcome=OK)
                 tier2.created_at = tier1.created_at + timedelta(seconds=rnd.choice([1, 3600, 86_400]))
                 calls = [tier1, tier2]
                 for c in calls:
-                    queue.record_call(s, tid, None, c)
-                queue.apply_outcome(s, tid, Outcome(status="escalated", tier=2, category="billing", confidence=0.9,
+                    db_calls.record_call(s, tid, None, c)
+                db_calls.apply_outcome(s, tid, Outcome(status="escalated", tier=2, category="billing", confidence=0.9,
                                                     escalated=True, calls=calls))
             elif kind == "direct":  # Sonnet first (tier sonnet); tier 1 may see the ticket later
-                queue.record_call(s, tid, None, random_call(rnd, 2, first, days))
+                db_calls.record_call(s, tid, None, random_call(rnd, 2, first, days))
             elif kind == "retry":  # an API error, then the retry succeeds, often another day
-                queue.record_call(s, tid, None, random_call(rnd, 1, first, days, outcome=ERROR))
-                queue.record_call(s, tid, None, random_call(rnd, 1, first, days, outcome=OK))
+                db_calls.record_call(s, tid, None, random_call(rnd, 1, first, days, outcome=ERROR))
+                db_calls.record_call(s, tid, None, random_call(rnd, 1, first, days, outcome=OK))
             elif kind == "batch":
                 c = random_call(rnd, 1, first, days, outcome=OK)
                 c.usage = Usage(c.usage.input_tokens, c.usage.output_tokens, service_tier="batch")
-                queue.record_call(s, tid, None, c)
+                db_calls.record_call(s, tid, None, c)
             elif kind == "correct":
                 t = s.get(Ticket, tid)
-                dbreview.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
+                review.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
             elif kind == "group":  # one request about several tickets: a row each (its share), counted once
                 whole = random_call(rnd, rnd.choice([1, 2]), first, days)
                 members = rnd.sample(ids, min(rnd.randint(2, 5), len(ids)))
-                queue.record_calls(s, [(t, None, replace(whole, group_size=len(members), group_position=k))
+                db_calls.record_calls(s, [(t, None, replace(whole, group_size=len(members), group_position=k))
                                        for k, t in enumerate(members, 1)])
             else:  # several tickets' calls in one transaction (the local tier and the demo write like this)
                 for other in rnd.sample(ids, min(3, len(ids))):
-                    queue.record_call(s, other, None, random_call(rnd, rnd.choice([0, 1, 2]), first, days))
+                    db_calls.record_call(s, other, None, random_call(rnd, rnd.choice([0, 1, 2]), first, days))
     return ids
 
 
@@ -348,11 +348,11 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
                                                  for r in reports.latency_histogram_from_calls(s))
         cache_keys = [c.key for c in CacheDaily.__table__.columns]
         assert stored["cache_daily"] == sorted(tuple(r[k] for k in cache_keys)
-                                               for r in dbfewshot.cache_by_day_from_calls(s))
+                                               for r in db_fewshot.cache_by_day_from_calls(s))
         answer_keys = [c.key for c in LabelledAnswer.__table__.columns]
         assert stored["labelled_answers"] == sorted(tuple(r[k] for k in answer_keys)
-                                                    for r in dbquality.labelled_answers_from_calls(s))
-        old = old_quality(dbquality.labelled_calls(s), maps=calibrate.in_force(db))
+                                                    for r in db_quality.labelled_answers_from_calls(s))
+        old = old_quality(db_quality.labelled_calls(s), maps=calibrate.in_force(db))
         new = quality.measure(db)  # per tier and model now; tickets, flips and the what-if replay are per tier
         assert new.n_tickets == old.n_tickets and new.flips == old.flips and new.whatif == old.whatif
         assert reports.demo_calls(s) == old_demo_calls(s)
@@ -409,12 +409,12 @@ def assert_quality_from_the_rollup_equals_quality_from_the_calls(db) -> None:
     reliability, confusion, label sources, flips, the what-if, calibration levels) equals the one built from every
     call of the labelled tickets, as the page did before."""
     with db.read() as s:
-        assert dbquality.one_model_per_tier(s)
-        assert dbquality.measured_answers(s) == dbquality.labelled_answers(s)  # the rollup is what is measured
-        calls = dbquality.labelled_calls(s)
+        assert db_quality.one_model_per_tier(s)
+        assert db_quality.measured_answers(s) == db_quality.labelled_answers(s)  # the rollup is what is measured
+        calls = db_quality.labelled_calls(s)
     fast = quality.measure(db, classes=TAX.names)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(dbquality, "measured_answers", lambda s, since=None: calls)
+        m.setattr(db_quality, "measured_answers", lambda s, since=None: calls)
         slow = quality.measure(db, classes=TAX.names)
     assert fast.n_tickets == len({r["ticket_id"] for r in calls})
     assert fast.to_dict() == slow.to_dict()
@@ -433,11 +433,11 @@ def test_quality_from_the_rollup_equals_quality_from_the_calls_on_random_histori
     with anydb.transaction() as s:  # a second tier-1 model: a ticket's latest answer of each model is not in the
         # rollup any more, so the figures come from the calls
         tid = s.scalar(select(func.max(LabelledAnswer.ticket_id)))
-        queue.record_call(s, tid, None, CallResult(1, "claude-haiku-4-5", OK, category=TAX.names[0],
+        db_calls.record_call(s, tid, None, CallResult(1, "claude-haiku-4-5", OK, category=TAX.names[0],
                                                    confidence=0.5, created_at=datetime(2026, 11, 28, tzinfo=UTC)))
     with anydb.read() as s:
-        assert not dbquality.one_model_per_tier(s)
-        assert dbquality.measured_answers(s) == dbquality.labelled_calls(s)
+        assert not db_quality.one_model_per_tier(s)
+        assert db_quality.measured_answers(s) == db_quality.labelled_calls(s)
     assert "claude-haiku-4-5" in {t["model"] for t in quality.measure(anydb).per_tier}
 
 
@@ -446,17 +446,17 @@ def test_quality_reads_the_newest_labelled_tickets_up_to_its_cap(anydb):
         ids = queue.import_tickets(s, [(None, f"t{i}") for i in range(5)], source="t", run_id=None).ticket_ids
         for tid in ids:
             for tier in (1, 2):
-                queue.record_call(s, tid, None, CallResult(tier, MODELS[tier][0], OK, category="billing",
+                db_calls.record_call(s, tid, None, CallResult(tier, MODELS[tier][0], OK, category="billing",
                                                            confidence=0.8))
         for tid in ids[:4]:
-            dbreview.correct(s, tid, "account", operator="op", expected_version=s.get(Ticket, tid).version)
+            review.correct(s, tid, "account", operator="op", expected_version=s.get(Ticket, tid).version)
     with anydb.read() as s:
-        assert [(r["ticket_id"], r["tier"]) for r in dbquality.labelled_answers(s, tickets=2)] == [
+        assert [(r["ticket_id"], r["tier"]) for r in db_quality.labelled_answers(s, tickets=2)] == [
             (ids[3], 1), (ids[3], 2), (ids[2], 1), (ids[2], 2)]  # the newest two labelled, not the unlabelled one
-        assert {r["ticket_id"] for r in dbquality.labelled_answers(s)} == set(ids[:4])
-        assert dbquality.label_sources(s, ids[2:4]) == {"review": 2}
+        assert {r["ticket_id"] for r in db_quality.labelled_answers(s)} == set(ids[:4])
+        assert db_quality.label_sources(s, ids[2:4]) == {"review": 2}
     with pytest.MonkeyPatch.context() as m:  # the page measures the newest labelled tickets and says so
-        m.setattr(dbquality, "TICKETS", 2)
+        m.setattr(db_quality, "TICKETS", 2)
         result = quality.measure(anydb)
     assert result.n_tickets == 2 and result.sources == {"review": 2}
     assert "the newest 2 (at most that many are read)" in result.measured_on()
@@ -476,11 +476,11 @@ def test_a_direct_sonnet_call_stops_counting_as_direct_once_tier1_sees_the_ticke
     day1, day2 = datetime(2026, 11, 30, 23, 59, tzinfo=UTC), datetime(2026, 12, 1, 0, 1, tzinfo=UTC)
     with anydb.transaction() as s:
         tid = queue.import_tickets(s, [(None, "x")], source="t", run_id=None).ticket_ids[0]
-        queue.record_call(s, tid, None, CallResult(2, TIER2, OK, cost_usd=Decimal("0.01"), created_at=day1))
+        db_calls.record_call(s, tid, None, CallResult(2, TIER2, OK, cost_usd=Decimal("0.01"), created_at=day1))
     with anydb.read() as s:
         assert reports.tier1_tokens_and_direct_tier2(s)["direct_tier2_pico"] == to_pico(Decimal("0.01"))
     with anydb.transaction() as s:
-        queue.record_call(s, tid, None, CallResult(1, "claude-haiku-5-5", OK, usage=Usage(10, 2), created_at=day2))
+        db_calls.record_call(s, tid, None, CallResult(1, "claude-haiku-5-5", OK, usage=Usage(10, 2), created_at=day2))
     with anydb.read() as s:
         assert reports.tier1_tokens_and_direct_tier2(s) == {"input_tokens": 10, "output_tokens": 2,
                                                             "direct_tier2_pico": 0}
@@ -492,7 +492,7 @@ def test_call_times_in_other_zones_are_stored_and_counted_on_their_utc_day(anydb
     local = datetime(2026, 12, 1, 2, 0, tzinfo=timezone(timedelta(hours=5)))  # 21:00 UTC on 30 November
     with anydb.transaction() as s:
         tid = queue.import_tickets(s, [(None, "x")], source="t", run_id=None).ticket_ids[0]
-        queue.record_call(s, tid, None, CallResult(1, "claude-haiku-5-5", OK, latency_ms=640, created_at=local))
+        db_calls.record_call(s, tid, None, CallResult(1, "claude-haiku-5-5", OK, latency_ms=640, created_at=local))
     with anydb.read() as s:
         assert [r["day"] for r in reports.spend_by_day_from_calls(s)] == ["2026-11-30"]
         assert [r["day"] for r in reports.spend_by_day(s)] == ["2026-11-30"]
@@ -506,15 +506,15 @@ def test_data_versions_move_with_the_data_they_stand_for(anydb):
         a, b = queue.import_tickets(s, [(None, "a"), (None, "b")], source="t", run_id=None).ticket_ids
     calls0, labels0 = reporting.data_version(anydb), quality.data_version(anydb)
     with anydb.transaction() as s:
-        queue.record_call(s, a, None, CallResult(1, "claude-haiku-5-5", OK, category="billing"))
+        db_calls.record_call(s, a, None, CallResult(1, "claude-haiku-5-5", OK, category="billing"))
     calls1 = reporting.data_version(anydb)
     assert calls1 != calls0 and quality.data_version(anydb) == labels0  # nobody labelled `a`: Quality unchanged
     with anydb.transaction() as s:
-        dbreview.correct(s, b, "account", operator="op", expected_version=s.get(Ticket, b).version)
+        review.correct(s, b, "account", operator="op", expected_version=s.get(Ticket, b).version)
     labels1 = quality.data_version(anydb)
     assert labels1 != labels0 and reporting.data_version(anydb) == calls1
     with anydb.transaction() as s:  # a new answer on a labelled ticket changes what Quality measures
-        queue.record_call(s, b, None, CallResult(2, TIER2, OK, category="account"))
+        db_calls.record_call(s, b, None, CallResult(2, TIER2, OK, category="account"))
     assert quality.data_version(anydb) != labels1 and reporting.data_version(anydb) != calls1
 
 

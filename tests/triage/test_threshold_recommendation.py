@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from db import labels as label_store
+from db import labels as db_labels
 from db.models import AuditEvent, Ticket
 from tests.support.actors import LEAD, OPERATOR, lead
 from tests.support.fakes import ScriptedProvider
@@ -43,7 +43,7 @@ def history(db):
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     with db.transaction() as s:
         rows = {t.id: t for t in s.scalars(select(Ticket))}
-        done, refused = label_store.set_operator_labels(
+        done, refused = db_labels.set_operator_labels(
             s, [(tid, rows[tid].version, truth_of(rows[tid].text)) for tid in imp.ticket_ids], operator="maria",
             file="truth.csv")
     assert len(done) == 300 and not refused

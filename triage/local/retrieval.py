@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from db import fewshot as store
+from db import fewshot
 from db.engine import Database
 from db.models import text_hash
 from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
@@ -51,7 +51,7 @@ class FewShotSource:
             return Shots(self.representative)
         h = text_hash(text)
         with self.db.read() as s:
-            ids, stored = store.same_text(s, h, MODEL_ID)
+            ids, stored = fewshot.same_text(s, h, MODEL_ID)
         if stored is not None:
             vector = from_bytes(stored)
         else:
@@ -80,14 +80,14 @@ def load(db: Database, taxonomy: Taxonomy, k: int, model: str, embedder: Embedde
     from triage.local.tier import ensure_vectors, taxonomy_key
 
     with db.read() as s:
-        version = store.labels_stamp(s)
+        version = fewshot.labels_stamp(s)
     key = (db.url, taxonomy_key(taxonomy), k, model, mask)
     with _lock:
         hit = _cache.get(key)
     if hit is not None and hit[0] == version:
         return hit[1]
     with db.read() as s:
-        rows = store.operator_labelled(s, taxonomy.names)
+        rows = fewshot.operator_labelled(s, taxonomy.names)
     source: FewShotSource | None = None
     if rows:
         if embedder is None:
@@ -109,4 +109,4 @@ def load(db: Database, taxonomy: Taxonomy, k: int, model: str, embedder: Embedde
 def operator_labels(db: Database, taxonomy: Taxonomy) -> int:
     """How many tickets carry an operator's label from the taxonomy: the examples few-shot can draw on."""
     with db.read() as s:
-        return store.count_operator_labelled(s, taxonomy.names)
+        return fewshot.count_operator_labelled(s, taxonomy.names)

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from db import queue, vectors
-from db import settings as db_settings
+from db import calls, queue, settings, vectors
 from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
@@ -130,7 +129,7 @@ def train_head(embedder: Embedder, taxonomy: Taxonomy, labelled: list[tuple[np.n
 
 def save_head(db: Database, taxonomy: Taxonomy, head: Head, n_labels: int) -> None:
     with db.transaction() as s:
-        db_settings.put(s, SETTING, {"taxonomy_key": taxonomy_key(taxonomy), "version": HEAD_VERSION,
+        settings.put(s, SETTING, {"taxonomy_key": taxonomy_key(taxonomy), "version": HEAD_VERSION,
                                      "head": head.to_dict(), "labels_at_training": n_labels}, operator="local-tier")
 
 
@@ -139,7 +138,7 @@ def current_head(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> Head:
     and the labels in the database when none fits (first use, a new taxonomy, a head from an older version)."""
     key = taxonomy_key(taxonomy)
     with db.read() as s:
-        stored = db_settings.get(s, SETTING)
+        stored = settings.get(s, SETTING)
     usable = bool(stored) and stored.get("taxonomy_key") == key and stored.get("version") == HEAD_VERSION
     stamp = json.dumps(stored.get("head", {}).get("metrics", {}), sort_keys=True) if usable else ""
     with _cache_lock:
@@ -192,7 +191,7 @@ def train_from_labels(db: Database, taxonomy: Taxonomy, embedder: Embedder) -> H
 
 def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: int = RETRAIN_EVERY) -> Head | None:
     with db.read() as s:
-        stored = db_settings.get(s, SETTING) or {}
+        stored = settings.get(s, SETTING) or {}
         n = len(vectors.labelled(s, taxonomy.names))
     current = stored.get("taxonomy_key") == taxonomy_key(taxonomy) and stored.get("version") == HEAD_VERSION
     if current and n - stored.get("labels_at_training", 0) < every:
@@ -203,13 +202,13 @@ def maybe_retrain(db: Database, taxonomy: Taxonomy, embedder: Embedder, every: i
 def stored_metrics(db: Database) -> dict[str, Any] | None:
     """What the last training measured, without loading the model (for the Settings page)."""
     with db.read() as s:
-        stored = db_settings.get(s, SETTING)
+        stored = settings.get(s, SETTING)
     return stored["head"].get("metrics", {}) if stored else None
 
 
 def tier0_config(db: Database) -> dict[str, Any]:
     with db.read() as s:
-        return {**TIER0_DEFAULTS, **(db_settings.get(s, TIER0_SETTING) or {})}
+        return {**TIER0_DEFAULTS, **(settings.get(s, TIER0_SETTING) or {})}
 
 
 def save_tier0_config(db: Database, *, actor: Actor, **values: object) -> None:
@@ -217,7 +216,7 @@ def save_tier0_config(db: Database, *, actor: Actor, **values: object) -> None:
     require(actor, Action.CONFIGURE)
     before = tier0_config(db)
     with db.transaction() as s:
-        db_settings.put(s, TIER0_SETTING, {**before, **values}, operator=actor.identity)
+        settings.put(s, TIER0_SETTING, {**before, **values}, operator=actor.identity)
         audit.record(s, actor, audit.SETTINGS_TIER0,
                      changed={k: [before.get(k), v] for k, v in values.items() if before.get(k) != v})
 
@@ -273,9 +272,9 @@ def answer_and_record(db: Database, provider: LocalProvider, tickets: list[tuple
             call.vector = None  # already stored by ensure_vectors
             if created_at and tid in created_at:
                 call.created_at = created_at[tid]
-            queue.record_call(s, tid, run_id, call)
+            calls.record_call(s, tid, run_id, call)
             outcome = decide([call], threshold)
-            queue.apply_outcome(s, tid, outcome)
+            calls.apply_outcome(s, tid, outcome)
             if on_ticket:
                 on_ticket(tid, outcome)
 

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from db import calibrations as store
-from db import quality as q
+from db import calibrations, quality
 from db.engine import Database
 from triage.access import Action, Actor, require
 from triage.domain import OK
@@ -54,7 +53,7 @@ def from_row(row: dict[str, Any]) -> Calibration:
 def in_force(db: Database) -> dict[str, Calibration]:
     """The map in force for each model that has one (what the router applies)."""
     with db.read() as s:
-        return {model: from_row(r) for model, r in store.in_force(s).items()}
+        return {model: from_row(r) for model, r in calibrations.in_force(s).items()}
 
 
 def answers(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[list[float], list[bool]]]:
@@ -86,8 +85,8 @@ def fit_models(db: Database, *, trigger: str, by: str, force: bool = False) -> l
     its map in force). Returns the maps stored. The fit runs outside any transaction; the write is short and
     skips a model someone else refitted meanwhile."""
     with db.read() as s:
-        rows = q.labelled_calls(s)
-        before = store.in_force(s)
+        rows = quality.labelled_calls(s)
+        before = calibrations.in_force(s)
     fits: list[tuple[Calibration, float | None, int]] = []
     for model, (conf, right) in answers(rows).items():
         last = before.get(model)
@@ -100,11 +99,11 @@ def fit_models(db: Database, *, trigger: str, by: str, force: bool = False) -> l
         return []
     stored: list[Calibration] = []
     with db.transaction() as s:
-        now = store.in_force(s)
+        now = calibrations.in_force(s)
         for cal, cv, n_right in fits:
             if (now.get(cal.model) or {}).get("id") != (before.get(cal.model) or {}).get("id"):
                 continue  # refitted by someone else since we read the labels
-            new_id = store.add(s, model=cal.model, a=cal.a, b=cal.b, n=cal.n, n_right=n_right,
+            new_id = calibrations.add(s, model=cal.model, a=cal.a, b=cal.b, n=cal.n, n_right=n_right,
                                ece_before=cal.ece_before, ece_after=cv, trigger=trigger, fitted_by=by)
             stored.append(replace(cal, id=new_id, ece_after=cv if cv is not None else math.nan))
     for cal in stored:
@@ -125,8 +124,8 @@ def refresh(db: Database, *, trigger: str, by: str) -> list[Calibration]:
     so a failure here is logged and the next change (or a lead's refit) catches up."""
     try:
         with db.read() as s:
-            counts = store.labelled_answer_counts(s)
-            current = store.in_force(s)
+            counts = calibrations.labelled_answer_counts(s)
+            current = calibrations.in_force(s)
         if not any(_due(n, right, current.get(model)) for model, (n, right) in counts.items()):
             return []
         return fit_models(db, trigger=trigger, by=by)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from db import quality as q
+from db import quality as db_quality
 from db.engine import Database
 from triage.quality import metrics
 from triage.routing.calibration import ece
@@ -50,9 +50,10 @@ def by_group_size(db: Database, *, since: date | None = None, only_if_grouped: b
     tickets: one read of the daily rollup instead of the labelled calls."""
     start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     with db.read() as s:
-        if only_if_grouped and not q.grouped_requests_made(s):
+        if only_if_grouped and not db_quality.grouped_requests_made(s):
             return []
-        rows = q.labelled_calls(s, limit=None, since=start, tickets=q.TICKETS)  # the Quality figures' tickets
+        # the Quality figures' tickets
+        rows = db_quality.labelled_calls(s, limit=None, since=start, tickets=db_quality.TICKETS)
     latest = metrics.latest_labelled(
         rows, lambda r: (int(r["tier"]), band_of(r["group_size"])) if r["tier"] in TIER_NAME else None)
     order = {band_of(lo): i for i, (lo, _) in enumerate(BANDS)}

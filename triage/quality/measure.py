@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from db import calibrations as cal_store
-from db import quality as q
+from db import calibrations as db_calibrations
+from db import quality as db_quality
 from db.engine import Database
 from triage.domain import OK, from_pico, money_text
 from triage.quality import calibrate, metrics
@@ -80,7 +80,7 @@ def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str
 def data_version(db: Database) -> int:
     """Changes whenever `measure` could give another answer (an operator label, a call on a labelled ticket)."""
     with db.read() as s:
-        return q.labels_version(s)
+        return db_quality.labels_version(s)
 
 
 def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
@@ -95,10 +95,10 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     taxonomy, the order of the confusion matrix (labels outside it follow)."""
     start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     with db.read() as s:
-        rows = q.measured_answers(s, start)
+        rows = db_quality.measured_answers(s, start)
         tickets = _latest_per_tier(rows)
-        sources = q.label_sources(s, list(tickets))
-        maps = cal_store.in_force(s)
+        sources = db_quality.label_sources(s, list(tickets))
+        maps = db_calibrations.in_force(s)
     groups = _per_model(rows)
     in_force = {model: calibrate.from_row(r) for model, r in maps.items()}
     models_in_tier: dict[int, int] = {}
@@ -140,7 +140,7 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
     return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,
                    calibrate.summary(rows, maps, names, bins), whatif_on, quality_fewshot.compare(rows),
-                   q.TICKETS if len(tickets) >= q.TICKETS else None)
+                   db_quality.TICKETS if len(tickets) >= db_quality.TICKETS else None)
 
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95

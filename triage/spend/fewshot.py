@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db import fewshot as store
+from db import fewshot as db_fewshot
 from db.engine import Database
 from triage.domain import from_pico
 from triage.errors import UnknownModel
@@ -89,15 +89,16 @@ def groups(s: Session, start: date, end: date, prices: PriceTable) -> list[dict[
     exact while every band limit is a whole number of thousands), else straight from the calls."""
     limits = band_limits(prices)
     if all(lim % 1000 == 0 for lim in limits):
-        return [{**r, "size": 1000 * (r["prompt_kilo"] + 1)} for r in store.cache_by_day(s, start, end)]
-    return [{**r, "size": size_in_band(r["band"], limits)} for r in store.examples_and_cache(s, start, end, limits)]
+        return [{**r, "size": 1000 * (r["prompt_kilo"] + 1)} for r in db_fewshot.cache_by_day(s, start, end)]
+    rows = db_fewshot.examples_and_cache(s, start, end, limits)
+    return [{**r, "size": size_in_band(r["band"], limits)} for r in rows]
 
 
 def measure(db: Database, start: date, end: date, prices: PriceTable | None = None) -> FewShotSpend:
     prices = prices or PriceTable.default()
     with db.read() as s:
         rows = groups(s, start, end, prices)
-        totals = store.tier1_totals(s, start, end)
+        totals = db_fewshot.tier1_totals(s, start, end)
     out = FewShotSpend()
     with_examples: dict[str, dict[str, Any]] = {}
     for g in rows:

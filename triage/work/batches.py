@@ -47,8 +47,9 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 from anthropic.types.messages.batch_create_params import Request
 from sqlalchemy.orm import Session
 
-from db import batches as store
-from db import queue
+from db import batches as db_batches
+from db import calls as db_calls
+from db import queue, runs
 from db.engine import Database
 from triage.access import Action, Actor, require
 from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
@@ -99,7 +100,7 @@ class BatchNews:
     @property
     def open(self) -> bool:
         """Still waiting on the API: check again later."""
-        return self.state in store.OPEN
+        return self.state in db_batches.OPEN
 
 
 def _prefix(key: str | None, run_id: int) -> str:
@@ -146,7 +147,7 @@ def _requests(router: Router, key: str | None, run_id: int, tickets: Sequence[tu
 
 
 def _per_call(s: Session, router: Router, run_id: int) -> int:
-    run = queue.run_info(s, run_id)
+    run = runs.run_info(s, run_id)
     return (run.per_call if run is not None and run.per_call else None) or router.per_call
 
 
@@ -274,10 +275,10 @@ def _release_as(run_id: int, why: str, state: str, message: str | None = None,
     """A transaction: give the run's held tickets back (saying why), set its batch state; how many were held.
     With `owner`, only while that process still collects the batch (else _NotOwner, nothing written)."""
     def write(s: Session) -> int:
-        if owner is not None and not store.still_collecting(s, run_id, owner):
+        if owner is not None and not db_batches.still_collecting(s, run_id, owner):
             raise _NotOwner()
-        n = store.release(s, run_id, why)
-        store.set_state(s, run_id, state, message=message)
+        n = db_batches.release(s, run_id, why)
+        db_batches.set_state(s, run_id, state, message=message)
         return n
     return write
 
@@ -292,7 +293,7 @@ async def submit(db: Database, router: Router, run_id: int, *, actor: Actor) -> 
     if isinstance(guard, budget.BudgetGuard):
         guard.reserve_batch(run_id, _tier1(router), router.taxonomy)
     owner, key = _owner(), _new_key()
-    if not await _db(db, lambda s: store.hold(s, run_id, "submitting", owner=owner, key=key)):
+    if not await _db(db, lambda s: db_batches.hold(s, run_id, "submitting", owner=owner, key=key)):
         return None
     return (await _send(db, router, run_id, owner, key)).batch_id
 
@@ -304,10 +305,10 @@ def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, so
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode="auto", threshold=threshold,
+        run_id = runs.create_run(s, started_by=actor.identity, source=source, mode="auto", threshold=threshold,
                                   per_call=per_call)
         queue.import_tickets(s, items, source=source, run_id=run_id)
-        store.hold(s, run_id, "queued")
+        db_batches.hold(s, run_id, "queued")
     return run_id
 
 
@@ -318,10 +319,10 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
     `reserve`: first reserve the batch's worst case (the economy route, whose tickets were held before any
     reservation). Refused (errors.BudgetReached) when a cap would be crossed: the run goes back to queued, its
     tickets held, and the next check tries again."""
-    mine = store.owned_by(owner)
-    tickets = await pipeline.read(db, lambda s: store.held(s, run_id))
+    mine = db_batches.owned_by(owner)
+    tickets = await pipeline.read(db, lambda s: db_batches.held(s, run_id))
     if not tickets:
-        await _db(db, lambda s: store.set_state(s, run_id, None, where=mine))
+        await _db(db, lambda s: db_batches.set_state(s, run_id, None, where=mine))
         return BatchNews(run_id, "none", "nothing left to submit")
     provider = _tier1(router)
     guard = router.guard
@@ -329,12 +330,12 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
         try:
             await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
         except TriageError:
-            await _db(db, lambda s: store.set_state(s, run_id, "queued", where=mine))
+            await _db(db, lambda s: db_batches.set_state(s, run_id, "queued", where=mine))
             raise
     per_call = await pipeline.read(db, lambda s: _per_call(s, router, run_id))
     requests = _requests(router, key, run_id, tickets, per_call)
     since = datetime.now(UTC) - timedelta(seconds=5)  # the run entered submitting just before
-    taken = await pipeline.read(db, store.known_batch_ids)
+    taken = await pipeline.read(db, db_batches.known_batch_ids)
     maybe: list[str] = []
 
     async def reached_the_api() -> MessageBatch | None:
@@ -347,9 +348,9 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
     try:
         batch = await _api("submit the batch", lambda: provider.client.messages.batches.create(requests=requests),
                            on_retry=reached_the_api)
-        remembered = await _db(db, lambda s: store.submitted(s, run_id, key, batch.id))
+        remembered = await _db(db, lambda s: db_batches.submitted(s, run_id, key, batch.id))
     except _MaybeSent:
-        await _db(db, lambda s: store.let_go(s, run_id, owner))
+        await _db(db, lambda s: db_batches.let_go(s, run_id, owner))
         return BatchNews(run_id, "submitting", f"the answer to the submission was lost; batch {', '.join(maybe)} may "
                          "be this run's and is adopted once its results prove it (nothing is sent twice)")
     except BatchRefused as exc:
@@ -357,7 +358,7 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
         await _db(db, _release_as(run_id, why, "failed", why))
         raise BatchRefused(why) from None
     except BaseException:  # it may or may not have reached the API: the next check looks before sending again
-        await _db(db, lambda s: store.let_go(s, run_id, owner))
+        await _db(db, lambda s: db_batches.let_go(s, run_id, owner))
         raise
     if not remembered:
         log.error("run %s: batch %s was created after its submission was taken over by another process", run_id,
@@ -381,12 +382,12 @@ async def check(db: Database, router: Router, run_id: int, *, actor: Actor) -> B
 
 
 async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
-    run = await pipeline.read(db, lambda s: store.batch_run(s, run_id))
+    run = await pipeline.read(db, lambda s: db_batches.batch_run(s, run_id))
     if run is None or run.state is None:
         return BatchNews(run_id, "none", "not a batch run")
     if run.state == "queued":  # the economy route: held without a reservation so far
         owner, key = _owner(), _new_key()
-        if not await _db(db, lambda s: store.begin_submission(s, run_id, owner, key, seen=run,
+        if not await _db(db, lambda s: db_batches.begin_submission(s, run_id, owner, key, seen=run,
                                                               abandoned=ADOPT_GRACE)):
             return BatchNews(run_id, "submitting", "another process is submitting this batch")
         return await _send(db, router, run_id, owner, key, reserve=True)
@@ -404,12 +405,12 @@ async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
         batch = await _api(f"check batch {batch_id}", lambda: client.messages.batches.retrieve(batch_id))
         if batch.processing_status != "ended":
             counts = batch.request_counts
-            await _db(db, lambda s: store.set_state(s, run_id, "in_progress",  # last checked now
-                                                    where=store.in_state("in_progress")))
+            await _db(db, lambda s: db_batches.set_state(s, run_id, "in_progress",  # last checked now
+                                                    where=db_batches.in_state("in_progress")))
             return BatchNews(run_id, "in_progress", f"batch {batch_id} still running ({counts.processing} of "
                              f"{_total(counts)} requests processing; results within 24 h)", batch_id)
         grace = timedelta(0) if run.state == "collecting" and _dead(run.owner) else COLLECT_GRACE
-        if not await _db(db, lambda s: store.begin_collecting(s, run_id, owner, seen=run, abandoned=grace)):
+        if not await _db(db, lambda s: db_batches.begin_collecting(s, run_id, owner, seen=run, abandoned=grace)):
             return BatchNews(run_id, "collecting", f"another process is recording the results of batch {batch_id}",
                              batch_id)
         try:
@@ -418,7 +419,7 @@ async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
             return BatchNews(run_id, "collecting", f"another process took over recording batch {batch_id}",
                              batch_id)
         except BaseException:  # interrupted: the next check (any process) resumes at once
-            await _db(db, lambda s: store.set_state(s, run_id, "in_progress", where=(store.owned_by(owner))))
+            await _db(db, lambda s: db_batches.set_state(s, run_id, "in_progress", where=(db_batches.owned_by(owner))))
             raise
     except _Gone:
         why = f"batch {batch_id} is gone (the API no longer knows it): its unanswered tickets are pending again"
@@ -427,26 +428,26 @@ async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
                          requeued=n)
 
 
-def _abandoned(run: store.BatchRun, grace: timedelta) -> bool:
+def _abandoned(run: db_batches.BatchRun, grace: timedelta) -> bool:
     since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
     return _dead(run.owner) or since is None or datetime.now(UTC) - since >= grace
 
 
-async def _resume_submission(db: Database, router: Router, run: store.BatchRun) -> BatchNews:
+async def _resume_submission(db: Database, router: Router, run: db_batches.BatchRun) -> BatchNews:
     """A submission was interrupted before its batch id was stored: adopt the batch once the API shows it is
     this submission's, wait while one may be, else (once the submission is clearly abandoned) send it again."""
     if not _abandoned(run, ADOPT_GRACE):
         return BatchNews(run.run_id, "submitting", "a submission is under way; checking again shortly")
-    held = await pipeline.read(db, lambda s: store.held(s, run.run_id))
+    held = await pipeline.read(db, lambda s: db_batches.held(s, run.run_id))
     per_call = await pipeline.read(db, lambda s: _per_call(s, router, run.run_id))
     n = len(_requests(router, run.key, run.run_id, held, per_call)) if held else 0  # as the submission counted
     since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
-    taken = await pipeline.read(db, store.known_batch_ids)
+    taken = await pipeline.read(db, db_batches.known_batch_ids)
     found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, _prefix(run.key, run.run_id),
                                   taken) if n else _Search()
     proven = found.proven
     if proven is not None:
-        if await _db(db, lambda s: store.submitted(s, run.run_id, run.key, proven.id)):
+        if await _db(db, lambda s: db_batches.submitted(s, run.run_id, run.key, proven.id)):
             return BatchNews(run.run_id, "in_progress", f"found batch {proven.id}, sent before an interruption: "
                              "not sent again", proven.id)
         return BatchNews(run.run_id, "submitting", "another process resumed this submission")
@@ -454,7 +455,7 @@ async def _resume_submission(db: Database, router: Router, run: store.BatchRun) 
         return BatchNews(run.run_id, "submitting", f"batch {', '.join(found.unproven)} may be this run's lost "
                          "submission: adopted once its results prove it, and nothing is sent again meanwhile")
     owner, key = _owner(), _new_key()
-    if not await _db(db, lambda s: store.begin_submission(s, run.run_id, owner, key, seen=run,
+    if not await _db(db, lambda s: db_batches.begin_submission(s, run.run_id, owner, key, seen=run,
                                                           abandoned=timedelta(0) if _dead(run.owner)
                                                           else ADOPT_GRACE)):
         return BatchNews(run.run_id, "submitting", "another process resumed this submission")
@@ -469,7 +470,7 @@ async def _collect(db: Database, router: Router, run_id: int, batch_id: str, own
     the run's own mode and threshold."""
     provider = _tier1(router)
     news = BatchNews(run_id, "collected", "", batch_id)
-    run = await pipeline.read(db, lambda s: queue.run_info(s, run_id))
+    run = await pipeline.read(db, lambda s: runs.run_info(s, run_id))
     route = _Route(owner, run.mode if run is not None else router.mode,
                    run.threshold if run is not None and run.threshold is not None else router.threshold)
 
@@ -511,11 +512,11 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
     to_tier2 = route.mode == "auto" and router.tier2 is not None
 
     def write(s: Session) -> None:
-        if not store.still_collecting(s, run_id, route.owner):  # the run's row lock: collectors never overlap
+        if not db_batches.still_collecting(s, run_id, route.owner):  # the run's row lock: collectors never overlap
             raise _NotOwner()
         ids = {f"{batch_id}/{item.custom_id}": item for item in items}
-        done = store.recorded(s, list(ids))
-        tickets = store.existing_tickets(s, [t for i in items if (t := ticket_of(i.custom_id)) is not None])
+        done = db_batches.recorded(s, list(ids))
+        tickets = db_batches.existing_tickets(s, [t for i in items if (t := ticket_of(i.custom_id)) is not None])
         escalate, requeue, alone = [], [], []
         held_now: dict[int, str] | None = None
         for request_id, item in ids.items():
@@ -523,7 +524,7 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
             if group is not None:
                 if request_id in done:
                     continue
-                held_now = dict(store.held(s, run_id)) if held_now is None else held_now
+                held_now = dict(db_batches.held(s, run_id)) if held_now is None else held_now
                 first, last, n = group
                 members = [(t, text) for t, text in held_now.items() if first <= t <= last]
                 if len(members) != n or item.result.type in ("expired", "canceled"):
@@ -533,12 +534,12 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
                                      router.taxonomy, started)
                 for call in calls:
                     router.calibrate(call)  # routed on the calibration in force, like a single answer
-                queue.record_calls(s, [(t, run_id, c) for (t, _), c in zip(members, calls, strict=True)])
+                db_calls.record_calls(s, [(t, run_id, c) for (t, _), c in zip(members, calls, strict=True)])
                 for (t, _), call in zip(members, calls, strict=True):
                     if call.error_kind == UNANSWERED:
                         alone.append(t)  # no clean answer in the group: asked again alone, live
                         continue
-                    queue.apply_outcome(s, t, decide([call], route.threshold))
+                    db_calls.apply_outcome(s, t, decide([call], route.threshold))
                     if to_tier2 and should_escalate(call, route.threshold):
                         escalate.append(t)
                     news.answered += call.answered
@@ -560,11 +561,11 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
                 message = getattr(error, "message", None)
                 call = CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
                                   error=f"batch request {result.type}" + (f": {message}" if message else ""))
-            held = store.is_held(s, run_id, ticket_id)
-            queue.record_call(s, ticket_id, run_id, call)  # billed: on the books whatever the ticket became
+            held = db_batches.is_held(s, run_id, ticket_id)
+            db_calls.record_call(s, ticket_id, run_id, call)  # billed: on the books whatever the ticket became
             if not held:
                 continue  # decided meanwhile (tier 2, an operator): the batch's answer never overwrites that
-            queue.apply_outcome(s, ticket_id, decide([call], route.threshold))
+            db_calls.apply_outcome(s, ticket_id, decide([call], route.threshold))
             if to_tier2 and should_escalate(call, route.threshold):
                 escalate.append(ticket_id)
             news.answered += call.answered
@@ -572,10 +573,10 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
         if escalate:
             queue.request_escalation(s, escalate)
         if requeue:
-            news.requeued += store.release(s, run_id, f"batch {batch_id}: request expired, pending again", requeue)
+            news.requeued += db_batches.release(s, run_id, f"batch {batch_id}: request expired, pending again", requeue)
         if alone:
-            news.requeued += store.release(s, run_id, f"batch {batch_id}: no clean answer among the tickets of its "
-                                           "request; asked again alone", alone)
+            news.requeued += db_batches.release(s, run_id, f"batch {batch_id}: no clean answer among the tickets "
+                                                f"of its request; asked again alone", alone)
         news.escalating += len(escalate)
 
     await pipeline.in_transaction(db, write)
@@ -602,7 +603,7 @@ async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None
     """Check every open batch run (or these): one that fails is reported and never stops the others."""
     require(actor, Action.CLASSIFY)
     if run_ids is None:
-        run_ids = [r.run_id for r in await pipeline.read(db, store.open_runs)]
+        run_ids = [r.run_id for r in await pipeline.read(db, db_batches.open_runs)]
     out = []
     for run_id in run_ids:
         try:
@@ -614,9 +615,9 @@ async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None
     return out
 
 
-def open_batch_runs(db: Database) -> list[store.BatchRun]:
+def open_batch_runs(db: Database) -> list[db_batches.BatchRun]:
     with db.read() as s:
-        return store.open_runs(s)
+        return db_batches.open_runs(s)
 
 
 def collect_open(db: Database, settings: Any, *, actor: Actor) -> list[BatchNews]:
@@ -638,14 +639,14 @@ def held_by_batches(db: Database, ticket_ids: Sequence[int]) -> dict[int, str]:
     bill them twice), each with the batch in words."""
     with db.read() as s:
         return {t: f"the Message Batch of run {r.run_id}" + (f" ({r.batch_id})" if r.batch_id else "")
-                for t, r in store.holding_batch(s, list(ticket_ids)).items()}
+                for t, r in db_batches.holding_batch(s, list(ticket_ids)).items()}
 
 
 def status_line(db: Database, run_id: int) -> str | None:
     """The batch's state in one line for the Classify page (None for a live run)."""
     with db.read() as s:
-        run = store.batch_run(s, run_id)
-        waiting = len(store.held(s, run_id)) if run and run.state in store.OPEN else 0
+        run = db_batches.batch_run(s, run_id)
+        waiting = len(db_batches.held(s, run_id)) if run and run.state in db_batches.OPEN else 0
     if run is None or run.state is None:
         return None
     since = run.since.strftime("%H:%M UTC") if run.since else ""

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from db import ledger, queue
+from db import calls, ledger, queue, runs
 from db.engine import Database
 from triage.domain import FAILED, MODES, UNANSWERED, CallFor, CallResult, Outcome
 from triage.errors import BudgetReached, KeyRejected, NotFound, for_people
@@ -127,13 +127,13 @@ async def read(db: Database, fn: Callable[[Session], T]) -> T:
 async def _handle(db: Database, run_id: int | None, ticket_id: int, step: Step) -> Outcome | None:
     """Run one ticket through `step` (classify or escalate), storing each call as it returns. None when an answer
     could not be recorded: the ticket then waits, pending, rather than being marked failed."""
-    prior = await read(db, lambda s: queue.current_calls(s, ticket_id))
+    prior = await read(db, lambda s: calls.current_calls(s, ticket_id))
     unrecorded = False
 
     async def on_call(c: CallResult) -> None:
         nonlocal unrecorded
         try:
-            await write(db, lambda s: queue.record_call(s, ticket_id, run_id, c))
+            await write(db, lambda s: calls.record_call(s, ticket_id, run_id, c))
         except Exception:
             unrecorded = True
             raise
@@ -150,7 +150,7 @@ async def _handle(db: Database, run_id: int | None, ticket_id: int, step: Step) 
             return None
         log.exception("ticket %s failed unexpectedly", ticket_id)
         outcome = Outcome(status=FAILED, reason=f"internal error: {for_people(exc)}")
-    await write(db, lambda s: queue.apply_outcome(s, ticket_id, outcome))
+    await write(db, lambda s: calls.apply_outcome(s, ticket_id, outcome))
     return outcome
 
 
@@ -178,7 +178,7 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
     pending with the reason (their calls so far are kept); an answer the database would not take leaves them all
     pending (its reservations stay, counted as lost)."""
     ids = [m.ticket_id for m in members]
-    prior = await read(db, lambda s: {t: queue.current_calls(s, t) for t in ids})
+    prior = await read(db, lambda s: {t: calls.current_calls(s, t) for t in ids})
     for m in members:
         m.calls = [c for c in prior[m.ticket_id] if c.answered]
         m.alone_at = {c.tier for c in prior[m.ticket_id] if c.error_kind == UNANSWERED}
@@ -187,7 +187,7 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
     async def record(pairs: Sequence[tuple[Member, CallResult]]) -> None:
         nonlocal unrecorded
         try:
-            await write(db, lambda s: queue.record_calls(s, [(m.ticket_id, m.run_id, c) for m, c in pairs]))
+            await write(db, lambda s: calls.record_calls(s, [(m.ticket_id, m.run_id, c) for m, c in pairs]))
         except Exception:
             unrecorded = True
             raise
@@ -219,7 +219,7 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
     def apply(s: Session) -> None:  # one transaction: each ticket's outcome, or pending with the reason
         for t, o in zip(ids, outcomes, strict=True):
             if o is not None:
-                queue.apply_outcome(s, t, o)
+                calls.apply_outcome(s, t, o)
             else:
                 queue.leave_pending(s, t, waiting)
 
@@ -230,7 +230,7 @@ async def _process_group(db: Database, members: list[Member], router: Router, re
 
 
 def _run_per_call(s: Session, run_id: int) -> int | None:
-    run = queue.run_info(s, run_id)
+    run = runs.run_info(s, run_id)
     return run.per_call if run is not None else None
 
 
@@ -374,7 +374,7 @@ async def process_queue(db: Database, router: Router, *, run_id: int | None = No
         beat.cancel()
         await _wind_up(db, name, report, halt, run_id)
     if run_id is not None:
-        report.states = await read(db, lambda s: queue.run_state_counts(s, run_id))
+        report.states = await read(db, lambda s: runs.run_state_counts(s, run_id))
     return report
 
 

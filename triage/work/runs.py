@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from db import queue, reports
-from db import review as review_q
+from db import calls, queue, reports, review
+from db import runs as db_runs
 from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
@@ -42,7 +42,7 @@ def sonnet_decided(db: Database, ticket_ids: Sequence[int]) -> dict[int, Decimal
     """Those of these tickets Sonnet already decided, each with what its latest Sonnet answer cost (what asking
     again costs, about): what a page names before it asks again."""
     with db.read() as s:
-        return {t: from_pico(c) for t, c in review_q.sonnet_decided(s, list(dict.fromkeys(ticket_ids))).items()}
+        return {t: from_pico(c) for t, c in review.sonnet_decided(s, list(dict.fromkeys(ticket_ids))).items()}
 
 
 def request_escalation(db: Database, ticket_ids: Sequence[int], *, actor: Actor, again: bool = False) -> int:
@@ -52,7 +52,7 @@ def request_escalation(db: Database, ticket_ids: Sequence[int], *, actor: Actor,
     require(actor, Action.ESCALATE)
     ids = list(dict.fromkeys(ticket_ids))
     with db.transaction() as s:
-        decided = {} if again else review_q.sonnet_decided(s, ids)
+        decided = {} if again else review.sonnet_decided(s, ids)
         if decided:
             raise AlreadyDecided({t: from_pico(c) for t, c in decided.items()})
         n = queue.request_escalation(s, ids)
@@ -74,10 +74,10 @@ def requeue_failed(db: Database, *, actor: Actor, threshold: float = 0.7) -> lis
     require(actor, Action.RETRY)
     out = []
     with db.transaction() as s:
-        for (mode, thr), ids in queue.failed_by_routing(s, threshold).items():
-            run_id = queue.create_run(s, started_by=actor.identity, source="retry", mode=mode, threshold=thr)
+        for (mode, thr), ids in db_runs.failed_by_routing(s, threshold).items():
+            run_id = db_runs.create_run(s, started_by=actor.identity, source="retry", mode=mode, threshold=thr)
             out.append(Requeued(run_id, mode, queue.requeue_tickets(s, ids, run_id)))
-            run = queue.run_info(s, run_id)
+            run = db_runs.run_info(s, run_id)
             if run is not None:
                 run.n_tickets = len(ids)
     return out
@@ -85,7 +85,7 @@ def requeue_failed(db: Database, *, actor: Actor, threshold: float = 0.7) -> lis
 
 def decided_by_tier2(db: Database, ticket_ids: Sequence[int]) -> set[int]:
     with db.read() as s:
-        return queue.decided_by_tier2(s, list(ticket_ids))
+        return calls.decided_by_tier2(s, list(ticket_ids))
 
 
 def has_pending(db: Database, *, local: bool) -> bool:
@@ -104,7 +104,7 @@ def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
     total: dict[str, int] = {}
     with db.read() as s:
         for run_id in run_ids:
-            for k, v in queue.run_state_counts(s, run_id).items():
+            for k, v in db_runs.run_state_counts(s, run_id).items():
                 total[k] = total.get(k, 0) + v
     return total
 
@@ -117,7 +117,7 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
     with db.transaction() as s:
-        run_id = queue.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
+        run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
                                   per_call=per_call)
         return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
 
@@ -127,13 +127,13 @@ def finish_run(db: Database, report: RunReport) -> None:
     if report.run_id is None:
         return
     with db.transaction() as s:
-        queue.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
+        db_runs.finish_run(s, report.run_id, "stopped" if report.stopped else "finished", report.stopped)
 
 
 def stop_run(db: Database, run_id: int, reason: str) -> None:
     """A run that could not start (a cap is reached): stopped, and its pending tickets say why they wait."""
     with db.transaction() as s:
-        queue.finish_run(s, run_id, "stopped", reason)
+        db_runs.finish_run(s, run_id, "stopped", reason)
         queue.explain_pending(s, run_id, reason)
 
 
@@ -142,10 +142,10 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Act
     """One output row per input ticket: the current label and what this run spent on it (and its text)."""
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
-        costs = queue.run_cost_by_ticket(s, run_id)
+        costs = db_runs.run_cost_by_ticket(s, run_id)
         unique = list(dict.fromkeys(ticket_ids))
         tickets = queue.tickets_by_id(s, unique)
-        latest = queue.last_answered_calls(s, unique)
+        latest = calls.last_answered_calls(s, unique)
         rows = []
         for tid in ticket_ids:
             t = tickets[tid]
@@ -175,7 +175,7 @@ def take_back(db: Database, ticket_ids: Sequence[int], run_id: int) -> int:
 def run_cost(db: Database, run_id: int) -> Decimal:
     """What a run's calls cost (exact, from the recorded calls)."""
     with db.read() as s:
-        return from_pico(sum(queue.run_cost_by_ticket(s, run_id).values()))
+        return from_pico(sum(db_runs.run_cost_by_ticket(s, run_id).values()))
 
 
 def machine_outcomes(db: Database, ticket_ids: Sequence[int], threshold: float) -> dict[int, Outcome]:
@@ -183,7 +183,7 @@ def machine_outcomes(db: Database, ticket_ids: Sequence[int], threshold: float) 
     from triage.routing.router import decide
 
     with db.read() as s:
-        return {tid: decide(queue.current_calls(s, tid), threshold) for tid in dict.fromkeys(ticket_ids)}
+        return {tid: decide(calls.current_calls(s, tid), threshold) for tid in dict.fromkeys(ticket_ids)}
 
 
 @dataclass
@@ -201,10 +201,10 @@ class RunProgress:
 
 def run_progress(db: Database, run_id: int) -> RunProgress | None:
     with db.read() as s:
-        run = queue.run_info(s, run_id)
+        run = db_runs.run_info(s, run_id)
         if run is None:
             return None
-        states = queue.run_state_counts(s, run_id)
+        states = db_runs.run_state_counts(s, run_id)
         return RunProgress(run_id, run.status, run.message, run.n_tickets, states)
 
 
@@ -226,16 +226,16 @@ class RunVersion:
 def run_version(db: Database, run_id: int, shown_ids: Sequence[int]) -> RunVersion | None:
     """The run's progress and the fingerprint of `shown_ids`, in one read; None when there is no such run."""
     with db.read() as s:
-        run = queue.run_info(s, run_id)
+        run = db_runs.run_info(s, run_id)
         if run is None:
             return None
-        progress = RunProgress(run_id, run.status, run.message, run.n_tickets, queue.run_state_counts(s, run_id))
+        progress = RunProgress(run_id, run.status, run.message, run.n_tickets, db_runs.run_state_counts(s, run_id))
         return RunVersion(progress, queue.tickets_fingerprint(s, shown_ids))
 
 
 def run_ticket_ids(db: Database, run_id: int, limit: int = 50) -> list[int]:
     with db.read() as s:
-        return queue.ticket_ids_of_run(s, run_id, limit)
+        return db_runs.ticket_ids_of_run(s, run_id, limit)
 
 
 def has_tickets(db: Database) -> bool:
@@ -250,12 +250,12 @@ def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
 
 def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     with db.read() as s:
-        return queue.recent_runs(s, limit)
+        return db_runs.recent_runs(s, limit)
 
 
 def create_run(db: Database, *, started_by: str, source: str, mode: str, threshold: float) -> int:
     with db.transaction() as s:
-        return queue.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
+        return db_runs.create_run(s, started_by=started_by, source=source, mode=mode, threshold=threshold)
 
 
 def ticket_ids_below(db: Database, confidence: float) -> list[int]:

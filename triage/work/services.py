@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anthropic
 
 from db import ledger, queue
+from db import runs as db_runs
 from db.engine import Database
 from triage.access import Action, Actor, require
 from triage.errors import BudgetReached, NoApiKey
@@ -274,10 +275,10 @@ def _settle_runs(db: Database, report: RunReport) -> None:
     pending, for the next worker (after a budget stop, saying why)."""
     with db.transaction() as s:
         if report.stopped and report.stop_kind == "key":
-            queue.stop_running_runs(s, report.stopped)
+            db_runs.stop_running_runs(s, report.stopped)
         if report.stopped and report.stop_kind == "budget":
             queue.explain_pending(s, None, report.stopped)
-        queue.finish_idle_runs(s)
+        db_runs.finish_idle_runs(s)
 
 
 def attach_tier0(db: Database, router: Router) -> str:
@@ -311,5 +312,5 @@ def classify_locally(db: Database, base: Settings | None = None, *, run_id: int 
                                      worker=pipeline.worker_name(), on_ticket=on_ticket,
                                      local_runs_only=local_runs_only)
     with db.transaction() as s:
-        queue.finish_idle_runs(s)
+        db_runs.finish_idle_runs(s)
     return n

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from db import quality as quality_q
+from db import quality
 from db.migrate import open_database
 from db.models import AuditEvent, Calibration, LabelledAnswer, ModelCall, Ticket
 from tests.support.actors import LEAD, OPERATOR, lead, op
@@ -86,7 +86,7 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
         rollup = {(a.ticket_id, a.tier, a.with_examples): (a.call_id, a.truth, a.label)
                   for a in s.scalars(select(LabelledAnswer))}
         raw = {(a["ticket_id"], a["tier"], a["with_examples"]): (a["call_id"], a["truth"], a["label"])
-               for a in quality_q.labelled_answers_from_calls(s)}
+               for a in quality.labelled_answers_from_calls(s)}
     assert len(rollup) == 240 and rollup == raw
     assert (row.model, row.n, row.n_right, row.trigger, row.fitted_by) == (
         "claude-haiku-5-5", 240, sum(h_right), "label import", "maria")
@@ -201,12 +201,12 @@ def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out():
 
 
 def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_url, tmp_path):
-    from db import calibrations as store
+    from db import calibrations
     from triage.cli import main
 
     db = open_database(db_url)
     with db.transaction() as s:  # a map that reads Haiku's 0.93 as about 0.40
-        cal_id = store.add(s, model="claude-haiku-5-5", a=1.0, b=-3.0, n=100, n_right=50, ece_before=0.4,
+        cal_id = calibrations.add(s, model="claude-haiku-5-5", a=1.0, b=-3.0, n=100, n_right=50, ece_before=0.4,
                            ece_after=0.05, trigger="manual", fitted_by="lena")
     src = tmp_path / "t.txt"
     src.write_text("I was charged twice, please refund\n")

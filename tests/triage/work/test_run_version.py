@@ -3,6 +3,7 @@
 import asyncio
 
 from db import queue
+from db import runs as db_runs
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider
 from triage import review, taxonomy
@@ -53,7 +54,7 @@ def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_w
 def test_a_stopped_run_is_not_waited_on_and_an_unknown_run_has_no_version(db):
     imp = runs.start_run(db, [(None, "refund me")], source="t", actor=LEAD)
     with db.transaction() as s:
-        queue.stop_running_runs(s, "the API key was rejected")
+        db_runs.stop_running_runs(s, "the API key was rejected")
     stopped = runs.run_version(db, imp.run_id, imp.ticket_ids)
     assert stopped.progress.states == {"pending": 1} and not stopped.waiting  # nothing will happen until a restart
     assert runs.run_version(db, imp.run_id + 1, []) is None
