@@ -44,17 +44,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), never a batch copy: on SQLite a batch drops and recreates
+    # the table, and dropping model_calls would cascade into labelled_answers
     op.drop_index('ix_priority_corrections_ticket_id', table_name='priority_corrections')
     op.drop_table('priority_corrections')
-    with op.batch_alter_table('model_calls', schema=None) as batch_op:
-        batch_op.drop_column('priority_confidence')
-        batch_op.drop_column('priority')
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_index('ix_tickets_language')
-        batch_op.drop_index('ix_tickets_team')
-        batch_op.drop_index('ix_tickets_priority_confidence')
-        batch_op.drop_column('team')
-        batch_op.drop_column('language')
-        batch_op.drop_column('priority_source')
-        batch_op.drop_column('priority_confidence')
-        batch_op.drop_column('priority')
+    op.drop_column('model_calls', 'priority_confidence')
+    op.drop_column('model_calls', 'priority')
+    op.drop_index('ix_tickets_language', table_name='tickets')
+    op.drop_index('ix_tickets_team', table_name='tickets')
+    op.drop_index('ix_tickets_priority_confidence', table_name='tickets')
+    for column in ('team', 'language', 'priority_source', 'priority_confidence', 'priority'):
+        op.drop_column('tickets', column)
