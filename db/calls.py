@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db import ledger, rollups
+from db import ledger, rollups, teams
 from db.models import ModelCall, Ticket
 from triage.domain import CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import NotFound
@@ -30,6 +30,7 @@ def record_call(s: Session, ticket_id: int, run_id: int | None, c: CallResult) -
         error_kind=c.error_kind, attempts=c.attempts, created_at=rollups.as_utc(c.created_at),
         calibration_id=c.calibration_id, calibrated_confidence=c.calibrated_confidence,
         examples=c.examples, group_size=c.group_size, group_position=c.group_position,
+        priority=c.priority, priority_confidence=c.priority_confidence,
     )
     s.add(row)
     s.flush()
@@ -65,6 +66,7 @@ def call_from_row(r: ModelCall) -> CallResult:
         stop_reason=r.stop_reason, error=r.error, error_kind=r.error_kind, attempts=r.attempts,
         created_at=r.created_at, calibration_id=r.calibration_id, calibrated_confidence=r.calibrated_confidence,
         examples=r.examples, group_size=r.group_size, group_position=r.group_position,
+        priority=r.priority, priority_confidence=r.priority_confidence,
     )
 
 
@@ -94,6 +96,11 @@ def apply_outcome(s: Session, ticket_id: int, o: Outcome) -> None:
     t.disagree = bool(t.tier1_category and t.tier2_category and t.tier1_category != t.tier2_category)
     if not t.corrected and o.tier is not None:
         t.category, t.confidence, t.label_source = o.category, o.confidence, f"tier{o.tier}"
+    if t.priority_source != "operator" and o.tier is not None:  # an operator's priority is never overwritten
+        # the deciding call's priority; the local tier (and an answer without a usable one) leaves it unknown
+        t.priority, t.priority_confidence = o.priority, o.priority_confidence
+        t.priority_source = f"tier{o.tier}" if o.priority is not None else None
+    teams.assign(s, t)
     t.claimed_by, t.claimed_at = None, None
     t.escalation_requested = False
     t.updated_at = datetime.now(UTC)

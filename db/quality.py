@@ -108,3 +108,23 @@ def grouped_requests_made(s: Session) -> bool:
     """Whether any API request was about several tickets (a day and model of spend_daily with fewer requests than
     calls): one read of the daily rollup."""
     return s.scalar(select(SpendDaily.day).where(SpendDaily.requests < SpendDaily.calls).limit(1)) is not None
+
+
+def priority_pairs(s: Session, limit: int = 15_000) -> list[tuple[str, str | None, float | None]]:
+    """For the newest `limit` tickets whose priority an operator set: (the operator's priority, the priority the
+    model's latest answer gave, its stated confidence). A ticket the model gave no priority (the local tier says
+    unknown) has None."""
+
+
+    tickets = s.execute(select(Ticket.id, Ticket.priority).where(Ticket.priority_source == "operator",
+                                                                 Ticket.priority.is_not(None))
+                        .order_by(Ticket.id.desc()).limit(limit)).all()
+    truth: dict[int, str] = {tid: p for tid, p in tickets if p is not None}
+    answered: dict[int, tuple[str | None, float | None]] = {}
+    ids = list(truth)
+    for i in range(0, len(ids), 500):
+        rows = s.execute(select(ModelCall.ticket_id, ModelCall.priority, ModelCall.priority_confidence)
+                         .where(ModelCall.ticket_id.in_(ids[i:i + 500]), ModelCall.outcome != "error")
+                         .order_by(ModelCall.id))
+        answered.update({tid: (p, c) for tid, p, c in rows})  # the latest answer wins
+    return [(truth[t], *answered[t]) for t in ids if t in answered]

@@ -88,6 +88,7 @@ def _chunks(seq: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 def import_tickets(
     s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
     requeue: Iterable[str] = (PENDING, FAILED), reclassify: bool = False,
+    language_of: Callable[[str], str | None] | None = None,
 ) -> Imported:
     """Insert new tickets as pending. Known tickets (same text and id) are not duplicated; those in a
     `requeue` state (or all of them with `reclassify`) are queued again under this run, unless a worker or a
@@ -106,7 +107,7 @@ def import_tickets(
     new = [h for h in first if h not in known]
     ids = {h: row[0] for h, row in known.items()}
     inserted = _insert_new(s, [(h, *first[h], text_hash_of[h]) for h in new], source=source,
-                           run_id=run_id, now=now)
+                           run_id=run_id, now=now, language_of=language_of)
     ids.update(inserted)
     raced = [h for h in new if h not in inserted]  # inserted meanwhile by another import (PostgreSQL)
     if raced:
@@ -150,7 +151,7 @@ def _known_tickets(s: Session, hashes: Sequence[str]) -> dict[str, _Known]:
 
 
 def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str]], *, source: str, run_id: int | None,
-                now: datetime) -> dict[str, int]:
+                now: datetime, language_of: Callable[[str], str | None] | None = None) -> dict[str, int]:
     """Insert (hash, external id, text, text hash) rows in pages; returns hash -> id of those inserted. A hash
     another import inserted meanwhile is skipped (ON CONFLICT DO NOTHING) rather than failing the whole import."""
     table = cast(Table, Ticket.__table__)
@@ -162,7 +163,8 @@ def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str]], *,
              "first_call_id": 0}
     out: dict[str, int] = {}
     for chunk in _chunks(rows, 5000):
-        params = [{"content_hash": h, "external_id": ext, "text": text, "text_hash": th, **fixed}
+        params = [{"content_hash": h, "external_id": ext, "text": text, "text_hash": th, **fixed,
+                   "language": language_of(text) if language_of else None}  # detected before the transaction
                   for h, ext, text, th in chunk]
         out.update((h, i) for h, i in s.execute(stmt, params))
     return out

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from db import rollups
+from db import rollups, teams
 from db.engine import rows_affected
-from db.models import Correction, ModelCall, Ticket
+from db.models import Correction, ModelCall, PriorityCorrection, Ticket
 from triage.domain import FAILED, NEEDS_REVIEW, UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, NotFound
 
@@ -49,7 +49,28 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
         conds.append(Ticket.run_id == f.run_id)
     if f.source:
         conds.append(Ticket.source == f.source)
+    for column, wanted in ((Ticket.priority, f.priorities), (Ticket.language, f.languages), (Ticket.team, f.teams)):
+        if wanted:
+            named = [w for w in wanted if w != UNKNOWN]
+            conds.append(or_(column.in_(named), column.is_(None)) if UNKNOWN in wanted else column.in_(named))
     return q.where(*conds) if conds else q
+
+
+COLUMNS = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
+           Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
+           Ticket.created_at, Ticket.priority, Ticket.priority_confidence, Ticket.language, Ticket.team)
+
+
+def _segments(f: ReviewFilter) -> list[tuple[Any, bool]]:
+    """The walks a page is read from, in order: (condition, whether the walk is on tickets without a confidence).
+    With a priority order, each level's tickets come before the next level's (urgent first), tickets without a
+    priority (or one no longer on the scale) last; inside each, unscored tickets first, then by confidence."""
+    if not f.priority_order:
+        levels: list[Any] = [true()]
+    else:
+        levels = [Ticket.priority == p for p in f.priority_order]
+        levels.append(or_(Ticket.priority.is_(None), Ticket.priority.not_in(f.priority_order)))
+    return [(cond, unscored) for cond in levels for unscored in (True, False)]
 
 
 def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZE) -> list[ReviewRow]:
@@ -57,20 +78,22 @@ def review_page(s: Session, f: ReviewFilter, page: int = 0, size: int = PAGE_SIZ
 
     Read as two walks of ix_tickets_confidence_id that stop at the page (tickets without a confidence, then the
     others): one `ORDER BY confidence NULLS FIRST` sorts every match on PostgreSQL, whose index keeps NULLs last."""
-    cols = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
-            Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
-            Ticket.created_at)
-    start = page * size
-    unscored = _where(select(Ticket.id), f).where(Ticket.confidence.is_(None)).limit(start + size).subquery()
-    n_unscored = s.scalar(select(func.count()).select_from(unscored)) or 0
+    skip = page * size
     rows: list[Any] = []
-    if n_unscored > start:
-        rows += s.execute(_where(select(*cols), f).where(Ticket.confidence.is_(None)).order_by(Ticket.id)
-                          .offset(start).limit(size)).all()
-    if len(rows) < size:
-        rows += s.execute(_where(select(*cols), f).where(Ticket.confidence.is_not(None))
-                          .order_by(Ticket.confidence, Ticket.id).offset(max(0, start - n_unscored))
+    for cond, unscored in _segments(f):
+        if len(rows) >= size:
+            break
+        scored = Ticket.confidence.is_(None) if unscored else Ticket.confidence.is_not(None)
+        if skip:  # how many of the rows still to skip this walk holds (counted no further than needed)
+            held = _where(select(Ticket.id), f).where(cond, scored).limit(skip).subquery()
+            n = s.scalar(select(func.count()).select_from(held)) or 0
+            if n < skip:
+                skip -= n
+                continue
+        order = (Ticket.id,) if unscored else (Ticket.confidence, Ticket.id)
+        rows += s.execute(_where(select(*COLUMNS), f).where(cond, scored).order_by(*order).offset(skip)
                           .limit(size - len(rows))).all()
+        skip = 0
     return [ReviewRow(*tuple(r)) for r in rows]
 
 
@@ -95,7 +118,8 @@ def ticket(s: Session, ticket_id: int) -> TicketView | None:
     if t is None:
         return None
     return TicketView(t.id, t.external_id, t.text, t.source, t.status, t.status_reason, t.category, t.confidence,
-                      t.label_source, t.corrected, t.version)
+                      t.label_source, t.corrected, t.version, t.priority, t.priority_confidence, t.priority_source,
+                      t.language, t.team)
 
 
 def calls_of(s: Session, ticket_id: int) -> list[ModelCall]:
@@ -130,7 +154,42 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
     rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
+    s.refresh(t)
+    teams.assign(s, t)  # the team follows the category
     return expected_version + 1
+
+
+def correct_priority(s: Session, ticket_id: int, new_priority: str, *, operator: str, expected_version: int,
+                     note: str | None = None) -> int:
+    """Set the operator's priority if nobody changed the ticket since `expected_version` (the same compare-and-set
+    as `correct`); appends a `priority_corrections` row; the ticket's team follows its new priority. Returns the
+    new version."""
+    t = s.get(Ticket, ticket_id)
+    if t is None:
+        raise NotFound(f"ticket {ticket_id} does not exist")
+    previous = t.priority
+    now = datetime.now(UTC)
+    res = s.execute(
+        update(Ticket).where(Ticket.id == ticket_id, Ticket.version == expected_version)
+        .values(priority=new_priority, priority_confidence=None, priority_source="operator",
+                version=Ticket.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rows_affected(res) != 1:
+        s.refresh(t)
+        who = t.corrected_by or "the classifier"
+        when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
+    s.add(PriorityCorrection(ticket_id=ticket_id, previous_priority=previous, new_priority=new_priority,
+                             operator=operator, note=note or None, created_at=now))
+    s.refresh(t)
+    teams.assign(s, t)
+    return expected_version + 1
+
+
+def priority_history_of(s: Session, ticket_id: int) -> list[PriorityCorrection]:
+    return list(s.scalars(select(PriorityCorrection).where(PriorityCorrection.ticket_id == ticket_id)
+                          .order_by(PriorityCorrection.id)))
 
 
 def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
@@ -144,6 +203,7 @@ def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
         "confidence": t.confidence, "label_source": t.label_source, "status": t.status,
         "tier1_category": t.tier1_category, "tier2_category": t.tier2_category, "escalated": t.escalated,
         "corrected_by": t.corrected_by, "source": t.source, "created_at": t.created_at.isoformat(),
+        "priority": t.priority, "language": t.language, "team": t.team,
         "cost_usd": str(from_pico(c)),
     } for t, c in s.execute(q)]
 
@@ -164,7 +224,4 @@ def sonnet_decided(s: Session, ticket_ids: list[int]) -> dict[int, int]:
 
 def rows_by_id(s: Session, ticket_ids: list[int]) -> list[ReviewRow]:
     """These tickets as the review table shows them (any order)."""
-    cols = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
-            Ticket.label_source, Ticket.tier1_category, Ticket.tier2_category, Ticket.corrected, Ticket.version,
-            Ticket.created_at)
-    return [ReviewRow(*tuple(r)) for r in s.execute(select(*cols).where(Ticket.id.in_(ticket_ids)))]
+    return [ReviewRow(*tuple(r)) for r in s.execute(select(*COLUMNS).where(Ticket.id.in_(ticket_ids)))]

@@ -17,6 +17,8 @@ EXPORT = "export.tickets"
 LABEL_IMPORT = "labels.import"
 ESCALATION = "escalation.request"
 DEMO = "demo.load"
+SETTINGS_TEAMS = "settings.teams"
+PRIORITY_CORRECTION = "review.priority"
 
 
 def record(s: Session, actor: Actor, event: str, **detail: object) -> None:

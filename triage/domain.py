@@ -120,6 +120,10 @@ class CallResult:
     examples: int | None = None  # labelled few-shot examples in its request; None: sent without any
     group_size: int = 1  # how many tickets shared the request (usage and cost here are this ticket's share)
     group_position: int = 1  # this ticket's id (1..group_size) in that request
+    # the priority answered in the same request as the category (a level of the taxonomy's scale) and its own
+    # confidence; None: unknown (the local tier never guesses one, an answer without a usable priority)
+    priority: str | None = None
+    priority_confidence: float | None = None
 
     @property
     def routing_confidence(self) -> float | None:
@@ -175,6 +179,24 @@ class Outcome:
     escalated: bool = False
     reason: str | None = None  # why the ticket is failed, pending or needs review
 
+    @property
+    def priority_call(self) -> CallResult | None:
+        """The call whose priority the ticket takes: the deciding call (the latest answer of the deciding tier, as
+        `router.decide` picks it) when it gave one. The category alone drives escalation and review."""
+        answered = [c for c in self.calls if c.answered and c.tier == self.tier]
+        best = answered[-1] if answered else None
+        return best if best is not None and best.priority is not None else None
+
+    @property
+    def priority(self) -> str | None:
+        call = self.priority_call
+        return call.priority if call else None
+
+    @property
+    def priority_confidence(self) -> float | None:
+        call = self.priority_call
+        return call.priority_confidence if call else None
+
 
 REVIEW_REASONS = ("low_confidence", "unknown", "failed", "disagreement")
 
@@ -192,6 +214,12 @@ class ReviewFilter:
     search: str = ""
     run_id: int | None = None  # the run that (last) queued the ticket
     source: str = ""  # the file (or "paste") it came from
+    priorities: tuple[str, ...] = ()  # levels of the scale; "unknown" matches tickets without a priority
+    languages: tuple[str, ...] = ()  # ISO 639 codes; "unknown" matches tickets without a detected language
+    teams: tuple[str, ...] = ()  # "unknown" matches tickets without a team
+    # the scale's levels most urgent first: the queue shows them in that order (urgent first), each level by its
+    # usual order (least confident first), tickets without a priority last; empty: no priority order
+    priority_order: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +238,10 @@ class ReviewRow:
     corrected: bool
     version: int
     created_at: datetime
+    priority: str | None = None
+    priority_confidence: float | None = None
+    language: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,3 +259,34 @@ class TicketView:
     label_source: str | None
     corrected: bool
     version: int
+    priority: str | None = None
+    priority_confidence: float | None = None
+    priority_source: str | None = None
+    language: str | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class TeamRule:
+    """One row of the routing table: a ticket whose category, priority and language match (None: any) goes to
+    `team`. Rows are tried in order, the first match wins; a row matching anything is the default team, last."""
+
+    team: str
+    category: str | None = None
+    priority: str | None = None
+    language: str | None = None
+
+    def matches(self, category: str | None, priority: str | None, language: str | None) -> bool:
+        return ((self.category is None or self.category == category)
+                and (self.priority is None or self.priority == priority)
+                and (self.language is None or self.language == language))
+
+    @property
+    def is_default(self) -> bool:
+        return self.category is None and self.priority is None and self.language is None
+
+
+def team_for(rules: tuple[TeamRule, ...] | list[TeamRule], category: str | None, priority: str | None,
+             language: str | None) -> str | None:
+    """The team of a ticket by the routing table: the first row that matches (deterministic); None without one."""
+    return next((r.team for r in rules if r.matches(category, priority, language)), None)

@@ -12,8 +12,9 @@ from typing import Any
 from db import queue
 from db import review as db_review
 from db.engine import Database
+from triage import audit
 from triage.access import Action, Actor, require
-from triage.domain import ReviewFilter, ReviewRow, TicketView, from_pico
+from triage.domain import UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
 from triage.errors import Conflict, InputError
 from triage.quality import calibrate
 from triage.taxonomy import Taxonomy
@@ -75,6 +76,27 @@ def correct(db: Database, ticket_id: int, label: str, *, actor: Actor, expected_
                          note=note)
 
 
+def correct_priority(db: Database, ticket_id: int, priority: str, *, actor: Actor, expected_version: int,
+                     taxonomy: Taxonomy, note: str | None = None) -> int:
+    """Set an operator priority (a level of the taxonomy's scale, stamped with the actor) if nobody changed the
+    ticket since `expected_version`; recorded in `priority_corrections` and the audit trail in the same transaction.
+    The category alone still drives escalation. Returns the new version."""
+    require(actor, Action.LABEL)
+    if priority not in taxonomy.priority_names:
+        raise InputError(f"{priority!r} is not a priority; pick one of {', '.join(taxonomy.priority_names)}")
+    with db.transaction() as s:
+        version = db_review.correct_priority(s, ticket_id, priority, operator=actor.identity,
+                                             expected_version=expected_version, note=note)
+        audit.record(s, actor, audit.PRIORITY_CORRECTION, ticket=ticket_id, priority=priority)
+        return version
+
+
+def queue_filter(taxonomy: Taxonomy, **kw: Any) -> ReviewFilter:
+    """A review filter that sorts urgent first by this taxonomy's scale (the other filters as given, including
+    `priorities`, `languages` and `teams`)."""
+    return ReviewFilter(priority_order=tuple(taxonomy.priority_names), **kw)
+
+
 @dataclass
 class BulkResult:
     saved: list[int]
@@ -125,6 +147,7 @@ def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
         calls = [{
             "time": c.created_at, "tier": c.tier, "model": c.model_returned or c.model, "outcome": c.outcome,
             "label": c.category, "confidence": c.confidence,
+            "priority": c.priority, "priority_confidence": c.priority_confidence,
             # what routing compared with the threshold (the stated confidence through the calibration in force)
             "calibrated": c.calibrated_confidence, "examples": c.examples, "tickets_in_request": c.group_size,
             "reason": c.reason or c.problem or c.error,
@@ -132,6 +155,11 @@ def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
             "cache_tokens": c.cache_read_tokens + c.cache_write_5m_tokens + c.cache_write_1h_tokens,
             "cost_usd": from_pico(c.cost_pico), "latency_ms": c.latency_ms, "request_id": c.request_id,
         } for c in db_review.calls_of(s, ticket_id)]
-        history = [{"time": h.created_at, "operator": h.operator, "from": h.previous_label, "to": h.new_label,
-                    "note": h.note} for h in db_review.history_of(s, ticket_id)]
+        history: list[dict[str, Any]] = [
+            {"time": h.created_at, "operator": h.operator, "from": h.previous_label, "to": h.new_label,
+             "note": h.note} for h in db_review.history_of(s, ticket_id)]
+        history += [{"time": h.created_at, "operator": h.operator, "from": f"priority {h.previous_priority or UNKNOWN}",
+                     "to": f"priority {h.new_priority}", "note": h.note}
+                    for h in db_review.priority_history_of(s, ticket_id)]
+        history.sort(key=lambda h: h["time"])
         return Detail(t, calls, history)

@@ -29,12 +29,28 @@ class Category:
     description: str
 
 
+# The priority scale defined with the taxonomy: predicted in the same request as the category, ordered most
+# urgent first. A team may rename or change the levels ("priorities" in the taxonomy's JSON).
+DEFAULT_PRIORITIES = (
+    Category("urgent", "service down, data loss, security or money at risk now; many users blocked"),
+    Category("high", "one customer blocked or a deadline close; needs an answer today"),
+    Category("normal", "a problem with a workaround, or a question that can wait a day"),
+    Category("low", "feedback, feature wishes, thanks, no action needed soon"),
+)
+
+
 @dataclass(frozen=True)
 class Taxonomy:
     categories: tuple[Category, ...]
+    priorities: tuple[Category, ...] = DEFAULT_PRIORITIES  # most urgent first
 
     def __post_init__(self) -> None:
         validate(self.categories)
+        validate_priorities(self.priorities)
+
+    @property
+    def priority_names(self) -> list[str]:
+        return [p.name for p in self.priorities]
 
     @property
     def names(self) -> list[str]:
@@ -44,7 +60,11 @@ class Taxonomy:
         return label in self.names
 
     def to_dict(self) -> dict[str, Any]:
-        return {"categories": [{"name": c.name, "description": c.description} for c in self.categories]}
+        out: dict[str, Any] = {"categories": [{"name": c.name, "description": c.description}
+                                              for c in self.categories]}
+        if self.priorities != DEFAULT_PRIORITIES:  # the default scale is implied: stored taxonomies stay as they were
+            out["priorities"] = [{"name": p.name, "description": p.description} for p in self.priorities]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Taxonomy:
@@ -55,7 +75,13 @@ class Taxonomy:
             if not isinstance(item, dict):
                 raise TaxonomyError(f"category #{i} must be an object with a name and a description")
             cats.append(Category(str(item.get("name", "")).strip(), str(item.get("description", "")).strip()))
-        return cls(tuple(cats))
+        raw = data.get("priorities")
+        if raw is None:
+            return cls(tuple(cats))
+        if not isinstance(raw, list) or not all(isinstance(p, dict) for p in raw):
+            raise TaxonomyError('"priorities" is a list of objects with a name and a description, most urgent first')
+        levels = tuple(Category(str(p.get("name", "")).strip(), str(p.get("description", "")).strip()) for p in raw)
+        return cls(tuple(cats), levels)
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[str, str]]) -> Taxonomy:
@@ -133,6 +159,25 @@ def validate(categories: tuple[Category, ...]) -> None:
                             "table cell prints as, not a description)")
     if problems:
         raise TaxonomyError("invalid taxonomy: " + "; ".join(problems))
+
+
+def validate_priorities(levels: tuple[Category, ...]) -> None:
+    problems: list[str] = []
+    if not 2 <= len(levels) <= 10:
+        problems.append(f"a priority scale has 2 to 10 levels (got {len(levels)})")
+    names = [p.name for p in levels]
+    for p in levels:
+        if not _NAME_RE.match(p.name):
+            problems.append(f"priority name {p.name!r} must be lower-case letters, digits or _ (start with a letter)")
+        elif p.name == UNKNOWN:
+            problems.append(f"{UNKNOWN!r} is reserved: it is what a ticket's priority is when nobody could tell")
+        if p.name and (not p.description or p.description.lower() in _EMPTY_CELL_TEXTS):
+            problems.append(f"priority {p.name!r} needs a one-line description")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"priority {', '.join(dupes)} appears more than once")
+    if problems:
+        raise TaxonomyError("invalid priority scale: " + "; ".join(problems))
 
 
 def default() -> Taxonomy:

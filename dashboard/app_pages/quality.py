@@ -5,13 +5,14 @@ import streamlit as st
 
 from dashboard import cached, charts, state
 from dashboard.sections import fewshot as fewshot_sections
-from dashboard.sections import quality_calibration
+from dashboard.sections import quality_calibration, quality_priority
 from dashboard.sections import quality_groups as _quality_groups
 from dashboard.ui import gate
 from triage.access import Action
+from triage.quality import priority as priority_quality
 from triage.quality import tiles
 
-gate(Action.VIEW_REPORTS)
+actor = gate(Action.VIEW_REPORTS)
 db = state.database()
 settings, taxonomy = state.settings()
 
@@ -56,6 +57,7 @@ if names:
     st.plotly_chart(charts.confusion(chosen["confusion"], chosen["name"]), key="chart_confusion")
 
 _quality_groups.draw(cached.quality_by_group_size(db))
+quality_priority.draw(priority_quality.measure(db, actor=actor))
 f = result.flips
 if f["escalated"]:
     st.markdown(f"**Escalations.** Sonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated "

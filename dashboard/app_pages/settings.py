@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.sections import fewshot as fewshot_sections
+from dashboard.sections import teams as team_sections
 from dashboard.ui import gate, need_operator, plain
 from triage import audit, export, privacy
 from triage import settings as config
@@ -109,6 +110,7 @@ with st.form("engine"):
             st.error(str(exc))
 
 fewshot_sections.settings_form(db, settings, actor, fewshot_source.operator_labels(db, taxonomy))
+team_sections.settings_form(db, taxonomy, actor)
 
 st.subheader("Personal data")
 st.caption("Masked in every request body before it reaches the API (typed placeholders such as [CARD], [EMAIL]). "

@@ -68,15 +68,18 @@ def test_fewshot_rollups_are_built_for_an_existing_database_and_undone(any_db_ur
     upgrade(url, "0015")
     db = open_database(url, migrate=False)
     when = datetime(2026, 11, 30, 12, tzinfo=UTC)
-    with db.transaction() as s:  # written straight to the tables: the rollups do not exist yet
-        t = Ticket(text="refund please", content_hash="h1", label_source="operator", category="billing")
-        s.add(t)
-        s.flush()
+    with db.transaction() as s:  # written straight to the tables (core inserts of the columns 0015 has): the
+        # rollups do not exist yet, nor the columns later migrations add
+        from sqlalchemy import insert
+
+        ticket_id = s.execute(insert(Ticket.__table__).values(  # type: ignore[arg-type]
+            text="refund please", content_hash="h1", label_source="operator", category="billing")
+            .returning(Ticket.__table__.c.id)).scalar_one()
         for examples, category, read in ((None, "billing", 0), (4, "account", 700), (None, "account", 0)):
-            s.add(ModelCall(ticket_id=t.id, tier=1, model="claude-haiku-5-5", outcome="ok", category=category,
-                            confidence=0.7, input_tokens=1500, output_tokens=20, cache_read_tokens=read,
-                            cost_pico=1000, examples=examples, created_at=when))
-            s.flush()
+            s.execute(insert(ModelCall.__table__).values(  # type: ignore[arg-type]
+                ticket_id=ticket_id, tier=1, model="claude-haiku-5-5", outcome="ok", category=category,
+                confidence=0.7, input_tokens=1500, output_tokens=20, cache_read_tokens=read, cost_pico=1000,
+                examples=examples, created_at=when))
         ids = list(s.scalars(select(ModelCall.id).order_by(ModelCall.id)))
     upgrade(url)
     with db.engine.connect() as conn:

@@ -200,8 +200,44 @@ def keyword_label(text: str) -> tuple[str, int]:
     return (best if hits[best] else "technical"), distinct
 
 
-def ticket_answer(text: str, model: str) -> dict:
-    """What the keyword "model" answers about one ticket: reason, category and confidence."""
+URGENT_WORDS = ("outage", "down", "urgent", "asap", "data loss", "security", "breach")
+HIGH_WORDS = ("blocked", "cannot", "can't", "deadline", "charged twice", "locked out")
+LOW_WORDS = ("feature", "suggestion", "thanks", "thank you", "would be nice", "feedback")
+
+
+def keyword_priority(text: str, levels: list[str]) -> str:
+    """The priority the keyword "model" reads from a ticket's own text ([[priority=...]] wins): words like
+    "outage" or "down" are the most urgent level, "blocked" the next, feature wishes the least, the rest in the
+    middle, mapped onto whatever scale the request's schema offers."""
+    marked = re.search(r"\[\[priority=(\w+)\]\]", text)
+    if marked:
+        return marked.group(1)
+    low = text.lower()
+    if any(w in low for w in URGENT_WORDS):
+        rank = 0
+    elif any(w in low for w in HIGH_WORDS):
+        rank = 1
+    elif any(w in low for w in LOW_WORDS):
+        rank = len(levels) - 1
+    else:
+        rank = min(2, len(levels) - 1)
+    return levels[min(rank, len(levels) - 1)]
+
+
+def priority_levels(body: dict) -> list[str] | None:
+    """The priority levels the request's output schema offers (one ticket or an answers array), or None when it
+    asks for none (an answer then carries no priority, as a real model's would not)."""
+    schema = ((body.get("output_config") or {}).get("format") or {}).get("schema") or {}
+    props = schema.get("properties", {})
+    if "answers" in props:
+        props = props["answers"].get("items", {}).get("properties", {})
+    enum = props.get("priority", {}).get("enum")
+    return list(enum) if enum else None
+
+
+def ticket_answer(text: str, model: str, levels: list[str] | None = None) -> dict:
+    """What the keyword "model" answers about one ticket: reason, category and confidence, and with `levels` (the
+    schema's priority scale) a priority read from the same text and its confidence ([[pconf=...]])."""
     tier2 = "sonnet" in model
     markers = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
     label, distinct = keyword_label(text)
@@ -212,7 +248,11 @@ def ticket_answer(text: str, model: str) -> dict:
     key = "conf2" if tier2 else "conf"
     if key in markers:
         conf = float(markers[key])
-    return {"reason": f"mentions {label.replace('_', ' ')} matters", "category": label, "confidence": conf}
+    answer = {"reason": f"mentions {label.replace('_', ' ')} matters", "category": label, "confidence": conf}
+    if levels:
+        answer["priority"] = keyword_priority(text, levels)
+        answer["priority_confidence"] = float(markers.get("pconf", 0.8))
+    return answer
 
 
 _GROUP_BLOCK = re.compile(r'<ticket id="(\d+)">\n(.*?)\n</ticket>', re.DOTALL)
@@ -250,7 +290,7 @@ def group_responder(body: dict, fault: str | None = None, rnd: random.Random | N
     entries = []
     for k, text in blocks:
         own = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
-        a = {"id": k, **ticket_answer(text, body["model"])}
+        a = {"id": k, **ticket_answer(text, body["model"], priority_levels(body))}
         if "skip" in own:
             continue
         if "bad" in own:
@@ -300,7 +340,7 @@ def default_responder(body: dict) -> Action:
     if "drop" in markers:
         return Drop()
     delay = float(markers.get("slow") or 0)
-    answer = ticket_answer(text, model)
+    answer = ticket_answer(text, model, priority_levels(body))
     if "refuse" in markers:
         return Reply(text="", stop_reason="refusal", delay=delay)
     if "max_tokens" in markers:

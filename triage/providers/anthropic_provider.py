@@ -211,6 +211,7 @@ class AnthropicProvider:
         parsed = parse_answer(text, taxonomy)
         result.category, result.confidence, result.reason = parsed.category, parsed.confidence, parsed.reason
         result.problem = parsed.problem
+        result.priority, result.priority_confidence = parsed.priority, parsed.priority_confidence
         if parsed.category is None:
             result.outcome = TRUNCATED if message.stop_reason == "max_tokens" else UNPARSED
             if message.stop_reason == "max_tokens":
@@ -309,6 +310,7 @@ class AnthropicProvider:
                 one.error = f"asked together with {n - 1} other tickets: {why}; asked again"
             else:
                 one.category, one.confidence, one.reason = parsed.category, parsed.confidence, parsed.reason
+                one.priority, one.priority_confidence = parsed.priority, parsed.priority_confidence
                 one.problem = parsed.problem
                 one.outcome = UNKNOWN_LABEL if parsed.category == UNKNOWN else OK
             tickets.append(one)

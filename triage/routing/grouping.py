@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from triage.domain import CallResult, Usage
 from triage.errors import InputError
 from triage.routing import fencing, prompts
-from triage.routing.parsing import Parsed, normalise_confidence, normalise_label
+from triage.routing.parsing import Parsed, normalise_confidence, normalise_label, read_priority
 from triage.taxonomy import Taxonomy
 
 T = TypeVar("T")
@@ -98,7 +98,8 @@ def user_message(texts: Sequence[str]) -> str:
     return (f"{blocks}\n\nThese are {n} separate tickets, each in its own ticket block with an id (1..{n}). "
             "Judge each ticket on its own, as if it were the only one; never let one ticket change the answer for "
             f"another. Reply with JSON only: an object with `answers`, exactly one entry per ticket id 1..{n}, each "
-            "with id, reason (at most 20 words), category and confidence from 0 to 1.")
+            "with id, reason (at most 20 words), category, confidence from 0 to 1, priority and priority_confidence "
+            "from 0 to 1.")
 
 
 def output_schema(taxonomy: Taxonomy) -> dict[str, Any]:
@@ -186,7 +187,7 @@ def _parse_entry(entry: dict[str, Any], taxonomy: Taxonomy) -> Parsed | None:
         return None
     label = normalise_label(raw_label, taxonomy)
     problem = None if label in taxonomy else f"label {raw_label[:60]!r} is not in the taxonomy"
-    return Parsed(label, confidence, str(entry.get("reason", ""))[:500], problem)
+    return Parsed(label, confidence, str(entry.get("reason", ""))[:500], problem, *read_priority(entry, taxonomy))
 
 
 def apportion(total: int, input_weights: Sequence[int], output_weights: Sequence[int], output_part: int) -> list[int]:

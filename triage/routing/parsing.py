@@ -20,6 +20,23 @@ class Parsed:
     confidence: float | None
     reason: str
     problem: str | None  # None when the answer was clean
+    # the priority (a level of the taxonomy's scale) and its own confidence; None when the answer gave no usable one.
+    # A missing or odd priority never makes the category's answer a problem: the category drives routing.
+    priority: str | None = None
+    priority_confidence: float | None = None
+
+
+def read_priority(obj: dict[str, Any], taxonomy: Taxonomy) -> tuple[str | None, float | None]:
+    """The answer's priority and its confidence, or (None, None): a level outside the scale, or one without a
+    readable confidence, is no priority (the ticket's priority stays unknown)."""
+    raw = obj.get("priority")
+    if not isinstance(raw, str):
+        return None, None
+    level = re.sub(r"[\s\-]+", "_", raw.strip().strip("\"'").lower())
+    confidence = normalise_confidence(obj.get("priority_confidence"))
+    if level not in taxonomy.priority_names or confidence is None:
+        return None, None
+    return level, confidence
 
 
 def normalise_label(raw: object, taxonomy: Taxonomy) -> str:
@@ -73,4 +90,5 @@ def parse_answer(text: str, taxonomy: Taxonomy) -> Parsed:
     confidence = normalise_confidence(obj.get("confidence"))
     if confidence is None:
         problems.append(f"confidence {obj.get('confidence')!r} missing or out of range")
-    return Parsed(label, confidence, str(obj.get("reason", ""))[:500], "; ".join(problems) or None)
+    return Parsed(label, confidence, str(obj.get("reason", ""))[:500], "; ".join(problems) or None,
+                  *read_priority(obj, taxonomy))

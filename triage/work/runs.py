@@ -14,6 +14,7 @@ from triage import audit
 from triage.access import Action, Actor, require
 from triage.domain import Outcome, from_pico, money_text
 from triage.errors import InputError
+from triage.local import language
 from triage.routing import grouping
 
 if TYPE_CHECKING:
@@ -116,10 +117,12 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
     `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting)."""
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
+    languages = language.detect_many(text for _, text in items)  # locally, before the write transaction
     with db.transaction() as s:
         run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
                                   per_call=per_call)
-        return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
+        return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify,
+                                    language_of=languages.get)
 
 
 def finish_run(db: Database, report: RunReport) -> None:
@@ -152,7 +155,8 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Act
             last = latest.get(tid)
             rows.append({
                 "id": t.external_id or str(t.id), "ticket_id": t.id, "category": t.category,
-                "confidence": t.confidence, "tier": t.label_source,
+                "confidence": t.confidence, "priority": t.priority, "language": t.language, "team": t.team,
+                "tier": t.label_source,
                 "model": (last.model_returned or last.model) if last else None,
                 "escalated": t.escalated, "cost_usd": money_text(from_pico(costs.get(tid, 0))),
                 "status": t.status, "reason": t.status_reason or (last.reason if last else None),

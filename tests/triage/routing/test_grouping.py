@@ -48,7 +48,7 @@ def test_the_schema_asks_for_one_object_per_ticket_with_the_taxonomy_as_enum():
     item = schema["properties"]["answers"]["items"]
     assert item["properties"]["category"]["enum"] == TAX.names and item["properties"]["id"] == {"type": "integer"}
     assert item["additionalProperties"] is False and schema["additionalProperties"] is False
-    assert item["required"] == ["id", "reason", "category", "confidence"]
+    assert item["required"] == ["id", "reason", "category", "confidence", "priority", "priority_confidence"]
 
 
 def test_clean_answers_map_by_id_in_any_order():
