@@ -106,12 +106,12 @@ class Ticket(Base):
     first_call_id: Mapped[int] = mapped_column(Integer, default=0)  # calls before this id are history only
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # the priority (a level of the taxonomy's scale; NULL: unknown) from the deciding call, or an operator's (0022)
+    # the priority (a level of the taxonomy's scale; NULL: unknown) from the deciding call, or an operator's (0020)
     priority: Mapped[str | None] = mapped_column(String(32))
     priority_confidence: Mapped[float | None] = mapped_column(Float)
     priority_source: Mapped[str | None] = mapped_column(String(16))  # operator | tier2 | tier1 (NULL: unknown)
-    language: Mapped[str | None] = mapped_column(String(8))  # ISO 639 code detected locally at import (0022)
-    team: Mapped[str | None] = mapped_column(String(64))  # from the routing table (triage/teams.py) (0022)
+    language: Mapped[str | None] = mapped_column(String(8))  # ISO 639 code detected locally at import (0020)
+    team: Mapped[str | None] = mapped_column(String(64))  # from the routing table (triage/teams.py) (0020)
     calls: Mapped[list[ModelCall]] = relationship(back_populates="ticket", order_by="ModelCall.id")
 
     __table_args__ = (
@@ -125,7 +125,7 @@ class Ticket(Base):
         Index("ix_tickets_status_claimed", "status", "claimed_at"),
         # the operator-labelled tickets few-shot can draw on, counted on the Settings page (0018)
         Index("ix_tickets_label_source_category", "label_source", "category"),
-        # the review queue's urgent-first walks inside a filter (0022)
+        # the review queue's urgent-first walks inside a filter (0020)
         Index("ix_tickets_priority_confidence", "priority", "confidence", "id"),
         Index("ix_tickets_team", "team"),
         Index("ix_tickets_language", "language"),
@@ -179,7 +179,7 @@ class ModelCall(Base):
     calibrated_confidence: Mapped[float | None] = mapped_column(Float)
     # labelled few-shot examples in the request (fixed + retrieved); NULL: sent without any (migration 0013)
     examples: Mapped[int | None] = mapped_column(Integer)
-    # the priority answered in the same request as the category, with its own confidence (0022)
+    # the priority answered in the same request as the category, with its own confidence (0020)
     priority: Mapped[str | None] = mapped_column(String(32))
     priority_confidence: Mapped[float | None] = mapped_column(Float)
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
@@ -355,7 +355,7 @@ class DataVersion(Base):
 
 
 class PriorityCorrection(Base):
-    """Append-only trail of operator priorities (0022): like `corrections`, apart so that setting a priority never
+    """Append-only trail of operator priorities (0020): like `corrections`, apart so that setting a priority never
     reads as confirming the category."""
 
     __tablename__ = "priority_corrections"

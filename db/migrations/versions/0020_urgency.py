@@ -1,7 +1,7 @@
 """Urgency, language and team: tickets.priority, priority_confidence, priority_source, language, team;
 model_calls.priority, priority_confidence; priority_corrections (operators' priorities, append-only).
 
-Revision ID: 0022_urgency
+Revision ID: 0020_urgency
 Revises: 0019_batches
 Create Date: 2026-12-05 18:00:00
 """
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0022_urgency'
+revision = '0020_urgency'
 down_revision = '0019_batches'
 branch_labels = None
 depends_on = None
