@@ -20,6 +20,7 @@ PAGES = [
     ("classify.py", "Classify", ":material/bolt:", Action.CLASSIFY),
     ("review.py", "Review queue", ":material/rule:", Action.READ_TICKETS),
     ("spend.py", "Spend & routing", ":material/monitoring:", Action.VIEW_REPORTS),
+    ("routing.py", "Routing story", ":material/account_tree:", Action.VIEW_REPORTS),
     ("quality.py", "Quality", ":material/verified:", Action.VIEW_REPORTS),
     ("settings.py", "Settings", ":material/tune:", Action.CONFIGURE),
 ]

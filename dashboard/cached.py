@@ -10,9 +10,11 @@ from datetime import date
 import streamlit as st
 
 from db.engine import Database
+from triage import story as story_mod
 from triage.quality import groups as quality_groups
 from triage.quality import measure as quality
 from triage.spend import reports as reporting
+from triage.spend.pricing import PriceTable
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -42,3 +44,15 @@ def _quality_by_group_size(_db: Database, url: str, version: int) -> list[qualit
 
 def quality_by_group_size(db: Database) -> list[quality_groups.GroupQuality]:
     return _quality_by_group_size(db, db.url, quality.data_version(db))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _story(_db: Database, url: str, version: tuple[int, ...], start: date, end: date, minutes: float,
+           tier2_model: str, prices_path: str | None, today: date) -> story_mod.Story:
+    return story_mod.story(_db, start, end, minutes_per_review=minutes, tier2_model=tier2_model,
+                           prices=PriceTable.load(prices_path), today=today)
+
+
+def story(db: Database, start: date, end: date, *, minutes: float, tier2_model: str, prices_path: str | None,
+          today: date) -> story_mod.Story:
+    return _story(db, db.url, story_mod.data_version(db), start, end, minutes, tier2_model, prices_path, today)

@@ -59,6 +59,7 @@ class Settings:
     mask_patterns: dict[str, str] = field(default_factory=dict)  # name -> regular expression: [NAME]
     mask_allow: list[str] = field(default_factory=list)  # regular expressions whose matches are kept
     retention_days: int = 0  # tickets with no activity for longer are erased (`triage purge`); 0 = keep forever
+    minutes_per_review: float = 2.0  # an operator's time per review, for the reviewer hours of the routing story
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +88,8 @@ class Settings:
             **{name: mask_value(name, env[var], var) for name, var in ENV_NAMES.items()
                if name.startswith("mask_") and env.get(var)},
             retention_days=retention_days(_number(env, "TRIAGE_RETENTION_DAYS", 0), "TRIAGE_RETENTION_DAYS"),
+            minutes_per_review=minutes_per_review(_number(env, "TRIAGE_MINUTES_PER_REVIEW", 2),
+                                                  "TRIAGE_MINUTES_PER_REVIEW"),
         )
 
     @property
@@ -123,7 +126,7 @@ ENV_NAMES = {  # setting -> the environment variable Settings.from_env reads it 
     "mask_card": "TRIAGE_MASK_CARD", "mask_iban": "TRIAGE_MASK_IBAN", "mask_email": "TRIAGE_MASK_EMAIL",
     "mask_phone": "TRIAGE_MASK_PHONE", "mask_ip": "TRIAGE_MASK_IP", "mask_phone_region": "TRIAGE_MASK_PHONE_REGION",
     "mask_patterns": "TRIAGE_MASK_PATTERNS", "mask_allow": "TRIAGE_MASK_ALLOW",
-    "retention_days": "TRIAGE_RETENTION_DAYS",
+    "retention_days": "TRIAGE_RETENTION_DAYS", "minutes_per_review": "TRIAGE_MINUTES_PER_REVIEW",
 }
 MASK_SWITCHES = ("mask_card", "mask_iban", "mask_email", "mask_phone", "mask_ip")
 MASK_SETTINGS = (*MASK_SWITCHES, "mask_phone_region", "mask_patterns", "mask_allow")
@@ -229,8 +232,16 @@ def check_per_call(value: float, name: str = "tickets per call") -> int:
     return int(value)
 
 
+def minutes_per_review(value: float, name: str = "minutes_per_review") -> float:
+    """An operator's minutes per review: more than 0, at most 240 (InputError otherwise)."""
+    if not 0 < value <= 240:
+        raise InputError(f"{name} is the minutes an operator spends on one review, more than 0 and at most 240; "
+                         f"not {value:g}")
+    return float(value)
+
+
 EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd", "fewshot_k",
-            "per_call", "per_call_sonnet", *MASK_SETTINGS, "retention_days")
+            "per_call", "per_call_sonnet", *MASK_SETTINGS, "retention_days", "minutes_per_review")
 
 
 def _saved(db: Database) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -349,6 +360,8 @@ def checked(values: Mapping[str, object], prices: PriceTable) -> dict[str, objec
             out[key] = mask_value(key, value)
         elif key == "retention_days":
             out[key] = retention_days(_given(value, "retention_days"), "retention_days")
+        elif key == "minutes_per_review":
+            out[key] = minutes_per_review(_given(value, "minutes_per_review"), "minutes_per_review")
         else:  # tier1_model, tier2_model
             model = "" if value is None else str(value).strip()
             if not model:

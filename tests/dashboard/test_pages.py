@@ -241,7 +241,7 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     listed = list(review_page.data_editor[0].value.index)
     assert listed and set(listed) <= uncorrected and f"{len(listed)} tickets · page 1 of 1" in texts(review_page)
     spend = make_app("spend")
-    assert any("Includes 255 **simulated** Haiku/Sonnet calls" in w.value for w in spend.warning)
+    assert any("Includes 266 **simulated** Haiku/Sonnet calls" in w.value for w in spend.warning)
     assert len(spend.get("plotly_chart")) == 6 and sum(sum(y) for y in bars(figure(spend, "chart_spend")).values()) > 0
     quality_page = make_app("quality")
     tiles = [m.label for m in quality_page.metric] + [md.value.split("  \n")[0] for md in quality_page.markdown]

@@ -41,7 +41,7 @@ def test_demo_data_fills_the_dashboard(page: Page, app_url, app_db_url):
 
     page.get_by_test_id("stSidebarNav").get_by_text("Spend & routing", exact=True).click()
     wait_for_run(page)
-    expect(page.get_by_text("Includes 255 simulated Haiku/Sonnet calls", exact=False)).to_be_visible()
+    expect(page.get_by_text("Includes 266 simulated Haiku/Sonnet calls", exact=False)).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=20000)
     page.wait_for_timeout(1500)
     drawn = sum(sum(t["y"]) for t in figures(page)["Spend per day, by model and tier"])

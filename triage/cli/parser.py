@@ -12,6 +12,7 @@ from triage.cli.privacy import cmd_erase, cmd_purge
 from triage.cli.quality import cmd_calibrate, cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
 from triage.cli.settings import cmd_settings, cmd_settings_set
+from triage.cli.story import cmd_report
 from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
 from triage.domain import MODES
 from triage.settings import EDITABLE
@@ -88,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD (UTC)")
     s.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (UTC)")
     s.set_defaults(func=cmd_spend)
+
+    rp = sub.add_parser("report", help="the routing story (the Routing page) as one HTML, PDF or JSON file")
+    rp.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD (UTC; default 30 days ago)")
+    rp.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (UTC; default today)")
+    rp.add_argument("--out", required=True, metavar="FILE",
+                    help="story.html (self-contained, opens offline), story.pdf (printed by a headless Chromium "
+                    "where one is installed) or story.json (every figure)")
+    rp.set_defaults(func=cmd_report)
 
     t = sub.add_parser("train", help="retrain the local model on the labels in the database")
     t.add_argument("--json", action="store_true", help="print the new model's metrics as one JSON object")

@@ -1,0 +1,38 @@
+"""The Routing story page in a real browser, at 1024 and 1400 px: the Sankey drawn, the headline shown;
+screenshots saved to docs/img/routing-*.png."""
+
+import pytest
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from db.migrate import open_database  # noqa: E402
+from tests.e2e.conftest import wait_for_run  # noqa: E402
+from tests.support.streamlit_server import ROOT  # noqa: E402
+from tests.triage.test_story import seed  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_routing_story_draws_the_sankey(page: Page, app_url, app_db_url, width):
+    db = open_database(app_db_url)
+    with db.read() as s:
+        from sqlalchemy import func, select
+
+        from db.models import Ticket
+        empty = not s.scalar(select(func.count()).select_from(Ticket))
+    if empty:
+        seed(db)
+    db.dispose()
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.goto(app_url)
+    wait_for_run(page, timeout=120000)
+    page.get_by_test_id("stSidebarNav").get_by_text("Routing story", exact=True).click()
+    wait_for_run(page, timeout=120000)
+    expect(page.get_by_text("Operators reviewed", exact=False)).to_be_visible(timeout=90000)
+    expect(page.locator(".js-plotly-plot .sankey").first).to_be_attached(timeout=90000)
+    nodes = page.eval_on_selector(".js-plotly-plot", "p => p.data[0].node.label")
+    assert any(n.startswith("Haiku:") for n in nodes) and any(n.startswith("Sonnet:") for n in nodes)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ROOT / "docs" / "img" / f"routing-{width}.png"), full_page=True)
