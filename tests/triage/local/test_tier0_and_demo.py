@@ -57,7 +57,7 @@ def test_demo_fills_an_empty_database_once(db):
         assert all(c.request_id.startswith("demo_") for c in demo_calls)
     assert len(demo_calls) == 266  # a Haiku call for each of the 226, and Sonnet for the 40 Haiku was unsure of
     # the demo's cost (the Spend page's figure, from the daily rollups) is exactly what its calls cost
-    assert demo.demo_cost(db) == from_pico(sum(c.cost_pico for c in demo_calls)) == Decimal("0.059494")
+    assert demo.demo_cost(db) == from_pico(sum(c.cost_pico for c in demo_calls)) == Decimal("0.0738221")
     import pytest
 
     with pytest.raises(ValueError, match="already has tickets"):
