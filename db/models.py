@@ -106,6 +106,11 @@ class Ticket(Base):
     first_call_id: Mapped[int] = mapped_column(Integer, default=0)  # calls before this id are history only
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # who wrote it: HMAC-SHA256 of the requester's e-mail keyed with the installation's salt (db/privacy.py), so
+    # `triage erase --requester` finds their tickets and the address itself is never stored (0020)
+    requester_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # values the masking policy in force at import replaced before any model saw the text; NULL: not counted (0020)
+    masked_count: Mapped[int | None] = mapped_column(Integer)
     calls: Mapped[list[ModelCall]] = relationship(back_populates="ticket", order_by="ModelCall.id")
 
     __table_args__ = (

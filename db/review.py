@@ -49,6 +49,8 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
         conds.append(Ticket.run_id == f.run_id)
     if f.source:
         conds.append(Ticket.source == f.source)
+    if f.masked:  # counted at import under the policy then in force (0020); NULL: imported before, not counted
+        conds.append(Ticket.masked_count > 0)
     return q.where(*conds) if conds else q
 
 
@@ -95,7 +97,7 @@ def ticket(s: Session, ticket_id: int) -> TicketView | None:
     if t is None:
         return None
     return TicketView(t.id, t.external_id, t.text, t.source, t.status, t.status_reason, t.category, t.confidence,
-                      t.label_source, t.corrected, t.version)
+                      t.label_source, t.corrected, t.version, t.masked_count)
 
 
 def calls_of(s: Session, ticket_id: int) -> list[ModelCall]:

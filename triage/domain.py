@@ -192,6 +192,7 @@ class ReviewFilter:
     search: str = ""
     run_id: int | None = None  # the run that (last) queued the ticket
     source: str = ""  # the file (or "paste") it came from
+    masked: bool = False  # only tickets in which masking replaced a value (counted at import)
 
 
 @dataclass(frozen=True)
@@ -227,3 +228,4 @@ class TicketView:
     label_source: str | None
     corrected: bool
     version: int
+    masked_count: int | None = None  # values masking replaced at import (None: not counted)
