@@ -125,3 +125,16 @@ def test_the_requester_column_is_read_and_never_guessed():
     assert privacy.requester_key("s", " Anna@Example.com") == privacy.requester_key("s", "anna@example.com")
     assert privacy.requester_key("s", "anna@example.com") != privacy.requester_key("t", "anna@example.com")
     assert privacy.requester_key("s", "  ") is None
+
+
+def test_labelled_imports_store_new_tickets_as_an_import_does(db, db_url):
+    from triage import labels, taxonomy
+
+    config.save_engine(db, actor=LEAD, mask_store="on")
+    plan = labels.plan(db, ingest.parse_labelled(f"id,text,label\nL-1,card {CARD} was charged twice,billing\n",
+                                                 "csv"), taxonomy.default(), file="history.csv")
+    assert labels.apply(db, plan, actor=LEAD).created == 1
+    with db.read() as s:
+        t = s.scalars(select(Ticket)).one()
+    assert (t.text, t.masked_count, t.category) == ("card [CARD] was charged twice", 1, "billing")
+    assert CARD.encode() not in file_bytes(db_url)
