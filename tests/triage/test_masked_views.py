@@ -138,3 +138,19 @@ def test_labelled_imports_store_new_tickets_as_an_import_does(db, db_url):
         t = s.scalars(select(Ticket)).one()
     assert (t.text, t.masked_count, t.category) == ("card [CARD] was charged twice", 1, "billing")
     assert CARD.encode() not in file_bytes(db_url)
+
+
+def test_the_economy_route_imports_as_a_run_does(db, db_url):
+    from triage.work import batches
+
+    config.save_engine(db, actor=LEAD, mask_store="on")
+    batches.queue_batch_run(db, [("E-1", TEXTS[0])], source="dashboard", actor=LEAD, threshold=0.7,
+                            requesters=["Anna@Example.com"])
+    with db.read() as s:
+        t = s.scalars(select(Ticket)).one()
+    assert (t.text, t.masked_count) == ("charged twice on card [CARD], write to [EMAIL]", 2)
+    with db.transaction() as s:
+        from db import privacy as db_privacy
+
+        assert t.requester_hash == privacy.requester_key(db_privacy.salt(s), "anna@example.com")
+    assert CARD.encode() not in file_bytes(db_url) and b"Anna@Example.com" not in file_bytes(db_url)
