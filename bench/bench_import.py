@@ -53,8 +53,10 @@ def write_csv(path: Path, rows: int) -> None:
 
 def legacy_import_tickets(s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
                           requeue: Iterable[str] = ("pending", "failed"), reclassify: bool = False,
-                          language_of: object = None) -> Imported:
-    """db.queue.import_tickets before bulk statements (commit 48b5506), for the baseline."""
+                          language_of: object = None,
+                          privacy: Sequence[tuple[str | None, int | None]] | None = None) -> Imported:
+    """db.queue.import_tickets before bulk statements (commit 48b5506), for the baseline (`language_of` and
+    `privacy`, added since, are ignored)."""
     from sqlalchemy import func, select
 
     from db.models import ModelCall, Run, Ticket

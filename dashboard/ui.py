@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Callable
 from decimal import Decimal
 
 import streamlit as st
 
-from triage import access
+from triage import access, privacy
 from triage.access import Action, Actor, Door, Visitor
+from triage.errors import InputError
+from triage.routing import redact
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
 
@@ -16,6 +20,53 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
 def plain(text: object) -> str:
     """Escape markdown so a ticket's text shows as typed (no links, images, HTML or formatting)."""
     return _MD_SPECIAL.sub(r"\\\1", str(text or "")).replace("\n", " ")
+
+
+_MARK_STYLE = "background: #fde68a; color: inherit; border-radius: 3px; padding: 0 2px"
+
+
+def masked_html(found: privacy.Spans, limit: int | None = None) -> str:
+    """A ticket's text as HTML with each value masking replaces marked (its type and placeholder on hover),
+    every character of the text escaped: a ticket can write tags, entities or markdown and they show as typed.
+    Rendered with st.html (no markdown pass). `limit`: at most this many characters, then an ellipsis (a value
+    that starts before the cut is shown whole)."""
+    text = found.text
+    end = len(text) if limit is None else min(limit, len(text))
+    out, last = [], 0
+    for span in found.spans:
+        if span.start >= end:
+            break
+        out.append(html.escape(text[last:span.start]))
+        title = html.escape(f"{span.kind}: sent as {span.placeholder}")
+        out.append(f'<mark style="{_MARK_STYLE}" title="{title}">{html.escape(text[span.start:span.end])}</mark>')
+        last = span.end
+    out.append(html.escape(text[last:max(end, last)]))
+    if end < len(text) and last < len(text):
+        out.append("…")
+    return ('<div class="triage-masked" style="white-space: pre-wrap; overflow-wrap: anywhere; '
+            'font-family: inherit; font-size: 0.95rem">' + "".join(out) + "</div>")
+
+
+def mask_policy(policy_of: Callable[[], redact.MaskPolicy]) -> redact.MaskPolicy | None:
+    """The masking policy in force for highlighting, or None (said once on the page) when it cannot be built:
+    then no text claims to be unmasked."""
+    try:
+        return policy_of()
+    except InputError as exc:
+        st.warning(f"Masked values cannot be shown: the masking policy in force is refused ({exc}). Fix it in "
+                   "Settings → Personal data; no request is sent under it.")
+        return None
+
+
+def show_masked(where: st.delta_generator.DeltaGenerator, found: privacy.Spans, limit: int | None = None,
+                stored: int | None = None) -> None:
+    """The text with its masked values highlighted, and how many were masked. `stored`: the count recorded at
+    import (a ticket stored masked has only placeholders left to find)."""
+    where.html(masked_html(found, limit))
+    count = max(found.count, stored or 0)
+    if count:
+        where.caption(f":material/visibility_off: {count} value{'' if count == 1 else 's'} masked before Claude "
+                      "saw it" + ("" if found.count else " (stored masked)"))
 
 
 def sentence(text: str) -> str:

@@ -112,6 +112,11 @@ class Ticket(Base):
     priority_source: Mapped[str | None] = mapped_column(String(16))  # operator | tier2 | tier1 (NULL: unknown)
     language: Mapped[str | None] = mapped_column(String(8))  # ISO 639 code detected locally at import (0020)
     team: Mapped[str | None] = mapped_column(String(64))  # from the routing table (triage/teams.py) (0020)
+    # who wrote it: HMAC-SHA256 of the requester's e-mail keyed with the installation's salt (db/privacy.py), so
+    # `triage erase --requester` finds their tickets and the address itself is never stored (0021)
+    requester_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # values the masking policy in force at import replaced before any model saw the text; NULL: not counted (0021)
+    masked_count: Mapped[int | None] = mapped_column(Integer)
     calls: Mapped[list[ModelCall]] = relationship(back_populates="ticket", order_by="ModelCall.id")
 
     __table_args__ = (

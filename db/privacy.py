@@ -1,5 +1,5 @@
-"""Erasure of personal data (issue 21): a ticket's text, its stored vectors, the model's reasons and problems
-(they quote the text) and corrections' notes are blanked or deleted; the ticket stays as a row with its labels,
+"""Erasure of personal data (issue 21): a ticket's text and requester, its stored vectors, the model's reasons and
+problems (they quote the text) and corrections' notes are blanked or deleted; the ticket stays as a row with its labels,
 calls and costs, so spend, routing and quality figures do not change. SQLite connections run with
 `secure_delete` on (db/engine.py), so the freed bytes are overwritten; `scrub` checkpoints the WAL into the
 database file and truncates it, so no old copy of a page stays there either."""
@@ -103,9 +103,14 @@ def erase(s: Session, ticket_ids: Sequence[int]) -> Erased:
         for tid in chunk:  # content_hash is unique: each erased ticket gets its own
             tickets += rows_affected(s.execute(
                 update(Ticket).where(Ticket.id == tid).values(
-                    text=ERASED_TEXT, text_hash=None, status_reason=None,
+                    text=ERASED_TEXT, text_hash=None, status_reason=None, requester_hash=None,
                     content_hash=hashlib.sha256(f"erased:{tid}".encode()).hexdigest())))
     return Erased(tickets, vectors, reasons, notes)
+
+
+def of_requester(s: Session, requester_hash: str) -> list[int]:
+    """The tickets imported with this requester (its keyed hash), in id order."""
+    return list(s.scalars(select(Ticket.id).where(Ticket.requester_hash == requester_hash).order_by(Ticket.id)))
 
 
 def idle_since(s: Session, cutoff: datetime) -> list[int]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -89,25 +89,31 @@ def import_tickets(
     s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
     requeue: Iterable[str] = (PENDING, FAILED), reclassify: bool = False,
     language_of: Callable[[str], str | None] | None = None,
+    privacy: Sequence[tuple[str | None, int | None]] | None = None,
 ) -> Imported:
     """Insert new tickets as pending. Known tickets (same text and id) are not duplicated; those in a
     `requeue` state (or all of them with `reclassify`) are queued again under this run, unless a worker or a
-    batch holds them. Bulk statements: a 100,000-row file is a few hundred statements, not 100,000 flushes."""
+    batch holds them. Bulk statements: a 100,000-row file is a few hundred statements, not 100,000 flushes.
+    `privacy`: per item, its requester's keyed hash and how many values masking replaced (either None); a known
+    ticket gets them where it has none yet."""
     hashes: list[str] = []
     first: dict[str, tuple[str | None, str]] = {}
     text_hash_of: dict[str, str] = {}
-    for ext, text in items:  # each text normalised once: both of its hashes come from it
+    extra: dict[str, tuple[str | None, int | None]] = {}
+    for n, (ext, text) in enumerate(items):  # each text normalised once: both of its hashes come from it
         normal = normal_text(text)
         h = _hash_of_normal(normal, ext)
         hashes.append(h)
         if h not in first:
             first[h], text_hash_of[h] = (ext, text), normalised_text_hash(normal)
+        if privacy is not None and (h not in extra or extra[h][0] is None):
+            extra[h] = privacy[n]
     now = datetime.now(UTC)
     known = _known_tickets(s, list(first))
     new = [h for h in first if h not in known]
     ids = {h: row[0] for h, row in known.items()}
-    inserted = _insert_new(s, [(h, *first[h], text_hash_of[h]) for h in new], source=source,
-                           run_id=run_id, now=now, language_of=language_of)
+    inserted = _insert_new(s, [(h, *first[h], text_hash_of[h], *extra.get(h, (None, None))) for h in new],
+                           source=source, run_id=run_id, now=now, language_of=language_of)
     ids.update(inserted)
     raced = [h for h in new if h not in inserted]  # inserted meanwhile by another import (PostgreSQL)
     if raced:
@@ -125,6 +131,7 @@ def import_tickets(
     for chunk in _chunks(again):  # a ticket in flight (claimed since we looked) is left alone
         s.execute(update(Ticket).where(Ticket.id.in_(chunk), free).values(**values)
                   .execution_options(synchronize_session=False))
+    _fill_privacy(s, {ids[h]: extra[h] for h in first if h not in inserted and h in extra and h in ids})
     new_ids = [inserted[h] for h in new if h in inserted]
     known_ids = [ids[h] for h in first if h not in inserted]
     if run_id is not None:
@@ -150,9 +157,26 @@ def _known_tickets(s: Session, hashes: Sequence[str]) -> dict[str, _Known]:
     return known
 
 
-def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str]], *, source: str, run_id: int | None,
-                now: datetime, language_of: Callable[[str], str | None] | None = None) -> dict[str, int]:
-    """Insert (hash, external id, text, text hash) rows in pages; returns hash -> id of those inserted. A hash
+def _fill_privacy(s: Session, known: dict[int, tuple[str | None, int | None]]) -> None:
+    """Known tickets imported again with a requester or a masked count: each set where the ticket has none (an
+    erased ticket gets no requester: its requester went with its text). One executemany per column."""
+    table = cast(Table, Ticket.__table__)
+    for column, at in (("requester_hash", 0), ("masked_count", 1)):
+        params = [{"b_id": tid, "b_value": v[at]} for tid, v in known.items() if v[at] is not None]
+        if not params:
+            continue
+        cond = [table.c.id == bindparam("b_id"), table.c[column].is_(None)]
+        if column == "requester_hash":
+            cond.append(table.c.text != "")
+        for chunk in _chunks(params, 5000):
+            s.execute(table.update().where(*cond).values({column: bindparam("b_value")}), list(chunk))
+
+
+def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str, str | None, int | None]], *,
+                source: str, run_id: int | None, now: datetime,
+                language_of: Callable[[str], str | None] | None = None) -> dict[str, int]:
+    """Insert (hash, external id, text, text hash, requester hash, masked count) rows in pages; returns hash -> id
+    of those inserted. A hash
     another import inserted meanwhile is skipped (ON CONFLICT DO NOTHING) rather than failing the whole import."""
     table = cast(Table, Ticket.__table__)
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -163,9 +187,10 @@ def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str]], *,
              "first_call_id": 0}
     out: dict[str, int] = {}
     for chunk in _chunks(rows, 5000):
-        params = [{"content_hash": h, "external_id": ext, "text": text, "text_hash": th, **fixed,
+        params = [{"content_hash": h, "external_id": ext, "text": text, "text_hash": th, "requester_hash": rq,
+                   "masked_count": mc, **fixed,
                    "language": language_of(text) if language_of else None}  # detected before the transaction
-                  for h, ext, text, th in chunk]
+                  for h, ext, text, th, rq, mc in chunk]
         out.update((h, i) for h, i in s.execute(stmt, params))
     return out
 

@@ -53,6 +53,8 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
         if wanted:
             named = [w for w in wanted if w != UNKNOWN]
             conds.append(or_(column.in_(named), column.is_(None)) if UNKNOWN in wanted else column.in_(named))
+    if f.masked:  # counted at import under the policy then in force (0021); NULL: imported before, not counted
+        conds.append(Ticket.masked_count > 0)
     return q.where(*conds) if conds else q
 
 
@@ -119,7 +121,7 @@ def ticket(s: Session, ticket_id: int) -> TicketView | None:
         return None
     return TicketView(t.id, t.external_id, t.text, t.source, t.status, t.status_reason, t.category, t.confidence,
                       t.label_source, t.corrected, t.version, t.priority, t.priority_confidence, t.priority_source,
-                      t.language, t.team)
+                      t.language, t.team, masked_count=t.masked_count)
 
 
 def calls_of(s: Session, ticket_id: int) -> list[ModelCall]:

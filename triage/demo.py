@@ -19,7 +19,7 @@ from db import calls as db_calls
 from db import queue, reports, rollups, runs
 from db import story as db_story
 from db.engine import Database
-from triage import audit
+from triage import audit, privacy
 from triage.access import Action, Actor, Role, require
 from triage.domain import OK, CallResult, Usage
 from triage.quality import calibrate
@@ -75,9 +75,10 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
     prices = PriceTable.load(settings.prices_path)
     samples = [r for r in load_samples() if r["label"] in taxonomy]
     now = datetime.now(UTC)
+    prepared = privacy.prepare_import(db, [(r["id"], r["text"]) for r in samples])  # masked counts, mask_store
     with db.transaction() as s:  # imported and claimed at once, so a running worker never picks them up
         run_id = runs.create_run(s, started_by="demo", source=SOURCE, mode="demo", threshold=settings.threshold)
-        imported = queue.import_tickets(s, [(r["id"], r["text"]) for r in samples], source=SOURCE, run_id=run_id)
+        imported = queue.import_tickets(s, prepared.items, source=SOURCE, run_id=run_id, privacy=prepared.privacy)
         queue.claim_pending(s, "demo", len(samples), run_id)
     gold = {tid: r for tid, r in zip(imported.ticket_ids, samples, strict=True)}
     api_ids = [tid for tid in imported.ticket_ids if rnd.random() < api_share]

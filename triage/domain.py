@@ -220,6 +220,7 @@ class ReviewFilter:
     # the scale's levels most urgent first: the queue shows them in that order (urgent first), each level by its
     # usual order (least confident first), tickets without a priority last; empty: no priority order
     priority_order: tuple[str, ...] = ()
+    masked: bool = False  # only tickets in which masking replaced a value (counted at import)
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ class TicketView:
     priority_source: str | None = None
     language: str | None = None
     team: str | None = None
+    masked_count: int | None = None  # values masking replaced at import (None: not counted)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ from typing import Any
 from db import review
 from db.engine import Database
 from triage import audit
+from triage import settings as settings_mod
 from triage.access import Action, Actor, require
 from triage.domain import money_text
 from triage.errors import InputError
+from triage.routing import redact
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -79,15 +81,22 @@ def _ticket_rows(db: Database, batch: int = 2000) -> list[dict[str, Any]]:
             page += 1
 
 
-def export_tickets(db: Database, fmt: str, *, actor: Actor) -> tuple[bytes, str]:
+def export_tickets(db: Database, fmt: str, *, actor: Actor, masked: bool = False) -> tuple[bytes, str]:
     """Every ticket with its text, label, who set it and its cost, for a lead; recorded in the audit trail (who,
-    when, how many rows, which filter)."""
+    when, how many rows, which filter). `masked`: each text as the model is shown it, its personal data replaced
+    by placeholders under the masking policy in force (a policy that cannot be built: InputError, nothing
+    written)."""
     require(actor, Action.EXPORT)
     if fmt not in ("csv", "jsonl"):
         raise InputError(f"export format is csv or jsonl (got {fmt!r})")
+    policy = settings_mod.effective(db)[0].mask_policy if masked else None
     rows = _ticket_rows(db)
+    if policy is not None:
+        for r in rows:
+            r["text"] = redact.mask(r["text"], policy).text
     with db.transaction() as s:
-        audit.record(s, actor, audit.EXPORT, rows=len(rows), format=fmt, filter="every ticket")
+        audit.record(s, actor, audit.EXPORT, rows=len(rows), format=fmt, filter="every ticket",
+                     **({"masked": True} if masked else {}))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     if fmt == "csv":
         return to_csv(rows).encode("utf-8"), f"triage-tickets-{stamp}.csv"

@@ -61,13 +61,15 @@ class Batch:
     skipped: list[str] = field(default_factory=list)  # why rows were left out, one line each
     columns: list[str] = field(default_factory=list)
     cut: list[str] = field(default_factory=list)  # rows stored shortened to MAX_STORED_CHARS, one line each
+    requesters: list[str | None] = field(default_factory=list)  # parallel to items: the requester cell, if any
 
     @property
     def report(self) -> list[str]:
         """What the operator should be told about this file, one line each."""
         return [f"skipped {line}" for line in self.skipped] + [f"cut {line}" for line in self.cut]
 
-    def add(self, where: str, value: object, ext: object = None, what: str | None = None) -> None:
+    def add(self, where: str, value: object, ext: object = None, what: str | None = None,
+            requester: object = None) -> None:
         """One row: kept (maybe cut), or skipped with the reason. `what` names the text column, if any."""
         for name, part in ((what or "text", value), ("id", ext)):
             if isinstance(part, dict | list):
@@ -92,6 +94,12 @@ class Batch:
             self.cut.append(f"{where}: {len(text):,} characters, stored as its first {MAX_STORED_CHARS:,}")
             text = text[:MAX_STORED_CHARS].rstrip()
         self.items.append((ext_text, text))
+        who = None if requester is None or isinstance(requester, dict | list) else str(requester).strip()
+        self.requesters.append(who or None)
+
+    @property
+    def has_requesters(self) -> bool:
+        return any(self.requesters)
 
 
 def detect_format(name: str) -> str:
@@ -116,15 +124,20 @@ def read_path(path: str, fmt: str | None = None, **kw: str | None) -> Batch:
     return parse(decode(p.read_bytes()), fmt or detect_format(p.name), **kw)
 
 
-def parse(text: str, fmt: str, *, text_column: TextColumns = None, id_column: str | None = None) -> Batch:
+def parse(text: str, fmt: str, *, text_column: TextColumns = None, id_column: str | None = None,
+          requester_column: str | None = None) -> Batch:
     """`text_column`: a column, or several whose non-empty cells are joined by a blank line (a help-desk export's
-    Subject and Description: a row with only a Subject is kept); None guesses (Subject + Description together)."""
+    Subject and Description: a row with only a Subject is kept); None guesses (Subject + Description together).
+    `requester_column`: the column with each ticket's requester (an e-mail address; never guessed), so that a
+    customer's tickets can be erased on request (`triage erase --requester`)."""
     if fmt not in FORMATS:
         raise IngestError(f"unsupported format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "csv":
-        return _csv(text, text_column, id_column)
+        return _csv(text, text_column, id_column, requester_column)
     if fmt in ("json", "jsonl"):
-        return _records(_load_records(text, fmt), text_column, id_column)
+        return _records(_load_records(text, fmt), text_column, id_column, requester_column)
+    if requester_column:
+        raise IngestError("a plain-text file has no columns: a requester column needs CSV, JSON or JSONL")
     batch = Batch([])
     for n, line in enumerate(text.split("\n"), 1):
         if line.strip():
@@ -349,7 +362,7 @@ def _csv_header(lines: _CsvLines, dialect: type[csv.Dialect]) -> tuple[list[str]
     return [c for c in header if c is not None], reader
 
 
-def _csv(text: str, text_column: TextColumns, id_column: str | None) -> Batch:
+def _csv(text: str, text_column: TextColumns, id_column: str | None, requester_column: str | None = None) -> Batch:
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # a long field is a long ticket, cut below
     dialect = _dialect(text)
     lines = _CsvLines(text)
@@ -364,7 +377,9 @@ def _csv(text: str, text_column: TextColumns, id_column: str | None) -> Batch:
             raise IngestError(f"which column holds the ticket text? Pass --text-column; columns are: "
                               f"{', '.join(columns)}")
     icol = _pick(columns, id_column, ID_COLUMNS, "id")
+    rcol = _pick(columns, requester_column, (), "requester") if requester_column else None
     tis, ii = [columns.index(c) for c in tcols], (columns.index(icol) if icol else None)
+    ri = columns.index(rcol) if rcol else None
     tcol = " + ".join(tcols)
     batch = Batch([], columns=columns)
     n = 0
@@ -395,11 +410,12 @@ def _csv(text: str, text_column: TextColumns, id_column: str | None) -> Batch:
             continue
         value = _joined([fields[ti] if ti < len(fields) else None for ti in tis])
         ext = fields[ii] if ii is not None and ii < len(fields) else None
-        batch.add(where, value, ext, tcol)
+        batch.add(where, value, ext, tcol, fields[ri] if ri is not None and ri < len(fields) else None)
     return batch
 
 
-def _records(records: list[tuple[str, object]], text_column: TextColumns, id_column: str | None) -> Batch:
+def _records(records: list[tuple[str, object]], text_column: TextColumns, id_column: str | None,
+             requester_column: str | None = None) -> Batch:
     columns = list(dict.fromkeys(k for _, r in records if isinstance(r, dict) for k in r))
     tcols: list[str] = []
     tcol = icol = None
@@ -410,6 +426,7 @@ def _records(records: list[tuple[str, object]], text_column: TextColumns, id_col
             raise IngestError(f"which field holds the ticket text? Pass --text-column; fields are: "
                               f"{', '.join(columns)}")
         icol = _pick(columns, id_column, ID_COLUMNS, "id")
+    rcol = _pick(columns, requester_column, (), "requester") if requester_column else None
     batch = Batch([], columns=columns)
     for where, r in records:
         if isinstance(r, _Unreadable):
@@ -417,7 +434,8 @@ def _records(records: list[tuple[str, object]], text_column: TextColumns, id_col
         elif isinstance(r, str):
             batch.add(where, r)
         elif isinstance(r, dict) and tcol is not None:
-            batch.add(where, _joined([r.get(c) for c in tcols]), r.get(icol) if icol else None, tcol)
+            batch.add(where, _joined([r.get(c) for c in tcols]), r.get(icol) if icol else None, tcol,
+                      r.get(rcol) if rcol else None)
         else:
             batch.skipped.append(f"{where}: not a ticket (a string, or an object with a text field)")
     return batch

@@ -22,7 +22,7 @@ from db import labels as db_labels
 from db.engine import Database
 from db.models import text_hash
 from db.queue import content_hash
-from triage import audit, ingest
+from triage import audit, ingest, privacy
 from triage.access import Action, Actor, require
 from triage.quality import calibrate
 from triage.taxonomy import Taxonomy
@@ -291,9 +291,12 @@ def apply(db: Database, p: Plan, *, actor: Actor) -> Imported:
         conflicts += refused
     for i in range(0, len(p.new), CHUNK):
         chunk_new = p.new[i:i + CHUNK]
+        # stored as an import stores them: masked under mask_store, with the count of values masked (privacy)
+        prepared = privacy.prepare_import(db, [(n.external_id, n.text) for n in chunk_new])
         with db.transaction() as s:
-            ids = db_labels.add_labelled_tickets(s, [(n.external_id, n.text, n.label) for n in chunk_new],
-                                                 operator=operator, file=p.file, note=note)
+            ids = db_labels.add_labelled_tickets(
+                s, [(ext, text, n.label) for (ext, text), n in zip(prepared.items, chunk_new, strict=True)],
+                operator=operator, file=p.file, note=note, masked=[m for _, m in prepared.privacy])
         created += sum(tid is not None for tid in ids)
         conflicts += [f"row {n.row}: this ticket was added by someone else meanwhile"
                       for n, tid in zip(chunk_new, ids, strict=True) if tid is None]

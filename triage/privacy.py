@@ -7,6 +7,7 @@ tickets and the criterion as a salted hash, never the text. SQL is in db/privacy
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
 from triage.errors import InputError
+from triage.routing import redact
 
 ERASE = "privacy.erase"
 PURGE = "privacy.purge"
@@ -50,6 +52,82 @@ def _criterion_hash(salt: str, criterion: str) -> str:
     return hashlib.sha256(f"{salt}\x00{criterion}".encode()).hexdigest()
 
 
+def requester_key(salt: str, requester: str) -> str | None:
+    """The stored form of a requester (an e-mail address): HMAC-SHA256 keyed with the installation's salt, of the
+    address stripped and lower-cased; None for an empty one. The same address always gives the same key on this
+    installation, so erasure by requester finds the tickets; without the salt (kept in the database) a guessed
+    address cannot be checked against a copy of the key."""
+    normal = requester.strip().lower()
+    if not normal:
+        return None
+    return hmac.new(salt.encode(), f"requester\x00{normal}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Tickets as they are imported: the text stored (masked when a lead chose `mask_store`), and per ticket its
+    requester's key and how many values masking replaced (db.queue.import_tickets' `privacy`)."""
+
+    items: list[tuple[str | None, str]]
+    privacy: list[tuple[str | None, int | None]]
+
+
+def prepare_import(db: Database, items: Sequence[tuple[str | None, str]],
+                   requesters: Sequence[str | None] | None = None) -> Prepared:
+    """Before an import: each text masked under the policy in force (what the model will be shown) to count the
+    values replaced, and stored masked when `mask_store` is on; each requester (parallel to `items`, or none) as
+    its keyed hash. A policy that cannot be built raises InputError: nothing is imported (fails closed)."""
+    from triage import settings as settings_mod
+
+    current = settings_mod.effective(db)[0]
+    policy = current.mask_policy
+    keys: list[str | None] = [None] * len(items)
+    if requesters is not None and any(r and r.strip() for r in requesters):
+        if len(requesters) != len(items):
+            raise InputError("one requester per ticket, or none")
+        with db.transaction() as s:
+            salt = db_privacy.salt(s)
+        keys = [requester_key(salt, r) if r else None for r in requesters]
+    out_items: list[tuple[str | None, str]] = []
+    out_privacy: list[tuple[str | None, int | None]] = []
+    for (ext, text), key in zip(items, keys, strict=True):
+        masked = redact.mask(text, policy)
+        out_items.append((ext, masked.text if current.mask_store else text))
+        out_privacy.append((key, masked.count))
+    return Prepared(out_items, out_privacy)
+
+
+def as_stored(db: Database, items: Sequence[tuple[str | None, str]]) -> list[tuple[str | None, str]]:
+    """These tickets' texts as an import would store them (masked under `mask_store`): to tell known from new."""
+    from triage import settings as settings_mod
+
+    current = settings_mod.effective(db)[0]
+    if not current.mask_store:
+        return list(items)
+    policy = current.mask_policy
+    return [(ext, redact.mask(text, policy).text) for ext, text in items]
+
+
+@dataclass(frozen=True)
+class Spans:
+    """What masking replaces in one text under the policy in force: the spans (type, start, end, placeholder) in
+    the text as stored, and the text the model is shown."""
+
+    text: str
+    spans: tuple[redact.Span, ...]
+    masked_text: str
+
+    @property
+    def count(self) -> int:
+        return len(self.spans)
+
+
+def spans(text: str, policy: redact.MaskPolicy) -> Spans:
+    """The masked spans of `text` under `policy` (the one in force: Settings.mask_policy)."""
+    masked = redact.mask(text, policy)
+    return Spans(text, masked.spans, masked.text)
+
+
 def erase_tickets(db: Database, ticket_ids: Sequence[int], *, actor: Actor, dry_run: bool = False,
                   criterion: str | None = None, event: str = ERASE, strict: bool = True) -> Erasure:
     """Erase these tickets' personal data (see the module's doc). An id that is not a ticket, or a ticket that is
@@ -77,6 +155,27 @@ def erase_tickets(db: Database, ticket_ids: Sequence[int], *, actor: Actor, dry_
                      notes=done.notes, criterion=_criterion_hash(db_privacy.salt(s), criterion or f"tickets:{ids}"))
     scrubbed = db_privacy.scrub(db)
     return Erasure(found.erasable, done.vectors, done.reasons, done.notes, found.erased, False, scrubbed)
+
+
+REQUESTER = "privacy.erase_requester"
+
+
+def erase_requester(db: Database, requester: str, *, actor: Actor, dry_run: bool = False) -> Erasure:
+    """Erase (as `erase_tickets`) every ticket imported with this requester (an e-mail address, in any case and
+    spacing). The address is looked up by its keyed hash; the audit trail keeps a salted hash of it, never the
+    address. InputError when no ticket has this requester (nothing recorded then)."""
+    require(actor, Action.ERASE)
+    if not requester.strip():
+        raise InputError("give the requester's e-mail address")
+    with db.transaction() as s:
+        salt = db_privacy.salt(s)
+        key = requester_key(salt, requester)
+        ids = db_privacy.of_requester(s, key) if key else []
+    if not ids:
+        raise InputError("no ticket was imported with this requester (tickets imported without a requester column, "
+                         "or erased already, cannot be found by it); nothing was erased")
+    return erase_tickets(db, ids, actor=actor, dry_run=dry_run, event=REQUESTER,
+                         criterion=f"requester:{requester.strip().lower()}")
 
 
 def erased_among(db: Database, ticket_ids: Sequence[int]) -> set[int]:

@@ -60,6 +60,7 @@ class Settings:
     mask_allow: list[str] = field(default_factory=list)  # regular expressions whose matches are kept
     retention_days: int = 0  # tickets with no activity for longer are erased (`triage purge`); 0 = keep forever
     minutes_per_review: float = 2.0  # an operator's time per review, for the reviewer hours of the routing story
+    mask_store: bool = False  # store only the masked text of imported tickets (the original never reaches disk)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,11 +126,11 @@ ENV_NAMES = {  # setting -> the environment variable Settings.from_env reads it 
     "per_call": "TRIAGE_PER_CALL", "per_call_sonnet": "TRIAGE_PER_CALL_SONNET",
     "mask_card": "TRIAGE_MASK_CARD", "mask_iban": "TRIAGE_MASK_IBAN", "mask_email": "TRIAGE_MASK_EMAIL",
     "mask_phone": "TRIAGE_MASK_PHONE", "mask_ip": "TRIAGE_MASK_IP", "mask_phone_region": "TRIAGE_MASK_PHONE_REGION",
-    "mask_patterns": "TRIAGE_MASK_PATTERNS", "mask_allow": "TRIAGE_MASK_ALLOW",
+    "mask_patterns": "TRIAGE_MASK_PATTERNS", "mask_allow": "TRIAGE_MASK_ALLOW", "mask_store": "TRIAGE_MASK_STORE",
     "retention_days": "TRIAGE_RETENTION_DAYS", "minutes_per_review": "TRIAGE_MINUTES_PER_REVIEW",
 }
 MASK_SWITCHES = ("mask_card", "mask_iban", "mask_email", "mask_phone", "mask_ip")
-MASK_SETTINGS = (*MASK_SWITCHES, "mask_phone_region", "mask_patterns", "mask_allow")
+MASK_SETTINGS = (*MASK_SWITCHES, "mask_phone_region", "mask_patterns", "mask_allow", "mask_store")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -139,7 +140,7 @@ def mask_value(name: str, value: object, what: str | None = None) -> Any:
     of NAME -> regular expression, or one NAME=REGEX; the allow-list a JSON list of regular expressions, or one.
     InputError naming the setting otherwise, so a policy that could not be built is never saved."""
     what = what or name
-    if name in MASK_SWITCHES:
+    if name in MASK_SWITCHES or name == "mask_store":
         if isinstance(value, bool):
             return value
         text = str(value).strip().casefold()

@@ -6,8 +6,8 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.sections import label_import, operator_name
-from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain, sentence
-from triage import ingest
+from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, mask_policy, money, plain, sentence, show_masked
+from triage import ingest, privacy
 from triage.access import Action
 from triage.work import batches, runs
 
@@ -39,6 +39,7 @@ if not runs.has_tickets(db) and actor.may(Action.LOAD_DEMO):
 
 paste_tab, upload_tab = st.tabs(["Paste", "Upload a file"])
 items: list[tuple[str | None, str]] = []
+requesters: list[str | None] | None = None  # an upload's requester column: erasure by customer (privacy)
 source = "paste"
 labelled_file = False  # the upload is imported as operator labels (its own button), not classified
 pasted_notes: list[str] = []  # drawn under the Classify button: nothing above it moves when a paste is applied
@@ -59,10 +60,10 @@ with upload_tab:
         try:
             text = ingest.decode(upload.getvalue())
             cols = ingest.columns_of(text, fmt)
-            text_col = id_col = None
+            text_col = id_col = requester_col = None
             text_cols: list[str] | None = None
             if cols:
-                c1, c2 = st.columns(2)
+                c1, c2, c3 = st.columns(3)
                 text_cols = c1.multiselect(
                     "Text columns", cols, default=ingest.guess_text_columns(cols) or cols[:1], key="text_columns",
                     help="Several are joined, a blank line apart (a help-desk export's Subject and Description): a "
@@ -72,13 +73,20 @@ with upload_tab:
                 guess_id = ingest.guess_column(cols, "id")
                 id_col = c2.selectbox("Id column", id_choices,
                                       index=id_choices.index(guess_id) if guess_id in id_choices else 0)
+                requester_col = c3.selectbox(
+                    "Requester column", id_choices, key="requester_column",
+                    help="The customer's e-mail: stored as a keyed hash (never the address), so that a lead can "
+                         "erase every ticket of a customer on request (Settings → Personal data).")
             id_col = None if id_col == "(none)" else id_col
+            requester_col = None if requester_col == "(none)" else requester_col
             if label_import.offer(db, taxonomy, text=text, fmt=fmt, name=upload.name, columns=cols,
                                   text_column=text_col, id_column=id_col):
                 items, labelled_file = [], True  # imported as operator labels, not classified
             else:
-                batch = ingest.parse(text, fmt, text_column=text_cols, id_column=id_col)
+                batch = ingest.parse(text, fmt, text_column=text_cols, id_column=id_col,
+                                     requester_column=requester_col)
                 items, source = batch.items, upload.name
+                requesters = batch.requesters if batch.has_requesters else None
                 if batch.report:
                     st.warning(f"{len(batch.skipped)} rows left out, {len(batch.cut)} cut to "
                                f"{ingest.MAX_STORED_CHARS:,} characters: " + "; ".join(batch.report[:5]))
@@ -119,13 +127,14 @@ if clicked and not items:
 elif clicked:
     if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
         st.session_state["run_id"] = batches.queue_batch_run(
-            db, items, source=source, actor=actor, threshold=settings.threshold, per_call=per_call)
+            db, items, source=source, actor=actor, threshold=settings.threshold, per_call=per_call,
+            requesters=requesters)
         st.query_params["run"] = str(st.session_state["run_id"])
         state.worker().wake()
         st.toast("Queued as an economy batch: results within 24 hours, at half price.")
     else:
         imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold,
-                                  per_call=None if tier == "local" else per_call)
+                                  per_call=None if tier == "local" else per_call, requesters=requesters)
         st.session_state["run_id"] = imported.run_id
         st.query_params["run"] = str(imported.run_id)  # a reload, or the link sent to a colleague, shows this run
         state.worker().wake()
@@ -215,10 +224,14 @@ def watch(run_id: int, shown_ids: list[int], drawn: tuple[int, int, int], interv
 def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
     rows = runs.run_rows(db, run_id, shown_ids, actor=actor, with_text=True)  # one query set for every card
     by_sonnet = runs.sonnet_decided(db, shown_ids)  # asking these again bills again: named and confirmed first
+    policy = mask_policy(lambda: settings.mask_policy)
     for r in rows:
         with st.container(border=True, key=f"card-{r['ticket_id']}"):
             a, b, c, d, e = st.columns([3.6, 1.8, 1.8, 1.6, 2.5], vertical_alignment="center")
-            a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
+            if policy is None:
+                a.text(r["text"][:300] + ("…" if len(r["text"]) > 300 else ""))
+            else:  # the values masked before Claude saw it, highlighted (escaped: no markup of the ticket's runs)
+                show_masked(a, privacy.spans(r["text"], policy), 300, r["masked_count"])
             if r["id"] != str(r["ticket_id"]):  # the file's own id, beside ours
                 a.caption(f"ticket {r['ticket_id']} · id in the file **{plain(r['id'])}**")
             if r["model_reason"]:

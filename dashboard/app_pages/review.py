@@ -11,8 +11,8 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.sections import operator_name
-from dashboard.ui import STATUS_LABEL, gate, money, need_operator, plain
-from triage import review
+from dashboard.ui import STATUS_LABEL, gate, mask_policy, money, need_operator, plain, show_masked
+from triage import privacy, review
 from triage.access import Action
 from triage.domain import ReviewFilter
 from triage.work import runs
@@ -56,12 +56,14 @@ def filters() -> ReviewFilter:
         origin = s2.selectbox("From run or file", choices, format_func=lambda o: o[2], key="f_origin",
                               help="The tickets a run queued, or those a file brought in (Classify → Recent runs "
                                    "links here).")
+        masked = st.checkbox("Only tickets with masked values", key="f_masked",
+                             help="Personal data (cards, e-mail, phones...) was masked before Claude saw them.")
     return ReviewFilter(
         reasons=tuple(reasons), threshold=settings.threshold,
         corrected={"not yet": False, "corrected": True, "all": None}[corrected],
         categories=tuple(categories), search=search,
         created_from=dates[0] if len(dates) >= 1 else None, created_to=dates[1] if len(dates) == 2 else None,
-        run_id=origin[0], source=origin[1],
+        run_id=origin[0], source=origin[1], masked=masked,
     )
 
 
@@ -299,7 +301,11 @@ def ticket_detail(page: review.Page) -> None:
     t = d.ticket
     st.markdown(f"**#{t.id}** {plain(t.external_id or '')} · {STATUS_LABEL.get(t.status, t.status)} · "
                 f"label **{plain(t.category or '—')}** ({plain(t.label_source or 'none')}) · source {plain(t.source)}")
-    st.text(t.text)
+    policy = mask_policy(lambda: settings.mask_policy)
+    if policy is None:
+        st.text(t.text)
+    else:  # what was masked before Claude saw it, highlighted; the text escaped (a ticket cannot inject markup)
+        show_masked(st.container(key="detail_text"), privacy.spans(t.text, policy), stored=t.masked_count)
     if t.status_reason:
         st.caption(plain(t.status_reason))
     st.markdown("**Model calls**")

@@ -141,6 +141,10 @@ with st.form("privacy"):
                                              "regex": st.column_config.TextColumn("Regular expression")})
     allow = st.text_area("Allow-list: regular expressions kept as they are, one a line",
                          "\n".join(settings.mask_allow))
+    switches["mask_store"] = st.toggle(
+        "Store only the masked text of imported tickets", value=bool(settings.mask_store), key="privacy_mask_store",
+        help="Off (the default): the database keeps each ticket as written, for operators to act on. On: tickets "
+             "imported from now on are stored with the placeholders only; the original values never reach the disk.")
     if st.form_submit_button("Save personal data") and need_operator():
         try:
             config.save_engine(
@@ -156,11 +160,23 @@ with st.form("erase"):
     st.caption("Erase tickets' personal data on request: their text, stored vectors, the model's reasons and "
                "correction notes. Labels, calls and costs stay (the figures do not change). Audited.")
     erase_ids = st.text_input("Ticket ids (comma or space separated)", key="erase_ids")
+    erase_requester = st.text_input("Or every ticket of this requester (e-mail, as imported)", key="erase_requester",
+                                    help="Tickets imported with a requester column. The address is not stored: "
+                                         "its keyed hash is, and the audit trail keeps a salted hash of it.")
     erase_sure = st.checkbox("Erase them now (unticked: only show what would go)", key="erase_sure")
     if st.form_submit_button("Erase") and need_operator():
         words = erase_ids.replace(",", " ").split()
         bad = [w for w in words if not w.isdigit()]
-        if bad or not words:
+        if erase_requester.strip() and words:
+            st.error("give ticket ids or a requester, not both")
+        elif erase_requester.strip():
+            try:
+                done = privacy.erase_requester(db, erase_requester, actor=actor, dry_run=not erase_sure)
+                (st.success if erase_sure else st.info)(done.describe() + ("" if erase_sure else
+                                                        "; nothing changed: tick the box to erase"))
+            except ValueError as exc:
+                st.error(str(exc))
+        elif bad or not words:
             st.error(f"not a ticket id: {', '.join(bad)}" if bad else "give at least one ticket id")
         else:
             try:
@@ -253,8 +269,10 @@ st.dataframe(pd.DataFrame(prices.as_rows()).astype(str), hide_index=True)
 st.subheader("Export")
 st.caption("Every ticket with its current label, who set it, and what its model calls cost.")
 fmt = st.radio("Format", ["CSV", "JSONL"], horizontal=True, key="export_format")
+masked_export = st.checkbox("Masked text (placeholders instead of personal data)", key="export_masked",
+                            help="Each ticket's text as the model saw it, under the masking policy in force.")
 if st.button("Prepare export", key="prepare_export"):
-    st.session_state["export_data"] = export.export_tickets(db, fmt.lower(), actor=actor)
+    st.session_state["export_data"] = export.export_tickets(db, fmt.lower(), actor=actor, masked=masked_export)
 if "export_data" in st.session_state:
     data, name = st.session_state["export_data"]
     st.download_button(f"Download {name}", data, file_name=name, key="download_export")

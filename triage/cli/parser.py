@@ -8,7 +8,7 @@ from datetime import date
 from triage import ingest
 from triage.cli.admin import cmd_db, cmd_demo, cmd_train
 from triage.cli.labels import cmd_label
-from triage.cli.privacy import cmd_erase, cmd_purge
+from triage.cli.privacy import cmd_erase, cmd_export, cmd_purge
 from triage.cli.quality import cmd_calibrate, cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
 from triage.cli.settings import cmd_settings, cmd_settings_set
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=ingest.FORMATS, help="input format (default: from the file extension)")
     c.add_argument("--text-column", help="CSV column / JSON field with the ticket text (default: guessed)")
     c.add_argument("--id-column", help="CSV column / JSON field with your ticket id (default: guessed)")
+    c.add_argument("--requester-column", help="CSV column / JSON field with the requester's e-mail, stored as a "
+                   "keyed hash so that `triage erase --requester` finds their tickets (default: none)")
     c.add_argument("--tier", choices=[*MODES, "local"], default="auto",
                    help="auto: Haiku, then Sonnet when unsure (default); haiku / sonnet: that model only; "
                    "local: the offline model only (the default when no API key is set)")
@@ -183,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "with its labels, calls and costs, so spend and quality figures do not change. Without "
                         "--yes it only says what would go. Recorded in the audit trail (who, when, how many, the "
                         "criterion as a salted hash).")
-    er.add_argument("--ticket", type=int, nargs="+", required=True, metavar="ID", help="ticket ids (as exported)")
+    which = er.add_mutually_exclusive_group(required=True)
+    which.add_argument("--ticket", type=int, nargs="+", metavar="ID", help="ticket ids (as exported)")
+    which.add_argument("--requester", metavar="EMAIL", help="every ticket imported with this requester "
+                       "(--requester-column); the address is looked up by its keyed hash and never stored")
     er.add_argument("--yes", action="store_true", help="really erase (without it: a dry run)")
     er.add_argument("--json", action="store_true", help="print one JSON object")
     er.add_argument("--operator", help="who erases, recorded in the audit trail (default cli:<your OS user>)")
@@ -199,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--json", action="store_true", help="print one JSON object")
     pu.add_argument("--operator", help="who purges, recorded in the audit trail (default cli:<your OS user>)")
     pu.set_defaults(func=cmd_purge)
+
+    ex = sub.add_parser("export", help="every ticket with its text, label and cost to a CSV or JSONL file (leads)",
+                        description="Write every ticket (text, label, who set it, cost) to FILE.csv or FILE.jsonl, "
+                        "as the Settings page's export does; recorded in the audit trail. An export file is outside "
+                        "the database: erasure and retention do not reach it.")
+    ex.add_argument("--out", required=True, help="FILE.csv or FILE.jsonl")
+    ex.add_argument("--masked", action="store_true",
+                    help="the text as the model is shown it: personal data replaced by placeholders ([EMAIL])")
+    ex.add_argument("--operator", help="who exports, recorded in the audit trail (default cli:<your OS user>)")
+    ex.set_defaults(func=cmd_export)
 
     dm = sub.add_parser("demo", help="fill an empty database with sample data for a demo")
     dm.set_defaults(func=cmd_demo)

@@ -1,5 +1,6 @@
-"""`triage erase --ticket ID... [--yes]` and `triage purge [--dry-run]`: personal data erased on request and by
-retention (triage/privacy.py). Without --yes, erase only says what would go."""
+"""`triage erase --ticket ID... | --requester EMAIL [--yes]`, `triage purge [--dry-run]` and `triage export --out
+FILE [--masked]`: personal data erased on request and by retention (triage/privacy.py), and exported masked.
+Without --yes, erase only says what would go."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from triage.settings import Settings
 
     db = open_db(Settings.from_env())
-    result = privacy.erase_tickets(db, args.ticket, actor=actor(args), dry_run=not args.yes)
+    if args.requester is not None:
+        result = privacy.erase_requester(db, args.requester, actor=actor(args), dry_run=not args.yes)
+    else:
+        result = privacy.erase_tickets(db, args.ticket, actor=actor(args), dry_run=not args.yes)
     _print(result, args.json)
     if not args.yes and not args.json:
         print("nothing changed: add --yes to erase")
@@ -41,4 +45,22 @@ def cmd_purge(args: argparse.Namespace) -> int:
         return EXIT_OK
     result = privacy.purge(db, days, actor=actor(args), dry_run=args.dry_run)
     _print(result, args.json)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Every ticket (text, label, who set it, cost) to a CSV or JSONL file, for a lead; `--masked`: the text as the
+    model is shown it. Recorded in the audit trail."""
+    from pathlib import Path
+
+    from triage import export
+    from triage.settings import Settings
+
+    export.check_destination(args.out)
+    db = open_db(Settings.from_env())
+    fmt = "csv" if Path(args.out).suffix.lower() == ".csv" else "jsonl"
+    data, _ = export.export_tickets(db, fmt, actor=actor(args), masked=args.masked)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_bytes(data)
+    print(f"wrote {args.out}" + (" (masked text)" if args.masked else ""))
     return EXIT_OK

@@ -103,7 +103,8 @@ def _wait_for_others(db: Database, ticket_ids: list[int]) -> bool:
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_flags(args)
     settings = env_settings(args)
-    batch = ingest.read_path(args.path, args.format, text_column=args.text_column, id_column=args.id_column)
+    batch = ingest.read_path(args.path, args.format, text_column=args.text_column, id_column=args.id_column,
+                             requester_column=args.requester_column)
     for line in batch.report:
         print(line, file=sys.stderr)
     if not batch.items:
@@ -126,7 +127,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     source = "stdin" if args.path == "-" else args.path
     imported = runs.start_run(db, batch.items, source=source, actor=actor(args),
                               mode="local" if local else args.tier, threshold=settings.threshold,
-                              reclassify=args.reclassify, per_call=None if local else settings.per_call)
+                              reclassify=args.reclassify, per_call=None if local else settings.per_call,
+                              requesters=batch.requesters if batch.has_requesters else None)
     run_id = imported.run_id
     assert run_id is not None  # start_run always makes a run; the assert tells the type checker
     print(f"{len(imported.new_ids)} new tickets, {len(imported.known_ids)} already known (run {run_id})",

@@ -51,6 +51,7 @@ from db import batches as db_batches
 from db import calls as db_calls
 from db import queue, runs
 from db.engine import Database
+from triage import privacy
 from triage.access import Action, Actor, require
 from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
 from triage.errors import ApiUnreachable, InputError, TriageError
@@ -299,15 +300,17 @@ async def submit(db: Database, router: Router, run_id: int, *, actor: Actor) -> 
 
 
 def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
-                    threshold: float, per_call: int | None = None) -> int:
+                    threshold: float, per_call: int | None = None,
+                    requesters: Sequence[str | None] | None = None) -> int:
     """The dashboard's economy route: import the tickets and hold them for a batch in one transaction (so no
     worker sends them live meanwhile); the background worker submits it (`check_open`). Returns the run id."""
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
+    prepared = privacy.prepare_import(db, items, requesters)  # masked counts, requesters' keys, mask_store
     with db.transaction() as s:
         run_id = runs.create_run(s, started_by=actor.identity, source=source, mode="auto", threshold=threshold,
                                   per_call=per_call)
-        queue.import_tickets(s, items, source=source, run_id=run_id)
+        queue.import_tickets(s, prepared.items, source=source, run_id=run_id, privacy=prepared.privacy)
         db_batches.hold(s, run_id, "queued")
     return run_id
 

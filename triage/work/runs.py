@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from db import calls, queue, reports, review
 from db import runs as db_runs
 from db.engine import Database
-from triage import audit
+from triage import audit, privacy
 from triage.access import Action, Actor, require
 from triage.domain import Outcome, from_pico, money_text
 from triage.errors import InputError
@@ -112,17 +112,20 @@ def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
 
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
               mode: str = "auto", threshold: float = 0.7, reclassify: bool = False,
-              per_call: int | None = None) -> queue.Imported:
+              per_call: int | None = None, requesters: Sequence[str | None] | None = None) -> queue.Imported:
     """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies.
-    `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting)."""
+    `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting).
+    `requesters`: each ticket's requester (parallel to `items`), stored as a keyed hash (triage/privacy.py); the
+    text is stored masked when a lead chose `mask_store`."""
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
-    languages = language.detect_many(text for _, text in items)  # locally, before the write transaction
+    prepared = privacy.prepare_import(db, items, requesters)
+    languages = language.detect_many(text for _, text in prepared.items)  # locally, before the write transaction
     with db.transaction() as s:
         run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
                                   per_call=per_call)
-        return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify,
-                                    language_of=languages.get)
+        return queue.import_tickets(s, prepared.items, source=source, run_id=run_id, reclassify=reclassify,
+                                    language_of=languages.get, privacy=prepared.privacy)
 
 
 def finish_run(db: Database, report: RunReport) -> None:
@@ -162,7 +165,7 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Act
                 "status": t.status, "reason": t.status_reason or (last.reason if last else None),
             })
             if with_text:
-                rows[-1].update(text=t.text, latency_ms=last.latency_ms if last else None,
+                rows[-1].update(text=t.text, masked_count=t.masked_count, latency_ms=last.latency_ms if last else None,
                                 model_reason=last.reason if last else None)
     return rows
 
@@ -248,8 +251,9 @@ def has_tickets(db: Database) -> bool:
 
 
 def count_known(db: Database, items: Sequence[tuple[str | None, str]]) -> int:
+    stored = privacy.as_stored(db, items)
     with db.read() as s:
-        return queue.count_known(s, items)
+        return queue.count_known(s, stored)
 
 
 def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
