@@ -8,7 +8,7 @@ from typing import Any
 
 from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
 from triage.errors import InputError
-from triage.quality import calibrate, threshold
+from triage.quality import calibrate, threshold, unreviewed
 from triage.quality import fewshot as quality_fewshot
 from triage.quality import groups as quality_groups
 from triage.quality import measure as quality
@@ -25,6 +25,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     settings, taxonomy = settings_in_force(db, args)
     result = quality.measure(db, since=args.since, classes=taxonomy.names)
     by_size = quality_groups.by_group_size(db, since=args.since)
+    blind = unreviewed.figures(db)
     rec, applied_from = None, None
     if args.target is not None:
         if args.apply:
@@ -33,12 +34,14 @@ def cmd_quality(args: argparse.Namespace) -> int:
         else:
             rec = threshold.recommend_stored(db, args.target)
     if args.json:
-        out = {**result.to_dict(), "by_group_size": [x.to_dict() for x in by_size]}
+        out = {**result.to_dict(), "by_group_size": [x.to_dict() for x in by_size], "unreviewed": blind.to_dict()}
         if rec is not None:
             out["recommendation"] = {**rec.to_dict(), "applied": args.apply, "threshold_before": applied_from}
         print(json.dumps(out, default=str))
         return EXIT_OK
-    print(result.measured_on())
+    print(format_unreviewed(blind))
+    print()
+    print("Review labels: " + result.measured_on())
     if not result.per_tier:
         print("Correct or confirm tickets in the review queue, or import labels (`triage label`), to measure the "
               "models.")
@@ -82,6 +85,18 @@ def cmd_quality(args: argparse.Namespace) -> int:
         elif rec.threshold is not None:
             print(f"to apply it: triage quality --target {args.target} --apply")
     return EXIT_OK
+
+
+def format_unreviewed(blind: unreviewed.Unreviewed) -> str:
+    """The blind audit's figures: what settled without review, how often right (90% interval, n)."""
+    lines = [blind.measured_on()]
+    for e in [blind.overall, *blind.per_model]:
+        if e.accuracy is None:
+            lines.append(f"  {e.name}: no audit answers yet ({e.settled:,} settled without review)")
+        else:
+            lines.append(f"  {e.name}: {e.accuracy:.1%} right ({e.low:.1%}-{e.high:.1%}), {e.audited} audited of "
+                         f"{e.settled:,} settled without review")
+    return "\n".join(lines)
 
 
 def format_calibrations(rows: list[dict[str, Any]]) -> str:
