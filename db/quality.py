@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import rollups
-from db.models import Correction, LabelledAnswer, ModelCall, SpendDaily, Ticket
+from db.models import Correction, LabelledAnswer, ModelCall, RoutingDaily, SpendDaily, Ticket
 
 LIMIT = 50_000  # labelled_calls: model calls read at most
 TICKETS = 15_000  # the Quality figures: the newest labelled tickets read at most (about LIMIT calls' worth)
@@ -108,3 +108,12 @@ def grouped_requests_made(s: Session) -> bool:
     """Whether any API request was about several tickets (a day and model of spend_daily with fewer requests than
     calls): one read of the daily rollup."""
     return s.scalar(select(SpendDaily.day).where(SpendDaily.requests < SpendDaily.calls).limit(1)) is not None
+
+
+def tickets_per_day(s: Session, days: int = 28, today: date | None = None) -> float | None:
+    """Tickets with a model call per day over the last `days` UTC days that had any (routing_daily), None when
+    there were none: the traffic a review share is scaled by."""
+    first = ((today or datetime.now(UTC).date()) - timedelta(days=days - 1)).isoformat()
+    n, total = s.execute(select(func.count(), func.coalesce(func.sum(RoutingDaily.tickets), 0))
+                         .where(RoutingDaily.day >= first)).one()
+    return float(total) / int(n) if n else None
