@@ -82,8 +82,11 @@ def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     by_size = [x.to_dict() for x in quality_groups.by_group_size(cli_db)]  # the page's section by group size
+    from triage.quality import unreviewed
+
     assert printed == json.loads(json.dumps({**quality.measure(cli_db, classes=TAX.names).to_dict(),
-                                             "by_group_size": by_size}))
+                                             "by_group_size": by_size,
+                                             "unreviewed": unreviewed.figures(cli_db).to_dict()}))
 
 
 def test_quality_since_leaves_older_answers_out(cli_db, capsys):

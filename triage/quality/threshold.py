@@ -147,7 +147,8 @@ def recommend(whatif: Sequence[dict[str, Any]], target: float, level: float = 0.
                      f"{r['review_rate']:.0%} to review{reviews}")
     pool = [r for r in (candidates or rows) if r["settled"]]
     r = max(pool, key=lambda x: x["low"])
-    why = (f"no threshold{spell} reaches {percent(target)} with {level:.0%} confidence on these labels"
+    labelled = max(x["settled"] for x in pool)
+    why = (f"no threshold{spell} reaches {percent(target)} with {level:.0%} confidence on these {labelled} labels"
            if candidates else f"every threshold sends more than {budget:,} tickets a day to review")
     return build(r, None, f"{why}; the best is {r['threshold']:.2f} at {r['settled_accuracy']:.0%} "
                  f"({r['low']:.0%}-{r['high']:.0%}) on {r['settled']} labels. Label more tickets, lower the target"
