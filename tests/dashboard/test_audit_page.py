@@ -80,3 +80,27 @@ def test_a_viewer_cannot_open_the_audit_page(drawn):
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("app_pages/audit.py")
     assert not any(t in everything_shown(at) for t in ANSWERS)
+
+
+def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded):
+    from db.models import AuditEvent
+    from tests.support.actors import op
+    from triage import review
+    from triage import settings as config
+
+    db, ids = seeded
+    for text in ("charged twice", "login or refund?"):
+        with db.read() as s:
+            t = s.get(Ticket, ids[text])
+        review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
+    at = make_app("quality")
+    table = at.get("arrow_data_frame") or at.dataframe
+    assert at.selectbox(key="tradeoff_pick") is not None and table
+    at.selectbox(key="tradeoff_pick").set_value(0.5).run()
+    at.button(key="apply_choice").click().run()
+    assert not at.exception
+    assert "Threshold set to 0.50 (was 0.70) by alice" in " ".join(s.value for s in at.success)
+    assert config.effective(db)[0].threshold == 0.5
+    with db.read() as s:
+        why = s.scalars(select(AuditEvent.detail).where(AuditEvent.event == "settings.engine")).one()
+    assert "chosen from the trade-off" in why and "to review" in why
