@@ -143,3 +143,18 @@ def test_answers_refused_and_access(db, seeded_draws, monkeypatch):
     with pytest.raises(AccessDenied):
         unreviewed.answer(db, [(sure, "billing")], actor=VIEWER)
     assert unreviewed.figures(db).overall.audited == 0  # viewers may read the figures: no ticket text in them
+
+
+def test_the_audit_rate_is_a_checked_setting(cli_db, monkeypatch, capsys):
+    assert main(["settings", "set", "audit_rate", "1.5"]) == 2
+    assert "audit_rate is a share" in capsys.readouterr().err
+    assert main(["settings", "set", "audit_rate", "0.1"]) == 0
+    assert config.effective(cli_db)[0].audit_rate == 0.1
+    with cli_db.read() as s:
+        assert audit_sample.rate_in_force(s) == 0.1  # what the draw reads is what `triage settings` shows
+    monkeypatch.setenv("TRIAGE_AUDIT_RATE", "lots")
+    from triage.errors import InputError
+
+    with pytest.raises(InputError):
+        config.Settings.from_env()
+    assert main(["settings", "set", "max_reviews_per_day", "2.5"]) == 2
