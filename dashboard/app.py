@@ -19,6 +19,7 @@ HERE = Path(__file__).parent
 PAGES = [
     ("classify.py", "Classify", ":material/bolt:", Action.CLASSIFY),
     ("review.py", "Review queue", ":material/rule:", Action.READ_TICKETS),
+    ("audit.py", "Audit", ":material/fact_check:", Action.LABEL),
     ("spend.py", "Spend & routing", ":material/monitoring:", Action.VIEW_REPORTS),
     ("routing.py", "Routing story", ":material/account_tree:", Action.VIEW_REPORTS),
     ("quality.py", "Quality", ":material/verified:", Action.VIEW_REPORTS),

@@ -54,10 +54,11 @@ def by_text_hashes(s: Session, hashes: Sequence[str]) -> dict[str, list[Known]]:
     return _grouped(s, Ticket.text_hash, hashes, "text_hash")
 
 
-def set_operator_labels(s: Session, changes: Sequence[tuple[int, int, str]], *, operator: str, file: str,
-                        note: str | None = None) -> tuple[list[int], list[str]]:
+def set_operator_labels(s: Session, changes: Sequence[tuple[int, int, str]], *, operator: str, file: str | None,
+                        note: str | None = None, source: str = "import") -> tuple[list[int], list[str]]:
     """(ticket id, version seen, label) each: the operator's label on every ticket still at the version seen, with
-    its audit row (source import, the operator, the file). Returns (labelled ids, why the others were not).
+    its audit row (`source`: import, or audit for a blind audit answer; the operator, the file). Returns (labelled
+    ids, why the others were not).
 
     A compare-and-set on each version, in bulk: the rows are read under the write lock (FOR UPDATE on
     PostgreSQL; SQLite's write transactions hold the database), and the update still names the version."""
@@ -85,7 +86,7 @@ def set_operator_labels(s: Session, changes: Sequence[tuple[int, int, str]], *, 
                              corrected_by=operator, corrected_at=now, version=t.version + 1, updated_at=now), ok)
         conn.execute(CORRECTIONS.insert(), [
             {"ticket_id": c["b_id"], "previous_label": c["previous"], "new_label": c["b_label"], "operator": operator,
-             "note": note, "source": "import", "file": file, "created_at": now} for c in ok])
+             "note": note, "source": source, "file": file, "created_at": now} for c in ok])
         rollups.label_tickets(s, [int(c["b_id"]) for c in ok])  # what the Quality page and calibration measure
     return [int(c["b_id"]) for c in ok], refused
 
@@ -125,3 +126,12 @@ def operator_label_counts(s: Session, categories: Sequence[str]) -> dict[str, in
     counts.update({str(c): int(n) for c, n in rows})
     return counts
 
+
+
+def versions(s: Session, ticket_ids: Sequence[int]) -> dict[int, int]:
+    """These tickets' current versions (the compare-and-set of `set_operator_labels` names them)."""
+    out: dict[int, int] = {}
+    for i in range(0, len(ticket_ids), CHUNK):
+        out.update({int(t): int(v) for t, v in s.execute(
+            select(Ticket.id, Ticket.version).where(Ticket.id.in_(ticket_ids[i:i + CHUNK])))})
+    return out

@@ -409,3 +409,30 @@ class AuditEvent(Base):
     role: Mapped[str] = mapped_column(String(16))
     event: Mapped[str] = mapped_column(String(40), index=True)
     detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what changed, how many rows, which filter
+
+
+class AuditDraw(Base):
+    """The blind audit sample: one row per ticket settled without review (classified or escalated, not corrected)
+    since the audit began, written in the transaction that settled it. `probability` is the chance it had of being
+    drawn (the audit rate in force then, or a stratum's own rate), so estimates weight each audited ticket by its
+    inverse and stay unbiased when rates change. `label` is the machine label it settled with; `answer` the
+    operator's blind label, once given."""
+
+    __tablename__ = "audit_draws"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    settled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    tier: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(64))
+    probability: Mapped[float] = mapped_column(Float)
+    drawn: Mapped[bool] = mapped_column(Boolean)
+    answer: Mapped[str | None] = mapped_column(String(64))
+    answered_by: Mapped[str | None] = mapped_column(String(120))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # the population per stratum (settled), read from the index alone
+        Index("ix_audit_draws_stratum", "tier", "model", "drawn"),
+        # the drawn tickets awaiting an answer, and the answered ones the estimate reads
+        Index("ix_audit_draws_drawn", "drawn", "answered_at", "ticket_id"),
+    )

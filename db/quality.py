@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import rollups
-from db.models import Correction, LabelledAnswer, ModelCall, SpendDaily, Ticket
+from db.models import Correction, LabelledAnswer, ModelCall, RoutingDaily, SpendDaily, Ticket
 
 LIMIT = 50_000  # labelled_calls: model calls read at most
 TICKETS = 15_000  # the Quality figures: the newest labelled tickets read at most (about LIMIT calls' worth)
@@ -128,3 +128,12 @@ def priority_pairs(s: Session, limit: int = 15_000) -> list[tuple[str, str | Non
                          .order_by(ModelCall.id))
         answered.update({tid: (p, c) for tid, p, c in rows})  # the latest answer wins
     return [(truth[t], *answered[t]) for t in ids if t in answered]
+
+
+def tickets_per_day(s: Session, days: int = 28, today: date | None = None) -> float | None:
+    """Tickets with a model call per day over the last `days` UTC days that had any (routing_daily), None when
+    there were none: the traffic a review share is scaled by."""
+    first = ((today or datetime.now(UTC).date()) - timedelta(days=days - 1)).isoformat()
+    n, total = s.execute(select(func.count(), func.coalesce(func.sum(RoutingDaily.tickets), 0))
+                         .where(RoutingDaily.day >= first)).one()
+    return float(total) / int(n) if n else None

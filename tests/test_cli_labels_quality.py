@@ -43,7 +43,7 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"measured_on", "n_tickets", "label_sources", "since", "per_model", "flips", "whatif",
-                        "whatif_on", "reliability", "calibrations", "fewshot", "by_group_size"}
+                        "whatif_on", "reliability", "calibrations", "fewshot", "by_group_size", "unreviewed"}
     assert out["whatif_on"] == "stated confidence"  # 4 labels: no calibration yet
     assert [(c["model"], c["n"], c["in_force"], c["missing"]) for c in out["calibrations"]] == [
         ("claude-haiku-5-5", 4, None, "not enough labels yet: 4 of 50 labelled answers"),
@@ -69,6 +69,9 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert (at[0.7]["escalation_rate"], at[0.7]["accuracy"], at[0.7]["cost_per_ticket"]) == (0.5, 0.75, "0.002")
     assert (at[0.95]["escalation_rate"], at[0.95]["replayed"], at[0.95]["cost_per_ticket"]) == (0.75, 3, "0.0025")
     assert out["flips"] == {"escalated": 2, "flipped": 1, "sonnet_right": 1, "haiku_right": 0}
+    # at 0.85 Haiku keeps a (right) and b (wrong); Sonnet settles c (0.9, right); d (Sonnet 0.8) goes to review
+    assert (at[0.85]["settled"], at[0.85]["settled_right"], at[0.85]["review_rate"]) == (3, 2, 0.25)
+    assert out["unreviewed"]["audited"] == 0  # nothing answered blind: the review labels above are all there is
 
 
 def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
@@ -79,8 +82,11 @@ def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     by_size = [x.to_dict() for x in quality_groups.by_group_size(cli_db)]  # the page's section by group size
+    from triage.quality import unreviewed
+
     assert printed == json.loads(json.dumps({**quality.measure(cli_db, classes=TAX.names).to_dict(),
-                                             "by_group_size": by_size}))
+                                             "by_group_size": by_size,
+                                             "unreviewed": unreviewed.figures(cli_db).to_dict()}))
 
 
 def test_quality_since_leaves_older_answers_out(cli_db, capsys):

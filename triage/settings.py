@@ -61,6 +61,9 @@ class Settings:
     retention_days: int = 0  # tickets with no activity for longer are erased (`triage purge`); 0 = keep forever
     minutes_per_review: float = 2.0  # an operator's time per review, for the reviewer hours of the routing story
     mask_store: bool = False  # store only the masked text of imported tickets (the original never reaches disk)
+    # the share of tickets settled without review drawn, as they settle, for the blind audit (db.audit_sample)
+    audit_rate: float = 0.03
+    max_reviews_per_day: int = 0  # the review capacity the threshold recommendation respects; 0 = no limit
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +94,9 @@ class Settings:
             retention_days=retention_days(_number(env, "TRIAGE_RETENTION_DAYS", 0), "TRIAGE_RETENTION_DAYS"),
             minutes_per_review=minutes_per_review(_number(env, "TRIAGE_MINUTES_PER_REVIEW", 2),
                                                   "TRIAGE_MINUTES_PER_REVIEW"),
+            audit_rate=audit_rate(_number(env, "TRIAGE_AUDIT_RATE", 0.03), "TRIAGE_AUDIT_RATE"),
+            max_reviews_per_day=max_reviews(_number(env, "TRIAGE_MAX_REVIEWS_PER_DAY", 0),
+                                            "TRIAGE_MAX_REVIEWS_PER_DAY"),
         )
 
     @property
@@ -128,6 +134,7 @@ ENV_NAMES = {  # setting -> the environment variable Settings.from_env reads it 
     "mask_phone": "TRIAGE_MASK_PHONE", "mask_ip": "TRIAGE_MASK_IP", "mask_phone_region": "TRIAGE_MASK_PHONE_REGION",
     "mask_patterns": "TRIAGE_MASK_PATTERNS", "mask_allow": "TRIAGE_MASK_ALLOW", "mask_store": "TRIAGE_MASK_STORE",
     "retention_days": "TRIAGE_RETENTION_DAYS", "minutes_per_review": "TRIAGE_MINUTES_PER_REVIEW",
+    "audit_rate": "TRIAGE_AUDIT_RATE", "max_reviews_per_day": "TRIAGE_MAX_REVIEWS_PER_DAY",
 }
 MASK_SWITCHES = ("mask_card", "mask_iban", "mask_email", "mask_phone", "mask_ip")
 MASK_SETTINGS = (*MASK_SWITCHES, "mask_phone_region", "mask_patterns", "mask_allow", "mask_store")
@@ -205,6 +212,21 @@ def retention_days(value: float, name: str = "retention days") -> int:
     return int(value)
 
 
+def audit_rate(value: float, name: str = "audit_rate") -> float:
+    """The share of tickets settled without review drawn for the blind audit: from 0 (off) to 1."""
+    if not 0 <= value <= 1:
+        raise InputError(f"{name} is a share of the tickets settled without review, from 0 (off) to 1 (such as "
+                         f"0.03 for 3%); not {value:g}")
+    return float(value)
+
+
+def max_reviews(value: float, name: str = "max_reviews_per_day") -> int:
+    """Reviews a day the team can do: a whole number, 0 = no limit."""
+    if value != int(value) or value < 0:
+        raise InputError(f"{name} is a whole number of reviews a day, 0 for no limit; not {value:g}")
+    return int(value)
+
+
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if not raw:
@@ -242,7 +264,8 @@ def minutes_per_review(value: float, name: str = "minutes_per_review") -> float:
 
 
 EDITABLE = ("threshold", "tier1_model", "tier2_model", "monthly_budget_usd", "daily_budget_usd", "fewshot_k",
-            "per_call", "per_call_sonnet", *MASK_SETTINGS, "retention_days", "minutes_per_review")
+            "per_call", "per_call_sonnet", *MASK_SETTINGS, "retention_days", "minutes_per_review", "audit_rate",
+            "max_reviews_per_day")
 
 
 def _saved(db: Database) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -363,6 +386,10 @@ def checked(values: Mapping[str, object], prices: PriceTable) -> dict[str, objec
             out[key] = retention_days(_given(value, "retention_days"), "retention_days")
         elif key == "minutes_per_review":
             out[key] = minutes_per_review(_given(value, "minutes_per_review"), "minutes_per_review")
+        elif key == "audit_rate":
+            out[key] = audit_rate(_given(value, "audit_rate"))
+        elif key == "max_reviews_per_day":
+            out[key] = max_reviews(_given(value, "max_reviews_per_day"))
         else:  # tier1_model, tier2_model
             model = "" if value is None else str(value).strip()
             if not model:

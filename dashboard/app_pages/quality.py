@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import cached, charts, state
 from dashboard.sections import fewshot as fewshot_sections
-from dashboard.sections import quality_calibration, quality_priority
+from dashboard.sections import quality_calibration, quality_priority, quality_unreviewed
 from dashboard.sections import quality_groups as _quality_groups
 from dashboard.ui import gate
 from triage.access import Action
@@ -18,6 +18,8 @@ settings, taxonomy = state.settings()
 
 st.title("Quality")
 result = cached.quality_measure(db, tuple(taxonomy.names))
+quality_unreviewed.draw(db)
+st.subheader("Measured on review labels")
 if result.n_tickets == 0:
     st.info("No operator labels yet. Correct or confirm tickets in the Review queue (or import a labelled file on "
             "the Classify page) and this page shows how "

@@ -100,11 +100,22 @@ with st.form("engine"):
     per_call_sonnet = p2.number_input("Tickets per Sonnet call (0 = the same)", min_value=0, max_value=50,
                                       value=int(settings.per_call_sonnet or 0), step=1,
                                       help="The same for tier-2 requests (escalations).")
+    a1, a2 = st.columns(2)
+    audit_pct = a1.number_input("Blind audit rate (% of tickets settled without review)", min_value=0.0,
+                                max_value=100.0, value=float(settings.audit_rate) * 100, step=0.5, key="audit_rate",
+                                help="That share of the tickets that settle without review is drawn at random as "
+                                "they settle and waits on the Audit page, to be labelled without seeing the model's "
+                                "answer: the accuracy of the traffic nobody reviewed (Quality page). 0 = off.")
+    max_reviews = a2.number_input("Reviews a day the team can do (0 = no limit)", min_value=0,
+                                  value=int(settings.max_reviews_per_day), step=10, key="max_reviews_per_day",
+                                  help="The threshold recommendation (Quality page) keeps the reviews a day it "
+                                  "would cause under this.")
     if st.form_submit_button("Save routing") and need_operator():
         try:
             config.save_engine(db, actor=actor, threshold=threshold, tier1_model=tier1.strip(),
                                tier2_model=tier2.strip(), monthly_budget_usd=budget, daily_budget_usd=daily,
-                               per_call=int(per_call), per_call_sonnet=int(per_call_sonnet) or None)
+                               per_call=int(per_call), per_call_sonnet=int(per_call_sonnet) or None,
+                               audit_rate=round(float(audit_pct) / 100, 6), max_reviews_per_day=int(max_reviews))
             st.success("Saved. New tickets use these settings.")
         except ValueError as exc:
             st.error(str(exc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -14,6 +15,7 @@ from dashboard.ui import need_operator, plain, sentence
 from triage.access import Action
 from triage.errors import InputError
 from triage.quality import calibrate, threshold
+from triage.quality import measure as quality_measure
 
 if TYPE_CHECKING:
     from db.engine import Database
@@ -96,32 +98,44 @@ def threshold_section(db: Database, result: Quality, settings: Settings) -> None
     if not result.whatif:
         st.caption("Needs Haiku answers on operator-labelled tickets.")
         return
-    target = st.number_input("Target accuracy", min_value=0.5, max_value=0.99, value=0.9, step=0.01, format="%.2f",
-                             key="target_accuracy", help="The share of tickets the pipeline should label right.")
-    rec = threshold.recommend(result.whatif, target)
-    st.caption(f"The cheapest threshold (on Haiku's {result.whatif_on}) whose accuracy, replayed on the stored "
-               "answers, stays at or above the target at the low end of a 90% interval, so that a lucky sample "
-               "does not pass. Now in force: "
-               f"{settings.threshold:.2f}.")
+    c1, c2 = st.columns(2)
+    target = c1.number_input("Target accuracy", min_value=0.5, max_value=0.99, value=0.9, step=0.01, format="%.2f",
+                             key="target_accuracy", help="The share of tickets settled without review the pipeline "
+                             "should label right.")
+    budget = int(c2.number_input("At most this many reviews a day (0 = no limit)", min_value=0,
+                                 value=int(settings.max_reviews_per_day), step=10, key="max_reviews_budget",
+                                 help="The review capacity (default from Settings): thresholds that would send more "
+                                 "tickets a day to review are not recommended."))
+    rec = threshold.recommend(result.whatif, target, max_reviews_per_day=budget,
+                              tickets_per_day=quality_measure.tickets_per_day(db))
+    st.caption(f"The cheapest threshold (on Haiku's {result.whatif_on}) whose accuracy on what is settled without "
+               "review, replayed on the stored answers, stays at or above the target at the low end of a 90% "
+               "interval, so that a lucky sample does not pass. The thresholds are tested highest first and the "
+               "testing stops at the first that fails, so trying many of them does not weaken the 90%. Now in "
+               f"force: {settings.threshold:.2f}.")
+    tradeoff_section(db, rec, settings)
     if rec.threshold is None:
         st.warning(sentence(rec.message), icon=":material/trending_down:")
         return
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Recommended threshold", f"{rec.threshold:.2f}")
     interval = rec.interval or (0.0, 1.0)
-    cols[1].metric("Accuracy", f"{rec.accuracy or 0:.0%}", help=f"90% interval {interval[0]:.0%}-{interval[1]:.0%}")
+    cols[1].metric("Accuracy", f"{rec.accuracy or 0:.0%}", help=f"90% interval {interval[0]:.0%}-{interval[1]:.0%}, "
+                   "of the tickets settled without review")
     cols[1].caption(f"{interval[0]:.0%}-{interval[1]:.0%} (90% interval)")
     cols[2].metric("Labelled tickets behind it", rec.n)
     cols[3].metric("Escalated", f"{rec.escalation_rate or 0:.0%}",
                    help="Cost per ticket " + ("unknown" if rec.cost_per_ticket is None else
                                               f"${float(rec.cost_per_ticket):.6f}"))
+    cols[4].metric("Reviews a day", "—" if rec.reviews_per_day is None else f"{rec.reviews_per_day:.0f}",
+                   help=f"{rec.review_rate or 0:.0%} of the tickets, times the tickets a day of the last 28 days")
     actor = state.actor()
     allowed = actor is not None and actor.may(Action.CONFIGURE)
     same = abs(rec.threshold - settings.threshold) < 1e-9
     if st.button(f"Apply threshold {rec.threshold:.2f}", key="apply_threshold", type="primary",
                  disabled=not allowed or same) and need_operator() and actor is not None:
         try:
-            applied = threshold.apply_recommended(db, target, actor=actor)
+            applied = threshold.apply_recommended(db, target, actor=actor, max_reviews_per_day=budget)
         except InputError as exc:
             st.error(sentence(str(exc)))
             return
@@ -132,3 +146,42 @@ def threshold_section(db: Database, result: Quality, settings: Settings) -> None
         st.caption("This threshold is already in force.")
     elif not allowed:
         st.caption("Applying a threshold is a lead's action.")
+
+
+def tradeoff_section(db: Database, rec: threshold.Recommendation, settings: Settings) -> None:
+    """Every threshold's trade-off (accuracy of what is settled, reviews a day, API cost per 1,000), and a lead's
+    pick applied in one click (audited)."""
+    rows = [r for r in rec.tradeoff if r["settled"]]
+    if not rows:
+        return
+    with st.expander("Trade-off: accuracy, reviews a day, cost"):
+        st.dataframe(pd.DataFrame([{
+            "threshold": r["threshold"], "settled right": r["settled_accuracy"], "low": r["low"], "high": r["high"],
+            "n": r["settled"], "to review": r["review_rate"], "reviews a day": r["reviews_per_day"],
+            "$ per 1,000": None if r["cost_per_1000_usd"] is None else float(r["cost_per_1000_usd"]),
+            "within budget": r["within_budget"]} for r in rows]), hide_index=True, column_config={
+            "threshold": st.column_config.NumberColumn(format="%.2f"),
+            "settled right": st.column_config.NumberColumn(format="percent"),
+            "low": st.column_config.NumberColumn("90% low", format="percent"),
+            "high": st.column_config.NumberColumn("90% high", format="percent"),
+            "to review": st.column_config.NumberColumn(format="percent"),
+            "reviews a day": st.column_config.NumberColumn(format="%.0f"),
+            "$ per 1,000": st.column_config.NumberColumn(format="$%.4f")}, key="tradeoff_table")
+        st.caption("Replayed on stored answers to operator-labelled tickets (review labels lean toward hard "
+                   "tickets; imported and blind-audit labels do not). Reviews a day: the share sent to review times "
+                   "the tickets a day of the last 28 days.")
+        actor = state.actor()
+        if actor is None or not actor.may(Action.CONFIGURE):
+            st.caption("Applying a threshold is a lead's action.")
+            return
+        pick = st.selectbox("Use this threshold", [r["threshold"] for r in rows], format_func=lambda t: f"{t:.2f}",
+                            key="tradeoff_pick")
+        if st.button("Apply the chosen threshold", key="apply_choice") and need_operator() and pick is not None:
+            try:
+                row = threshold.apply_choice(db, float(pick), actor=actor, max_reviews_per_day=rec.max_reviews_per_day)
+            except InputError as exc:
+                st.error(sentence(str(exc)))
+                return
+            st.session_state[DONE] = (f"Threshold set to {row['threshold']:.2f} (was {settings.threshold:.2f}) by "
+                                      f"{plain(actor.identity)}; recorded in the audit trail.")
+            st.rerun()

@@ -13,10 +13,10 @@ from db.models import AuditEvent, Correction, ModelCall, Run, Setting, Ticket
 from tests.dashboard.conftest import ACCESS, APP, AUTH, SEED, VISITORS, make_app, signed_in_app
 from tests.dashboard.test_pages import edit_review_table, texts
 
-PAGES = {"classify": "Classify tickets", "review": "Review queue", "spend": "Spend & routing", "quality": "Quality",
-         "settings": "Settings"}
+PAGES = {"classify": "Classify tickets", "review": "Review queue", "audit": "Audit", "spend": "Spend & routing",
+         "quality": "Quality", "settings": "Settings"}
 MAY_OPEN = {"signed_out": set(), "unlisted": set(), "viewer": {"spend", "quality"},
-            "operator": {"classify", "review", "spend", "quality"}, "lead": set(PAGES)}
+            "operator": {"classify", "review", "audit", "spend", "quality"}, "lead": set(PAGES)}
 PAGE_FILE = {p: str(Path(APP).parent / "app_pages" / f"{p}.py") for p in PAGES}
 
 

@@ -7,6 +7,7 @@ from datetime import date
 
 from triage import ingest
 from triage.cli.admin import cmd_db, cmd_demo, cmd_train
+from triage.cli.audit import cmd_audit
 from triage.cli.labels import cmd_label
 from triage.cli.privacy import cmd_erase, cmd_export, cmd_purge
 from triage.cli.quality import cmd_calibrate, cmd_quality
@@ -148,8 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "whose accuracy, replayed on stored answers, meets it at the low end of a 90-percent interval")
     qu.add_argument("--apply", action="store_true", help="with --target: make the recommended threshold the one in "
                     "force (a settings change in the audit trail)")
+    qu.add_argument("--max-reviews-per-day", type=int, metavar="N",
+                    help="with --target: a review budget (default: the max_reviews_per_day setting, 0 = none); the "
+                    "recommendation keeps the reviews a day it would cause at or under N")
     qu.add_argument("--operator", help="with --apply: who is changing the setting (default cli:<your OS user>)")
     qu.set_defaults(func=cmd_quality)
+
+    au = sub.add_parser("audit", help="the blind audit: drawn tickets awaiting an answer, or record answers",
+                        description="A share of the tickets settled without review (the audit_rate setting, "
+                        "TRIAGE_AUDIT_RATE; default 3%%) is drawn at random as they settle. Without --answers: list "
+                        "the drawn tickets awaiting an answer (id and text; never the model's label or confidence, so "
+                        "the answer is not anchored on it). With --answers FILE (CSV, JSON or JSONL with id and label "
+                        "columns): record the answers, as operator labels in the audit trail. `triage quality` shows "
+                        "the accuracy of the unreviewed traffic they measure.")
+    au.add_argument("--answers", metavar="FILE", help="record the answers in FILE (id and label columns)")
+    au.add_argument("--limit", type=int, help="list at most this many tickets")
+    au.add_argument("--json", action="store_true", help="print JSON (a list of {id, external_id, text})")
+    au.add_argument("--operator", help="who answered, stamped on each label (default cli:<your OS user>)")
+    au.set_defaults(func=cmd_audit)
 
     ca = sub.add_parser("calibrate", help="refit each model's confidence calibration on the operator labels now",
                         description="Fit, per model (Haiku, Sonnet), a map from stated confidence to the observed "

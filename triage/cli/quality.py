@@ -6,9 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from triage import settings as config
 from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
 from triage.errors import InputError
-from triage.quality import calibrate, threshold
+from triage.quality import calibrate, threshold, unreviewed
 from triage.quality import fewshot as quality_fewshot
 from triage.quality import groups as quality_groups
 from triage.quality import measure as quality
@@ -21,24 +22,32 @@ def cmd_quality(args: argparse.Namespace) -> int:
         threshold.check_target(args.target)
         if args.since is not None:
             raise InputError("--target replays every stored answer; leave out --since")
+    if args.max_reviews_per_day is not None:
+        if args.target is None:
+            raise InputError("--max-reviews-per-day needs --target: it bounds the recommendation")
+        config.max_reviews(args.max_reviews_per_day, "--max-reviews-per-day")
     db = open_db(env_settings(args))
     settings, taxonomy = settings_in_force(db, args)
     result = quality.measure(db, since=args.since, classes=taxonomy.names)
     by_size = quality_groups.by_group_size(db, since=args.since)
+    blind = unreviewed.figures(db)
     rec, applied_from = None, None
     if args.target is not None:
         if args.apply:
             applied_from = settings.threshold
-            rec = threshold.apply_recommended(db, args.target, actor=actor(args))
+            rec = threshold.apply_recommended(db, args.target, actor=actor(args),
+                                              max_reviews_per_day=args.max_reviews_per_day)
         else:
-            rec = threshold.recommend_stored(db, args.target)
+            rec = threshold.recommend_stored(db, args.target, max_reviews_per_day=args.max_reviews_per_day)
     if args.json:
-        out = {**result.to_dict(), "by_group_size": [x.to_dict() for x in by_size]}
+        out = {**result.to_dict(), "by_group_size": [x.to_dict() for x in by_size], "unreviewed": blind.to_dict()}
         if rec is not None:
             out["recommendation"] = {**rec.to_dict(), "applied": args.apply, "threshold_before": applied_from}
         print(json.dumps(out, default=str))
         return EXIT_OK
-    print(result.measured_on())
+    print(format_unreviewed(blind))
+    print()
+    print("Review labels: " + result.measured_on())
     if not result.per_tier:
         print("Correct or confirm tickets in the review queue, or import labels (`triage label`), to measure the "
               "models.")
@@ -75,6 +84,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
         print("\nfew-shot: " + quality_fewshot.describe(c))
     if rec is not None:
         print()
+        print(format_tradeoff(rec))
+        print()
         print(f"target accuracy {threshold.percent(args.target)} (threshold on the {rec.on}): {rec.message}")
         if args.apply:
             print(f"applied: the threshold is now {rec.threshold:.2f} (was {applied_from:.2f}), recorded in the "
@@ -82,6 +93,36 @@ def cmd_quality(args: argparse.Namespace) -> int:
         elif rec.threshold is not None:
             print(f"to apply it: triage quality --target {args.target} --apply")
     return EXIT_OK
+
+
+def format_tradeoff(rec: threshold.Recommendation) -> str:
+    """Every threshold's accuracy of what is settled, reviews a day and API cost per 1,000, on stored answers."""
+    budget = f", at most {rec.max_reviews_per_day:,} reviews a day" if rec.max_reviews_per_day else ""
+    lines = [f"trade-off on stored answers to operator-labelled tickets{budget} (tested {rec.tested}):",
+             f"{'threshold':>9} {'settled right':>14} {'90% interval':>13} {'n':>6} {'to review':>9} "
+             f"{'reviews/day':>11} {'$ per 1,000':>12}"]
+    for r in rec.tradeoff:
+        acc = "—" if r["settled_accuracy"] is None else f"{r['settled_accuracy']:.1%}"
+        ci = "—" if r["low"] is None else f"{r['low']:.0%}-{r['high']:.0%}"
+        review = "—" if r["review_rate"] is None else f"{r['review_rate']:.1%}"
+        per_day = "—" if r["reviews_per_day"] is None else f"{r['reviews_per_day']:.0f}"
+        cost = "—" if r["cost_per_1000_usd"] is None else f"${float(r['cost_per_1000_usd']):.4f}"
+        over = "" if r["within_budget"] else "  over the review budget"
+        lines.append(f"{r['threshold']:>9.2f} {acc:>14} {ci:>13} {r['settled']:>6} {review:>9} {per_day:>11} "
+                     f"{cost:>12}{over}")
+    return "\n".join(lines)
+
+
+def format_unreviewed(blind: unreviewed.Unreviewed) -> str:
+    """The blind audit's figures: what settled without review, how often right (90% interval, n)."""
+    lines = [blind.measured_on()]
+    for e in [blind.overall, *blind.per_model]:
+        if e.accuracy is None:
+            lines.append(f"  {e.name}: no audit answers yet ({e.settled:,} settled without review)")
+        else:
+            lines.append(f"  {e.name}: {e.accuracy:.1%} right ({e.low:.1%}-{e.high:.1%}), {e.audited} audited of "
+                         f"{e.settled:,} settled without review")
+    return "\n".join(lines)
 
 
 def format_calibrations(rows: list[dict[str, Any]]) -> str:

@@ -83,6 +83,12 @@ def data_version(db: Database) -> int:
         return db_quality.labels_version(s)
 
 
+def tickets_per_day(db: Database) -> float | None:
+    """Tickets classified a day, over the last 28 days that had any: what review shares are scaled by."""
+    with db.read() as s:
+        return db_quality.tickets_per_day(s)
+
+
 def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
     """Each ticket's latest answer from each (tier, model), when that answer has a label."""
     groups = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])))
@@ -171,6 +177,7 @@ def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
     avg_sonnet: Decimal | None = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
     haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
+    value2 = np.array([routing_value(x[2], maps or {}) if 2 in x else -1.0 for x in haiku])
     out = []
     for t in THRESHOLDS:
         kept = value >= t
@@ -179,7 +186,14 @@ def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
         answered = int(kept.sum() + replaced.sum())
         right = int((right1 & kept).sum() + (right2 & replaced).sum())
         cost = haiku_cost + (avg_sonnet or Decimal(0)) * escalated / len(haiku)
+        # settled without review: Haiku sure enough, or escalated and Sonnet sure enough; the rest go to review
+        by_sonnet = replaced & (value2 >= t)
+        settled = int(kept.sum() + by_sonnet.sum())
+        settled_right = int((right1 & kept).sum() + (right2 & by_sonnet).sum())
         out.append({"threshold": t, "escalation_rate": escalated / len(haiku),
                     "accuracy": right / answered if answered else None, "replayed": answered,
-                    "cost_per_ticket": cost if avg_sonnet is not None or not escalated else None})
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalated else None,
+                    "review_rate": (answered - settled) / answered if answered else None,
+                    "settled_accuracy": settled_right / settled if settled else None, "settled": settled,
+                    "settled_right": settled_right})
     return out

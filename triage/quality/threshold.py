@@ -4,18 +4,37 @@ operator-labelled tickets, meets a lead's target, with the number of labels behi
 The recommendation uses the lower end of a Wilson interval (90% by default), not the point estimate: on 40
 labels a measured 92% is compatible with 82%, and a lead asking for 90% should not get a threshold that only
 looks good by luck. When no threshold meets the target that way, the answer says so and names the best one.
+
+The accuracy judged is that of what is settled without review (Haiku sure enough, or Sonnet sure enough after
+an escalation); the tickets sent to review are the review budget's. With a budget ("at most N reviews a day":
+the max_reviews_per_day setting or `triage quality --max-reviews-per-day N`) the thresholds that would send more
+tickets a day to review than that (review share on the stored answers times the tickets a day of the last 28
+days) are not candidates. The trade-off (accuracy of what is settled, reviews a day, API cost per 1,000 tickets)
+is given for every threshold (`tradeoff`).
+
+Many thresholds, one guarantee: testing 20 thresholds each at 90% and taking the cheapest that passes would
+pass a threshold that is really under the target far more often than 10% of the time (one of many lucky
+samples suffices). So the thresholds are tested in a fixed order, from the highest (most escalation and review,
+most likely to meet the target) down, and the testing stops at the first that fails (fixed-sequence testing):
+a threshold is only tested once every higher one passed, so the chance of passing any threshold that is really
+under the target stays at most 10%, with no correction and no loss of power where accuracy falls as the
+threshold falls, which is how thresholds behave. The order is fixed before the data are seen; the review budget
+only decides where the sequence starts. A Bonferroni correction would do as well on the guarantee but test each
+threshold at 99.5%, which on a few hundred labels rules out most of them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from db.engine import Database
 from triage import settings as config
 from triage.access import Action, Actor, require
+from triage.domain import money_text
 from triage.errors import InputError
 from triage.quality import measure as quality
 
@@ -41,52 +60,99 @@ def wilson(right: int, n: int, level: float = 0.9) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Recommendation:
     threshold: float | None  # None: no threshold meets the target with this much evidence
-    accuracy: float | None
+    accuracy: float | None  # of what is settled without review at that threshold
     interval: tuple[float, float] | None
-    n: int  # labelled tickets the accuracy was replayed on
+    n: int  # labelled tickets settled without review at that threshold, the accuracy's sample
     escalation_rate: float | None
     cost_per_ticket: Any  # Decimal dollars from the what-if (or a float), None when unknown
     message: str
     target: float | None = None
     on: str = "stated confidence"  # which confidence the threshold is compared with (the what-if's)
+    review_rate: float | None = None  # share of tickets sent to review at that threshold
+    reviews_per_day: float | None = None  # review_rate x tickets a day (None: no traffic to scale by)
+    max_reviews_per_day: int | None = None  # the review budget it respected (None: none)
+    tested: str = "fixed sequence, highest threshold first, stopping at the first that fails"
+    tradeoff: list[dict[str, Any]] = field(default_factory=list)  # every threshold: accuracy, reviews, cost
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["interval"] = list(self.interval) if self.interval else None
         out["cost_per_ticket"] = None if self.cost_per_ticket is None else str(self.cost_per_ticket)
+        out["tradeoff"] = [{**r, "cost_per_1000_usd": None if r["cost_per_1000_usd"] is None else
+                            money_text(r["cost_per_1000_usd"])} for r in self.tradeoff]
         return out
 
 
-def recommend(whatif: Sequence[dict[str, Any]], target: float, level: float = 0.9) -> Recommendation:
+def tradeoff(whatif: Sequence[dict[str, Any]], tickets_per_day: float | None, level: float = 0.9,
+             max_reviews_per_day: int | None = None) -> list[dict[str, Any]]:
+    """Per threshold, highest first: accuracy of what is settled without review (its interval and n), the share
+    and number a day sent to review, API cost per 1,000 tickets, and whether it fits the review budget."""
+    out = []
+    for r in sorted(whatif, key=lambda r: -float(r["threshold"])):
+        if "settled" in r:
+            n, right = int(r["settled"] or 0), int(r.get("settled_right") or 0)
+        else:  # a replay without review figures: every replayed ticket counts as settled
+            n = int(r.get("replayed") or 0)
+            right = round(float(r["accuracy"]) * n) if r.get("accuracy") is not None else 0
+        lo, hi = wilson(right, n, level) if n else (None, None)
+        review = r.get("review_rate", 0.0 if "settled" not in r else None)
+        per_day = None if review is None or tickets_per_day is None else review * tickets_per_day
+        cost = r.get("cost_per_ticket")
+        out.append({"threshold": float(r["threshold"]), "settled_accuracy": right / n if n else None, "low": lo,
+                    "high": hi, "settled": n, "review_rate": review, "reviews_per_day": per_day,
+                    "escalation_rate": r.get("escalation_rate"),
+                    "cost_per_1000_usd": None if cost is None else Decimal(str(cost)) * 1000,
+                    # no traffic in the last 28 days: reviews a day unknown, so the budget cannot rule a threshold out
+                    "within_budget": not max_reviews_per_day or per_day is None or per_day <= max_reviews_per_day})
+    return out
+
+
+def recommend(whatif: Sequence[dict[str, Any]], target: float, level: float = 0.9, *,
+              max_reviews_per_day: int | None = None, tickets_per_day: float | None = None) -> Recommendation:
     """`whatif`: rows of the Quality page's replay (threshold, accuracy, replayed, escalation_rate,
-    cost_per_ticket). Cheapest = lowest cost per ticket, then lowest escalation rate."""
-    rows = [r for r in whatif if r.get("accuracy") is not None and r.get("replayed")]
-    if not rows:
-        return Recommendation(None, None, None, 0, None, None, "no replayable answers on operator-labelled tickets yet")
-    scored = []
-    for r in rows:
-        n = int(r["replayed"])
-        lo, hi = wilson(round(r["accuracy"] * n), n, level)
-        scored.append((r, n, lo, hi))
-    meets = [x for x in scored if x[2] >= target]
+    cost_per_ticket, settled, settled_right, review_rate). Thresholds within the review budget are tested highest
+    first, each on the low end of its interval, stopping at the first that fails; of those that passed the
+    cheapest wins (lowest cost per ticket, then fewest reviews, then lowest escalation rate)."""
+    budget = max_reviews_per_day or None
+    rows = tradeoff([r for r in whatif if r.get("replayed")], tickets_per_day, level, budget)
+    if not any(r["settled"] for r in rows):
+        return Recommendation(None, None, None, 0, None, None, "no replayable answers on operator-labelled tickets yet",
+                              max_reviews_per_day=budget, tradeoff=rows)
+    cost_of = {float(r["threshold"]): r.get("cost_per_ticket") for r in whatif}
+    candidates = [r for r in rows if r["within_budget"]]
+    passed = []
+    for r in candidates:  # fixed sequence: highest threshold first, stop at the first failure
+        if not r["settled"] or r["low"] < target:
+            break
+        passed.append(r)
+    spell = f" within {budget:,} reviews a day" if budget else ""
 
-    def cost(x: tuple[dict[str, Any], int, float, float]) -> tuple[float, float]:
-        r = x[0]
-        return (float(r["cost_per_ticket"]) if r.get("cost_per_ticket") is not None else math.inf,
-                float(r["escalation_rate"]))  # equally cheap: the first, lowest threshold
+    def cheap(r: dict[str, Any]) -> tuple[float, float, float, float]:  # equally cheap: the lowest threshold
+        c = cost_of.get(r["threshold"])
+        return (float(c) if c is not None else math.inf, r["review_rate"] or 0.0, r["escalation_rate"] or 0.0,
+                r["threshold"])
 
-    if meets:
-        r, n, lo, hi = min(meets, key=cost)
-        return Recommendation(float(r["threshold"]), float(r["accuracy"]), (lo, hi), n, float(r["escalation_rate"]),
-                              r.get("cost_per_ticket"), f"escalate under {r['threshold']:.2f}: accuracy "
-                              f"{r['accuracy']:.0%} ({lo:.0%}-{hi:.0%} at {level:.0%} confidence) on {n} labelled "
-                              f"tickets, {r['escalation_rate']:.0%} escalated")
-    r, n, lo, hi = max(scored, key=lambda x: x[2])
-    return Recommendation(None, float(r["accuracy"]), (lo, hi), n, float(r["escalation_rate"]),
-                          r.get("cost_per_ticket"),
-                          f"no threshold reaches {percent(target)} with {level:.0%} confidence on these {n} labels; "
-                          f"the best is {r['threshold']:.2f} at {r['accuracy']:.0%} ({lo:.0%}-{hi:.0%}). Label more "
-                          "tickets or lower the target.")
+    def build(r: dict[str, Any], threshold: float | None, message: str) -> Recommendation:
+        return Recommendation(threshold, r["settled_accuracy"], (r["low"], r["high"]), r["settled"],
+                              r["escalation_rate"], cost_of.get(r["threshold"]), message,
+                              review_rate=r["review_rate"], reviews_per_day=r["reviews_per_day"],
+                              max_reviews_per_day=budget, tradeoff=rows)
+
+    if passed:
+        r = min(passed, key=cheap)
+        reviews = "" if r["reviews_per_day"] is None else f", about {r['reviews_per_day']:.0f} reviews a day"
+        return build(r, r["threshold"], f"escalate under {r['threshold']:.2f}: accuracy {r['settled_accuracy']:.0%} "
+                     f"({r['low']:.0%}-{r['high']:.0%} at {level:.0%} confidence) on {r['settled']} labelled "
+                     f"tickets settled without review, {r['escalation_rate']:.0%} escalated, "
+                     f"{r['review_rate']:.0%} to review{reviews}")
+    pool = [r for r in (candidates or rows) if r["settled"]]
+    r = max(pool, key=lambda x: x["low"])
+    labelled = max(x["settled"] for x in pool)
+    why = (f"no threshold{spell} reaches {percent(target)} with {level:.0%} confidence on these {labelled} labels"
+           if candidates else f"every threshold sends more than {budget:,} tickets a day to review")
+    return build(r, None, f"{why}; the best is {r['threshold']:.2f} at {r['settled_accuracy']:.0%} "
+                 f"({r['low']:.0%}-{r['high']:.0%}) on {r['settled']} labels. Label more tickets, lower the target"
+                 + (" or raise the review budget." if budget else "."))
 
 
 def check_target(target: float) -> float:
@@ -95,22 +161,50 @@ def check_target(target: float) -> float:
     return float(target)
 
 
-def recommend_stored(db: Database, target: float, level: float = 0.9) -> Recommendation:
+def recommend_stored(db: Database, target: float, level: float = 0.9,
+                     max_reviews_per_day: int | None = None) -> Recommendation:
     """The recommendation on the stored answers (the Quality page's what-if, replayed on the confidence the router
-    compares: calibrated where a calibration is in force)."""
+    compares: calibrated where a calibration is in force), within the review budget given, else the one in force
+    (max_reviews_per_day; 0: none)."""
     result = quality.measure(db)
-    rec = recommend(result.whatif, check_target(target), level)
+    budget = config.effective(db)[0].max_reviews_per_day if max_reviews_per_day is None else max_reviews_per_day
+    rec = recommend(result.whatif, check_target(target), level, max_reviews_per_day=budget,
+                    tickets_per_day=quality.tickets_per_day(db))
     return replace(rec, target=target, on=result.whatif_on)
 
 
-def apply_recommended(db: Database, target: float, *, actor: Actor, level: float = 0.9) -> Recommendation:
+def apply_recommended(db: Database, target: float, *, actor: Actor, level: float = 0.9,
+                      max_reviews_per_day: int | None = None) -> Recommendation:
     """Recommend again on the answers stored now (not on a page's older figures) and make it the threshold in force:
     a lead's settings change, in the audit trail with who, when, from, to and the recommendation it came from.
     InputError (nothing changed) when no threshold meets the target."""
     require(actor, Action.CONFIGURE)
-    rec = recommend_stored(db, target, level)
+    rec = recommend_stored(db, target, level, max_reviews_per_day)
     if rec.threshold is None:
         raise InputError(f"nothing was changed: {rec.message}")
     config.save_engine(db, actor=actor, threshold=rec.threshold,
                        why=f"recommended for a target accuracy of {percent(target)} on the {rec.on}: {rec.message}")
     return rec
+
+
+def apply_choice(db: Database, choice: float, *, actor: Actor, level: float = 0.9,
+                 max_reviews_per_day: int | None = None) -> dict[str, Any]:
+    """A lead's pick from the trade-off (any threshold of it, recommended or not), made the threshold in force in
+    one step: a settings change in the audit trail with that threshold's figures, recomputed on the answers
+    stored now. InputError for a threshold the trade-off does not hold."""
+    require(actor, Action.CONFIGURE)
+    result = quality.measure(db)
+    budget = config.effective(db)[0].max_reviews_per_day if max_reviews_per_day is None else max_reviews_per_day
+    rows = {round(r["threshold"], 2): r for r in tradeoff(result.whatif, quality.tickets_per_day(db), level, budget)}
+    row = rows.get(round(float(choice), 2))
+    if row is None or not row["settled"]:
+        raise InputError(f"nothing was changed: {choice} is not a threshold with replayed answers "
+                         f"({', '.join(f'{t:.2f}' for t in sorted(rows))})")
+    acc = "unknown" if row["settled_accuracy"] is None else (
+        f"{row['settled_accuracy']:.0%} ({row['low']:.0%}-{row['high']:.0%}) on {row['settled']}")
+    reviews = "" if row["reviews_per_day"] is None else f", about {row['reviews_per_day']:.0f} reviews a day"
+    cost = "" if row["cost_per_1000_usd"] is None else f", ${money_text(row['cost_per_1000_usd'])} per 1,000"
+    config.save_engine(db, actor=actor, threshold=row["threshold"],
+                       why=f"chosen from the trade-off on the {result.whatif_on}: accuracy of what is settled {acc}, "
+                           f"{row['review_rate']:.0%} to review{reviews}{cost}")
+    return row
