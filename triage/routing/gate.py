@@ -138,6 +138,14 @@ class Gate:
         result.reservation_id = paid.ids[0] if paid is not None else None
         return result
 
+    @staticmethod
+    async def local(provider: Provider, text: str, taxonomy: Taxonomy) -> CallResult:
+        """Tier 0 (the local model): nothing leaves the machine and nothing is billed, so nothing is prepared or
+        reserved; a paid tier is refused here (it goes through `one`)."""
+        if provider.tier >= 1:
+            raise ValueError(f"tier {provider.tier} is paid: its requests pass Gate.one")
+        return await provider.classify(text, taxonomy)
+
     async def group(self, provider: GroupProvider, texts: Sequence[str], taxonomy: Taxonomy,
                     tickets: Sequence[CallFor]) -> GroupCall:
         """One request about several tickets (refused whole by a cap: `NotSent`, nothing sent); each

@@ -173,7 +173,7 @@ class Router:
         if provider.tier >= 1:
             result = await self.gate.one(provider, text, self.taxonomy, ticket)
         else:  # tier 0: local and free, nothing leaves the machine
-            result = await provider.classify(text, self.taxonomy)
+            result = await self.gate.local(provider, text, self.taxonomy)
         self.calibrate(result)
         calls.append(result)
         if on_call is not None:
