@@ -160,3 +160,10 @@ def test_the_router_sends_every_paid_call_through_its_gate():
     out = asyncio.run(router.classify(TEXT))
     assert out.category == "billing"
     assert log == [("reserve", prepared()), ("send", prepared(), [1])]
+
+
+def test_only_the_local_tier_skips_prepare_and_reserve():
+    log = []
+    with pytest.raises(ValueError):
+        asyncio.run(gate.Gate.local(Provider(log), TEXT, TAX))  # a paid tier never goes around the gate
+    assert log == []
