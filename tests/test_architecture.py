@@ -99,8 +99,8 @@ def test_lower_parts_never_import_the_use_cases(path):
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: {UPPER} sit above it"
 
 
-# The Anthropic SDK is spoken in providers/ only, and (until its requests go through the provider) by the
-# Message Batches use case and the client factory of the classify use cases.
+# The Anthropic SDK is spoken in providers/ only, and (until its Message Batches calls go through the provider) by
+# the Message Batches use case and the client factory of the classify use cases.
 SDK_USERS = {"triage/work/batches.py", "triage/work/services.py"}  # make_client: moves behind the gate
 
 
@@ -112,6 +112,41 @@ def test_only_providers_import_the_sdk(path):
         return
     bad = [n for n in imports_of(path) if n.split(".")[0] == "anthropic"]
     assert not bad, f"{rel} imports {bad}: the SDK belongs in triage/providers/"
+
+
+# A provider is asked (`classify(text, taxonomy)`, `classify_group`, `send`) by the gate only (triage/routing/gate.py:
+# prepare, reserve, send, book), and inside providers/; everyone else asks the router or the gate.
+GATE = {"triage/routing/gate.py"}
+SENDS = ("classify_group", "send", "_send")
+
+
+def provider_sends(path: Path) -> list[str]:
+    """The calls in `path` that ask a provider directly: a `.classify(...)` with the taxonomy as its second
+    positional argument (a router's `classify(text, prior=...)` takes one), `.classify_group(...)`, `.send(...)`."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            if name in SENDS or (name == "classify" and len(node.args) >= 2):
+                out.append(f"{ast.unparse(node.func)} (line {node.lineno})")
+    return out
+
+
+@pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard") for p in modules(folder)],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_gate_asks_a_provider(path):
+    rel = str(path.relative_to(ROOT))
+    if rel.startswith("triage/providers/") or rel in GATE:
+        return
+    bad = provider_sends(path)
+    assert not bad, f"{rel} calls {bad}: every request to a model passes the gate (triage/routing/gate.py)"
+
+
+def test_the_gate_rule_catches_a_bypass(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("async def f(provider, router, t, tax):\n    await provider.classify(t, tax)\n"
+                   "    await provider.classify_group([t], tax)\n    await router.classify(t, prior=[])\n")
+    assert [c.split(" ")[0] for c in provider_sends(bad)] == ["provider.classify", "provider.classify_group"]
 
 
 def test_the_engine_top_level_stays_small():

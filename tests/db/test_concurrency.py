@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class SlowProvider(ScriptedProvider):
-    async def classify(self, text, tax):
+    async def classify(self, text, tax, *, paid=None):
         await asyncio.sleep(0.002)
         return await super().classify(text, tax)
 

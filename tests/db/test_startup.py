@@ -56,7 +56,7 @@ class LockingProvider(ScriptedProvider):
         self.path, self.hold = path, hold
         self.released = threading.Event()
 
-    async def classify(self, text, tax):
+    async def classify(self, text, tax, *, paid=None):
         locked = threading.Event()
 
         def hold_lock():

@@ -20,7 +20,7 @@ class ScriptedProvider:
     def worst_case_cost(self, text, taxonomy, *, batch=False) -> Decimal:
         return Decimal("0.001") * self.tier
 
-    async def classify(self, text, taxonomy) -> CallResult:
+    async def classify(self, text, taxonomy, *, paid=None) -> CallResult:
         self.calls.append(text)
         spec = self.fn(text) if self.fn else self.answers.pop(0)
         if isinstance(spec, tuple):

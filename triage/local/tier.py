@@ -26,6 +26,7 @@ from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
 from triage.local.examples import VOICES
 from triage.local.head import DESCRIPTION, Head, fit
 from triage.local.head import MIN_CALIBRATION as MIN_CALIBRATION  # shown in Settings
+from triage.routing.gate import Reservation
 from triage.routing.router import decide
 from triage.taxonomy import Taxonomy
 
@@ -247,7 +248,8 @@ class LocalProvider:
     def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
         return Decimal(0)
 
-    async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
+    async def classify(self, text: str, taxonomy: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
+        """Local and free: nothing to reserve (`paid` is always None, tier 0 does not pass the gate)."""
         started = time.perf_counter()
         vec = await asyncio.to_thread(self.embedder.embed, [text])
         return self.answer(vec[0], started, 1)

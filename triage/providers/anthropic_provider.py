@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 import httpx
@@ -35,12 +35,14 @@ from triage.domain import (
 )
 from triage.errors import UnknownModel
 from triage.providers import ratelimit
-from triage.routing import fewshot, grouping, prompts, redact
+from triage.routing import fewshot, gate, grouping, prompts, redact
 from triage.routing.fewshot import Prefix, Shots, ShotSource
 from triage.routing.parsing import parse_answer
-from triage.routing.provider import paid_request
 from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from triage.routing.gate import Reservation
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
@@ -82,22 +84,18 @@ class AnthropicProvider:
                                                   getattr(client, "api_key", None), model)
         self.max_rate_limit_wait = max_rate_limit_wait  # seconds one call may wait out 429s before it fails
         self.fewshot = fewshot  # labelled examples for each request (triage.local.retrieval); None: none
-        self.mask = mask  # personal data out of every ticket and example text a request carries
-
-    def masked(self, text: str) -> str:
-        """The text as requests carry it: personal data replaced by placeholders (triage.routing.redact)."""
-        return redact.mask(text, self.mask).text
+        self.mask = mask  # the masking in force: the gate prepares every ticket and example text with it
 
     def prefix(self, taxonomy: Taxonomy, shots: Shots | None = None) -> Prefix:
         """What precedes the ticket block(s): the static, cacheable part first, then the retrieved examples
         (triage.routing.fewshot.request_prefix). No shots: exactly the system prompt of a request without examples."""
-        if shots is not None:
-            shots = Shots(*(tuple(replace(e, text=self.masked(e.text)) for e in examples)
-                            for examples in (shots.representative, shots.retrieved)))
+        if shots is not None:  # retrieved here, prepared by the gate's one function as ticket texts are
+            shots = gate.prepare_shots(shots, self.mask)
         return fewshot.request_prefix(prompts.system_prompt(taxonomy), shots, self.model)
 
     def request_body(self, text: str, taxonomy: Taxonomy, shots: Shots | None = None) -> dict[str, Any]:
-        """The Messages request for one ticket; with `shots`, its labelled examples (see `prefix`)."""
+        """The Messages request for one ticket (`text` as the gate prepared it, triage.routing.gate); with
+        `shots`, its labelled examples (see `prefix`)."""
         output_config: dict[str, Any] = {"format": {"type": "json_schema",
                                                     "schema": prompts.output_schema(taxonomy)}}
         if self.effort:
@@ -107,7 +105,7 @@ class AnthropicProvider:
             "model": self.model,
             "max_tokens": self.max_tokens,
             "system": prefix.system,
-            "messages": [{"role": "user", "content": prefix.user_content(prompts.user_message(self.masked(text)))}],
+            "messages": [{"role": "user", "content": prefix.user_content(prompts.user_message(text))}],
             "output_config": output_config,
         }
         if self.thinking:
@@ -135,16 +133,17 @@ class AnthropicProvider:
             log.warning("few-shot retrieval failed, sending the fixed examples only: %s", exc)
             return self.fewshot.fixed()
 
-    async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult:
+    async def classify(self, text: str, taxonomy: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
+        """One request about `text` (prepared by the gate, which passes its reservation as `paid`)."""
         shots = await self.shots_for(text)
-        result = await self.send(self.request_body(text, taxonomy, shots), taxonomy)
+        result = await self.send(self.request_body(text, taxonomy, shots), taxonomy, paid)
         result.examples = shots.count if shots and shots.count else None
         return result
 
-    async def send(self, body: dict[str, Any], taxonomy: Taxonomy) -> CallResult:
+    async def send(self, body: dict[str, Any], taxonomy: Taxonomy, paid: Reservation | None = None) -> CallResult:
         """Send one request with our retry loop; every outcome is a CallResult (errors included)."""
         started = time.perf_counter()
-        sent = await self._send(body, started)
+        sent = await self._send(body, started, paid)
         if isinstance(sent, CallResult):
             return sent
         message, request_id, attempt = sent
@@ -230,7 +229,7 @@ class AnthropicProvider:
         `max_tokens` the single budget times the number of tickets."""
         body: dict[str, Any] = self.request_body(texts[0], taxonomy)
         last = body["messages"][-1]
-        content = grouping.user_message([self.masked(t) for t in texts])
+        content = grouping.user_message(list(texts))
         if isinstance(last["content"], list):  # content blocks: the ticket is the last text block
             blocks = list(last["content"])
             blocks[-1] = {**blocks[-1], "text": content}
@@ -248,12 +247,14 @@ class AnthropicProvider:
         return self.prices.worst_case(self.model, prompts.estimate_request_tokens(body), body["max_tokens"], _now(),
                                       batch=batch, cache_write=cache_write(body))
 
-    async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy) -> grouping.GroupCall:
-        """One request about several tickets, read per ticket (never by position): see grouping.GroupCall."""
+    async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy, *,
+                             paid: Reservation | None = None) -> grouping.GroupCall:
+        """One request about several tickets (prepared by the gate, which passes their reservations as `paid`),
+        read per ticket (never by position): see grouping.GroupCall."""
         n = len(texts)
         body = self.group_request_body(texts, taxonomy)
         started = time.perf_counter()
-        sent = await self._send(body, started)
+        sent = await self._send(body, started, paid)
         if isinstance(sent, CallResult):  # no answer: every ticket of the request ends with the same error
             sent.group_size = n
             return grouping.GroupCall(sent, [replace(sent, group_position=k) for k in range(1, n + 1)])
@@ -316,10 +317,12 @@ class AnthropicProvider:
             tickets.append(one)
         return grouping.GroupCall(whole, tickets, retry_group=retry_group, stray=read.stray)
 
-    async def _send(self, body: dict[str, Any], started: float) -> tuple[Any, str | None, int] | CallResult:
+    async def _send(self, body: dict[str, Any], started: float, paid: Reservation | None
+                    ) -> tuple[Any, str | None, int] | CallResult:
         """Send one request with this provider's retries and pacing: (message, request id, attempts), or the
         error CallResult when no answer came (a 429 the API said when to retry after is waited out, never a
-        failed attempt)."""
+        failed attempt). An attempt that may have been billed without an answer is booked on `paid` (the
+        request's reservation, from the gate) before the next one goes, or as lost when it was the last."""
         cost = self._cost(body)
         attempt = limited = 0
         rate_limit_wait = 0.0
@@ -345,16 +348,16 @@ class AnthropicProvider:
             except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
                 self.pacer.release(slot)
                 kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "could not connect"
-                paid = paid_request() if maybe_billed(exc) else None
+                billed = paid if maybe_billed(exc) else None
                 note = (f"attempt {attempt} {kind} after the request was sent ({exc}): probably billed, answer "
                         "lost")
                 if attempt - limited < self.max_attempts:
                     await asyncio.sleep(self._backoff(attempt - limited))
-                    if paid is not None:  # that attempt stays on the books; the next one fits the caps or waits
-                        await paid.again(note)
+                    if billed is not None:  # that attempt stays on the books; the next one fits the caps or waits
+                        await billed.again(note)
                     continue
-                if paid is not None:
-                    await paid.lost(note)
+                if billed is not None:
+                    await billed.lost(note)
                 return CallResult(
                     self.tier, self.model, ERROR, error=f"API {kind} after {attempt} attempts: {exc}",
                     error_kind=TRANSIENT, attempts=attempt, latency_ms=_ms(started),

@@ -11,10 +11,10 @@ Every answer goes to its own ticket (triage.routing.grouping reads it by the ids
   that tier from then on;
 - a request that got no answer at all (the API failed after its retries) leaves each ticket failed with that
   error, retryable, as a single call would.
-Each request's worst case is reserved whole before it goes (`BudgetGuard.admit_group`, one reservation per
-ticket), and its calls are recorded together, one per ticket with its share of the exact cost. A request whose
-worst case would cross a spending cap is split in two, and so on down to single tickets: what fits under the cap
-is still asked, and the run stops (budget reached) only when a ticket alone does not fit.
+Each request passes the gate (triage.routing.gate: prepared, its worst case reserved whole, one reservation per
+ticket, sent, booked), and its calls are recorded together, one per ticket with its share of the exact cost. A
+request whose worst case would cross a spending cap is split in two, and so on down to single tickets: what fits
+under the cap is still asked, and the run stops (budget reached) only when a ticket alone does not fit.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from triage.domain import AUTH, ERROR, CallFor, CallResult, Outcome
-from triage.errors import BudgetReached, KeyRejected, for_people
+from triage.errors import BudgetReached, KeyRejected
 from triage.routing import grouping
-from triage.routing.provider import GroupProvider, PaidRequest, Provider, paying
+from triage.routing.gate import NotSent
+from triage.routing.provider import GroupProvider, Provider
 from triage.routing.router import Router, decide, should_escalate
 
 
@@ -154,27 +155,14 @@ class GroupRouting:
             return
         grouped: GroupProvider = provider  # type: ignore[assignment]  # checked just above
         r = self.router
-        texts = [m.text for m in group]
-        paid = None
-        if r.guard is not None:
-            try:
-                paid = PaidRequest(list(await r.guard.admit_group(grouped, texts, r.taxonomy,
-                                                                  [m.ticket for m in group])), r.guard)
-            except BudgetReached:  # too dear whole: two smaller requests may fit (a ticket alone that does not
-                half = (len(group) + 1) // 2  # fit stops the run, as a single call would)
-                for part in (group[:half], group[half:]):
-                    await self._ask_together(provider, part, tries)
-                return
         try:
-            with paying(paid):  # the provider books each attempt it sends again (see PaidRequest)
-                answer = await grouped.classify_group(texts, r.taxonomy)
-        except Exception as exc:  # a cancelled request (BaseException) stays open: its stop marks it lost
-            if paid is not None:
-                await paid.lost(f"the request raised {for_people(exc)} (probably billed, answer lost)")
-            raise
-        reservations: list[int | None] = list(paid.reservations) if paid is not None else [None] * len(group)
-        for c, rid in zip(answer.tickets, reservations, strict=True):
-            c.reservation_id = rid
+            answer = await r.gate.group(grouped, [m.text for m in group], r.taxonomy, [m.ticket for m in group])
+        except NotSent:  # too dear whole: two smaller requests may fit (a ticket alone that does not fit
+            half = (len(group) + 1) // 2  # stops the run, as a single call would); nothing was sent
+            for part in (group[:half], group[half:]):
+                await self._ask_together(provider, part, tries)
+            return
+        for c in answer.tickets:
             r.calibrate(c)  # each ticket's answer routed on the calibration in force for the model
         await self.record(list(zip(group, answer.tickets, strict=True)))
         for m, c in zip(group, answer.tickets, strict=True):

@@ -1,13 +1,10 @@
 """What the router needs from a tier: classify one text, return one call (see triage.domain.CallResult), and say
-the most such a call can cost; and what a paid tier does with the spending ledger between its own retries
-(`PaidRequest`)."""
+the most such a call can cost. A paid tier is called through the gate (triage.routing.gate), which hands it the
+request's reservation (`paid`) to book attempts it sends again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,6 +12,7 @@ from triage.domain import CallResult
 from triage.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
+    from triage.routing.gate import Reservation
     from triage.routing.grouping import GroupCall
 
 
@@ -22,7 +20,9 @@ class Provider(Protocol):
     tier: int
     model: str
 
-    async def classify(self, text: str, taxonomy: Taxonomy) -> CallResult: ...
+    async def classify(self, text: str, taxonomy: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
+        """One request about `text`, as the gate prepared it; `paid`: its reservation (None: nothing reserved)."""
+        ...
 
     def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
         """The most one call about `text` can cost (reserved in the spending ledger before it is sent); `batch`:
@@ -33,57 +33,9 @@ class Provider(Protocol):
 class GroupProvider(Provider, Protocol):
     """A tier that can also ask about several tickets in one request (triage.routing.grouping)."""
 
-    async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy) -> GroupCall: ...
+    async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy, *,
+                             paid: Reservation | None = None) -> GroupCall: ...
 
     def group_worst_case_cost(self, texts: Sequence[str], taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
         """The most one request about these tickets can cost."""
         ...
-
-
-class Ledger(Protocol):
-    """The part of the spend guard (triage.spend.budget.BudgetGuard) a provider's retries need."""
-
-    async def abandon(self, reservation_id: int, note: str) -> None:
-        """The attempt got no answer but may have been billed: it stays on the books as probably billed."""
-        ...
-
-    async def again(self, reservation_ids: Sequence[int], note: str) -> list[int]:
-        """As `abandon` for each, then the same worst case reserved anew under the caps in force for the next
-        attempt (errors.BudgetReached when it no longer fits: the attempt is on the books either way)."""
-        ...
-
-
-@dataclass
-class PaidRequest:
-    """The spending-ledger reservations of the paid request a provider is sending (one per ticket it is about),
-    set by the router around the provider's call (`paying`). The API bills every attempt it answered, also one
-    whose answer never reached us (a read timeout, a connection lost after the request went out), so a provider
-    calls `again` before it sends the request again after such an attempt, and `lost` when it was the last."""
-
-    reservations: list[int]
-    ledger: Ledger
-
-    async def again(self, note: str) -> None:
-        self.reservations = await self.ledger.again(self.reservations, note)
-
-    async def lost(self, note: str) -> None:
-        for rid in self.reservations:
-            await self.ledger.abandon(rid, note)
-
-
-_paid: ContextVar[PaidRequest | None] = ContextVar("triage_paid_request", default=None)
-
-
-@contextmanager
-def paying(request: PaidRequest | None) -> Iterator[PaidRequest | None]:
-    """The paid request the provider called inside this block is sending (None: unguarded, nothing reserved)."""
-    token = _paid.set(request)
-    try:
-        yield request
-    finally:
-        _paid.reset(token)
-
-
-def paid_request() -> PaidRequest | None:
-    """The reservations of the request this task is sending, if a guard reserved it (see `paying`)."""
-    return _paid.get()

@@ -5,8 +5,7 @@ Pure decisions live here; the service layer feeds calls in and stores what comes
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
 
 from triage.domain import (
     AUTH,
@@ -21,9 +20,10 @@ from triage.domain import (
     CallResult,
     Outcome,
 )
-from triage.errors import InputError, KeyRejected, for_people
+from triage.errors import InputError, KeyRejected
 from triage.routing.calibration import Calibration
-from triage.routing.provider import GroupProvider, PaidRequest, Provider, paying
+from triage.routing.gate import Gate, SpendGuard
+from triage.routing.provider import Provider
 from triage.taxonomy import Taxonomy
 
 
@@ -75,28 +75,6 @@ def decide(calls: list[CallResult], threshold: float) -> Outcome:
     return out
 
 
-class SpendGuard(Protocol):
-    """Asked before every paid call: reserves its worst case and returns the reservation's id, or raises
-    errors.BudgetReached when the call may not be made."""
-
-    async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy, ticket: CallFor | None = None) -> int:
-        ...
-
-    async def admit_group(self, provider: GroupProvider, texts: Sequence[str], taxonomy: Taxonomy,
-                          tickets: Sequence[CallFor]) -> Sequence[int]:
-        """Before a request about several tickets: reserve its whole worst case (one reservation per ticket)."""
-        ...
-
-    async def abandon(self, reservation_id: int, note: str) -> None:
-        """The call ended without an answer to record: keep it on the books as probably billed."""
-        ...
-
-    async def again(self, reservation_ids: Sequence[int], note: str) -> list[int]:
-        """An attempt got no answer but may have been billed: keep it on the books as probably billed and reserve
-        the next attempt's worst case (errors.BudgetReached when it would cross a cap)."""
-        ...
-
-
 OnCall = Callable[[CallResult], Awaitable[None]]
 
 
@@ -104,8 +82,9 @@ class Router:
     """Runs one ticket through the tiers. `prior` calls (already billed) are reused, never repeated.
 
     `mode` and `threshold` are the defaults; a run's own mode and threshold may be passed per ticket, so they
-    travel with the ticket whoever processes it. `guard`, when set, is asked before every paid (tier >= 1) call;
-    `ticket` says whom the call is for (written on its reservation). `calibrations` (by model id) are applied to
+    travel with the ticket whoever processes it. Every paid (tier >= 1) call passes the `gate` (prepare, reserve
+    with `guard` when set, send, book; triage.routing.gate); `ticket` says whom the call is for (written on its
+    reservation). `calibrations` (by model id) are applied to
     each tier-1/tier-2 answer as it arrives; routing then compares the calibrated confidence, and the call carries
     the id of the map it was routed with. `per_call` / `per_call_sonnet`: how many tickets one tier-1 / tier-2
     request may carry (1: one request per ticket; see triage.routing.group_router)."""
@@ -118,10 +97,19 @@ class Router:
         self.tier1, self.tier2, self.taxonomy = tier1, tier2, taxonomy
         self.threshold, self.mode = threshold, mode
         self.tier0, self.tier0_threshold = tier0, tier0_threshold
-        self.guard = guard
+        self.gate = Gate(guard)
         self.calibrations: Mapping[str, Calibration] = dict(calibrations or {})
         self.per_call: int = 1
         self.per_call_sonnet: int | None = None  # None: the same as the tier-1 size (the run's, else per_call)
+
+    @property
+    def guard(self) -> SpendGuard | None:
+        """The spending ledger the gate reserves in (None: nothing reserved)."""
+        return self.gate.guard
+
+    @guard.setter
+    def guard(self, guard: SpendGuard | None) -> None:
+        self.gate.guard = guard
 
     def calibrate(self, call: CallResult) -> CallResult:
         """Put the calibration in force for the call's model on it (tiers 1 and 2; tier 0 calibrates itself)."""
@@ -177,22 +165,15 @@ class Router:
 
     async def call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
                    ticket: CallFor | None = None) -> CallResult:
-        """One single-ticket call through the guard, appended to `calls` and passed to `on_call`."""
+        """One single-ticket call (through the gate when paid), appended to `calls` and passed to `on_call`."""
         return await self._call(provider, text, calls, on_call, ticket)
 
     async def _call(self, provider: Provider, text: str, calls: list[CallResult], on_call: OnCall | None,
                     ticket: CallFor | None = None) -> CallResult:
-        paid = None
-        if provider.tier >= 1 and self.guard is not None:
-            paid = PaidRequest([await self.guard.admit(provider, text, self.taxonomy, ticket)], self.guard)
-        try:
-            with paying(paid):  # the provider books each attempt it sends again (see PaidRequest)
-                result = await provider.classify(text, self.taxonomy)
-        except Exception as exc:  # a cancelled call (BaseException) stays open: its stop or restart marks it lost
-            if paid is not None:
-                await paid.lost(f"the call raised {for_people(exc)} (probably billed, answer lost)")
-            raise
-        result.reservation_id = paid.reservations[0] if paid is not None else None
+        if provider.tier >= 1:
+            result = await self.gate.one(provider, text, self.taxonomy, ticket)
+        else:  # tier 0: local and free, nothing leaves the machine
+            result = await self.gate.local(provider, text, self.taxonomy)
         self.calibrate(result)
         calls.append(result)
         if on_call is not None:

@@ -5,8 +5,9 @@ input tokens estimated high from the request body, all of `max_tokens` as output
 is refused (errors.BudgetReached) when spend + open reservations + estimates + this reservation would cross a
 cap; the reservation is settled to the real cost in the transaction that records the call. The check and the
 reservation are one atomic step shared by every process on the database (BEGIN IMMEDIATE on SQLite, an advisory
-lock on PostgreSQL). The router asks the `BudgetGuard` before every paid call; a Message Batch reserves the
-worst case of all its requests at the batch price.
+lock on PostgreSQL). The `BudgetGuard` is the ledger of the gate every paid request passes (triage.routing.gate:
+prepare, reserve, send, book); a Message Batch reserves the worst case of all its requests at the batch price
+through the same gate.
 
 The caps are read where each reservation is made (the settings row a lead saves, in the reservation's own
 transaction), so a cap lowered in Settings or with `triage settings set` holds for every call not yet reserved,
@@ -28,7 +29,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from db import ledger, queue
+from db import ledger
 from db import settings as db_settings
 from db.engine import Database
 from triage.domain import CallFor, from_pico, money_text, to_pico
@@ -224,18 +225,20 @@ class BudgetGuard:
             raise BudgetReached(renewed)
         return renewed
 
-    def reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy,
-                      texts: Sequence[str] | None = None) -> int | None:
-        """Before a Message Batch is submitted: reserve the worst case of all its requests (`texts`, by default the
-        run's pending tickets) at the batch price. The reservation holds while the run's batch is open; a run
-        holds one (asked again, for a batch sent again after an interruption, the first one still stands)."""
+    async def reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy,
+                            texts: Sequence[str]) -> int | None:
+        """Before a Message Batch is submitted (the gate's reserve step, `Gate.reserve_batch`): reserve the worst
+        case of all its requests about `texts` (as the gate prepared them) at the batch price. The reservation
+        holds while the run's batch is open; a run holds one (asked again, for a batch sent again after an
+        interruption, the first one still stands)."""
+        return await asyncio.to_thread(self._reserve_batch, run_id, provider, taxonomy, texts)
+
+    def _reserve_batch(self, run_id: int, provider: Provider, taxonomy: Taxonomy,
+                       texts: Sequence[str]) -> int | None:
         with self.db.read() as s:
             held = ledger.batch_reservation(s, run_id)
         if held is not None:
             return held
-        if texts is None:
-            with self.db.read() as s:
-                texts = queue.pending_texts(s, run_id)
         if not texts:
             return None
         total = sum((provider.worst_case_cost(t, taxonomy, batch=True) for t in texts), Decimal(0))

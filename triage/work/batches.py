@@ -56,9 +56,8 @@ from triage.access import Action, Actor, require
 from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
 from triage.errors import ApiUnreachable, InputError, TriageError
 from triage.providers.anthropic_provider import AnthropicProvider
-from triage.routing import grouping
+from triage.routing import gate, grouping
 from triage.routing.router import Router, decide, should_escalate
-from triage.spend import budget
 from triage.work import pipeline
 from triage.work.host import hostname, pid_alive, worker_name
 
@@ -136,14 +135,13 @@ def _requests(router: Router, key: str | None, run_id: int, tickets: Sequence[tu
     provider = _tier1(router)
     out = []
     for group in grouping.plan(list(tickets), lambda t: t[1], per_call):
+        texts = gate.prepared_for(provider, [x for _, x in group])  # the gate's prepare step, as every request
         if len(group) == 1:
-            tid, text = group[0]
-            out.append(Request(custom_id=custom_id(key, run_id, tid), params=cast(
-                MessageCreateParamsNonStreaming, provider.request_body(text, router.taxonomy))))
+            out.append(Request(custom_id=custom_id(key, run_id, group[0][0]), params=cast(
+                MessageCreateParamsNonStreaming, provider.request_body(texts[0], router.taxonomy))))
         else:
             out.append(Request(custom_id=group_custom_id(key, run_id, [t for t, _ in group]), params=cast(
-                MessageCreateParamsNonStreaming, provider.group_request_body([x for _, x in group],
-                                                                             router.taxonomy))))
+                MessageCreateParamsNonStreaming, provider.group_request_body(texts, router.taxonomy))))
     return out
 
 
@@ -290,9 +288,7 @@ async def submit(db: Database, router: Router, run_id: int, *, actor: Actor) -> 
     the run stays `submitting` and `check` adopts it once it can). Refused (errors.BudgetReached) when a
     spending cap is reached."""
     require(actor, Action.CLASSIFY)
-    guard = router.guard
-    if isinstance(guard, budget.BudgetGuard):
-        guard.reserve_batch(run_id, _tier1(router), router.taxonomy)
+    await _reserve(db, router, run_id, await pipeline.read(db, lambda s: queue.pending_texts(s, run_id)))
     owner, key = _owner(), _new_key()
     if not await _db(db, lambda s: db_batches.hold(s, run_id, "submitting", owner=owner, key=key)):
         return None
@@ -328,10 +324,9 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
         await _db(db, lambda s: db_batches.set_state(s, run_id, None, where=mine))
         return BatchNews(run_id, "none", "nothing left to submit")
     provider = _tier1(router)
-    guard = router.guard
-    if reserve and isinstance(guard, budget.BudgetGuard):
+    if reserve:
         try:
-            await asyncio.to_thread(guard.reserve_batch, run_id, provider, router.taxonomy, [t for _, t in tickets])
+            await _reserve(db, router, run_id, [t for _, t in tickets])
         except TriageError:
             await _db(db, lambda s: db_batches.set_state(s, run_id, "queued", where=mine))
             raise
@@ -369,6 +364,13 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
         return BatchNews(run_id, "submitting", f"batch {batch.id} was created after another process took this "
                          "submission over", batch.id)
     return BatchNews(run_id, "in_progress", f"submitted batch {batch.id}", batch.id)
+
+
+async def _reserve(db: Database, router: Router, run_id: int, texts: Sequence[str]) -> int | None:
+    """The gate's reserve step for the run's batch: the worst case of its requests about these texts, prepared
+    as they are sent (errors.BudgetReached when a cap would be crossed: nothing is sent)."""
+    provider = _tier1(router)
+    return await router.gate.reserve_batch(run_id, provider, router.taxonomy, gate.prepared_for(provider, texts))
 
 
 class _MaybeSent(Exception):

@@ -20,7 +20,7 @@ from triage import ingest, labels, taxonomy
 from triage.domain import to_pico
 from triage.local import retrieval as fewshot_source
 from triage.providers.anthropic_provider import AnthropicProvider
-from triage.routing import fewshot, prompts
+from triage.routing import fencing, fewshot, prompts
 from triage.settings import Settings
 from triage.spend.pricing import PriceTable
 from triage.work import runs, services
@@ -275,6 +275,7 @@ def test_an_example_cannot_give_orders_even_to_a_model_that_obeys_anything_unfen
     assert r.category == "technical" and r.examples == 1  # the keyword answer: the order stayed inside the fence
     # the fence matters: with the example's closing tag left as it is, the same order is obeyed
     monkeypatch.setattr(prompts, "neutralise", lambda text: text)
+    monkeypatch.setattr(fencing, "neutralise", lambda text: text)  # the gate's prepare (triage.routing.gate)
     r = classify(provider(fake, One()), "the app crashes on upload")
     assert r.category == "account" and r.confidence == 1.0
 
