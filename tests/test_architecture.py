@@ -122,8 +122,8 @@ def test_the_engine_top_level_stays_small():
     assert not [p for p in prefixes if f"{p}.py" in top], f"prefix families left in triage/: {top}"
 
 
-@pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard", "tests", "bench") for p in modules(folder)],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard", "tests", "bench")
+                                  for p in modules(folder)], ids=lambda p: str(p.relative_to(ROOT)))
 def test_db_modules_have_one_alias_convention(path):
     """`from db import queue` by its own name, or `as db_queue` where the name is taken: never `q`, `store`..."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -137,3 +137,26 @@ def test_the_rule_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from triage.routing.router import decide\nimport triage.domain\n")
     assert "triage.routing.router" in imports_of(bad) and "triage.domain" in imports_of(bad)
+
+
+CMD_LINES = 30  # a command parses, calls a service and prints: the rules live in the service layer
+
+
+def long_commands(path: Path, limit: int = CMD_LINES) -> list[str]:
+    """The cmd_* functions of a module longer than `limit` lines (decorators and docstring included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("cmd_") and node.end_lineno
+            and node.end_lineno - node.lineno + 1 > limit]
+
+
+@pytest.mark.parametrize("path", modules("triage/cli"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_command_is_at_most_30_lines(path):
+    long = long_commands(path)
+    assert not long, f"{path.relative_to(ROOT)}: {long}: move the work into a service, not a private helper"
+
+
+def test_the_command_length_rule_catches_a_long_one(tmp_path):
+    bad = tmp_path / "cmd.py"
+    bad.write_text("def cmd_x(args):\n" + "    x = 1\n" * 30 + "    return x\n\ndef helper():\n" + "    pass\n" * 40)
+    assert long_commands(bad) == ["cmd_x (32 lines)"]

@@ -27,7 +27,9 @@ PENDING, CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED = (TicketState.PENDING, Tic
                                                         TicketState.FAILED)
 STATES = tuple(TicketState)
 
-MODES = ("auto", "haiku", "sonnet")  # how a run routes: both tiers, or one model only
+MODES = ("auto", "haiku", "sonnet")  # the paid routes (the router's modes): both tiers, or one model only
+LOCAL = "local"  # the route of the offline model ($0, no API key needed)
+ROUTES = (*MODES, LOCAL)  # a run's route: how its tickets are classified (stored as `runs.mode`)
 
 
 class CallOutcome(StrEnum):

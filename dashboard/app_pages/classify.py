@@ -9,7 +9,8 @@ from dashboard.sections import label_import, operator_name
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain, sentence
 from triage import ingest
 from triage.access import Action
-from triage.work import batches, runs
+from triage.domain import LOCAL
+from triage.work import batches, classify, runs
 
 actor = gate(Action.CLASSIFY)
 db = state.database()
@@ -90,13 +91,14 @@ with upload_tab:
             items = []
 
 c1, c2 = st.columns([1, 3])
-routes = ["auto", "haiku", "sonnet", "batch"] if state.has_api_key() else ["local"]
-tier = c1.selectbox("Route", routes, key="tier",
-                    format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
-                                 "sonnet": "Sonnet only", "local": "Local model (no API key)",
-                                 "batch": "Economy: half price, results within 24 h"}.__getitem__)
+route = c1.selectbox("Route", classify.routes(settings), key="route",
+                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
+                                  "sonnet": "Sonnet only", "local": "Local model (no API key)"}.__getitem__)
+use_batch = c1.checkbox("Message Batch", key="batch", disabled=route not in classify.BATCH_ROUTES,
+                        help="Economy: tier 1 (Haiku) through the Message Batches API, at half price, results within "
+                        "24 hours; unsure tickets then go to Sonnet live. Routes auto and Haiku only.")
 per_call = int(settings.per_call)
-if tier in ("auto", "haiku", "sonnet", "batch"):
+if route != LOCAL:
     per_call = int(c2.number_input(
         "Tickets per call", min_value=1, max_value=50, value=int(settings.per_call), step=1, key="per_call",
         help="How many tickets one API request carries (the default is in Settings). More is cheaper (the "
@@ -116,20 +118,14 @@ if items:
                "(known tickets keep their labels and are not billed again).")
 if clicked and not items:
     st.warning("Nothing to classify yet: paste tickets above or upload a file.")
-elif clicked:
-    if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
-        st.session_state["run_id"] = batches.queue_batch_run(
-            db, items, source=source, actor=actor, threshold=settings.threshold, per_call=per_call)
-        st.query_params["run"] = str(st.session_state["run_id"])
-        state.worker().wake()
-        st.toast("Queued as an economy batch: results within 24 hours, at half price.")
-    else:
-        imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold,
-                                  per_call=None if tier == "local" else per_call)
-        st.session_state["run_id"] = imported.run_id
-        st.query_params["run"] = str(imported.run_id)  # a reload, or the link sent to a colleague, shows this run
-        state.worker().wake()
-        st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
+elif clicked:  # the background worker classifies it (an economy batch: submits it, then collects it)
+    started = classify.start(db, settings, taxonomy, items, actor=actor, source=source, route=route,
+                             batch=use_batch and route in classify.BATCH_ROUTES, per_call=per_call, background=True)
+    st.session_state["run_id"] = started.run_id
+    st.query_params["run"] = str(started.run_id)  # a reload, or the link sent to a colleague, shows this run
+    state.worker().wake()
+    st.toast("Queued as an economy batch: results within 24 hours, at half price." if started.batch else
+             f"Queued {started.new} new tickets ({started.known} already known).")
 
 POLL_SECONDS = 1.0  # while a run is in progress: a result shows at most this long after it is stored
 PAUSED_POLL_SECONDS = 5.0  # while the worker is paused (budget reached, an error): it retries on its own

@@ -390,14 +390,14 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
 
     from db.migrate import open_database
     from triage.settings import Settings
-    from triage.work import batches
+    from triage.work import classify
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     fake.batch_polls = 1_000  # stays "in progress" until the test ends it
     at = make_app()
     at.text_area(key="pasted").set_value("I was charged twice, refund please\nthe app crashes on upload").run()
-    at.selectbox(key="tier").set_value("batch").run()
+    at.checkbox(key="batch").check().run()
     at.button(key="classify").click().run()
     assert not at.exception
     deadline = time.monotonic() + 30
@@ -409,7 +409,7 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
     for b in fake.batches.values():
         b["polls_left"] = 0  # the batch ends
     db = open_database(app_env)
-    news = batches.collect_open(db, Settings.from_env(), actor=LEAD)
+    news = classify.collect_open(db, Settings.from_env(), actor=LEAD)
     assert [n.state for n in news] == ["collected"]
     at.run()
     assert any("results recorded" in i.value for i in at.info)
