@@ -178,14 +178,20 @@ class Outcome:
     reason: str | None = None  # why the ticket is failed, pending or needs review
 
 
-REVIEW_REASONS = ("low_confidence", "unknown", "failed", "disagreement")
+class ReviewReason(StrEnum):
+    """Why the review queue shows a ticket (its filter's choices)."""
+
+    LOW_CONFIDENCE = "low_confidence"  # under the threshold (stated, or calibrated when routing used that)
+    UNKNOWN = "unknown"  # a label outside the taxonomy, or none
+    FAILED = "failed"  # the API failed after retries
+    DISAGREEMENT = "disagreement"  # Haiku and Sonnet disagreed
 
 
 @dataclass(frozen=True)
 class ReviewFilter:
     """Which tickets the review queue shows. Plain data: db.review turns it into SQL."""
 
-    reasons: tuple[str, ...] = ()  # any of REVIEW_REASONS; empty = every ticket
+    reasons: tuple[str, ...] = ()  # any of ReviewReason; empty = every ticket
     threshold: float = 0.7  # what "low confidence" means
     corrected: bool | None = None  # None = both
     categories: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ from dashboard.sections import label_import, operator_name
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, money, plain, sentence
 from triage import ingest
 from triage.access import Action
-from triage.domain import LOCAL
+from triage.domain import CLASSIFIED, ESCALATED, FAILED, LOCAL, NEEDS_REVIEW, PENDING
 from triage.work import batches, classify, runs
 
 actor = gate(Action.CLASSIFY)
@@ -173,7 +173,7 @@ def watched_run() -> int | None:
 
 def paused(version: runs.RunVersion) -> str | None:
     error = state.worker().status.last_error
-    return error if error and version.progress.states.get("pending") else None
+    return error if error and version.progress.states.get(PENDING) else None
 
 
 def poll_interval(version: runs.RunVersion) -> float | None:
@@ -190,7 +190,7 @@ def draw_progress(version: runs.RunVersion) -> None:
                 ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(progress.states.items())))
     if progress.status == "stopped" and progress.message:
         st.error(f"The run stopped: {progress.message}")
-        if progress.states.get("pending"):
+        if progress.states.get(PENDING):
             st.button("Check again", key="check_again", help="Nothing is polled for a stopped run; look once more.")
     reason = paused(version)
     if reason:
@@ -225,9 +225,9 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
             decided = "escalated to Sonnet" if r["escalated"] else SOURCE_LABEL.get(r["tier"], r["tier"] or "")
             c.caption(f"{plain(r['model'] or '—')}  \n{decided}")
             d.caption(f"{money(r['cost_usd'])}  \n{r['latency_ms'] or 0} ms")
-            if r["status"] == "failed" and r["reason"]:
+            if r["status"] == FAILED and r["reason"]:
                 a.caption(f":red[{plain(r['reason'])}]")
-            unavailable = r["status"] == "pending" or not state.has_api_key()
+            unavailable = r["status"] == PENDING or not state.has_api_key()
             if r["ticket_id"] in by_sonnet:
                 e.button("Ask again…", key=f"esc-{r['ticket_id']}", on_click=ask_again,
                          args=(r["ticket_id"],), disabled=unavailable,
@@ -249,7 +249,8 @@ with st.expander("Recent runs", key="recent_runs", on_change="rerun") as recent_
         st.dataframe([{**r, "results": f"?run={r['run']}", "in review": f"review?run={r['run']}"} for r in recent],
                      hide_index=True, column_order=[
             "run", "results", "in review", "started_at", "started_by", "source", "mode", "status", "tickets", "new",
-            "classified", "escalated", "needs_review", "failed", "pending", "finished_at", "message"],
+            *map(str, (CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED, PENDING)), "finished_at",
+            "message"],
                      column_config={"results": st.column_config.LinkColumn("results", display_text="cards"),
                                     "in review": st.column_config.LinkColumn("in review", display_text="tickets")})
     elif recent_runs.open:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from triage import taxonomy as taxonomy_mod
 from triage.cli.common import EXIT_OK, actor, env_settings, exit_code, open_db, say, settings_in_force
-from triage.domain import LOCAL, money_text
+from triage.domain import CLASSIFIED, ESCALATED, FAILED, LOCAL, NEEDS_REVIEW, PENDING, money_text
 from triage.spend import reports as reporting
 from triage.work import runs
 
@@ -48,7 +48,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
-    states = ("classified", "escalated", "needs_review", "failed", "pending")
+    states = [str(x) for x in (CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED, PENDING)]
     print(f"{'run':>4}  {'started (UTC)':<16}  {'by':<12} {'status':<9} {'tickets':>7}  " +
           "  ".join(f"{x[:9]:>9}" for x in states) + "  source")
     for r in rows:

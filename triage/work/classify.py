@@ -130,8 +130,8 @@ def _check_budget(db: Database, settings: Settings, run_id: int, notices: list[s
 def _stop_for_budget(db: Database, run_id: int, exc: BudgetReached) -> NoReturn:
     """A cap is reached before the run could be worked: it stops, its tickets saved as pending, and says so."""
     runs.stop_run(db, run_id, str(exc))
-    raise BudgetReached(f"{exc}. The tickets are saved as pending; `triage worker` classifies them once the budget "
-                        "allows.") from None
+    raise BudgetReached(f"{exc}. The tickets are saved as pending (run {run_id}); `triage worker` classifies them "
+                        "once the budget allows.") from None
 
 
 @dataclass

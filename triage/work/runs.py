@@ -12,7 +12,7 @@ from db import runs as db_runs
 from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
-from triage.domain import Outcome, from_pico, money_text
+from triage.domain import PENDING, Outcome, from_pico, money_text
 from triage.errors import InputError
 from triage.routing import grouping
 
@@ -168,7 +168,7 @@ def take_back(db: Database, ticket_ids: Sequence[int], run_id: int) -> int:
     gave them back); returns how many."""
     with db.transaction() as s:
         free = [t.id for t in queue.tickets_by_id(s, list(dict.fromkeys(ticket_ids))).values()
-                if t.status == "pending" and t.claimed_by is None]
+                if t.status == PENDING and t.claimed_by is None]
         return queue.requeue_tickets(s, free, run_id) if free else 0
 
 
@@ -196,7 +196,7 @@ class RunProgress:
 
     @property
     def done(self) -> int:
-        return self.total - self.states.get("pending", 0)
+        return self.total - self.states.get(PENDING, 0)
 
 
 def run_progress(db: Database, run_id: int) -> RunProgress | None:
@@ -220,7 +220,7 @@ class RunVersion:
     def waiting(self) -> bool:
         """Something can still change without anyone acting: a ticket of the run (or one on screen, e.g. escalated
         from there) is pending or claimed, and the run was not stopped (a rejected key stops it for good)."""
-        return self.progress.status != "stopped" and (self.progress.states.get("pending", 0) > 0 or self.shown[1] > 0)
+        return self.progress.status != "stopped" and (self.progress.states.get(PENDING, 0) > 0 or self.shown[1] > 0)
 
 
 def run_version(db: Database, run_id: int, shown_ids: Sequence[int]) -> RunVersion | None:

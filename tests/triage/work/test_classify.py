@@ -117,3 +117,13 @@ def test_the_route_flag_and_its_older_spelling(env, fake, tmp_path, flag, db):
     with db.read() as s:
         assert s.scalar(select(Run.mode)) == "sonnet"
     assert {r["body"]["model"] for r in fake.requests if r.get("body")} == {"claude-sonnet-5-5"}
+
+
+@pytest.mark.parametrize("command", [["classify", "f.csv"], ["eval", "--gold", "g.csv"]])
+@pytest.mark.parametrize("flag", ["--route", "--tier"])
+def test_both_spellings_of_the_route_flag_parse_to_the_route(command, flag):
+    from triage.cli.parser import build_parser
+
+    assert build_parser().parse_args([*command, flag, "haiku"]).route == "haiku"
+    with pytest.raises(SystemExit):  # a batch is not a route: it has its own flag
+        build_parser().parse_args([*command, flag, "batch"])
