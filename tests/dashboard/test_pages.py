@@ -59,6 +59,9 @@ def test_classify_page_on_an_empty_database_explains_the_missing_key(app_env):
     at = make_app()
     assert at.title[0].value == "Classify tickets"
     assert "No Claude API key" in texts(at)
+    route = at.selectbox(key="route")
+    assert route.value == "local" and len(route.options) == 1  # the route the service chooses, and only it
+    assert at.checkbox(key="batch").disabled  # a Message Batch needs a key and the route auto or haiku
 
 
 def test_pasting_tickets_queues_them_and_reports_new_versus_known(app_env):

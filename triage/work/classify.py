@@ -22,14 +22,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from db import batches as db_batches
-from db import queue
-from db import runs as db_runs
 from db.engine import Database
 from triage.access import Action, Actor, require
 from triage.domain import LOCAL, MODES, PENDING, ROUTES
 from triage.errors import BudgetReached, InputError, NoApiKey
-from triage.routing import grouping
 from triage.routing.router import Router
 from triage.settings import Settings, effective
 from triage.spend import budget
@@ -97,19 +93,16 @@ def start(db: Database, settings: Settings, taxonomy: Taxonomy, items: Sequence[
     chosen = choose_route(settings, route, batch=batch)
     notices = [] if chosen != LOCAL or route == LOCAL else [
         "No ANTHROPIC_API_KEY: classifying with the local model; unsure tickets go to the review queue."]
-    per_call = None if chosen == LOCAL else (per_call or settings.per_call)
-    grouping.check_size(per_call)
     router = None
     if chosen != LOCAL and not background:
         router = services.build_router(settings, taxonomy, mode=chosen, threshold=settings.threshold, db=db)
     if not background:
         notices += services.recover(db).notes
-    with db.transaction() as s:
-        run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=chosen,
-                                    threshold=settings.threshold, per_call=per_call)
-        imported = queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
-        if batch and background:
-            db_batches.hold(s, run_id, "queued")
+    imported = runs.start_run(db, items, source=source, actor=actor, mode=chosen, threshold=settings.threshold,
+                              reclassify=reclassify, batch_queued=batch and background,
+                              per_call=None if chosen == LOCAL else (per_call or settings.per_call))
+    run_id = imported.run_id
+    assert run_id is not None  # start_run always makes a run; the assert tells the type checker
     started = Started(run_id, chosen, batch, imported.ticket_ids, len(imported.new_ids), len(imported.known_ids),
                       notices, router)
     if router is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from db import batches as db_batches
 from db import calls, queue, reports, review
 from db import runs as db_runs
 from db.engine import Database
@@ -111,15 +112,20 @@ def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
 
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
               mode: str = "auto", threshold: float = 0.7, reclassify: bool = False,
-              per_call: int | None = None) -> queue.Imported:
+              per_call: int | None = None, batch_queued: bool = False) -> queue.Imported:
     """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies.
-    `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting)."""
+    `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting).
+    `batch_queued`: the run's tickets are held for a Message Batch in the same transaction (no worker sends them
+    live meanwhile), which the background worker submits."""
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
     with db.transaction() as s:
         run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
-                                  per_call=per_call)
-        return queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
+                                    per_call=per_call)
+        imported = queue.import_tickets(s, items, source=source, run_id=run_id, reclassify=reclassify)
+        if batch_queued:
+            db_batches.hold(s, run_id, "queued")
+        return imported
 
 
 def finish_run(db: Database, report: RunReport) -> None:
