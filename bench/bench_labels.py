@@ -62,7 +62,7 @@ def labelled_file(n: int) -> str:
     return out.getvalue()
 
 
-def timed_import(url: str, text: str, retrain: bool) -> tuple[float, float | None, labels.Imported]:
+def timed_import(url: str, text: str, retrain: bool) -> tuple[float, float | None, labels.LabelsApplied]:
     db = open_database(url)
     t = time.perf_counter()
     batch = ingest.parse_labelled(text, "csv")

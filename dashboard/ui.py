@@ -11,6 +11,7 @@ import streamlit as st
 
 from triage import access, privacy
 from triage.access import Action, Actor, Door, Visitor
+from triage.domain import CLASSIFIED, ESCALATED, FAILED, NEEDS_REVIEW, PENDING
 from triage.errors import InputError
 from triage.routing import redact
 
@@ -87,9 +88,9 @@ def money(value: Decimal | float | None) -> str:
 
 SOURCE_LABEL = {"tier0": "local model", "tier1": "Haiku", "tier2": "Sonnet", "operator": "operator"}
 
-STATUS_LABEL = {
-    "pending": ":gray[pending]", "classified": ":green[classified]", "escalated": ":violet[escalated]",
-    "needs_review": ":orange[needs review]", "failed": ":red[failed]",
+STATUS_LABEL: dict[str, str] = {
+    PENDING: ":gray[pending]", CLASSIFIED: ":green[classified]", ESCALATED: ":violet[escalated]",
+    NEEDS_REVIEW: ":orange[needs review]", FAILED: ":red[failed]",
 }
 
 

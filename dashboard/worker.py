@@ -29,7 +29,7 @@ from triage import access, privacy
 from triage.access import Actor, Role
 from triage.errors import TriageError, for_people
 from triage.settings import Settings, effective
-from triage.work import batches, pipeline, services
+from triage.work import classify, pipeline, services
 from triage.work.pipeline import RunReport
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class BackgroundWorker:
             return
         self._batches_at = time.monotonic()
         try:
-            for news in batches.collect_open(self.db, settings, actor=access.cli_actor()):  # the server's user
+            for news in classify.collect_open(self.db, settings, actor=access.cli_actor()):  # the server's user
                 if news.state in ("unreachable", "failed"):
                     self.status.last_error = news.message
         except Exception as exc:

@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from triage.domain import PENDING
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -87,7 +89,7 @@ class Ticket(Base):
     text_hash: Mapped[str | None] = mapped_column(String(64), index=True, default=_text_hash_of_row)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=PENDING.value)
     status_reason: Mapped[str | None] = mapped_column(Text)
     # the current label, derived from calls and corrections and kept here for fast filtering
     category: Mapped[str | None] = mapped_column(String(64))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from db import settings
 from db.engine import Database, rows_affected
 from db.models import Correction, ModelCall, Ticket, TicketVector
+from triage.domain import PENDING
 
 ERASED_TEXT = ""  # an erased ticket's text
 _SALT_KEY = "privacy.salt"
@@ -57,7 +58,7 @@ def find(s: Session, ticket_ids: Sequence[int]) -> Found:
             missing.append(tid)
         elif rows[tid][0] == ERASED_TEXT:
             erased.append(tid)
-        elif rows[tid][1] == "pending" or rows[tid][2] is not None:
+        elif rows[tid][1] == PENDING or rows[tid][2] is not None:
             busy.append(tid)
         else:
             erasable.append(tid)
@@ -118,7 +119,7 @@ def idle_since(s: Session, cutoff: datetime) -> list[int]:
     and that no worker is on."""
     recent_call = exists().where(ModelCall.ticket_id == Ticket.id, ModelCall.created_at >= cutoff)
     recent_fix = exists().where(Correction.ticket_id == Ticket.id, Correction.created_at >= cutoff)
-    cond = and_(Ticket.text != ERASED_TEXT, Ticket.status != "pending", Ticket.claimed_by.is_(None),
+    cond = and_(Ticket.text != ERASED_TEXT, Ticket.status != PENDING, Ticket.claimed_by.is_(None),
                 Ticket.created_at < cutoff, or_(Ticket.updated_at.is_(None), Ticket.updated_at < cutoff),
                 not_(recent_call), not_(recent_fix))
     return list(s.scalars(select(Ticket.id).where(cond).order_by(Ticket.id)))

@@ -98,12 +98,6 @@ def labels_version(s: Session) -> int:
     return rollups.version(s, rollups.LABELS)
 
 
-def labelled_answers_from_calls(s: Session) -> list[dict[str, Any]]:
-    """The labelled_answers rollup's rows, straight from the tickets and their calls (to check the rollup)."""
-    return [dict(zip(rollups.ANSWER_COLUMNS, r, strict=True))
-            for r in s.execute(rollups.latest_answers().order_by(ModelCall.id))]
-
-
 def grouped_requests_made(s: Session) -> bool:
     """Whether any API request was about several tickets (a day and model of spend_daily with fewer requests than
     calls): one read of the daily rollup."""

@@ -240,15 +240,6 @@ def latency_histogram(s: Session, start: date | None = None, end: date | None = 
     return [(m, int(b), int(n)) for m, b, n in s.execute(q.order_by(LatencyDaily.model, LatencyDaily.bucket_ms))]
 
 
-def latencies_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[tuple[Any, ...]]:
-    """(day, model, latency_ms) of every answered live call: the raw values the histogram counts."""
-    day = _day(s).label("day")
-    q = select(day, ModelCall.model, ModelCall.latency_ms).where(
-        ModelCall.outcome != ERROR,
-        or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != rollups.BATCH))
-    return [tuple(r) for r in s.execute(_day_bounds(q, start, end).order_by(ModelCall.id))]
-
-
 def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: date | None = None) -> Tier2Inputs:
     """Inputs for 'what would Sonnet alone have cost': tokens of answered tier-1 calls, and the cost of tier-2
     calls on tickets tier 1 never saw (those would cost the same)."""
@@ -258,19 +249,6 @@ def tier1_tokens_and_direct_tier2(s: Session, start: date | None = None, end: da
     direct = s.scalar(_days(select(func.coalesce(func.sum(RoutingDaily.direct_tier2_pico), 0)), RoutingDaily.day,
                             start, end))
     return Tier2Inputs(input_tokens=int(inp), output_tokens=int(out), direct_tier2_pico=int(direct or 0))
-
-
-def tier1_tokens_and_direct_tier2_from_calls(s: Session, start: date | None = None,
-                                              end: date | None = None) -> Tier2Inputs:
-    """The same, straight from model_calls."""
-    t1 = _day_bounds(select(func.coalesce(func.sum(ModelCall.input_tokens), 0),
-                            func.coalesce(func.sum(ModelCall.output_tokens), 0))
-                     .where(ModelCall.tier == 1, ModelCall.outcome != ERROR), start, end)
-    inp, out = s.execute(t1).one()
-    seen_by_t1 = select(ModelCall.ticket_id).where(ModelCall.tier == 1)
-    direct = _day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
-                         .where(ModelCall.tier == 2, ModelCall.ticket_id.not_in(seen_by_t1)), start, end)
-    return Tier2Inputs(input_tokens=int(inp), output_tokens=int(out), direct_tier2_pico=int(s.scalar(direct) or 0))
 
 
 def demo_calls(s: Session) -> int:

@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from db import rollups, teams
 from db.engine import rows_affected
 from db.models import Correction, ModelCall, PriorityCorrection, Ticket
-from triage.domain import FAILED, NEEDS_REVIEW, UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
+from triage.domain import (
+    FAILED,
+    NEEDS_REVIEW,
+    UNKNOWN,
+    ReviewFilter,
+    ReviewReason,
+    ReviewRow,
+    TicketView,
+    from_pico,
+)
 from triage.errors import Conflict, NotFound
 
 PAGE_SIZE = 50
@@ -22,15 +31,16 @@ SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 def _where(q: SelectT, f: ReviewFilter) -> SelectT:
     conds = []
-    reason_conds = {
+    reason_conds: dict[str, ColumnElement[bool]] = {
         # under the threshold: by the stated confidence, or sent to review by its calibrated one (the ticket keeps
         # the stated confidence; routing compared the calibrated one, see triage/quality/calibrate.py)
-        "low_confidence": or_(Ticket.confidence < f.threshold,
-                              and_(Ticket.status == NEEDS_REVIEW, Ticket.corrected.is_(False),
-                                   Ticket.category.is_not(None), Ticket.category != UNKNOWN)),
-        "unknown": or_(Ticket.category == UNKNOWN, and_(Ticket.category.is_(None), Ticket.status == NEEDS_REVIEW)),
-        "failed": Ticket.status == FAILED,
-        "disagreement": Ticket.disagree.is_(True),
+        ReviewReason.LOW_CONFIDENCE: or_(Ticket.confidence < f.threshold,
+                                         and_(Ticket.status == NEEDS_REVIEW, Ticket.corrected.is_(False),
+                                              Ticket.category.is_not(None), Ticket.category != UNKNOWN)),
+        ReviewReason.UNKNOWN: or_(Ticket.category == UNKNOWN,
+                                  and_(Ticket.category.is_(None), Ticket.status == NEEDS_REVIEW)),
+        ReviewReason.FAILED: Ticket.status == FAILED,
+        ReviewReason.DISAGREEMENT: Ticket.disagree.is_(True),
     }
     picked = [reason_conds[r] for r in f.reasons if r in reason_conds]
     if picked:

@@ -172,3 +172,67 @@ def test_the_rule_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from triage.routing.router import decide\nimport triage.domain\n")
     assert "triage.routing.router" in imports_of(bad) and "triage.domain" in imports_of(bad)
+
+
+CMD_LINES = 30  # a command parses, calls a service and prints: the rules live in the service layer
+
+
+def long_commands(path: Path, limit: int = CMD_LINES) -> list[str]:
+    """The cmd_* functions of a module longer than `limit` lines (decorators and docstring included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("cmd_") and node.end_lineno
+            and node.end_lineno - node.lineno + 1 > limit]
+
+
+@pytest.mark.parametrize("path", modules("triage/cli"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_command_is_at_most_30_lines(path):
+    long = long_commands(path)
+    assert not long, f"{path.relative_to(ROOT)}: {long}: move the work into a service, not a private helper"
+
+
+def test_the_command_length_rule_catches_a_long_one(tmp_path):
+    bad = tmp_path / "cmd.py"
+    bad.write_text("def cmd_x(args):\n" + "    x = 1\n" * 30 + "    return x\n\ndef helper():\n" + "    pass\n" * 40)
+    assert long_commands(bad) == ["cmd_x (32 lines)"]
+
+
+TICKET_STATES = {"pending", "classified", "escalated", "needs_review", "failed"}
+
+
+def raw_states(path: Path) -> list[str]:
+    """Ticket states written as strings where a ticket's state is compared (`.status == "pending"`,
+    `r["status"] in (...)`, `states.get("failed")`): they are `TicketState` members, named in triage/domain.py."""
+
+    def about_status(node: ast.expr) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr == "status") or (
+            isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value == "status")
+
+    def constants(node: ast.expr) -> list[str]:
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return [c.value for c in items if isinstance(c, ast.Constant) and c.value in TICKET_STATES]
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Compare) and any(about_status(x) for x in [node.left, *node.comparators]):
+            found += [f"line {node.lineno}: {c!r}" for x in [node.left, *node.comparators] for c in constants(x)]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and "states" in ast.unparse(node.func.value) and node.args):
+            found += [f"line {node.lineno}: {c!r}" for c in constants(node.args[0])]
+    return found
+
+
+STATE_USERS = [p for folder in ("triage", "db", "dashboard") for p in modules(folder)
+               if p.name != "domain.py" and "migrations" not in p.parts]
+
+
+@pytest.mark.parametrize("path", STATE_USERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_ticket_states_are_named_not_spelt(path):
+    assert not raw_states(path), f"{path.relative_to(ROOT)}: {raw_states(path)}: use triage.domain.TicketState"
+
+
+def test_the_state_rule_catches_a_raw_state(tmp_path):
+    bad = tmp_path / "states.py"
+    bad.write_text('if t.status == "pending" or r["status"] in ("failed", "x") or p.states.get("failed"):\n'
+                   '    pass\nif news.state in ("failed",) or t.status == PENDING:\n    pass\n')
+    assert raw_states(bad) == ["line 1: 'pending'", "line 1: 'failed'", "line 1: 'failed'"]

@@ -19,8 +19,9 @@ from tests.support.fake_anthropic import Error, batch_problems
 from triage import taxonomy
 from triage.cli import main
 from triage.domain import Usage, to_pico
+from triage.settings import Settings
 from triage.spend.pricing import PriceTable
-from triage.work import batches
+from triage.work import batches, classify
 
 TICKETS = [("B-1", "I was charged twice, please refund"), ("B-2", "The app crashes on upload"),
            ("B-3", "refund or crash? [[conf=0.4]]")]
@@ -134,7 +135,7 @@ def _billed(fake, *, model=None):
 def test_two_collectors_in_two_processes_submit_and_record_a_queued_batch_once(env, fake, db, db_url, tmp_path):
     items = [(f"Q-{i}", f"I was charged twice for invoice {i}, please refund") for i in range(300)]
     items += [("Q-unsure", "refund or crash? [[conf=0.4]]")]
-    run_id = batches.queue_batch_run(db, items, source="dashboard", actor=LEAD, threshold=0.7)
+    run_id = _economy(db, Settings.from_env(), items)
     fake.batch_polls = 1_000  # stays in progress while the two processes look
     db_path = db_url.removeprefix("sqlite:///")
     _collectors(env, db_path, "--no-wait")
@@ -162,24 +163,39 @@ def test_a_haiku_only_batch_run_never_asks_sonnet(env, fake, tmp_path, capsys):
     assert rows["B-3"]["tier"] == "tier1" and rows["B-3"]["status"] == "needs_review"
 
 
-@pytest.mark.parametrize("call", ["queue_batch_run", "submit", "check", "check_open", "collect_open"])
+def _economy(db, settings, items, actor=LEAD):
+    """The dashboard's economy route: a batch run left to the background worker."""
+    return classify.start(db, settings, taxonomy.default(), items, actor=actor, source="dashboard", batch=True,
+                          background=True).run_id
+
+
+@pytest.mark.parametrize("call", ["start batch", "start batch now", "submit", "check", "check_open",
+                                  "collect_open", "collect"])
 def test_every_batch_service_that_may_spend_asks_who_is_acting(fake, db, call):
     from triage.errors import AccessDenied
-    from triage.settings import Settings
     from triage.work import services
 
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
-    run_id = batches.queue_batch_run(db, TICKETS, source="dashboard", actor=LEAD, threshold=0.7)
+    run_id = _economy(db, settings, TICKETS)
     router = services.build_router(settings, taxonomy.default(), db=db)
+    tax = taxonomy.default()
     calls = {
-        "queue_batch_run": lambda: batches.queue_batch_run(db, TICKETS, source="x", actor=VIEWER, threshold=0.7),
+        "start batch": lambda: _economy(db, settings, [("V-1", "a viewer's ticket")], actor=VIEWER),
+        "start batch now": lambda: classify.start(db, settings, tax, [("V-1", "a viewer's ticket")], actor=VIEWER,
+                                                  source="x", batch=True),
         "submit": lambda: services.run(router, batches.submit(db, router, run_id, actor=VIEWER)),
         "check": lambda: services.run(router, batches.check(db, router, run_id, actor=VIEWER)),
         "check_open": lambda: services.run(router, batches.check_open(db, router, actor=VIEWER)),
-        "collect_open": lambda: batches.collect_open(db, settings, actor=VIEWER),
+        "collect_open": lambda: classify.collect_open(db, settings, actor=VIEWER),
+        "collect": lambda: classify.collect(db, settings, tax, actor=VIEWER, wait=False),
     }
+    with db.read() as s:
+        before = s.scalar(select(func.count()).select_from(Ticket)), s.scalar(select(func.count()).select_from(Run))
     with pytest.raises(AccessDenied):
         calls[call]()
+    with db.read() as s:  # refused before anything was written
+        assert (s.scalar(select(func.count()).select_from(Ticket)),
+                s.scalar(select(func.count()).select_from(Run))) == before
     with pytest.raises(AccessDenied):
         services.run(router, batches.check(db, router, run_id, actor=None))  # no identity: refused too
     assert not fake.requests

@@ -289,11 +289,13 @@ def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknow
 
 
 def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake, db):
-    from triage.work import batches
+    from triage import taxonomy
+    from triage.work import classify
 
-    run_id = batches.queue_batch_run(db, tickets(40), source="dashboard", actor=LEAD, threshold=0.7)
     tight = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=0.001)
-    news = batches.collect_open(db, tight, actor=LEAD)
+    run_id = classify.start(db, tight, taxonomy.default(), tickets(40), source="dashboard", actor=LEAD, batch=True,
+                            background=True).run_id  # no pre-check: the worker asks the caps before submitting
+    news = classify.collect_open(db, tight, actor=LEAD)
     assert [n.state for n in news] == ["failed"] and "would take this month's spend" in news[0].message
     assert not fake.batches  # nothing submitted
     with db.read() as s:
@@ -302,14 +304,14 @@ def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake
 
     fake.batch_polls = 1_000  # stays in progress
     roomy = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=0.02)
-    assert [n.state for n in batches.collect_open(db, roomy, actor=LEAD)] == ["in_progress"]
+    assert [n.state for n in classify.collect_open(db, roomy, actor=LEAD)] == ["in_progress"]
     assert len(fake.batches) == 1
     with db.read() as s:  # the batch's worst case at the batch price is held while it is out
         held = s.scalars(select(CallAttempt)).one()
         assert held.kind == "batch" and held.run_id == run_id
         assert 0 < from_pico(held.estimated_pico) < Decimal("0.02")
     assert budget.standing(db, budget.Caps.of(0.02)).in_flight == from_pico(held.estimated_pico)
-    assert [n.state for n in batches.collect_open(db, roomy, actor=LEAD)] == ["in_progress"]  # a later look: no more
+    assert [n.state for n in classify.collect_open(db, roomy, actor=LEAD)] == ["in_progress"]  # a later look: no more
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(CallAttempt)) == 1
 

@@ -18,9 +18,9 @@ from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
 from tests.support.actors import LEAD
 from tests.support.fake_anthropic import Error
-from triage.cli import main, work
+from triage.cli import main
 from triage.settings import Settings
-from triage.work import runs, services
+from triage.work import classify, runs, services
 
 ROOT = Path(__file__).resolve().parents[1]
 UNSURE = [(None, f"ticket {i}: refund or crash? [[conf=0.3]]") for i in range(6)]  # auto would ask Sonnet
@@ -126,7 +126,7 @@ def test_rerunning_classify_after_a_crash_finishes_the_dead_process_tickets(env,
 
 
 def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env, fake, db_url, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(work, "HELD_WAIT_S", 1.0)  # classify waits this long for them, then says so
+    monkeypatch.setattr(classify, "HELD_WAIT_S", 1.0)  # classify waits this long for them, then says so
     src = tmp_path / "t.txt"
     src.write_text("ticket a: refund please\nticket b: the app crashes\n")
     db = open_database(db_url)

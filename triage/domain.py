@@ -27,7 +27,9 @@ PENDING, CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED = (TicketState.PENDING, Tic
                                                         TicketState.FAILED)
 STATES = tuple(TicketState)
 
-MODES = ("auto", "haiku", "sonnet")  # how a run routes: both tiers, or one model only
+MODES = ("auto", "haiku", "sonnet")  # the paid routes (the router's modes): both tiers, or one model only
+LOCAL = "local"  # the route of the offline model ($0, no API key needed)
+ROUTES = (*MODES, LOCAL)  # a run's route: how its tickets are classified (stored as `runs.mode`)
 
 
 class CallOutcome(StrEnum):
@@ -198,14 +200,20 @@ class Outcome:
         return call.priority_confidence if call else None
 
 
-REVIEW_REASONS = ("low_confidence", "unknown", "failed", "disagreement")
+class ReviewReason(StrEnum):
+    """Why the review queue shows a ticket (its filter's choices)."""
+
+    LOW_CONFIDENCE = "low_confidence"  # under the threshold (stated, or calibrated when routing used that)
+    UNKNOWN = "unknown"  # a label outside the taxonomy, or none
+    FAILED = "failed"  # the API failed after retries
+    DISAGREEMENT = "disagreement"  # Haiku and Sonnet disagreed
 
 
 @dataclass(frozen=True)
 class ReviewFilter:
     """Which tickets the review queue shows. Plain data: db.review turns it into SQL."""
 
-    reasons: tuple[str, ...] = ()  # any of REVIEW_REASONS; empty = every ticket
+    reasons: tuple[str, ...] = ()  # any of ReviewReason; empty = every ticket
     threshold: float = 0.7  # what "low confidence" means
     corrected: bool | None = None  # None = both
     categories: tuple[str, ...] = ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,12 @@ import numpy as np
 from db.engine import Database
 from triage import ingest
 from triage.access import Actor
+from triage.domain import LOCAL
 from triage.errors import InputError
 from triage.quality import metrics
 from triage.routing.calibration import ece
 from triage.routing.router import Router
+from triage.settings import Settings
 from triage.taxonomy import Taxonomy
 from triage.work.pipeline import RunReport
 
@@ -105,6 +108,36 @@ def predict_as_run(db: Database, router: Router, gold: Gold, *, actor: Actor, so
     chosen = [outcomes[tid] for tid in imported.ticket_ids]
     return PaidPrediction([o.category for o in chosen], [o.confidence for o in chosen], report, imported.run_id,
                           sum(1 for o in chosen if o.tier is None))
+
+
+@dataclass
+class Evaluated:
+    """`triage eval`'s answer: the scores (None when gold tickets were left unanswered) and, for a paid route, its
+    run and what it cost (on the books like any run's)."""
+
+    scores: dict[str, Any] | None
+    paid: PaidPrediction | None = None
+    cost: Decimal = Decimal(0)
+
+
+def evaluate(db: Database | None, settings: Settings, taxonomy: Taxonomy, path: str, *, route: str,
+             actor: Actor) -> Evaluated:
+    """Score `route` on the gold file at `path`: the local model without writing (with `db`: its trained head,
+    read only), a paid route as a run of the working database after the budget's pre-check."""
+    from triage.spend import budget
+    from triage.work import runs, services
+
+    gold = read_gold(path, taxonomy)
+    if route == LOCAL:
+        labels, confidence = predict_local(gold, taxonomy, db)
+        return Evaluated(score(gold.labels, list(labels), list(confidence), taxonomy.names))
+    if db is None:
+        raise InputError("a paid route is scored as a run: it needs the working database")
+    router = services.build_router(settings, taxonomy, mode=route, threshold=settings.threshold, db=db)
+    budget.check(db, settings.caps)
+    paid = predict_as_run(db, router, gold, actor=actor, source=f"eval:{path}", concurrency=settings.concurrency)
+    scored = None if paid.unanswered else score(gold.labels, paid.predicted, paid.confidence, taxonomy.names)
+    return Evaluated(scored, paid, runs.run_cost(db, paid.run_id))
 
 
 def format_report(r: dict[str, Any], tier: str) -> str:

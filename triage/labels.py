@@ -256,7 +256,7 @@ class Learned:
 
 
 @dataclass
-class Imported:
+class LabelsApplied:
     plan: Plan
     labelled: int  # existing tickets that got (or had confirmed) the operator's label
     created: int  # new tickets
@@ -275,7 +275,7 @@ class Imported:
                 "conflicts": self.conflicts, "learned": self.learned.to_dict() if self.learned else None}
 
 
-def apply(db: Database, p: Plan, *, actor: Actor) -> Imported:
+def apply(db: Database, p: Plan, *, actor: Actor) -> LabelsApplied:
     """Write the plan: short transactions of CHUNK rows; a ticket changed since the plan read it is left alone.
     A lead's action, stamped with the actor's identity and recorded in the audit trail."""
     require(actor, Action.IMPORT_LABELS)
@@ -305,7 +305,7 @@ def apply(db: Database, p: Plan, *, actor: Actor) -> Imported:
                      left_out=len(p.left_out()))
     if labelled:  # labels on answered tickets: the confidence calibration may refit (triage/quality/calibrate.py)
         calibrate.refresh(db, trigger=calibrate.LABEL_IMPORT, by=operator)
-    return Imported(p, labelled, created, conflicts)
+    return LabelsApplied(p, labelled, created, conflicts)
 
 
 def learn(db: Database, taxonomy: Taxonomy) -> Learned:
@@ -322,7 +322,7 @@ def learn(db: Database, taxonomy: Taxonomy) -> Learned:
 
 
 def import_labels(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, *, file: str, actor: Actor,
-                  retrain: bool = True) -> Imported:
+                  retrain: bool = True) -> LabelsApplied:
     """Plan, write, and (when anything was written) retrain the local tier."""
     result = apply(db, plan(db, batch, taxonomy, file), actor=actor)
     if retrain and result.labelled + result.created:

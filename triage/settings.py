@@ -110,10 +110,6 @@ class Settings:
             allow=tuple(self.mask_allow))
 
     @property
-    def tier2_per_call(self) -> int:
-        return self.per_call if self.per_call_sonnet is None else self.per_call_sonnet
-
-    @property
     def has_api_key(self) -> bool:
         return bool(self.api_key)
 

@@ -9,7 +9,8 @@ from dashboard.sections import label_import, operator_name
 from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, mask_policy, money, plain, sentence, show_masked
 from triage import ingest, privacy
 from triage.access import Action
-from triage.work import batches, runs
+from triage.domain import CLASSIFIED, ESCALATED, FAILED, LOCAL, NEEDS_REVIEW, PENDING
+from triage.work import batches, classify, runs
 
 actor = gate(Action.CLASSIFY)
 db = state.database()
@@ -98,13 +99,14 @@ with upload_tab:
             items = []
 
 c1, c2 = st.columns([1, 3])
-routes = ["auto", "haiku", "sonnet", "batch"] if state.has_api_key() else ["local"]
-tier = c1.selectbox("Route", routes, key="tier",
-                    format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
-                                 "sonnet": "Sonnet only", "local": "Local model (no API key)",
-                                 "batch": "Economy: half price, results within 24 h"}.__getitem__)
+route = c1.selectbox("Route", classify.routes(settings), key="route",
+                     format_func={"auto": f"Haiku → Sonnet under {settings.threshold:.2f}", "haiku": "Haiku only",
+                                  "sonnet": "Sonnet only", "local": "Local model (no API key)"}.__getitem__)
+use_batch = c1.checkbox("Message Batch", key="batch", disabled=route not in classify.BATCH_ROUTES,
+                        help="Economy: tier 1 (Haiku) through the Message Batches API, at half price, results within "
+                        "24 hours; unsure tickets then go to Sonnet live. Routes auto and Haiku only.")
 per_call = int(settings.per_call)
-if tier in ("auto", "haiku", "sonnet", "batch"):
+if route != LOCAL:
     per_call = int(c2.number_input(
         "Tickets per call", min_value=1, max_value=50, value=int(settings.per_call), step=1, key="per_call",
         help="How many tickets one API request carries (the default is in Settings). More is cheaper (the "
@@ -124,21 +126,15 @@ if items:
                "(known tickets keep their labels and are not billed again).")
 if clicked and not items:
     st.warning("Nothing to classify yet: paste tickets above or upload a file.")
-elif clicked:
-    if tier == "batch":  # economy route: held for a Message Batch, which the background worker submits
-        st.session_state["run_id"] = batches.queue_batch_run(
-            db, items, source=source, actor=actor, threshold=settings.threshold, per_call=per_call,
-            requesters=requesters)
-        st.query_params["run"] = str(st.session_state["run_id"])
-        state.worker().wake()
-        st.toast("Queued as an economy batch: results within 24 hours, at half price.")
-    else:
-        imported = runs.start_run(db, items, source=source, actor=actor, mode=tier, threshold=settings.threshold,
-                                  per_call=None if tier == "local" else per_call, requesters=requesters)
-        st.session_state["run_id"] = imported.run_id
-        st.query_params["run"] = str(imported.run_id)  # a reload, or the link sent to a colleague, shows this run
-        state.worker().wake()
-        st.toast(f"Queued {len(imported.new_ids)} new tickets ({len(imported.known_ids)} already known).")
+elif clicked:  # the background worker classifies it (an economy batch: submits it, then collects it)
+    started = classify.start(db, settings, taxonomy, items, actor=actor, source=source, route=route,
+                             batch=use_batch and route in classify.BATCH_ROUTES, per_call=per_call, background=True,
+                             requesters=requesters)
+    st.session_state["run_id"] = started.run_id
+    st.query_params["run"] = str(started.run_id)  # a reload, or the link sent to a colleague, shows this run
+    state.worker().wake()
+    st.toast("Queued as an economy batch: results within 24 hours, at half price." if started.batch else
+             f"Queued {started.new} new tickets ({started.known} already known).")
 
 POLL_SECONDS = 1.0  # while a run is in progress: a result shows at most this long after it is stored
 PAUSED_POLL_SECONDS = 5.0  # while the worker is paused (budget reached, an error): it retries on its own
@@ -186,7 +182,7 @@ def watched_run() -> int | None:
 
 def paused(version: runs.RunVersion) -> str | None:
     error = state.worker().status.last_error
-    return error if error and version.progress.states.get("pending") else None
+    return error if error and version.progress.states.get(PENDING) else None
 
 
 def poll_interval(version: runs.RunVersion) -> float | None:
@@ -203,7 +199,7 @@ def draw_progress(version: runs.RunVersion) -> None:
                 ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(progress.states.items())))
     if progress.status == "stopped" and progress.message:
         st.error(f"The run stopped: {progress.message}")
-        if progress.states.get("pending"):
+        if progress.states.get(PENDING):
             st.button("Check again", key="check_again", help="Nothing is polled for a stopped run; look once more.")
     reason = paused(version)
     if reason:
@@ -242,9 +238,9 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
             decided = "escalated to Sonnet" if r["escalated"] else SOURCE_LABEL.get(r["tier"], r["tier"] or "")
             c.caption(f"{plain(r['model'] or '—')}  \n{decided}")
             d.caption(f"{money(r['cost_usd'])}  \n{r['latency_ms'] or 0} ms")
-            if r["status"] == "failed" and r["reason"]:
+            if r["status"] == FAILED and r["reason"]:
                 a.caption(f":red[{plain(r['reason'])}]")
-            unavailable = r["status"] == "pending" or not state.has_api_key()
+            unavailable = r["status"] == PENDING or not state.has_api_key()
             if r["ticket_id"] in by_sonnet:
                 e.button("Ask again…", key=f"esc-{r['ticket_id']}", on_click=ask_again,
                          args=(r["ticket_id"],), disabled=unavailable,
@@ -266,7 +262,8 @@ with st.expander("Recent runs", key="recent_runs", on_change="rerun") as recent_
         st.dataframe([{**r, "results": f"?run={r['run']}", "in review": f"review?run={r['run']}"} for r in recent],
                      hide_index=True, column_order=[
             "run", "results", "in review", "started_at", "started_by", "source", "mode", "status", "tickets", "new",
-            "classified", "escalated", "needs_review", "failed", "pending", "finished_at", "message"],
+            *map(str, (CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED, PENDING)), "finished_at",
+            "message"],
                      column_config={"results": st.column_config.LinkColumn("results", display_text="cards"),
                                     "in review": st.column_config.LinkColumn("in review", display_text="tickets")})
     elif recent_runs.open:

@@ -14,7 +14,7 @@ from dashboard.sections import operator_name
 from dashboard.ui import STATUS_LABEL, gate, mask_policy, money, need_operator, plain, show_masked
 from triage import privacy, review
 from triage.access import Action
-from triage.domain import ReviewFilter
+from triage.domain import PENDING, ReviewFilter
 from triage.work import runs
 
 actor = gate(Action.READ_TICKETS)
@@ -113,7 +113,7 @@ def load(f: ReviewFilter) -> tuple[review.Page, int, str]:
 
 
 def waiting_on(page: review.Page) -> list[int]:
-    return [r.id for r in page.rows if r.status == "pending"]
+    return [r.id for r in page.rows if r.status == PENDING]
 
 
 def live(page: review.Page) -> review.Page:

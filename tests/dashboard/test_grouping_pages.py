@@ -106,14 +106,14 @@ def test_the_quality_page_compares_accuracy_by_group_size(app_env, fake):
 
 
 def test_the_economy_route_sends_the_chosen_number_of_tickets_per_batch_request(app_env, fake, monkeypatch):
-    from triage.work import batches
+    from triage.work import classify
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     fake.batch_polls = 1_000  # stays "in progress" until the test ends it
     at = make_app()
     at.text_area(key="pasted").set_value("\n".join(TICKETS[:4])).run()
-    at.selectbox(key="tier").set_value("batch").run()
+    at.checkbox(key="batch").check().run()
     at.number_input(key="per_call").set_value(4).run()
     at.button(key="classify").click().run()
     deadline = time.monotonic() + 30
@@ -123,7 +123,7 @@ def test_the_economy_route_sends_the_chosen_number_of_tickets_per_batch_request(
     assert [r["params"]["messages"][0]["content"].count('<ticket id="') for r in batch["requests"]] == [4]
     batch["polls_left"] = 0
     db = open_database(app_env)
-    assert [n.state for n in batches.collect_open(db, Settings.from_env(), actor=LEAD)] == ["collected"]
+    assert [n.state for n in classify.collect_open(db, Settings.from_env(), actor=LEAD)] == ["collected"]
     with db.read() as s:
         got = {t: (st_, c) for t, st_, c in s.execute(select(Ticket.text, Ticket.status, Ticket.category))}
     assert got == {t: ("classified", keyword_label(t)[0]) for t in TICKETS[:4]}

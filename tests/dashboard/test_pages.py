@@ -59,6 +59,9 @@ def test_classify_page_on_an_empty_database_explains_the_missing_key(app_env):
     at = make_app()
     assert at.title[0].value == "Classify tickets"
     assert "No Claude API key" in texts(at)
+    route = at.selectbox(key="route")
+    assert route.value == "local" and len(route.options) == 1  # the route the service chooses, and only it
+    assert at.checkbox(key="batch").disabled  # a Message Batch needs a key and the route auto or haiku
 
 
 def test_pasting_tickets_queues_them_and_reports_new_versus_known(app_env):
@@ -392,14 +395,14 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
 
     from db.migrate import open_database
     from triage.settings import Settings
-    from triage.work import batches
+    from triage.work import classify
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     fake.batch_polls = 1_000  # stays "in progress" until the test ends it
     at = make_app()
     at.text_area(key="pasted").set_value("I was charged twice, refund please\nthe app crashes on upload").run()
-    at.selectbox(key="tier").set_value("batch").run()
+    at.checkbox(key="batch").check().run()
     at.button(key="classify").click().run()
     assert not at.exception
     deadline = time.monotonic() + 30
@@ -411,7 +414,7 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
     for b in fake.batches.values():
         b["polls_left"] = 0  # the batch ends
     db = open_database(app_env)
-    news = batches.collect_open(db, Settings.from_env(), actor=LEAD)
+    news = classify.collect_open(db, Settings.from_env(), actor=LEAD)
     assert [n.state for n in news] == ["collected"]
     at.run()
     assert any("results recorded" in i.value for i in at.info)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from db import calls, queue, reports
 from db.models import Base, Correction, ModelCall, Ticket
+from tests.support import oracles
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider, error
 from triage import domain, errors, review, taxonomy
@@ -149,7 +150,7 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
                       row.cache_read_tokens, row.service_tier, row.inference_geo)
             assert to_pico(prices.cost(row.model, u, row.created_at)) == row.cost_pico
         assert reports.status_counts(s)["total"] == 2
-        assert len(reports.routing_by_day(s)) == 3 and len(reports.latencies_from_calls(s)) == 6
+        assert len(reports.routing_by_day(s)) == 3 and len(oracles.latencies_from_calls(s)) == 6
         assert sum(n for _, _, n in reports.latency_histogram(s)) == 6
         assert reports.total_cost_pico(s) == sum(to_pico(r["cost_usd"]) for r in daily)
         from_calls = reports.spend_by_day_from_calls(s)

@@ -25,6 +25,7 @@ from db import fewshot as db_fewshot
 from db import quality as db_quality
 from db import queue, reports, review, rollups
 from db.models import CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
+from tests.support import oracles
 from tests.support.actors import LEAD
 from triage import demo, taxonomy
 from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
@@ -92,7 +93,7 @@ def old_summary(s, start, end, today):
     prices = PriceTable.default()
     route = old_routing(s, start, end)
     total = from_pico(old_total_cost_pico(s, start, end))
-    t = reports.tier1_tokens_and_direct_tier2_from_calls(s, start, end)
+    t = oracles.tier1_tokens_and_direct_tier2_from_calls(s, start, end)
     mtd = from_pico(old_total_cost_pico(s, today.replace(day=1), today))
     last7 = from_pico(old_total_cost_pico(s, today - timedelta(days=6), today))
     tickets = sum(r["tickets"] for r in route)
@@ -351,7 +352,7 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
                                                for r in db_fewshot.cache_by_day_from_calls(s))
         answer_keys = [c.key for c in LabelledAnswer.__table__.columns]
         assert stored["labelled_answers"] == sorted(tuple(r[k] for k in answer_keys)
-                                                    for r in db_quality.labelled_answers_from_calls(s))
+                                                    for r in oracles.labelled_answers_from_calls(s))
         old = old_quality(db_quality.labelled_calls(s), maps=calibrate.in_force(db))
         new = quality.measure(db)  # per tier and model now; tickets, flips and the what-if replay are per tier
         assert new.n_tickets == old.n_tickets and new.flips == old.flips and new.whatif == old.whatif

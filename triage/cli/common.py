@@ -64,6 +64,16 @@ def exit_code(report: RunReport, pending: int | None = None) -> int:
     return EXIT_FAILED if failed or pending else EXIT_OK
 
 
+def say(message: str) -> None:
+    """A line for the operator on stderr (stdout carries the results)."""
+    print(message, file=sys.stderr)
+
+
+def say_all(messages: list[str]) -> None:
+    for message in messages:
+        say(message)
+
+
 def actor(args: argparse.Namespace) -> Actor:
     """Who the command acts as: the local administrator (shell access to the database is full access anyway),
     stamped `cli:<os user>` or the --operator name."""

@@ -15,7 +15,7 @@ from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
 from triage.cli.settings import cmd_settings, cmd_settings_set
 from triage.cli.story import cmd_report
 from triage.cli.work import cmd_classify, cmd_collect, cmd_escalate, cmd_retry, cmd_worker
-from triage.domain import MODES
+from triage.domain import LOCAL, ROUTES
 from triage.settings import EDITABLE
 
 
@@ -49,14 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--id-column", help="CSV column / JSON field with your ticket id (default: guessed)")
     c.add_argument("--requester-column", help="CSV column / JSON field with the requester's e-mail, stored as a "
                    "keyed hash so that `triage erase --requester` finds their tickets (default: none)")
-    c.add_argument("--tier", choices=[*MODES, "local"], default="auto",
-                   help="auto: Haiku, then Sonnet when unsure (default); haiku / sonnet: that model only; "
-                   "local: the offline model only (the default when no API key is set)")
+    c.add_argument("--route", "--tier", dest="route", choices=ROUTES, default="auto",
+                   help="how the tickets are classified: auto: Haiku, then Sonnet when unsure (default); haiku / "
+                   "sonnet: that model only; local: the offline model only (the route whenever no API key is set). "
+                   "--tier is the older spelling")
     c.add_argument("--out", help="write results to FILE.jsonl or FILE.csv (default: JSONL on stdout)")
     c.add_argument("--reclassify", action="store_true", help="classify known tickets again (new calls, new cost)")
     c.add_argument("--batch", action="store_true",
-                   help="send tier 1 through the Message Batches API (half price, results within 24 h); unsure "
-                   "tickets then go to tier 2 live")
+                   help="send tier 1 through the Message Batches API (half price, results within 24 h; routes auto "
+                   "and haiku); unsure tickets then go to tier 2 live")
     c.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; `triage collect` later")
     c.add_argument("--poll", type=float, default=30.0, help="with --batch: seconds between status checks")
     common(c)
@@ -112,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "leaves the working database unchanged; haiku, sonnet and auto classify the file as a run "
                         "in it (source eval:FILE), so their calls are within the budget and on the books.")
     ev.add_argument("--gold", required=True, help="labelled file with text and label columns")
-    ev.add_argument("--tier", choices=["local", *MODES], default="local",
-                    help="local (default), haiku, sonnet, or auto (the two-tier pipeline)")
+    ev.add_argument("--route", "--tier", dest="route", choices=ROUTES, default=LOCAL,
+                    help="local (default), haiku, sonnet, or auto (the two-tier pipeline); --tier is the older "
+                    "spelling")
     ev.add_argument("--use-db", action="store_true",
                     help="local tier: use the head trained on the working database (read only) instead of "
                     "the zero-shot one")

@@ -1,165 +1,36 @@
-"""`triage quality`: the Quality page's figures (per model and tier, the confusion matrices, the what-if)."""
+"""`triage quality` and `triage calibrate`: the Quality page's figures (per model and tier, the confusion matrices,
+the what-if) and the calibration refit."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-from triage import settings as config
 from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
-from triage.errors import InputError
-from triage.quality import calibrate, threshold, unreviewed
-from triage.quality import fewshot as quality_fewshot
-from triage.quality import groups as quality_groups
-from triage.quality import measure as quality
+from triage.quality import calibrate, measure
+from triage.quality import report as quality_report
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    if args.apply and args.target is None:
-        raise InputError("--apply needs --target: the accuracy the threshold must reach")
-    if args.target is not None:
-        threshold.check_target(args.target)
-        if args.since is not None:
-            raise InputError("--target replays every stored answer; leave out --since")
-    if args.max_reviews_per_day is not None:
-        if args.target is None:
-            raise InputError("--max-reviews-per-day needs --target: it bounds the recommendation")
-        config.max_reviews(args.max_reviews_per_day, "--max-reviews-per-day")
+    quality_report.check(target=args.target, apply=args.apply, since=args.since,
+                         max_reviews_per_day=args.max_reviews_per_day)
     db = open_db(env_settings(args))
     settings, taxonomy = settings_in_force(db, args)
-    result = quality.measure(db, since=args.since, classes=taxonomy.names)
-    by_size = quality_groups.by_group_size(db, since=args.since)
-    blind = unreviewed.figures(db)
-    rec, applied_from = None, None
-    if args.target is not None:
-        if args.apply:
-            applied_from = settings.threshold
-            rec = threshold.apply_recommended(db, args.target, actor=actor(args),
-                                              max_reviews_per_day=args.max_reviews_per_day)
-        else:
-            rec = threshold.recommend_stored(db, args.target, max_reviews_per_day=args.max_reviews_per_day)
-    if args.json:
-        out = {**result.to_dict(), "by_group_size": [x.to_dict() for x in by_size], "unreviewed": blind.to_dict()}
-        if rec is not None:
-            out["recommendation"] = {**rec.to_dict(), "applied": args.apply, "threshold_before": applied_from}
-        print(json.dumps(out, default=str))
-        return EXIT_OK
-    print(format_unreviewed(blind))
-    print()
-    print("Review labels: " + result.measured_on())
-    if not result.per_tier:
-        print("Correct or confirm tickets in the review queue, or import labels (`triage label`), to measure the "
-              "models.")
-        return EXIT_OK
-    print()
-    print(f"{'tier':>4}  {'model':<22} {'n':>6} {'accuracy':>9} {'macro-F1':>9} {'ECE':>6} {'says':>6}")
-    for t in result.per_tier:
-        print(f"{t['tier']:>4}  {t['model']:<22} {t['n']:>6} {t['accuracy']:>9.3f} {t['macro_f1']:>9.3f} "
-              f"{t['ece']:>6.3f} {t['mean_confidence']:>6.2f}")
-    for t in result.per_tier:
-        print()
-        print(format_confusion(t["confusion"], f"{t['name']} ({t['model']})"))
-    print()
-    print(format_calibrations(result.calibrations))
-    if result.whatif:
-        print()
-        print(f"what-if (Haiku's threshold on its {result.whatif_on}, replayed on stored answers):")
-        print(f"{'threshold':>9} {'escalated':>10} {'accuracy':>9} {'replayed':>9} {'cost/ticket':>14}")
-        for w in result.whatif:
-            acc = "—" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
-            cost = "—" if w["cost_per_ticket"] is None else f"${w['cost_per_ticket']:.6f}"
-            print(f"{w['threshold']:>9.2f} {w['escalation_rate']:>10.1%} {acc:>9} {w['replayed']:>9} {cost:>14}")
-    if quality_groups.grouped_in_use(by_size):
-        print()
-        print("by tickets per request (each labelled ticket's latest answer from requests of that size):")
-        print(f"{'model':<8} {'tickets/request':>15} {'n':>6} {'accuracy':>9} {'ECE':>6} {'says':>6}")
-        for x in by_size:
-            print(f"{x.name:<8} {x.band:>15} {x.n:>6} {x.accuracy:>9.3f} {x.ece:>6.3f} {x.mean_confidence:>6.2f}")
-    f = result.flips
-    if f["escalated"]:
-        print(f"\nSonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated tickets; the operator "
-              f"sided with Sonnet on {f['sonnet_right']} and with Haiku on {f['haiku_right']}.")
-    for c in result.fewshot:
-        print("\nfew-shot: " + quality_fewshot.describe(c))
-    if rec is not None:
-        print()
-        print(format_tradeoff(rec))
-        print()
-        print(f"target accuracy {threshold.percent(args.target)} (threshold on the {rec.on}): {rec.message}")
-        if args.apply:
-            print(f"applied: the threshold is now {rec.threshold:.2f} (was {applied_from:.2f}), recorded in the "
-                  f"audit trail as {actor(args).identity}")
-        elif rec.threshold is not None:
-            print(f"to apply it: triage quality --target {args.target} --apply")
+    done = quality_report.report(db, taxonomy, threshold_now=settings.threshold, since=args.since,
+                                 target=args.target, apply=args.apply, actor=actor(args),
+                                 max_reviews_per_day=args.max_reviews_per_day)
+    print(json.dumps(done.to_dict(), default=str) if args.json else done.text())
     return EXIT_OK
-
-
-def format_tradeoff(rec: threshold.Recommendation) -> str:
-    """Every threshold's accuracy of what is settled, reviews a day and API cost per 1,000, on stored answers."""
-    budget = f", at most {rec.max_reviews_per_day:,} reviews a day" if rec.max_reviews_per_day else ""
-    lines = [f"trade-off on stored answers to operator-labelled tickets{budget} (tested {rec.tested}):",
-             f"{'threshold':>9} {'settled right':>14} {'90% interval':>13} {'n':>6} {'to review':>9} "
-             f"{'reviews/day':>11} {'$ per 1,000':>12}"]
-    for r in rec.tradeoff:
-        acc = "—" if r["settled_accuracy"] is None else f"{r['settled_accuracy']:.1%}"
-        ci = "—" if r["low"] is None else f"{r['low']:.0%}-{r['high']:.0%}"
-        review = "—" if r["review_rate"] is None else f"{r['review_rate']:.1%}"
-        per_day = "—" if r["reviews_per_day"] is None else f"{r['reviews_per_day']:.0f}"
-        cost = "—" if r["cost_per_1000_usd"] is None else f"${float(r['cost_per_1000_usd']):.4f}"
-        over = "" if r["within_budget"] else "  over the review budget"
-        lines.append(f"{r['threshold']:>9.2f} {acc:>14} {ci:>13} {r['settled']:>6} {review:>9} {per_day:>11} "
-                     f"{cost:>12}{over}")
-    return "\n".join(lines)
-
-
-def format_unreviewed(blind: unreviewed.Unreviewed) -> str:
-    """The blind audit's figures: what settled without review, how often right (90% interval, n)."""
-    lines = [blind.measured_on()]
-    for e in [blind.overall, *blind.per_model]:
-        if e.accuracy is None:
-            lines.append(f"  {e.name}: no audit answers yet ({e.settled:,} settled without review)")
-        else:
-            lines.append(f"  {e.name}: {e.accuracy:.1%} right ({e.low:.1%}-{e.high:.1%}), {e.audited} audited of "
-                         f"{e.settled:,} settled without review")
-    return "\n".join(lines)
-
-
-def format_calibrations(rows: list[dict[str, Any]]) -> str:
-    """Per model: the calibration in force (and what it makes of each confidence level) or why there is none."""
-    lines = ["calibration (stated confidence -> observed chance of being right, fitted on operator labels):"]
-    for c in rows:
-        m = c["in_force"]
-        if m is None:
-            why = c["missing"] or "enough labels; fitted at the next label change or by `triage calibrate`"
-            lines.append(f"  {c['model']}: {why}")
-            continue
-        after = "" if m["ece_after"] is None else f" -> {m['ece_after']:.3f} on answers it did not see"
-        lines.append(f"  {c['model']}: calibration #{m['id']} in force, fitted on {m['n']} labels "
-                     f"({m['trigger']}, by {m['fitted_by']}, {m['fitted_at'][:16].replace('T', ' ')} UTC); "
-                     f"calibration error {m['ece_before']:.3f}{after}; refits at {c['refit_at']} labels")
-        lines += [f"    {lv['text']}" for lv in c["levels"]]
-    return "\n".join(lines)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     db = open_db(env_settings(args))
     fitted = calibrate.calibrate(db, actor=actor(args))
-    result = quality.measure(db)
+    result = measure.measure(db)
     if args.json:
         print(json.dumps({"fitted": [c.id for c in fitted], "calibrations": result.calibrations}, default=str))
         return EXIT_OK
     print(f"refitted {len(fitted)} model{'s' if len(fitted) != 1 else ''}" +
           (f": {', '.join(f'{c.model} (#{c.id}, {c.n} labels)' for c in fitted)}" if fitted else ""))
-    print(format_calibrations(result.calibrations))
+    print(quality_report.calibrations_text(result.calibrations))
     return EXIT_OK
-
-
-def format_confusion(c: dict[str, Any], title: str) -> str:
-    labels, matrix = c["labels"], c["matrix"]
-    width = max(8, *(len(x) for x in labels)) + 1
-    lines = [f"{title}: rows are the operator's label, columns the model's",
-             " " * width + "".join(f"{x[:width - 1]:>{width}}" for x in labels)]
-    lines += [f"{label:<{width}}" + "".join(f"{n:>{width}}" for n in row) for label, row in zip(labels, matrix,
-                                                                                                   strict=True)]
-    return "\n".join(lines)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from decimal import Decimal
 
 from triage import taxonomy as taxonomy_mod
-from triage.cli.common import EXIT_OK, actor, env_settings, exit_code, open_db, settings_in_force
-from triage.domain import money_text
-from triage.spend import budget
+from triage.cli.common import EXIT_OK, actor, env_settings, exit_code, open_db, say, settings_in_force
+from triage.domain import CLASSIFIED, ESCALATED, FAILED, LOCAL, NEEDS_REVIEW, PENDING, money_text
 from triage.spend import reports as reporting
-from triage.work import runs, services
+from triage.work import runs
 
 
 def cmd_spend(args: argparse.Namespace) -> int:
@@ -50,7 +48,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str))
         return EXIT_OK
-    states = ("classified", "escalated", "needs_review", "failed", "pending")
+    states = [str(x) for x in (CLASSIFIED, ESCALATED, NEEDS_REVIEW, FAILED, PENDING)]
     print(f"{'run':>4}  {'started (UTC)':<16}  {'by':<12} {'status':<9} {'tickets':>7}  " +
           "  ".join(f"{x[:9]:>9}" for x in states) + "  source")
     for r in rows:
@@ -65,31 +63,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = env_settings(args)
     taxonomy = taxonomy_mod.load(settings.taxonomy_path)
     db = None
-    if args.tier != "local" or args.use_db:
+    if args.route != LOCAL or args.use_db:
         db = open_db(settings)
         settings, taxonomy = settings_in_force(db, args)
-    gold = evaluation.read_gold(args.gold, taxonomy)
-    predicted: list[str | None]
-    conf: list[float | None]
-    if args.tier == "local":
-        labels, scores = evaluation.predict_local(gold, taxonomy, db)
-        predicted, conf = list(labels), list(scores)
-    else:
-        assert db is not None
-        router = services.build_router(settings, taxonomy, mode=args.tier, threshold=settings.threshold, db=db)
-        budget.check(db, settings.caps)
-        paid = evaluation.predict_as_run(db, router, gold, actor=actor(args), source=f"eval:{args.gold}",
-                                         concurrency=settings.concurrency)
-        if paid.unanswered:
-            print(f"error: {paid.report.stopped or 'the run stopped'}. {paid.unanswered} of {len(gold.texts)} "
-                  "gold tickets unanswered, so no score (`triage retry` or `triage worker` finishes them)",
-                  file=sys.stderr)
-        spent = runs.run_cost(db, paid.run_id)
-        print(f"run {paid.run_id}: {len(gold.texts)} gold tickets, cost ${money_text(spent)} (on the books like "
-              "any run)", file=sys.stderr)
-        if paid.unanswered:
-            return exit_code(paid.report, pending=paid.unanswered)
-        predicted, conf = paid.predicted, paid.confidence
-    result = evaluation.score(gold.labels, predicted, conf, taxonomy.names)
-    print(json.dumps(result) if args.json else evaluation.format_report(result, args.tier))
+    done = evaluation.evaluate(db, settings, taxonomy, args.gold, route=args.route, actor=actor(args))
+    paid = done.paid
+    if paid is not None and paid.unanswered:
+        say(f"error: {paid.report.stopped or 'the run stopped'}. {paid.unanswered} of {len(paid.predicted)} gold "
+            "tickets unanswered, so no score (`triage retry` or `triage worker` finishes them)")
+    if paid is not None:
+        say(f"run {paid.run_id}: {len(paid.predicted)} gold tickets, cost ${money_text(done.cost)} (on the "
+            "books like any run)")
+    if done.scores is None:
+        assert paid is not None  # only a paid run leaves tickets unanswered
+        return exit_code(paid.report, pending=paid.unanswered)
+    print(json.dumps(done.scores) if args.json else evaluation.format_report(done.scores, args.route))
     return EXIT_OK

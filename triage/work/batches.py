@@ -51,7 +51,6 @@ from db import batches as db_batches
 from db import calls as db_calls
 from db import queue, runs
 from db.engine import Database
-from triage import privacy
 from triage.access import Action, Actor, require
 from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
 from triage.errors import ApiUnreachable, InputError, TriageError
@@ -293,22 +292,6 @@ async def submit(db: Database, router: Router, run_id: int, *, actor: Actor) -> 
     if not await _db(db, lambda s: db_batches.hold(s, run_id, "submitting", owner=owner, key=key)):
         return None
     return (await _send(db, router, run_id, owner, key)).batch_id
-
-
-def queue_batch_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
-                    threshold: float, per_call: int | None = None,
-                    requesters: Sequence[str | None] | None = None) -> int:
-    """The dashboard's economy route: import the tickets and hold them for a batch in one transaction (so no
-    worker sends them live meanwhile); the background worker submits it (`check_open`). Returns the run id."""
-    require(actor, Action.CLASSIFY)
-    grouping.check_size(per_call)
-    prepared = privacy.prepare_import(db, items, requesters)  # masked counts, requesters' keys, mask_store
-    with db.transaction() as s:
-        run_id = runs.create_run(s, started_by=actor.identity, source=source, mode="auto", threshold=threshold,
-                                  per_call=per_call)
-        queue.import_tickets(s, prepared.items, source=source, run_id=run_id, privacy=prepared.privacy)
-        db_batches.hold(s, run_id, "queued")
-    return run_id
 
 
 async def _send(db: Database, router: Router, run_id: int, owner: str, key: str, reserve: bool = False) -> BatchNews:
@@ -623,20 +606,6 @@ async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None
 def open_batch_runs(db: Database) -> list[db_batches.BatchRun]:
     with db.read() as s:
         return db_batches.open_runs(s)
-
-
-def collect_open(db: Database, settings: Any, *, actor: Actor) -> list[BatchNews]:
-    """For the dashboard's background worker: one check of every open batch with the settings in force. Each run
-    is recorded with its own mode and threshold; `actor` is who the server's worker acts as."""
-    from triage.settings import effective
-    from triage.work import services
-
-    require(actor, Action.CLASSIFY)
-    if not open_batch_runs(db):
-        return []
-    merged, taxonomy = effective(db, settings)
-    router = services.build_router(merged, taxonomy, threshold=merged.threshold, db=db)
-    return services.run(router, check_open(db, router, actor=actor))
 
 
 def held_by_batches(db: Database, ticket_ids: Sequence[int]) -> dict[int, str]:

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from db import batches as db_batches
 from db import calls, queue, reports, review
 from db import runs as db_runs
 from db.engine import Database
 from triage import audit, privacy
 from triage.access import Action, Actor, require
-from triage.domain import Outcome, from_pico, money_text
+from triage.domain import PENDING, Outcome, from_pico, money_text
 from triage.errors import InputError
 from triage.local import language
 from triage.routing import grouping
@@ -112,11 +113,14 @@ def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
 
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
               mode: str = "auto", threshold: float = 0.7, reclassify: bool = False,
-              per_call: int | None = None, requesters: Sequence[str | None] | None = None) -> queue.Imported:
+              per_call: int | None = None, requesters: Sequence[str | None] | None = None,
+              batch_queued: bool = False) -> queue.Imported:
     """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies.
     `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting).
     `requesters`: each ticket's requester (parallel to `items`), stored as a keyed hash (triage/privacy.py); the
-    text is stored masked when a lead chose `mask_store`."""
+    text is stored masked when a lead chose `mask_store`.
+    `batch_queued`: the run's tickets are held for a Message Batch in the same transaction (no worker sends them
+    live meanwhile), which the background worker submits."""
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
     prepared = privacy.prepare_import(db, items, requesters)
@@ -124,8 +128,11 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
     with db.transaction() as s:
         run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
                                   per_call=per_call)
-        return queue.import_tickets(s, prepared.items, source=source, run_id=run_id, reclassify=reclassify,
-                                    language_of=languages.get, privacy=prepared.privacy)
+        imported = queue.import_tickets(s, prepared.items, source=source, run_id=run_id, reclassify=reclassify,
+                                        language_of=languages.get, privacy=prepared.privacy)
+        if batch_queued:
+            db_batches.hold(s, run_id, "queued")
+        return imported
 
 
 def finish_run(db: Database, report: RunReport) -> None:
@@ -175,7 +182,7 @@ def take_back(db: Database, ticket_ids: Sequence[int], run_id: int) -> int:
     gave them back); returns how many."""
     with db.transaction() as s:
         free = [t.id for t in queue.tickets_by_id(s, list(dict.fromkeys(ticket_ids))).values()
-                if t.status == "pending" and t.claimed_by is None]
+                if t.status == PENDING and t.claimed_by is None]
         return queue.requeue_tickets(s, free, run_id) if free else 0
 
 
@@ -203,7 +210,7 @@ class RunProgress:
 
     @property
     def done(self) -> int:
-        return self.total - self.states.get("pending", 0)
+        return self.total - self.states.get(PENDING, 0)
 
 
 def run_progress(db: Database, run_id: int) -> RunProgress | None:
@@ -227,7 +234,7 @@ class RunVersion:
     def waiting(self) -> bool:
         """Something can still change without anyone acting: a ticket of the run (or one on screen, e.g. escalated
         from there) is pending or claimed, and the run was not stopped (a rejected key stops it for good)."""
-        return self.progress.status != "stopped" and (self.progress.states.get("pending", 0) > 0 or self.shown[1] > 0)
+        return self.progress.status != "stopped" and (self.progress.states.get(PENDING, 0) > 0 or self.shown[1] > 0)
 
 
 def run_version(db: Database, run_id: int, shown_ids: Sequence[int]) -> RunVersion | None:

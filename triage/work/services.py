@@ -125,6 +125,17 @@ class Recovered:
     released: int  # tickets freed from dead workers' claims
     lost: int  # their calls in flight, now on the books as probably billed
 
+    @property
+    def notes(self) -> list[str]:
+        """What was recovered, in words for the operator."""
+        out = []
+        if self.released:
+            out.append(f"released {self.released} tickets held by a process that is gone; they are classified again")
+        if self.lost:
+            out.append(f"{self.lost} calls of a process that is gone were in flight: counted as probably billed at "
+                       "their worst case (`triage spend`)")
+        return out
+
 
 def recover(db: Database) -> Recovered:
     """Before work starts: free the tickets of dead workers on this host, and put their calls in flight on the

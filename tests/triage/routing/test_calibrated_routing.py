@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from db import quality
 from db.migrate import open_database
 from db.models import AuditEvent, Calibration, LabelledAnswer, ModelCall, Ticket
+from tests.support import oracles
 from tests.support.actors import LEAD, OPERATOR, lead, op
 from triage import ingest, labels, review, taxonomy
 from triage.domain import ReviewFilter
@@ -86,7 +86,7 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
         rollup = {(a.ticket_id, a.tier, a.with_examples): (a.call_id, a.truth, a.label)
                   for a in s.scalars(select(LabelledAnswer))}
         raw = {(a["ticket_id"], a["tier"], a["with_examples"]): (a["call_id"], a["truth"], a["label"])
-               for a in quality.labelled_answers_from_calls(s)}
+               for a in oracles.labelled_answers_from_calls(s)}
     assert len(rollup) == 240 and rollup == raw
     assert (row.model, row.n, row.n_right, row.trigger, row.fitted_by) == (
         "claude-haiku-5-5", 240, sum(h_right), "label import", "maria")
