@@ -61,7 +61,10 @@ async def measure(tax: Taxonomy, tickets: list[str], per_call: int, model: str) 
         assert not fake.invalid, fake.invalid
     now = datetime.now(UTC)
     cost = sum((PRICES.cost(model, replace(u, output_tokens=0), now) for u in usages if u), Decimal(0))
-    return cost / len(tickets) * 1000, sum(u.cache_read_tokens if u else 0 for u in usages)
+    reads = 0
+    for u in usages:
+        reads += u.cache_read_tokens if u else 0
+    return cost / len(tickets) * 1000, reads
 
 
 def main() -> None:
