@@ -153,7 +153,6 @@ def _short(text: str, n: int = 60) -> str:
 
 def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: str) -> Plan:
     """Check every row and match it to tickets; nothing is written."""
-    names = {n.casefold(): n for n in taxonomy.names}  # names are lower-case; "Billing" is billing
     problems = {k: Problem(k) for k in PROBLEMS}
     unknown: Counter[str] = Counter()
     valid: list[tuple[ingest.LabelledRow, str, str | None]] = []  # row, label in the taxonomy, text hash if text
@@ -165,11 +164,11 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
             problems["too_long"].add(r.row, where)
         elif not r.label:
             problems["no_label"].add(r.row, f"{where}: {_short(r.text)}" if r.text else where)
-        elif r.label.casefold() not in names:
+        elif (key := taxonomy.resolve(r.label)) is None:  # a key or a shown name, in any case
             unknown[r.label] += 1
             problems["unknown_label"].add(r.row, f"{where}: {r.label!r}")
         else:
-            valid.append((r, names[r.label.casefold()], text_hash(r.text) if r.text else None))
+            valid.append((r, key, text_hash(r.text) if r.text else None))
     with db.read() as s:
         by_id = db_labels.by_external_ids(s, [r.external_id for r, _, _ in valid if r.external_id])
         by_text = db_labels.by_text_hashes(s, [h for _, _, h in valid if h is not None])

@@ -240,13 +240,16 @@ def default() -> Taxonomy:
 
 
 def load(path: str | Path | None) -> Taxonomy:
-    """Load a taxonomy JSON file; None gives the built-in default."""
+    """Load a taxonomy file, JSON or (by its .csv suffix) CSV; None gives the built-in default."""
     if path is None:
         return default()
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8-sig")
+        if str(path).lower().endswith(".csv"):
+            return Taxonomy.from_file_text(text, "csv")
+        data = json.loads(text)
     except FileNotFoundError as exc:
         raise TaxonomyError(f"taxonomy file not found: {path}") from exc
     except json.JSONDecodeError as exc:
         raise TaxonomyError(f"taxonomy file {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
-    return Taxonomy.from_dict(data)
+    return Taxonomy.from_dict({"categories": data} if isinstance(data, list) else data)

@@ -68,7 +68,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.tier != "local" or args.use_db:
         db = open_db(settings)
         settings, taxonomy = settings_in_force(db, args)
-    gold = evaluation.read_gold(args.gold, taxonomy)
+    gold = evaluation.read_gold(args.gold, taxonomy, text_column=args.text_column,
+                                label_column=args.label_column)
     predicted: list[str | None]
     conf: list[float | None]
     if args.tier == "local":
