@@ -92,6 +92,8 @@ class Plan:
     problems: dict[str, Problem]
     unknown_labels: dict[str, int]  # label as written -> rows
     categories: list[str]  # the taxonomy the labels were checked against
+    merged: dict[int, int] = field(default_factory=dict)  # row -> the earlier row giving the same ticket that label
+    used_rows: int = 0  # rows that label a ticket (the first row giving it its label)
 
     @property
     def matched(self) -> int:
@@ -105,7 +107,17 @@ class Plan:
         return {"rows": self.n_rows, "matched": self.matched, "by_id": sum(c.matched_by == "id" for c in self.changes),
                 "by_text": sum(c.matched_by == "text" for c in self.changes), "to_label": len(self.changes),
                 "unchanged": self.unchanged, "overrides_operator": sum(c.overrides_operator for c in self.changes),
-                "new": len(self.new), **{k: p.count for k, p in self.problems.items()}}
+                "new": len(self.new), "rows_used": self.used_rows, "merged_duplicates": len(self.merged),
+                "rows_left_out": len({n for p in self.problems.values() for n in p.rows}),
+                **{k: p.count for k, p in self.problems.items()}}
+
+    def merged_lines(self) -> list[str]:
+        """The rows merged into an earlier one as duplicates (the same ticket, the same label), a few named."""
+        if not self.merged:
+            return []
+        named = [f"row {r} (as row {first})" for r, first in sorted(self.merged.items())[:EXAMPLES]]
+        return [f"{_rows(len(self.merged))} merged as duplicates of an earlier row (the same ticket, the same "
+                f"label): " + "; ".join(named) + ("; …" if len(self.merged) > EXAMPLES else "")]
 
     def left_out(self) -> list[str]:
         """One line per kind of row left out, with examples."""
@@ -124,17 +136,20 @@ class Plan:
     def summary(self) -> str:
         c = self.counts()
         others = [f"{c[k]} {PROBLEMS[k]}" for k in ("no_label", "too_long", "conflicting", "ambiguous_id") if c[k]]
-        return (f"{self.file}: {_rows(c['rows'])}. Existing tickets matched: {c['matched']} ({c['to_label']} to "
+        return (f"{self.file}: {_rows(c['rows'])} ({c['rows_used']} used, {c['merged_duplicates']} merged as "
+                f"duplicates, {c['rows_left_out']} left out). Existing tickets matched: {c['matched']} ({c['to_label']} to "
                 f"label, {c['by_id']} by id and {c['by_text']} by text; {c['unchanged']} already carry that operator "
                 f"label). New tickets: {c['new']}. Left out: {c['unknown_label']} with a label outside the taxonomy, "
                 f"{c['no_text']} without text" + "".join(f", {o}" for o in others) + "." +
+
                 (f" {c['overrides_operator']} of the labels replace another operator's label."
                  if c["overrides_operator"] else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "columns": self.columns, **self.counts(), "unknown_labels": self.unknown_labels,
                 "left_out": {k: {"count": p.count, "examples": p.examples} for k, p in self.problems.items()
-                             if p.count}}
+                             if p.count},
+                "merged": [{"row": r, "as_row": first} for r, first in sorted(self.merged.items())]}
 
 
 def _rows(n: int) -> str:
@@ -224,8 +239,22 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
             ((label, hits),) = by_label.items()
             first = hits[0][0]
             new.append(NewTicket(first.row, first.external_id, first.text, label))
+    # every row is accounted for once: it labels a ticket (the first row giving it that label), is merged into
+    # such a row as a duplicate, or is left out with its reason
+    firsts: dict[int, int] = {}  # row -> itself, for rows that label a ticket
+    merged: dict[int, int] = {}
+    left = {n for p in problems.values() for n in p.rows}
+    for by_label in [*existing.values(), *fresh.values()]:
+        if len(by_label) != 1:
+            continue
+        ((_, hits),) = by_label.items()
+        firsts[hits[0][0].row] = hits[0][0].row
+        for r, _ in hits[1:]:
+            merged.setdefault(r.row, hits[0][0].row)
+    merged = {r: first for r, first in merged.items() if r not in firsts and r not in left}
     columns = {"text": batch.text_column, "id": batch.id_column, "label": batch.label_column}
-    return Plan(file, len(batch.rows), columns, changes, new, unchanged, problems, dict(unknown), taxonomy.names)
+    return Plan(file, len(batch.rows), columns, changes, new, unchanged, problems, dict(unknown), taxonomy.names,
+                merged, len(set(firsts) - left))
 
 
 @dataclass

@@ -67,3 +67,21 @@ def test_settings_says_when_the_environments_taxonomy_differs_from_the_saved_one
     change = config.environment_taxonomy_change(db, base)
     assert change is not None and set(change.added) == set(TAX.names) and set(change.removed) == {
         "billing", "technical", "product_feedback", "account"}
+
+
+def test_label_counts_add_up_and_name_the_rows_merged_as_duplicates(db):
+    rows = [("my refund is still not there", "refund_not_showing_up"),  # row 1
+            ("a card payment came back", "reverted_card_payment?"),  # 2
+            ("my refund is still not there", "Refund_not_showing_up"),  # 3: the same ticket and label as row 1
+            ("", "refund_not_showing_up"),  # 4: no text
+            ("an unknown one", "lost_card"),  # 5: outside the taxonomy
+            ("a card payment came back", "REVERTED_CARD_PAYMENT?"),  # 6: as row 2
+            ("cheque deposited", "balance_not_updated_after_cheque_or_cash_deposit")]  # 7
+    plan = labels.plan(db, batch(rows), TAX, "history.csv")
+    c = plan.counts()
+    assert (c["rows"], c["rows_used"], c["merged_duplicates"], c["rows_left_out"]) == (7, 3, 2, 2)
+    assert c["rows_used"] + c["merged_duplicates"] + c["rows_left_out"] == c["rows"]
+    assert plan.merged == {3: 1, 6: 2} and len(plan.new) == 3
+    assert plan.merged_lines() == ["2 rows merged as duplicates of an earlier row (the same ticket, the same label): "
+                                   "row 3 (as row 1); row 6 (as row 2)"]
+    assert "7 rows (3 used, 2 merged as duplicates, 2 left out)" in plan.summary()

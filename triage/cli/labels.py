@@ -21,7 +21,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             print(json.dumps({**plan.to_dict(), "dry_run": args.dry_run}))
         else:
             print(plan.summary())
-            for line in plan.left_out():
+            for line in plan.left_out() + plan.merged_lines():
                 print(line)
             print("dry run: nothing was written" if args.dry_run else
                   "nothing changed: every label is already there" if plan.unchanged else "nothing to import")
@@ -33,7 +33,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
         return EXIT_OK
     print(plan.summary())
-    for line in plan.left_out():
+    for line in plan.left_out() + plan.merged_lines():
         print(line)
     print(result.summary())
     for line in result.conflicts[:5]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from triage.cli.common import EXIT_OK, actor, env_settings, open_db, settings_in_force
 from triage.errors import InputError
-from triage.quality import calibrate, threshold
+from triage.quality import calibrate, metrics, threshold
 from triage.quality import fewshot as quality_fewshot
 from triage.quality import groups as quality_groups
 from triage.quality import measure as quality
@@ -50,7 +50,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
               f"{t['ece']:>6.3f} {t['mean_confidence']:>6.2f}")
     for t in result.per_tier:
         print()
-        print(format_confusion(t["confusion"], f"{t['name']} ({t['model']})"))
+        if len(t["confusion"]["labels"]) <= FULL_MATRIX_UP_TO:
+            print(format_confusion(t["confusion"], f"{t['name']} ({t['model']})"))
+        print(format_confused(t["confusion"], f"{t['name']} ({t['model']})"))
     print()
     print(format_calibrations(result.calibrations))
     if result.whatif:
@@ -112,6 +114,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           (f": {', '.join(f'{c.model} (#{c.id}, {c.n} labels)' for c in fitted)}" if fitted else ""))
     print(format_calibrations(result.calibrations))
     return EXIT_OK
+
+
+FULL_MATRIX_UP_TO = 10  # categories; past that the matrix is in --json only, the pairs and recalls are printed
+TOP_PAIRS = 10
+
+
+def format_confused(c: dict[str, Any], title: str) -> str:
+    """The most confused pairs and every category's recall (worst first): readable at 77 categories."""
+    pairs = metrics.confused_pairs(c, TOP_PAIRS)
+    lines = [f"{title}: most confused (operator's label -> the model's, tickets, share of the label)"]
+    lines += [f"  {p['truth']} -> {p['said']}: {p['n']} ({p['share']:.0%})" for p in pairs] or ["  none"]
+    recalls = metrics.recall_by_category(c)
+    lines.append(f"{title}: recall per category, worst first (n = the operator's tickets)")
+    width = max([8, *(len(r["category"]) for r in recalls)])
+    lines += [f"  {r['category']:<{width}} {r['recall']:>6.1%}  n={r['support']}" for r in recalls]
+    if len(c["labels"]) > FULL_MATRIX_UP_TO:
+        lines.append(f"  (the full {len(c['labels'])}x{len(c['labels'])} matrix: triage quality --json)")
+    return "\n".join(lines)
 
 
 def format_confusion(c: dict[str, Any], title: str) -> str:
