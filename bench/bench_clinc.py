@@ -1,10 +1,11 @@
 """The local tier at many categories, on a public many-intent set: CLINC150's imbalanced split (Larson et al.
 2019, CC BY 3.0; shipped in bench/data/clinc150, out of the wheel), `--intents` of its 150 intents (default 77).
 
-    .venv/bin/python -m bench.bench_clinc [--intents 77] [--draws 2]
+    .venv/bin/python -m bench.bench_clinc [--intents 77] [--draws 1] [--train-fraction 0.5]
+        [--test-per-intent 10]
 
-Training labels come from the imbalanced train split (25, 50, 75 or 100 per intent); every figure is scored on the
-test split (30 per intent). Each intent's description is its name in words ("replacement card duration"): a
+Training labels come from the imbalanced train split (25, 50, 75 or 100 per intent; by default the first half of
+each, keeping the imbalance); every figure is scored on the test split (by default 10 per intent, of 30). Each intent's description is its name in words ("replacement card duration"): a
 taxonomy as a team would first write it. Three ways of adding labels, each trained exactly as in production
 (seeds = the descriptions, then `tier.build_head`):
 
@@ -37,13 +38,19 @@ from triage.taxonomy import Category, Taxonomy
 DATA = Path(__file__).resolve().parent / "data" / "clinc150"
 
 
-def rows(intents: int) -> tuple[list[str], list[dict[str, str]]]:
+def rows(intents: int, train_fraction: float, test_per_intent: int) -> tuple[list[str], list[dict[str, str]]]:
+    """The first `intents` intents (domain by domain); of each, the first `train_fraction` of its training queries
+    (so the split's imbalance is kept: 25-100 become 12-50 at a half) and `test_per_intent` test queries."""
     domains = json.loads((DATA / "domains.json").read_text())
     keep = [i for names in domains.values() for i in names][:intents]
     with gzip.open(DATA / "imbalanced.jsonl.gz", "rt", encoding="utf-8") as f:
         data = [json.loads(line) for line in f]
-    wanted = set(keep)
-    return keep, [r for r in data if r["label"] in wanted]
+    out = []
+    for intent in keep:
+        train = [r for r in data if r["label"] == intent and r["split"] == "train"]
+        test = [r for r in data if r["label"] == intent and r["split"] == "test"]
+        out += train[:max(1, round(len(train) * train_fraction))] + test[:test_per_intent]
+    return keep, out
 
 
 def vectors(texts: list[str]) -> np.ndarray:
@@ -66,10 +73,12 @@ def score(h: head_mod.Head, X: np.ndarray, y: list[str]) -> tuple[float, float, 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--intents", type=int, default=77)
-    ap.add_argument("--draws", type=int, default=2)
-    ap.add_argument("--sizes", default="0,2,4,8,16")
+    ap.add_argument("--draws", type=int, default=1)
+    ap.add_argument("--sizes", default="0,4,8")
+    ap.add_argument("--train-fraction", type=float, default=0.5)
+    ap.add_argument("--test-per-intent", type=int, default=10)
     args = ap.parse_args()
-    keep, data = rows(args.intents)
+    keep, data = rows(args.intents, args.train_fraction, args.test_per_intent)
     tax = Taxonomy(tuple(Category(i, i.replace("_", " ")) for i in keep))
     X = vectors([r["text"] for r in data])
     train = [i for i, r in enumerate(data) if r["split"] == "train"]

@@ -137,7 +137,8 @@ class Plan:
         c = self.counts()
         others = [f"{c[k]} {PROBLEMS[k]}" for k in ("no_label", "too_long", "conflicting", "ambiguous_id") if c[k]]
         return (f"{self.file}: {_rows(c['rows'])} ({c['rows_used']} used, {c['merged_duplicates']} merged as "
-                f"duplicates, {c['rows_left_out']} left out). Existing tickets matched: {c['matched']} ({c['to_label']} to "
+                f"duplicates, {c['rows_left_out']} left out). Existing tickets matched: {c['matched']} "
+                f"({c['to_label']} to "
                 f"label, {c['by_id']} by id and {c['by_text']} by text; {c['unchanged']} already carry that operator "
                 f"label). New tickets: {c['new']}. Left out: {c['unknown_label']} with a label outside the taxonomy, "
                 f"{c['no_text']} without text" + "".join(f", {o}" for o in others) + "." +

@@ -57,12 +57,12 @@ if names:
     chosen = result.per_tier[names.index(pick)]
     matrix = chosen["confusion"]
     if len(matrix["labels"]) > LEGIBLE_CATEGORIES:  # 77 rows of 77 cells cannot be read: a chosen few, and the pairs
-        shown = st.multiselect(
+        picked = st.multiselect(
             "Categories in the matrix", matrix["labels"], default=metrics.most_confused_labels(matrix),
             key="confusion_categories", help="By default those of the ten most confused pairs; the rest of a row "
             "is its 'other' column, so each row still adds up.")
-        if shown:
-            st.plotly_chart(charts.confusion(metrics.submatrix(matrix, shown), chosen["name"]),
+        if picked:
+            st.plotly_chart(charts.confusion(metrics.submatrix(matrix, picked), chosen["name"]),
                             key="chart_confusion")
         st.dataframe(pd.DataFrame([{"operator's label": p["truth"], "model said": p["said"], "tickets": p["n"],
                                     "share of the label": f"{p['share']:.0%}"}

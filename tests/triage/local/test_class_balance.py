@@ -1,6 +1,7 @@
 """Class imbalance cannot silence a category: with 150 labels for each of seven categories and 4 for an eighth that
 sits next to one of them, the unweighted head never predicts the small one; class-balanced weights
-(head.balanced) give it back its recall without costing the others. Synthetic vectors (no model needed); the same
+(head.balanced: no category under a third of the largest) give it back its recall without costing the
+others. Synthetic vectors (no model needed); the same
 check on a public many-intent set is bench/bench_clinc.py. Also: the categories never predicted are reported."""
 
 import numpy as np
@@ -27,12 +28,14 @@ def data(seed=0):
     return draw([150] * (K - 1) + [4]), draw([100] * K)
 
 
-def test_balanced_weights_give_every_category_the_same_total_and_keep_the_ranking_inside_one():
-    y = np.array([0, 0, 0, 1, 2, 2])
-    w = np.array([2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+def test_balanced_weights_raise_small_categories_to_a_third_and_keep_the_ranking_inside_one():
+    y = np.array([0] * 10 + [1] * 2 + [2] * 5)
+    w = np.array([2.0] + [1.0] * 16)
     out = balanced(w, y, 4)
-    assert np.allclose(np.bincount(y, weights=out, minlength=4)[:3], out.sum() / 3)
+    totals = np.bincount(y, weights=out, minlength=4)
+    assert totals[0] == 11 and totals[1] == pytest.approx(11 / 3) and totals[2] == 5 and totals[3] == 0
     assert out[0] == pytest.approx(2 * out[1])  # an operator label still outweighs a machine one in its category
+    assert np.array_equal(balanced(w[:12] * 0 + 1, np.array([0] * 6 + [1] * 6), 2), np.ones(12))  # balanced: as is
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -44,7 +47,7 @@ def test_an_unweighted_head_silences_a_rare_category_and_the_balanced_one_does_n
     bal = (Xt @ bal_W + bal_b).argmax(axis=1)
     recall = lambda p: float((p[yt == K - 1] == K - 1).mean())  # noqa: E731
     assert recall(plain) < 0.1  # the failure: the rare category is (nearly) never said
-    assert recall(bal) > 0.6
+    assert recall(bal) > 0.5
     assert (bal == yt).mean() >= (plain == yt).mean()  # and overall accuracy does not pay for it
 
 

@@ -10,12 +10,11 @@ NAMES = many().names
 
 def matrix():
     truth, said = [], []
-    for i, c in enumerate(NAMES):
+    for c in NAMES:
         truth += [c] * 10
         said += [c] * 10
     # refund_not_showing_up taken for request_refund 6 times of 10, card_arrival for card_delivery_estimate 3
-    for k, (a, b, n) in enumerate([("refund_not_showing_up", "request_refund", 6),
-                                   ("card_arrival", "card_delivery_estimate", 3)]):
+    for a, b, n in [("refund_not_showing_up", "request_refund", 6), ("card_arrival", "card_delivery_estimate", 3)]:
         i = NAMES.index(a) * 10
         said[i:i + n] = [b] * n
     return metrics.confusion(truth, said, NAMES)
