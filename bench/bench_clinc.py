@@ -6,7 +6,8 @@
 
 Training labels come from the imbalanced train split (25, 50, 75 or 100 per intent; by default the first half of
 each, keeping the imbalance); every figure is scored on the test split (by default 10 per intent, of 30). Each
-intent's description is its name in words ("replacement card duration"): a taxonomy as a team would first write it. Three ways of adding labels, each trained exactly as in production
+intent's description is its name in words ("replacement card duration"): a taxonomy as a team would first write
+it. Three ways of adding labels, each trained exactly as in production
 (seeds = the descriptions, then `tier.build_head`):
 
 - balanced draws: n labels per intent;
