@@ -134,10 +134,12 @@ def whatif(rows: list[dict[str, Any]], current: float) -> go.Figure:
 
 
 def confusion(c: dict[str, Any], name: str) -> go.Figure:
-    """Operator label (rows) against the model's label (columns); the diagonal is where they agree."""
+    """Operator label (rows) against the model's label (columns); the diagonal is where they agree. `columns`,
+    when given, names the columns (a submatrix with an "other" column, triage.quality.metrics.submatrix)."""
     labels, matrix = c["labels"], c["matrix"]
+    columns = c.get("columns") or labels
     share = [[n / sum(row) if sum(row) else 0.0 for n in row] for row in matrix]
-    fig = go.Figure(go.Heatmap(z=share, x=labels, y=labels, text=matrix, texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=share, x=columns, y=labels, text=matrix, texttemplate="%{text}",
                                colorscale="Blues", zmin=0, zmax=1, showscale=False, customdata=matrix,
                                hovertemplate="operator: %{y}<br>" + name + ": %{x}<br>%{customdata} tickets "
                                              "(%{z:.0%} of the row)<extra></extra>"))

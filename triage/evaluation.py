@@ -37,10 +37,12 @@ class Gold:
     labels: list[str]
 
 
-def read_gold(path: str, taxonomy: Taxonomy) -> Gold:
-    rows = ingest.read_labelled(path)
+def read_gold(path: str, taxonomy: Taxonomy, *, text_column: str = "text", label_column: str = "label") -> Gold:
+    """The gold rows; a label may be a category's key or its shown name, in any case (as `triage label` reads
+    them), and is scored as the key."""
+    rows = ingest.read_labelled(path, text_column=text_column, label_column=label_column)
     texts = [t for t, _ in rows]
-    labels = [lab for _, lab in rows]
+    labels = [taxonomy.resolve(lab) or lab for _, lab in rows]
     outside = sorted({lab for lab in labels if lab not in taxonomy})
     if outside:
         raise InputError(f"labels outside the taxonomy: {', '.join(repr(x) for x in outside)}; "
@@ -121,13 +123,13 @@ class Evaluated:
 
 
 def evaluate(db: Database | None, settings: Settings, taxonomy: Taxonomy, path: str, *, route: str,
-             actor: Actor) -> Evaluated:
+             actor: Actor, text_column: str = "text", label_column: str = "label") -> Evaluated:
     """Score `route` on the gold file at `path`: the local model without writing (with `db`: its trained head,
     read only), a paid route as a run of the working database after the budget's pre-check."""
     from triage.spend import budget
     from triage.work import runs, services
 
-    gold = read_gold(path, taxonomy)
+    gold = read_gold(path, taxonomy, text_column=text_column, label_column=label_column)
     if route == LOCAL:
         labels, confidence = predict_local(gold, taxonomy, db)
         return Evaluated(score(gold.labels, list(labels), list(confidence), taxonomy.names))

@@ -92,6 +92,8 @@ class Plan:
     problems: dict[str, Problem]
     unknown_labels: dict[str, int]  # label as written -> rows
     categories: list[str]  # the taxonomy the labels were checked against
+    merged: dict[int, int] = field(default_factory=dict)  # row -> the earlier row giving the same ticket that label
+    used_rows: int = 0  # rows that label a ticket (the first row giving it its label)
 
     @property
     def matched(self) -> int:
@@ -105,7 +107,17 @@ class Plan:
         return {"rows": self.n_rows, "matched": self.matched, "by_id": sum(c.matched_by == "id" for c in self.changes),
                 "by_text": sum(c.matched_by == "text" for c in self.changes), "to_label": len(self.changes),
                 "unchanged": self.unchanged, "overrides_operator": sum(c.overrides_operator for c in self.changes),
-                "new": len(self.new), **{k: p.count for k, p in self.problems.items()}}
+                "new": len(self.new), "rows_used": self.used_rows, "merged_duplicates": len(self.merged),
+                "rows_left_out": len({n for p in self.problems.values() for n in p.rows}),
+                **{k: p.count for k, p in self.problems.items()}}
+
+    def merged_lines(self) -> list[str]:
+        """The rows merged into an earlier one as duplicates (the same ticket, the same label), a few named."""
+        if not self.merged:
+            return []
+        named = [f"row {r} (as row {first})" for r, first in sorted(self.merged.items())[:EXAMPLES]]
+        return [f"{_rows(len(self.merged))} merged as duplicates of an earlier row (the same ticket, the same "
+                f"label): " + "; ".join(named) + ("; …" if len(self.merged) > EXAMPLES else "")]
 
     def left_out(self) -> list[str]:
         """One line per kind of row left out, with examples."""
@@ -124,17 +136,21 @@ class Plan:
     def summary(self) -> str:
         c = self.counts()
         others = [f"{c[k]} {PROBLEMS[k]}" for k in ("no_label", "too_long", "conflicting", "ambiguous_id") if c[k]]
-        return (f"{self.file}: {_rows(c['rows'])}. Existing tickets matched: {c['matched']} ({c['to_label']} to "
+        return (f"{self.file}: {_rows(c['rows'])} ({c['rows_used']} used, {c['merged_duplicates']} merged as "
+                f"duplicates, {c['rows_left_out']} left out). Existing tickets matched: {c['matched']} "
+                f"({c['to_label']} to "
                 f"label, {c['by_id']} by id and {c['by_text']} by text; {c['unchanged']} already carry that operator "
                 f"label). New tickets: {c['new']}. Left out: {c['unknown_label']} with a label outside the taxonomy, "
                 f"{c['no_text']} without text" + "".join(f", {o}" for o in others) + "." +
+
                 (f" {c['overrides_operator']} of the labels replace another operator's label."
                  if c["overrides_operator"] else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "columns": self.columns, **self.counts(), "unknown_labels": self.unknown_labels,
                 "left_out": {k: {"count": p.count, "examples": p.examples} for k, p in self.problems.items()
-                             if p.count}}
+                             if p.count},
+                "merged": [{"row": r, "as_row": first} for r, first in sorted(self.merged.items())]}
 
 
 def _rows(n: int) -> str:
@@ -153,7 +169,6 @@ def _short(text: str, n: int = 60) -> str:
 
 def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: str) -> Plan:
     """Check every row and match it to tickets; nothing is written."""
-    names = {n.casefold(): n for n in taxonomy.names}  # names are lower-case; "Billing" is billing
     problems = {k: Problem(k) for k in PROBLEMS}
     unknown: Counter[str] = Counter()
     valid: list[tuple[ingest.LabelledRow, str, str | None]] = []  # row, label in the taxonomy, text hash if text
@@ -165,11 +180,11 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
             problems["too_long"].add(r.row, where)
         elif not r.label:
             problems["no_label"].add(r.row, f"{where}: {_short(r.text)}" if r.text else where)
-        elif r.label.casefold() not in names:
+        elif (key := taxonomy.resolve(r.label)) is None:  # a key or a shown name, in any case
             unknown[r.label] += 1
             problems["unknown_label"].add(r.row, f"{where}: {r.label!r}")
         else:
-            valid.append((r, names[r.label.casefold()], text_hash(r.text) if r.text else None))
+            valid.append((r, key, text_hash(r.text) if r.text else None))
     with db.read() as s:
         by_id = db_labels.by_external_ids(s, [r.external_id for r, _, _ in valid if r.external_id])
         by_text = db_labels.by_text_hashes(s, [h for _, _, h in valid if h is not None])
@@ -225,8 +240,22 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
             ((label, hits),) = by_label.items()
             first = hits[0][0]
             new.append(NewTicket(first.row, first.external_id, first.text, label))
+    # every row is accounted for once: it labels a ticket (the first row giving it that label), is merged into
+    # such a row as a duplicate, or is left out with its reason
+    firsts: dict[int, int] = {}  # row -> itself, for rows that label a ticket
+    merged: dict[int, int] = {}
+    left = {n for p in problems.values() for n in p.rows}
+    for by_label in [*existing.values(), *fresh.values()]:
+        if len(by_label) != 1:
+            continue
+        ((_, hits),) = by_label.items()
+        firsts[hits[0][0].row] = hits[0][0].row
+        for r, _ in hits[1:]:
+            merged.setdefault(r.row, hits[0][0].row)
+    merged = {r: first for r, first in merged.items() if r not in firsts and r not in left}
     columns = {"text": batch.text_column, "id": batch.id_column, "label": batch.label_column}
-    return Plan(file, len(batch.rows), columns, changes, new, unchanged, problems, dict(unknown), taxonomy.names)
+    return Plan(file, len(batch.rows), columns, changes, new, unchanged, problems, dict(unknown), taxonomy.names,
+                merged, len(set(firsts) - left))
 
 
 @dataclass

@@ -325,6 +325,22 @@ def _shown(name: str, value: Any) -> Any:
     return value
 
 
+def environment_taxonomy_change(db: Database, base: Settings | None = None) -> taxonomy_mod.Change | None:
+    """When a lead saved a taxonomy (it is in force) and the environment's (TRIAGE_TAXONOMY, else the built-in
+    default) differs from it: what the environment's would change. None when nothing is saved or both agree; a
+    file that cannot be read is said as a TaxonomyError by the caller's own load."""
+    base = base or Settings.from_env()
+    _, tax = _saved(db)
+    if not tax:
+        return None
+    try:
+        env = taxonomy_mod.load(base.taxonomy_path)
+    except taxonomy_mod.TaxonomyError:
+        return None
+    change = taxonomy_mod.diff(Taxonomy.from_dict(tax), env)
+    return change or None
+
+
 def save_taxonomy(db: Database, taxonomy: Taxonomy, *, actor: Actor) -> None:
     """A lead's taxonomy, in force for tickets classified from now on; the audit trail keeps before and after."""
     require(actor, Action.CONFIGURE)

@@ -9,8 +9,10 @@ from dashboard.sections import quality_calibration, quality_priority, quality_un
 from dashboard.sections import quality_groups as _quality_groups
 from dashboard.ui import gate
 from triage.access import Action
+from triage.quality import metrics, tiles
 from triage.quality import priority as priority_quality
-from triage.quality import tiles
+
+LEGIBLE_CATEGORIES = 15  # past this the heatmap shows chosen categories, with the confused pairs and recalls
 
 actor = gate(Action.VIEW_REPORTS)
 db = state.database()
@@ -56,7 +58,23 @@ if names:
     pick = st.selectbox("Confusion matrix of", names, index=default, key="confusion_model") if len(names) > 1 \
         else names[0]
     chosen = result.per_tier[names.index(pick)]
-    st.plotly_chart(charts.confusion(chosen["confusion"], chosen["name"]), key="chart_confusion")
+    matrix = chosen["confusion"]
+    if len(matrix["labels"]) > LEGIBLE_CATEGORIES:  # 77 rows of 77 cells cannot be read: a chosen few, and the pairs
+        picked = st.multiselect(
+            "Categories in the matrix", matrix["labels"], default=metrics.most_confused_labels(matrix),
+            key="confusion_categories", help="By default those of the ten most confused pairs; the rest of a row "
+            "is its 'other' column, so each row still adds up.")
+        if picked:
+            st.plotly_chart(charts.confusion(metrics.submatrix(matrix, picked), chosen["name"]),
+                            key="chart_confusion")
+        st.dataframe(pd.DataFrame([{"operator's label": p["truth"], "model said": p["said"], "tickets": p["n"],
+                                    "share of the label": f"{p['share']:.0%}"}
+                                   for p in metrics.confused_pairs(matrix, 20)]), hide_index=True)
+        st.dataframe(pd.DataFrame([{"category": r["category"], "tickets": r["support"],
+                                    "recall": f"{r['recall']:.0%}"} for r in metrics.recall_by_category(matrix)]),
+                     hide_index=True)
+    else:
+        st.plotly_chart(charts.confusion(matrix, chosen["name"]), key="chart_confusion")
 
 _quality_groups.draw(cached.quality_by_group_size(db))
 quality_priority.draw(priority_quality.measure(db, actor=actor))

@@ -1,6 +1,7 @@
 """Settings (leads only): taxonomy, threshold and models, the local tier, the price table in use, API key status,
 export, and the audit trail."""
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -27,21 +28,44 @@ settings, taxonomy = state.settings()
 st.title("Settings")
 
 st.subheader("Taxonomy")
-st.caption("Categories the models choose from, each with a one-line description the prompt shows them. "
-           "Changes apply to tickets classified from now on.")
-tax_frame = pd.DataFrame([{"name": c.name, "description": c.description} for c in taxonomy.categories])
+st.caption("Categories the models choose from, each with a one-line description the prompt shows them. A "
+           "category's key is what is stored and sent to the models (lower-case letters, digits and _; made from "
+           "the name when left empty); its name, any characters up to 100, is what people see. Renaming keeps the "
+           "key, so a category's history stays with it. Changes apply to tickets classified from now on.")
+env_change = config.environment_taxonomy_change(db, settings)
+if env_change:
+    st.info(f"The environment's taxonomy ({settings.taxonomy_path or 'the built-in default'}) differs from the one "
+            f"saved here, which is in force: {env_change.count} difference{'s' if env_change.count != 1 else ''} "
+            "(" + "; ".join(plain(line) for line in env_change.lines()[:5])
+            + ("; ..." if env_change.count > 5 else "") + ").", icon=":material/info:")
+export_cols = st.columns(3)
+export_cols[0].download_button("Export taxonomy (JSON)", json.dumps(taxonomy.to_dict(), indent=1, ensure_ascii=False),
+                        file_name="taxonomy.json", mime="application/json", key="taxonomy_json")
+export_cols[1].download_button("Export taxonomy (CSV)", taxonomy.to_csv(), file_name="taxonomy.csv", mime="text/csv",
+                        key="taxonomy_csv")
 tax_key = f"taxonomy_editor{st.session_state.get('taxonomy_saves', '') or ''}"  # a new editor after each save
+uploaded = st.file_uploader("Import a taxonomy file (JSON, or CSV of name, description and an optional key)",
+                            type=["json", "csv"], key=f"{tax_key}_file")
+tax_frame = pd.DataFrame([{"key": c.name, "name": c.shown, "description": c.description}
+                          for c in taxonomy.categories])
 edited = st.data_editor(tax_frame, num_rows="dynamic", key=tax_key, width="stretch",
-                        column_config={"name": st.column_config.TextColumn("Name", required=True),
+                        column_config={"key": st.column_config.TextColumn("Key", help="Stored and sent to the "
+                                                                          "models; empty: made from the name"),
+                                       "name": st.column_config.TextColumn("Name", required=True, max_chars=100),
                                        "description": st.column_config.TextColumn("Description", width="large",
-                                                                                  required=True)})
+                                                                                  required=True)},
+                        disabled=uploaded is not None)
 for note in st.session_state.pop("taxonomy_saved", []):
     st.success(note, icon=":material/check:")
 proposed, problem = None, None
 try:  # checked as it is edited: empty cells are empty (never "nan"), a description is required
-    proposed = Taxonomy.from_rows(edited.to_dict("records"))
-except TaxonomyError as exc:
-    problem = str(exc)
+    if uploaded is not None:
+        proposed = Taxonomy.from_file_text(uploaded.getvalue().decode("utf-8-sig"),
+                                           "csv" if uploaded.name.lower().endswith(".csv") else "json")
+    else:
+        proposed = Taxonomy.from_rows(edited.to_dict("records"))
+except (TaxonomyError, UnicodeDecodeError) as exc:
+    problem = str(exc) if isinstance(exc, TaxonomyError) else "the file is not UTF-8 text"
 change = taxonomy_diff(taxonomy, proposed) if proposed else None
 if problem:
     st.error(problem[:1].upper() + problem[1:] + ".", icon=":material/error:")
@@ -49,6 +73,8 @@ elif change:
     st.markdown("**Before saving** (the prompt changes for tickets classified from now on):\n" + "\n".join(
         [f"- :green[added] **{plain(n)}**: {plain(d)}" for n, d in change.added.items()] +
         [f"- :red[removed] **{plain(n)}** (was: {plain(d)})" for n, d in change.removed.items()] +
+        [f"- :blue[renamed] **{plain(n)}**: {plain(old)} → {plain(new)} (its key and history stay)"
+         for n, (old, new) in change.renamed.items()] +
         [f"- :orange[changed] **{plain(n)}**: ~~{plain(old)}~~ → {plain(new)}" for n, (old, new) in
          change.changed.items()]))
 if st.button(f"Save {change.count} taxonomy change{'s' if change.count != 1 else ''}" if change else
@@ -213,6 +239,11 @@ if metrics:
                    else f"{metrics['human_accuracy']:.0%}", help=tiles.RETRAINED_OUT_OF_FOLD)
     cols[3].metric("Calibration error (ECE)", f"{metrics.get('human_ece', metrics['oof_ece']):.3f}",
                    help="0 means a confidence of 0.9 is right 90% of the time.")
+    silent = metrics.get("never_predicted") or []
+    if silent:
+        st.warning(f"The local model never predicted {len(silent)} of {len(taxonomy.names)} categories on the "
+                   "labels it was scored on (out of fold): " + ", ".join(taxonomy.shown.get(c, c) for c in silent)
+                   + ". More operator labels for them, or a clearer description, help.")
     st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels. "
                f"Confidence calibrated on {metrics.get('calibrated_on', 'held-out examples')}; until "
                f"{local.MIN_CALIBRATION} operator labels exist, a ticket is only confident when the built-in examples "
@@ -239,6 +270,12 @@ if metrics:
                    "0 is the zero-shot model on your own tickets.")
         st.dataframe(pd.DataFrame([{"labels per category": p["per_category"], "accuracy": round(p["accuracy"], 3),
                                     "ECE": round(p["ece"], 3)} for p in pts]), hide_index=True)
+        natural = learning.get("as_labelled") or []
+        if natural:
+            st.caption("The same, with labels drawn as they come (your labels' own, uneven mix of categories) "
+                       "rather than n per category:")
+            st.dataframe(pd.DataFrame([{"labels": p["labels"], "accuracy": round(p["accuracy"], 3),
+                                        "ECE": round(p["ece"], 3)} for p in natural]), hide_index=True)
     else:
         st.caption(f"The learning curve (accuracy against the number of operator labels) appears once "
                    f"{local.CURVE_MIN_LABELS} tickets carry operator labels.")

@@ -54,7 +54,7 @@ def offer(db: Database, taxonomy: Taxonomy, *, text: str, fmt: str, name: str, c
     m[2].metric("Unknown labels", counts["unknown_label"], help="Labels outside the taxonomy: left out, not guessed.")
     m[3].metric("No text", counts["no_text"], help="Rows without ticket text whose id matches no ticket: left out.")
     st.caption(plain(plan.summary()))
-    for line in plan.left_out():
+    for line in plan.left_out() + plan.merged_lines():
         st.warning(plain(line))
     actor = state.actor()
     allowed = actor is not None and actor.may(Action.IMPORT_LABELS)

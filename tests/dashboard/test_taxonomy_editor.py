@@ -50,3 +50,18 @@ def test_the_diff_is_shown_before_saving_and_a_new_category_says_what_the_local_
         detail = json.loads(s.scalars(select(AuditEvent.detail).where(AuditEvent.event == "settings.taxonomy")).one())
     assert detail["changed"] == {"shipping": [None, "parcels and delivery"], "account": [old, "login and profile"]}
     assert at.button(key="save_taxonomy").disabled  # a fresh editor on the saved taxonomy
+
+
+def test_a_rename_keeps_the_key_and_says_so_and_a_differing_environment_is_said(seeded):
+    db, _ = seeded
+    at = make_app("settings")
+    assert not any("differs from the one saved here" in i.value for i in at.info)  # nothing saved yet
+    edit(at, edited_rows={0: {"name": "Billing & invoices (€)"}})
+    shown = texts(at)
+    assert ":blue[renamed] **billing**: billing → Billing & invoices (€) (its key and history stay)" in shown
+    at.button(key="save_taxonomy").click().run()
+    assert not at.exception
+    saved = config.effective(db)[1]
+    assert saved.names == TAX.names and saved.shown["billing"] == "Billing & invoices (€)"
+    at = make_app("settings")  # the environment's taxonomy (the default) now differs from the saved one
+    assert any("differs from the one saved here" in i.value and "renamed 'billing'" in i.value for i in at.info)

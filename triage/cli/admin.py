@@ -20,6 +20,11 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"trained on {m['n_train']} examples ({m.get('labels') or 'no labels yet'}); out-of-fold accuracy "
           f"{m['oof_accuracy']:.3f}, ECE {m['oof_ece']:.3f}" +
           (f"; on operator labels {m['human_accuracy']:.3f} (n={m['human_n']})" if m.get("human_n") else ""))
+    silent = m.get("never_predicted") or []
+    if silent and not args.json:
+        shown = taxonomy.shown
+        print(f"never predicted out of fold ({len(silent)} of {len(taxonomy.names)} categories; more labels or a "
+              f"clearer description help): " + ", ".join(shown.get(c, c) for c in silent))
     return EXIT_OK
 
 

@@ -20,9 +20,11 @@ def cmd_label(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({**plan.to_dict(), "dry_run": args.dry_run}))
         else:
-            print("\n".join([plan.summary(), *plan.left_out(), "dry run: nothing was written" if args.dry_run else
-                              "nothing changed: every label is already there" if plan.unchanged else
-                              "nothing to import"]))
+            print(plan.summary())
+            for line in plan.left_out() + plan.merged_lines():
+                print(line)
+            print("dry run: nothing was written" if args.dry_run else
+                  "nothing changed: every label is already there" if plan.unchanged else "nothing to import")
         return EXIT_INPUT if not plan.writes and not plan.unchanged else EXIT_OK
     result = labels.apply(db, plan, actor=cli_actor(args.operator))
     if not args.no_retrain and result.labelled + result.created:
@@ -30,7 +32,10 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return EXIT_OK
-    print("\n".join([plan.summary(), *plan.left_out(), result.summary()]))
+    print(plan.summary())
+    for line in plan.left_out() + plan.merged_lines():
+        print(line)
+    print(result.summary())
     for line in result.conflicts[:5]:
         print(f"not written: {line}")
     if result.learned:

@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "leaves the working database unchanged; haiku, sonnet and auto classify the file as a run "
                         "in it (source eval:FILE), so their calls are within the budget and on the books.")
     ev.add_argument("--gold", required=True, help="labelled file with text and label columns")
+    ev.add_argument("--text-column", default="text", help="the column holding the ticket text (default: text)")
+    ev.add_argument("--label-column", default="label",
+                    help="the column holding the label (default: label); a label may be a category's key or its "
+                    "name, in any case")
     ev.add_argument("--route", "--tier", dest="route", choices=ROUTES, default=LOCAL,
                     help="local (default), haiku, sonnet, or auto (the two-tier pipeline); --tier is the older "
                     "spelling")

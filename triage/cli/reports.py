@@ -66,7 +66,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.route != LOCAL or args.use_db:
         db = open_db(settings)
         settings, taxonomy = settings_in_force(db, args)
-    done = evaluation.evaluate(db, settings, taxonomy, args.gold, route=args.route, actor=actor(args))
+    done = evaluation.evaluate(db, settings, taxonomy, args.gold, route=args.route, actor=actor(args),
+                               text_column=args.text_column, label_column=args.label_column)
     paid = done.paid
     if paid is not None and paid.unanswered:
         say(f"error: {paid.report.stopped or 'the run stopped'}. {paid.unanswered} of {len(paid.predicted)} gold "

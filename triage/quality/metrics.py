@@ -58,3 +58,40 @@ def confusion(truth: Sequence[str], predicted: Sequence[str | None],
     for y, p in zip(truth, pred, strict=True):
         matrix[index[y]][index[p]] += 1
     return {"labels": labels, "matrix": matrix}
+
+
+def confused_pairs(c: dict[str, Any], top: int = 10) -> list[dict[str, Any]]:
+    """The off-diagonal cells of a confusion matrix, most tickets first (ties by name): the operator's label,
+    what the model said, how many, and their share of the operator's label (of its row)."""
+    labels, matrix = c["labels"], c["matrix"]
+    cells = [{"truth": labels[i], "said": labels[j], "n": n, "share": n / sum(row)}
+             for i, row in enumerate(matrix) for j, n in enumerate(row) if i != j and n]
+    cells.sort(key=lambda x: (-x["n"], -x["share"], x["truth"], x["said"]))
+    return cells[:top]
+
+
+def recall_by_category(c: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per operator label with tickets: support and recall (the share the model labelled right), worst first."""
+    labels, matrix = c["labels"], c["matrix"]
+    rows = [{"category": labels[i], "support": sum(row), "recall": row[i] / sum(row)}
+            for i, row in enumerate(matrix) if sum(row)]
+    return sorted(rows, key=lambda r: (r["recall"], -r["support"], r["category"]))
+
+
+def submatrix(c: dict[str, Any], keep: Sequence[str]) -> dict[str, Any]:
+    """The confusion matrix restricted to these labels (in the matrix's order), plus "other" for the rest, so
+    each row still adds up to its label's tickets."""
+    labels, matrix = c["labels"], c["matrix"]
+    wanted = set(keep)
+    idx = [i for i, lab in enumerate(labels) if lab in wanted]
+    rest = [j for j in range(len(labels)) if j not in idx]
+    out = [[matrix[i][j] for j in idx] + ([sum(matrix[i][j] for j in rest)] if rest else []) for i in idx]
+    return {"labels": [labels[i] for i in idx], "columns": [labels[i] for i in idx] + (["other"] if rest else []),
+            "matrix": out}
+
+
+def most_confused_labels(c: dict[str, Any], top: int = 10) -> list[str]:
+    """The labels of the `top` most confused pairs, in the matrix's order: a legible default for a heatmap of many
+    categories."""
+    named = {x for p in confused_pairs(c, top) for x in (p["truth"], p["said"])}
+    return [lab for lab in c["labels"] if lab in named]

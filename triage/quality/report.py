@@ -13,8 +13,11 @@ from triage.access import Actor
 from triage.errors import InputError
 from triage.quality import fewshot as quality_fewshot
 from triage.quality import groups as quality_groups
-from triage.quality import measure, threshold, unreviewed
+from triage.quality import measure, metrics, threshold, unreviewed
 from triage.taxonomy import Taxonomy
+
+FULL_MATRIX_UP_TO = 10  # categories; past that the matrix is in --json only, the pairs and recalls are printed
+TOP_PAIRS = 10
 
 
 @dataclass
@@ -46,7 +49,10 @@ class QualityReport:
         lines += [f"{t['tier']:>4}  {t['model']:<22} {t['n']:>6} {t['accuracy']:>9.3f} {t['macro_f1']:>9.3f} "
                   f"{t['ece']:>6.3f} {t['mean_confidence']:>6.2f}" for t in result.per_tier]
         for t in result.per_tier:
-            lines += ["", confusion_text(t["confusion"], f"{t['name']} ({t['model']})")]
+            lines.append("")
+            if len(t["confusion"]["labels"]) <= FULL_MATRIX_UP_TO:
+                lines.append(confusion_text(t["confusion"], f"{t['name']} ({t['model']})"))
+            lines.append(confused_text(t["confusion"], f"{t['name']} ({t['model']})"))
         lines += ["", calibrations_text(result.calibrations)]
         if result.whatif:
             lines += ["", f"what-if (Haiku's threshold on its {result.whatif_on}, replayed on stored answers):",
@@ -159,6 +165,20 @@ def calibrations_text(rows: list[dict[str, Any]]) -> str:
                      f"({m['trigger']}, by {m['fitted_by']}, {m['fitted_at'][:16].replace('T', ' ')} UTC); "
                      f"calibration error {m['ece_before']:.3f}{after}; refits at {c['refit_at']} labels")
         lines += [f"    {lv['text']}" for lv in c["levels"]]
+    return "\n".join(lines)
+
+
+def confused_text(c: dict[str, Any], title: str) -> str:
+    """The most confused pairs and every category's recall (worst first): readable at 77 categories."""
+    pairs = metrics.confused_pairs(c, TOP_PAIRS)
+    lines = [f"{title}: most confused (operator's label -> the model's, tickets, share of the label)"]
+    lines += [f"  {p['truth']} -> {p['said']}: {p['n']} ({p['share']:.0%})" for p in pairs] or ["  none"]
+    recalls = metrics.recall_by_category(c)
+    lines.append(f"{title}: recall per category, worst first (n = the operator's tickets)")
+    width = max([8, *(len(r["category"]) for r in recalls)])
+    lines += [f"  {r['category']:<{width}} {r['recall']:>6.1%}  n={r['support']}" for r in recalls]
+    if len(c["labels"]) > FULL_MATRIX_UP_TO:
+        lines.append(f"  (the full {len(c['labels'])}x{len(c['labels'])} matrix: triage quality --json)")
     return "\n".join(lines)
 
 

@@ -151,15 +151,24 @@ class Prefix:
 CACHE_CONTROL: dict[str, Any] = {"type": "ephemeral"}  # 5 minutes, refreshed by every read
 
 
+def marked(static: str, model: str) -> str | list[dict[str, Any]]:
+    """The static prefix as the request's `system`: one text block carrying `cache_control` when it surely reaches
+    the model's minimum cacheable length, else the plain string (marking a shorter one caches nothing)."""
+    if cacheable(static, model):
+        return [{"type": "text", "text": static, "cache_control": dict(CACHE_CONTROL)}]
+    return static
+
+
 def request_prefix(system_prompt: str, shots: Shots | None, model: str) -> Prefix:
     """The static prefix (system prompt, taxonomy, the representative examples) first, marked for the prompt cache
-    only when `cacheable` (surely at the model's minimum: below it the API caches nothing, silently), then the
-    retrieved examples. No shots (few-shot off, or no operator labels yet): exactly today's system prompt."""
+    whenever `cacheable` (surely at the model's minimum: below it the API caches nothing, silently), then the
+    retrieved examples. No shots (few-shot off, or no operator labels yet): the system prompt alone, marked the
+    same way when it reaches the minimum by itself (a taxonomy of some 40 categories or more), else the plain
+    string it always was."""
     if shots is None or not shots.count:
-        return Prefix(system_prompt)
+        return Prefix(marked(system_prompt, model), cached=cacheable(system_prompt, model))
     static = static_prefix(system_prompt, shots.representative)
     cached = cacheable(static, model)
-    system: str | list[dict[str, Any]] = (
-        [{"type": "text", "text": static, "cache_control": dict(CACHE_CONTROL)}] if cached else static)
+    system = marked(static, model)
     leading = ({"type": "text", "text": retrieved_block(shots.retrieved)},) if shots.retrieved else ()
     return Prefix(system, leading, shots.count, cached)

@@ -16,7 +16,9 @@ def test_default_taxonomy_has_the_four_categories_with_descriptions():
     ([("billing", "money")], "at least two categories"),
     ([("billing", "money"), ("billing", "again")], "appears more than once"),
     ([("billing", "money"), ("", "nameless")], "empty name"),
-    ([("billing", "money"), ("Tech Stuff", "x")], "lower-case"),
+    ([("billing", "money"), ("Billing", "x")], "appears more than once"),  # the same key, and the same name
+    ([("billing", "money"), ("???", "x")], "empty name"),
+    ([("billing", "money"), ("x" * 101, "x")], "longer than 100"),
     ([("billing", "money"), ("unknown", "x")], "reserved"),
     ([("billing", "money"), ("technical", "")], "needs a one-line description"),
 ])
@@ -44,3 +46,52 @@ def test_load_reports_missing_and_malformed_files(tmp_path):
         taxonomy.load(bad)
     with pytest.raises(TaxonomyError, match="categories"):
         Taxonomy.from_dict({"cats": []})
+
+
+NAMES = ["Refund_not_showing_up", "reverted_card_payment?", "balance_not_updated_after_cheque_or_cash_deposit",
+         "Carte bancaire perdue / volée", "billing"]
+
+
+def test_a_category_has_a_shown_name_of_any_characters_and_a_stable_key():
+    assert len(NAMES[2]) == 48
+    t = Taxonomy.from_pairs([(n, f"about {n}") for n in NAMES])
+    assert t.names == ["refund_not_showing_up", "reverted_card_payment",
+                       "balance_not_updated_after_cheque_or_cash_deposit", "carte_bancaire_perdue_vol_e", "billing"]
+    assert [t.shown[k] for k in t.names] == NAMES
+    assert Taxonomy.from_dict(t.to_dict()) == t  # stored and read back: the same keys and names
+    # a taxonomy of keys alone is stored exactly as before (its stored form, and the local tier's hash, unchanged)
+    assert taxonomy.default().to_dict() == json.loads(
+        __import__("importlib.resources").resources.files("triage.config").joinpath("taxonomy.json").read_text())
+    with pytest.raises(TaxonomyError, match="category key 'Bad Key'"):
+        Taxonomy((Category("billing", "m"), Category("Bad Key", "x", "Something")))
+    with pytest.raises(TaxonomyError, match="appears more than once"):
+        Taxonomy.from_pairs([("Lost card", "a"), ("LOST CARD!", "b")])
+
+
+@pytest.mark.parametrize("cell, key", [
+    ("refund_not_showing_up", "refund_not_showing_up"), ("REFUND_NOT_SHOWING_UP", "refund_not_showing_up"),
+    ("  Reverted_Card_Payment?  ", "reverted_card_payment"), ("reverted_card_payment", "reverted_card_payment"),
+    ("BALANCE_not_updated_after_cheque_or_cash_deposit", "balance_not_updated_after_cheque_or_cash_deposit"),
+    ("carte bancaire perdue / VOLÉE", "carte_bancaire_perdue_vol_e"), ("nope", None)])
+def test_label_files_may_give_the_key_or_the_name_in_any_case(cell, key):
+    t = Taxonomy.from_pairs([(n, f"about {n}") for n in NAMES])
+    assert t.resolve(cell) == key
+
+
+def test_taxonomy_files_in_json_and_csv_round_trip_and_a_rename_keeps_the_key():
+    t = Taxonomy.from_pairs([(n, f"about, {n}") for n in NAMES])
+    assert Taxonomy.from_file_text(t.to_csv(), "csv") == t
+    assert Taxonomy.from_file_text(json.dumps(t.to_dict()), "json") == t
+    assert Taxonomy.from_file_text(json.dumps(t.to_dict()["categories"]), "json") == t  # a bare list too
+    csv_text = "Name,Description\nRefund_not_showing_up,My refund is missing\nbilling,Money\n"
+    assert Taxonomy.from_file_text(csv_text, "csv").names == ["refund_not_showing_up", "billing"]
+    with pytest.raises(TaxonomyError, match="columns name and description"):
+        Taxonomy.from_file_text("label,text\na,b\n", "csv")
+    renamed = Taxonomy.from_file_text("key,name,description\nrefund_not_showing_up,Refund missing,My refund\n"
+                                      "billing,Billing,Money\n", "csv")
+    change = taxonomy.diff(Taxonomy.from_file_text(csv_text, "csv"), renamed)
+    assert change.renamed == {"refund_not_showing_up": ("Refund_not_showing_up", "Refund missing"),
+                              "billing": ("billing", "Billing")}
+    assert not change.added and not change.removed
+    assert change.changed == {"refund_not_showing_up": ("My refund is missing", "My refund")}
+    assert any("renamed 'Refund_not_showing_up' -> 'Refund missing'" in line for line in change.lines())
