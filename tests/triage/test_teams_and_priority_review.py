@@ -118,3 +118,26 @@ def test_the_export_carries_priority_language_and_team(db):
     data, _ = export_tickets(db, "csv", actor=LEAD)
     header = data.decode().splitlines()[0]
     assert {"priority", "language", "team"} <= set(header.split(","))
+
+
+def test_a_teams_file_in_the_environment_gives_every_classified_ticket_its_team(db, tmp_path, monkeypatch):
+    """TRIAGE_TEAMS takes effect at the first classification (stored, audited as the environment's), with no
+    lead saving it in Settings; a table a lead saved later is never replaced by the file."""
+    from triage.settings import Settings
+    from triage.work import classify
+
+    table = tmp_path / "teams.csv"
+    table.write_text("category,priority,language,team\n,,fr,Support FR\n,,,Support\n")
+    monkeypatch.setenv("TRIAGE_TEAMS", str(table))
+    started = classify.start(db, Settings(), TAX, [(None, "Bonjour, je ne peux pas me connecter à mon compte"),
+                                                   (None, "I cannot log in to my account since yesterday")],
+                             actor=LEAD, source="test", route="local")
+    classify.finish(db, Settings(), TAX, started, actor=LEAD)
+    with db.read() as s:
+        got = dict(s.execute(select(Ticket.language, Ticket.team)).all())
+        events = list(s.scalars(select(AuditEvent.actor).where(AuditEvent.event == "settings.teams")))
+    assert got == {"fr": "Support FR", "en": "Support"}
+    assert events == ["environment:TRIAGE_TEAMS"]
+    teams.save(db, teams.parse_rows([{"team": "Everyone"}], TAX), actor=LEAD)
+    classify.start(db, Settings(), TAX, [(None, "another one")], actor=LEAD, source="test", route="local")
+    assert teams.in_force(db, TAX).rules == (TeamRule("Everyone"),)

@@ -23,7 +23,8 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from db.engine import Database
-from triage.access import Action, Actor, require
+from triage import teams
+from triage.access import Action, Actor, Role, require
 from triage.domain import LOCAL, MODES, PENDING, ROUTES
 from triage.errors import BudgetReached, InputError, NoApiKey
 from triage.routing.router import Router
@@ -33,6 +34,8 @@ from triage.taxonomy import Taxonomy
 from triage.work import batches, runs, services
 from triage.work.host import worker_name
 from triage.work.pipeline import OnTicket, RunReport
+
+TEAMS_FILE = Actor("environment:TRIAGE_TEAMS", Role.LEAD)  # who the audit trail names for the file's table
 
 Say = Callable[[str], None]  # where the service's words for the operator go (the CLI: stderr)
 HELD_WAIT_S = 120.0  # how long `finish` waits for its tickets another live process is classifying
@@ -92,6 +95,7 @@ def start(db: Database, settings: Settings, taxonomy: Taxonomy, items: Sequence[
     pays now: a reached cap stops the run (its tickets saved as pending) and raises BudgetReached."""
     require(actor, Action.CLASSIFY)
     chosen = choose_route(settings, route, batch=batch)
+    teams.load_environment(db, taxonomy, actor=TEAMS_FILE)  # a TRIAGE_TEAMS table no lead replaced: in force now
     notices = [] if chosen != LOCAL or route == LOCAL else [
         "No ANTHROPIC_API_KEY: classifying with the local model; unsure tickets go to the review queue."]
     router = None
