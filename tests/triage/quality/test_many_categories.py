@@ -2,8 +2,8 @@
 "other" column whose rows still add up, and `triage quality`'s text (the full matrix only up to 10 categories)."""
 
 from tests.support.taxonomies import many
-from triage.cli.quality import format_confused
 from triage.quality import metrics
+from triage.quality.report import confused_text as format_confused
 
 NAMES = many().names
 
