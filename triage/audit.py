@@ -17,6 +17,8 @@ EXPORT = "export.tickets"
 LABEL_IMPORT = "labels.import"
 ESCALATION = "escalation.request"
 DEMO = "demo.load"
+LABELS_BY_FILTER = "labels.by_filter"
+LABELS_UNDONE = "labels.undone"
 
 
 def record(s: Session, actor: Actor, event: str, **detail: object) -> None:
