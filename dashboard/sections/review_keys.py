@@ -9,7 +9,7 @@ the last it handled and acknowledges that number with the next run, so the brows
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import streamlit as st
 
@@ -48,22 +48,29 @@ export default function(component) {
 _component = st.components.v2.component("triage_review_keys", js=_JS)
 
 
-def listen(handle: Callable[[str], None], *, key: str = "review_keys") -> None:
-    """Mount the listener; `handle(key)` is called for each new key, in order, before the page is drawn (a
-    callback: nothing on the page runs between two keys)."""
-    done_key = f"{key}_done"
-    st.session_state.setdefault(done_key, 0)
+def listen(handle: Callable[[Iterator[str]], None], *, key: str = "review_keys") -> None:
+    """Mount the listener; `handle(keys)` is called with the new keys, in order, before the page is drawn (a
+    callback: nothing on the page runs between two keys). Each key counts as handled once `handle` takes it from
+    the iterator: `handle` reads what it needs from st.session_state first (Streamlit may stop a callback at such a
+    read when more input arrived, and a key taken but not acted on would be lost), then acts on the keys."""
+    acked = st.session_state.setdefault(f"{key}_done", {"seq": 0})
 
     def new_keys() -> None:
         value = st.session_state.get(key) or {}
+        done = st.session_state[f"{key}_done"]  # (reads first: this callback may be stopped at them)
         raw = value.get("keys") if hasattr(value, "get") else None
         try:
             events = json.loads(raw) if isinstance(raw, str) else []
         except ValueError:
             events = []
-        for event in events:
-            if isinstance(event, dict) and int(event.get("seq", 0)) > st.session_state[done_key]:
-                st.session_state[done_key] = int(event["seq"])
-                handle(str(event.get("key", "")))
+        fresh = [(int(e.get("seq", 0)), str(e.get("key", ""))) for e in events if isinstance(e, dict)]
 
-    _component(key=key, data={"ack": st.session_state[done_key]}, on_keys_change=new_keys, height=0)
+        def taken() -> Iterator[str]:
+            for seq, pressed in fresh:
+                if seq > done["seq"]:
+                    done["seq"] = seq
+                    yield pressed
+
+        handle(taken())
+
+    _component(key=key, data={"ack": acked["seq"]}, on_keys_change=new_keys, height=0)
