@@ -122,7 +122,8 @@ def test_the_engine_top_level_stays_small():
     assert not [p for p in prefixes if f"{p}.py" in top], f"prefix families left in triage/: {top}"
 
 
-@pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard", "tests", "bench") for p in modules(folder)],
+@pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard", "tests", "bench")
+                                  for p in modules(folder)],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_db_modules_have_one_alias_convention(path):
     """`from db import queue` by its own name, or `as db_queue` where the name is taken: never `q`, `store`..."""
