@@ -383,7 +383,7 @@ def ticket_list(page: review.Page, list_key: str) -> list[int]:
         height=min(38 + 35 * len(frame), 560),
         column_config={
             "": st.column_config.TextColumn("", width=28, pinned=True, help="▶ open · ✓ saved"),
-            "label": st.column_config.TextColumn("Label", width="small", pinned=True),
+            "label": st.column_config.TextColumn("Label", width=120, pinned=True),
             "confidence": st.column_config.ProgressColumn("Conf.", min_value=0.0, max_value=1.0, format="percent",
                                                           width=70),
             "text": st.column_config.TextColumn("Ticket", width="large"),
@@ -480,7 +480,8 @@ def toolbar(page: review.Page, page_no: int) -> None:
     """Counts, then icon buttons (their words in the tooltip) and Undo: one row that fits beside a narrow list."""
     more = "+" if page.more else ""
     with st.container(horizontal=True, vertical_alignment="center", key="review_toolbar"):
-        st.caption(f"{page.total:,}{more} tickets · page {page_no + 1} of {page.pages:,}{more} · least confident "
+        tickets = "ticket" if page.total == 1 and not more else "tickets"
+        st.caption(f"{page.total:,}{more} {tickets} · page {page_no + 1} of {page.pages:,}{more} · least confident "
                    "first", width="stretch")
         if st.button(":material/refresh:", key="reload", help="Reload: the latest labels (picked, unsaved labels "
                      "are dropped)"):

@@ -3,7 +3,6 @@ the keyboard alone (typed as fast as Playwright types: nothing lost) and the lab
 clicked open, every ticket matching a filter labelled in bulk, and the last save undone."""
 
 import asyncio
-import re
 import threading
 import time
 
@@ -118,35 +117,37 @@ def test_keyboard_loop_row_click_bulk_by_filter_and_undo(page: Page, queue_url, 
     db.dispose()
     assert any(f"#{t.id}" in shown and t.text in shown for t in thirteenth)
 
-    # bulk: a row's checkbox, then every ticket matching the filter (search narrows it to one kind of ticket)
+    # bulk: a row's checkbox, then every ticket matching the filter (search narrows it to one kind of ticket; one
+    # database for both sizes, so each size its own kind)
+    word = {1024: "dark mode", 1400: "parcel"}[width]
+    db = open_database(app_db_url)
+    with db.read() as s:
+        waiting = {t.id: t.category for t in s.scalars(select(Ticket).where(Ticket.text.like(f"%{word}%"),
+                                                                            Ticket.corrected.is_(False)))}
+    assert len(waiting) >= 2
     search = page.get_by_label("Search ticket text")
-    search.fill("dark mode")
+    search.fill(word)
     search.press("Enter")
     wait_for_run(page, 90000)
     page.get_by_test_id("stDataFrame").first.click(position={"x": 15, "y": 35 + 17})  # the first row's checkbox
     wait_for_run(page, 90000)
     expect(page.get_by_text("1 selected")).to_be_visible()
-    page.get_by_role("button", name=re.compile(r"Select all \d+ matching")).click()
+    page.get_by_role("button", name=f"Select all {len(waiting)} matching").click()
     wait_for_run(page, 90000)
-    expect(page.get_by_text(re.compile(r"All \d+ matching"))).to_be_visible()
-    apply = page.locator(".st-key-bulk_apply button")
-    expect(apply).to_have_count(1)  # (while a run redraws the bar, the old one may still be there for a moment)
-    apply.click()
+    expect(page.get_by_text(f"All {len(waiting)} matching")).to_be_visible()
+    page.locator(".st-key-bulk_apply").get_by_role("button").click()  # (the DOM holds a hidden copy of each button)
     wait_for_run(page, 90000)
-    expect(page.get_by_text(re.compile(r"Labelled \d+ tickets"))).to_be_visible()
-    db = open_database(app_db_url)
+    expect(page.get_by_text(f"Labelled {len(waiting)} tickets")).to_be_visible()
     with db.read() as s:
-        dark = s.scalars(select(Ticket).where(Ticket.text.like("%dark mode%"))).all()
-    assert all(t.category == TAX.names[0] and t.corrected_by == f"kb-{width}" for t in dark if not t.corrected_by
-               or t.corrected_by == f"kb-{width}")
+        now = {t.id: (t.category, t.corrected_by) for t in s.scalars(select(Ticket).where(Ticket.id.in_(waiting)))}
+    assert now == {t: (TAX.names[0], f"kb-{width}") for t in waiting}
     shoot(page, f"review-bulk-{width}")
 
     # undo takes the last save back
-    page.locator(".st-key-undo button").click()
+    page.locator(".st-key-undo").get_by_role("button").click()
     wait_for_run(page, 90000)
-    expect(page.get_by_text(re.compile(r"Undone: \d+ tickets"))).to_be_visible()
+    expect(page.get_by_text(f"Undone: {len(waiting)} tickets")).to_be_visible()
     with db.read() as s:
-        back = {t.id: t.category for t in s.scalars(select(Ticket).where(Ticket.text.like("%dark mode%")))}
+        back = {t.id: t.category for t in s.scalars(select(Ticket).where(Ticket.id.in_(waiting)))}
     db.dispose()
-    assert back == {t.id: answer(t.text)[0] for t in dark if t.id not in [x for x, *_ in saved]} | \
-        {t: back[t] for t in back if t in [x for x, *_ in saved]}
+    assert back == waiting
