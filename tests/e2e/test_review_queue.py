@@ -49,7 +49,8 @@ def queue_url(request, app_db_url):
 
 
 def shoot(page: Page, name: str) -> None:
-    for folder in (ARTIFACTS, ROOT / "docs" / "img"):
+    """Into test-artifacts/; the first view at each size also into docs/img/ (docs/dashboard.md shows them)."""
+    for folder in (ARTIFACTS, *([ROOT / "docs" / "img"] if name.startswith("review-1") else [])):
         folder.mkdir(exist_ok=True)
         page.screenshot(path=str(folder / f"{name}.png"))
 
