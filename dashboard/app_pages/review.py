@@ -363,8 +363,8 @@ def panel(page: review.Page) -> None:
 # --- the list, selection and bulk ------------------------------------------------------------------------------
 
 def ticket_list(page: review.Page, list_key: str) -> list[int]:
-    """The page's tickets, label and text first (pinned); clicking a row opens it beside the list, its checkbox
-    selects it for bulk. Returns the selected ticket ids."""
+    """The page's tickets, label and text first (pinned); a click on a row's cell opens it beside the list (and
+    ticks nothing), its checkbox ticks it for bulk. Returns the ticked ticket ids."""
     focus = desk.get("focus")
     staged = desk.get("staged", {})
     done = desk.get("done", set())
@@ -379,7 +379,8 @@ def ticket_list(page: review.Page, list_key: str) -> list[int]:
         "file id": [r.external_id or "" for r in page.rows],
     }).set_index("ticket")
     event = st.dataframe(
-        frame, key=list_key, on_select="rerun", selection_mode="multi-row", width="stretch",
+        frame, key=list_key, on_select="rerun", selection_mode=["multi-row", "single-cell"],
+        width="stretch",
         height=min(38 + 35 * len(frame), 560),
         column_config={
             "": st.column_config.TextColumn("", width=28, pinned=True, help="▶ open · ✓ saved"),
@@ -392,12 +393,12 @@ def ticket_list(page: review.Page, list_key: str) -> list[int]:
     )
     ids = list(frame.index)
     selected = [ids[i] for i in event.selection.rows if i < len(ids)]
-    seen = st.session_state.get("seen_selection", [])
-    added = [t for t in selected if t not in seen]
-    st.session_state["seen_selection"] = selected
-    if added and added[-1] != focus:  # a click on a row opens it
-        desk["focus"] = added[-1]
-        st.rerun()
+    cell = next((c for c in event.selection.cells if c[0] < len(ids)), None)
+    if cell is not None and st.session_state.get("seen_cell") != (list_key, *cell):  # a click on a cell opens its row
+        st.session_state["seen_cell"] = (list_key, *cell)
+        if ids[cell[0]] != focus:
+            desk["focus"] = ids[cell[0]]
+            st.rerun()
     return selected
 
 

@@ -24,15 +24,18 @@ def review_list(at):
     return next(d.value for d in at.dataframe if "machine label" in d.value.columns)
 
 
-def select_review_rows(at, positions: list[int]) -> None:
-    """What a browser sends when rows of the review list are ticked or clicked (AppTest cannot click the grid): the
-    last row added opens beside the list, and the bulk bar acts on them all."""
-    at.session_state[at.session_state["list_key"]] = {"selection": {"rows": positions, "columns": [], "cells": []}}
+def select_review_rows(at, positions: list[int], cell: list | None = None) -> None:
+    """What a browser sends when rows of the review list are ticked, or a cell clicked (AppTest cannot click the
+    grid): a clicked cell opens its row beside the list, the bulk bar acts on the ticked rows."""
+    at.session_state[at.session_state["list_key"]] = {"selection": {"rows": positions, "columns": [],
+                                                                    "cells": [cell] if cell else []}}
     at.run()
 
 
 def open_ticket(at, ticket_id: int) -> None:
-    select_review_rows(at, [list(review_list(at).index).index(ticket_id)])
+    """A click on the ticket's text in the list (nothing ticked)."""
+    select_review_rows(at, [], [list(review_list(at).index).index(ticket_id), "text"])
+    assert "selected" not in texts(at) and at.session_state["desk"]["focus"] == ticket_id
 
 
 def pick_label(at, label: str) -> None:
@@ -338,7 +341,7 @@ def test_confirming_a_label_records_it_as_checked(seeded):
         c = s.scalars(select(Correction)).one()
         assert (c.ticket_id, c.previous_label, c.new_label, c.note) == (ids["login or refund?"], "account", "account",
                                                                         "confirmed")
-    assert at.session_state["desk"]["focus"] == ids["login or refund?"]  # (the row ticked is open)
+    open_ticket(at, ids["login or refund?"])
     assert any("confirmed **account**" in m.value for m in at.markdown)
 
 

@@ -117,6 +117,7 @@ def test_keyboard_loop_row_click_bulk_by_filter_and_undo(page: Page, queue_url, 
                                .order_by(Ticket.confidence, Ticket.id)).all()
     db.dispose()
     assert any(f"#{t.id}" in shown and t.text in shown for t in thirteenth)
+    expect(page.locator(".st-key-bulk_bar")).to_have_count(0)  # opening a row ticks nothing
 
     # bulk: a row's checkbox, then every ticket matching the filter (search narrows it to one kind of ticket; one
     # database for both sizes, so each size its own kind)
