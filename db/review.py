@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -117,6 +118,17 @@ def machine_labels(s: Session, ticket_ids: list[int]) -> dict[int, tuple[str | N
     return {tid: (category, tier) for tid, tier, category in rows}  # later rows win
 
 
+def languages(s: Session) -> list[str]:
+    """The languages detected on tickets so far (the review filter's choices), from the language index."""
+    return list(s.scalars(select(Ticket.language).where(Ticket.language.is_not(None)).distinct()
+                          .order_by(Ticket.language)))
+
+
+def teams_in_use(s: Session) -> list[str]:
+    """The teams tickets have been routed to so far (the review filter's choices), from the team index."""
+    return list(s.scalars(select(Ticket.team).where(Ticket.team.is_not(None)).distinct().order_by(Ticket.team)))
+
+
 def review_count(s: Session, f: ReviewFilter, cap: int | None = None) -> int:
     """Tickets matching `f`, counted up to `cap` (a count of every match costs a scan of every ticket)."""
     if cap is None:
@@ -202,6 +214,68 @@ def correct_priority(s: Session, ticket_id: int, new_priority: str, *, operator:
 def priority_history_of(s: Session, ticket_id: int) -> list[PriorityCorrection]:
     return list(s.scalars(select(PriorityCorrection).where(PriorityCorrection.ticket_id == ticket_id)
                           .order_by(PriorityCorrection.id)))
+
+
+@dataclass(frozen=True)
+class LabelState:
+    """What a save changed on a ticket, kept so that it can be undone: its label fields before, its version after."""
+
+    ticket_id: int
+    version: int  # after the save: an undo applies only if nobody changed the ticket since
+    category: str | None
+    label_source: str | None
+    corrected: bool
+    corrected_by: str | None
+    corrected_at: datetime | None
+
+
+def label_state(s: Session, ticket_id: int) -> LabelState | None:
+    t = s.get(Ticket, ticket_id)
+    if t is None:
+        return None
+    return LabelState(t.id, t.version, t.category, t.label_source, t.corrected, t.corrected_by, t.corrected_at)
+
+
+def undo(s: Session, before: LabelState, *, operator: str) -> int:
+    """Put a ticket's label fields back as `before` holds them, if its version is still the one the save left
+    (compare-and-set, as `correct`); appends a row to the corrections trail saying so. Returns the new version."""
+    t = s.get(Ticket, before.ticket_id)
+    if t is None:
+        raise NotFound(f"ticket {before.ticket_id} does not exist")
+    undone = t.category
+    now = datetime.now(UTC)
+    res = s.execute(
+        update(Ticket).where(Ticket.id == before.ticket_id, Ticket.version == before.version)
+        .values(category=before.category, label_source=before.label_source, corrected=before.corrected,
+                corrected_by=before.corrected_by, corrected_at=before.corrected_at, version=Ticket.version + 1,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rows_affected(res) != 1:
+        s.refresh(t)
+        who = t.corrected_by or "the classifier"
+        when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise Conflict(f"ticket {before.ticket_id} was changed by {who} at {when} after your save: not undone")
+    operator_label = before.label_source == "operator" and before.category is not None
+    earlier = s.scalar(select(Correction.source).where(Correction.ticket_id == before.ticket_id)
+                       .order_by(Correction.id.desc()).offset(1).limit(1))
+    # the trail's latest row says where the label now standing came from (review or import), or "undo" when the
+    # ticket is back to the machine's label (db.quality.label_sources reads the latest row of labelled tickets)
+    s.add(Correction(ticket_id=before.ticket_id, previous_label=undone, new_label=before.category or "",
+                     operator=operator, note="undo", source=(earlier or "review") if operator_label else "undo",
+                     created_at=now))
+    if operator_label:
+        rollups.label_ticket(s, before.ticket_id, before.category or "")
+    else:
+        rollups.unlabel_ticket(s, before.ticket_id)
+    return before.version + 1
+
+
+def matching(s: Session, f: ReviewFilter, limit: int) -> list[tuple[int, str | None, int]]:
+    """(ticket id, label, version) of the tickets matching `f`, least confident first, at most `limit`."""
+    rows = s.execute(_where(select(Ticket.id, Ticket.category, Ticket.version), f)
+                     .order_by(Ticket.confidence.is_not(None), Ticket.confidence, Ticket.id).limit(limit))
+    return [(tid, category, version) for tid, category, version in rows]
 
 
 def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:

@@ -200,6 +200,12 @@ def label_ticket(s: Session, ticket_id: int, truth: str) -> None:
     bump_version(s, LABELS)
 
 
+def unlabel_ticket(s: Session, ticket_id: int) -> None:
+    """The ticket's operator label was undone and it has none left: its answers no longer stand next to one."""
+    s.execute(delete(LabelledAnswer).where(LabelledAnswer.ticket_id == ticket_id))
+    bump_version(s, LABELS)
+
+
 def label_tickets(s: Session, ticket_ids: Sequence[int]) -> None:
     """Operators labelled these tickets in bulk (a label import; their new label is already on the ticket row):
     their answers now stand next to it. Two statements per call, whatever the number of tickets."""

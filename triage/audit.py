@@ -19,6 +19,8 @@ ESCALATION = "escalation.request"
 DEMO = "demo.load"
 SETTINGS_TEAMS = "settings.teams"
 PRIORITY_CORRECTION = "review.priority"
+LABELS_BY_FILTER = "labels.by_filter"
+LABELS_UNDONE = "labels.undone"
 
 
 def record(s: Session, actor: Actor, event: str, **detail: object) -> None:

@@ -97,10 +97,25 @@ def queue_filter(taxonomy: Taxonomy, **kw: Any) -> ReviewFilter:
     return ReviewFilter(priority_order=tuple(taxonomy.priority_names), **kw)
 
 
+def languages(db: Database, *, actor: Actor) -> list[str]:
+    """Languages detected on tickets so far: the queue's language filter offers these."""
+    require(actor, Action.READ_TICKETS)
+    with db.read() as s:
+        return [x for x in db_review.languages(s) if x]
+
+
+def teams_in_use(db: Database, *, actor: Actor) -> list[str]:
+    """Teams tickets have been routed to so far: the queue's team filter offers these."""
+    require(actor, Action.READ_TICKETS)
+    with db.read() as s:
+        return [x for x in db_review.teams_in_use(s) if x]
+
+
 @dataclass
 class BulkResult:
     saved: list[int]
     conflicts: list[str]
+    before: list[db_review.LabelState] = field(default_factory=list)  # what `undo` needs to take the save back
 
 
 def correct_many(db: Database, changes: list[tuple[int, str, int]], *, actor: Actor, taxonomy: Taxonomy,
@@ -109,9 +124,16 @@ def correct_many(db: Database, changes: list[tuple[int, str, int]], *, actor: Ac
     require(actor, Action.LABEL)
     result = BulkResult([], [])
     for tid, label, version in changes:
+        if label not in taxonomy:
+            raise InputError(f"{label!r} is not a category; pick one of {', '.join(taxonomy.names)}")
         try:
-            correct(db, tid, label, actor=actor, expected_version=version, taxonomy=taxonomy, note=note)
+            with db.transaction() as s:
+                before = db_review.label_state(s, tid)
+                after = db_review.correct(s, tid, label, operator=actor.identity, expected_version=version,
+                                          note=note)
             result.saved.append(tid)
+            if before is not None:
+                result.before.append(replace(before, version=after))
         except Conflict as exc:
             result.conflicts.append(str(exc))
     if result.saved:  # the confidence calibration follows the labels (cheap unless enough new ones arrived)
@@ -129,6 +151,68 @@ def confirm_many(db: Database, tickets: list[tuple[int, str | None, int]], *, ac
     result.conflicts += [f"ticket {t} has no label to confirm; pick one instead" for t, label, _ in tickets
                          if label not in taxonomy]
     return result
+
+
+def undo(db: Database, before: list[db_review.LabelState], *, actor: Actor) -> BulkResult:
+    """Take back a save (`BulkResult.before` of it): each ticket's label as it was, if nobody changed the ticket
+    since the save (else a conflict is reported and it stays). The corrections trail and the audit trail say so."""
+    require(actor, Action.LABEL)
+    result = BulkResult([], [])
+    for b in before:
+        try:
+            with db.transaction() as s:
+                db_review.undo(s, b, operator=actor.identity)
+            result.saved.append(b.ticket_id)
+        except Conflict as exc:
+            result.conflicts.append(str(exc))
+    if result.saved:
+        with db.transaction() as s:
+            audit.record(s, actor, audit.LABELS_UNDONE, tickets=result.saved[:50], count=len(result.saved))
+        calibrate.refresh(db, trigger=calibrate.CORRECTIONS, by=actor.identity)
+    return result
+
+
+MATCHING_LIMIT = 10_000  # "all matching" acts on at most this many tickets at once (least confident first)
+
+
+def matching(db: Database, f: ReviewFilter, *, actor: Actor,
+             limit: int = MATCHING_LIMIT) -> list[tuple[int, str | None, int]]:
+    """(ticket id, label, version) of every ticket matching the filter (up to `limit`): what "all N matching"
+    acts on. The versions are those read now, so a ticket someone changes meanwhile is reported, not overwritten."""
+    require(actor, Action.READ_TICKETS)
+    with db.read() as s:
+        return db_review.matching(s, f, limit)
+
+
+def correct_matching(db: Database, f: ReviewFilter, label: str, *, actor: Actor, taxonomy: Taxonomy,
+                     note: str | None = None, confirm: bool = False) -> BulkResult:
+    """Label (or, with `confirm`, confirm the label of) every ticket matching the filter; audited with the filter."""
+    require(actor, Action.LABEL)
+    found = matching(db, f, actor=actor)
+    result = (confirm_many(db, found, actor=actor, taxonomy=taxonomy, note=note) if confirm else
+              correct_many(db, [(t, label, v) for t, _, v in found], actor=actor, taxonomy=taxonomy, note=note))
+    with db.transaction() as s:
+        audit.record(s, actor, audit.LABELS_BY_FILTER, filter=describe(f), label="(confirmed)" if confirm else label,
+                     matched=len(found), saved=len(result.saved))
+    return result
+
+
+def describe(f: ReviewFilter) -> str:
+    """The filter in one line for the audit trail (only what is set)."""
+    parts = [f"{name}={value!r}" for name, value in vars(f).items()
+             if value not in (None, "", ()) and name != "threshold"]
+    return ", ".join(parts) or "every ticket"
+
+
+def next_after(rows: list[ReviewRow], current: int | None, done: set[int]) -> int | None:
+    """The ticket the keyboard loop opens after `current`: the next row of the page not saved yet (wrapping to
+    the top for rows skipped earlier), None when every row on the page is done."""
+    ids = [r.id for r in rows]
+    start = ids.index(current) + 1 if current in ids else 0
+    for tid in ids[start:] + ids[:start]:
+        if tid not in done and tid != current:
+            return tid
+    return None
 
 
 @dataclass

@@ -2,22 +2,32 @@
 
 Operators and leads only (reading ticket text, labelling and escalating are theirs; the services check again)."""
 
+import threading
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from dashboard.sections import operator_name
-from dashboard.ui import STATUS_LABEL, gate, mask_policy, money, need_operator, plain, show_masked
+from dashboard.sections import operator_name, review_keys
+from dashboard.ui import SOURCE_LABEL, STATUS_LABEL, gate, mask_policy, money, need_operator, plain, show_masked
 from triage import privacy, review
 from triage.access import Action
-from triage.domain import PENDING, ReviewFilter
+from triage.domain import PENDING, UNKNOWN, ReviewFilter, ReviewRow
+from triage.errors import TriageError, for_people
 from triage.work import runs
 
 actor = gate(Action.READ_TICKETS)
+# The review loop's state (the open ticket, picked labels, saved rows, the loaded page, what Undo takes back,
+# messages): one plain dict changed in place, under its lock. When the browser sends more input (an operator typing
+# fast) while a run is busy, Streamlit starts the next run's callbacks in another thread, and stops the old run at
+# its next st.* call: a save must never lose what follows it (the next ticket, Undo), nor race the next key. So the
+# keyboard and buttons read st.session_state first, then take the lock and touch only this dict (measured: without
+# both, 10 fast keys saved 5 tickets, some twice).
+desk: dict[str, Any] = st.session_state.setdefault("desk", {"staged": {}, "done": set(), "lock": threading.RLock()})
 db = state.database()
 settings, taxonomy = state.settings()
 TIER = {0: "local", 1: "Haiku", 2: "Sonnet"}
@@ -25,14 +35,18 @@ REASON_LABELS = {"low_confidence": f"Low confidence (< {settings.threshold:.2f})
                  "failed": "Failed", "disagreement": "Haiku ≠ Sonnet"}
 
 
-@dataclass
-class Edits:
-    """What the operator did to the table since it was loaded."""
-
-    versions: dict[int, int]  # ticket -> version seen (for optimistic saves)
-    original: dict[int, str | None]  # ticket -> label seen
-    changed: dict[int, str]  # ticket -> new label
-    selected: list[int]
+# Below 860 px of room (1024 px wide with the sidebar open) the list beside the ticket would be cut to its label: the
+# open ticket then goes on top, full width (what the keyboard loop reads), and the list under it, full width. Less
+# blank space above the title on this page: at 768 px high the open ticket starts on the first screen.
+PAGE_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
+.st-key-review_split { container-type: inline-size; }
+@container (max-width: 860px) {
+  .st-key-review_split > * > [data-testid="stHorizontalBlock"] { flex-direction: column-reverse; }
+  .st-key-review_split > * > [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {
+    width: 100% !important; flex: 1 1 100% !important; min-width: 100% !important; }
+}
+</style>"""
 
 
 def machine_label(answer: tuple[str | None, int] | None) -> str | None:
@@ -42,29 +56,39 @@ def machine_label(answer: tuple[str | None, int] | None) -> str | None:
 
 
 def filters() -> ReviewFilter:
+    """The filter row: each widget adds its criteria to one dict, which becomes the one ReviewFilter every service
+    call takes (a new filter is one more line here and a field of ReviewFilter)."""
     choices = origins()  # first: a link may set the other filters before their widgets exist
-    with st.container(border=True):
-        c1, c2, c3, c4 = st.columns([3, 1.4, 2.2, 2.2])
-        reasons = c1.multiselect("Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
-                                 format_func=REASON_LABELS.__getitem__, key="f_reasons",
-                                 help="Empty shows every ticket.")
-        corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
-        categories = c3.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories")
-        dates = c4.date_input("Created between", value=[], key="f_dates", max_value=date.today())
-        s1, s2 = st.columns([3, 2])
-        search = s1.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+    criteria: dict[str, Any] = {"threshold": settings.threshold}
+    with st.container(border=True, key="review_filters"):
+        c1, c2, c3 = st.columns([3, 2.4, 1.3])
+        criteria["reasons"] = tuple(c1.multiselect(
+            "Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
+            format_func=REASON_LABELS.__getitem__, key="f_reasons", help="Empty shows every ticket."))
+        criteria["categories"] = tuple(c2.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories"))
+        corrected = c3.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
+        criteria["corrected"] = {"not yet": False, "corrected": True, "all": None}[corrected]
+        s1, s2, s3 = st.columns([3, 2.4, 1.3])
+        criteria["search"] = s1.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
         origin = s2.selectbox("From run or file", choices, format_func=lambda o: o[2], key="f_origin",
                               help="The tickets a run queued, or those a file brought in (Classify → Recent runs "
                                    "links here).")
-        masked = st.checkbox("Only tickets with masked values", key="f_masked",
-                             help="Personal data (cards, e-mail, phones...) was masked before Claude saw them.")
-    return ReviewFilter(
-        reasons=tuple(reasons), threshold=settings.threshold,
-        corrected={"not yet": False, "corrected": True, "all": None}[corrected],
-        categories=tuple(categories), search=search,
-        created_from=dates[0] if len(dates) >= 1 else None, created_to=dates[1] if len(dates) == 2 else None,
-        run_id=origin[0], source=origin[1], masked=masked,
-    )
+        criteria["run_id"], criteria["source"] = origin[0], origin[1]
+        dates = s3.date_input("Created", value=[], key="f_dates", max_value=date.today(),
+                              help="Created between these two days (one day: from that day on).")
+        criteria["created_from"] = dates[0] if len(dates) >= 1 else None
+        criteria["created_to"] = dates[1] if len(dates) == 2 else None
+        p1, p2, p3, p4 = st.columns([2, 2, 2, 1.3])
+        criteria["priorities"] = tuple(p1.multiselect("Priority", [*taxonomy.priority_names, UNKNOWN],
+                                                      key="f_priorities", help="Urgent first within the filters."))
+        criteria["languages"] = tuple(p2.multiselect("Language", review.languages(db, actor=actor) + [UNKNOWN],
+                                                     key="f_languages", help="Detected locally at import."))
+        criteria["teams"] = tuple(p3.multiselect("Team", review.teams_in_use(db, actor=actor) + [UNKNOWN],
+                                                 key="f_teams", help="By the routing table (Settings → Teams)."))
+        criteria["masked"] = p4.checkbox("Masked values", key="f_masked",
+                                         help="Only tickets in which personal data (cards, e-mail, phones...) was "
+                                              "masked before Claude saw them.")
+    return review.queue_filter(taxonomy, **criteria)
 
 
 def origins() -> list[tuple[int | None, str, str]]:
@@ -88,9 +112,9 @@ def origins() -> list[tuple[int | None, str, str]]:
 
 
 def load(f: ReviewFilter) -> tuple[review.Page, int, str]:
-    """(page, page number, editor key). The page is loaded once per editor key and kept fixed: other operators'
-    saves or the worker's results must not reshape the table under someone's edits (that would lose them).
-    Saving, paging, filtering or Reload loads anew."""
+    """(page, page number, list key). The page is loaded once and kept fixed while the operator works through it
+    (saved rows are read again in place): other operators' saves or the worker's results never reshape the list
+    under someone's hands. Paging, filtering or Reload load anew; a new list key clears the selection."""
     signature = repr(f)
     if st.session_state.get("f_signature") != signature:
         st.session_state.update(f_signature=signature, page_no=0)
@@ -100,16 +124,20 @@ def load(f: ReviewFilter) -> tuple[review.Page, int, str]:
         return f"editor-{zlib.crc32(signature.encode())}-{number}-{st.session_state['nonce']}"
 
     page_no = st.session_state.get("page_no", 0)
-    snapshot = st.session_state.get("review_snapshot")
+    snapshot = desk.get("review_snapshot")
     if not snapshot or snapshot[0] != key(page_no):
         page = review.page(db, f, page_no, actor=actor)
         if page_no >= page.pages and page_no:
             st.session_state["page_no"] = page_no = 0
             page = review.page(db, f, 0, actor=actor)
-        st.session_state["review_snapshot"] = snapshot = (key(page_no), page)
+        desk["review_snapshot"] = snapshot = (key(page_no), page)
         st.session_state.pop("review_drawn", None)
-    st.session_state["editor_key"] = snapshot[0]
-    return live(snapshot[1]), page_no, snapshot[0]
+        desk.update(done=set(), focus=page.rows[0].id if page.rows else None)
+        st.session_state["all_matching"] = False
+    st.session_state.setdefault("selection_nonce", 0)
+    list_key = f"list-{snapshot[0]}-{st.session_state['selection_nonce']}"
+    st.session_state["list_key"] = list_key
+    return live(snapshot[1]), page_no, list_key
 
 
 def waiting_on(page: review.Page) -> list[int]:
@@ -126,8 +154,8 @@ def live(page: review.Page) -> review.Page:
     now = review.fingerprint(db, waiting)
     if st.session_state.get("review_drawn") != (waiting, now):
         page = review.refresh(db, page, waiting, actor=actor)
-        snapshot = st.session_state["review_snapshot"]
-        st.session_state["review_snapshot"] = (snapshot[0], page)
+        snapshot = desk["review_snapshot"]
+        desk["review_snapshot"] = (snapshot[0], page)
         still = waiting_on(page)
         st.session_state["review_drawn"] = (still, now if still == waiting else review.fingerprint(db, still))
     return page
@@ -140,59 +168,378 @@ def watch(waiting: list[int], drawn: tuple[int, int, int]) -> None:
         st.rerun()
 
 
-def table(page: review.Page, page_no: int, editor_key: str) -> Edits:
+
+def rows_of(page: review.Page) -> dict[int, ReviewRow]:
+    return {r.id: r for r in page.rows}
+
+
+def snapshot_page() -> review.Page:
+    return desk["review_snapshot"][1]  # type: ignore[no-any-return]
+
+
+def reread(ticket_ids: list[int]) -> None:
+    """Saved rows are read again in place: the list keeps its order, the rows show their new label and version."""
+    key, shown = desk["review_snapshot"]
+    desk["review_snapshot"] = (key, review.refresh(db, shown, ticket_ids, actor=actor))
+
+
+def clear_selection() -> None:
+    st.session_state["selection_nonce"] = st.session_state.get("selection_nonce", 0) + 1
+    st.session_state["all_matching"] = False
+
+
+def remember(result: review.BulkResult, what: str) -> None:
+    """After a save: what to tell the operator, and what Undo takes back."""
+    if result.before:
+        desk["last_save"] = result.before
+    n = len(result.saved)
+    desk["flash"] = (f"{what} {n} ticket{'s' if n != 1 else ''}." if n else "", result.conflicts)
+
+
+def named_or_warn() -> bool:
+    if is_named():
+        return True
+    desk["flash"] = ("", ["Type your name above first: every correction is stamped with it."])
+    return False
+
+
+def is_named() -> bool:
+    return bool(not state.visitor().local or state.typed_name())
+
+
+# --- the focused ticket and the keyboard loop -------------------------------------------------------------------
+
+def stage(ticket_id: int, label: str) -> None:
+    desk["staged"][ticket_id] = label
+
+
+def machine_of(ticket_id: int) -> str | None:
+    answer = snapshot_page().machine.get(ticket_id)
+    return answer[0] if answer and answer[0] in taxonomy else None
+
+
+def typed_note() -> str | None:
+    return str(st.session_state.get("note", "")).strip() or None
+
+
+def save_clicked() -> None:
+    note, named = typed_note(), is_named()
+    with desk["lock"]:
+        save_focus(note, named)
+
+
+def pick(ticket_id: int, label: str) -> None:
+    with desk["lock"]:
+        stage(ticket_id, label)
+
+
+def save_focus(note: str | None, named: bool) -> None:
+    """Save the focused ticket's picked label (a confirmation when it is the label it has), then open the next.
+    No st.session_state access from here on (see `desk`): `note` and `named` were read before."""
+    page = snapshot_page()
+    tid = desk.get("focus")
+    row = rows_of(page).get(tid) if tid is not None else None
+    label = desk.get("staged", {}).get(tid)
+    if row is None or label is None:
+        desk["flash"] = ("", ["Pick a label first (a number key, or A for the machine's label)."])
+        return
+    if not named:
+        desk["flash"] = ("", ["Type your name above first: every correction is stamped with it."])
+        return
+    if label == row.category:
+        result = review.confirm_many(db, [(row.id, label, row.version)], actor=actor, taxonomy=taxonomy, note=note)
+    else:
+        result = review.correct_many(db, [(row.id, label, row.version)], actor=actor, taxonomy=taxonomy, note=note)
+    remember(result, "Saved")
+    desk["staged"].pop(tid, None)
+    reread([row.id])
+    if result.saved:
+        desk["done"].add(row.id)
+        move(review.next_after(page.rows, row.id, desk["done"]))
+
+
+def move(ticket_id: int | None) -> None:
+    if ticket_id is not None:
+        desk["focus"] = ticket_id
+    else:
+        desk["flash_info"] = "Every ticket on this page is done: Reload or Next → for more."
+
+
+def step(offset: int) -> None:
+    ids = [r.id for r in snapshot_page().rows]
+    focus = desk.get("focus")
+    at = ids.index(focus) if focus in ids else 0
+    desk["focus"] = ids[max(0, min(len(ids) - 1, at + offset))]
+
+
+def on_keys(keys: Iterator[str]) -> None:
+    """The keys the browser sent since the last run, in order. What they need from st.session_state is read first:
+    if Streamlit stops this callback there (more keys arrived), no key was taken yet and the next run has them all."""
+    note, named = typed_note(), is_named()
+    with desk["lock"]:
+        for key in keys:
+            on_key(key, note, named)
+
+
+def on_key(key: str, note: str | None, named: bool) -> None:
+    """One key of the loop: 1-9 (0 for the tenth) pick a label in the taxonomy's order, A the machine's label,
+    Enter saves and opens the next, J/K the next/previous ticket."""
+    focus = desk.get("focus")
+    if "review_snapshot" not in desk or focus is None:
+        return
+    if key.isdigit():
+        index = int(key) - 1 if key != "0" else 9
+        if index < len(taxonomy.names):
+            stage(focus, taxonomy.names[index])
+    elif key == "a":
+        machine = machine_of(focus)
+        if machine:
+            stage(focus, machine)
+    elif key == "Enter":
+        save_focus(note, named)
+    elif key == "j":
+        step(1)
+    elif key == "k":
+        step(-1)
+
+
+def answers(d: review.Detail) -> dict[int, tuple[str, str | None, float | None]]:
+    """Each tier's latest answer: tier -> (model, label, confidence)."""
+    out: dict[int, tuple[str, str | None, float | None]] = {}
+    for c in d.calls:
+        if c["outcome"] != "error":
+            out[c["tier"]] = (c["model"], c["label"], c["confidence"])
+    return out
+
+
+def panel(page: review.Page) -> None:
+    """The focused ticket: its text, every model's answer side by side, the label picker, its history."""
+    tid = desk.get("focus")
+    row = rows_of(page).get(tid) if tid is not None else None
+    if row is None:
+        st.info("Click a row to open it.")
+        return
+    d = review.detail(db, row.id, actor=actor)
+    if d is None:
+        st.warning(f"Ticket {row.id} is gone.")
+        return
+    t = d.ticket
+    staged = desk.get("staged", {}).get(row.id)
+    with st.container(border=True, key="focus_panel"):
+        head = f"**#{t.id}**" + (f" · {plain(t.external_id)}" if t.external_id else "")
+        st.markdown(f"{head} · {STATUS_LABEL.get(t.status, t.status)} · label **{plain(t.category or '—')}** "
+                    f"({plain(SOURCE_LABEL.get(t.label_source or '', t.label_source or 'none'))})")
+        with st.container(height=150, border=False, key="focus_text"):
+            policy = mask_policy(lambda: settings.mask_policy)
+            if policy is None:
+                st.text(t.text)
+            else:  # what was masked before Claude saw it, highlighted; the text escaped (no markup from a ticket)
+                show_masked(st.container(key="detail_text"), privacy.spans(t.text, policy), stored=t.masked_count)
+        if t.status_reason:
+            st.caption(plain(t.status_reason))
+        said = answers(d)
+        if said:
+            cols = st.columns(len(said))
+            for col, (tier, (model, label, conf)) in zip(cols, sorted(said.items()), strict=True):
+                col.markdown(f"{TIER.get(tier, tier)}: **{plain(label or '—')}**" +
+                             (f" · {conf:.0%}" if conf is not None else ""), help=plain(model))
+        else:
+            st.caption("No model has answered yet.")
+        picks = st.columns(2)
+        for i, name in enumerate(taxonomy.names):
+            number = str(i + 1) if i < 9 else ("0" if i == 9 else "")
+            chosen = staged == name or (staged is None and row.category == name)
+            picks[i % 2].button(f"{number} {name}".strip(), key=f"pick_{i}", width="stretch",
+                                type="primary" if chosen else "secondary", on_click=pick, args=(row.id, name),
+                                help=f"Key {number}" if number else None)
+        machine = machine_of(row.id)
+        a, b = st.columns(2)
+        a.button(":material/done_all: Machine's (A)", key="accept_machine", width="stretch",
+                 disabled=machine is None, on_click=pick, args=(row.id, machine or ""),
+                 help=f"Pick the model's label: {machine}" if machine else "No model label to take")
+        named = is_named()
+        b.button(":material/save: Save & next (Enter)", key="save_next", type="primary", width="stretch",
+                 disabled=staged is None or not named, on_click=save_clicked,
+                 help="Save the picked label, open the next ticket" if named else
+                 "Type your name above first: every correction is stamped with it.")
+        st.caption("Keys: **1–9** pick · **A** machine's label · **Enter** save & next · **J/K** next/previous")
+        st.text_input("Note (optional)", key="note", placeholder="saved with your labels")
+        if d.history:
+            with st.expander(f"History ({len(d.history)})"):
+                for h in d.history:
+                    note = f" — {plain(h['note'])}" if h["note"] else ""
+                    what = (f"confirmed **{plain(h['to'])}**" if h["from"] == h["to"] else
+                            f"changed {plain(h['from'] or 'no label')} → **{plain(h['to'] or 'no label')}**")
+                    st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** {what}{note}")
+        else:
+            st.caption("No operator has labelled this ticket yet.")
+        priority_row(t)
+
+
+def priority_row(t: Any) -> None:
+    """The ticket's priority (the model's, with its confidence, or an operator's), language and team; an operator
+    sets the priority here (version-checked and audited like a label; the team follows the routing table)."""
+    levels = list(taxonomy.priority_names)
+    said = (f"{t.priority} ({t.priority_source}" + (f", {t.priority_confidence:.0%}" if t.priority_confidence
+                                                     is not None else "") + ")") if t.priority else "unknown"
+    st.caption(f"Priority {plain(said)} · language {plain(t.language or 'unknown')} · team "
+               f"{plain(t.team or 'none')}")
+    c1, c2 = st.columns([2, 1])
+    chosen = c1.selectbox("Priority", levels, index=levels.index(t.priority) if t.priority in levels else None,
+                          key=f"priority_{t.id}", label_visibility="collapsed", placeholder="Set a priority")
+    if c2.button("Set priority", key=f"set_priority_{t.id}", width="stretch",
+                 disabled=chosen is None or chosen == t.priority or not is_named()):
+        try:
+            review.correct_priority(db, t.id, str(chosen), actor=actor, expected_version=t.version,
+                                    taxonomy=taxonomy)
+            st.toast(f"Priority of #{t.id} set to {chosen}.")
+        except TriageError as exc:
+            st.warning(for_people(exc))
+
+
+# --- the list, selection and bulk ------------------------------------------------------------------------------
+
+def ticket_list(page: review.Page, list_key: str) -> list[int]:
+    """The page's tickets, label and text first (pinned); a click on a row's cell opens it beside the list (and
+    ticks nothing), its checkbox ticks it for bulk. Returns the ticked ticket ids."""
+    focus = desk.get("focus")
+    staged = desk.get("staged", {})
+    done = desk.get("done", set())
     frame = pd.DataFrame({
         "ticket": [r.id for r in page.rows],
-        "text": [r.text[:240] for r in page.rows],
-        "machine label": [machine_label(page.machine.get(r.id)) for r in page.rows],
+        "": ["▶" if r.id == focus else ("✓" if r.id in done else "") for r in page.rows],
+        "label": [staged.get(r.id) or (r.category if r.category in taxonomy else None) or "—" for r in page.rows],
         "confidence": [r.confidence for r in page.rows],
+        "text": [r.text[:200] for r in page.rows],
+        "priority": [r.priority or "" for r in page.rows],
+        "machine label": [machine_label(page.machine.get(r.id)) for r in page.rows],
         "status": [r.status.replace("_", " ") for r in page.rows],
-        "label": [r.category if r.category in taxonomy else None for r in page.rows],
-        "select": [False] * len(page.rows),
         "file id": [r.external_id or "" for r in page.rows],
     }).set_index("ticket")
-    more = "+" if page.more else ""
-    st.caption(f"{page.total:,}{more} tickets · page {page_no + 1} of {page.pages:,}{more} · least confident first. "
-               "Edit the **label** column (type to pick; Tab/Enter move on), then save.")
-    st.data_editor(
-        frame, key=editor_key, num_rows="fixed", width="stretch", height=min(38 + 35 * len(frame), 600),
-        disabled=["text", "machine label", "confidence", "status", "file id"],
+    event = st.dataframe(
+        frame, key=list_key, on_select="rerun", selection_mode=["multi-row", "single-cell"],
+        width="stretch",
+        height=min(38 + 35 * len(frame), 560),
         column_config={
+            "": st.column_config.TextColumn("", width=28, pinned=True, help="▶ open · ✓ saved"),
+            "label": st.column_config.TextColumn("Label", width=120, pinned=True),
+            "confidence": st.column_config.ProgressColumn("Conf.", min_value=0.0, max_value=1.0, format="percent",
+                                                          width=70),
             "text": st.column_config.TextColumn("Ticket", width="large"),
-            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0,
-                                                          format="percent"),
-            "label": st.column_config.SelectboxColumn("Label", options=taxonomy.names, required=True),
-            "select": st.column_config.CheckboxColumn("Select", help="for bulk label or escalation"),
             "file id": st.column_config.TextColumn("File id", help="The id the ticket had in its file"),
         },
     )
-    edits = st.session_state.get(editor_key, {}).get("edited_rows", {})
     ids = list(frame.index)
-    original = {r.id: r.category for r in page.rows}
-    return Edits(
-        versions={r.id: r.version for r in page.rows}, original=original,
-        changed={ids[int(pos)]: row["label"] for pos, row in edits.items()
-                 if row.get("label") and row.get("label") != original[ids[int(pos)]]},
-        selected=[ids[int(pos)] for pos, row in edits.items() if row.get("select")],
-    )
+    selected = [ids[i] for i in event.selection.rows if i < len(ids)]
+    cell = next((c for c in event.selection.cells if c[0] < len(ids)), None)
+    if cell is not None and st.session_state.get("seen_cell") != (list_key, *cell):  # a click on a cell opens its row
+        st.session_state["seen_cell"] = (list_key, *cell)
+        if ids[cell[0]] != focus:
+            desk["focus"] = ids[cell[0]]
+            st.rerun()
+    return selected
 
 
-def reload_after(result: review.BulkResult | None = None) -> None:
-    """After a save: remember what to tell the operator, load the table anew, rerun."""
-    if result is not None:
-        st.session_state["flash"] = (len(result.saved), result.conflicts)
-    st.session_state["nonce"] += 1
+def bulk_bar(page: review.Page, selected: list[int], f: ReviewFilter) -> None:
+    everything = st.session_state.get("all_matching", False)
+    more = "+" if page.more else ""
+    with st.container(border=True, key="bulk_bar"):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            if everything:
+                st.markdown(f"**All {page.total:,}{more} matching** this filter", width="content")
+            else:
+                st.markdown(f"**{len(selected)} selected**", width="content")
+                if page.total > len(selected):
+                    st.button(f"Select all {page.total:,}{more} matching", key="select_all_matching",
+                              on_click=lambda: st.session_state.update(all_matching=True))
+            st.space("stretch")
+            if st.button(":material/close:", key="clear_selection", help="Clear the selection"):
+                clear_selection()
+                st.rerun()
+        with st.container(horizontal=True, vertical_alignment="center"):
+            label = st.selectbox("Label for the selected", taxonomy.names, key="bulk_label", width=200,
+                                 label_visibility="collapsed")
+            if st.button(":material/label: Label", key="bulk_apply", help=f"Give them the label {label}"):
+                bulk(f, selected, label=label)
+            if st.button(":material/check: Confirm", key="confirm_selected",
+                         help="Their labels are right: record them as checked by you (they count as ground truth)."):
+                bulk(f, selected, label=None)
+            if st.button(":material/send: Sonnet", key="escalate_selected", disabled=not state.has_api_key(),
+                         help="Ask Sonnet about them"):
+                tickets = [t for t, _, _ in review.matching(db, f, actor=actor)] if everything else selected
+                clear_selection()
+                escalate(tickets)
+
+
+def bulk(f: ReviewFilter, selected: list[int], *, label: str | None) -> None:
+    """Label (or confirm, `label` None) the selected tickets, or all matching the filter."""
+    if not named_or_warn() or not need_operator():
+        st.rerun()
+    note = str(st.session_state.get("note", "")).strip() or None
+    if st.session_state.get("all_matching"):
+        result = review.correct_matching(db, f, label or "", actor=actor, taxonomy=taxonomy, note=note,
+                                         confirm=label is None)
+    else:
+        rows = rows_of(snapshot_page())
+        if label is None:
+            result = review.confirm_many(db, [(t, rows[t].category, rows[t].version) for t in selected],
+                                         actor=actor, taxonomy=taxonomy, note=note)
+        else:
+            result = review.correct_many(db, [(t, label, rows[t].version) for t in selected], actor=actor,
+                                         taxonomy=taxonomy, note=note)
+    remember(result, "Confirmed" if label is None else "Labelled")
+    if st.session_state.get("all_matching"):
+        st.session_state["nonce"] += 1  # a filter's worth changed: load the page anew
+    else:
+        reread(selected)
+        desk["done"] |= set(result.saved)
+    clear_selection()
     st.rerun()
 
 
-def save_labels(e: Edits, labels: dict[int, str], note: str) -> None:
-    reload_after(review.correct_many(db, [(t, lab, e.versions[t]) for t, lab in labels.items()], actor=actor,
-                                     taxonomy=taxonomy, note=note))
+def undo_last() -> None:
+    with desk["lock"]:
+        before = desk.pop("last_save", None)
+        if not before:
+            return
+        result = review.undo(db, before, actor=actor)
+        n = len(result.saved)
+        desk["flash"] = (f"Undone: {n} ticket{'s' if n != 1 else ''} back to their label before." if n else "",
+                         result.conflicts)
+        shown = rows_of(snapshot_page())
+        on_page = [b.ticket_id for b in before if b.ticket_id in shown]
+        if on_page:
+            reread(on_page)
+        desk["done"] -= set(result.saved)
+        if result.saved and result.saved[0] in shown:
+            desk["focus"] = result.saved[0]
 
 
-def confirm(e: Edits, tickets: list[int], note: str) -> None:
-    reload_after(review.confirm_many(db, [(t, e.original[t], e.versions[t]) for t in tickets], actor=actor,
-                                     taxonomy=taxonomy, note=note or None))
+def toolbar(page: review.Page, page_no: int) -> None:
+    """Counts, then icon buttons (their words in the tooltip) and Undo: one row that fits beside a narrow list."""
+    more = "+" if page.more else ""
+    with st.container(horizontal=True, vertical_alignment="center", key="review_toolbar"):
+        tickets = "ticket" if page.total == 1 and not more else "tickets"
+        st.caption(f"{page.total:,}{more} {tickets} · page {page_no + 1} of {page.pages:,}{more} · least confident "
+                   "first", width="stretch")
+        if st.button(":material/refresh:", key="reload", help="Reload: the latest labels (picked, unsaved labels "
+                     "are dropped)"):
+            reload()
+        if st.button(":material/arrow_back:", disabled=page_no == 0, key="prev", help="Previous page"):
+            st.session_state["page_no"] = page_no - 1
+            st.rerun()
+        if st.button(":material/arrow_forward:", disabled=page_no + 1 >= page.pages, key="next", help="Next page"):
+            st.session_state["page_no"] = page_no + 1
+            st.rerun()
+        last = desk.get("last_save")
+        st.button(f":material/undo: Undo{f' ({len(last)})' if last else ''}", key="undo", disabled=not last,
+                  on_click=undo_last, help="Take back your last save")
+
+
+def reload() -> None:
+    st.session_state["nonce"] += 1
+    desk["staged"] = {}
+    st.rerun()
 
 
 def escalate(tickets: list[int], again: bool = False) -> None:
@@ -208,18 +555,19 @@ def escalate(tickets: list[int], again: bool = False) -> None:
         st.rerun()
     state.worker().wake()
     busy = len(tickets) - n
-    st.session_state["flash_info"] = (f"Sent {n} ticket{'s' if n != 1 else ''} to Sonnet{' again' if again else ''}: "
+    desk["flash_info"] = (f"Sent {n} ticket{'s' if n != 1 else ''} to Sonnet{' again' if again else ''}: "
                                       "their rows update here as the answers arrive." +
                                       (f" {busy} in flight elsewhere were left alone." if busy else ""))
-    # The table keeps its rows (an escalated ticket is pending now and may no longer match the filter) and the
-    # operator's unsaved edits; the escalated rows are read again, then followed live until Sonnet answered.
-    key, shown = st.session_state["review_snapshot"]
-    st.session_state["review_snapshot"] = (key, review.refresh(db, shown, tickets, actor=actor))
+    # The list keeps its rows (an escalated ticket is pending now and may no longer match the filter); the
+    # escalated rows on it are read again, then followed live until Sonnet answered.
+    on_page = [t for t in tickets if t in rows_of(snapshot_page())]
+    if on_page:
+        reread(on_page)
     st.session_state.pop("review_drawn", None)
     st.rerun()
 
 
-def confirm_again(e: Edits) -> None:
+def confirm_again() -> None:
     """Sonnet already decided some of the selected tickets: asking again bills again, so the price is named
     and the operator picks."""
     tickets, prices = st.session_state["review_again"]
@@ -241,107 +589,45 @@ def confirm_again(e: Edits) -> None:
             st.rerun()
 
 
-def actions(e: Edits, page: review.Page, page_no: int, named: bool) -> None:
-    note = st.text_input("Note for these corrections (optional)", key="note")
-    unnamed = None if named else "Type your name above first: every correction is stamped with it."
-    b1, b2, b3, b4, b6, b5 = st.columns([1.6, 1.7, 1.5, 1.2, 1.3, 2])
-    n = len(e.changed)
-    if b1.button(f"Save {n} label change{'s' if n != 1 else ''}", type="primary", disabled=not n or not named,
-                 key="save", help=unnamed) and need_operator():
-        save_labels(e, e.changed, note)
-    if b2.button(f"Escalate {len(e.selected)} to Sonnet", disabled=not e.selected or not state.has_api_key(),
-                 key="escalate_selected"):
-        escalate(e.selected)
-    bulk_label = b3.selectbox("Bulk label", taxonomy.names, key="bulk_label", label_visibility="collapsed")
-    if b4.button("Apply to selected", disabled=not e.selected or not named, key="bulk_apply", help=unnamed) \
-            and need_operator():
-        save_labels(e, {t: bulk_label for t in e.selected}, note)
-    confirmable = [t for t in e.selected if e.original[t] in taxonomy]
-    if b6.button(f"Confirm {len(confirmable)}", disabled=not confirmable or not named, key="confirm_selected",
-                 help=unnamed or "The label is right: record it as checked by you (it counts as ground truth).") \
-            and need_operator():
-        confirm(e, confirmable, note)
-    with b5:
-        p0, p1, p2 = st.columns(3)
-        if p0.button("Reload", key="reload", help="Load the latest labels (unsaved edits are dropped)"):
-            reload_after()
-        if p1.button("← Prev", disabled=page_no == 0, key="prev"):
-            st.session_state["page_no"] = page_no - 1
-            st.rerun()
-        if p2.button("Next →", disabled=page_no + 1 >= page.pages, key="next"):
-            st.session_state["page_no"] = page_no + 1
-            st.rerun()
-    if "review_again" in st.session_state:
-        confirm_again(e)
-
-
 def show_flash() -> None:
-    info = st.session_state.pop("flash_info", None)
+    info = desk.pop("flash_info", None)
     if info:
         st.success(info, icon=":material/send:")
-    flash = st.session_state.pop("flash", None)
+    flash = desk.pop("flash", None)
     if flash:
         saved, conflicts = flash
         if saved:
-            st.success(f"Saved {saved} correction{'s' if saved != 1 else ''}.")
+            st.success(saved, icon=":material/check:")
         for message in conflicts:
-            st.warning(message.capitalize())
+            st.warning(message[:1].upper() + message[1:])
 
 
-def ticket_detail(page: review.Page) -> None:
-    st.subheader("Ticket detail")
-    default_id = st.query_params.get("ticket") or (str(page.rows[0].id) if page.total else "")
-    ticket_id = st.text_input("Ticket number", value=default_id, key="detail_id").strip()
-    if not ticket_id:
-        return
-    d = review.detail(db, int(ticket_id), actor=actor) if ticket_id.isdigit() else None
-    if d is None:
-        st.warning(f"No ticket {ticket_id}.")
-        return
-    t = d.ticket
-    st.markdown(f"**#{t.id}** {plain(t.external_id or '')} · {STATUS_LABEL.get(t.status, t.status)} · "
-                f"label **{plain(t.category or '—')}** ({plain(t.label_source or 'none')}) · source {plain(t.source)}")
-    policy = mask_policy(lambda: settings.mask_policy)
-    if policy is None:
-        st.text(t.text)
-    else:  # what was masked before Claude saw it, highlighted; the text escaped (a ticket cannot inject markup)
-        show_masked(st.container(key="detail_text"), privacy.spans(t.text, policy), stored=t.masked_count)
-    if t.status_reason:
-        st.caption(plain(t.status_reason))
-    st.markdown("**Model calls**")
-    if d.calls:
-        st.dataframe(pd.DataFrame(d.calls).assign(cost_usd=lambda x: x.cost_usd.map(money)), hide_index=True,
-                     column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
-                                    "calibrated": st.column_config.NumberColumn(
-                                        format="%.2f", help="What routing compared with the threshold: the stated "
-                                        "confidence through the model's calibration map (empty: none yet)"),
-                                    "examples": st.column_config.NumberColumn(help="Few-shot examples in the request"),
-                                    "tickets_in_request": st.column_config.NumberColumn("tickets in request")})
-    else:
-        st.caption("No model has seen this ticket yet.")
-    st.markdown("**Corrections**")
-    if not d.history:
-        st.caption("No operator has corrected this ticket.")
-    for h in d.history:
-        note = f" — {plain(h['note'])}" if h["note"] else ""
-        what = (f"confirmed **{plain(h['to'])}**" if h["from"] == h["to"] else
-                f"changed {plain(h['from'] or 'no label')} → **{plain(h['to'])}**")
-        st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** {what}{note}")
-
-
+st.html(PAGE_CSS)
 st.title("Review queue")
 named = operator_name.ask_first("corrections")
-page, page_no, editor_key = load(filters())
+review_filter = filters()
+page, page_no, list_key = load(review_filter)
+review_keys.listen(on_keys)
+show_flash()
+if "review_again" in st.session_state:
+    confirm_again()
 if page.total == 0:
     st.success("Nothing to review with these filters. New tickets that need a look will show up here.",
                icon=":material/task_alt:")
+    if desk.get("last_save"):
+        st.button(":material/undo: Undo your last save", key="undo", on_click=undo_last)
 else:
-    actions(table(page, page_no, editor_key), page, page_no, named)
+    toolbar(page, page_no)
+    with st.container(key="review_split"):
+        left, right = st.columns([5, 4])
+        with left:
+            chosen = ticket_list(page, list_key)
+            if chosen or st.session_state.get("all_matching"):
+                bulk_bar(page, chosen, review_filter)
+        with right:
+            panel(page)
 if "review_drawn" in st.session_state and st.session_state["review_drawn"][0]:
     waiting, drawn = st.session_state["review_drawn"]
     st.caption(f":material/hourglass_top: {len(waiting)} ticket{'s' if len(waiting) != 1 else ''} on this page "
                "waiting on Sonnet: their rows update as the answers arrive.")
     st.fragment(run_every=1.0)(watch)(waiting, drawn)
-show_flash()
-st.divider()
-ticket_detail(page)

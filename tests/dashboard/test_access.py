@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from db.models import AuditEvent, Correction, ModelCall, Run, Setting, Ticket
 from tests.dashboard.conftest import ACCESS, APP, AUTH, SEED, VISITORS, make_app, signed_in_app
-from tests.dashboard.test_pages import edit_review_table, texts
+from tests.dashboard.test_pages import select_review_rows, texts
 
 PAGES = {"classify": "Classify tickets", "review": "Review queue", "audit": "Audit", "spend": "Spend & routing",
          "quality": "Quality", "settings": "Settings"}
@@ -135,7 +135,7 @@ def test_an_operator_labels_with_their_email_and_a_viewer_sees_charts(seeded):
     at.run()
     assert [p for p in ("classify", "review", "spend", "quality")]  # every operator page opens (matrix above)
     at.switch_page("app_pages/review.py").run()
-    edit_review_table(at, {2: {"select": True}})
+    select_review_rows(at, [2])
     at.button(key="confirm_selected").click().run()
     with db.read() as s:
         assert s.scalars(select(Correction.operator)).one() == "olga@ops.example.com"

@@ -19,10 +19,28 @@ from triage import review, taxonomy
 TAX = taxonomy.default()
 
 
-def edit_review_table(at, rows: dict) -> None:
-    """What a browser sends after cell edits in the review table (AppTest cannot type into the grid)."""
-    at.session_state[at.session_state["editor_key"]] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+def review_list(at):
+    """The review queue's list as the page drew it (ticket id -> label, text, machine label, status...)."""
+    return next(d.value for d in at.dataframe if "machine label" in d.value.columns)
+
+
+def select_review_rows(at, positions: list[int], cell: list | None = None) -> None:
+    """What a browser sends when rows of the review list are ticked, or a cell clicked (AppTest cannot click the
+    grid): a clicked cell opens its row beside the list, the bulk bar acts on the ticked rows."""
+    at.session_state[at.session_state["list_key"]] = {"selection": {"rows": positions, "columns": [],
+                                                                    "cells": [cell] if cell else []}}
     at.run()
+
+
+def open_ticket(at, ticket_id: int) -> None:
+    """A click on the ticket's text in the list (nothing ticked)."""
+    select_review_rows(at, [], [list(review_list(at).index).index(ticket_id), "text"])
+    assert "selected" not in texts(at) and at.session_state["desk"]["focus"] == ticket_id
+
+
+def pick_label(at, label: str) -> None:
+    """The panel's button for this label (what its number key does)."""
+    at.button(key=f"pick_{TAX.names.index(label)}").click().run()
 
 
 def classify_and_wait(at, pasted: str, done, seconds: float = 20):
@@ -127,11 +145,15 @@ def test_friendly_empty_states(app_env, page, message):
 def test_review_lists_tickets_needing_review_least_confident_first(seeded):
     _, ids = seeded
     at = make_app("review")
-    frame = at.data_editor[0].value
+    frame = review_list(at)
     assert list(frame.index) == [ids["overloaded"], ids["weird one"], ids["login or refund?"]]
     assert list(frame["machine label"].fillna("-")) == ["-", "technical (Sonnet)", "account (Sonnet)"]
+    assert at.session_state["desk"]["focus"] == ids["overloaded"]  # the first one is open
     # ticket text is shown as data, not rendered
-    at.text_input(key="detail_id").set_value(str(ids["<script>alert(1)</script> **bold** [link](http://x)"])).run()
+    at.session_state["f_corrected"] = "all"
+    at.session_state["f_reasons"] = []
+    at.run()
+    open_ticket(at, ids["<script>alert(1)</script> **bold** [link](http://x)"])
     shown = [h.value for h in at.html if "triage-masked" in h.value]
     assert shown and "&lt;script&gt;alert(1)&lt;/script&gt; **bold** [link](http://x)" in shown[0]
     assert "<script" not in shown[0]
@@ -140,10 +162,11 @@ def test_review_lists_tickets_needing_review_least_confident_first(seeded):
 def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(seeded):
     db, ids = seeded
     at = make_app("review", operator="alice")
-    edit_review_table(at, {2: {"label": "technical"}})
-    at.button(key="save").click().run()
+    open_ticket(at, ids["login or refund?"])
+    pick_label(at, "technical")
+    at.button(key="save_next").click().run()
     assert not at.exception
-    assert any("Saved 1 correction" in s.value for s in at.success)
+    assert any("Saved 1 ticket" in s.value for s in at.success)
     with db.read() as s:
         c = s.scalars(select(Correction)).one()
         assert (c.ticket_id, c.previous_label, c.new_label, c.operator) == (ids["login or refund?"], "account",
@@ -153,8 +176,9 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
     with db.read() as s:
         version = s.get(Ticket, ids["weird one"]).version
     review.correct(db, ids["weird one"], "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
-    edit_review_table(bob, {1: {"label": "billing"}})
-    bob.button(key="save").click().run()
+    open_ticket(bob, ids["weird one"])
+    pick_label(bob, "billing")
+    bob.button(key="save_next").click().run()
     assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
     with db.read() as s:
         assert s.get(Ticket, ids["weird one"]).category == "account"
@@ -164,8 +188,8 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
 def test_corrections_need_an_operator_name(seeded):
     db, ids = seeded
     at = make_app("review", operator=None)
-    edit_review_table(at, {0: {"label": "billing"}})
-    assert at.button(key="save").disabled and "Type your name" in at.button(key="save").help  # asked before
+    pick_label(at, "billing")
+    assert at.button(key="save_next").disabled and "Type your name" in at.button(key="save_next").help  # asked before
     with db.read() as s:  # nothing was saved: no correction, the ticket keeps its (missing) label
         assert s.scalar(select(func.count()).select_from(Correction)) == 0
         t = s.get(Ticket, ids["overloaded"])
@@ -175,12 +199,11 @@ def test_corrections_need_an_operator_name(seeded):
 def test_ticket_detail_shows_calls_and_history(seeded):
     db, ids = seeded
     at = make_app("review")
-    at.text_input(key="detail_id").set_value(str(ids["login or refund?"])).run()
-    calls = next(d.value for d in at.dataframe if "model" in d.value.columns)
-    assert list(calls["model"]) == ["claude-haiku-5-5", "claude-sonnet-5-5"]
-    assert "No operator has corrected" in texts(at)
-    at.text_input(key="detail_id").set_value("99999").run()
-    assert any("No ticket 99999" in w.value for w in at.warning)
+    open_ticket(at, ids["login or refund?"])
+    answers = [m for m in at.markdown if m.value.startswith(("Haiku:", "Sonnet:"))]  # side by side, model in help
+    assert [(m.value, m.help) for m in answers] == [("Haiku: **billing** · 50%", r"claude\-haiku\-5\-5"),
+                                                    ("Sonnet: **account** · 90%", r"claude\-sonnet\-5\-5")]
+    assert "No operator has labelled this ticket yet" in texts(at)
 
 
 def test_spend_page_shows_the_seeded_spend_in_its_figures_and_charts(app_env, seeded):
@@ -243,7 +266,7 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
         uncorrected = set(s.scalars(select(Ticket.id).where(Ticket.corrected.is_(False))))
         labelled = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(True)))
     review_page = make_app("review")  # (how many the demo leaves depends on the local tier's training)
-    listed = list(review_page.data_editor[0].value.index)
+    listed = list(review_list(review_page).index)
     assert listed and set(listed) <= uncorrected and f"{len(listed)} tickets · page 1 of 1" in texts(review_page)
     spend = make_app("spend")
     assert any("Includes 266 **simulated** Haiku/Sonnet calls" in w.value for w in spend.warning)
@@ -278,8 +301,8 @@ def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
     at.switch_page("app_pages/review.py").run()
     assert any("Signed in as **lena@example" in c.value and "lead" in c.value for c in at.caption)
     assert not any(t.key == "operator_name" for t in at.text_input)
-    edit_review_table(at, {0: {"label": "billing"}})
-    at.button(key="save").click().run()
+    pick_label(at, "billing")
+    at.button(key="save_next").click().run()
     with db.read() as s:
         assert s.scalars(select(Correction)).one().operator == "lena@example.com"
 
@@ -316,13 +339,14 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
 def test_confirming_a_label_records_it_as_checked(seeded):
     db, ids = seeded
     at = make_app("review")
-    edit_review_table(at, {2: {"select": True}})
+    select_review_rows(at, [2])
+    assert "1 selected" in texts(at)
     at.button(key="confirm_selected").click().run()
     with db.read() as s:
         c = s.scalars(select(Correction)).one()
         assert (c.ticket_id, c.previous_label, c.new_label, c.note) == (ids["login or refund?"], "account", "account",
                                                                         "confirmed")
-    at.text_input(key="detail_id").set_value(str(ids["login or refund?"])).run()
+    open_ticket(at, ids["login or refund?"])
     assert any("confirmed **account**" in m.value for m in at.markdown)
 
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from db.migrate import open_database
 from db.models import Ticket
 from tests.dashboard.conftest import APP, make_app
-from tests.dashboard.test_pages import texts
+from tests.dashboard.test_pages import review_list, texts
 from tests.support.actors import LEAD
 from triage import review
 from triage.domain import ReviewFilter
@@ -55,8 +55,8 @@ def test_an_export_is_combined_its_ids_guessed_and_followed_to_the_queue(app_env
     queue.run()
     queue.switch_page("app_pages/review.py").run()
     assert not queue.exception, [e.value for e in queue.exception]
-    editor = queue.data_editor[0].value
-    assert sorted(editor["file id"]) == ["HD-1", "HD-2", "HD-3"]  # every ticket of the run, with the file's ids
+    listed = review_list(queue)
+    assert sorted(listed["file id"]) == ["HD-1", "HD-2", "HD-3"]  # every ticket of the run, with the file's ids
     assert queue.selectbox(key="f_origin").value[0] == 1
 
 

@@ -51,30 +51,23 @@ def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, app_db_u
     sidebar_page(page, "Review queue")
     grid = page.get_by_test_id("stDataFrame").first
     expect(grid).to_be_visible()
-    grid.click(position={"x": 150, "y": 35 + 17})  # the first row's ticket text
-    for _ in range(4):  # text -> machine label -> confidence -> status -> label
-        page.keyboard.press("ArrowRight")
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(300)
-    page.keyboard.type("account")
-    page.keyboard.press("Enter")
+    panel = page.locator(".st-key-focus_panel")
+    expect(panel).to_contain_text("#3")  # the first row (least confident) is open beside the list
+    panel.get_by_role("button", name=re.compile(r"^\d+ account$")).click()  # a label's button (or its number key)
     wait_for_run(page)
-    save = page.get_by_role("button", name=re.compile(r"Save 1 label change"))
-    expect(save).to_be_enabled(timeout=10000)
-    save.click()
+    panel.get_by_role("button", name=re.compile(r"Save & next")).click()
     wait_for_run(page)
-    expect(page.get_by_text("Saved 1 correction")).to_be_visible()
+    expect(page.get_by_text("Saved 1 ticket")).to_be_visible()
     db = open_database(app_db_url)
-    with db.read() as s:  # the correction typed in the grid is in the database, by the operator who typed it
+    with db.read() as s:  # the label picked is in the database, by the operator who picked it
         c = s.scalars(select(Correction)).one()
         t = s.get(Ticket, c.ticket_id)
         assert (c.ticket_id, c.new_label, c.operator) == (3, "account", "e2e-lead")
         assert (t.category, t.label_source, t.corrected, t.corrected_by) == ("account", "operator", True, "e2e-lead")
 
-    number = page.get_by_label("Ticket number", exact=True)
-    number.fill("3")
-    number.press("Enter")
-    wait_for_run(page)
+    expect(page.get_by_text("Every ticket on this page is done")).to_be_visible()  # it was the only one
+    expect(panel).to_contain_text("#3")
+    panel.get_by_text(re.compile(r"History \(1\)")).click()
     expect(page.get_by_text(re.compile(r"e2e-lead.*changed"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"→ account"))).to_be_visible()
     shoot(page, "2-review")
