@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from db import rollups
 from db.models import Correction, LabelledAnswer, SpendDaily, Ticket
+from triage.domain import CLASSIFIED, ESCALATED, NEEDS_REVIEW
 
 DEMO_SOURCE = "demo"  # tickets written by `triage demo` (triage.demo.SOURCE)
 
@@ -70,8 +71,8 @@ def paths(s: Session, start: date, end: date) -> list[PathRow]:
                    (and_(labelled, Ticket.confidence.is_(None)), LABELLED), (Ticket.label_source.is_(None), NONE),
                    else_=LOCAL).label("decider")
     via = case((Ticket.tier1_category.is_not(None), 1), else_=0).label("via")
-    result = case((Ticket.status.in_(("classified", "escalated")), SETTLED),
-                  (Ticket.status == "needs_review", REVIEW), else_=UNSETTLED).label("result")
+    result = case((Ticket.status.in_((CLASSIFIED, ESCALATED)), SETTLED),
+                  (Ticket.status == NEEDS_REVIEW, REVIEW), else_=UNSETTLED).label("result")
     verdict = case((~labelled, UNREVIEWED), (first_prev == Ticket.category, CONFIRMED),
                    else_=CORRECTED).label("verdict")
     source = case((labelled, first_source), else_=None).label("label_from")

@@ -30,7 +30,8 @@ TICKETS = [
     ("T-5", "Refund my invoice or fix the crash, whichever [[conf=0.3]] [[conf2=0.92]]"),
     ("T-6", "=HYPERLINK(\"http://evil\") my card payment failed"),
 ]
-COLUMNS = ["id", "ticket_id", "category", "confidence", "tier", "model", "escalated", "cost_usd", "status", "reason"]
+COLUMNS = ["id", "ticket_id", "category", "confidence", "priority", "language", "team", "tier", "model", "escalated",
+           "cost_usd", "status", "reason"]
 
 
 def write_csv(path, rows=TICKETS):

@@ -141,11 +141,15 @@ def test_labelled_imports_store_new_tickets_as_an_import_does(db, db_url):
 
 
 def test_the_economy_route_imports_as_a_run_does(db, db_url):
-    from triage.work import batches
+    from triage import taxonomy
+    from triage.settings import Settings
+    from triage.work import classify
 
     config.save_engine(db, actor=LEAD, mask_store="on")
-    batches.queue_batch_run(db, [("E-1", TEXTS[0])], source="dashboard", actor=LEAD, threshold=0.7,
-                            requesters=["Anna@Example.com"])
+    settings, _ = config.effective(db, Settings(api_key="sk-test"))
+    started = classify.start(db, settings, taxonomy.default(), [("E-1", TEXTS[0])], actor=LEAD, source="dashboard",
+                             route="auto", batch=True, background=True, requesters=["Anna@Example.com"])
+    assert started.batch
     with db.read() as s:
         t = s.scalars(select(Ticket)).one()
     assert (t.text, t.masked_count) == ("charged twice on card [CARD], write to [EMAIL]", 2)

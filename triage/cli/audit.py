@@ -62,8 +62,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             for line in refused:
                 print(f"not recorded: {line}")
             print(figures.measured_on())
-            if figures.overall.accuracy is not None:
-                o = figures.overall
+            if (o := figures.overall).accuracy is not None:
                 print(f"accuracy of the unreviewed traffic: {o.accuracy:.1%} ({o.low:.1%}-{o.high:.1%})")
         return EXIT_INPUT if refused and not done else EXIT_OK
     rows = unreviewed.waiting(db, actor=who, limit=args.limit)

@@ -20,9 +20,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({**plan.to_dict(), "dry_run": args.dry_run}))
         else:
-            print(plan.summary())
-            for line in plan.left_out() + plan.merged_lines():
-                print(line)
+            print("\n".join([plan.summary(), *plan.left_out(), *plan.merged_lines()]))
             print("dry run: nothing was written" if args.dry_run else
                   "nothing changed: every label is already there" if plan.unchanged else "nothing to import")
         return EXIT_INPUT if not plan.writes and not plan.unchanged else EXIT_OK
@@ -32,10 +30,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return EXIT_OK
-    print(plan.summary())
-    for line in plan.left_out() + plan.merged_lines():
-        print(line)
-    print(result.summary())
+    print("\n".join([plan.summary(), *plan.left_out(), *plan.merged_lines(), result.summary()]))
     for line in result.conflicts[:5]:
         print(f"not written: {line}")
     if result.learned:
