@@ -173,8 +173,17 @@ def old_whatif(tickets, maps):
         cal = maps.get(x[1]["model"])
         return (cal.apply(x[1]["confidence"]) if cal and x[1]["confidence"] is not None else x[1]["confidence"]) or 0.0
 
+    def conf2(x):  # Sonnet's answer, by the same rule; no answer never settles
+        if 2 not in x or x[2]["outcome"] != "ok":
+            return -1.0
+        cal = maps.get(x[2]["model"])
+        return (cal.apply(x[2]["confidence"]) if cal and x[2]["confidence"] is not None else x[2]["confidence"]) or 0.0
+
     for t in [round(0.05 * i, 2) for i in range(20)]:  # 0.00 (never escalate) to 0.95
         escalate = [x for x in haiku if conf(x) < t]
+        # settled without review: Haiku sure enough, or escalated and Sonnet sure enough
+        settled = [x for x in haiku if conf(x) >= t or (2 in x and conf2(x) >= t)]
+        settled_right = sum((x[1] if conf(x) >= t else x[2])["label"] == x[1]["truth"] for x in settled)
         answered = [x for x in haiku if conf(x) >= t or 2 in x]
         right = sum((x[2] if conf(x) < t and 2 in x else x[1])["label"] == x[1]["truth"]
                     for x in answered)
@@ -182,7 +191,10 @@ def old_whatif(tickets, maps):
         cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)  # (the crash fixed)
         out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
                     "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
-                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None})
+                    "cost_per_ticket": cost if avg_sonnet is not None or not escalate else None,
+                    "review_rate": (len(answered) - len(settled)) / len(answered) if answered else None,
+                    "settled_accuracy": settled_right / len(settled) if settled else None,
+                    "settled": len(settled), "settled_right": settled_right})
     return out
 
 
