@@ -11,8 +11,10 @@ import streamlit as st
 
 from db.engine import Database
 from triage import story as story_mod
+from triage.access import Actor
 from triage.quality import groups as quality_groups
 from triage.quality import measure as quality
+from triage.quality import priority as priority_quality
 from triage.spend import reports as reporting
 from triage.spend.pricing import PriceTable
 
@@ -44,6 +46,27 @@ def _quality_by_group_size(_db: Database, url: str, version: int) -> list[qualit
 
 def quality_by_group_size(db: Database) -> list[quality_groups.GroupQuality]:
     return _quality_by_group_size(db, db.url, quality.data_version(db))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _priority(_db: Database, url: str, version: tuple[int, int], actor: Actor) -> priority_quality.PriorityQuality:
+    return priority_quality.measure(_db, actor=actor)
+
+
+def priority(db: Database, *, actor: Actor) -> priority_quality.PriorityQuality:
+    """The Quality page's priority figures, measured again only when labels or operator priorities change."""
+    return _priority(db, db.url, priority_quality.data_version(db), actor)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _tickets_per_day(_db: Database, url: str, version: tuple[int, ...], today: date) -> float | None:
+    return quality.tickets_per_day(_db)
+
+
+def tickets_per_day(db: Database) -> float | None:
+    """Tickets classified a day (what the review budget scales review shares by), read again when labels change
+    or the day does (a 28-day average)."""
+    return _tickets_per_day(db, db.url, (quality.data_version(db),), date.today())
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -131,3 +131,10 @@ def tickets_per_day(s: Session, days: int = 28, today: date | None = None) -> fl
     n, total = s.execute(select(func.count(), func.coalesce(func.sum(RoutingDaily.tickets), 0))
                          .where(RoutingDaily.day >= first)).one()
     return float(total) / int(n) if n else None
+
+
+def priority_version(s: Session) -> int:
+    """The latest operator priority's id (0: none): with `labels_version`, what the priority figures depend on."""
+    from db.models import PriorityCorrection
+
+    return int(s.scalar(select(func.max(PriorityCorrection.id))) or 0)

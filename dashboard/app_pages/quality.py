@@ -10,7 +10,6 @@ from dashboard.sections import quality_groups as _quality_groups
 from dashboard.ui import gate
 from triage.access import Action
 from triage.quality import metrics, tiles
-from triage.quality import priority as priority_quality
 
 LEGIBLE_CATEGORIES = 15  # past this the heatmap shows chosen categories, with the confused pairs and recalls
 
@@ -77,7 +76,7 @@ if names:
         st.plotly_chart(charts.confusion(matrix, chosen["name"]), key="chart_confusion")
 
 _quality_groups.draw(cached.quality_by_group_size(db))
-quality_priority.draw(priority_quality.measure(db, actor=actor))
+quality_priority.draw(cached.priority(db, actor=actor))
 f = result.flips
 if f["escalated"]:
     st.markdown(f"**Escalations.** Sonnet changed Haiku's label on {f['flipped']} of {f['escalated']} escalated "

@@ -10,12 +10,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import cached, charts, state
 from dashboard.ui import need_operator, plain, sentence
 from triage.access import Action
 from triage.errors import InputError
 from triage.quality import calibrate, threshold
-from triage.quality import measure as quality_measure
 
 if TYPE_CHECKING:
     from db.engine import Database
@@ -107,7 +106,7 @@ def threshold_section(db: Database, result: Quality, settings: Settings) -> None
                                  help="The review capacity (default from Settings): thresholds that would send more "
                                  "tickets a day to review are not recommended."))
     rec = threshold.recommend(result.whatif, target, max_reviews_per_day=budget,
-                              tickets_per_day=quality_measure.tickets_per_day(db))
+                              tickets_per_day=cached.tickets_per_day(db))
     st.caption(f"The cheapest threshold (on Haiku's {result.whatif_on}) whose accuracy on what is settled without "
                "review, replayed on the stored answers, stays at or above the target at the low end of a 90% "
                "interval, so that a lucky sample does not pass. The thresholds are tested highest first and the "

@@ -109,21 +109,22 @@ def test_a_signed_in_person_on_no_list_sees_no_access_with_their_identity(browse
 def test_each_role_gets_its_pages(browser, signed_app, oidc):
     viewer = visit_as(browser, signed_app, oidc, "vic@example.com")
     expect(viewer.get_by_role("heading", name="Spend & routing")).to_be_visible()
-    assert nav(viewer) == ["Spend & routing", "Quality"]
+    assert nav(viewer) == ["Spend & routing", "Routing story", "Quality"]
     viewer.goto(signed_app + "/review")  # not offered: the navigation falls back to the viewer's first page
     wait_for_run(viewer)
     assert SECRET_TEXT not in viewer.inner_text("body")
     assert viewer.get_by_role("heading", name="Review queue").count() == 0
 
     operator = visit_as(browser, signed_app, oidc, "olga@ops.example.com")
-    assert nav(operator) == ["Classify", "Review queue", "Spend & routing", "Quality"]
+    assert nav(operator) == ["Classify", "Review queue", "Audit", "Spend & routing", "Routing story", "Quality"]
     expect(operator.get_by_text("Signed in as", exact=False)).to_contain_text("olga@ops.example.com")
     operator.get_by_test_id("stSidebarNav").get_by_text("Review queue", exact=True).click()
     wait_for_run(operator)
     expect(operator.get_by_role("heading", name="Review queue")).to_be_visible()
 
     lead = visit_as(browser, signed_app, oidc, "lena@example.com")
-    assert nav(lead) == ["Classify", "Review queue", "Spend & routing", "Quality", "Settings"]
+    assert nav(lead) == ["Classify", "Review queue", "Audit", "Spend & routing", "Routing story", "Quality",
+                         "Settings"]
     lead.get_by_test_id("stSidebarNav").get_by_text("Settings", exact=True).click()
     wait_for_run(lead)
     expect(lead.get_by_role("heading", name="Audit trail")).to_be_visible()

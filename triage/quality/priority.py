@@ -39,3 +39,10 @@ def measure(db: Database, *, actor: Actor) -> PriorityQuality:
         n=len(pairs), right=sum(1 for truth, said, _ in pairs if truth == said),
         unknown=sum(1 for _, said, _ in pairs if said is None),
         ece=ece([c for c, _ in scored], [ok for _, ok in scored]) if scored else None, confusion=confusion)
+
+
+def data_version(db: Database) -> tuple[int, int]:
+    """Changes when `measure` can give another answer: an operator label or priority (a model's later priority on
+    a ticket an operator already prioritised shows with the next of either)."""
+    with db.read() as s:
+        return quality.labels_version(s), quality.priority_version(s)
