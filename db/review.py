@@ -154,6 +154,18 @@ def history_of(s: Session, ticket_id: int) -> list[Correction]:
     return list(s.scalars(select(Correction).where(Correction.ticket_id == ticket_id).order_by(Correction.id)))
 
 
+def _compare_and_set(s: Session, t: Ticket, expected_version: int, **values: Any) -> None:
+    """Write `values` and bump the version only if the ticket is still at `expected_version` (two operators can
+    never both win); otherwise Conflict naming who changed it and when."""
+    res = s.execute(update(Ticket).where(Ticket.id == t.id, Ticket.version == expected_version)
+                    .values(version=Ticket.version + 1, **values).execution_options(synchronize_session=False))
+    if rows_affected(res) != 1:
+        s.refresh(t)
+        who = t.corrected_by or "the classifier"
+        when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise Conflict(f"ticket {t.id} was changed by {who} at {when}: reload it before saving")
+
+
 def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expected_version: int,
             note: str | None = None) -> int:
     """Set the operator's label if nobody changed the ticket since `expected_version`; returns the new version.
@@ -164,17 +176,8 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
         raise NotFound(f"ticket {ticket_id} does not exist")
     previous = t.category
     now = datetime.now(UTC)
-    res = s.execute(
-        update(Ticket).where(Ticket.id == ticket_id, Ticket.version == expected_version)
-        .values(category=new_label, label_source="operator", corrected=True, corrected_by=operator,
-                corrected_at=now, version=Ticket.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if rows_affected(res) != 1:
-        s.refresh(t)
-        who = t.corrected_by or "the classifier"
-        when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
+    _compare_and_set(s, t, expected_version, category=new_label, label_source="operator", corrected=True,
+                     corrected_by=operator, corrected_at=now, updated_at=now)
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
     rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
@@ -193,17 +196,8 @@ def correct_priority(s: Session, ticket_id: int, new_priority: str, *, operator:
         raise NotFound(f"ticket {ticket_id} does not exist")
     previous = t.priority
     now = datetime.now(UTC)
-    res = s.execute(
-        update(Ticket).where(Ticket.id == ticket_id, Ticket.version == expected_version)
-        .values(priority=new_priority, priority_confidence=None, priority_source="operator",
-                version=Ticket.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if rows_affected(res) != 1:
-        s.refresh(t)
-        who = t.corrected_by or "the classifier"
-        when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise Conflict(f"ticket {ticket_id} was changed by {who} at {when}: reload it before saving")
+    _compare_and_set(s, t, expected_version, priority=new_priority, priority_confidence=None,
+                     priority_source="operator", updated_at=now)
     s.add(PriorityCorrection(ticket_id=ticket_id, previous_priority=previous, new_priority=new_priority,
                              operator=operator, note=note or None, created_at=now))
     s.refresh(t)
