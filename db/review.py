@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from db import rollups, teams
+from db import paths, rollups, teams
 from db.engine import rows_affected
 from db.models import Correction, ModelCall, PriorityCorrection, Ticket
 from triage.domain import FAILED, NEEDS_REVIEW, UNKNOWN, ReviewFilter, ReviewRow, TicketView, from_pico
@@ -154,6 +154,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
     rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
+    paths.sync(s, [ticket_id])  # the routing story's per-day path counts (db/paths.py)
     s.refresh(t)
     teams.assign(s, t)  # the team follows the category
     return expected_version + 1
