@@ -40,6 +40,11 @@ _RESULT_NODE = {db_paths.SETTLED: SETTLED, db_paths.REVIEW: REVIEW, db_paths.UNS
 _VERDICT_NODE = {db_paths.CONFIRMED: CONFIRMED, db_paths.CORRECTED: CORRECTED}
 
 
+SPEND_PER_TIER = ("Spend is per tier, not per path: each tier's calls on these days, exact. A path counts the "
+                  "tickets that arrived on these days; their calls can fall on other days, so no exact dollar "
+                  "figure belongs to a path.")
+
+
 @dataclass(frozen=True)
 class Flow:
     """One link of the Sankey: tickets (of which demo) from one node to the next; for links into Confirmed or
@@ -317,6 +322,7 @@ def basis(p: Period) -> list[str]:
     return [
         "Spend: each call's exact cost from the API's usage and the dated price table, summed per UTC day "
         "(the same total as `triage spend` for these days).",
+        SPEND_PER_TIER,
         f"Tickets: the {p.tickets:,} that arrived on these days and were answered by a model"
         + (f" ({p.labelled_only:,} more arrived labelled from a file, with no model call)" if p.labelled_only
            else "") + ".",
