@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from db import rollups
@@ -36,7 +36,8 @@ PATHS = "paths"  # data version bumped whenever a ticket changes path
 LOCAL, HAIKU, SONNET, LABELLED, NONE = "local", "haiku", "sonnet", "labelled", "none"
 SETTLED, REVIEW, UNSETTLED = "settled", "review", "unsettled"
 CONFIRMED, CORRECTED, UNREVIEWED = "confirmed", "corrected", "unreviewed"
-_CHUNK = 500
+_PENDING = "path_moves"  # Session.info key: this transaction's moves, written at commit (write_pending)
+_CHUNK = 5000  # ids per statement (under SQLite's 32,766 bound parameters)
 
 
 class PathRow(TypedDict):
@@ -92,7 +93,9 @@ def sync(s: Session, ticket_ids: Iterable[int]) -> int:
 
 
 def _sync_where(s: Session, cond: ColumnElement[bool]) -> int:
-    rows = s.execute(select(Ticket.id, Ticket.path, *_parts(s)).where(cond).with_for_update()).all()
+    # FOR NO KEY UPDATE: the lock every caller's UPDATE already holds on these rows; FOR UPDATE would wait on the
+    # key-share locks of calls being inserted for them (their foreign key) and deadlock with the worker (PostgreSQL)
+    rows = s.execute(select(Ticket.id, Ticket.path, *_parts(s)).where(cond).with_for_update(key_share=True)).all()
     delta: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     to: dict[str, list[int]] = defaultdict(list)
     for r in rows:
@@ -108,15 +111,35 @@ def _sync_where(s: Session, cond: ColumnElement[bool]) -> int:
     for new, tids in to.items():
         s.execute(update(Ticket).where(Ticket.id.in_(tids)).values(path=new)
                   .execution_options(synchronize_session=False))
-    for row, (n, demo) in delta.items():
+    if to:
+        pending: dict[str, list[int]] = s.info.setdefault(_PENDING, {})
+        for row, (n, demo) in delta.items():
+            p = pending.setdefault(row, [0, 0])
+            p[0] += n
+            p[1] += demo
+    return sum(len(v) for v in to.values())
+
+
+@event.listens_for(Session, "before_commit")
+def write_pending(s: Session) -> None:
+    """Add the transaction's path moves to path_daily, at its end and in key order: two writers moving tickets
+    between the same rows lock them in the same order, so they queue rather than deadlock (PostgreSQL)."""
+    pending: dict[str, list[int]] | None = s.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    for row in sorted(pending):
+        n, demo = pending[row]
         if n or demo:
             day, decider, via, result, verdict, label_from = row.split("|")
             rollups._bump(s, PathDaily, {"day": day, "decider": decider, "via_haiku": int(via), "result": result,
                                          "verdict": verdict, "label_from": label_from},
                           {"tickets": n, "demo_tickets": demo})
-    if to:
-        rollups.bump_version(s, PATHS)
-    return sum(len(v) for v in to.values())
+    rollups.bump_version(s, PATHS)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(s: Session) -> None:
+    s.info.pop(_PENDING, None)
 
 
 def rebuild(s: Session) -> int:
@@ -128,7 +151,7 @@ def rebuild(s: Session) -> int:
     step = 20_000
     for lo in range(0, top + 1, step):
         _sync_where(s, and_(Ticket.id >= lo, Ticket.id < lo + step))
-    rollups.bump_version(s, PATHS)
+    write_pending(s)  # now: a migration's session is never committed itself
     return int(s.scalar(select(func.count()).select_from(PathDaily)) or 0)
 
 
