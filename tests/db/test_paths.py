@@ -161,3 +161,15 @@ def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db):
     with db.transaction() as s:  # relabelled: the first label was the machine's, the ticket's now differs
         review.correct(s, tid, "technical", operator="op", expected_version=s.get(Ticket, tid).version)
     assert now() == [("haiku", "review", "corrected", "review", 1)]
+
+
+def test_the_demo_data_is_counted_on_its_paths(db):
+    from tests.support.actors import LEAD
+    from triage import demo
+
+    demo.fill(db, TAX, actor=LEAD)  # backdated tickets, simulated calls, local tier, operators' labels
+    with db.read() as s:
+        counted = paths.paths(s, FIRST - timedelta(days=400), datetime.now(UTC).date())
+        assert counted == paths.paths_from_tickets(s, None, None)
+        assert sum(p["demo_tickets"] for p in counted) == 315
+        assert {p["verdict"] for p in counted} >= {"confirmed", "corrected", "unreviewed"}
