@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db import audit_sample, ledger, rollups, teams
+from db import audit_sample, ledger, paths, rollups, teams
 from db.models import ModelCall, Ticket
 from triage.domain import CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import NotFound
@@ -106,6 +106,7 @@ def apply_outcome(s: Session, ticket_id: int, o: Outcome) -> None:
     t.updated_at = datetime.now(UTC)
     t.version += 1
     audit_sample.consider(s, t, o)  # settled without review: drawn for the blind audit at the rate in force
+    paths.sync(s, [ticket_id])  # the routing story's per-day path counts (db/paths.py)
 
 
 def last_answered_calls(s: Session, ticket_ids: Sequence[int]) -> dict[int, ModelCall]:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from db import rollups
+from db import paths, rollups
 from db.models import Correction, Ticket, text_hash
 from db.queue import content_hash
 from triage.domain import CLASSIFIED
@@ -88,6 +88,7 @@ def set_operator_labels(s: Session, changes: Sequence[tuple[int, int, str]], *, 
             {"ticket_id": c["b_id"], "previous_label": c["previous"], "new_label": c["b_label"], "operator": operator,
              "note": note, "source": source, "file": file, "created_at": now} for c in ok])
         rollups.label_tickets(s, [int(c["b_id"]) for c in ok])  # what the Quality page and calibration measure
+        paths.sync(s, [int(c["b_id"]) for c in ok])  # the routing story's per-day path counts
     return [int(c["b_id"]) for c in ok], refused
 
 
@@ -114,6 +115,7 @@ def add_labelled_tickets(s: Session, rows: Sequence[tuple[str | None, str, str]]
             {"ticket_id": ids[r["content_hash"]], "previous_label": None, "new_label": r["category"],
              "operator": operator, "note": note, "source": "import", "file": file, "created_at": now} for r in fresh])
         rollups.bump_version(s, rollups.LABELS)  # new labelled tickets (no answers yet): the label counts moved
+        paths.sync(s, ids.values())  # the routing story's per-day path counts
     return [None if h in exists else ids[h] for h in hashes]
 
 

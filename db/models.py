@@ -119,6 +119,8 @@ class Ticket(Base):
     requester_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     # values the masking policy in force at import replaced before any model saw the text; NULL: not counted (0021)
     masked_count: Mapped[int | None] = mapped_column(Integer)
+    # the path (db.paths.key) path_daily counts this ticket under; NULL: not counted yet (0023)
+    path: Mapped[str | None] = mapped_column(String(80))
     calls: Mapped[list[ModelCall]] = relationship(back_populates="ticket", order_by="ModelCall.id")
 
     __table_args__ = (
@@ -316,6 +318,21 @@ class RoutingDaily(Base):
     tier1_tickets: Mapped[int] = mapped_column(Integer, default=0)
     tier2_tickets: Mapped[int] = mapped_column(Integer, default=0)
     direct_tier2_pico: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PathDaily(Base):
+    """Per UTC day a ticket arrived: its tickets per path through the tiers to their outcome (db.paths), of which
+    demo. Kept exact by db.paths.sync, called wherever a ticket's path can change, in the same transaction."""
+
+    __tablename__ = "path_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    decider: Mapped[str] = mapped_column(String(10), primary_key=True)
+    via_haiku: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result: Mapped[str] = mapped_column(String(10), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(10), primary_key=True)
+    label_from: Mapped[str] = mapped_column(String(8), primary_key=True)  # review | import | "" (no operator label)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    demo_tickets: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LatencyDaily(Base):

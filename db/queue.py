@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db import paths
 from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket, normal_text, normalised_text_hash
 from triage.domain import FAILED, PENDING, worker_pid
@@ -134,6 +135,7 @@ def import_tickets(
     _fill_privacy(s, {ids[h]: extra[h] for h in first if h not in inserted and h in extra and h in ids})
     new_ids = [inserted[h] for h in new if h in inserted]
     known_ids = [ids[h] for h in first if h not in inserted]
+    paths.sync(s, [*new_ids, *again])  # the routing story's per-day path counts (db/paths.py)
     if run_id is not None:
         s.execute(update(Run).where(Run.id == run_id).values(n_tickets=len(first), n_new=len(new_ids))
                   .execution_options(synchronize_session=False))
@@ -200,6 +202,7 @@ def requeue_tickets(s: Session, ticket_ids: Sequence[int], run_id: int | None) -
         update(Ticket).where(Ticket.id.in_(ticket_ids), Ticket.text != "")  # erased (db/privacy.py): nothing to send
         .values(status=PENDING, run_id=run_id, claimed_by=None, claimed_at=None)
     )
+    paths.sync(s, ticket_ids)
     return rows_affected(res)
 
 
@@ -262,11 +265,13 @@ def explain_pending(s: Session, run_id: int | None, reason: str) -> int:
 def request_escalation(s: Session, ticket_ids: Sequence[int]) -> int:
     """Queue tickets for tier 2; a worker picks them up like any pending ticket."""
     free = or_(Ticket.claimed_by.is_(None), Ticket.claimed_at < datetime.now(UTC) - LEASE)  # not in flight
-    return rows_affected(s.execute(
+    n = rows_affected(s.execute(
         update(Ticket).where(Ticket.id.in_(ticket_ids), free)
         .values(escalation_requested=True, status=PENDING, claimed_by=None, claimed_at=None,
                 version=Ticket.version + 1)
     ))
+    paths.sync(s, ticket_ids)
+    return n
 
 
 def renew_claims(s: Session, worker: str) -> int:
@@ -361,6 +366,7 @@ def ticket_ids_below(s: Session, confidence: float, include_unlabelled: bool = T
 def backdate_ticket(s: Session, ticket_id: int, when: datetime) -> None:
     """Demo data only: make a ticket look as old as its simulated calls."""
     s.execute(update(Ticket).where(Ticket.id == ticket_id).values(created_at=when))
+    paths.sync(s, [ticket_id])  # it arrived on another day
 
 
 def tickets_fingerprint(s: Session, ticket_ids: Sequence[int]) -> tuple[int, int, int]:

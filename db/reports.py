@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from db import fewshot, rollups
+from db import fewshot, paths, rollups
 from db.models import Base, CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from triage.domain import ERROR, from_pico
 
@@ -150,7 +150,7 @@ def latency_histogram_from_calls(s: Session, start: date | None = None,
             for r in s.execute(q)]
 
 
-ROLLUPS = ("spend_daily", "routing_daily", "latency_daily", "cache_daily", "labelled_answers")
+ROLLUPS = ("spend_daily", "routing_daily", "latency_daily", "cache_daily", "labelled_answers", "path_daily")
 
 
 def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bool = True) -> dict[str, int]:
@@ -177,6 +177,8 @@ def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bo
         s.execute(delete(LabelledAnswer))
         s.execute(insert(LabelledAnswer).from_select(rollups.ANSWER_COLUMNS, rollups.latest_answers()))
         out["labelled_answers"] = int(s.scalar(select(func.count()).select_from(LabelledAnswer)) or 0)
+    if "path_daily" in only:
+        out["path_daily"] = paths.rebuild(s)
     for name in (rollups.REBUILDS, rollups.LABELS):
         rollups.bump_version(s, name)
     return out

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from db import rollups, teams
+from db import paths, rollups, teams
 from db.engine import rows_affected
 from db.models import Correction, ModelCall, PriorityCorrection, Ticket
 from triage.domain import (
@@ -154,16 +154,17 @@ def history_of(s: Session, ticket_id: int) -> list[Correction]:
     return list(s.scalars(select(Correction).where(Correction.ticket_id == ticket_id).order_by(Correction.id)))
 
 
-def _compare_and_set(s: Session, t: Ticket, expected_version: int, **values: Any) -> None:
+def _compare_and_set(s: Session, t: Ticket, expected_version: int, *,
+                     then: str = "reload it before saving", **values: Any) -> None:
     """Write `values` and bump the version only if the ticket is still at `expected_version` (two operators can
-    never both win); otherwise Conflict naming who changed it and when."""
+    never both win); otherwise Conflict naming who changed it and when, and `then` (what the operator does now)."""
     res = s.execute(update(Ticket).where(Ticket.id == t.id, Ticket.version == expected_version)
                     .values(version=Ticket.version + 1, **values).execution_options(synchronize_session=False))
     if rows_affected(res) != 1:
         s.refresh(t)
         who = t.corrected_by or "the classifier"
         when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise Conflict(f"ticket {t.id} was changed by {who} at {when}: reload it before saving")
+        raise Conflict(f"ticket {t.id} was changed by {who} at {when}: {then}")
 
 
 def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expected_version: int,
@@ -181,6 +182,7 @@ def correct(s: Session, ticket_id: int, new_label: str, *, operator: str, expect
     s.add(Correction(ticket_id=ticket_id, previous_label=previous, new_label=new_label, operator=operator,
                      note=note or None, created_at=now))
     rollups.label_ticket(s, ticket_id, new_label)  # what the Quality page measures
+    paths.sync(s, [ticket_id])  # the routing story's per-day path counts (db/paths.py)
     s.refresh(t)
     teams.assign(s, t)  # the team follows the category
     return expected_version + 1
@@ -238,18 +240,9 @@ def undo(s: Session, before: LabelState, *, operator: str) -> int:
         raise NotFound(f"ticket {before.ticket_id} does not exist")
     undone = t.category
     now = datetime.now(UTC)
-    res = s.execute(
-        update(Ticket).where(Ticket.id == before.ticket_id, Ticket.version == before.version)
-        .values(category=before.category, label_source=before.label_source, corrected=before.corrected,
-                corrected_by=before.corrected_by, corrected_at=before.corrected_at, version=Ticket.version + 1,
-                updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if rows_affected(res) != 1:
-        s.refresh(t)
-        who = t.corrected_by or "the classifier"
-        when = (t.corrected_at or t.updated_at).strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise Conflict(f"ticket {before.ticket_id} was changed by {who} at {when} after your save: not undone")
+    _compare_and_set(s, t, before.version, then="not undone (it changed after your save)",
+                     category=before.category, label_source=before.label_source, corrected=before.corrected,
+                     corrected_by=before.corrected_by, corrected_at=before.corrected_at, updated_at=now)
     operator_label = before.label_source == "operator" and before.category is not None
     earlier = s.scalar(select(Correction.source).where(Correction.ticket_id == before.ticket_id)
                        .order_by(Correction.id.desc()).offset(1).limit(1))
@@ -262,6 +255,7 @@ def undo(s: Session, before: LabelState, *, operator: str) -> int:
         rollups.label_ticket(s, before.ticket_id, before.category or "")
     else:
         rollups.unlabel_ticket(s, before.ticket_id)
+    paths.sync(s, [before.ticket_id])  # the routing story's per-day path counts (db/paths.py)
     return before.version + 1
 
 

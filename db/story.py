@@ -1,15 +1,6 @@
-"""The routing story's counts (triage/story.py): each ticket's path through the tiers to its outcome, reviews per
-day, and each model's answers against operator labels. Money comes from the per-day rollups (db.reports).
-
-A ticket counts in the period of the UTC day it arrived (tickets.created_at, indexed): one row per ticket of
-those days is grouped here, never a call. Its path, from the ticket row:
-- the tier that decided it: Sonnet when Sonnet answered it, else Haiku when Haiku did, else the local model;
-  a ticket that arrived already labelled (a label import, no model call) is counted apart ("labelled only");
-- whether it went through Haiku first (Haiku -> Sonnet: escalated; Sonnet alone: asked directly);
-- its result: settled automatically (classified, or decided by Sonnet), sent to review (needs_review), or not
-  settled (pending, failed);
-- its first operator label (the corrections trail): confirmed when the operator kept the label the machine
-  gave, corrected otherwise; and whether that label came from the review queue or a file.
+"""The routing story's counts (triage/story.py): each ticket's path through the tiers to its outcome (db.paths:
+per UTC day it arrived, from path_daily), reviews per day, and each model's answers against operator labels.
+Money comes from the per-day rollups (db.reports).
 """
 
 from __future__ import annotations
@@ -18,28 +9,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TypedDict
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from db import paths as db_paths
 from db import rollups
 from db.models import Correction, LabelledAnswer, SpendDaily, Ticket
-from triage.domain import CLASSIFIED, ESCALATED, NEEDS_REVIEW
-
-DEMO_SOURCE = "demo"  # tickets written by `triage demo` (triage.demo.SOURCE)
-
-LOCAL, HAIKU, SONNET, LABELLED, NONE = "local", "haiku", "sonnet", "labelled", "none"
-SETTLED, REVIEW, UNSETTLED = "settled", "review", "unsettled"
-CONFIRMED, CORRECTED, UNREVIEWED = "confirmed", "corrected", "unreviewed"
-
-
-class PathRow(TypedDict):
-    decider: str  # LOCAL | HAIKU | SONNET | LABELLED | NONE (no answer yet: pending, or failed)
-    via_haiku: bool  # Haiku answered it (for a Sonnet-decided ticket: escalated, not asked directly)
-    result: str  # SETTLED | REVIEW | UNSETTLED
-    verdict: str  # CONFIRMED | CORRECTED | UNREVIEWED
-    label_from: str | None  # "review" | "import": where its first operator label came from; None: unlabelled
-    tickets: int
-    demo_tickets: int
+from db.paths import DEMO_SOURCE, PathRow
 
 
 class ReviewDay(TypedDict):
@@ -61,27 +37,8 @@ def _period(q, column, start: date, end: date):  # type: ignore[no-untyped-def]
 
 
 def paths(s: Session, start: date, end: date) -> list[PathRow]:
-    """Tickets that arrived on the UTC days `start`..`end`, grouped by their path (module docstring)."""
-    first = (select(func.min(Correction.id)).where(Correction.ticket_id == Ticket.id)
-             .correlate(Ticket).scalar_subquery())
-    first_prev = select(Correction.previous_label).where(Correction.id == first).scalar_subquery()
-    first_source = select(Correction.source).where(Correction.id == first).scalar_subquery()
-    labelled = Ticket.label_source == "operator"
-    decider = case((Ticket.tier2_category.is_not(None), SONNET), (Ticket.tier1_category.is_not(None), HAIKU),
-                   (and_(labelled, Ticket.confidence.is_(None)), LABELLED), (Ticket.label_source.is_(None), NONE),
-                   else_=LOCAL).label("decider")
-    via = case((Ticket.tier1_category.is_not(None), 1), else_=0).label("via")
-    result = case((Ticket.status.in_((CLASSIFIED, ESCALATED)), SETTLED),
-                  (Ticket.status == NEEDS_REVIEW, REVIEW), else_=UNSETTLED).label("result")
-    verdict = case((~labelled, UNREVIEWED), (first_prev == Ticket.category, CONFIRMED),
-                   else_=CORRECTED).label("verdict")
-    source = case((labelled, first_source), else_=None).label("label_from")
-    demo = func.sum(case((Ticket.source == DEMO_SOURCE, 1), else_=0)).label("demo")
-    q = select(decider, via, result, verdict, source, func.count().label("n"), demo) \
-        .group_by(decider, via, result, verdict, source)
-    return [PathRow(decider=r.decider, via_haiku=bool(r.via), result=r.result, verdict=r.verdict,
-                    label_from=r.label_from, tickets=int(r.n), demo_tickets=int(r.demo or 0))
-            for r in s.execute(_period(q, Ticket.created_at, start, end))]
+    """Tickets that arrived on the UTC days `start`..`end`, grouped by their path (db.paths)."""
+    return db_paths.paths(s, start, end)
 
 
 def reviews_by_day(s: Session, start: date, end: date) -> list[ReviewDay]:
@@ -122,10 +79,10 @@ def backdate_reviews(s: Session, ticket_ids: Sequence[int], when: dict[int, date
         s.execute(update(Correction).where(Correction.ticket_id == tid).values(created_at=when[tid]))
 
 
-def version(s: Session) -> tuple[int, int, int]:
-    """Changes when a path can: a call recorded (its outcome applied with it), a label set, a ticket imported."""
+def version(s: Session) -> tuple[int, int, int, int]:
+    """Changes when a figure can: a call recorded, a label set, a ticket imported, a ticket changed path."""
     return (*rollups.calls_version(s)[:1], rollups.version(s, rollups.LABELS),
-            int(s.scalar(select(func.max(Ticket.id))) or 0))
+            int(s.scalar(select(func.max(Ticket.id))) or 0), rollups.version(s, db_paths.PATHS))
 
 
 def demo_cost_by_tier(s: Session, start: date, end: date) -> list[tuple[int, int]]:

@@ -26,26 +26,77 @@ _COLOURS = {story_mod.IN: "#7f7f7f", story_mod.LOCAL: "#2ca02c", story_mod.HAIKU
             story_mod.WAITING: "#c7c7c7"}
 
 
+# the Sankey's columns and where each sits (fraction of the width): the last one short of the right edge, so
+# every label is drawn to the right of its node, in the gap before the next column, never over another node
+_COLUMN = {story_mod.IN: 0, story_mod.LOCAL: 1, story_mod.HAIKU: 1, story_mod.SONNET: 2, story_mod.SETTLED: 3,
+           story_mod.REVIEW: 3, story_mod.UNSETTLED: 3, story_mod.CONFIRMED: 4, story_mod.CORRECTED: 4,
+           story_mod.WAITING: 4}
+_X = (0.001, 0.18, 0.37, 0.56, 0.78)
+# short names on the chart (the hover and the tables give the full ones): each fits its gap at 1024 px
+_SHORT = {story_mod.SETTLED: "Auto-settled", story_mod.CONFIRMED: "Operator confirmed",
+          story_mod.CORRECTED: "Operator corrected"}
+_PAD = 18  # px between the nodes of a column
+_HEIGHT = 460
+
+
 def sankey(p: story_mod.Period) -> go.Figure:
-    """The flow of the period's tickets through the tiers to their outcomes (link width: tickets)."""
+    """The flow of the period's tickets through the tiers to their outcomes (link width: tickets). Nodes are placed
+    (x, y) column by column, each column stacked from the top in the order of story.NODES, labels on two lines
+    (name; tickets and spend) so they stay legible at 1024 px."""
     used = [n for n in story_mod.NODES if any(n in (f.source, f.target) for f in p.flows)]
     index = {n: i for i, n in enumerate(used)}
-    labels = []
+    size = {n: max(p.into(n) if n != story_mod.IN else p.tickets,
+                   sum(f.tickets for f in p.flows if f.source == n)) for n in used}
+    labels, hover = [], []
     for n in used:
         t = p.tier(n)
-        inflow = p.into(n) if n != story_mod.IN else p.tickets
         extra = f" · {story_mod.usd(t.spend)}" if t is not None else ""
-        labels.append(f"{n}: {inflow:,}{extra}")
-    custom = [_link_text(f, p) for f in p.flows]
+        labels.append(f"{_SHORT.get(n, n)}<br>{size[n]:,}{extra}")
+        hover.append(f"{n}: {size[n]:,} tickets{extra}")
+    xs, ys = _positions(used, size)
+    links: list[tuple[int, int, float, str]] = [(index[f.source], index[f.target], f.tickets, _link_text(f, p))
+                                                for f in p.flows]
+    colours = [_COLOURS[n] for n in used]
+    if used:  # plotly draws the last column's labels to the left of its nodes, over the links: an empty node of
+        # no height one column further keeps them on the right, where the chart leaves them room
+        last = max(used, key=lambda n: _COLUMN[n])
+        labels, hover, colours = [*labels, ""], [*hover, ""], [*colours, "rgba(0,0,0,0)"]
+        xs, ys = [*xs, 0.999], [*ys, ys[index[last]]]
+        links.append((index[last], len(used), 1e-9, ""))  # plotly drops a node whose links are all 0
     fig = go.Figure(go.Sankey(
-        arrangement="snap",
-        node={"label": labels, "pad": 18, "thickness": 16, "color": [_COLOURS[n] for n in used]},
-        link={"source": [index[f.source] for f in p.flows], "target": [index[f.target] for f in p.flows],
-              "value": [f.tickets for f in p.flows], "customdata": custom,
+        arrangement="fixed",
+        node={"label": labels, "pad": _PAD, "thickness": 14, "color": colours, "x": xs, "y": ys,
+              "line": {"width": 0},  # a number: Streamlit's plotly.js takes no list here (labels go astray)
+              "customdata": hover, "hovertemplate": "%{customdata}<extra></extra>"},
+        link={"source": [a for a, _, _, _ in links], "target": [b for _, b, _, _ in links],
+              "value": [v for _, _, v, _ in links], "customdata": [c for _, _, _, c in links],
+              "color": ["rgba(0,0,0,0.2)" if c else "rgba(0,0,0,0)" for _, _, _, c in links],
               "hovertemplate": "%{customdata}<extra></extra>"}))
-    fig.update_layout(title=f"Tickets from {p.start} to {p.end}: where they went", height=460,
+    fig.update_layout(title=f"Tickets from {p.start} to {p.end}: where they went", height=_HEIGHT,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, font={"size": 12})
     return fig
+
+
+def _positions(used: list[str], size: dict[str, int]) -> tuple[list[float], list[float]]:
+    """Each node's centre: its column's x, and y stacked from the top at the scale plotly draws (the fullest
+    column fills the height, less the padding between its nodes)."""
+    columns: dict[int, list[str]] = {}
+    for n in used:
+        columns.setdefault(_COLUMN[n], []).append(n)
+    plot = _HEIGHT - 50  # less the margins
+    scale = min((1 - _PAD * (len(c) - 1) / plot) / (sum(size[n] for n in c) or 1) for c in columns.values())
+    ys: dict[str, float] = {}
+    for c, col in columns.items():
+        heights = [size[n] * scale for n in col]
+        free = max(0.0, 1 - sum(heights) - _PAD / plot * (len(col) - 1))
+        # spread a column over the height (its last node at the bottom, by what flows into it from below);
+        # Sonnet alone at the bottom, under the Haiku tickets it takes
+        gap = _PAD / plot + (free / (len(col) - 1) if len(col) > 1 else 0)
+        top = free if len(col) == 1 and c == _COLUMN[story_mod.SONNET] else 0.0
+        for n, h in zip(col, heights, strict=True):
+            ys[n] = min(max(top + h / 2, 0.001), 0.999)
+            top += h + gap
+    return [_X[_COLUMN[n]] for n in used], [ys[n] for n in used]
 
 
 def _link_text(f: story_mod.Flow, p: story_mod.Period) -> str:

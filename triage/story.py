@@ -4,7 +4,8 @@ JSON) and the checks against `triage spend` and `triage quality`.
 What each figure rests on:
 - money: the per-day spend rollup, exact (`total` is `triage spend`'s total for the same days, demo calls
   included and counted apart as simulated); the saving against Sonnet alone is the Spend page's estimate;
-- tickets and their paths: the tickets that arrived on those UTC days, one row each (db.story), never a call;
+- tickets and their paths: the tickets that arrived on those UTC days, per path (db.paths: the per-day path_daily
+  rollup, kept exact by every write that moves a ticket), never a call;
 - "how often it was right": per path, the operator labels on that path's tickets (confirmed: the operator kept
   the machine's label; corrected: changed it); per model, every operator label to date (`triage quality`);
 - reviewer time: labels set in the review queue per UTC day, times the lead's `minutes_per_review`.
@@ -18,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from db import paths as db_paths
 from db import reports
 from db import story as db_story
 from db.engine import Database
@@ -26,16 +28,21 @@ from triage.spend import reports as reporting
 from triage.spend.pricing import PriceTable
 
 TIERS = {0: "Local model", 1: "Haiku", 2: "Sonnet"}
-DECIDER_TIER = {db_story.LOCAL: 0, db_story.HAIKU: 1, db_story.SONNET: 2}
+DECIDER_TIER = {db_paths.LOCAL: 0, db_paths.HAIKU: 1, db_paths.SONNET: 2}
 
 # the Sankey's nodes, in order
 IN, LOCAL, HAIKU, SONNET = "Tickets in", "Local model", "Haiku", "Sonnet"
 SETTLED, REVIEW, UNSETTLED = "Settled automatically", "Sent to review", "Not settled yet"
 CONFIRMED, CORRECTED, WAITING = "Confirmed by an operator", "Corrected by an operator", "Awaiting review"
 NODES = [IN, LOCAL, HAIKU, SONNET, SETTLED, REVIEW, UNSETTLED, CONFIRMED, CORRECTED, WAITING]
-_TIER_NODE = {db_story.LOCAL: LOCAL, db_story.HAIKU: HAIKU, db_story.SONNET: SONNET}
-_RESULT_NODE = {db_story.SETTLED: SETTLED, db_story.REVIEW: REVIEW, db_story.UNSETTLED: UNSETTLED}
-_VERDICT_NODE = {db_story.CONFIRMED: CONFIRMED, db_story.CORRECTED: CORRECTED}
+_TIER_NODE = {db_paths.LOCAL: LOCAL, db_paths.HAIKU: HAIKU, db_paths.SONNET: SONNET}
+_RESULT_NODE = {db_paths.SETTLED: SETTLED, db_paths.REVIEW: REVIEW, db_paths.UNSETTLED: UNSETTLED}
+_VERDICT_NODE = {db_paths.CONFIRMED: CONFIRMED, db_paths.CORRECTED: CORRECTED}
+
+
+SPEND_PER_TIER = ("Spend is per tier, not per path: each tier's calls on these days, exact. A path counts the "
+                  "tickets that arrived on these days; their calls can fall on other days, so no exact dollar "
+                  "figure belongs to a path.")
 
 
 @dataclass(frozen=True)
@@ -144,9 +151,11 @@ def story(db: Database, start: date, end: date, *, minutes_per_review: float, ti
     just before it."""
     prices = prices or PriceTable.default()
     length = (end - start).days + 1
+    with db.read() as s:  # every operator label to date: the same for both periods, read once
+        to_date = db_story.model_answers(s)
     before = _period(db, start - timedelta(days=length), start - timedelta(days=1), minutes_per_review,
-                     tier2_model, prices, today)
-    now = _period(db, start, end, minutes_per_review, tier2_model, prices, today)
+                     tier2_model, prices, today, to_date)
+    now = _period(db, start, end, minutes_per_review, tier2_model, prices, today, to_date)
     out = Story(now, before, minutes_per_review, db.engine.url.render_as_string(hide_password=True),
                 prices.source, datetime.now(UTC), tier2_model)
     out.headline = headline(now, minutes_per_review)
@@ -156,7 +165,7 @@ def story(db: Database, start: date, end: date, *, minutes_per_review: float, ti
 
 
 def _period(db: Database, start: date, end: date, minutes: float, tier2_model: str, prices: PriceTable,
-            today: date | None) -> Period:
+            today: date | None, to_date: list[db_story.ModelAnswers]) -> Period:
     page = reporting.spend_page(db, start, end, tier2_model=tier2_model, prices=prices, today=today or end)
     with db.read() as s:
         day_rows = reports.spend_by_day(s, start, end)
@@ -164,17 +173,16 @@ def _period(db: Database, start: date, end: date, minutes: float, tier2_model: s
         paths = db_story.paths(s, start, end)
         review_days = db_story.reviews_by_day(s, start, end)
         reviewed = db_story.reviewed_tickets(s, start, end)
-        to_date = db_story.model_answers(s)
     total = sum((r["cost_usd"] for r in day_rows), Decimal(0))
     flows = _flows(paths)
     tiers = _tiers(day_rows, demo_pico, paths, to_date)
     days = [ReviewDay(d["day"], d["reviews"], d["tickets"], d["demo_reviews"], d["reviews"] * minutes / 60)
             for d in review_days]
     count = sum(d.reviews for d in days)
-    modelled = [p for p in paths if p["decider"] != db_story.LABELLED]
+    modelled = [p for p in paths if p["decider"] != db_paths.LABELLED]
     e = page.estimates
     return Period(start, end, sum(p["tickets"] for p in modelled), sum(p["demo_tickets"] for p in modelled),
-                  sum(p["tickets"] for p in paths if p["decider"] == db_story.LABELLED), total,
+                  sum(p["tickets"] for p in paths if p["decider"] == db_paths.LABELLED), total,
                   from_pico(sum(demo_pico.values())), tiers, flows, days, reviewed, count,
                   sum(d.demo_reviews for d in days), count * minutes / 60, page.summary.sonnet_alone,
                   page.summary.saving, e.interrupted_calls, e.interrupted_usd, e.unknown_cost_calls)
@@ -188,10 +196,10 @@ def _demo_pico(s: Any, start: date, end: date) -> dict[int, int]:
     return out
 
 
-def _flows(paths: list[db_story.PathRow]) -> list[Flow]:
+def _flows(paths: list[db_paths.PathRow]) -> list[Flow]:
     acc: dict[tuple[str, str], list[int]] = {}
 
-    def add(src: str, dst: str, p: db_story.PathRow, labels: bool = False) -> None:
+    def add(src: str, dst: str, p: db_paths.PathRow, labels: bool = False) -> None:
         a = acc.setdefault((src, dst), [0, 0, 0, 0])
         a[0] += p["tickets"]
         a[1] += p["demo_tickets"]
@@ -200,13 +208,13 @@ def _flows(paths: list[db_story.PathRow]) -> list[Flow]:
             a[3] += p["tickets"] if p["label_from"] == "import" else 0
 
     for p in paths:
-        if p["decider"] == db_story.LABELLED:
+        if p["decider"] == db_paths.LABELLED:
             continue
-        if p["decider"] == db_story.NONE:  # no model answered it yet
+        if p["decider"] == db_paths.NONE:  # no model answered it yet
             add(IN, UNSETTLED, p)
             continue
         node = _TIER_NODE[p["decider"]]
-        if p["decider"] == db_story.SONNET and p["via_haiku"]:
+        if p["decider"] == db_paths.SONNET and p["via_haiku"]:
             add(IN, HAIKU, p)
             add(HAIKU, SONNET, p)
         else:
@@ -215,14 +223,14 @@ def _flows(paths: list[db_story.PathRow]) -> list[Flow]:
         add(node, result, p)
         if p["verdict"] in _VERDICT_NODE:
             add(result, _VERDICT_NODE[p["verdict"]], p, labels=True)
-        elif p["result"] == db_story.REVIEW:
+        elif p["result"] == db_paths.REVIEW:
             add(result, WAITING, p)
     order = {n: i for i, n in enumerate(NODES)}
     return [Flow(src, dst, *v) for (src, dst), v in sorted(acc.items(), key=lambda kv: (order[kv[0][0]],
                                                                                          order[kv[0][1]]))]
 
 
-def _tiers(day_rows: list[reports.DaySpend], demo_pico: dict[int, int], paths: list[db_story.PathRow],
+def _tiers(day_rows: list[reports.DaySpend], demo_pico: dict[int, int], paths: list[db_paths.PathRow],
            to_date: list[db_story.ModelAnswers]) -> list[Tier]:
     spend: dict[int, Decimal] = {}
     calls: dict[int, int] = {}
@@ -233,8 +241,8 @@ def _tiers(day_rows: list[reports.DaySpend], demo_pico: dict[int, int], paths: l
     for tier, name in TIERS.items():
         mine = [p for p in paths if DECIDER_TIER.get(p["decider"]) == tier]
         answered = sum(p["tickets"] for p in paths if DECIDER_TIER.get(p["decider"]) == tier
-                       or (tier == 1 and p["decider"] == db_story.SONNET and p["via_haiku"]))
-        checked = [p for p in mine if p["verdict"] != db_story.UNREVIEWED]
+                       or (tier == 1 and p["decider"] == db_paths.SONNET and p["via_haiku"]))
+        checked = [p for p in mine if p["verdict"] != db_paths.UNREVIEWED]
         known = [m for m in to_date if m["tier"] == tier]
         cost = spend.get(tier, Decimal(0))
         if not answered and not cost and not known and tier == 0:
@@ -242,7 +250,7 @@ def _tiers(day_rows: list[reports.DaySpend], demo_pico: dict[int, int], paths: l
         out.append(Tier(name, tier, answered, sum(p["tickets"] for p in mine), cost, from_pico(demo_pico.get(tier)),
                         calls.get(tier, 0), cost / answered * 1000 if answered else None,
                         sum(p["tickets"] for p in checked),
-                        sum(p["tickets"] for p in checked if p["verdict"] == db_story.CONFIRMED),
+                        sum(p["tickets"] for p in checked if p["verdict"] == db_paths.CONFIRMED),
                         sum(m["n"] for m in known), sum(m["right"] for m in known)))
     return out
 
@@ -314,6 +322,7 @@ def basis(p: Period) -> list[str]:
     return [
         "Spend: each call's exact cost from the API's usage and the dated price table, summed per UTC day "
         "(the same total as `triage spend` for these days).",
+        SPEND_PER_TIER,
         f"Tickets: the {p.tickets:,} that arrived on these days and were answered by a model"
         + (f" ({p.labelled_only:,} more arrived labelled from a file, with no model call)" if p.labelled_only
            else "") + ".",

@@ -37,21 +37,23 @@ if not p.tickets and not p.total and not p.review_count:
 for line in data.headline:
     st.markdown(f"- {sentence(line)}")
 
-k = st.columns(4)
-k[0].metric("Tickets", f"{p.tickets:,}", delta=f"{p.tickets - data.previous.tickets:+,} on the period before",
-            delta_color="off")
+before = data.previous
+k = st.columns(2)  # two a row: at 1024 px four to a row cut their deltas off
+k[0].metric("Tickets", f"{p.tickets:,}", delta=f"{p.tickets - before.tickets:+,} vs before", delta_color="off",
+            help=f"Against {before.start} to {before.end}, the period of the same length just before.")
 k[1].metric("API spend", story_mod.usd(p.total, fine=True),
-            delta=f"{story_mod.usd(abs(p.total - data.previous.total), fine=True)} "
-                  f"{'more' if p.total >= data.previous.total else 'less'} than before", delta_color="off",
+            delta=f"{'+' if p.total >= before.total else '-'}{story_mod.usd(abs(p.total - before.total), fine=True)}"
+                  " vs before", delta_color="off",
             help="Exact: each call's usage times the dated price table (the same total as `triage spend`).")
-k[2].metric("Reviewer hours", f"{p.review_hours:,.1f}",
-            delta=f"{p.review_hours - data.previous.review_hours:+,.1f} on the period before", delta_color="off",
-            help=f"Labels set in the review queue times {settings.minutes_per_review:g} minutes "
-                 "(`minutes_per_review`, a lead's setting).")
-k[3].metric("Saved vs Sonnet alone", story_mod.usd(p.saving, fine=True),
+k = st.columns(2)
+k[0].metric("Reviewer hours", f"{p.review_hours:,.1f}", delta=f"{p.review_hours - before.review_hours:+,.1f} vs before",
+            delta_color="off", help=f"Labels set in the review queue times {settings.minutes_per_review:g} minutes "
+                                    "(`minutes_per_review`, a lead's setting).")
+k[1].metric("Saved vs Sonnet alone", story_mod.usd(p.saving, fine=True),
             help="Estimate: Haiku's prompts priced at Sonnet's rates, plus tickets Sonnet saw directly.")
 
 st.plotly_chart(report.sankey(p), key="chart_sankey")
+st.caption(sentence(story_mod.SPEND_PER_TIER))
 st.subheader("Each tier")
 st.dataframe(report.path_rows(p), hide_index=True)
 st.subheader("Each path")

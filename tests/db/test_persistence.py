@@ -158,7 +158,7 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
             (r["day"], r["model"], r["tier"], r["calls"], to_pico(r["cost_usd"])) for r in daily]
     with anydb.transaction() as s:
         assert reports.rebuild_rollups(s) == {"spend_daily": 6, "routing_daily": 3, "latency_daily": 6,
-                                              "cache_daily": 6, "labelled_answers": 0}
+                                              "cache_daily": 6, "labelled_answers": 0, "path_daily": 1}
     with anydb.read() as s:
         assert reports.spend_by_day(s) == daily
 

@@ -15,7 +15,7 @@ from db import queue, runs
 from db import story as db_story
 from db.models import ModelCall, Ticket
 from tests.support.actors import op
-from triage import review, taxonomy
+from triage import report, review, taxonomy
 from triage import story as story_mod
 from triage.cli import main
 from triage.domain import OK, CallResult, Usage, from_pico
@@ -205,3 +205,16 @@ def test_report_pdf_is_a_pdf_or_says_plainly_why_not(history, tmp_path, capsys, 
     assert main(["report", "--out", str(tmp_path / "again.pdf")]) == 2
     err = capsys.readouterr().err
     assert "no PDF renderer" in err and ".html" in err and "Traceback" not in err
+
+
+def test_sankey_places_every_node_in_its_column_with_room_for_its_label(history):
+    p = story(history).current
+    node = report.sankey(p).data[0].node
+    named = [(lbl, x, y) for lbl, x, y in zip(node.label, node.x, node.y, strict=True) if lbl]
+    assert {lbl.split("<br>")[0] for lbl, _, _ in named} >= {"Tickets in", "Haiku", "Sonnet", "Auto-settled"}
+    assert all(0 < y < 1 for _, _, y in named)
+    # the last real column short of the right edge, an empty node beyond it: its labels go right, not over links
+    assert max(x for _, x, _ in named) < 0.8 and node.label[-1] == "" and max(node.x) > 0.99
+    for x in {x for _, x, _ in named}:  # a column's nodes do not overlap (centres apart, in order)
+        ys = [y for _, xx, y in named if xx == x]
+        assert ys == sorted(ys) and len(set(ys)) == len(ys)
