@@ -14,13 +14,14 @@ from db.models import ModelCall, Run, Ticket
 from tests.support.fake_anthropic import Drop, Error, LoseAnswer, Truncate
 from triage.cli import main
 from triage.domain import Usage, to_pico
+from triage.providers import anthropic_batches
 from triage.spend.pricing import PriceTable
 from triage.work import batches
 
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    monkeypatch.setattr(batches, "BASE_DELAY", 0.01)
+    monkeypatch.setattr(anthropic_batches, "BASE_DELAY", 0.01)
 
 
 def write(path, n, prefix="B"):

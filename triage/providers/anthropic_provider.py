@@ -46,6 +46,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+Client = anthropic.AsyncAnthropic
+
+
+def new_client(api_key: str | None, base_url: str | None, timeout: float) -> Client:
+    """The SDK client the Claude tiers of a router share. Its own retries are off: the provider retries, and
+    puts every attempt on the books."""
+    return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
 
 
 class AnthropicProvider:

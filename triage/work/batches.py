@@ -29,22 +29,15 @@ A batch run's life (the state is stored on the run, see db/batches.py):
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import anthropic
-import httpx2
-from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse, MessageBatchRequestCounts
-from anthropic.types.messages.batch_create_params import Request
 from sqlalchemy.orm import Session
 
 from db import batches as db_batches
@@ -52,8 +45,9 @@ from db import calls as db_calls
 from db import queue, runs
 from db.engine import Database
 from triage.access import Action, Actor, require
-from triage.domain import ERROR, TRANSIENT, UNANSWERED, CallResult
+from triage.domain import UNANSWERED
 from triage.errors import ApiUnreachable, InputError, TriageError
+from triage.providers.anthropic_batches import BatchApi, BatchRefused, BatchResult, BatchStatus, Gone, with_retries
 from triage.providers.anthropic_provider import AnthropicProvider
 from triage.routing import gate, grouping
 from triage.routing.router import Router, decide, should_escalate
@@ -62,21 +56,10 @@ from triage.work.host import hostname, pid_alive, worker_name
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
-ATTEMPTS = 5
-BASE_DELAY = 1.0  # seconds; doubled each attempt, capped at 16
 CHUNK = 200  # results recorded per transaction
 ADOPT_GRACE = timedelta(minutes=15)  # a submission older than this is abandoned (a create with every retry and
 # its 60 s timeouts ends well within it), unless its process is known to be dead
 COLLECT_GRACE = timedelta(minutes=10)  # a collect that recorded nothing for this long is abandoned
-
-
-class BatchRefused(InputError):
-    """The API refused the batch (a 4xx other than 429): nothing was sent; the tickets are pending again."""
-
-
-class _Gone(Exception):
-    """404: the API no longer knows the batch."""
 
 
 class _NotOwner(Exception):
@@ -128,19 +111,16 @@ def group_of(custom: str) -> tuple[int, int, int] | None:
 
 
 def _requests(router: Router, key: str | None, run_id: int, tickets: Sequence[tuple[int, str]],
-              per_call: int) -> list[Request]:
+              per_call: int) -> list[Any]:
     """The batch's requests: one per ticket, or (several tickets per call) one per group planned in id order,
     a group of one being the single-ticket request."""
-    provider = _tier1(router)
+    api = _api(router)
     out = []
     for group in grouping.plan(list(tickets), lambda t: t[1], per_call):
-        texts = gate.prepared_for(provider, [x for _, x in group])  # the gate's prepare step, as every request
-        if len(group) == 1:
-            out.append(Request(custom_id=custom_id(key, run_id, group[0][0]), params=cast(
-                MessageCreateParamsNonStreaming, provider.request_body(texts[0], router.taxonomy))))
-        else:
-            out.append(Request(custom_id=group_custom_id(key, run_id, [t for t, _ in group]), params=cast(
-                MessageCreateParamsNonStreaming, provider.group_request_body(texts, router.taxonomy))))
+        texts = gate.prepared_for(api.provider, [x for _, x in group])  # the gate's prepare step, as every request
+        ids = [t for t, _ in group]
+        name = custom_id(key, run_id, ids[0]) if len(group) == 1 else group_custom_id(key, run_id, ids)
+        out.append(api.request(name, texts, router.taxonomy))
     return out
 
 
@@ -149,59 +129,16 @@ def _per_call(s: Session, router: Router, run_id: int) -> int:
     return (run.per_call if run is not None and run.per_call else None) or router.per_call
 
 
-# -- the API, with retries ---------------------------------------------------------------------------------------
-
-async def _api(what: str, call: Callable[[], Awaitable[T]], *, on_retry: Callable[[], Awaitable[T | None]] | None
-               = None) -> T:
-    """`call`, retried on transient errors; 404 raises _Gone, other 4xx BatchRefused, exhaustion ApiUnreachable.
-    `on_retry` runs before each retry and may return the result instead (a create that did reach the API)."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return await call()
-        except anthropic.NotFoundError as exc:
-            raise _Gone(str(exc)) from exc
-        except anthropic.APIStatusError as exc:
-            if exc.status_code not in RETRYABLE:
-                raise BatchRefused(f"the API refused to {what} ({exc.status_code}): "
-                                   f"{getattr(exc, 'api_message', None) or exc}") from exc
-            error: Exception = exc
-            wait = _advised(exc.response.headers)
-        except (anthropic.APIConnectionError, anthropic.APITimeoutError, httpx2.TransportError, OSError,
-                ValueError) as exc:  # ValueError: a results line cut off mid-download
-            error, wait = exc, None
-        if attempt == ATTEMPTS:
-            break
-        await asyncio.sleep(wait if wait is not None else min(BASE_DELAY * 2 ** (attempt - 1), 16.0)
-                            * random.uniform(0.75, 1.0))
-        if on_retry is not None and (found := await on_retry()) is not None:
-            return found
-    status = getattr(error, "status_code", None)
-    raise ApiUnreachable(f"could not {what} after {ATTEMPTS} attempts ({f'API error {status}' if status else error}"
-                         "); nothing was lost: run `triage collect` again later")
-
-
-def _total(counts: MessageBatchRequestCounts) -> int:
-    return int(counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired)
-
-
-def _advised(headers: Any) -> float | None:
-    from triage.providers.ratelimit import retry_after
-
-    advised = retry_after(headers)
-    return advised if advised is not None and advised <= 120 else None
-
-
 @dataclass
 class _Search:
     """What the API lists that this run's submission may have created: the batch proven to be it (its results
     carry the submission's key), and the ones that may be it but cannot be told yet (not ended)."""
 
-    proven: MessageBatch | None = None
+    proven: BatchStatus | None = None
     unproven: list[str] | None = None
 
 
-async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: int, prefix: str,
-                          taken: set[str]) -> _Search:
+async def _find_submitted(api: BatchApi, since: datetime, n: int, prefix: str, taken: set[str]) -> _Search:
     """The batch this submission sent at `since` (a crash or a lost answer kept its id from us): created no
     earlier than a minute before, with exactly `n` requests, no run's batch yet, and custom ids starting with
     `prefix` (its key and run). A batch that has not ended cannot show its custom ids: it is reported unproven,
@@ -209,33 +146,21 @@ async def _find_submitted(client: anthropic.AsyncAnthropic, since: datetime, n: 
     async def look() -> _Search:
         found = _Search(unproven=[])
         candidates = []
-        async for b in client.messages.batches.list(limit=100):
-            created = b.created_at if b.created_at.tzinfo else b.created_at.replace(tzinfo=UTC)
-            if created < since - timedelta(minutes=1):
+        async for b in api.recent():
+            if b.created_at < since - timedelta(minutes=1):
                 break  # newest first: the rest are older
-            if _total(b.request_counts) == n and b.id not in taken:
+            if b.total == n and b.id not in taken:
                 candidates.append(b.id)
         for batch_id in candidates:
-            b = await client.messages.batches.retrieve(batch_id)
-            if b.processing_status != "ended":
+            b = await api.retrieve(batch_id)
+            if not b.ended:
                 assert found.unproven is not None
                 found.unproven.append(b.id)
-            elif (first := await _first_custom_id(client, b.id)) is not None and first.startswith(prefix):
+            elif (first := await api.first_custom_id(b.id)) is not None and first.startswith(prefix):
                 found.proven = b
                 return found
         return found
-    return await _api("list recent batches", look)
-
-
-async def _first_custom_id(client: anthropic.AsyncAnthropic, batch_id: str) -> str | None:
-    """The custom id of an ended batch's first result (every result of a batch carries its submission's key)."""
-    stream = await client.messages.batches.results(batch_id)
-    try:
-        async for item in stream:
-            return item.custom_id
-        return None
-    finally:
-        await stream.close()
+    return await with_retries("list recent batches", look)
 
 
 # -- submit ------------------------------------------------------------------------------------------------------
@@ -249,6 +174,11 @@ def _tier1(router: Router) -> AnthropicProvider:
     if not isinstance(router.tier1, AnthropicProvider):
         raise InputError("an economy batch needs a Claude model as tier 1")
     return router.tier1
+
+
+def _api(router: Router) -> BatchApi:
+    """The Message Batches API through tier 1's client."""
+    return BatchApi(_tier1(router))
 
 
 def _owner() -> str:
@@ -306,7 +236,7 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
     if not tickets:
         await _db(db, lambda s: db_batches.set_state(s, run_id, None, where=mine))
         return BatchNews(run_id, "none", "nothing left to submit")
-    provider = _tier1(router)
+    api = _api(router)
     if reserve:
         try:
             await _reserve(db, router, run_id, [t for _, t in tickets])
@@ -319,16 +249,15 @@ async def _send(db: Database, router: Router, run_id: int, owner: str, key: str,
     taken = await pipeline.read(db, db_batches.known_batch_ids)
     maybe: list[str] = []
 
-    async def reached_the_api() -> MessageBatch | None:
-        found = await _find_submitted(provider.client, since, len(requests), _prefix(key, run_id), taken)
+    async def reached_the_api() -> BatchStatus | None:
+        found = await _find_submitted(api, since, len(requests), _prefix(key, run_id), taken)
         if found.unproven:
             maybe.extend(found.unproven)
             raise _MaybeSent()
         return found.proven
 
     try:
-        batch = await _api("submit the batch", lambda: provider.client.messages.batches.create(requests=requests),
-                           on_retry=reached_the_api)
+        batch = await with_retries("submit the batch", lambda: api.create(requests), on_retry=reached_the_api)
         remembered = await _db(db, lambda s: db_batches.submitted(s, run_id, key, batch.id))
     except _MaybeSent:
         await _db(db, lambda s: db_batches.let_go(s, run_id, owner))
@@ -387,16 +316,15 @@ async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
     if run.state not in ("in_progress", "collecting") or not run.batch_id:
         return BatchNews(run_id, run.state, run.message or run.state, run.batch_id)
     batch_id = run.batch_id
-    client = _tier1(router).client
+    api = _api(router)
     owner = _owner()
     try:
-        batch = await _api(f"check batch {batch_id}", lambda: client.messages.batches.retrieve(batch_id))
-        if batch.processing_status != "ended":
-            counts = batch.request_counts
+        batch = await with_retries(f"check batch {batch_id}", lambda: api.retrieve(batch_id))
+        if not batch.ended:
             await _db(db, lambda s: db_batches.set_state(s, run_id, "in_progress",  # last checked now
                                                     where=db_batches.in_state("in_progress")))
-            return BatchNews(run_id, "in_progress", f"batch {batch_id} still running ({counts.processing} of "
-                             f"{_total(counts)} requests processing; results within 24 h)", batch_id)
+            return BatchNews(run_id, "in_progress", f"batch {batch_id} still running ({batch.processing} of "
+                             f"{batch.total} requests processing; results within 24 h)", batch_id)
         grace = timedelta(0) if run.state == "collecting" and _dead(run.owner) else COLLECT_GRACE
         if not await _db(db, lambda s: db_batches.begin_collecting(s, run_id, owner, seen=run, abandoned=grace)):
             return BatchNews(run_id, "collecting", f"another process is recording the results of batch {batch_id}",
@@ -409,7 +337,7 @@ async def _check(db: Database, router: Router, run_id: int) -> BatchNews:
         except BaseException:  # interrupted: the next check (any process) resumes at once
             await _db(db, lambda s: db_batches.set_state(s, run_id, "in_progress", where=(db_batches.owned_by(owner))))
             raise
-    except _Gone:
+    except Gone:
         why = f"batch {batch_id} is gone (the API no longer knows it): its unanswered tickets are pending again"
         n = await _db(db, _release_as(run_id, why, "gone", why))
         return BatchNews(run_id, "gone", f"{why} ({n} tickets; answers already recorded are kept)", batch_id,
@@ -431,7 +359,7 @@ async def _resume_submission(db: Database, router: Router, run: db_batches.Batch
     n = len(_requests(router, run.key, run.run_id, held, per_call)) if held else 0  # as the submission counted
     since = run.since if run.since is None or run.since.tzinfo else run.since.replace(tzinfo=UTC)
     taken = await pipeline.read(db, db_batches.known_batch_ids)
-    found = await _find_submitted(_tier1(router).client, since or datetime.now(UTC), n, _prefix(run.key, run.run_id),
+    found = await _find_submitted(_api(router), since or datetime.now(UTC), n, _prefix(run.key, run.run_id),
                                   taken) if n else _Search()
     proven = found.proven
     if proven is not None:
@@ -456,16 +384,15 @@ async def _resume_submission(db: Database, router: Router, run: db_batches.Batch
 async def _collect(db: Database, router: Router, run_id: int, batch_id: str, owner: str) -> BatchNews:
     """Record an ended batch's results, a chunk per transaction, each result once whatever happened before; with
     the run's own mode and threshold."""
-    provider = _tier1(router)
+    api = _api(router)
     news = BatchNews(run_id, "collected", "", batch_id)
     run = await pipeline.read(db, lambda s: runs.run_info(s, run_id))
     route = _Route(owner, run.mode if run is not None else router.mode,
                    run.threshold if run is not None and run.threshold is not None else router.threshold)
 
     async def download() -> BatchNews:
-        stream = await provider.client.messages.batches.results(batch_id)
-        chunk: list[MessageBatchIndividualResponse] = []
-        async for item in stream:
+        chunk: list[BatchResult] = []
+        async for item in api.results(batch_id):
             chunk.append(item)
             if len(chunk) >= CHUNK:
                 await _record(db, router, run_id, batch_id, chunk, news, route)
@@ -474,7 +401,7 @@ async def _collect(db: Database, router: Router, run_id: int, batch_id: str, own
             await _record(db, router, run_id, batch_id, chunk, news, route)
         return news
 
-    await _api(f"download the results of batch {batch_id}", download)
+    await with_retries(f"download the results of batch {batch_id}", download)
     why = f"batch {batch_id} returned no answer for it: pending again"
     left = await _db(db, _release_as(run_id, why, "collected", owner=owner))
     news.requeued += left
@@ -494,8 +421,8 @@ class _Route:
 
 
 async def _record(db: Database, router: Router, run_id: int, batch_id: str,
-                  items: list[MessageBatchIndividualResponse], news: BatchNews, route: _Route) -> None:
-    provider = _tier1(router)
+                  items: list[BatchResult], news: BatchNews, route: _Route) -> None:
+    api = _api(router)
     started = time.perf_counter()
     to_tier2 = route.mode == "auto" and router.tier2 is not None
 
@@ -515,11 +442,10 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
                 held_now = dict(db_batches.held(s, run_id)) if held_now is None else held_now
                 first, last, n = group
                 members = [(t, text) for t, text in held_now.items() if first <= t <= last]
-                if len(members) != n or item.result.type in ("expired", "canceled"):
+                if len(members) != n or item.never_processed:
                     requeue += [t for t, _ in members]  # never guessed: back to the queue
                     continue
-                calls = _group_calls(provider, item.result, request_id, [text for _, text in members],
-                                     router.taxonomy, started)
+                calls = api.group_calls(item, request_id, [text for _, text in members], router.taxonomy, started)
                 for call in calls:
                     router.calibrate(call)  # routed on the calibration in force, like a single answer
                 db_calls.record_calls(s, [(t, run_id, c) for (t, _), c in zip(members, calls, strict=True)])
@@ -536,19 +462,12 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
             ticket_id = ticket_of(item.custom_id)
             if request_id in done or ticket_id is None or ticket_id not in tickets:
                 continue
-            result = item.result
-            if result.type in ("expired", "canceled"):
-                requeue.append(ticket_id)  # never processed, never billed: back to the queue
+            if item.never_processed:
+                requeue.append(ticket_id)  # never billed: back to the queue
                 continue
-            if result.type == "succeeded":
-                call = provider._answer_result(result.message, request_id, router.taxonomy, 1, started)
-                call.latency_ms = 0  # batch calls have no per-request latency; the latency charts leave them out
+            call = api.call(item, request_id, router.taxonomy, started)
+            if item.kind == "succeeded":
                 router.calibrate(call)
-            else:
-                error = getattr(getattr(result, "error", None), "error", None)
-                message = getattr(error, "message", None)
-                call = CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
-                                  error=f"batch request {result.type}" + (f": {message}" if message else ""))
             held = db_batches.is_held(s, run_id, ticket_id)
             db_calls.record_call(s, ticket_id, run_id, call)  # billed: on the books whatever the ticket became
             if not held:
@@ -568,22 +487,6 @@ async def _record(db: Database, router: Router, run_id: int, batch_id: str,
         news.escalating += len(escalate)
 
     await pipeline.in_transaction(db, write)
-
-
-def _group_calls(provider: Any, result: Any, request_id: str, texts: list[str], taxonomy: Any,
-                 started: float) -> list[CallResult]:
-    """One call per ticket of a multi-ticket batch request: its share of the answer and of the cost, or the
-    request's error on each."""
-    if result.type == "succeeded":
-        calls = provider.read_group(result.message, request_id, texts, taxonomy, started=started).tickets
-        for c in calls:
-            c.latency_ms = 0  # batch calls have no per-request latency
-        return list(calls)
-    error = getattr(getattr(result, "error", None), "error", None)
-    message = getattr(error, "message", None)
-    return [CallResult(provider.tier, provider.model, ERROR, error_kind=TRANSIENT, request_id=request_id,
-                       error=f"batch request {result.type}" + (f": {message}" if message else ""),
-                       group_size=len(texts), group_position=k) for k in range(1, len(texts) + 1)]
 
 
 async def check_open(db: Database, router: Router, run_ids: Sequence[int] | None = None, *,

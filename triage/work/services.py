@@ -15,14 +15,12 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import anthropic
-
 from db import ledger, queue
 from db import runs as db_runs
 from db.engine import Database
 from triage.access import Action, Actor, require
 from triage.errors import BudgetReached, NoApiKey
-from triage.providers.anthropic_provider import AnthropicProvider
+from triage.providers.anthropic_provider import AnthropicProvider, Client, new_client
 from triage.quality import calibrate
 from triage.routing.router import Router
 from triage.settings import Settings, effective
@@ -42,16 +40,14 @@ NO_KEY_MESSAGE = (
 )
 
 
-def make_client(settings: Settings) -> anthropic.AsyncAnthropic:
+def make_client(settings: Settings) -> Client:
     if not settings.has_api_key:
         raise NoApiKey(NO_KEY_MESSAGE)
-    return anthropic.AsyncAnthropic(
-        api_key=settings.api_key, base_url=settings.base_url, max_retries=0, timeout=settings.request_timeout,
-    )
+    return new_client(settings.api_key, settings.base_url, settings.request_timeout)
 
 
 def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", threshold: float | None = None,
-                 client: anthropic.AsyncAnthropic | None = None, prices: PriceTable | None = None,
+                 client: Client | None = None, prices: PriceTable | None = None,
                  db: Database | None = None) -> Router:
     """A router for Claude. Refuses models the price table cannot price (their calls could not be put on the
     books). With `db`, the spending caps guard every paid call, the calibrations in force are applied to every
@@ -247,7 +243,7 @@ def run_worker(db: Database, router: Router, settings: Settings, *, actor: Actor
 
 
 async def work_once(db: Database, base: Settings | None = None, *, concurrency: int | None = None,
-                    client: anthropic.AsyncAnthropic | None = None, halt: pipeline.Halt | None = None) -> RunReport:
+                    client: Client | None = None, halt: pipeline.Halt | None = None) -> RunReport:
     """One pass of the dashboard's background worker with the settings in force now (a lead may have edited the
     taxonomy, models, threshold or budget since the last pass). It takes no actor: it only works what people
     allowed to queue work put on the queue (start_run, request_escalation check who they are). `halt`: the server
