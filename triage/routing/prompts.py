@@ -74,7 +74,10 @@ def clip(text: str, limit: int = PROMPT_CHARS) -> str:
 
 
 def user_message(ticket_text: str) -> str:
-    """The ticket as data in its block; its own block tags, however spelt, are neutralised (fencing.neutralise)."""
+    """The ticket as data in its block; its own block tags, however spelt, are neutralised (fencing.neutralise).
+    The gate's prepare step has already neutralised a text it sent; doing it here again is deliberate (a text that
+    reached a prompt some other way still cannot break out of its block) and costs nothing: a second pass is a
+    no-op (tests/triage/routing/test_fencing.py)."""
     return f"<ticket>\n{neutralise(clip(ticket_text))}\n</ticket>"
 
 

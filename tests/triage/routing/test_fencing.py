@@ -131,6 +131,15 @@ def test_random_look_alike_strings_never_spell_a_tag_after_neutralising():
     assert found > 800  # the generator really makes tags
 
 
+def test_neutralising_twice_changes_nothing_more():
+    """The gate prepares a text (masking, then neutralising) and the prompt builders neutralise what they put in a
+    block again, so that a text that skipped the gate still cannot break out of its block: the second pass must be
+    a no-op on what the first produced."""
+    for text in hostile_strings(seed=14, n=3000):
+        once = fencing.neutralise(text)
+        assert fencing.neutralise(once) == once, (text, once)
+
+
 def test_random_strings_in_every_block_carry_only_the_projects_tags():
     for i, text in enumerate(hostile_strings(seed=13, n=1000)):
         assert tags(prompts.user_message(text)) == {("", "ticket"): 1, ("/", "ticket"): 1}, text
