@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -100,7 +101,7 @@ def month_projection(cumulative: list[MonthPoint], projected_total: float, today
     return fig
 
 
-def reliability(rows: list[dict[str, Any]]) -> go.Figure:
+def reliability(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", line_color="#adb5bd",
                                name="perfectly calibrated", hoverinfo="skip"))
     for name in dict.fromkeys(r["name"] for r in rows):
@@ -118,7 +119,7 @@ def reliability(rows: list[dict[str, Any]]) -> go.Figure:
     return fig
 
 
-def whatif(rows: list[dict[str, Any]], current: float) -> go.Figure:
+def whatif(rows: Sequence[Mapping[str, Any]], current: float) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = [r["threshold"] for r in rows]
     fig.add_scatter(x=x, y=[r["accuracy"] for r in rows], name="accuracy", mode="lines+markers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import NotRequired, TypedDict, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,12 +12,30 @@ from sqlalchemy.orm import Session
 from db import rollups
 from db.models import Correction, LabelledAnswer, ModelCall, RoutingDaily, SpendDaily, Ticket
 
+
+class Answer(TypedDict):
+    """One model answer on a ticket an operator labelled: what the Quality figures are computed from."""
+
+    ticket_id: int
+    truth: str  # the operator's label
+    tier: int
+    model: str
+    label: str | None  # the model's
+    confidence: float | None
+    cost_pico: int
+    outcome: str
+    examples: int | None  # few-shot examples sent with it (None: before they were counted)
+    calibration_id: NotRequired[int | None]  # the three below: from the calls (labelled_calls), not the rollup
+    calibrated_confidence: NotRequired[float | None]
+    group_size: NotRequired[int]  # tickets in its request (1 before grouping existed)
+
+
 LIMIT = 50_000  # labelled_calls: model calls read at most
 TICKETS = 15_000  # the Quality figures: the newest labelled tickets read at most (about LIMIT calls' worth)
 
 
 def labelled_calls(s: Session, limit: int | None = LIMIT, since: datetime | None = None,
-                   tickets: int | None = None) -> list[dict[str, Any]]:
+                   tickets: int | None = None) -> list[Answer]:
     """For tickets an operator labelled (corrected, confirmed or imported): each answered model call (made at or
     after `since`, when given), newest tickets first; at most `limit` calls, of the newest `tickets` labelled
     tickets with an answer (when given)."""
@@ -32,12 +50,14 @@ def labelled_calls(s: Session, limit: int | None = LIMIT, since: datetime | None
     if first is not None:
         q = q.where(Ticket.id >= first)
     q = q.order_by(Ticket.id.desc(), ModelCall.id).limit(limit)
-    return [{"ticket_id": r[0], "truth": r[1], "tier": r[2], "model": r[3], "label": r[4], "confidence": r[5],
-             "cost_pico": r[6], "outcome": r[7], "calibration_id": r[8], "calibrated_confidence": r[9],
-             "examples": r[10], "group_size": r[11]} for r in s.execute(q)]
+    # an operator-labelled ticket always has its category (db.review.correct, db.labels set both together)
+    return [Answer(ticket_id=r[0], truth=cast(str, r[1]), tier=r[2], model=r[3], label=r[4], confidence=r[5],
+                   cost_pico=r[6], outcome=r[7], calibration_id=r[8], calibrated_confidence=r[9], examples=r[10],
+                   group_size=r[11])
+            for r in s.execute(q)]
 
 
-def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]:
+def labelled_answers(s: Session, tickets: int = TICKETS) -> list[Answer]:
     """The rows `labelled_calls` would give, reduced to what the Quality figures read, from the labelled_answers
     rollup: for the newest `tickets` tickets an operator labelled, each one's latest answered call per tier with
     few-shot examples and without (one row when it was only answered one way), newest tickets first and a ticket's
@@ -48,7 +68,7 @@ def labelled_answers(s: Session, tickets: int = TICKETS) -> list[dict[str, Any]]
     if first is not None:
         q = q.where(LabelledAnswer.ticket_id >= first)
     q = q.order_by(LabelledAnswer.ticket_id.desc(), LabelledAnswer.call_id)
-    return [dict(zip(keys, r, strict=True)) for r in s.connection().execute(q)]
+    return [cast(Answer, dict(zip(keys, r, strict=True))) for r in s.connection().execute(q)]
 
 
 def _oldest_of_newest(s: Session, tickets: int) -> int | None:
@@ -64,7 +84,7 @@ def one_model_per_tier(s: Session) -> bool:
     return all(n <= 1 for n in s.scalars(per_tier))
 
 
-def measured_answers(s: Session, since: datetime | None = None) -> list[dict[str, Any]]:
+def measured_answers(s: Session, since: datetime | None = None) -> list[Answer]:
     """The labelled answers the Quality figures are built from, newest tickets first. From the labelled_answers
     rollup (a labelled ticket's latest answers per tier) where it gives the very answers the calls do: no `since`
     (the rollup holds each tier's latest answers, not the latest since a day) and one model per tier (else a

@@ -28,6 +28,7 @@ import numpy as np
 
 from db import calibrations, quality
 from db.engine import Database
+from db.quality import Answer
 from triage.access import Action, Actor, require
 from triage.domain import OK
 from triage.quality import metrics
@@ -56,7 +57,7 @@ def in_force(db: Database) -> dict[str, Calibration]:
         return {model: from_row(r) for model, r in calibrations.in_force(s).items()}
 
 
-def answers(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[list[float], list[bool]]]:
+def answers(rows: Sequence[Answer]) -> dict[str, tuple[list[float], list[bool]]]:
     """Per model: (stated confidence, right) of each labelled ticket's latest usable answer of each tier."""
     latest = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])) if r["tier"] in TIERS else None)
     out: dict[str, tuple[list[float], list[bool]]] = {}
@@ -151,7 +152,7 @@ class Level:
                 f"on {self.n})")
 
 
-def summary(rows: Sequence[dict[str, Any]], maps: dict[str, dict[str, Any]],
+def summary(rows: Sequence[Answer], maps: dict[str, dict[str, Any]],
             names: dict[str, str] | None = None, bins: int = 10) -> list[dict[str, Any]]:
     """Per model with labelled answers or a map: how many usable labelled answers it has, the map in force (with
     who and what fitted it, and when the next automatic refit happens) or why there is none yet, and its

@@ -4,19 +4,20 @@ request, from the calls already stored (no new calls): part of `triage.quality.m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from db.quality import Answer
 from triage.quality import metrics
 
 
-def _accuracy(answers: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def _accuracy(answers: Iterable[Answer]) -> dict[str, Any]:
     rows = list(answers)
     right = sum(a["label"] == a["truth"] for a in rows)
     return {"n": len(rows), "right": right, "accuracy": right / len(rows) if rows else None}
 
 
-def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compare(rows: Sequence[Answer]) -> list[dict[str, Any]]:
     """Per tier-1 model with at least one call that carried examples: each labelled ticket's latest answer sent
     with examples against its latest answer sent without (each counted when it has a label), over all such
     tickets and over the tickets answered both ways (the same tickets: the fair comparison; the two full sets may
@@ -30,7 +31,7 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not shots:
             continue
         both = sorted(set(shots) & set(plain))
-        examples = [a["examples"] for a in shots.values()]
+        examples = [a["examples"] or 0 for a in shots.values()]  # never None here: sent with examples
         out.append({"model": model, "with": _accuracy(shots.values()), "without": _accuracy(plain.values()),
                     "paired": {"n": len(both), "with": _accuracy(shots[t] for t in both)["accuracy"],
                                "without": _accuracy(plain[t] for t in both)["accuracy"]},

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
 from db import calibrations as db_calibrations
 from db import quality as db_quality
 from db.engine import Database
+from db.quality import Answer
 from triage.domain import OK, from_pico, money_text
 from triage.quality import calibrate, metrics
 from triage.quality import fewshot as quality_fewshot
@@ -24,13 +25,62 @@ from triage.routing.calibration import Calibration, bin_of, ece
 TIER_NAME = {0: "local model", 1: "Haiku", 2: "Sonnet"}
 
 
+class TierFigures(TypedDict):
+    """One tier and model's answers against the operators' labels."""
+
+    tier: int
+    model: str
+    name: str  # as the page says it: "Haiku", or "Haiku (model id)" when the tier had two models
+    n: int
+    accuracy: float
+    macro_f1: float
+    ece: float
+    mean_confidence: float
+    confusion: dict[str, Any]  # metrics.confusion
+    calibration_id: NotRequired[int | None]  # with a calibration in force for the model: which, and its error
+    ece_calibrated: NotRequired[float]
+
+
+class ReliabilityBin(TypedDict):
+    tier: int
+    name: str
+    bin_mid: float
+    confidence: float  # the mean stated confidence in the bin
+    accuracy: float
+    n: int
+    calibrated: float | None  # the calibration in force at that confidence
+
+
+class Flips(TypedDict):
+    """Tickets both Haiku and Sonnet answered, and on those they disagreed on, who the operator sided with."""
+
+    escalated: int
+    flipped: int
+    sonnet_right: int
+    haiku_right: int
+
+
+class WhatIf(TypedDict):
+    """One threshold replayed on the stored answers."""
+
+    threshold: float
+    escalation_rate: float
+    accuracy: float | None  # of the answers that stand (Haiku's kept, Sonnet's where it was asked)
+    replayed: int
+    cost_per_ticket: Decimal | None
+    review_rate: float | None
+    settled_accuracy: float | None  # of the tickets settled without review
+    settled: int
+    settled_right: int
+
+
 @dataclass
 class Quality:
     n_tickets: int
-    per_tier: list[dict[str, Any]]  # per tier and model: tier, model, name, n, accuracy, macro_f1, ece, confusion, ...
-    reliability: list[dict[str, Any]]  # tier, name, bin_mid, confidence, accuracy, n
-    flips: dict[str, Any]  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
-    whatif: list[dict[str, Any]]  # threshold, escalation_rate, accuracy, replayed, cost_per_ticket
+    per_tier: list[TierFigures]
+    reliability: list[ReliabilityBin]
+    flips: Flips  # Sonnet disagreed with Haiku: how often the operator sided with Sonnet
+    whatif: list[WhatIf]
     sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
     since: date | None = None  # only model answers from this day on (UTC)
     # per model (tiers 1-2): the calibration in force or why there is none, and its levels (triage.quality.calibrate)
@@ -70,8 +120,8 @@ class Quality:
                 "calibrations": self.calibrations, "fewshot": self.fewshot}
 
 
-def _latest_per_tier(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
-    by_ticket: dict[int, dict[int, dict[str, Any]]] = {}
+def _latest_per_tier(rows: list[Answer]) -> dict[int, dict[int, Answer]]:
+    by_ticket: dict[int, dict[int, Answer]] = {}
     for r in rows:
         by_ticket.setdefault(r["ticket_id"], {})[r["tier"]] = r  # rows are in call order: the latest wins
     return by_ticket
@@ -89,7 +139,7 @@ def tickets_per_day(db: Database) -> float | None:
         return db_quality.tickets_per_day(s)
 
 
-def _per_model(rows: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
+def _per_model(rows: list[Answer]) -> dict[tuple[int, str], list[Answer]]:
     """Each ticket's latest answer from each (tier, model), when that answer has a label."""
     groups = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])))
     return {key: list(answers.values()) for key, answers in sorted(groups.items())}
@@ -110,17 +160,19 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     models_in_tier: dict[int, int] = {}
     for tier, _ in groups:
         models_in_tier[tier] = models_in_tier.get(tier, 0) + 1
-    per_tier, reliability = [], []
+    per_tier: list[TierFigures] = []
+    reliability: list[ReliabilityBin] = []
     for (tier, model), answers in groups.items():
         name = TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
         conf = np.array([a["confidence"] or 0.0 for a in answers])
         correct = np.array([a["label"] == a["truth"] for a in answers])
-        truth, said = [a["truth"] for a in answers], [a["label"] for a in answers]
-        per_tier.append({"tier": tier, "model": model, "name": name, "n": len(answers),
-                         "accuracy": float(correct.mean()),
-                         "macro_f1": metrics.macro_f1(metrics.per_category(truth, said, sorted({*truth, *said}))),
-                         "ece": ece(conf, correct, bins), "mean_confidence": float(conf.mean()),
-                         "confusion": metrics.confusion(truth, said, classes)})
+        truth = [a["truth"] for a in answers]
+        said = [a["label"] for a in answers if a["label"] is not None]  # all of them: _per_model keeps labelled ones
+        per_tier.append(TierFigures(
+            tier=tier, model=model, name=name, n=len(answers), accuracy=float(correct.mean()),
+            macro_f1=metrics.macro_f1(metrics.per_category(truth, said, sorted({*truth, *said}))),
+            ece=ece(conf, correct, bins), mean_confidence=float(conf.mean()),
+            confusion=metrics.confusion(truth, said, classes)))
         cal = in_force.get(model) if tier >= 1 else None
         if cal is not None:  # the map in force, measured on these answers (in-sample: it was fitted on them)
             per_tier[-1]["calibration_id"] = cal.id
@@ -130,15 +182,15 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
         for b in range(bins):
             m = which == b
             if m.any():
-                reliability.append({"tier": tier, "name": name, "bin_mid": (b + 0.5) / bins,
-                                    "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean()),
-                                    "n": int(m.sum()),
-                                    "calibrated": cal.apply(float(conf[m].mean())) if cal is not None else None})
+                reliability.append(ReliabilityBin(
+                    tier=tier, name=name, bin_mid=(b + 0.5) / bins, confidence=float(conf[m].mean()),
+                    accuracy=float(correct[m].mean()), n=int(m.sum()),
+                    calibrated=cal.apply(float(conf[m].mean())) if cal is not None else None))
     both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
     flipped = [t for t in both if t[1]["label"] != t[2]["label"]]
-    flips = {"escalated": len(both), "flipped": len(flipped),
-             "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
-             "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
+    flips = Flips(escalated=len(both), flipped=len(flipped),
+                  sonnet_right=sum(t[2]["label"] == t[2]["truth"] for t in flipped),
+                  haiku_right=sum(t[1]["label"] == t[1]["truth"] for t in flipped))
     names = {model: TIER_NAME[tier] if models_in_tier[tier] == 1 else f"{TIER_NAME[tier]} ({model})"
              for tier, model in groups if tier >= 1}
     tier1_models = {model for tier, model in groups if tier == 1}
@@ -152,7 +204,7 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
 THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95
 
 
-def routing_value(answer: dict[str, Any], maps: dict[str, Calibration]) -> float:
+def routing_value(answer: Answer, maps: dict[str, Calibration]) -> float:
     """What the router would compare with the threshold for this stored answer today: its confidence under the
     calibration now in force for its model (the stored map is exact, so the replay is too), -1 when the answer
     was unusable (unknown label, unparsed: always escalated)."""
@@ -163,8 +215,8 @@ def routing_value(answer: dict[str, Any], maps: dict[str, Calibration]) -> float
     return (cal.apply(conf) if cal is not None and conf is not None else conf) or 0.0
 
 
-def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
-            maps: dict[str, Calibration] | None = None) -> list[dict[str, Any]]:
+def _whatif(tickets: dict[int, dict[int, Answer]],
+            maps: dict[str, Calibration] | None = None) -> list[WhatIf]:
     """Replay: escalate when Haiku's routing confidence (calibrated when a map is in force) is under t, or its
     answer was unusable; use Sonnet's stored answer where there is one."""
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
@@ -190,10 +242,10 @@ def _whatif(tickets: dict[int, dict[int, dict[str, Any]]],
         by_sonnet = replaced & (value2 >= t)
         settled = int(kept.sum() + by_sonnet.sum())
         settled_right = int((right1 & kept).sum() + (right2 & by_sonnet).sum())
-        out.append({"threshold": t, "escalation_rate": escalated / len(haiku),
-                    "accuracy": right / answered if answered else None, "replayed": answered,
-                    "cost_per_ticket": cost if avg_sonnet is not None or not escalated else None,
-                    "review_rate": (answered - settled) / answered if answered else None,
-                    "settled_accuracy": settled_right / settled if settled else None, "settled": settled,
-                    "settled_right": settled_right})
+        out.append(WhatIf(threshold=t, escalation_rate=escalated / len(haiku),
+                          accuracy=right / answered if answered else None, replayed=answered,
+                          cost_per_ticket=cost if avg_sonnet is not None or not escalated else None,
+                          review_rate=(answered - settled) / answered if answered else None,
+                          settled_accuracy=settled_right / settled if settled else None, settled=settled,
+                          settled_right=settled_right))
     return out

@@ -7,15 +7,16 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
+from db.quality import Answer
+
 K = TypeVar("K", bound=Hashable)
 
 
-def latest_labelled(rows: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], K | None],
-                    ) -> dict[K, dict[int, dict[str, Any]]]:
+def latest_labelled(rows: Sequence[Answer], key: Callable[[Answer], K | None]) -> dict[K, dict[int, Answer]]:
     """Per key, each ticket's latest answer (`rows` in call order: a later row replaces an earlier one), kept
     when it has a label: what every Quality figure counts. Rows whose key is None are left out, and so are keys
     none of whose latest answers has a label."""
-    latest: dict[K, dict[int, dict[str, Any]]] = {}
+    latest: dict[K, dict[int, Answer]] = {}
     for r in rows:
         k = key(r)
         if k is not None:

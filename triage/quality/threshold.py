@@ -26,7 +26,7 @@ threshold at 99.5%, which on a few hundred labels rules out most of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -83,7 +83,7 @@ class Recommendation:
         return out
 
 
-def tradeoff(whatif: Sequence[dict[str, Any]], tickets_per_day: float | None, level: float = 0.9,
+def tradeoff(whatif: Sequence[Mapping[str, Any]], tickets_per_day: float | None, level: float = 0.9,
              max_reviews_per_day: int | None = None) -> list[dict[str, Any]]:
     """Per threshold, highest first: accuracy of what is settled without review (its interval and n), the share
     and number a day sent to review, API cost per 1,000 tickets, and whether it fits the review budget."""
@@ -107,7 +107,7 @@ def tradeoff(whatif: Sequence[dict[str, Any]], tickets_per_day: float | None, le
     return out
 
 
-def recommend(whatif: Sequence[dict[str, Any]], target: float, level: float = 0.9, *,
+def recommend(whatif: Sequence[Mapping[str, Any]], target: float, level: float = 0.9, *,
               max_reviews_per_day: int | None = None, tickets_per_day: float | None = None) -> Recommendation:
     """`whatif`: rows of the Quality page's replay (threshold, accuracy, replayed, escalation_rate,
     cost_per_ticket, settled, settled_right, review_rate). Thresholds within the review budget are tested highest
