@@ -1,0 +1,103 @@
+"""Alerts as the entry points use them: the workers' periodic `Watch`, a lead's test alert, the recent events and
+attempts (`triage alerts`, Settings → Alerts)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from db import alerts as db_alerts
+from db.engine import Database
+from triage.access import Action, Actor, require
+from triage.alerts import checks, config, outbox
+from triage.errors import InputError
+from triage.settings import Settings, effective
+
+log = logging.getLogger(__name__)
+
+
+def _policy(db: Database, base: Settings | None) -> Any:
+    return lambda: effective(db, base)[0].mask_policy
+
+
+def check_now(db: Database, base: Settings | None = None, *, now: datetime | None = None) -> checks.Found:
+    """One check of every alert turned on (nothing when alerts are off or have nowhere to go). No actor: the
+    workers make it, and it only reads figures and records events."""
+    cfg = config.load(db)
+    if not cfg.active:
+        return checks.Found([], [])
+    settings, taxonomy = effective(db, base)
+    return checks.check(db, cfg, settings, taxonomy, now or datetime.now(UTC))
+
+
+def deliver_now(db: Database, base: Settings | None = None, *,
+                now: datetime | None = None) -> list[outbox.Delivered]:
+    """Send what is due (nothing while alerts are off: their deliveries wait, and expire after a day)."""
+    cfg = config.load(db)
+    if not cfg.enabled:
+        return []
+    return outbox.deliver_due(db, cfg, _policy(db, base), now=now)
+
+
+class Watch:
+    """The workers' alert duty, called on every round of their loop: checks every `check_every` seconds and sends
+    what is due every `deliver_every` seconds. Never raises: a failure is logged (without any address) and the
+    worker goes on."""
+
+    def __init__(self, db: Database, base: Settings | None = None, *, check_every: float = 60.0,
+                 deliver_every: float = 10.0):
+        self.db, self.base = db, base
+        self.check_every, self.deliver_every = check_every, deliver_every
+        self._checked: float | None = None
+        self._delivered: float | None = None
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        try:
+            if self._checked is None or now - self._checked >= self.check_every:
+                self._checked = now
+                check_now(self.db, self.base)
+            if self._delivered is None or now - self._delivered >= self.deliver_every:
+                self._delivered = now
+                for done in deliver_now(self.db, self.base):
+                    if not done.ok:
+                        log.warning("alert %s (%s) attempt %d failed: %s", done.key, done.channel, done.number,
+                                    done.error)
+        except Exception as exc:
+            log.warning("alerts: %s", type(exc).__name__, exc_info=True)
+
+
+def send_test(db: Database, *, actor: Actor, base: Settings | None = None) -> list[outbox.Delivered]:
+    """A lead's test alert to every channel configured, sent now (once, not retried) and logged like any other.
+    InputError when no channel is configured."""
+    require(actor, Action.CONFIGURE)
+    cfg = config.load(db)
+    if not cfg.channels:
+        raise InputError("no channel is configured: give a webhook address, or an SMTP host, sender and recipients")
+    now = datetime.now(UTC)
+    condition = f"test:{uuid.uuid4().hex[:12]}"
+    with db.transaction() as s:
+        event_id = db_alerts.insert_event(s, condition=condition, episode=1, kind="test", now=now,
+                                          channels=cfg.channels, title="Test alert from Triage",
+                                          facts={"sent by": actor.identity, "alerts": "on" if cfg.enabled else "off"})
+        assert event_id is not None
+        ids = db_alerts.deliveries_of(s, event_id)
+    out = [outbox.deliver(db, cfg, i, _policy(db, base), now=now) for i in ids]
+    return [d for d in out if d is not None]
+
+
+def recent(db: Database, *, actor: Actor, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest events, newest first, with their deliveries and every attempt (a lead's)."""
+    require(actor, Action.CONFIGURE)
+    with db.read() as s:
+        return db_alerts.recent(s, limit)
+
+
+def run_check(db: Database, *, actor: Actor, base: Settings | None = None) -> tuple[checks.Found,
+                                                                                     list[outbox.Delivered]]:
+    """`triage alerts --check`: one check and one delivery round now, as a worker makes them (a lead's)."""
+    require(actor, Action.CONFIGURE)
+    return check_now(db, base), deliver_now(db, base)
