@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -25,8 +26,9 @@ class WebhookReceiver:
     """`with WebhookReceiver(fail_first=2) as hook:` POSTs to `hook.url` are recorded in `hook.accepted` (answered
     200) or `hook.refused` (answered `fail_status` while failures remain)."""
 
-    def __init__(self, fail_first: int = 0, fail_status: int = 500, path: str = "/services/T000/B000/SECRETTOKEN"):
-        self.fail_first, self.fail_status, self.path = fail_first, fail_status, path
+    def __init__(self, fail_first: int = 0, fail_status: int = 500, path: str = "/services/T000/B000/SECRETTOKEN",
+                 delay: float = 0.0):
+        self.fail_first, self.fail_status, self.path, self.delay = fail_first, fail_status, path, delay
         self.accepted: list[Post] = []
         self.refused: list[Post] = []
         self._lock = threading.Lock()
@@ -36,6 +38,7 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                time.sleep(receiver.delay)  # a slow receiver: a racing worker has time to try the same delivery
                 post = Post(self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw or b"{}"))
                 with receiver._lock:
                     failing = receiver.fail_first > 0

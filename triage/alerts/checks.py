@@ -136,11 +136,11 @@ def budgets(db: Database, cfg: AlertConfig, settings: Settings, found: Found, no
         warn = cap * Decimal(str(caps.warn_at))
         reached, warned = committed >= cap, committed >= warn
         facts = {"spent": budget.usd(committed), "budget": budget.usd(cap), "share": f"{committed / cap:.0%}"}
-        _level(db, cfg, found, open_, f"budget:{name}:cap:{period}:{cap}", holds=reached, clears=not reached,
+        _level(db, cfg, found, open_, f"budget:{name}:cap:{period}:{cap:.2f}", holds=reached, clears=not reached,
                kind="budget", now=now, facts=facts,
                title=f"{period_words.capitalize()} spend {budget.usd(committed)} reached the {name} budget of "
                      f"{budget.usd(cap)}: API calls are paused")
-        _level(db, cfg, found, open_, f"budget:{name}:warning:{period}:{cap}", holds=warned and not reached,
+        _level(db, cfg, found, open_, f"budget:{name}:warning:{period}:{cap:.2f}", holds=warned and not reached,
                clears=not warned, kind="budget", now=now, facts=facts,
                title=f"{period_words.capitalize()} spend {budget.usd(committed)} passed {caps.warn_at:.0%} of the "
                      f"{name} budget ({budget.usd(cap)})")
