@@ -3,16 +3,19 @@ attempts (`triage alerts`, Settings → Alerts)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from db import alerts as db_alerts
 from db.engine import Database
 from triage.access import Action, Actor, require
-from triage.alerts import checks, config, outbox
+from triage.alerts import channels, checks, config, outbox
 from triage.errors import InputError
 from triage.settings import Settings, effective
 
@@ -43,9 +46,9 @@ def deliver_now(db: Database, base: Settings | None = None, *,
 
 
 class Watch:
-    """The workers' alert duty, called on every round of their loop: checks every `check_every` seconds and sends
-    what is due every `deliver_every` seconds. Never raises: a failure is logged (without any address) and the
-    worker goes on."""
+    """The workers' alert duty, on a thread of its own beside their queue work (a long pass never delays an alert):
+    checks every `check_every` seconds and sends what is due every `deliver_every` seconds. Never raises: a
+    failure is logged (its kind, never an address) and the watch goes on."""
 
     def __init__(self, db: Database, base: Settings | None = None, *, check_every: float = 60.0,
                  deliver_every: float = 10.0):
@@ -53,14 +56,35 @@ class Watch:
         self.check_every, self.deliver_every = check_every, deliver_every
         self._checked: float | None = None
         self._delivered: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def tick(self) -> None:
+    def start(self) -> Watch:
+        self._thread = threading.Thread(target=self._loop, name="triage-alerts", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, *, final: bool = False) -> None:
+        """End the thread (a send in progress finishes, within its timeout); `final`: one last check and delivery
+        first-hand (`triage worker --once` announces what its pass decided)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=channels.TIMEOUT_S * 2 + 5)
+        if final:
+            self.tick(force=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            self._stop.wait(min(self.check_every, self.deliver_every))
+
+    def tick(self, *, force: bool = False) -> None:
         now = time.monotonic()
         try:
-            if self._checked is None or now - self._checked >= self.check_every:
+            if force or self._checked is None or now - self._checked >= self.check_every:
                 self._checked = now
                 check_now(self.db, self.base)
-            if self._delivered is None or now - self._delivered >= self.deliver_every:
+            if force or self._delivered is None or now - self._delivered >= self.deliver_every:
                 self._delivered = now
                 for done in deliver_now(self.db, self.base):
                     if not done.ok:
@@ -68,6 +92,16 @@ class Watch:
                                     done.error)
         except Exception as exc:
             log.warning("alerts: %s", type(exc).__name__, exc_info=True)
+
+
+@contextlib.contextmanager
+def watching(db: Database, base: Settings | None = None) -> Iterator[Watch]:
+    """A `Watch` running for the duration of a worker's work, with one last check and delivery at its end."""
+    watch = Watch(db, base).start()
+    try:
+        yield watch
+    finally:
+        watch.stop(final=True)
 
 
 def send_test(db: Database, *, actor: Actor, base: Settings | None = None) -> list[outbox.Delivered]:
