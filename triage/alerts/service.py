@@ -135,3 +135,38 @@ def run_check(db: Database, *, actor: Actor, base: Settings | None = None) -> tu
     """`triage alerts --check`: one check and one delivery round now, as a worker makes them (a lead's)."""
     require(actor, Action.CONFIGURE)
     return check_now(db, base), deliver_now(db, base)
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
+
+
+def describe(events: list[dict[str, Any]]) -> list[str]:
+    """Recent events as lines for a terminal: each event, then each delivery and its attempts."""
+    lines: list[str] = []
+    for e in events:
+        lines.append(f"{_when(e['created_at'])}  {e['kind']:<12} {e['title']}  [{e['key']}]"
+                     + ("" if e["deliveries"] else "  (no delivery: announced in a summary, or no channel)"))
+        for d in e["deliveries"]:
+            lines.append(f"    {d['channel']:<8} {d['state']:<8} {d['attempts']} attempt(s)"
+                         + (f", next at {_when(d['next_at'])}" if d["state"] == "pending" else ""))
+            lines += [f"        #{t['number']} {_when(t['at'])} {'ok' if t['ok'] else 'failed'}"
+                      + (f" {t['status']}" if t["status"] is not None else "")
+                      + (f": {t['error']}" if t["error"] else "") + f" ({t['latency_ms']} ms)" for t in d["tries"]]
+    return lines
+
+
+def configure(db: Database, assignments: list[str], *, actor: Actor,
+              read_secret: Any = None) -> config.AlertConfig:
+    """`triage alerts --set NAME=VALUE ...`: a lead's changes as the Settings page saves them (the same checks and
+    audit). `webhook_url=-` reads the address from `read_secret` (stdin), so its token stays out of the shell's
+    history."""
+    values: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--set takes NAME=VALUE, not {item!r}")
+        if name.strip() == "webhook_url" and value == "-" and read_secret is not None:
+            value = str(read_secret()).strip()
+        values[name.strip()] = value
+    return config.save(db, actor=actor, **values)
