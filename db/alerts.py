@@ -67,14 +67,6 @@ def clear(s: Session, event_id: int, now: datetime) -> bool:
     return rows_affected(res) == 1
 
 
-def known(s: Session, conditions: Sequence[str]) -> set[str]:
-    """Those of these conditions that have an event already."""
-    out: set[str] = set()
-    for i in range(0, len(conditions), 500):
-        out.update(s.scalars(select(AlertEvent.condition).where(AlertEvent.condition.in_(conditions[i:i + 500]))))
-    return out
-
-
 @dataclass(frozen=True)
 class UrgentTicket:
     id: int
@@ -84,13 +76,17 @@ class UrgentTicket:
 
 
 def urgent_tickets(s: Session, level: str, since: datetime, teams: Sequence[str], limit: int) -> list[UrgentTicket]:
-    """Decided tickets at this priority level that arrived since `since`, oldest first (`teams`: only theirs;
-    empty: every team)."""
+    """Decided tickets at this priority level that arrived since `since` and have no event yet, oldest first
+    (`teams`: only theirs; empty: every team)."""
+    announced = select(AlertEvent.id).where(AlertEvent.ticket_id == Ticket.id).exists()
+    # `priority || ''` keeps the planner off the priority index: it walks the day's arrivals on the created_at
+    # index, however many urgent tickets the years before hold
     q = select(Ticket.id, Ticket.team, Ticket.category, Ticket.language).where(
-        Ticket.priority == level, Ticket.created_at >= since, Ticket.status != PENDING, Ticket.category.is_not(None))
+        Ticket.priority.concat("") == level, Ticket.created_at >= since, Ticket.status != PENDING, Ticket.category.is_not(None),
+        ~announced)
     if teams:
         q = q.where(Ticket.team.in_(list(teams)))
-    return [UrgentTicket(*r) for r in s.execute(q.order_by(Ticket.id).limit(limit))]
+    return [UrgentTicket(*r) for r in s.execute(q.order_by(Ticket.created_at, Ticket.id).limit(limit))]
 
 
 @dataclass(frozen=True)

@@ -477,7 +477,10 @@ class AlertEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the condition stopped holding
 
-    __table_args__ = (Index("ix_alert_events_condition_episode", "condition", "episode"),)
+    __table_args__ = (
+        Index("ix_alert_events_condition_episode", "condition", "episode"),
+        Index("ix_alert_events_ticket_id", "ticket_id"),  # which urgent tickets were announced already
+    )
 
 
 class AlertDelivery(Base):

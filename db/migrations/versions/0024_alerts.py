@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.UniqueConstraint('key'),
     )
     op.create_index('ix_alert_events_condition_episode', 'alert_events', ['condition', 'episode'])
+    op.create_index('ix_alert_events_ticket_id', 'alert_events', ['ticket_id'])
     op.create_table(
         'alert_deliveries',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -71,5 +72,6 @@ def downgrade() -> None:
     op.drop_table('alert_attempts')
     op.drop_index('ix_alert_deliveries_state_next', table_name='alert_deliveries')
     op.drop_table('alert_deliveries')
+    op.drop_index('ix_alert_events_ticket_id', table_name='alert_events')
     op.drop_index('ix_alert_events_condition_episode', table_name='alert_events')
     op.drop_table('alert_events')
