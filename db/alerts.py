@@ -82,8 +82,8 @@ def urgent_tickets(s: Session, level: str, since: datetime, teams: Sequence[str]
     # `priority || ''` keeps the planner off the priority index: it walks the day's arrivals on the created_at
     # index, however many urgent tickets the years before hold
     q = select(Ticket.id, Ticket.team, Ticket.category, Ticket.language).where(
-        Ticket.priority.concat("") == level, Ticket.created_at >= since, Ticket.status != PENDING, Ticket.category.is_not(None),
-        ~announced)
+        Ticket.priority.concat("") == level, Ticket.created_at >= since, Ticket.status != PENDING,
+        Ticket.category.is_not(None), ~announced)
     if teams:
         q = q.where(Ticket.team.in_(list(teams)))
     return [UrgentTicket(*r) for r in s.execute(q.order_by(Ticket.created_at, Ticket.id).limit(limit))]

@@ -96,8 +96,8 @@ def test_the_section_shows_nothing_to_anyone_but_a_lead(app_env):
     from streamlit.testing.v1 import AppTest
 
     def script():
-        from db.migrate import open_database as opened
         from dashboard.sections import alerts as section
+        from db.migrate import open_database as opened
         from tests.support.actors import OPERATOR as who
         from triage import taxonomy
 

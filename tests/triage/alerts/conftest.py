@@ -23,7 +23,8 @@ def add_tickets(db, rows: list[dict]) -> list[int]:
         text = row.get("text", f"ticket number {n}")
         escalated = bool(row.get("escalated", False))
         objs.append(Ticket(text=text, content_hash=f"h{n}-{id(objs)}", source="test",
-                           status=(ESCALATED if escalated else CLASSIFIED).value, category=row.get("category", "billing"),
+                           status=(ESCALATED if escalated else CLASSIFIED).value,
+                           category=row.get("category", "billing"),
                            confidence=0.9, label_source="tier1", priority=row.get("priority"), team=row.get("team"),
                            language=row.get("language", "en"), escalated=escalated,
                            created_at=row.get("created_at", datetime.now(UTC))))

@@ -131,7 +131,8 @@ def test_email_over_smtp_once_after_a_temporary_failure(db):
         assert [(d.channel, d.ok) for d in later] == [("email", True)]
         assert len(smtp.messages) == 1
         msg = smtp.messages[0]
-        assert msg["Subject"].startswith(f"[Triage] Urgent ticket #{tid}") and msg["X-Triage-Alert"] == f"urgent:{tid}#1"
+        assert msg["Subject"].startswith(f"[Triage] Urgent ticket #{tid}")
+        assert msg["X-Triage-Alert"] == f"urgent:{tid}#1"
         assert smtp.recipients == [["lead@example.com", "oncall@example.com"]]
         assert "payroll" not in msg.get_payload()
 
