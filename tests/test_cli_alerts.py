@@ -44,3 +44,45 @@ def test_a_bad_setting_is_refused_in_one_line(cli_db, capsys):
     assert main(["alerts", "--set", "webhook_url=https://169.254.169.254/latest"]) == 2
     assert "link-local" in capsys.readouterr().err
     assert main(["alerts", "--set", "nonsense"]) == 2
+
+
+def test_triage_worker_once_announces_what_is_there(env, monkeypatch, capsys):
+    """`triage worker --once` (with a key, against the fake API) runs the watch beside its pass and checks and sends
+    once more as it ends."""
+    from db.migrate import open_database
+    from tests.support.actors import LEAD
+    from triage.alerts import config
+
+    monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")
+    db = open_database(env["TRIAGE_DATABASE_URL"])
+    with WebhookReceiver() as hook:
+        config.save(db, actor=LEAD, enabled=True, webhook_url=hook.url)
+        tid = add_tickets(db, [{"priority": "urgent", "team": "Ops"}])[0]
+        assert main(["worker", "--once"]) == 0
+        assert hook.keys() == [f"urgent:{tid}#1"]
+        assert main(["worker", "--once"]) == 0
+        assert hook.keys() == [f"urgent:{tid}#1"]
+    db.dispose()
+
+
+def test_the_watch_thread_checks_and_sends_on_its_own(db, monkeypatch):
+    import time
+
+    from dashboard.worker import BackgroundWorker
+    from tests.support.actors import LEAD
+    from triage.alerts import config
+    from triage.alerts.service import Watch
+
+    assert isinstance(BackgroundWorker(db).alerts, Watch)  # the dashboard's worker carries one, started with it
+    monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")
+    with WebhookReceiver() as hook:
+        config.save(db, actor=LEAD, enabled=True, webhook_url=hook.url)
+        watch = Watch(db, check_every=0.2, deliver_every=0.2).start()
+        try:
+            tid = add_tickets(db, [{"priority": "urgent"}])[0]
+            deadline = time.monotonic() + 30
+            while not hook.accepted and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            watch.stop()
+        assert hook.keys() == [f"urgent:{tid}#1"]
