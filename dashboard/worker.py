@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from db.engine import Database
 from triage import access, privacy
 from triage.access import Actor, Role
+from triage.alerts.service import Watch
 from triage.errors import TriageError, for_people
 from triage.settings import Settings, effective
 from triage.work import classify, pipeline, services
@@ -69,9 +70,11 @@ class BackgroundWorker:
         self._lock = threading.Lock()  # guards the pass in progress, which `stop` halts from another thread
         self._running: tuple[asyncio.AbstractEventLoop, pipeline.Halt] | None = None
         self._thread = threading.Thread(target=self._loop, name="triage-worker", daemon=True)
+        self.alerts = Watch(db, self.settings)  # the lead's alerts: checked and sent on a thread of their own
 
     def start(self) -> BackgroundWorker:
         self._thread.start()
+        self.alerts.start()
         _stop_before_exit(self)
         return self
 
@@ -85,6 +88,7 @@ class BackgroundWorker:
         """Stop claiming, halt the pass in progress (its calls in flight get `stop_grace` seconds, then are booked
         as lost) and wait for the thread to end."""
         self._stop.set()
+        self.alerts.stop()
         with self._lock:
             if self._running is not None:
                 loop, halt = self._running

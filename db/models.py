@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     text,
     true,
 )
@@ -455,3 +456,66 @@ class AuditDraw(Base):
         # the drawn tickets awaiting an answer, and the answered ones the estimate reads
         Index("ix_audit_draws_drawn", "drawn", "answered_at", "ticket_id"),
     )
+
+
+class AlertEvent(Base):
+    """Something a lead asked to be told about (triage/alerts): an urgent ticket, the review queue over its limit,
+    a budget level passed, a spike. `key` is `condition#episode` and UNIQUE: of any number of workers noticing the
+    same thing, exactly one inserts it (0024). A condition that holds again after it cleared is a new episode.
+    Never holds ticket text: the message is written when it is sent (masked text, only if a lead allowed it)."""
+
+    __tablename__ = "alert_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    condition: Mapped[str] = mapped_column(String(180))
+    episode: Mapped[int] = mapped_column(Integer, default=1)
+    kind: Mapped[str] = mapped_column(String(16))  # urgent | review_queue | budget | spike | test
+    title: Mapped[str] = mapped_column(String(300))
+    facts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: figures and ids, never ticket text
+    ticket_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: the alert outlives an erased ticket
+    team: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the condition stopped holding
+
+    __table_args__ = (
+        Index("ix_alert_events_condition_episode", "condition", "episode"),
+        Index("ix_alert_events_ticket_id", "ticket_id"),  # which urgent tickets were announced already
+    )
+
+
+class AlertDelivery(Base):
+    """The outbox: one row per event and channel (webhook, email), sent once. `pending` until a worker claims it
+    (`sending`, a compare-and-set), then `sent`, or `pending` again with `next_at` backed off after a failed
+    attempt, or `failed` once it gave up. A claim older than the lease is taken over (its process died)."""
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | email
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel", name="uq_alert_deliveries_event_channel"),
+        Index("ix_alert_deliveries_state_next", "state", "next_at"),
+    )
+
+
+class AlertAttempt(Base):
+    """Every attempt to deliver an alert: when, by whom, how it went (an HTTP or SMTP status and the error's kind;
+    never the webhook's address, which carries its token)."""
+
+    __tablename__ = "alert_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("alert_deliveries.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1 for the first attempt
+    worker: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[int | None] = mapped_column(Integer)  # HTTP or SMTP reply code, when there was one
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from dashboard.sections import alerts as alert_sections
 from dashboard.sections import fewshot as fewshot_sections
 from dashboard.sections import teams as team_sections
 from dashboard.ui import gate, need_operator, plain
@@ -148,6 +149,7 @@ with st.form("engine"):
 
 fewshot_sections.settings_form(db, settings, actor, fewshot_source.operator_labels(db, taxonomy))
 team_sections.settings_form(db, taxonomy, actor)
+alert_sections.settings_form(db, taxonomy, actor)
 
 st.subheader("Personal data")
 st.caption("Masked in every request body before it reaches the API (typed placeholders such as [CARD], [EMAIL]). "

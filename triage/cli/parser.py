@@ -7,6 +7,7 @@ from datetime import date
 
 from triage import ingest
 from triage.cli.admin import cmd_db, cmd_demo, cmd_train
+from triage.cli.alerts import cmd_alerts
 from triage.cli.audit import cmd_audit
 from triage.cli.labels import cmd_label
 from triage.cli.privacy import cmd_erase, cmd_export, cmd_purge
@@ -245,6 +246,22 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default 20)")
     rn.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
     rn.set_defaults(func=cmd_runs)
+
+    al = sub.add_parser("alerts", help="recent alerts and every attempt to deliver them; --test, --check, --set",
+                        description="Alerts a lead configured (webhook: Slack, Teams; e-mail over SMTP) for urgent "
+                        "tickets, the review queue, budgets and spikes (docs/configuration.md#alerts): the recent "
+                        "events, newest first, each delivery and its attempts. The workers check every minute.")
+    al.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
+    al.add_argument("--json", action="store_true", help="print a JSON list, one object per event")
+    al.add_argument("--test", action="store_true", help="send a test alert to every channel configured now")
+    al.add_argument("--check", action="store_true", help="check and deliver now, as the workers do every minute")
+    al.add_argument("--set", nargs="+", metavar="NAME=VALUE",
+                    help="configure (a lead's change, audited): enabled, webhook_url (- reads it from stdin, out of "
+                    "the shell's history), email_to, smtp_host, smtp_port, smtp_from, smtp_user, smtp_starttls, "
+                    "urgent, urgent_teams, review_queue_over, budget, spikes, include_text")
+    al.add_argument("--show", action="store_true", help="print the configuration (the webhook address masked)")
+    al.add_argument("--operator", help="who changes or tests, recorded (default cli:<your OS user>)")
+    al.set_defaults(func=cmd_alerts)
 
     d = sub.add_parser("db", help="database maintenance")
     d.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations up to the latest schema")

@@ -9,6 +9,7 @@ import time
 
 from db.engine import Database
 from triage import export, ingest
+from triage.alerts import service as alerts
 from triage.cli.common import (
     EXIT_INPUT,
     EXIT_OK,
@@ -161,12 +162,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not settings.has_api_key:
         print("no API key: the local model classifies; unsure tickets go to the review queue", file=sys.stderr)
         total = 0
-        while True:
-            total += services.classify_locally(db, settings)
-            if args.once:
-                print(f"the local model classified {total} tickets", file=sys.stderr)
-                return EXIT_OK
-            time.sleep(args.poll)
+        with alerts.watching(db, settings):
+            while True:
+                total += services.classify_locally(db, settings)
+                if args.once:
+                    print(f"the local model classified {total} tickets", file=sys.stderr)
+                    return EXIT_OK
+                time.sleep(args.poll)
     router = services.build_router(settings, taxonomy, threshold=settings.threshold, db=db)
     _recover(db)
     _budget_notice(db, settings)

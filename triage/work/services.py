@@ -19,6 +19,7 @@ from db import ledger, queue
 from db import runs as db_runs
 from db.engine import Database
 from triage.access import Action, Actor, require
+from triage.alerts import service as alerts
 from triage.errors import BudgetReached, NoApiKey
 from triage.providers.anthropic_provider import AnthropicProvider, Client, new_client
 from triage.quality import calibrate
@@ -234,9 +235,10 @@ def run_worker(db: Database, router: Router, settings: Settings, *, actor: Actor
 
     recover(db)
     halt = pipeline.Halt()
-    report = run(router, pipeline.drain(db, router, concurrency=settings.concurrency, once=once,
-                                        poll_seconds=poll_seconds, stop=stop, before_pass=before_pass, halt=halt),
-                 halt)
+    with alerts.watching(db, settings):  # the lead's alerts, checked and sent beside the queue work
+        report = run(router, pipeline.drain(db, router, concurrency=settings.concurrency, once=once,
+                                            poll_seconds=poll_seconds, stop=stop, before_pass=before_pass,
+                                            halt=halt), halt)
     report.processed += local_done
     _settle_runs(db, report)
     return report
