@@ -129,14 +129,18 @@ class Taxonomy:
         return cls(tuple(category(n, d) for n, d in pairs))
 
     @classmethod
-    def from_rows(cls, rows: Iterable[Mapping[str, object]]) -> Taxonomy:
-        """From an editor's rows (name, description, optional key). An empty cell is empty text: a table editor
-        hands pandas NaN (or None, or NA) for a cell nobody typed in, and str() of that is "nan", which once
-        reached the prompt as a category's description. A row left wholly empty (added, never filled) is
-        dropped."""
+    def from_rows(cls, rows: Iterable[Mapping[str, object]],
+                  priorities: tuple[Category, ...] = DEFAULT_PRIORITIES) -> Taxonomy:
+        """From an editor's rows (name, description, optional key), with this priority scale. An empty cell is
+        empty text: a table editor hands pandas NaN (or None, or NA) for a cell nobody typed in, and str() of that
+        is "nan", which once reached the prompt as a category's description. A row left wholly empty (added, never
+        filled) is dropped."""
         triples = [(cell_text(r.get("name")), cell_text(r.get("description")), cell_text(r.get("key")))
                    for r in rows]
-        return cls(tuple(category(n, d, k) for n, d, k in triples if (n, d, k) != ("", "", "")))
+        return cls(tuple(category(n, d, k) for n, d, k in triples if (n, d, k) != ("", "", "")), priorities)
+
+    def with_priorities(self, priorities: tuple[Category, ...]) -> Taxonomy:
+        return Taxonomy(self.categories, priorities)
 
     @classmethod
     def from_file_text(cls, text: str, fmt: str) -> Taxonomy:
@@ -173,6 +177,13 @@ def category(name: str, description: str, key: str = "") -> Category:
     return Category(key, description, "" if name == key else name)
 
 
+def priority_levels(rows: Iterable[Mapping[str, object]]) -> tuple[Category, ...]:
+    """A priority scale from an editor's rows (name, description; most urgent first), empty rows dropped, empty
+    cells empty (never "nan"). Checked when a taxonomy is built with it (validate_priorities)."""
+    pairs = [(cell_text(r.get("name")).lower(), cell_text(r.get("description"))) for r in rows]
+    return tuple(Category(n, d) for n, d in pairs if (n, d) != ("", ""))
+
+
 def cell_text(value: object) -> str:
     """A table cell as text: None, NaN, pandas' NA and NaT are "" (never "nan")."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -190,13 +201,15 @@ class Change:
     removed: dict[str, str] = field(default_factory=dict)
     changed: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (old, new description)
     renamed: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (old, new shown name)
+    # the priority scale, most urgent first, as "name: description" lines: (before, after) when it changed
+    priorities: tuple[list[str], list[str]] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.renamed)
+        return bool(self.added or self.removed or self.changed or self.renamed or self.priorities)
 
     @property
     def count(self) -> int:
-        return len(self.added) + len(self.removed) + len(self.changed | self.renamed)
+        return len(self.added) + len(self.removed) + len(self.changed | self.renamed) + bool(self.priorities)
 
     def lines(self) -> list[str]:
         """The change in words, one line a category, for a diff shown before saving."""
@@ -205,6 +218,9 @@ class Change:
         out += [f"~ {k}: renamed {old!r} -> {new!r} (its key and history stay)"
                 for k, (old, new) in self.renamed.items()]
         out += [f"~ {k}: {old!r} -> {new!r}" for k, (old, new) in self.changed.items()]
+        if self.priorities:
+            out.append(f"~ priority scale: {', '.join(_level_names(self.priorities[0]))} -> "
+                       f"{', '.join(_level_names(self.priorities[1]))}")
         return out
 
     def audit(self) -> dict[str, list[str | None]]:
@@ -212,7 +228,17 @@ class Change:
         does), so the trail keeps the old text."""
         return {**{n: [None, d] for n, d in self.added.items()}, **{n: [d, None] for n, d in self.removed.items()},
                 **{n: [old, new] for n, (old, new) in self.changed.items()},
-                **{f"{n} (name)": [old, new] for n, (old, new) in self.renamed.items()}}
+                **{f"{n} (name)": [old, new] for n, (old, new) in self.renamed.items()},
+                **({"priority scale": ["\n".join(self.priorities[0]), "\n".join(self.priorities[1])]}
+                   if self.priorities else {})}
+
+
+def _level_names(lines: list[str]) -> list[str]:
+    return [line.split(":", 1)[0] for line in lines]
+
+
+def _scale(t: Taxonomy) -> list[str]:
+    return [f"{p.name}: {p.description}" for p in t.priorities]
 
 
 def diff(before: Taxonomy, after: Taxonomy) -> Change:
@@ -223,7 +249,8 @@ def diff(before: Taxonomy, after: Taxonomy) -> Change:
     return Change(added={n: d for n, d in new.items() if n not in old},
                   removed={n: d for n, d in old.items() if n not in new},
                   changed={n: (old[n], d) for n, d in new.items() if n in old and old[n] != d},
-                  renamed={n: (old_shown[n], s) for n, s in new_shown.items() if n in old and old_shown[n] != s})
+                  renamed={n: (old_shown[n], s) for n, s in new_shown.items() if n in old and old_shown[n] != s},
+                  priorities=(_scale(before), _scale(after)) if before.priorities != after.priorities else None)
 
 
 def validate(categories: tuple[Category, ...]) -> None:

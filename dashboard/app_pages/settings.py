@@ -19,7 +19,7 @@ from triage.local import retrieval as fewshot_source
 from triage.quality import calibrate, tiles
 from triage.routing.calibration import MIN_EACH, MIN_LABELS
 from triage.spend.pricing import PriceTable
-from triage.taxonomy import Taxonomy, TaxonomyError
+from triage.taxonomy import Taxonomy, TaxonomyError, priority_levels
 from triage.taxonomy import diff as taxonomy_diff
 
 actor = gate(Action.CONFIGURE)
@@ -56,15 +56,26 @@ edited = st.data_editor(tax_frame, num_rows="dynamic", key=tax_key, width="stret
                                        "description": st.column_config.TextColumn("Description", width="large",
                                                                                   required=True)},
                         disabled=uploaded is not None)
+st.caption("Priority scale, most urgent first (2 to 10 levels; names in lower-case letters, digits or _): each "
+           "ticket's priority is asked in the same request as its category, from these descriptions.")
+scale_frame = pd.DataFrame([{"name": p.name, "description": p.description} for p in taxonomy.priorities])
+scale_edited = st.data_editor(scale_frame, num_rows="dynamic", key=f"{tax_key}_scale", width="stretch",
+                              column_config={"name": st.column_config.TextColumn("Priority", required=True,
+                                                                                 max_chars=40),
+                                             "description": st.column_config.TextColumn(
+                                                 "Description", width="large", required=True)})
 for note in st.session_state.pop("taxonomy_saved", []):
     st.success(note, icon=":material/check:")
 proposed, problem = None, None
 try:  # checked as it is edited: empty cells are empty (never "nan"), a description is required
+    scale = priority_levels(scale_edited.to_dict("records"))
     if uploaded is not None:
-        proposed = Taxonomy.from_file_text(uploaded.getvalue().decode("utf-8-sig"),
-                                           "csv" if uploaded.name.lower().endswith(".csv") else "json")
+        is_csv = uploaded.name.lower().endswith(".csv")
+        proposed = Taxonomy.from_file_text(uploaded.getvalue().decode("utf-8-sig"), "csv" if is_csv else "json")
+        if is_csv:  # a CSV holds categories only: the scale stays as edited here
+            proposed = proposed.with_priorities(scale)
     else:
-        proposed = Taxonomy.from_rows(edited.to_dict("records"))
+        proposed = Taxonomy.from_rows(edited.to_dict("records"), scale)
 except (TaxonomyError, UnicodeDecodeError) as exc:
     problem = str(exc) if isinstance(exc, TaxonomyError) else "the file is not UTF-8 text"
 change = taxonomy_diff(taxonomy, proposed) if proposed else None
@@ -77,7 +88,12 @@ elif change:
         [f"- :blue[renamed] **{plain(n)}**: {plain(old)} → {plain(new)} (its key and history stay)"
          for n, (old, new) in change.renamed.items()] +
         [f"- :orange[changed] **{plain(n)}**: ~~{plain(old)}~~ → {plain(new)}" for n, (old, new) in
-         change.changed.items()]))
+         change.changed.items()] +
+        ([f"- :orange[priority scale] ~~{plain(', '.join(p.split(':', 1)[0] for p in change.priorities[0]))}~~ → "
+          f"{plain(', '.join(p.split(':', 1)[0] for p in change.priorities[1]))}" + (
+              " (levels renamed or removed: tickets keep the priority they were given)"
+              if not set(q.split(':', 1)[0] for q in change.priorities[0]) <= set(
+                  q.split(':', 1)[0] for q in change.priorities[1]) else "")] if change.priorities else [])))
 if st.button(f"Save {change.count} taxonomy change{'s' if change.count != 1 else ''}" if change else
              "Save taxonomy", key="save_taxonomy", disabled=not change, type="primary" if change else "secondary") \
         and proposed is not None and change and need_operator():

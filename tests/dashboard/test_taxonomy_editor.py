@@ -69,3 +69,37 @@ def test_a_rename_keeps_the_key_and_says_so_and_a_differing_environment_is_said(
     at = make_app("settings")  # the environment's taxonomy (the default) now differs from the saved one
     assert any("differs from the one saved here" in i.value and "renamed" in i.value and "'billing'" in i.value
                for i in at.info)
+
+
+def test_the_priority_scale_is_edited_beside_the_categories_and_a_category_edit_keeps_it(seeded):
+    db, _ = seeded
+    at = make_app("settings")
+    at.session_state["taxonomy_editor_scale"] = {"edited_rows": {0: {"name": "critical"}}, "added_rows": [],
+                                                 "deleted_rows": [3]}
+    at.run()
+    shown = texts(at)
+    assert ":orange[priority scale] ~~urgent, high, normal, low~~ → critical, high, normal" in shown
+    assert "tickets keep the priority they were given" in shown  # urgent renamed, low removed
+    save = at.button(key="save_taxonomy")
+    assert save.label == "Save 1 taxonomy change" and not save.disabled
+    save.click().run()
+    assert not at.exception
+    assert config.effective(db)[1].priority_names == ["critical", "high", "normal"]
+    at = make_app("settings")  # then a category edit alone: the saved scale stays
+    edit(at, edited_rows={0: {"description": "invoices, refunds and charges"}})
+    at.button(key="save_taxonomy").click().run()
+    assert not at.exception
+    saved = config.effective(db)[1]
+    assert saved.priority_names == ["critical", "high", "normal"]
+    assert saved.categories[0].description == "invoices, refunds and charges"
+
+
+def test_an_invalid_scale_is_refused_before_saving(seeded):
+    db, _ = seeded
+    at = make_app("settings")
+    at.session_state["taxonomy_editor_scale"] = {"edited_rows": {1: {"name": "Unknown"}}, "added_rows": [],
+                                                 "deleted_rows": []}
+    at.run()
+    assert any("reserved" in e.value for e in at.error)
+    assert at.button(key="save_taxonomy").disabled
+    assert config.effective(db)[1].priority_names == ["urgent", "high", "normal", "low"]

@@ -51,3 +51,29 @@ def test_the_audit_trail_keeps_the_old_description(db):
         detail = json.loads(s.scalars(select(AuditEvent.detail).where(AuditEvent.event == "settings.taxonomy")).one())
     assert detail["changed"] == {"account": [old, "sign-in trouble"]}
     assert f"account: {old} → sign-in trouble" in audit.describe(detail)
+
+
+def test_editing_categories_keeps_a_custom_priority_scale_and_the_diff_names_a_scale_change():
+    scale = taxonomy.priority_levels([{"name": "P1", "description": "down now"}, {"name": " p2 ", "description":
+                                      "soon"}, {"name": None, "description": float("nan")}])
+    assert [(p.name, p.description) for p in scale] == [("p1", "down now"), ("p2", "soon")]  # blank row dropped
+    custom = TAX.with_priorities(scale)
+    rows = [{"name": c.name, "description": c.description} for c in TAX.categories]
+    assert Taxonomy.from_rows(rows, custom.priorities).priorities == scale  # a category edit keeps the scale
+    change = taxonomy.diff(TAX, custom)
+    assert change and change.count == 1 and not (change.added or change.removed or change.changed)
+    assert change.lines() == ["~ priority scale: urgent, high, normal, low -> p1, p2"]
+    assert change.audit()["priority scale"] == ["\n".join(f"{p.name}: {p.description}" for p in TAX.priorities),
+                                                "p1: down now\np2: soon"]
+    with pytest.raises(TaxonomyError, match="2 to 10 levels"):
+        TAX.with_priorities(scale[:1])
+
+
+def test_a_saved_scale_survives_a_round_trip_and_is_in_the_audit_trail(db):
+    custom = TAX.with_priorities(taxonomy.priority_levels([{"name": "now", "description": "drop everything"},
+                                                           {"name": "later", "description": "this week"}]))
+    config.save_taxonomy(db, custom, actor=LEAD)
+    assert config.effective(db)[1].priority_names == ["now", "later"]
+    with db.read() as s:
+        detail = json.loads(s.scalars(select(AuditEvent.detail).where(AuditEvent.event == "settings.taxonomy")).one())
+    assert detail["changed"]["priority scale"][1] == "now: drop everything\nlater: this week"
