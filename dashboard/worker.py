@@ -30,7 +30,7 @@ from triage.access import Actor, Role
 from triage.alerts.service import Watch
 from triage.errors import TriageError, for_people
 from triage.settings import Settings, effective
-from triage.work import classify, pipeline, services
+from triage.work import backfill, classify, pipeline, services
 from triage.work.pipeline import RunReport
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class BackgroundWorker:
             self._check_batches(self.settings)
         self._apply_retention()
         if not woken and not self._has_work():
+            backfill.when_idle(self.db, self.settings)  # old tickets' masked counts and languages, a batch at a time
             return self.poll_seconds
         return self._pass()
 

@@ -93,18 +93,21 @@ def set_operator_labels(s: Session, changes: Sequence[tuple[int, int, str]], *, 
 
 
 def add_labelled_tickets(s: Session, rows: Sequence[tuple[str | None, str, str]], *, operator: str, file: str,
-                         note: str | None = None, masked: Sequence[int | None] | None = None) -> list[int | None]:
+                         note: str | None = None, masked: Sequence[int | None] | None = None,
+                         languages: Sequence[str | None] | None = None) -> list[int | None]:
     """(external id, text, label) each: tickets that exist only in the file, stored `classified` with the
     operator's label (no model call, no cost) and their audit rows. None for a ticket with the same id and text
-    that exists already (it appeared meanwhile). `masked`: per row, the values masking replaced in its text."""
+    that exists already (it appeared meanwhile). `masked`: per row, the values masking replaced in its text;
+    `languages`: per row, its text's language (both as any import sets them: triage.privacy.prepare_import)."""
     hashes = [content_hash(text, ext) for ext, text, _ in rows]
     exists = set(s.scalars(select(Ticket.content_hash).where(Ticket.content_hash.in_(hashes))))
     now = datetime.now(UTC)
     fresh: list[dict[str, Any]] = [
         {"external_id": ext, "text": text, "source": file, "content_hash": h, "text_hash": text_hash(text),
          "created_at": now, "updated_at": now, "status": CLASSIFIED, "category": label, "label_source": "operator",
-         "corrected": True, "corrected_by": operator, "corrected_at": now, "masked_count": count}
-        for (ext, text, label), h, count in zip(rows, hashes, masked or [None] * len(rows), strict=True)
+         "corrected": True, "corrected_by": operator, "corrected_at": now, "masked_count": count, "language": lang}
+        for (ext, text, label), h, count, lang in zip(rows, hashes, masked or [None] * len(rows),
+                                                      languages or [None] * len(rows), strict=True)
         if h not in exists]
     ids: dict[str, int] = {}
     if fresh:

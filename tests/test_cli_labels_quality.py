@@ -43,7 +43,8 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"measured_on", "n_tickets", "label_sources", "since", "per_model", "flips", "whatif",
-                        "whatif_on", "reliability", "calibrations", "fewshot", "by_group_size", "unreviewed"}
+                        "whatif_on", "reliability", "calibrations", "fewshot", "by_group_size", "unreviewed",
+                        "priority"}
     assert out["whatif_on"] == "stated confidence"  # 4 labels: no calibration yet
     assert [(c["model"], c["n"], c["in_force"], c["missing"]) for c in out["calibrations"]] == [
         ("claude-haiku-5-5", 4, None, "not enough labels yet: 4 of 50 labelled answers"),
@@ -82,11 +83,13 @@ def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
     assert main(["quality", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     by_size = [x.to_dict() for x in quality_groups.by_group_size(cli_db)]  # the page's section by group size
-    from triage.quality import unreviewed
+    from triage.quality import priority, unreviewed
+    from triage.quality.report import priority_dict
 
     assert printed == json.loads(json.dumps({**quality.measure(cli_db, classes=TAX.names).to_dict(),
                                              "by_group_size": by_size,
-                                             "unreviewed": unreviewed.figures(cli_db).to_dict()}))
+                                             "unreviewed": unreviewed.figures(cli_db).to_dict(),
+                                             "priority": priority_dict(priority.measure(cli_db, actor=LEAD))}))
 
 
 def test_quality_since_leaves_older_answers_out(cli_db, capsys):

@@ -75,10 +75,11 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
     prices = PriceTable.load(settings.prices_path)
     samples = [r for r in load_samples() if r["label"] in taxonomy]
     now = datetime.now(UTC)
-    prepared = privacy.prepare_import(db, [(r["id"], r["text"]) for r in samples])  # masked counts, mask_store
+    prepared = privacy.prepare_import(db, [(r["id"], r["text"]) for r in samples])  # as any import
     with db.transaction() as s:  # imported and claimed at once, so a running worker never picks them up
         run_id = runs.create_run(s, started_by="demo", source=SOURCE, mode="demo", threshold=settings.threshold)
-        imported = queue.import_tickets(s, prepared.items, source=SOURCE, run_id=run_id, privacy=prepared.privacy)
+        imported = queue.import_tickets(s, prepared.items, source=SOURCE, run_id=run_id, privacy=prepared.privacy,
+                                        language_of=prepared.language_of)
         queue.claim_pending(s, "demo", len(samples), run_id)
     gold = {tid: r for tid, r in zip(imported.ticket_ids, samples, strict=True)}
     api_ids = [tid for tid in imported.ticket_ids if rnd.random() < api_share]

@@ -1,12 +1,13 @@
 """Bulk operator labels from a file (say a helpdesk export with the agent's final category).
 
-Each row matches a ticket by its external id, else by its text (whitespace-normalised); a row that matches
-nothing becomes a new ticket carrying the label (`classified`, label source operator, corrected: no model call,
-no cost). A file may hold ids and labels alone (no text column): its rows label the known tickets their ids name.
-Rows whose label is outside the taxonomy, or that have no text and match no ticket by id, are counted and shown,
-never guessed, and nothing of them is written. A label a ticket already carries as its operator label is skipped,
-so importing the same file twice changes nothing. Every label written is an audit row (source "import", the
-operator, the file). Afterwards the local tier retrains and says what it learned.
+Each row matches a ticket by its external id, else by its text (whitespace-normalised): as written, or else masked
+under the policy in force, so a ticket stored masked (`mask_store`) is found by the original text a help desk
+exports; a row that matches nothing becomes a new ticket carrying the label (`classified`, label source operator,
+corrected: no model call, no cost). A file may hold ids and labels alone (no text column): its rows label the known
+tickets their ids name. Rows whose label is outside the taxonomy, or that have no text and match no ticket by id, are
+counted and shown, never guessed, and nothing of them is written. A label a ticket already carries as its operator
+label is skipped, so importing the same file twice changes nothing. Every label written is an audit row (source
+"import", the operator, the file). Afterwards the local tier retrains and says what it learned.
 
 `plan` reads and matches (no writes: the dashboard's preview); `apply` writes; `learn` retrains.
 """
@@ -171,7 +172,7 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
     """Check every row and match it to tickets; nothing is written."""
     problems = {k: Problem(k) for k in PROBLEMS}
     unknown: Counter[str] = Counter()
-    valid: list[tuple[ingest.LabelledRow, str, str | None]] = []  # row, label in the taxonomy, text hash if text
+    valid: list[tuple[ingest.LabelledRow, str]] = []  # row, label in the taxonomy
     for r in batch.rows:
         where = f"row {r.row}" + (f" (id {r.external_id})" if r.external_id else "")
         if not r.text and not r.external_id:
@@ -184,32 +185,37 @@ def plan(db: Database, batch: ingest.LabelledBatch, taxonomy: Taxonomy, file: st
             unknown[r.label] += 1
             problems["unknown_label"].add(r.row, f"{where}: {r.label!r}")
         else:
-            valid.append((r, key, text_hash(r.text) if r.text else None))
+            valid.append((r, key))
+    texts = list(dict.fromkeys(r.text for r, _ in valid if r.text))
+    forms = privacy.forms(db, texts)  # masked as a ticket stored under mask_store holds it
+    hashes = {t: tuple(dict.fromkeys((text_hash(t), text_hash(m)))) for t, m in zip(texts, forms.masked, strict=True)}
+    stored = dict(zip(texts, forms.stored, strict=True))  # as an import would store it now: one new ticket per form
     with db.read() as s:
-        by_id = db_labels.by_external_ids(s, [r.external_id for r, _, _ in valid if r.external_id])
-        by_text = db_labels.by_text_hashes(s, [h for _, _, h in valid if h is not None])
+        by_id = db_labels.by_external_ids(s, [r.external_id for r, _ in valid if r.external_id])
+        by_text = db_labels.by_text_hashes(s, [h for hs in hashes.values() for h in hs])
 
     Hits = dict[str, list[tuple[ingest.LabelledRow, str]]]  # label -> (row, matched by) giving it
     existing: dict[int, Hits] = {}
     fresh: dict[str, Hits] = {}  # content hash of a new ticket -> ...
     known: dict[int, db_labels.Known] = {}
-    for r, label, h in valid:
+    for r, label in valid:
         matches: list[tuple[db_labels.Known, str]] = []
         with_id = by_id.get(r.external_id or "", [])
+        own = hashes.get(r.text, ())  # the text's hash as written, then masked (when masking changes it)
         if with_id:
-            same_text = [k for k in with_id if h is not None and k.text_hash == h]
+            same_text = [k for k in with_id if k.text_hash in own]
             if len(with_id) > 1 and not same_text:
                 problems["ambiguous_id"].add(r.row, f"row {r.row}: id {r.external_id} is on tickets "
                                              + ", ".join(str(k.id) for k in with_id[:5]))
                 continue
             matches = [(k, "id") for k in (same_text or with_id)]
-        elif h is not None:
-            matches = [(k, "text") for k in by_text.get(h, [])]
+        elif own:
+            matches = [(k, "text") for k in next((by_text[h] for h in own if by_text.get(h)), [])]
         if not matches and not r.text:  # an id alone names a known ticket or nothing: never a new ticket
             problems["no_text"].add(r.row, f"row {r.row} (id {r.external_id}): no ticket has this id")
             continue
         if not matches:
-            fresh.setdefault(content_hash(r.text, r.external_id), {}).setdefault(label, []).append((r, "new"))
+            fresh.setdefault(content_hash(stored[r.text], r.external_id), {}).setdefault(label, []).append((r, "new"))
         for k, how in matches:
             known[k.id] = k
             existing.setdefault(k.id, {}).setdefault(label, []).append((r, how))
@@ -320,12 +326,13 @@ def apply(db: Database, p: Plan, *, actor: Actor) -> LabelsApplied:
         conflicts += refused
     for i in range(0, len(p.new), CHUNK):
         chunk_new = p.new[i:i + CHUNK]
-        # stored as an import stores them: masked under mask_store, with the count of values masked (privacy)
+        # stored as an import stores them: masked under mask_store, with the count of values masked and the language
         prepared = privacy.prepare_import(db, [(n.external_id, n.text) for n in chunk_new])
         with db.transaction() as s:
             ids = db_labels.add_labelled_tickets(
                 s, [(ext, text, n.label) for (ext, text), n in zip(prepared.items, chunk_new, strict=True)],
-                operator=operator, file=p.file, note=note, masked=[m for _, m in prepared.privacy])
+                operator=operator, file=p.file, note=note, masked=[m for _, m in prepared.privacy],
+                languages=[prepared.language_of(text) for _, text in prepared.items])
         created += sum(tid is not None for tid in ids)
         conflicts += [f"row {n.row}: this ticket was added by someone else meanwhile"
                       for n, tid in zip(chunk_new, ids, strict=True) if tid is None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from db import privacy as db_privacy
@@ -18,6 +18,7 @@ from db.engine import Database
 from triage import audit
 from triage.access import Action, Actor, require
 from triage.errors import InputError
+from triage.local import language
 from triage.routing import redact
 
 ERASE = "privacy.erase"
@@ -65,18 +66,25 @@ def requester_key(salt: str, requester: str) -> str | None:
 
 @dataclass(frozen=True)
 class Prepared:
-    """Tickets as they are imported: the text stored (masked when a lead chose `mask_store`), and per ticket its
-    requester's key and how many values masking replaced (db.queue.import_tickets' `privacy`)."""
+    """Tickets as they are imported: the text stored (masked when a lead chose `mask_store`), per ticket its
+    requester's key and how many values masking replaced (db.queue.import_tickets' `privacy`), and each stored
+    text's language (detected locally, triage/local/language.py)."""
 
     items: list[tuple[str | None, str]]
     privacy: list[tuple[str | None, int | None]]
+    languages: dict[str, str | None] = field(default_factory=dict)  # stored text -> ISO 639 code (None: unsure)
+
+    def language_of(self, text: str) -> str | None:
+        """The language of a stored text of these tickets (db.queue.import_tickets' `language_of`)."""
+        return self.languages.get(text)
 
 
 def prepare_import(db: Database, items: Sequence[tuple[str | None, str]],
                    requesters: Sequence[str | None] | None = None) -> Prepared:
     """Before an import: each text masked under the policy in force (what the model will be shown) to count the
     values replaced, and stored masked when `mask_store` is on; each requester (parallel to `items`, or none) as
-    its keyed hash. A policy that cannot be built raises InputError: nothing is imported (fails closed)."""
+    its keyed hash; each stored text's language. Every import (a run, a label file's new tickets, the demo) prepares
+    its tickets here. A policy that cannot be built raises InputError: nothing is imported (fails closed)."""
     from triage import settings as settings_mod
 
     current = settings_mod.effective(db)[0]
@@ -94,7 +102,7 @@ def prepare_import(db: Database, items: Sequence[tuple[str | None, str]],
         masked = redact.mask(text, policy)
         out_items.append((ext, masked.text if current.mask_store else text))
         out_privacy.append((key, masked.count))
-    return Prepared(out_items, out_privacy)
+    return Prepared(out_items, out_privacy, language.detect_many(text for _, text in out_items))
 
 
 def as_stored(db: Database, items: Sequence[tuple[str | None, str]]) -> list[tuple[str | None, str]]:
@@ -106,6 +114,30 @@ def as_stored(db: Database, items: Sequence[tuple[str | None, str]]) -> list[tup
         return list(items)
     policy = current.mask_policy
     return [(ext, redact.mask(text, policy).text) for ext, text in items]
+
+
+@dataclass(frozen=True)
+class Forms:
+    """Texts in the two forms a stored ticket may hold them: `masked`, as the policy in force masks them (what a
+    ticket imported under `mask_store` holds), and `stored`, as an import would store them now (the masked form under
+    `mask_store`, else the text itself). Parallel to the texts asked about."""
+
+    masked: list[str]
+    stored: list[str]
+
+
+def forms(db: Database, texts: Sequence[str]) -> Forms:
+    """Each text masked under the policy in force, and as an import would store it (`Forms`): a labelled file's
+    rows find tickets stored masked by their masked text (triage/labels.py). A policy that cannot be built raises
+    InputError (fails closed, as an import does)."""
+    from triage import settings as settings_mod
+
+    current = settings_mod.effective(db)[0]
+    if not texts:
+        return Forms([], [])
+    policy = current.mask_policy
+    masked = [redact.mask(text, policy).text for text in texts]
+    return Forms(masked, masked if current.mask_store else list(texts))
 
 
 @dataclass(frozen=True)

@@ -288,3 +288,35 @@ def tickets(seed: int = 21, n: int = 200) -> list[str]:
         rnd.shuffle(parts)
         out.append("Hello, I was charged twice and need a refund. " + " ".join(parts))
     return out
+
+
+# -- personal values added to ordinary tickets, as customers write them ----------------------------------------------
+CUSTOMER_SENTENCES = {
+    "CARD": ("My card is {v}, so you can find the charge.", "It was charged to card {v}.",
+             "Card number {v} in case you need it."),
+    "EMAIL": ("You can reach me at {v}.", "My account e-mail is {v}.", "Please reply to {v}."),
+    "PHONE": ("Call me on {v} if easier.", "My number is {v}.", "Reach me at {v} during the day."),
+    "IBAN": ("Please refund to my IBAN {v}.", "Bank details for the refund: {v}.", "My IBAN is {v}."),
+}
+
+
+def with_personal_values(texts: list[str], seed: int = 21,
+                         values_seed: int | None = None) -> list[tuple[str, list[str]]]:
+    """Each ticket with one to three personal values added the way customers write them (a card "so you can find the
+    charge", an e-mail, a phone, an IBAN), each in a sentence before or after the ticket's own text; with the values
+    added. `seed` draws which kinds, sentences and places; `values_seed` (default `seed`) the values alone, so two
+    calls with the same `seed` and different `values_seed` give tickets whose only difference is the values."""
+    shape, draw = random.Random(seed), random.Random(seed if values_seed is None else values_seed)
+    pools = {"CARD": card_numbers(draw), "EMAIL": emails(draw, 60), "PHONE": phone_numbers(draw, 2),
+             "IBAN": ibans(draw, 2)}
+    out = []
+    for text in texts:
+        kinds = shape.sample(sorted(CUSTOMER_SENTENCES), shape.randint(1, 3))
+        before, after, values = [], [], []
+        for kind in kinds:
+            sentence = shape.choice(CUSTOMER_SENTENCES[kind])
+            value = draw.choice(pools[kind])
+            values.append(value)
+            (before if shape.random() < 0.3 else after).append(sentence.replace("{v}", value))
+        out.append((" ".join([*before, text, *after]), values))
+    return out

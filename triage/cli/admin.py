@@ -1,4 +1,5 @@
-"""The commands that maintain: train the local tier, fill a demo database, migrate the schema."""
+"""The commands that maintain: train the local tier, fill a demo database, migrate the schema, fill in what old
+tickets lack."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     from db.migrate import upgrade
 
+    if args.action == "backfill":  # old tickets' masked counts and languages, in short batches (triage/work/backfill)
+        from triage.work import backfill
+
+        settings = env_settings(args)
+        print(backfill.run(open_db(settings), base=settings).describe())
+        return EXIT_OK
     upgrade(env_settings(args).database_url)
     print("database is at the latest schema")
     return EXIT_OK

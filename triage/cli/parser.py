@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     al.set_defaults(func=cmd_alerts)
 
     d = sub.add_parser("db", help="database maintenance")
-    d.add_argument("action", choices=["upgrade"], help="upgrade: apply migrations up to the latest schema")
+    d.add_argument("action", choices=["upgrade", "backfill"],
+                   help="upgrade: apply migrations up to the latest schema; backfill: fill in the masked count and "
+                        "language of tickets imported before they were recorded (short batches; idle workers do it "
+                        "too)")
     d.set_defaults(func=cmd_db)
     return p

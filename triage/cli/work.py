@@ -25,7 +25,7 @@ from triage.cli.common import (
 from triage.errors import ApiUnreachable, InputError
 from triage.settings import Settings
 from triage.spend import budget
-from triage.work import classify, runs, services
+from triage.work import backfill, classify, runs, services
 
 MAX_ID = 2**63 - 1  # the largest id a database integer holds
 
@@ -164,7 +164,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         total = 0
         with alerts.watching(db, settings):
             while True:
-                total += services.classify_locally(db, settings)
+                total += (done := services.classify_locally(db, settings))
+                if not done:  # idle: old tickets' masked counts and languages, a batch at a time
+                    backfill.when_idle(db, settings)
                 if args.once:
                     print(f"the local model classified {total} tickets", file=sys.stderr)
                     return EXIT_OK

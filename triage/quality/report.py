@@ -1,5 +1,6 @@
 """`triage quality`'s report: the Quality page's figures (per model and tier, the confusion matrices, calibration,
-the what-if, by request size, few-shot) and a threshold recommendation, as one object with its JSON and its text."""
+the what-if, by request size, few-shot, priority) and a threshold recommendation, as one object with its JSON and its
+text."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from triage.errors import InputError
 from triage.quality import fewshot as quality_fewshot
 from triage.quality import groups as quality_groups
 from triage.quality import measure, metrics, threshold, unreviewed
+from triage.quality import priority as quality_priority
 from triage.taxonomy import Taxonomy
 
 FULL_MATRIX_UP_TO = 10  # categories; past that the matrix is in --json only, the pairs and recalls are printed
@@ -25,6 +27,7 @@ class QualityReport:
     result: measure.Quality
     by_size: list[quality_groups.GroupQuality]
     blind: unreviewed.Unreviewed  # the blind audit's figures: the traffic nobody reviewed
+    priority: quality_priority.PriorityQuality  # the model's priority against operators' (all time, as the page)
     target: float | None = None
     recommendation: threshold.Recommendation | None = None
     applied: bool = False
@@ -33,7 +36,7 @@ class QualityReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = {**self.result.to_dict(), "by_group_size": [x.to_dict() for x in self.by_size],
-               "unreviewed": self.blind.to_dict()}
+               "unreviewed": self.blind.to_dict(), "priority": priority_dict(self.priority)}
         if self.recommendation is not None:
             out["recommendation"] = {**self.recommendation.to_dict(), "applied": self.applied,
                                      "threshold_before": self.threshold_before}
@@ -44,7 +47,7 @@ class QualityReport:
         lines = [unreviewed_text(self.blind), "", "Review labels: " + result.measured_on()]
         if not result.per_tier:
             return "\n".join([*lines, "Correct or confirm tickets in the review queue, or import labels (`triage "
-                              "label`), to measure the models."])
+                              "label`), to measure the models.", "", priority_text(self.priority)])
         lines += ["", f"{'tier':>4}  {'model':<22} {'n':>6} {'accuracy':>9} {'macro-F1':>9} {'ECE':>6} {'says':>6}"]
         lines += [f"{t['tier']:>4}  {t['model']:<22} {t['n']:>6} {t['accuracy']:>9.3f} {t['macro_f1']:>9.3f} "
                   f"{t['ece']:>6.3f} {t['mean_confidence']:>6.2f}" for t in result.per_tier]
@@ -73,7 +76,7 @@ class QualityReport:
                          f"the operator sided with Sonnet on {f['sonnet_right']} and with Haiku on "
                          f"{f['haiku_right']}.")
         lines += ["\nfew-shot: " + quality_fewshot.describe(c) for c in result.fewshot]
-        return "\n".join(lines + self._recommendation_lines())
+        return "\n".join([*lines, "", priority_text(self.priority), *self._recommendation_lines()])
 
     def _recommendation_lines(self) -> list[str]:
         rec = self.recommendation
@@ -110,7 +113,8 @@ def report(db: Database, taxonomy: Taxonomy, *, threshold_now: float, since: dat
     `actor`, a settings change in the audit trail)."""
     check(target=target, apply=apply, since=since, max_reviews_per_day=max_reviews_per_day)
     out = QualityReport(measure.measure(db, since=since, classes=taxonomy.names),
-                        quality_groups.by_group_size(db, since=since), unreviewed.figures(db), target)
+                        quality_groups.by_group_size(db, since=since), unreviewed.figures(db),
+                        quality_priority.measure(db, actor=actor), target)
     if target is not None and apply:
         out.applied, out.threshold_before, out.applied_by = True, threshold_now, actor.identity
         out.recommendation = threshold.apply_recommended(db, target, actor=actor,
@@ -135,6 +139,32 @@ def tradeoff_text(rec: threshold.Recommendation) -> str:
         over = "" if r["within_budget"] else "  over the review budget"
         lines.append(f"{r['threshold']:>9.2f} {acc:>14} {ci:>13} {r['settled']:>6} {review:>9} {per_day:>11} "
                      f"{cost:>12}{over}")
+    return "\n".join(lines)
+
+
+def priority_dict(p: quality_priority.PriorityQuality) -> dict[str, Any]:
+    """The Quality page's priority figures as JSON: tickets an operator gave a priority, how many the model got
+    right, said unknown, the calibration error and the confusion (operator's priority -> the model's)."""
+    return {"measured_on": PRIORITY_MEASURED_ON, "n": p.n, "right": p.right, "accuracy": p.accuracy,
+            "unknown": p.unknown, "ece": p.ece,
+            "confusion": [{"operator": truth, "model": said, "tickets": n}
+                          for (truth, said), n in sorted(p.confusion.items())]}
+
+
+PRIORITY_MEASURED_ON = ("tickets an operator gave a priority, against the model's latest priority on each (all time, "
+                        "whatever --since says)")
+
+
+def priority_text(p: quality_priority.PriorityQuality) -> str:
+    """The priority figures as the Quality page shows them: right, calibration error, unknown, the confusion."""
+    if not p.n:
+        return ("Priority: no ticket has a priority set by an operator yet (set some in the review queue to measure "
+                "it).")
+    ece = "n/a" if p.ece is None else f"{p.ece:.3f}"
+    lines = [f"Priority, measured on {p.n} {PRIORITY_MEASURED_ON}: right {p.accuracy or 0:.1%} ({p.right} of "
+             f"{p.n}), calibration error {ece}, the model said unknown on {p.unknown}",
+             f"  {'operator':<12} {'model':<12} {'tickets':>7}"]
+    lines += [f"  {truth:<12} {said:<12} {n:>7}" for (truth, said), n in sorted(p.confusion.items())]
     return "\n".join(lines)
 
 

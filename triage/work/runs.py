@@ -15,7 +15,6 @@ from triage import audit, privacy
 from triage.access import Action, Actor, require
 from triage.domain import PENDING, Outcome, from_pico, money_text
 from triage.errors import InputError
-from triage.local import language
 from triage.routing import grouping
 
 if TYPE_CHECKING:
@@ -124,12 +123,11 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
     prepared = privacy.prepare_import(db, items, requesters)
-    languages = language.detect_many(text for _, text in prepared.items)  # locally, before the write transaction
     with db.transaction() as s:
         run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
                                   per_call=per_call)
         imported = queue.import_tickets(s, prepared.items, source=source, run_id=run_id, reclassify=reclassify,
-                                        language_of=languages.get, privacy=prepared.privacy)
+                                        language_of=prepared.language_of, privacy=prepared.privacy)
         if batch_queued:
             db_batches.hold(s, run_id, "queued")
         return imported

@@ -28,7 +28,7 @@ from triage.settings import Settings, effective
 from triage.spend import budget
 from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
-from triage.work import batches, pipeline, runs
+from triage.work import backfill, batches, pipeline, runs
 from triage.work.host import hostname, pid_alive
 from triage.work.pipeline import OnTicket, RunReport
 
@@ -232,6 +232,8 @@ def run_worker(db: Database, router: Router, settings: Settings, *, actor: Actor
         local_done += await asyncio.to_thread(_local_runs_pass, db, settings)
         await asyncio.to_thread(budget.check, db, settings.caps)
         router.calibrations = await asyncio.to_thread(calibrate.in_force, db)  # a long-lived worker follows refits
+        if not await asyncio.to_thread(has_work, db):  # idle: fill in old tickets' masked counts and languages
+            await asyncio.to_thread(backfill.when_idle, db, settings)
 
     recover(db)
     halt = pipeline.Halt()
