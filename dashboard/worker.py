@@ -29,7 +29,7 @@ from triage import access, privacy
 from triage.access import Actor, Role
 from triage.errors import TriageError, for_people
 from triage.settings import Settings, effective
-from triage.work import classify, pipeline, services
+from triage.work import classify, pilot, pipeline, services
 from triage.work.pipeline import RunReport
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class BackgroundWorker:
         if self.settings.has_api_key:
             self._check_batches(self.settings)
         self._apply_retention()
+        self._run_pilots()
         if not woken and not self._has_work():
             return self.poll_seconds
         return self._pass()
@@ -153,6 +154,23 @@ class BackgroundWorker:
                 return
             log.exception("applying retention failed")
             self.status.last_error = unexpected(exc, "erasing tickets past their retention")
+
+    def _run_pilots(self) -> None:
+        """Work the pilots leads queued on the Pilot page, one after the other, to their end (triage/work/pilot.py:
+        under their own caps; acting as `access.cli_actor()`, the server's user, on what a lead queued). A pilot
+        holds this thread while it runs (a few minutes for a few hundred tickets): queued work waits meanwhile."""
+        try:
+            while not self._stopping() and pilot.waiting(self.db):
+                done = pilot.run(self.db, self.settings, actor=access.cli_actor())
+                if done is None:
+                    return
+                if done.stopped:
+                    log.info("pilot %s stopped: %s", done.pilot_id, done.stopped)
+        except Exception as exc:
+            if self._stopping():
+                return
+            log.exception("running a pilot failed")
+            self.status.last_error = unexpected(exc, "running a pilot")
 
     async def _work_once(self) -> RunReport:
         """`services.work_once`, halted by `stop` from another thread."""

@@ -472,7 +472,8 @@ class Pilot(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(255))  # the labelled file's name
     started_by: Mapped[str] = mapped_column(String(120))
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | finished | stopped | failed
+    # preparing | queued | running | finished | stopped | failed (db/pilots.py)
+    status: Mapped[str] = mapped_column(String(16), default="preparing")
     message: Mapped[str | None] = mapped_column(Text)  # why it stopped or failed
     sample: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(Integer)

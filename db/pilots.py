@@ -16,20 +16,25 @@ from db.engine import rows_affected
 from db.models import ModelCall, Pilot, Run, Ticket
 from triage.domain import FAILED, PENDING, PILOT
 
-QUEUED, RUNNING, FINISHED, STOPPED, BROKEN = "queued", "running", "finished", "stopped", "failed"
+PREPARING, QUEUED, RUNNING = "preparing", "queued", "running"  # its runs being made; ready to run; being run
+FINISHED, STOPPED, BROKEN = "finished", "stopped", "failed"
 
 
 def create(s: Session, *, source: str, started_by: str, sample: int, seed: int, cap_pico: int,
            volume: int | None) -> int:
-    pilot = Pilot(source=source[:255], started_by=started_by, status=QUEUED, sample=sample, seed=seed,
+    pilot = Pilot(source=source[:255], started_by=started_by, status=PREPARING, sample=sample, seed=seed,
                   cap_pico=cap_pico, volume=volume, spec="{}")
     s.add(pilot)
     s.flush()
     return pilot.id
 
 
-def set_spec(s: Session, pilot_id: int, spec: dict[str, Any]) -> None:
-    s.execute(update(Pilot).where(Pilot.id == pilot_id).values(spec=json.dumps(spec)))
+def set_spec(s: Session, pilot_id: int, spec: dict[str, Any], *, ready: bool = False) -> None:
+    """Store what the pilot is; `ready`: its runs are made, and it is queued for a worker to take."""
+    values: dict[str, Any] = {"spec": json.dumps(spec)}
+    if ready:
+        values["status"] = QUEUED
+    s.execute(update(Pilot).where(Pilot.id == pilot_id).values(**values))
 
 
 def take(s: Session, worker: str, pilot_id: int | None = None) -> int | None:

@@ -116,16 +116,23 @@ def start(db: Database, settings: Settings, taxonomy: Taxonomy, path: str, plan:
     ways: dict[str, tuple[str, float, int | None]] = {LOCAL_RUN: (LOCAL, settings.threshold, None)}
     if settings.has_api_key:
         ways |= {TWO_TIER: ("auto", max(thresholds), 1), GROUPED: ("auto", settings.threshold, per_call)}
-    run_ids = {}
-    for way, (mode, threshold, size) in ways.items():
-        items = [(f"pilot:{pilot_id}:{way}#{row}", gold.texts[row - 1]) for row in rows]
-        run_ids[way] = runs.start_run(db, items, source=f"pilot:{pilot_id}:{label}"[:255], actor=actor, mode=mode,
-                                      threshold=threshold, per_call=size, purpose=PILOT).run_id
-    spec = {"file": label, "rows": [[row, gold.labels[row - 1]] for row in rows], "thresholds": thresholds,
-            "threshold": settings.threshold, "per_call": per_call, "runs": run_ids,
-            "models": [settings.tier1_model, settings.tier2_model], "key": settings.has_api_key}
+    spec: dict[str, Any] = {"file": label, "rows": [[row, gold.labels[row - 1]] for row in rows],
+                             "thresholds": thresholds, "threshold": settings.threshold, "per_call": per_call,
+                             "runs": {}, "models": [settings.tier1_model, settings.tier2_model],
+                             "key": settings.has_api_key}
+    try:
+        for way, (mode, threshold, size) in ways.items():
+            items = [(f"pilot:{pilot_id}:{way}#{row}", gold.texts[row - 1]) for row in rows]
+            spec["runs"][way] = runs.start_run(db, items, source=f"pilot:{pilot_id}:{label}"[:255], actor=actor,
+                                               mode=mode, threshold=threshold, per_call=size, purpose=PILOT).run_id
+    except BaseException:  # never left queued half made: its runs end, nothing of it is ever sent
+        with db.transaction() as s:
+            db_pilots.set_spec(s, pilot_id, spec)
+            db_pilots.close(s, list(spec["runs"].values()), "not asked: the pilot could not be queued")
+            db_pilots.finish(s, pilot_id, db_pilots.BROKEN, "it could not be queued", None)
+        raise
     with db.transaction() as s:
-        db_pilots.set_spec(s, pilot_id, spec)
+        db_pilots.set_spec(s, pilot_id, spec, ready=True)
     return pilot_id
 
 
