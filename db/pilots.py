@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from db import rollups
 from db.engine import rows_affected
 from db.models import ModelCall, Pilot, Run, Ticket
 from triage.domain import FAILED, PENDING, PILOT
@@ -99,6 +100,14 @@ def calls_of_runs(s: Session, run_ids: Sequence[int]) -> list[dict[str, Any]]:
     q = (select(*cols, Ticket.external_id).join(Ticket, Ticket.id == ModelCall.ticket_id)
          .where(ModelCall.run_id.in_(list(run_ids))).order_by(ModelCall.id))
     return [{**dict(zip(CALL_COLUMNS, r[:-1], strict=True)), "external_id": r[-1]} for r in s.execute(q)]
+
+
+def spend(s: Session, start: date | None = None, end: date | None = None) -> int:
+    """What pilots' recorded calls cost on the UTC days `start`..`end` (pico-dollars): a walk of the pilot runs'
+    calls only (ix_model_calls_run_id)."""
+    pilot_runs = select(Run.id).where(Run.purpose == PILOT)
+    q = select(func.coalesce(func.sum(ModelCall.cost_pico), 0)).where(ModelCall.run_id.in_(pilot_runs))
+    return int(s.scalar(rollups.within_days(q, start, end, ModelCall.created_at)) or 0)
 
 
 def close(s: Session, run_ids: Sequence[int], reason: str) -> int:

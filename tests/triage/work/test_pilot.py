@@ -186,6 +186,10 @@ def test_pilot_tickets_stay_out_of_production_figures_and_queues(env, fake, db_u
 
     standing = budget.standing(db, budget.Caps())
     assert standing.month >= Decimal(r["spent_usd"]) > 0
+    capsys.readouterr()
+    assert main(["spend", "--json"]) == 0  # and shown apart where spend is split
+    spend = json.loads(capsys.readouterr().out)
+    assert Decimal(spend["pilot_usd"]) == Decimal(r["spent_usd"]) < Decimal(spend["total_usd"])
     db.dispose()
 
 
