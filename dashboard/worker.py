@@ -159,18 +159,23 @@ class BackgroundWorker:
         """Work the pilots leads queued on the Pilot page, one after the other, to their end (triage/work/pilot.py:
         under their own caps; acting as `access.cli_actor()`, the server's user, on what a lead queued). A pilot
         holds this thread while it runs (a few minutes for a few hundred tickets): queued work waits meanwhile."""
-        try:
-            while not self._stopping() and pilot.waiting(self.db):
-                done = pilot.run(self.db, self.settings, actor=access.cli_actor())
-                if done is None:
+        while not self._stopping():
+            try:
+                if not pilot.waiting(self.db):
                     return
-                if done.stopped:
-                    log.info("pilot %s stopped: %s", done.pilot_id, done.stopped)
-        except Exception as exc:
-            if self._stopping():
+            except Exception:  # the database is unreachable: the pass says why on the pages
                 return
-            log.exception("running a pilot failed")
-            self.status.last_error = unexpected(exc, "running a pilot")
+            try:
+                done = pilot.run(self.db, self.settings, actor=access.cli_actor())
+            except Exception as exc:
+                if not self._stopping():
+                    log.exception("running a pilot failed")
+                    self.status.last_error = unexpected(exc, "running a pilot")
+                return
+            if done is None:
+                return
+            if done.stopped:
+                log.info("pilot %s stopped: %s", done.pilot_id, done.stopped)
 
     async def _work_once(self) -> RunReport:
         """`services.work_once`, halted by `stop` from another thread."""
