@@ -54,7 +54,8 @@ def write_csv(path: Path, rows: int) -> None:
 def legacy_import_tickets(s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
                           requeue: Iterable[str] = ("pending", "failed"), reclassify: bool = False,
                           language_of: object = None,
-                          privacy: Sequence[tuple[str | None, int | None]] | None = None) -> Imported:
+                          privacy: Sequence[tuple[str | None, int | None]] | None = None,
+                          purpose: str = "production") -> Imported:
     """db.queue.import_tickets before bulk statements (commit 48b5506), for the baseline (`language_of` and
     `privacy`, added since, are ignored)."""
     from sqlalchemy import func, select

@@ -23,6 +23,7 @@ PAGES = [
     ("spend.py", "Spend & routing", ":material/monitoring:", Action.VIEW_REPORTS),
     ("routing.py", "Routing story", ":material/account_tree:", Action.VIEW_REPORTS),
     ("quality.py", "Quality", ":material/verified:", Action.VIEW_REPORTS),
+    ("pilot.py", "Pilot", ":material/science:", Action.PILOT),
     ("settings.py", "Settings", ":material/tune:", Action.CONFIGURE),
 ]
 

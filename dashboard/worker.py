@@ -30,7 +30,7 @@ from triage.access import Actor, Role
 from triage.alerts.service import Watch
 from triage.errors import TriageError, for_people
 from triage.settings import Settings, effective
-from triage.work import backfill, classify, pipeline, services
+from triage.work import backfill, classify, pilot, pipeline, services
 from triage.work.pipeline import RunReport
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ class BackgroundWorker:
         if self.settings.has_api_key:
             self._check_batches(self.settings)
         self._apply_retention()
+        self._run_pilots()
         if not woken and not self._has_work():
             backfill.when_idle(self.db, self.settings)  # old tickets' masked counts and languages, a batch at a time
             return self.poll_seconds
@@ -158,6 +159,28 @@ class BackgroundWorker:
                 return
             log.exception("applying retention failed")
             self.status.last_error = unexpected(exc, "erasing tickets past their retention")
+
+    def _run_pilots(self) -> None:
+        """Work the pilots leads queued on the Pilot page, one after the other, to their end (triage/work/pilot.py:
+        under their own caps; acting as `access.cli_actor()`, the server's user, on what a lead queued). A pilot
+        holds this thread while it runs (a few minutes for a few hundred tickets): queued work waits meanwhile."""
+        while not self._stopping():
+            try:
+                if not pilot.waiting(self.db):
+                    return
+            except Exception:  # the database is unreachable: the pass says why on the pages
+                return
+            try:
+                done = pilot.run(self.db, self.settings, actor=access.cli_actor())
+            except Exception as exc:
+                if not self._stopping():
+                    log.exception("running a pilot failed")
+                    self.status.last_error = unexpected(exc, "running a pilot")
+                return
+            if done is None:
+                return
+            if done.stopped:
+                log.info("pilot %s stopped: %s", done.pilot_id, done.stopped)
 
     async def _work_once(self) -> RunReport:
         """`services.work_once`, halted by `stop` from another thread."""

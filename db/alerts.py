@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import rows_affected
 from db.models import AlertAttempt, AlertDelivery, AlertEvent, Ticket
-from triage.domain import PENDING
+from triage.domain import PENDING, PRODUCTION
 
 KEY = "alerts"  # the settings row holding a lead's alert configuration (triage/alerts/config.py)
 PENDING_STATE, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
@@ -83,7 +83,7 @@ def urgent_tickets(s: Session, level: str, since: datetime, teams: Sequence[str]
     # index, however many urgent tickets the years before hold
     q = select(Ticket.id, Ticket.team, Ticket.category, Ticket.language).where(
         Ticket.priority.concat("") == level, Ticket.created_at >= since, Ticket.status != PENDING,
-        Ticket.category.is_not(None), ~announced)
+        Ticket.category.is_not(None), Ticket.purpose == PRODUCTION, ~announced)  # a pilot's or eval's: not traffic
     if teams:
         q = q.where(Ticket.team.in_(list(teams)))
     return [UrgentTicket(*r) for r in s.execute(q.order_by(Ticket.created_at, Ticket.id).limit(limit))]
@@ -101,7 +101,8 @@ class Counts:
 def counts(s: Session, start: datetime, end: datetime) -> Counts:
     """One GROUP BY over the tickets created in [start, end) that have a label (on the created_at index)."""
     rows = s.execute(select(Ticket.category, func.count(), func.sum(case((Ticket.escalated.is_(True), 1), else_=0)))
-                     .where(Ticket.created_at >= start, Ticket.created_at < end, Ticket.category.is_not(None))
+                     .where(Ticket.created_at >= start, Ticket.created_at < end, Ticket.category.is_not(None),
+                            Ticket.purpose == PRODUCTION)
                      .group_by(Ticket.category)).all()
     cats = {str(c): int(n) for c, n, _ in rows}
     return Counts(sum(cats.values()), sum(int(e or 0) for _, _, e in rows), cats)

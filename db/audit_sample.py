@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from db import settings as db_settings
 from db.models import AuditDraw, Ticket
-from triage.domain import CLASSIFIED, ESCALATED, Outcome
+from triage.domain import CLASSIFIED, ESCALATED, PRODUCTION, Outcome
 
 DEFAULT_RATE = 0.03  # 3% of the tickets settled without review
 ENV = "TRIAGE_AUDIT_RATE"
@@ -50,7 +50,7 @@ def consider(s: Session, t: Ticket, o: Outcome) -> bool:
     `triage eval` (and pilots) are not traffic and are left out. Returns drawn."""
     if t.status not in (CLASSIFIED, ESCALATED) or t.corrected or o.tier is None:
         return False
-    if (t.source or "").startswith(APART):  # an eval's or a pilot's gold tickets are not production traffic
+    if (t.source or "").startswith(APART) or (t.purpose or PRODUCTION) != PRODUCTION:  # not production traffic
         return False
     if s.get(AuditDraw, t.id) is not None:
         return False

@@ -14,7 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from db import paths, rollups
 from db.models import Correction, Ticket, text_hash
 from db.queue import content_hash
-from triage.domain import CLASSIFIED
+from triage.domain import CLASSIFIED, PILOT
 
 CHUNK = 500
 TICKETS, CORRECTIONS = cast(Table, Ticket.__table__), cast(Table, Correction.__table__)  # for the bulk statements
@@ -39,7 +39,8 @@ def _grouped(s: Session, column: InstrumentedAttribute[str | None], values: Sequ
     out: dict[str, list[Known]] = {}
     unique = list(dict.fromkeys(values))
     for i in range(0, len(unique), CHUNK):
-        rows = s.execute(select(*_COLUMNS).where(column.in_(unique[i:i + CHUNK])).order_by(Ticket.id))
+        rows = s.execute(select(*_COLUMNS).where(column.in_(unique[i:i + CHUNK]), Ticket.purpose != PILOT)
+                         .order_by(Ticket.id))  # a pilot's sample never takes an operator label (Quality figures)
         for r in rows:
             known = Known(*r)
             out.setdefault(getattr(known, key), []).append(known)

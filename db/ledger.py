@@ -81,6 +81,20 @@ def committed(s: Session, today: date) -> Committed:
     return Committed(*(int(v or 0) for v in row))
 
 
+def runs_committed(s: Session, run_ids: Sequence[int]) -> int:
+    """Money spent or spoken for by these runs (a pilot's), in pico-dollars: their calls' exact cost plus, at their
+    estimate, their reservations open, lost or unpriced (an unpriced call's own cost is 0 on its row). One
+    statement, so a call recorded meanwhile counts once (as spend or as its reservation)."""
+    if not run_ids:
+        return 0
+    ids = list(run_ids)
+    spent = (select(func.coalesce(func.sum(ModelCall.cost_pico), 0)).where(ModelCall.run_id.in_(ids))
+             .scalar_subquery())
+    held = (select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
+            .where(CallAttempt.run_id.in_(ids), CallAttempt.state.in_((OPEN, *ESTIMATED))).scalar_subquery())
+    return sum(int(v or 0) for v in s.execute(select(spent, held)).one())
+
+
 def reserve(s: Session, *, estimated_pico: int, tier: int, model: str, worker: str | None,
             ticket_id: int | None = None, run_id: int | None = None, kind: str = "call") -> int:
     row = insert(CallAttempt).values(kind=kind, ticket_id=ticket_id, run_id=run_id, tier=tier, model=model,

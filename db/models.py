@@ -65,6 +65,8 @@ class Run(Base):
     threshold: Mapped[float] = mapped_column(Float, default=0.7)
     per_call: Mapped[int | None] = mapped_column(Integer)  # tickets per tier-1 request; None: the worker's setting
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished | stopped
+    # production | eval | pilot (triage.domain.PURPOSES): a pilot's runs are kept out of production figures (0025)
+    purpose: Mapped[str] = mapped_column(String(12), server_default="production")
     message: Mapped[str | None] = mapped_column(Text)
     n_tickets: Mapped[int] = mapped_column(Integer, default=0)
     n_new: Mapped[int] = mapped_column(Integer, default=0)
@@ -122,6 +124,9 @@ class Ticket(Base):
     masked_count: Mapped[int | None] = mapped_column(Integer)
     # the path (db.paths.key) path_daily counts this ticket under; NULL: not counted yet (0023)
     path: Mapped[str | None] = mapped_column(String(80))
+    # production | eval | pilot (triage.domain.PURPOSES), its run's: a pilot's tickets never reach the review queue,
+    # the Quality figures, the audit draws, the routing story or exports (0025)
+    purpose: Mapped[str] = mapped_column(String(12), server_default="production")
     calls: Mapped[list[ModelCall]] = relationship(back_populates="ticket", order_by="ModelCall.id")
 
     __table_args__ = (
@@ -519,3 +524,29 @@ class AlertAttempt(Base):
     status: Mapped[int | None] = mapped_column(Integer)  # HTTP or SMTP reply code, when there was one
     error: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Pilot(Base):
+    """A pilot on a team's own history (triage/work/pilot.py): a seeded sample of a labelled file run through the
+    routes worth comparing, as recorded runs (purpose pilot) under its own cap, queued by a lead and worked by the
+    CLI or the dashboard's worker. `spec` (JSON) holds the sample's rows with their labels, the routes' runs and
+    the settings it was measured with; `result` (JSON) the figures once it ended."""
+
+    __tablename__ = "pilots"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(255))  # the labelled file's name
+    started_by: Mapped[str] = mapped_column(String(120))
+    # preparing | queued | running | finished | stopped | failed (db/pilots.py)
+    status: Mapped[str] = mapped_column(String(16), default="preparing")
+    message: Mapped[str | None] = mapped_column(Text)  # why it stopped or failed
+    sample: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    cap_pico: Mapped[int] = mapped_column(BigInteger)  # its own cap: never spends past it, on any path
+    volume: Mapped[int | None] = mapped_column(Integer)  # tickets a month the figures are projected at
+    spec: Mapped[str] = mapped_column(Text, default="{}")
+    result: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(120))  # the process working it (status running)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_pilots_status", "status", "id"),)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from db import rollups
 from db.models import Correction, PathDaily, Ticket
-from triage.domain import CLASSIFIED, ESCALATED, NEEDS_REVIEW
+from triage.domain import CLASSIFIED, ESCALATED, NEEDS_REVIEW, PILOT
 
 DEMO_SOURCE = "demo"  # tickets written by `triage demo` (triage.demo.SOURCE)
 PATHS = "paths"  # data version bumped whenever a ticket changes path
@@ -93,7 +93,10 @@ def sync(s: Session, ticket_ids: Iterable[int]) -> int:
     return moved
 
 
-def _sync_where(s: Session, cond: ColumnElement[bool]) -> int:
+def _sync_where(s: Session, cond: ColumnElement[bool], apart: bool = True) -> int:
+    """`apart`: leave a pilot's tickets uncounted (False only before migration 0025 made them: no column yet)."""
+    if apart:
+        cond = and_(cond, Ticket.purpose != PILOT)  # a pilot's sample is not traffic
     # FOR NO KEY UPDATE: the lock every caller's UPDATE already holds on these rows; FOR UPDATE would wait on the
     # key-share locks of calls being inserted for them (their foreign key) and deadlock with the worker (PostgreSQL)
     rows = s.execute(select(Ticket.id, Ticket.path, *_parts(s)).where(cond).with_for_update(key_share=True)).all()
@@ -143,15 +146,15 @@ def _forget_pending(s: Session) -> None:
     s.info.pop(_PENDING, None)
 
 
-def rebuild(s: Session) -> int:
+def rebuild(s: Session, *, apart: bool = True) -> int:
     """Recount every ticket's path from scratch (the migration that created path_daily, bulk loads, audits), in
-    id ranges, with `sync`'s own code. Returns the path_daily rows."""
+    id ranges, with `sync`'s own code. Returns the path_daily rows. `apart`: see `_sync_where`."""
     s.execute(update(Ticket).values(path=None).execution_options(synchronize_session=False))
     s.execute(delete(PathDaily))
     top = int(s.scalar(select(func.max(Ticket.id))) or 0)
     step = 20_000
     for lo in range(0, top + 1, step):
-        _sync_where(s, and_(Ticket.id >= lo, Ticket.id < lo + step))
+        _sync_where(s, and_(Ticket.id >= lo, Ticket.id < lo + step), apart)
     write_pending(s)  # now: a migration's session is never committed itself
     return int(s.scalar(select(func.count()).select_from(PathDaily)) or 0)
 
@@ -170,7 +173,8 @@ def paths(s: Session, start: date, end: date) -> list[PathRow]:
 def paths_from_tickets(s: Session, start: date | None, end: date | None) -> list[PathRow]:
     """The definition: the same counts grouped over every ticket row of those days (what `paths` must equal)."""
     p = _parts(s)[1:]
-    q = select(*p[:5], func.count().label("n"), func.sum(p[5]).label("demo")).group_by(*p[:5])
+    q = (select(*p[:5], func.count().label("n"), func.sum(p[5]).label("demo")).where(Ticket.purpose != PILOT)
+         .group_by(*p[:5]))
     return sorted((_row(r) for r in s.execute(rollups.within_days(q, start, end, Ticket.created_at))), key=_order)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from db import paths
 from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket, normal_text, normalised_text_hash
-from triage.domain import FAILED, PENDING, worker_pid
+from triage.domain import FAILED, PENDING, PILOT, PRODUCTION, worker_pid
 
 T = TypeVar("T")
 
@@ -90,13 +90,13 @@ def import_tickets(
     s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
     requeue: Iterable[str] = (PENDING, FAILED), reclassify: bool = False,
     language_of: Callable[[str], str | None] | None = None,
-    privacy: Sequence[tuple[str | None, int | None]] | None = None,
+    privacy: Sequence[tuple[str | None, int | None]] | None = None, purpose: str = PRODUCTION,
 ) -> Imported:
     """Insert new tickets as pending. Known tickets (same text and id) are not duplicated; those in a
     `requeue` state (or all of them with `reclassify`) are queued again under this run, unless a worker or a
     batch holds them. Bulk statements: a 100,000-row file is a few hundred statements, not 100,000 flushes.
     `privacy`: per item, its requester's keyed hash and how many values masking replaced (either None); a known
-    ticket gets them where it has none yet."""
+    ticket gets them where it has none yet. `purpose`: what new tickets are for (triage.domain.PURPOSES)."""
     hashes: list[str] = []
     first: dict[str, tuple[str | None, str]] = {}
     text_hash_of: dict[str, str] = {}
@@ -114,7 +114,7 @@ def import_tickets(
     new = [h for h in first if h not in known]
     ids = {h: row[0] for h, row in known.items()}
     inserted = _insert_new(s, [(h, *first[h], text_hash_of[h], *extra.get(h, (None, None))) for h in new],
-                           source=source, run_id=run_id, now=now, language_of=language_of)
+                           source=source, run_id=run_id, now=now, language_of=language_of, purpose=purpose)
     ids.update(inserted)
     raced = [h for h in new if h not in inserted]  # inserted meanwhile by another import (PostgreSQL)
     if raced:
@@ -176,7 +176,8 @@ def _fill_privacy(s: Session, known: dict[int, tuple[str | None, int | None]]) -
 
 def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str, str | None, int | None]], *,
                 source: str, run_id: int | None, now: datetime,
-                language_of: Callable[[str], str | None] | None = None) -> dict[str, int]:
+                language_of: Callable[[str], str | None] | None = None,
+                purpose: str = PRODUCTION) -> dict[str, int]:
     """Insert (hash, external id, text, text hash, requester hash, masked count) rows in pages; returns hash -> id
     of those inserted. A hash
     another import inserted meanwhile is skipped (ON CONFLICT DO NOTHING) rather than failing the whole import."""
@@ -186,7 +187,7 @@ def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str, str 
         .returning(table.c.content_hash, table.c.id)
     fixed = {"source": source, "run_id": run_id, "created_at": now, "updated_at": now, "status": PENDING,
              "escalated": False, "disagree": False, "corrected": False, "version": 1, "escalation_requested": False,
-             "first_call_id": 0}
+             "first_call_id": 0, "purpose": purpose}
     out: dict[str, int] = {}
     for chunk in _chunks(rows, 5000):
         params = [{"content_hash": h, "external_id": ext, "text": text, "text_hash": th, "requester_hash": rq,
@@ -213,12 +214,12 @@ def _local_runs() -> Select[int]:
 def claim_pending(s: Session, worker: str, limit: int, run_id: int | None = None, *,
                   local: bool | None = None) -> list[Claimed]:
     """Claim up to `limit` pending tickets for `worker` (FOR UPDATE SKIP LOCKED on PostgreSQL). `local`: only
-    tickets of runs that asked for the local tier (True), none of them (False), or any (None)."""
+    tickets of runs that asked for the local tier (True), none of them (False), or any (None). A pilot's tickets
+    are claimed only by the pilot, which names its run (triage/work/pilot.py: under its own cap)."""
     now = datetime.now(UTC)
     cond = and_(Ticket.status == PENDING,
                 or_(Ticket.claimed_at.is_(None), Ticket.claimed_at < now - LEASE))
-    if run_id is not None:
-        cond = and_(cond, Ticket.run_id == run_id)
+    cond = and_(cond, Ticket.run_id == run_id if run_id is not None else Ticket.purpose != PILOT)
     if local is True:
         cond = and_(cond, Ticket.run_id.in_(_local_runs()))
     elif local is False:
@@ -294,7 +295,7 @@ def has_pending(s: Session, *, local: bool) -> bool:
     """Whether tickets of local-tier runs (local=True) or of the others wait, unclaimed."""
     runs = _local_runs()
     cond = Ticket.run_id.in_(runs) if local else or_(Ticket.run_id.is_(None), Ticket.run_id.not_in(runs))
-    return free_pending(s, cond)
+    return free_pending(s, cond, Ticket.purpose != PILOT)
 
 
 def free_pending_probes(*where: ColumnElement[bool]) -> tuple[Select[int], Select[int]]:
@@ -314,7 +315,7 @@ def work_waiting(s: Session) -> bool:
     """Whether a worker's pass has tickets to take (pending and unclaimed, or their claim's lease ran out: new
     work, a requested escalation, a retry) or a running run to finish (nothing of it left pending). Three
     LIMIT 1 reads at most: an idle worker asks this instead of making a pass."""
-    if free_pending(s):
+    if free_pending(s, Ticket.purpose != PILOT):  # a pilot works its own tickets
         return True
     left = select(Ticket.id).where(Ticket.run_id == Run.id, Ticket.status == PENDING).exists()
     return s.scalar(select(Run.id).where(Run.status == "running", ~left).limit(1)) is not None
@@ -359,8 +360,8 @@ def ticket_ids_below(s: Session, confidence: float, include_unlabelled: bool = T
     cond = Ticket.confidence < confidence
     if include_unlabelled:
         cond = or_(cond, and_(Ticket.confidence.is_(None), Ticket.status != PENDING))
-    return list(s.scalars(select(Ticket.id).where(cond, Ticket.corrected.is_(False), Ticket.status != PENDING)
-                          .order_by(Ticket.id)))
+    return list(s.scalars(select(Ticket.id).where(cond, Ticket.corrected.is_(False), Ticket.status != PENDING,
+                                                  Ticket.purpose != PILOT).order_by(Ticket.id)))
 
 
 def backdate_ticket(s: Session, ticket_id: int, when: datetime) -> None:

@@ -15,6 +15,7 @@ from db.models import Correction, ModelCall, PriorityCorrection, Ticket
 from triage.domain import (
     FAILED,
     NEEDS_REVIEW,
+    PILOT,
     UNKNOWN,
     ReviewFilter,
     ReviewReason,
@@ -31,7 +32,7 @@ SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
 def _where(q: SelectT, f: ReviewFilter) -> SelectT:
-    conds = []
+    conds: list[ColumnElement[bool]] = [Ticket.purpose != PILOT]  # a pilot's tickets are not the team's work
     reason_conds: dict[str, ColumnElement[bool]] = {
         # under the threshold: by the stated confidence, or sent to review by its calibrated one (the ticket keeps
         # the stated confidence; routing compared the calibrated one, see triage/quality/calibrate.py)
@@ -66,7 +67,7 @@ def _where(q: SelectT, f: ReviewFilter) -> SelectT:
             conds.append(or_(column.in_(named), column.is_(None)) if UNKNOWN in wanted else column.in_(named))
     if f.masked:  # counted at import under the policy then in force (0021); NULL: imported before, not counted
         conds.append(Ticket.masked_count > 0)
-    return q.where(*conds) if conds else q
+    return q.where(*conds)
 
 
 COLUMNS = (Ticket.id, Ticket.external_id, Ticket.text, Ticket.category, Ticket.confidence, Ticket.status,
@@ -271,6 +272,7 @@ def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
     cost = (select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico).label("cost_pico"))
             .group_by(ModelCall.ticket_id).subquery())
     q = (select(Ticket, cost.c.cost_pico).outerjoin(cost, cost.c.ticket_id == Ticket.id)
+         .where(Ticket.purpose != PILOT)  # a pilot's sample is not the team's tickets
          .order_by(Ticket.id).limit(size).offset(page * size))
     return [{
         "ticket_id": t.id, "external_id": t.external_id, "text": t.text, "category": t.category,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import rows_affected
 from db.models import ModelCall, Run, Ticket
-from triage.domain import FAILED, PENDING
+from triage.domain import FAILED, PENDING, PILOT, PRODUCTION
 from triage.errors import NotFound
 
 
@@ -21,8 +21,9 @@ def run_info(s: Session, run_id: int) -> Run | None:
 
 
 def create_run(s: Session, *, started_by: str, source: str, mode: str, threshold: float,
-               per_call: int | None = None) -> int:
-    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold, per_call=per_call)
+               per_call: int | None = None, purpose: str = PRODUCTION) -> int:
+    run = Run(started_by=started_by, source=source, mode=mode, threshold=threshold, per_call=per_call,
+              purpose=purpose)
     s.add(run)
     s.flush()
     return run.id
@@ -82,7 +83,7 @@ def failed_by_routing(s: Session, default_threshold: float) -> dict[tuple[str, f
     """Failed tickets grouped by the mode and threshold of the run that queued them (retries keep both)."""
     groups: dict[tuple[str, float], list[int]] = {}
     rows = s.execute(select(Ticket.id, Run.mode, Run.threshold).outerjoin(Run, Run.id == Ticket.run_id)
-                     .where(Ticket.status == FAILED).order_by(Ticket.id))
+                     .where(Ticket.status == FAILED, Ticket.purpose != PILOT).order_by(Ticket.id))
     for tid, mode, threshold in rows:
         key = (mode or "auto", default_threshold if threshold is None else threshold)
         groups.setdefault(key, []).append(tid)

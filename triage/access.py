@@ -56,6 +56,7 @@ class Action(StrEnum):
     LOAD_DEMO = "load demo data"
     VIEW_AUDIT = "read the audit log"
     ERASE = "erase personal data"
+    PILOT = "run a pilot on labelled history"
 
 
 MIN_ROLE: dict[Action, Role] = {
@@ -73,6 +74,7 @@ MIN_ROLE: dict[Action, Role] = {
     Action.LOAD_DEMO: Role.LEAD,
     Action.ERASE: Role.LEAD,
     Action.VIEW_AUDIT: Role.LEAD,
+    Action.PILOT: Role.LEAD,
 }
 
 LISTS: dict[str, Role] = {"leads": Role.LEAD, "operators": Role.OPERATOR, "viewers": Role.VIEWER}

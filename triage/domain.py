@@ -31,6 +31,11 @@ MODES = ("auto", "haiku", "sonnet")  # the paid routes (the router's modes): bot
 LOCAL = "local"  # the route of the offline model ($0, no API key needed)
 ROUTES = (*MODES, LOCAL)  # a run's route: how its tickets are classified (stored as `runs.mode`)
 
+# what a run and its tickets are for (`runs.purpose`, `tickets.purpose`, migration 0025): production traffic;
+# `triage eval`'s gold rows; a pilot's sample (triage/work/pilot.py), kept out of every production figure and queue
+PRODUCTION, EVAL, PILOT = "production", "eval", "pilot"
+PURPOSES = (PRODUCTION, EVAL, PILOT)
+
 
 class CallOutcome(StrEnum):
     """What one model call produced."""

@@ -19,7 +19,7 @@ import numpy as np
 from db.engine import Database
 from triage import ingest
 from triage.access import Actor
-from triage.domain import LOCAL
+from triage.domain import EVAL, LOCAL
 from triage.errors import InputError
 from triage.quality import metrics
 from triage.routing.calibration import ece
@@ -103,7 +103,7 @@ def predict_as_run(db: Database, router: Router, gold: Gold, *, actor: Actor, so
 
     items = [(gold_ticket_id(source, row), text) for row, text in enumerate(gold.texts, 1)]
     imported = runs.start_run(db, items, source=source, actor=actor, mode=router.mode, threshold=router.threshold,
-                              reclassify=True)
+                              reclassify=True, purpose=EVAL)
     assert imported.run_id is not None
     report = services.classify_run(db, router, imported.run_id, actor=actor, concurrency=concurrency)
     outcomes = runs.machine_outcomes(db, imported.ticket_ids, router.threshold)

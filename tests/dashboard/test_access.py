@@ -14,7 +14,7 @@ from tests.dashboard.conftest import ACCESS, APP, AUTH, SEED, VISITORS, make_app
 from tests.dashboard.test_pages import select_review_rows, texts
 
 PAGES = {"classify": "Classify tickets", "review": "Review queue", "audit": "Audit", "spend": "Spend & routing",
-         "quality": "Quality", "settings": "Settings"}
+         "quality": "Quality", "settings": "Settings", "pilot": "Pilot"}  # the pilot: leads only
 MAY_OPEN = {"signed_out": set(), "unlisted": set(), "viewer": {"spend", "quality"},
             "operator": {"classify", "review", "audit", "spend", "quality"}, "lead": set(PAGES)}
 PAGE_FILE = {p: str(Path(APP).parent / "app_pages" / f"{p}.py") for p in PAGES}

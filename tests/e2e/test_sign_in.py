@@ -124,7 +124,7 @@ def test_each_role_gets_its_pages(browser, signed_app, oidc):
 
     lead = visit_as(browser, signed_app, oidc, "lena@example.com")
     assert nav(lead) == ["Classify", "Review queue", "Audit", "Spend & routing", "Routing story", "Quality",
-                         "Settings"]
+                         "Pilot", "Settings"]
     lead.get_by_test_id("stSidebarNav").get_by_text("Settings", exact=True).click()
     wait_for_run(lead)
     expect(lead.get_by_role("heading", name="Audit trail")).to_be_visible()

@@ -10,6 +10,7 @@ from triage.cli.admin import cmd_db, cmd_demo, cmd_train
 from triage.cli.alerts import cmd_alerts
 from triage.cli.audit import cmd_audit
 from triage.cli.labels import cmd_label
+from triage.cli.pilot import register as register_pilot
 from triage.cli.privacy import cmd_erase, cmd_export, cmd_purge
 from triage.cli.quality import cmd_calibrate, cmd_quality
 from triage.cli.reports import cmd_eval, cmd_runs, cmd_spend
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the zero-shot one")
     ev.add_argument("--json", action="store_true", help="one JSON object: n, accuracy, macro_f1, ece, coverage, ...")
     ev.set_defaults(func=cmd_eval)
+    register_pilot(sub)
 
     lb = sub.add_parser("label", help="import labelled tickets (e.g. a helpdesk export) as operator labels",
                         description="Read CSV/JSON/JSONL with a label column and a text column, an id column, or "

@@ -25,7 +25,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
         print(json.dumps({"rows": out, "total_usd": money_text(total),
                           "interrupted_calls": extra.interrupted_calls,
                           "interrupted_estimate_usd": money_text(extra.interrupted_usd),
-                          "unknown_cost_calls": extra.unknown_cost_calls}))
+                          "unknown_cost_calls": extra.unknown_cost_calls, "pilot_usd": money_text(extra.pilot_usd)}))
         return EXIT_OK
     if not rows and not extra.lines:
         print("no model calls recorded yet")

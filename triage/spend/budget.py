@@ -162,6 +162,10 @@ class BudgetGuard:
     def __init__(self, db: Database, caps: Caps):
         self.db, self.caps = db, caps  # the environment's caps; what a lead saves wins (read at each reservation)
 
+    def refusal(self, s: Session, worst_case: Decimal) -> str | None:
+        """Inside a reservation's write transaction: why `worst_case` may not be reserved, or None."""
+        return _refusal(s, self.caps, worst_case)
+
     async def admit(self, provider: Provider, text: str, taxonomy: Taxonomy, ticket: CallFor | None = None) -> int:
         worst = provider.worst_case_cost(text, taxonomy)
         return await asyncio.to_thread(self.reserve, worst, provider.tier, provider.model, ticket)
@@ -172,7 +176,7 @@ class BudgetGuard:
         ticket = ticket or CallFor()
 
         def fn(s: Session) -> int:
-            reason = _refusal(s, self.caps, worst_case)
+            reason = self.refusal(s, worst_case)
             if reason:
                 raise BudgetReached(reason)
             return ledger.reserve(s, estimated_pico=to_pico(worst_case), tier=tier, model=model, kind=kind,
@@ -193,7 +197,7 @@ class BudgetGuard:
         shares = grouping.apportion(worst, weights, [0] * len(weights), 0)
 
         def fn(s: Session) -> list[int]:
-            reason = _refusal(s, self.caps, from_pico(worst))
+            reason = self.refusal(s, from_pico(worst))
             if reason:
                 raise BudgetReached(reason)
             return [ledger.reserve(s, estimated_pico=share, tier=provider.tier, model=provider.model, kind="call",
@@ -214,7 +218,7 @@ class BudgetGuard:
 
         def fn(s: Session) -> list[int] | str:
             booked = ledger.abandon_all(s, reservation_ids, note)
-            reason = _refusal(s, self.caps, from_pico(sum(r.estimated_pico for r in booked)))
+            reason = self.refusal(s, from_pico(sum(r.estimated_pico for r in booked)))
             if reason:
                 return reason  # not raised in here: the booking above must commit
             return [ledger.reserve(s, estimated_pico=r.estimated_pico, tier=r.tier, model=r.model, kind=r.kind,
@@ -243,3 +247,26 @@ class BudgetGuard:
             return None
         total = sum((provider.worst_case_cost(t, taxonomy, batch=True) for t in texts), Decimal(0))
         return self.reserve(total, provider.tier, provider.model, CallFor(run_id=run_id), kind="batch")
+
+
+class CappedGuard(BudgetGuard):
+    """A `BudgetGuard` with one more cap: what the runs `run_ids` (a pilot's, triage/work/pilot.py) spent or
+    spoke for, exact calls plus reservations open, lost or unpriced, with this reservation, stays within
+    `cap_pico`. Checked under the ledger's lock like the caps in force, on every reservation: a first attempt, a
+    request about several tickets, and the next attempt after a timeout (whose lost attempt stays on the books)."""
+
+    def __init__(self, db: Database, caps: Caps, cap_pico: int, run_ids: Sequence[int], what: str = "the pilot"):
+        super().__init__(db, caps)
+        self.cap_pico, self.run_ids, self.what = cap_pico, list(run_ids), what
+
+    def refusal(self, s: Session, worst_case: Decimal) -> str | None:
+        reason = super().refusal(s, worst_case)
+        if reason:
+            return reason
+        ledger.lock(s)
+        committed = ledger.runs_committed(s, self.run_ids)
+        if committed + to_pico(worst_case) > self.cap_pico:
+            return (f"the next call (up to {usd(worst_case)}) would take {self.what}'s spend "
+                    f"({usd(from_pico(committed))} with calls in flight) past its cap of "
+                    f"{usd(from_pico(self.cap_pico))}")
+        return None

@@ -15,7 +15,7 @@ from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
-from db import ledger, reports, rollups
+from db import ledger, pilots, reports, rollups
 from db.engine import Database
 from triage.domain import Usage, from_pico
 from triage.errors import UnknownModel
@@ -41,12 +41,13 @@ class Summary:
 class Estimates:
     """What the exact spend leaves out: calls probably billed whose answer was lost (a process stopped or died
     with the request in flight), counted at their worst case, and answered calls the price table could not
-    price."""
+    price. And, split out of the totals (which include it), what pilots spent (triage/work/pilot.py)."""
 
     interrupted_calls: int
     interrupted_usd: Decimal
     unknown_cost_calls: int
     unknown_cost_usd: Decimal = Decimal(0)  # their estimate: usage at the dearest known price, or the reservation
+    pilot_usd: Decimal = Decimal(0)  # pilots' recorded calls: real spend, counted in the totals and the budget
 
     @property
     def lines(self) -> list[str]:
@@ -57,6 +58,9 @@ class Estimates:
         if self.unknown_cost_calls:
             out.append(f"{self.unknown_cost_calls} calls with unknown cost, estimated up to "
                        f"${self.unknown_cost_usd:.6f} (their model is not in the price table; add it to price them)")
+        if self.pilot_usd:
+            out.append(f"of which ${self.pilot_usd:.6f} was pilot spend (`triage pilot`, the Pilot page: real calls, "
+                       "counted in the totals and the budget)")
         return out
 
 
@@ -211,7 +215,7 @@ def estimates(db: Database, start: date | None = None, end: date | None = None) 
 def _estimates(s: Session, start: date | None, end: date | None) -> Estimates:
     e = ledger.estimates(s, start, end)
     return Estimates(e.interrupted_calls, from_pico(e.interrupted_pico), e.unknown_cost_calls,
-                     from_pico(e.unknown_cost_pico))
+                     from_pico(e.unknown_cost_pico), from_pico(pilots.spend(s, start, end)))
 
 
 def _month_cumulative(s: Session, today: date) -> list[MonthPoint]:

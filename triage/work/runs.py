@@ -13,7 +13,7 @@ from db import runs as db_runs
 from db.engine import Database
 from triage import audit, privacy
 from triage.access import Action, Actor, require
-from triage.domain import PENDING, Outcome, from_pico, money_text
+from triage.domain import PENDING, PRODUCTION, Outcome, from_pico, money_text
 from triage.errors import InputError
 from triage.routing import grouping
 
@@ -113,21 +113,22 @@ def state_counts(db: Database, run_ids: Sequence[int]) -> dict[str, int]:
 def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: str, actor: Actor,
               mode: str = "auto", threshold: float = 0.7, reclassify: bool = False,
               per_call: int | None = None, requesters: Sequence[str | None] | None = None,
-              batch_queued: bool = False) -> queue.Imported:
+              batch_queued: bool = False, purpose: str = PRODUCTION) -> queue.Imported:
     """Import tickets as a run started by `actor` (the run records who); the worker or the caller classifies.
     `per_call`: tickets per tier-1 request for this run, whoever works it (None: the worker's setting).
     `requesters`: each ticket's requester (parallel to `items`), stored as a keyed hash (triage/privacy.py); the
     text is stored masked when a lead chose `mask_store`.
     `batch_queued`: the run's tickets are held for a Message Batch in the same transaction (no worker sends them
-    live meanwhile), which the background worker submits."""
+    live meanwhile), which the background worker submits.
+    `purpose`: what the run and its new tickets are for (triage.domain.PURPOSES: a pilot's are kept apart)."""
     require(actor, Action.CLASSIFY)
     grouping.check_size(per_call)
     prepared = privacy.prepare_import(db, items, requesters)
     with db.transaction() as s:
         run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
-                                  per_call=per_call)
+                                  per_call=per_call, purpose=purpose)
         imported = queue.import_tickets(s, prepared.items, source=source, run_id=run_id, reclassify=reclassify,
-                                        language_of=prepared.language_of, privacy=prepared.privacy)
+                                        language_of=prepared.language_of, privacy=prepared.privacy, purpose=purpose)
         if batch_queued:
             db_batches.hold(s, run_id, "queued")
         return imported

@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('day', 'decider', 'via_haiku', 'result', 'verdict', 'label_from'),
     )
     from db import paths  # the definition of a path lives there
-    paths.rebuild(Session(bind=op.get_bind()))
+    paths.rebuild(Session(bind=op.get_bind()), apart=False)  # no pilots before 0025 (nor its purpose column)
 
 
 def downgrade() -> None:

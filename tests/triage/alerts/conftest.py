@@ -27,6 +27,7 @@ def add_tickets(db, rows: list[dict]) -> list[int]:
                            category=row.get("category", "billing"),
                            confidence=0.9, label_source="tier1", priority=row.get("priority"), team=row.get("team"),
                            language=row.get("language", "en"), escalated=escalated,
+                           purpose=row.get("purpose", "production"),
                            created_at=row.get("created_at", datetime.now(UTC))))
     with db.transaction() as s:
         s.add_all(objs)

@@ -139,6 +139,17 @@ def test_a_spike_fires_on_an_outage_and_once(db):
     assert title.startswith("Spike: Technical") or "technical" in title.lower()
 
 
+def test_a_pilot_or_an_eval_is_not_traffic_no_urgent_alert_no_spike(db):
+    """A lead's pilot (or a `triage eval`) on 300 old tickets arrives all at once and is all one team's history:
+    neither an urgent ticket nor an outage."""
+    now = datetime.now(UTC)
+    history(db, random.Random(7), USUAL, now=now)
+    turn_on(db, urgent=True, spikes=True)
+    add_tickets(db, [{"category": "technical", "priority": "urgent", "purpose": purpose, "escalated": True}
+                     for purpose in ("pilot", "eval") for _ in range(60)])
+    assert service.check_now(db, now=now).new == []
+
+
 def test_silent_on_an_ordinary_week(db):
     now = datetime.now(UTC)
     for seed in range(3):
