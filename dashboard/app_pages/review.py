@@ -388,7 +388,8 @@ def panel(page: review.Page) -> None:
         if decided is not None and st.session_state.get("panel_again") == row.id:
             confirm_panel_again(row.id, decided)
         more = f"History ({len(d.history)})" if d.history else "No labels yet"
-        with st.expander(f"{more} · note · priority", key="focus_more", type="compact"):
+        calls = f"{len(d.calls)} model call{'s' if len(d.calls) != 1 else ''}"
+        with st.expander(f"{more} · {calls} · note · priority", key="focus_more", type="compact"):
             st.text_input("Note (optional)", key="note", placeholder="saved with your labels")
             for h in d.history:
                 note = f" — {plain(h['note'])}" if h["note"] else ""
@@ -398,6 +399,27 @@ def panel(page: review.Page) -> None:
             if not d.history:
                 st.caption("No operator has labelled this ticket yet.")
             priority_row(t)
+            if d.calls:
+                call_table(d.calls)
+
+
+def call_table(calls: list[dict[str, Any]]) -> None:
+    """Every model call about the ticket, oldest first: what it answered, why, what it cost, how long it took
+    (a value the call did not have reads "—", never "None")."""
+    def text(value: Any, form: str = "{}") -> str:
+        return "—" if value is None or value == "" else form.format(value)
+
+    st.dataframe(pd.DataFrame({
+        "time (UTC)": [c["time"].strftime("%Y-%m-%d %H:%M:%S") for c in calls],
+        "model": [f"{c['model']} ({TIER.get(c['tier'], c['tier'])})" for c in calls],
+        "outcome": [text(c["outcome"]) for c in calls],
+        "label": [text(c["label"]) for c in calls],
+        "confidence": [text(c["confidence"], "{:.0%}") for c in calls],
+        "cost": [money(c["cost_usd"]) if c["cost_known"] else "unknown (not priced)" for c in calls],
+        "latency": [text(c["latency_ms"], "{:,} ms") for c in calls],
+        "tokens in/out": [f"{c['input_tokens']:,} / {c['output_tokens']:,}" for c in calls],
+        "reason": [text(c["reason"]) for c in calls],
+    }), hide_index=True, width="stretch", key="focus_calls")
 
 
 def model_answers(d: review.Detail) -> None:

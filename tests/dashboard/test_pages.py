@@ -205,6 +205,11 @@ def test_ticket_detail_shows_calls_and_history(seeded):
         "Haiku **billing** 50% · Sonnet **account** 90% · :orange[Haiku ≠ Sonnet]",
         r"Haiku: claude\-haiku\-5\-5 · Sonnet: claude\-sonnet\-5\-5")]
     assert "No operator has labelled this ticket yet" in texts(at)
+    # every call: its answer, cost and time, "—" for what it lacks
+    calls = next(d.value for d in at.dataframe if "tokens in/out" in d.value.columns)
+    assert list(calls["model"]) == ["claude-haiku-5-5 (Haiku)", "claude-sonnet-5-5 (Sonnet)"]
+    assert list(calls["label"]) == ["billing", "account"] and list(calls["cost"]) == ["$0.001000", "$0.002000"]
+    assert "None" not in calls.to_string() and "—" in set(calls["reason"])
 
 
 def test_spend_page_shows_the_seeded_spend_in_its_figures_and_charts(app_env, seeded):
