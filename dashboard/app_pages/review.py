@@ -41,11 +41,14 @@ REASON_LABELS = {"low_confidence": f"Low confidence (< {settings.threshold:.2f})
 # buttons and the first rows of the list are on the first screen (asserted by tests/e2e/test_review_queue.py).
 # Below 860 px of room (1024 px wide with the sidebar open) the list beside the ticket would be cut to its label: the
 # open ticket then goes on top, full width (what the keyboard loop reads), and the list under it, full width.
+# The bar of bulk actions stays in view at the bottom of the window while rows are ticked (it follows the list).
 PAGE_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding: 3.25rem 2rem 2rem 2rem; }
 .st-key-review_top h1 { padding: 0; margin: 0; font-size: 1.25rem; white-space: nowrap; }
 .st-key-review_top [data-testid="stMarkdownContainer"] { margin-bottom: 0; }
 .st-key-review_split { container-type: inline-size; }
+[data-testid="stLayoutWrapper"]:has(> .st-key-bulk_bar) { position: sticky; bottom: 0.5rem; z-index: 5; }
+.st-key-bulk_bar { background: #fff; box-shadow: 0 2px 10px rgba(0, 0, 0, 0.12); }
 @container (max-width: 860px) {
   .st-key-review_split > * > [data-testid="stHorizontalBlock"] { flex-direction: column-reverse; }
   .st-key-review_split > * > [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {
