@@ -553,10 +553,13 @@ def bulk_bar(page: review.Page, selected: list[int], f: ReviewFilter) -> None:
         with st.container(horizontal=True, vertical_alignment="center"):
             label = st.selectbox("Label for the selected", taxonomy.names, key="bulk_label", width=200,
                                  label_visibility="collapsed")
-            if st.button(":material/label: Label", key="bulk_apply", help=f"Give them the label {label}"):
+            unnamed = None if is_named() else "Type your name above first: every correction is stamped with it."
+            if st.button(":material/label: Label", key="bulk_apply", disabled=unnamed is not None,
+                         help=unnamed or f"Give them the label {label}"):
                 bulk(f, selected, label=label)
-            if st.button(":material/check: Confirm", key="confirm_selected",
-                         help="Their labels are right: record them as checked by you (they count as ground truth)."):
+            if st.button(":material/check: Confirm", key="confirm_selected", disabled=unnamed is not None,
+                         help=unnamed or "Their labels are right: record them as checked by you (they count as "
+                                         "ground truth)."):
                 bulk(f, selected, label=None)
             if st.button(":material/send: Sonnet", key="escalate_selected", disabled=not state.has_api_key(),
                          help="Ask Sonnet about them"):

@@ -1,7 +1,8 @@
 """The review queue in a real browser at 1024x768 and 1400x1000 (issue 27, items 1-3): the open ticket's text, its
 label buttons, Save and the list's first row on the first screen (no scrolling); ten tickets labelled with
 the keyboard alone (typed as fast as Playwright types: nothing lost) and the labels per hour that reaches, a row
-clicked open, every ticket matching a filter labelled in bulk, and the last save undone."""
+clicked open, every row of the page ticked by the header's box, every ticket matching a filter labelled in bulk, and
+the last save undone."""
 
 import asyncio
 import threading
@@ -148,6 +149,12 @@ def test_keyboard_loop_row_click_bulk_by_filter_and_undo(page: Page, queue_url, 
     search.fill(word)
     search.press("Enter")
     wait_for_run(page, 90000)
+    page.get_by_test_id("stDataFrame").first.click(position={"x": 15, "y": 17})  # the header's: all on the page
+    wait_for_run(page, 90000)
+    expect(page.get_by_text(f"{len(waiting)} selected")).to_be_visible()
+    page.locator(".st-key-clear_selection").get_by_role("button").click()
+    wait_for_run(page, 90000)
+    expect(page.locator(".st-key-bulk_bar")).to_have_count(0)
     page.get_by_test_id("stDataFrame").first.click(position={"x": 15, "y": 35 + 17})  # the first row's checkbox
     wait_for_run(page, 90000)
     expect(page.get_by_text("1 selected")).to_be_visible()
