@@ -237,7 +237,8 @@ def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
             "reason": c.reason or c.problem or c.error,
             "input_tokens": c.input_tokens, "output_tokens": c.output_tokens,
             "cache_tokens": c.cache_read_tokens + c.cache_write_5m_tokens + c.cache_write_1h_tokens,
-            "cost_usd": from_pico(c.cost_pico), "latency_ms": c.latency_ms, "request_id": c.request_id,
+            "cost_usd": from_pico(c.cost_pico), "cost_known": c.cost_known, "latency_ms": c.latency_ms,
+            "request_id": c.request_id,
         } for c in db_review.calls_of(s, ticket_id)]
         history: list[dict[str, Any]] = [
             {"time": h.created_at, "operator": h.operator, "from": h.previous_label, "to": h.new_label,

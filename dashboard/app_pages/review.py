@@ -6,6 +6,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -35,16 +36,24 @@ REASON_LABELS = {"low_confidence": f"Low confidence (< {settings.threshold:.2f})
                  "failed": "Failed", "disagreement": "Haiku ≠ Sonnet"}
 
 
+# The page's top is one compact bar (title, search, a Filters popover, counts, toolbar; wrapped into two rows on a
+# narrow window) and the open ticket is compact, so that at 1024x768 (sidebar open) the ticket's text, its label
+# buttons and the first rows of the list are on the first screen (asserted by tests/e2e/test_review_queue.py).
 # Below 860 px of room (1024 px wide with the sidebar open) the list beside the ticket would be cut to its label: the
-# open ticket then goes on top, full width (what the keyboard loop reads), and the list under it, full width. Less
-# blank space above the title on this page: at 768 px high the open ticket starts on the first screen.
+# open ticket then goes on top, full width (what the keyboard loop reads), and the list under it, full width.
+# The bar of bulk actions stays in view at the bottom of the window while rows are ticked (it follows the list).
 PAGE_CSS = """<style>
-[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
+[data-testid="stMainBlockContainer"] { padding: 3.25rem 2rem 2rem 2rem; }
+.st-key-review_top h1 { padding: 0; margin: 0; font-size: 1.25rem; white-space: nowrap; }
+.st-key-review_top [data-testid="stMarkdownContainer"] { margin-bottom: 0; }
 .st-key-review_split { container-type: inline-size; }
+[data-testid="stLayoutWrapper"]:has(> .st-key-bulk_bar) { position: sticky; bottom: 0.5rem; z-index: 5; }
+.st-key-bulk_bar { background: #fff; box-shadow: 0 2px 10px rgba(0, 0, 0, 0.12); }
 @container (max-width: 860px) {
   .st-key-review_split > * > [data-testid="stHorizontalBlock"] { flex-direction: column-reverse; }
   .st-key-review_split > * > [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {
     width: 100% !important; flex: 1 1 100% !important; min-width: 100% !important; }
+  .st-key-focus_text { height: 6rem !important; min-height: 6rem !important; max-height: 6rem !important; }
 }
 </style>"""
 
@@ -56,20 +65,24 @@ def machine_label(answer: tuple[str | None, int] | None) -> str | None:
 
 
 def filters() -> ReviewFilter:
-    """The filter row: each widget adds its criteria to one dict, which becomes the one ReviewFilter every service
-    call takes (a new filter is one more line here and a field of ReviewFilter)."""
+    """The top bar's search and its Filters popover: each widget adds its criteria to one dict, which becomes the
+    one ReviewFilter every service call takes (a new filter is one more line here and a field of ReviewFilter)."""
     choices = origins()  # first: a link may set the other filters before their widgets exist
     criteria: dict[str, Any] = {"threshold": settings.threshold}
-    with st.container(border=True, key="review_filters"):
-        c1, c2, c3 = st.columns([3, 2.4, 1.3])
-        criteria["reasons"] = tuple(c1.multiselect(
+    st.title("Review queue", anchor=False, width="content")
+    criteria["search"] = st.text_input("Search ticket text", key="f_search", placeholder="Search ticket text",
+                                       label_visibility="collapsed", icon=":material/search:", width=220)
+    with st.popover("Filters", icon=":material/filter_list:", key="review_filters",
+                    help="Why a ticket needs a look, category, corrected or not, run or file, dates, priority, "
+                         "language, team, masked values"):
+        criteria["reasons"] = tuple(st.multiselect(
             "Needs review because", list(REASON_LABELS), default=list(REASON_LABELS),
             format_func=REASON_LABELS.__getitem__, key="f_reasons", help="Empty shows every ticket."))
-        criteria["categories"] = tuple(c2.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories"))
-        corrected = c3.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
+        c1, c2 = st.columns([2.4, 1.3])
+        criteria["categories"] = tuple(c1.multiselect("Category", [*taxonomy.names, "unknown"], key="f_categories"))
+        corrected = c2.selectbox("Corrected", ["not yet", "corrected", "all"], key="f_corrected")
         criteria["corrected"] = {"not yet": False, "corrected": True, "all": None}[corrected]
-        s1, s2, s3 = st.columns([3, 2.4, 1.3])
-        criteria["search"] = s1.text_input("Search ticket text", key="f_search", placeholder="words in the ticket")
+        s2, s3 = st.columns([2.4, 1.3])
         origin = s2.selectbox("From run or file", choices, format_func=lambda o: o[2], key="f_origin",
                               help="The tickets a run queued, or those a file brought in (Classify → Recent runs "
                                    "links here).")
@@ -78,17 +91,29 @@ def filters() -> ReviewFilter:
                               help="Created between these two days (one day: from that day on).")
         criteria["created_from"] = dates[0] if len(dates) >= 1 else None
         criteria["created_to"] = dates[1] if len(dates) == 2 else None
-        p1, p2, p3, p4 = st.columns([2, 2, 2, 1.3])
+        p1, p2, p3 = st.columns(3)
         criteria["priorities"] = tuple(p1.multiselect("Priority", [*taxonomy.priority_names, UNKNOWN],
                                                       key="f_priorities", help="Urgent first within the filters."))
         criteria["languages"] = tuple(p2.multiselect("Language", review.languages(db, actor=actor) + [UNKNOWN],
                                                      key="f_languages", help="Detected locally at import."))
         criteria["teams"] = tuple(p3.multiselect("Team", review.teams_in_use(db, actor=actor) + [UNKNOWN],
                                                  key="f_teams", help="By the routing table (Settings → Teams)."))
-        criteria["masked"] = p4.checkbox("Masked values", key="f_masked",
+        criteria["masked"] = st.checkbox("Only tickets with masked values", key="f_masked",
                                          help="Only tickets in which personal data (cards, e-mail, phones...) was "
                                               "masked before Claude saw them.")
     return review.queue_filter(taxonomy, **criteria)
+
+
+def summary(f: ReviewFilter) -> str:
+    """What the filters hold, in a few words (the Filters popover is closed most of the time)."""
+    reasons = ("needing review" if set(f.reasons) == set(REASON_LABELS) else
+               ", ".join(REASON_LABELS[r].split(" (")[0].lower() for r in f.reasons) if f.reasons else "all")
+    parts = [reasons, {False: "not yet corrected", True: "corrected", None: ""}[f.corrected]]
+    parts += [", ".join(x) for x in (f.categories, f.priorities, f.languages, f.teams) if x]
+    parts += [f"run {f.run_id}" if f.run_id is not None else "", f"file {f.source}" if f.source else "",
+              f"“{f.search}”" if f.search else "", "masked values" if f.masked else "",
+              f"created {f.created_from or ''}–{f.created_to or ''}" if f.created_from else ""]
+    return plain(" · ".join(p for p in parts if p))
 
 
 def origins() -> list[tuple[int | None, str, str]]:
@@ -312,8 +337,14 @@ def answers(d: review.Detail) -> dict[int, tuple[str, str | None, float | None]]
     return out
 
 
+MODEL_SOURCES = ("tier0", "tier1", "tier2")
+KEYS_HELP = ("Keys: 1–9 pick a label (0 the tenth) · A the machine's label · Enter save & next · J/K next/previous "
+             "ticket. Keys typed into a field (search, note) are the field's.")
+
+
 def panel(page: review.Page) -> None:
-    """The focused ticket: its text, every model's answer side by side, the label picker, its history."""
+    """The open ticket, compact (a 1024x768 screen shows it whole above the list): its text, every model's answer
+    side by side, a button per label, save, ask Sonnet; its note, history and priority folded below."""
     tid = desk.get("focus")
     row = rows_of(page).get(tid) if tid is not None else None
     if row is None:
@@ -325,55 +356,118 @@ def panel(page: review.Page) -> None:
         return
     t = d.ticket
     staged = desk.get("staged", {}).get(row.id)
-    with st.container(border=True, key="focus_panel"):
+    with st.container(border=True, key="focus_panel", gap="xsmall"):
         head = f"**#{t.id}**" + (f" · {plain(t.external_id)}" if t.external_id else "")
-        st.markdown(f"{head} · {STATUS_LABEL.get(t.status, t.status)} · label **{plain(t.category or '—')}** "
-                    f"({plain(SOURCE_LABEL.get(t.label_source or '', t.label_source or 'none'))})")
+        why = f" :gray[({plain(t.status_reason)})]" if t.status_reason else ""
+        # a model's label is the model's answer below (and the highlighted button); an operator's is named here
+        given = "" if t.label_source in MODEL_SOURCES else (
+            f" · label **{plain(t.category or '—')}** "
+            f"({plain(SOURCE_LABEL.get(t.label_source or '', t.label_source or 'none'))})")
+        st.markdown(f"{head} · {STATUS_LABEL.get(t.status, t.status)}{why}{given}", help=KEYS_HELP)
         with st.container(height=150, border=False, key="focus_text"):
             policy = mask_policy(lambda: settings.mask_policy)
             if policy is None:
                 st.text(t.text)
             else:  # what was masked before Claude saw it, highlighted; the text escaped (no markup from a ticket)
                 show_masked(st.container(key="detail_text"), privacy.spans(t.text, policy), stored=t.masked_count)
-        if t.status_reason:
-            st.caption(plain(t.status_reason))
-        said = answers(d)
-        if said:
-            cols = st.columns(len(said))
-            for col, (tier, (model, label, conf)) in zip(cols, sorted(said.items()), strict=True):
-                col.markdown(f"{TIER.get(tier, tier)}: **{plain(label or '—')}**" +
-                             (f" · {conf:.0%}" if conf is not None else ""), help=plain(model))
-        else:
-            st.caption("No model has answered yet.")
-        picks = st.columns(2)
-        for i, name in enumerate(taxonomy.names):
-            number = str(i + 1) if i < 9 else ("0" if i == 9 else "")
-            chosen = staged == name or (staged is None and row.category == name)
-            picks[i % 2].button(f"{number} {name}".strip(), key=f"pick_{i}", width="stretch",
-                                type="primary" if chosen else "secondary", on_click=pick, args=(row.id, name),
-                                help=f"Key {number}" if number else None)
+        model_answers(d)
+        with st.container(horizontal=True, gap="small", key="picks"):
+            for i, name in enumerate(taxonomy.names):
+                number = str(i + 1) if i < 9 else ("0" if i == 9 else "")
+                chosen = staged == name or (staged is None and row.category == name)
+                st.button(f"{number} {name}".strip(), key=f"pick_{i}", type="primary" if chosen else "secondary",
+                          on_click=pick, args=(row.id, name), help=f"Key {number}" if number else None)
         machine = machine_of(row.id)
-        a, b = st.columns(2)
-        a.button(":material/done_all: Machine's (A)", key="accept_machine", width="stretch",
-                 disabled=machine is None, on_click=pick, args=(row.id, machine or ""),
-                 help=f"Pick the model's label: {machine}" if machine else "No model label to take")
         named = is_named()
-        b.button(":material/save: Save & next (Enter)", key="save_next", type="primary", width="stretch",
-                 disabled=staged is None or not named, on_click=save_clicked,
-                 help="Save the picked label, open the next ticket" if named else
-                 "Type your name above first: every correction is stamped with it.")
-        st.caption("Keys: **1–9** pick · **A** machine's label · **Enter** save & next · **J/K** next/previous")
-        st.text_input("Note (optional)", key="note", placeholder="saved with your labels")
-        if d.history:
-            with st.expander(f"History ({len(d.history)})"):
-                for h in d.history:
-                    note = f" — {plain(h['note'])}" if h["note"] else ""
-                    what = (f"confirmed **{plain(h['to'])}**" if h["from"] == h["to"] else
-                            f"changed {plain(h['from'] or 'no label')} → **{plain(h['to'] or 'no label')}**")
-                    st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** {what}{note}")
-        else:
-            st.caption("No operator has labelled this ticket yet.")
-        priority_row(t)
+        with st.container(horizontal=True, gap="small", key="focus_actions"):
+            st.button(":material/done_all: Machine's (A)", key="accept_machine",
+                      disabled=machine is None, on_click=pick, args=(row.id, machine or ""),
+                      help=f"Pick the model's label: {machine}" if machine else "No model label to take")
+            st.button(":material/save: Save & next (Enter)", key="save_next", type="primary",
+                      disabled=staged is None or not named, on_click=save_clicked,
+                      help="Save the picked label, open the next ticket" if named else
+                      "Type your name above first: every correction is stamped with it.")
+            decided = ask_sonnet(row)
+        if decided is not None and st.session_state.get("panel_again") == row.id:
+            confirm_panel_again(row.id, decided)
+        more = f"History ({len(d.history)})" if d.history else "No labels yet"
+        calls = f"{len(d.calls)} model call{'s' if len(d.calls) != 1 else ''}"
+        with st.expander(f"{more} · {calls} · note · priority", key="focus_more", type="compact"):
+            st.text_input("Note (optional)", key="note", placeholder="saved with your labels")
+            for h in d.history:
+                note = f" — {plain(h['note'])}" if h["note"] else ""
+                what = (f"confirmed **{plain(h['to'])}**" if h["from"] == h["to"] else
+                        f"changed {plain(h['from'] or 'no label')} → **{plain(h['to'] or 'no label')}**")
+                st.markdown(f"- {h['time']:%Y-%m-%d %H:%M} UTC · **{plain(h['operator'])}** {what}{note}")
+            if not d.history:
+                st.caption("No operator has labelled this ticket yet.")
+            priority_row(t)
+            if d.calls:
+                call_table(d.calls)
+
+
+def call_table(calls: list[dict[str, Any]]) -> None:
+    """Every model call about the ticket, oldest first: what it answered, why, what it cost, how long it took
+    (a value the call did not have reads "—", never "None")."""
+    def text(value: Any, form: str = "{}") -> str:
+        return "—" if value is None or value == "" else form.format(value)
+
+    st.dataframe(pd.DataFrame({
+        "time (UTC)": [c["time"].strftime("%Y-%m-%d %H:%M:%S") for c in calls],
+        "model": [f"{c['model']} ({TIER.get(c['tier'], c['tier'])})" for c in calls],
+        "outcome": [text(c["outcome"]) for c in calls],
+        "label": [text(c["label"]) for c in calls],
+        "confidence": [text(c["confidence"], "{:.0%}") for c in calls],
+        "cost": [money(c["cost_usd"]) if c["cost_known"] else "unknown (not priced)" for c in calls],
+        "latency": [text(c["latency_ms"], "{:,} ms") for c in calls],
+        "tokens in/out": [f"{c['input_tokens']:,} / {c['output_tokens']:,}" for c in calls],
+        "reason": [text(c["reason"]) for c in calls],
+    }), hide_index=True, width="stretch", key="focus_calls")
+
+
+def model_answers(d: review.Detail) -> None:
+    """Each model's latest answer side by side, in one line: did Sonnet agree with Haiku?"""
+    said = answers(d)
+    if not said:
+        st.caption("No model has answered yet.")
+        return
+    parts = [f"{TIER.get(tier, tier)} **{plain(label or '—')}**" + (f" {conf:.0%}" if conf is not None else "")
+             for tier, (_, label, conf) in sorted(said.items())]
+    if 1 in said and 2 in said:
+        parts.append(":green[agree]" if said[1][1] == said[2][1] else ":orange[Haiku ≠ Sonnet]")
+    st.markdown(" · ".join(parts), help=" · ".join(f"{TIER.get(tier, tier)}: {plain(model)}"
+                                                     for tier, (model, _, _) in sorted(said.items())))
+
+
+def ask_sonnet(row: ReviewRow) -> Decimal | None:
+    """The open ticket's Ask Sonnet button. On a ticket Sonnet already decided it reads "Ask again…" and opens a
+    confirmation naming the price (nothing is sent before it, like the CLI's --again). Returns that price."""
+    decided = runs.sonnet_decided(db, [row.id]).get(row.id)
+    waiting = row.status == PENDING
+    why = ("No Claude API key configured" if not state.has_api_key() else
+           "Sonnet is answering this ticket" if waiting else
+           "Sonnet already decided this ticket: asking again is billed again (you confirm the price first)"
+           if decided is not None else "Ask Sonnet about this ticket")
+    label = ":material/send: Ask Sonnet again…" if decided is not None else ":material/send: Ask Sonnet"
+    if st.button(label, key="ask_sonnet", help=why, disabled=waiting or not state.has_api_key()):
+        if decided is None:
+            escalate([row.id])
+        st.session_state["panel_again"] = row.id
+        st.rerun()
+    return decided
+
+
+def confirm_panel_again(ticket_id: int, price: Decimal) -> None:
+    with st.container(border=True, key="panel_again_box"):
+        st.markdown(f"**Sonnet already decided ticket {ticket_id}.** Asking again is billed again: about "
+                    f"**{money(price)}** (what its last Sonnet answer cost).".replace("$", "\\$"))
+        with st.container(horizontal=True, gap="small"):
+            if st.button(f"Ask again for about {money(price)}", key="panel_again_yes", type="primary"):
+                st.session_state.pop("panel_again", None)
+                escalate([ticket_id], again=True)
+            if st.button("Cancel", key="panel_again_no"):
+                st.session_state.pop("panel_again", None)
+                st.rerun()
 
 
 def priority_row(t: Any) -> None:
@@ -459,10 +553,13 @@ def bulk_bar(page: review.Page, selected: list[int], f: ReviewFilter) -> None:
         with st.container(horizontal=True, vertical_alignment="center"):
             label = st.selectbox("Label for the selected", taxonomy.names, key="bulk_label", width=200,
                                  label_visibility="collapsed")
-            if st.button(":material/label: Label", key="bulk_apply", help=f"Give them the label {label}"):
+            unnamed = None if is_named() else "Type your name above first: every correction is stamped with it."
+            if st.button(":material/label: Label", key="bulk_apply", disabled=unnamed is not None,
+                         help=unnamed or f"Give them the label {label}"):
                 bulk(f, selected, label=label)
-            if st.button(":material/check: Confirm", key="confirm_selected",
-                         help="Their labels are right: record them as checked by you (they count as ground truth)."):
+            if st.button(":material/check: Confirm", key="confirm_selected", disabled=unnamed is not None,
+                         help=unnamed or "Their labels are right: record them as checked by you (they count as "
+                                         "ground truth)."):
                 bulk(f, selected, label=None)
             if st.button(":material/send: Sonnet", key="escalate_selected", disabled=not state.has_api_key(),
                          help="Ask Sonnet about them"):
@@ -515,22 +612,31 @@ def undo_last() -> None:
             desk["focus"] = result.saved[0]
 
 
-def toolbar(page: review.Page, page_no: int) -> None:
-    """Counts, then icon buttons (their words in the tooltip) and Undo: one row that fits beside a narrow list."""
+def pager(page: review.Page, page_no: int) -> None:
+    """Reload and the page arrows, icons (their words in the tooltip), at the right of the top bar."""
+    st.space("stretch")
+    if st.button(":material/refresh:", key="reload", help="Reload: the latest labels (picked, unsaved labels "
+                 "are dropped)"):
+        reload()
+    if st.button(":material/arrow_back:", disabled=page_no == 0, key="prev", help="Previous page"):
+        st.session_state["page_no"] = page_no - 1
+        st.rerun()
+    if st.button(":material/arrow_forward:", disabled=page_no + 1 >= page.pages, key="next", help="Next page"):
+        st.session_state["page_no"] = page_no + 1
+        st.rerun()
+
+
+def status_line(page: review.Page, page_no: int, f: ReviewFilter) -> None:
+    """Counts and what the filters hold, then the last save's message beside Undo (in one place, so the page does
+    not move at every save)."""
     more = "+" if page.more else ""
-    with st.container(horizontal=True, vertical_alignment="center", key="review_toolbar"):
-        tickets = "ticket" if page.total == 1 and not more else "tickets"
-        st.caption(f"{page.total:,}{more} {tickets} · page {page_no + 1} of {page.pages:,}{more} · least confident "
-                   "first", width="stretch")
-        if st.button(":material/refresh:", key="reload", help="Reload: the latest labels (picked, unsaved labels "
-                     "are dropped)"):
-            reload()
-        if st.button(":material/arrow_back:", disabled=page_no == 0, key="prev", help="Previous page"):
-            st.session_state["page_no"] = page_no - 1
-            st.rerun()
-        if st.button(":material/arrow_forward:", disabled=page_no + 1 >= page.pages, key="next", help="Next page"):
-            st.session_state["page_no"] = page_no + 1
-            st.rerun()
+    tickets = "ticket" if page.total == 1 and not more else "tickets"
+    with st.container(horizontal=True, vertical_alignment="center", gap="xsmall", key="review_status"):
+        st.caption(f"{page.total:,}{more} {tickets} · page {page_no + 1} of {max(page.pages, 1):,}{more} · "
+                   f"{summary(f)}", help="Least confident first (urgent first when a priority filter is set).")
+        saved = desk.get("flash", ("", []))[0]
+        if saved:
+            st.badge(saved, icon=":material/check:", color="green")
         last = desk.get("last_save")
         st.button(f":material/undo: Undo{f' ({len(last)})' if last else ''}", key="undo", disabled=not last,
                   on_click=undo_last, help="Take back your last save")
@@ -590,36 +696,36 @@ def confirm_again() -> None:
 
 
 def show_flash() -> None:
+    """What the last action left to say, under the top bar (a save's count is the toolbar's badge: it keeps the
+    page from moving at every save)."""
     info = desk.pop("flash_info", None)
     if info:
         st.success(info, icon=":material/send:")
     flash = desk.pop("flash", None)
     if flash:
-        saved, conflicts = flash
-        if saved:
-            st.success(saved, icon=":material/check:")
-        for message in conflicts:
+        for message in flash[1]:
             st.warning(message[:1].upper() + message[1:])
 
 
 st.html(PAGE_CSS)
-st.title("Review queue")
 named = operator_name.ask_first("corrections")
-review_filter = filters()
+with st.container(horizontal=True, vertical_alignment="center", key="review_top", gap="xsmall"):
+    review_filter = filters()
+    tools = st.container(horizontal=True, vertical_alignment="center", gap="xsmall", key="review_pager")
 page, page_no, list_key = load(review_filter)
 review_keys.listen(on_keys)
+with tools:
+    pager(page, page_no)
+status_line(page, page_no, review_filter)
 show_flash()
 if "review_again" in st.session_state:
     confirm_again()
 if page.total == 0:
     st.success("Nothing to review with these filters. New tickets that need a look will show up here.",
                icon=":material/task_alt:")
-    if desk.get("last_save"):
-        st.button(":material/undo: Undo your last save", key="undo", on_click=undo_last)
 else:
-    toolbar(page, page_no)
     with st.container(key="review_split"):
-        left, right = st.columns([5, 4])
+        left, right = st.columns(2)
         with left:
             chosen = ticket_list(page, list_key)
             if chosen or st.session_state.get("all_matching"):

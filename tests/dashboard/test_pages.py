@@ -166,7 +166,7 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
     pick_label(at, "technical")
     at.button(key="save_next").click().run()
     assert not at.exception
-    assert any("Saved 1 ticket" in s.value for s in at.success)
+    assert "Saved 1 ticket" in texts(at)
     with db.read() as s:
         c = s.scalars(select(Correction)).one()
         assert (c.ticket_id, c.previous_label, c.new_label, c.operator) == (ids["login or refund?"], "account",
@@ -200,10 +200,16 @@ def test_ticket_detail_shows_calls_and_history(seeded):
     db, ids = seeded
     at = make_app("review")
     open_ticket(at, ids["login or refund?"])
-    answers = [m for m in at.markdown if m.value.startswith(("Haiku:", "Sonnet:"))]  # side by side, model in help
-    assert [(m.value, m.help) for m in answers] == [("Haiku: **billing** · 50%", r"claude\-haiku\-5\-5"),
-                                                    ("Sonnet: **account** · 90%", r"claude\-sonnet\-5\-5")]
+    answers = [m for m in at.markdown if m.value.startswith("Haiku ")]  # side by side, the models in its help
+    assert [(m.value, m.help) for m in answers] == [(
+        "Haiku **billing** 50% · Sonnet **account** 90% · :orange[Haiku ≠ Sonnet]",
+        r"Haiku: claude\-haiku\-5\-5 · Sonnet: claude\-sonnet\-5\-5")]
     assert "No operator has labelled this ticket yet" in texts(at)
+    # every call: its answer, cost and time, "—" for what it lacks
+    calls = next(d.value for d in at.dataframe if "tokens in/out" in d.value.columns)
+    assert list(calls["model"]) == ["claude-haiku-5-5 (Haiku)", "claude-sonnet-5-5 (Sonnet)"]
+    assert list(calls["label"]) == ["billing", "account"] and list(calls["cost"]) == ["$0.001000", "$0.002000"]
+    assert "None" not in calls.to_string() and "—" in set(calls["reason"])
 
 
 def test_spend_page_shows_the_seeded_spend_in_its_figures_and_charts(app_env, seeded):

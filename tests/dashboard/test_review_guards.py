@@ -77,3 +77,11 @@ def test_the_name_is_asked_before_the_first_correction(seeded):
     assert at.button(key="save_next").disabled  # asked before, not in a warning after the click
     at.text_input(key="operator_name_first").set_value("maria").run()
     assert not at.button(key="save_next").disabled and at.session_state["operator_name"] == "maria"
+
+
+def test_bulk_labels_wait_for_the_name_too(seeded):
+    at = make_app("review", operator=None)
+    select_review_rows(at, [0, 1])
+    assert at.button(key="bulk_apply").disabled and at.button(key="confirm_selected").disabled  # asked before
+    at.text_input(key="operator_name_first").set_value("maria").run()
+    assert not at.button(key="bulk_apply").disabled and not at.button(key="confirm_selected").disabled

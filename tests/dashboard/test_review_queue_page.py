@@ -31,7 +31,7 @@ def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(s
     pick_label(at, "billing")
     assert review_list(at).loc[ids["weird one"], "label"] == "billing"  # the pick shows in the list before saving
     at.button(key="save_next").click().run()
-    assert not at.exception and any("Saved 1 ticket" in s.value for s in at.success)
+    assert not at.exception and "Saved 1 ticket" in texts(at)
     with db.read() as s:
         c = s.scalars(select(Correction)).one()
         assert (c.ticket_id, c.previous_label, c.new_label, c.operator) == (ids["weird one"], "technical", "billing",
@@ -41,7 +41,7 @@ def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(s
 
     assert at.button(key="undo").label.endswith("Undo (1)")
     at.button(key="undo").click().run()
-    assert any("Undone: 1 ticket" in s.value for s in at.success)
+    assert "Undone: 1 ticket" in texts(at)
     with db.read() as s:
         assert s.get(Ticket, ids["weird one"]).category == "technical"
     assert at.session_state["desk"]["focus"] == ids["weird one"] and at.button(key="undo").disabled
@@ -98,3 +98,50 @@ def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by
         assert s.get(Ticket, ids["weird one"]).priority == "urgent"
     at.multiselect(key="f_priorities").set_value(["urgent"]).run()
     assert list(review_list(at).index) == [ids["weird one"]]
+
+
+def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
+    """The open ticket's own button: on a ticket Sonnet decided it reads "Ask Sonnet again…" and opens a
+    confirmation naming the price; nothing is queued or sent before it, exactly one request after it."""
+    db, ids = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    at = review_as("operator")
+    open_ticket(at, ids["login or refund?"])  # Sonnet decided this one
+    assert "Ask Sonnet again" in at.button(key="ask_sonnet").label
+    at.button(key="ask_sonnet").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Sonnet already decided ticket {ids['login or refund?']}" in texts(at) and "$0.002" in texts(at)
+    assert at.button(key="panel_again_yes").label == "Ask again for about $0.002000"
+    time.sleep(1)
+    assert sonnet_requests(fake) == 0  # nothing sent on the first click
+    with db.read() as s:
+        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+    at.button(key="panel_again_no").click().run()  # Cancel: the box goes, nothing is sent
+    assert not any(b.key == "panel_again_yes" for b in at.button) and sonnet_requests(fake) == 0
+
+    at.button(key="ask_sonnet").click().run()
+    at.button(key="panel_again_yes").click().run()
+    assert any("Sent 1 ticket to Sonnet again" in s.value for s in at.success)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not sonnet_requests(fake):
+        time.sleep(0.3)
+    time.sleep(1)
+    assert sonnet_requests(fake) == 1  # asked again once, after the confirmation
+
+
+def test_the_open_ticket_not_yet_decided_by_sonnet_is_asked_at_once(seeded, fake, monkeypatch):
+    db, ids = seeded
+    monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    at = review_as("operator")
+    open_ticket(at, ids["overloaded"])  # Haiku failed: Sonnet never answered
+    assert at.button(key="ask_sonnet").label.endswith("Ask Sonnet")
+    at.button(key="ask_sonnet").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Sent 1 ticket to Sonnet" in s.value for s in at.success)
+    assert not any(b.key == "panel_again_yes" for b in at.button)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not sonnet_requests(fake):
+        time.sleep(0.3)
+    assert sonnet_requests(fake) == 1
