@@ -5,6 +5,7 @@ traffic nobody reviewed (Quality page)."""
 import streamlit as st
 
 from dashboard import state
+from dashboard.sections import operator_name
 from dashboard.ui import gate, need_operator, sentence
 from triage.access import Action
 from triage.errors import TriageError
@@ -29,12 +30,13 @@ if not waiting:
 else:
     st.markdown(f"**{len(waiting)}{'+' if len(waiting) == 50 else ''} drawn ticket"
                 f"{'s' if len(waiting) != 1 else ''} await an answer.**")
+    operator_name.ask_first("audit answers")  # the name before the first answer, not a warning after it
     ticket = waiting[0]
     st.caption(f"Ticket {ticket['id']}" + (f" (your id {ticket['external_id']})" if ticket["external_id"] else ""))
     st.text(ticket["text"])  # plain text, never markdown
     with st.form(f"audit_{ticket['id']}"):
         label = st.radio("Its category", taxonomy.names, index=None, key=f"audit_label_{ticket['id']}",
-                         horizontal=True)
+                         horizontal=True, format_func=lambda key: taxonomy.shown.get(key, key))
         if st.form_submit_button("Save answer", type="primary") and need_operator():
             if label is None:
                 st.warning("Pick a category first.")

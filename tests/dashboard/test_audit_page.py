@@ -104,3 +104,12 @@ def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded):
     with db.read() as s:
         why = s.scalars(select(AuditEvent.detail).where(AuditEvent.event == "settings.engine")).one()
     assert "chosen from the trade-off" in why and "to review" in why
+
+
+def test_the_name_is_asked_before_the_first_audit_answer(drawn):
+    at = make_app("audit", operator=None)
+    assert not at.exception
+    assert "stamped on your audit answers" in at.text_input(key="operator_name_first").label
+    at.text_input(key="operator_name_first").set_value("maria").run()
+    assert not [t for t in at.text_input if t.key == "operator_name_first"]  # asked once
+    assert at.session_state["operator_name"] == "maria"
