@@ -49,9 +49,11 @@ def features(desc: np.ndarray) -> np.ndarray:
     return np.array([1.0, crowding(desc), math.log(max(len(desc), 1))])
 
 
-def temperature(desc: np.ndarray, coef: Sequence[float] = MAP) -> float:
-    """The description view's temperature for a taxonomy whose description vectors are `desc`."""
-    return float(np.clip(math.exp(float(features(desc) @ np.asarray(coef))), T_MIN, T_MAX))
+def temperature(desc: np.ndarray, coef: Sequence[float] | None = None) -> float:
+    """The description view's temperature for a taxonomy whose description vectors are `desc` (by MAP unless
+    `coef` is given)."""
+    log_t = float(features(desc) @ np.asarray(MAP if coef is None else coef))
+    return float(np.clip(math.exp(log_t), T_MIN, T_MAX))
 
 
 def fit_map(cases: Sequence[Case], iterations: int = 50) -> tuple[tuple[float, ...], float]:
