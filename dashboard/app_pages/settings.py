@@ -262,10 +262,16 @@ if metrics:
         st.warning(f"The local model never predicted {len(silent)} of {len(taxonomy.names)} categories on the "
                    "labels it was scored on (out of fold): " + ", ".join(taxonomy.shown.get(c, c) for c in silent)
                    + ". More operator labels for them, or a clearer description, help.")
+    calibrated_on = str(metrics.get("calibrated_on", "held-out examples"))
+    until = (f"until {local.MIN_CALIBRATION} operator labels exist, a ticket is only confident when the built-in "
+             "examples and the category's description agree" if calibrated_on.startswith("built-in") else
+             "a category's confidence comes from how clearly the ticket matches its description and how alike the "
+             "descriptions are (a map measured on other data); once operators have labelled "
+             f"{local.MIN_CALIBRATION} tickets, it is calibrated on their labels" if "zero-shot" in calibrated_on
+             else "calibrated on your operators' labels, predicted out of fold")
     st.caption(f"Last trained {metrics.get('trained_at', '?')} UTC. It retrains itself after 50 new labels. "
-               f"Confidence calibrated on {metrics.get('calibrated_on', 'held-out examples')}; until "
-               f"{local.MIN_CALIBRATION} operator labels exist, a ticket is only confident when the built-in examples "
-               "and the category's description agree.")
+               f"Confidence calibrated on {calibrated_on}: {until}. The threshold is compared with that confidence: "
+               "tickets under it go to the review queue.")
     learning = metrics.get("learning_curve")
     if learning and learning.get("points"):
         import plotly.graph_objects as go

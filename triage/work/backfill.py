@@ -59,11 +59,7 @@ def step(db: Database, *, batch: int = BATCH, base: Settings | None = None) -> B
     with db.read() as s:
         after = db_backfill.cursor(s)
         rows = db_backfill.missing(s, after, batch)
-        end = db_backfill.last_id(s) if not rows else after
-    if not rows:
-        if end > after:  # the cursor moves to the end: later checks read only newer tickets
-            with db.transaction() as s:
-                db_backfill.advance(s, max(end, db_backfill.cursor(s)))
+    if not rows:  # nothing written, not even the cursor: an idle worker's look changes nothing
         return Backfilled(done=True)
     policy = effective(db, base)[0].mask_policy if any(r.needs_count for r in rows) else redact.DEFAULT_POLICY
     filled = [db_backfill.Filled(r.id, r.text, redact.mask(r.text, policy).count if r.needs_count else None,

@@ -30,6 +30,8 @@ def test_settings_shows_the_learning_curve_from_operator_labels(app_env, embedde
     assert not any("Learning curve" in json.dumps(c) for c in _charts(at))
     assert any("learning curve (accuracy against the number of operator labels) appears once 12" in c.value
                for c in at.caption)
+    assert any("Confidence calibrated on built-in examples" in c.value and "until 20 operator labels exist"
+               in c.value for c in at.caption)  # the default taxonomy: its examples calibrate it
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
     for tid, r in zip(imp.ticket_ids, picked, strict=True):
@@ -51,4 +53,6 @@ def test_settings_shows_the_learning_curve_from_operator_labels(app_env, embedde
     table = next(d.value for d in at.dataframe if "labels per category" in d.value.columns)
     assert list(table["labels per category"]) == [0, 4, 8]
     assert any("on the 60 operator-labelled tickets" in c.value for c in at.caption)
+    assert any("Confidence calibrated on operator labels: calibrated on your operators' labels" in c.value
+               for c in at.caption)
     db.dispose()
