@@ -22,16 +22,23 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import os, sys, time
 from datetime import datetime, timedelta
-url, go, t0 = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3])
+url, go, t0, me = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), sys.argv[4]
 from db.migrate import open_database
 from triage.alerts import service
 db = open_database(url, migrate=False)
-while not os.path.exists(go):
-    time.sleep(0.005)
+
+def wait(*paths):
+    while not all(os.path.exists(p) for p in paths):
+        time.sleep(0.005)
+
+wait(go)
 for i in range(6):  # each round a minute later: the backed-off retries come due and race as well
+    if i:  # both on the same simulated minute: one process racing minutes ahead would see the other's fresh claim
+        wait(f"{go}.{i - 1}.a", f"{go}.{i - 1}.b")  # as older than the lease, which no real clock does
     now = t0 + timedelta(seconds=61 * i)
     service.check_now(db, now=now)
     service.deliver_now(db, now=now)
+    open(f"{go}.{i}.{me}", "w").close()
 db.dispose()
 """
 
@@ -46,9 +53,9 @@ def test_two_workers_racing_send_each_alert_exactly_once(any_db_url, tmp_path, m
         ids = add_tickets(db, [{"priority": "urgent", "team": team} for team in ("Ops", "Billing", "Sales")])
         t0 = datetime.now(UTC)
         env = {"PYTHONPATH": str(ROOT), "TRIAGE_ALERT_PRIVATE_HOSTS": "1", "PATH": "/usr/bin:/bin"}
-        procs = [subprocess.Popen([sys.executable, "-c", WORKER, any_db_url, str(go), t0.isoformat()], cwd=ROOT,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+        procs = [subprocess.Popen([sys.executable, "-c", WORKER, any_db_url, str(go), t0.isoformat(), me],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for me in ("a", "b")]
         time.sleep(2)  # both have imported everything and wait at the line
         go.touch()
         results = [(p.wait(timeout=180), p.stderr.read()) for p in procs]
