@@ -61,6 +61,19 @@ def consider(s: Session, t: Ticket, o: Outcome) -> bool:
     return drawn
 
 
+def redraw(s: Session, ticket_ids: Sequence[int], probability: float, rng: random.Random) -> list[int]:
+    """Draw these tickets' rows again, each with `probability` (recorded on the row, so the estimate weighs them
+    by it): the demo's simulated audit. Rows already answered are left as they are. Returns the ids drawn."""
+    drawn = []
+    for i in range(0, len(ticket_ids), 500):
+        for row in s.scalars(select(AuditDraw).where(AuditDraw.ticket_id.in_(ticket_ids[i:i + 500]),
+                                                     AuditDraw.answered_at.is_(None)).order_by(AuditDraw.ticket_id)):
+            row.probability, row.drawn = probability, rng.random() < probability
+            if row.drawn:
+                drawn.append(row.ticket_id)
+    return drawn
+
+
 def waiting(s: Session, limit: int | None = None) -> list[dict[str, Any]]:
     """Drawn tickets awaiting an answer, oldest first: id, external id, text. No model label, no confidence."""
     q = (select(Ticket.id, Ticket.external_id, Ticket.text).join(AuditDraw, AuditDraw.ticket_id == Ticket.id)

@@ -3,7 +3,9 @@
 The local tier classifies part of the set for real. So that the spend and routing charts have a month of
 history without an API key, the rest gets *simulated* Haiku/Sonnet calls: token counts from the real prompt,
 priced with the real price table, dated over the last 30 days, and marked as demo (request ids `demo_...`,
-ticket source `demo`). The dashboard says so wherever they are shown. A few operator corrections complete it.
+ticket source `demo`). The dashboard says so wherever they are shown. A few operator corrections and a simulated
+blind audit (drawn at AUDIT_RATE, most draws answered with the sample set's labels, a few left on the Audit page)
+complete it, so every part of the routing story shows.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+from db import audit_sample, queue, reports, rollups, runs
 from db import calls as db_calls
-from db import queue, reports, rollups, runs
 from db import story as db_story
 from db.engine import Database
 from triage import audit, privacy
@@ -101,17 +103,38 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
         n_local = _classify_rest_locally(db, taxonomy, settings, [t for t in gold if t not in set(api_ids)],
                                          run_id, rnd, days)
     corrected = _correct_some(db, gold, taxonomy, rnd)
+    audited = _audit_some(db, gold, actor, rnd)
     if local:  # learn from the demo's labels so Settings shows a trained local tier
         from triage.local import tier as local_tier
         from triage.local.embedder import shared
 
         local_tier.train_from_labels(db, taxonomy, shared())
     calibrate.refresh(db, trigger="demo", by=actor.identity)  # the demo's labels are enough for Haiku's map
-    summary = {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected}
+    summary = {"tickets": len(samples), "api_simulated": len(api_ids), "local": n_local, "corrected": corrected,
+               "audited": audited}
     with db.transaction() as s:
         runs.finish_idle_runs(s)
         audit.record(s, actor, audit.DEMO, **summary)
     return summary
+
+
+AUDIT_RATE = 0.15  # the demo's blind audit draws more than the 3% default: 315 tickets would give a handful
+
+
+def _audit_some(db: Database, gold: dict[int, dict[str, Any]], actor: Actor, rnd: random.Random,
+                answer_share: float = 0.8) -> int:
+    """The blind audit, simulated: the settled tickets drawn again at AUDIT_RATE (the rate recorded on each row,
+    so the estimate is weighed by it), four in five of the drawn answered with the sample set's own label (as an
+    operator reading the text would; an audit answer is an operator label, source `audit`), the rest left waiting
+    on the Audit page. Returns how many were answered."""
+    from triage.quality import unreviewed
+
+    with db.transaction() as s:  # those an operator reviewed meanwhile (_correct_some) are no longer unreviewed
+        unreviewed_ids = [t.id for t in queue.tickets_by_id(s, list(gold)).values() if t.label_source != "operator"]
+        drawn = audit_sample.redraw(s, sorted(unreviewed_ids), AUDIT_RATE, rnd)
+    answers = [(tid, gold[tid]["label"]) for tid in drawn if rnd.random() < answer_share]
+    done, _ = unreviewed.answer(db, answers, actor=actor, file="demo (simulated)")
+    return len(done)
 
 
 def _classify_rest_locally(db: Database, taxonomy: Taxonomy, settings: Settings, ticket_ids: list[int],

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from db.models import ModelCall, Ticket
+from db.models import AuditDraw, ModelCall, Ticket
 from tests.support.actors import LEAD, op
 from triage import demo, review, taxonomy
 from triage.domain import from_pico
@@ -50,7 +50,17 @@ def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, em
 def test_demo_fills_an_empty_database_once(db):
     summary = demo.fill(db, TAX, actor=LEAD, settings=Settings())
     # every sample ticket, 226 with simulated API history and the other 89 answered locally (seed 7)
-    assert summary == {"tickets": 315, "api_simulated": 226, "local": 89, "corrected": 35}
+    assert {k: v for k, v in summary.items() if k != "audited"} == {"tickets": 315, "api_simulated": 226,
+                                                                      "local": 89, "corrected": 35}
+    # the blind audit, simulated: drawn at 15% of the settled tickets, most answered, and the estimate shows
+    from triage.quality import unreviewed
+
+    figures = unreviewed.figures(db)
+    assert summary["audited"] > 10 and figures.overall.audited == summary["audited"]
+    assert figures.overall.accuracy is not None and figures.waiting > 0  # some left for the Audit page
+    with db.read() as s:
+        probabilities = set(s.scalars(select(AuditDraw.probability).where(AuditDraw.drawn.is_(True))))
+    assert probabilities == {demo.AUDIT_RATE}
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending")) == 0
         demo_calls = s.scalars(select(ModelCall).where(ModelCall.tier > 0)).all()
