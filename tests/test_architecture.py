@@ -1,6 +1,7 @@
 """The layers of docs/architecture.md, enforced: imports point down only."""
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,14 @@ def test_the_state_rule_catches_a_raw_state(tmp_path):
     bad.write_text('if t.status == "pending" or r["status"] in ("failed", "x") or p.states.get("failed"):\n'
                    '    pass\nif news.state in ("failed",) or t.status == PENDING:\n    pass\n')
     assert raw_states(bad) == ["line 1: 'pending'", "line 1: 'failed'", "line 1: 'failed'"]
+
+
+def test_the_type_check_covers_every_package_and_the_tests():
+    """`mypy` with no arguments (scripts/test) is strict over the code and reads the tests' bodies too (their
+    functions unannotated): no package is left out and none is let off with ignore_errors."""
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    assert set(mypy["files"]) == {"triage", "db", "dashboard", "bench", "tests"} and mypy["strict"] is True
+    overrides = mypy.get("overrides", [])
+    assert not [o["module"] for o in overrides if o.get("ignore_errors")], "a module is exempt from the check"
+    (tests,) = [o for o in overrides if o["module"] == ["tests.*"]]
+    assert tests["check_untyped_defs"] is True

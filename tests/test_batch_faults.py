@@ -169,6 +169,7 @@ def _pass_hours(db_url, hours):
     db = open_database(db_url)
     with db.transaction() as s:
         for t in s.scalars(select(Ticket).where(Ticket.claimed_at.is_not(None))):
+            assert t.claimed_at is not None
             t.claimed_at -= timedelta(hours=hours)
         for r in s.scalars(select(Run)):
             r.started_at -= timedelta(hours=hours)
@@ -204,11 +205,14 @@ def test_a_batch_answer_never_overwrites_a_later_sonnet_decision(env, fake, db_u
     assert main(["classify", write(tmp_path / "t.csv", 2), "--batch", "--no-wait"]) == 0
     db = open_database(db_url)
     with db.transaction() as s:  # a hold of the old fixed kind that ran out: the ticket was free for live work
-        s.get(Ticket, 1).claimed_at = datetime.now(UTC) - timedelta(hours=1)
+        held = s.get(Ticket, 1)
+        assert held is not None
+        held.claimed_at = datetime.now(UTC) - timedelta(hours=1)
     assert main(["escalate", "--id", "1"]) == 0  # Sonnet decides it
     assert main(["collect", "--poll", "0.01"]) == 0
     with db.read() as s:
         first = s.get(Ticket, 1)
+        assert first is not None
         assert (first.label_source, first.status) == ("tier2", "classified")
         calls = s.execute(select(ModelCall.tier, ModelCall.service_tier).where(ModelCall.ticket_id == 1)
                           .order_by(ModelCall.id)).all()
@@ -242,7 +246,7 @@ def test_a_lost_submission_never_adopts_another_deployments_batch(env, fake, db_
         assert s.scalar(select(Run.batch_id)) == ours != other.id
         request_ids = s.scalars(select(ModelCall.request_id)).all()
     db.dispose()
-    assert len(request_ids) == 3 and all(r.startswith(f"{ours}/") for r in request_ids)
+    assert len(request_ids) == 3 and all(r is not None and r.startswith(f"{ours}/") for r in request_ids)
     recorded, per_ticket, states = books(db_url)
     assert states == {"classified": 3} and set(per_ticket.values()) == {1}
     assert not any(r["path"] == "/v1/messages" for r in fake.requests) and len(fake.batches) == 2

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -87,7 +88,7 @@ def test_submit_now_collect_later_and_errored_requests_are_retryable(env, fake, 
 
 def test_batch_bodies_are_validated():
     assert batch_problems({"requests": []}) == ["requests: [] should be non-empty"]
-    good = {"requests": [{"custom_id": "x", "params": {"model": "m", "max_tokens": 1,
+    good: dict[str, Any] = {"requests": [{"custom_id": "x", "params": {"model": "m", "max_tokens": 1,
                                                        "messages": [{"role": "user", "content": "hi"}]}}]}
     assert batch_problems(good) == []
     good["requests"][0]["params"]["temperature"] = 0
@@ -197,7 +198,8 @@ def test_every_batch_service_that_may_spend_asks_who_is_acting(fake, db, call):
         assert (s.scalar(select(func.count()).select_from(Ticket)),
                 s.scalar(select(func.count()).select_from(Run))) == before
     with pytest.raises(AccessDenied):
-        services.run(router, batches.check(db, router, run_id, actor=None))  # no identity: refused too
+        # no identity (None where an Actor is due): refused too
+        services.run(router, batches.check(db, router, run_id, actor=None))  # type: ignore[arg-type]
     assert not fake.requests
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Run)) == 1

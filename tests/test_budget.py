@@ -18,6 +18,8 @@ from tests.support.fake_anthropic import Error, Reply
 from triage import taxonomy
 from triage.cli import main
 from triage.domain import Usage, from_pico
+from triage.errors import BudgetReached
+from triage.providers.anthropic_provider import AnthropicProvider
 from triage.settings import Settings
 from triage.spend import budget
 from triage.spend.pricing import PriceTable
@@ -201,6 +203,7 @@ def test_with_one_call_at_a_time_the_run_stops_at_the_first_call_that_would_cros
     db = open_database(db_url)
     assert_capped(db, fake)
     router = services.build_router(Settings(api_key="k"), TAX, mode="haiku")
+    assert router.tier1 is not None
     worst = router.tier1.worst_case_cost(tickets(1)[0][1], TAX)
     assert CAP - recorded(db) < worst, "it stopped only when the next call's worst case no longer fitted"
     db.dispose()
@@ -211,8 +214,10 @@ def test_the_reservation_is_an_upper_bound_of_the_real_cost(fake, db):
                     usage={"output_tokens": 300}))
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku", db=db)
     text = "ünïcødé 漢字 " * 400 + " refund"
+    assert router.tier1 is not None
     worst = router.tier1.worst_case_cost(text, TAX)
     imp = runs.start_run(db, actor=LEAD, items=[(None, text)], source="t", mode="haiku")
+    assert imp.run_id is not None
     services.classify_run(db, router, imp.run_id, actor=LEAD)
     assert 0 < recorded(db) <= worst
 
@@ -222,11 +227,11 @@ def test_budget_check_counts_calls_in_flight_and_estimates(db):
     rid = guard.reserve(Decimal("0.006"), 1, "claude-haiku-5-5")
     st = budget.standing(db, guard.caps)
     assert st.in_flight == Decimal("0.006") and st.warning and "60% of the monthly budget" in st.warning
-    with pytest.raises(budget.BudgetReached):
+    with pytest.raises(BudgetReached):
         guard.reserve(Decimal("0.005"), 1, "claude-haiku-5-5")
     asyncio.run(guard.abandon(rid, "lost"))  # probably billed: still counted, now as an estimate
     assert budget.standing(db, guard.caps).estimated_month == Decimal("0.006")
-    with pytest.raises(budget.BudgetReached):
+    with pytest.raises(BudgetReached):
         guard.reserve(Decimal("0.005"), 1, "claude-haiku-5-5")
 
 
@@ -240,8 +245,9 @@ def test_an_unpriced_model_is_refused_before_any_call(env, fake, tmp_path, monke
         db = open_database(env["TRIAGE_DATABASE_URL"])
         imp = runs.start_run(db, actor=LEAD, items=tickets(3), source="t")
         with db.transaction() as s:  # something for each command to do: pending, failed, an open batch
-            s.get(Ticket, imp.ticket_ids[1]).status = "failed"
-            run = s.get(Run, imp.run_id)
+            failed, run = s.get(Ticket, imp.ticket_ids[1]), s.get(Run, imp.run_id)
+            assert failed is not None and run is not None
+            failed.status = "failed"
             run.batch_id, run.batch_state = "msgbatch_x", "in_progress"
         db.dispose()
     monkeypatch.setenv("TRIAGE_TIER1_MODEL", "claude-haiku-9-9")
@@ -274,6 +280,7 @@ def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknow
     with db.read() as s:
         call = s.scalars(select(ModelCall)).one()
         assert (call.cost_known, call.cost_pico, call.model_returned) == (False, 0, "claude-haiku-5-5-preview")
+        assert call.cost_note is not None
         assert "claude-haiku-5-5-preview" in call.cost_note and "price table" in call.cost_note
         assert s.scalars(select(Ticket.status)).one() == "classified"  # the answer is used, not thrown away
         estimate = s.scalars(select(CallAttempt)).one()  # its worst case stays on the books for the budget
@@ -373,7 +380,7 @@ def test_late_answers_are_on_the_books_as_probably_billed(late, db_url, tmp_path
     lost = lost_rows(db)
     # one probably-billed attempt per late answer (and per on-time one a loaded box read too late)
     assert len(lost) >= len(late.billed_late)
-    assert all("timed out after the request was sent" in r.note for r in lost)
+    assert all(r.note is not None and "timed out after the request was sent" in r.note for r in lost)
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.state == "open")) == 0
     assert budget.standing(db, budget.Caps.of(1)).estimated_month == estimated(db) > 0
@@ -382,8 +389,9 @@ def test_late_answers_are_on_the_books_as_probably_billed(late, db_url, tmp_path
 
 def test_late_answers_stay_inside_the_cap(late, capped, db_url, tmp_path):
     # sixteen worst cases: room for late answers to happen before the cap refuses, whatever the prompt's size
-    worst = services.build_router(Settings(api_key="k"), TAX, mode="haiku").tier1.worst_case_cost(
-        tickets(1)[0][1], TAX)
+    tier1 = services.build_router(Settings(api_key="k"), TAX, mode="haiku").tier1
+    assert tier1 is not None
+    worst = tier1.worst_case_cost(tickets(1)[0][1], TAX)
     cap = (worst * 16).quantize(Decimal("0.000001"))
     capped(cap)
     assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku"]) == 5
@@ -400,6 +408,7 @@ def test_a_retry_the_cap_cannot_afford_leaves_the_ticket_pending_with_the_reason
     spec_validator()
     monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "0.5")
     router = services.build_router(Settings(api_key="k"), TAX, mode="haiku")
+    assert router.tier1 is not None
     worst = router.tier1.worst_case_cost(tickets(1)[0][1], TAX)
     monkeypatch.setenv("TRIAGE_MONTHLY_BUDGET_USD", str(worst * 3 / 2))  # one attempt fits, two do not
     fake.push(Late(1.0))
@@ -411,7 +420,7 @@ def test_a_retry_the_cap_cannot_afford_leaves_the_ticket_pending_with_the_reason
     assert billed(fake) <= estimated(db)
     with db.read() as s:
         ticket = s.scalars(select(Ticket)).one()
-        assert ticket.status == "pending" and "monthly budget" in ticket.status_reason
+        assert ticket.status == "pending" and "monthly budget" in (ticket.status_reason or "")
         assert s.scalar(select(func.count()).select_from(CallAttempt)) == 1
     db.dispose()
 
@@ -492,6 +501,7 @@ def test_the_worst_case_covers_dense_text_and_a_cache_write_of_the_whole_prompt(
 
     text = base64.b64encode(random.Random(7).randbytes(1500)).decode() + " 4111111111111111" * 40
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku", db=db)
+    assert isinstance(router.tier1, AnthropicProvider)
     router.tier1.fewshot = LongExamples()
     body = router.tier1.request_body(text, TAX, shots)
     assert body["system"][0]["cache_control"] == {"type": "ephemeral"}, "the prefix is marked for the cache"
@@ -501,6 +511,7 @@ def test_the_worst_case_covers_dense_text_and_a_cache_write_of_the_whole_prompt(
                            "cache_creation": {"ephemeral_5m_input_tokens": dense, "ephemeral_1h_input_tokens": 0}}))
     worst = router.tier1.worst_case_cost(text, TAX)
     imp = runs.start_run(db, actor=LEAD, items=[(None, text)], source="t", mode="haiku")
+    assert imp.run_id is not None
     services.classify_run(db, router, imp.run_id, actor=LEAD)
     assert 0 < recorded(db) <= worst
 

@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -272,6 +273,7 @@ def test_help_documents_every_option_of_every_command(command, capsys):
             assert re.search(rf"(^|\s){re.escape(flag)}\b", out), flag
         if not action.option_strings:  # a positional argument, shown by name or as its choices
             shown = action.metavar or ("{" + ",".join(action.choices) + "}" if action.choices else action.dest)
+            assert isinstance(shown, str), shown  # one name, not a tuple of them
             assert re.search(rf"^\s+{re.escape(shown)}\s", out, re.MULTILINE), shown
 
 
@@ -330,7 +332,7 @@ def test_settings_lists_every_setting_in_force_and_where_it_comes_from(cli_db, m
     config.save_engine(cli_db, actor=lead("maria"), threshold=0.6)
     assert main(["settings", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert set(shown) == {f.name for f in config.fields(config.Settings)} | {"taxonomy"}
+    assert set(shown) == {f.name for f in dataclasses.fields(config.Settings)} | {"taxonomy"}
     assert shown["threshold"] == {"value": 0.6, "source": "database", "env": "TRIAGE_THRESHOLD", "editable": True}
     assert shown["monthly_budget_usd"] == {"value": 50.0, "source": "environment", "env": "TRIAGE_MONTHLY_BUDGET_USD",
                                            "editable": True}

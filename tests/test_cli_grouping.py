@@ -122,7 +122,8 @@ def test_escalate_retry_and_worker_take_per_call(env, fake, db_url, tmp_path, ca
     with db.read() as s:
         assert {t.category for t in s.scalars(select(Ticket).where(Ticket.id.in_(imp.ticket_ids)))} == {
             keyword_label(t)[0] for t in TEXTS[:5]}
-        assert s.get(Run, imp.run_id).per_call is None  # queued without a size: the worker's own
+        run = s.get(Run, imp.run_id)
+        assert run is not None and run.per_call is None  # queued without a size: the worker's own
     db.dispose()
 
 

@@ -25,6 +25,7 @@ from tests.support.actors import LEAD
 from tests.support.fake_anthropic import FakeAnthropic
 from triage.settings import Settings
 from triage.work import runs, services
+from triage.work.host import hostname
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +125,7 @@ def test_an_idle_worker_still_sees_escalations_dead_workers_and_runs_to_finish(d
     wait_for(lambda: count(db, ModelCall.tier == 2, of=ModelCall) == 1)
     wait_for(lambda: pending(db) == 0)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    gone = f"{services.hostname()}:{int(dead.stdout)}"
+    gone = f"{hostname()}:{int(dead.stdout)}"
     with db.transaction() as s:  # a worker on this host was killed holding a ticket and a call in flight
         run_id = db_runs.create_run(s, started_by="cli", source="cli", mode="haiku", threshold=0.7)
         queue.import_tickets(s, tickets(1, "held"), source="cli", run_id=run_id)

@@ -80,7 +80,7 @@ def script_tree(tmp_path):
     return tmp_path
 
 
-def _run_script(tree: Path, **env: str) -> subprocess.CompletedProcess:
+def _run_script(tree: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("TRIAGE_LISTEN", "TRIAGE_HOSTS")}
     return subprocess.run(["bash", str(tree / "scripts" / "dashboard")], env={**clean, **env}, capture_output=True,
                           text=True, timeout=30, check=True)

@@ -45,7 +45,8 @@ def test_a_haiku_run_drained_by_the_cli_worker_makes_no_sonnet_call(env, fake, d
     assert sonnet_requests(fake) == 0 and len(fake.usage_log) == 6
     with db.read() as s:
         assert {t.status for t in s.scalars(select(Ticket))} == {"needs_review"}  # unsure, and not escalated
-        assert s.get(Run, imp.run_id).status == "finished"  # a worker-drained run ends too
+        run = s.get(Run, imp.run_id)
+        assert run is not None and run.status == "finished"  # a worker-drained run ends too
     db.dispose()
 
 
@@ -68,7 +69,7 @@ def test_a_killed_haiku_run_finished_by_a_worker_makes_no_sonnet_call(env, fake,
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with db.read() as s:
-            if s.scalar(select(func.count()).select_from(ModelCall)) >= 4:
+            if s.scalars(select(func.count()).select_from(ModelCall)).one() >= 4:
                 break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -89,7 +90,8 @@ def test_a_local_run_picked_up_by_an_api_worker_is_classified_locally(env, fake,
     assert not fake.requests, "a run that asked for the local tier never reaches the API"
     with db.read() as s:
         assert {t.label_source for t in s.scalars(select(Ticket))} == {"tier0"}
-        assert s.get(Run, imp.run_id).status == "finished"
+        run = s.get(Run, imp.run_id)
+        assert run is not None and run.status == "finished"
     db.dispose()
 
 

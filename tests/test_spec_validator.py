@@ -8,6 +8,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -17,8 +18,9 @@ from triage import taxonomy
 from triage.providers.anthropic_provider import AnthropicProvider
 from triage.spend.pricing import PriceTable
 
-GOOD = AnthropicProvider(None, "claude-haiku-5-5", 1, PriceTable.default()).request_body(
-    "My card was charged twice", taxonomy.default())
+# no client: the request is only built, never sent
+NO_CLIENT = AnthropicProvider(None, "claude-haiku-5-5", 1, PriceTable.default())  # type: ignore[arg-type]
+GOOD = NO_CLIENT.request_body("My card was charged twice", taxonomy.default())
 
 
 def test_the_engine_request_body_is_valid():
@@ -60,7 +62,7 @@ def _refs(node: object) -> list[str]:
     return []
 
 
-def _resolve(document: dict, pointer: str) -> object:
+def _resolve(document: dict[str, Any], pointer: str) -> object:
     assert pointer.startswith("#/"), pointer
     node: object = document
     for part in pointer[2:].split("/"):

@@ -40,7 +40,7 @@ def on_the_books(db) -> tuple[int, Decimal]:
     return n, from_pico(pico)
 
 
-def start(env, *args) -> subprocess.Popen:
+def start(env, *args) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "triage.cli", *args], env={**env, "PYTHONPATH": str(ROOT)},
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -51,7 +51,7 @@ def wait_for_calls(db, proc, n: int, timeout: float = 120) -> None:
         if on_the_books(db)[0] >= n:
             return
         if proc.poll() is not None:
-            raise AssertionError(f"exited early ({proc.returncode}): {proc.stderr.read()}")
+            raise AssertionError(f"exited early ({proc.returncode}): {proc.communicate()[1]}")
         time.sleep(0.05)
     proc.kill()
     raise AssertionError("no calls recorded in time")
@@ -101,6 +101,7 @@ def test_a_signal_stops_cleanly_and_every_billed_call_is_recorded(env, fake, db_
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.claimed_by.is_not(None))) == 0
         if command != "worker":
             run = s.scalars(select(Run).order_by(Run.id.desc())).first()
+            assert run is not None
             assert (run.status, run.message) == ("stopped", f"stopped by signal {signal.Signals(sig).name}")
         if command != "escalate":
             left = s.scalars(select(Ticket).where(Ticket.status == "pending")).all()
@@ -136,7 +137,7 @@ def test_a_second_signal_cuts_the_calls_in_flight_off_and_books_them_as_probably
     with db.read() as s:
         lost = s.scalars(select(CallAttempt)).all()
         assert lost and {a.state for a in lost} == {"lost"}
-        assert all("stopped by signal SIGTERM" in a.note for a in lost)
+        assert all(a.note is not None and "stopped by signal SIGTERM" in a.note for a in lost)
     capsys.readouterr()
     assert main(["spend"]) == 0
     assert f"in {len(lost)} interrupted calls (estimated" in capsys.readouterr().out
@@ -159,7 +160,7 @@ def test_after_sigkill_the_restart_books_the_lost_calls_as_probably_billed(env, 
     killed_billed = billed(fake)
     recorded = on_the_books(db)
     with db.read() as s:
-        in_flight = s.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.state == "open"))
+        in_flight = s.scalars(select(func.count()).select_from(CallAttempt).where(CallAttempt.state == "open")).one()
     assert in_flight >= 1, "each request in flight was recorded as an attempt before it was sent"
     assert recorded[0] < killed_billed[0] <= recorded[0] + in_flight
 

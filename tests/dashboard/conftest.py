@@ -1,5 +1,6 @@
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -60,7 +61,7 @@ def make_app(page: str | None = None, operator: str | None = "alice") -> AppTest
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "c",
         "client_secret": "s", "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
 ACCESS = {"leads": ["lena@example.com"], "operators": ["*@ops.example.com"], "viewers": ["vic@example.com"]}
-VISITORS = {  # what st.user holds for each kind of visitor, with sign-in configured
+VISITORS: dict[str, dict[str, Any]] = {  # what st.user holds for each kind of visitor, with sign-in configured
     "signed_out": {"is_logged_in": False},
     "unlisted": {"is_logged_in": True, "email": "stranger@elsewhere.test", "email_verified": True, "name": "Stranger"},
     "viewer": {"is_logged_in": True, "email": "vic@example.com", "email_verified": True},
@@ -69,7 +70,7 @@ VISITORS = {  # what st.user holds for each kind of visitor, with sign-in config
 }
 
 
-def signed_in_app(kind: str, *, access: dict | None = None, entry: str = APP) -> AppTest:
+def signed_in_app(kind: str, *, access: dict[str, list[str]] | None = None, entry: str = APP) -> AppTest:
     """The app (or one page file run on its own) with sign-in configured and this visitor; not run yet."""
     at = AppTest.from_file(entry, default_timeout=60)
     at.secrets["auth"] = AUTH

@@ -81,7 +81,7 @@ def test_every_kind_of_visitor_on_every_page(seeded, kind, page):
         assert not direct.button and not direct.get("data_editor")
 
 
-def db_state(db) -> dict:
+def db_state(db) -> dict[str, object]:
     with db.read() as s:
         return {"tickets": s.execute(select(Ticket.id, Ticket.status, Ticket.category, Ticket.version,
                                             Ticket.escalation_requested).order_by(Ticket.id)).all(),
@@ -267,7 +267,7 @@ def assert_closed(at, problem: str) -> None:
     assert not any("single local user" in c.value for c in at.caption)
 
 
-def broken_app(kind: str, auth: dict | None, *, entry: str = APP):
+def broken_app(kind: str, auth: dict[str, object] | None, *, entry: str = APP):
     """The app with `[triage.access]` filled in and this `[auth]` (None: none at all), as this visitor."""
     at = AppTest.from_file(entry, default_timeout=60)
     if auth is not None:
@@ -277,7 +277,7 @@ def broken_app(kind: str, auth: dict | None, *, entry: str = APP):
     return at
 
 
-def auth_without(key: str) -> dict:
+def auth_without(key: str) -> dict[str, object]:
     return {k: v for k, v in AUTH.items() if k != key}
 
 

@@ -63,6 +63,7 @@ def test_the_spend_page_counts_requests_apart_from_tickets(app_env, fake):
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=3), TAX,
                                    mode="haiku", db=db)
     imp = runs.start_run(db, [(None, t) for t in TICKETS], source="t", actor=LEAD, mode="haiku")
+    assert imp.run_id is not None
     services.classify_run(db, router, imp.run_id, actor=LEAD, concurrency=1)
     at = make_app("spend")
     table = next(d for d in at.dataframe if "API requests" in d.value.columns)
@@ -78,6 +79,7 @@ def test_the_quality_page_compares_accuracy_by_group_size(app_env, fake):
     grouped = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=3), TAX,
                                     mode="haiku", db=db)
     first = runs.start_run(db, [(None, t) for t in TICKETS[:3]], source="t", actor=LEAD, mode="haiku")
+    assert first.run_id is not None
     services.classify_run(db, alone, first.run_id, actor=LEAD, concurrency=1)
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket).where(Ticket.id.in_(first.ticket_ids)))}
@@ -89,6 +91,7 @@ def test_the_quality_page_compares_accuracy_by_group_size(app_env, fake):
     assert [x.band for x in quality_groups.by_group_size(db)] == ["1"]
     assert not any("tickets per request" in d.value.columns for d in make_app("quality").dataframe)
     second = runs.start_run(db, [(None, t) for t in TICKETS[3:]], source="t", actor=LEAD, mode="haiku")
+    assert second.run_id is not None
     services.classify_run(db, grouped, second.run_id, actor=LEAD, concurrency=1)
     ids = first.ticket_ids + second.ticket_ids
     with db.read() as s:

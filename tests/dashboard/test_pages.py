@@ -6,6 +6,7 @@ import json
 import time
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -24,7 +25,7 @@ def review_list(at):
     return next(d.value for d in at.dataframe if "machine label" in d.value.columns)
 
 
-def select_review_rows(at, positions: list[int], cell: list | None = None) -> None:
+def select_review_rows(at, positions: list[int], cell: list[object] | None = None) -> None:
     """What a browser sends when rows of the review list are ticked, or a cell clicked (AppTest cannot click the
     grid): a clicked cell opens its row beside the list, the bulk bar acts on the ticked rows."""
     at.session_state[at.session_state["list_key"]] = {"selection": {"rows": positions, "columns": [],
@@ -57,13 +58,14 @@ def classify_and_wait(at, pasted: str, done, seconds: float = 20):
     return at
 
 
-def figure(at, key: str) -> dict:
+def figure(at, key: str) -> dict[str, Any]:
     """The Plotly figure (data and layout) of the chart with this key, as the browser receives it."""
     chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
-    return json.loads(chart.proto.spec)
+    drawn: dict[str, Any] = json.loads(chart.proto.spec)
+    return drawn
 
 
-def bars(fig: dict) -> dict:
+def bars(fig: dict[str, Any]) -> dict[str, Any]:
     """trace name -> its y values."""
     return {t.get("name"): t["y"] for t in fig["data"]}
 
@@ -270,7 +272,7 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     db = open_database(app_env)
     with db.read() as s:
         uncorrected = set(s.scalars(select(Ticket.id).where(Ticket.corrected.is_(False))))
-        labelled = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(True)))
+        labelled = s.scalars(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(True))).one()
     review_page = make_app("review")  # (how many the demo leaves depends on the local tier's training)
     listed = list(review_list(review_page).index)
     assert listed and set(listed) <= uncorrected and f"{len(listed)} tickets · page 1 of 1" in texts(review_page)
@@ -294,7 +296,8 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     with db.read() as s:  # retrained by the lead on the demo's labels, in the audit trail
         last = db_audit.recent(s)[0]
     assert (last["event"], last["actor"], last["detail"]["n_train"]) == ("local.retrain", "alice", trained_on)
-    assert last["detail"]["labels"]["operator"] == labelled
+    labels = last["detail"]["labels"]
+    assert isinstance(labels, dict) and labels["operator"] == labelled
 
 
 def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):

@@ -65,6 +65,7 @@ def labelled(app_env):
 def test_with_enough_labels_the_page_shows_what_the_confidence_means_and_applies_the_threshold(labelled):
     db = labelled
     cal = calibrate.in_force(db)["claude-haiku-5-5"]
+    assert cal.id is not None
     at = make_app("quality")
     assert not at.exception
     shown = texts(at)

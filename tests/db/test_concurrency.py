@@ -99,14 +99,14 @@ def test_worker_killed_mid_run_is_finished_by_a_restart_without_double_billing(a
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with db.read() as s:
-                done = s.scalar(select(func.count()).select_from(ModelCall))
+                done = s.scalars(select(func.count()).select_from(ModelCall)).one()
             if done >= 8:
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         with db.read() as s:
-            left = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending"))
+            left = s.scalars(select(func.count()).select_from(Ticket).where(Ticket.status == "pending")).one()
         assert 0 < left < n, "the kill should land mid-run"
         restart = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert restart.returncode == 0, restart.stderr
@@ -145,14 +145,17 @@ def test_a_call_outliving_the_lease_keeps_its_ticket_and_a_killed_worker_loses_i
             deadline = time.monotonic() + 60
             while not fake.requests and time.monotonic() < deadline and first.poll() is None:
                 time.sleep(0.05)
-            assert fake.requests, f"the first worker sent nothing: {first.stderr.read() if first.poll() else ''}"
+            assert fake.requests, f"the first worker sent nothing: {first.communicate()[1] if first.poll() else ''}"
             time.sleep(2 * LEASE_S)  # the call is still out, well past the lease
             router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku",
                                            db=db)
             second = services.run(router, pipeline.process_queue(db, router, worker="second:1:b"))
             assert second.processed == 0 and len(fake.requests) == 1  # not taken, not sent again
             with db.read() as s:
-                holder = s.get(Ticket, imp.ticket_ids[0]).claimed_by
+                held = s.get(Ticket, imp.ticket_ids[0])
+                assert held is not None
+                holder = held.claimed_by
+            assert holder is not None
             assert holder == f"{hostname()}:{first.pid}:{holder.rsplit(':', 1)[-1]}"  # host:pid:start
         finally:
             first.send_signal(signal.SIGKILL)

@@ -26,6 +26,7 @@ def test_examples_vectors_and_the_labels_stamp(anydb):
         vectors.store(s, {imp.ticket_ids[1]: b"\x00\x00\x80\x3f"}, "m")
     with anydb.read() as s:
         ((tid, text, label, th),) = fewshot.operator_labelled(s, TAX.names)
+        assert th is not None
         assert (tid, label) == (imp.ticket_ids[1], "billing")
         assert fewshot.same_text(s, th, "m") == ([tid], b"\x00\x00\x80\x3f")
         assert fewshot.same_text(s, th, "other model") == ([tid], None)

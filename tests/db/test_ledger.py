@@ -14,6 +14,7 @@ from db.models import CallAttempt, ModelCall
 from tests.support.actors import LEAD
 from tests.support.fake_anthropic import FakeAnthropic
 from triage.domain import from_pico
+from triage.errors import BudgetReached
 from triage.spend import budget
 from triage.work import runs
 
@@ -32,7 +33,7 @@ def test_reservations_are_atomic_across_connections(anydb):
         for _ in range(3):
             try:
                 granted.append(guard.reserve(Decimal("0.1"), 1, "claude-haiku-5-5"))
-            except budget.BudgetReached:
+            except BudgetReached:
                 refused.append(1)
             except Exception as exc:
                 errors.append(repr(exc))
@@ -60,7 +61,7 @@ def test_three_worker_processes_share_one_cap(any_db_url):
                                   env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for _ in range(3)]
         codes = [p.wait(timeout=300) for p in procs]
-        errs = [p.stderr.read() for p in procs]
+        errs = [p.communicate()[1] for p in procs]
         assert not fake.invalid
         billed_calls = len(fake.usage_log)
     assert set(codes) <= {0, 5} and 5 in codes, errs

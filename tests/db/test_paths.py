@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from db import calls as db_calls
 from db import labels, paths, privacy, queue, reports, review, rollups
 from db.models import PathDaily, Ticket
 from triage import taxonomy
-from triage.domain import OK, CallResult, Outcome, Usage
+from triage.domain import CLASSIFIED, ESCALATED, NEEDS_REVIEW, OK, CallResult, Outcome, TicketState, Usage
 
 TAX = taxonomy.default()
 FIRST = date(2026, 11, 20)
@@ -34,16 +35,16 @@ def _outcome(rnd: random.Random) -> Outcome:
     label = rnd.choice(TAX.names)
     kind = rnd.choice(["local", "haiku", "escalated", "direct", "review", "failed", "pending"])
     if kind == "local":
-        return Outcome(status="classified", tier=0, category=label, confidence=0.95, calls=[_call(rnd, 0, label)])
+        return Outcome(status=CLASSIFIED, tier=0, category=label, confidence=0.95, calls=[_call(rnd, 0, label)])
     if kind == "haiku":
-        return Outcome(status="classified", tier=1, category=label, confidence=0.9, calls=[_call(rnd, 1, label)])
+        return Outcome(status=CLASSIFIED, tier=1, category=label, confidence=0.9, calls=[_call(rnd, 1, label)])
     if kind in ("escalated", "direct"):
         calls = [_call(rnd, 1, rnd.choice(TAX.names))] if kind == "escalated" else []
-        return Outcome(status="escalated" if calls else "classified", tier=2, category=label, confidence=0.9,
+        return Outcome(status=ESCALATED if calls else CLASSIFIED, tier=2, category=label, confidence=0.9,
                        escalated=bool(calls), calls=[*calls, _call(rnd, 2, label)])
     if kind == "review":
-        return Outcome(status="needs_review", tier=1, category=label, confidence=0.3, calls=[_call(rnd, 1, label)])
-    return Outcome(status=kind, reason="no answer")  # failed, or left pending: no label
+        return Outcome(status=NEEDS_REVIEW, tier=1, category=label, confidence=0.3, calls=[_call(rnd, 1, label)])
+    return Outcome(status=TicketState(kind), reason="no answer")  # failed, or left pending: no label
 
 
 def play(db, rnd: random.Random, *, tickets: int, events: int) -> None:
@@ -112,7 +113,7 @@ def ranges(rnd: random.Random) -> list[tuple[date, date]]:
     return out
 
 
-def table(s) -> list[tuple]:
+def table(s) -> list[tuple[Any, ...]]:
     return sorted((r.day, r.decider, r.via_haiku, r.result, r.verdict, r.label_from, r.tickets, r.demo_tickets)
                   for r in s.scalars(select(PathDaily)) if r.tickets)
 
@@ -153,14 +154,14 @@ def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db):
         tid = queue.import_tickets(s, [(None, "my invoice is wrong")], source="t", run_id=None).ticket_ids[0]
     today = datetime.now(UTC).date()
 
-    def now() -> list[tuple]:
+    def now() -> list[tuple[Any, ...]]:
         with db.read() as s:
             return [(p["decider"], p["result"], p["verdict"], p["label_from"], p["tickets"])
                     for p in paths.paths(s, today, today)]
 
     assert now() == [("none", "unsettled", "unreviewed", None, 1)]
     with db.transaction() as s:
-        db_calls.apply_outcome(s, tid, Outcome(status="needs_review", tier=1, category="billing", confidence=0.4,
+        db_calls.apply_outcome(s, tid, Outcome(status=NEEDS_REVIEW, tier=1, category="billing", confidence=0.4,
                                                calls=[_call(random.Random(1), 1, "billing")]))
     assert now() == [("haiku", "review", "unreviewed", None, 1)]
     with db.transaction() as s:

@@ -56,6 +56,7 @@ def test_audit_trail_and_derived_label(anydb):
                        taxonomy=TAX, note="login issue really")
     review.correct(anydb, tid, "technical", actor=op("bob"), expected_version=v, taxonomy=TAX)
     d = review.detail(anydb, tid, actor=LEAD)
+    assert d is not None
     assert d.ticket.category == "technical" and d.ticket.label_source == "operator" and d.ticket.corrected
     assert [(h["operator"], h["from"], h["to"]) for h in d.history] == [
         ("alice", "billing", "account"), ("bob", "account", "technical")]

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from importlib import resources
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from db.models import CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, Routi
 from tests.support import oracles
 from tests.support.actors import LEAD
 from triage import demo, taxonomy
-from triage.domain import ERROR, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
+from triage.domain import ERROR, ESCALATED, OK, UNPARSED, CallResult, Outcome, Usage, from_pico, to_pico
 from triage.errors import UnknownModel
 from triage.quality import calibrate
 from triage.quality import measure as quality
@@ -43,9 +44,11 @@ TIER2 = "claude-sonnet-5-5"
 MODELS = {0: ["local-minilm"], 1: ["claude-haiku-5-5", "claude-haiku-4-5"], 2: [TIER2]}
 FIRST_DAY = date(2026, 11, 27)
 ZONES = [UTC, UTC, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+PERCENTILES: tuple[tuple[float, Literal["p50_ms", "p95_ms"]], ...] = ((0.5, "p50_ms"), (0.95, "p95_ms"))
 
 
 # --- the old raw-scan figures (the code the Spend page ran before the rollups) ---------------------------------
+
 
 def old_routing_by_day(s, start, end):
     day = reports._day(s).label("day")
@@ -128,9 +131,9 @@ def old_month_cumulative(s, today):
     return out
 
 
-def old_quality(rows: list[dict], bins: int = 10, maps=None) -> quality.Quality:
+def old_quality(rows: list[dict[str, Any]], bins: int = 10, maps=None) -> quality.Quality:
     """triage.quality.measure.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
-    tickets: dict[int, dict[int, dict]] = {}
+    tickets: dict[int, dict[int, dict[str, Any]]] = {}
     for r in rows:
         tickets.setdefault(r["ticket_id"], {})[r["tier"]] = r
     per_tier, reliability = [], []
@@ -163,7 +166,7 @@ def old_whatif(tickets, maps):
     if not haiku:
         return []
     sonnet_costs = [from_pico(t[2]["cost_pico"]) for t in tickets.values() if 2 in t]
-    avg_sonnet = sum(sonnet_costs) / len(sonnet_costs) if sonnet_costs else None
+    avg_sonnet = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
     out = []
 
     def conf(x):  # unusable answers (unknown label) always escalate, as the router does; calibrated where a
@@ -187,7 +190,7 @@ def old_whatif(tickets, maps):
         answered = [x for x in haiku if conf(x) >= t or 2 in x]
         right = sum((x[2] if conf(x) < t and 2 in x else x[1])["label"] == x[1]["truth"]
                     for x in answered)
-        haiku_cost = sum(from_pico(x[1]["cost_pico"]) for x in haiku) / len(haiku)
+        haiku_cost = sum((from_pico(x[1]["cost_pico"]) for x in haiku), Decimal(0)) / len(haiku)
         cost = haiku_cost + (avg_sonnet or Decimal(0)) * len(escalate) / len(haiku)  # (the crash fixed)
         out.append({"threshold": t, "escalation_rate": len(escalate) / len(haiku),
                     "accuracy": right / len(answered) if answered else None, "replayed": len(answered),
@@ -204,8 +207,8 @@ def raw_fewshot_spend(s, start, end, prices) -> spend_fewshot.FewShotSpend:
     lo = datetime.combine(start, datetime.min.time(), UTC)
     hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
     out = spend_fewshot.FewShotSpend()
-    shots: dict[str, list] = {}
-    plain: dict[str, list] = {}
+    shots: dict[str, list[tuple[ModelCall, int]]] = {}
+    plain: dict[str, list[tuple[ModelCall, int]]] = {}
     for c in s.scalars(select(ModelCall).order_by(ModelCall.id)):
         when = rollups.as_utc(c.created_at)
         if not lo <= when < hi:
@@ -234,7 +237,7 @@ def raw_fewshot_spend(s, start, end, prices) -> spend_fewshot.FewShotSpend:
     for model in sorted(shots):
         with_, without = shots[model], plain.get(model, [])
         out.examples.append(spend_fewshot.ExamplesCost(
-            model, len(with_), sum(c.examples for c, _ in with_), sum(p for _, p in with_),
+            model, len(with_), sum(c.examples or 0 for c, _ in with_), sum(p for _, p in with_),
             from_pico(sum(c.cost_pico for c, _ in with_)), len(without), sum(p for _, p in without),
             from_pico(sum(c.cost_pico for c, _ in without))))
     return out
@@ -308,7 +311,7 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
                 calls = [tier1, tier2]
                 for c in calls:
                     db_calls.record_call(s, tid, None, c)
-                db_calls.apply_outcome(s, tid, Outcome(status="escalated", tier=2, category="billing", confidence=0.9,
+                db_calls.apply_outcome(s, tid, Outcome(status=ESCALATED, tier=2, category="billing", confidence=0.9,
                                                     escalated=True, calls=calls))
             elif kind == "direct":  # Sonnet first (tier sonnet); tier 1 may see the ticket later
                 db_calls.record_call(s, tid, None, random_call(rnd, 2, first, days))
@@ -333,7 +336,7 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
     return ids
 
 
-def rollup_tables(s) -> dict:
+def rollup_tables(s) -> dict[str, list[tuple[Any, ...]]]:
     return {t.__tablename__: sorted(tuple(getattr(r, c.key) for c in t.__table__.columns)
                                     for r in s.scalars(select(t)))
             for t in (SpendDaily, RoutingDaily, LatencyDaily, LabelledAnswer, CacheDaily)}
@@ -375,23 +378,23 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
         # the page's figures, range by range, against the old raw-scan code
         for start, end in ranges(rnd, first, days):
             today = end
-            new = reporting.spend_page(db, start, end, tier2_model=TIER2, today=today)
-            assert new.summary == old_summary(s, start, end, today), (start, end)
-            assert to_pico(new.summary.spend) == old_total_cost_pico(s, start, end)  # to the pico-dollar
-            assert [{k: r[k] for k in old} for r, old in zip(new.routing, old_routing(s, start, end),
+            page = reporting.spend_page(db, start, end, tier2_model=TIER2, today=today)
+            assert page.summary == old_summary(s, start, end, today), (start, end)
+            assert to_pico(page.summary.spend) == old_total_cost_pico(s, start, end)  # to the pico-dollar
+            assert [{k: v for k, v in r.items() if k in old} for r, old in zip(page.routing, old_routing(s, start, end),
                                                             strict=True)] == old_routing(s, start, end)
-            assert new.month == old_month_cumulative(s, today)
-            assert new.demo_calls == old_demo_calls(s)
+            assert page.month == old_month_cumulative(s, today)
+            assert page.demo_calls == old_demo_calls(s)
             # the few-shot and cache figures: from cache_daily, as from the calls (any band limits) to the digit
             for prices in PRICE_TABLES:
                 assert spend_fewshot.measure(db, start, end, prices) == raw_fewshot_spend(s, start, end, prices), (
                     start, end, prices.models["claude-haiku-5-5"][0].bands[0].max_prompt_tokens)
             raw = old_latencies(s, start, end)
-            assert [r["model"] for r in new.latency] == sorted(raw)
-            for r in new.latency:
+            assert [r["model"] for r in page.latency] == sorted(raw)
+            for r in page.latency:
                 values = sorted(raw[r["model"]])
                 assert r["calls"] == len(values)
-                for q, key in ((0.5, "p50_ms"), (0.95, "p95_ms")):
+                for q, key in PERCENTILES:
                     k = (len(values) - 1) * q
                     near = (values[int(k)], values[min(int(k) + 1, len(values) - 1)])
                     slack = max(rollups.bucket_width(v) - 1 for v in near)  # the stated resolution

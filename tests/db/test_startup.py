@@ -39,7 +39,7 @@ def test_twelve_processes_starting_together_on_a_new_database_all_migrate(tmp_pa
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(12)]
     time.sleep(3)  # every process has imported SQLAlchemy and Alembic and waits at the line
     go.touch()
-    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
     failed = [err for code, err in results if code != 0]
     assert not failed, failed[0][-2000:]
     db = open_database(url)
@@ -85,5 +85,6 @@ def test_an_answer_is_recorded_even_when_the_database_stays_locked_past_the_busy
     assert report.states == {"classified": 1}, "the billed answer was recorded, the ticket not marked failed"
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(ModelCall)) == 1
-        assert s.get(Ticket, imp.ticket_ids[0]).category == "billing"
+        ticket = s.get(Ticket, imp.ticket_ids[0])
+        assert ticket is not None and ticket.category == "billing"
     db.dispose()

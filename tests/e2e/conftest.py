@@ -6,6 +6,7 @@ PATH); set it to "" to run the suite as if there were none."""
 import importlib.util
 import os
 import shutil
+from typing import Any
 
 import pytest
 
@@ -89,8 +90,10 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def figures(page) -> dict[str, list[dict]]:
+def figures(page) -> dict[str, list[dict[str, Any]]]:
     """The Plotly charts on the page as the browser drew them: title -> traces (name, x, y)."""
-    return page.eval_on_selector_all(".js-plotly-plot", """plots => Object.fromEntries(plots.map(p => [
+    drawn: dict[str, list[dict[str, Any]]]
+    drawn = page.eval_on_selector_all(".js-plotly-plot", """plots => Object.fromEntries(plots.map(p => [
         ((p.layout.title && p.layout.title.text) || "").replace(/<[^>]+>/g, ""),
         p.data.map(t => ({name: t.name, x: t.x, y: t.y}))]))""")  # titles without the bold tags Streamlit adds
+    return drawn

@@ -27,8 +27,8 @@ def test_demo_data_fills_the_dashboard(page: Page, app_url, app_db_url):
     wait_for_run(page, timeout=120000)
     expect(page.get_by_role("button", name="Load demo data")).to_have_count(0)
     with open_database(app_db_url).read() as s:
-        uncorrected = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(False)))
-        labelled = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(True)))
+        uncorrected = s.scalars(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(False))).one()
+        labelled = s.scalars(select(func.count()).select_from(Ticket).where(Ticket.corrected.is_(True))).one()
     assert uncorrected + labelled == 315  # every sample ticket
 
     page.get_by_test_id("stSidebarNav").get_by_text("Review queue", exact=True).click()

@@ -62,6 +62,7 @@ def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, app_db_u
     with db.read() as s:  # the label picked is in the database, by the operator who picked it
         c = s.scalars(select(Correction)).one()
         t = s.get(Ticket, c.ticket_id)
+        assert t is not None
         assert (c.ticket_id, c.new_label, c.operator) == (3, "account", "e2e-lead")
         assert (t.category, t.label_source, t.corrected, t.corrected_by) == ("account", "operator", True, "e2e-lead")
 

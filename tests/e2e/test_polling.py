@@ -41,7 +41,11 @@ class Traffic:
             if isinstance(payload, bytes) and ForwardMsg.FromString(payload).WhichOneof("type") == "script_finished":
                 self.runs += 1
 
-        page.on("websocket", lambda ws: (ws.on("framesent", sent), ws.on("framereceived", received)))
+        def watch(ws) -> None:
+            ws.on("framesent", sent)
+            ws.on("framereceived", received)
+
+        page.on("websocket", watch)
 
     def snapshot(self) -> tuple[int, int]:
         return self.asked, self.runs

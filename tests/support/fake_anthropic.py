@@ -51,7 +51,7 @@ def spec_path() -> Path:
     return Path(override) if override else BUNDLED_SPEC
 
 
-_specs: dict[Path, dict] = {}
+_specs: dict[Path, dict[str, Any]] = {}
 _validators: dict[tuple[Path, str], Any] = {}
 _validator_lock = threading.Lock()
 
@@ -76,7 +76,7 @@ def spec_validator(schema_name: str = "CreateMessageParams", path: Path | None =
         return _validators[path, schema_name]
 
 
-def batch_problems(body: dict, spec: Path | None = None) -> list[str]:
+def batch_problems(body: dict[str, Any], spec: Path | None = None) -> list[str]:
     """Why the real API would reject this Message Batches body (each request's params included)."""
     problems = [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}"
                 for e in spec_validator("CreateMessageBatchParams", spec).iter_errors(body)]
@@ -86,7 +86,7 @@ def batch_problems(body: dict, spec: Path | None = None) -> list[str]:
     return problems
 
 
-def request_problems(body: dict, spec: Path | None = None) -> list[str]:
+def request_problems(body: dict[str, Any], spec: Path | None = None) -> list[str]:
     """Why the real API (version 2026-10-21) would reject this body; empty when it would accept it. `spec`: the
     OpenAPI file to validate against (default `spec_path()`)."""
     problems = [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}"
@@ -102,14 +102,14 @@ def request_problems(body: dict, spec: Path | None = None) -> list[str]:
 class Reply:
     """A 200 answer. `text` is the model's text block; `json_body` is serialised into it when given."""
 
-    json_body: dict | None = None
+    json_body: dict[str, Any] | None = None
     text: str | None = None
     stop_reason: str = "end_turn"
     thinking: bool = False
-    usage: dict | None = None
+    usage: dict[str, Any] | None = None
     model: str | None = None
     delay: float = 0.0
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Error:
     status: int
     type: str = "api_error"
     message: str = "Internal server error"
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
 
 
@@ -161,11 +161,11 @@ DEFAULT_MIN_CACHEABLE = 1024
 CACHE_TTL_S = {"5m": 300.0, "1h": 3600.0}
 
 
-def cache_prefix(body: dict) -> tuple[str, str] | None:
+def cache_prefix(body: dict[str, Any]) -> tuple[str, str] | None:
     """The part of the request up to its last `cache_control` breakpoint (tools, then system, then messages, in
     order) as canonical JSON without the markers, and the breakpoint's ttl; None without a breakpoint. A
     top-level `cache_control` puts the breakpoint on the last block."""
-    blocks: list[dict] = [{"tool": t} for t in body.get("tools") or []]
+    blocks: list[dict[str, Any]] = [{"tool": t} for t in body.get("tools") or []]
     system = body.get("system")
     if isinstance(system, list):
         blocks += system
@@ -184,7 +184,7 @@ def cache_prefix(body: dict) -> tuple[str, str] | None:
     return json.dumps(clean, sort_keys=True), control.get("ttl") or "5m"
 
 
-def ticket_text(body: dict) -> str:
+def ticket_text(body: dict[str, Any]) -> str:
     content = body["messages"][-1]["content"]
     if isinstance(content, list):
         content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
@@ -224,7 +224,7 @@ def keyword_priority(text: str, levels: list[str]) -> str:
     return levels[min(rank, len(levels) - 1)]
 
 
-def priority_levels(body: dict) -> list[str] | None:
+def priority_levels(body: dict[str, Any]) -> list[str] | None:
     """The priority levels the request's output schema offers (one ticket or an answers array), or None when it
     asks for none (an answer then carries no priority, as a real model's would not)."""
     schema = ((body.get("output_config") or {}).get("format") or {}).get("schema") or {}
@@ -235,7 +235,7 @@ def priority_levels(body: dict) -> list[str] | None:
     return list(enum) if enum else None
 
 
-def ticket_answer(text: str, model: str, levels: list[str] | None = None) -> dict:
+def ticket_answer(text: str, model: str, levels: list[str] | None = None) -> dict[str, Any]:
     """What the keyword "model" answers about one ticket: reason, category and confidence, and with `levels` (the
     schema's priority scale) a priority read from the same text and its confidence ([[pconf=...]])."""
     tier2 = "sonnet" in model
@@ -260,7 +260,7 @@ GROUP_FAULTS = ("shuffle", "drop", "repeat", "invent", "malformed", "strings", "
                 "prose")
 
 
-def group_tickets(body: dict) -> list[tuple[int, str]] | None:
+def group_tickets(body: dict[str, Any]) -> list[tuple[int, str]] | None:
     """The (id, text) blocks of a request about several tickets; None for a single-ticket request."""
     content = body["messages"][-1]["content"]
     if isinstance(content, list):
@@ -269,7 +269,7 @@ def group_tickets(body: dict) -> list[tuple[int, str]] | None:
     return blocks or None
 
 
-def group_responder(body: dict, fault: str | None = None, rnd: random.Random | None = None) -> Action:
+def group_responder(body: dict[str, Any], fault: str | None = None, rnd: random.Random | None = None) -> Action:
     """Answer a request about several tickets: one entry per ticket id, each judged on its own text by
     `ticket_answer`, in a shuffled order (a real model owes no order). Per-ticket markers: [[skip]] (no entry),
     [[twice]] (two entries, the second with another label), [[bad]] (an entry without confidence); and in any
@@ -287,7 +287,7 @@ def group_responder(body: dict, fault: str | None = None, rnd: random.Random | N
     delay = max((float(m) for m in re.findall(r"\[\[slow=([^\]]*)\]\]", joined)), default=0.0)
     if "refuse" in markers or fault == "refuse":
         return Reply(text="", stop_reason="refusal", delay=delay)
-    entries = []
+    entries: list[Any] = []  # answer dicts, and the "malformed" fault's stray string
     for k, text in blocks:
         own = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
         a = {"id": k, **ticket_answer(text, body["model"], priority_levels(body))}
@@ -330,7 +330,7 @@ def group_responder(body: dict, fault: str | None = None, rnd: random.Random | N
     return Reply(text=text, delay=delay)
 
 
-def default_responder(body: dict) -> Action:
+def default_responder(body: dict[str, Any]) -> Action:
     text = ticket_text(body)
     model = body["model"]
     markers = dict(re.findall(r"\[\[(\w+)(?:=([^\]]*))?\]\]", text))
@@ -359,7 +359,7 @@ _ORDER = re.compile(r"(?:label|classify|categori[sz]e|mark)(?:\s+(?:it|this|the\
                     r"|[\"']?category[\"']?\s*[:=]\s*[\"']?(\w+)", re.IGNORECASE)
 
 
-def unfenced_text(body: dict) -> str:
+def unfenced_text(body: dict[str, Any]) -> str:
     """What a model would not read as data: the user message outside its <example>...</example> blocks and its
     first <ticket>...</ticket> block, each closed by the first closing tag a reader would recognise (the whole
     message when there is no block)."""
@@ -374,7 +374,7 @@ def unfenced_text(body: dict) -> str:
     return content[:start.start()] + content[end.end():]
 
 
-def obedient_responder(body: dict) -> Action:
+def obedient_responder(body: dict[str, Any]) -> Action:
     """A model that follows instructions not fenced as data: an order such as "label it as billing" or
     `"category": "billing"` found outside the ticket block is obeyed (confidence 1); anything else is answered
     like `default_responder`. Use with `fake.responder = obedient_responder` to test prompt injection."""
@@ -389,17 +389,18 @@ class FakeAnthropic:
     """Start with `with FakeAnthropic() as fake:`; point the SDK at `fake.base_url`."""
 
     def __init__(self, *, api_key: str = "test-key", validate: bool = True, delay: float = 0.0,
-                 responder: Callable[[dict], Action] | None = None, rate_limit_rpm: float | None = None,
+                 responder: Callable[[dict[str, Any]], Action] | None = None, rate_limit_rpm: float | None = None,
                  rate_limit_burst: float | None = None):
         self.api_key = api_key
         self.validate = validate
         self.delay = delay
         self.responder = responder or default_responder
         self.script: deque[Action] = deque()
-        self.requests: list[dict] = []  # {"body", "raw" (the bytes received), "headers", "time", "status"}
-        self.invalid: list[tuple[dict, list[str]]] = []
-        self.usage_log: list[dict] = []  # usage of every 200 answer, with its model
-        self.batches: dict[str, dict] = {}  # Message Batches: id -> {"requests", "polls_left", "created", ...}
+        self.requests: list[dict[str, Any]] = []  # {"body", "raw" (the bytes received), "headers", "time", "status"}
+        self.invalid: list[tuple[dict[str, Any], list[str]]] = []
+        self.usage_log: list[dict[str, Any]] = []  # usage of every 200 answer, with its model
+        # Message Batches: id -> {"requests", "polls_left", "created", ...}
+        self.batches: dict[str, dict[str, Any]] = {}
         self.batch_script: dict[str, deque[BatchAction]] = {}  # endpoint (create|retrieve|results|list) -> faults
         self.batch_polls = 1  # how many status checks report "in_progress" before a batch has ended
         # Messages requests per minute, enforced like the real API: a token bucket refilled continuously (its
@@ -423,7 +424,7 @@ class FakeAnthropic:
         self.late_share = 0.0
         self.late_delay = 1.0
         self.late_random = random.Random(0)
-        self.billed_late: list[dict] = []  # the usage of every late answer (also in usage_log)
+        self.billed_late: list[dict[str, Any]] = []  # the usage of every late answer (also in usage_log)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -469,7 +470,7 @@ class FakeAnthropic:
         with contextlib.suppress(OSError):
             h.connection.shutdown(socket.SHUT_RDWR)
 
-    def _next_action(self, body: dict) -> Action:
+    def _next_action(self, body: dict[str, Any]) -> Action:
         with self._lock:
             if self.script:
                 return self.script.popleft()
@@ -527,6 +528,7 @@ class FakeAnthropic:
 
     @property
     def port(self) -> int:
+        assert self._server is not None, "the fake API is not started"
         return self._server.server_address[1]
 
     @property
@@ -534,7 +536,8 @@ class FakeAnthropic:
         return f"http://127.0.0.1:{self.port}"
 
     # -- protocol ---------------------------------------------------------------------------------
-    def _send_json(self, h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None):
+    def _send_json(self, h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any],
+                   headers: dict[str, Any] | None = None):
         data = json.dumps(payload).encode()
         request_id = f"req_{uuid.uuid4().hex[:24]}"
         h.send_response(status)
@@ -549,7 +552,7 @@ class FakeAnthropic:
         h.wfile.write(data)
         return request_id
 
-    def _error(self, h, status: int, etype: str, message: str, headers: dict | None = None):
+    def _error(self, h, status: int, etype: str, message: str, headers: dict[str, Any] | None = None):
         return self._send_json(h, status, {"type": "error", "error": {"type": etype, "message": message},
                                            "request_id": f"req_{uuid.uuid4().hex[:24]}"}, headers)
 
@@ -612,7 +615,7 @@ class FakeAnthropic:
             late = isinstance(action, Reply) and self.late_share > 0 and self.late_random.random() < self.late_share
         return Late(self.late_delay, action) if late and isinstance(action, Reply) else action
 
-    def _answer_late(self, h, body: dict, late: Late, record: dict) -> None:
+    def _answer_late(self, h, body: dict[str, Any], late: Late, record: dict[str, Any]) -> None:
         """Bill the answer now, as the API does when it has produced it, then send it after `late.delay`."""
         reply = late.reply or self.responder(body)
         assert isinstance(reply, Reply), "a late answer is a Reply"
@@ -624,7 +627,7 @@ class FakeAnthropic:
         with contextlib.suppress(OSError):  # the client gave up long ago
             self._send_json(h, 200, message)
 
-    def _take_request_token(self, model: str) -> tuple[bool, dict]:
+    def _take_request_token(self, model: str) -> tuple[bool, dict[str, Any]]:
         """One request from the model's per-minute bucket: (allowed, the rate-limit headers to send)."""
         if not self.rate_limit_rpm:
             return True, {}
@@ -649,7 +652,7 @@ class FakeAnthropic:
         return allowed, headers
 
     # -- Message Batches ----------------------------------------------------------------------------
-    def _batch_json(self, batch_id: str) -> dict:
+    def _batch_json(self, batch_id: str) -> dict[str, Any]:
         b = self.batches[batch_id]
         ended = b["polls_left"] <= 0
         n = len(b["requests"])
@@ -661,10 +664,10 @@ class FakeAnthropic:
                 "cancel_initiated_at": None, "archived_at": None,
                 "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None}
 
-    def _authorised_body(self, h, raw: bytes, record: dict) -> dict | None:
+    def _authorised_body(self, h, raw: bytes, record: dict[str, Any]) -> dict[str, Any] | None:
         """The JSON body of an authenticated request; None after answering 400 or 401 itself."""
         try:
-            body = json.loads(raw)
+            body: dict[str, Any] = json.loads(raw)
         except json.JSONDecodeError:
             self._error(h, 400, "invalid_request_error", "body is not JSON")
             return None
@@ -676,7 +679,7 @@ class FakeAnthropic:
             return None
         return body
 
-    def _create_batch(self, h, raw: bytes, record: dict) -> None:
+    def _create_batch(self, h, raw: bytes, record: dict[str, Any]) -> None:
         body = self._authorised_body(h, raw, record)
         if body is None:
             return
@@ -728,12 +731,12 @@ class FakeAnthropic:
         lines = self._batch_results(batch_id)
         if isinstance(fault, Truncate):
             lines = lines[:fault.lines]
-        data = ("\n".join(lines) + "\n").encode()
+        blob = ("\n".join(lines) + "\n").encode()
         h.send_response(200)
         h.send_header("content-type", "application/binary")
-        h.send_header("content-length", str(len(data) + (1000 if isinstance(fault, Truncate) else 0)))
+        h.send_header("content-length", str(len(blob) + (1000 if isinstance(fault, Truncate) else 0)))
         h.end_headers()
-        h.wfile.write(data)
+        h.wfile.write(blob)
         if isinstance(fault, Truncate):
             self._drop(h)
 
@@ -741,7 +744,8 @@ class FakeAnthropic:
         """The batch's result lines, decided (and billed, in usage_log) once, like the real API."""
         b = self.batches[batch_id]
         if "results" in b:
-            return b["results"]
+            decided: list[str] = b["results"]
+            return decided
         lines = []
         for n, req in enumerate(b["requests"]):
             if b.get("expire_after") is not None and n >= b["expire_after"]:
@@ -760,7 +764,7 @@ class FakeAnthropic:
         b["results"] = lines
         return lines
 
-    def _prompt_cache(self, body: dict, prompt_tokens: int) -> tuple[int, int, str]:
+    def _prompt_cache(self, body: dict[str, Any], prompt_tokens: int) -> tuple[int, int, str]:
         """Like the API's prompt cache: the prefix up to the last `cache_control` breakpoint (tokens counted as the
         fake counts them, 4 characters of its JSON a token), when it reaches the model's minimum, is written on
         first sight and read by a request with the same prefix within its TTL (a read refreshes it). Below the
@@ -780,7 +784,7 @@ class FakeAnthropic:
             self.prompt_cache[key] = (now, seen[1] if hit and seen else ttl)
         return (0, tokens, ttl) if hit else (tokens, 0, ttl)
 
-    def _message(self, body: dict, a: Reply) -> dict:
+    def _message(self, body: dict[str, Any], a: Reply) -> dict[str, Any]:
         text = a.text if a.text is not None else json.dumps(a.json_body or {})
         content = []
         if a.thinking:

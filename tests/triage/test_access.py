@@ -5,10 +5,12 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import AuditEvent, Calibration, Correction, ModelCall, Run, Setting, Ticket
 from tests.support.actors import LEAD
@@ -33,6 +35,7 @@ from triage.access import (
 from triage.domain import ReviewFilter
 from triage.errors import AccessDenied, InputError
 from triage.local import tier as local
+from triage.local.embedder import Embedder
 from triage.quality import calibrate, threshold
 from triage.routing.router import Router
 from triage.settings import Settings
@@ -53,7 +56,7 @@ ALLOWED = {
 @pytest.mark.parametrize("role", ["nobody", *ALLOWED])
 @pytest.mark.parametrize("action", list(Action))
 def test_the_rule_for_every_action_and_role(role, action):
-    actor = Actor(f"{role}@example.com", ROLES[role]) if ROLES[role] else None
+    actor = Actor(f"{role}@example.com", r) if (r := ROLES[role]) else None
     allowed = action in ALLOWED.get(role, set())
     assert may(actor, action) is allowed
     if allowed:
@@ -88,7 +91,7 @@ def router() -> Router:
 class World:
     """A database with a classified run (one failed ticket), and the router any paid call would go through."""
 
-    db: object
+    db: Database
     run_id: int
     ids: list[int]
     queued_run: int  # a run with a pending ticket
@@ -96,10 +99,14 @@ class World:
 
     def version(self, tid: int) -> int:
         with self.db.read() as s:
-            return s.get(Ticket, tid).version
+            ticket = s.get(Ticket, tid)
+            assert ticket is not None
+            return ticket.version
 
     def calls(self) -> int:
-        return len(self.router.tier1.calls) + len(self.router.tier2.calls)
+        tier1, tier2 = self.router.tier1, self.router.tier2
+        assert isinstance(tier1, ScriptedProvider) and isinstance(tier2, ScriptedProvider)
+        return len(tier1.calls) + len(tier2.calls)
 
 
 @pytest.fixture
@@ -107,10 +114,11 @@ def world(db):
     imp = runs.start_run(db, [(None, "a: my invoice"), (None, "b: the app crashes")], source="seed", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router(), run_id=imp.run_id))
     queued = runs.start_run(db, [(None, "a: waiting")], source="queued", actor=LEAD)
+    assert imp.run_id is not None and queued.run_id is not None
     return World(db, imp.run_id, imp.ticket_ids, queued.run_id)
 
 
-def snapshot(db) -> dict:
+def snapshot(db) -> dict[str, object]:
     """Everything a call could change: tickets (labels, versions, states, queue flags), calls, corrections,
     runs, settings, audit rows."""
     with db.read() as s:
@@ -135,7 +143,12 @@ class LazyEmbedder:
         return getattr(shared(), name)
 
 
-CASES: dict[str, tuple[Action, Callable[[World, Actor | None], object]]] = {
+def lazy_embedder() -> Embedder:
+    return cast(Embedder, LazyEmbedder())  # it stands in for one by forwarding every attribute
+
+
+# the actor is Any: the "nobody" case hands the services None where they take an Actor, to see them refuse it
+CASES: dict[str, tuple[Action, Callable[[World, Any], object]]] = {
     "runs.start_run": (Action.CLASSIFY, lambda w, a: runs.start_run(w.db, [(None, "a: new one")], source="t",
                                                                     actor=a)),
     "services.classify_run": (Action.CLASSIFY, lambda w, a: services.classify_run(w.db, w.router, w.queued_run,
@@ -163,7 +176,7 @@ CASES: dict[str, tuple[Action, Callable[[World, Actor | None], object]]] = {
     "settings.save_engine": (Action.CONFIGURE, lambda w, a: config.save_engine(w.db, actor=a, threshold=0.5,
                                                                                monthly_budget_usd=20.0)),
     "local.save_tier0_config": (Action.CONFIGURE, lambda w, a: local.save_tier0_config(w.db, actor=a, enabled=True)),
-    "local.retrain": (Action.RETRAIN, lambda w, a: local.retrain(w.db, TAX, LazyEmbedder(), actor=a)),
+    "local.retrain": (Action.RETRAIN, lambda w, a: local.retrain(w.db, TAX, lazy_embedder(), actor=a)),
     "export.export_tickets": (Action.EXPORT, lambda w, a: export.export_tickets(w.db, "csv", actor=a)),
     "audit.recent": (Action.VIEW_AUDIT, lambda w, a: audit.recent(w.db, actor=a)),
     "calibrate.calibrate": (Action.CALIBRATE, lambda w, a: calibrate.calibrate(w.db, actor=a)),
@@ -184,7 +197,7 @@ def suppress_input_error(fn):
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_guarded_service_refuses_what_the_role_may_not_do(world, name, role):
     action, call = CASES[name]
-    actor = Actor(f"{role}@example.com", ROLES[role]) if ROLES[role] else None
+    actor = Actor(f"{role}@example.com", r) if (r := ROLES[role]) else None
     before = snapshot(world.db)
     if action in ALLOWED.get(role, set()):
         call(world, actor)  # allowed: it runs
@@ -212,9 +225,10 @@ def test_the_allowed_calls_really_act(world):
 @pytest.mark.parametrize("role", ["nobody", "viewer", "operator"])
 def test_only_a_lead_loads_the_demo(db_url, role):
     db = open_database(db_url)
-    actor = Actor("x@example.com", ROLES[role]) if ROLES[role] else None
+    actor = Actor("x@example.com", r) if (r := ROLES[role]) else None
     with pytest.raises(AccessDenied):
-        demo.fill(db, TAX, actor=actor, settings=Settings(), local=False)
+        # None (nobody signed in) where an Actor is due: it must be refused too
+        demo.fill(db, TAX, actor=actor, settings=Settings(), local=False)  # type: ignore[arg-type]
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket)) == 0
 
@@ -344,6 +358,7 @@ def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets, p
     setup = sign_in(secrets)
     assert setup.on and problem in setup.problem
     assert "s3cr" not in setup.problem and "k" * 32 not in setup.problem  # names keys, never values
+    user: dict[str, object]
     for user in ({}, claims(), claims("olga@ops.example.com")):  # nobody: not even a lead who is signed in
         v = visitor(sign_in=setup, claims=user, local_name="alice")
         assert (v.door, v.actor, v.local) == (Door.CLOSED, None, False)

@@ -7,9 +7,10 @@ the criterion hashed; only a lead may erase."""
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from db import vectors
 from db.models import AuditEvent, Correction, ModelCall, Ticket, TicketVector
@@ -36,9 +37,12 @@ def setup_tickets(env, db, tmp_path) -> dict[str, int]:
     secret_id, kept_id = ids[SECRET], ids[KEPT]
     with db.transaction() as s:  # what the local tier and the model's reasons would hold
         vectors.store(s, {secret_id: SECRET.encode() * 4, kept_id: KEPT.encode() * 4}, "test-model")
-        s.execute(ModelCall.__table__.update().where(ModelCall.ticket_id.in_([secret_id, kept_id])).values(
-            reason=ModelCall.ticket_id.cast(ModelCall.reason.type) + " says " + SECRET))
-        s.execute(ModelCall.__table__.update().where(ModelCall.ticket_id == kept_id).values(reason="about " + KEPT))
+        # plain SQL updates, as the table's own were: nothing in the session to keep in step
+        s.execute(update(ModelCall).where(ModelCall.ticket_id.in_([secret_id, kept_id])).values(
+            reason=ModelCall.ticket_id.cast(ModelCall.reason.type) + " says " + SECRET)
+            .execution_options(synchronize_session=False))
+        s.execute(update(ModelCall).where(ModelCall.ticket_id == kept_id).values(reason="about " + KEPT)
+                  .execution_options(synchronize_session=False))
     review.correct(db, secret_id, "account", actor=LEAD, expected_version=tickets[secret_id].version, taxonomy=TAX,
                    note=f"customer {SECRET} phoned")
     return {"secret": secret_id, "kept": kept_id}
@@ -50,7 +54,7 @@ def file_bytes(db_url: str) -> bytes:
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
-def figures(capsys) -> tuple[dict, dict]:
+def figures(capsys) -> tuple[dict[str, Any], dict[str, Any]]:
     capsys.readouterr()
     assert main(["spend", "--json"]) == 0
     spend = json.loads(capsys.readouterr().out)

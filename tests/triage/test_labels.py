@@ -91,7 +91,7 @@ def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(seeded):
         (new_id, None, "product_feedback", "maria", "import", "helpdesk.csv"),
     ])
     detail = review.detail(db, crash, actor=LEAD)
-    assert detail.history[-1]["note"] == "imported from helpdesk.csv"
+    assert detail is not None and detail.history[-1]["note"] == "imported from helpdesk.csv"
 
 
 def test_importing_the_same_file_twice_changes_nothing(seeded):
@@ -231,11 +231,12 @@ def test_the_local_tier_retrains_on_the_imported_labels(db):
     result = labels.import_labels(db, parse(text, "jsonl"), TAX, file="history.jsonl", actor=lead("maria"))
     assert result.created == 32
     learned = result.learned
+    assert learned is not None
     assert learned.per_category == {c: 8 for c in TAX.names}
-    assert learned.human_n == 32 and 0.0 <= learned.human_accuracy <= 1.0
+    assert learned.human_n == 32 and learned.human_accuracy is not None and 0.0 <= learned.human_accuracy <= 1.0
     assert "retrained on 32 operator labels (billing 8, technical 8, product_feedback 8, account 8)" in learned.text()
     assert "out-of-fold accuracy" in learned.text()
     stored = local.stored_metrics(db)
-    assert stored["labels"] == {"operator": 32} and stored["human_n"] == 32
+    assert stored is not None and stored["labels"] == {"operator": 32} and stored["human_n"] == 32
     again = labels.import_labels(db, parse(text, "jsonl"), TAX, file="history.jsonl", actor=lead("maria"))
     assert again.learned is None and local.stored_metrics(db) == stored  # nothing new: no retraining either

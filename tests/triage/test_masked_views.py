@@ -56,7 +56,8 @@ def test_masked_count_is_stored_at_import_and_the_review_queue_filters_on_it(db)
     assert sorted(r.id for r in page.rows) == sorted([imported.ticket_ids[0], imported.ticket_ids[2]])
     assert page.total == 2
     assert review.page(db, ReviewFilter(), actor=LEAD).total == 3
-    assert review.detail(db, imported.ticket_ids[0], actor=LEAD).ticket.masked_count == 2
+    detail = review.detail(db, imported.ticket_ids[0], actor=LEAD)
+    assert detail is not None and detail.ticket.masked_count == 2
 
 
 def test_mask_store_keeps_only_the_masked_text(db, db_url):

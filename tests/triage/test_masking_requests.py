@@ -90,6 +90,7 @@ def test_no_value_reaches_the_api_and_every_ticket_is_classified(fake, db, per_c
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=2, per_call=per_call)
     router = services.build_router(settings, TAX, db=db)
     imp = runs.start_run(db, [(None, t) for t in items], source="test", actor=LEAD)
+    assert imp.run_id is not None
     report = services.classify_run(db, router, imp.run_id, actor=LEAD, concurrency=2)
     assert report.stopped is None
     bodies = [r["body"] for r in fake.requests if r["body"]]

@@ -75,6 +75,7 @@ def test_the_worker_applies_retention_at_most_once_an_hour(env, fake, db, tmp_pa
         s.execute(update(ModelCall).where(ModelCall.ticket_id == ids[RECENT]).values(created_at=long_ago))
     worker._apply_retention()  # within the hour: not again
     assert texts(db)[ids[RECENT]] == RECENT
+    assert worker._retention_at is not None
     worker._retention_at -= 3600  # an hour later
     worker._apply_retention()
     assert texts(db)[ids[RECENT]] == ""

@@ -1,6 +1,8 @@
 """The review queue's services for issue 27 items 1-3: undo of the last save (version-checked, on the trail),
 every ticket matching a filter labelled at once (audited with the filter), the keyboard loop's next ticket."""
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
 from db.models import AuditEvent, Correction, Ticket
@@ -66,7 +68,8 @@ def test_all_matching_a_filter_are_labelled_and_the_filter_is_audited(db):
 
 
 def test_next_after_skips_saved_rows_and_wraps():
-    rows = [ReviewRow(i, None, "x", None, None, "needs_review", None, None, None, False, 1, None) for i in (1, 2, 3)]
+    now = datetime.now(UTC)
+    rows = [ReviewRow(i, None, "x", None, None, "needs_review", None, None, None, False, 1, now) for i in (1, 2, 3)]
     assert review.next_after(rows, 1, {1}) == 2
     assert review.next_after(rows, 3, {3}) == 1
     assert review.next_after(rows, 2, {1, 2, 3}) is None

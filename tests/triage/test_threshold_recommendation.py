@@ -63,6 +63,7 @@ def test_the_replay_and_the_recommendation_match_the_worked_out_answer(history):
     assert (at[0.55]["accuracy"], at[0.6]["accuracy"], at[0.8]["accuracy"]) == (190 / 300, 260 / 300, 1.0)
     assert (at[0.6]["escalation_rate"], at[0.8]["escalation_rate"]) == (1 / 3, 2 / 3)
     rec = threshold.recommend_stored(history, 0.9)
+    assert rec.interval is not None
     assert rec.threshold == 0.8 and rec.n == 300 and rec.interval[0] >= 0.9 and rec.on == "stated confidence"
     assert rec.message.startswith("escalate under 0.80: accuracy 100%") and "on 300 labelled tickets" in rec.message
     assert threshold.recommend_stored(history, 0.8).threshold == 0.6  # 86.7%, lower bound 83%: enough for 80%
@@ -76,6 +77,7 @@ def test_the_replay_and_the_recommendation_match_the_worked_out_answer(history):
 def test_with_a_calibration_in_force_the_replay_and_the_recommendation_move_to_its_scale(history):
     (cal,) = [c for c in calibrate.calibrate(history, actor=LEAD) if c.model == "claude-haiku-5-5"]
     low, mid, high = cal.apply(0.55), cal.apply(0.75), cal.apply(0.95)
+    assert low is not None and mid is not None and high is not None
     assert low < mid < high and abs(mid - 0.6) < 0.1  # B is right 60% of the time
     rec = threshold.recommend_stored(history, 0.9)
     expected = min(t for t in quality.THRESHOLDS if t > mid)  # the first threshold that sends B (not A) to Sonnet

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,7 +150,7 @@ def test_confidence_is_lower_on_text_unlike_the_examples(embedder, different_sty
     assert near(before[-1], 0.97) and near(ours[-1], 0.79), (before[-1], ours[-1])
 
 
-def _curve(result: dict) -> list[tuple[float, float]]:
+def _curve(result: dict[str, Any]) -> list[tuple[float, float]]:
     return [(p["accuracy"], p["ece"]) for p in result["points"]]
 
 
@@ -166,6 +167,7 @@ def test_more_labels_lift_accuracy_on_the_held_out_part(embedder, different_styl
         return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
 
     result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
+    assert result is not None
     acc = {p["per_category"]: p["accuracy"] for p in result["points"]}
     assert result["scored"] == 100 and [p["draws"] for p in result["points"]] == [3, 3, 3]
     assert acc[0] < acc[8] < acc[32] and acc[32] >= acc[0] + 0.06, acc
@@ -184,6 +186,7 @@ def test_the_learning_curve_is_what_the_docs_table_states(embedder, samples, dif
         return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
 
     result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
+    assert result is not None
     measured, stated = _curve(result), readme_curve_row(data)
     assert _all_near(measured, stated), (measured, stated)
 
@@ -264,6 +267,7 @@ def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, sa
     rows, X, y = samples
     imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:120]], source="t", actor=LEAD)
     services.classify_locally(db, run_id=imp.run_id)
+    head: H.Head | None  # maybe_retrain below may give none
     head = local.current_head(db, TAX, embedder)
     assert local.tier0_active(db, head.metrics) == (False, "off")
     local.save_tier0_config(db, actor=LEAD, enabled=True, target_accuracy=0.8, min_labels=30)
@@ -274,7 +278,9 @@ def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, sa
         review.correct(db, tid, r["label"], actor=op("lead"), expected_version=tickets[tid].version, taxonomy=TAX)
     head = local.maybe_retrain(db, TAX, embedder, every=50)
     assert head is not None and head.metrics["labels"]["operator"] == 60 and head.metrics["human_n"] == 60
-    learning = local.stored_metrics(db)["learning_curve"]  # measured once, at training time, on operator labels
+    stored = local.stored_metrics(db)
+    assert stored is not None
+    learning = stored["learning_curve"]  # measured once, at training time, on operator labels
     assert learning["labels"] == 60 and learning["points"][0]["per_category"] == 0
     acc = head.metrics["human_accuracy"]
     assert near(acc, 59 / 60), acc  # measured: out of fold, on the 60 operator labels

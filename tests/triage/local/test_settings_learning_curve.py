@@ -1,6 +1,7 @@
 """Settings shows the local tier's learning curve, measured when it trained, not on every render."""
 
 import json
+from typing import Any
 
 from sqlalchemy import select
 
@@ -16,7 +17,7 @@ from triage.work import runs, services
 TAX = taxonomy.default()
 
 
-def _charts(at) -> list[dict]:
+def _charts(at) -> list[dict[str, Any]]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
@@ -37,14 +38,16 @@ def test_settings_shows_the_learning_curve_from_operator_labels(app_env, embedde
     for tid, r in zip(imp.ticket_ids, picked, strict=True):
         review.correct(db, tid, r["label"], actor=LEAD, expected_version=versions[tid], taxonomy=TAX)
     local.retrain(db, TAX, embedder, actor=LEAD)
-    stored = local.stored_metrics(db)["learning_curve"]
+    metrics = local.stored_metrics(db)
+    assert metrics is not None
+    stored = metrics["learning_curve"]
     assert stored["labels"] == 60 and [p["per_category"] for p in stored["points"]] == [0, 4, 8]
 
     def no_training(*a, **k):
         raise AssertionError("the page must read the stored curve, not train")
 
     monkeypatch.setattr(local, "learning_curve", no_training, raising=False)
-    monkeypatch.setattr(local.curve, "learning_curve", no_training)
+    monkeypatch.setattr("triage.local.curve.learning_curve", no_training)
     at = make_app("settings")
     curve = next(c for c in _charts(at) if "Learning curve" in json.dumps(c))
     accuracy = next(t for t in curve["data"] if t["name"] == "Accuracy")

@@ -80,8 +80,8 @@ def example(i, text, label):
 def test_static_prefix_first_then_the_retrieved_examples_then_the_ticket():
     rep = tuple(example(i, t, lab) for i, (t, lab) in enumerate(LABELLED[:12]))
     shots = fewshot.Shots(rep, (example(99, "refund the double charge on my card", "billing"),))
-    body = AnthropicProvider(None, "claude-haiku-5-5", 1, PRICES).request_body("my card was charged twice", TAX,
-                                                                              shots)
+    no_client = AnthropicProvider(None, "claude-haiku-5-5", 1, PRICES)  # type: ignore[arg-type]  # no client: the request is only built
+    body = no_client.request_body("my card was charged twice", TAX, shots)
     assert request_problems(body) == []  # the official spec's CreateMessageParams and the API's rules
     (system,) = body["system"]
     assert system["text"].startswith(prompts.system_prompt(TAX))  # system prompt and taxonomy first
@@ -97,7 +97,8 @@ def test_static_prefix_first_then_the_retrieved_examples_then_the_ticket():
 
 def test_below_the_minimum_nothing_is_marked_for_the_cache():
     shots = fewshot.Shots((example(1, "refund me", "billing"),), (example(2, "app crash", "technical"),))
-    body = AnthropicProvider(None, "claude-haiku-5-5", 1, PRICES).request_body("hello", TAX, shots)
+    no_client = AnthropicProvider(None, "claude-haiku-5-5", 1, PRICES)  # type: ignore[arg-type]  # no client: the request is only built
+    body = no_client.request_body("hello", TAX, shots)
     assert request_problems(body) == []
     assert isinstance(body["system"], str) and "refund me" in body["system"]  # examples still there, uncached
     assert prompts.surely_at_least(body["system"]) < 512
@@ -127,16 +128,19 @@ def test_off_or_without_labels_the_request_is_todays_byte_for_byte(fake, db):
     assert fake.requests[-1]["raw"] == today
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=4)
     router = services.build_router(settings, TAX, db=db, client=client(fake))  # on, but no operator labels yet
+    assert isinstance(router.tier1, AnthropicProvider)
     assert router.tier1.fewshot is None
     r = asyncio.run(router.tier1.classify(text, TAX))
     assert fake.requests[-1]["raw"] == today and r.examples is None
     labelled_db(db)
     off = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=0), TAX, db=db,
                                 client=client(fake))  # labels, but k = 0
+    assert isinstance(off.tier1, AnthropicProvider)
     assert off.tier1.fewshot is None
     r = asyncio.run(off.tier1.classify(text, TAX))
     assert fake.requests[-1]["raw"] == today and r.examples is None
     on = services.build_router(settings, TAX, db=db, client=client(fake))
+    assert on.tier1 is not None
     asyncio.run(on.tier1.classify(text, TAX))
     assert fake.requests[-1]["raw"] != today  # the same labels with k = 4: examples go in
 
@@ -144,6 +148,7 @@ def test_off_or_without_labels_the_request_is_todays_byte_for_byte(fake, db):
 def test_the_nearest_labelled_tickets_are_retrieved_and_never_the_ticket_itself(db):
     labelled_db(db)
     source = fewshot_source.load(db, TAX, 3, "claude-haiku-5-5")
+    assert source is not None
     fixed = {e.ticket_id for e in source.representative}
     assert {e.label for e in source.representative} == set(TAX.names)
     own_text, own_label = LABELLED[5]  # an operator-labelled ticket classified again
@@ -164,6 +169,7 @@ def test_first_call_writes_the_cache_a_repeat_reads_it_and_both_are_priced_exact
     router = services.build_router(settings, TAX, db=db, client=client(fake), mode="haiku")
     texts = ["my invoice total is wrong, I was billed for 12 seats", "the reports page shows a 500 error"]
     started = runs.start_run(db, [(None, t) for t in texts], source="test", actor=LEAD, mode="haiku")
+    assert started.run_id is not None
     report = services.classify_run(db, router, started.run_id, actor=LEAD, concurrency=1)
     assert report.processed == 2
     first, second = (r["body"] for r in fake.requests[-2:])
@@ -175,6 +181,8 @@ def test_first_call_writes_the_cache_a_repeat_reads_it_and_both_are_priced_exact
     assert w["cache_creation"]["ephemeral_5m_input_tokens"] == w["cache_creation_input_tokens"]
     with db.read() as s:
         calls = s.scalars(select(ModelCall).order_by(ModelCall.id)).all()
+    assert isinstance(router.tier1, AnthropicProvider)
+    assert isinstance(router.tier1.fewshot, fewshot_source.FewShotSource)
     n = len(router.tier1.fewshot.representative) + 2
     assert [c.examples for c in calls] == [n, n]
     # Haiku 5.5 (prompt <= 100k), USD per million tokens: input 0.10, output 0.50, 5-min write 0.125, read 0.01
@@ -220,7 +228,8 @@ def test_the_fake_cache_expires_after_its_ttl_and_caches_nothing_below_the_minim
         (True, False), (False, True), (False, True), (True, False)]
     assert all(r.examples == len(rep) for r in results)
     short = fewshot.Shots((example(1, "refund me", "billing"),))
-    body = AnthropicProvider(None, "claude-haiku-5-5", 1, PRICES).request_body("x", TAX, short)
+    no_client = AnthropicProvider(None, "claude-haiku-5-5", 1, PRICES)  # type: ignore[arg-type]  # no client: the request is only built
+    body = no_client.request_body("x", TAX, short)
     body["system"] = [{"type": "text", "text": body["system"], "cache_control": {"type": "ephemeral"}}]
     for _ in range(2):  # marked, but under 512 tokens as the fake counts them: nothing cached, no error
         asyncio.run(client(fake).messages.create(**body))
@@ -232,13 +241,15 @@ def test_the_reserved_worst_case_covers_the_longest_examples(fake, db):
     labelled_db(db)
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=3)
     tier1 = services.build_router(settings, TAX, db=db, client=client(fake)).tier1
+    assert isinstance(tier1, AnthropicProvider) and tier1.fewshot is not None
     now = datetime.now(UTC)
     for text in ("the android app keeps crashing when I open it", LABELLED[0][0], "x"):
         body = tier1.request_body(text, TAX, tier1.fewshot.shots_for(text))
         assert tier1.worst_case_cost(text, TAX) >= PRICES.worst_case(
             tier1.model, prompts.estimate_request_tokens(body), 300, now)
     text = "x"
-    assert tier1.worst_case_cost(text, TAX) > AnthropicProvider(None, tier1.model, 1, PRICES).worst_case_cost(text, TAX)
+    no_client = AnthropicProvider(None, tier1.model, 1, PRICES)  # type: ignore[arg-type]  # no client: the request is only built
+    assert tier1.worst_case_cost(text, TAX) > no_client.worst_case_cost(text, TAX)
     assert tier1.worst_case_cost(text, TAX, batch=True) == PRICES.worst_case(  # batches go without examples
         tier1.model, prompts.estimate_request_tokens(today_body(text)), 300, now, batch=True)
 

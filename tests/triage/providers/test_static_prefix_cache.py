@@ -88,6 +88,7 @@ def test_the_spend_page_shows_what_the_cache_saved_on_a_77_category_run(fake, db
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=0)
     router = services.build_router(settings, MANY, db=db, client=client(fake), mode="haiku")
     started = runs.start_run(db, [(None, ticket(i)) for i in range(6)], source="test", actor=LEAD, mode="haiku")
+    assert started.run_id is not None
     report = services.classify_run(db, router, started.run_id, actor=LEAD, concurrency=1)
     assert report.processed == 6 and not fake.invalid
     today = datetime.now(UTC).date()

@@ -16,6 +16,7 @@ TAX = taxonomy.default()
 def test_priority_is_measured_against_operator_priorities(fake, db):
     items = ["the site is down for everyone", "outage: nothing loads", "thanks for the feature", "my invoice is odd"]
     imp = runs.start_run(db, [(None, t) for t in items], source="test", actor=LEAD)
+    assert imp.run_id is not None
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, db=db)
     services.classify_run(db, router, imp.run_id, actor=LEAD)
     assert priority.measure(db, actor=LEAD).n == 0

@@ -12,6 +12,7 @@ from db.migrate import open_database
 from db.models import AuditEvent, Calibration, LabelledAnswer, ModelCall, Ticket
 from tests.support import oracles
 from tests.support.actors import LEAD, OPERATOR, lead, op
+from tests.support.calibrated import applied
 from triage import ingest, labels, review, taxonomy
 from triage.domain import ReviewFilter
 from triage.errors import AccessDenied
@@ -39,6 +40,7 @@ def texts(prefix, stated):
 def classify(db, fake, items, mode="auto"):
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
     imp = runs.start_run(db, [(None, t) for t in items], source="t", actor=LEAD, mode=mode)
+    assert imp.run_id is not None
     router = services.build_router(settings, TAX, db=db, mode=mode)
     services.classify_run(db, router, imp.run_id, actor=LEAD)
     return imp.ticket_ids
@@ -92,13 +94,13 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
         "claude-haiku-5-5", 240, sum(h_right), "label import", "maria")
     assert row.ece_before > 0.3 and row.ece_after < 0.1  # cross-validated: answers the map did not see
     cal = calibrate.in_force(db)["claude-haiku-5-5"]
-    assert cal.id == row.id and abs(cal.apply(0.99) - 0.69) < 0.1 and abs(cal.apply(0.85) - 0.35) < 0.1
+    assert cal.id == row.id and abs(applied(cal, 0.99) - 0.69) < 0.1 and abs(applied(cal, 0.85) - 0.35) < 0.1
 
     # new tickets: the router built from the database escalates on the calibrated confidence
     n_stated, n_right = overconfident(150, seed=2)
     fresh = texts("new", n_stated)
     ids = classify(db, fake, fresh)
-    expected = sum(cal.apply(c) < 0.7 for c in n_stated)
+    expected = sum(applied(cal, c) < 0.7 for c in n_stated)
     assert expected > 100 and sonnet_requests(fake) == expected  # about none of them would escalate on 0.85+
     calls = tier1_calls(db, ids)
     for tid, stated in zip(ids, n_stated, strict=True):
@@ -129,7 +131,9 @@ def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_
                                    "0.70")
     page = review.page(db, ReviewFilter(reasons=("low_confidence",), threshold=0.7), actor=OPERATOR)
     assert tid in [r.id for r in page.rows]
-    (call,) = review.detail(db, tid, actor=OPERATOR).calls  # the ticket's detail shows what routing compared
+    detail = review.detail(db, tid, actor=OPERATOR)
+    assert detail is not None
+    (call,) = detail.calls  # the ticket's detail shows what routing compared
     assert (call["confidence"], call["calibrated"], call["examples"], call["tickets_in_request"]) == (
         0.93, pytest.approx(cal.apply(0.93), abs=1e-12), None, 1)
 
@@ -228,6 +232,7 @@ def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibrati
     fresh = texts("grouped", n_stated)
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=10)
     imp = runs.start_run(db, [(None, t) for t in fresh], source="t", actor=LEAD, per_call=10)
+    assert imp.run_id is not None
     before = sonnet_requests(fake)
     services.classify_run(db, services.build_router(settings, TAX, db=db), imp.run_id, actor=LEAD)
     calls = tier1_calls(db, imp.ticket_ids)

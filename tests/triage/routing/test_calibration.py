@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.calibrated import applied
 from triage.routing import calibration
 
 
@@ -21,15 +22,16 @@ def test_calibration_cuts_the_error_of_an_overconfident_model_on_answers_it_did_
     stated, right = overconfident(400)
     before = calibration.ece(stated, right)
     after = calibration.cross_validated_ece(stated, right)
+    assert after is not None
     assert before > 0.3 and after < 0.08  # ECE itself is noisy at n=400 (about +-0.03)
     cal = calibration.fit("haiku", stated, right)
-    assert cal is not None and abs(cal.apply(0.99) - 0.69) < 0.08 and abs(cal.apply(0.85) - 0.35) < 0.08
+    assert cal is not None and abs(applied(cal, 0.99) - 0.69) < 0.08 and abs(applied(cal, 0.85) - 0.35) < 0.08
 
 
 def test_the_map_keeps_the_order_of_confidences():
     stated, right = overconfident(300)
     cal = calibration.fit("haiku", stated, right)
-    values = [cal.apply(c) for c in np.linspace(0.01, 0.99, 50)]
+    values = [applied(cal, c) for c in np.linspace(0.01, 0.99, 50)]
     assert values == sorted(values)
 
 
@@ -38,20 +40,24 @@ def test_a_well_calibrated_model_is_left_about_as_it_is():
     stated = rnd.uniform(0.5, 1.0, 2000)
     right = (rnd.random(2000) < stated).tolist()
     cal = calibration.fit("sonnet", stated.tolist(), right)
+    assert cal is not None
     assert abs(cal.a - 1) < 0.3 and abs(cal.b) < 0.3
-    assert max(abs(cal.apply(c) - c) for c in (0.6, 0.8, 0.95)) < 0.05
+    assert max(abs(applied(cal, c) - c) for c in (0.6, 0.8, 0.95)) < 0.05
 
 
 @pytest.mark.parametrize(("n", "wrong", "why"), [(49, 10, "49 of 50"), (80, 2, "5 right and 5 wrong")])
 def test_no_map_below_the_minimum_and_it_says_why(n, wrong, why):
     right = [False] * wrong + [True] * (n - wrong)
     assert calibration.fit("m", [0.9] * n, right) is None
-    assert why in calibration.enough(right) and calibration.enough(right).startswith("not enough labels yet")
+    missing = calibration.enough(right)
+    assert missing is not None and why in missing and missing.startswith("not enough labels yet")
 
 
 def test_describe_speaks_plainly():
     stated, right = overconfident(400)
-    text = calibration.fit("haiku", stated, right).describe(0.9)
+    cal = calibration.fit("haiku", stated, right)
+    assert cal is not None
+    text = cal.describe(0.9)
     assert text.startswith("says 90%, right about ") and "fitted on 400 labels" in text
 
 

@@ -24,7 +24,7 @@ def seen(text: str) -> str:
     return text
 
 
-def tags(text: str) -> Counter:
+def tags(text: str) -> Counter[tuple[str, str]]:
     """Opening and closing tags of each name, as a model might read them."""
     return Counter((m.group(1), m.group(2)) for m in TAG.finditer(seen(text)))
 

@@ -95,35 +95,35 @@ def test_prepare_masks_then_neutralises():
 
 
 def test_one_request_is_prepared_reserved_sent_and_carries_its_reservation():
-    log = []
+    log: list[tuple[object, ...]] = []
     result = asyncio.run(gate.Gate(Guard(log)).one(Provider(log), TEXT, TAX, CallFor(ticket_id=7)))
     assert log == [("reserve", prepared()), ("send", prepared(), [1])]  # the worst case is sized on what is sent
     assert result.reservation_id == 1  # settled by the transaction that records the call
 
 
 def test_a_cap_refusal_sends_nothing():
-    log = []
+    log: list[tuple[object, ...]] = []
     with pytest.raises(gate.NotSent):
         asyncio.run(gate.Gate(Guard(log, room=Decimal("0.001"))).one(Provider(log), TEXT, TAX))
     assert log == [("reserve", prepared())]
 
 
 def test_an_exception_after_sending_books_the_request_lost():
-    log = []
+    log: list[tuple[object, ...]] = []
     with pytest.raises(RuntimeError):
         asyncio.run(gate.Gate(Guard(log)).one(Provider(log, fail=RuntimeError("boom")), TEXT, TAX))
     assert log == [("reserve", prepared()), ("send", prepared(), [1]), ("lost", 1)]
 
 
 def test_an_attempt_sent_again_is_booked_and_reserved_anew_on_the_explicit_reservation():
-    log = []
+    log: list[tuple[object, ...]] = []
     result = asyncio.run(gate.Gate(Guard(log)).one(Provider(log, retry_once=True), TEXT, TAX))
     assert log == [("reserve", prepared()), ("send", prepared(), [1]), ("again", [1])]
     assert result.reservation_id == 2  # the attempt that answered
 
 
 def test_a_group_is_reserved_whole_and_each_ticket_carries_its_share():
-    log = []
+    log: list[tuple[object, ...]] = []
     texts = [TEXT, "my card 4111 1111 1111 1111 was charged twice"]
     answer = asyncio.run(gate.Gate(Guard(log)).group(Provider(log), texts, TAX, [CallFor(), CallFor()]))
     both = [prepared(t) for t in texts]
@@ -142,20 +142,20 @@ def test_a_group_is_reserved_whole_and_each_ticket_carries_its_share():
 
 
 def test_without_a_guard_the_request_is_still_prepared_and_nothing_is_reserved():
-    log = []
+    log: list[tuple[object, ...]] = []
     result = asyncio.run(gate.Gate().one(Provider(log), TEXT, TAX))
     assert log == [("send", prepared(), None)] and result.reservation_id is None
 
 
 def test_a_batch_reserves_on_prepared_texts():
-    log = []
+    log: list[tuple[object, ...]] = []
     provider = Provider(log)
     assert asyncio.run(gate.Gate(Guard(log)).reserve_batch(3, provider, TAX, gate.prepared_for(provider, [TEXT]))) == 99
     assert log == [("reserve batch", [prepared()])]
 
 
 def test_the_router_sends_every_paid_call_through_its_gate():
-    log = []
+    log: list[tuple[object, ...]] = []
     router = Router(Provider(log), None, TAX, guard=Guard(log), mode="haiku")
     out = asyncio.run(router.classify(TEXT))
     assert out.category == "billing"
@@ -163,7 +163,7 @@ def test_the_router_sends_every_paid_call_through_its_gate():
 
 
 def test_only_the_local_tier_skips_prepare_and_reserve():
-    log = []
+    log: list[tuple[object, ...]] = []
     with pytest.raises(ValueError):
         asyncio.run(gate.Gate.local(Provider(log), TEXT, TAX))  # a paid tier never goes around the gate
     assert log == []

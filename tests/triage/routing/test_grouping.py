@@ -70,7 +70,8 @@ def test_skipped_repeated_malformed_and_invented_ids_are_never_guessed():
 
 def test_a_label_outside_the_taxonomy_is_an_answer_flagged_unknown():
     got = grouping.read(answer((1, "refunds", 0.9)), TAX, 1)
-    assert got.answers[1].category == "unknown" and "not in the taxonomy" in got.answers[1].problem
+    problem = got.answers[1].problem
+    assert got.answers[1].category == "unknown" and problem is not None and "not in the taxonomy" in problem
 
 
 def test_an_unreadable_answer_leaves_every_ticket_without_one():

@@ -17,7 +17,7 @@ from tests.support.actors import LEAD
 from tests.support.fake_anthropic import keyword_label
 from tests.triage.test_masking_requests import TAX, assert_nothing_personal_was_sent, labelled, tickets
 from triage.cli import main
-from triage.routing import gate
+from triage.routing import gate, redact
 from triage.settings import Settings
 from triage.spend import budget
 from triage.work import runs, services
@@ -31,8 +31,8 @@ def spied(monkeypatch):
     """The gate's prepare leaves MARK; the guard notes every text it reserves a worst case for; the ledger notes
     each reservation's kind."""
     real = gate.prepare
-    seen: dict[str, list] = {"reserved_texts": [], "kinds": []}
-    monkeypatch.setattr(gate, "prepare", lambda text, policy=gate.redact.DEFAULT_POLICY: real(text, policy) + MARK)
+    seen: dict[str, list[str]] = {"reserved_texts": [], "kinds": []}
+    monkeypatch.setattr(gate, "prepare", lambda text, policy=redact.DEFAULT_POLICY: real(text, policy) + MARK)
 
     admit, admit_group, reserve_batch = (budget.BudgetGuard.admit, budget.BudgetGuard.admit_group,
                                          budget.BudgetGuard.reserve_batch)
@@ -107,6 +107,7 @@ def test_live_paths_and_escalations_pass_the_gate(fake, db, spied, per_call):
                         per_call_sonnet=per_call)
     router = services.build_router(settings, TAX, db=db)
     imp = runs.start_run(db, [(None, t) for t in items], source="test", actor=LEAD)
+    assert imp.run_id is not None
     assert services.classify_run(db, router, imp.run_id, actor=LEAD, concurrency=2).stopped is None
     services.escalate(db, services.build_router(settings, TAX, db=db), imp.ticket_ids[:4], actor=LEAD, again=True)
     bodies = live_bodies(fake)

@@ -8,6 +8,7 @@ import asyncio
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -54,6 +55,7 @@ def router_for(fake, db, per_call: int, per_call_sonnet: int | None = None, mode
 
 def run(fake, db, items: list[str], per_call: int, concurrency: int = 3, **kw):
     imp = runs.start_run(db, [(None, t) for t in items], source="test", actor=LEAD)
+    assert imp.run_id is not None
     router = router_for(fake, db, per_call, **kw)
     report = services.classify_run(db, router, imp.run_id, actor=LEAD, concurrency=concurrency)
     return imp, report
@@ -69,7 +71,7 @@ def recorded_pico(db) -> int:
         return int(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))))
 
 
-def messages_bodies(fake) -> list[dict]:
+def messages_bodies(fake) -> list[dict[str, Any]]:
     return [r["body"] for r in fake.requests if r["path"] == "/v1/messages" and r.get("status") == 200]
 
 
@@ -183,14 +185,15 @@ def test_one_request_per_ticket_is_todays_request_byte_for_byte(fake, db):
     assert [r["body"] for r in fake.requests] == [provider.request_body(t, TAX) for t in items]
     fake.requests.clear()  # the same tickets through a router that knows nothing of grouping (as before)
     imp = runs.start_run(db, [(None, t) for t in items], source="again", actor=LEAD, reclassify=True)
+    assert imp.run_id is not None
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
     router = services.build_router(settings, TAX, mode="haiku", db=db)
     del router.per_call, router.per_call_sonnet  # as built before this feature: no such attributes
     type(router).per_call = type(router).per_call_sonnet = 1  # class defaults stand in
     try:
         services.classify_run(db, router, imp.run_id, actor=LEAD, concurrency=1)
-    finally:
-        del type(router).per_call, type(router).per_call_sonnet
+    finally:  # mypy knows them only as instance attributes; these are the class defaults set above
+        del type(router).per_call, type(router).per_call_sonnet  # type: ignore[misc]
     assert [r["raw"] for r in fake.requests] == at_one
     # a group of one (the last ticket of a run, or a ticket too long to share) is the same single request
     fake.requests.clear()

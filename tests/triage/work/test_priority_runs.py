@@ -27,6 +27,7 @@ def texts(n: int, seed: int) -> list[str]:
 
 def run(fake, db, items, per_call):
     imp = runs.start_run(db, [(None, t) for t in items], source="test", actor=LEAD)
+    assert imp.run_id is not None
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=per_call), TAX,
                                    mode="haiku", db=db)
     report = services.classify_run(db, router, imp.run_id, actor=LEAD, concurrency=2)

@@ -30,6 +30,7 @@ def test_every_ticket_ends_in_a_known_state(db):
           "e": {"outcome": base.UNKNOWN_LABEL, "category": "unknown"}}
     t2 = {"b": ("technical", 0.95), "d": ("billing", 0.4), "e": ("account", 0.9)}
     imp = runs.start_run(db, [(None, f"{k}: text") for k in "abcde"], source="test", actor=LEAD)
+    assert imp.run_id is not None
     report = asyncio.run(pipeline.process_queue(db, make_router(t1, t2), run_id=imp.run_id, concurrency=3))
     assert report.states == {"classified": 1, "escalated": 2, "failed": 1, "needs_review": 1}
     rows = {r["id"]: r for r in runs.run_rows(db, imp.run_id, imp.ticket_ids, actor=LEAD)}
@@ -74,7 +75,7 @@ def test_rejected_key_stops_the_run_and_leaves_the_rest_pending(db):
     imp = runs.start_run(db, [(None, f"{i}: t") for i in range(20)], source="t", actor=LEAD)
     router = make_router(t1, {})
     report = asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=4))
-    assert "rejected" in report.stopped
+    assert report.stopped is not None and "rejected" in report.stopped
     assert 1 <= len(router.tier1.calls) <= 4  # no retry storm: only the requests already in flight
     assert report.states == {"pending": 20}
     with db.read() as s:
