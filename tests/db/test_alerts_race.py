@@ -58,7 +58,7 @@ def test_two_workers_racing_send_each_alert_exactly_once(any_db_url, tmp_path, m
                  for me in ("a", "b")]
         time.sleep(2)  # both have imported everything and wait at the line
         go.touch()
-        results = [(p.wait(timeout=180), p.stderr.read()) for p in procs]
+        results = [(p.wait(timeout=180), p.stderr.read() if p.stderr else "") for p in procs]
         assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
         assert sorted(hook.keys()) == sorted(f"urgent:{i}#1" for i in ids)  # each exactly once
         assert len(hook.refused) == 2

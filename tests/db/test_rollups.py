@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -131,12 +132,13 @@ def old_month_cumulative(s, today):
     return out
 
 
-def old_quality(rows: list[dict[str, Any]], bins: int = 10, maps=None) -> quality.Quality:
+def old_quality(rows: Sequence[Any], bins: int = 10, maps=None) -> quality.Quality:
     """triage.quality.measure.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
     tickets: dict[int, dict[int, dict[str, Any]]] = {}
     for r in rows:
         tickets.setdefault(r["ticket_id"], {})[r["tier"]] = r
-    per_tier, reliability = [], []
+    per_tier: list[Any] = []  # the old shapes: fewer keys than measure's typed rows have now
+    reliability: list[Any] = []
     for tier in (0, 1, 2):
         answers = [t[tier] for t in tickets.values() if tier in t and t[tier]["label"] is not None]
         if not answers:
@@ -155,7 +157,7 @@ def old_quality(rows: list[dict[str, Any]], bins: int = 10, maps=None) -> qualit
                                     "n": int(m.sum())})
     both = [t for t in tickets.values() if 1 in t and 2 in t and t[1]["label"] and t[2]["label"]]
     flipped = [t for t in both if t[1]["label"] != t[2]["label"]]
-    flips = {"escalated": len(both), "flipped": len(flipped),
+    flips: Any = {"escalated": len(both), "flipped": len(flipped),
              "sonnet_right": sum(t[2]["label"] == t[2]["truth"] for t in flipped),
              "haiku_right": sum(t[1]["label"] == t[1]["truth"] for t in flipped)}
     return quality.Quality(len(tickets), per_tier, reliability, flips, old_whatif(tickets, maps or {}))

@@ -312,7 +312,9 @@ def with_personal_values(texts: list[str], seed: int = 21,
     out = []
     for text in texts:
         kinds = shape.sample(sorted(CUSTOMER_SENTENCES), shape.randint(1, 3))
-        before, after, values = [], [], []
+        before: list[str] = []
+        after: list[str] = []
+        values: list[str] = []
         for kind in kinds:
             sentence = shape.choice(CUSTOMER_SENTENCES[kind])
             value = draw.choice(pools[kind])

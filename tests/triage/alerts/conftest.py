@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -14,10 +15,10 @@ from triage.domain import CLASSIFIED, ESCALATED
 _serial = itertools.count(1)
 
 
-def add_tickets(db, rows: list[dict]) -> list[int]:
+def add_tickets(db, rows: list[dict[str, Any]]) -> list[int]:
     """Insert decided tickets: each row's text (default a unique one), category, priority, team, escalated and
     created_at (default now)."""
-    objs = []
+    objs: list[Ticket] = []
     for row in rows:
         n = next(_serial)
         text = row.get("text", f"ticket number {n}")

@@ -25,7 +25,8 @@ def taxonomy(k: int, shared: float, rng: np.random.Generator) -> np.ndarray:
     """k unit description vectors; the larger `shared`, the more alike they are (the more crowded)."""
     common = rng.normal(size=DIM)
     D = shared * common / np.linalg.norm(common) + rng.normal(size=(k, DIM)) / math.sqrt(DIM)
-    return D / np.linalg.norm(D, axis=1, keepdims=True)
+    unit: np.ndarray = D / np.linalg.norm(D, axis=1, keepdims=True)
+    return unit
 
 
 def tickets(D: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -75,10 +76,11 @@ def test_the_fit_recovers_the_map_and_its_confidence_tracks_accuracy_at_unseen_s
 
 def _zero_shot_head(D: np.ndarray, extra: tuple[np.ndarray, list[str], list[str | None], np.ndarray] | None = None):
     classes = [f"c{i}" for i in range(len(D))]
-    X, labels, groups, human = D, list(classes), [H.DESCRIPTION] * len(D), np.zeros(len(D), bool)
+    X, labels, human = D, list(classes), np.zeros(len(D), bool)
+    groups: list[str | None] = [H.DESCRIPTION] * len(D)
     if extra is not None:
         X = np.vstack([X, extra[0]])
-        labels += extra[1]
+        labels += [str(x) for x in extra[1]]
         groups += extra[2]
         human = np.concatenate([human, extra[3]])
     return H.fit(X.astype(np.float32), labels, np.ones(len(labels), np.float32), classes, human, groups, D,

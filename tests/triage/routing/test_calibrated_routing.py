@@ -3,6 +3,7 @@ SDK), operator labels imported into the database, the map fitted and stored, the
 applying it, and every call recording which calibration it was routed with."""
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -191,8 +192,8 @@ def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db, fake, monkeyp
 
 
 def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out():
-    rows = [{"ticket_id": i, "tier": 1, "model": "haiku", "label": "billing", "truth": "billing",
-             "confidence": 0.9, "outcome": "ok"} for i in range(3)]
+    rows: list[Any] = [{"ticket_id": i, "tier": 1, "model": "haiku", "label": "billing", "truth": "billing",
+                        "confidence": 0.9, "outcome": "ok"} for i in range(3)]  # the keys calibrate.answers reads
     rows += [{"ticket_id": 9, "tier": 1, "model": "haiku", "label": "unknown", "truth": "billing",
               "confidence": 0.9, "outcome": "unknown_label"},
              {"ticket_id": 1, "tier": 0, "model": "local", "label": "billing", "truth": "billing", "confidence": 0.5,

@@ -54,8 +54,9 @@ def scripted(body):
     text = json.dumps(body["messages"])
     key = "s" if "sonnet" in body["model"] else "h"
     m = re.search(rf"\[\[{key}=(\w+)\]\]", text)
-    if m and getattr(reply, "json_body", None):
-        reply.json_body["category"] = m.group(1)
+    body_out = getattr(reply, "json_body", None)
+    if m and isinstance(body_out, dict):
+        body_out["category"] = m.group(1)
     return reply
 
 
@@ -119,6 +120,7 @@ def test_each_route_scores_its_own_recorded_answers_and_projects_the_month(env, 
         two_tier = s.scalar(select(Run.id).where(Run.purpose == PILOT, Run.threshold == 0.9))
         asked = s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.run_id == two_tier,
                                                                             ModelCall.tier == 2))
+        assert two_tier is not None
         rows = [c for c in db_pilots.calls_of_runs(s, [two_tier]) if c["tier"] == 1]
     assert len(rows) == 24 and asked == sum(should_escalate(call_of(c), 0.9) for c in rows) > 0
     assert "derived" in r["sonnet_asked_once"]
