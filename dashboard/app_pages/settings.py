@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import state
 from dashboard.sections import alerts as alert_sections
 from dashboard.sections import fewshot as fewshot_sections
+from dashboard.sections import operator_name
 from dashboard.sections import teams as team_sections
 from dashboard.ui import gate, need_operator, plain
 from triage import audit, export, privacy
@@ -27,6 +28,7 @@ db = state.database()
 settings, taxonomy = state.settings()
 
 st.title("Settings")
+operator_name.ask_first("settings changes")  # the name before the first save, not a warning after it
 
 st.subheader("Taxonomy")
 st.caption("Categories the models choose from, each with a one-line description the prompt shows them. A "

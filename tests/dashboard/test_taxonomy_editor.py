@@ -103,3 +103,11 @@ def test_an_invalid_scale_is_refused_before_saving(seeded):
     assert any("reserved" in e.value for e in at.error)
     assert at.button(key="save_taxonomy").disabled
     assert config.effective(db)[1].priority_names == ["urgent", "high", "normal", "low"]
+
+
+def test_the_name_is_asked_before_the_first_settings_change(seeded):
+    at = make_app("settings", operator=None)
+    assert not at.exception
+    assert "stamped on your settings changes" in at.text_input(key="operator_name_first").label
+    at.text_input(key="operator_name_first").set_value("lena").run()
+    assert not [t for t in at.text_input if t.key == "operator_name_first"]  # asked once
