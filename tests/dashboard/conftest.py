@@ -70,6 +70,17 @@ VISITORS: dict[str, dict[str, Any]] = {  # what st.user holds for each kind of v
 }
 
 
+def name_asked_first(page: str, doing: str) -> None:
+    """A local visitor with no name is asked for it on `page` before the first action ("stamped on your
+    `doing`"), once: typed, the field goes and the name is the session's."""
+    at = make_app(page, operator=None)
+    assert not at.exception
+    assert f"stamped on your {doing}" in at.text_input(key="operator_name_first").label
+    at.text_input(key="operator_name_first").set_value("maria").run()
+    assert not [t for t in at.text_input if t.key == "operator_name_first"]  # asked once
+    assert at.session_state["operator_name"] == "maria"
+
+
 def signed_in_app(kind: str, *, access: dict[str, list[str]] | None = None, entry: str = APP) -> AppTest:
     """The app (or one page file run on its own) with sign-in configured and this visitor; not run yet."""
     at = AppTest.from_file(entry, default_timeout=60)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from db import audit_sample
 from db.migrate import open_database
 from db.models import AuditDraw, Ticket
-from tests.dashboard.conftest import TAX, make_app, signed_in_app
+from tests.dashboard.conftest import TAX, make_app, name_asked_first, signed_in_app
 from tests.dashboard.test_access import everything_shown
 from tests.support.actors import LEAD
 from tests.support.fakes import ScriptedProvider
@@ -107,9 +107,4 @@ def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded):
 
 
 def test_the_name_is_asked_before_the_first_audit_answer(drawn):
-    at = make_app("audit", operator=None)
-    assert not at.exception
-    assert "stamped on your audit answers" in at.text_input(key="operator_name_first").label
-    at.text_input(key="operator_name_first").set_value("maria").run()
-    assert not [t for t in at.text_input if t.key == "operator_name_first"]  # asked once
-    assert at.session_state["operator_name"] == "maria"
+    name_asked_first("audit", "audit answers")

@@ -7,7 +7,7 @@ import json
 from sqlalchemy import select
 
 from db.models import AuditEvent
-from tests.dashboard.conftest import make_app
+from tests.dashboard.conftest import make_app, name_asked_first
 from tests.dashboard.test_pages import texts
 from triage import settings as config
 from triage import taxonomy
@@ -106,8 +106,4 @@ def test_an_invalid_scale_is_refused_before_saving(seeded):
 
 
 def test_the_name_is_asked_before_the_first_settings_change(seeded):
-    at = make_app("settings", operator=None)
-    assert not at.exception
-    assert "stamped on your settings changes" in at.text_input(key="operator_name_first").label
-    at.text_input(key="operator_name_first").set_value("lena").run()
-    assert not [t for t in at.text_input if t.key == "operator_name_first"]  # asked once
+    name_asked_first("settings", "settings changes")
