@@ -356,6 +356,14 @@ def tickets_by_id(s: Session, ids: Sequence[int]) -> dict[int, Ticket]:
     return out
 
 
+def pilots_among(s: Session, ticket_ids: Sequence[int]) -> set[int]:
+    """Those of these tickets that belong to a pilot (kept apart from production: never escalated by hand)."""
+    out: set[int] = set()
+    for i in range(0, len(ticket_ids), 5000):
+        out.update(s.scalars(select(Ticket.id).where(Ticket.id.in_(ticket_ids[i:i + 5000]), Ticket.purpose == PILOT)))
+    return out
+
+
 def ticket_ids_below(s: Session, confidence: float, include_unlabelled: bool = True) -> list[int]:
     cond = Ticket.confidence < confidence
     if include_unlabelled:

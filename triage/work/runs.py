@@ -89,6 +89,11 @@ def decided_by_tier2(db: Database, ticket_ids: Sequence[int]) -> set[int]:
         return calls.decided_by_tier2(s, list(ticket_ids))
 
 
+def pilots_among(db: Database, ticket_ids: Sequence[int]) -> set[int]:
+    with db.read() as s:
+        return queue.pilots_among(s, list(ticket_ids))
+
+
 def has_pending(db: Database, *, local: bool) -> bool:
     with db.read() as s:
         return queue.has_pending(s, local=local)

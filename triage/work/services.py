@@ -20,7 +20,7 @@ from db import runs as db_runs
 from db.engine import Database
 from triage.access import Action, Actor, require
 from triage.alerts import service as alerts
-from triage.errors import BudgetReached, NoApiKey
+from triage.errors import BudgetReached, InputError, NoApiKey
 from triage.providers.anthropic_provider import AnthropicProvider, Client, new_client
 from triage.quality import calibrate
 from triage.routing.router import Router
@@ -175,6 +175,11 @@ def escalate(db: Database, router: Router, ticket_ids: Sequence[int], *, actor: 
     Batch holds are always left alone (`report.held`: ticket -> the batch), never billed twice."""
     require(actor, Action.ESCALATE)
     from triage.privacy import erased_among
+
+    pilot = sorted(runs.pilots_among(db, ticket_ids))
+    if pilot:  # a pilot's tickets are measured by the pilot alone, under its own cap
+        raise InputError(f"ticket{'s' if len(pilot) > 1 else ''} {', '.join(map(str, pilot[:10]))} belong"
+                         f"{'' if len(pilot) > 1 else 's'} to a pilot (kept apart from production): not escalated")
 
     erased = erased_among(db, ticket_ids)  # their text is gone: nothing to ask tier 2 about
     ids = [i for i in dict.fromkeys(ticket_ids) if i not in erased]

@@ -192,6 +192,10 @@ def test_pilot_tickets_stay_out_of_production_figures_and_queues(env, fake, db_u
     assert main(["spend", "--json"]) == 0  # and shown apart where spend is split
     spend = json.loads(capsys.readouterr().out)
     assert Decimal(spend["pilot_usd"]) == Decimal(r["spent_usd"]) < Decimal(spend["total_usd"])
+    # nor is a pilot's ticket escalated by hand: refused by id, and nothing is asked
+    asked = len(fake.requests)
+    assert main(["escalate", "--id", str(min(own))]) == 2
+    assert "belongs to a pilot" in capsys.readouterr().err and len(fake.requests) == asked
     db.dispose()
 
 
