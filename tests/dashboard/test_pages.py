@@ -290,7 +290,8 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     assert shown["Operator labels"] == str(labelled) and labelled >= 80  # the demo's corrections and confirmations
     trained_on = int(shown["Trained on"].removesuffix(" examples"))
     with db.read() as s:
-        assert [e["event"] for e in db_audit.recent(s)][:2] == ["demo.load", "run.start"]
+        # newest first: the load, the demo's simulated blind-audit answers, the demo's run
+        assert [e["event"] for e in db_audit.recent(s)][:3] == ["demo.load", "audit.answers", "run.start"]
     settings.button(key="retrain").click().run(timeout=120)
     assert not settings.exception
     with db.read() as s:  # retrained by the lead on the demo's labels, in the audit trail
