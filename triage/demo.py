@@ -131,8 +131,9 @@ def _audit_some(db: Database, gold: dict[int, dict[str, Any]], actor: Actor, rnd
 
     with db.transaction() as s:  # those an operator reviewed meanwhile (_correct_some) are no longer unreviewed
         unreviewed_ids = [t.id for t in queue.tickets_by_id(s, list(gold)).values() if t.label_source != "operator"]
-        drawn = audit_sample.redraw(s, sorted(unreviewed_ids), AUDIT_RATE, rnd)
-    answers = [(tid, gold[tid]["label"]) for tid in drawn if rnd.random() < answer_share]
+        drawn = audit_sample.redraw(s, sorted(gold), AUDIT_RATE, rnd)  # every row at the one rate
+    mine = set(unreviewed_ids)
+    answers = [(tid, gold[tid]["label"]) for tid in drawn if tid in mine and rnd.random() < answer_share]
     done, _ = unreviewed.answer(db, answers, actor=actor, file="demo (simulated)")
     return len(done)
 
