@@ -211,6 +211,10 @@ class Change:
     def count(self) -> int:
         return len(self.added) + len(self.removed) + len(self.changed | self.renamed) + bool(self.priorities)
 
+    def priority_names(self) -> tuple[list[str], list[str]]:
+        """The scale's level names before and after (both empty when the scale did not change)."""
+        return (_level_names(self.priorities[0]), _level_names(self.priorities[1])) if self.priorities else ([], [])
+
     def lines(self) -> list[str]:
         """The change in words, one line a category, for a diff shown before saving."""
         out = [f"+ {k}: {d}" for k, d in self.added.items()]
@@ -219,8 +223,8 @@ class Change:
                 for k, (old, new) in self.renamed.items()]
         out += [f"~ {k}: {old!r} -> {new!r}" for k, (old, new) in self.changed.items()]
         if self.priorities:
-            out.append(f"~ priority scale: {', '.join(_level_names(self.priorities[0]))} -> "
-                       f"{', '.join(_level_names(self.priorities[1]))}")
+            before, after = self.priority_names()
+            out.append(f"~ priority scale: {', '.join(before)} -> {', '.join(after)}")
         return out
 
     def audit(self) -> dict[str, list[str | None]]:

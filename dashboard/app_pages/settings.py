@@ -91,11 +91,11 @@ elif change:
          for n, (old, new) in change.renamed.items()] +
         [f"- :orange[changed] **{plain(n)}**: ~~{plain(old)}~~ → {plain(new)}" for n, (old, new) in
          change.changed.items()] +
-        ([f"- :orange[priority scale] ~~{plain(', '.join(p.split(':', 1)[0] for p in change.priorities[0]))}~~ → "
-          f"{plain(', '.join(p.split(':', 1)[0] for p in change.priorities[1]))}" + (
+        ([f"- :orange[priority scale] ~~{plain(', '.join(change.priority_names()[0]))}~~ → "
+          f"{plain(', '.join(change.priority_names()[1]))}" + (
               " (levels renamed or removed: tickets keep the priority they were given)"
-              if not set(q.split(':', 1)[0] for q in change.priorities[0]) <= set(
-                  q.split(':', 1)[0] for q in change.priorities[1]) else "")] if change.priorities else [])))
+              if not set(change.priority_names()[0]) <= set(change.priority_names()[1]) else "")]
+         if change.priorities else [])))
 if st.button(f"Save {change.count} taxonomy change{'s' if change.count != 1 else ''}" if change else
              "Save taxonomy", key="save_taxonomy", disabled=not change, type="primary" if change else "secondary") \
         and proposed is not None and change and need_operator():
