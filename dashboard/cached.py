@@ -15,6 +15,7 @@ from triage.access import Actor
 from triage.quality import groups as quality_groups
 from triage.quality import measure as quality
 from triage.quality import priority as priority_quality
+from triage.quality import unreviewed as unreviewed_quality
 from triage.spend import reports as reporting
 from triage.spend.pricing import PriceTable
 
@@ -56,6 +57,17 @@ def _priority(_db: Database, url: str, version: tuple[int, int], actor: Actor) -
 def priority(db: Database, *, actor: Actor) -> priority_quality.PriorityQuality:
     """The Quality page's priority figures, measured again only when labels or operator priorities change."""
     return _priority(db, db.url, priority_quality.data_version(db), actor)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _unreviewed(_db: Database, url: str, version: tuple[int, int, float]) -> unreviewed_quality.Unreviewed:
+    return unreviewed_quality.figures(_db)
+
+
+def unreviewed(db: Database) -> unreviewed_quality.Unreviewed:
+    """The blind audit's figures (Quality and Audit pages), read again only when an answer, a settled ticket, a
+    redraw or the audit rate changes them (`unreviewed.data_version`)."""
+    return _unreviewed(db, db.url, unreviewed_quality.data_version(db))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from db import paths, rollups
 from db import settings as db_settings
 from db.models import AuditDraw, Ticket
 from triage.domain import CLASSIFIED, ESCALATED, PRODUCTION, Outcome
@@ -22,6 +23,7 @@ from triage.domain import CLASSIFIED, ESCALATED, PRODUCTION, Outcome
 DEFAULT_RATE = 0.03  # 3% of the tickets settled without review
 ENV = "TRIAGE_AUDIT_RATE"
 APART = ("eval:", "pilot:")  # sources of tickets kept apart from production figures
+VERSION = "audit"  # data version bumped by every answer and redraw (the settled counts move with PATHS)
 _rng = random.Random()  # noqa: S311 - a sample, not a secret; `seed` makes tests repeatable
 
 
@@ -71,6 +73,7 @@ def redraw(s: Session, ticket_ids: Sequence[int], probability: float, rng: rando
             row.probability, row.drawn = probability, rng.random() < probability
             if row.drawn:
                 drawn.append(row.ticket_id)
+    rollups.bump_version(s, VERSION)
     return drawn
 
 
@@ -97,8 +100,17 @@ def drawn_rows(s: Session, ticket_ids: Sequence[int]) -> dict[int, AuditDraw]:
     return out
 
 
-def record_answer(row: AuditDraw, answer: str, operator: str) -> None:
+def record_answer(s: Session, row: AuditDraw, answer: str, operator: str) -> None:
     row.answer, row.answered_by, row.answered_at = answer, operator, datetime.now(UTC)
+    rollups.bump_version(s, VERSION)
+
+
+def version(s: Session) -> tuple[int, int, float]:
+    """Changes whenever the blind audit's figures can (what a cached page is keyed on), from a few rows: an
+    answer or a redraw (VERSION); a ticket settling without review, which gets its row in the transaction that
+    moves its path (`paths.PATHS`, bumped at that commit); and the rate in force (a
+    lead who changes it sees the figures read again)."""
+    return rollups.version(s, VERSION), rollups.version(s, paths.PATHS), rate_in_force(s)
 
 
 def answered(s: Session) -> list[dict[str, Any]]:

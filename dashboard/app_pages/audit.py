@@ -4,7 +4,7 @@ traffic nobody reviewed (Quality page)."""
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import cached, state
 from dashboard.sections import operator_name
 from dashboard.ui import gate, need_operator, sentence
 from triage.access import Action
@@ -52,7 +52,7 @@ else:
                         st.session_state["audit_saved"] = f"Saved: ticket {ticket['id']} is {label}."
                         st.rerun()
 
-blind = unreviewed.figures(db)
+blind = cached.unreviewed(db)
 st.divider()
 st.caption(blind.measured_on())
 o = blind.overall

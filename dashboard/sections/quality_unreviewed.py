@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import cached
 from db.engine import Database
-from triage.quality import unreviewed
 
 
 def draw(db: Database) -> None:
-    blind = unreviewed.figures(db)
+    blind = cached.unreviewed(db)
     st.subheader("Traffic nobody reviewed (blind audit)")
     st.caption(blind.measured_on() + " Unlike the review labels below, these tickets were chosen at random, so "
                "they do not lean toward the hard ones.")

@@ -110,6 +110,13 @@ def _right(row: dict[str, Any]) -> bool:
     return row["label"] is not None and row["label"] == row["answer"]
 
 
+def data_version(db: Database) -> tuple[int, int, float]:
+    """Changes whenever `figures` could give another answer: an answer, a ticket settling without review, a
+    redraw, the rate in force (`db.audit_sample.version`); what the dashboard caches the figures on."""
+    with db.read() as s:
+        return audit_sample.version(s)
+
+
 def figures(db: Database) -> Unreviewed:
     """The accuracy of what settled without review, per model and tier and overall (no ticket text: viewers may
     see it)."""
@@ -162,7 +169,7 @@ def answer(db: Database, answers: Sequence[tuple[int, str]], *, actor: Actor,
             elif tid not in versions:
                 refused.append(f"ticket {tid} does not exist any more")
             else:
-                audit_sample.record_answer(row, label, actor.identity)
+                audit_sample.record_answer(s, row, label, actor.identity)
                 changes.append((tid, versions[tid], label))
         if changes:
             done, why = labels.set_operator_labels(s, changes, operator=actor.identity, file=file,
