@@ -120,6 +120,14 @@ def answered(s: Session) -> list[dict[str, Any]]:
     return [{"tier": r[0], "model": r[1], "label": r[2], "answer": r[3], "probability": r[4]} for r in s.execute(q)]
 
 
+def weights(s: Session) -> dict[int, float]:
+    """Per ticket with a blind answer: 1/the chance it had of being drawn, the weight its label carries when
+    calibration and the threshold recommendation stand labels for the traffic (triage/quality/calibrate.py)."""
+    q = select(AuditDraw.ticket_id, AuditDraw.probability).where(
+        AuditDraw.drawn.is_(True), AuditDraw.answered_at.is_not(None), AuditDraw.probability > 0)
+    return {int(t): 1.0 / float(p) for t, p in s.execute(q)}
+
+
 def settled(s: Session) -> dict[tuple[int, str], int]:
     """Tickets settled without review since the audit began, per (tier, model)."""
     rows = s.execute(select(AuditDraw.tier, AuditDraw.model, func.count()).group_by(AuditDraw.tier, AuditDraw.model))

@@ -90,7 +90,7 @@ if result.whatif:
             "accuracy": st.column_config.NumberColumn(format="percent"),
             "cost_per_ticket": st.column_config.NumberColumn("cost per ticket", format="$%.6f")})
         st.caption("Replayed on stored answers: tickets whose Sonnet answer was never asked for count only where "
-                   "Haiku alone decides.")
+                   f"Haiku alone decides. {result.whatif_weighting()}")
 
 quality_calibration.show(db, result, settings)
 fewshot_sections.quality_section(result.fewshot)

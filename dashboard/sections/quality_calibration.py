@@ -36,7 +36,10 @@ def calibration_section(db: Database, result: Quality) -> None:
     st.subheader("What the confidence means")
     st.caption(f"{calibrate.WHY_MIN} Where a model has a map, routing escalates on its calibrated confidence (the "
                "chance of being right that its stated confidence has had), and the what-if replays the same; each "
-               "call records the map it was routed with. The Review and Classify pages show what the model said.")
+               "call records the map it was routed with. The Review and Classify pages show what the model said."
+               + (f" The maps are fitted with the {result.audit_weighted} blind-audit answers weighted 1/(their chance "
+                  "of being drawn), review labels once each, so that they fit the traffic and not only the hard "
+                  "tickets." if result.audit_weighted else ""))
     for c in result.calibrations:
         with st.container(border=True):
             _model(c)
@@ -112,7 +115,7 @@ def threshold_section(db: Database, result: Quality, settings: Settings) -> None
                "interval, so that a lucky sample does not pass. The thresholds are tested highest first and the "
                "testing stops at the first that fails, so trying many of them does not weaken the 90%. Now in "
                f"force: {settings.threshold:.2f}.")
-    tradeoff_section(db, rec, settings)
+    tradeoff_section(db, rec, settings, result.whatif_weighting())
     if rec.threshold is None:
         st.warning(sentence(rec.message), icon=":material/trending_down:")
         return
@@ -147,7 +150,7 @@ def threshold_section(db: Database, result: Quality, settings: Settings) -> None
         st.caption("Applying a threshold is a lead's action.")
 
 
-def tradeoff_section(db: Database, rec: threshold.Recommendation, settings: Settings) -> None:
+def tradeoff_section(db: Database, rec: threshold.Recommendation, settings: Settings, weighting: str) -> None:
     """Every threshold's trade-off (accuracy of what is settled, reviews a day, API cost per 1,000), and a lead's
     pick applied in one click (audited)."""
     rows = [r for r in rec.tradeoff if r["settled"]]
@@ -166,9 +169,8 @@ def tradeoff_section(db: Database, rec: threshold.Recommendation, settings: Sett
             "to review": st.column_config.NumberColumn(format="percent"),
             "reviews a day": st.column_config.NumberColumn(format="%.0f"),
             "$ per 1,000": st.column_config.NumberColumn(format="$%.4f")}, key="tradeoff_table")
-        st.caption("Replayed on stored answers to operator-labelled tickets (review labels lean toward hard "
-                   "tickets; imported and blind-audit labels do not). Reviews a day: the share sent to review times "
-                   "the tickets a day of the last 28 days.")
+        st.caption(f"Replayed on stored answers to operator-labelled tickets. {weighting} Reviews a day: the share "
+                   "sent to review times the production tickets a day of the last 28 days.")
         actor = state.actor()
         if actor is None or not actor.may(Action.CONFIGURE):
             st.caption("Applying a threshold is a lead's action.")

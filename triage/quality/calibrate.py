@@ -12,6 +12,18 @@ MIN_LABELS, is said there). Here:
   ticket's latest answer per tier: cheap), so the map follows the labels without refitting on each click; a 20%
   larger sample shrinks the parameters' standard error by under 10%, less than a refit would move them by
   chance. A lead can refit at any time (Quality page, `triage calibrate`).
+- Weights: the labels are of two kinds. Review-queue labels (and imported ones) are on the tickets the queue
+  showed: the unsure ones, so on their own they over-represent hard tickets and a map fitted on them says a
+  confident answer is right less often than it is on the traffic. Blind-audit answers are on tickets drawn at
+  random, with a stored chance p, from those settled without review (triage/quality/unreviewed.py). So each
+  audit answer counts 1/p (it stands for the 1/p settled tickets it was drawn from) and every other label counts
+  once (a ticket sent to review stands for itself). Together they stand for the traffic: the settled stratum
+  through its random sample, the review stratum through its tickets, which is the whole stratum when the review
+  queue is worked through; tickets sent to review and never labelled are missing, so with a review backlog the
+  hard tickets count for less than their share (the Quality page and `triage quality` say how many wait). The
+  fit is weighted Platt scaling (`calibration.fit(weights=)`: the weighted log-loss, weights rescaled to average
+  1 so the prior keeps its strength), and its error is weighted alike. With no audit answers every weight is 1
+  and the fit is exactly the unweighted one. `n` is still the number of labelled answers.
 - Fits are rows that never change; the latest per model is in force. Every call records the id of the map it
   was routed with and its calibrated confidence (model_calls.calibration_id / calibrated_confidence).
 """
@@ -20,13 +32,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from db import calibrations, quality
+from db import audit_sample, calibrations, quality
 from db.engine import Database
 from db.quality import Answer
 from triage.access import Action, Actor, require
@@ -59,15 +71,29 @@ def in_force(db: Database) -> dict[str, Calibration]:
 
 def answers(rows: Sequence[Answer]) -> dict[str, tuple[list[float], list[bool]]]:
     """Per model: (stated confidence, right) of each labelled ticket's latest usable answer of each tier."""
+    return {model: (conf, right) for model, (conf, right, _) in weighted_answers(rows, {}).items()}
+
+
+def weighted_answers(rows: Sequence[Answer],
+                     weights: Mapping[int, float]) -> dict[str, tuple[list[float], list[bool], list[float]]]:
+    """`answers` with each one's weight: `weights[ticket id]` for a blind-audit answer (1/its chance of being
+    drawn, `audit_weights`), 1 for every other label (see the module's docstring)."""
     latest = metrics.latest_labelled(rows, lambda r: (int(r["tier"]), str(r["model"])) if r["tier"] in TIERS else None)
-    out: dict[str, tuple[list[float], list[bool]]] = {}
+    out: dict[str, tuple[list[float], list[bool], list[float]]] = {}
     for (_, model), by_ticket in sorted(latest.items()):
-        for a in by_ticket.values():
+        for tid, a in by_ticket.items():
             if a.get("outcome", OK) == OK and a["confidence"] is not None:
-                conf, right = out.setdefault(model, ([], []))
+                conf, right, w = out.setdefault(model, ([], [], []))
                 conf.append(float(a["confidence"]))
                 right.append(a["label"] == a["truth"])
+                w.append(weights.get(tid, 1.0))
     return out
+
+
+def unit(weights: Sequence[float]) -> list[float] | None:
+    """None when every weight is 1 (no audit answer among them): the fit and its error are then exactly the
+    unweighted ones."""
+    return None if all(w == 1.0 for w in weights) else list(weights)
 
 
 def refit_at(n_fitted: int) -> int:
@@ -88,14 +114,15 @@ def fit_models(db: Database, *, trigger: str, by: str, force: bool = False) -> l
     with db.read() as s:
         rows = quality.labelled_calls(s)
         before = calibrations.in_force(s)
+        weights = audit_sample.weights(s)
     fits: list[tuple[Calibration, float | None, int]] = []
-    for model, (conf, right) in answers(rows).items():
+    for model, (conf, right, w) in weighted_answers(rows, weights).items():
         last = before.get(model)
         if not force and not _due(len(right), sum(right), last):
             continue
-        cal = calibration.fit(model, conf, right)
+        cal = calibration.fit(model, conf, right, weights=unit(w))
         if cal is not None:
-            fits.append((cal, calibration.cross_validated_ece(conf, right), sum(right)))
+            fits.append((cal, calibration.cross_validated_ece(conf, right, weights=unit(w)), sum(right)))
     if not fits:
         return []
     stored: list[Calibration] = []
@@ -153,23 +180,28 @@ class Level:
 
 
 def summary(rows: Sequence[Answer], maps: dict[str, dict[str, Any]],
-            names: dict[str, str] | None = None, bins: int = 10) -> list[dict[str, Any]]:
+            names: dict[str, str] | None = None, bins: int = 10,
+            weights: Mapping[int, float] | None = None) -> list[dict[str, Any]]:
     """Per model with labelled answers or a map: how many usable labelled answers it has, the map in force (with
     who and what fitted it, and when the next automatic refit happens) or why there is none yet, and its
-    reliability levels next to the map ("says 90%, right about 72% at that level")."""
-    data = answers(rows)
+    reliability levels next to the map ("says 90%, right about 72% at that level"), weighted as the map is fitted
+    (`weights`: blind-audit answers 1/p; the levels' n still counts answers)."""
+    data = weighted_answers(rows, weights or {})
     out = []
     for model in sorted(set(data) | set(maps)):
-        conf, right = data.get(model, ([], []))
+        conf, right, w = data.get(model, ([], [], []))
         row = maps.get(model)
         cal = from_row(row) if row else None
         levels = []
-        c, ok = np.asarray(conf, dtype=float), np.asarray(right, dtype=float)
+        c, ok, wt = np.asarray(conf, dtype=float), np.asarray(right, dtype=float), np.asarray(w, dtype=float)
         which = calibration.bin_of(c, bins)  # the bins of the Quality page's reliability chart
         for b in sorted(set(which.tolist())):
             m = which == b
-            says = float(c[m].mean())
-            levels.append(Level(says, float(ok[m].mean()), int(m.sum()), cal.apply(says) if cal else None))
+            if unit(w) is None:
+                says, share = float(c[m].mean()), float(ok[m].mean())
+            else:
+                says, share = float(wt[m] @ c[m]) / float(wt[m].sum()), float(wt[m] @ ok[m]) / float(wt[m].sum())
+            levels.append(Level(says, share, int(m.sum()), cal.apply(says) if cal else None))
         out.append({
             "model": model, "name": (names or {}).get(model, model), "n": len(right), "right": int(sum(right)),
             "in_force": None if row is None else {**row, "fitted_at": row["fitted_at"].isoformat()},

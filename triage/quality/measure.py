@@ -5,7 +5,7 @@ agreement, and what another escalation threshold would have done (replayed on st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -13,6 +13,7 @@ from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
+from db import audit_sample
 from db import calibrations as db_calibrations
 from db import quality as db_quality
 from db.engine import Database
@@ -70,8 +71,13 @@ class WhatIf(TypedDict):
     cost_per_ticket: Decimal | None
     review_rate: float | None
     settled_accuracy: float | None  # of the tickets settled without review
-    settled: int
+    settled: int  # labelled tickets settled without review at this threshold (counted once each)
     settled_right: int
+    # blind-audit answers among the answers: every rate, share and cost above is weighted (an audit answer counts
+    # 1/its chance of being drawn, every other label once: triage/quality/calibrate.py) and the settled accuracy's
+    # interval is taken on `settled_effective`, its effective number of answers (= settled when not weighted)
+    weighted: NotRequired[bool]
+    settled_effective: NotRequired[float]
 
 
 @dataclass
@@ -88,17 +94,21 @@ class Quality:
     whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
     fewshot: list[dict[str, Any]] = field(default_factory=list)  # tier 1 with and without examples (quality_fewshot)
     newest_only: int | None = None  # set when only the newest this many labelled tickets were read
+    audit_weighted: int = 0  # labelled tickets that are blind-audit answers, weighted 1/p in the what-if and the maps
 
     def measured_on(self) -> str:
         """Which data these numbers come from, in words (the page and the CLI print this)."""
         if not self.n_tickets:
             return "No operator-labelled tickets with model answers" + (f" since {self.since}" if self.since else "")
         review, imported = self.sources.get("review", 0), self.sources.get("import", 0)
+        audited = self.sources.get("audit", 0)
         origin = []
         if review:
             origin.append(f"{review} corrected or confirmed in the review queue")
         if imported:
             origin.append(f"{imported} imported from labelled files")
+        if audited:
+            origin.append(f"{audited} answered blind in the audit")
         text = f"Measured on {self.n_tickets} tickets an operator labelled ({', '.join(origin) or 'by hand'})"
         if self.newest_only:
             text += f", the newest {self.newest_only:,} (at most that many are read)"
@@ -110,6 +120,16 @@ class Quality:
                      "lean pessimistic.")
         return text
 
+    def whatif_weighting(self) -> str:
+        """How the what-if (and so the threshold recommendation) counts its labels, in words."""
+        if not self.audit_weighted:
+            return ("Every labelled ticket counts once: no blind-audit answers yet, so the replay leans toward the "
+                    "hard tickets the review queue shows.")
+        return (f"Weighted to the traffic: the {self.audit_weighted} blind-audit answers count 1/(their chance of "
+                "being drawn) each, for the settled tickets they were drawn from; every other label once, for itself. "
+                "That stands for the traffic when every ticket sent to review gets labelled: tickets waiting in the "
+                "review queue are missing, so a backlog makes the hard tickets count for less than their share.")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values; money as exact decimal strings."""
         whatif = [{**w, "cost_per_ticket": None if w["cost_per_ticket"] is None else money_text(w["cost_per_ticket"])}
@@ -117,7 +137,8 @@ class Quality:
         return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
                 "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
                 "flips": self.flips, "whatif": whatif, "whatif_on": self.whatif_on, "reliability": self.reliability,
-                "calibrations": self.calibrations, "fewshot": self.fewshot}
+                "calibrations": self.calibrations, "fewshot": self.fewshot, "audit_weighted": self.audit_weighted,
+                "whatif_weighting": self.whatif_weighting()}
 
 
 def _latest_per_tier(rows: list[Answer]) -> dict[int, dict[int, Answer]]:
@@ -155,6 +176,7 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
         tickets = _latest_per_tier(rows)
         sources = db_quality.label_sources(s, list(tickets))
         maps = db_calibrations.in_force(s)
+        weights = {t: w for t, w in audit_sample.weights(s).items() if t in tickets}
     groups = _per_model(rows)
     in_force = {model: calibrate.from_row(r) for model, r in maps.items()}
     models_in_tier: dict[int, int] = {}
@@ -196,9 +218,9 @@ def measure(db: Database, bins: int = 10, *, since: date | None = None,
     tier1_models = {model for tier, model in groups if tier == 1}
     used = sorted(f"#{in_force[m].id} for {m}" for m in tier1_models if m in in_force)
     whatif_on = f"calibrated confidence (calibration {', '.join(used)})" if used else "stated confidence"
-    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force), sources, since,
-                   calibrate.summary(rows, maps, names, bins), whatif_on, quality_fewshot.compare(rows),
-                   db_quality.TICKETS if len(tickets) >= db_quality.TICKETS else None)
+    return Quality(len(tickets), per_tier, reliability, flips, _whatif(tickets, in_force, weights), sources, since,
+                   calibrate.summary(rows, maps, names, bins, weights), whatif_on, quality_fewshot.compare(rows),
+                   db_quality.TICKETS if len(tickets) >= db_quality.TICKETS else None, len(weights))
 
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(20)]  # 0.00 (never escalate) to 0.95
@@ -215,13 +237,17 @@ def routing_value(answer: Answer, maps: dict[str, Calibration]) -> float:
     return (cal.apply(conf) if cal is not None and conf is not None else conf) or 0.0
 
 
-def _whatif(tickets: dict[int, dict[int, Answer]],
-            maps: dict[str, Calibration] | None = None) -> list[WhatIf]:
+def _whatif(tickets: dict[int, dict[int, Answer]], maps: dict[str, Calibration] | None = None,
+            weights: Mapping[int, float] | None = None) -> list[WhatIf]:
     """Replay: escalate when Haiku's routing confidence (calibrated when a map is in force) is under t, or its
-    answer was unusable; use Sonnet's stored answer where there is one."""
+    answer was unusable; use Sonnet's stored answer where there is one. `weights`: per ticket, what its label
+    counts for (blind-audit answers 1/p; absent: 1): with any, every figure is weighted (`_weighted_whatif`)."""
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
+    if weights and any(weights.get(tid, 1.0) != 1.0 for tid in tickets):
+        ids = [tid for tid, t in tickets.items() if 1 in t and t[1]["label"] is not None]
+        return _weighted_whatif(tickets, ids, maps or {}, weights)
     value = np.array([routing_value(x[1], maps or {}) for x in haiku])
     right1 = np.array([x[1]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
     asked = np.array([2 in x for x in haiku], dtype=bool)  # False: Sonnet never asked
@@ -248,4 +274,50 @@ def _whatif(tickets: dict[int, dict[int, Answer]],
                           review_rate=(answered - settled) / answered if answered else None,
                           settled_accuracy=settled_right / settled if settled else None, settled=settled,
                           settled_right=settled_right))
+    return out
+
+
+def _weighted_whatif(tickets: dict[int, dict[int, Answer]], ids: list[int], maps: dict[str, Calibration],
+                     weights: Mapping[int, float]) -> list[WhatIf]:
+    """`_whatif` with each ticket counting its weight: escalation, review share, accuracy and cost are weighted
+    shares and means (an estimate for the traffic, so the cost is a weighted mean, not an exact sum); `settled`
+    and `settled_right` still count tickets, and `settled_effective` is the settled accuracy's effective number
+    of answers (`metrics.weighted_share`), what its interval is taken on."""
+    haiku = [tickets[t] for t in ids]
+    w = np.array([float(weights.get(t, 1.0)) for t in ids])
+    dec = [Decimal(x) for x in w.tolist()]  # the float weight exactly: money stays Decimal
+    total, total_dec = float(w.sum()), sum(dec, Decimal(0))
+    value = np.array([routing_value(x[1], maps) for x in haiku])
+    right1 = np.array([x[1]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
+    asked = np.array([2 in x for x in haiku], dtype=bool)
+    right2 = np.array([2 in x and x[2]["label"] == x[1]["truth"] for x in haiku], dtype=bool)
+    value2 = np.array([routing_value(x[2], maps) if 2 in x else -1.0 for x in haiku])
+    sonnet = [(Decimal(float(weights.get(tid, 1.0))), from_pico(x[2]["cost_pico"])) for tid, x in tickets.items()
+              if 2 in x]  # every Sonnet answer, as `_whatif` averages them
+    sonnet_w = sum((d for d, _ in sonnet), Decimal(0))
+    avg_sonnet: Decimal | None = sum((d * c for d, c in sonnet), Decimal(0)) / sonnet_w if sonnet else None
+    haiku_cost = sum((d * from_pico(x[1]["cost_pico"]) for d, x in zip(dec, haiku, strict=True)),
+                     Decimal(0)) / total_dec
+    out = []
+    for t in THRESHOLDS:
+        kept = value >= t
+        replaced = ~kept & asked
+        escalated = float(w[~kept].sum())
+        answered = float(w[kept].sum() + w[replaced].sum())
+        right = float(w[right1 & kept].sum() + w[right2 & replaced].sum())
+        escalated_dec = sum((d for d, k in zip(dec, kept.tolist(), strict=True) if not k), Decimal(0))
+        cost = haiku_cost + (avg_sonnet or Decimal(0)) * escalated_dec / total_dec
+        by_sonnet = replaced & (value2 >= t)
+        settled_mask = kept | by_sonnet
+        settled_right_mask = (right1 & kept) | (right2 & by_sonnet)
+        share, effective = metrics.weighted_share(settled_right_mask[settled_mask].tolist(),
+                                                  w[settled_mask].tolist())
+        settled_w = float(w[settled_mask].sum())
+        out.append(WhatIf(threshold=t, escalation_rate=escalated / total,
+                          accuracy=right / answered if answered else None, replayed=int(kept.sum() + replaced.sum()),
+                          cost_per_ticket=cost if avg_sonnet is not None or not escalated else None,
+                          review_rate=(answered - settled_w) / answered if answered else None,
+                          settled_accuracy=share if settled_mask.any() else None, settled=int(settled_mask.sum()),
+                          settled_right=int(settled_right_mask.sum()), weighted=True,
+                          settled_effective=effective))
     return out

@@ -3,6 +3,7 @@ labels): per-category precision, recall and F1, macro-F1, and the confusion matr
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
@@ -23,6 +24,21 @@ def latest_labelled(rows: Sequence[Answer], key: Callable[[Answer], K | None]) -
             latest.setdefault(k, {})[r["ticket_id"]] = r
     kept = {k: {t: a for t, a in by_ticket.items() if a["label"] is not None} for k, by_ticket in latest.items()}
     return {k: answers for k, answers in kept.items() if answers}
+
+
+def weighted_share(right: Sequence[bool], weights: Sequence[float]) -> tuple[float, float]:
+    """The weighted share right (the Hajek ratio: weight of the right ones over all the weight) and its effective
+    number of answers, for a Wilson interval: the ratio's linearised variance, sum w_i^2 (y_i - p)^2 / (sum w)^2,
+    is p(1-p)/n_eff; with no spread (all right or all wrong) Kish's (sum w)^2 / sum w^2. Equal weights give the
+    plain share and n. Empty: (nan, 0)."""
+    w = [float(x) for x in weights]
+    total = sum(w)
+    if not w or total <= 0:
+        return math.nan, 0.0
+    acc = sum(wi for wi, y in zip(w, right, strict=True) if y) / total
+    var = sum(wi * wi * ((1.0 if y else 0.0) - acc) ** 2 for wi, y in zip(w, right, strict=True)) / total ** 2
+    n_eff = acc * (1 - acc) / var if var > 0 and 0 < acc < 1 else total ** 2 / sum(wi * wi for wi in w)
+    return acc, n_eff
 
 
 def per_category(truth: Sequence[str], predicted: Sequence[str | None],

@@ -58,7 +58,8 @@ class QualityReport:
             lines.append(confused_text(t["confusion"], f"{t['name']} ({t['model']})"))
         lines += ["", calibrations_text(result.calibrations)]
         if result.whatif:
-            lines += ["", f"what-if (Haiku's threshold on its {result.whatif_on}, replayed on stored answers):",
+            lines += ["", f"what-if (Haiku's threshold on its {result.whatif_on}, replayed on stored answers; "
+                      f"{'weighted to the traffic by the blind audit' if result.audit_weighted else 'unweighted'}):",
                       f"{'threshold':>9} {'escalated':>10} {'accuracy':>9} {'replayed':>9} {'cost/ticket':>14}"]
             for w in result.whatif:
                 acc = "—" if w["accuracy"] is None else f"{w['accuracy']:.3f}"
@@ -82,7 +83,7 @@ class QualityReport:
         rec = self.recommendation
         if rec is None or self.target is None:
             return []
-        lines = ["", tradeoff_text(rec), "",
+        lines = ["", tradeoff_text(rec), self.result.whatif_weighting(), "",
                  f"target accuracy {threshold.percent(self.target)} (threshold on the {rec.on}): {rec.message}"]
         if self.applied and rec.threshold is not None and self.threshold_before is not None:
             lines.append(f"applied: the threshold is now {rec.threshold:.2f} (was {self.threshold_before:.2f}), "

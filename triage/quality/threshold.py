@@ -5,6 +5,13 @@ The recommendation uses the lower end of a Wilson interval (90% by default), not
 labels a measured 92% is compatible with 82%, and a lead asking for 90% should not get a threshold that only
 looks good by luck. When no threshold meets the target that way, the answer says so and names the best one.
 
+Which labels, counted how: every labelled ticket's stored answers, review-queue and imported labels once each,
+blind-audit answers 1/(their chance of being drawn) each, so that the replay stands for the traffic rather than for
+the hard tickets the review queue shows (triage/quality/calibrate.py says why, and what a review backlog does to
+it). With audit answers the accuracy, review share and cost are weighted, and the interval is the Wilson interval
+on the effective number of answers (`metrics.weighted_share`, as the blind audit's own figure); `n` still counts
+tickets. With none, every figure is exactly the unweighted one.
+
 The accuracy judged is that of what is settled without review (Haiku sure enough, or Sonnet sure enough after
 an escalation); the tickets sent to review are the review budget's. With a budget ("at most N reviews a day":
 the max_reviews_per_day setting or `triage quality --max-reviews-per-day N`) the thresholds that would send more
@@ -37,6 +44,7 @@ from triage.access import Action, Actor, require
 from triage.domain import money_text
 from triage.errors import InputError
 from triage.quality import measure as quality
+from triage.quality import unreviewed
 
 Z = {0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
 
@@ -95,16 +103,30 @@ def tradeoff(whatif: Sequence[Mapping[str, Any]], tickets_per_day: float | None,
             n = int(r.get("replayed") or 0)
             right = round(float(r["accuracy"]) * n) if r.get("accuracy") is not None else 0
         lo, hi = wilson(right, n, level) if n else (None, None)
+        share, effective = (right / n if n else None), float(n)
+        if r.get("weighted") and n and r.get("settled_accuracy") is not None:
+            # blind-audit answers weigh 1/p: the weighted share, its interval on the effective number of answers
+            share, effective = float(r["settled_accuracy"]), float(r.get("settled_effective") or n)
+            lo, hi = unreviewed.wilson(share, effective, Z[level])
         review = r.get("review_rate", 0.0 if "settled" not in r else None)
         per_day = None if review is None or tickets_per_day is None else review * tickets_per_day
         cost = r.get("cost_per_ticket")
-        out.append({"threshold": float(r["threshold"]), "settled_accuracy": right / n if n else None, "low": lo,
-                    "high": hi, "settled": n, "review_rate": review, "reviews_per_day": per_day,
+        out.append({"threshold": float(r["threshold"]), "settled_accuracy": share, "low": lo, "high": hi,
+                    "settled": n, "effective": effective, "weighted": bool(r.get("weighted")), "review_rate": review,
+                    "reviews_per_day": per_day,
                     "escalation_rate": r.get("escalation_rate"),
                     "cost_per_1000_usd": None if cost is None else Decimal(str(cost)) * 1000,
                     # no traffic in the last 28 days: reviews a day unknown, so the budget cannot rule a threshold out
                     "within_budget": not max_reviews_per_day or per_day is None or per_day <= max_reviews_per_day})
     return out
+
+
+def weighted(row: Mapping[str, Any]) -> str:
+    """What a trade-off row's figures are weighted by, in words ("" when every label counted once)."""
+    if not row.get("weighted"):
+        return ""
+    return (f" (blind-audit answers weighted by 1/their chance of being drawn: worth {row['effective']:.0f} "
+            "unweighted answers)")
 
 
 def recommend(whatif: Sequence[Mapping[str, Any]], target: float, level: float = 0.9, *,
@@ -143,7 +165,7 @@ def recommend(whatif: Sequence[Mapping[str, Any]], target: float, level: float =
         reviews = "" if r["reviews_per_day"] is None else f", about {r['reviews_per_day']:.0f} reviews a day"
         return build(r, r["threshold"], f"escalate under {r['threshold']:.2f}: accuracy {r['settled_accuracy']:.0%} "
                      f"({r['low']:.0%}-{r['high']:.0%} at {level:.0%} confidence) on {r['settled']} labelled "
-                     f"tickets settled without review, {r['escalation_rate']:.0%} escalated, "
+                     f"tickets settled without review{weighted(r)}, {r['escalation_rate']:.0%} escalated, "
                      f"{r['review_rate']:.0%} to review{reviews}")
     pool = [r for r in (candidates or rows) if r["settled"]]
     r = max(pool, key=lambda x: x["low"])
@@ -151,7 +173,8 @@ def recommend(whatif: Sequence[Mapping[str, Any]], target: float, level: float =
     why = (f"no threshold{spell} reaches {percent(target)} with {level:.0%} confidence on these {labelled} labels"
            if candidates else f"every threshold sends more than {budget:,} tickets a day to review")
     return build(r, None, f"{why}; the best is {r['threshold']:.2f} at {r['settled_accuracy']:.0%} "
-                 f"({r['low']:.0%}-{r['high']:.0%}) on {r['settled']} labels. Label more tickets, lower the target"
+                 f"({r['low']:.0%}-{r['high']:.0%}) on {r['settled']} labels{weighted(r)}. Label more tickets, lower "
+                 "the target"
                  + (" or raise the review budget." if budget else "."))
 
 

@@ -18,7 +18,9 @@ among them (variance 0) n_eff falls back to Kish's (sum w)^2 / sum w^2. `tests/t
 checks the coverage by simulation.
 
 Audit answers are stored as operator labels too (corrections with source `audit`), so calibration and the
-threshold recommendation use them, and say how many of their labels are these unbiased ones.
+threshold recommendation use them, each weighing 1/its chance of being drawn beside review labels that count once
+(triage/quality/calibrate.py says why and when that stands for the traffic), and say how many of their labels are
+these unbiased ones.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from db.engine import Database
 from triage import audit
 from triage import settings as config
 from triage.access import Action, Actor, require
-from triage.quality import calibrate
+from triage.quality import calibrate, metrics
 from triage.quality.measure import TIER_NAME
 
 Z90 = 1.6449
@@ -73,11 +75,7 @@ def estimate(audits: Iterable[tuple[bool, float]], settled: int = 0, z: float = 
     pairs = [(bool(y), float(p)) for y, p in audits if p > 0]
     if not pairs:
         return Estimate(None, None, None, 0, settled)
-    w = [1.0 / p for _, p in pairs]
-    total = sum(w)
-    acc = sum(wi for wi, (y, _) in zip(w, pairs, strict=True) if y) / total
-    var = sum(wi * wi * ((1.0 if y else 0.0) - acc) ** 2 for wi, (y, _) in zip(w, pairs, strict=True)) / total ** 2
-    n_eff = acc * (1 - acc) / var if var > 0 and 0 < acc < 1 else total ** 2 / sum(wi * wi for wi in w)
+    acc, n_eff = metrics.weighted_share([y for y, _ in pairs], [1.0 / p for _, p in pairs])
     low, high = wilson(acc, n_eff, z)
     return Estimate(acc, low, high, len(pairs), settled, n_eff)
 

@@ -72,15 +72,24 @@ def bin_of(confidence: Sequence[float] | np.ndarray, bins: int = BINS) -> np.nda
     return which
 
 
-def ece(confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, bins: int = BINS) -> float:
+def ece(confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, bins: int = BINS,
+        weights: Sequence[float] | np.ndarray | None = None) -> float:
     """Expected calibration error, the one "Calibration error" every page, command and the local tier shows:
     over the bins of `bin_of`, each bin's share of the answers times |its mean confidence - its share right|.
-    0 when there are no answers."""
+    0 when there are no answers. `weights`: each answer counts that much (shares and means weighted; a blind
+    audit's answer stands for 1/its chance of being drawn, see triage/quality/calibrate.py); None: once each."""
     conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
     if len(conf) == 0:
         return 0.0
     which = bin_of(conf, bins)
     total = 0.0
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)
+        for b in np.unique(which):
+            m = which == b
+            wb = float(w[m].sum())
+            total += wb / float(w.sum()) * abs(float(w[m] @ conf[m]) / wb - float(w[m] @ ok[m]) / wb)
+        return total
     for b in np.unique(which):
         m = which == b
         total += float(m.mean()) * abs(float(conf[m].mean()) - float(ok[m].mean()))
@@ -97,25 +106,29 @@ def enough(correct: Sequence[bool]) -> str | None:
     return None
 
 
-def fit(model: str, confidence: Sequence[float], correct: Sequence[bool], iterations: int = 200) -> Calibration | None:
+def fit(model: str, confidence: Sequence[float], correct: Sequence[bool], iterations: int = 200,
+        weights: Sequence[float] | None = None) -> Calibration | None:
     """Platt scaling with a prior toward the identity (Newton steps on the penalised log-loss); None when there
-    are not enough labels (see `enough`)."""
+    are not enough labels (see `enough`). `weights`: each answer's weight in the log-loss (inverse-probability
+    weights, triage/quality/calibrate.py), rescaled to average 1 so the prior keeps its strength of _PRIOR
+    pseudo-labels against the n answers; None (or all equal): every answer once, exactly the unweighted fit."""
     if enough(correct) is not None:
         return None
     x = np.array([_logit(c) for c in confidence])
     y = np.asarray(correct, dtype=float)
     X = np.column_stack([x, np.ones_like(x)])
     prior = np.array([1.0, 0.0])
+    v = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float) * (len(y) / float(np.sum(weights)))
 
     def loss(w: np.ndarray) -> float:
         z = X @ w
-        return float(np.sum(np.logaddexp(0, z) - y * z) + _PRIOR / 2 * np.sum((w - prior) ** 2))
+        return float(np.sum(v * (np.logaddexp(0, z) - y * z)) + _PRIOR / 2 * np.sum((w - prior) ** 2))
 
     w = prior.copy()  # start at the identity: a, b
     for _ in range(iterations):
         p = 0.5 * (1 + np.tanh(X @ w / 2))  # sigmoid without overflow
-        grad = X.T @ (p - y) + _PRIOR * (w - prior)
-        hess = (X * (p * (1 - p))[:, None]).T @ X + _PRIOR * np.eye(2)
+        grad = X.T @ (v * (p - y)) + _PRIOR * (w - prior)
+        hess = (X * (v * p * (1 - p))[:, None]).T @ X + _PRIOR * np.eye(2)
         step = np.linalg.solve(hess, grad)
         t, current = 1.0, loss(w)
         while loss(w - t * step) > current and t > 1e-6:  # damped Newton: never step uphill
@@ -123,22 +136,25 @@ def fit(model: str, confidence: Sequence[float], correct: Sequence[bool], iterat
         w = w - t * step
         if np.abs(t * step).max() < 1e-9:
             break
-    cal = Calibration(model, float(w[0]), float(w[1]), len(y), ece(confidence, correct), 0.0)
+    cal = Calibration(model, float(w[0]), float(w[1]), len(y), ece(confidence, correct, weights=weights), 0.0)
     after = [cal.apply(c) or 0.0 for c in confidence]
-    return Calibration(model, cal.a, cal.b, cal.n, cal.ece_before, ece(after, correct))
+    return Calibration(model, cal.a, cal.b, cal.n, cal.ece_before, ece(after, correct, weights=weights))
 
 
 def cross_validated_ece(confidence: Sequence[float], correct: Sequence[bool], folds: int = 5,
-                        seed: int = 0) -> float | None:
-    """ECE of the calibrated confidence on answers the map did not see (k-fold); None without enough labels."""
+                        seed: int = 0, weights: Sequence[float] | None = None) -> float | None:
+    """ECE of the calibrated confidence on answers the map did not see (k-fold); None without enough labels.
+    `weights`: as in `fit`, for the fits and the error alike."""
     if enough(correct) is not None:
         return None
     idx = np.random.default_rng(seed).permutation(len(correct))
     out = np.zeros(len(correct))
     conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    wt = None if weights is None else np.asarray(weights, dtype=float)
     for k in range(folds):
         test = idx[k::folds]
         train = np.setdiff1d(idx, test)
-        cal = fit("cv", conf[train].tolist(), ok[train].tolist())
+        cal = fit("cv", conf[train].tolist(), ok[train].tolist(),
+                  weights=None if wt is None else wt[train].tolist())
         out[test] = [(cal.apply(c) if cal else c) or 0.0 for c in conf[test]]
-    return ece(out.tolist(), ok.tolist())
+    return ece(out.tolist(), ok.tolist(), weights=weights)
