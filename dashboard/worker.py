@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures.thread  # noqa: F401  (registers its exit hook first, so that ours runs before it)
-import contextlib
 import logging
 import sys
 import threading
@@ -67,8 +66,7 @@ class BackgroundWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._woken = True  # the first pass is a full one
-        self._lock = threading.Lock()  # guards the pass in progress, which `stop` halts from another thread
-        self._running: tuple[asyncio.AbstractEventLoop, pipeline.Halt] | None = None
+        self._halting = pipeline.Stop(STOPPING, stop_grace)  # reaches the pass or pilot in progress from `stop`
         self._thread = threading.Thread(target=self._loop, name="triage-worker", daemon=True)
         self.alerts = Watch(db, self.settings)  # the lead's alerts: checked and sent on a thread of their own
 
@@ -89,11 +87,7 @@ class BackgroundWorker:
         as lost) and wait for the thread to end."""
         self._stop.set()
         self.alerts.stop()
-        with self._lock:
-            if self._running is not None:
-                loop, halt = self._running
-                with contextlib.suppress(RuntimeError):  # the loop has just closed: the pass is over
-                    loop.call_soon_threadsafe(halt.request, STOPPING)
+        self._halting.request()
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.stop_grace + 10)
@@ -163,7 +157,9 @@ class BackgroundWorker:
     def _run_pilots(self) -> None:
         """Work the pilots leads queued on the Pilot page, one after the other, to their end (triage/work/pilot.py:
         under their own caps; acting as `access.cli_actor()`, the server's user, on what a lead queued). A pilot
-        holds this thread while it runs (a few minutes for a few hundred tickets): queued work waits meanwhile."""
+        holds this thread while it runs (a few minutes for a few hundred tickets): queued work waits meanwhile.
+        A server stop halts it like a pass (its calls in flight get `stop_grace` seconds, then are booked as lost):
+        the pilot ends stopped, with what it measured, its unasked tickets left out (triage/work/pilot.py)."""
         while not self._stopping():
             try:
                 if not pilot.waiting(self.db):
@@ -171,7 +167,7 @@ class BackgroundWorker:
             except Exception:  # the database is unreachable: the pass says why on the pages
                 return
             try:
-                done = pilot.run(self.db, self.settings, actor=access.cli_actor())
+                done = pilot.run(self.db, self.settings, actor=access.cli_actor(), stop=self._halting)
             except Exception as exc:
                 if not self._stopping():
                     log.exception("running a pilot failed")
@@ -184,16 +180,8 @@ class BackgroundWorker:
 
     async def _work_once(self) -> RunReport:
         """`services.work_once`, halted by `stop` from another thread."""
-        halt = pipeline.Halt(grace=self.stop_grace)
-        with self._lock:
-            self._running = (asyncio.get_running_loop(), halt)
-        if self._stop.is_set():  # stop came before the pass could be reached
-            halt.request(STOPPING)
-        try:
+        with self._halting.halting() as halt:
             return await services.work_once(self.db, self.settings, halt=halt)
-        finally:
-            with self._lock:
-                self._running = None
 
     def _pass(self) -> float:
         """One pass over the queue; returns how long to wait before the next one."""

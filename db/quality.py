@@ -145,8 +145,9 @@ def priority_pairs(s: Session, limit: int = 15_000) -> list[tuple[str, str | Non
 
 
 def tickets_per_day(s: Session, days: int = 28, today: date | None = None) -> float | None:
-    """Tickets with a model call per day over the last `days` UTC days that had any (routing_daily), None when
-    there were none: the traffic a review share is scaled by."""
+    """Production tickets with a model call per day over the last `days` UTC days that had any (routing_daily: a
+    pilot's and an eval's tickets are not counted), None when there were none: the traffic a review share is
+    scaled by."""
     first = ((today or datetime.now(UTC).date()) - timedelta(days=days - 1)).isoformat()
     n, total = s.execute(select(func.count(), func.coalesce(func.sum(RoutingDaily.tickets), 0))
                          .where(RoutingDaily.day >= first)).one()

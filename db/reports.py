@@ -13,8 +13,18 @@ from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, se
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from db import fewshot, paths, rollups
-from db.models import Base, CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
-from triage.domain import ERROR, from_pico
+from db.models import (
+    Base,
+    CacheDaily,
+    LabelledAnswer,
+    LatencyDaily,
+    ModelCall,
+    RoutingDaily,
+    Run,
+    SpendDaily,
+    Ticket,
+)
+from triage.domain import ERROR, PRODUCTION, from_pico
 
 Sel = Select[*tuple[Any, ...]]
 
@@ -44,11 +54,12 @@ class RoutingRow(TypedDict):
     tier-2 calls on tickets tier 1 never saw."""
 
     day: str
-    tickets: int
+    tickets: int  # production tickets (db.rollups)
     tier1_tickets: int
     tier2_tickets: int
-    cost_usd: Decimal
+    cost_usd: Decimal  # everything spent that day, pilots' and evals' calls included (real money)
     direct_tier2_pico: int
+    production_cost_usd: Decimal  # cost_usd less the calls of pilot and eval runs: what the tickets cost
 
 
 class Tier2Inputs(TypedDict):
@@ -113,17 +124,27 @@ def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | N
             for r in s.execute(_day_bounds(q, start, end))]
 
 
-def routing_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
-    """The routing_daily rows (plus each day's cost), straight from model_calls: per day, distinct tickets with a
-    call (any tier, tier 1, tier 2) and the cost of tier-2 calls on tickets with no tier-1 call at all."""
+def _production(q: Sel, apart: bool) -> Sel:
+    """`q` (over model_calls) limited to calls on production tickets (db.rollups says why); `apart=False`: every
+    call (migration 0007 rebuilds before 0025 added the purpose)."""
+    if not apart:
+        return q
+    return q.join(Ticket, Ticket.id == ModelCall.ticket_id).where(Ticket.purpose == PRODUCTION)
+
+
+def routing_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None, *,
+                              apart: bool = True) -> list[dict[str, Any]]:
+    """The routing_daily rows (plus each day's cost), straight from model_calls: per day, distinct production
+    tickets with a call (any tier, tier 1, tier 2) and the cost of tier-2 calls on those with no tier-1 call at
+    all. `apart=False`: every ticket (see `_production`)."""
     day = _day(s).label("day")
-    per_ticket = _day_bounds(select(
+    per_ticket = _day_bounds(_production(select(
         day, ModelCall.ticket_id,
         func.max(case((ModelCall.tier == 1, 1), else_=0)).label("t1"),
         func.max(case((ModelCall.tier == 2, 1), else_=0)).label("t2"),
         func.sum(ModelCall.cost_pico).label("cost"),
         func.sum(case((ModelCall.tier == 2, ModelCall.cost_pico), else_=0)).label("t2_cost"),
-    ).group_by(day, ModelCall.ticket_id), start, end).subquery()
+    ), apart).group_by(day, ModelCall.ticket_id), start, end).subquery()
     other = aliased(ModelCall)
     no_tier1 = ~exists().where(other.ticket_id == per_ticket.c.ticket_id, other.tier == 1)
     q = select(
@@ -137,12 +158,12 @@ def routing_by_day_from_calls(s: Session, start: date | None = None, end: date |
              "direct_tier2_pico": int(r.direct_tier2_pico or 0)} for r in s.execute(q)]
 
 
-def latency_histogram_from_calls(s: Session, start: date | None = None,
-                                 end: date | None = None) -> list[dict[str, Any]]:
-    """The latency_daily rows, straight from model_calls."""
+def latency_histogram_from_calls(s: Session, start: date | None = None, end: date | None = None, *,
+                                 apart: bool = True) -> list[dict[str, Any]]:
+    """The latency_daily rows, straight from model_calls (calls on production tickets; `apart=False`: all)."""
     day = _day(s).label("day")
     bucket = rollups.latency_bucket_sql(ModelCall.latency_ms).label("bucket_ms")
-    q = _day_bounds(select(day, ModelCall.model, bucket, func.count().label("calls"))
+    q = _day_bounds(_production(select(day, ModelCall.model, bucket, func.count().label("calls")), apart)
                     .where(ModelCall.outcome != ERROR,
                            or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != rollups.BATCH))
                     .group_by(day, ModelCall.model, bucket), start, end).order_by(day, ModelCall.model, bucket)
@@ -153,18 +174,21 @@ def latency_histogram_from_calls(s: Session, start: date | None = None,
 ROLLUPS = ("spend_daily", "routing_daily", "latency_daily", "cache_daily", "labelled_answers", "path_daily")
 
 
-def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bool = True) -> dict[str, int]:
+def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bool = True,
+                    apart: bool = True) -> dict[str, int]:
     """Recompute the rollups (`only` these, by table name) from model_calls (the migrations that added them, bulk
     loads, audits); returns the rows written per table. Bumps the data versions, so cached pages are recomputed.
-    `requests=False`: spend_daily without request counts (migration 0007 runs before 0015 added them)."""
+    `requests=False`: spend_daily without request counts (migration 0007 runs before 0015 added them);
+    `apart=False`: routing and latency of every ticket (0007 runs before 0025 gave tickets a purpose)."""
     unknown = set(only) - set(ROLLUPS)
     if unknown:
         raise ValueError(f"not a rollup: {', '.join(sorted(unknown))} (the rollups: {', '.join(ROLLUPS)})")
     out = {}
     build: dict[type[Base], Callable[[], list[dict[str, Any]]]] = {
         SpendDaily: lambda: spend_by_day_from_calls(s, requests=requests),
-        RoutingDaily: lambda: [{k: v for k, v in r.items() if k != "cost_pico"} for r in routing_by_day_from_calls(s)],
-        LatencyDaily: lambda: latency_histogram_from_calls(s),
+        RoutingDaily: lambda: [{k: v for k, v in r.items() if k != "cost_pico"}
+                               for r in routing_by_day_from_calls(s, apart=apart)],
+        LatencyDaily: lambda: latency_histogram_from_calls(s, apart=apart),
         CacheDaily: lambda: fewshot.cache_by_day_from_calls(s)}
     for table, rows_of in build.items():
         if table.__tablename__ in only:
@@ -229,10 +253,22 @@ def routing_by_day(s: Session, start: date | None = None, end: date | None = Non
     cost: dict[str, int] = {day: int(pico or 0) for day, pico in s.execute(
         _days(select(SpendDaily.day, func.sum(SpendDaily.cost_pico)), SpendDaily.day, start, end)
         .group_by(SpendDaily.day))}
+    apart = apart_cost_by_day(s, start, end)
     q = _days(select(RoutingDaily), RoutingDaily.day, start, end).order_by(RoutingDaily.day)
     return [RoutingRow(day=r.day, tickets=r.tickets, tier1_tickets=r.tier1_tickets, tier2_tickets=r.tier2_tickets,
-                       cost_usd=from_pico(cost.get(r.day, 0)), direct_tier2_pico=int(r.direct_tier2_pico))
+                       cost_usd=from_pico(cost.get(r.day, 0)), direct_tier2_pico=int(r.direct_tier2_pico),
+                       production_cost_usd=from_pico(cost.get(r.day, 0) - apart.get(r.day, 0)))
             for r in s.scalars(q) if r.tickets]
+
+
+def apart_cost_by_day(s: Session, start: date | None = None, end: date | None = None) -> dict[str, int]:
+    """Per UTC day, what the calls of pilot and eval runs cost (pico-dollars): spend that is not the traffic's,
+    taken out of the cost per ticket (as db.pilots.spend, a walk of those runs' calls only: ix_model_calls_run_id)."""
+    day = _day(s).label("day")
+    apart_runs = select(Run.id).where(Run.purpose != PRODUCTION)
+    q = _day_bounds(select(day, func.sum(ModelCall.cost_pico)).where(ModelCall.run_id.in_(apart_runs))
+                    .group_by(day), start, end)
+    return {str(d): int(c or 0) for d, c in s.execute(q)}
 
 
 def latency_histogram(s: Session, start: date | None = None, end: date | None = None) -> list[tuple[str, int, int]]:

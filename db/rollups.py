@@ -4,10 +4,16 @@ recomputes them from the calls (the migration that created them, bulk loads, aud
 
 What each rollup counts, per UTC day (the definitions the raw `*_from_calls` queries in db.reports use):
 - spend_daily (day, model, tier): calls, tokens, exact cost; tokens of answered calls; demo calls and their cost.
-- routing_daily (day): tickets with at least one call that day (any tier / tier 1 / tier 2), so a ticket with
-  calls on two days counts on both; and the cost of that day's tier-2 calls on tickets that have no tier-1 call
-  at all (when a ticket's first tier-1 call arrives, its earlier tier-2 costs leave that sum, on their days).
-- latency_daily (day, model, bucket): answered live calls per latency bucket (see `latency_bucket`).
+- routing_daily (day): production tickets with at least one call that day (any tier / tier 1 / tier 2), so a
+  ticket with calls on two days counts on both; and the cost of that day's tier-2 calls on production tickets that
+  have no tier-1 call at all (when a ticket's first tier-1 call arrives, its earlier tier-2 costs leave that sum,
+  on their days).
+- latency_daily (day, model, bucket): answered live calls on production tickets per latency bucket (see
+  `latency_bucket`).
+Production: a ticket whose purpose is production (`tickets.purpose`, 0025): a pilot's sample and `triage eval`'s
+gold tickets are not the team's traffic, so they move neither the tickets a day (the Spend page, the review budget's
+reviews a day) nor the escalation rate nor the latency; their calls are real spend and stay in spend_daily (the
+Spend page says how much of it was a pilot's). Rows written before 0026 counted them; 0026 rebuilt both tables.
 - cache_daily (day, model, tier, with examples, service tier, geo, prompt thousands): calls that carried few-shot
   examples or used the prompt cache, their examples, tokens and exact cost (see `prompt_kilo`).
 And, not per day: labelled_answers, each operator-labelled ticket's latest answered call per tier, with few-shot
@@ -37,7 +43,7 @@ from db.models import (
     SpendDaily,
     Ticket,
 )
-from triage.domain import ERROR
+from triage.domain import ERROR, PRODUCTION
 
 DEMO_REQUEST_PREFIX = "demo_"  # simulated calls written by `triage demo`
 LABELS = "labels"  # bumped by an operator label, or a call on a ticket an operator labelled
@@ -145,13 +151,23 @@ def add_call(s: Session, row: ModelCall) -> None:
                "output_tokens": row.output_tokens, "cache_write_5m_tokens": row.cache_write_5m_tokens,
                "cache_write_1h_tokens": row.cache_write_1h_tokens, "cache_read_tokens": row.cache_read_tokens,
                "cost_pico": row.cost_pico})
+    # the ticket's row lock serialises calls on one ticket, so "its first call of the day" is exact under
+    # concurrent writers (PostgreSQL; SQLite has one writer at a time)
+    label_source, truth, purpose = s.execute(select(Ticket.label_source, Ticket.category, Ticket.purpose)
+                                             .where(Ticket.id == row.ticket_id).with_for_update(key_share=True)).one()
+    if (purpose or PRODUCTION) == PRODUCTION:  # a pilot's or an eval's call: not traffic (see the docstring)
+        _production(s, row, day)
+    if label_source == "operator":
+        if answered and truth is not None:  # an operator's label is never empty
+            _set_answer(s, row, truth)
+        bump_version(s, LABELS)
+
+
+def _production(s: Session, row: ModelCall, day: str) -> None:
+    """The call's share of routing_daily and latency_daily: a call on a production ticket."""
     if counts_latency(row):
         _bump(s, LatencyDaily, {"day": day, "model": row.model, "bucket_ms": latency_bucket(row.latency_ms)},
               {"calls": 1})
-    # the ticket's row lock serialises calls on one ticket, so "its first call of the day" is exact under
-    # concurrent writers (PostgreSQL; SQLite has one writer at a time)
-    label_source, truth = s.execute(select(Ticket.label_source, Ticket.category).where(Ticket.id == row.ticket_id)
-                                    .with_for_update(key_share=True)).one()
     others = s.execute(select(ModelCall.tier, ModelCall.created_at, ModelCall.cost_pico)
                        .where(ModelCall.ticket_id == row.ticket_id, ModelCall.id != row.id)).all()
     tiers_that_day = {o.tier for o in others if day_of(o.created_at) == day}
@@ -170,10 +186,6 @@ def add_call(s: Session, row: ModelCall) -> None:
         if delta:
             _bump(s, RoutingDaily, {"day": other_day}, {"tickets": 0, "tier1_tickets": 0, "tier2_tickets": 0,
                                                         "direct_tier2_pico": delta})
-    if label_source == "operator":
-        if answered and truth is not None:  # an operator's label is never empty
-            _set_answer(s, row, truth)
-        bump_version(s, LABELS)
 
 
 ANSWER_COLUMNS = ["ticket_id", "tier", "with_examples", "call_id", "truth", "label", "confidence", "cost_pico",

@@ -38,7 +38,9 @@ if summary.tickets == 0 and summary.month_to_date == 0:
 k = st.columns(5)
 k[0].metric("Spend", money(summary.spend), help="Exact: each call's usage times the dated price table.")
 k[1].metric("Tickets", f"{summary.tickets:,}", help="A ticket counts on each UTC day it had a model call "
-            "(retried on another day, it counts on both).")
+            "(retried on another day, it counts on both). Production tickets only: a pilot's sample and `triage "
+            "eval`'s gold tickets are left out of tickets, cost per ticket, escalation and latency (their spend is "
+            "not).")
 k[2].metric("Cost per ticket", money(summary.cost_per_ticket))
 k[3].metric("Escalated to Sonnet", "—" if summary.escalation_rate is None else f"{summary.escalation_rate:.0%}",
             help="Tickets with a tier-2 call over tickets with a tier-1 call, counted per day.")

@@ -44,7 +44,7 @@ def test_twelve_processes_starting_together_on_a_new_database_all_migrate(tmp_pa
     assert not failed, failed[0][-2000:]
     db = open_database(url)
     with db.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0025_pilot"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0026_production_rollups"
     db.dispose()
 
 

@@ -2,8 +2,10 @@
 
 Every figure reads rollups (db.rollups), so its cost grows with the days shown, not with the calls stored.
 Days are UTC. A ticket counts on each day it had a call (a ticket retried on another day counts on both); the
-escalation rate is tickets with a tier-2 call over tickets with a tier-1 call. Latency percentiles come from
-latencies kept to two significant digits (LATENCY_RESOLUTION)."""
+escalation rate is tickets with a tier-2 call over tickets with a tier-1 call. Tickets, escalation and latency are
+production traffic's: a pilot's sample and `triage eval`'s gold tickets are left out (db.rollups), and the cost per
+ticket is what production calls cost over production tickets; spend counts every call (a pilot's is said apart).
+Latency percentiles come from latencies kept to two significant digits (LATENCY_RESOLUTION)."""
 
 from __future__ import annotations
 
@@ -146,7 +148,7 @@ def _series(r: reports.SpendRow) -> str:
 
 def _routing(s: Session, start: date, end: date) -> list[RoutingLine]:
     return [RoutingLine(**r, escalation_rate=r["tier2_tickets"] / r["tier1_tickets"] if r["tier1_tickets"] else None,
-                        cost_per_ticket=r["cost_usd"] / r["tickets"] if r["tickets"] else None)
+                        cost_per_ticket=r["production_cost_usd"] / r["tickets"] if r["tickets"] else None)
             for r in reports.routing_by_day(s, start, end)]
 
 
@@ -190,7 +192,8 @@ def _summary(s: Session, route: list[RoutingLine], start: date, end: date, *, ti
     t = reports.tier1_tokens_and_direct_tier2(s, start, end)
     mtd = from_pico(reports.total_cost_pico(s, today.replace(day=1), today))
     last7 = from_pico(reports.total_cost_pico(s, today - timedelta(days=6), today))
-    tickets = sum(r["tickets"] for r in route)
+    tickets = sum(r["tickets"] for r in route)  # production tickets: a pilot's and an eval's apart (db.rollups)
+    production = sum((r["production_cost_usd"] for r in route), Decimal(0))
     tier1 = sum(r["tier1_tickets"] for r in route)
     tier2 = sum(r["tier2_tickets"] for r in route)
     try:
@@ -200,7 +203,7 @@ def _summary(s: Session, route: list[RoutingLine], start: date, end: date, *, ti
         alone = None
     days_left = calendar.monthrange(today.year, today.month)[1] - today.day
     return Summary(
-        spend=total, tickets=tickets, cost_per_ticket=total / tickets if tickets else None,
+        spend=total, tickets=tickets, cost_per_ticket=production / tickets if tickets else None,
         escalation_rate=tier2 / tier1 if tier1 else None, sonnet_alone=alone,
         saving=(alone - total) if alone is not None and tickets else None,
         month_to_date=mtd, month_projection=mtd + last7 / 7 * days_left,

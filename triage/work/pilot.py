@@ -41,7 +41,7 @@ from triage.quality import pilot as figures_mod
 from triage.settings import Settings, effective
 from triage.spend import budget
 from triage.taxonomy import Taxonomy
-from triage.work import runs, services
+from triage.work import pipeline, runs, services
 from triage.work.host import hostname, pid_alive, worker_name
 
 DEFAULT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # with the threshold in force: the thresholds that matter
@@ -159,9 +159,13 @@ class Result:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-def run(db: Database, base: Settings | None, pilot_id: int | None = None, *, actor: Actor) -> Result | None:
+def run(db: Database, base: Settings | None, pilot_id: int | None = None, *, actor: Actor,
+        stop: pipeline.Stop | None = None) -> Result | None:
     """Work a queued pilot (this one, else the oldest queued; None when there is none) to its end, in this
-    process, with the settings in force. Only one process ever works a pilot (a compare-and-set takes it)."""
+    process, with the settings in force. Only one process ever works a pilot (a compare-and-set takes it).
+    Halted like any run: in the main thread by SIGINT/SIGTERM (`services.run`), in the dashboard's worker by its
+    `stop` (the server stopping). Halted, its calls in flight get the grace to return, then are booked as lost
+    (probably billed), and the pilot ends stopped with what it measured, its unasked tickets left out."""
     require(actor, Action.PILOT)
     recover(db)
     with db.transaction() as s:
@@ -171,21 +175,25 @@ def run(db: Database, base: Settings | None, pilot_id: int | None = None, *, act
             raise InputError(f"pilot {pilot_id} is not waiting to run (`triage pilot` queues a new one)")
         return None
     settings, taxonomy = effective(db, base)
-    return _work(db, settings, taxonomy, taken, actor)
+    return _work(db, settings, taxonomy, taken, actor, stop)
 
 
-def _work(db: Database, settings: Settings, taxonomy: Taxonomy, pilot_id: int, actor: Actor) -> Result:
+def _work(db: Database, settings: Settings, taxonomy: Taxonomy, pilot_id: int, actor: Actor,
+          stop: pipeline.Stop | None = None) -> Result:
     info = _info(db, pilot_id)
     run_ids = info["spec"]["runs"]
     stopped: str | None = None
     notes: list[str] = []
     try:
-        notes += _local(db, settings, run_ids.get(LOCAL_RUN))
+        if stop is not None and stop.asked:
+            stopped = stop.reason
+        else:
+            notes += _local(db, settings, run_ids.get(LOCAL_RUN))
         guard = budget.CappedGuard(db, settings.caps, info["cap_pico"], [run_ids[w] for w in (TWO_TIER, GROUPED)
                                                                          if w in run_ids])
         for way in (TWO_TIER, GROUPED):
             if way in run_ids and stopped is None:
-                stopped = _paid(db, settings, taxonomy, run_ids[way], guard, actor)
+                stopped = _paid(db, settings, taxonomy, run_ids[way], guard, actor, stop)
     except TriageError as exc:
         stopped = str(exc)
     except Exception as exc:  # a bug or a database fault: the pilot ends, saying so, with what it measured
@@ -206,8 +214,10 @@ def _local(db: Database, settings: Settings, run_id: int | None) -> list[str]:
 
 
 def _paid(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int, guard: budget.CappedGuard,
-          actor: Actor) -> str | None:
-    """One paid run of the pilot through the gate with the pilot's guard; why it stopped, or None."""
+          actor: Actor, stop: pipeline.Stop | None = None) -> str | None:
+    """One paid run of the pilot through the gate with the pilot's guard, as `services.classify_run` runs one, halted
+    by SIGINT/SIGTERM in the main thread or by `stop` from another; why it stopped, or None."""
+    require(actor, Action.CLASSIFY)
     budget.check(db, settings.caps)
     with db.read() as s:
         run = db_runs.run_info(s, run_id)
@@ -215,7 +225,18 @@ def _paid(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int, gua
         mode, threshold = run.mode, run.threshold
     router = services.build_router(settings, taxonomy, mode=mode, threshold=threshold, db=db)
     router.tier0, router.guard, router.per_call_sonnet = None, guard, None  # Haiku first; Sonnet in the run's size
-    report = services.classify_run(db, router, run_id, actor=actor, concurrency=settings.concurrency)
+
+    async def work(halt: pipeline.Halt | None) -> pipeline.RunReport:
+        if stop is None:
+            return await pipeline.process_queue(db, router, run_id=run_id, concurrency=settings.concurrency,
+                                                halt=halt)
+        with stop.halting() as halted:
+            return await pipeline.process_queue(db, router, run_id=run_id, concurrency=settings.concurrency,
+                                                halt=halted)
+
+    signals = pipeline.Halt() if stop is None else None  # the CLI's: SIGINT and SIGTERM halt it
+    report = services.run(router, work(signals), signals)
+    runs.finish_run(db, report)
     return report.stopped
 
 

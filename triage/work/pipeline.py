@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from triage.routing.group_router import GroupRouting, Member, StoppedPartway
 from triage.routing.router import OnCall, Router
 from triage.work.host import pid_alive, worker_name
 
-__all__ = ["Halt", "RunReport", "drain", "escalate_tickets", "pid_alive", "process_queue", "worker_name"]
+__all__ = ["Halt", "RunReport", "Stop", "drain", "escalate_tickets", "pid_alive", "process_queue", "worker_name"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,46 @@ class Halt:
 
     async def forced(self) -> None:
         await self._forced.wait()
+
+
+class Stop:
+    """A stop asked from another thread (the dashboard's server stopping) for whichever pass runs at the time: a
+    pass runs under `halting()`, which hands it a Halt that `request` asks for on the pass's own event loop (and
+    at once when the stop came first). One per background worker: its queue passes and its pilots alike."""
+
+    def __init__(self, reason: str, grace: float = STOP_GRACE_S):
+        self.reason, self.grace = reason, grace
+        self._asked = threading.Event()
+        self._lock = threading.Lock()
+        self._current: tuple[asyncio.AbstractEventLoop, Halt] | None = None
+
+    @property
+    def asked(self) -> bool:
+        return self._asked.is_set()
+
+    def request(self) -> None:
+        """From any thread: no pass starts any more; the one running is halted (its calls in flight get `grace`
+        seconds, then are booked as lost)."""
+        self._asked.set()
+        with self._lock:
+            if self._current is not None:
+                loop, halt = self._current
+                with contextlib.suppress(RuntimeError):  # the loop has just closed: the pass is over
+                    loop.call_soon_threadsafe(halt.request, self.reason)
+
+    @contextlib.contextmanager
+    def halting(self) -> Iterator[Halt]:
+        """Inside a pass's running event loop: its Halt, reachable by `request` while the pass runs."""
+        halt = Halt(self.grace)
+        with self._lock:
+            self._current = (asyncio.get_running_loop(), halt)
+        if self._asked.is_set():  # the stop came before the pass could be reached
+            halt.request(self.reason)
+        try:
+            yield halt
+        finally:
+            with self._lock:
+                self._current = None
 
 
 async def in_transaction(db: Database, fn: Callable[[Session], T]) -> T:
