@@ -137,8 +137,8 @@ def pilot_books(db: Database, pilot_id: int) -> dict[str, Any]:
         recorded = s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
                             .where(ModelCall.run_id.in_(run_ids)))
         run_states = set(s.scalars(select(Run.status).where(Run.id.in_(run_ids))))
-    return {"row": row, "states": states, "claimed": claimed, "attempts": attempts, "lost_pico": int(lost_pico),
-            "recorded_pico": int(recorded), "runs": run_states}
+    return {"row": row, "states": states, "claimed": claimed, "attempts": attempts, "lost_pico": int(lost_pico or 0),
+            "recorded_pico": int(recorded or 0), "runs": run_states}
 
 
 @pytest.mark.parametrize("delay, grace", [(1.0, 5.0), (30.0, 0.5)], ids=["answers-in-grace", "cut-off"])
@@ -193,8 +193,9 @@ def test_a_killed_pilot_is_recovered_once_with_its_calls_in_flight_booked(env, d
         pilot_id = s.scalar(select(Pilot.id))
         assert pilot_id is not None
         assert s.scalar(select(Pilot.status)) == db_pilots.RUNNING  # as the kill left it
-        in_flight = s.scalar(select(func.count()).select_from(CallAttempt).where(CallAttempt.state == ledger.OPEN))
-        held = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.claimed_by.is_not(None)))
+        in_flight = int(s.scalar(select(func.count()).select_from(CallAttempt)
+                                 .where(CallAttempt.state == ledger.OPEN)) or 0)
+        held = int(s.scalar(select(func.count()).select_from(Ticket).where(Ticket.claimed_by.is_not(None))) or 0)
     assert in_flight >= 1 and held >= 1
 
     assert pilot.recover(db) == 1
