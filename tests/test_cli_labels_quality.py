@@ -44,7 +44,7 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"measured_on", "n_tickets", "label_sources", "since", "per_model", "flips", "whatif",
                         "whatif_on", "reliability", "calibrations", "fewshot", "by_group_size", "unreviewed",
-                        "priority"}
+                        "priority", "audit_weighted", "whatif_weighting"}
     assert out["whatif_on"] == "stated confidence"  # 4 labels: no calibration yet
     assert [(c["model"], c["n"], c["in_force"], c["missing"]) for c in out["calibrations"]] == [
         ("claude-haiku-5-5", 4, None, "not enough labels yet: 4 of 50 labelled answers"),
