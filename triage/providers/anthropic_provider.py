@@ -35,7 +35,7 @@ from triage.domain import (
 )
 from triage.errors import UnknownModel
 from triage.providers import ratelimit
-from triage.routing import fewshot, gate, grouping, prompts, redact
+from triage.routing import fewshot, grouping, prompts
 from triage.routing.fewshot import Prefix, Shots, ShotSource
 from triage.routing.parsing import parse_answer
 from triage.spend.pricing import PriceTable
@@ -74,7 +74,6 @@ class AnthropicProvider:
         pacer: ratelimit.Pacer | None = None,
         max_rate_limit_wait: float = 900.0,
         fewshot: ShotSource | None = None,
-        mask: redact.MaskPolicy = redact.DEFAULT_POLICY,
     ) -> None:
         self.client = client
         self.model = model
@@ -90,14 +89,11 @@ class AnthropicProvider:
         self.pacer = pacer or ratelimit.pacer_for(str(getattr(client, "base_url", "")),
                                                   getattr(client, "api_key", None), model)
         self.max_rate_limit_wait = max_rate_limit_wait  # seconds one call may wait out 429s before it fails
-        self.fewshot = fewshot  # labelled examples for each request (triage.local.retrieval); None: none
-        self.mask = mask  # the masking in force: the gate prepares every ticket and example text with it
+        self.fewshot = fewshot  # labelled examples, prepared by the gate's step at load (triage.local.retrieval)
 
     def prefix(self, taxonomy: Taxonomy, shots: Shots | None = None) -> Prefix:
         """What precedes the ticket block(s): the static, cacheable part first, then the retrieved examples
         (triage.routing.fewshot.request_prefix). No shots: exactly the system prompt of a request without examples."""
-        if shots is not None:  # retrieved here, prepared by the gate's one function as ticket texts are
-            shots = gate.prepare_shots(shots, self.mask)
         return fewshot.request_prefix(prompts.system_prompt(taxonomy), shots, self.model)
 
     def request_body(self, text: str, taxonomy: Taxonomy, shots: Shots | None = None) -> dict[str, Any]:

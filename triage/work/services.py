@@ -61,10 +61,10 @@ def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", 
 
     def provider(model: str, tier: int) -> AnthropicProvider:
         return AnthropicProvider(client, model, tier, prices, max_tokens=settings.max_tokens,
-                                 effort=settings.effort, max_attempts=settings.max_attempts, mask=policy)
+                                 effort=settings.effort, max_attempts=settings.max_attempts)
 
     router = Router(provider(settings.tier1_model, 1), provider(settings.tier2_model, 2), taxonomy,
-                    threshold=settings.threshold if threshold is None else threshold, mode=mode)
+                    threshold=settings.threshold if threshold is None else threshold, mode=mode, policy=policy)
     router.per_call, router.per_call_sonnet = settings.per_call, settings.per_call_sonnet
     if db is not None:
         router.guard = budget.BudgetGuard(db, settings.caps)
@@ -86,7 +86,7 @@ def attach_fewshot(db: Database, router: Router, k: int) -> bool:
     if k <= 0 or not isinstance(tier1, AnthropicProvider):
         return False
     try:
-        tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model, mask=tier1.mask)
+        tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model, policy=router.gate.policy)
     except ModelMissing as exc:  # no local model to find the nearest examples with: classify without them
         log.warning("few-shot is on but the local embedding model is missing (%s): requests go without examples",
                     exc)
