@@ -176,7 +176,9 @@ def test_the_masking_policy_is_the_gates_alone():
     provider = Provider(log)
     provider.mask = keep_emails  # type: ignore[attr-defined]  # an old-style provider attribute: ignored
     asyncio.run(gate.Gate().one(provider, TEXT, TAX))
-    assert "anna.smith@example.com" not in log[-1][1]
+    sent = str(log[-1][1])
+    assert "anna.smith@example.com" not in sent
     asyncio.run(Router(Provider(log), None, TAX, mode="haiku", policy=keep_emails).classify(TEXT))
-    assert "anna.smith@example.com" in log[-1][1] and "</ticket>" not in log[-1][1]
+    sent = str(log[-1][1])
+    assert "anna.smith@example.com" in sent and "</ticket>" not in sent
     assert gate.Gate().policy == redact.DEFAULT_POLICY
