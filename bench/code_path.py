@@ -6,7 +6,8 @@ comes back to a file it had already left.
 Runs `triage classify` in this process on a fresh SQLite database against the fake Messages API
 (tests/support/fake_anthropic.py), Haiku then Sonnet when unsure, with a profiler hook that notes each project
 function (triage/, db/) the first time it is called: the order in which a reader following the command meets the
-code, each function read once. Consecutive functions of the same file are one visit. Prints: project files
+code, each function read once (module and class bodies, comprehensions, lambdas and nested functions are read
+with what holds them: not counted). Consecutive functions of the same file are one visit. Prints: project files
 visited, visits, and returns (visits to a file already left: visits - files). Migrations
 and the database's first creation are left out (they run before the command's own work: the database is
 created and migrated before tracing starts). Not a test; a measurement for docs/architecture.md.

@@ -93,6 +93,7 @@ class PriceTable:
 
     def cost(self, model: str, usage: Usage, at: date | datetime) -> Decimal:
         """Dollar cost of one call, exact."""
+        scale = self.multiplier(usage.service_tier, usage.inference_geo)
         band = self.entry(model, at).band_for(usage.prompt_tokens)
         total = (
             usage.input_tokens * band.input
@@ -101,7 +102,7 @@ class PriceTable:
             + usage.cache_write_1h_tokens * band.cache_write_1h
             + usage.cache_read_tokens * band.cache_read
         ) / MTOK
-        return total * self.multiplier(usage.service_tier, usage.inference_geo)
+        return total * scale
 
     def multiplier(self, service_tier: str | None, inference_geo: str | None) -> Decimal:
         """What a call's service tier (the batch discount) and inference geo multiply its band's prices by."""
