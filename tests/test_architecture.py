@@ -272,7 +272,7 @@ LOOSE_ROWS: dict[str, tuple[int, str]] = {
     "db/queue.py": (1, f"{WIRE}: the values of one UPDATE"),
     "db/labels.py": (2, f"{WIRE}: the parameters of one bulk INSERT"),
     "dashboard/state.py": (1, f"{WIRE}: Streamlit's secrets before they are checked"),
-    "dashboard/app_pages/review.py": (3, "session state and filter criteria; pending: a ticket's calls (review.py)"),
+    "dashboard/app_pages/review.py": (2, "the page's session state and its filter criteria before they are checked"),
     "dashboard/app_pages/settings.py": (1, "the page's switches before they are saved"),
     # pending: owned by another change this round (calibration, blind audit, pilot, classify, settings)
     "triage/quality/calibrate.py": (4, "pending: calibration rows and their summary"),
@@ -292,7 +292,6 @@ LOOSE_ROWS: dict[str, tuple[int, str]] = {
     "db/rollups.py": (1, "pending: the key columns of one upsert"),
     "triage/settings.py": (2, "pending: saved settings JSON and `triage settings --json`"),
     # pending: rows of other features, to be typed next
-    "triage/review.py": (3, "pending: a ticket's calls and history"),
     "triage/labels.py": (3, "pending: `triage label --json`"),
     "triage/demo.py": (4, "pending: the sample file's rows and the demo's summary"),
     "triage/alerts/service.py": (3, "pending: recent alert events"),
