@@ -53,10 +53,10 @@ def write_csv(path: Path, rows: int) -> None:
 
 def legacy_import_tickets(s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
                           requeue: Iterable[str] = ("pending", "failed"), reclassify: bool = False,
-                          language_of: object = None,
+                          languages: object = None,
                           privacy: Sequence[tuple[str | None, int | None]] | None = None,
                           purpose: str = "production") -> Imported:
-    """db.queue.import_tickets before bulk statements (commit 48b5506), for the baseline (`language_of` and
+    """db.queue.import_tickets before bulk statements (commit 48b5506), for the baseline (`languages` and
     `privacy`, added since, are ignored)."""
     from sqlalchemy import func, select
 

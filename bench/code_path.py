@@ -6,7 +6,8 @@ comes back to a file it had already left.
 Runs `triage classify` in this process on a fresh SQLite database against the fake Messages API
 (tests/support/fake_anthropic.py), Haiku then Sonnet when unsure, with a profiler hook that notes each project
 function (triage/, db/) the first time it is called: the order in which a reader following the command meets the
-code, each function read once. Consecutive functions of the same file are one visit. Prints: project files
+code, each function read once (module and class bodies, comprehensions, lambdas and nested functions are read
+with what holds them: not counted). Consecutive functions of the same file are one visit. Prints: project files
 visited, visits, and returns (visits to a file already left: visits - files). Migrations
 and the database's first creation are left out (they run before the command's own work: the database is
 created and migrated before tracing starts). Not a test; a measurement for docs/architecture.md.
@@ -16,17 +17,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import os
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = (str(ROOT / "triage") + os.sep, str(ROOT / "db") + os.sep)
+
+
+def _read_alone(code: CodeType) -> bool:
+    """A function or method a reader turns to: not a module or class body (run once, at import), nor a
+    comprehension, lambda or nested function (read with the function that holds it)."""
+    return (bool(code.co_flags & inspect.CO_NEWLOCALS) and not code.co_name.startswith("<")
+            and "<locals>" not in code.co_qualname)
 
 
 def trace(argv: list[str]) -> list[str]:
@@ -41,7 +50,7 @@ def trace(argv: list[str]) -> list[str]:
             return
         code = frame.f_code
         f = code.co_filename
-        if not f.startswith(OURS) or "migrations" in f or (f, code.co_firstlineno) in read:
+        if not f.startswith(OURS) or "migrations" in f or (f, code.co_firstlineno) in read or not _read_alone(code):
             return
         read.add((f, code.co_firstlineno))
         if not seen or seen[-1] != f:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from triage.quality.measure import ReliabilityBin, WhatIf
+from triage.quality.metrics import Confusion
 from triage.spend.reports import LatencyLine, MonthPoint, RoutingLine, SpendLine
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2), height=340,
@@ -101,7 +102,7 @@ def month_projection(cumulative: list[MonthPoint], projected_total: float, today
     return fig
 
 
-def reliability(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+def reliability(rows: Sequence[ReliabilityBin]) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", line_color="#adb5bd",
                                name="perfectly calibrated", hoverinfo="skip"))
     for name in dict.fromkeys(r["name"] for r in rows):
@@ -119,7 +120,7 @@ def reliability(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     return fig
 
 
-def whatif(rows: Sequence[Mapping[str, Any]], current: float) -> go.Figure:
+def whatif(rows: Sequence[WhatIf], current: float) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = [r["threshold"] for r in rows]
     fig.add_scatter(x=x, y=[r["accuracy"] for r in rows], name="accuracy", mode="lines+markers")
@@ -134,7 +135,7 @@ def whatif(rows: Sequence[Mapping[str, Any]], current: float) -> go.Figure:
     return fig
 
 
-def confusion(c: dict[str, Any], name: str) -> go.Figure:
+def confusion(c: Confusion, name: str) -> go.Figure:
     """Operator label (rows) against the model's label (columns); the diagonal is where they agree. `columns`,
     when given, names the columns (a submatrix with an "other" column, triage.quality.metrics.submatrix)."""
     labels, matrix = c["labels"], c["matrix"]

@@ -93,6 +93,7 @@ class Database:
     def __init__(self, url: str | None = None, engine: Engine | None = None):
         self.engine = engine or make_engine(url)
         self.url = self.engine.url.render_as_string(hide_password=False)
+        self.dialect: str = self.engine.dialect.name  # "sqlite" or "postgresql"
         self.read: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self._write: sessionmaker[Session] = sessionmaker(
             self.engine.execution_options(write=True), expire_on_commit=False
@@ -123,10 +124,6 @@ class Database:
                 log.warning("database busy (%s); writing again in %.2f s", exc.orig, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
 
     def dispose(self) -> None:
         self.engine.dispose()

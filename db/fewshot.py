@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import ColumnElement, Select, case, func, literal, select
 from sqlalchemy.orm import Session
@@ -38,16 +38,44 @@ def labels_stamp(s: Session) -> tuple[int, int]:
     return int(n or 0), int(newest or 0)
 
 
-SUMS = ("calls", "examples", "input_tokens", "output_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-        "cache_read_tokens", "cost_pico")
+class FewShotSums(TypedDict):
+    """Calls that carried few-shot examples or used the prompt cache, summed per day, model, tier, with examples
+    or not, service tier and inference geo ('' for none); the prompt's size class apart (`CacheRow`, `BandRow`)."""
+
+    day: str
+    model: str
+    tier: int
+    with_examples: int  # 1: sent with examples
+    service_tier: str
+    inference_geo: str
+    calls: int
+    examples: int
+    input_tokens: int
+    output_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    cache_read_tokens: int
+    cost_pico: int
+
+
+class CacheRow(FewShotSums):
+    """A cache_daily row: prompt sizes in classes of thousands of tokens."""
+
+    prompt_kilo: int
+
+
+class BandRow(FewShotSums):
+    """The same sums per price band: the index of the first band limit the prompt fits under."""
+
+    band: int
 
 
 def _fewshot_sums(s: Session, size: ColumnElement[int], start: date | None, end: date | None,
-                  ) -> list[dict[str, Any]]:
+                  ) -> list[tuple[FewShotSums, int]]:
     """Calls that carried labelled examples or used the prompt cache (from `start` to `end`, UTC days, when
     given), summed per day, model, tier, with examples or not, service tier, inference geo ('' for none) and
     `size` (a class of prompt sizes), through the partial index ix_model_calls_fewshot: calls with neither are
-    not touched."""
+    not touched. Each with its prompt's `size` class."""
     day = rollups.day_sql(s).label("day")
     shots = case((ModelCall.examples.is_not(None), 1), else_=0).label("with_examples")
     keys = (day, ModelCall.model, ModelCall.tier, shots, func.coalesce(ModelCall.service_tier, "").label("st"),
@@ -58,9 +86,14 @@ def _fewshot_sums(s: Session, size: ColumnElement[int], start: date | None, end:
                                                      ModelCall.cache_read_tokens, ModelCall.cost_pico)))
          .where(FEWSHOT_OR_CACHED).group_by(*keys))
     q = rollups.within_days(q, start, end)
-    return [{"day": str(r.day), "model": r.model, "tier": r.tier, "with_examples": int(r.with_examples),
-             "service_tier": r.st, "inference_geo": r.geo, "size": int(r.size),
-             **{k: int(getattr(r, k) or 0) for k in SUMS}} for r in s.execute(q)]
+    return [(FewShotSums(day=str(r.day), model=r.model, tier=r.tier, with_examples=int(r.with_examples),
+                         service_tier=r.st, inference_geo=r.geo, calls=int(r.calls or 0),
+                         examples=int(r.examples or 0), input_tokens=int(r.input_tokens or 0),
+                         output_tokens=int(r.output_tokens or 0),
+                         cache_write_5m_tokens=int(r.cache_write_5m_tokens or 0),
+                         cache_write_1h_tokens=int(r.cache_write_1h_tokens or 0),
+                         cache_read_tokens=int(r.cache_read_tokens or 0), cost_pico=int(r.cost_pico or 0)),
+             int(r.size)) for r in s.execute(q)]
 
 
 def _prompt() -> ColumnElement[int]:
@@ -68,28 +101,31 @@ def _prompt() -> ColumnElement[int]:
             + ModelCall.cache_read_tokens)
 
 
-def examples_and_cache(s: Session, start: date, end: date, band_limits: Sequence[int]) -> list[dict[str, Any]]:
+def examples_and_cache(s: Session, start: date, end: date, band_limits: Sequence[int]) -> list[BandRow]:
     """Straight from the calls, for any price bands: the sums `cache_by_day` reads, with the prompt's class the
     index of the first of `band_limits` (the price table's max_prompt_tokens) it fits under ("band"; len(limits)
     above them all), so every group is priced by one band."""
     limits = sorted(set(band_limits))
     prompt = _prompt()
     band = case(*[(prompt <= lim, i) for i, lim in enumerate(limits)], else_=len(limits)) if limits else literal(0)
-    return [{**{k: v for k, v in r.items() if k != "size"}, "band": r["size"]}
-            for r in _fewshot_sums(s, band, start, end)]
+    return [BandRow(**sums, band=size) for sums, size in _fewshot_sums(s, band, start, end)]
 
 
-def cache_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+def cache_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None) -> list[CacheRow]:
     """The cache_daily rows, straight from the calls (migration 0016, rebuilds, the property tests)."""
-    return [{**{k: v for k, v in r.items() if k != "size"}, "prompt_kilo": r["size"]}
-            for r in _fewshot_sums(s, rollups.prompt_kilo_sql(_prompt()), start, end)]
+    return [CacheRow(**sums, prompt_kilo=size)
+            for sums, size in _fewshot_sums(s, rollups.prompt_kilo_sql(_prompt()), start, end)]
 
 
-def cache_by_day(s: Session, start: date, end: date) -> list[dict[str, Any]]:
+def cache_by_day(s: Session, start: date, end: date) -> list[CacheRow]:
     """The cache_daily rows of these days (UTC): what the Spend page's few-shot and cache figures are built from."""
     q = select(CacheDaily).where(CacheDaily.day >= start.isoformat(), CacheDaily.day <= end.isoformat())
-    cols = [c.key for c in CacheDaily.__table__.columns]
-    return [{k: getattr(r, k) for k in cols} for r in s.scalars(q)]
+    return [CacheRow(day=r.day, model=r.model, tier=r.tier, with_examples=r.with_examples,
+                     service_tier=r.service_tier, inference_geo=r.inference_geo, calls=r.calls, examples=r.examples,
+                     input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                     cache_write_5m_tokens=r.cache_write_5m_tokens, cache_write_1h_tokens=r.cache_write_1h_tokens,
+                     cache_read_tokens=r.cache_read_tokens, cost_pico=r.cost_pico, prompt_kilo=r.prompt_kilo)
+            for r in s.scalars(q)]
 
 
 def tier1_totals(s: Session, start: date, end: date) -> dict[str, dict[str, int]]:

@@ -52,6 +52,7 @@ def apply_migrations(db: Database, revision: str = "head") -> None:
     """Bring `db` to `revision` in one transaction, one process at a time. On SQLite with foreign keys off: a
     batch migration rebuilds a table by copying and dropping it, and dropping `tickets` with foreign keys on would
     cascade-delete every call."""
+    cfg = alembic_config(db.url)
     with _file_lock(db), db.engine.connect() as conn:
         raw = conn.connection.dbapi_connection if db.dialect == "sqlite" else None
         if raw is not None:  # outside any transaction (inside one the pragma is a no-op)
@@ -60,7 +61,6 @@ def apply_migrations(db: Database, revision: str = "head") -> None:
             with conn.execution_options(write=True).begin():  # SQLite: BEGIN IMMEDIATE, the write lock up front
                 if db.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-                cfg = alembic_config(db.url)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
         finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -89,7 +89,7 @@ def _chunks(seq: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 def import_tickets(
     s: Session, items: Sequence[tuple[str | None, str]], *, source: str, run_id: int | None,
     requeue: Iterable[str] = (PENDING, FAILED), reclassify: bool = False,
-    language_of: Callable[[str], str | None] | None = None,
+    languages: Mapping[str, str | None] | None = None,
     privacy: Sequence[tuple[str | None, int | None]] | None = None, purpose: str = PRODUCTION,
 ) -> Imported:
     """Insert new tickets as pending. Known tickets (same text and id) are not duplicated; those in a
@@ -103,10 +103,11 @@ def import_tickets(
     extra: dict[str, tuple[str | None, int | None]] = {}
     for n, (ext, text) in enumerate(items):  # each text normalised once: both of its hashes come from it
         normal = normal_text(text)
+        text_hash = normalised_text_hash(normal)
         h = _hash_of_normal(normal, ext)
         hashes.append(h)
         if h not in first:
-            first[h], text_hash_of[h] = (ext, text), normalised_text_hash(normal)
+            first[h], text_hash_of[h] = (ext, text), text_hash
         if privacy is not None and (h not in extra or extra[h][0] is None):
             extra[h] = privacy[n]
     now = datetime.now(UTC)
@@ -114,7 +115,7 @@ def import_tickets(
     new = [h for h in first if h not in known]
     ids = {h: row[0] for h, row in known.items()}
     inserted = _insert_new(s, [(h, *first[h], text_hash_of[h], *extra.get(h, (None, None))) for h in new],
-                           source=source, run_id=run_id, now=now, language_of=language_of, purpose=purpose)
+                           source=source, run_id=run_id, now=now, languages=languages, purpose=purpose)
     ids.update(inserted)
     raced = [h for h in new if h not in inserted]  # inserted meanwhile by another import (PostgreSQL)
     if raced:
@@ -176,7 +177,7 @@ def _fill_privacy(s: Session, known: dict[int, tuple[str | None, int | None]]) -
 
 def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str, str | None, int | None]], *,
                 source: str, run_id: int | None, now: datetime,
-                language_of: Callable[[str], str | None] | None = None,
+                languages: Mapping[str, str | None] | None = None,
                 purpose: str = PRODUCTION) -> dict[str, int]:
     """Insert (hash, external id, text, text hash, requester hash, masked count) rows in pages; returns hash -> id
     of those inserted. A hash
@@ -192,7 +193,7 @@ def _insert_new(s: Session, rows: Sequence[tuple[str, str | None, str, str, str 
     for chunk in _chunks(rows, 5000):
         params = [{"content_hash": h, "external_id": ext, "text": text, "text_hash": th, "requester_hash": rq,
                    "masked_count": mc, **fixed,
-                   "language": language_of(text) if language_of else None}  # detected before the transaction
+                   "language": languages.get(text) if languages else None}  # detected before the transaction
                   for h, ext, text, th, rq, mc in chunk]
         out.update((h, i) for h, i in s.execute(stmt, params))
     return out

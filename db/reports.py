@@ -4,10 +4,10 @@ tables): they define what the rollups must equal, and `rebuild_rollups` rebuilds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import Select, and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
@@ -70,6 +70,42 @@ class Tier2Inputs(TypedDict):
     direct_tier2_pico: int
 
 
+class SpendDailyRow(TypedDict):
+    """A spend_daily row (`spend_by_day_from_calls`): one UTC day, model and tier."""
+
+    day: str
+    model: str
+    tier: int
+    calls: int
+    requests: NotRequired[int]  # left out for migration 0007, which runs before 0015 added the column
+    input_tokens: int
+    output_tokens: int
+    cache_tokens: int
+    cost_pico: int
+    answered_input_tokens: int
+    answered_output_tokens: int
+    demo_calls: int
+    demo_cost_pico: int
+
+
+class RoutingDailyRow(TypedDict):
+    """A routing_daily row (`routing_by_day_from_calls`), with the day's cost (`cost_pico`, not a column)."""
+
+    day: str
+    tickets: int
+    tier1_tickets: int
+    tier2_tickets: int
+    cost_pico: int
+    direct_tier2_pico: int
+
+
+class LatencyDailyRow(TypedDict):
+    day: str
+    model: str
+    bucket_ms: int
+    calls: int
+
+
 _day_bounds = rollups.within_days  # the calls of these UTC days
 
 
@@ -99,7 +135,7 @@ def _days(q: Sel, col: InstrumentedAttribute[str], start: date | None, end: date
 
 
 def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None, *,
-                            requests: bool = True) -> list[dict[str, Any]]:
+                            requests: bool = True) -> list[SpendDailyRow]:
     """The spend_daily rows, straight from model_calls. `requests=False`: without the request count (for
     migration 0007, which runs before migration 0015 added the columns it is counted from)."""
     day = _day(s).label("day")
@@ -118,10 +154,18 @@ def spend_by_day_from_calls(s: Session, start: date | None = None, end: date | N
         func.sum(case((demo, 1), else_=0)).label("demo_calls"),
         func.sum(case((demo, ModelCall.cost_pico), else_=0)).label("demo_cost_pico"),
     ).group_by(day, ModelCall.model, ModelCall.tier).order_by(day, ModelCall.model, ModelCall.tier)
-    keys = ("calls", *(("requests",) if requests else ()), "input_tokens", "output_tokens", "cache_tokens",
-            "cost_pico", "answered_input_tokens", "answered_output_tokens", "demo_calls", "demo_cost_pico")
-    return [{"day": str(r.day), "model": r.model, "tier": r.tier, **{k: int(getattr(r, k) or 0) for k in keys}}
-            for r in s.execute(_day_bounds(q, start, end))]
+    out = []
+    for r in s.execute(_day_bounds(q, start, end)):
+        row = SpendDailyRow(day=str(r.day), model=r.model, tier=r.tier, calls=int(r.calls or 0),
+                            input_tokens=int(r.input_tokens or 0), output_tokens=int(r.output_tokens or 0),
+                            cache_tokens=int(r.cache_tokens or 0), cost_pico=int(r.cost_pico or 0),
+                            answered_input_tokens=int(r.answered_input_tokens or 0),
+                            answered_output_tokens=int(r.answered_output_tokens or 0),
+                            demo_calls=int(r.demo_calls or 0), demo_cost_pico=int(r.demo_cost_pico or 0))
+        if requests:
+            row["requests"] = int(r.requests or 0)
+        out.append(row)
+    return out
 
 
 def _production(q: Sel, apart: bool) -> Sel:
@@ -133,7 +177,7 @@ def _production(q: Sel, apart: bool) -> Sel:
 
 
 def routing_by_day_from_calls(s: Session, start: date | None = None, end: date | None = None, *,
-                              apart: bool = True) -> list[dict[str, Any]]:
+                              apart: bool = True) -> list[RoutingDailyRow]:
     """The routing_daily rows (plus each day's cost), straight from model_calls: per day, distinct production
     tickets with a call (any tier, tier 1, tier 2) and the cost of tier-2 calls on those with no tier-1 call at
     all. `apart=False`: every ticket (see `_production`)."""
@@ -153,13 +197,13 @@ def routing_by_day_from_calls(s: Session, start: date | None = None, end: date |
         func.sum(case((and_(per_ticket.c.t2 == 1, no_tier1), per_ticket.c.t2_cost), else_=0))
         .label("direct_tier2_pico"),
     ).group_by(per_ticket.c.day).order_by(per_ticket.c.day)
-    return [{"day": str(r.day), "tickets": int(r.tickets), "tier1_tickets": int(r.tier1_tickets),
-             "tier2_tickets": int(r.tier2_tickets), "cost_pico": int(r.cost_pico or 0),
-             "direct_tier2_pico": int(r.direct_tier2_pico or 0)} for r in s.execute(q)]
+    return [RoutingDailyRow(day=str(r.day), tickets=int(r.tickets), tier1_tickets=int(r.tier1_tickets),
+                            tier2_tickets=int(r.tier2_tickets), cost_pico=int(r.cost_pico or 0),
+                            direct_tier2_pico=int(r.direct_tier2_pico or 0)) for r in s.execute(q)]
 
 
 def latency_histogram_from_calls(s: Session, start: date | None = None, end: date | None = None, *,
-                                 apart: bool = True) -> list[dict[str, Any]]:
+                                 apart: bool = True) -> list[LatencyDailyRow]:
     """The latency_daily rows, straight from model_calls (calls on production tickets; `apart=False`: all)."""
     day = _day(s).label("day")
     bucket = rollups.latency_bucket_sql(ModelCall.latency_ms).label("bucket_ms")
@@ -167,7 +211,7 @@ def latency_histogram_from_calls(s: Session, start: date | None = None, end: dat
                     .where(ModelCall.outcome != ERROR,
                            or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != rollups.BATCH))
                     .group_by(day, ModelCall.model, bucket), start, end).order_by(day, ModelCall.model, bucket)
-    return [{"day": str(r.day), "model": r.model, "bucket_ms": int(r.bucket_ms), "calls": int(r.calls)}
+    return [LatencyDailyRow(day=str(r.day), model=r.model, bucket_ms=int(r.bucket_ms), calls=int(r.calls))
             for r in s.execute(q)]
 
 
@@ -184,7 +228,7 @@ def rebuild_rollups(s: Session, *, only: Collection[str] = ROLLUPS, requests: bo
     if unknown:
         raise ValueError(f"not a rollup: {', '.join(sorted(unknown))} (the rollups: {', '.join(ROLLUPS)})")
     out = {}
-    build: dict[type[Base], Callable[[], list[dict[str, Any]]]] = {
+    build: dict[type[Base], Callable[[], Sequence[Mapping[str, object]]]] = {
         SpendDaily: lambda: spend_by_day_from_calls(s, requests=requests),
         RoutingDaily: lambda: [{k: v for k, v in r.items() if k != "cost_pico"}
                                for r in routing_by_day_from_calls(s, apart=apart)],

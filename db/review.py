@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
@@ -267,21 +267,43 @@ def matching(s: Session, f: ReviewFilter, limit: int) -> list[tuple[int, str | N
     return [(tid, category, version) for tid, category, version in rows]
 
 
-def export_page(s: Session, page: int, size: int) -> list[dict[str, Any]]:
+class ExportRow(TypedDict):
+    """A ticket as `triage export` writes it (CSV or JSONL, in this order)."""
+
+    ticket_id: int
+    external_id: str | None
+    text: str
+    category: str | None
+    confidence: float | None
+    label_source: str | None
+    status: str
+    tier1_category: str | None
+    tier2_category: str | None
+    escalated: bool
+    corrected_by: str | None
+    source: str
+    created_at: str
+    priority: str | None
+    language: str | None
+    team: str | None
+    cost_usd: str  # exact decimal dollars
+
+
+def export_page(s: Session, page: int, size: int) -> list[ExportRow]:
     """Tickets with labels and their total model cost, in id order (paged, for exports)."""
     cost = (select(ModelCall.ticket_id, func.sum(ModelCall.cost_pico).label("cost_pico"))
             .group_by(ModelCall.ticket_id).subquery())
     q = (select(Ticket, cost.c.cost_pico).outerjoin(cost, cost.c.ticket_id == Ticket.id)
          .where(Ticket.purpose != PILOT)  # a pilot's sample is not the team's tickets
          .order_by(Ticket.id).limit(size).offset(page * size))
-    return [{
-        "ticket_id": t.id, "external_id": t.external_id, "text": t.text, "category": t.category,
-        "confidence": t.confidence, "label_source": t.label_source, "status": t.status,
-        "tier1_category": t.tier1_category, "tier2_category": t.tier2_category, "escalated": t.escalated,
-        "corrected_by": t.corrected_by, "source": t.source, "created_at": t.created_at.isoformat(),
-        "priority": t.priority, "language": t.language, "team": t.team,
-        "cost_usd": str(from_pico(c)),
-    } for t, c in s.execute(q)]
+    return [ExportRow(
+        ticket_id=t.id, external_id=t.external_id, text=t.text, category=t.category,
+        confidence=t.confidence, label_source=t.label_source, status=t.status,
+        tier1_category=t.tier1_category, tier2_category=t.tier2_category, escalated=t.escalated,
+        corrected_by=t.corrected_by, source=t.source, created_at=t.created_at.isoformat(),
+        priority=t.priority, language=t.language, team=t.team,
+        cost_usd=str(from_pico(c)),
+    ) for t, c in s.execute(q)]
 
 
 def sonnet_decided(s: Session, ticket_ids: list[int]) -> dict[int, int]:

@@ -81,7 +81,7 @@ def fill(db: Database, taxonomy: Taxonomy, *, actor: Actor, settings: Settings |
     with db.transaction() as s:  # imported and claimed at once, so a running worker never picks them up
         run_id = runs.create_run(s, started_by="demo", source=SOURCE, mode="demo", threshold=settings.threshold)
         imported = queue.import_tickets(s, prepared.items, source=SOURCE, run_id=run_id, privacy=prepared.privacy,
-                                        language_of=prepared.language_of)
+                                        languages=prepared.languages)
         queue.claim_pending(s, "demo", len(samples), run_id)
     gold = {tid: r for tid, r in zip(imported.ticket_ids, samples, strict=True)}
     api_ids = [tid for tid in imported.ticket_ids if rnd.random() < api_share]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -29,6 +29,25 @@ from triage.taxonomy import Taxonomy
 from triage.work.pipeline import RunReport
 
 THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # 0.50 .. 0.95
+
+
+class Coverage(TypedDict):
+    """Answers at or above a confidence: the share kept and their accuracy (None: none kept)."""
+
+    threshold: float
+    kept: float
+    accuracy: float | None
+
+
+class Scores(TypedDict):
+    """`triage eval`'s scores on a gold file (`--json` prints them as they are), rounded to 4 places."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    ece: float
+    per_category: dict[str, metrics.ClassScores]
+    coverage: list[Coverage]
 
 
 @dataclass
@@ -53,21 +72,22 @@ def read_gold(path: str, taxonomy: Taxonomy, *, text_column: str = "text", label
 
 
 def score(gold: Sequence[str], predicted: Sequence[str | None], confidence: Sequence[float | None],
-          classes: Sequence[str]) -> dict[str, Any]:
+          classes: Sequence[str]) -> Scores:
     y = np.array(gold)
     p = np.array([x if x is not None else "" for x in predicted])
     conf = np.array([c if c is not None else 0.0 for c in confidence], dtype=float)
     correct = p == y
     scores = metrics.per_category(list(gold), list(predicted), classes)
-    per = {c: {k: round(v, 4) if k != "support" else v for k, v in m.items()} for c, m in scores.items()}
+    per = {c: metrics.ClassScores(precision=round(m["precision"], 4), recall=round(m["recall"], 4),
+                                  f1=round(m["f1"], 4), support=m["support"]) for c, m in scores.items()}
     coverage = []
     for t in THRESHOLDS:
         kept = conf >= t
-        coverage.append({"threshold": t, "kept": round(float(kept.mean()), 4),
-                         "accuracy": round(float(correct[kept].mean()), 4) if kept.any() else None})
-    return {"n": int(len(y)), "accuracy": round(float(correct.mean()), 4),
-            "macro_f1": round(metrics.macro_f1(scores), 4), "ece": round(ece(conf, correct), 4),
-            "per_category": per, "coverage": coverage}
+        coverage.append(Coverage(threshold=t, kept=round(float(kept.mean()), 4),
+                                 accuracy=round(float(correct[kept].mean()), 4) if kept.any() else None))
+    return Scores(n=int(len(y)), accuracy=round(float(correct.mean()), 4),
+                  macro_f1=round(metrics.macro_f1(scores), 4), ece=round(ece(conf, correct), 4),
+                  per_category=per, coverage=coverage)
 
 
 def predict_local(gold: Gold, taxonomy: Taxonomy, db: Database | None = None) -> tuple[list[str], list[float]]:
@@ -117,7 +137,7 @@ class Evaluated:
     """`triage eval`'s answer: the scores (None when gold tickets were left unanswered) and, for a paid route, its
     run and what it cost (on the books like any run's)."""
 
-    scores: dict[str, Any] | None
+    scores: Scores | None
     paid: PaidPrediction | None = None
     cost: Decimal = Decimal(0)
 
@@ -142,7 +162,7 @@ def evaluate(db: Database | None, settings: Settings, taxonomy: Taxonomy, path: 
     return Evaluated(scored, paid, runs.run_cost(db, paid.run_id))
 
 
-def format_report(r: dict[str, Any], tier: str) -> str:
+def format_report(r: Scores, tier: str) -> str:
     lines = [f"tier {tier}: n={r['n']}  accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  ECE {r['ece']:.3f}",
              "", f"{'category':<20} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}"]
     for c, m in r["per_category"].items():

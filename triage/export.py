@@ -7,10 +7,10 @@ import csv
 import io
 import json
 import os
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from db import review
 from db.engine import Database
@@ -36,11 +36,14 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
-def to_jsonl(rows: list[dict[str, Any]]) -> str:
+Rows = Sequence[Mapping[str, object]]  # any rows, written as they are: keys in order, money (Decimal) as decimals
+
+
+def to_jsonl(rows: Rows) -> str:
     return "".join(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n" for r in rows)
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def to_csv(rows: Rows) -> str:
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), extrasaction="ignore")
@@ -63,15 +66,16 @@ def check_destination(path: str) -> None:
         raise InputError(f"--out {path} cannot be written (no permission)")
 
 
-def write(rows: list[dict[str, Any]], path: str) -> None:
+def write(rows: Rows, path: str) -> None:
     check_destination(path)
     text = to_csv(rows) if Path(path).suffix.lower() == ".csv" else to_jsonl(rows)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text, encoding="utf-8", newline="")
 
 
-def _ticket_rows(db: Database, batch: int = 2000) -> list[dict[str, Any]]:
-    rows, page = [], 0
+def _ticket_rows(db: Database, batch: int = 2000) -> list[review.ExportRow]:
+    rows: list[review.ExportRow] = []
+    page = 0
     with db.read() as s:
         while True:
             chunk = review.export_page(s, page, batch)

@@ -332,7 +332,7 @@ def apply(db: Database, p: Plan, *, actor: Actor) -> LabelsApplied:
             ids = db_labels.add_labelled_tickets(
                 s, [(ext, text, n.label) for (ext, text), n in zip(prepared.items, chunk_new, strict=True)],
                 operator=operator, file=p.file, note=note, masked=[m for _, m in prepared.privacy],
-                languages=[prepared.language_of(text) for _, text in prepared.items])
+                languages=[prepared.languages.get(text) for _, text in prepared.items])
         created += sum(tid is not None for tid in ids)
         conflicts += [f"row {n.row}: this ticket was added by someone else meanwhile"
                       for n, tid in zip(chunk_new, ids, strict=True) if tid is None]

@@ -74,10 +74,6 @@ class Prepared:
     privacy: list[tuple[str | None, int | None]]
     languages: dict[str, str | None] = field(default_factory=dict)  # stored text -> ISO 639 code (None: unsure)
 
-    def language_of(self, text: str) -> str | None:
-        """The language of a stored text of these tickets (db.queue.import_tickets' `language_of`)."""
-        return self.languages.get(text)
-
 
 def prepare_import(db: Database, items: Sequence[tuple[str | None, str]],
                    requesters: Sequence[str | None] | None = None) -> Prepared:

@@ -7,7 +7,9 @@ ticket and labelling take the acting identity (`actor`); labels are stamped with
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypedDict
 
 from db import queue
 from db import review as db_review
@@ -215,11 +217,40 @@ def next_after(rows: list[ReviewRow], current: int | None, done: set[int]) -> in
     return None
 
 
+class CallRow(TypedDict):
+    """One model call about a ticket, as the Review page's table shows it."""
+
+    time: datetime
+    tier: int
+    model: str  # the model that answered (as the API named it), else the one asked
+    outcome: str
+    label: str | None
+    confidence: float | None
+    priority: str | None
+    priority_confidence: float | None
+    calibrated: float | None  # what routing compared with the threshold (through the calibration in force)
+    examples: int | None
+    tickets_in_request: int
+    reason: str | None  # the model's reason, else what was wrong with the answer, else the error
+    input_tokens: int
+    output_tokens: int
+    cache_tokens: int
+    cost_usd: Decimal
+    cost_known: bool
+    latency_ms: int
+    request_id: str | None
+
+
+# "from" is a keyword, hence the functional form: a label (or priority) an operator set, oldest first
+HistoryRow = TypedDict("HistoryRow", {"time": datetime, "operator": str, "from": str | None, "to": str | None,
+                                      "note": str | None})
+
+
 @dataclass
 class Detail:
     ticket: TicketView
-    calls: list[dict[str, Any]]
-    history: list[dict[str, Any]]
+    calls: list[CallRow]
+    history: list[HistoryRow]
 
 
 def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
@@ -228,7 +259,7 @@ def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
         t = db_review.ticket(s, ticket_id)
         if t is None:
             return None
-        calls = [{
+        calls: list[CallRow] = [{
             "time": c.created_at, "tier": c.tier, "model": c.model_returned or c.model, "outcome": c.outcome,
             "label": c.category, "confidence": c.confidence,
             "priority": c.priority, "priority_confidence": c.priority_confidence,
@@ -240,7 +271,7 @@ def detail(db: Database, ticket_id: int, *, actor: Actor) -> Detail | None:
             "cost_usd": from_pico(c.cost_pico), "cost_known": c.cost_known, "latency_ms": c.latency_ms,
             "request_id": c.request_id,
         } for c in db_review.calls_of(s, ticket_id)]
-        history: list[dict[str, Any]] = [
+        history: list[HistoryRow] = [
             {"time": h.created_at, "operator": h.operator, "from": h.previous_label, "to": h.new_label,
              "note": h.note} for h in db_review.history_of(s, ticket_id)]
         history += [{"time": h.created_at, "operator": h.operator, "from": f"priority {h.previous_priority or UNKNOWN}",

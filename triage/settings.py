@@ -99,6 +99,19 @@ class Settings:
                                             "TRIAGE_MAX_REVIEWS_PER_DAY"),
         )
 
+    def overridden(self, *, threshold: float | None = None, concurrency: int | None = None,
+                   per_call: float | None = None, per_call_sonnet: float | None = None) -> Settings:
+        """These settings with what a command line set (None: not set), tickets per call checked as its flag."""
+        if threshold is not None:
+            self.threshold = threshold
+        if concurrency is not None:
+            self.concurrency = concurrency
+        if per_call is not None:
+            self.per_call = check_per_call(per_call, "--per-call")
+        if per_call_sonnet is not None:
+            self.per_call_sonnet = check_per_call(per_call_sonnet, "--per-call-sonnet")
+        return self
+
     @property
     def mask_policy(self) -> redact.MaskPolicy:
         """The masking policy these settings put in force (InputError for a bad pattern or region: nothing is

@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
+
+from sqlalchemy.orm import Session
 
 from db import paths as db_paths
 from db import reports
@@ -188,7 +190,7 @@ def _period(db: Database, start: date, end: date, minutes: float, tier2_model: s
                   page.summary.saving, e.interrupted_calls, e.interrupted_usd, e.unknown_cost_calls)
 
 
-def _demo_pico(s: Any, start: date, end: date) -> dict[int, int]:
+def _demo_pico(s: Session, start: date, end: date) -> dict[int, int]:
     """Simulated (demo) cost per tier on those days, from the spend rollup."""
     out: dict[int, int] = {}
     for r in db_story.demo_cost_by_tier(s, start, end):
@@ -335,18 +337,90 @@ def basis(p: Period) -> list[str]:
     ]
 
 
-def as_json(st: Story) -> dict[str, Any]:
+class TierJson(TypedDict):
+    name: str
+    tier: int
+    tickets_answered: int
+    tickets_decided: int
+    calls: int
+    spend_usd: str
+    simulated_usd: str
+    per_1000_tickets_usd: str | None
+    labelled_in_period: int
+    confirmed_in_period: int
+    labelled_to_date: int
+    right_to_date: int
+
+
+# "from" is a keyword, hence the functional form: one link of the Sankey
+FlowJson = TypedDict("FlowJson", {"from": str, "to": str, "tickets": int, "demo_tickets": int,
+                                  "labels_from_review": int, "labels_from_import": int})
+
+
+class ReviewDayJson(TypedDict):
+    day: str
+    reviews: int
+    tickets: int
+    demo_reviews: int
+    hours: float
+
+
+class ReviewsJson(TypedDict):
+    tickets: int
+    reviews: int
+    demo_reviews: int
+    hours: float
+    by_day: list[ReviewDayJson]
+
+
+class PeriodJson(TypedDict):
+    since: str
+    until: str
+    tickets: int
+    demo_tickets: int
+    labelled_only_tickets: int
+    total_usd: str
+    simulated_usd: str
+    real_usd: str
+    sonnet_alone_usd: str | None
+    saving_usd: str | None
+    interrupted_calls: int
+    interrupted_estimate_usd: str
+    unknown_cost_calls: int
+    tiers: list[TierJson]
+    flows: list[FlowJson]
+    reviews: ReviewsJson
+
+
+class StoryJson(TypedDict):
+    """`triage report --format json`: every figure of the story; money as exact decimal strings."""
+
+    generated_at: str
+    database: str
+    price_table: str
+    minutes_per_review: float
+    since: str
+    until: str
+    total_usd: str
+    headline: list[str]
+    comparison: list[str]
+    basis: list[str]
+    period: PeriodJson
+    previous_period: PeriodJson
+
+
+def as_json(st: Story) -> StoryJson:
     """Every figure, machine-readable; money as exact decimal strings (`total_usd` is `triage spend`'s)."""
-    return {
-        "generated_at": st.generated_at.isoformat(timespec="seconds"), "database": st.database,
-        "price_table": st.price_table, "minutes_per_review": st.minutes_per_review,
-        "since": st.current.start.isoformat(), "until": st.current.end.isoformat(),
-        "total_usd": money_text(st.current.total), "headline": st.headline, "comparison": st.comparison,
-        "basis": st.basis, "period": _period_json(st.current), "previous_period": _period_json(st.previous),
-    }
+    return StoryJson(
+        generated_at=st.generated_at.isoformat(timespec="seconds"), database=st.database,
+        price_table=st.price_table, minutes_per_review=st.minutes_per_review,
+        since=st.current.start.isoformat(), until=st.current.end.isoformat(),
+        total_usd=money_text(st.current.total), headline=st.headline, comparison=st.comparison,
+        basis=st.basis, period=_period_json(st.current), previous_period=_period_json(st.previous),
+    )
 
 
-def _period_json(p: Period) -> dict[str, Any]:
+def _period_json(p: Period) -> PeriodJson:
     return {
         "since": p.start.isoformat(), "until": p.end.isoformat(), "tickets": p.tickets,
         "demo_tickets": p.demo_tickets, "labelled_only_tickets": p.labelled_only,

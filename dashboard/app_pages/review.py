@@ -406,7 +406,7 @@ def panel(page: review.Page) -> None:
                 call_table(d.calls)
 
 
-def call_table(calls: list[dict[str, Any]]) -> None:
+def call_table(calls: list[review.CallRow]) -> None:
     """Every model call about the ticket, oldest first: what it answered, why, what it cost, how long it took
     (a value the call did not have reads "—", never "None")."""
     def text(value: Any, form: str = "{}") -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 import streamlit as st
 
@@ -17,7 +16,7 @@ from triage.spend import fewshot as spend_fewshot
 from triage.spend import reports as reporting
 
 
-def quality_section(comparisons: list[dict[str, Any]]) -> None:
+def quality_section(comparisons: list[quality_fewshot.Comparison]) -> None:
     """Haiku with and without labelled examples, on operator-labelled tickets (triage.quality.fewshot)."""
     st.subheader("Few-shot examples")
     if not comparisons:
@@ -29,8 +28,9 @@ def quality_section(comparisons: list[dict[str, Any]]) -> None:
         w, wo, p = c["with"], c["without"], c["paired"]
         cols[0].metric("With examples", _pct(w["accuracy"]), help=f"{w['n']} tickets")
         cols[1].metric("Without", _pct(wo["accuracy"]), help=f"{wo['n']} tickets")
-        cols[2].metric("Same tickets, with − without", "—" if not p["n"] else
-                       f"{(p['with'] - p['without']) * 100:+.0f} pts", help=f"{p['n']} tickets answered both ways")
+        gain = None if p["with"] is None or p["without"] is None else p["with"] - p["without"]
+        cols[2].metric("Same tickets, with − without", "—" if not p["n"] or gain is None else
+                       f"{gain * 100:+.0f} pts", help=f"{p['n']} tickets answered both ways")
         st.caption(quality_fewshot.describe(c) + " Each ticket counts once per kind: its latest answer. A ticket is "
                    "never its own example.")
 

@@ -74,7 +74,7 @@ def test_backfill_counts_what_an_import_counts_now(anydb):
     backfill.run(anydb)
     prepared = privacy.prepare_import(anydb, [(None, t) for t in OLD])
     assert [rows(anydb)[ids[t]][:2] for t in OLD] == [
-        (count, prepared.language_of(t)) for (_, count), t in zip(prepared.privacy, OLD, strict=True)]
+        (count, prepared.languages.get(t)) for (_, count), t in zip(prepared.privacy, OLD, strict=True)]
 
 
 def test_a_value_set_meanwhile_or_a_text_erased_meanwhile_is_left_alone(anydb):

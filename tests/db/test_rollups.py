@@ -357,15 +357,15 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
         stored = rollup_tables(s)
         # the tables themselves: exactly what the raw queries give
         spend_keys = [c.key for c in SpendDaily.__table__.columns]
-        assert stored["spend_daily"] == sorted(tuple(r[k] for k in spend_keys)
+        assert stored["spend_daily"] == sorted(tuple(dict(r)[k] for k in spend_keys)
                                                for r in reports.spend_by_day_from_calls(s))
         routing_keys = [c.key for c in RoutingDaily.__table__.columns]
         assert [r for r in stored["routing_daily"] if r[1]] == sorted(
-            tuple(r[k] for k in routing_keys) for r in reports.routing_by_day_from_calls(s))
+            tuple(dict(r)[k] for k in routing_keys) for r in reports.routing_by_day_from_calls(s))
         assert stored["latency_daily"] == sorted((r["day"], r["model"], r["bucket_ms"], r["calls"])
                                                  for r in reports.latency_histogram_from_calls(s))
         cache_keys = [c.key for c in CacheDaily.__table__.columns]
-        assert stored["cache_daily"] == sorted(tuple(r[k] for k in cache_keys)
+        assert stored["cache_daily"] == sorted(tuple(dict(r)[k] for k in cache_keys)
                                                for r in db_fewshot.cache_by_day_from_calls(s))
         answer_keys = [c.key for c in LabelledAnswer.__table__.columns]
         assert stored["labelled_answers"] == sorted(tuple(r[k] for k in answer_keys)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 from db.engine import Database
 from triage.access import Actor, cli_actor
 from triage.domain import FAILED, PENDING, Outcome
-from triage.settings import Settings, check_per_call, effective
+from triage.settings import Settings, effective
 from triage.taxonomy import Taxonomy
 from triage.work.pipeline import RunReport
 
@@ -20,8 +21,12 @@ class ProgressBar:
     """A one-line progress bar on stderr (only when stderr is a terminal, or forced)."""
 
     def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled = total, 0, enabled and total > 0
+        self.total, self.done, self.wanted = total, 0, enabled  # `total` may be set once it is known
         self.counts: dict[str, int] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.wanted and self.total > 0
 
     def __call__(self, _ticket_id: int, outcome: Outcome) -> None:
         self.done += 1
@@ -86,23 +91,38 @@ def open_db(settings: Settings) -> Database:
     return open_database(settings.database_url)
 
 
-def _apply_flags(s: Settings, args: argparse.Namespace) -> Settings:
-    if getattr(args, "threshold", None) is not None:
-        s.threshold = args.threshold
-    if getattr(args, "concurrency", None) is not None:
-        s.concurrency = args.concurrency
-    if getattr(args, "per_call", None) is not None:
-        s.per_call = check_per_call(args.per_call, "--per-call")
-    if getattr(args, "per_call_sonnet", None) is not None:
-        s.per_call_sonnet = check_per_call(args.per_call_sonnet, "--per-call-sonnet")
-    return s
+FLAGS = ("threshold", "concurrency", "per_call", "per_call_sonnet")  # the settings a command line may set
 
 
 def env_settings(args: argparse.Namespace) -> Settings:
-    return _apply_flags(Settings.from_env(), args)
+    return Settings.from_env().overridden(**{f: getattr(args, f, None) for f in FLAGS})
+
+
+@dataclass
+class Opened:
+    """What a command that works the queue starts from: the database, the settings and taxonomy in force, and who
+    acts (`open_in_force`)."""
+
+    db: Database
+    settings: Settings
+    taxonomy: Taxonomy
+    actor: Actor
+
+
+def open_in_force(args: argparse.Namespace) -> Opened:
+    """The database the environment names (created and migrated when new), the settings in force there (saved
+    from the dashboard over the environment, the command line over both: its flags checked before anything is
+    opened) and the command's actor (see `actor`)."""
+    from db.migrate import open_database
+
+    flags = {f: getattr(args, f, None) for f in FLAGS}
+    env = Settings.from_env().overridden(**flags)
+    db = open_database(env.database_url)
+    merged, taxonomy = effective(db, Settings.from_env())
+    return Opened(db, merged.overridden(**flags), taxonomy, cli_actor(getattr(args, "operator", None)))
 
 
 def settings_in_force(db: Database, args: argparse.Namespace) -> tuple[Settings, Taxonomy]:
     """Settings saved from the dashboard over the environment, and the command line over both."""
     merged, taxonomy = effective(db, Settings.from_env())
-    return _apply_flags(merged, args), taxonomy
+    return merged.overridden(**{f: getattr(args, f, None) for f in FLAGS}), taxonomy

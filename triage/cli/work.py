@@ -17,6 +17,7 @@ from triage.cli.common import (
     env_settings,
     exit_code,
     open_db,
+    open_in_force,
     progress_bar,
     say,
     say_all,
@@ -56,31 +57,30 @@ def _recover(db: Database) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     _check_flags(args)
-    settings = env_settings(args)
     batch = ingest.read_path(args.path, args.format, text_column=args.text_column, id_column=args.id_column,
                              requester_column=args.requester_column)
     say_all(batch.report)
     if not batch.items:
         say("no tickets to classify")
         return EXIT_INPUT
-    db = open_db(settings)
-    settings, taxonomy = settings_in_force(db, args)
-    started = classify.start(db, settings, taxonomy, batch.items, actor=actor(args), route=args.route,
-                             batch=args.batch, reclassify=args.reclassify,
-                             requesters=batch.requesters if batch.has_requesters else None,
+    progress = progress_bar(args, 0)  # its total once the run is started
+    at = open_in_force(args)
+    started = classify.start(at.db, at.settings, at.taxonomy, batch.items, actor=at.actor, route=args.route,
+                             batch=args.batch, reclassify=args.reclassify, requesters=batch.requesters,
                              source="stdin" if args.path == "-" else args.path)
     say_all(started.notices)
     say(f"{started.new} new tickets, {started.known} already known (run {started.run_id})")
-    progress = progress_bar(args, started.tickets)
-    summary = classify.finish(db, settings, taxonomy, started, actor=actor(args), on_ticket=progress,
+    progress.total = started.tickets
+    summary = classify.finish(at.db, at.settings, at.taxonomy, started, actor=at.actor, on_ticket=progress,
                               wait=not args.no_wait, poll=args.poll, say=say)
-    progress.close()
     if summary.waiting:
+        progress.close()
         return EXIT_OK
     if args.out:
         export.write(summary.rows, args.out)
     else:
         sys.stdout.write(export.to_jsonl(summary.rows))
+    progress.close()
     say_all([summary.line, *summary.notes])
     return exit_code(summary.report, pending=summary.pending)
 

@@ -15,7 +15,7 @@ from db import fewshot
 from db.engine import Database
 from db.models import text_hash
 from triage.local.embedder import MODEL_ID, Embedder, from_bytes, to_bytes
-from triage.routing import prompts, redact
+from triage.routing import gate, prompts, redact
 from triage.routing.fewshot import Example, ExampleBank, Shots, fill
 from triage.taxonomy import Taxonomy
 
@@ -70,9 +70,10 @@ _lock = threading.Lock()
 
 
 def load(db: Database, taxonomy: Taxonomy, k: int, model: str, embedder: Embedder | None = None,
-         mask: redact.MaskPolicy = redact.DEFAULT_POLICY) -> FewShotSource | None:
-    """The examples for `model`'s requests (None without operator labels), their texts masked as requests carry
-    them (so the fixed set and the worst case are sized on what is sent). Cached until an operator label
+         policy: redact.MaskPolicy = redact.DEFAULT_POLICY) -> FewShotSource | None:
+    """The examples for `model`'s requests (None without operator labels), their texts prepared by the gate's
+    step with `policy`, the gate's masking (triage.routing.gate.prepare: masked, block tags neutralised), as
+    requests carry them, so the fixed set and the worst case are sized on what is sent. Cached until an operator label
     changes: a new label or correction reloads them (and may change the representative set, so the next call writes
     the prompt cache once)."""
     if k <= 0:
@@ -81,7 +82,7 @@ def load(db: Database, taxonomy: Taxonomy, k: int, model: str, embedder: Embedde
 
     with db.read() as s:
         version = fewshot.labels_stamp(s)
-    key = (db.url, taxonomy_key(taxonomy), k, model, mask)
+    key = (db.url, taxonomy_key(taxonomy), k, model, policy)
     with _lock:
         hit = _cache.get(key)
     if hit is not None and hit[0] == version:
@@ -95,7 +96,7 @@ def load(db: Database, taxonomy: Taxonomy, k: int, model: str, embedder: Embedde
 
             embedder = shared()
         vecs = ensure_vectors(db, [r[0] for r in rows], embedder)
-        bank = ExampleBank([Example(tid, redact.mask(txt, mask).text, label) for tid, txt, label, _ in rows],
+        bank = ExampleBank([Example(tid, gate.prepare(txt, policy), label) for tid, txt, label, _ in rows],
                            np.stack([vecs[r[0]] for r in rows]))
         source = FewShotSource(db, bank, fill(bank, prompts.system_prompt(taxonomy), model), k,
                                embedder, {tid: th for tid, _, _, th in rows})

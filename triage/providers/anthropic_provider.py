@@ -35,9 +35,10 @@ from triage.domain import (
 )
 from triage.errors import UnknownModel
 from triage.providers import ratelimit
-from triage.routing import fewshot, gate, grouping, prompts, redact
-from triage.routing.fewshot import Prefix, Shots, ShotSource
+from triage.routing import grouping, prompts
+from triage.routing.fewshot import Shots, ShotSource
 from triage.routing.parsing import parse_answer
+from triage.routing.prompts import Prefix
 from triage.spend.pricing import PriceTable
 from triage.taxonomy import Taxonomy
 
@@ -74,7 +75,6 @@ class AnthropicProvider:
         pacer: ratelimit.Pacer | None = None,
         max_rate_limit_wait: float = 900.0,
         fewshot: ShotSource | None = None,
-        mask: redact.MaskPolicy = redact.DEFAULT_POLICY,
     ) -> None:
         self.client = client
         self.model = model
@@ -90,29 +90,27 @@ class AnthropicProvider:
         self.pacer = pacer or ratelimit.pacer_for(str(getattr(client, "base_url", "")),
                                                   getattr(client, "api_key", None), model)
         self.max_rate_limit_wait = max_rate_limit_wait  # seconds one call may wait out 429s before it fails
-        self.fewshot = fewshot  # labelled examples for each request (triage.local.retrieval); None: none
-        self.mask = mask  # the masking in force: the gate prepares every ticket and example text with it
+        self.fewshot = fewshot  # labelled examples, prepared by the gate's step at load (triage.local.retrieval)
 
     def prefix(self, taxonomy: Taxonomy, shots: Shots | None = None) -> Prefix:
         """What precedes the ticket block(s): the static, cacheable part first, then the retrieved examples
-        (triage.routing.fewshot.request_prefix). No shots: exactly the system prompt of a request without examples."""
-        if shots is not None:  # retrieved here, prepared by the gate's one function as ticket texts are
-            shots = gate.prepare_shots(shots, self.mask)
-        return fewshot.request_prefix(prompts.system_prompt(taxonomy), shots, self.model)
+        (triage.routing.prompts.request_prefix). No shots: exactly the system prompt of a request without examples."""
+        return prompts.request_prefix(prompts.system_prompt(taxonomy), shots, self.model)
 
     def request_body(self, text: str, taxonomy: Taxonomy, shots: Shots | None = None) -> dict[str, Any]:
         """The Messages request for one ticket (`text` as the gate prepared it, triage.routing.gate); with
         `shots`, its labelled examples (see `prefix`)."""
+        prefix = self.prefix(taxonomy, shots)
+        content = prefix.user_content(prompts.user_message(text))
         output_config: dict[str, Any] = {"format": {"type": "json_schema",
                                                     "schema": prompts.output_schema(taxonomy)}}
         if self.effort:
             output_config["effort"] = self.effort
-        prefix = self.prefix(taxonomy, shots)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.max_tokens,
             "system": prefix.system,
-            "messages": [{"role": "user", "content": prefix.user_content(prompts.user_message(text))}],
+            "messages": [{"role": "user", "content": content}],
             "output_config": output_config,
         }
         if self.thinking:
@@ -123,11 +121,12 @@ class AnthropicProvider:
         """The most this ticket's request can cost: its input estimated high from the whole body (with few-shot,
         the longest examples the bank could retrieve), all of `max_tokens` as output, at this model's price today
         (raises errors.UnknownModel when it has none). Batches are sent without examples."""
+        today = _now()
         shots = self.fewshot.worst_case() if self.fewshot is not None and not batch else None
         body = self.request_body(text, taxonomy, shots)
         tokens = prompts.estimate_request_tokens(body) + (len(shots.retrieved) if shots else 0)
-        return self.prices.worst_case(self.model, tokens, self.max_tokens, _now(), batch=batch,
-                                      cache_write=cache_write(body))
+        return self.prices.worst_case(self.model, tokens, self.max_tokens, today, batch=batch,
+                                      cache_write=prompts.cache_write(body))
 
     async def shots_for(self, text: str) -> Shots | None:
         """This ticket's examples, or None without few-shot. A failed look-up (the database busy past its
@@ -196,6 +195,7 @@ class AnthropicProvider:
 
     def _answer_result(self, message: Message, request_id: str | None, taxonomy: Taxonomy, attempt: int,
                        started: float) -> CallResult:
+        latency_ms = _ms(started)
         usage = usage_from_message(message)
         cost, cost_note, estimate = Decimal(0), None, None
         try:
@@ -206,7 +206,7 @@ class AnthropicProvider:
         text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
         result = CallResult(
             self.tier, self.model, OK, model_returned=message.model, usage=usage, cost_usd=cost,
-            cost_known=cost_note is None, cost_note=cost_note, estimated_usd=estimate, latency_ms=_ms(started),
+            cost_known=cost_note is None, cost_note=cost_note, estimated_usd=estimate, latency_ms=latency_ms,
             request_id=request_id, stop_reason=message.stop_reason, attempts=attempt,
         )
         if message.stop_reason == "refusal":
@@ -252,7 +252,7 @@ class AnthropicProvider:
         """The most one request about these tickets can cost (its input estimated high, all its output budget)."""
         body = self.group_request_body(texts, taxonomy)
         return self.prices.worst_case(self.model, prompts.estimate_request_tokens(body), body["max_tokens"], _now(),
-                                      batch=batch, cache_write=cache_write(body))
+                                      batch=batch, cache_write=prompts.cache_write(body))
 
     async def classify_group(self, texts: Sequence[str], taxonomy: Taxonomy, *,
                              paid: Reservation | None = None) -> grouping.GroupCall:
@@ -371,15 +371,6 @@ class AnthropicProvider:
                 )
             self.pacer.observe(slot, raw.headers)
             return message, raw.request_id, attempt
-
-
-def cache_write(body: dict[str, Any]) -> str | None:
-    """The dearest TTL of the request's prompt-cache breakpoints ("1h" over "5m"; None without one): what its
-    worst case must price the input at (see PriceTable.worst_case)."""
-    blocks = [body] + [b for part in (body.get("system"), *(m.get("content") for m in body.get("messages", [])))
-                       if isinstance(part, list) for b in part if isinstance(b, dict)]
-    ttls = {(b["cache_control"].get("ttl") or "5m") for b in blocks if isinstance(b.get("cache_control"), dict)}
-    return None if not ttls else "5m" if ttls == {"5m"} else "1h"
 
 
 def maybe_billed(exc: anthropic.APITimeoutError | anthropic.APIConnectionError) -> bool:

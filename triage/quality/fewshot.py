@@ -5,19 +5,33 @@ request, from the calls already stored (no new calls): part of `triage.quality.m
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TypedDict
 
 from db.quality import Answer
 from triage.quality import metrics
 
 
-def _accuracy(answers: Iterable[Answer]) -> dict[str, Any]:
+class Accuracy(TypedDict):
+    n: int
+    right: int
+    accuracy: float | None  # None: no answer
+
+
+# "with" is a keyword, hence the functional form. The tickets answered both ways: how many, and the accuracy with
+# and without examples.
+Paired = TypedDict("Paired", {"n": int, "with": float | None, "without": float | None})
+# One tier-1 model's answers with few-shot examples against its answers without.
+Comparison = TypedDict("Comparison", {"model": str, "with": Accuracy, "without": Accuracy, "paired": Paired,
+                                      "mean_examples": float})
+
+
+def _accuracy(answers: Iterable[Answer]) -> Accuracy:
     rows = list(answers)
     right = sum(a["label"] == a["truth"] for a in rows)
-    return {"n": len(rows), "right": right, "accuracy": right / len(rows) if rows else None}
+    return Accuracy(n=len(rows), right=right, accuracy=right / len(rows) if rows else None)
 
 
-def compare(rows: Sequence[Answer]) -> list[dict[str, Any]]:
+def compare(rows: Sequence[Answer]) -> list[Comparison]:
     """Per tier-1 model with at least one call that carried examples: each labelled ticket's latest answer sent
     with examples against its latest answer sent without (each counted when it has a label), over all such
     tickets and over the tickets answered both ways (the same tickets: the fair comparison; the two full sets may
@@ -25,7 +39,7 @@ def compare(rows: Sequence[Answer]) -> list[dict[str, Any]]:
     call order."""
     latest = metrics.latest_labelled(
         rows, lambda r: (str(r["model"]), r.get("examples") is not None) if r["tier"] == 1 else None)
-    out = []
+    out: list[Comparison] = []
     for model in sorted({model for model, _ in latest}):
         shots, plain = latest.get((model, True), {}), latest.get((model, False), {})
         if not shots:
@@ -39,7 +53,7 @@ def compare(rows: Sequence[Answer]) -> list[dict[str, Any]]:
     return out
 
 
-def describe(c: dict[str, Any]) -> str:
+def describe(c: Comparison) -> str:
     """One sentence: which data, and what it says."""
     w, wo, p = c["with"], c["without"], c["paired"]
 

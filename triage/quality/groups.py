@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -27,6 +27,16 @@ def band_of(size: int) -> str:
     return f"{size}"
 
 
+class GroupQualityJson(TypedDict):
+    tier: int
+    name: str
+    tickets_per_request: str
+    n: int
+    accuracy: float
+    ece: float
+    mean_confidence: float
+
+
 @dataclass(frozen=True)
 class GroupQuality:
     tier: int
@@ -37,9 +47,9 @@ class GroupQuality:
     ece: float
     mean_confidence: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"tier": self.tier, "name": self.name, "tickets_per_request": self.band, "n": self.n,
-                "accuracy": self.accuracy, "ece": self.ece, "mean_confidence": self.mean_confidence}
+    def to_dict(self) -> GroupQualityJson:
+        return GroupQualityJson(tier=self.tier, name=self.name, tickets_per_request=self.band, n=self.n,
+                                accuracy=self.accuracy, ece=self.ece, mean_confidence=self.mean_confidence)
 
 
 def by_group_size(db: Database, *, since: date | None = None, only_if_grouped: bool = False) -> list[GroupQuality]:

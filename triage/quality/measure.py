@@ -37,7 +37,7 @@ class TierFigures(TypedDict):
     macro_f1: float
     ece: float
     mean_confidence: float
-    confusion: dict[str, Any]  # metrics.confusion
+    confusion: metrics.Confusion
     calibration_id: NotRequired[int | None]  # with a calibration in force for the model: which, and its error
     ece_calibrated: NotRequired[float]
 
@@ -80,6 +80,40 @@ class WhatIf(TypedDict):
     settled_effective: NotRequired[float]
 
 
+class WhatIfJson(TypedDict):
+    """A `WhatIf` row in `--json`: the cost per ticket as an exact decimal string."""
+
+    threshold: float
+    escalation_rate: float
+    accuracy: float | None
+    replayed: int
+    cost_per_ticket: str | None
+    review_rate: float | None
+    settled_accuracy: float | None
+    settled: int
+    settled_right: int
+    weighted: NotRequired[bool]  # as in WhatIf: present when blind-audit answers weigh 1/p
+    settled_effective: NotRequired[float]
+
+
+class QualityJson(TypedDict):
+    """`Quality.to_dict`: what `triage quality --json` prints of the measures (plain JSON values)."""
+
+    measured_on: str
+    n_tickets: int
+    label_sources: dict[str, int]
+    since: str | None
+    per_model: list[TierFigures]
+    flips: Flips
+    whatif: list[WhatIfJson]
+    whatif_on: str
+    reliability: list[ReliabilityBin]
+    calibrations: list[dict[str, Any]]  # pending: calibrate.summary's rows (typed with triage/quality/calibrate.py)
+    fewshot: list[quality_fewshot.Comparison]
+    audit_weighted: int  # labelled tickets that are blind-audit answers (weighted 1/p in the what-if and the maps)
+    whatif_weighting: str  # how the what-if counts its labels, in words
+
+
 @dataclass
 class Quality:
     n_tickets: int
@@ -90,9 +124,9 @@ class Quality:
     sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
     since: date | None = None  # only model answers from this day on (UTC)
     # per model (tiers 1-2): the calibration in force or why there is none, and its levels (triage.quality.calibrate)
-    calibrations: list[dict[str, Any]] = field(default_factory=list)
+    calibrations: list[dict[str, Any]] = field(default_factory=list)  # pending: calibrate.summary's rows
     whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
-    fewshot: list[dict[str, Any]] = field(default_factory=list)  # tier 1 with and without examples (quality_fewshot)
+    fewshot: list[quality_fewshot.Comparison] = field(default_factory=list)  # tier 1 with and without examples
     newest_only: int | None = None  # set when only the newest this many labelled tickets were read
     audit_weighted: int = 0  # labelled tickets that are blind-audit answers, weighted 1/p in the what-if and the maps
 
@@ -130,15 +164,16 @@ class Quality:
                 "That stands for the traffic when every ticket sent to review gets labelled: tickets waiting in the "
                 "review queue are missing, so a backlog makes the hard tickets count for less than their share.")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> QualityJson:
         """Plain JSON values; money as exact decimal strings."""
-        whatif = [{**w, "cost_per_ticket": None if w["cost_per_ticket"] is None else money_text(w["cost_per_ticket"])}
-                  for w in self.whatif]
-        return {"measured_on": self.measured_on(), "n_tickets": self.n_tickets, "label_sources": self.sources,
-                "since": self.since.isoformat() if self.since else None, "per_model": self.per_tier,
-                "flips": self.flips, "whatif": whatif, "whatif_on": self.whatif_on, "reliability": self.reliability,
-                "calibrations": self.calibrations, "fewshot": self.fewshot, "audit_weighted": self.audit_weighted,
-                "whatif_weighting": self.whatif_weighting()}
+        whatif: list[WhatIfJson] = [
+            {**w, "cost_per_ticket": None if w["cost_per_ticket"] is None else money_text(w["cost_per_ticket"])}
+            for w in self.whatif]
+        return QualityJson(measured_on=self.measured_on(), n_tickets=self.n_tickets, label_sources=self.sources,
+                           since=self.since.isoformat() if self.since else None, per_model=self.per_tier,
+                           flips=self.flips, whatif=whatif, whatif_on=self.whatif_on, reliability=self.reliability,
+                           calibrations=self.calibrations, fewshot=self.fewshot, audit_weighted=self.audit_weighted,
+                           whatif_weighting=self.whatif_weighting())
 
 
 def _latest_per_tier(rows: list[Answer]) -> dict[int, dict[int, Answer]]:

@@ -5,12 +5,43 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import NotRequired, TypedDict, TypeVar
 
 from db.quality import Answer
 
 K = TypeVar("K", bound=Hashable)
+
+
+class ClassScores(TypedDict):
+    """One class: precision, recall, F1 and support (how many truly are)."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Confusion(TypedDict):
+    """Counts of (true label, predicted label): `matrix[i][j]` tickets labelled `labels[i]` by the operator (or the
+    gold file) and `labels[j]` by the model; a submatrix names its columns apart (with "other" last)."""
+
+    labels: list[str]
+    matrix: list[list[int]]
+    columns: NotRequired[list[str]]  # a submatrix's columns (`submatrix`); else the columns are `labels`
+
+
+class ConfusedPair(TypedDict):
+    truth: str  # the operator's label
+    said: str  # the model's
+    n: int
+    share: float  # of the operator's label (its row)
+
+
+class CategoryRecall(TypedDict):
+    category: str
+    support: int
+    recall: float
 
 
 def latest_labelled(rows: Sequence[Answer], key: Callable[[Answer], K | None]) -> dict[K, dict[int, Answer]]:
@@ -42,9 +73,9 @@ def weighted_share(right: Sequence[bool], weights: Sequence[float]) -> tuple[flo
 
 
 def per_category(truth: Sequence[str], predicted: Sequence[str | None],
-                 classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+                 classes: Sequence[str]) -> dict[str, ClassScores]:
     """precision, recall, f1 and support (how many truly are) of each class."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, ClassScores] = {}
     pairs = Counter(zip(truth, predicted, strict=True))  # one pass, whatever the number of classes
     said, true = Counter(predicted), Counter(truth)
     for c in classes:
@@ -52,19 +83,19 @@ def per_category(truth: Sequence[str], predicted: Sequence[str | None],
         fp, fn = said[c] - tp, true[c] - tp
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
-        out[c] = {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
-                  "support": tp + fn}
+        out[c] = ClassScores(precision=prec, recall=rec, f1=2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+                             support=tp + fn)
     return out
 
 
-def macro_f1(per: dict[str, dict[str, Any]]) -> float:
+def macro_f1(per: Mapping[str, ClassScores]) -> float:
     """The mean F1 over the classes that occur in the truth (a class nobody has cannot be missed)."""
     f1s = [m["f1"] for m in per.values() if m["support"]]
     return sum(f1s) / len(f1s) if f1s else 0.0
 
 
 def confusion(truth: Sequence[str], predicted: Sequence[str | None],
-              classes: Sequence[str] = ()) -> dict[str, Any]:
+              classes: Sequence[str] = ()) -> Confusion:
     """Counts of (true label, predicted label): rows are the truth, columns the prediction, in `classes` order
     followed by any other label seen (sorted; a missing prediction shows as "none")."""
     pred = ["none" if p is None else p for p in predicted]
@@ -74,28 +105,28 @@ def confusion(truth: Sequence[str], predicted: Sequence[str | None],
     matrix = [[0] * len(labels) for _ in labels]
     for y, p in zip(truth, pred, strict=True):
         matrix[index[y]][index[p]] += 1
-    return {"labels": labels, "matrix": matrix}
+    return Confusion(labels=labels, matrix=matrix)
 
 
-def confused_pairs(c: dict[str, Any], top: int = 10) -> list[dict[str, Any]]:
+def confused_pairs(c: Confusion, top: int = 10) -> list[ConfusedPair]:
     """The off-diagonal cells of a confusion matrix, most tickets first (ties by name): the operator's label,
     what the model said, how many, and their share of the operator's label (of its row)."""
     labels, matrix = c["labels"], c["matrix"]
-    cells = [{"truth": labels[i], "said": labels[j], "n": n, "share": n / sum(row)}
+    cells = [ConfusedPair(truth=labels[i], said=labels[j], n=n, share=n / sum(row))
              for i, row in enumerate(matrix) for j, n in enumerate(row) if i != j and n]
     cells.sort(key=lambda x: (-x["n"], -x["share"], x["truth"], x["said"]))
     return cells[:top]
 
 
-def recall_by_category(c: dict[str, Any]) -> list[dict[str, Any]]:
+def recall_by_category(c: Confusion) -> list[CategoryRecall]:
     """Per operator label with tickets: support and recall (the share the model labelled right), worst first."""
     labels, matrix = c["labels"], c["matrix"]
-    rows = [{"category": labels[i], "support": sum(row), "recall": row[i] / sum(row)}
+    rows = [CategoryRecall(category=labels[i], support=sum(row), recall=row[i] / sum(row))
             for i, row in enumerate(matrix) if sum(row)]
     return sorted(rows, key=lambda r: (r["recall"], -r["support"], r["category"]))
 
 
-def submatrix(c: dict[str, Any], keep: Sequence[str]) -> dict[str, Any]:
+def submatrix(c: Confusion, keep: Sequence[str]) -> Confusion:
     """The confusion matrix restricted to these labels (in the matrix's order), plus "other" for the rest, so
     each row still adds up to its label's tickets."""
     labels, matrix = c["labels"], c["matrix"]
@@ -103,11 +134,11 @@ def submatrix(c: dict[str, Any], keep: Sequence[str]) -> dict[str, Any]:
     idx = [i for i, lab in enumerate(labels) if lab in wanted]
     rest = [j for j in range(len(labels)) if j not in idx]
     out = [[matrix[i][j] for j in idx] + ([sum(matrix[i][j] for j in rest)] if rest else []) for i in idx]
-    return {"labels": [labels[i] for i in idx], "columns": [labels[i] for i in idx] + (["other"] if rest else []),
-            "matrix": out}
+    return Confusion(labels=[labels[i] for i in idx], columns=[labels[i] for i in idx] + (["other"] if rest else []),
+                     matrix=out)
 
 
-def most_confused_labels(c: dict[str, Any], top: int = 10) -> list[str]:
+def most_confused_labels(c: Confusion, top: int = 10) -> list[str]:
     """The labels of the `top` most confused pairs, in the matrix's order: a legible default for a heatmap of many
     categories."""
     named = {x for p in confused_pairs(c, top) for x in (p["truth"], p["said"])}

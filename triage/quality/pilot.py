@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from triage.domain import FAILED, NEEDS_REVIEW, UNANSWERED, CallResult, Outcome, from_pico, money_text
 from triage.quality.threshold import wilson
@@ -188,15 +188,42 @@ def _money(x: Decimal | None) -> str | None:
     return None if x is None else money_text(x.quantize(Decimal("0.000001")))
 
 
-def as_json(f: Figures, volume: int | None, minutes_per_review: float) -> dict[str, Any]:
+class Projected(TypedDict):
+    """A route at the team's monthly volume (None: no volume given)."""
+
+    volume: int | None
+    monthly_api_usd: str | None
+    review_hours: float | None
+
+
+class RouteJson(TypedDict):
+    """A route's figures for `--json` and the page (money as decimal strings, exact to a millionth of a dollar)."""
+
+    title: str
+    threshold: float
+    per_call: int
+    derived: bool
+    planned: int
+    n: int
+    accuracy: float | None
+    low: float | None
+    high: float | None
+    escalated_share: float | None
+    review_share: float | None
+    cost_per_1000_usd: str | None
+    p95_latency_ms: int | None
+    projected: Projected
+
+
+def as_json(f: Figures, volume: int | None, minutes_per_review: float) -> RouteJson:
     """A route's figures for `--json` and the page (money as decimal strings, exact to a millionth of a dollar)."""
     low, high = f.interval or (None, None)
     hours = f.review_hours(volume, minutes_per_review)
-    return {"title": f.route.title, "threshold": f.route.threshold, "per_call": f.route.per_call,
-            "derived": f.route.derived, "planned": f.planned, "n": f.n,
-            "accuracy": _round(f.accuracy), "low": _round(low), "high": _round(high),
-            "escalated_share": _round(f.share(f.escalated)), "review_share": _round(f.share(f.reviews)),
-            "cost_per_1000_usd": _money(f.cost_per_1000), "p95_latency_ms": f.p95_latency_ms,
-            "projected": {"volume": volume, "monthly_api_usd": _money(f.monthly_api_usd(volume)),
-                          "review_hours": None if hours is None else round(hours, 1)}}
+    return RouteJson(title=f.route.title, threshold=f.route.threshold, per_call=f.route.per_call,
+                     derived=f.route.derived, planned=f.planned, n=f.n,
+                     accuracy=_round(f.accuracy), low=_round(low), high=_round(high),
+                     escalated_share=_round(f.share(f.escalated)), review_share=_round(f.share(f.reviews)),
+                     cost_per_1000_usd=_money(f.cost_per_1000), p95_latency_ms=f.p95_latency_ms,
+                     projected=Projected(volume=volume, monthly_api_usd=_money(f.monthly_api_usd(volume)),
+                                         review_hours=None if hours is None else round(hours, 1)))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from db.engine import Database
 from triage import settings as config
@@ -22,6 +22,41 @@ FULL_MATRIX_UP_TO = 10  # categories; past that the matrix is in --json only, th
 TOP_PAIRS = 10
 
 
+class AppliedRecommendationJson(threshold.RecommendationJson):
+    applied: bool
+    threshold_before: float | None
+
+
+class PriorityCell(TypedDict):
+    operator: str  # the operator's priority
+    model: str  # the model's, or unknown
+    tickets: int
+
+
+class PriorityJson(TypedDict):
+    measured_on: str
+    n: int
+    right: int
+    accuracy: float | None
+    unknown: int
+    ece: float | None
+    confusion: list[PriorityCell]
+
+
+class QualityReportJson(measure.QualityJson):
+    """What `triage quality --json` prints."""
+
+    by_group_size: list[quality_groups.GroupQualityJson]
+    unreviewed: dict[str, Any]  # pending: unreviewed.Unreviewed.to_dict (typed with triage/quality/unreviewed.py)
+    priority: PriorityJson
+
+
+class RecommendedReportJson(QualityReportJson):
+    """With `--target`: the recommendation too."""
+
+    recommendation: AppliedRecommendationJson
+
+
 @dataclass
 class QualityReport:
     result: measure.Quality
@@ -34,13 +69,13 @@ class QualityReport:
     threshold_before: float | None = None
     applied_by: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {**self.result.to_dict(), "by_group_size": [x.to_dict() for x in self.by_size],
-               "unreviewed": self.blind.to_dict(), "priority": priority_dict(self.priority)}
-        if self.recommendation is not None:
-            out["recommendation"] = {**self.recommendation.to_dict(), "applied": self.applied,
-                                     "threshold_before": self.threshold_before}
-        return out
+    def to_dict(self) -> QualityReportJson | RecommendedReportJson:
+        out = QualityReportJson(**self.result.to_dict(), by_group_size=[x.to_dict() for x in self.by_size],
+                                unreviewed=self.blind.to_dict(), priority=priority_dict(self.priority))
+        if self.recommendation is None:
+            return out
+        return RecommendedReportJson(**out, recommendation={**self.recommendation.to_dict(), "applied": self.applied,
+                                                            "threshold_before": self.threshold_before})
 
     def text(self) -> str:
         result = self.result
@@ -143,13 +178,13 @@ def tradeoff_text(rec: threshold.Recommendation) -> str:
     return "\n".join(lines)
 
 
-def priority_dict(p: quality_priority.PriorityQuality) -> dict[str, Any]:
+def priority_dict(p: quality_priority.PriorityQuality) -> PriorityJson:
     """The Quality page's priority figures as JSON: tickets an operator gave a priority, how many the model got
     right, said unknown, the calibration error and the confusion (operator's priority -> the model's)."""
-    return {"measured_on": PRIORITY_MEASURED_ON, "n": p.n, "right": p.right, "accuracy": p.accuracy,
-            "unknown": p.unknown, "ece": p.ece,
-            "confusion": [{"operator": truth, "model": said, "tickets": n}
-                          for (truth, said), n in sorted(p.confusion.items())]}
+    return PriorityJson(measured_on=PRIORITY_MEASURED_ON, n=p.n, right=p.right, accuracy=p.accuracy,
+                        unknown=p.unknown, ece=p.ece,
+                        confusion=[PriorityCell(operator=truth, model=said, tickets=n)
+                                   for (truth, said), n in sorted(p.confusion.items())])
 
 
 PRIORITY_MEASURED_ON = ("tickets an operator gave a priority, against the model's latest priority on each (all time, "
@@ -182,7 +217,7 @@ def unreviewed_text(blind: unreviewed.Unreviewed) -> str:
 
 
 
-def calibrations_text(rows: list[dict[str, Any]]) -> str:
+def calibrations_text(rows: list[dict[str, Any]]) -> str:  # pending: calibrate.summary's rows
     """Per model: the calibration in force (and what it makes of each confidence level) or why there is none."""
     lines = ["calibration (stated confidence -> observed chance of being right, fitted on operator labels):"]
     for c in rows:
@@ -199,7 +234,7 @@ def calibrations_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def confused_text(c: dict[str, Any], title: str) -> str:
+def confused_text(c: metrics.Confusion, title: str) -> str:
     """The most confused pairs and every category's recall (worst first): readable at 77 categories."""
     pairs = metrics.confused_pairs(c, TOP_PAIRS)
     lines = [f"{title}: most confused (operator's label -> the model's, tickets, share of the label)"]
@@ -213,7 +248,7 @@ def confused_text(c: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
-def confusion_text(c: dict[str, Any], title: str) -> str:
+def confusion_text(c: metrics.Confusion, title: str) -> str:
     labels, matrix = c["labels"], c["matrix"]
     width = max(8, *(len(x) for x in labels)) + 1
     lines = [f"{title}: rows are the operator's label, columns the model's",

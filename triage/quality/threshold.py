@@ -33,10 +33,12 @@ threshold at 99.5%, which on a few hundred labels rules out most of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import NotRequired, TypedDict
+
+from typing_extensions import ReadOnly
 
 from db.engine import Database
 from triage import settings as config
@@ -65,6 +67,78 @@ def wilson(right: int, n: int, level: float = 0.9) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+class Replay(TypedDict):
+    """One threshold of a replay, as `tradeoff` and `recommend` read it: the Quality page's what-if row
+    (`measure.WhatIf`), or an older replay without review figures (no `settled`: every replayed ticket counts as
+    settled, none goes to review). Read-only, so that a what-if row, whose keys are all there, is one."""
+
+    threshold: ReadOnly[float]
+    accuracy: ReadOnly[float | None]  # of the answers that stand
+    replayed: ReadOnly[int]
+    escalation_rate: ReadOnly[NotRequired[float | None]]
+    cost_per_ticket: ReadOnly[NotRequired[Decimal | float | None]]  # dollars
+    review_rate: ReadOnly[NotRequired[float | None]]
+    settled: ReadOnly[NotRequired[int]]  # settled without review, and of those right
+    settled_right: ReadOnly[NotRequired[int]]
+    settled_accuracy: ReadOnly[NotRequired[float | None]]  # weighted when `weighted`
+    weighted: ReadOnly[NotRequired[bool]]  # blind-audit answers weigh 1/p (measure.WhatIf)
+    settled_effective: ReadOnly[NotRequired[float]]  # the settled accuracy's effective number of answers
+
+
+class Tradeoff(TypedDict):
+    """One threshold of the trade-off: accuracy of what is settled without review (interval and n), the share and
+    number a day sent to review, API cost per 1,000 tickets, and whether it fits the review budget."""
+
+    threshold: float
+    settled_accuracy: float | None
+    low: float | None  # the interval (None: nothing settled)
+    high: float | None
+    settled: int
+    effective: float  # the number of answers the interval is taken on: `settled`, or fewer or more when weighted
+    weighted: bool  # blind-audit answers weigh 1/(their chance of being drawn), other labels 1
+    review_rate: float | None
+    reviews_per_day: float | None  # None: no traffic to scale by, or no review rate
+    escalation_rate: float | None
+    cost_per_1000_usd: Decimal | None
+    within_budget: bool
+
+
+class TradeoffJson(TypedDict):
+    """A `Tradeoff` row in `--json`: the cost as an exact decimal string."""
+
+    threshold: float
+    settled_accuracy: float | None
+    low: float | None
+    high: float | None
+    settled: int
+    effective: float
+    weighted: bool
+    review_rate: float | None
+    reviews_per_day: float | None
+    escalation_rate: float | None
+    cost_per_1000_usd: str | None
+    within_budget: bool
+
+
+class RecommendationJson(TypedDict):
+    """`Recommendation.to_dict`: its fields in order, money as exact decimal strings."""
+
+    threshold: float | None
+    accuracy: float | None
+    interval: list[float] | None
+    n: int
+    escalation_rate: float | None
+    cost_per_ticket: str | None
+    message: str
+    target: float | None
+    on: str
+    review_rate: float | None
+    reviews_per_day: float | None
+    max_reviews_per_day: int | None
+    tested: str
+    tradeoff: list[TradeoffJson]
+
+
 @dataclass(frozen=True)
 class Recommendation:
     threshold: float | None  # None: no threshold meets the target with this much evidence
@@ -72,7 +146,7 @@ class Recommendation:
     interval: tuple[float, float] | None
     n: int  # labelled tickets settled without review at that threshold, the accuracy's sample
     escalation_rate: float | None
-    cost_per_ticket: Any  # Decimal dollars from the what-if (or a float), None when unknown
+    cost_per_ticket: Decimal | float | None  # dollars, from the what-if (Decimal) or a replay given (a float)
     message: str
     target: float | None = None
     on: str = "stated confidence"  # which confidence the threshold is compared with (the what-if's)
@@ -80,56 +154,63 @@ class Recommendation:
     reviews_per_day: float | None = None  # review_rate x tickets a day (None: no traffic to scale by)
     max_reviews_per_day: int | None = None  # the review budget it respected (None: none)
     tested: str = "fixed sequence, highest threshold first, stopping at the first that fails"
-    tradeoff: list[dict[str, Any]] = field(default_factory=list)  # every threshold: accuracy, reviews, cost
+    tradeoff: list[Tradeoff] = field(default_factory=list)  # every threshold: accuracy, reviews, cost
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["interval"] = list(self.interval) if self.interval else None
-        out["cost_per_ticket"] = None if self.cost_per_ticket is None else str(self.cost_per_ticket)
-        out["tradeoff"] = [{**r, "cost_per_1000_usd": None if r["cost_per_1000_usd"] is None else
-                            money_text(r["cost_per_1000_usd"])} for r in self.tradeoff]
-        return out
+    def to_dict(self) -> RecommendationJson:
+        return RecommendationJson(
+            threshold=self.threshold, accuracy=self.accuracy,
+            interval=list(self.interval) if self.interval else None, n=self.n, escalation_rate=self.escalation_rate,
+            cost_per_ticket=None if self.cost_per_ticket is None else str(self.cost_per_ticket),
+            message=self.message, target=self.target, on=self.on, review_rate=self.review_rate,
+            reviews_per_day=self.reviews_per_day, max_reviews_per_day=self.max_reviews_per_day, tested=self.tested,
+            tradeoff=[tradeoff_json(r) for r in self.tradeoff])
 
 
-def tradeoff(whatif: Sequence[Mapping[str, Any]], tickets_per_day: float | None, level: float = 0.9,
-             max_reviews_per_day: int | None = None) -> list[dict[str, Any]]:
+def tradeoff_json(r: Tradeoff) -> TradeoffJson:
+    return {**r, "cost_per_1000_usd": None if r["cost_per_1000_usd"] is None else money_text(r["cost_per_1000_usd"])}
+
+
+def tradeoff(whatif: Sequence[Replay], tickets_per_day: float | None, level: float = 0.9,
+             max_reviews_per_day: int | None = None) -> list[Tradeoff]:
     """Per threshold, highest first: accuracy of what is settled without review (its interval and n), the share
     and number a day sent to review, API cost per 1,000 tickets, and whether it fits the review budget."""
-    out = []
+    out: list[Tradeoff] = []
     for r in sorted(whatif, key=lambda r: -float(r["threshold"])):
         if "settled" in r:
             n, right = int(r["settled"] or 0), int(r.get("settled_right") or 0)
         else:  # a replay without review figures: every replayed ticket counts as settled
             n = int(r.get("replayed") or 0)
-            right = round(float(r["accuracy"]) * n) if r.get("accuracy") is not None else 0
+            accuracy = r["accuracy"]
+            right = round(accuracy * n) if accuracy is not None else 0
         lo, hi = wilson(right, n, level) if n else (None, None)
         share, effective = (right / n if n else None), float(n)
-        if r.get("weighted") and n and r.get("settled_accuracy") is not None:
+        weighted_share = r.get("settled_accuracy")
+        if r.get("weighted") and n and weighted_share is not None:
             # blind-audit answers weigh 1/p: the weighted share, its interval on the effective number of answers
-            share, effective = float(r["settled_accuracy"]), float(r.get("settled_effective") or n)
+            share, effective = float(weighted_share), float(r.get("settled_effective") or n)
             lo, hi = unreviewed.wilson(share, effective, Z[level])
         review = r.get("review_rate", 0.0 if "settled" not in r else None)
         per_day = None if review is None or tickets_per_day is None else review * tickets_per_day
         cost = r.get("cost_per_ticket")
-        out.append({"threshold": float(r["threshold"]), "settled_accuracy": share, "low": lo, "high": hi,
-                    "settled": n, "effective": effective, "weighted": bool(r.get("weighted")), "review_rate": review,
-                    "reviews_per_day": per_day,
-                    "escalation_rate": r.get("escalation_rate"),
-                    "cost_per_1000_usd": None if cost is None else Decimal(str(cost)) * 1000,
-                    # no traffic in the last 28 days: reviews a day unknown, so the budget cannot rule a threshold out
-                    "within_budget": not max_reviews_per_day or per_day is None or per_day <= max_reviews_per_day})
+        out.append(Tradeoff(
+            threshold=float(r["threshold"]), settled_accuracy=share, low=lo, high=hi, settled=n, effective=effective,
+            weighted=bool(r.get("weighted")), review_rate=review, reviews_per_day=per_day,
+            escalation_rate=r.get("escalation_rate"),
+            cost_per_1000_usd=None if cost is None else Decimal(str(cost)) * 1000,
+            # no traffic in the last 28 days: reviews a day unknown, so the budget cannot rule a threshold out
+            within_budget=not max_reviews_per_day or per_day is None or per_day <= max_reviews_per_day))
     return out
 
 
-def weighted(row: Mapping[str, Any]) -> str:
+def weighted(row: Tradeoff) -> str:
     """What a trade-off row's figures are weighted by, in words ("" when every label counted once)."""
-    if not row.get("weighted"):
+    if not row["weighted"]:
         return ""
     return (f" (blind-audit answers weighted by 1/their chance of being drawn: worth {row['effective']:.0f} "
             "unweighted answers)")
 
 
-def recommend(whatif: Sequence[Mapping[str, Any]], target: float, level: float = 0.9, *,
+def recommend(whatif: Sequence[Replay], target: float, level: float = 0.9, *,
               max_reviews_per_day: int | None = None, tickets_per_day: float | None = None) -> Recommendation:
     """`whatif`: rows of the Quality page's replay (threshold, accuracy, replayed, escalation_rate,
     cost_per_ticket, settled, settled_right, review_rate). Thresholds within the review budget are tested highest
@@ -144,18 +225,19 @@ def recommend(whatif: Sequence[Mapping[str, Any]], target: float, level: float =
     candidates = [r for r in rows if r["within_budget"]]
     passed = []
     for r in candidates:  # fixed sequence: highest threshold first, stop at the first failure
-        if not r["settled"] or r["low"] < target:
+        if not r["settled"] or r["low"] is None or r["low"] < target:
             break
         passed.append(r)
     spell = f" within {budget:,} reviews a day" if budget else ""
 
-    def cheap(r: dict[str, Any]) -> tuple[float, float, float, float]:  # equally cheap: the lowest threshold
+    def cheap(r: Tradeoff) -> tuple[float, float, float, float]:  # equally cheap: the lowest threshold
         c = cost_of.get(r["threshold"])
         return (float(c) if c is not None else math.inf, r["review_rate"] or 0.0, r["escalation_rate"] or 0.0,
                 r["threshold"])
 
-    def build(r: dict[str, Any], threshold: float | None, message: str) -> Recommendation:
-        return Recommendation(threshold, r["settled_accuracy"], (r["low"], r["high"]), r["settled"],
+    def build(r: Tradeoff, threshold: float | None, message: str) -> Recommendation:
+        interval = None if r["low"] is None or r["high"] is None else (r["low"], r["high"])
+        return Recommendation(threshold, r["settled_accuracy"], interval, r["settled"],
                               r["escalation_rate"], cost_of.get(r["threshold"]), message,
                               review_rate=r["review_rate"], reviews_per_day=r["reviews_per_day"],
                               max_reviews_per_day=budget, tradeoff=rows)
@@ -168,7 +250,7 @@ def recommend(whatif: Sequence[Mapping[str, Any]], target: float, level: float =
                      f"tickets settled without review{weighted(r)}, {r['escalation_rate']:.0%} escalated, "
                      f"{r['review_rate']:.0%} to review{reviews}")
     pool = [r for r in (candidates or rows) if r["settled"]]
-    r = max(pool, key=lambda x: x["low"])
+    r = max(pool, key=lambda x: -1.0 if x["low"] is None else x["low"])  # settled: never None
     labelled = max(x["settled"] for x in pool)
     why = (f"no threshold{spell} reaches {percent(target)} with {level:.0%} confidence on these {labelled} labels"
            if candidates else f"every threshold sends more than {budget:,} tickets a day to review")
@@ -211,7 +293,7 @@ def apply_recommended(db: Database, target: float, *, actor: Actor, level: float
 
 
 def apply_choice(db: Database, choice: float, *, actor: Actor, level: float = 0.9,
-                 max_reviews_per_day: int | None = None) -> dict[str, Any]:
+                 max_reviews_per_day: int | None = None) -> Tradeoff:
     """A lead's pick from the trade-off (any threshold of it, recommended or not), made the threshold in force in
     one step: a settings change in the audit trail with that threshold's figures, recomputed on the answers
     stored now. InputError for a threshold the trade-off does not hold."""

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from triage.routing import prompts
-
-MIN_CACHEABLE_TOKENS = {"claude-haiku-5-5": 512, "claude-sonnet-5-5": 512}  # per the API reference, 2026-10
-DEFAULT_MIN_CACHEABLE = 1024  # unknown models: assume the larger minimum of older models
 
 
 @dataclass(frozen=True)
@@ -65,25 +62,6 @@ class ExampleBank:
         return [self.examples[i] for i in order if self.examples[i].ticket_id not in banned][:k]
 
 
-def static_prefix(system_prompt: str, representative: Sequence[Example]) -> str:
-    """The system prompt and the fixed examples: the same bytes on every call until the bank is rebuilt."""
-    if not representative:
-        return system_prompt
-    block = prompts.examples_block([(e.text, e.label) for e in representative],
-                                   "Representative tickets this team's operators labelled:")
-    return f"{system_prompt}\n\n{block}"
-
-
-def cacheable(prefix: str, model: str) -> bool:
-    """Whether marking `prefix` with cache_control can cache anything (it reaches the model's minimum)."""
-    return prompts.surely_at_least(prefix) >= MIN_CACHEABLE_TOKENS.get(model, DEFAULT_MIN_CACHEABLE)
-
-
-def retrieved_block(examples: Sequence[Example]) -> str:
-    return prompts.examples_block([(e.text, e.label) for e in examples],
-                                  "Labelled tickets most similar to the one to classify:")
-
-
 REPRESENTATIVE_MIN, REPRESENTATIVE_MAX = 2, 6  # fixed examples per category in the static prefix (see `fill`)
 
 
@@ -108,7 +86,7 @@ def fill(bank: ExampleBank, system_prompt: str, model: str) -> tuple[Example, ..
     picked: list[Example] = []
     for n in range(REPRESENTATIVE_MIN, REPRESENTATIVE_MAX + 1):
         picked = bank.representative(per_category=n)
-        if cacheable(static_prefix(system_prompt, picked), model):
+        if prompts.cacheable(prompts.static_prefix(system_prompt, picked), model):
             break
     return tuple(picked)
 
@@ -127,48 +105,3 @@ class ShotSource(Protocol):
     def worst_case(self) -> Shots:
         """Shots at least as long as any `shots_for` can give (for the worst-case cost)."""
         ...
-
-
-@dataclass(frozen=True)
-class Prefix:
-    """What comes before the ticket block(s) of a request. `system` is today's plain string when nothing is
-    cached, else the static prefix as one text block carrying `cache_control` (the one breakpoint: it is never on
-    the ticket). `leading` are the user-message blocks that precede the ticket: the retrieved examples."""
-
-    system: str | list[dict[str, Any]]
-    leading: tuple[dict[str, Any], ...] = ()
-    examples: int | None = None  # labelled examples in the request; None: sent without any
-    cached: bool = False
-
-    def user_content(self, ticket_block: str) -> str | list[dict[str, Any]]:
-        """The user message's content: the ticket block alone (a string, as without examples) or after the
-        retrieved examples, each its own text block."""
-        if not self.leading:
-            return ticket_block
-        return [*self.leading, {"type": "text", "text": ticket_block}]
-
-
-CACHE_CONTROL: dict[str, Any] = {"type": "ephemeral"}  # 5 minutes, refreshed by every read
-
-
-def marked(static: str, model: str) -> str | list[dict[str, Any]]:
-    """The static prefix as the request's `system`: one text block carrying `cache_control` when it surely reaches
-    the model's minimum cacheable length, else the plain string (marking a shorter one caches nothing)."""
-    if cacheable(static, model):
-        return [{"type": "text", "text": static, "cache_control": dict(CACHE_CONTROL)}]
-    return static
-
-
-def request_prefix(system_prompt: str, shots: Shots | None, model: str) -> Prefix:
-    """The static prefix (system prompt, taxonomy, the representative examples) first, marked for the prompt cache
-    whenever `cacheable` (surely at the model's minimum: below it the API caches nothing, silently), then the
-    retrieved examples. No shots (few-shot off, or no operator labels yet): the system prompt alone, marked the
-    same way when it reaches the minimum by itself (a taxonomy of some 40 categories or more), else the plain
-    string it always was."""
-    if shots is None or not shots.count:
-        return Prefix(marked(system_prompt, model), cached=cacheable(system_prompt, model))
-    static = static_prefix(system_prompt, shots.representative)
-    cached = cacheable(static, model)
-    system = marked(static, model)
-    leading = ({"type": "text", "text": retrieved_block(shots.retrieved)},) if shots.retrieved else ()
-    return Prefix(system, leading, shots.count, cached)

@@ -1,7 +1,9 @@
 """The gate every request to a paid model passes, in one order (docs/architecture.md, "A ticket's life"):
 
-1. **prepare** (`prepare`): personal data masked with the policy in force (triage.routing.redact) and block tags
-   neutralised (triage.routing.fencing), one function for ticket texts and few-shot examples alike;
+1. **prepare** (`prepare`): personal data masked with the policy in force, which the gate holds (`Gate.policy`;
+   triage.routing.redact), and block tags neutralised (triage.routing.fencing), one function for ticket texts and
+   few-shot examples alike (the example bank is prepared with it, and the gate's policy, when it is loaded:
+   triage.local.retrieval);
 2. **reserve**: the request's worst case reserved under the caps read now (the `SpendGuard`, in practice
    `triage.spend.budget.BudgetGuard`), or the request refused (errors.BudgetReached) and never sent;
 3. **send**: through the provider, the reservation passed along explicitly (`Reservation`), so an attempt that
@@ -11,8 +13,9 @@
    lost at its worst case (`Reservation.lost`); refused by a cap, nothing was sent.
 
 Live single calls, groups (several tickets per request), escalations and `triage eval` go through `Gate.one` and
-`Gate.group` (the router's `gate`). A Message Batch prepares its texts with the same `prepare`, reserves its worst
-case with `Gate.reserve_batch` at submit, and books its results at collect (`triage.work.batches`).
+`Gate.group` (the router's `gate`). A Message Batch prepares its texts with the same `prepare` (`Gate.prepared`),
+reserves its worst case with `Gate.reserve_batch` at submit, and books its results at collect
+(`triage.work.batches`).
 Tier 0 (the local model) sends nothing anywhere and costs nothing: it does not pass the gate.
 
 Pure: no database, no SDK (the guard and the provider are handed in).
@@ -21,7 +24,7 @@ Pure: no database, no SDK (the guard and the provider are handed in).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from triage.domain import CallFor, CallResult
@@ -30,7 +33,6 @@ from triage.routing import fencing, redact
 from triage.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
-    from triage.routing.fewshot import Shots
     from triage.routing.grouping import GroupCall
     from triage.routing.provider import GroupProvider, Provider
 
@@ -42,26 +44,6 @@ def prepare(text: str, policy: redact.MaskPolicy = redact.DEFAULT_POLICY) -> str
     however spelt neutralised (what is left can neither open nor close a block)."""
     return fencing.neutralise(redact.mask(text, policy).text)
 
-
-def prepare_shots(shots: Shots, policy: redact.MaskPolicy = redact.DEFAULT_POLICY) -> Shots:
-    """Few-shot examples prepared as a ticket's text is (`prepare`)."""
-    from triage.routing.fewshot import Shots
-
-    return Shots(*(tuple(replace(e, text=prepare(e.text, policy)) for e in examples)
-                   for examples in (shots.representative, shots.retrieved)))
-
-
-def policy_of(provider: object) -> redact.MaskPolicy:
-    """The masking in force for a provider's requests (set from the settings by `services.build_router`; the
-    default policy, every type masked, when it says none: fails closed)."""
-    policy = getattr(provider, "mask", None)
-    return policy if isinstance(policy, redact.MaskPolicy) else redact.DEFAULT_POLICY
-
-
-def prepared_for(provider: object, texts: Sequence[str]) -> list[str]:
-    """Texts prepared for `provider`'s requests with the masking in force for it (`prepare`, `policy_of`)."""
-    policy = policy_of(provider)
-    return [prepare(t, policy) for t in texts]
 
 
 class SpendGuard(Protocol):
@@ -116,16 +98,23 @@ class NotSent(BudgetReached):
 
 class Gate:
     """The one sequence of a paid request: prepare, reserve, send, book (see the module's doc). `guard` None:
-    nothing is reserved (a router without a database, in tests and the demo); everything else is the same."""
+    nothing is reserved (a router without a database, in tests and the demo); everything else is the same.
+    `policy`: the masking in force (set from the settings by `services.build_router`); the gate alone holds it,
+    no provider does. Not given, every type is masked (fails closed)."""
 
-    def __init__(self, guard: SpendGuard | None = None):
+    def __init__(self, guard: SpendGuard | None = None, policy: redact.MaskPolicy = redact.DEFAULT_POLICY):
         self.guard = guard
+        self.policy = policy
+
+    def prepared(self, texts: Sequence[str]) -> list[str]:
+        """The prepare step for texts sent otherwise than by `one` and `group` (a Message Batch's requests)."""
+        return [prepare(t, self.policy) for t in texts]
 
     async def one(self, provider: Provider, text: str, taxonomy: Taxonomy,
                   ticket: CallFor | None = None) -> CallResult:
         """One request about one ticket (refused by a cap: `NotSent`); its reservation (if any) on the result for
         the record to settle."""
-        prepared = prepare(text, policy_of(provider))
+        prepared = prepare(text, self.policy)
         paid = None
         if self.guard is not None:
             paid = Reservation([await _reserve(self.guard.admit(provider, prepared, taxonomy, ticket))], self.guard)
@@ -150,7 +139,7 @@ class Gate:
                     tickets: Sequence[CallFor]) -> GroupCall:
         """One request about several tickets (refused whole by a cap: `NotSent`, nothing sent); each
         ticket's call carries its own reservation."""
-        prepared = prepared_for(provider, texts)
+        prepared = self.prepared(texts)
         paid = None
         if self.guard is not None:
             paid = Reservation(list(await _reserve(self.guard.admit_group(provider, prepared, taxonomy, tickets))),

@@ -41,7 +41,7 @@ def read_priority(obj: dict[str, Any], taxonomy: Taxonomy) -> tuple[str | None, 
 
 def normalise_label(raw: object, taxonomy: Taxonomy) -> str:
     label = re.sub(r"[\s\-]+", "_", str(raw).strip().strip("\"'").lower())
-    return label if label in taxonomy else UNKNOWN
+    return label if label in taxonomy.names else UNKNOWN
 
 
 def normalise_confidence(raw: object) -> float | None:

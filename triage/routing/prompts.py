@@ -1,15 +1,24 @@
-"""The classification prompt and its output schema. Kept lean: the system prompt is measured in tests."""
+"""The text of a request: the classification prompt and its output schema, the ticket block, the labelled
+examples' blocks, the static prefix and its prompt-cache mark, and the token estimates the money is reserved on.
+Kept lean: the system prompt is measured in tests. Which examples go in is triage.routing.fewshot's business."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from triage.routing.fencing import neutralise
 from triage.taxonomy import Taxonomy
 
+if TYPE_CHECKING:
+    from triage.routing.fewshot import Example, Shots
+
 PROMPT_CHARS = 6000  # longer tickets keep their head and tail in the prompt; support intent is rarely in the middle
 
+MIN_CACHEABLE_TOKENS = {"claude-haiku-5-5": 512, "claude-sonnet-5-5": 512}  # per the API reference, 2026-10
+DEFAULT_MIN_CACHEABLE = 1024  # unknown models: assume the larger minimum of older models
 REQUEST_OVERHEAD_TOKENS = 200  # what the API adds around a request (role markers, the output format's framing)
 
 
@@ -97,3 +106,76 @@ def surely_at_least(text: str) -> int:
     """A deliberately low token count (4.5 characters a token) for deciding whether a prefix reaches the
     minimum cacheable length: marking a shorter prefix caches nothing and raises no error, so err low here."""
     return int(len(text) / 4.5)
+
+
+def static_prefix(system_prompt: str, representative: Sequence[Example]) -> str:
+    """The system prompt and the fixed examples: the same bytes on every call until the bank is rebuilt."""
+    if not representative:
+        return system_prompt
+    block = examples_block([(e.text, e.label) for e in representative],
+                                   "Representative tickets this team's operators labelled:")
+    return f"{system_prompt}\n\n{block}"
+
+
+def cacheable(prefix: str, model: str) -> bool:
+    """Whether marking `prefix` with cache_control can cache anything (it reaches the model's minimum)."""
+    return surely_at_least(prefix) >= MIN_CACHEABLE_TOKENS.get(model, DEFAULT_MIN_CACHEABLE)
+
+
+def retrieved_block(examples: Sequence[Example]) -> str:
+    return examples_block([(e.text, e.label) for e in examples],
+                                  "Labelled tickets most similar to the one to classify:")
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """What comes before the ticket block(s) of a request. `system` is today's plain string when nothing is
+    cached, else the static prefix as one text block carrying `cache_control` (the one breakpoint: it is never on
+    the ticket). `leading` are the user-message blocks that precede the ticket: the retrieved examples."""
+
+    system: str | list[dict[str, Any]]
+    leading: tuple[dict[str, Any], ...] = ()
+    examples: int | None = None  # labelled examples in the request; None: sent without any
+    cached: bool = False
+
+    def user_content(self, ticket_block: str) -> str | list[dict[str, Any]]:
+        """The user message's content: the ticket block alone (a string, as without examples) or after the
+        retrieved examples, each its own text block."""
+        if not self.leading:
+            return ticket_block
+        return [*self.leading, {"type": "text", "text": ticket_block}]
+
+
+CACHE_CONTROL: dict[str, Any] = {"type": "ephemeral"}  # 5 minutes, refreshed by every read
+
+
+def marked(static: str, model: str) -> str | list[dict[str, Any]]:
+    """The static prefix as the request's `system`: one text block carrying `cache_control` when it surely reaches
+    the model's minimum cacheable length, else the plain string (marking a shorter one caches nothing)."""
+    if cacheable(static, model):
+        return [{"type": "text", "text": static, "cache_control": dict(CACHE_CONTROL)}]
+    return static
+
+
+def request_prefix(system_prompt: str, shots: Shots | None, model: str) -> Prefix:
+    """The static prefix (system prompt, taxonomy, the representative examples) first, marked for the prompt cache
+    whenever `cacheable` (surely at the model's minimum: below it the API caches nothing, silently), then the
+    retrieved examples. No shots (few-shot off, or no operator labels yet): the system prompt alone, marked the
+    same way when it reaches the minimum by itself (a taxonomy of some 40 categories or more), else the plain
+    string it always was."""
+    if shots is None or not shots.count:
+        return Prefix(marked(system_prompt, model), cached=cacheable(system_prompt, model))
+    static = static_prefix(system_prompt, shots.representative)
+    cached = cacheable(static, model)
+    system = marked(static, model)
+    leading = ({"type": "text", "text": retrieved_block(shots.retrieved)},) if shots.retrieved else ()
+    return Prefix(system, leading, shots.count, cached)
+
+
+def cache_write(body: dict[str, Any]) -> str | None:
+    """The dearest TTL of the request's prompt-cache breakpoints ("1h" over "5m"; None without one): what its
+    worst case must price the input at (see PriceTable.worst_case)."""
+    blocks = [body] + [b for part in (body.get("system"), *(m.get("content") for m in body.get("messages", [])))
+                       if isinstance(part, list) for b in part if isinstance(b, dict)]
+    ttls = {(b["cache_control"].get("ttl") or "5m") for b in blocks if isinstance(b.get("cache_control"), dict)}
+    return None if not ttls else "5m" if ttls == {"5m"} else "1h"

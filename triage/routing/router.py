@@ -21,6 +21,7 @@ from triage.domain import (
     Outcome,
 )
 from triage.errors import InputError, KeyRejected
+from triage.routing import redact
 from triage.routing.calibration import Calibration
 from triage.routing.gate import Gate, SpendGuard
 from triage.routing.provider import Provider
@@ -84,7 +85,8 @@ class Router:
     `mode` and `threshold` are the defaults; a run's own mode and threshold may be passed per ticket, so they
     travel with the ticket whoever processes it. Every paid (tier >= 1) call passes the `gate` (prepare, reserve
     with `guard` when set, send, book; triage.routing.gate); `ticket` says whom the call is for (written on its
-    reservation). `calibrations` (by model id) are applied to
+    reservation); `policy` is the masking the gate prepares every text with (default: every type masked).
+    `calibrations` (by model id) are applied to
     each tier-1/tier-2 answer as it arrives; routing then compares the calibrated confidence, and the call carries
     the id of the map it was routed with. `per_call` / `per_call_sonnet`: how many tickets one tier-1 / tier-2
     request may carry (1: one request per ticket; see triage.routing.group_router)."""
@@ -92,12 +94,13 @@ class Router:
     def __init__(self, tier1: Provider | None, tier2: Provider | None, taxonomy: Taxonomy,
                  threshold: float = 0.7, mode: str = "auto", tier0: Provider | None = None,
                  tier0_threshold: float = 0.9, guard: SpendGuard | None = None,
-                 calibrations: Mapping[str, Calibration] | None = None):
+                 calibrations: Mapping[str, Calibration] | None = None,
+                 policy: redact.MaskPolicy = redact.DEFAULT_POLICY):
         _check(mode, threshold)
         self.tier1, self.tier2, self.taxonomy = tier1, tier2, taxonomy
         self.threshold, self.mode = threshold, mode
         self.tier0, self.tier0_threshold = tier0, tier0_threshold
-        self.gate = Gate(guard)
+        self.gate = Gate(guard, policy)
         self.calibrations: Mapping[str, Calibration] = dict(calibrations or {})
         self.per_call: int = 1
         self.per_call_sonnet: int | None = None  # None: the same as the tier-1 size (the run's, else per_call)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -83,15 +82,14 @@ def size_in_band(band: int, limits: list[int]) -> int:
     return limits[-1] + 1 if limits else 0
 
 
-def groups(s: Session, start: date, end: date, prices: PriceTable) -> list[dict[str, Any]]:
-    """The few-shot and cache sums of these days, each with a prompt size ("size") in the one price band every
-    call of its group was priced in: from the cache_daily rollup (its prompt classes are thousands of tokens, so
-    exact while every band limit is a whole number of thousands), else straight from the calls."""
+def groups(s: Session, start: date, end: date, prices: PriceTable) -> list[tuple[db_fewshot.FewShotSums, int]]:
+    """The few-shot and cache sums of these days, each with a prompt size in the one price band every call of its
+    group was priced in: from the cache_daily rollup (its prompt classes are thousands of tokens, so exact while
+    every band limit is a whole number of thousands), else straight from the calls."""
     limits = band_limits(prices)
     if all(lim % 1000 == 0 for lim in limits):
-        return [{**r, "size": 1000 * (r["prompt_kilo"] + 1)} for r in db_fewshot.cache_by_day(s, start, end)]
-    rows = db_fewshot.examples_and_cache(s, start, end, limits)
-    return [{**r, "size": size_in_band(r["band"], limits)} for r in rows]
+        return [(r, 1000 * (r["prompt_kilo"] + 1)) for r in db_fewshot.cache_by_day(s, start, end)]
+    return [(r, size_in_band(r["band"], limits)) for r in db_fewshot.examples_and_cache(s, start, end, limits)]
 
 
 def measure(db: Database, start: date, end: date, prices: PriceTable | None = None) -> FewShotSpend:
@@ -100,8 +98,8 @@ def measure(db: Database, start: date, end: date, prices: PriceTable | None = No
         rows = groups(s, start, end, prices)
         totals = db_fewshot.tier1_totals(s, start, end)
     out = FewShotSpend()
-    with_examples: dict[str, dict[str, Any]] = {}
-    for g in rows:
+    with_examples: dict[str, dict[str, int]] = {}
+    for g, size in rows:
         if g["tier"] == 1 and g["with_examples"]:
             acc = with_examples.setdefault(g["model"], {"calls": 0, "examples": 0, "prompt": 0, "cost": 0})
             acc["calls"] += g["calls"]
@@ -113,7 +111,7 @@ def measure(db: Database, start: date, end: date, prices: PriceTable | None = No
         if not writes and not g["cache_read_tokens"]:
             continue
         try:
-            band = prices.entry(g["model"], date.fromisoformat(g["day"])).band_for(g["size"])
+            band = prices.entry(g["model"], date.fromisoformat(g["day"])).band_for(size)
         except UnknownModel:
             out.unpriced_calls += g["calls"]
             continue

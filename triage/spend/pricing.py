@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from triage.domain import Usage
 from triage.errors import UnknownModel
@@ -35,6 +35,19 @@ class PriceEntry:
             if band.max_prompt_tokens is None or prompt_tokens <= band.max_prompt_tokens:
                 return band
         return self.bands[-1]
+
+
+class PriceRow(TypedDict):
+    """One band of one model's price entry, flat, for display: dollars per million tokens."""
+
+    model: str
+    effective_from: str  # ISO day
+    prompt_band: str  # "<= 200,000" or "any"
+    input: Decimal
+    output: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    cache_read: Decimal
 
 
 class PriceTable:
@@ -93,6 +106,7 @@ class PriceTable:
 
     def cost(self, model: str, usage: Usage, at: date | datetime) -> Decimal:
         """Dollar cost of one call, exact."""
+        scale = self.multiplier(usage.service_tier, usage.inference_geo)
         band = self.entry(model, at).band_for(usage.prompt_tokens)
         total = (
             usage.input_tokens * band.input
@@ -101,7 +115,7 @@ class PriceTable:
             + usage.cache_write_1h_tokens * band.cache_write_1h
             + usage.cache_read_tokens * band.cache_read
         ) / MTOK
-        return total * self.multiplier(usage.service_tier, usage.inference_geo)
+        return total * scale
 
     def multiplier(self, service_tier: str | None, inference_geo: str | None) -> Decimal:
         """What a call's service tier (the batch discount) and inference geo multiply its band's prices by."""
@@ -133,16 +147,16 @@ class PriceTable:
             total *= self.batch_multiplier
         return total * max([Decimal(1), *self.geo_multipliers.values()])
 
-    def as_rows(self) -> list[dict[str, Any]]:
+    def as_rows(self) -> list[PriceRow]:
         """Flat rows for display (Settings page, docs)."""
-        rows = []
+        rows: list[PriceRow] = []
         for model, entries in self.models.items():
             for e in entries:
                 for b in e.bands:
-                    rows.append({
-                        "model": model, "effective_from": e.effective_from.isoformat(),
-                        "prompt_band": f"<= {b.max_prompt_tokens:,}" if b.max_prompt_tokens else "any",
-                        "input": b.input, "output": b.output, "cache_write_5m": b.cache_write_5m,
-                        "cache_write_1h": b.cache_write_1h, "cache_read": b.cache_read,
-                    })
+                    rows.append(PriceRow(
+                        model=model, effective_from=e.effective_from.isoformat(),
+                        prompt_band=f"<= {b.max_prompt_tokens:,}" if b.max_prompt_tokens else "any",
+                        input=b.input, output=b.output, cache_write_5m=b.cache_write_5m,
+                        cache_write_1h=b.cache_write_1h, cache_read=b.cache_read,
+                    ))
         return rows

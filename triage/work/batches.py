@@ -49,7 +49,7 @@ from triage.domain import UNANSWERED
 from triage.errors import ApiUnreachable, InputError, TriageError
 from triage.providers.anthropic_batches import BatchApi, BatchRefused, BatchResult, BatchStatus, Gone, with_retries
 from triage.providers.anthropic_provider import AnthropicProvider
-from triage.routing import gate, grouping
+from triage.routing import grouping
 from triage.routing.router import Router, decide, should_escalate
 from triage.work import pipeline
 from triage.work.host import hostname, pid_alive, worker_name
@@ -117,7 +117,7 @@ def _requests(router: Router, key: str | None, run_id: int, tickets: Sequence[tu
     api = _api(router)
     out = []
     for group in grouping.plan(list(tickets), lambda t: t[1], per_call):
-        texts = gate.prepared_for(api.provider, [x for _, x in group])  # the gate's prepare step, as every request
+        texts = router.gate.prepared([x for _, x in group])  # the gate's prepare step, as every request
         ids = [t for t, _ in group]
         name = custom_id(key, run_id, ids[0]) if len(group) == 1 else group_custom_id(key, run_id, ids)
         out.append(api.request(name, texts, router.taxonomy))
@@ -282,7 +282,7 @@ async def _reserve(db: Database, router: Router, run_id: int, texts: Sequence[st
     """The gate's reserve step for the run's batch: the worst case of its requests about these texts, prepared
     as they are sent (errors.BudgetReached when a cap would be crossed: nothing is sent)."""
     provider = _tier1(router)
-    return await router.gate.reserve_batch(run_id, provider, router.taxonomy, gate.prepared_for(provider, texts))
+    return await router.gate.reserve_batch(run_id, provider, router.taxonomy, router.gate.prepared(texts))
 
 
 class _MaybeSent(Exception):

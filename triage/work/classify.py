@@ -99,10 +99,10 @@ def start(db: Database, settings: Settings, taxonomy: Taxonomy, items: Sequence[
     notices = [] if chosen != LOCAL or route == LOCAL else [
         "No ANTHROPIC_API_KEY: classifying with the local model; unsure tickets go to the review queue."]
     router = None
+    if not background:  # what dead processes of this host held is freed first (no ticket is imported yet)
+        notices += services.recover(db).notes
     if chosen != LOCAL and not background:
         router = services.build_router(settings, taxonomy, mode=chosen, threshold=settings.threshold, db=db)
-    if not background:
-        notices += services.recover(db).notes
     imported = runs.start_run(db, items, source=source, actor=actor, mode=chosen, threshold=settings.threshold,
                               reclassify=reclassify, batch_queued=batch and background, requesters=requesters,
                               per_call=None if chosen == LOCAL else (per_call or settings.per_call))
@@ -110,19 +110,15 @@ def start(db: Database, settings: Settings, taxonomy: Taxonomy, items: Sequence[
     assert run_id is not None  # start_run always makes a run; the assert tells the type checker
     started = Started(run_id, chosen, batch, imported.ticket_ids, len(imported.new_ids), len(imported.known_ids),
                       notices, router)
-    if router is not None:
-        _check_budget(db, settings, run_id, notices)
+    if router is not None:  # the caller pays now: a reached cap stops the run before anything is sent
+        warning = budget.standing(db, settings.caps).warning if settings.caps.any else None
+        if warning:
+            notices.append(f"warning: {warning}")
+        try:
+            budget.check(db, settings.caps)
+        except BudgetReached as exc:
+            _stop_for_budget(db, run_id, exc)
     return started
-
-
-def _check_budget(db: Database, settings: Settings, run_id: int, notices: list[str]) -> None:
-    warning = budget.standing(db, settings.caps).warning if settings.caps.any else None
-    if warning:
-        notices.append(f"warning: {warning}")
-    try:
-        budget.check(db, settings.caps)
-    except BudgetReached as exc:
-        _stop_for_budget(db, run_id, exc)
 
 
 def _stop_for_budget(db: Database, run_id: int, exc: BudgetReached) -> NoReturn:
@@ -144,16 +140,14 @@ class Summary:
     batch_id: str | None = None
     waiting: bool = False  # a batch submitted and not waited for: `collect` records it later
     notes: list[str] = field(default_factory=list)  # tickets of the input another process or batch still holds
+    pending: int = field(init=False)  # the input's tickets still pending
+    line: str = field(init=False)  # the one-line summary for the operator
 
-    @property
-    def pending(self) -> int:
-        return self.states.get(PENDING, 0)
-
-    @property
-    def line(self) -> str:
+    def __post_init__(self) -> None:
+        self.pending = self.states.get(PENDING, 0)
         summary = ", ".join(f"{v} {k}" for k, v in sorted(self.states.items()))
         done = "unfinished" if self.pending or self.report.stopped else "done"
-        return f"{done}: {summary}; cost ${self.cost:.6f}"
+        self.line = f"{done}: {summary}; cost ${self.cost:.6f}"
 
 
 def finish(db: Database, settings: Settings, taxonomy: Taxonomy, started: Started, *, actor: Actor,
@@ -191,35 +185,30 @@ def finish(db: Database, settings: Settings, taxonomy: Taxonomy, started: Starte
 
 def _live(db: Database, settings: Settings, taxonomy: Taxonomy, started: Started, actor: Actor,
           on_ticket: OnTicket | None, say: Say) -> RunReport:
-    """The live pass, and a second one for tickets another process held and gave back meanwhile."""
+    """The live pass, and a second one for tickets another process held and gave back meanwhile: first it waits
+    (up to HELD_WAIT_S) while other live processes (not Message Batches) classify some of the input's tickets, so
+    that their results are in this run's output."""
     assert started.router is not None  # the caller's branch; the assert tells the type checker
     report = services.classify_run(db, started.router, started.run_id, actor=actor,
                                    concurrency=settings.concurrency, on_ticket=on_ticket)
-    if not report.stopped and _wait_for_others(db, started.ticket_ids, say) \
-            and runs.take_back(db, started.ticket_ids, started.run_id):
-        router = services.build_router(settings, taxonomy, mode=started.route, threshold=settings.threshold,
-                                       db=db)  # the first pass closed its HTTP client
-        report = services.classify_run(db, router, started.run_id, actor=actor, concurrency=settings.concurrency,
-                                       on_ticket=on_ticket)
-    return report
-
-
-def _wait_for_others(db: Database, ticket_ids: list[int], say: Say) -> bool:
-    """Wait (up to HELD_WAIT_S) while other live processes (not Message Batches) classify some of these tickets,
-    so that their results are in this run's output. True when none is held elsewhere any more."""
+    if report.stopped:
+        return report
     deadline, told = time.monotonic() + HELD_WAIT_S, False
-    while True:
-        held = sum(n for w, n in runs.held_by_others(db, ticket_ids, worker_name()).items()
-                   if not w.startswith("batch:"))
-        if not held:
-            return True
+    while held := sum(n for w, n in runs.held_by_others(db, started.ticket_ids, worker_name()).items()
+                      if not w.startswith("batch:")):
         if time.monotonic() >= deadline:
-            return False
+            return report  # still held elsewhere: `finish` says so
         if not told:
             say(f"waiting for {held} of these tickets that another process is classifying (up to "
                 f"{HELD_WAIT_S:.0f} s)")
             told = True
         time.sleep(0.5)
+    if runs.take_back(db, started.ticket_ids, started.run_id):
+        router = services.build_router(settings, taxonomy, mode=started.route, threshold=settings.threshold,
+                                       db=db)  # the first pass closed its HTTP client
+        report = services.classify_run(db, router, started.run_id, actor=actor, concurrency=settings.concurrency,
+                                       on_ticket=on_ticket)
+    return report
 
 
 def held_elsewhere(db: Database, ticket_ids: Sequence[int]) -> list[str]:

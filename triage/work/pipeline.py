@@ -77,16 +77,16 @@ class RunReport:
             self.stop(other.stopped, other.stop_kind, other.signal)
 
 
+@dataclass(eq=False)  # one request, compared by identity
 class Halt:
     """A request from outside to stop (a signal): stop claiming, give the calls in flight `grace` seconds to
     return and be recorded, then cut them off. A second request cuts them off at once."""
 
-    def __init__(self, grace: float = STOP_GRACE_S):
-        self.grace = grace
-        self.reason: str | None = None
-        self.signal: int | None = None
-        self._requested = asyncio.Event()
-        self._forced = asyncio.Event()
+    grace: float = STOP_GRACE_S
+    reason: str | None = None
+    signal: int | None = None
+    _requested: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _forced: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def requested(self) -> bool:

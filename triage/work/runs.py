@@ -133,7 +133,7 @@ def start_run(db: Database, items: Sequence[tuple[str | None, str]], *, source: 
         run_id = db_runs.create_run(s, started_by=actor.identity, source=source, mode=mode, threshold=threshold,
                                   per_call=per_call, purpose=purpose)
         imported = queue.import_tickets(s, prepared.items, source=source, run_id=run_id, reclassify=reclassify,
-                                        language_of=prepared.language_of, privacy=prepared.privacy, purpose=purpose)
+                                        languages=prepared.languages, privacy=prepared.privacy, purpose=purpose)
         if batch_queued:
             db_batches.hold(s, run_id, "queued")
         return imported

@@ -41,38 +41,33 @@ NO_KEY_MESSAGE = (
 )
 
 
-def make_client(settings: Settings) -> Client:
-    if not settings.has_api_key:
-        raise NoApiKey(NO_KEY_MESSAGE)
-    return new_client(settings.api_key, settings.base_url, settings.request_timeout)
-
-
 def build_router(settings: Settings, taxonomy: Taxonomy, *, mode: str = "auto", threshold: float | None = None,
                  client: Client | None = None, prices: PriceTable | None = None,
                  db: Database | None = None) -> Router:
     """A router for Claude. Refuses models the price table cannot price (their calls could not be put on the
-    books). With `db`, the spending caps guard every paid call, the calibrations in force are applied to every
-    answer, and tier 0 is attached when it has earned it."""
+    books) and a masking policy that cannot be built (fails closed). With `db`, the spending caps guard every paid
+    call, the calibrations in force are applied to every answer, and tier 0 is attached when it has earned it."""
     prices = prices or PriceTable.load(settings.prices_path)
     for model in (settings.tier1_model, settings.tier2_model):
         prices.require(model)
-    policy = settings.mask_policy  # the masking in force; a policy that cannot be built refuses the run (fails closed)
-    client = client or make_client(settings)
-
-    def provider(model: str, tier: int) -> AnthropicProvider:
-        return AnthropicProvider(client, model, tier, prices, max_tokens=settings.max_tokens,
-                                 effort=settings.effort, max_attempts=settings.max_attempts, mask=policy)
-
-    router = Router(provider(settings.tier1_model, 1), provider(settings.tier2_model, 2), taxonomy,
-                    threshold=settings.threshold if threshold is None else threshold, mode=mode)
+    policy = settings.mask_policy
+    guard = budget.BudgetGuard(db, settings.caps) if db is not None else None
+    calibrations = calibrate.in_force(db) if db is not None else {}
+    if client is None:
+        if not settings.has_api_key:
+            raise NoApiKey(NO_KEY_MESSAGE)
+        client = new_client(settings.api_key, settings.base_url, settings.request_timeout)
+    tier1, tier2 = (AnthropicProvider(client, model, tier, prices, max_tokens=settings.max_tokens,
+                                      effort=settings.effort, max_attempts=settings.max_attempts)
+                    for model, tier in ((settings.tier1_model, 1), (settings.tier2_model, 2)))
+    router = Router(tier1, tier2, taxonomy, threshold=settings.threshold if threshold is None else threshold,
+                    mode=mode, guard=guard, calibrations=calibrations, policy=policy)
     router.per_call, router.per_call_sonnet = settings.per_call, settings.per_call_sonnet
     if db is not None:
-        router.guard = budget.BudgetGuard(db, settings.caps)
-        router.calibrations = calibrate.in_force(db)
-        if mode == "auto":
-            attach_tier0(db, router)
         if mode != "sonnet":
             attach_fewshot(db, router, settings.fewshot_k)
+        if mode == "auto":
+            attach_tier0(db, router)
     return router
 
 
@@ -86,7 +81,7 @@ def attach_fewshot(db: Database, router: Router, k: int) -> bool:
     if k <= 0 or not isinstance(tier1, AnthropicProvider):
         return False
     try:
-        tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model, mask=tier1.mask)
+        tier1.fewshot = fewshot_source.load(db, router.taxonomy, k, tier1.model, policy=router.gate.policy)
     except ModelMissing as exc:  # no local model to find the nearest examples with: classify without them
         log.warning("few-shot is on but the local embedding model is missing (%s): requests go without examples",
                     exc)

@@ -111,11 +111,11 @@ def test_the_fixed_set_grows_only_until_the_prefix_reaches_the_minimum():
     bank = fewshot.ExampleBank(many, np.eye(32, 8, dtype=np.float32) + 0.01)
     system = prompts.system_prompt(TAX)
     picked = fewshot.fill(bank, system, "claude-haiku-5-5")
-    assert fewshot.cacheable(fewshot.static_prefix(system, picked), "claude-haiku-5-5")
+    assert prompts.cacheable(prompts.static_prefix(system, picked), "claude-haiku-5-5")
     n = len(picked) // 4
     assert fewshot.REPRESENTATIVE_MIN < n <= fewshot.REPRESENTATIVE_MAX  # it had to grow past the minimum set
     fewer = bank.representative(per_category=n - 1)  # one fewer per category would not have reached it
-    assert not fewshot.cacheable(fewshot.static_prefix(system, fewer), "claude-haiku-5-5")
+    assert not prompts.cacheable(prompts.static_prefix(system, fewer), "claude-haiku-5-5")
     long = [example(i, e.text * 8, e.label) for i, e in enumerate(many)]  # long tickets: the minimum set is enough
     assert len(fewshot.fill(fewshot.ExampleBank(long, bank.vectors), system, "claude-haiku-5-5")) == 8
 

@@ -36,14 +36,14 @@ def test_the_prefix_is_marked_only_when_it_surely_reaches_the_minimum():
     big, small = prompts.system_prompt(MANY), prompts.system_prompt(taxonomy.default())
     assert prompts.surely_at_least(big) >= 512 > prompts.surely_at_least(small)
     for model in ("claude-haiku-5-5", "claude-sonnet-5-5"):
-        p = fewshot.request_prefix(big, None, model)
+        p = prompts.request_prefix(big, None, model)
         assert p.cached and p.system == [{"type": "text", "text": big, "cache_control": {"type": "ephemeral"}}]
         assert p.examples is None and not p.leading
-        assert fewshot.request_prefix(small, None, model) == fewshot.Prefix(small)  # byte for byte as before
-    assert fewshot.request_prefix(big, fewshot.Shots(), "claude-haiku-5-5").cached  # no examples yet: the same
+        assert prompts.request_prefix(small, None, model) == prompts.Prefix(small)  # byte for byte as before
+    assert prompts.request_prefix(big, fewshot.Shots(), "claude-haiku-5-5").cached  # no examples yet: the same
     # a model whose minimum is unknown is assumed at 1,024 tokens
     sizes = [prompts.surely_at_least(prompts.system_prompt(first(n))) for n in range(2, 78)]
-    marked = [fewshot.request_prefix(prompts.system_prompt(first(n)), None, "claude-future-9").cached
+    marked = [prompts.request_prefix(prompts.system_prompt(first(n)), None, "claude-future-9").cached
               for n in range(2, 78)]
     assert marked == [size >= 1024 for size in sizes] and any(marked) and not all(marked)
 

@@ -61,8 +61,9 @@ def test_the_trade_off_and_the_budget_on_a_known_history(history):
     assert at[0.7]["reviews_per_day"] == pytest.approx(100)  # a third of 300 tickets a day
     assert (at[0.8]["settled"], at[0.8]["settled_accuracy"]) == (200, 1.0)
     # Haiku $0.001 a ticket, Sonnet $0.002 on the escalated share: exact per 1,000
-    assert str(at[0.5]["cost_per_1000_usd"].normalize()) == "1" and str(at[0.8]["cost_per_1000_usd"]
-                                                                        .normalize()) == "2.333333333333333333333333333"
+    cheap, dear = at[0.5]["cost_per_1000_usd"], at[0.8]["cost_per_1000_usd"]
+    assert cheap is not None and dear is not None
+    assert str(cheap.normalize()) == "1" and str(dear.normalize()) == "2.333333333333333333333333333"
     # no budget: 0.95 down to 0.80 pass, 0.75 fails (80%) and the testing stops there; the cheapest that passed
     assert rec.threshold == 0.8 and rec.n == 200 and rec.interval is not None and rec.interval[0] >= 0.9
     assert rec.reviews_per_day == pytest.approx(100) and rec.review_rate == pytest.approx(1 / 3)
@@ -112,6 +113,7 @@ def test_the_cli_takes_a_review_budget(cli_db, capsys, request):
 def test_a_lucky_cheap_threshold_after_a_failure_is_not_taken():
     """0.5 measures well by luck, but 0.7 failed before it in the sequence: taking the cheapest that passes
     anywhere would be taking the best of many tries."""
+    rows: list[threshold.Replay]
     rows = [{"threshold": 0.9, "accuracy": 0.97, "replayed": 400, "escalation_rate": 0.5, "cost_per_ticket": 0.002},
             {"threshold": 0.7, "accuracy": 0.88, "replayed": 400, "escalation_rate": 0.3, "cost_per_ticket": 0.0015},
             {"threshold": 0.5, "accuracy": 0.96, "replayed": 400, "escalation_rate": 0.1, "cost_per_ticket": 0.001}]
@@ -124,10 +126,11 @@ def test_testing_many_thresholds_keeps_the_guarantee():
     rng = random.Random(3)
     target, truth, n, reps = 0.9, 0.885, 400, 400
     sequence = anywhere = 0
+    rows: list[threshold.Replay]
     for _ in range(reps):
         rows = [{"threshold": round(0.05 * i, 2), "accuracy": sum(rng.random() < truth for _ in range(n)) / n,
                  "replayed": n, "escalation_rate": 0.05 * i, "cost_per_ticket": 0.001 + 0.0001 * i} for i in range(20)]
         sequence += threshold.recommend(rows, target).threshold is not None
-        anywhere += any(threshold.wilson(round(r["accuracy"] * n), n)[0] >= target for r in rows)
+        anywhere += any(threshold.wilson(round((r["accuracy"] or 0.0) * n), n)[0] >= target for r in rows)
     assert sequence / reps <= 0.10
     assert anywhere / reps > 2 * max(sequence / reps, 0.05)

@@ -4,7 +4,7 @@ import pytest
 
 from triage.quality import threshold
 
-WHATIF = [  # threshold, accuracy on n labelled tickets, escalation rate, cost per ticket
+WHATIF: list[threshold.Replay] = [  # threshold, accuracy on n labelled tickets, escalation rate, cost per ticket
     {"threshold": 0.5, "accuracy": 0.80, "replayed": 400, "escalation_rate": 0.05, "cost_per_ticket": 0.0002},
     {"threshold": 0.7, "accuracy": 0.90, "replayed": 400, "escalation_rate": 0.15, "cost_per_ticket": 0.0004},
     {"threshold": 0.8, "accuracy": 0.94, "replayed": 400, "escalation_rate": 0.25, "cost_per_ticket": 0.0006},
@@ -20,7 +20,7 @@ def test_the_cheapest_threshold_whose_interval_clears_the_target_is_recommended(
 
 
 def test_too_few_labels_get_no_recommendation_and_say_so():
-    thin = [dict(r, replayed=20) for r in WHATIF]
+    thin: list[threshold.Replay] = [{**r, "replayed": 20} for r in WHATIF]
     rec = threshold.recommend(thin, target=0.9)
     assert rec.threshold is None and "no threshold reaches 90%" in rec.message and "20 labels" in rec.message
 

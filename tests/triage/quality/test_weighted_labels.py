@@ -160,6 +160,7 @@ def test_audit_answers_weigh_one_over_their_draw_chance_in_the_stored_map_and_th
     assert rec.threshold is not None and "worth" in rec.message
     chosen = next(r for r in rec.tradeoff if r["threshold"] == rec.threshold)
     assert chosen["weighted"] and chosen["effective"] > 0
+    assert chosen["settled_accuracy"] is not None
     assert rec.interval == pytest.approx(unreviewed.wilson(chosen["settled_accuracy"], chosen["effective"]))
 
 
@@ -181,5 +182,5 @@ def test_with_no_audit_answers_the_fit_and_the_what_if_are_exactly_unweighted(db
     assert "Every labelled ticket counts once" in q.whatif_weighting()
     rows = threshold.tradeoff(q.whatif, None)
     assert all(not r["weighted"] and r["effective"] == r["settled"] for r in rows)
-    assert all((r["low"], r["high"]) == threshold.wilson(round(r["settled_accuracy"] * r["settled"]), r["settled"])
-               for r in rows if r["settled"])
+    assert all((r["low"], r["high"]) == threshold.wilson(round((r["settled_accuracy"] or 0) * r["settled"]),
+                                                         r["settled"]) for r in rows if r["settled"])

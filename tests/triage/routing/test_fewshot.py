@@ -36,11 +36,11 @@ def test_examples_are_fenced_as_data():
 
 def test_the_prefix_is_marked_cacheable_only_when_it_surely_reaches_the_minimum():
     system = prompts.system_prompt(TAX)
-    assert not fewshot.cacheable(system, "claude-haiku-5-5")  # about 330 tokens: too short, nothing would cache
+    assert not prompts.cacheable(system, "claude-haiku-5-5")  # about 330 tokens: too short, nothing would cache
     many = [fewshot.Example(i, "my card was charged twice for one order and I want the money back " * 3,
                             "billing") for i in range(8)]
-    prefix = fewshot.static_prefix(system, many)
-    assert prefix.startswith(system) and fewshot.cacheable(prefix, "claude-haiku-5-5")
+    prefix = prompts.static_prefix(system, many)
+    assert prefix.startswith(system) and prompts.cacheable(prefix, "claude-haiku-5-5")
     assert 512 <= prompts.surely_at_least(prefix) < 1024
-    assert not fewshot.cacheable(prefix, "some-unknown-model")  # unknown models: the larger minimum applies
-    assert fewshot.static_prefix(system, []) == system
+    assert not prompts.cacheable(prefix, "some-unknown-model")  # unknown models: the larger minimum applies
+    assert prompts.static_prefix(system, []) == system

@@ -59,7 +59,6 @@ class Provider:
 
     def __init__(self, log, fail=None, retry_once=False):
         self.log, self.fail, self.retry_once = log, fail, retry_once
-        self.mask = redact.MaskPolicy()
 
     def worst_case_cost(self, text, taxonomy, *, batch=False):
         return Decimal("0.01")
@@ -149,8 +148,8 @@ def test_without_a_guard_the_request_is_still_prepared_and_nothing_is_reserved()
 
 def test_a_batch_reserves_on_prepared_texts():
     log: list[tuple[object, ...]] = []
-    provider = Provider(log)
-    assert asyncio.run(gate.Gate(Guard(log)).reserve_batch(3, provider, TAX, gate.prepared_for(provider, [TEXT]))) == 99
+    provider, door = Provider(log), gate.Gate(Guard(log))
+    assert asyncio.run(door.reserve_batch(3, provider, TAX, door.prepared([TEXT]))) == 99
     assert log == [("reserve batch", [prepared()])]
 
 
@@ -167,3 +166,19 @@ def test_only_the_local_tier_skips_prepare_and_reserve():
     with pytest.raises(ValueError):
         asyncio.run(gate.Gate.local(Provider(log), TEXT, TAX))  # a paid tier never goes around the gate
     assert log == []
+
+
+def test_the_masking_policy_is_the_gates_alone():
+    """The policy in force lives on the gate (issue 22): a provider saying otherwise changes nothing, a router hands
+    its policy to its gate, and a gate given none masks every type (fails closed)."""
+    log: list[tuple[object, ...]] = []
+    keep_emails = redact.MaskPolicy(emails=False)
+    provider = Provider(log)
+    provider.mask = keep_emails  # type: ignore[attr-defined]  # an old-style provider attribute: ignored
+    asyncio.run(gate.Gate().one(provider, TEXT, TAX))
+    sent = str(log[-1][1])
+    assert "anna.smith@example.com" not in sent
+    asyncio.run(Router(Provider(log), None, TAX, mode="haiku", policy=keep_emails).classify(TEXT))
+    sent = str(log[-1][1])
+    assert "anna.smith@example.com" in sent and "</ticket>" not in sent
+    assert gate.Gate().policy == redact.DEFAULT_POLICY

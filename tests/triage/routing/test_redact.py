@@ -104,7 +104,7 @@ def test_hostile_input_costs_time_in_proportion_to_its_length(unit):
         assert mask(text).text  # and nothing is lost
         return time.process_time() - started
 
-    small, large = cost(2_000), cost(20_000)
+    small, large = min(cost(2_000) for _ in range(3)), min(cost(20_000) for _ in range(3))  # the least noisy of 3
     assert large < 25 * max(small, 0.002), (small, large)
 
 

@@ -58,7 +58,7 @@ def test_a_viewer_cannot_start_a_run_on_any_route_and_nothing_is_written(fake, d
 
 def test_a_viewer_cannot_start_a_batch_run_from_the_command_line(env, fake, db, tmp_path, monkeypatch, capsys):
     """The command line acts as a lead; were it ever to act as someone else, its batch route asks the same rule."""
-    monkeypatch.setattr("triage.cli.work.actor", lambda _args: VIEWER)
+    monkeypatch.setattr("triage.cli.common.cli_actor", lambda _operator: VIEWER)
     src = tmp_path / "t.txt"
     src.write_text("I was charged twice\n")
     assert main(["classify", str(src), "--batch", "--no-wait"]) == AccessDenied.exit_code
