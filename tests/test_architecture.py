@@ -33,31 +33,31 @@ DOMAIN = ("triage.domain", "triage.errors")
 
 
 @pytest.mark.parametrize("path", modules("db"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_db_depends_on_the_domain_only(path):
+def test_db_depends_on_the_domain_only(path) -> None:
     bad = [n for n in imports_of(path) if n.startswith(("triage", "dashboard")) and not n.startswith(DOMAIN)]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: db/ may import only {DOMAIN} from triage"
 
 
 @pytest.mark.parametrize("name", ["domain.py", "errors.py"])
-def test_the_domain_imports_nothing_of_ours(name):
+def test_the_domain_imports_nothing_of_ours(name: str) -> None:
     bad = [n for n in imports_of(ROOT / "triage" / name) if ours(n) and not n.startswith(DOMAIN)]
     assert not bad, f"triage/{name} imports {bad}"
 
 
 @pytest.mark.parametrize("path", modules("triage"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_the_engine_knows_no_streamlit_and_no_pages(path):
+def test_the_engine_knows_no_streamlit_and_no_pages(path) -> None:
     bad = [n for n in imports_of(path) if n.split(".")[0] in ("streamlit", "dashboard")]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
 @pytest.mark.parametrize("path", modules("dashboard/app_pages"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_pages_get_plain_objects_from_services_not_sql(path):
+def test_pages_get_plain_objects_from_services_not_sql(path) -> None:
     bad = [n for n in imports_of(path) if n.split(".")[0] in ("db", "sqlalchemy")]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: pages call triage services"
 
 
 @pytest.mark.parametrize("path", modules("dashboard/sections"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_page_sections_get_plain_objects_from_services_not_sql(path):
+def test_page_sections_get_plain_objects_from_services_not_sql(path) -> None:
     names = [n for n in imports_of(path) if not n.startswith("db.engine")]  # the database handle, as a type
     bad = [n for n in names if n.split(".")[0] in ("db", "sqlalchemy")]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: sections call triage services"
@@ -67,7 +67,7 @@ ROUTING_MAY = ("triage.domain", "triage.errors", "triage.taxonomy", "triage.rout
 
 
 @pytest.mark.parametrize("path", modules("triage/routing"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_routing_knows_no_database_and_no_sdk(path):
+def test_routing_knows_no_database_and_no_sdk(path) -> None:
     """routing/ turns a ticket into a label: pure decisions, prompts and parsing, testable without I/O."""
     names = imports_of(path)
     bad = [n for n in names if ours(n) and not n.startswith(ROUTING_MAY)]
@@ -79,7 +79,7 @@ PROVIDERS_MAY = (*ROUTING_MAY, "triage.providers", "triage.spend.pricing")
 
 
 @pytest.mark.parametrize("path", modules("triage/providers"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_providers_speak_to_models_not_to_the_database(path):
+def test_providers_speak_to_models_not_to_the_database(path) -> None:
     names = imports_of(path)
     bad = [n for n in names if ours(n) and not n.startswith(PROVIDERS_MAY)]
     bad += [n for n in names if n.split(".")[0] in ("db", "sqlalchemy")]
@@ -95,7 +95,7 @@ LOWER_PARTS = ("triage/routing", "triage/providers", "triage/local", "triage/spe
 
 @pytest.mark.parametrize("path", [p for part in LOWER_PARTS for p in modules(part)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_lower_parts_never_import_the_use_cases(path):
+def test_lower_parts_never_import_the_use_cases(path) -> None:
     bad = [n for n in imports_of(path) if n.startswith(UPPER)]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: {UPPER} sit above it"
 
@@ -106,7 +106,7 @@ SDK_USERS: set[str] = set()
 
 @pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard") for p in modules(folder)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_providers_import_the_sdk(path):
+def test_only_providers_import_the_sdk(path) -> None:
     rel = str(path.relative_to(ROOT))
     if rel.startswith("triage/providers/") or rel in SDK_USERS:
         return
@@ -134,7 +134,7 @@ def provider_sends(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard") for p in modules(folder)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_the_gate_asks_a_provider(path):
+def test_only_the_gate_asks_a_provider(path) -> None:
     rel = str(path.relative_to(ROOT))
     if rel.startswith("triage/providers/") or rel in GATE:
         return
@@ -142,14 +142,14 @@ def test_only_the_gate_asks_a_provider(path):
     assert not bad, f"{rel} calls {bad}: every request to a model passes the gate (triage/routing/gate.py)"
 
 
-def test_the_gate_rule_catches_a_bypass(tmp_path):
+def test_the_gate_rule_catches_a_bypass(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("async def f(provider, router, t, tax):\n    await provider.classify(t, tax)\n"
                    "    await provider.classify_group([t], tax)\n    await router.classify(t, prior=[])\n")
     assert [c.split(" ")[0] for c in provider_sends(bad)] == ["provider.classify", "provider.classify_group"]
 
 
-def test_the_engine_top_level_stays_small():
+def test_the_engine_top_level_stays_small() -> None:
     """Parts are folders: at most 20 modules directly in triage/ (a prefix family becomes a subpackage)."""
     top = sorted(p.name for p in (ROOT / "triage").glob("*.py") if p.name != "__init__.py")
     assert len(top) <= 20, top
@@ -159,7 +159,7 @@ def test_the_engine_top_level_stays_small():
 
 @pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard", "tests", "bench")
                                   for p in modules(folder)], ids=lambda p: str(p.relative_to(ROOT)))
-def test_db_modules_have_one_alias_convention(path):
+def test_db_modules_have_one_alias_convention(path) -> None:
     """`from db import queue` by its own name, or `as db_queue` where the name is taken: never `q`, `store`..."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     bad = [f"{a.name} as {a.asname}" for node in ast.walk(tree)
@@ -168,7 +168,7 @@ def test_db_modules_have_one_alias_convention(path):
     assert not bad, f"{path.relative_to(ROOT)}: from db import {bad}"
 
 
-def test_the_rule_catches_a_violation(tmp_path):
+def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from triage.routing.router import decide\nimport triage.domain\n")
     assert "triage.routing.router" in imports_of(bad) and "triage.domain" in imports_of(bad)
@@ -186,12 +186,12 @@ def long_commands(path: Path, limit: int = CMD_LINES) -> list[str]:
 
 
 @pytest.mark.parametrize("path", modules("triage/cli"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_command_is_at_most_30_lines(path):
+def test_every_command_is_at_most_30_lines(path) -> None:
     long = long_commands(path)
     assert not long, f"{path.relative_to(ROOT)}: {long}: move the work into a service, not a private helper"
 
 
-def test_the_command_length_rule_catches_a_long_one(tmp_path):
+def test_the_command_length_rule_catches_a_long_one(tmp_path: Path) -> None:
     bad = tmp_path / "cmd.py"
     bad.write_text("def cmd_x(args):\n" + "    x = 1\n" * 30 + "    return x\n\ndef helper():\n" + "    pass\n" * 40)
     assert long_commands(bad) == ["cmd_x (32 lines)"]
@@ -227,18 +227,18 @@ STATE_USERS = [p for folder in ("triage", "db", "dashboard") for p in modules(fo
 
 
 @pytest.mark.parametrize("path", STATE_USERS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_ticket_states_are_named_not_spelt(path):
+def test_ticket_states_are_named_not_spelt(path) -> None:
     assert not raw_states(path), f"{path.relative_to(ROOT)}: {raw_states(path)}: use triage.domain.TicketState"
 
 
-def test_the_state_rule_catches_a_raw_state(tmp_path):
+def test_the_state_rule_catches_a_raw_state(tmp_path: Path) -> None:
     bad = tmp_path / "states.py"
     bad.write_text('if t.status == "pending" or r["status"] in ("failed", "x") or p.states.get("failed"):\n'
                    '    pass\nif news.state in ("failed",) or t.status == PENDING:\n    pass\n')
     assert raw_states(bad) == ["line 1: 'pending'", "line 1: 'failed'", "line 1: 'failed'"]
 
 
-def test_the_type_check_covers_every_package_and_the_tests():
+def test_the_type_check_covers_every_package_and_the_tests() -> None:
     """`mypy` with no arguments (scripts/test) is strict over the code and reads the tests' bodies too (their
     functions unannotated): no package is left out and none is let off with ignore_errors."""
     mypy = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]

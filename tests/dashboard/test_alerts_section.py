@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
 from db.models import AuditEvent
@@ -25,12 +26,13 @@ def settings_page(kind: str = "lead"):
     return at
 
 
-def save(at):
+def save(at: AppTest) -> None:
     next(b for b in at.button if b.label == "Save alerts").click().run()
     assert not at.exception, [e.value for e in at.exception]
 
 
-def test_a_lead_sets_a_webhook_sends_a_test_and_never_sees_the_address_again(app_env, monkeypatch):
+def test_a_lead_sets_a_webhook_sends_a_test_and_never_sees_the_address_again(app_env: str,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")
     with WebhookReceiver() as hook:
         at = settings_page()
@@ -60,7 +62,7 @@ def test_a_lead_sets_a_webhook_sends_a_test_and_never_sees_the_address_again(app
     db.dispose()
 
 
-def test_a_bad_address_is_refused_and_nothing_is_saved(app_env):
+def test_a_bad_address_is_refused_and_nothing_is_saved(app_env: str) -> None:
     at = settings_page()
     at.text_input(key="alerts_webhook").input("http://169.254.169.254/latest/meta-data")
     save(at)
@@ -74,7 +76,7 @@ def test_a_bad_address_is_refused_and_nothing_is_saved(app_env):
 
 
 @pytest.mark.parametrize("kind", ["viewer", "operator"])
-def test_viewers_and_operators_neither_see_nor_change_alerts(app_env, kind):
+def test_viewers_and_operators_neither_see_nor_change_alerts(app_env: str, kind: str) -> None:
     direct = signed_in_app(kind, entry=PAGE_FILE["settings"])  # the page opened by URL
     direct.run()
     assert not direct.exception
@@ -91,11 +93,11 @@ def test_viewers_and_operators_neither_see_nor_change_alerts(app_env, kind):
     db.dispose()
 
 
-def test_the_section_shows_nothing_to_anyone_but_a_lead(app_env):
+def test_the_section_shows_nothing_to_anyone_but_a_lead(app_env: str) -> None:
     """Called on its own (as a page might by mistake) with an operator: it renders nothing."""
     from streamlit.testing.v1 import AppTest
 
-    def script():
+    def script() -> None:
         from dashboard.sections import alerts as section
         from db.migrate import open_database as opened
         from tests.support.actors import OPERATOR as who

@@ -4,12 +4,14 @@ import json
 
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import AuditEvent
 from tests.dashboard.conftest import make_app
 from triage import settings as config
 
 
-def test_settings_shows_the_policy_in_force_and_a_lead_switches_a_type_off(seeded):
+def test_settings_shows_the_policy_in_force_and_a_lead_switches_a_type_off(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = make_app("settings")
     shown = " ".join(c.value for c in at.caption)
@@ -26,7 +28,7 @@ def test_settings_shows_the_policy_in_force_and_a_lead_switches_a_type_off(seede
     assert "e-mail OFF" in " ".join(c.value for c in make_app("settings").caption)
 
 
-def test_a_bad_region_on_the_page_is_refused_and_nothing_is_saved(seeded):
+def test_a_bad_region_on_the_page_is_refused_and_nothing_is_saved(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = make_app("settings")
     next(t for t in at.text_input if t.label.startswith("Phone region")).set_value("XX")
@@ -35,7 +37,7 @@ def test_a_bad_region_on_the_page_is_refused_and_nothing_is_saved(seeded):
     assert config.effective(db)[0].mask_phone_region == "US"
 
 
-def test_a_lead_erases_a_ticket_from_the_settings_page(seeded):
+def test_a_lead_erases_a_ticket_from_the_settings_page(seeded: tuple[Database, dict[str, int]]) -> None:
     from db.models import Ticket
 
     db, ids = seeded

@@ -4,13 +4,16 @@ no save. Escalating a ticket Sonnet already decided names the price before anyth
 
 import time
 
+import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import Correction, Ticket
 from tests.dashboard.conftest import signed_in_app
 from tests.dashboard.test_access import PAGE_FILE
 from tests.dashboard.test_pages import open_ticket, pick_label, review_list, select_review_rows, texts
 from tests.dashboard.test_review_guards import sonnet_requests
+from tests.support.fake_anthropic import FakeAnthropic
 
 
 def review_as(kind: str):
@@ -21,7 +24,8 @@ def review_as(kind: str):
     return at
 
 
-def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(seeded):
+def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     at = review_as("operator")
     assert list(review_list(at).index) == [ids["overloaded"], ids["weird one"], ids["login or refund?"]]
@@ -47,7 +51,7 @@ def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(s
     assert at.session_state["desk"]["focus"] == ids["weird one"] and at.button(key="undo").disabled
 
 
-def test_a_viewer_gets_no_queue_and_cannot_save(seeded):
+def test_a_viewer_gets_no_queue_and_cannot_save(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = signed_in_app("viewer", entry=PAGE_FILE["review"])  # the page opened by URL
     at.run()
@@ -59,7 +63,8 @@ def test_a_viewer_gets_no_queue_and_cannot_save(seeded):
         assert not s.scalars(select(Correction)).all()
 
 
-def test_asking_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
+def test_asking_sonnet_again_names_the_price_first(seeded: tuple[Database, dict[str, int]], fake: FakeAnthropic,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     db, ids = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
@@ -80,7 +85,8 @@ def test_asking_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
     assert sonnet_requests(fake) == 1  # asked again, once confirmed
 
 
-def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by_it(seeded):
+def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by_it(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     """The open ticket shows its priority, language and team; an operator sets the priority there (audited as a
     priority correction), and the Priority filter then finds the ticket (urgent first within the filters)."""
     from db.models import PriorityCorrection
@@ -100,7 +106,9 @@ def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by
     assert list(review_list(at).index) == [ids["weird one"]]
 
 
-def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
+def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded: tuple[Database, dict[str, int]],
+                                                                 fake: FakeAnthropic,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The open ticket's own button: on a ticket Sonnet decided it reads "Ask Sonnet again…" and opens a
     confirmation naming the price; nothing is queued or sent before it, exactly one request after it."""
     db, ids = seeded
@@ -130,7 +138,9 @@ def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded, fake, m
     assert sonnet_requests(fake) == 1  # asked again once, after the confirmation
 
 
-def test_the_open_ticket_not_yet_decided_by_sonnet_is_asked_at_once(seeded, fake, monkeypatch):
+def test_the_open_ticket_not_yet_decided_by_sonnet_is_asked_at_once(seeded: tuple[Database, dict[str, int]],
+                                                                    fake: FakeAnthropic,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     db, ids = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)

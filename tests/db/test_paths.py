@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from db import calls as db_calls
 from db import labels, paths, privacy, queue, reports, review, rollups
+from db.engine import Database
 from db.models import PathDaily, Ticket
 from triage import taxonomy
 from triage.domain import CLASSIFIED, ESCALATED, NEEDS_REVIEW, OK, CallResult, Outcome, TicketState, Usage
@@ -47,7 +49,7 @@ def _outcome(rnd: random.Random) -> Outcome:
     return Outcome(status=TicketState(kind), reason="no answer")  # failed, or left pending: no label
 
 
-def play(db, rnd: random.Random, *, tickets: int, events: int) -> None:
+def play(db: Database, rnd: random.Random, *, tickets: int, events: int) -> None:
     with db.transaction() as s:
         ids = list(queue.import_tickets(s, [(None, f"ticket {rnd.getrandbits(40)}") for _ in range(tickets)],
                                         source=rnd.choice(["t", "demo"]), run_id=None).ticket_ids)
@@ -113,12 +115,12 @@ def ranges(rnd: random.Random) -> list[tuple[date, date]]:
     return out
 
 
-def table(s) -> list[tuple[Any, ...]]:
+def table(s: Session) -> list[tuple[Any, ...]]:
     return sorted((r.day, r.decider, r.via_haiku, r.result, r.verdict, r.label_from, r.tickets, r.demo_tickets)
                   for r in s.scalars(select(PathDaily)) if r.tickets)
 
 
-def assert_rollup_equals_the_tickets(db, rnd: random.Random) -> None:
+def assert_rollup_equals_the_tickets(db: Database, rnd: random.Random) -> None:
     with db.read() as s:
         for start, end in ranges(rnd):
             assert paths.paths(s, start, end) == paths.paths_from_tickets(s, start, end), (start, end)
@@ -133,13 +135,13 @@ def assert_rollup_equals_the_tickets(db, rnd: random.Random) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_path_counts_equal_a_group_by_over_the_tickets_on_random_histories(anydb, seed):
+def test_path_counts_equal_a_group_by_over_the_tickets_on_random_histories(anydb: Database, seed: int) -> None:
     rnd = random.Random(seed)
     play(anydb, rnd, tickets=25, events=120)
     assert_rollup_equals_the_tickets(anydb, rnd)
 
 
-def test_every_ticket_is_counted_under_the_path_it_is_on(db):
+def test_every_ticket_is_counted_under_the_path_it_is_on(db: Database) -> None:
     rnd = random.Random(7)
     play(db, rnd, tickets=10, events=40)
     with db.read() as s:
@@ -149,7 +151,7 @@ def test_every_ticket_is_counted_under_the_path_it_is_on(db):
     assert None not in stored.values()
 
 
-def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db):
+def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db: Database) -> None:
     with db.transaction() as s:
         tid = queue.import_tickets(s, [(None, "my invoice is wrong")], source="t", run_id=None).ticket_ids[0]
     today = datetime.now(UTC).date()
@@ -172,7 +174,7 @@ def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db):
     assert now() == [("haiku", "review", "corrected", "review", 1)]
 
 
-def test_the_demo_data_is_counted_on_its_paths(db):
+def test_the_demo_data_is_counted_on_its_paths(db: Database) -> None:
     from tests.support.actors import LEAD
     from triage import demo
 

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,14 +28,14 @@ N = 1000
 
 
 @pytest.fixture
-def pg_url():
+def pg_url() -> Iterator[str]:
     yield from fresh_pg_database("triage_scale")
 
 
 class Faults:
     """Every 8th ticket's first request is a 529, every 9th answers after 0.3 s; the rest as the default."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seen: Counter[str] = Counter()
         self.answered: Counter[tuple[str, str]] = Counter()  # (model, ticket text) -> 200 answers
         self.lock = threading.Lock()
@@ -56,7 +57,8 @@ class Faults:
 
 
 @pytest.mark.postgres
-def test_three_workers_and_a_run_share_one_queue_without_double_claims_or_lost_tickets(pg_url, tmp_path):
+def test_three_workers_and_a_run_share_one_queue_without_double_claims_or_lost_tickets(pg_url: str,
+                                                                                       tmp_path: Path) -> None:
     src = tmp_path / "tickets.txt"
     src.write_text("".join(f"ticket #{i} I was charged twice, please refund{' [[conf=0.4]]' if i % 20 == 0 else ''}\n"
                            for i in range(N)))

@@ -27,7 +27,7 @@ def check_block(page: Page, block) -> None:
     assert page.evaluate("window.__xss === undefined")
 
 
-def test_a_hostile_ticket_shows_as_typed_with_its_masked_value_marked(page: Page, app_url):
+def test_a_hostile_ticket_shows_as_typed_with_its_masked_value_marked(page: Page, app_url: str) -> None:
     page.goto(app_url)
     wait_for_run(page, timeout=90000)  # the first run imports the engine (slow on a loaded machine)
     operator = page.get_by_label("Operator", exact=True).and_(page.get_by_test_id("stTextInputField"))

@@ -390,7 +390,7 @@ class FakeAnthropic:
 
     def __init__(self, *, api_key: str = "test-key", validate: bool = True, delay: float = 0.0,
                  responder: Callable[[dict[str, Any]], Action] | None = None, rate_limit_rpm: float | None = None,
-                 rate_limit_burst: float | None = None):
+                 rate_limit_burst: float | None = None) -> None:
         self.api_key = api_key
         self.validate = validate
         self.delay = delay
@@ -490,7 +490,7 @@ class FakeAnthropic:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -500,20 +500,20 @@ class FakeAnthropic:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every keep-alive reply
 
-            def log_message(self, *args):  # keep test output clean
+            def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def do_POST(self):
+            def do_POST(self) -> None:
                 fake._handle(self)
 
-            def do_GET(self):
+            def do_GET(self) -> None:
                 fake._handle_get(self)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             request_queue_size = 128
 
-            def handle_error(self, request, client_address):  # a client hanging up is not news
+            def handle_error(self, request, client_address) -> None:  # a client hanging up is not news
                 import sys
                 if not isinstance(sys.exc_info()[1], ConnectionError):
                     super().handle_error(request, client_address)

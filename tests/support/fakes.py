@@ -6,21 +6,22 @@ from decimal import Decimal
 
 from triage import domain as base
 from triage.domain import CallResult, Usage
+from triage.taxonomy import Taxonomy
 
 
 class ScriptedProvider:
     """Answers from a list of (category, confidence) or CallResult kwargs dicts, or a function of the text."""
 
-    def __init__(self, tier: int, model: str, answers=None, fn=None):
+    def __init__(self, tier: int, model: str, answers=None, fn=None) -> None:
         self.tier, self.model = tier, model
         self.answers = list(answers or [])
         self.fn = fn
         self.calls: list[str] = []
 
-    def worst_case_cost(self, text, taxonomy, *, batch=False) -> Decimal:
+    def worst_case_cost(self, text: str, taxonomy: Taxonomy, *, batch: bool = False) -> Decimal:
         return Decimal("0.001") * self.tier
 
-    async def classify(self, text, taxonomy, *, paid=None) -> CallResult:
+    async def classify(self, text: str, taxonomy: Taxonomy, *, paid=None) -> CallResult:
         self.calls.append(text)
         spec = self.fn(text) if self.fn else self.answers.pop(0)
         if isinstance(spec, tuple):
@@ -31,5 +32,5 @@ class ScriptedProvider:
                           cost_usd=Decimal("0.001") * self.tier, **spec)
 
 
-def error(kind=base.TRANSIENT, message="API error 529 after 5 attempts"):
+def error(kind=base.TRANSIENT, message: str = "API error 529 after 5 attempts"):
     return {"outcome": base.ERROR, "error_kind": kind, "error": message}

@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import select, update
 
 from db import vectors
+from db.engine import Database
 from db.models import AuditEvent, Correction, ModelCall, Ticket, TicketVector
 from tests.support.actors import LEAD, OPERATOR
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import privacy, review, taxonomy
 from triage.cli import main
 from triage.errors import AccessDenied, InputError
@@ -24,7 +26,7 @@ SECRET = "Zebraquux Wellington-Smythe"  # the customer's words, as they must dis
 KEPT = "Kangaroo Oberholtzer-Vance"
 
 
-def setup_tickets(env, db, tmp_path) -> dict[str, int]:
+def setup_tickets(env: dict[str, str], db: Database, tmp_path: Path) -> dict[str, int]:
     src = tmp_path / "t.txt"
     long = f" {SECRET} wrote again." * 400  # past a page: the text also lives on overflow pages
     src.write_text(f"{SECRET} was charged twice on the invoice, please refund{long}\n"
@@ -54,7 +56,7 @@ def file_bytes(db_url: str) -> bytes:
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
-def figures(capsys) -> tuple[dict[str, Any], dict[str, Any]]:
+def figures(capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     capsys.readouterr()
     assert main(["spend", "--json"]) == 0
     spend = json.loads(capsys.readouterr().out)
@@ -62,7 +64,9 @@ def figures(capsys) -> tuple[dict[str, Any], dict[str, Any]]:
     return spend, json.loads(capsys.readouterr().out)
 
 
-def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env, fake, db, db_url, tmp_path, capsys):
+def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env: dict[str, str], fake: FakeAnthropic,
+                                                                     db: Database, db_url: str, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     ids = setup_tickets(env, db, tmp_path)
     assert SECRET.encode() in file_bytes(db_url)
     with db.engine.connect() as c:  # freed bytes overwritten, whatever the SQLite build's default
@@ -111,7 +115,9 @@ def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env, fake, 
     assert "erased 0 ticket(s)" in out and "1 erased before" in out
 
 
-def test_an_unknown_or_busy_ticket_is_refused_and_nothing_is_erased(env, fake, db, tmp_path, capsys):
+def test_an_unknown_or_busy_ticket_is_refused_and_nothing_is_erased(env: dict[str, str], fake: FakeAnthropic,
+                                                                    db: Database, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     ids = setup_tickets(env, db, tmp_path)
     assert main(["erase", "--ticket", str(ids["secret"]), "999999", "--yes"]) == 2
     assert "no such ticket: 999999" in capsys.readouterr().err
@@ -124,7 +130,7 @@ def test_an_unknown_or_busy_ticket_is_refused_and_nothing_is_erased(env, fake, d
         assert not s.scalars(select(AuditEvent).where(AuditEvent.event == privacy.ERASE)).all()
 
 
-def test_only_a_lead_may_erase(env, fake, db, tmp_path):
+def test_only_a_lead_may_erase(env: dict[str, str], fake: FakeAnthropic, db: Database, tmp_path: Path) -> None:
     ids = setup_tickets(env, db, tmp_path)
     with pytest.raises(AccessDenied):
         privacy.erase_tickets(db, [ids["secret"]], actor=OPERATOR)
@@ -134,7 +140,9 @@ def test_only_a_lead_may_erase(env, fake, db, tmp_path):
         assert SECRET in s.get(Ticket, ids["secret"]).text
 
 
-def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env, fake, db, tmp_path, capsys):
+def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env: dict[str, str], fake: FakeAnthropic,
+                                                                     db: Database, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.txt"
     src.write_text(f"{SECRET} wants a refund [[status=400]]\n{KEPT} wants a refund\n")
     main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")])

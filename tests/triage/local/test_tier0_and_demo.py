@@ -1,20 +1,27 @@
 import asyncio
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.models import AuditDraw, ModelCall, Ticket
 from tests.support.actors import LEAD, op
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import demo, review, taxonomy
 from triage.domain import from_pico
 from triage.local import tier as local
+from triage.local.embedder import Embedder
 from triage.settings import Settings
 from triage.work import runs, services
 
 TAX = taxonomy.default()
 
 
-def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, embedder, samples):
+def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(
+        db: Database, fake: FakeAnthropic, embedder: Embedder,
+        samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     rows, _, _ = samples
     imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:60]], source="t", actor=LEAD)
     services.classify_locally(db, run_id=imp.run_id)
@@ -47,7 +54,7 @@ def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, em
         assert c.cost_pico == 0 and (source[c.ticket_id] == "tier0") == sure and (c.ticket_id in sent_on) != sure
 
 
-def test_demo_fills_an_empty_database_once(db):
+def test_demo_fills_an_empty_database_once(db: Database) -> None:
     summary = demo.fill(db, TAX, actor=LEAD, settings=Settings())
     # every sample ticket, 226 with simulated API history and the other 89 answered locally (seed 7)
     assert {k: v for k, v in summary.items() if k != "audited"} == {"tickets": 315, "api_simulated": 226,

@@ -3,17 +3,20 @@ SDK), operator labels imported into the database, the map fitted and stored, the
 applying it, and every call recording which calibration it was routed with."""
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import AuditEvent, Calibration, LabelledAnswer, ModelCall, Ticket
 from tests.support import oracles
 from tests.support.actors import LEAD, OPERATOR, lead, op
 from tests.support.calibrated import applied
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import ingest, labels, review, taxonomy
 from triage.domain import ReviewFilter
 from triage.errors import AccessDenied
@@ -38,7 +41,7 @@ def texts(prefix, stated):
     return [f"{prefix} {i}: please refund my invoice [[conf={c}]]" for i, c in enumerate(stated)]
 
 
-def classify(db, fake, items, mode="auto"):
+def classify(db: Database, fake: FakeAnthropic, items, mode: str = "auto"):
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
     imp = runs.start_run(db, [(None, t) for t in items], source="t", actor=LEAD, mode=mode)
     assert imp.run_id is not None
@@ -47,17 +50,17 @@ def classify(db, fake, items, mode="auto"):
     return imp.ticket_ids
 
 
-def sonnet_requests(fake):
+def sonnet_requests(fake: FakeAnthropic):
     return sum(1 for r in fake.requests if r["body"] and "sonnet" in r["body"]["model"])
 
 
-def import_truth(db, items, right, operator="maria"):
+def import_truth(db: Database, items, right, operator: str = "maria"):
     rows = "\n".join(f"{t},{'billing' if ok else 'account'}" for t, ok in zip(items, right, strict=True))
     batch = ingest.parse_labelled("text,label\n" + rows + "\n", "csv", text_column="text", label_column="label")
     return labels.import_labels(db, batch, TAX, file="history.csv", actor=lead(operator), retrain=False)
 
 
-def haiku_map_from_history(db, fake, n, seed):
+def haiku_map_from_history(db: Database, fake: FakeAnthropic, n, seed):
     """n overconfident Haiku answers classified, then their operators' labels imported: the map that fits."""
     stated, right = overconfident(n, seed=seed)
     history = texts("old", stated)
@@ -66,13 +69,15 @@ def haiku_map_from_history(db, fake, n, seed):
     return calibrate.in_force(db)["claude-haiku-5-5"]
 
 
-def tier1_calls(db, ids):
+def tier1_calls(db: Database, ids):
     with db.read() as s:
         return {c.ticket_id: c for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id.in_(ids),
                                                                              ModelCall.tier == 1))}
 
 
-def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_calibration(db, fake, tmp_path):
+def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_calibration(db: Database,
+                                                                                         fake: FakeAnthropic,
+                                                                                         tmp_path: Path) -> None:
     # history: an over-confident Haiku, never escalated (it always says 0.85 or more, the threshold is 0.7)
     h_stated, h_right = overconfident(240, seed=1)
     history = texts("old", h_stated)
@@ -122,7 +127,8 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
     other.dispose()
 
 
-def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_as_low_confidence(db, fake):
+def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_as_low_confidence(
+        db: Database, fake: FakeAnthropic) -> None:
     cal = haiku_map_from_history(db, fake, 80, seed=3)
     (tid,) = classify(db, fake, ["one more: please refund my invoice [[conf=0.93]]"], mode="haiku")
     with db.read() as s:
@@ -139,14 +145,15 @@ def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_
     assert call["calibrated"] == pytest.approx(cal.apply(0.93), abs=1e-12)
 
 
-def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_any_time(db, fake):
+def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_any_time(db: Database,
+                                                                                         fake: FakeAnthropic) -> None:
     stated, right = overconfident(130, seed=4)
     items = texts("t", stated)
     ids = classify(db, fake, items)
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
 
-    def label(first, last):
+    def label(first, last) -> None:
         changes = [(tid, "billing" if ok else "account", versions[tid])
                    for tid, ok in list(zip(ids, right, strict=True))[first:last]]
         review.correct_many(db, changes, actor=op("olga"), taxonomy=TAX)
@@ -174,11 +181,12 @@ def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_
         assert s.scalar(select(AuditEvent.id).where(AuditEvent.event.like("calib%"))) is None
 
 
-def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db, fake, monkeypatch):
+def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db: Database, fake: FakeAnthropic,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     stated, right = overconfident(60, seed=5)
     ids = classify(db, fake, texts("t", stated))
 
-    def broken(*a, **k):
+    def broken(*a: Any, **k: Any) -> None:
         raise RuntimeError("numerical trouble")
 
     monkeypatch.setattr(calibration, "fit", broken)
@@ -191,7 +199,7 @@ def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db, fake, monkeyp
         assert s.scalar(select(Ticket.label_source).where(Ticket.id == ids[0])) == "operator"
 
 
-def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out():
+def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out() -> None:
     rows: list[Any] = [{"ticket_id": i, "tier": 1, "model": "haiku", "label": "billing", "truth": "billing",
                         "confidence": 0.9, "outcome": "ok"} for i in range(3)]  # the keys calibrate.answers reads
     rows += [{"ticket_id": 9, "tier": 1, "model": "haiku", "label": "unknown", "truth": "billing",
@@ -205,7 +213,8 @@ def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out():
     assert math.isclose(calibrate.refit_at(200), 240) and calibrate.refit_at(50) == 75
 
 
-def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_url, tmp_path):
+def test_batch_results_are_routed_on_the_calibration_in_force_too(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                                  tmp_path: Path) -> None:
     from db import calibrations
     from triage.cli import main
 
@@ -226,7 +235,8 @@ def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_
     db.dispose()
 
 
-def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibration_too(db, fake):
+def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibration_too(db: Database,
+                                                                                       fake: FakeAnthropic) -> None:
     cal = haiku_map_from_history(db, fake, 240, seed=1)
 
     n_stated, _ = overconfident(60, seed=3)

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import AuditEvent, ModelCall, Ticket
 from tests.support.actors import LEAD
 from tests.support.fakes import ScriptedProvider
@@ -26,19 +27,20 @@ def router() -> Router:
 
 
 @pytest.fixture
-def decided(db):
+def decided(db: Database) -> list[int]:
     """Ticket 0 decided by Haiku alone, ticket 1 escalated and decided by Sonnet."""
     imp = runs.start_run(db, [(None, "sure: refund me"), (None, "login or refund?")], source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router(), run_id=imp.run_id))
     return imp.ticket_ids
 
 
-def sonnet_calls(db, ticket_id):
+def sonnet_calls(db: Database, ticket_id: int):
     with db.read() as s:
         return s.scalars(select(ModelCall.cost_pico).where(ModelCall.ticket_id == ticket_id, ModelCall.tier == 2)).all()
 
 
-def test_a_sonnet_decided_ticket_is_refused_with_its_price_and_nothing_is_queued(db, decided):
+def test_a_sonnet_decided_ticket_is_refused_with_its_price_and_nothing_is_queued(db: Database,
+                                                                                 decided: list[int]) -> None:
     haiku_only, by_sonnet = decided
     assert runs.sonnet_decided(db, decided) == {by_sonnet: runs.sonnet_decided(db, [by_sonnet])[by_sonnet]}
     price = runs.sonnet_decided(db, [by_sonnet])[by_sonnet]
@@ -59,7 +61,7 @@ def test_a_sonnet_decided_ticket_is_refused_with_its_price_and_nothing_is_queued
     assert runs.request_escalation(db, [haiku_only], actor=LEAD) == 1  # never decided by Sonnet: no question asked
 
 
-def test_again_asks_and_bills_again_and_the_audit_says_so(db, decided):
+def test_again_asks_and_bills_again_and_the_audit_says_so(db: Database, decided: list[int]) -> None:
     _, by_sonnet = decided
     assert runs.request_escalation(db, [by_sonnet], actor=LEAD, again=True) == 1
     asyncio.run(pipeline.process_queue(db, router()))
