@@ -66,8 +66,8 @@ def test_an_operator_answers_blind_and_the_figure_moves(drawn: tuple[Database, d
     with db.read() as s:
         rows = {r.ticket_id: r for r in s.scalars(select(AuditDraw))}
         assert rows[ids[first]].answer == "technical" and rows[ids[first]].answered_by == "alice"
-        assert s.get(Ticket, ids[first]).category == "technical"  # an operator label now
-        assert s.get(Ticket, ids[first]).label_source == "operator"
+        assert s.get_one(Ticket, ids[first]).category == "technical"  # an operator label now
+        assert s.get_one(Ticket, ids[first]).label_source == "operator"
     # one right of two: the Quality page shows it as the unreviewed traffic's, apart from review labels
     at.switch_page("app_pages/quality.py").run()
     assert not at.exception
@@ -94,7 +94,7 @@ def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded: tupl
     db, ids = seeded
     for text in ("charged twice", "login or refund?"):
         with db.read() as s:
-            t = s.get(Ticket, ids[text])
+            t = s.get_one(Ticket, ids[text])
         review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     at = make_app("quality")
     table = at.get("arrow_data_frame") or at.dataframe

@@ -59,7 +59,7 @@ def test_a_labelled_upload_previews_imports_and_retrains(seeded: tuple[Database,
     with db.read() as s:
         audit = s.execute(select(Correction.ticket_id, Correction.new_label, Correction.operator, Correction.source,
                                  Correction.file)).all()
-        assert s.get(Ticket, ids["app crashes on upload"]).category == "account"
+        assert s.get_one(Ticket, ids["app crashes on upload"]).category == "account"
         assert s.scalar(select(func.count()).select_from(ModelCall)) == calls  # no model was asked
     assert {tuple(a)[2:] for a in audit} == {("alice", "import", "helpdesk.csv")} and len(audit) == 3
     assert {m.label: m.value for m in at.metric}["Matched"] == "3"  # the preview now shows the file imported
@@ -83,7 +83,7 @@ def test_a_labelled_upload_of_ids_and_labels_alone_labels_the_known_tickets(
     at.button(key="import_labels").click().run(timeout=120)
     assert not at.exception
     with db.read() as s:
-        assert (s.get(Ticket, known).category, s.get(Ticket, known).label_source) == ("account", "operator")
+        assert (s.get_one(Ticket, known).category, s.get_one(Ticket, known).label_source) == ("account", "operator")
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.external_id == "H-404")) == 0
 
 

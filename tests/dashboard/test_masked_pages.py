@@ -89,7 +89,7 @@ def test_a_lead_stores_masked_text_erases_a_requester_and_exports_masked_text(
     imported = runs.start_run(db, [("R-1", f"refund to {EMAIL}")], source="t", actor=LEAD, mode="local",
                               requesters=["Anna@Example.com"])
     with db.transaction() as s:
-        ticket = s.get(Ticket, imported.ticket_ids[0])
+        ticket = s.get_one(Ticket, imported.ticket_ids[0])
         assert ticket.text == "refund to [EMAIL]"
         ticket.status = "needs_review"  # classified: a pending ticket is not erased (its text may be on its way)
 
@@ -100,7 +100,7 @@ def test_a_lead_stores_masked_text_erases_a_requester_and_exports_masked_text(
     next(b for b in at.button if b.label == "Erase").click().run()
     assert any("erased 1 ticket(s)" in m.value for m in at.success), [e.value for e in at.error]
     with db.read() as s:
-        assert s.get(Ticket, imported.ticket_ids[0]).text == ""
+        assert s.get_one(Ticket, imported.ticket_ids[0]).text == ""
         event = s.scalars(select(AuditEvent).where(AuditEvent.event == "privacy.erase_requester")).one()
     assert event.actor == "alice" and "anna" not in event.detail.lower()
     assert json.loads(event.detail)["tickets"] == 1

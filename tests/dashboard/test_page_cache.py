@@ -74,7 +74,7 @@ def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correctio
         seeded: tuple[Database, dict[str, int]], statements: list[str]) -> None:
     db, ids = seeded
     with db.read() as s:
-        t = s.get(Ticket, ids["charged twice"])
+        t = s.get_one(Ticket, ids["charged twice"])
     review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     at = make_app("quality")
     assert "Measured on 1 tickets" in texts(at)
@@ -87,7 +87,7 @@ def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correctio
     at.run()
     assert figure_queries(statements) == []
     with db.read() as s:
-        t = s.get(Ticket, ids["app crashes on upload"])
+        t = s.get_one(Ticket, ids["app crashes on upload"])
     review.correct(db, t.id, "technical", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     statements.clear()
     at.run()

@@ -180,14 +180,14 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(
     # bob loaded the page, then carol corrected the same ticket before bob saved
     bob = make_app("review", operator="bob")
     with db.read() as s:
-        version = s.get(Ticket, ids["weird one"]).version
+        version = s.get_one(Ticket, ids["weird one"]).version
     review.correct(db, ids["weird one"], "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     open_ticket(bob, ids["weird one"])
     pick_label(bob, "billing")
     bob.button(key="save_next").click().run()
     assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
     with db.read() as s:
-        assert s.get(Ticket, ids["weird one"]).category == "account"
+        assert s.get_one(Ticket, ids["weird one"]).category == "account"
         assert s.scalar(select(func.count()).select_from(Correction)) == 2
 
 
@@ -198,7 +198,7 @@ def test_corrections_need_an_operator_name(seeded: tuple[Database, dict[str, int
     assert at.button(key="save_next").disabled and "Type your name" in at.button(key="save_next").help  # asked before
     with db.read() as s:  # nothing was saved: no correction, the ticket keeps its (missing) label
         assert s.scalar(select(func.count()).select_from(Correction)) == 0
-        t = s.get(Ticket, ids["overloaded"])
+        t = s.get_one(Ticket, ids["overloaded"])
         assert (t.category, t.corrected, t.label_source) == (None, False, None)
 
 

@@ -47,12 +47,12 @@ def test_a_lead_erases_a_ticket_from_the_settings_page(seeded: tuple[Database, d
     next(b for b in at.button if b.label == "Erase").click().run()
     assert any("would erase 1 ticket(s)" in m.value for m in at.info), [e.value for e in at.error]
     with db.read() as s:
-        assert s.get(Ticket, tid).text == "charged twice"  # unticked: nothing changed
+        assert s.get_one(Ticket, tid).text == "charged twice"  # unticked: nothing changed
     at.checkbox(key="erase_sure").check()
     next(b for b in at.button if b.label == "Erase").click().run()
     assert any("erased 1 ticket(s)" in m.value for m in at.success), [e.value for e in at.error]
     with db.read() as s:
-        t = s.get(Ticket, tid)
+        t = s.get_one(Ticket, tid)
         assert t.text == "" and t.category == "billing"
         assert s.scalars(select(AuditEvent).where(AuditEvent.event == "privacy.erase")).one().actor == "alice"
     at.text_input(key="erase_ids").set_value("12a")

@@ -30,7 +30,7 @@ def test_with_too_few_labels_the_page_says_how_many_and_why(seeded: tuple[Databa
     db, ids = seeded
     for text in ("charged twice", "login or refund?"):
         with db.read() as s:
-            t = s.get(Ticket, ids[text])
+            t = s.get_one(Ticket, ids[text])
         review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     at = make_app("quality")
     assert not at.exception

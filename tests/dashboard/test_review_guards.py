@@ -50,7 +50,7 @@ def test_escalating_a_sonnet_decided_ticket_asks_first_and_the_row_updates_live(
     assert row["status"] != "pending" and row["machine label"].endswith("(Sonnet)")  # no Reload pressed
     assert sonnet_requests(fake) == 1  # only the ticket Sonnet had not decided
     with db.read() as s:
-        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+        assert not s.get_one(Ticket, ids["login or refund?"]).escalation_requested
 
 
 def test_a_picked_label_survives_a_live_update(seeded: tuple[Database, dict[str, int]], fake: FakeAnthropic,
@@ -72,7 +72,7 @@ def test_a_picked_label_survives_a_live_update(seeded: tuple[Database, dict[str,
     assert at.button(key="pick_0").proto.type == "primary" and not at.button(key="save_next").disabled
     at.button(key="save_next").click().run()
     with db.read() as s:
-        assert s.get(Ticket, ids["weird one"]).category == "billing"
+        assert s.get_one(Ticket, ids["weird one"]).category == "billing"
 
 
 def test_the_name_is_asked_before_the_first_correction(seeded: tuple[Database, dict[str, int]]) -> None:

@@ -47,7 +47,7 @@ def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(
     at.button(key="undo").click().run()
     assert "Undone: 1 ticket" in texts(at)
     with db.read() as s:
-        assert s.get(Ticket, ids["weird one"]).category == "technical"
+        assert s.get_one(Ticket, ids["weird one"]).category == "technical"
     assert at.session_state["desk"]["focus"] == ids["weird one"] and at.button(key="undo").disabled
 
 
@@ -76,7 +76,7 @@ def test_asking_sonnet_again_names_the_price_first(seeded: tuple[Database, dict[
     time.sleep(1)
     assert sonnet_requests(fake) == 0  # nothing sent before the choice
     with db.read() as s:
-        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+        assert not s.get_one(Ticket, ids["login or refund?"]).escalation_requested
     at.button(key="again_all").click().run()
     assert any("Sent 1 ticket to Sonnet again" in s.value for s in at.success)
     deadline = time.monotonic() + 30
@@ -101,7 +101,7 @@ def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by
     with db.read() as s:
         got = s.scalars(select(PriorityCorrection)).one()
         assert (got.ticket_id, got.new_priority, got.operator) == (ids["weird one"], "urgent", "olga@ops.example.com")
-        assert s.get(Ticket, ids["weird one"]).priority == "urgent"
+        assert s.get_one(Ticket, ids["weird one"]).priority == "urgent"
     at.multiselect(key="f_priorities").set_value(["urgent"]).run()
     assert list(review_list(at).index) == [ids["weird one"]]
 
@@ -124,7 +124,7 @@ def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded: tuple[D
     time.sleep(1)
     assert sonnet_requests(fake) == 0  # nothing sent on the first click
     with db.read() as s:
-        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+        assert not s.get_one(Ticket, ids["login or refund?"]).escalation_requested
     at.button(key="panel_again_no").click().run()  # Cancel: the box goes, nothing is sent
     assert not any(b.key == "panel_again_yes" for b in at.button) and sonnet_requests(fake) == 0
 

@@ -56,7 +56,7 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from fresh_pg_database("triage_test")
 
 
-def fresh_pg_database(prefix: str):
+def fresh_pg_database(prefix: str) -> Iterator[str]:
     """Yield the URL of a new, empty PostgreSQL database (dropped afterwards); skips (fails under CI) without one."""
     reason = _pg_unavailable()
     if reason:

@@ -57,7 +57,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb: Database) -> No
             label = rnd.choice(TAX.names)
             try:
                 with anydb.read() as s:
-                    version = s.get(Ticket, tid).version
+                    version = s.get_one(Ticket, tid).version
                 review.correct(anydb, tid, label, actor=op(f"op{n}"), expected_version=version, taxonomy=TAX)
                 with lock:
                     saved.append((tid, label))

@@ -39,11 +39,11 @@ def test_erase_and_retention_on_either_database(anydb: Database) -> None:
     done = privacy.erase_tickets(anydb, ids[:1], actor=LEAD)
     assert done.tickets == [ids[0]] and done.vectors == 1 and done.reasons >= 1 and done.scrubbed
     with anydb.read() as s:
-        t = s.get(Ticket, ids[0])
+        t = s.get_one(Ticket, ids[0])
         assert t.text == "" and s.get(TicketVector, ids[0]) is None
         assert {c.reason for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id == ids[0]))} == {None}
         assert {t.id: (t.status, t.category, t.confidence) for t in s.scalars(select(Ticket))} == labels
-        assert s.get(Ticket, ids[1]).text == "refund for Mr Ostrander"
+        assert s.get_one(Ticket, ids[1]).text == "refund for Mr Ostrander"
     assert spend(anydb) == lines
 
     assert privacy.idle_tickets(anydb, 30) == []  # all active today

@@ -29,7 +29,7 @@ def test_a_big_import_is_a_few_bulk_statements(anydb: Database) -> None:
     again = runs.start_run(anydb, items, source="big.csv", actor=LEAD)
     assert again.new_ids == [] and again.known_ids == first.ticket_ids and len(seen) < 60, len(seen)
     with anydb.read() as s:
-        run = s.get(Run, again.run_id)
+        run = s.get_one(Run, again.run_id)
         assert (run.n_tickets, run.n_new) == (12_000, 0)
         stored = {i: e for i, e in s.execute(select(Ticket.id, Ticket.external_id))}
     assert [stored[i] for i in first.ticket_ids[:3]] == ["ID-0", "ID-1", "ID-2"]
@@ -60,5 +60,5 @@ def test_reimport_requeues_only_what_it_should(anydb: Database) -> None:
         redo = queue.import_tickets(s, [("A", "alpha")], source="f", run_id=None, reclassify=True)
         assert redo.known_ids == [a]
     with anydb.read() as s:
-        t = s.get(Ticket, a)
+        t = s.get_one(Ticket, a)
         assert t.status == "pending" and t.first_call_id >= 1  # earlier calls are history only

@@ -61,5 +61,5 @@ def test_a_ticket_changed_after_the_plan_is_not_overwritten(anydb: Database) -> 
     result = labels.apply(anydb, plan, actor=lead("maria"))
     assert result.labelled == 0 and "changed by carol" in result.conflicts[0]
     with anydb.read() as s:
-        t = s.get(Ticket, imp.ticket_ids[0])
+        t = s.get_one(Ticket, imp.ticket_ids[0])
         assert (t.category, t.corrected_by, t.version) == ("account", "carol", 2)

@@ -62,7 +62,7 @@ def play(db: Database, rnd: random.Random, *, tickets: int, events: int) -> None
             if kind == "outcome":
                 db_calls.apply_outcome(s, tid, _outcome(rnd))
             elif kind == "correct":  # a confirmation (the machine's label kept) or a correction
-                t = s.get(Ticket, tid)
+                t = s.get_one(Ticket, tid)
                 label = t.category if t.category and rnd.random() < 0.5 else rnd.choice(TAX.names)
                 review.correct(s, tid, label, operator="op", expected_version=t.version)
             elif kind == "escalate":
@@ -70,7 +70,7 @@ def play(db: Database, rnd: random.Random, *, tickets: int, events: int) -> None
             elif kind == "requeue":
                 queue.requeue_tickets(s, rnd.sample(ids, 3), None)
             elif kind == "import":  # some known (requeued if failed or pending, or all with reclassify), some new
-                known = [(None, s.get(Ticket, t).text) for t in rnd.sample(ids, 3)]
+                known = [(None, s.get_one(Ticket, t).text) for t in rnd.sample(ids, 3)]
                 new = [(None, f"ticket {rnd.getrandbits(40)}") for _ in range(2)]
                 got = queue.import_tickets(s, [*known, *new], source="t", run_id=None,
                                            reclassify=rnd.random() < 0.3)
@@ -94,7 +94,7 @@ def play(db: Database, rnd: random.Random, *, tickets: int, events: int) -> None
                                                            timedelta(days=1, microseconds=-1)])
                 queue.backdate_ticket(s, tid, when)
             elif kind == "undo":  # a save in the review queue, then its undo
-                t = s.get(Ticket, tid)
+                t = s.get_one(Ticket, tid)
                 before = review.label_state(s, tid)
                 assert before is not None
                 after = review.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
@@ -102,7 +102,7 @@ def play(db: Database, rnd: random.Random, *, tickets: int, events: int) -> None
             else:  # several changes in one transaction
                 for other in rnd.sample(ids, 3):
                     db_calls.apply_outcome(s, other, _outcome(rnd))
-                t = s.get(Ticket, tid)
+                t = s.get_one(Ticket, tid)
                 review.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
 
 
@@ -167,10 +167,10 @@ def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db: Database) -> N
                                                calls=[_call(random.Random(1), 1, "billing")]))
     assert now() == [("haiku", "review", "unreviewed", None, 1)]
     with db.transaction() as s:
-        review.correct(s, tid, "billing", operator="op", expected_version=s.get(Ticket, tid).version)
+        review.correct(s, tid, "billing", operator="op", expected_version=s.get_one(Ticket, tid).version)
     assert now() == [("haiku", "review", "confirmed", "review", 1)]
     with db.transaction() as s:  # relabelled: the first label was the machine's, the ticket's now differs
-        review.correct(s, tid, "technical", operator="op", expected_version=s.get(Ticket, tid).version)
+        review.correct(s, tid, "technical", operator="op", expected_version=s.get_one(Ticket, tid).version)
     assert now() == [("haiku", "review", "corrected", "review", 1)]
 
 

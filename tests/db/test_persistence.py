@@ -35,7 +35,7 @@ def classify(db: Database, table1, table2=None, items=None):
 
 def version_of(db: Database, tid: int):
     with db.read() as s:
-        return s.get(Ticket, tid).version
+        return s.get_one(Ticket, tid).version
 
 
 def test_migrated_schema_matches_models(anydb: Database) -> None:
@@ -75,7 +75,7 @@ def test_second_of_two_concurrent_corrections_gets_a_clear_conflict(anydb: Datab
     with pytest.raises(errors.Conflict, match=r"changed by alice at \d{4}-\d\d-\d\d .*reload"):
         review.correct(anydb, tid, "technical", actor=op("bob"), expected_version=seen, taxonomy=TAX)
     with anydb.read() as s:
-        assert s.get(Ticket, tid).category == "account"
+        assert s.get_one(Ticket, tid).category == "account"
         assert s.scalar(select(func.count()).select_from(Correction)) == 1
 
 

@@ -213,13 +213,13 @@ def test_the_allowed_calls_really_act(world: World) -> None:
     op = Actor("olga@example.com", Role.OPERATOR)
     assert runs.request_escalation(world.db, world.ids, actor=op, again=True) == 2  # one is Sonnet's
     with world.db.read() as s:
-        assert all(s.get(Ticket, t).escalation_requested for t in world.ids)
+        assert all(s.get_one(Ticket, t).escalation_requested for t in world.ids)
     services.escalate(world.db, world.router, world.ids[:1], actor=op, again=True)  # Sonnet decided it already
     assert len(world.router.tier2.calls) == 1
     review.correct(world.db, world.ids[1], "technical", actor=op, expected_version=world.version(world.ids[1]),
                    taxonomy=TAX)
     with world.db.read() as s:
-        assert s.get(Ticket, world.ids[1]).corrected_by == "olga@example.com"
+        assert s.get_one(Ticket, world.ids[1]).corrected_by == "olga@example.com"
 
 
 @pytest.mark.parametrize("role", ["nobody", "viewer", "operator"])

@@ -82,7 +82,7 @@ def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env: dict[s
     assert "would erase 1 ticket(s)" in out and "1 stored vector(s)" in out and "1 correction note(s)" in out
     assert "nothing changed" in out
     with db.read() as s:
-        assert SECRET in s.get(Ticket, ids["secret"]).text
+        assert SECRET in s.get_one(Ticket, ids["secret"]).text
 
     assert main(["erase", "--ticket", str(ids["secret"]), "--yes", "--operator", "maria"]) == 0
     assert "erased 1 ticket(s)" in capsys.readouterr().out
@@ -92,13 +92,13 @@ def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env: dict[s
     assert KEPT.encode() in raw  # another ticket's text is still there
 
     with db.read() as s:
-        t = s.get(Ticket, ids["secret"])
+        t = s.get_one(Ticket, ids["secret"])
         assert t.text == "" and t.text_hash is None
         assert before[t.id] == (t.status, t.category, t.label_source, t.corrected)  # its labels stay
         assert all(c.reason is None for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id == t.id)))
         assert all(c.note is None for c in s.scalars(select(Correction).where(Correction.ticket_id == t.id)))
         assert s.get(TicketVector, t.id) is None and s.get(TicketVector, ids["kept"]) is not None
-        assert KEPT in s.get(Ticket, ids["kept"]).text
+        assert KEPT in s.get_one(Ticket, ids["kept"]).text
         assert [(c.id, c.ticket_id, c.cost_pico, c.input_tokens, c.output_tokens, c.category, c.confidence)
                 for c in s.scalars(select(ModelCall).order_by(ModelCall.id))] == calls_before
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.event == privacy.ERASE)).all()
@@ -122,11 +122,11 @@ def test_an_unknown_or_busy_ticket_is_refused_and_nothing_is_erased(env: dict[st
     assert main(["erase", "--ticket", str(ids["secret"]), "999999", "--yes"]) == 2
     assert "no such ticket: 999999" in capsys.readouterr().err
     with db.transaction() as s:
-        s.get(Ticket, ids["kept"]).status = "pending"
+        s.get_one(Ticket, ids["kept"]).status = "pending"
     assert main(["erase", "--ticket", str(ids["secret"]), str(ids["kept"]), "--yes"]) == 2
     assert "pending or being classified" in capsys.readouterr().err
     with db.read() as s:
-        assert SECRET in s.get(Ticket, ids["secret"]).text
+        assert SECRET in s.get_one(Ticket, ids["secret"]).text
         assert not s.scalars(select(AuditEvent).where(AuditEvent.event == privacy.ERASE)).all()
 
 
@@ -137,7 +137,7 @@ def test_only_a_lead_may_erase(env: dict[str, str], fake: FakeAnthropic, db: Dat
     with pytest.raises(InputError):
         privacy.erase_tickets(db, [], actor=LEAD)
     with db.read() as s:
-        assert SECRET in s.get(Ticket, ids["secret"]).text
+        assert SECRET in s.get_one(Ticket, ids["secret"]).text
 
 
 def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env: dict[str, str], fake: FakeAnthropic,
@@ -156,5 +156,5 @@ def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env: dict[s
     main(["escalate", "--id", str(secret_id)])
     assert len(fake.requests) == sent  # nothing with an empty text went out
     with db.read() as s:
-        t = s.get(Ticket, secret_id)
+        t = s.get_one(Ticket, secret_id)
         assert (t.text, t.status) == ("", "failed")

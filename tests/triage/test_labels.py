@@ -124,7 +124,7 @@ def test_a_ticket_changed_after_the_preview_is_left_alone(seeded: tuple[Database
     plan = labels.plan(db, parse(), TAX, "helpdesk.csv")
     crash = ids["the app crashes on upload"]
     with db.read() as s:
-        version = s.get(Ticket, crash).version
+        version = s.get_one(Ticket, crash).version
     review.correct(db, crash, "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     result = labels.apply(db, plan, actor=lead("maria"))
     assert result.labelled == 2 and len(result.conflicts) == 1

@@ -53,7 +53,7 @@ def test_masked_count_is_stored_at_import_and_the_review_queue_filters_on_it(db:
     imported = runs.start_run(db, [(None, t) for t in TEXTS], source="t", actor=LEAD, mode="local")
     with db.read() as s:
         counts = {t.id: t.masked_count for t in s.scalars(select(Ticket))}
-        assert [s.get(Ticket, i).text for i in imported.ticket_ids] == TEXTS  # stored as written by default
+        assert [s.get_one(Ticket, i).text for i in imported.ticket_ids] == TEXTS  # stored as written by default
     assert [counts[i] for i in imported.ticket_ids] == [2, 0, 1]
     page = review.page(db, ReviewFilter(masked=True), actor=LEAD)
     assert sorted(r.id for r in page.rows) == sorted([imported.ticket_ids[0], imported.ticket_ids[2]])

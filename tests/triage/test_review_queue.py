@@ -24,7 +24,7 @@ def seed(db: Database, texts: Sequence[str]):
 
 def version(db: Database, tid: int):
     with db.read() as s:
-        return s.get(Ticket, tid).version
+        return s.get_one(Ticket, tid).version
 
 
 def test_undo_puts_the_label_back_and_says_so_on_the_trail(db: Database) -> None:
@@ -36,7 +36,7 @@ def test_undo_puts_the_label_back_and_says_so_on_the_trail(db: Database) -> None
     assert undone.saved == [a, b] and not undone.conflicts
     with db.read() as s:
         for tid in (a, b):
-            t = s.get(Ticket, tid)
+            t = s.get_one(Ticket, tid)
             assert (t.category, t.label_source, t.corrected, t.corrected_by) == (None, None, False, None)
         trail = [(c.ticket_id, c.new_label, c.note, c.source) for c in s.scalars(select(Correction)
                                                                                .order_by(Correction.id))]
@@ -53,8 +53,8 @@ def test_undo_restores_an_earlier_operator_label_and_refuses_over_someone_elses_
     undone = review.undo(db, saved.before, actor=ALICE)
     assert undone.saved == [a] and len(undone.conflicts) == 1 and "bob" in undone.conflicts[0]
     with db.read() as s:
-        assert (s.get(Ticket, a).category, s.get(Ticket, a).label_source) == ("account", "operator")
-        assert (s.get(Ticket, b).category, s.get(Ticket, b).corrected_by) == ("account", "bob")
+        assert (s.get_one(Ticket, a).category, s.get_one(Ticket, a).label_source) == ("account", "operator")
+        assert (s.get_one(Ticket, b).category, s.get_one(Ticket, b).corrected_by) == ("account", "bob")
 
 
 def test_all_matching_a_filter_are_labelled_and_the_filter_is_audited(db: Database) -> None:
@@ -64,7 +64,7 @@ def test_all_matching_a_filter_are_labelled_and_the_filter_is_audited(db: Databa
     result = review.correct_matching(db, f, "billing", actor=ALICE, taxonomy=TAX)
     assert result.saved == ids[:2]
     with db.read() as s:
-        assert [s.get(Ticket, t).category for t in ids] == ["billing", "billing", None]
+        assert [s.get_one(Ticket, t).category for t in ids] == ["billing", "billing", None]
         event = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
         assert event.event == "labels.by_filter" and "refund" in str(event.detail)
 

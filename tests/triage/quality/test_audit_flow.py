@@ -70,7 +70,7 @@ def test_tickets_settled_without_review_are_drawn_at_the_rate_in_force(db: Datab
     config.save_engine(db, actor=LEAD, audit_rate="0.25")
     more = settle(db, {f"later ticket {i} here": ("account", 0.95) for i in range(8)})
     with db.read() as s:
-        assert {s.get(AuditDraw, t).probability for t in more.values()} == {0.25}
+        assert {s.get_one(AuditDraw, t).probability for t in more.values()} == {0.25}
 
 
 def test_rate_zero_draws_nothing_and_eval_tickets_are_left_out(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

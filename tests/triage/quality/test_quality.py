@@ -49,7 +49,7 @@ def test_whatif_without_any_sonnet_answer_prices_haiku_alone(db: Database) -> No
     with db.read() as s:
         from db.models import Ticket
 
-        version = s.get(Ticket, imp.ticket_ids[0]).version
+        version = s.get_one(Ticket, imp.ticket_ids[0]).version
     review.correct(db, imp.ticket_ids[0], "billing", actor=op("op"), expected_version=version, taxonomy=TAX)
     q = quality.measure(db)
     assert [t["name"] for t in q.per_tier] == ["Haiku"]

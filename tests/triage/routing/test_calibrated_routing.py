@@ -3,6 +3,7 @@ SDK), operator labels imported into the database, the map fitted and stored, the
 applying it, and every call recording which calibration it was routed with."""
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from triage.work import runs, services
 TAX = taxonomy.default()
 
 
-def overconfident(n, seed):
+def overconfident(n: int, seed: int) -> tuple[list[float], list[bool]]:
     """Haiku says 0.85-0.99 but is right only sigmoid(0.5 * logit(stated) - 1.5) of the time (0.35-0.69)."""
     rnd = np.random.default_rng(seed)
     stated = np.round(rnd.uniform(0.85, 0.99, n), 4)
@@ -36,12 +37,12 @@ def overconfident(n, seed):
     return stated.tolist(), (rnd.random(n) < truth).tolist()
 
 
-def texts(prefix, stated):
+def texts(prefix: str, stated: Sequence[float]) -> list[str]:
     # the fake labels a "refund" ticket billing, with the confidence the marker gives (Sonnet: 0.95)
     return [f"{prefix} {i}: please refund my invoice [[conf={c}]]" for i, c in enumerate(stated)]
 
 
-def classify(db: Database, fake: FakeAnthropic, items, mode: str = "auto"):
+def classify(db: Database, fake: FakeAnthropic, items: Sequence[str], mode: str = "auto") -> list[int]:
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
     imp = runs.start_run(db, [(None, t) for t in items], source="t", actor=LEAD, mode=mode)
     assert imp.run_id is not None
@@ -50,17 +51,18 @@ def classify(db: Database, fake: FakeAnthropic, items, mode: str = "auto"):
     return imp.ticket_ids
 
 
-def sonnet_requests(fake: FakeAnthropic):
+def sonnet_requests(fake: FakeAnthropic) -> int:
     return sum(1 for r in fake.requests if r["body"] and "sonnet" in r["body"]["model"])
 
 
-def import_truth(db: Database, items, right, operator: str = "maria"):
+def import_truth(db: Database, items: Sequence[str], right: Sequence[bool], operator: str = "maria"
+                 ) -> labels.LabelsApplied:
     rows = "\n".join(f"{t},{'billing' if ok else 'account'}" for t, ok in zip(items, right, strict=True))
     batch = ingest.parse_labelled("text,label\n" + rows + "\n", "csv", text_column="text", label_column="label")
     return labels.import_labels(db, batch, TAX, file="history.csv", actor=lead(operator), retrain=False)
 
 
-def haiku_map_from_history(db: Database, fake: FakeAnthropic, n, seed):
+def haiku_map_from_history(db: Database, fake: FakeAnthropic, n: int, seed: int) -> calibration.Calibration:
     """n overconfident Haiku answers classified, then their operators' labels imported: the map that fits."""
     stated, right = overconfident(n, seed=seed)
     history = texts("old", stated)
@@ -69,7 +71,7 @@ def haiku_map_from_history(db: Database, fake: FakeAnthropic, n, seed):
     return calibrate.in_force(db)["claude-haiku-5-5"]
 
 
-def tier1_calls(db: Database, ids):
+def tier1_calls(db: Database, ids: Sequence[int]) -> dict[int, ModelCall]:
     with db.read() as s:
         return {c.ticket_id: c for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id.in_(ids),
                                                                              ModelCall.tier == 1))}
@@ -98,7 +100,7 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
     assert len(rollup) == 240 and rollup == raw
     assert (row.model, row.n, row.n_right, row.trigger, row.fitted_by) == (
         "claude-haiku-5-5", 240, sum(h_right), "label import", "maria")
-    assert row.ece_before > 0.3 and row.ece_after < 0.1  # cross-validated: answers the map did not see
+    assert row.ece_before > 0.3 and row.ece_after is not None and row.ece_after < 0.1  # cross-validated: answers the map did not see
     cal = calibrate.in_force(db)["claude-haiku-5-5"]
     assert cal.id == row.id and abs(applied(cal, 0.99) - 0.69) < 0.1 and abs(applied(cal, 0.85) - 0.35) < 0.1
 
@@ -114,7 +116,8 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
         assert c.confidence == pytest.approx(stated) and c.calibration_id == cal.id
         assert c.calibrated_confidence == pytest.approx(cal.apply(stated), abs=1e-12)  # the replay is exact
     # and the calibrated confidence the calls recorded is honest on tickets the map never saw
-    recorded = [calls[t].calibrated_confidence for t in ids]
+    recorded = [c for t in ids if (c := calls[t].calibrated_confidence) is not None]
+    assert len(recorded) == len(ids)
     assert calibration.ece(n_stated, n_right) > 0.3 and calibration.ece(recorded, n_right) < 0.1
 
     # the same new tickets in a database without labels: routed on the stated confidence, nothing escalates
@@ -132,7 +135,7 @@ def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_
     cal = haiku_map_from_history(db, fake, 80, seed=3)
     (tid,) = classify(db, fake, ["one more: please refund my invoice [[conf=0.93]]"], mode="haiku")
     with db.read() as s:
-        t = s.get(Ticket, tid)
+        t = s.get_one(Ticket, tid)
         assert (t.status, t.confidence) == ("needs_review", 0.93)  # the ticket keeps what the model said
         assert t.status_reason == (f"calibrated confidence {cal.apply(0.93):.2f} (says 0.93) under the threshold "
                                    "0.70")
@@ -153,12 +156,12 @@ def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
 
-    def label(first, last) -> None:
+    def label(first: int, last: int) -> None:
         changes = [(tid, "billing" if ok else "account", versions[tid])
                    for tid, ok in list(zip(ids, right, strict=True))[first:last]]
         review.correct_many(db, changes, actor=op("olga"), taxonomy=TAX)
 
-    def fits():
+    def fits() -> Sequence[Any]:
         with db.read() as s:
             return s.execute(select(Calibration.n, Calibration.trigger, Calibration.fitted_by)
                              .order_by(Calibration.id)).all()
@@ -251,7 +254,7 @@ def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibrati
     for tid, stated in zip(imp.ticket_ids, n_stated, strict=True):
         assert calls[tid].calibration_id == cal.id
         assert calls[tid].calibrated_confidence == pytest.approx(cal.apply(stated), abs=1e-12)
-    escalated = sum(cal.apply(c) < 0.7 for c in n_stated)
+    escalated = sum(applied(cal, c) < 0.7 for c in n_stated)
     with db.read() as s:
         tier2 = s.scalar(select(func.count(func.distinct(ModelCall.ticket_id))).where(
             ModelCall.ticket_id.in_(imp.ticket_ids), ModelCall.tier == 2))

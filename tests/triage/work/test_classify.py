@@ -100,7 +100,7 @@ def test_start_then_finish_classifies_live_and_sums_up_exactly(fake: FakeAnthrop
     assert summary.cost == runs.run_cost(db, started.run_id)  # what is on the books
     assert summary.line.startswith("done: 2 classified; cost $")
     with db.read() as s:
-        assert s.get(Run, started.run_id).status == "finished"
+        assert s.get_one(Run, started.run_id).status == "finished"
 
 
 def test_a_start_at_the_cap_stops_the_run_and_keeps_its_tickets_pending(fake: FakeAnthropic, db: Database) -> None:

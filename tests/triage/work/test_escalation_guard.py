@@ -46,7 +46,7 @@ def test_a_sonnet_decided_ticket_is_refused_with_its_price_and_nothing_is_queued
     price = runs.sonnet_decided(db, [by_sonnet])[by_sonnet]
     assert price > 0 and Decimal(sonnet_calls(db, by_sonnet)[0]) / 10**12 == price
     with db.read() as s:
-        version = s.get(Ticket, by_sonnet).version
+        version = s.get_one(Ticket, by_sonnet).version
         audits = len(s.scalars(select(AuditEvent)).all())
 
     with pytest.raises(runs.AlreadyDecided) as refused:  # alone, or among others: the whole request is refused
@@ -55,7 +55,7 @@ def test_a_sonnet_decided_ticket_is_refused_with_its_price_and_nothing_is_queued
     assert f"${money_text(price)}" in str(refused.value) and f"ticket {by_sonnet}" in str(refused.value)
     with db.read() as s:  # nothing queued, nothing audited
         assert [t.escalation_requested for t in s.scalars(select(Ticket).order_by(Ticket.id))] == [False, False]
-        assert s.get(Ticket, by_sonnet).version == version and s.get(Ticket, by_sonnet).status != "pending"
+        assert s.get_one(Ticket, by_sonnet).version == version and s.get_one(Ticket, by_sonnet).status != "pending"
         assert len(s.scalars(select(AuditEvent)).all()) == audits
 
     assert runs.request_escalation(db, [haiku_only], actor=LEAD) == 1  # never decided by Sonnet: no question asked

@@ -60,7 +60,7 @@ def test_failed_tickets_are_retried_without_repeating_billed_calls(db: Database)
     imp = runs.start_run(db, [(None, "a: text")], source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, make_router(t1, failing), run_id=imp.run_id))
     with db.read() as s:
-        t = s.get(Ticket, imp.ticket_ids[0])
+        t = s.get_one(Ticket, imp.ticket_ids[0])
         assert t.status == "failed" and t.category == "billing"
     router = make_router(t1, {"a": ("account", 0.9)})
     (queued,) = runs.requeue_failed(db, actor=LEAD)
@@ -68,7 +68,7 @@ def test_failed_tickets_are_retried_without_repeating_billed_calls(db: Database)
     asyncio.run(pipeline.process_queue(db, router, run_id=queued.run_id))
     assert router.tier1.calls == []  # tier 1 was billed once, in the first run
     with db.read() as s:
-        t = s.get(Ticket, imp.ticket_ids[0])
+        t = s.get_one(Ticket, imp.ticket_ids[0])
         assert (t.status, t.category, t.escalated) == ("escalated", "account", True)
         assert s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.tier == 1)) == 1
 
@@ -94,7 +94,7 @@ def test_escalate_on_demand_by_id_and_below(db: Database) -> None:
     report = asyncio.run(pipeline.escalate_tickets(db, router, [imp.ticket_ids[0]]))
     assert report.processed == 1
     with db.read() as s:
-        t = s.get(Ticket, imp.ticket_ids[0])
+        t = s.get_one(Ticket, imp.ticket_ids[0])
         assert (t.category, t.tier2_category, t.tier1_category, t.status) == ("account", "account", "billing",
                                                                               "escalated")
 
@@ -142,7 +142,7 @@ def test_an_unexpected_failure_leaves_a_reason_without_the_ticket_text(db: Datab
     imp = runs.start_run(db, [(None, secret)], source="t", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
     with db.read() as s:
-        t = s.get(Ticket, imp.ticket_ids[0])
+        t = s.get_one(Ticket, imp.ticket_ids[0])
         assert t.status == "failed"
         assert t.status_reason == "internal error: OperationalError; the server's log has the details"
         assert "4111" not in (t.status_reason or "")
