@@ -55,7 +55,7 @@ def assert_door(at: AppTest, kind: str) -> None:
 
 @pytest.mark.parametrize("page", list(PAGES))
 @pytest.mark.parametrize("kind", list(VISITORS))
-def test_every_kind_of_visitor_on_every_page(seeded: tuple[Database, dict[str, int]], kind, page) -> None:
+def test_every_kind_of_visitor_on_every_page(seeded: tuple[Database, dict[str, int]], kind, page: str) -> None:
     at = signed_in_app(kind)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -241,8 +241,8 @@ def test_open_to_the_network_without_sign_in_warns_on_every_page(app_env: str, l
     (["*"], "reach it as `*`"),
 ])
 def test_behind_a_proxy_or_for_any_host_name_without_sign_in_warns_on_every_page(app_env: str,
-                                                                                 listen_on: Callable[..., None], hosts,
-                                                                                 why: str) -> None:
+                                                                                 listen_on: Callable[..., None],
+                                                                                 hosts: list[str], why: str) -> None:
     """Listening on 127.0.0.1 behind a proxy on this machine (its name in allowedHosts), or answering any host name
     (DNS rebinding), is open too: before, no page said so."""
     listen_on("127.0.0.1", hosts)

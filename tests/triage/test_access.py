@@ -55,7 +55,7 @@ ALLOWED = {
 
 @pytest.mark.parametrize("role", ["nobody", *ALLOWED])
 @pytest.mark.parametrize("action", list(Action))
-def test_the_rule_for_every_action_and_role(role, action) -> None:
+def test_the_rule_for_every_action_and_role(role: str, action: Action) -> None:
     actor = Actor(f"{role}@example.com", r) if (r := ROLES[role]) else None
     allowed = action in ALLOWED.get(role, set())
     assert may(actor, action) is allowed
@@ -195,7 +195,7 @@ def suppress_input_error(fn):
 
 @pytest.mark.parametrize("role", list(ROLES))
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_guarded_service_refuses_what_the_role_may_not_do(world: World, name, role) -> None:
+def test_every_guarded_service_refuses_what_the_role_may_not_do(world: World, name: str, role: str) -> None:
     action, call = CASES[name]
     actor = Actor(f"{role}@example.com", r) if (r := ROLES[role]) else None
     before = snapshot(world.db)
@@ -289,7 +289,7 @@ LISTS = {"leads": ["Lena@Example.com"], "operators": ["*@ops.example.com", "lena
     ("", None),
     (None, None),
 ])
-def test_roles_come_from_the_allow_list(email: str | None, role) -> None:
+def test_roles_come_from_the_allow_list(email: str | None, role: Role | None) -> None:
     assert Policy.from_mapping(LISTS).role_of(email) == role
 
 
@@ -385,7 +385,7 @@ def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets, p
     (claims("olga@ops.example.com"), Door.IN, Role.OPERATOR, ""),
     (claims("vic@example.com"), Door.IN, Role.VIEWER, ""),
 ])
-def test_with_sign_in_each_visitor_gets_the_right_door(user, door, role, why: str) -> None:
+def test_with_sign_in_each_visitor_gets_the_right_door(user, door: Door, role: Role | None, why: str) -> None:
     v = visitor(sign_in=ON, claims=user, local_name="alice", now=2000)
     assert v.door == door and why in v.reason and not v.local
     assert (v.actor.role if v.actor else None) == role
