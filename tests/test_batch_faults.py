@@ -6,7 +6,7 @@ import csv
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import func, select
@@ -251,7 +251,7 @@ def test_a_lost_submission_never_adopts_another_deployments_batch(env: dict[str,
 
     real = db_batches.submitted
 
-    def crash_on_remember(s: Session, run_id: int, key, batch_id) -> None:
+    def crash_on_remember(s: Session, run_id: int, key, batch_id) -> NoReturn:
         raise SystemExit("killed right after the API accepted the batch")
 
     monkeypatch.setattr(db_batches, "submitted", crash_on_remember)

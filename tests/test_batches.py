@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ from db.models import CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD, VIEWER
 from tests.support.fake_anthropic import Error, FakeAnthropic, batch_problems
 from triage import taxonomy
+from triage.access import Actor
 from triage.cli import main
 from triage.domain import Usage, to_pico
 from triage.settings import Settings
@@ -29,7 +31,7 @@ TICKETS = [("B-1", "I was charged twice, please refund"), ("B-2", "The app crash
            ("B-3", "refund or crash? [[conf=0.4]]")]
 
 
-def write(path) -> None:
+def write(path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "text"])
@@ -50,7 +52,7 @@ def test_batch_is_half_price_and_unsure_tickets_escalate_live(env: dict[str, str
     assert len(batch_usage) == 3 and len(live) == 1 and "sonnet" in live[0]["model"]
     prices, now = PriceTable.default(), datetime.now(UTC)
 
-    def cost(u):
+    def cost(u: dict[str, Any]) -> Decimal:
         return prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"], service_tier=u["service_tier"]),
                            now)
 
@@ -104,7 +106,7 @@ def test_batch_bodies_are_validated() -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _collectors(env: dict[str, str], db_path, *args: Any, n: int = 2, ok: tuple[int] = (0,)):
+def _collectors(env: dict[str, str], db_path: str, *args: Any, n: int = 2, ok: tuple[int, ...] = (0,)) -> list[str]:
     """`n` `triage collect` processes started together: while this test holds SQLite's write lock they all wait
     at their first write, so they race for the same queued run from the same starting line."""
     lock = sqlite3.connect(db_path, isolation_level=None, timeout=60)
@@ -121,7 +123,7 @@ def _collectors(env: dict[str, str], db_path, *args: Any, n: int = 2, ok: tuple[
     return errs
 
 
-def _books(db: Database):
+def _books(db: Database) -> tuple[int | None, dict[int, int], int | None]:
     with db.read() as s:
         cost = s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)))
         tier1 = dict(s.execute(select(ModelCall.ticket_id, func.count()).where(ModelCall.tier == 1)
@@ -130,7 +132,7 @@ def _books(db: Database):
     return cost, tier1, reservations
 
 
-def _billed(fake: FakeAnthropic, *, model=None):
+def _billed(fake: FakeAnthropic, *, model: str | None = None) -> int:
     prices, now = PriceTable.default(), datetime.now(UTC)
     return sum(to_pico(prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"],
                                                      service_tier=u["service_tier"]), now))
@@ -171,7 +173,7 @@ def test_a_haiku_only_batch_run_never_asks_sonnet(env: dict[str, str], fake: Fak
     assert rows["B-3"]["tier"] == "tier1" and rows["B-3"]["status"] == "needs_review"
 
 
-def _economy(db: Database, settings, items, actor=LEAD):
+def _economy(db: Database, settings: Settings, items: Sequence[tuple[str | None, str]], actor: Actor = LEAD) -> int:
     """The dashboard's economy route: a batch run left to the background worker."""
     return classify.start(db, settings, taxonomy.default(), items, actor=actor, source="dashboard", batch=True,
                           background=True).run_id
@@ -187,7 +189,7 @@ def test_every_batch_service_that_may_spend_asks_who_is_acting(fake: FakeAnthrop
     run_id = _economy(db, settings, TICKETS)
     router = services.build_router(settings, taxonomy.default(), db=db)
     tax = taxonomy.default()
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "start batch": lambda: _economy(db, settings, [("V-1", "a viewer's ticket")], actor=VIEWER),
         "start batch now": lambda: classify.start(db, settings, tax, [("V-1", "a viewer's ticket")], actor=VIEWER,
                                                   source="x", batch=True),

@@ -2,7 +2,7 @@
 nothing sent to the API when the command cannot be put on the books."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -70,7 +70,7 @@ def test_a_bad_number_in_the_environment_names_the_variable(env: dict[str, str],
 def test_an_unexpected_failure_is_one_line_without_a_traceback(env: dict[str, str], files: dict[str, str],
                                                                monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    def boom(*_a: Any, **_k: Any) -> None:
+    def boom(*_a: Any, **_k: Any) -> NoReturn:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("triage.cli.work.ingest.read_path", boom)

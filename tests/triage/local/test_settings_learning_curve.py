@@ -1,7 +1,7 @@
 """Settings shows the local tier's learning curve, measured when it trained, not on every render."""
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import select
@@ -47,7 +47,7 @@ def test_settings_shows_the_learning_curve_from_operator_labels(app_env: str, em
     stored = metrics["learning_curve"]
     assert stored["labels"] == 60 and [p["per_category"] for p in stored["points"]] == [0, 4, 8]
 
-    def no_training(*a: Any, **k: Any) -> None:
+    def no_training(*a: Any, **k: Any) -> NoReturn:
         raise AssertionError("the page must read the stored curve, not train")
 
     monkeypatch.setattr(local, "learning_curve", no_training, raising=False)

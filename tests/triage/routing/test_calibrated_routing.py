@@ -5,7 +5,7 @@ applying it, and every call recording which calibration it was routed with."""
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -117,7 +117,7 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
         assert c.confidence == pytest.approx(stated) and c.calibration_id == cal.id
         assert c.calibrated_confidence == pytest.approx(cal.apply(stated), abs=1e-12)  # the replay is exact
     # and the calibrated confidence the calls recorded is honest on tickets the map never saw
-    recorded = [c for t in ids if (c := calls[t].calibrated_confidence) is not None]
+    recorded = [conf for t in ids if (conf := calls[t].calibrated_confidence) is not None]
     assert len(recorded) == len(ids)
     assert calibration.ece(n_stated, n_right) > 0.3 and calibration.ece(recorded, n_right) < 0.1
 
@@ -190,7 +190,7 @@ def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db: Database, fak
     stated, right = overconfident(60, seed=5)
     ids = classify(db, fake, texts("t", stated))
 
-    def broken(*a: Any, **k: Any) -> None:
+    def broken(*a: Any, **k: Any) -> NoReturn:
         raise RuntimeError("numerical trouble")
 
     monkeypatch.setattr(calibration, "fit", broken)

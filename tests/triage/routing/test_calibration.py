@@ -10,7 +10,7 @@ from tests.support.calibrated import applied
 from triage.routing import calibration
 
 
-def overconfident(n, seed: int = 1):
+def overconfident(n: int, seed: int = 1) -> tuple[list[float], list[bool]]:
     """A model that says 0.85-0.99 but is right far less often: sigmoid(0.5 * logit(stated) - 1.5), 0.35-0.69."""
     rnd = np.random.default_rng(seed)
     stated = rnd.uniform(0.85, 0.99, n)

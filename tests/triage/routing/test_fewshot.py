@@ -8,7 +8,7 @@ from triage.routing import fewshot, prompts
 TAX = taxonomy.default()
 
 
-def bank():
+def bank() -> fewshot.ExampleBank:
     rows = [(1, "refund me", "billing", [1, 0, 0]), (2, "double charge", "billing", [0.9, 0.1, 0]),
             (3, "odd invoice", "billing", [0.6, 0.4, 0]), (4, "app crash", "technical", [0, 1, 0]),
             (5, "500 error", "technical", [0.1, 0.95, 0]), (6, "password", "account", [0, 0, 1])]

@@ -12,7 +12,7 @@ from triage.routing import grouping, prompts
 TAX = taxonomy.default()
 
 
-def answer(*entries: Any):
+def answer(*entries: Any) -> str:
     return json.dumps({"answers": [dict(zip(("id", "category", "confidence", "reason"), e, strict=False))
                                    for e in entries]})
 
@@ -105,7 +105,7 @@ def test_a_runs_size_is_checked_before_it_is_stored(bad: int | float | str) -> N
     from triage.errors import InputError
 
     with pytest.raises(InputError, match="whole number from 1 to 50"):
-        grouping.check_size(bad)
+        grouping.check_size(bad)  # type: ignore[arg-type]  # a wrong type on purpose
     assert grouping.check_size(None) is None and grouping.check_size(50) == 50
 
 

@@ -27,7 +27,7 @@ def test_braces_in_prose_before_the_json_are_skipped() -> None:
     ("Billing", "billing"), (" product feedback ", "product_feedback"), ("PRODUCT-FEEDBACK", "product_feedback"),
     ("shipping", UNKNOWN), ("", UNKNOWN),
 ])
-def test_labels_are_normalised_and_outsiders_become_unknown(raw: str, expected) -> None:
+def test_labels_are_normalised_and_outsiders_become_unknown(raw: str, expected: str) -> None:
     p = parse_answer(f'{{"category": "{raw}", "confidence": 0.9, "reason": ""}}', TAX)
     assert (p.category, p.confidence) == (expected, 0.9)
     assert p.problem == (f"label {raw!r} is not in the taxonomy" if expected == UNKNOWN else None)
@@ -37,7 +37,7 @@ def test_labels_are_normalised_and_outsiders_become_unknown(raw: str, expected) 
     (0.4, 0.4), (1, 1.0), (0, 0.0), ("0.75", 0.75), ("85%", 0.85), (85, 0.85),
     (-0.1, None), (250, None), ("high", None), (None, None), (True, None), (float("nan"), None),
 ])
-def test_confidence_normalisation(raw, expected: float | None) -> None:
+def test_confidence_normalisation(raw: object, expected: float | None) -> None:
     got = normalise_confidence(raw)
     if expected is None:
         assert got is None

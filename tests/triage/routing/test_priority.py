@@ -2,6 +2,7 @@
 guessed; the category stays what routing trusts."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_priority_is_read_with_its_own_confidence_and_never_spoils_the_category(
         assert (p.priority, p.priority_confidence) == (None, None)  # unknown, not guessed
 
 
-def _entry(k, category, priority):
+def _entry(k: int, category: str, priority: str) -> dict[str, Any]:
     return {"id": k, "reason": "r", "category": category, "confidence": 0.9, "priority": priority,
             "priority_confidence": 0.7}
 

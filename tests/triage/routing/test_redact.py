@@ -89,7 +89,7 @@ def test_masking_twice_changes_nothing() -> None:
     ({"patterns": (Pattern("C", "C\\d+"), Pattern("C", "D\\d+"))}, "used twice"),
     ({"allow": ("ORD-(",)}, "allow-list entry"),
 ])
-def test_a_bad_policy_is_refused_with_a_clear_error(kwargs, message: str) -> None:
+def test_a_bad_policy_is_refused_with_a_clear_error(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message):
         MaskPolicy(**kwargs)
 
@@ -98,7 +98,7 @@ def test_a_bad_policy_is_refused_with_a_clear_error(kwargs, message: str) -> Non
                                   "\u00e9\u4e2d\U0001f600 "])
 def test_hostile_input_costs_time_in_proportion_to_its_length(unit: str) -> None:
     """No backtracking blow-up: ten times the text, at most ~ten times the time (timed on CPU, with slack)."""
-    def cost(n):
+    def cost(n: int) -> float:
         text = (unit * (n // len(unit) + 1))[:n]
         started = time.process_time()
         assert mask(text).text  # and nothing is lost
@@ -108,7 +108,7 @@ def test_hostile_input_costs_time_in_proportion_to_its_length(unit: str) -> None
     assert large < 25 * max(small, 0.002), (small, large)
 
 
-def _measure(seed):
+def _measure(seed: int) -> tuple[dict[str, float], float, Counter[str]]:
     recall: Counter[str] = Counter()
     total: Counter[str] = Counter()
     touched: Counter[str] = Counter()

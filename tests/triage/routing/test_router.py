@@ -1,18 +1,22 @@
 import asyncio
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
-from tests.support.fakes import ScriptedProvider, error
+from tests.support.fakes import Answer, ScriptedProvider, error
 from triage import domain as base
 from triage import taxonomy
-from triage.domain import CLASSIFIED, ESCALATED, FAILED, NEEDS_REVIEW
+from triage.domain import CLASSIFIED, ESCALATED, FAILED, NEEDS_REVIEW, CallResult, Outcome
 from triage.errors import KeyRejected
 from triage.routing.router import Router, decide, should_escalate
 
 TAX = taxonomy.default()
 
 
-def run(tier1_answers, tier2_answers=(), mode: str = "auto", threshold: float = 0.7, prior=None):
+def run(tier1_answers: Iterable[Answer], tier2_answers: Iterable[Answer] = (), mode: str = "auto",
+        threshold: float = 0.7, prior: list[CallResult] | None = None
+        ) -> tuple[Outcome, ScriptedProvider, ScriptedProvider]:
     t1 = ScriptedProvider(1, "claude-haiku-5-5", tier1_answers)
     t2 = ScriptedProvider(2, "claude-sonnet-5-5", list(tier2_answers))
     out = asyncio.run(Router(t1, t2, TAX, threshold=threshold, mode=mode).classify("ticket", prior=prior))
@@ -44,7 +48,7 @@ def test_threshold_is_configurable_and_strict() -> None:
     {"outcome": base.REFUSAL},
     {"outcome": base.TRUNCATED},
 ])
-def test_unusable_tier1_answers_escalate(answer) -> None:
+def test_unusable_tier1_answers_escalate(answer: dict[str, Any]) -> None:
     out, t1, t2 = run([answer], [("technical", 0.95)])
     assert (out.status, out.category, out.confidence, out.tier, out.escalated) == (ESCALATED, "technical", 0.95, 2,
                                                                                     True)

@@ -22,11 +22,11 @@ TAX = taxonomy.default()
 ITEMS = [("C-1", "I was charged twice, please refund"), ("C-2", "The app crashes on upload")]
 
 
-def paid(fake: FakeAnthropic, **kw: Any):
+def paid(fake: FakeAnthropic, **kw: Any) -> Settings:
     return Settings(api_key=fake.api_key, base_url=fake.base_url, **kw)
 
 
-def counts(db: Database):
+def counts(db: Database) -> tuple[int | None, int | None]:
     with db.read() as s:
         return s.scalar(select(func.count()).select_from(Run)), s.scalar(select(func.count()).select_from(Ticket))
 
@@ -47,7 +47,8 @@ def test_the_route_is_the_one_asked_for_or_local_without_a_key(route: str | None
     ("haiku", False, False, NoApiKey), ("sonnet", False, False, NoApiKey), ("sonnet", True, True, InputError),
     ("local", True, True, InputError), (None, True, False, InputError), ("batch", False, True, InputError),
 ])
-def test_a_route_that_cannot_be_taken_is_refused(route: str | None, batch: bool, key: bool, error) -> None:
+def test_a_route_that_cannot_be_taken_is_refused(route: str | None, batch: bool, key: bool,
+                                                 error: type[Exception]) -> None:
     with pytest.raises(error):
         classify.choose_route(Settings(api_key="sk-test" if key else None), route, batch=batch)
 
@@ -113,6 +114,7 @@ def test_a_start_at_the_cap_stops_the_run_and_keeps_its_tickets_pending(fake: Fa
         classify.start(db, paid(fake, monthly_budget_usd=0.00001), TAX, ITEMS[1:], actor=LEAD, source="t")
     with db.read() as s:
         second = s.scalars(select(Run).order_by(Run.id.desc())).first()
+        assert second is not None and second.message is not None
         assert second.status == "stopped" and "monthly budget" in second.message
         assert set(s.scalars(select(Ticket.status).where(Ticket.run_id == second.id))) == {"pending"}
     assert len(fake.requests) == sent  # nothing more sent

@@ -3,6 +3,7 @@ service refuses it unless `again=True` is passed (the CLI's --again), naming the
 
 import asyncio
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -34,7 +35,7 @@ def decided(db: Database) -> list[int]:
     return imp.ticket_ids
 
 
-def sonnet_calls(db: Database, ticket_id: int):
+def sonnet_calls(db: Database, ticket_id: int) -> Sequence[int]:
     with db.read() as s:
         return s.scalars(select(ModelCall.cost_pico).where(ModelCall.ticket_id == ticket_id, ModelCall.tier == 2)).all()
 

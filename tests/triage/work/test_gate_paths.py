@@ -7,7 +7,7 @@ the prepared text and settled (live) or held for the batch (Message Batches)."""
 import csv
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from tests.support.actors import LEAD
 from tests.support.fake_anthropic import FakeAnthropic, keyword_label
 from tests.triage.test_masking_requests import TAX, assert_nothing_personal_was_sent, labelled, tickets
 from triage.cli import main
+from triage.domain import CallFor
 from triage.routing import gate, redact
+from triage.routing.provider import GroupProvider, Provider
 from triage.settings import Settings
 from triage.spend import budget
 from triage.taxonomy import Taxonomy
@@ -43,21 +45,24 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     admit, admit_group, reserve_batch = (budget.BudgetGuard.admit, budget.BudgetGuard.admit_group,
                                          budget.BudgetGuard.reserve_batch)
 
-    async def spy_admit(self, provider, text: str, taxonomy: Taxonomy, ticket=None):
+    async def spy_admit(self: budget.BudgetGuard, provider: Provider, text: str, taxonomy: Taxonomy,
+                        ticket: CallFor | None = None) -> int:
         seen["reserved_texts"].append(text)
         return await admit(self, provider, text, taxonomy, ticket)
 
-    async def spy_admit_group(self, provider, texts: Sequence[str], taxonomy: Taxonomy, tickets):
+    async def spy_admit_group(self: budget.BudgetGuard, provider: GroupProvider, texts: Sequence[str],
+                              taxonomy: Taxonomy, tickets: Sequence[CallFor]) -> list[int]:
         seen["reserved_texts"].extend(texts)
         return await admit_group(self, provider, texts, taxonomy, tickets)
 
-    async def spy_reserve_batch(self, run_id: int, provider, taxonomy: Taxonomy, texts: Sequence[str]):
+    async def spy_reserve_batch(self: budget.BudgetGuard, run_id: int, provider: Provider, taxonomy: Taxonomy,
+                                texts: Sequence[str]) -> int | None:
         seen["reserved_texts"].extend(texts)
         return await reserve_batch(self, run_id, provider, taxonomy, texts)
 
     reserve = ledger.reserve
 
-    def spy_reserve(s: Session, **kw: Any):
+    def spy_reserve(s: Session, **kw: Any) -> int:
         seen["kinds"].append(kw["kind"])
         return reserve(s, **kw)
 
@@ -68,7 +73,7 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     return seen
 
 
-def strings(node):
+def strings(node: object) -> Iterator[str]:
     if isinstance(node, str):
         yield node
     elif isinstance(node, dict):
@@ -79,7 +84,7 @@ def strings(node):
             yield from strings(v)
 
 
-def assert_every_block_was_prepared(bodies) -> int:
+def assert_every_block_was_prepared(bodies: Iterable[dict[str, Any]]) -> int:
     """Each body carries at least one ticket block; every ticket and example block ends with the gate's mark."""
     blocks = 0
     for body in bodies:
@@ -91,7 +96,7 @@ def assert_every_block_was_prepared(bodies) -> int:
     return blocks
 
 
-def assert_reserved_prepared_and_settled(db: Database, seen) -> None:
+def assert_reserved_prepared_and_settled(db: Database, seen: dict[str, list[str]]) -> None:
     assert seen["reserved_texts"] and all(t.endswith(MARK) for t in seen["reserved_texts"])
     with db.read() as s:
         paid_calls = s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.tier >= 1))
@@ -101,7 +106,7 @@ def assert_reserved_prepared_and_settled(db: Database, seen) -> None:
     assert still_open == 0  # each settled in the transaction that recorded its call
 
 
-def live_bodies(fake: FakeAnthropic):
+def live_bodies(fake: FakeAnthropic) -> list[dict[str, Any]]:
     return [r["body"] for r in fake.requests if r["body"] and r["path"] == "/v1/messages"]
 
 

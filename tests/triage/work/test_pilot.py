@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from db.engine import Database
 from db.migrate import open_database
 from db.models import AuditDraw, CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import FakeAnthropic, default_responder
+from tests.support.fake_anthropic import Action, FakeAnthropic, default_responder
 from tests.test_budget import billed
 from triage import export, review, taxonomy
 from triage.cli import main
@@ -35,7 +36,7 @@ BASES = [("I was charged twice, please refund", "billing"), ("the app crashes on
 CONFS = [0.95, 0.85, 0.75, 0.65, 0.55, 0.45]
 
 
-def write_gold(path, n: int = 36):
+def write_gold(path: Path, n: int = 36) -> Path:
     """Rows whose Haiku answer ([[h=...]], at [[conf=...]]) is wrong on every third row and whose Sonnet answer
     ([[s=...]]) is wrong on every fifth: the routes differ, and every answer can be scored against the label."""
     labels = [b[1] for b in BASES]
@@ -50,7 +51,7 @@ def write_gold(path, n: int = 36):
     return path
 
 
-def scripted(body):
+def scripted(body: dict[str, Any]) -> Action:
     """The keyword model, answering the category the ticket's marker names for the model asked."""
     reply = default_responder(body)
     text = json.dumps(body["messages"])
@@ -62,13 +63,14 @@ def scripted(body):
     return reply
 
 
-def pilot_json(capsys: pytest.CaptureFixture[str], args):
+def pilot_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, Any, str]:
     code = main(["pilot", *args, "--json"])
     out = capsys.readouterr()
     return code, (json.loads(out.out) if out.out.strip() else None), out.err
 
 
-def independent(db: Database, way, threshold, gold_by_row, escalates):
+def independent(db: Database, way: str, threshold: float, gold_by_row: dict[int, str], escalates: bool
+                ) -> tuple[int, int]:
     """Right and measured, counted straight from the recorded calls of the pilot's `way` run: the route's label is
     Sonnet's where Haiku's stated confidence is under `threshold` (no calibration is in force), else Haiku's."""
     with db.read() as s:
@@ -78,6 +80,7 @@ def independent(db: Database, way, threshold, gold_by_row, escalates):
                          .order_by(ModelCall.id)).all()
     answers: dict[int, dict[int, tuple[str, float]]] = {}
     for ext, tier, category, conf in rows:
+        assert ext is not None and category is not None and conf is not None  # answered ("ok") calls
         answers.setdefault(int(ext.rpartition("#")[2]), {})[tier] = (category, conf)
     right = n = 0
     for row, by_tier in answers.items():
@@ -212,7 +215,7 @@ def test_the_same_seed_draws_the_same_sample(cli_db: Database, tmp_path: Path) -
     plan = pilot.Plan(10, Decimal("1"), seed=7, text_column="body", label_column="final category")
     settings = Settings()  # no API key: only the local route is queued; nothing is sent
 
-    def rows(p):
+    def rows(p: pilot.Plan) -> Any:
         pid = pilot.start(cli_db, settings, TAX, str(gold), p, actor=LEAD)
         return pilot.progress(cli_db, pid, actor=LEAD)["spec"]["rows"]
 

@@ -1,7 +1,8 @@
 """Service layer with a real SQLite database; providers faked at the boundary or served over HTTP."""
 
 import asyncio
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 from sqlalchemy import func, select
 
@@ -19,13 +20,19 @@ from triage.work import pipeline, runs, services
 TAX = taxonomy.default()
 
 
-def by_text(table):
+def by_text(table: Mapping[str, Any]) -> Callable[[str], Any]:
     return lambda text: table[text.split(":")[0]]
 
 
-def make_router(t1, t2, **kw: Any):
+def make_router(t1: Mapping[str, Any], t2: Mapping[str, Any], **kw: Any) -> Router:
     return Router(ScriptedProvider(1, "claude-haiku-5-5", fn=by_text(t1)),
                   ScriptedProvider(2, "claude-sonnet-5-5", fn=by_text(t2)), TAX, **kw)
+
+
+def scripted(router: Router) -> ScriptedProvider:
+    """Tier 1 as make_router made it."""
+    assert isinstance(router.tier1, ScriptedProvider)
+    return router.tier1
 
 
 def test_every_ticket_ends_in_a_known_state(db: Database) -> None:
@@ -66,7 +73,7 @@ def test_failed_tickets_are_retried_without_repeating_billed_calls(db: Database)
     (queued,) = runs.requeue_failed(db, actor=LEAD)
     assert queued.tickets == 1 and queued.mode == "auto"
     asyncio.run(pipeline.process_queue(db, router, run_id=queued.run_id))
-    assert router.tier1.calls == []  # tier 1 was billed once, in the first run
+    assert scripted(router).calls == []  # tier 1 was billed once, in the first run
     with db.read() as s:
         t = s.get_one(Ticket, imp.ticket_ids[0])
         assert (t.status, t.category, t.escalated) == ("escalated", "account", True)
@@ -79,7 +86,7 @@ def test_rejected_key_stops_the_run_and_leaves_the_rest_pending(db: Database) ->
     router = make_router(t1, {})
     report = asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=4))
     assert report.stopped is not None and "rejected" in report.stopped
-    assert 1 <= len(router.tier1.calls) <= 4  # no retry storm: only the requests already in flight
+    assert 1 <= len(scripted(router).calls) <= 4  # no retry storm: only the requests already in flight
     assert report.states == {"pending": 20}
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.claimed_by.is_not(None))) == 0
@@ -104,7 +111,7 @@ def test_worker_drains_every_pending_ticket(db: Database) -> None:
     runs.start_run(db, [(None, f"a: {i}") for i in range(7, 10)], source="t", actor=LEAD)
     router = make_router({"a": ("billing", 0.9)}, {})
     report = asyncio.run(pipeline.drain(db, router, once=True, concurrency=2))
-    assert report.processed == 10 and len(router.tier1.calls) == 10
+    assert report.processed == 10 and len(scripted(router).calls) == 10
     with db.read() as s:
         assert s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all() == [("classified", 10)]
 
@@ -124,7 +131,7 @@ def test_over_http_with_the_real_sdk(db: Database, fake: FakeAnthropic) -> None:
     assert [(c.ticket_id, c.tier, c.model) for c in calls] == [(first, 1, "claude-haiku-5-5"),
                                                                (second, 1, "claude-haiku-5-5"),
                                                                (second, 2, "claude-sonnet-5-5")]
-    assert all(c.request_id.startswith("req_") and c.input_tokens > 0 and c.cost_pico > 0 for c in calls)
+    assert all((c.request_id or "").startswith("req_") and c.input_tokens > 0 and c.cost_pico > 0 for c in calls)
     assert sorted(c.input_tokens for c in calls) == sorted(u["input_tokens"] for u in fake.usage_log)
 
 
@@ -135,7 +142,7 @@ def test_an_unexpected_failure_leaves_a_reason_without_the_ticket_text(db: Datab
 
     secret = "card 4111 1111 1111 1111 charged twice"
 
-    def boom(text: str) -> None:
+    def boom(text: str) -> NoReturn:
         raise OperationalError("UPDATE tickets SET note=?", (text,), Exception("database is locked"))
 
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=boom), ScriptedProvider(2, "claude-sonnet-5-5"), TAX)
