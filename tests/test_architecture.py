@@ -33,7 +33,7 @@ DOMAIN = ("triage.domain", "triage.errors")
 
 
 @pytest.mark.parametrize("path", modules("db"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_db_depends_on_the_domain_only(path) -> None:
+def test_db_depends_on_the_domain_only(path: Path) -> None:
     bad = [n for n in imports_of(path) if n.startswith(("triage", "dashboard")) and not n.startswith(DOMAIN)]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: db/ may import only {DOMAIN} from triage"
 
@@ -45,19 +45,19 @@ def test_the_domain_imports_nothing_of_ours(name: str) -> None:
 
 
 @pytest.mark.parametrize("path", modules("triage"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_the_engine_knows_no_streamlit_and_no_pages(path) -> None:
+def test_the_engine_knows_no_streamlit_and_no_pages(path: Path) -> None:
     bad = [n for n in imports_of(path) if n.split(".")[0] in ("streamlit", "dashboard")]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
 @pytest.mark.parametrize("path", modules("dashboard/app_pages"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_pages_get_plain_objects_from_services_not_sql(path) -> None:
+def test_pages_get_plain_objects_from_services_not_sql(path: Path) -> None:
     bad = [n for n in imports_of(path) if n.split(".")[0] in ("db", "sqlalchemy")]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: pages call triage services"
 
 
 @pytest.mark.parametrize("path", modules("dashboard/sections"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_page_sections_get_plain_objects_from_services_not_sql(path) -> None:
+def test_page_sections_get_plain_objects_from_services_not_sql(path: Path) -> None:
     names = [n for n in imports_of(path) if not n.startswith("db.engine")]  # the database handle, as a type
     bad = [n for n in names if n.split(".")[0] in ("db", "sqlalchemy")]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: sections call triage services"
@@ -67,7 +67,7 @@ ROUTING_MAY = ("triage.domain", "triage.errors", "triage.taxonomy", "triage.rout
 
 
 @pytest.mark.parametrize("path", modules("triage/routing"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_routing_knows_no_database_and_no_sdk(path) -> None:
+def test_routing_knows_no_database_and_no_sdk(path: Path) -> None:
     """routing/ turns a ticket into a label: pure decisions, prompts and parsing, testable without I/O."""
     names = imports_of(path)
     bad = [n for n in names if ours(n) and not n.startswith(ROUTING_MAY)]
@@ -79,7 +79,7 @@ PROVIDERS_MAY = (*ROUTING_MAY, "triage.providers", "triage.spend.pricing")
 
 
 @pytest.mark.parametrize("path", modules("triage/providers"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_providers_speak_to_models_not_to_the_database(path) -> None:
+def test_providers_speak_to_models_not_to_the_database(path: Path) -> None:
     names = imports_of(path)
     bad = [n for n in names if ours(n) and not n.startswith(PROVIDERS_MAY)]
     bad += [n for n in names if n.split(".")[0] in ("db", "sqlalchemy")]
@@ -95,7 +95,7 @@ LOWER_PARTS = ("triage/routing", "triage/providers", "triage/local", "triage/spe
 
 @pytest.mark.parametrize("path", [p for part in LOWER_PARTS for p in modules(part)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_lower_parts_never_import_the_use_cases(path) -> None:
+def test_lower_parts_never_import_the_use_cases(path: Path) -> None:
     bad = [n for n in imports_of(path) if n.startswith(UPPER)]
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}: {UPPER} sit above it"
 
@@ -106,7 +106,7 @@ SDK_USERS: set[str] = set()
 
 @pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard") for p in modules(folder)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_providers_import_the_sdk(path) -> None:
+def test_only_providers_import_the_sdk(path: Path) -> None:
     rel = str(path.relative_to(ROOT))
     if rel.startswith("triage/providers/") or rel in SDK_USERS:
         return
@@ -134,7 +134,7 @@ def provider_sends(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard") for p in modules(folder)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_the_gate_asks_a_provider(path) -> None:
+def test_only_the_gate_asks_a_provider(path: Path) -> None:
     rel = str(path.relative_to(ROOT))
     if rel.startswith("triage/providers/") or rel in GATE:
         return
@@ -159,7 +159,7 @@ def test_the_engine_top_level_stays_small() -> None:
 
 @pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard", "tests", "bench")
                                   for p in modules(folder)], ids=lambda p: str(p.relative_to(ROOT)))
-def test_db_modules_have_one_alias_convention(path) -> None:
+def test_db_modules_have_one_alias_convention(path: Path) -> None:
     """`from db import queue` by its own name, or `as db_queue` where the name is taken: never `q`, `store`..."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     bad = [f"{a.name} as {a.asname}" for node in ast.walk(tree)
@@ -186,7 +186,7 @@ def long_commands(path: Path, limit: int = CMD_LINES) -> list[str]:
 
 
 @pytest.mark.parametrize("path", modules("triage/cli"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_command_is_at_most_30_lines(path) -> None:
+def test_every_command_is_at_most_30_lines(path: Path) -> None:
     long = long_commands(path)
     assert not long, f"{path.relative_to(ROOT)}: {long}: move the work into a service, not a private helper"
 
@@ -227,7 +227,7 @@ STATE_USERS = [p for folder in ("triage", "db", "dashboard") for p in modules(fo
 
 
 @pytest.mark.parametrize("path", STATE_USERS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_ticket_states_are_named_not_spelt(path) -> None:
+def test_ticket_states_are_named_not_spelt(path: Path) -> None:
     assert not raw_states(path), f"{path.relative_to(ROOT)}: {raw_states(path)}: use triage.domain.TicketState"
 
 

@@ -27,7 +27,7 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(anthropic_batches, "BASE_DELAY", 0.01)
 
 
-def write(path, n, prefix: str = "B"):
+def write(path: Path, n: int, prefix: str = "B") -> str:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "text"])
@@ -41,10 +41,10 @@ def billed_pico(fake: FakeAnthropic) -> int:
                                                      service_tier=u["service_tier"]), now)) for u in fake.usage_log)
 
 
-def books(db_url: str):
+def books(db_url: str) -> tuple[int, dict[int, int], dict[str, int]]:
     db = open_database(db_url)
     with db.read() as s:
-        recorded = s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)))
+        recorded = s.execute(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))).scalar_one()
         per_ticket = dict(s.execute(select(ModelCall.ticket_id, func.count()).where(ModelCall.tier == 1,
                                                                                    ModelCall.outcome != "error")
                                     .group_by(ModelCall.ticket_id)).all())
@@ -158,7 +158,7 @@ def test_a_crash_between_submitting_and_remembering_never_submits_again(env: dic
 
     real = db_batches.set_state
 
-    def crash_on_remember(s: Session, run_id: int, state, **kw: Any):
+    def crash_on_remember(s: Session, run_id: int, state: str | None, **kw: Any) -> bool:
         if state == "in_progress":
             raise SystemExit("killed right after the API accepted the batch")
         return real(s, run_id, state, **kw)
@@ -180,7 +180,7 @@ def test_a_crash_between_submitting_and_remembering_never_submits_again(env: dic
 
 # -- issue 20, item 5: a ticket a batch holds is never worked live; item 7: adopt only a batch proven ours --------
 
-def _pass_hours(db_url: str, hours) -> None:
+def _pass_hours(db_url: str, hours: float) -> None:
     """`hours` go by: every stored time moves that far into the past (the same, to the code, as the clock
     moving on)."""
     db = open_database(db_url)
@@ -251,7 +251,7 @@ def test_a_lost_submission_never_adopts_another_deployments_batch(env: dict[str,
 
     real = db_batches.submitted
 
-    def crash_on_remember(s: Session, run_id: int, key, batch_id) -> NoReturn:
+    def crash_on_remember(s: Session, run_id: int, key: str | None, batch_id: str) -> NoReturn:
         raise SystemExit("killed right after the API accepted the batch")
 
     monkeypatch.setattr(db_batches, "submitted", crash_on_remember)

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from db.engine import Database
 from db.migrate import open_database
 from tests.support.actors import LEAD
-from tests.support.fakes import ScriptedProvider, error
+from tests.support.fakes import Answer, ScriptedProvider, error
 from triage import domain as base
 from triage import taxonomy
 from triage.routing.router import Router
@@ -18,7 +18,7 @@ from triage.work import pipeline, runs
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TAX = taxonomy.default()
 
-SEED = {
+SEED: dict[str, tuple[Answer, Answer | None]] = {
     "charged twice": (("billing", 0.95), None),
     "app crashes on upload": (("technical", 0.9), None),
     "login or refund?": (("billing", 0.5), ("account", 0.9)),

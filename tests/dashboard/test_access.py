@@ -2,7 +2,7 @@
 of visitor; the local default without sign-in; the network warning."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 import streamlit.config
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from db.engine import Database
 from db.models import AuditEvent, Correction, ModelCall, Run, Setting, Ticket
@@ -28,7 +29,7 @@ def everything_shown(at: AppTest) -> str:
     """Every piece of text on the page, including tables and widget labels, for "no ticket text" checks."""
     shown = [texts(at), *(str(t.value) for t in at.title), *(str(b.label) for b in at.button)]
     for kind in ("dataframe", "data_editor"):
-        shown += [e.value.to_csv() for e in at.get(kind)]
+        shown += [e.value.to_csv() for e in at.get(kind) if isinstance(e, Element)]
     shown += [f"{m.label} {m.value}" for m in at.metric]
     return " ".join(shown)
 
@@ -55,7 +56,7 @@ def assert_door(at: AppTest, kind: str) -> None:
 
 @pytest.mark.parametrize("page", list(PAGES))
 @pytest.mark.parametrize("kind", list(VISITORS))
-def test_every_kind_of_visitor_on_every_page(seeded: tuple[Database, dict[str, int]], kind, page: str) -> None:
+def test_every_kind_of_visitor_on_every_page(seeded: tuple[Database, dict[str, int]], kind: str, page: str) -> None:
     at = signed_in_app(kind)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -204,7 +205,7 @@ def listen_on() -> Iterator[Callable[..., None]]:
     """Set where the server listens and which host names it answers (the shipped names unless told)."""
     before = {o: streamlit.config.get_option(o) for o in ("server.address", "server.allowedHosts")}
 
-    def set_address(address, hosts: tuple[str, str] = ("localhost", "127.0.0.1")) -> None:
+    def set_address(address: str | None, hosts: Sequence[str] = ("localhost", "127.0.0.1")) -> None:
         streamlit.config.set_option("server.address", address)
         streamlit.config.set_option("server.allowedHosts", list(hosts))
 
@@ -278,7 +279,7 @@ def assert_closed(at: AppTest, problem: str) -> None:
     assert not any("single local user" in c.value for c in at.caption)
 
 
-def broken_app(kind: str, auth: dict[str, object] | None, *, entry: str = APP):
+def broken_app(kind: str, auth: dict[str, object] | None, *, entry: str = APP) -> AppTest:
     """The app with `[triage.access]` filled in and this `[auth]` (None: none at all), as this visitor."""
     at = AppTest.from_file(entry, default_timeout=60)
     if auth is not None:
@@ -305,7 +306,7 @@ BROKEN_AUTH = {  # [triage.access] is filled in; [auth] is ...
                                           *(("lead", b) for b in BROKEN_AUTH if b != "missing")])
 def test_access_lists_without_a_working_auth_section_let_nobody_in(seeded: tuple[Database, dict[str, int]],
                                                                    fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch,
-                                                                   kind, broken) -> None:
+                                                                   kind: str, broken: str) -> None:
     """Before, `[triage.access]` without `[auth]` made every visitor the local lead, and no page said so."""
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
@@ -327,7 +328,7 @@ def test_access_lists_without_a_working_auth_section_let_nobody_in(seeded: tuple
 
 @pytest.mark.parametrize("verified", ["missing", "false", "true", None, 1])
 @pytest.mark.parametrize("kind", DOOR_KINDS)
-def test_only_an_email_the_provider_calls_verified_gets_in(seeded: tuple[Database, dict[str, int]], kind,
+def test_only_an_email_the_provider_calls_verified_gets_in(seeded: tuple[Database, dict[str, int]], kind: str,
                                                            verified: str | int | None) -> None:
     """Only `email_verified: true`, a JSON boolean: a provider that says nothing (or says it as a string, a
     number or null) has not vouched for the address, so nobody who uses it gets a role."""

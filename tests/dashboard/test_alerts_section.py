@@ -4,6 +4,8 @@ the section (the page refuses them, the section shows itself to leads only, the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
@@ -18,7 +20,7 @@ from triage.alerts import config
 from triage.errors import AccessDenied
 
 
-def settings_page(kind: str = "lead"):
+def settings_page(kind: str = "lead") -> AppTest:
     at = signed_in_app(kind)
     at.run()
     at.switch_page("app_pages/settings.py").run()
@@ -85,6 +87,7 @@ def test_viewers_and_operators_neither_see_nor_change_alerts(app_env: str, kind:
     assert any("may not" in e.value for e in direct.error)
     db = open_database(app_env)
     who = {"viewer": VIEWER, "operator": OPERATOR}[kind]
+    attempt: Callable[[], object]
     for attempt in (lambda: config.save(db, actor=who, webhook_url="https://hooks.example.com/x"),
                     lambda: config.read(db, actor=who)):
         with pytest.raises(AccessDenied):

@@ -33,12 +33,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 PLAIN = Usage(400, 20)
 
 
-def call(label, *, examples=None, usage=PLAIN, cost: Decimal = Decimal("0.00005")):
+def call(label: str, *, examples: int | None = None, usage: Usage = PLAIN, cost: Decimal = Decimal("0.00005")
+         ) -> CallResult:
     return CallResult(1, "claude-haiku-5-5", base.OK, category=label, confidence=0.9, usage=usage, cost_usd=cost,
                       examples=examples, created_at=NOW, model_returned="claude-haiku-5-5")
 
 
-def seed(db: Database, *, with_examples: bool = True, label: bool = True):
+def seed(db: Database, *, with_examples: bool = True, label: bool = True) -> dict[str, int]:
     imp = runs.start_run(db, [(None, t) for t in TRUTH], source="seed", actor=LEAD)
     ids = dict(zip(TRUTH, imp.ticket_ids, strict=True))
     with db.transaction() as s:

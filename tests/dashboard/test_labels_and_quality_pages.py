@@ -4,6 +4,7 @@ import json
 
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from db.engine import Database
 from db.models import Correction, ModelCall, Ticket
@@ -21,17 +22,17 @@ FILE = ("id,text,label\n"
         "N-3,refund me,Refunds\n")  # outside the taxonomy
 
 
-def shown(value) -> str:
+def shown(value: object) -> str:
     """What the operator reads: the page escapes markdown in file and ticket text."""
     return str(value).replace("\\", "")
 
 
-def texts(at: AppTest):
+def texts(at: AppTest) -> str:
     return " ".join(shown(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
-                    for e in at.get(kind))
+                    for e in at.get(kind) if isinstance(e, Element))
 
 
-def upload(at: AppTest, data: bytes = FILE.encode(), name: str = "helpdesk.csv"):
+def upload(at: AppTest, data: bytes = FILE.encode(), name: str = "helpdesk.csv") -> AppTest:
     at.file_uploader(key="upload").set_value((name, data, "text/csv")).run()
     assert not at.exception, [e.value for e in at.exception]
     return at

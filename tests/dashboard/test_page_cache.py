@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from streamlit.testing.v1 import AppTest
 
 from db import calls, queue
@@ -28,7 +28,7 @@ def statements() -> Iterator[list[str]]:
     """SQL the page sends (the background worker's polling is left out)."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, *args: Any) -> None:
+    def record(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
         if threading.current_thread().name != "triage-worker":
             seen.append(" ".join(statement.split()))
 
@@ -44,7 +44,7 @@ def figure_queries(seen: list[str]) -> list[str]:
             or ("spend_daily" in q and not q.startswith("SELECT coalesce(sum(spend_daily.calls)"))]
 
 
-def metric(at: AppTest, label):
+def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 

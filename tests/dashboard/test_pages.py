@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from db import audit as db_audit
 from db.engine import Database
@@ -23,7 +25,7 @@ from triage import review, taxonomy
 TAX = taxonomy.default()
 
 
-def review_list(at: AppTest):
+def review_list(at: AppTest) -> Any:  # a pandas DataFrame (pandas has no type information here)
     """The review queue's list as the page drew it (ticket id -> label, text, machine label, status...)."""
     return next(d.value for d in at.dataframe if "machine label" in d.value.columns)
 
@@ -47,7 +49,7 @@ def pick_label(at: AppTest, label: str) -> None:
     at.button(key=f"pick_{TAX.names.index(label)}").click().run()
 
 
-def classify_and_wait(at: AppTest, pasted: str, done, seconds: float = 20):
+def classify_and_wait(at: AppTest, pasted: str, done: Callable[[AppTest], object], seconds: float = 20) -> AppTest:
     """Paste tickets, press Classify, and rerun the page until `done(at)` or time runs out (the background
     worker does the work; AppTest does not fire the page's polling fragment on its own)."""
     import time
@@ -73,9 +75,9 @@ def bars(fig: dict[str, Any]) -> dict[str, Any]:
     return {t.get("name"): t["y"] for t in fig["data"]}
 
 
-def texts(at: AppTest):
+def texts(at: AppTest) -> str:
     return " ".join(str(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
-                    for e in at.get(kind))
+                    for e in at.get(kind) if isinstance(e, Element))
 
 
 def test_classify_page_on_an_empty_database_explains_the_missing_key(app_env: str) -> None:

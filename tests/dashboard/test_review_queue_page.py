@@ -6,6 +6,7 @@ import time
 
 import pytest
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from db.engine import Database
 from db.models import Correction, Ticket
@@ -16,7 +17,7 @@ from tests.dashboard.test_review_guards import sonnet_requests
 from tests.support.fake_anthropic import FakeAnthropic
 
 
-def review_as(kind: str):
+def review_as(kind: str) -> AppTest:
     at = signed_in_app(kind)
     at.run()
     at.switch_page("app_pages/review.py").run()

@@ -22,8 +22,9 @@ from tests.support.actors import LEAD, op
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fakes import ScriptedProvider
 from triage import review, taxonomy
-from triage.domain import worker_pid
+from triage.domain import CallResult, worker_pid
 from triage.errors import Conflict
+from triage.routing.gate import Reservation
 from triage.routing.router import Router
 from triage.settings import Settings
 from triage.taxonomy import Taxonomy
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class SlowProvider(ScriptedProvider):
-    async def classify(self, text: str, tax: Taxonomy, *, paid=None):
+    async def classify(self, text: str, tax: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
         await asyncio.sleep(0.002)
         return await super().classify(text, tax)
 
@@ -50,7 +51,7 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb: Database) -> No
     lock = threading.Lock()
     stop = threading.Event()
 
-    def operator(n) -> None:
+    def operator(n: int) -> None:
         rnd = random.Random(n)
         while not stop.is_set():
             tid = rnd.choice(seeded.ticket_ids + work.ticket_ids[:40])
@@ -84,8 +85,8 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb: Database) -> No
         for c in s.scalars(select(Correction).order_by(Correction.id)):
             last[c.ticket_id] = c.new_label
         for tid, label in last.items():  # no lost update: every ticket shows its latest correction
-            t = s.get(Ticket, tid)
-            assert (t.category, t.label_source) == (label, "operator")
+            ticket = s.get_one(Ticket, tid)
+            assert (ticket.category, ticket.label_source) == (label, "operator")
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending")) == 0
     assert len(saved) > 20
 

@@ -19,7 +19,7 @@ class ScriptedProvider:
     """Answers from a list of (category, confidence) or CallResult kwargs dicts, or a function of the text."""
 
     def __init__(self, tier: int, model: str, answers: Iterable[Answer] | None = None,
-                 fn: Callable[[str], Answer] | None = None) -> None:
+                 fn: Callable[[str], Answer | None] | None = None) -> None:
         self.tier, self.model = tier, model
         self.answers = list(answers or [])
         self.fn = fn
@@ -31,6 +31,7 @@ class ScriptedProvider:
     async def classify(self, text: str, taxonomy: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
         self.calls.append(text)
         spec = self.fn(text) if self.fn else self.answers.pop(0)
+        assert spec is not None, f"no answer scripted for {text!r}"
         if isinstance(spec, tuple):
             spec = {"category": spec[0], "confidence": spec[1]}
         spec = dict(spec)

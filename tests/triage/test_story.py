@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from db import calls as db_calls
 from db import queue, runs
@@ -32,14 +32,14 @@ END = date(2026, 11, 30)
 START = END - timedelta(days=9)  # ten days; the ten before are the previous period
 
 
-def _call(tier, model, label, conf, when, n):
+def _call(tier: int, model: str, label: str, conf: float, when: datetime, n: int) -> CallResult:
     usage = Usage(700 + n, 40 + n % 7)
     return CallResult(tier, model, OK, category=label, confidence=conf, model_returned=model, reason="r",
                       usage=usage, cost_usd=PRICES.cost(model, usage, when), latency_ms=500 + n,
                       request_id=f"req_{tier}_{n}", created_at=when)
 
 
-def seed(db: Database, n: int = 60):
+def seed(db: Database, n: int = 60) -> dict[int, str]:
     """n tickets over twenty days: Haiku alone, Haiku then Sonnet, Sonnet alone, some sent to review; then
     operators confirm some answers and correct others, on the days after. Returns ticket id -> the truth."""
     cats = TAX.names
@@ -84,11 +84,11 @@ def history(cli_db: Database) -> Database:
     return cli_db
 
 
-def story(db: Database, minutes: float = 2.0):
+def story(db: Database, minutes: float = 2.0) -> story_mod.Story:
     return story_mod.story(db, START, END, minutes_per_review=minutes, tier2_model=S, today=END)
 
 
-def days(start, end):
+def days(start: date, end: date) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (ModelCall.created_at >= datetime.combine(start, datetime.min.time(), UTC),
             ModelCall.created_at < datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
 

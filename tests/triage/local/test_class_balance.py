@@ -4,23 +4,25 @@ sits next to one of them, the unweighted head never predicts the small one; clas
 others. Synthetic vectors (no model needed); the same
 check on a public many-intent set is bench/bench_clinc.py. Also: the categories never predicted are reported."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from triage.local import curve, head
-from triage.local.head import balanced, fit, train
+from triage.local.head import Head, balanced, fit, train
 
 K, D = 8, 16
 
 
-def data(seed: int = 0):
+def data(seed: int = 0) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(K, D))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     centres[K - 1] = 0.8 * centres[0] + 0.6 * centres[K - 1]  # the small category lives next to category 0
     centres[K - 1] /= np.linalg.norm(centres[K - 1])
 
-    def draw(counts):
+    def draw(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
         X = np.vstack([centres[c] + 0.55 * rng.normal(size=(n, D)) / np.sqrt(D) for c, n in enumerate(counts)])
         y = np.concatenate([[c] * n for c, n in enumerate(counts)])
         return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
@@ -45,7 +47,7 @@ def test_an_unweighted_head_silences_a_rare_category_and_the_balanced_one_does_n
     plain = (Xt @ plain_W + plain_b).argmax(axis=1)
     bal_W, bal_b = train(X, y, balanced(np.ones(len(y)), y, K), K)
     bal = (Xt @ bal_W + bal_b).argmax(axis=1)
-    recall = lambda p: float((p[yt == K - 1] == K - 1).mean())  # noqa: E731
+    recall: Callable[[np.ndarray], float] = lambda p: float((p[yt == K - 1] == K - 1).mean())  # noqa: E731
     assert recall(plain) < 0.1  # the failure: the rare category is (nearly) never said
     assert recall(bal) > 0.5
     assert (bal == yt).mean() >= (plain == yt).mean()  # and overall accuracy does not pay for it
@@ -66,7 +68,7 @@ def test_the_learning_curve_also_measures_labels_as_they_come() -> None:
     (X, y), _ = data(0)
     classes = [f"c{i}" for i in range(K)]
 
-    def build(Xs, labs):
+    def build(Xs: np.ndarray, labs: list[str]) -> Head:
         if not labs:
             return fit(X[:K * 2], [classes[i] for i in y[:K * 2]], np.ones(K * 2, dtype=np.float32), classes,
                        np.zeros(K * 2, dtype=bool))

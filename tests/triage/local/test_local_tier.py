@@ -4,7 +4,6 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +168,7 @@ def test_more_labels_lift_accuracy_on_the_held_out_part(
     X, y, _ = different_style
     seeds = _voices(embedder, SAMPLE_AUTHOR_VOICES)
 
-    def build(Xl, labels):
+    def build(Xl: np.ndarray, labels: list[str]) -> H.Head:
         return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
 
     result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
@@ -191,7 +190,7 @@ def test_the_learning_curve_is_what_the_docs_table_states(embedder: Embedder,
     X, y = (samples[1], samples[2]) if data == "sample set" else different_style[:2]
     seeds = local.seeds_for(embedder, TAX)
 
-    def build(Xl, labels):
+    def build(Xl: np.ndarray, labels: list[str]) -> H.Head:
         return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
 
     result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
@@ -244,7 +243,7 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db: Database, emb
     calls = {"n": 0}
     real = embedder.embed
 
-    def counting(texts: Sequence[str], **kw: Any):
+    def counting(texts: list[str], **kw: Any) -> np.ndarray:
         calls["n"] += len(texts)
         return real(texts, **kw)
 
@@ -266,6 +265,7 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db: Database, emb
             ("classified", "billing"), ("needs_review", "product_feedback"), ("classified", "technical")]
         assert s.scalar(select(func.count()).select_from(TicketVector)) == 3
         c = s.scalars(select(ModelCall)).first()
+        assert c is not None
         assert (c.tier, c.model, c.cost_pico) == (0, "local-minilm", 0)
     before = calls["n"]
     local.retrain(db, TAX, embedder, actor=LEAD)

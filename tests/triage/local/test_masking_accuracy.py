@@ -31,7 +31,7 @@ def test_tickets_differing_only_in_personal_values_get_one_label_once_masked(
     first = pii_corpus.with_personal_values(texts, seed=5, values_seed=1)
     second = pii_corpus.with_personal_values(texts, seed=5, values_seed=2)  # the same sentences, other values
     assert all(a != b for (a, _), (b, _) in zip(first, second, strict=True))
-    shown = {}
+    shown: dict[str, Any] = {}
     for name, variant in (("first", first), ("second", second)):
         prepared = [gate.prepare(text) for text, _ in variant]
         for p, (_, values) in zip(prepared, variant, strict=True):
@@ -48,7 +48,8 @@ def test_masking_does_not_lower_the_local_tiers_accuracy_on_the_sample_set(
         embedder: Embedder, head: Head, samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     rows, X, truth = samples  # X: each text as written, embedded once for the session
 
-    def as_sent(policy):  # each text as a request carries it: only the texts preparing changes are embedded again
+    def as_sent(policy: redact.MaskPolicy) -> tuple[np.ndarray, list[int]]:
+        # each text as a request carries it: only the texts preparing changes are embedded again
         prepared = [gate.prepare(r["text"], policy) for r in rows]
         changed = [i for i, r in enumerate(rows) if prepared[i] != r["text"]]
         out = X.copy()

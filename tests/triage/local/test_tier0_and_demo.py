@@ -50,6 +50,7 @@ def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(
                                                                    ModelCall.tier == 1)))
         source = dict(s.execute(select(Ticket.id, Ticket.label_source).where(Ticket.run_id == new.run_id)).all())
     for c in local_calls:
+        assert c.confidence is not None
         sure = c.confidence >= 0.8
         assert c.cost_pico == 0 and (source[c.ticket_id] == "tier0") == sure and (c.ticket_id in sent_on) != sure
 
@@ -71,7 +72,7 @@ def test_demo_fills_an_empty_database_once(db: Database) -> None:
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending")) == 0
         demo_calls = s.scalars(select(ModelCall).where(ModelCall.tier > 0)).all()
-        assert all(c.request_id.startswith("demo_") for c in demo_calls)
+        assert all((c.request_id or "").startswith("demo_") for c in demo_calls)
     assert len(demo_calls) == 266  # a Haiku call for each of the 226, and Sonnet for the 40 Haiku was unsure of
     # the demo's cost (the Spend page's figure, from the daily rollups) is exactly what its calls cost
     assert demo.demo_cost(db) == from_pico(sum(c.cost_pico for c in demo_calls)) == Decimal("0.0738221")

@@ -75,7 +75,8 @@ def test_the_fit_recovers_the_map_and_its_confidence_tracks_accuracy_at_unseen_s
     assert max(errors) > 0.1, errors  # off as soon as crowding moves
 
 
-def _zero_shot_head(D: np.ndarray, extra: tuple[np.ndarray, list[str], list[str | None], np.ndarray] | None = None):
+def _zero_shot_head(D: np.ndarray, extra: tuple[np.ndarray, list[str], list[str | None], np.ndarray] | None = None
+                    ) -> tuple[H.Head, list[str]]:
     classes = [f"c{i}" for i in range(len(D))]
     X, labels, human = D, list(classes), np.zeros(len(D), bool)
     groups: list[str | None] = [H.DESCRIPTION] * len(D)
@@ -111,7 +112,7 @@ def test_the_map_holds_until_there_are_enough_answers_to_calibrate_on() -> None:
     X, y = tickets(D, 60, rng)
     labels = [f"c{i}" for i in y]
 
-    def with_labels(n: int, group: str | None, human: bool):
+    def with_labels(n: int, group: str | None, human: bool) -> H.Head:
         return _zero_shot_head(D, (X[:n], labels[:n], [group] * n, np.full(n, human)))[0]
 
     few = with_labels(H.MIN_CALIBRATION - 1, None, True)  # 19 operator labels: not yet enough to fit anything on
