@@ -5,7 +5,7 @@ with eight requests in flight."""
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -48,7 +48,7 @@ def tickets(n: int, marker: str = "") -> list[tuple[None, str]]:
     return [(None, f"ticket {i}: I was charged twice for my plan, please refund {marker}") for i in range(n)]
 
 
-def write(path, items) -> str:
+def write(path: Path, items: Sequence[tuple[str | None, str]]) -> str:
     path.write_text("\n".join(text for _, text in items) + "\n")
     return str(path)
 
@@ -517,13 +517,13 @@ def test_the_worst_case_covers_dense_text_and_a_cache_write_of_the_whole_prompt(
                         for i in range(8)))
 
     class LongExamples:  # a fixed example set long enough to be marked for the prompt cache
-        def shots_for(self, text: str):
+        def shots_for(self, text: str) -> Shots:
             return shots
 
-        def fixed(self):
+        def fixed(self) -> Shots:
             return shots
 
-        def worst_case(self):
+        def worst_case(self) -> Shots:
             return shots
 
     text = base64.b64encode(random.Random(7).randbytes(1500)).decode() + " 4111111111111111" * 40

@@ -36,7 +36,7 @@ COLUMNS = ["id", "ticket_id", "category", "confidence", "priority", "language", 
            "cost_usd", "status", "reason"]
 
 
-def write_csv(path, rows: list[tuple[str, str]] = TICKETS) -> None:
+def write_csv(path: Path, rows: list[tuple[str, str]] = TICKETS) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["ticket_id", "body"])
@@ -272,7 +272,7 @@ def test_top_level_help_lists_every_command_with_what_it_does() -> None:
 
 
 @pytest.mark.parametrize("command", sorted(subcommands()))
-def test_help_documents_every_option_of_every_command(command, capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_documents_every_option_of_every_command(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])
     assert exited.value.code == 0

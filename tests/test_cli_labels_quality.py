@@ -24,7 +24,7 @@ T2 = {"c": ("billing", 0.9), "d": ("technical", 0.8)}
 TRUTH = {"a": "billing", "b": "account", "c": "billing", "d": "technical"}
 
 
-def seed_history(db: Database, label_by_review: bool = True):
+def seed_history(db: Database, label_by_review: bool = True) -> dict[str, int]:
     """Four tickets Haiku answered (two escalated to Sonnet); an operator labelled each: the right answers are
     known, so every figure below is worked out by hand."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: T1[t]),

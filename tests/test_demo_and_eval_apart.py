@@ -4,6 +4,7 @@ against the fake Messages API and a real SQLite database."""
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -59,7 +60,7 @@ def test_an_eval_leaves_production_tickets_with_the_same_text_in_their_runs_with
     assert main(["classify", str(src), "--tier", "haiku"]) == 0  # production tickets, no ids
     db = open_database(db_url)
 
-    def production(s: Session):
+    def production(s: Session) -> dict[int, tuple[Any, ...]]:
         return {t.id: (t.run_id, t.status, t.category, t.first_call_id, t.version, t.external_id)
                 for t in s.scalars(select(Ticket).where(Ticket.source != f"eval:{gold}"))}
 

@@ -4,7 +4,9 @@
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -87,7 +89,7 @@ def broken_links(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_relative_link_and_anchor_resolves(path) -> None:
+def test_every_relative_link_and_anchor_resolves(path: Path) -> None:
     assert broken_links(path) == []
 
 
@@ -119,7 +121,7 @@ def test_every_page_is_in_the_mkdocs_nav() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     assert config["site_name"] and config["docs_dir"] == "docs"
 
-    def pages(nav):
+    def pages(nav: list[Any]) -> Iterator[str]:
         for item in nav:
             value = next(iter(item.values())) if isinstance(item, dict) else item
             yield from pages(value) if isinstance(value, list) else [value]

@@ -84,5 +84,5 @@ def test_an_unexpected_failure_is_one_line_without_a_traceback(env: dict[str, st
 
 @pytest.mark.parametrize(("error", "code"), [(InputError, 2), (UnknownModel, 2), (NoApiKey, 3), (KeyRejected, 3),
                                              (BudgetReached, 5)])
-def test_every_error_kind_has_its_documented_exit_code(error, code: int) -> None:
+def test_every_error_kind_has_its_documented_exit_code(error: type[Exception], code: int) -> None:
     assert issubclass(error, TriageError) and error("x").exit_code == code

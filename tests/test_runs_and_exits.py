@@ -154,7 +154,7 @@ def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env: dict[str, str]
     db.dispose()
 
 
-def _held_by_another_live_process(db_url: str, src):
+def _held_by_another_live_process(db_url: str, src: Path) -> tuple[Database, int]:
     src.write_text("ticket a: refund please\nticket b: the app crashes\n")
     db = open_database(db_url)
     runs.start_run(db, actor=LEAD, items=[(None, "ticket a: refund please")], source="other", mode="haiku")
@@ -180,7 +180,7 @@ def test_classify_waits_for_its_tickets_another_live_process_holds(env: dict[str
             time.sleep(0.05)
         time.sleep(1.0)
         with db.transaction() as s:
-            t = s.get(Ticket, ticket_id)
+            t = s.get_one(Ticket, ticket_id)
             if other_finishes:
                 t.status, t.category, t.confidence, t.label_source = "classified", "billing", 0.9, "tier1"
             t.claimed_by, t.claimed_at = None, None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -36,7 +37,7 @@ def test_the_engine_request_body_is_valid() -> None:
     (lambda b: b["messages"].append({"role": "assistant", "content": "{"}), "prefill"),
     (lambda b: b["messages"][0].update(role="robot"), "robot"),
 ])
-def test_the_validator_rejects_bad_bodies(mutate, needle: str) -> None:
+def test_the_validator_rejects_bad_bodies(mutate: Callable[[dict[str, Any]], object], needle: str) -> None:
     import copy
 
     body = copy.deepcopy(GOOD)
@@ -115,7 +116,9 @@ BATCH = {"requests": [{"custom_id": "t-1", "params": GOOD}]}
     (lambda: {"requests": [{"custom_id": 7, "params": {**GOOD, "thinking": {"type": "sometimes"}}}]},
      batch_problems, False),
 ])
-def test_the_subset_validates_exactly_like_the_full_spec(make, check, valid: bool) -> None:
+def test_the_subset_validates_exactly_like_the_full_spec(make: Callable[[], dict[str, Any]],
+                                                         check: Callable[[dict[str, Any], Path], list[str]],
+                                                         valid: bool) -> None:
     body = make()
     problems = check(body, SUBSET)
     assert problems == check(body, FULL_SPEC)

@@ -47,7 +47,7 @@ def start(env: dict[str, str], *args: Any) -> subprocess.Popen[str]:
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_calls(db: Database, proc, n: int, timeout: float = 120) -> None:
+def wait_for_calls(db: Database, proc: subprocess.Popen[str], n: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if on_the_books(db)[0] >= n:
@@ -86,7 +86,7 @@ def prepare(command: str, env: dict[str, str], fake: FakeAnthropic, db: Database
                                          ("escalate", signal.SIGINT)])
 def test_a_signal_stops_cleanly_and_every_billed_call_is_recorded(env: dict[str, str], fake: FakeAnthropic, db_url: str,
                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  command: str, sig) -> None:
+                                                                  command: str, sig: signal.Signals) -> None:
     db = open_database(db_url)
     args = prepare(command, env, fake, db, tmp_path, monkeypatch)
     before = on_the_books(db)[0]

@@ -4,6 +4,7 @@ leaving `updated_at` (retention's clock) and the version (operators' compare-and
 `triage db backfill` and by idle workers."""
 
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -29,7 +30,7 @@ ERASED = "an erased ticket's text was here, with bob@example.com"
 RULES = (TeamRule("paris", language="fr"), TeamRule("everyone"))
 
 
-def make_old(db: Database):
+def make_old(db: Database) -> dict[str, int]:
     """Tickets as imports left them before migrations 0020/0021: masked count and language NULL (and one erased),
     none of them waiting for a worker (their run finished); the routing table gives French tickets to the Paris team."""
     imp = runs.start_run(db, [(None, t) for t in [*OLD, ERASED]], source="old", actor=LEAD)
@@ -43,7 +44,7 @@ def make_old(db: Database):
     return ids
 
 
-def rows(db: Database):
+def rows(db: Database) -> dict[int, tuple[Any, ...]]:
     with db.read() as s:
         return {t.id: (t.masked_count, t.language, t.team, t.updated_at, t.version) for t in s.scalars(select(Ticket))}
 

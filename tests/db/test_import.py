@@ -13,8 +13,8 @@ from tests.support.actors import LEAD
 from triage.work import runs
 
 
-def count_statements(db: Database):
-    seen = []
+def count_statements(db: Database) -> list[int]:
+    seen: list[int] = []
     event.listen(db.engine, "before_cursor_execute", lambda *a, **k: seen.append(1))
     return seen
 

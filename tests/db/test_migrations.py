@@ -24,7 +24,7 @@ def test_sqlite_is_tuned_for_several_operators(db: Database) -> None:
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 30000
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() >= 30000
 
 
 def test_rollup_migration_backfills_existing_calls(tmp_path: Path) -> None:

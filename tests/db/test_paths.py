@@ -76,7 +76,7 @@ def play(db: Database, rnd: random.Random, *, tickets: int, events: int) -> None
                                            reclassify=rnd.random() < 0.3)
                 ids.extend(got.new_ids)
             elif kind == "labels":
-                chosen = [s.get(Ticket, t) for t in rnd.sample(ids, 3)]
+                chosen = [s.get_one(Ticket, t) for t in rnd.sample(ids, 3)]
                 labels.set_operator_labels(s, [(t.id, t.version, rnd.choice(TAX.names)) for t in chosen],
                                            operator="lead", file="labels.csv")
             elif kind == "file_only":

@@ -1,6 +1,7 @@
 """Schema behaviour on SQLite and PostgreSQL: dedupe, audit trail, optimistic corrections, queue, reports."""
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from db import calls, queue, reports
 from db.engine import Database
 from db.models import Base, Correction, ModelCall, Ticket
+from db.queue import Imported
 from tests.support import oracles
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider, error
@@ -24,7 +26,8 @@ from triage.work import pipeline, runs
 TAX = taxonomy.default()
 
 
-def classify(db: Database, table1, table2=None, items=None):
+def classify(db: Database, table1: Mapping[str, Any], table2: Mapping[str, Any] | None = None,
+             items: Sequence[tuple[str | None, str]] | None = None) -> Imported:
     items = items or [(None, f"{k}: text") for k in table1]
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: table1[t.split(":")[0]]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (table2 or {})[t.split(":")[0]]), TAX)
@@ -33,7 +36,7 @@ def classify(db: Database, table1, table2=None, items=None):
     return imp
 
 
-def version_of(db: Database, tid: int):
+def version_of(db: Database, tid: int) -> int:
     with db.read() as s:
         return s.get_one(Ticket, tid).version
 
@@ -95,7 +98,7 @@ def test_review_filters_sorting_and_pages(anydb: Database) -> None:
     }, {"b": ("technical", 0.9), "d": ("account", 0.6), "e": {"outcome": "refusal"}})
     ids = dict(zip("abcde", imp.ticket_ids, strict=True))
 
-    def page_ids(**kw: Any):
+    def page_ids(**kw: Any) -> list[int]:
         return [r.id for r in review.page(anydb, domain.ReviewFilter(**kw), actor=LEAD).rows]
 
     assert page_ids(reasons=("failed",)) == [ids["c"]]

@@ -7,14 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from db import fewshot, queue
 from db.engine import Database
 from db.models import Ticket
 
 
-def plan(s: Session, stmt) -> str:
+def plan(s: Session, stmt: ClauseElement) -> str:
     compiled = stmt.compile(s.get_bind(), compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)
     params = tuple(compiled.params[k] for k in compiled.positiontup or ())
     rows = s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
     return " | ".join(r[-1] for r in rows)

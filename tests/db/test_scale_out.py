@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
 from tests.db.conftest import fresh_pg_database
-from tests.support.fake_anthropic import Error, FakeAnthropic, default_responder
+from tests.support.fake_anthropic import Action, Error, FakeAnthropic, default_responder
 from triage.domain import Usage, to_pico
 from triage.spend.pricing import PriceTable
 
@@ -40,7 +41,7 @@ class Faults:
         self.answered: Counter[tuple[str, str]] = Counter()  # (model, ticket text) -> 200 answers
         self.lock = threading.Lock()
 
-    def __call__(self, body):
+    def __call__(self, body: dict[str, Any]) -> Action:
         content = body["messages"][-1]["content"]
         n = int(content.split("#")[1].split(" ")[0])
         with self.lock:

@@ -17,6 +17,8 @@ from db.models import ModelCall, Ticket
 from tests.support.actors import LEAD
 from tests.support.fakes import ScriptedProvider
 from triage import taxonomy
+from triage.domain import CallResult
+from triage.routing.gate import Reservation
 from triage.routing.router import Router
 from triage.taxonomy import Taxonomy
 from triage.work import pipeline, runs
@@ -58,7 +60,7 @@ class LockingProvider(ScriptedProvider):
         self.path, self.hold = path, hold
         self.released = threading.Event()
 
-    async def classify(self, text: str, tax: Taxonomy, *, paid=None):
+    async def classify(self, text: str, tax: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
         locked = threading.Event()
 
         def hold_lock() -> None:

@@ -3,18 +3,22 @@ Playwright driving Debian's Chromium. Where Chromium or Playwright is missing th
 under CI=true (tests/support/services.py). TRIAGE_TEST_CHROMIUM names the browser binary (default: chromium on
 PATH); set it to "" to run the suite as if there were none."""
 
+from __future__ import annotations
+
 import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from playwright.sync_api import Page
 
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.services import service_missing
 from tests.support.streamlit_server import ROOT, streamlit_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ARTIFACTS = ROOT / "test-artifacts"
 

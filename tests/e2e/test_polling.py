@@ -10,7 +10,7 @@ from datetime import UTC
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Page, WebSocket, expect  # noqa: E402
 
 from tests.e2e.conftest import wait_for_run  # noqa: E402
 
@@ -30,18 +30,18 @@ class Traffic:
 
         self.asked = self.asked_fragment = self.runs = 0
 
-        def sent(payload) -> None:
+        def sent(payload: str | bytes) -> None:
             if isinstance(payload, bytes):
                 msg = BackMsg.FromString(payload)
                 if msg.WhichOneof("type") == "rerun_script":
                     self.asked += 1
                     self.asked_fragment += bool(msg.rerun_script.fragment_id)
 
-        def received(payload) -> None:
+        def received(payload: str | bytes) -> None:
             if isinstance(payload, bytes) and ForwardMsg.FromString(payload).WhichOneof("type") == "script_finished":
                 self.runs += 1
 
-        def watch(ws) -> None:
+        def watch(ws: WebSocket) -> None:
             ws.on("framesent", sent)
             ws.on("framereceived", received)
 

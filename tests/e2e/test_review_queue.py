@@ -47,7 +47,8 @@ def queue_url(request: pytest.FixtureRequest, app_db_url: str) -> str:
     worker.start()  # (Playwright's own event loop runs in this thread)
     worker.join()
     db.dispose()
-    return request.getfixturevalue("app_url")
+    url: str = request.getfixturevalue("app_url")
+    return url
 
 
 def shoot(page: Page, name: str) -> None:

@@ -45,11 +45,11 @@ def seeded(db: Database) -> tuple[Database, dict[str, int]]:
     return db, dict(zip([t for _, t in SEED], imp.ticket_ids, strict=True))
 
 
-def parse(text: str = CSV, fmt: str = "csv", **kw: Any):
+def parse(text: str = CSV, fmt: str = "csv", **kw: Any) -> ingest.LabelledBatch:
     return ingest.parse_labelled(text, fmt, **kw)
 
 
-def state(db: Database):
+def state(db: Database) -> tuple[dict[int, tuple[Any, ...]], list[tuple[Any, ...]], int | None]:
     with db.read() as s:
         tickets = {t.id: (t.external_id, t.text, t.status, t.category, t.label_source, t.corrected, t.corrected_by,
                           t.version) for t in s.scalars(select(Ticket))}

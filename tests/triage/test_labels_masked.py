@@ -16,7 +16,7 @@ PHONE = "Cannot log in, call me on +44 20 7946 0958"
 PLAIN = "the app crashes on upload"
 
 
-def imported(db: Database):
+def imported(db: Database) -> list[int]:
     config.save_engine(db, actor=LEAD, mask_store="on")
     imp = runs.start_run(db, [(None, CARD), ("Z-7", PHONE), (None, PLAIN)], source="t", actor=LEAD)
     with db.read() as s:

@@ -71,7 +71,7 @@ def test_mask_store_keeps_only_the_masked_text(db: Database, db_url: str) -> Non
     for value in (CARD, CARD.replace(" ", ""), EMAIL, "anna.k"):
         assert value.encode() not in raw and value.encode("utf-16-le") not in raw, value
     with db.read() as s:
-        stored = [s.get(Ticket, i) for i in imported.ticket_ids]
+        stored = [s.get_one(Ticket, i) for i in imported.ticket_ids]
     assert [t.text for t in stored] == ["charged twice on card [CARD], write to [EMAIL]", "reply to [EMAIL] please"]
     assert [t.masked_count for t in stored] == [2, 1]
     assert runs.count_known(db, [("T-1", TEXTS[0])]) == 1  # the same ticket again is known, not new

@@ -6,6 +6,7 @@ and `triage eval`. None of the values is in any request, and every ticket is sti
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def labelled(db: Database) -> None:
     labels.import_labels(db, ingest.parse_labelled(text, "csv"), TAX, file="history.csv", actor=LEAD, retrain=False)
 
 
-def statuses(db: Database, ids) -> dict[str, tuple[str, str | None]]:
+def statuses(db: Database, ids: Sequence[int]) -> dict[str, tuple[str, str | None]]:
     with db.read() as s:
         return {t.text: (t.status, t.category) for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
 

@@ -69,7 +69,7 @@ def test_the_phone_region_in_force_reads_national_numbers(env: dict[str, str], f
 
 def test_a_bad_pattern_or_region_is_refused_with_exit_2_and_nothing_is_saved(
         cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
-    def stored():
+    def stored() -> tuple[list[tuple[str, str]], list[str]]:
         with cli_db.read() as s:
             return ([(r.key, r.value) for r in s.scalars(select(Setting))],
                     [e.event for e in s.scalars(select(AuditEvent))])

@@ -17,12 +17,12 @@ TAX = taxonomy.default()
 ALICE = op("alice")
 
 
-def seed(db: Database, texts: Sequence[str]):
+def seed(db: Database, texts: Sequence[str]) -> list[int]:
     imp = runs.start_run(db, [(None, t) for t in texts], source="t.csv", actor=ALICE)
     return imp.ticket_ids
 
 
-def version(db: Database, tid: int):
+def version(db: Database, tid: int) -> int:
     with db.read() as s:
         return s.get_one(Ticket, tid).version
 
@@ -66,6 +66,7 @@ def test_all_matching_a_filter_are_labelled_and_the_filter_is_audited(db: Databa
     with db.read() as s:
         assert [s.get_one(Ticket, t).category for t in ids] == ["billing", "billing", None]
         event = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert event is not None
         assert event.event == "labels.by_filter" and "refund" in str(event.detail)
 
 

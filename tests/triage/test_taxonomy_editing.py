@@ -18,7 +18,7 @@ TAX = taxonomy.default()
 
 
 @pytest.mark.parametrize("empty", [None, float("nan"), pd.NA, "nan", "NaN", " None "])
-def test_an_empty_description_cell_is_refused_never_saved_as_nan(empty) -> None:
+def test_an_empty_description_cell_is_refused_never_saved_as_nan(empty: object) -> None:
     rows = [{"name": c.name, "description": c.description} for c in TAX.categories] + \
         [{"name": "shipping", "description": empty}]
     with pytest.raises(TaxonomyError, match="'shipping' needs a one-line description"):

@@ -3,6 +3,7 @@ case; `triage eval` reads them the same way (and any label column); renaming a c
 history; Settings says when the environment's taxonomy differs from the saved one."""
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from db import labels as db_labels
@@ -17,7 +18,7 @@ NAMES = ["Refund_not_showing_up", "reverted_card_payment?", "balance_not_updated
 TAX = Taxonomy.from_pairs([(n, f"The customer asks about {n.rstrip('?').replace('_', ' ')}") for n in NAMES])
 
 
-def batch(rows):
+def batch(rows: Iterable[tuple[str, str]]) -> ingest.LabelledBatch:
     text = "text,label\n" + "".join(f'"{t}","{lab}"\n' for t, lab in rows)
     return ingest.parse_labelled(text, "csv")
 

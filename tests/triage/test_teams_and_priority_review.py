@@ -44,7 +44,8 @@ def test_first_match_wins_and_the_default_comes_last() -> None:
 
 @pytest.mark.parametrize("rows", [TABLE[:-1], [TABLE[-1], *TABLE], [{"category": "nope", "team": "X"}, TABLE[-1]],
                                   [{"priority": "critical", "team": "X"}, TABLE[-1]], []])
-def test_a_table_that_could_leave_a_ticket_without_a_team_or_names_unknown_values_is_refused(rows) -> None:
+def test_a_table_that_could_leave_a_ticket_without_a_team_or_names_unknown_values_is_refused(
+        rows: list[dict[str, str]]) -> None:
     with pytest.raises(InputError):
         teams.parse_rows(rows, TAX)
 

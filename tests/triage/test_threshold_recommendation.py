@@ -3,6 +3,7 @@ settings change), and `triage quality --target`."""
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -20,17 +21,20 @@ from triage.quality import calibrate, threshold
 from triage.quality import measure as quality
 from triage.work import pipeline, runs
 
+if TYPE_CHECKING:
+    from triage.routing.router import Router
+
 TAX = taxonomy.default()
 # 300 tickets in three confidence levels; Haiku is right on all of A, 60 of B and 30 of C; Sonnet is always right
 GROUPS = {"A": (0.95, 100, 100), "B": (0.75, 100, 60), "C": (0.55, 100, 30)}
 
 
-def truth_of(text: str):
+def truth_of(text: str) -> str:
     group, i = text.split()[0], int(text.split()[1])
     return "billing" if i < GROUPS[group][2] else "account"
 
 
-def haiku(text: str):
+def haiku(text: str) -> tuple[str, float]:
     return "billing", GROUPS[text.split()[0]][0]
 
 
@@ -51,7 +55,7 @@ def history(db: Database) -> Database:
     return db
 
 
-def Router1():
+def Router1() -> "Router":
     from triage.routing.router import Router
 
     return Router(ScriptedProvider(1, "claude-haiku-5-5", fn=haiku),

@@ -20,7 +20,7 @@ from triage.domain import NEEDS_REVIEW
 HOOK = "https://hooks.example.com/services/T1/B1/abcd"  # never called here: these tests only check
 
 
-def turn_on(db: Database, **values: Any):
+def turn_on(db: Database, **values: Any) -> config.AlertConfig:
     values = {"enabled": True, "webhook_url": HOOK, "urgent": False, "budget": False, "spikes": False, **values}
     return config.save(db, actor=LEAD, now=datetime.now(UTC) - timedelta(minutes=5), **values)
 
@@ -56,6 +56,7 @@ def test_a_flood_of_urgent_tickets_is_five_alerts_and_one_summary(db: Database) 
     with db.read() as s:
         assert s.scalar(select(AlertDelivery.id).join(AlertEvent).where(AlertEvent.ticket_id == ids[6])) is None
         summary = s.scalar(select(AlertEvent).where(AlertEvent.condition == f"urgent-summary:{ids[5]}"))
+    assert summary is not None
     assert summary.title == "35 more urgent tickets arrived" and "Ops 18, Billing 17" in summary.facts
     assert service.check_now(db).new == []
 

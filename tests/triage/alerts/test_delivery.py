@@ -26,7 +26,7 @@ def urgent_ticket(db: Database, **kw: Any) -> int:
                              **kw}])[0]
 
 
-def turn_on(db: Database, **values: Any):
+def turn_on(db: Database, **values: Any) -> config.AlertConfig:
     return config.save(db, actor=LEAD, enabled=True, now=datetime.now(UTC) - timedelta(minutes=5), **values)
 
 
@@ -110,8 +110,9 @@ def test_no_network_call_inside_a_write_transaction(db: Database, private_hosts:
     held = []
     real = channels.post_webhook
 
-    def spy(*args: Any, **kw: Any):
-        held.append(db._write_lock.locked())  # SQLite: held for the whole of every write transaction
+    def spy(*args: Any, **kw: Any) -> int:
+        assert db._write_lock is not None  # SQLite: held for the whole of every write transaction
+        held.append(db._write_lock.locked())
         return real(*args, **kw)
 
     monkeypatch.setattr(channels, "post_webhook", spy)

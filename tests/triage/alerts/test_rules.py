@@ -47,7 +47,7 @@ def test_silent_on_noise_across_many_seeded_hours() -> None:
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_fires_on_a_real_spike(seed) -> None:
+def test_fires_on_a_real_spike(seed: int) -> None:
     """An outage: billing goes from 10% of the tickets to 45% of an hour of 40."""
     rng = random.Random(seed)
     k0, n0 = baseline(rng, 0.10)

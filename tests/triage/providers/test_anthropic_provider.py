@@ -3,6 +3,7 @@
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from tests.support.fake_anthropic import (
 )
 from triage import domain as base
 from triage import taxonomy
-from triage.domain import Usage
+from triage.domain import CallResult, Usage
 from triage.providers.anthropic_provider import AnthropicProvider
 from triage.routing import prompts
 from triage.spend.pricing import PriceTable
@@ -29,13 +30,14 @@ TAX = taxonomy.default()
 PRICES = PriceTable.default()
 
 
-def make(fake: FakeAnthropic, model: str = "claude-haiku-5-5", tier: int = 1, timeout: float = 10.0, **kw: Any):
+def make(fake: FakeAnthropic, model: str = "claude-haiku-5-5", tier: int = 1, timeout: float = 10.0, **kw: Any
+         ) -> AnthropicProvider:
     client = anthropic.AsyncAnthropic(api_key=fake.api_key, base_url=fake.base_url, max_retries=0, timeout=timeout)
     kw.setdefault("base_delay", 0.01)
     return AnthropicProvider(client, model, tier, PRICES, **kw)
 
 
-def classify(provider, text: str = "I was charged twice this month, please refund"):
+def classify(provider: AnthropicProvider, text: str = "I was charged twice this month, please refund") -> CallResult:
     return asyncio.run(provider.classify(text, TAX))
 
 
@@ -64,7 +66,7 @@ def test_usage_cost_request_id_and_model_are_recorded(fake: FakeAnthropic) -> No
     # Haiku 5.5 under 100k prompt tokens, USD per million: input 0.10, output 0.50, 5-min write 0.125,
     # 1-hour write 0.20, cache read 0.01 -> 30 + 20 + 25 + 80 + 10 = 165 micro-dollars
     assert r.cost_usd == Decimal("0.000165")
-    assert re.fullmatch(r"req_[0-9a-f]{24}", r.request_id)  # the fake's request-id header
+    assert re.fullmatch(r"req_[0-9a-f]{24}", r.request_id or "")  # the fake's request-id header
     assert r.model_returned == "claude-haiku-5-5"
 
 
@@ -83,19 +85,19 @@ def test_prose_wrapped_json_is_read(fake: FakeAnthropic) -> None:
 def test_unknown_label_is_flagged(fake: FakeAnthropic) -> None:
     fake.push(Reply(json_body={"reason": "r", "category": "shipping", "confidence": 0.99}))
     r = classify(make(fake))
-    assert r.outcome == base.UNKNOWN_LABEL and r.category == "unknown" and "shipping" in r.problem
+    assert r.outcome == base.UNKNOWN_LABEL and r.category == "unknown" and "shipping" in (r.problem or "")
 
 
 def test_refusal_is_an_answer_without_label(fake: FakeAnthropic) -> None:
     fake.push(Reply(text="", stop_reason="refusal"))
     r = classify(make(fake))
-    assert r.outcome == base.REFUSAL and r.category is None and r.answered and "refused" in r.problem
+    assert r.outcome == base.REFUSAL and r.category is None and r.answered and "refused" in (r.problem or "")
 
 
 def test_max_tokens_cut_off(fake: FakeAnthropic) -> None:
     fake.push(Reply(text='{"reason": "the customer', stop_reason="max_tokens"))
     r = classify(make(fake))
-    assert r.outcome == base.TRUNCATED and "max_tokens" in r.problem
+    assert r.outcome == base.TRUNCATED and "max_tokens" in (r.problem or "")
 
 
 def test_429_honours_retry_after_then_succeeds(fake: FakeAnthropic) -> None:
@@ -132,7 +134,7 @@ def test_retry_after_longer_than_we_wait_gives_up_at_once(fake: FakeAnthropic) -
     fake.push(Error(429, "rate_limit_error", "monthly cap", headers={"retry-after": "3600"}))
     started = time.monotonic()
     r = classify(make(fake, max_retry_wait=5))
-    assert r.error_kind == base.TRANSIENT and "3600" in r.error and time.monotonic() - started < 2
+    assert r.error_kind == base.TRANSIENT and "3600" in (r.error or "") and time.monotonic() - started < 2
     assert len(fake.requests) == 1
 
 
@@ -177,7 +179,7 @@ def test_every_attempt_timing_out_fails_cleanly_after_max_attempts(fake: FakeAnt
     fake.push(SLOW, SLOW, SLOW)
     r = classify(make(fake, timeout=1.0, max_attempts=3))
     assert (r.outcome, r.error_kind, r.attempts) == (base.ERROR, base.TRANSIENT, 3)
-    assert r.error.startswith("API timed out after 3 attempts")
+    assert (r.error or "").startswith("API timed out after 3 attempts")
     assert len(fake.requests) == 3 and r.cost_usd == 0
 
 
@@ -213,7 +215,7 @@ def test_instructions_in_a_ticket_stay_data_and_cannot_change_its_label(fake: Fa
     lambda text: text,  # not fenced at all
 ])
 def test_the_injection_test_fails_when_tickets_are_not_fenced(fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch,
-                                                              fence) -> None:
+                                                              fence: Callable[[str], str]) -> None:
     """The obedient fake really obeys: with a weaker user_message the injected label wins."""
     fake.responder = obedient_responder
     monkeypatch.setattr(prompts, "user_message", fence)

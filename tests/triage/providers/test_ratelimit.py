@@ -19,7 +19,7 @@ TEXTS = ["I was charged twice for invoice {n}, please refund", "App crashes with
          "Password reset link {n} never arrives", "Please add dark mode, feature idea {n}"]
 
 
-def run_under_limit(db: Database, fake: FakeAnthropic, n, concurrency):
+def run_under_limit(db: Database, fake: FakeAnthropic, n: int, concurrency: int) -> pipeline.RunReport:
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=concurrency)
     router = services.build_router(settings, taxonomy.default(), mode="haiku")
     imp = runs.start_run(db, [(None, TEXTS[i % 4].format(n=i)) for i in range(n)], source="t", mode="haiku", actor=LEAD)
@@ -44,7 +44,7 @@ def test_the_pacer_resynchronises_with_the_remaining_count_the_api_reports() -> 
     pacer = ratelimit.Pacer()
     limits = {"anthropic-ratelimit-requests-limit": "60"}  # one a second
 
-    async def scenario():
+    async def scenario() -> tuple[float, float]:
         first = await pacer.acquire()
         pacer.observe(first, {**limits, "anthropic-ratelimit-requests-remaining": "3"})
         started = time.monotonic()
@@ -61,7 +61,7 @@ def test_the_pacer_resynchronises_with_the_remaining_count_the_api_reports() -> 
 def test_a_429_pauses_every_request_of_the_process_and_is_not_a_failed_attempt() -> None:
     pacer = ratelimit.Pacer()
 
-    async def scenario():
+    async def scenario() -> tuple[float | None, float]:
         slot = await pacer.acquire()
         advised = pacer.observe(slot, {"retry-after": "0.5"}, 429)
         started = time.monotonic()

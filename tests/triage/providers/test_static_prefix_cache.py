@@ -14,8 +14,10 @@ from tests.support.actors import LEAD
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.taxonomies import first, many
 from triage import taxonomy
+from triage.domain import CallResult
 from triage.providers.anthropic_provider import AnthropicProvider
 from triage.routing import fewshot, prompts
+from triage.routing.grouping import GroupCall
 from triage.settings import Settings
 from triage.spend import fewshot as spend_fewshot
 from triage.spend.pricing import PriceTable
@@ -25,7 +27,7 @@ MANY = many()
 PRICES = PriceTable.default()
 
 
-def client(fake: FakeAnthropic):
+def client(fake: FakeAnthropic) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(api_key=fake.api_key, base_url=fake.base_url, max_retries=0, timeout=10)
 
 
@@ -53,7 +55,7 @@ def test_the_prefix_is_marked_only_when_it_surely_reaches_the_minimum() -> None:
 @pytest.mark.parametrize("model", ["claude-haiku-5-5", "claude-sonnet-5-5"])
 def test_a_77_category_run_without_few_shot_reads_the_prefix_from_the_cache_after_the_first_call(fake: FakeAnthropic,
                                                                                                  model: str) -> None:
-    async def go():
+    async def go() -> tuple[list[CallResult], list[GroupCall]]:
         p = AnthropicProvider(client(fake), model, 1, PRICES, base_delay=0.01)
         single = [await p.classify(ticket(i), MANY) for i in range(3)]
         grouped = [await p.classify_group([ticket(i) for i in range(j, j + 4)], MANY) for j in (10, 20)]

@@ -36,7 +36,7 @@ def history(n: int = 40) -> dict[str, tuple[str, float]]:
     return out
 
 
-def settle(db: Database, answers, mode: str = "haiku"):
+def settle(db: Database, answers: dict[str, tuple[str, float]], mode: str = "haiku") -> dict[str, int]:
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: answers[t]), None, TAX)
     imp = runs.start_run(db, [(None, t) for t in answers], source="t", actor=LEAD, mode=mode)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))

@@ -27,7 +27,7 @@ TAX = taxonomy.default()
 GROUPS = {"A": (0.95, 100, 100, 0.95), "B": (0.75, 100, 60, 0.95), "C": (0.55, 100, 30, 0.65)}
 
 
-def truth_of(text: str):
+def truth_of(text: str) -> str:
     group, i = text.split()[0], int(text.split()[1])
     return "billing" if i < GROUPS[group][2] else "account"
 
