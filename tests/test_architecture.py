@@ -346,7 +346,7 @@ def loose_annotations(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", [p for folder in ("triage", "db", "dashboard") for p in modules(folder)
                                   if "migrations" not in p.parts], ids=lambda p: str(p.relative_to(ROOT)))
-def test_rows_between_modules_are_typed(path):
+def test_rows_between_modules_are_typed(path: Path) -> None:
     rel = str(path.relative_to(ROOT))
     allowed, why = LOOSE_ROWS.get(rel, (0, ""))
     found = loose_annotations(path)
@@ -355,12 +355,12 @@ def test_rows_between_modules_are_typed(path):
         f"{found}. A row that crosses a module is a TypedDict (JSON, SQL mappings) or a dataclass")
 
 
-def test_the_row_rule_catches_an_untyped_row(tmp_path):
+def test_the_row_rule_catches_an_untyped_row(tmp_path: Path) -> None:
     bad = tmp_path / "rows.py"
     bad.write_text("from typing import Any\n\ndef f(r: 'Mapping[str, Any]') -> list[dict[str, Any]]:\n"
                    "    x: dict[str, int] = {}\n    return []\n\nclass C:\n    rows: list[dict[str, Any]]\n")
     assert loose_annotations(bad) == ["3: Mapping[str, Any]", "3: list[dict[str, Any]]", "8: list[dict[str, Any]]"]
 
 
-def test_the_row_allowances_name_existing_modules():
+def test_the_row_allowances_name_existing_modules() -> None:
     assert not [p for p in LOOSE_ROWS if not (ROOT / p).exists()]

@@ -1,8 +1,6 @@
 """Readable at 77 categories: the most confused pairs, recall per category (worst first), a submatrix with an
 "other" column whose rows still add up, and `triage quality`'s text (the full matrix only up to 10 categories)."""
 
-from typing import Any
-
 from tests.support.taxonomies import many
 from triage.quality import metrics
 from triage.quality.report import confused_text as format_confused
@@ -10,7 +8,7 @@ from triage.quality.report import confused_text as format_confused
 NAMES = many().names
 
 
-def matrix() -> dict[str, Any]:
+def matrix() -> metrics.Confusion:
     truth: list[str] = []
     said: list[str | None] = []
     for c in NAMES:
