@@ -5,13 +5,16 @@ recorded once however often collect is interrupted, a lost submission never sent
 import csv
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
-from tests.support.fake_anthropic import Drop, Error, LoseAnswer, Truncate
+from tests.support.fake_anthropic import Drop, Error, FakeAnthropic, LoseAnswer, Truncate
 from triage.cli import main
 from triage.domain import Usage, to_pico
 from triage.providers import anthropic_batches
@@ -20,11 +23,11 @@ from triage.work import batches
 
 
 @pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(anthropic_batches, "BASE_DELAY", 0.01)
 
 
-def write(path, n, prefix="B"):
+def write(path: Path, n: int, prefix: str = "B") -> str:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "text"])
@@ -32,16 +35,16 @@ def write(path, n, prefix="B"):
     return str(path)
 
 
-def billed_pico(fake) -> int:
+def billed_pico(fake: FakeAnthropic) -> int:
     prices, now = PriceTable.default(), datetime.now(UTC)
     return sum(to_pico(prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"],
                                                      service_tier=u["service_tier"]), now)) for u in fake.usage_log)
 
 
-def books(db_url):
+def books(db_url: str) -> tuple[int, dict[int, int], dict[str, int]]:
     db = open_database(db_url)
     with db.read() as s:
-        recorded = s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)))
+        recorded = s.execute(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))).scalar_one()
         per_ticket = dict(s.execute(select(ModelCall.ticket_id, func.count()).where(ModelCall.tier == 1,
                                                                                    ModelCall.outcome != "error")
                                     .group_by(ModelCall.ticket_id)).all())
@@ -50,7 +53,8 @@ def books(db_url):
     return recorded, per_ticket, states
 
 
-def test_transient_errors_on_submit_retrieve_and_results_are_retried(env, fake, db_url, tmp_path):
+def test_transient_errors_on_submit_retrieve_and_results_are_retried(env: dict[str, str], fake: FakeAnthropic,
+                                                                     db_url: str, tmp_path: Path) -> None:
     fake.push_batch("create", Error(529, "overloaded_error", "Overloaded"), Drop())
     fake.push_batch("retrieve", Error(500), Drop())
     fake.push_batch("results", Error(503, "api_error", "unavailable"))
@@ -60,7 +64,9 @@ def test_transient_errors_on_submit_retrieve_and_results_are_retried(env, fake, 
     assert states == {"classified": 3} and set(per_ticket.values()) == {1} and recorded == billed_pico(fake)
 
 
-def test_a_refused_submit_is_a_clear_message_and_releases_the_tickets(env, fake, db_url, tmp_path, capsys):
+def test_a_refused_submit_is_a_clear_message_and_releases_the_tickets(env: dict[str, str], fake: FakeAnthropic,
+                                                                      db_url: str, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     fake.push_batch("create", Error(413, "request_too_large", "Request exceeds the maximum size"))
     assert main(["classify", write(tmp_path / "t.csv", 3), "--batch"]) == 2
     err = capsys.readouterr().err
@@ -69,7 +75,9 @@ def test_a_refused_submit_is_a_clear_message_and_releases_the_tickets(env, fake,
     assert main(["worker", "--once"]) == 0 and books(db_url)[2] == {"classified": 3}  # free for live work
 
 
-def test_an_unreachable_api_during_collect_loses_nothing(env, fake, db_url, tmp_path, monkeypatch, capsys):
+def test_an_unreachable_api_during_collect_loses_nothing(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path / "t.csv", 3), "--batch", "--no-wait"]) == 0
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     assert main(["collect", "--poll", "0.01"]) == 7
@@ -81,7 +89,9 @@ def test_an_unreachable_api_during_collect_loses_nothing(env, fake, db_url, tmp_
     assert books(db_url)[2] == {"classified": 3}
 
 
-def test_a_gone_batch_requeues_its_tickets_and_the_others_are_still_collected(env, fake, db_url, tmp_path, capsys):
+def test_a_gone_batch_requeues_its_tickets_and_the_others_are_still_collected(
+        env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path / "a.csv", 2, "A"), "--batch", "--no-wait"]) == 0
     assert main(["classify", write(tmp_path / "b.csv", 2, "B"), "--batch", "--no-wait"]) == 0
     assert main(["classify", write(tmp_path / "c.csv", 2, "C"), "--batch", "--no-wait"]) == 0
@@ -100,7 +110,9 @@ def test_a_gone_batch_requeues_its_tickets_and_the_others_are_still_collected(en
     assert states == {"classified": 6} and set(per_ticket.values()) == {1} and recorded == billed_pico(fake)
 
 
-def test_an_expired_batch_keeps_what_was_answered_and_requeues_the_rest(env, fake, db_url, tmp_path, capsys):
+def test_an_expired_batch_keeps_what_was_answered_and_requeues_the_rest(env: dict[str, str], fake: FakeAnthropic,
+                                                                        db_url: str, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path / "t.csv", 4), "--batch", "--no-wait"]) == 0
     fake.expire(next(iter(fake.batches)), answered=1)
     assert main(["collect", "--poll", "0.01"]) == 0
@@ -112,7 +124,9 @@ def test_an_expired_batch_keeps_what_was_answered_and_requeues_the_rest(env, fak
     assert len(batch_calls) == 1 and len(fake.usage_log) == 4  # three classified live, none twice
 
 
-def test_results_are_recorded_once_however_often_collect_is_interrupted(env, fake, db_url, tmp_path, monkeypatch):
+def test_results_are_recorded_once_however_often_collect_is_interrupted(env: dict[str, str], fake: FakeAnthropic,
+                                                                        db_url: str, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batches, "CHUNK", 4)
     assert main(["classify", write(tmp_path / "t.csv", 20), "--batch", "--no-wait"]) == 0
     fake.push_batch("results", *[Truncate(6)] * 5)  # every download of this collect breaks after 6 lines
@@ -128,7 +142,8 @@ def test_results_are_recorded_once_however_often_collect_is_interrupted(env, fak
     assert recorded == billed_pico(fake) and len(fake.usage_log) == 20  # billed once, recorded once
 
 
-def test_a_lost_answer_to_submit_is_found_again_not_sent_twice(env, fake, db_url, tmp_path):
+def test_a_lost_answer_to_submit_is_found_again_not_sent_twice(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                               tmp_path: Path) -> None:
     fake.push_batch("create", LoseAnswer())  # accepted by the API, but the answer never arrives
     assert main(["classify", write(tmp_path / "t.csv", 3), "--batch", "--poll", "0.01"]) == 0
     assert len(fake.batches) == 1
@@ -136,12 +151,14 @@ def test_a_lost_answer_to_submit_is_found_again_not_sent_twice(env, fake, db_url
     assert states == {"classified": 3} and set(per_ticket.values()) == {1} and recorded == billed_pico(fake)
 
 
-def test_a_crash_between_submitting_and_remembering_never_submits_again(env, fake, db_url, tmp_path, monkeypatch):
+def test_a_crash_between_submitting_and_remembering_never_submits_again(env: dict[str, str], fake: FakeAnthropic,
+                                                                        db_url: str, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from db import batches as db_batches
 
     real = db_batches.set_state
 
-    def crash_on_remember(s, run_id, state, **kw):
+    def crash_on_remember(s: Session, run_id: int, state: str | None, **kw: Any) -> bool:
         if state == "in_progress":
             raise SystemExit("killed right after the API accepted the batch")
         return real(s, run_id, state, **kw)
@@ -163,7 +180,7 @@ def test_a_crash_between_submitting_and_remembering_never_submits_again(env, fak
 
 # -- issue 20, item 5: a ticket a batch holds is never worked live; item 7: adopt only a batch proven ours --------
 
-def _pass_hours(db_url, hours):
+def _pass_hours(db_url: str, hours: float) -> None:
     """`hours` go by: every stored time moves that far into the past (the same, to the code, as the clock
     moving on)."""
     db = open_database(db_url)
@@ -177,7 +194,8 @@ def _pass_hours(db_url, hours):
     db.dispose()
 
 
-def test_a_held_ticket_is_never_worked_live_however_late_the_collect(env, fake, db_url, tmp_path):
+def test_a_held_ticket_is_never_worked_live_however_late_the_collect(env: dict[str, str], fake: FakeAnthropic,
+                                                                     db_url: str, tmp_path: Path) -> None:
     assert main(["classify", write(tmp_path / "t.csv", 4), "--batch", "--per-call", "2", "--no-wait"]) == 0
     _pass_hours(db_url, 30)  # nobody collected for 30 hours (the batch ended meanwhile)
     assert main(["worker", "--once"]) == 0
@@ -188,7 +206,8 @@ def test_a_held_ticket_is_never_worked_live_however_late_the_collect(env, fake, 
     assert recorded == billed_pico(fake) and len(fake.usage_log) == 2  # both group answers, on the books, once
 
 
-def test_escalate_by_id_leaves_a_held_ticket_to_its_batch(env, fake, db_url, tmp_path, capsys):
+def test_escalate_by_id_leaves_a_held_ticket_to_its_batch(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path / "t.csv", 3), "--batch", "--no-wait"]) == 0
     (batch_id,) = fake.batches
     capsys.readouterr()
@@ -201,7 +220,8 @@ def test_escalate_by_id_leaves_a_held_ticket_to_its_batch(env, fake, db_url, tmp
     assert states == {"classified": 3} and set(per_ticket.values()) == {1} and recorded == billed_pico(fake)
 
 
-def test_a_batch_answer_never_overwrites_a_later_sonnet_decision(env, fake, db_url, tmp_path):
+def test_a_batch_answer_never_overwrites_a_later_sonnet_decision(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                                 tmp_path: Path) -> None:
     assert main(["classify", write(tmp_path / "t.csv", 2), "--batch", "--no-wait"]) == 0
     db = open_database(db_url)
     with db.transaction() as s:  # a hold of the old fixed kind that ran out: the ticket was free for live work
@@ -222,14 +242,16 @@ def test_a_batch_answer_never_overwrites_a_later_sonnet_decision(env, fake, db_u
     assert states == {"classified": 2} and recorded == billed_pico(fake)
 
 
-def test_a_lost_submission_never_adopts_another_deployments_batch(env, fake, db_url, tmp_path, monkeypatch):
+def test_a_lost_submission_never_adopts_another_deployments_batch(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                                  tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import anthropic
 
     from db import batches as db_batches
 
     real = db_batches.submitted
 
-    def crash_on_remember(s, run_id, key, batch_id):
+    def crash_on_remember(s: Session, run_id: int, key: str | None, batch_id: str) -> NoReturn:
         raise SystemExit("killed right after the API accepted the batch")
 
     monkeypatch.setattr(db_batches, "submitted", crash_on_remember)

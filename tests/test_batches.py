@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.models import CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD, VIEWER
-from tests.support.fake_anthropic import Error, batch_problems
+from tests.support.fake_anthropic import Error, FakeAnthropic, batch_problems
 from triage import taxonomy
+from triage.access import Actor
 from triage.cli import main
 from triage.domain import Usage, to_pico
 from triage.settings import Settings
@@ -28,14 +31,15 @@ TICKETS = [("B-1", "I was charged twice, please refund"), ("B-2", "The app crash
            ("B-3", "refund or crash? [[conf=0.4]]")]
 
 
-def write(path):
+def write(path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "text"])
         w.writerows(TICKETS)
 
 
-def test_batch_is_half_price_and_unsure_tickets_escalate_live(env, fake, tmp_path, capsys):
+def test_batch_is_half_price_and_unsure_tickets_escalate_live(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     fake.batch_polls = 2  # "in_progress" twice before it ends
     src, out = tmp_path / "t.csv", tmp_path / "o.jsonl"
     write(src)
@@ -48,7 +52,7 @@ def test_batch_is_half_price_and_unsure_tickets_escalate_live(env, fake, tmp_pat
     assert len(batch_usage) == 3 and len(live) == 1 and "sonnet" in live[0]["model"]
     prices, now = PriceTable.default(), datetime.now(UTC)
 
-    def cost(u):
+    def cost(u: dict[str, Any]) -> Decimal:
         return prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"], service_tier=u["service_tier"]),
                            now)
 
@@ -63,7 +67,9 @@ def test_batch_is_half_price_and_unsure_tickets_escalate_live(env, fake, tmp_pat
     assert capsys.readouterr().err == "no batches waiting\n"  # collected once, never twice
 
 
-def test_submit_now_collect_later_and_errored_requests_are_retryable(env, fake, tmp_path, capsys):
+def test_submit_now_collect_later_and_errored_requests_are_retryable(env: dict[str, str], fake: FakeAnthropic,
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.csv"
     write(src)
     assert main(["classify", str(src), "--batch", "--no-wait"]) == 0
@@ -86,7 +92,7 @@ def test_submit_now_collect_later_and_errored_requests_are_retryable(env, fake, 
         ("B-1", "classified", "billing"), ("B-2", "classified", "technical"), ("B-3", "escalated", "billing")]
 
 
-def test_batch_bodies_are_validated():
+def test_batch_bodies_are_validated() -> None:
     assert batch_problems({"requests": []}) == ["requests: [] should be non-empty"]
     good: dict[str, Any] = {"requests": [{"custom_id": "x", "params": {"model": "m", "max_tokens": 1,
                                                        "messages": [{"role": "user", "content": "hi"}]}}]}
@@ -100,7 +106,7 @@ def test_batch_bodies_are_validated():
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _collectors(env, db_path, *args, n=2, ok=(0,)):
+def _collectors(env: dict[str, str], db_path: str, *args: Any, n: int = 2, ok: tuple[int, ...] = (0,)) -> list[str]:
     """`n` `triage collect` processes started together: while this test holds SQLite's write lock they all wait
     at their first write, so they race for the same queued run from the same starting line."""
     lock = sqlite3.connect(db_path, isolation_level=None, timeout=60)
@@ -117,7 +123,7 @@ def _collectors(env, db_path, *args, n=2, ok=(0,)):
     return errs
 
 
-def _books(db):
+def _books(db: Database) -> tuple[int | None, dict[int, int], int | None]:
     with db.read() as s:
         cost = s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)))
         tier1 = dict(s.execute(select(ModelCall.ticket_id, func.count()).where(ModelCall.tier == 1)
@@ -126,14 +132,16 @@ def _books(db):
     return cost, tier1, reservations
 
 
-def _billed(fake, *, model=None):
+def _billed(fake: FakeAnthropic, *, model: str | None = None) -> int:
     prices, now = PriceTable.default(), datetime.now(UTC)
     return sum(to_pico(prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"],
                                                      service_tier=u["service_tier"]), now))
                for u in fake.usage_log if model is None or u["model"] == model)
 
 
-def test_two_collectors_in_two_processes_submit_and_record_a_queued_batch_once(env, fake, db, db_url, tmp_path):
+def test_two_collectors_in_two_processes_submit_and_record_a_queued_batch_once(env: dict[str, str], fake: FakeAnthropic,
+                                                                               db: Database, db_url: str,
+                                                                               tmp_path: Path) -> None:
     items = [(f"Q-{i}", f"I was charged twice for invoice {i}, please refund") for i in range(300)]
     items += [("Q-unsure", "refund or crash? [[conf=0.4]]")]
     run_id = _economy(db, Settings.from_env(), items)
@@ -154,7 +162,8 @@ def test_two_collectors_in_two_processes_submit_and_record_a_queued_batch_once(e
         assert not s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending"))
 
 
-def test_a_haiku_only_batch_run_never_asks_sonnet(env, fake, tmp_path, capsys):
+def test_a_haiku_only_batch_run_never_asks_sonnet(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.csv"
     write(src)
     assert main(["classify", str(src), "--tier", "haiku", "--batch", "--poll", "0.05",
@@ -164,7 +173,7 @@ def test_a_haiku_only_batch_run_never_asks_sonnet(env, fake, tmp_path, capsys):
     assert rows["B-3"]["tier"] == "tier1" and rows["B-3"]["status"] == "needs_review"
 
 
-def _economy(db, settings, items, actor=LEAD):
+def _economy(db: Database, settings: Settings, items: Sequence[tuple[str | None, str]], actor: Actor = LEAD) -> int:
     """The dashboard's economy route: a batch run left to the background worker."""
     return classify.start(db, settings, taxonomy.default(), items, actor=actor, source="dashboard", batch=True,
                           background=True).run_id
@@ -172,7 +181,7 @@ def _economy(db, settings, items, actor=LEAD):
 
 @pytest.mark.parametrize("call", ["start batch", "start batch now", "submit", "check", "check_open",
                                   "collect_open", "collect"])
-def test_every_batch_service_that_may_spend_asks_who_is_acting(fake, db, call):
+def test_every_batch_service_that_may_spend_asks_who_is_acting(fake: FakeAnthropic, db: Database, call: str) -> None:
     from triage.errors import AccessDenied
     from triage.work import services
 
@@ -180,7 +189,7 @@ def test_every_batch_service_that_may_spend_asks_who_is_acting(fake, db, call):
     run_id = _economy(db, settings, TICKETS)
     router = services.build_router(settings, taxonomy.default(), db=db)
     tax = taxonomy.default()
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "start batch": lambda: _economy(db, settings, [("V-1", "a viewer's ticket")], actor=VIEWER),
         "start batch now": lambda: classify.start(db, settings, tax, [("V-1", "a viewer's ticket")], actor=VIEWER,
                                                   source="x", batch=True),

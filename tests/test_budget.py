@@ -5,16 +5,19 @@ with eight requests in flight."""
 
 import asyncio
 import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import Error, Reply
+from tests.support.fake_anthropic import Error, FakeAnthropic, Reply
 from triage import taxonomy
 from triage.cli import main
 from triage.domain import Usage, from_pico
@@ -29,14 +32,14 @@ TAX = taxonomy.default()
 CAP = Decimal("0.002")  # about eight worst-case Haiku calls, forty real ones
 
 
-def billed(fake) -> Decimal:
+def billed(fake: FakeAnthropic) -> Decimal:
     """What the fake API billed: every 200 answer's usage at the price table."""
     prices, now = PriceTable.default(), datetime.now(UTC)
     return sum((prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"], service_tier=u["service_tier"]),
                             now) for u in fake.usage_log), Decimal(0))
 
 
-def recorded(db) -> Decimal:
+def recorded(db: Database) -> Decimal:
     with db.read() as s:
         return from_pico(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))))
 
@@ -45,12 +48,12 @@ def tickets(n: int, marker: str = "") -> list[tuple[None, str]]:
     return [(None, f"ticket {i}: I was charged twice for my plan, please refund {marker}") for i in range(n)]
 
 
-def write(path, items) -> str:
+def write(path: Path, items: Sequence[tuple[str | None, str]]) -> str:
     path.write_text("\n".join(text for _, text in items) + "\n")
     return str(path)
 
 
-def assert_capped(db, fake, cap: Decimal = CAP, pending_left: bool = True) -> None:
+def assert_capped(db: Database, fake: FakeAnthropic, cap: Decimal = CAP, pending_left: bool = True) -> None:
     spent = recorded(db)
     assert 0 < spent <= cap, f"recorded spend {spent} against a cap of {cap}"
     assert spent == billed(fake), "every call the API billed is on the books"
@@ -64,7 +67,7 @@ def assert_capped(db, fake, cap: Decimal = CAP, pending_left: bool = True) -> No
 
 
 @pytest.fixture
-def capped(env, monkeypatch, fake):
+def capped(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake: FakeAnthropic) -> Callable[..., None]:
     fake.delay = 0.05  # calls overlap: eight in flight
     monkeypatch.setenv("TRIAGE_CONCURRENCY", "8")
 
@@ -73,8 +76,9 @@ def capped(env, monkeypatch, fake):
     return apply
 
 
-def test_classify_stops_at_the_cap_and_leaves_the_rest_pending_with_the_reason(capped, fake, db_url, tmp_path,
-                                                                                 capsys):
+def test_classify_stops_at_the_cap_and_leaves_the_rest_pending_with_the_reason(
+        capped: Callable[..., None], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     capped()
     assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku", "--out",
                  str(tmp_path / "o.jsonl")]) == 5
@@ -90,7 +94,7 @@ def test_classify_stops_at_the_cap_and_leaves_the_rest_pending_with_the_reason(c
     db.dispose()
 
 
-def test_worker_once_stops_at_the_cap(capped, fake, db_url):
+def test_worker_once_stops_at_the_cap(capped: Callable[..., None], fake: FakeAnthropic, db_url: str) -> None:
     db = open_database(db_url)
     runs.start_run(db, actor=LEAD, items=tickets(60), source="queued", mode="haiku")
     capped()
@@ -102,7 +106,8 @@ def test_worker_once_stops_at_the_cap(capped, fake, db_url):
     db.dispose()
 
 
-def test_retry_stops_at_the_cap(capped, fake, db_url, tmp_path, monkeypatch):
+def test_retry_stops_at_the_cap(capped: Callable[..., None], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "1")
     fake.push(*[Error(529, "overloaded_error", "Overloaded")] * 60)
     assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku"]) == 4
@@ -116,7 +121,9 @@ def test_retry_stops_at_the_cap(capped, fake, db_url, tmp_path, monkeypatch):
     db.dispose()
 
 
-def test_escalate_stops_at_the_cap_and_skips_what_sonnet_decided(capped, fake, db_url, tmp_path, capsys):
+def test_escalate_stops_at_the_cap_and_skips_what_sonnet_decided(capped: Callable[..., None], fake: FakeAnthropic,
+                                                                 db_url: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path / "t.txt", tickets(40)), "--tier", "haiku"]) == 0
     db = open_database(db_url)
     before = recorded(db)
@@ -136,7 +143,9 @@ def test_escalate_stops_at_the_cap_and_skips_what_sonnet_decided(capped, fake, d
     db.dispose()
 
 
-def test_collect_records_the_batch_then_escalates_live_only_within_the_cap(capped, fake, db_url, tmp_path):
+def test_collect_records_the_batch_then_escalates_live_only_within_the_cap(capped: Callable[..., None],
+                                                                           fake: FakeAnthropic, db_url: str,
+                                                                           tmp_path: Path) -> None:
     capped(Decimal("0.02"))
     assert main(["classify", write(tmp_path / "t.txt", tickets(40, "[[conf=0.3]]")), "--batch", "--no-wait"]) == 0
     db = open_database(db_url)
@@ -151,7 +160,10 @@ def test_collect_records_the_batch_then_escalates_live_only_within_the_cap(cappe
     db.dispose()
 
 
-def test_a_batch_is_refused_whole_when_its_worst_case_would_cross_the_cap(capped, fake, db_url, tmp_path, capsys):
+def test_a_batch_is_refused_whole_when_its_worst_case_would_cross_the_cap(capped: Callable[..., None],
+                                                                          fake: FakeAnthropic, db_url: str,
+                                                                          tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     capped(Decimal("0.001"))
     assert main(["classify", write(tmp_path / "t.txt", tickets(40)), "--batch", "--no-wait"]) == 5
     assert "would take this month's spend" in capsys.readouterr().err
@@ -163,7 +175,7 @@ def test_a_batch_is_refused_whole_when_its_worst_case_would_cross_the_cap(capped
     db.dispose()
 
 
-def test_the_dashboard_worker_stops_at_the_cap(fake, db):
+def test_the_dashboard_worker_stops_at_the_cap(fake: FakeAnthropic, db: Database) -> None:
     fake.delay = 0.05
     runs.start_run(db, actor=LEAD, items=tickets(60), source="dashboard", mode="haiku")
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, monthly_budget_usd=float(CAP), concurrency=8)
@@ -182,7 +194,9 @@ def test_the_dashboard_worker_stops_at_the_cap(fake, db):
             Ticket.status == "pending"))} == {True}
 
 
-def test_a_daily_cap_and_the_warning_level(capped, fake, db_url, tmp_path, capsys, monkeypatch):
+def test_a_daily_cap_and_the_warning_level(capped: Callable[..., None], fake: FakeAnthropic, db_url: str,
+                                           tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     capped(CAP, "DAILY")
     assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku"]) == 5
     assert "past the daily budget of $0.002" in capsys.readouterr().err
@@ -197,7 +211,9 @@ def test_a_daily_cap_and_the_warning_level(capped, fake, db_url, tmp_path, capsy
     db.dispose()
 
 
-def test_with_one_call_at_a_time_the_run_stops_at_the_first_call_that_would_cross(capped, fake, db_url, tmp_path):
+def test_with_one_call_at_a_time_the_run_stops_at_the_first_call_that_would_cross(capped: Callable[..., None],
+                                                                                  fake: FakeAnthropic, db_url: str,
+                                                                                  tmp_path: Path) -> None:
     capped()
     assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku", "--concurrency", "1"]) == 5
     db = open_database(db_url)
@@ -209,7 +225,7 @@ def test_with_one_call_at_a_time_the_run_stops_at_the_first_call_that_would_cros
     db.dispose()
 
 
-def test_the_reservation_is_an_upper_bound_of_the_real_cost(fake, db):
+def test_the_reservation_is_an_upper_bound_of_the_real_cost(fake: FakeAnthropic, db: Database) -> None:
     fake.push(Reply(text='{"reason": "' + "x" * 1200 + '", "category": "billing", "confidence": 0.9}',
                     usage={"output_tokens": 300}))
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku", db=db)
@@ -222,7 +238,7 @@ def test_the_reservation_is_an_upper_bound_of_the_real_cost(fake, db):
     assert 0 < recorded(db) <= worst
 
 
-def test_budget_check_counts_calls_in_flight_and_estimates(db):
+def test_budget_check_counts_calls_in_flight_and_estimates(db: Database) -> None:
     guard = budget.BudgetGuard(db, budget.Caps.of(0.01, warn_at=0.5))
     rid = guard.reserve(Decimal("0.006"), 1, "claude-haiku-5-5")
     st = budget.standing(db, guard.caps)
@@ -239,7 +255,9 @@ def test_budget_check_counts_calls_in_flight_and_estimates(db):
 
 @pytest.mark.parametrize("command", [["classify", "FILE", "--tier", "haiku"], ["worker", "--once"], ["retry"],
                                      ["escalate", "--id", "1"], ["collect"]])
-def test_an_unpriced_model_is_refused_before_any_call(env, fake, tmp_path, monkeypatch, capsys, command):
+def test_an_unpriced_model_is_refused_before_any_call(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     src = write(tmp_path / "t.txt", tickets(3))
     if command[0] != "classify":
         db = open_database(env["TRIAGE_DATABASE_URL"])
@@ -258,7 +276,8 @@ def test_an_unpriced_model_is_refused_before_any_call(env, fake, tmp_path, monke
     assert not fake.requests, "not one request reached the API"
 
 
-def test_an_unpriced_model_is_a_message_not_a_traceback(env, fake, tmp_path):
+def test_an_unpriced_model_is_a_message_not_a_traceback(env: dict[str, str], fake: FakeAnthropic,
+                                                        tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -270,8 +289,9 @@ def test_an_unpriced_model_is_a_message_not_a_traceback(env, fake, tmp_path):
     assert not fake.requests
 
 
-def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknown(env, fake, db_url, tmp_path,
-                                                                                 capsys):
+def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknown(
+        env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     fake.push(Reply(json_body={"reason": "a refund", "category": "billing", "confidence": 0.95},
                     model="claude-haiku-5-5-preview"))
     assert main(["classify", write(tmp_path / "t.txt", tickets(1)), "--tier", "haiku", "--out",
@@ -295,7 +315,7 @@ def test_an_answer_from_a_model_the_table_lacks_is_recorded_with_its_cost_unknow
     db.dispose()
 
 
-def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake, db):
+def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake: FakeAnthropic, db: Database) -> None:
     from triage import taxonomy
     from triage.work import classify
 
@@ -323,7 +343,9 @@ def test_the_dashboard_economy_route_reserves_its_batch_or_waits_at_the_cap(fake
         assert s.scalar(select(func.count()).select_from(CallAttempt)) == 1
 
 
-def test_eval_of_a_paid_tier_is_on_the_books_and_stops_at_the_cap(capped, fake, db_url, tmp_path, capsys):
+def test_eval_of_a_paid_tier_is_on_the_books_and_stops_at_the_cap(capped: Callable[..., None], fake: FakeAnthropic,
+                                                                  db_url: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     gold = tmp_path / "gold.csv"
     rows = [("I was charged twice for my plan so please refund", "billing"), ("the app crashes on upload", "technical")]
     gold.write_text("text,label\n" + "".join(f"{t} {i},{lab}\n" for i in range(30) for t, lab in rows))
@@ -348,20 +370,20 @@ def test_eval_of_a_paid_tier_is_on_the_books_and_stops_at_the_cap(capped, fake, 
 
 # -- issue 20: every attempt the API may have answered is on the books and inside the cap -----------------------
 
-def estimated(db) -> Decimal:
+def estimated(db: Database) -> Decimal:
     """Calls on the books at their estimate: probably billed with the answer lost, or not priceable."""
     with db.read() as s:
         return from_pico(s.scalar(select(func.coalesce(func.sum(CallAttempt.estimated_pico), 0))
                                   .where(CallAttempt.state.in_(("lost", "unpriced")))))
 
 
-def lost_rows(db) -> list[CallAttempt]:
+def lost_rows(db: Database) -> list[CallAttempt]:
     with db.read() as s:
         return list(s.scalars(select(CallAttempt).where(CallAttempt.state == "lost")))
 
 
 @pytest.fixture
-def late(env, monkeypatch, fake):
+def late(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake: FakeAnthropic) -> FakeAnthropic:
     """30% of the answers arrive after the client's 0.5 s timeout, billed all the same."""
     from tests.support.fake_anthropic import spec_validator
 
@@ -372,7 +394,7 @@ def late(env, monkeypatch, fake):
     return fake
 
 
-def test_late_answers_are_on_the_books_as_probably_billed(late, db_url, tmp_path):
+def test_late_answers_are_on_the_books_as_probably_billed(late: FakeAnthropic, db_url: str, tmp_path: Path) -> None:
     assert main(["classify", write(tmp_path / "t.txt", tickets(60)), "--tier", "haiku"]) in (0, 4)
     db = open_database(db_url)
     assert late.billed_late, "some answers arrived late"
@@ -387,7 +409,8 @@ def test_late_answers_are_on_the_books_as_probably_billed(late, db_url, tmp_path
     db.dispose()
 
 
-def test_late_answers_stay_inside_the_cap(late, capped, db_url, tmp_path):
+def test_late_answers_stay_inside_the_cap(late: FakeAnthropic, capped: Callable[..., None], db_url: str,
+                                          tmp_path: Path) -> None:
     # sixteen worst cases: room for late answers to happen before the cap refuses, whatever the prompt's size
     tier1 = services.build_router(Settings(api_key="k"), TAX, mode="haiku").tier1
     assert tier1 is not None
@@ -401,8 +424,9 @@ def test_late_answers_stay_inside_the_cap(late, capped, db_url, tmp_path):
     db.dispose()
 
 
-def test_a_retry_the_cap_cannot_afford_leaves_the_ticket_pending_with_the_reason(env, fake, db_url, tmp_path,
-                                                                                 monkeypatch, capsys):
+def test_a_retry_the_cap_cannot_afford_leaves_the_ticket_pending_with_the_reason(
+        env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     from tests.support.fake_anthropic import Late, spec_validator
 
     spec_validator()
@@ -425,7 +449,8 @@ def test_a_retry_the_cap_cannot_afford_leaves_the_ticket_pending_with_the_reason
     db.dispose()
 
 
-def test_every_attempt_late_leaves_each_on_the_books(env, fake, db_url, tmp_path, monkeypatch):
+def test_every_attempt_late_leaves_each_on_the_books(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.support.fake_anthropic import Late, spec_validator
 
     spec_validator()
@@ -441,7 +466,8 @@ def test_every_attempt_late_leaves_each_on_the_books(env, fake, db_url, tmp_path
     db.dispose()
 
 
-def test_a_cap_lowered_in_settings_stops_a_running_worker(env, fake, db_url):
+def test_a_cap_lowered_in_settings_stops_a_running_worker(env: dict[str, str], fake: FakeAnthropic,
+                                                          db_url: str) -> None:
     """`triage settings set` (the Settings page's write, from another process) while a `triage worker` works
     through 200 tickets: the calls already in flight finish, no other is sent, and the worker ends with exit 5."""
     import subprocess
@@ -477,7 +503,8 @@ def test_a_cap_lowered_in_settings_stops_a_running_worker(env, fake, db_url):
     db.dispose()
 
 
-def test_the_worst_case_covers_dense_text_and_a_cache_write_of_the_whole_prompt(fake, db):
+def test_the_worst_case_covers_dense_text_and_a_cache_write_of_the_whole_prompt(fake: FakeAnthropic,
+                                                                                db: Database) -> None:
     """A ticket of digits and base64 tokenized one token a byte, the whole prompt written to the prompt cache
     (its breakpoint's 5-minute write price), and all of max_tokens as output: the call costs no more than it
     reserved."""
@@ -490,13 +517,13 @@ def test_the_worst_case_covers_dense_text_and_a_cache_write_of_the_whole_prompt(
                         for i in range(8)))
 
     class LongExamples:  # a fixed example set long enough to be marked for the prompt cache
-        def shots_for(self, text):
+        def shots_for(self, text: str) -> Shots:
             return shots
 
-        def fixed(self):
+        def fixed(self) -> Shots:
             return shots
 
-        def worst_case(self):
+        def worst_case(self) -> Shots:
             return shots
 
     text = base64.b64encode(random.Random(7).randbytes(1500)).decode() + " 4111111111111111" * 40
@@ -516,7 +543,9 @@ def test_the_worst_case_covers_dense_text_and_a_cache_write_of_the_whole_prompt(
     assert 0 < recorded(db) <= worst
 
 
-def test_batch_answers_from_a_model_the_table_lacks_count_against_the_cap(capped, fake, db_url, tmp_path):
+def test_batch_answers_from_a_model_the_table_lacks_count_against_the_cap(capped: Callable[..., None],
+                                                                          fake: FakeAnthropic, db_url: str,
+                                                                          tmp_path: Path) -> None:
     capped(Decimal("0.02"))
     fake.push(*[Reply(json_body={"reason": "a refund", "category": "billing", "confidence": 0.95},
                       model="claude-haiku-5-5-preview") for _ in range(5)])

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import ModelCall
-from tests.support.fake_anthropic import Error, Reply
+from tests.support.fake_anthropic import Error, FakeAnthropic, Reply
 from triage.cli import main
 from triage.cli.parser import build_parser
 from triage.domain import Usage
@@ -35,14 +36,14 @@ COLUMNS = ["id", "ticket_id", "category", "confidence", "priority", "language", 
            "cost_usd", "status", "reason"]
 
 
-def write_csv(path, rows=TICKETS):
+def write_csv(path: Path, rows: list[tuple[str, str]] = TICKETS) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["ticket_id", "body"])
         w.writerows(rows)
 
 
-def expected_total(fake) -> Decimal:
+def expected_total(fake: FakeAnthropic) -> Decimal:
     prices = PriceTable.default()
     now = datetime.now(UTC)
     total = Decimal(0)
@@ -63,7 +64,8 @@ def db_calls(db_url: str) -> list[ModelCall]:
         db.dispose()
 
 
-def test_classify_csv_then_spend_matches_the_servers_usage(env, fake, tmp_path, capsys):
+def test_classify_csv_then_spend_matches_the_servers_usage(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     src, out = tmp_path / "tickets.csv", tmp_path / "out.csv"
     write_csv(src)
     assert main(["classify", str(src), "--out", str(out)]) == 0
@@ -92,7 +94,8 @@ def test_classify_csv_then_spend_matches_the_servers_usage(env, fake, tmp_path, 
     assert {line.split()[1] for line in table[1:-1]} == {"claude-haiku-5-5", "claude-sonnet-5-5"}
 
 
-def test_reimport_makes_no_new_calls_costs_nothing_and_keeps_the_labels(env, fake, tmp_path):
+def test_reimport_makes_no_new_calls_costs_nothing_and_keeps_the_labels(env: dict[str, str], fake: FakeAnthropic,
+                                                                        tmp_path: Path) -> None:
     src, out = tmp_path / "tickets.csv", tmp_path / "out.csv"
     write_csv(src)
     assert main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "first.jsonl")]) == 0
@@ -113,7 +116,8 @@ FORMULA_IDS = ["=1+2", "+SUM(A1:A9)", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", 
 EVIL_REASON = '=HYPERLINK("http://evil.example","click")'
 
 
-def test_csv_out_neutralises_cells_a_spreadsheet_would_run_as_formulas(env, fake, tmp_path):
+def test_csv_out_neutralises_cells_a_spreadsheet_would_run_as_formulas(env: dict[str, str], fake: FakeAnthropic,
+                                                                       tmp_path: Path) -> None:
     src, out, jsonl = tmp_path / "tickets.csv", tmp_path / "out.csv", tmp_path / "out.jsonl"
     write_csv(src, [(ticket_id, f"my card payment failed, case {n}") for n, ticket_id in enumerate(FORMULA_IDS)])
     fake.responder = lambda body: Reply(json_body={"reason": EVIL_REASON, "category": "billing", "confidence": 0.9})
@@ -131,7 +135,8 @@ def test_csv_out_neutralises_cells_a_spreadsheet_would_run_as_formulas(env, fake
     assert [r["id"] for r in rows] == FORMULA_IDS and [r["reason"] for r in rows] == [EVIL_REASON] * 6
 
 
-def test_stdin_jsonl_output_and_sonnet_only(env, fake, monkeypatch, capsys):
+def test_stdin_jsonl_output_and_sonnet_only(env: dict[str, str], fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("my invoice is wrong\nplease add a feature\n"))
@@ -141,7 +146,8 @@ def test_stdin_jsonl_output_and_sonnet_only(env, fake, monkeypatch, capsys):
     assert {r["model"] for r in rows} == {"claude-sonnet-5-5"} and len(fake.usage_log) == 2
 
 
-def test_escalate_by_id_and_below(env, fake, tmp_path, capsys):
+def test_escalate_by_id_and_below(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.txt"
     src.write_text("charged twice refund\nrefund or crash [[conf=0.75]]\n")
     assert main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")]) == 0
@@ -156,7 +162,8 @@ def test_escalate_by_id_and_below(env, fake, tmp_path, capsys):
     assert sum(1 for u in fake.usage_log if "sonnet" in u["model"]) == 2
 
 
-def test_failed_then_retry(env, fake, tmp_path, monkeypatch):
+def test_failed_then_retry(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "t.txt"
     src.write_text("my password reset mail never comes\n")
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "2")
@@ -173,7 +180,9 @@ def test_failed_then_retry(env, fake, tmp_path, monkeypatch):
     assert len(fake.requests) == 3  # the re-import was answered from the database
 
 
-def test_a_ticket_whose_every_attempt_times_out_fails_with_the_reason(env, fake, db_url, tmp_path, monkeypatch):
+def test_a_ticket_whose_every_attempt_times_out_fails_with_the_reason(env: dict[str, str], fake: FakeAnthropic,
+                                                                      db_url: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "1")
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "3")
     src = tmp_path / "t.txt"
@@ -186,7 +195,8 @@ def test_a_ticket_whose_every_attempt_times_out_fails_with_the_reason(env, fake,
     assert (call.attempts, call.error_kind, call.cost_pico) == (3, "transient", 0)
 
 
-def test_timeouts_are_retried_and_the_answer_is_recorded(env, fake, db_url, tmp_path, monkeypatch):
+def test_timeouts_are_retried_and_the_answer_is_recorded(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_REQUEST_TIMEOUT", "1")
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "3")
     slow = Reply(json_body={"reason": "late", "category": "technical", "confidence": 0.99}, delay=2.5)
@@ -202,7 +212,9 @@ def test_timeouts_are_retried_and_the_answer_is_recorded(env, fake, db_url, tmp_
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_rejected_key_stops_at_once_with_a_clear_message(env, fake, tmp_path, monkeypatch, capsys, status):
+def test_rejected_key_stops_at_once_with_a_clear_message(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str], status: int) -> None:
     if status == 401:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")  # the fake answers 401 to a key it does not know
     else:  # a key the API knows, without permission here
@@ -218,7 +230,8 @@ def test_rejected_key_stops_at_once_with_a_clear_message(env, fake, tmp_path, mo
     assert len(rows) == 30 and {r["status"] for r in rows} == {"pending"}
 
 
-def test_no_key_and_bad_input_are_explained(db_url, tmp_path, monkeypatch, capsys):
+def test_no_key_and_bad_input_are_explained(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
     src = tmp_path / "t.txt"
@@ -245,7 +258,7 @@ def squash(text: str) -> str:
     return "".join(text.split())  # help text is re-wrapped to the terminal's width
 
 
-def test_top_level_help_lists_every_command_with_what_it_does():
+def test_top_level_help_lists_every_command_with_what_it_does() -> None:
     out = subprocess.run([sys.executable, "-m", "triage.cli", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert out.startswith("usage: triage")
@@ -259,7 +272,7 @@ def test_top_level_help_lists_every_command_with_what_it_does():
 
 
 @pytest.mark.parametrize("command", sorted(subcommands()))
-def test_help_documents_every_option_of_every_command(command, capsys):
+def test_help_documents_every_option_of_every_command(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])
     assert exited.value.code == 0
@@ -277,18 +290,19 @@ def test_help_documents_every_option_of_every_command(command, capsys):
             assert re.search(rf"^\s+{re.escape(shown)}\s", out, re.MULTILINE), shown
 
 
-def test_the_docs_show_every_command():
+def test_the_docs_show_every_command() -> None:
     page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
     block = page.split("# The command line", 1)[1].split("```", 2)[1]
     assert set(re.findall(r"^triage (\w+)", block, re.MULTILINE)) == set(subcommands())
 
 
-def test_db_upgrade(db_url, monkeypatch, capsys):
+def test_db_upgrade(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
     assert main(["db", "upgrade"]) == 0 and "latest schema" in capsys.readouterr().out
 
 
-def test_runs_lists_who_started_what_and_how_it_ended(env, fake, tmp_path, capsys):
+def test_runs_lists_who_started_what_and_how_it_ended(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.txt"
     src.write_text("refund my invoice\nthe app crashes [[conf=0.3]]\n")
     assert main(["classify", str(src), "--operator", "maria", "--out", str(tmp_path / "o.jsonl")]) == 0
@@ -302,7 +316,8 @@ def test_runs_lists_who_started_what_and_how_it_ended(env, fake, tmp_path, capsy
     assert line.split()[3:10] == ["maria", "finished", "2", "1", "1", "0", "0"]
 
 
-def test_reclassify_calls_the_models_again_and_ignores_old_answers(env, fake, tmp_path):
+def test_reclassify_calls_the_models_again_and_ignores_old_answers(env: dict[str, str], fake: FakeAnthropic,
+                                                                   tmp_path: Path) -> None:
     src = tmp_path / "t.txt"
     src.write_text("refund my invoice\nthe app crashes\n")
     assert main(["classify", str(src), "--out", str(tmp_path / "a.jsonl")]) == 0
@@ -313,7 +328,7 @@ def test_reclassify_calls_the_models_again_and_ignores_old_answers(env, fake, tm
     assert all(Decimal(r["cost_usd"]) > 0 and r["status"] == "classified" for r in rows)
 
 
-def settings_state(db) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+def settings_state(db: Database) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
     """What `triage settings set` may write: the stored settings and the audit trail."""
     from db.models import AuditEvent, Setting
 
@@ -322,7 +337,9 @@ def settings_state(db) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]
                 [(e.actor, e.event, e.detail) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))])
 
 
-def test_settings_lists_every_setting_in_force_and_where_it_comes_from(cli_db, monkeypatch, capsys):
+def test_settings_lists_every_setting_in_force_and_where_it_comes_from(cli_db: Database,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from tests.support.actors import lead
     from triage import settings as config
 
@@ -350,7 +367,8 @@ def test_settings_lists_every_setting_in_force_and_where_it_comes_from(cli_db, m
     assert lines["concurrency"].split() == ["concurrency", "default", "8"]
 
 
-def test_settings_set_saves_audits_and_another_process_sees_it(cli_db, db_url, capsys):
+def test_settings_set_saves_audits_and_another_process_sees_it(cli_db: Database, db_url: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["settings", "set", "monthly_budget_usd", "25.5", "--operator", "maria"]) == 0
     assert "monthly_budget_usd: 0 -> 25.5, saved by maria" in capsys.readouterr().out
     assert main(["settings", "set", "per_call_sonnet", "5"]) == 0
@@ -386,7 +404,9 @@ def test_settings_set_saves_audits_and_another_process_sees_it(cli_db, db_url, c
     ("tier2_model", "no-such-model", "no price for model 'no-such-model'"),
     ("tier1_model", " ", "a model id cannot be empty"),
 ])
-def test_settings_set_refuses_a_bad_name_or_value_and_writes_nothing(cli_db, capsys, name, value, message):
+def test_settings_set_refuses_a_bad_name_or_value_and_writes_nothing(cli_db: Database,
+                                                                     capsys: pytest.CaptureFixture[str], name: str,
+                                                                     value: str, message: str) -> None:
     before = settings_state(cli_db)
     assert main(["settings", "set", name, value, "--operator", "maria"]) == 2
     err = capsys.readouterr().err

@@ -6,12 +6,16 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
+from db.engine import Database
 from tests.support.receivers import WebhookReceiver
 from tests.triage.alerts.conftest import add_tickets
 from triage.cli import main
 
 
-def test_configure_test_check_and_list(cli_db, monkeypatch, capsys):
+def test_configure_test_check_and_list(cli_db: Database, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")
     assert main(["alerts"]) == 0 and "no alerts yet" in capsys.readouterr().out
     assert main(["alerts", "--test"]) == 2  # nowhere to send it: said, exit 2
@@ -38,7 +42,7 @@ def test_configure_test_check_and_list(cli_db, monkeypatch, capsys):
         assert event["key"] == f"urgent:{tid}#1" and event["deliveries"][0]["tries"][0]["ok"] is True
 
 
-def test_a_bad_setting_is_refused_in_one_line(cli_db, capsys):
+def test_a_bad_setting_is_refused_in_one_line(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["alerts", "--set", "webhook_url=ftp://example.com/x"]) == 2
     assert "http(s) URL" in capsys.readouterr().err
     assert main(["alerts", "--set", "webhook_url=https://169.254.169.254/latest"]) == 2
@@ -46,7 +50,8 @@ def test_a_bad_setting_is_refused_in_one_line(cli_db, capsys):
     assert main(["alerts", "--set", "nonsense"]) == 2
 
 
-def test_triage_worker_once_announces_what_is_there(env, monkeypatch, capsys):
+def test_triage_worker_once_announces_what_is_there(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """`triage worker --once` (with a key, against the fake API) runs the watch beside its pass and checks and sends
     once more as it ends."""
     from db.migrate import open_database
@@ -65,7 +70,7 @@ def test_triage_worker_once_announces_what_is_there(env, monkeypatch, capsys):
     db.dispose()
 
 
-def test_the_watch_thread_checks_and_sends_on_its_own(db, monkeypatch):
+def test_the_watch_thread_checks_and_sends_on_its_own(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
     from dashboard.worker import BackgroundWorker

@@ -2,6 +2,8 @@
 quality then report. The real CLI against the fake Messages API and a temporary SQLite database."""
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -9,7 +11,7 @@ from sqlalchemy import select
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import Error, keyword_label
+from tests.support.fake_anthropic import Error, FakeAnthropic, keyword_label
 from tests.test_cli import expected_total
 from triage.cli import main
 from triage.domain import from_pico
@@ -22,18 +24,18 @@ TEXTS = ["I was charged twice on my invoice", "I cannot log in to my account", "
          "refund the charge, the app shows an error"]  # the last: two subjects, tier 1 is unsure
 
 
-def write(tmp_path, texts=TEXTS) -> str:
+def write(tmp_path: Path, texts: Sequence[str] = TEXTS) -> str:
     path = tmp_path / "t.txt"
     path.write_text("\n".join(texts) + "\n")
     return str(path)
 
 
-def group_sizes(fake, model: str = "haiku") -> list[int]:
+def group_sizes(fake: FakeAnthropic, model: str = "haiku") -> list[int]:
     return [r["body"]["messages"][0]["content"].count('<ticket id="') or 1 for r in fake.requests
             if r.get("status") == 200 and model in r["body"]["model"]]
 
 
-def calls(db_url) -> list[ModelCall]:
+def calls(db_url: str) -> list[ModelCall]:
     db = open_database(db_url)
     with db.read() as s:
         rows = list(s.scalars(select(ModelCall)))
@@ -41,7 +43,9 @@ def calls(db_url) -> list[ModelCall]:
     return rows
 
 
-def test_classify_per_call_groups_tier_1_and_tier_2_and_costs_add_up(env, fake, db_url, tmp_path, capsys):
+def test_classify_per_call_groups_tier_1_and_tier_2_and_costs_add_up(env: dict[str, str], fake: FakeAnthropic,
+                                                                     db_url: str, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path), "--per-call", "4", "--per-call-sonnet", "2"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["category"] for r in out] == [keyword_label(t)[0] for t in TEXTS]
@@ -54,7 +58,9 @@ def test_classify_per_call_groups_tier_1_and_tier_2_and_costs_add_up(env, fake, 
     assert [(r["tier"], r["requests"], r["calls"]) for r in spend["rows"]] == [(1, 2, 7), (2, 1, 1)]
 
 
-def test_the_environment_sets_the_default_and_the_flag_wins(env, fake, tmp_path, monkeypatch, capsys):
+def test_the_environment_sets_the_default_and_the_flag_wins(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_PER_CALL", "7")
     assert main(["classify", write(tmp_path), "--tier", "haiku"]) == 0
     assert group_sizes(fake) == [7]
@@ -64,7 +70,9 @@ def test_the_environment_sets_the_default_and_the_flag_wins(env, fake, tmp_path,
 
 
 @pytest.mark.parametrize("value", ["0", "51"])
-def test_a_size_out_of_range_is_refused_before_anything_is_sent(env, fake, tmp_path, capsys, value):
+def test_a_size_out_of_range_is_refused_before_anything_is_sent(env: dict[str, str], fake: FakeAnthropic,
+                                                                tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                value: str) -> None:
     assert main(["classify", write(tmp_path), "--per-call", value]) == 2
     assert "--per-call is a whole number from 1 to 50" in capsys.readouterr().err
     assert fake.requests == []
@@ -72,13 +80,15 @@ def test_a_size_out_of_range_is_refused_before_anything_is_sent(env, fake, tmp_p
         Settings.from_env({"TRIAGE_PER_CALL": value})
 
 
-def batch_groups(fake) -> list[int]:
+def batch_groups(fake: FakeAnthropic) -> list[int]:
     """Tickets per request of every Message Batch the fake received."""
     return [r["params"]["messages"][0]["content"].count('<ticket id="') or 1 for b in fake.batches.values()
             for r in b["requests"]]
 
 
-def test_batch_requests_carry_several_tickets_and_the_money_adds_up(env, fake, db_url, tmp_path, capsys):
+def test_batch_requests_carry_several_tickets_and_the_money_adds_up(env: dict[str, str], fake: FakeAnthropic,
+                                                                    db_url: str, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path), "--batch", "--poll", "0.05", "--per-call", "3"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["category"] for r in out] == [keyword_label(t)[0] for t in TEXTS]
@@ -91,7 +101,9 @@ def test_batch_requests_carry_several_tickets_and_the_money_adds_up(env, fake, d
     assert len({r.request_id for r in batch_rows}) == 3
 
 
-def test_batch_tickets_without_a_clean_answer_are_asked_again_alone_live(env, fake, db_url, tmp_path, capsys):
+def test_batch_tickets_without_a_clean_answer_are_asked_again_alone_live(env: dict[str, str], fake: FakeAnthropic,
+                                                                         db_url: str, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     texts = [TEXTS[0], TEXTS[1], TEXTS[2] + " [[skip]]", TEXTS[3], TEXTS[4] + " [[twice]]", TEXTS[5]]
     fake.group_faults.extend(["refuse"])  # the first group's answer is refused as a whole
     assert main(["classify", write(tmp_path, texts), "--tier", "haiku", "--batch", "--poll", "0.05",
@@ -106,7 +118,8 @@ def test_batch_tickets_without_a_clean_answer_are_asked_again_alone_live(env, fa
     assert sum((from_pico(r.cost_pico) for r in rows), 0) == expected_total(fake)
 
 
-def test_escalate_retry_and_worker_take_per_call(env, fake, db_url, tmp_path, capsys):
+def test_escalate_retry_and_worker_take_per_call(env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     fake.push(*[Error(400, "invalid_request_error", "scripted")])  # the first group fails: its tickets fail
     assert main(["classify", write(tmp_path, TEXTS[:6]), "--tier", "haiku", "--per-call", "3"]) == 4
     assert main(["retry", "--per-call", "3"]) == 0  # the failed three, asked again as one request
@@ -127,7 +140,8 @@ def test_escalate_retry_and_worker_take_per_call(env, fake, db_url, tmp_path, ca
     db.dispose()
 
 
-def test_a_run_keeps_its_size_whoever_finishes_it(env, fake, db_url, tmp_path):
+def test_a_run_keeps_its_size_whoever_finishes_it(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                  tmp_path: Path) -> None:
     db = open_database(db_url)
     imp = runs.start_run(db, [(None, t) for t in TEXTS[:6]], source="t", actor=LEAD, mode="haiku", per_call=2)
     assert main(["worker", "--once"]) == 0  # this worker's default is 1; the run asked for 2
@@ -137,7 +151,8 @@ def test_a_run_keeps_its_size_whoever_finishes_it(env, fake, db_url, tmp_path):
     db.dispose()
 
 
-def test_quality_reports_accuracy_by_group_size(env, fake, db_url, tmp_path, capsys):
+def test_quality_reports_accuracy_by_group_size(env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["classify", write(tmp_path, TEXTS[:4]), "--tier", "haiku", "--per-call", "4"]) == 0
     capsys.readouterr()
     labels = tmp_path / "labels.csv"

@@ -4,10 +4,12 @@ history is seeded with scripted models, and importing labels calls none)."""
 import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
 
+from db.engine import Database
 from db.models import Correction, ModelCall, Ticket
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider
@@ -22,7 +24,7 @@ T2 = {"c": ("billing", 0.9), "d": ("technical", 0.8)}
 TRUTH = {"a": "billing", "b": "account", "c": "billing", "d": "technical"}
 
 
-def seed_history(db, label_by_review=True):
+def seed_history(db: Database, label_by_review: bool = True) -> dict[str, int]:
     """Four tickets Haiku answered (two escalated to Sonnet); an operator labelled each: the right answers are
     known, so every figure below is worked out by hand."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: T1[t]),
@@ -38,7 +40,7 @@ def seed_history(db, label_by_review=True):
     return ids
 
 
-def test_quality_json_gives_the_known_figures(cli_db, capsys):
+def test_quality_json_gives_the_known_figures(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     seed_history(cli_db)
     assert main(["quality", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -75,7 +77,7 @@ def test_quality_json_gives_the_known_figures(cli_db, capsys):
     assert out["unreviewed"]["audited"] == 0  # nothing answered blind: the review labels above are all there is
 
 
-def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
+def test_quality_is_the_same_function_the_page_shows(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     from triage.quality import groups as quality_groups
     from triage.quality import measure as quality
 
@@ -92,7 +94,7 @@ def test_quality_is_the_same_function_the_page_shows(cli_db, capsys):
                                              "priority": priority_dict(priority.measure(cli_db, actor=LEAD))}))
 
 
-def test_quality_since_leaves_older_answers_out(cli_db, capsys):
+def test_quality_since_leaves_older_answers_out(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     ids = seed_history(cli_db)
     with cli_db.transaction() as s:
         s.execute(update(ModelCall).where(ModelCall.ticket_id == ids["a"])
@@ -105,7 +107,7 @@ def test_quality_since_leaves_older_answers_out(cli_db, capsys):
     assert (haiku["n"], haiku["accuracy"]) == (3, pytest.approx(1 / 3))  # a (right) is older: b, c wrong, d right
 
 
-def test_quality_text_report(cli_db, capsys):
+def test_quality_text_report(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["quality"]) == 0
     assert "No operator-labelled tickets" in capsys.readouterr().out
     seed_history(cli_db)
@@ -127,7 +129,8 @@ LABELS = ("id,text,label\n"
           "N-3,refund me,Refunds\n")  # not a category
 
 
-def test_label_imports_audits_retrains_and_a_second_run_changes_nothing(cli_db, tmp_path, capsys):
+def test_label_imports_audits_retrains_and_a_second_run_changes_nothing(cli_db: Database, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     seed_history(cli_db, label_by_review=False)
     src = tmp_path / "helpdesk.csv"
     src.write_text(LABELS)
@@ -163,7 +166,8 @@ def test_label_imports_audits_retrains_and_a_second_run_changes_nothing(cli_db, 
     assert q["per_model"][0]["accuracy"] == 0.5
 
 
-def test_label_a_file_of_ids_and_labels_only(cli_db, tmp_path, capsys):
+def test_label_a_file_of_ids_and_labels_only(cli_db: Database, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A helpdesk export of final categories: no text column, every known row matched by id; unknown ids are
     reported with examples and nothing is written for them."""
     imp = runs.start_run(cli_db, [("H-1", "I was charged twice"), ("H-2", "the app crashes")], source="t",
@@ -194,7 +198,7 @@ def test_label_a_file_of_ids_and_labels_only(cli_db, tmp_path, capsys):
         assert s.scalar(select(func.count()).select_from(Ticket)) == 2
 
 
-def test_label_json_output_and_bad_input(cli_db, tmp_path, capsys):
+def test_label_json_output_and_bad_input(cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "l.jsonl"
     src.write_text(json.dumps({"body": "my card was declined", "category": "billing"}) + "\n")
     assert main(["label", str(src), "--operator", "lee", "--json", "--no-retrain"]) == 0

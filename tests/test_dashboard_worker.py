@@ -86,7 +86,9 @@ def worker(db: Database, fake: FakeAnthropic) -> Iterator[Callable[..., Backgrou
 
 # -- idle cost and latency -----------------------------------------------------------------------------------------
 
-def test_an_idle_worker_makes_no_pass_until_there_is_work(db, fake, worker, passes):
+def test_an_idle_worker_makes_no_pass_until_there_is_work(db: Database, fake: FakeAnthropic,
+                                                          worker: Callable[..., BackgroundWorker],
+                                                          passes: list[float]) -> None:
     w = worker(poll_seconds=0.05)
     wait_for(lambda: len(passes) == 1)  # the first pass, at start (recovery after a restart)
     time.sleep(1.0)  # ~20 polls with nothing to do
@@ -98,7 +100,9 @@ def test_an_idle_worker_makes_no_pass_until_there_is_work(db, fake, worker, pass
     assert len(fake.usage_log) == 3 and w.status.last_error is None
 
 
-def test_work_queued_elsewhere_waits_at_most_a_poll_and_woken_work_none(db, fake, worker, passes):
+def test_work_queued_elsewhere_waits_at_most_a_poll_and_woken_work_none(db: Database, fake: FakeAnthropic,
+                                                                        worker: Callable[..., BackgroundWorker],
+                                                                        passes: list[float]) -> None:
     w = worker(poll_seconds=1.0)
     wait_for(lambda: len(passes) == 1)
     time.sleep(0.3)
@@ -116,7 +120,9 @@ def test_work_queued_elsewhere_waits_at_most_a_poll_and_woken_work_none(db, fake
     wait_for(lambda: pending(db) == 0)
 
 
-def test_an_idle_worker_still_sees_escalations_dead_workers_and_runs_to_finish(db, fake, worker, passes):
+def test_an_idle_worker_still_sees_escalations_dead_workers_and_runs_to_finish(db: Database, fake: FakeAnthropic,
+                                                                               worker: Callable[..., BackgroundWorker],
+                                                                               passes: list[float]) -> None:
     imp = runs.start_run(db, actor=LEAD, items=tickets(2), source="dashboard", mode="haiku")
     worker(poll_seconds=0.05)
     wait_for(lambda: pending(db) == 0)
@@ -158,7 +164,9 @@ def sent_calls(fake: FakeAnthropic) -> int:
     return sum(1 for r in fake.requests if r["path"].split("?")[0] == "/v1/messages")
 
 
-def test_stop_mid_pass_lets_the_calls_in_flight_finish_and_releases_the_rest(db, fake, worker, caplog):
+def test_stop_mid_pass_lets_the_calls_in_flight_finish_and_releases_the_rest(db: Database, fake: FakeAnthropic,
+                                                                             worker: Callable[..., BackgroundWorker],
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
     fake.delay = 1.0
     runs.start_run(db, actor=LEAD, items=tickets(40), source="dashboard", mode="haiku")
     w = worker(stop_grace=5.0)
@@ -178,7 +186,8 @@ def test_stop_mid_pass_lets_the_calls_in_flight_finish_and_releases_the_rest(db,
         assert s.scalars(select(Run.status)).one() == "running"  # its tickets wait for the next worker
 
 
-def test_stop_cuts_off_calls_slower_than_the_grace_and_books_them_lost(db, fake, worker):
+def test_stop_cuts_off_calls_slower_than_the_grace_and_books_them_lost(db: Database, fake: FakeAnthropic,
+                                                                       worker: Callable[..., BackgroundWorker]) -> None:
     fake.delay = 30.0
     runs.start_run(db, actor=LEAD, items=tickets(10), source="dashboard", mode="haiku")
     w = worker(stop_grace=0.5)
@@ -217,7 +226,8 @@ SERVER_EXITS = textwrap.dedent("""
 
 @pytest.mark.parametrize("delay, grace", [(0.05, 5.0), (1.0, 5.0), (30.0, 0.5)],
                          ids=["fast-answers", "answers-in-grace", "cut-off"])
-def test_the_server_exiting_mid_pass_stops_the_worker_quietly(db, db_url, fake, delay, grace):
+def test_the_server_exiting_mid_pass_stops_the_worker_quietly(db: Database, db_url: str, fake: FakeAnthropic,
+                                                              delay: float, grace: float) -> None:
     fake.delay = delay
     runs.start_run(db, actor=LEAD, items=tickets(40), source="dashboard", mode="haiku")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TRIAGE_DATABASE_URL": db_url, "ANTHROPIC_API_KEY": fake.api_key,

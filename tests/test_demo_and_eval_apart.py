@@ -3,13 +3,19 @@ simulated spend never counts toward a cap, and an eval never takes production ti
 against the fake Messages API and a real SQLite database."""
 
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from db import calls
+from db.engine import Database
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
 from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import demo, taxonomy
 from triage.cli import main
 from triage.domain import from_pico
@@ -19,13 +25,15 @@ TAX = taxonomy.default()
 CAP = Decimal("0.002")  # about forty real Haiku calls; the demo's simulated history costs $0.047
 
 
-def real_spend(db) -> Decimal:
+def real_spend(db: Database) -> Decimal:
     with db.read() as s:
         return from_pico(s.scalar(select(func.coalesce(func.sum(ModelCall.cost_pico), 0))
                                   .where(ModelCall.request_id.not_like(f"{demo.DEMO_REQUEST_PREFIX}%"))))
 
 
-def test_after_the_demo_a_real_run_can_still_spend_up_to_the_cap(env, fake, db_url, tmp_path, monkeypatch, capsys):
+def test_after_the_demo_a_real_run_can_still_spend_up_to_the_cap(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     db = open_database(db_url)
     demo.fill(db, TAX, actor=LEAD, settings=Settings(), days=0, local=False)  # its calls dated the last 4 hours
     assert demo.demo_cost(db) > CAP
@@ -43,15 +51,16 @@ def test_after_the_demo_a_real_run_can_still_spend_up_to_the_cap(env, fake, db_u
     db.dispose()
 
 
-def test_an_eval_leaves_production_tickets_with_the_same_text_in_their_runs_with_their_answers(env, fake, db_url,
-                                                                                              tmp_path, capsys):
+def test_an_eval_leaves_production_tickets_with_the_same_text_in_their_runs_with_their_answers(
+        env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     texts = ["I was charged twice for my plan so please refund", "the app crashes on upload"]
     src = tmp_path / "t.txt"
     src.write_text("".join(t + "\n" for t in texts))
     assert main(["classify", str(src), "--tier", "haiku"]) == 0  # production tickets, no ids
     db = open_database(db_url)
 
-    def production(s):
+    def production(s: Session) -> dict[int, tuple[Any, ...]]:
         return {t.id: (t.run_id, t.status, t.category, t.first_call_id, t.version, t.external_id)
                 for t in s.scalars(select(Ticket).where(Ticket.source != f"eval:{gold}"))}
 

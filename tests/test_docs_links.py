@@ -4,7 +4,9 @@
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -87,11 +89,11 @@ def broken_links(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_relative_link_and_anchor_resolves(path):
+def test_every_relative_link_and_anchor_resolves(path: Path) -> None:
     assert broken_links(path) == []
 
 
-def test_a_broken_link_or_anchor_is_caught(tmp_path, monkeypatch):
+def test_a_broken_link_or_anchor_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# A page\n\n## Stopping and crashes\n\n```\n# not a heading\n```\n", encoding="utf-8")
@@ -108,18 +110,18 @@ def test_a_broken_link_or_anchor_is_caught(tmp_path, monkeypatch):
     assert "no heading '#stopping'" in problems[1] and "#not-a-heading" in problems[2]
 
 
-def test_slugs_follow_githubs_rules():
+def test_slugs_follow_githubs_rules() -> None:
     assert slug("Few-shot (optional)") == "few-shot-optional"
     assert slug("Stopping and crashes") == "stopping-and-crashes"
     assert slug("`triage settings`: one setting") == "triage-settings-one-setting"
     assert slug("Who may do what?") == "who-may-do-what"
 
 
-def test_every_page_is_in_the_mkdocs_nav():
+def test_every_page_is_in_the_mkdocs_nav() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     assert config["site_name"] and config["docs_dir"] == "docs"
 
-    def pages(nav):
+    def pages(nav: list[Any]) -> Iterator[str]:
         for item in nav:
             value = next(iter(item.values())) if isinstance(item, dict) else item
             yield from pages(value) if isinstance(value, list) else [value]
@@ -129,12 +131,12 @@ def test_every_page_is_in_the_mkdocs_nav():
     assert all((DOCS / name).exists() for name in listed)
 
 
-def test_every_page_starts_with_a_title():
+def test_every_page_starts_with_a_title() -> None:
     for page in PAGES:
         assert page.read_text(encoding="utf-8").startswith("# "), page.name
 
 
-def test_the_readme_is_a_front_page():
+def test_the_readme_is_a_front_page() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= README_MAX_LINES
     assert "bash scripts/dashboard" in readme and "bash scripts/test" in readme  # the first two commands

@@ -16,7 +16,7 @@ from triage.access import listens_locally, served_locally
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_shipped_config_binds_to_loopback():
+def test_the_shipped_config_binds_to_loopback() -> None:
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["address"] == "127.0.0.1"
     assert listens_locally(config["server"]["address"])
@@ -55,7 +55,7 @@ def _serve(tmp_path: Path, *extra: str) -> set[str]:
         return _listening(server.port)
 
 
-def test_a_real_server_started_from_the_checkout_listens_on_this_machine_only(tmp_path):
+def test_a_real_server_started_from_the_checkout_listens_on_this_machine_only(tmp_path: Path) -> None:
     addresses = _serve(tmp_path)
     assert addresses == {"127.0.0.1"}
     # the check sees the difference: the same server told to open up listens on every interface
@@ -64,7 +64,7 @@ def test_a_real_server_started_from_the_checkout_listens_on_this_machine_only(tm
 
 
 @pytest.fixture
-def script_tree(tmp_path):
+def script_tree(tmp_path: Path) -> Path:
     """scripts/dashboard in a copy of the layout whose setup, python and streamlit are stand-ins that print what
     they were asked to do."""
     (tmp_path / "scripts").mkdir()
@@ -86,14 +86,14 @@ def _run_script(tree: Path, **env: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=30, check=True)
 
 
-def test_scripts_dashboard_says_it_listens_locally_and_passes_no_address(script_tree):
+def test_scripts_dashboard_says_it_listens_locally_and_passes_no_address(script_tree: Path) -> None:
     out = _run_script(script_tree)
     assert out.stdout.strip() == "streamlit run dashboard/app.py"  # config.toml's 127.0.0.1 and host names apply
     assert "listening on 127.0.0.1 only" in out.stderr and "TRIAGE_LISTEN=0.0.0.0" in out.stderr
     assert "reach it as localhost, 127.0.0.1;" in out.stderr and "WARNING" not in out.stderr
 
 
-def test_triage_listen_opens_it_explicitly_and_warns_without_sign_in(script_tree):
+def test_triage_listen_opens_it_explicitly_and_warns_without_sign_in(script_tree: Path) -> None:
     out = _run_script(script_tree, TRIAGE_LISTEN="0.0.0.0")
     assert out.stdout.strip() == "streamlit run dashboard/app.py --server.address 0.0.0.0"
     assert "listening on 0.0.0.0" in out.stderr and "WARNING" in out.stderr
@@ -106,7 +106,7 @@ def test_triage_listen_opens_it_explicitly_and_warns_without_sign_in(script_tree
     assert "sign-in is on" in _run_script(script_tree, TRIAGE_LISTEN="0.0.0.0").stderr  # the app says what is missing
 
 
-def test_triage_hosts_adds_the_names_browsers_use(script_tree):
+def test_triage_hosts_adds_the_names_browsers_use(script_tree: Path) -> None:
     out = _run_script(script_tree, TRIAGE_LISTEN="0.0.0.0", TRIAGE_HOSTS="triage.example.com, 10.0.0.5")
     hosts = "--server.allowedHosts localhost --server.allowedHosts 127.0.0.1 --server.allowedHosts triage.example.com" \
             " --server.allowedHosts 10.0.0.5"
@@ -128,7 +128,7 @@ def _upgrade(port: int, host: str) -> int:
     return int(status_line.split()[1])
 
 
-def test_a_page_on_another_host_name_gets_no_websocket(tmp_path):
+def test_a_page_on_another_host_name_gets_no_websocket(tmp_path: Path) -> None:
     """DNS rebinding: a page on rebind.example whose name now points at 127.0.0.1 reaches the local server, but
     its browser says `Host: rebind.example`, which the shipped server.allowedHosts refuses."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "TRIAGE_LISTEN"))}
@@ -141,7 +141,7 @@ def test_a_page_on_another_host_name_gets_no_websocket(tmp_path):
             assert _upgrade(server.port, foreign) != 101, foreign
 
 
-def test_a_name_given_to_allowed_hosts_gets_its_websocket(tmp_path):
+def test_a_name_given_to_allowed_hosts_gets_its_websocket(tmp_path: Path) -> None:
     """What scripts/dashboard passes for TRIAGE_HOSTS (a proxy's name) is how Streamlit spells the option."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "TRIAGE_LISTEN"))}
     env["TRIAGE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'hosts.db'}"

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, select
 
 from db import queue
+from db.engine import Database
 from db.migrate import open_database
 from db.models import ModelCall, Run, Ticket
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import Error
+from tests.support.fake_anthropic import Error, FakeAnthropic
 from triage.cli import main
 from triage.settings import Settings
 from triage.work import classify, runs, services
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 UNSURE = [(None, f"ticket {i}: refund or crash? [[conf=0.3]]") for i in range(6)]  # auto would ask Sonnet
 
 
-def sonnet_requests(fake) -> int:
+def sonnet_requests(fake: FakeAnthropic) -> int:
     return sum(1 for r in fake.requests if r["body"] and "sonnet" in r["body"]["model"])
 
 
@@ -38,7 +39,8 @@ def dead_pid() -> int:
 
 # -- item 3: the run's mode and threshold, whoever processes its tickets ----------------------------------------
 
-def test_a_haiku_run_drained_by_the_cli_worker_makes_no_sonnet_call(env, fake, db_url):
+def test_a_haiku_run_drained_by_the_cli_worker_makes_no_sonnet_call(env: dict[str, str], fake: FakeAnthropic,
+                                                                    db_url: str) -> None:
     db = open_database(db_url)
     imp = runs.start_run(db, actor=LEAD, items=UNSURE, source="dashboard", mode="haiku")
     assert main(["worker", "--once"]) == 0
@@ -50,7 +52,7 @@ def test_a_haiku_run_drained_by_the_cli_worker_makes_no_sonnet_call(env, fake, d
     db.dispose()
 
 
-def test_a_haiku_run_drained_by_the_dashboard_worker_makes_no_sonnet_call(fake, db):
+def test_a_haiku_run_drained_by_the_dashboard_worker_makes_no_sonnet_call(fake: FakeAnthropic, db: Database) -> None:
     runs.start_run(db, actor=LEAD, items=UNSURE, source="dashboard", mode="haiku", threshold=0.9)
     report = asyncio.run(services.work_once(db, Settings(api_key=fake.api_key, base_url=fake.base_url)))
     assert report.processed == 6 and sonnet_requests(fake) == 0
@@ -58,7 +60,8 @@ def test_a_haiku_run_drained_by_the_dashboard_worker_makes_no_sonnet_call(fake, 
         assert {t.status_reason for t in s.scalars(select(Ticket))} == {"confidence 0.30 under the threshold 0.90"}
 
 
-def test_a_killed_haiku_run_finished_by_a_worker_makes_no_sonnet_call(env, fake, db_url, tmp_path):
+def test_a_killed_haiku_run_finished_by_a_worker_makes_no_sonnet_call(env: dict[str, str], fake: FakeAnthropic,
+                                                                      db_url: str, tmp_path: Path) -> None:
     src = tmp_path / "t.txt"
     src.write_text("\n".join(f"ticket {i}: refund or crash? [[conf=0.3]]" for i in range(40)) + "\n")
     db = open_database(db_url)
@@ -82,7 +85,8 @@ def test_a_killed_haiku_run_finished_by_a_worker_makes_no_sonnet_call(env, fake,
     db.dispose()
 
 
-def test_a_local_run_picked_up_by_an_api_worker_is_classified_locally(env, fake, db_url):
+def test_a_local_run_picked_up_by_an_api_worker_is_classified_locally(env: dict[str, str], fake: FakeAnthropic,
+                                                                      db_url: str) -> None:
     db = open_database(db_url)
     items = [(None, "I was charged twice, refund me"), (None, "the app crashes on start")]
     imp = runs.start_run(db, items, actor=LEAD, source="no key", mode="local")
@@ -95,7 +99,9 @@ def test_a_local_run_picked_up_by_an_api_worker_is_classified_locally(env, fake,
     db.dispose()
 
 
-def test_a_retry_keeps_the_mode_of_the_run_that_failed(env, fake, db_url, tmp_path, monkeypatch, capsys):
+def test_a_retry_keeps_the_mode_of_the_run_that_failed(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "1")
     src = tmp_path / "t.txt"
     src.write_text("\n".join(t for _, t in UNSURE) + "\n")
@@ -113,7 +119,9 @@ def test_a_retry_keeps_the_mode_of_the_run_that_failed(env, fake, db_url, tmp_pa
 
 # -- item 5: exit codes -------------------------------------------------------------------------------------------
 
-def test_rerunning_classify_after_a_crash_finishes_the_dead_process_tickets(env, fake, db_url, tmp_path, capsys):
+def test_rerunning_classify_after_a_crash_finishes_the_dead_process_tickets(env: dict[str, str], fake: FakeAnthropic,
+                                                                            db_url: str, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.txt"
     src.write_text("\n".join(f"ticket {i}: refund please" for i in range(10)) + "\n")
     db = open_database(db_url)
@@ -127,7 +135,9 @@ def test_rerunning_classify_after_a_crash_finishes_the_dead_process_tickets(env,
     db.dispose()
 
 
-def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env, fake, db_url, tmp_path, capsys, monkeypatch):
+def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                             tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(classify, "HELD_WAIT_S", 1.0)  # classify waits this long for them, then says so
     src = tmp_path / "t.txt"
     src.write_text("ticket a: refund please\nticket b: the app crashes\n")
@@ -144,7 +154,7 @@ def test_tickets_held_by_a_live_process_mean_a_non_zero_exit(env, fake, db_url, 
     db.dispose()
 
 
-def _held_by_another_live_process(db_url, src):
+def _held_by_another_live_process(db_url: str, src: Path) -> tuple[Database, int]:
     src.write_text("ticket a: refund please\nticket b: the app crashes\n")
     db = open_database(db_url)
     runs.start_run(db, actor=LEAD, items=[(None, "ticket a: refund please")], source="other", mode="haiku")
@@ -154,11 +164,13 @@ def _held_by_another_live_process(db_url, src):
 
 
 @pytest.mark.parametrize("other_finishes", [True, False], ids=["the other finishes", "the other gives it back"])
-def test_classify_waits_for_its_tickets_another_live_process_holds(env, fake, db_url, tmp_path, capsys,
-                                                                   other_finishes):
+def test_classify_waits_for_its_tickets_another_live_process_holds(env: dict[str, str], fake: FakeAnthropic,
+                                                                   db_url: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   other_finishes: bool) -> None:
     db, ticket_id = _held_by_another_live_process(db_url, tmp_path / "t.txt")
 
-    def other_process():
+    def other_process() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # classify's own ticket is done: it waits for this one now
             with db.read() as s:
@@ -168,7 +180,7 @@ def test_classify_waits_for_its_tickets_another_live_process_holds(env, fake, db
             time.sleep(0.05)
         time.sleep(1.0)
         with db.transaction() as s:
-            t = s.get(Ticket, ticket_id)
+            t = s.get_one(Ticket, ticket_id)
             if other_finishes:
                 t.status, t.category, t.confidence, t.label_source = "classified", "billing", 0.9, "tier1"
             t.claimed_by, t.claimed_at = None, None
@@ -192,8 +204,10 @@ def test_classify_waits_for_its_tickets_another_live_process_holds(env, fake, db
 @pytest.mark.parametrize("flags,message", [(["--concurrency", "0"], "--concurrency must be at least 1"),
                                            (["--out", "results.xlsx"], "--out must end in .jsonl or .csv"),
                                            (["--threshold", "1.5"], "--threshold is a confidence")])
-def test_bad_arguments_are_refused_before_anything_is_stored_or_billed(env, fake, db_url, tmp_path, capsys, flags,
-                                                                       message):
+def test_bad_arguments_are_refused_before_anything_is_stored_or_billed(env: dict[str, str], fake: FakeAnthropic,
+                                                                       db_url: str, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str],
+                                                                       flags: list[str], message: str) -> None:
     src = tmp_path / "t.txt"
     src.write_text("refund please\n")
     assert main(["classify", str(src), *flags]) == 2
@@ -207,19 +221,23 @@ def test_bad_arguments_are_refused_before_anything_is_stored_or_billed(env, fake
 
 @pytest.mark.parametrize("command", [["worker", "--once", "--concurrency", "0"], ["retry", "--concurrency", "-1"],
                                      ["escalate", "--id", "1", "--concurrency", "0"]])
-def test_every_command_refuses_a_bad_concurrency(env, fake, capsys, command):
+def test_every_command_refuses_a_bad_concurrency(env: dict[str, str], fake: FakeAnthropic,
+                                                 capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     assert main(command) == 2
     assert "--concurrency must be at least 1" in capsys.readouterr().err and not fake.requests
 
 
 @pytest.mark.parametrize("ident", ["99999999999999999999", "0", "-3"])
-def test_an_impossible_ticket_id_is_a_clear_error(env, fake, capsys, ident):
+def test_an_impossible_ticket_id_is_a_clear_error(env: dict[str, str], fake: FakeAnthropic,
+                                                  capsys: pytest.CaptureFixture[str], ident: str) -> None:
     assert main(["escalate", "--id", ident]) == 2
     err = capsys.readouterr().err
     assert f"no ticket with id {ident}" in err and "Traceback" not in err and "Overflow" not in err
 
 
-def test_retry_and_worker_drained_runs_end_finished(env, fake, db_url, tmp_path, monkeypatch, capsys):
+def test_retry_and_worker_drained_runs_end_finished(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_MAX_ATTEMPTS", "1")
     src = tmp_path / "t.txt"
     src.write_text("refund please\nthe app crashes\n")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -23,7 +24,7 @@ NO_CLIENT = AnthropicProvider(None, "claude-haiku-5-5", 1, PriceTable.default())
 GOOD = NO_CLIENT.request_body("My card was charged twice", taxonomy.default())
 
 
-def test_the_engine_request_body_is_valid():
+def test_the_engine_request_body_is_valid() -> None:
     assert request_problems(GOOD) == []
 
 
@@ -36,7 +37,7 @@ def test_the_engine_request_body_is_valid():
     (lambda b: b["messages"].append({"role": "assistant", "content": "{"}), "prefill"),
     (lambda b: b["messages"][0].update(role="robot"), "robot"),
 ])
-def test_the_validator_rejects_bad_bodies(mutate, needle):
+def test_the_validator_rejects_bad_bodies(mutate: Callable[[dict[str, Any]], object], needle: str) -> None:
     import copy
 
     body = copy.deepcopy(GOOD)
@@ -72,7 +73,7 @@ def _resolve(document: dict[str, Any], pointer: str) -> object:
     return node
 
 
-def test_the_shipped_subset_is_closed_and_says_where_it_came_from():
+def test_the_shipped_subset_is_closed_and_says_where_it_came_from() -> None:
     subset = json.loads(SUBSET.read_text(encoding="utf-8"))
     schemas = subset["components"]["schemas"]
     assert {"CreateMessageParams", "CreateMessageBatchParams"} <= schemas.keys()
@@ -84,13 +85,13 @@ def test_the_shipped_subset_is_closed_and_says_where_it_came_from():
     assert re.fullmatch(r"[0-9a-f]{64}", source["sha256"]) and source["file"] and source["roots"]
 
 
-def test_the_fake_validates_against_the_shipped_subset_by_default(monkeypatch):
+def test_the_fake_validates_against_the_shipped_subset_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRIAGE_SPEC_PATH", raising=False)
     assert spec_path() == SUBSET
 
 
 @needs_full_spec
-def test_the_subset_is_what_refresh_makes_from_the_full_spec():
+def test_the_subset_is_what_refresh_makes_from_the_full_spec() -> None:
     from tests.spec import refresh
 
     shipped = json.loads(SUBSET.read_text(encoding="utf-8"))["components"]["schemas"]
@@ -115,14 +116,16 @@ BATCH = {"requests": [{"custom_id": "t-1", "params": GOOD}]}
     (lambda: {"requests": [{"custom_id": 7, "params": {**GOOD, "thinking": {"type": "sometimes"}}}]},
      batch_problems, False),
 ])
-def test_the_subset_validates_exactly_like_the_full_spec(make, check, valid):
+def test_the_subset_validates_exactly_like_the_full_spec(make: Callable[[], dict[str, Any]],
+                                                         check: Callable[[dict[str, Any], Path], list[str]],
+                                                         valid: bool) -> None:
     body = make()
     problems = check(body, SUBSET)
     assert problems == check(body, FULL_SPEC)
     assert (problems == []) == valid, problems
 
 
-def test_a_test_that_sends_no_body_needs_no_spec(tmp_path):
+def test_a_test_that_sends_no_body_needs_no_spec(tmp_path: Path) -> None:
     """A pure unit test runs with the spec gone; a body sent to the fake then fails the test, saying why."""
     missing = tmp_path / "absent.json"
     env = {**os.environ, "TRIAGE_SPEC_PATH": str(missing), "PYTHONPATH": str(ROOT)}

@@ -10,14 +10,16 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import Error
+from tests.support.fake_anthropic import Error, FakeAnthropic
 from triage.cli import main
 from triage.domain import Usage, from_pico
 from triage.spend.pricing import PriceTable
@@ -27,25 +29,25 @@ ROOT = Path(__file__).resolve().parents[1]
 N = 40
 
 
-def billed(fake) -> tuple[int, Decimal]:
+def billed(fake: FakeAnthropic) -> tuple[int, Decimal]:
     prices, now = PriceTable.default(), datetime.now(UTC)
     return len(fake.usage_log), sum((prices.cost(u["model"], Usage(u["input_tokens"], u["output_tokens"]), now)
                                      for u in fake.usage_log), Decimal(0))
 
 
-def on_the_books(db) -> tuple[int, Decimal]:
+def on_the_books(db: Database) -> tuple[int, Decimal]:
     with db.read() as s:
         n, pico = s.execute(select(func.count(), func.coalesce(func.sum(ModelCall.cost_pico), 0))
                             .where(ModelCall.outcome != "error")).one()
     return n, from_pico(pico)
 
 
-def start(env, *args) -> subprocess.Popen[str]:
+def start(env: dict[str, str], *args: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "triage.cli", *args], env={**env, "PYTHONPATH": str(ROOT)},
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_calls(db, proc, n: int, timeout: float = 120) -> None:
+def wait_for_calls(db: Database, proc: subprocess.Popen[str], n: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if on_the_books(db)[0] >= n:
@@ -57,7 +59,8 @@ def wait_for_calls(db, proc, n: int, timeout: float = 120) -> None:
     raise AssertionError("no calls recorded in time")
 
 
-def prepare(command: str, env, fake, db, tmp_path, monkeypatch) -> list[str]:
+def prepare(command: str, env: dict[str, str], fake: FakeAnthropic, db: Database, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Queue the work `command` will do; return its arguments."""
     text = "\n".join(f"ticket {i}: I was charged twice, please refund" for i in range(N)) + "\n"
     if command == "classify":
@@ -81,8 +84,9 @@ def prepare(command: str, env, fake, db, tmp_path, monkeypatch) -> list[str]:
 @pytest.mark.parametrize("command,sig", [("classify", signal.SIGTERM), ("classify", signal.SIGINT),
                                          ("worker", signal.SIGTERM), ("retry", signal.SIGTERM),
                                          ("escalate", signal.SIGINT)])
-def test_a_signal_stops_cleanly_and_every_billed_call_is_recorded(env, fake, db_url, tmp_path, monkeypatch,
-                                                                 command, sig):
+def test_a_signal_stops_cleanly_and_every_billed_call_is_recorded(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  command: str, sig: signal.Signals) -> None:
     db = open_database(db_url)
     args = prepare(command, env, fake, db, tmp_path, monkeypatch)
     before = on_the_books(db)[0]
@@ -118,8 +122,9 @@ def test_a_signal_stops_cleanly_and_every_billed_call_is_recorded(env, fake, db_
     db.dispose()
 
 
-def test_a_second_signal_cuts_the_calls_in_flight_off_and_books_them_as_probably_billed(env, fake, db_url,
-                                                                                        tmp_path, capsys):
+def test_a_second_signal_cuts_the_calls_in_flight_off_and_books_them_as_probably_billed(
+        env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     db = open_database(db_url)
     items = [(None, f"ticket {i}: refund me") for i in range(N)]
     runs.start_run(db, items, actor=LEAD, source="queued", mode="haiku")
@@ -144,7 +149,9 @@ def test_a_second_signal_cuts_the_calls_in_flight_off_and_books_them_as_probably
     db.dispose()
 
 
-def test_after_sigkill_the_restart_books_the_lost_calls_as_probably_billed(env, fake, db_url, tmp_path, capsys):
+def test_after_sigkill_the_restart_books_the_lost_calls_as_probably_billed(env: dict[str, str], fake: FakeAnthropic,
+                                                                           db_url: str, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     db = open_database(db_url)
     src = tmp_path / "t.txt"
     src.write_text("\n".join(f"ticket {i}: charged twice, refund" for i in range(60)) + "\n")

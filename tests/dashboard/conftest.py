@@ -1,13 +1,15 @@
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from db.engine import Database
 from db.migrate import open_database
 from tests.support.actors import LEAD
-from tests.support.fakes import ScriptedProvider, error
+from tests.support.fakes import Answer, ScriptedProvider, error
 from triage import domain as base
 from triage import taxonomy
 from triage.routing.router import Router
@@ -16,7 +18,7 @@ from triage.work import pipeline, runs
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TAX = taxonomy.default()
 
-SEED = {
+SEED: dict[str, tuple[Answer, Answer | None]] = {
     "charged twice": (("billing", 0.95), None),
     "app crashes on upload": (("technical", 0.9), None),
     "login or refund?": (("billing", 0.5), ("account", 0.9)),
@@ -27,7 +29,7 @@ SEED = {
 
 
 @pytest.fixture
-def app_env(db_url, monkeypatch):
+def app_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     import streamlit as st
 
     monkeypatch.setenv("TRIAGE_DATABASE_URL", db_url)
@@ -37,7 +39,7 @@ def app_env(db_url, monkeypatch):
 
 
 @pytest.fixture
-def seeded(app_env):
+def seeded(app_env: str) -> Iterator[tuple[Database, dict[str, int]]]:
     db = open_database(app_env)
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: SEED[t][0]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: SEED[t][1]), TAX)

@@ -2,16 +2,21 @@
 of visitor; the local default without sign-in; the network warning."""
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit.config
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
+from db.engine import Database
 from db.models import AuditEvent, Correction, ModelCall, Run, Setting, Ticket
 from tests.dashboard.conftest import ACCESS, APP, AUTH, SEED, VISITORS, make_app, signed_in_app
 from tests.dashboard.test_pages import select_review_rows, texts
+from tests.support.fake_anthropic import FakeAnthropic
 
 PAGES = {"classify": "Classify tickets", "review": "Review queue", "audit": "Audit", "spend": "Spend & routing",
          "quality": "Quality", "settings": "Settings", "pilot": "Pilot"}  # the pilot: leads only
@@ -20,21 +25,21 @@ MAY_OPEN = {"signed_out": set(), "unlisted": set(), "viewer": {"spend", "quality
 PAGE_FILE = {p: str(Path(APP).parent / "app_pages" / f"{p}.py") for p in PAGES}
 
 
-def everything_shown(at) -> str:
+def everything_shown(at: AppTest) -> str:
     """Every piece of text on the page, including tables and widget labels, for "no ticket text" checks."""
     shown = [texts(at), *(str(t.value) for t in at.title), *(str(b.label) for b in at.button)]
     for kind in ("dataframe", "data_editor"):
-        shown += [e.value.to_csv() for e in at.get(kind)]
+        shown += [e.value.to_csv() for e in at.get(kind) if isinstance(e, Element)]
     shown += [f"{m.label} {m.value}" for m in at.metric]
     return " ".join(shown)
 
 
-def no_ticket_text(at) -> bool:
+def no_ticket_text(at: AppTest) -> bool:
     shown = everything_shown(at)
     return not any(text in shown for text in SEED if len(text) > 8)
 
 
-def assert_door(at, kind: str) -> None:
+def assert_door(at: AppTest, kind: str) -> None:
     """Only the sign-in screen, or "no access" with the identity used: no counts, text, spend or other buttons."""
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == ["Triage"]
@@ -51,7 +56,7 @@ def assert_door(at, kind: str) -> None:
 
 @pytest.mark.parametrize("page", list(PAGES))
 @pytest.mark.parametrize("kind", list(VISITORS))
-def test_every_kind_of_visitor_on_every_page(seeded, kind, page):
+def test_every_kind_of_visitor_on_every_page(seeded: tuple[Database, dict[str, int]], kind: str, page: str) -> None:
     at = signed_in_app(kind)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -81,7 +86,7 @@ def test_every_kind_of_visitor_on_every_page(seeded, kind, page):
         assert not direct.button and not direct.get("data_editor")
 
 
-def db_state(db) -> dict[str, object]:
+def db_state(db: Database) -> dict[str, object]:
     with db.read() as s:
         return {"tickets": s.execute(select(Ticket.id, Ticket.status, Ticket.category, Ticket.version,
                                             Ticket.escalation_requested).order_by(Ticket.id)).all(),
@@ -90,7 +95,9 @@ def db_state(db) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("kind", ["signed_out", "unlisted", "viewer"])
-def test_a_refused_visitor_makes_no_api_call_reads_no_ticket_text_and_changes_nothing(seeded, fake, monkeypatch, kind):
+def test_a_refused_visitor_makes_no_api_call_reads_no_ticket_text_and_changes_nothing(
+        seeded: tuple[Database, dict[str, int]], fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch,
+        kind: str) -> None:
     db, ids = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
@@ -119,7 +126,9 @@ def test_a_refused_visitor_makes_no_api_call_reads_no_ticket_text_and_changes_no
     assert db_state(db) == before
 
 
-def test_the_same_attempt_by_an_operator_does_reach_the_api(seeded, fake, monkeypatch):
+def test_the_same_attempt_by_an_operator_does_reach_the_api(seeded: tuple[Database, dict[str, int]],
+                                                            fake: FakeAnthropic,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The control for the test above: an operator's Classify queues a run the worker sends to the API."""
     from tests.dashboard.test_pages import classify_and_wait
 
@@ -134,7 +143,7 @@ def test_the_same_attempt_by_an_operator_does_reach_the_api(seeded, fake, monkey
         assert s.scalars(select(Run.started_by).order_by(Run.id.desc())).first() == "olga@ops.example.com"
 
 
-def test_an_operator_labels_with_their_email_and_a_viewer_sees_charts(seeded):
+def test_an_operator_labels_with_their_email_and_a_viewer_sees_charts(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = signed_in_app("operator")
     at.run()
@@ -150,7 +159,7 @@ def test_an_operator_labels_with_their_email_and_a_viewer_sees_charts(seeded):
     assert len(viewer.get("plotly_chart")) == 6 and [m.label for m in viewer.metric][:2] == ["Spend", "Tickets"]
 
 
-def test_a_lead_sees_recent_audit_events_in_settings(seeded):
+def test_a_lead_sees_recent_audit_events_in_settings(seeded: tuple[Database, dict[str, int]]) -> None:
     at = signed_in_app("lead")
     at.run()
     at.switch_page("app_pages/settings.py").run()
@@ -166,7 +175,7 @@ def test_a_lead_sees_recent_audit_events_in_settings(seeded):
     assert any(r["event"] == "run.start" and "source: seed" in r["detail"] for r in rows)
 
 
-def test_an_expired_sign_in_asks_to_sign_in_again(seeded):
+def test_an_expired_sign_in_asks_to_sign_in_again(seeded: tuple[Database, dict[str, int]]) -> None:
     at = signed_in_app("lead")
     at.user = {**at.user, "exp": int(time.time()) - 60}
     at.run()
@@ -176,14 +185,14 @@ def test_an_expired_sign_in_asks_to_sign_in_again(seeded):
     assert [(b.key, b.label) for b in at.button] == [("sign_in", "Sign in")]
 
 
-def test_an_invalid_access_list_lets_nobody_in(seeded):
+def test_an_invalid_access_list_lets_nobody_in(seeded: tuple[Database, dict[str, int]]) -> None:
     at = signed_in_app("lead", access={"leeds": ["lena@example.com"]})
     at.run()
     assert any("access list is invalid" in e.value and "leeds" in e.value for e in at.error)
     assert not at.get("dataframe") and [b.key for b in at.button] == ["sign_out"]
 
 
-def test_signing_out_leaves_only_the_sign_in_screen(seeded):
+def test_signing_out_leaves_only_the_sign_in_screen(seeded: tuple[Database, dict[str, int]]) -> None:
     at = signed_in_app("lead")
     at.run()
     assert at.title[0].value == "Classify tickets"
@@ -192,11 +201,11 @@ def test_signing_out_leaves_only_the_sign_in_screen(seeded):
 
 
 @pytest.fixture
-def listen_on():
+def listen_on() -> Iterator[Callable[..., None]]:
     """Set where the server listens and which host names it answers (the shipped names unless told)."""
     before = {o: streamlit.config.get_option(o) for o in ("server.address", "server.allowedHosts")}
 
-    def set_address(address, hosts=("localhost", "127.0.0.1")):
+    def set_address(address: str | None, hosts: Sequence[str] = ("localhost", "127.0.0.1")) -> None:
         streamlit.config.set_option("server.address", address)
         streamlit.config.set_option("server.allowedHosts", list(hosts))
 
@@ -205,7 +214,7 @@ def listen_on():
         streamlit.config.set_option(option, value)
 
 
-def test_without_sign_in_the_local_user_is_a_lead_and_is_told_so(app_env, listen_on):
+def test_without_sign_in_the_local_user_is_a_lead_and_is_told_so(app_env: str, listen_on: Callable[..., None]) -> None:
     listen_on("127.0.0.1")
     at = make_app()
     assert any("single local user, a **lead**" in c.value and "this machine only" in c.value for c in at.caption)
@@ -216,7 +225,8 @@ def test_without_sign_in_the_local_user_is_a_lead_and_is_told_so(app_env, listen
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", None])
-def test_open_to_the_network_without_sign_in_warns_on_every_page(app_env, listen_on, address):
+def test_open_to_the_network_without_sign_in_warns_on_every_page(app_env: str, listen_on: Callable[..., None],
+                                                                 address: str | None) -> None:
     listen_on(address)
     at = make_app()
     for page in PAGES:
@@ -231,7 +241,9 @@ def test_open_to_the_network_without_sign_in_warns_on_every_page(app_env, listen
     ([], "allowedHosts` is empty"),
     (["*"], "reach it as `*`"),
 ])
-def test_behind_a_proxy_or_for_any_host_name_without_sign_in_warns_on_every_page(app_env, listen_on, hosts, why):
+def test_behind_a_proxy_or_for_any_host_name_without_sign_in_warns_on_every_page(app_env: str,
+                                                                                 listen_on: Callable[..., None],
+                                                                                 hosts: list[str], why: str) -> None:
     """Listening on 127.0.0.1 behind a proxy on this machine (its name in allowedHosts), or answering any host name
     (DNS rebinding), is open too: before, no page said so."""
     listen_on("127.0.0.1", hosts)
@@ -243,7 +255,7 @@ def test_behind_a_proxy_or_for_any_host_name_without_sign_in_warns_on_every_page
     assert any("open to the network" in c.value for c in at.caption)
 
 
-def test_open_to_the_network_with_sign_in_needs_no_warning(app_env, listen_on):
+def test_open_to_the_network_with_sign_in_needs_no_warning(app_env: str, listen_on: Callable[..., None]) -> None:
     listen_on("0.0.0.0")
     at = signed_in_app("lead")
     at.run()
@@ -256,7 +268,7 @@ def test_open_to_the_network_with_sign_in_needs_no_warning(app_env, listen_on):
 DOOR_KINDS = [k for k in VISITORS if k != "signed_out"]
 
 
-def assert_closed(at, problem: str) -> None:
+def assert_closed(at: AppTest, problem: str) -> None:
     """The "closed" screen: why, and nothing else: no page, no data, no button (nobody to sign in or out)."""
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == ["Triage"]
@@ -267,7 +279,7 @@ def assert_closed(at, problem: str) -> None:
     assert not any("single local user" in c.value for c in at.caption)
 
 
-def broken_app(kind: str, auth: dict[str, object] | None, *, entry: str = APP):
+def broken_app(kind: str, auth: dict[str, object] | None, *, entry: str = APP) -> AppTest:
     """The app with `[triage.access]` filled in and this `[auth]` (None: none at all), as this visitor."""
     at = AppTest.from_file(entry, default_timeout=60)
     if auth is not None:
@@ -292,7 +304,9 @@ BROKEN_AUTH = {  # [triage.access] is filled in; [auth] is ...
 
 @pytest.mark.parametrize("kind, broken", [*((k, "missing") for k in VISITORS),
                                           *(("lead", b) for b in BROKEN_AUTH if b != "missing")])
-def test_access_lists_without_a_working_auth_section_let_nobody_in(seeded, fake, monkeypatch, kind, broken):
+def test_access_lists_without_a_working_auth_section_let_nobody_in(seeded: tuple[Database, dict[str, int]],
+                                                                   fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch,
+                                                                   kind: str, broken: str) -> None:
     """Before, `[triage.access]` without `[auth]` made every visitor the local lead, and no page said so."""
     db, _ = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
@@ -314,7 +328,8 @@ def test_access_lists_without_a_working_auth_section_let_nobody_in(seeded, fake,
 
 @pytest.mark.parametrize("verified", ["missing", "false", "true", None, 1])
 @pytest.mark.parametrize("kind", DOOR_KINDS)
-def test_only_an_email_the_provider_calls_verified_gets_in(seeded, kind, verified):
+def test_only_an_email_the_provider_calls_verified_gets_in(seeded: tuple[Database, dict[str, int]], kind: str,
+                                                           verified: str | int | None) -> None:
     """Only `email_verified: true`, a JSON boolean: a provider that says nothing (or says it as a string, a
     number or null) has not vouched for the address, so nobody who uses it gets a role."""
     at = signed_in_app(kind)
@@ -331,7 +346,8 @@ def test_only_an_email_the_provider_calls_verified_gets_in(seeded, kind, verifie
 
 
 @pytest.fixture
-def failing_worker(seeded, fake, monkeypatch):
+def failing_worker(seeded: tuple[Database, dict[str, int]], fake: FakeAnthropic,
+                   monkeypatch: pytest.MonkeyPatch) -> str:
     """The background worker's passes fail with a real database error whose bound values are a ticket's text (as
     SQLAlchemy's errors carry them)."""
     from sqlalchemy import text as sql
@@ -342,7 +358,7 @@ def failing_worker(seeded, fake, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
 
-    async def work_once(db, *args, **kwargs):
+    async def work_once(db: Database, *args: Any, **kwargs: Any) -> None:
         with db.transaction() as s:
             ticket = s.scalars(select(Ticket.text).order_by(Ticket.id)).first()
             s.execute(sql("SELECT * FROM no_such_table WHERE text = :text"), {"text": ticket})
@@ -351,7 +367,7 @@ def failing_worker(seeded, fake, monkeypatch):
     return next(iter(SEED))
 
 
-def worker_caption(at, deadline: float) -> str:
+def worker_caption(at: AppTest, deadline: float) -> str:
     while True:
         found = [c.value for c in at.caption if "Worker:" in c.value]
         if found or time.monotonic() > deadline:
@@ -361,7 +377,7 @@ def worker_caption(at, deadline: float) -> str:
 
 
 @pytest.mark.parametrize("kind", ["viewer", "operator", "lead"])
-def test_the_workers_raw_error_text_is_shown_to_nobody(failing_worker, kind):
+def test_the_workers_raw_error_text_is_shown_to_nobody(failing_worker: str, kind: str) -> None:
     """Before, the sidebar showed every role `OperationalError: ... [parameters: ('charged twice',)]`."""
     ticket = failing_worker
     at = signed_in_app(kind)

@@ -4,8 +4,11 @@ the section (the page refuses them, the section shows itself to leads only, the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
 from db.models import AuditEvent
@@ -17,7 +20,7 @@ from triage.alerts import config
 from triage.errors import AccessDenied
 
 
-def settings_page(kind: str = "lead"):
+def settings_page(kind: str = "lead") -> AppTest:
     at = signed_in_app(kind)
     at.run()
     at.switch_page("app_pages/settings.py").run()
@@ -25,12 +28,13 @@ def settings_page(kind: str = "lead"):
     return at
 
 
-def save(at):
+def save(at: AppTest) -> None:
     next(b for b in at.button if b.label == "Save alerts").click().run()
     assert not at.exception, [e.value for e in at.exception]
 
 
-def test_a_lead_sets_a_webhook_sends_a_test_and_never_sees_the_address_again(app_env, monkeypatch):
+def test_a_lead_sets_a_webhook_sends_a_test_and_never_sees_the_address_again(app_env: str,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")
     with WebhookReceiver() as hook:
         at = settings_page()
@@ -60,7 +64,7 @@ def test_a_lead_sets_a_webhook_sends_a_test_and_never_sees_the_address_again(app
     db.dispose()
 
 
-def test_a_bad_address_is_refused_and_nothing_is_saved(app_env):
+def test_a_bad_address_is_refused_and_nothing_is_saved(app_env: str) -> None:
     at = settings_page()
     at.text_input(key="alerts_webhook").input("http://169.254.169.254/latest/meta-data")
     save(at)
@@ -74,7 +78,7 @@ def test_a_bad_address_is_refused_and_nothing_is_saved(app_env):
 
 
 @pytest.mark.parametrize("kind", ["viewer", "operator"])
-def test_viewers_and_operators_neither_see_nor_change_alerts(app_env, kind):
+def test_viewers_and_operators_neither_see_nor_change_alerts(app_env: str, kind: str) -> None:
     direct = signed_in_app(kind, entry=PAGE_FILE["settings"])  # the page opened by URL
     direct.run()
     assert not direct.exception
@@ -83,6 +87,7 @@ def test_viewers_and_operators_neither_see_nor_change_alerts(app_env, kind):
     assert any("may not" in e.value for e in direct.error)
     db = open_database(app_env)
     who = {"viewer": VIEWER, "operator": OPERATOR}[kind]
+    attempt: Callable[[], object]
     for attempt in (lambda: config.save(db, actor=who, webhook_url="https://hooks.example.com/x"),
                     lambda: config.read(db, actor=who)):
         with pytest.raises(AccessDenied):
@@ -91,11 +96,11 @@ def test_viewers_and_operators_neither_see_nor_change_alerts(app_env, kind):
     db.dispose()
 
 
-def test_the_section_shows_nothing_to_anyone_but_a_lead(app_env):
+def test_the_section_shows_nothing_to_anyone_but_a_lead(app_env: str) -> None:
     """Called on its own (as a page might by mistake) with an operator: it renders nothing."""
     from streamlit.testing.v1 import AppTest
 
-    def script():
+    def script() -> None:
         from dashboard.sections import alerts as section
         from db.migrate import open_database as opened
         from tests.support.actors import OPERATOR as who

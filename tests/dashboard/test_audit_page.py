@@ -2,11 +2,14 @@
 confidence; the answer is saved as an audit label and the Quality page's unreviewed figure moves."""
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from db import audit_sample
+from db.engine import Database
 from db.migrate import open_database
 from db.models import AuditDraw, Ticket
 from tests.dashboard.conftest import TAX, make_app, name_asked_first, signed_in_app
@@ -22,7 +25,7 @@ ANSWERS = {"the thing stopped doing the thing yesterday": ("product_feedback", 0
 
 
 @pytest.fixture
-def drawn(app_env, monkeypatch):
+def drawn(app_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Database, dict[str, int]]]:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "1")
     db = open_database(app_env)
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: ANSWERS[t]), None, TAX)
@@ -33,7 +36,7 @@ def drawn(app_env, monkeypatch):
     db.dispose()
 
 
-def blind(at, model_label: str) -> None:
+def blind(at: AppTest, model_label: str) -> None:
     """Nothing on the page gives the model's answer away: not its label (outside the neutral list of choices,
     none picked), not its confidence."""
     shown = everything_shown(at)
@@ -43,7 +46,7 @@ def blind(at, model_label: str) -> None:
     assert radio.value is None and list(radio.options) == TAX.names
 
 
-def test_an_operator_answers_blind_and_the_figure_moves(drawn):
+def test_an_operator_answers_blind_and_the_figure_moves(drawn: tuple[Database, dict[str, int]]) -> None:
     db, ids = drawn
     at = make_app("audit")
     assert at.title[0].value == "Audit"
@@ -63,8 +66,8 @@ def test_an_operator_answers_blind_and_the_figure_moves(drawn):
     with db.read() as s:
         rows = {r.ticket_id: r for r in s.scalars(select(AuditDraw))}
         assert rows[ids[first]].answer == "technical" and rows[ids[first]].answered_by == "alice"
-        assert s.get(Ticket, ids[first]).category == "technical"  # an operator label now
-        assert s.get(Ticket, ids[first]).label_source == "operator"
+        assert s.get_one(Ticket, ids[first]).category == "technical"  # an operator label now
+        assert s.get_one(Ticket, ids[first]).label_source == "operator"
     # one right of two: the Quality page shows it as the unreviewed traffic's, apart from review labels
     at.switch_page("app_pages/quality.py").run()
     assert not at.exception
@@ -74,7 +77,7 @@ def test_an_operator_answers_blind_and_the_figure_moves(drawn):
     assert "Measured on review labels" in [h.value for h in at.subheader]
 
 
-def test_a_viewer_cannot_open_the_audit_page(drawn):
+def test_a_viewer_cannot_open_the_audit_page(drawn: tuple[Database, dict[str, int]]) -> None:
     at = signed_in_app("viewer")
     at.run()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
@@ -82,7 +85,7 @@ def test_a_viewer_cannot_open_the_audit_page(drawn):
     assert not any(t in everything_shown(at) for t in ANSWERS)
 
 
-def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded):
+def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded: tuple[Database, dict[str, int]]) -> None:
     from db.models import AuditEvent
     from tests.support.actors import op
     from triage import review
@@ -91,7 +94,7 @@ def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded):
     db, ids = seeded
     for text in ("charged twice", "login or refund?"):
         with db.read() as s:
-            t = s.get(Ticket, ids[text])
+            t = s.get_one(Ticket, ids[text])
         review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     at = make_app("quality")
     table = at.get("arrow_data_frame") or at.dataframe
@@ -106,5 +109,5 @@ def test_a_lead_applies_a_threshold_from_the_trade_off_in_one_click(seeded):
     assert "chosen from the trade-off" in why and "to review" in why
 
 
-def test_the_name_is_asked_before_the_first_audit_answer(drawn):
+def test_the_name_is_asked_before_the_first_audit_answer(drawn: tuple[Database, dict[str, int]]) -> None:
     name_asked_first("audit", "audit answers")

@@ -4,21 +4,24 @@ Classify button is never disabled (a paste is applied by the click itself); the 
 
 import time
 
+import pytest
 from sqlalchemy import select
 
 from db.migrate import open_database
 from db.models import ModelCall
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import classify_and_wait, texts
+from tests.support.fake_anthropic import FakeAnthropic
 from triage.domain import from_pico
 from triage.work import runs
 
 
-def sonnet_requests(fake) -> int:
+def sonnet_requests(fake: FakeAnthropic) -> int:
     return sum(1 for r in fake.requests if "sonnet" in str(r["body"].get("model", "")))
 
 
-def test_asking_sonnet_again_needs_a_confirmation_naming_the_price(app_env, fake, monkeypatch):
+def test_asking_sonnet_again_needs_a_confirmation_naming_the_price(app_env: str, fake: FakeAnthropic,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     db = open_database(app_env)
@@ -49,14 +52,14 @@ def test_asking_sonnet_again_needs_a_confirmation_naming_the_price(app_env, fake
     assert sonnet_requests(fake) == 2  # confirmed: asked (and billed) once more
 
 
-def test_the_classify_button_is_enabled_before_any_text_and_says_what_is_missing(app_env):
+def test_the_classify_button_is_enabled_before_any_text_and_says_what_is_missing(app_env: str) -> None:
     at = make_app()
     assert not at.button(key="classify").disabled  # a paste applied by the click itself classifies on that click
     at.button(key="classify").click().run()
     assert any("Nothing to classify yet" in w.value for w in at.warning)
 
 
-def test_the_name_is_asked_before_the_first_action_and_fills_the_sidebar(app_env):
+def test_the_name_is_asked_before_the_first_action_and_fills_the_sidebar(app_env: str) -> None:
     at = make_app(operator=None)
     field = at.text_input(key="operator_name_first")
     assert "stamped on your runs" in field.label

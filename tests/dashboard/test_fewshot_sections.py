@@ -5,8 +5,11 @@ setting itself."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from dashboard.ui import money
 from db import calls
+from db.engine import Database
 from db.migrate import open_database
 from tests.dashboard.conftest import make_app
 from tests.support.actors import LEAD
@@ -30,12 +33,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 PLAIN = Usage(400, 20)
 
 
-def call(label, *, examples=None, usage=PLAIN, cost=Decimal("0.00005")):
+def call(label: str, *, examples: int | None = None, usage: Usage = PLAIN, cost: Decimal = Decimal("0.00005")
+         ) -> CallResult:
     return CallResult(1, "claude-haiku-5-5", base.OK, category=label, confidence=0.9, usage=usage, cost_usd=cost,
                       examples=examples, created_at=NOW, model_returned="claude-haiku-5-5")
 
 
-def seed(db, *, with_examples=True, label=True):
+def seed(db: Database, *, with_examples: bool = True, label: bool = True) -> dict[str, int]:
     imp = runs.start_run(db, [(None, t) for t in TRUTH], source="seed", actor=LEAD)
     ids = dict(zip(TRUTH, imp.ticket_ids, strict=True))
     with db.transaction() as s:
@@ -49,7 +53,7 @@ def seed(db, *, with_examples=True, label=True):
     return ids
 
 
-def test_quality_compares_haiku_with_and_without_examples_on_the_same_labelled_tickets(app_env):
+def test_quality_compares_haiku_with_and_without_examples_on_the_same_labelled_tickets(app_env: str) -> None:
     db = open_database(app_env)
     seed(db)
     (c,) = quality.measure(db, classes=TAX.names).fewshot
@@ -66,7 +70,7 @@ def test_quality_compares_haiku_with_and_without_examples_on_the_same_labelled_t
     db.dispose()
 
 
-def test_quality_without_few_shot_calls_or_without_labels_says_so(app_env):
+def test_quality_without_few_shot_calls_or_without_labels_says_so(app_env: str) -> None:
     db = open_database(app_env)
     seed(db, with_examples=False)
     at = make_app("quality")
@@ -75,7 +79,7 @@ def test_quality_without_few_shot_calls_or_without_labels_says_so(app_env):
     db.dispose()
 
 
-def test_no_labels_no_comparison(app_env):
+def test_no_labels_no_comparison(app_env: str) -> None:
     db = open_database(app_env)
     seed(db, label=False)
     assert quality.measure(db).fewshot == []  # with-examples calls exist, but no operator label to judge them by
@@ -84,7 +88,7 @@ def test_no_labels_no_comparison(app_env):
     db.dispose()
 
 
-def test_spend_shows_what_examples_cost_and_what_the_cache_saved_exactly(app_env):
+def test_spend_shows_what_examples_cost_and_what_the_cache_saved_exactly(app_env: str) -> None:
     db = open_database(app_env)
     imp = runs.start_run(db, [(None, f"ticket {i}") for i in range(4)], source="seed", actor=LEAD)
     prices = PriceTable.default()
@@ -119,7 +123,7 @@ def test_spend_shows_what_examples_cost_and_what_the_cache_saved_exactly(app_env
     db.dispose()
 
 
-def test_settings_turns_few_shot_on_and_the_router_follows(app_env):
+def test_settings_turns_few_shot_on_and_the_router_follows(app_env: str) -> None:
     db = open_database(app_env)
     at = make_app("settings")
     at.number_input[[n.label for n in at.number_input].index("Examples retrieved per request (0 = off)")] \
@@ -131,7 +135,7 @@ def test_settings_turns_few_shot_on_and_the_router_follows(app_env):
     db.dispose()
 
 
-def test_spend_page_without_few_shot_shows_no_section(app_env):
+def test_spend_page_without_few_shot_shows_no_section(app_env: str) -> None:
     db = open_database(app_env)
     seed(db, with_examples=False)
     at = make_app("spend")
@@ -139,7 +143,8 @@ def test_spend_page_without_few_shot_shows_no_section(app_env):
     db.dispose()
 
 
-def test_triage_quality_prints_the_same_comparison(app_env, monkeypatch, capsys):
+def test_triage_quality_prints_the_same_comparison(app_env: str, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from triage.cli import main

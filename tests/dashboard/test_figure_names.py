@@ -3,10 +3,12 @@ a handful is drawn small, as the range it allows; the local model's figure there
 names, each saying why they differ."""
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
 from db import settings
+from db.engine import Database
 from db.migrate import open_database
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
@@ -22,7 +24,7 @@ TAX = taxonomy.default()
 
 
 @pytest.fixture
-def labelled(app_env):
+def labelled(app_env: str) -> Iterator[Database]:
     """35 tickets Haiku answered, 4 of them unsure and decided by Sonnet; every one labelled by an operator."""
     db = open_database(app_env)
     router = Router(ScriptedProvider(1, "claude-haiku-5-5",
@@ -40,7 +42,7 @@ def labelled(app_env):
     db.dispose()
 
 
-def test_a_tile_on_few_labels_says_so_and_is_drawn_small(labelled):
+def test_a_tile_on_few_labels_says_so_and_is_drawn_small(labelled: Database) -> None:
     at = make_app("quality")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Haiku: answers right"] == "89%"  # 31 of 35: a figure worth its size
@@ -51,7 +53,7 @@ def test_a_tile_on_few_labels_says_so_and_is_drawn_small(labelled):
     assert "35 labels; 90% interval" in texts(at)
 
 
-def test_the_local_models_two_accuracies_have_two_names_each_saying_why(app_env):
+def test_the_local_models_two_accuracies_have_two_names_each_saying_why(app_env: str) -> None:
     db = open_database(app_env)
     with db.transaction() as s:  # what a training stored (the Settings page reads only this)
         settings.put(s, local.SETTING, {"head": {"metrics": {

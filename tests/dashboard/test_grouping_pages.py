@@ -3,14 +3,16 @@ worker, Settings saves the default, Spend counts API requests apart from tickets
 
 import time
 
+import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import Run, Ticket
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
 from tests.support.actors import LEAD, op
-from tests.support.fake_anthropic import keyword_label
+from tests.support.fake_anthropic import FakeAnthropic, keyword_label
 from triage import review, taxonomy
 from triage import settings as config
 from triage.quality import groups as quality_groups
@@ -22,7 +24,8 @@ TICKETS = ["I was charged twice on my invoice", "I cannot log in to my account",
            "I wish you had dark mode", "my invoice is wrong", "password reset never arrives"]
 
 
-def test_the_classify_page_sends_the_chosen_number_of_tickets_per_call(app_env, fake, monkeypatch):
+def test_the_classify_page_sends_the_chosen_number_of_tickets_per_call(app_env: str, fake: FakeAnthropic,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     at = make_app()
@@ -46,7 +49,8 @@ def test_the_classify_page_sends_the_chosen_number_of_tickets_per_call(app_env, 
     db.dispose()
 
 
-def test_settings_saves_tickets_per_call(seeded, monkeypatch):
+def test_settings_saves_tickets_per_call(seeded: tuple[Database, dict[str, int]],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     db, _ = seeded
     at = make_app("settings")
     boxes = {n.label: n for n in at.number_input}
@@ -58,7 +62,7 @@ def test_settings_saves_tickets_per_call(seeded, monkeypatch):
     assert (settings.per_call, settings.per_call_sonnet) == (20, 5)
 
 
-def test_the_spend_page_counts_requests_apart_from_tickets(app_env, fake):
+def test_the_spend_page_counts_requests_apart_from_tickets(app_env: str, fake: FakeAnthropic) -> None:
     db = open_database(app_env)
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=3), TAX,
                                    mode="haiku", db=db)
@@ -73,7 +77,7 @@ def test_the_spend_page_counts_requests_apart_from_tickets(app_env, fake):
     db.dispose()
 
 
-def test_the_quality_page_compares_accuracy_by_group_size(app_env, fake):
+def test_the_quality_page_compares_accuracy_by_group_size(app_env: str, fake: FakeAnthropic) -> None:
     db = open_database(app_env)
     alone = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url), TAX, mode="haiku", db=db)
     grouped = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=3), TAX,
@@ -108,7 +112,8 @@ def test_the_quality_page_compares_accuracy_by_group_size(app_env, fake):
     db.dispose()
 
 
-def test_the_economy_route_sends_the_chosen_number_of_tickets_per_batch_request(app_env, fake, monkeypatch):
+def test_the_economy_route_sends_the_chosen_number_of_tickets_per_batch_request(
+        app_env: str, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> None:
     from triage.work import classify
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)

@@ -3,7 +3,10 @@
 import json
 
 from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
+from db.engine import Database
 from db.models import Correction, ModelCall, Ticket
 from tests.dashboard.conftest import make_app
 from tests.support.actors import LEAD, op
@@ -19,23 +22,23 @@ FILE = ("id,text,label\n"
         "N-3,refund me,Refunds\n")  # outside the taxonomy
 
 
-def shown(value) -> str:
+def shown(value: object) -> str:
     """What the operator reads: the page escapes markdown in file and ticket text."""
     return str(value).replace("\\", "")
 
 
-def texts(at):
+def texts(at: AppTest) -> str:
     return " ".join(shown(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
-                    for e in at.get(kind))
+                    for e in at.get(kind) if isinstance(e, Element))
 
 
-def upload(at, data: bytes = FILE.encode(), name: str = "helpdesk.csv"):
+def upload(at: AppTest, data: bytes = FILE.encode(), name: str = "helpdesk.csv") -> AppTest:
     at.file_uploader(key="upload").set_value((name, data, "text/csv")).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
-def test_a_labelled_upload_previews_imports_and_retrains(seeded):
+def test_a_labelled_upload_previews_imports_and_retrains(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     at = upload(make_app())
     assert at.toggle(key="upload_labelled").value is True  # the file has a label column
@@ -57,7 +60,7 @@ def test_a_labelled_upload_previews_imports_and_retrains(seeded):
     with db.read() as s:
         audit = s.execute(select(Correction.ticket_id, Correction.new_label, Correction.operator, Correction.source,
                                  Correction.file)).all()
-        assert s.get(Ticket, ids["app crashes on upload"]).category == "account"
+        assert s.get_one(Ticket, ids["app crashes on upload"]).category == "account"
         assert s.scalar(select(func.count()).select_from(ModelCall)) == calls  # no model was asked
     assert {tuple(a)[2:] for a in audit} == {("alice", "import", "helpdesk.csv")} and len(audit) == 3
     assert {m.label: m.value for m in at.metric}["Matched"] == "3"  # the preview now shows the file imported
@@ -69,7 +72,8 @@ def test_a_labelled_upload_previews_imports_and_retrains(seeded):
     assert again.button(key="import_labels").disabled
 
 
-def test_a_labelled_upload_of_ids_and_labels_alone_labels_the_known_tickets(seeded):
+def test_a_labelled_upload_of_ids_and_labels_alone_labels_the_known_tickets(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     (known,) = runs.start_run(db, [("H-1", "my card was charged twice")], source="t", actor=LEAD).ticket_ids
     at = upload(make_app(), b"ticket_id,final_category\nH-1,account\nH-404,billing\n", "final.csv")
@@ -80,11 +84,12 @@ def test_a_labelled_upload_of_ids_and_labels_alone_labels_the_known_tickets(seed
     at.button(key="import_labels").click().run(timeout=120)
     assert not at.exception
     with db.read() as s:
-        assert (s.get(Ticket, known).category, s.get(Ticket, known).label_source) == ("account", "operator")
+        assert (s.get_one(Ticket, known).category, s.get_one(Ticket, known).label_source) == ("account", "operator")
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.external_id == "H-404")) == 0
 
 
-def test_importing_needs_an_operator_and_switching_off_classifies_instead(seeded):
+def test_importing_needs_an_operator_and_switching_off_classifies_instead(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = upload(make_app(operator=None))
     at.button(key="import_labels").click().run()
@@ -95,19 +100,20 @@ def test_importing_needs_an_operator_and_switching_off_classifies_instead(seeded
     assert not at.button(key="classify").disabled and not any(b.key == "import_labels" for b in at.button)
 
 
-def test_a_file_without_a_label_column_is_offered_for_classifying(app_env):
+def test_a_file_without_a_label_column_is_offered_for_classifying(app_env: str) -> None:
     at = upload(make_app(), b"ref,msg\n7,my invoice is wrong\n", "t.csv")
     assert at.toggle(key="upload_labelled").value is False
     assert not any(b.key == "import_labels" for b in at.button)
 
 
-def test_quality_page_without_labels_says_how_to_get_them(seeded):
+def test_quality_page_without_labels_says_how_to_get_them(seeded: tuple[Database, dict[str, int]]) -> None:
     at = make_app("quality")
     assert "No operator labels yet" in texts(at) and "import a labelled file" in texts(at)
     assert not at.get("plotly_chart")
 
 
-def test_quality_page_shows_the_confusion_matrix_and_what_it_measured_on(seeded):
+def test_quality_page_shows_the_confusion_matrix_and_what_it_measured_on(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     truth = {"charged twice": "billing", "app crashes on upload": "account", "login or refund?": "account",
              "weird one": "technical"}

@@ -6,7 +6,9 @@ exports masked text from the Settings page."""
 import json
 
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
+from db.engine import Database
 from db.models import AuditEvent, Ticket
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import open_ticket, review_list
@@ -18,11 +20,12 @@ EMAIL = "anna.k@example.com"
 HOSTILE = f'<img src=x onerror="alert(1)"> **bold** [x](javascript:alert(2)) write to {EMAIL} or +44 20 7946 0958'
 
 
-def masked_blocks(at) -> list[str]:
+def masked_blocks(at: AppTest) -> list[str]:
     return [h.value for h in at.html if "triage-masked" in h.value]
 
 
-def test_the_ticket_detail_highlights_masked_values_and_escapes_the_text(seeded):
+def test_the_ticket_detail_highlights_masked_values_and_escapes_the_text(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     (tid,) = runs.start_run(db, [(None, HOSTILE)], source="t", actor=LEAD, mode="local").ticket_ids
     at = make_app("review")
@@ -36,7 +39,7 @@ def test_the_ticket_detail_highlights_masked_values_and_escapes_the_text(seeded)
     assert any("2 values masked before Claude saw it" in c.value for c in at.caption)
 
 
-def test_the_review_queue_filters_on_tickets_with_masked_values(seeded):
+def test_the_review_queue_filters_on_tickets_with_masked_values(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     (tid,) = runs.start_run(db, [(None, f"refund to {EMAIL}")], source="t", actor=LEAD, mode="local").ticket_ids
     at = make_app("review")
@@ -47,7 +50,7 @@ def test_the_review_queue_filters_on_tickets_with_masked_values(seeded):
     assert list(review_list(at).index) == [tid]
 
 
-def test_the_classify_cards_highlight_masked_values(seeded):
+def test_the_classify_cards_highlight_masked_values(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     imported = runs.start_run(db, [(None, HOSTILE), (None, "nothing personal here")], source="t", actor=LEAD,
                               mode="local")
@@ -61,7 +64,8 @@ def test_the_classify_cards_highlight_masked_values(seeded):
     assert any("2 values masked before Claude saw it" in c.value for c in at.caption)
 
 
-def test_a_bad_policy_in_force_says_so_instead_of_claiming_nothing_was_masked(seeded):
+def test_a_bad_policy_in_force_says_so_instead_of_claiming_nothing_was_masked(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     from db import settings as db_settings
 
     db, ids = seeded
@@ -75,7 +79,8 @@ def test_a_bad_policy_in_force_says_so_instead_of_claiming_nothing_was_masked(se
     assert any(t.value == "charged twice" for t in at.text)
 
 
-def test_a_lead_stores_masked_text_erases_a_requester_and_exports_masked_text(seeded):
+def test_a_lead_stores_masked_text_erases_a_requester_and_exports_masked_text(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = make_app("settings")
     at.toggle(key="privacy_mask_store").set_value(True)
@@ -84,7 +89,7 @@ def test_a_lead_stores_masked_text_erases_a_requester_and_exports_masked_text(se
     imported = runs.start_run(db, [("R-1", f"refund to {EMAIL}")], source="t", actor=LEAD, mode="local",
                               requesters=["Anna@Example.com"])
     with db.transaction() as s:
-        ticket = s.get(Ticket, imported.ticket_ids[0])
+        ticket = s.get_one(Ticket, imported.ticket_ids[0])
         assert ticket.text == "refund to [EMAIL]"
         ticket.status = "needs_review"  # classified: a pending ticket is not erased (its text may be on its way)
 
@@ -95,7 +100,7 @@ def test_a_lead_stores_masked_text_erases_a_requester_and_exports_masked_text(se
     next(b for b in at.button if b.label == "Erase").click().run()
     assert any("erased 1 ticket(s)" in m.value for m in at.success), [e.value for e in at.error]
     with db.read() as s:
-        assert s.get(Ticket, imported.ticket_ids[0]).text == ""
+        assert s.get_one(Ticket, imported.ticket_ids[0]).text == ""
         event = s.scalars(select(AuditEvent).where(AuditEvent.event == "privacy.erase_requester")).one()
     assert event.actor == "alice" and "anna" not in event.detail.lower()
     assert json.loads(event.detail)["tickets"] == 1

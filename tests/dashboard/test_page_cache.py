@@ -1,12 +1,16 @@
 """Spend and Quality reruns cost nothing when nothing changed, and show new data on the next run."""
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
+from streamlit.testing.v1 import AppTest
 
 from db import calls, queue
+from db.engine import Database
 from db.models import Ticket
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import texts
@@ -20,11 +24,11 @@ FIGURE_TABLES = ("model_calls", "tickets", "corrections", "routing_daily", "late
 
 
 @pytest.fixture
-def statements():
+def statements() -> Iterator[list[str]]:
     """SQL the page sends (the background worker's polling is left out)."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, *args):
+    def record(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
         if threading.current_thread().name != "triage-worker":
             seen.append(" ".join(statement.split()))
 
@@ -40,11 +44,12 @@ def figure_queries(seen: list[str]) -> list[str]:
             or ("spend_daily" in q and not q.startswith("SELECT coalesce(sum(spend_daily.calls)"))]
 
 
-def metric(at, label):
+def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_spend_rerun_without_new_data_reads_only_the_version_and_new_calls_show_next_run(seeded, statements):
+def test_spend_rerun_without_new_data_reads_only_the_version_and_new_calls_show_next_run(
+        seeded: tuple[Database, dict[str, int]], statements: list[str]) -> None:
     db, ids = seeded
     at = make_app("spend")
     assert figure_queries(statements), "the first run reads the figures"
@@ -65,10 +70,11 @@ def test_spend_rerun_without_new_data_reads_only_the_version_and_new_calls_show_
     assert int(metric(at, "Tickets").replace(",", "")) == int(tickets.replace(",", "")) + 1
 
 
-def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correction_shows_next_run(seeded, statements):
+def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correction_shows_next_run(
+        seeded: tuple[Database, dict[str, int]], statements: list[str]) -> None:
     db, ids = seeded
     with db.read() as s:
-        t = s.get(Ticket, ids["charged twice"])
+        t = s.get_one(Ticket, ids["charged twice"])
     review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     at = make_app("quality")
     assert "Measured on 1 tickets" in texts(at)
@@ -81,7 +87,7 @@ def test_quality_rerun_without_new_labels_reads_only_the_version_and_a_correctio
     at.run()
     assert figure_queries(statements) == []
     with db.read() as s:
-        t = s.get(Ticket, ids["app crashes on upload"])
+        t = s.get_one(Ticket, ids["app crashes on upload"])
     review.correct(db, t.id, "technical", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     statements.clear()
     at.run()

@@ -4,28 +4,33 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from db import audit as db_audit
+from db.engine import Database
 from db.models import Correction, Ticket
 from tests.dashboard.conftest import make_app
 from tests.support.actors import LEAD, op
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import review, taxonomy
 
 TAX = taxonomy.default()
 
 
-def review_list(at):
+def review_list(at: AppTest) -> Any:  # a pandas DataFrame (pandas has no type information here)
     """The review queue's list as the page drew it (ticket id -> label, text, machine label, status...)."""
     return next(d.value for d in at.dataframe if "machine label" in d.value.columns)
 
 
-def select_review_rows(at, positions: list[int], cell: list[object] | None = None) -> None:
+def select_review_rows(at: AppTest, positions: list[int], cell: list[object] | None = None) -> None:
     """What a browser sends when rows of the review list are ticked, or a cell clicked (AppTest cannot click the
     grid): a clicked cell opens its row beside the list, the bulk bar acts on the ticked rows."""
     at.session_state[at.session_state["list_key"]] = {"selection": {"rows": positions, "columns": [],
@@ -33,18 +38,18 @@ def select_review_rows(at, positions: list[int], cell: list[object] | None = Non
     at.run()
 
 
-def open_ticket(at, ticket_id: int) -> None:
+def open_ticket(at: AppTest, ticket_id: int) -> None:
     """A click on the ticket's text in the list (nothing ticked)."""
     select_review_rows(at, [], [list(review_list(at).index).index(ticket_id), "text"])
     assert "selected" not in texts(at) and at.session_state["desk"]["focus"] == ticket_id
 
 
-def pick_label(at, label: str) -> None:
+def pick_label(at: AppTest, label: str) -> None:
     """The panel's button for this label (what its number key does)."""
     at.button(key=f"pick_{TAX.names.index(label)}").click().run()
 
 
-def classify_and_wait(at, pasted: str, done, seconds: float = 20):
+def classify_and_wait(at: AppTest, pasted: str, done: Callable[[AppTest], object], seconds: float = 20) -> AppTest:
     """Paste tickets, press Classify, and rerun the page until `done(at)` or time runs out (the background
     worker does the work; AppTest does not fire the page's polling fragment on its own)."""
     import time
@@ -58,7 +63,7 @@ def classify_and_wait(at, pasted: str, done, seconds: float = 20):
     return at
 
 
-def figure(at, key: str) -> dict[str, Any]:
+def figure(at: AppTest, key: str) -> dict[str, Any]:
     """The Plotly figure (data and layout) of the chart with this key, as the browser receives it."""
     chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
     drawn: dict[str, Any] = json.loads(chart.proto.spec)
@@ -70,12 +75,12 @@ def bars(fig: dict[str, Any]) -> dict[str, Any]:
     return {t.get("name"): t["y"] for t in fig["data"]}
 
 
-def texts(at):
+def texts(at: AppTest) -> str:
     return " ".join(str(e.value) for kind in ("markdown", "caption", "text", "info", "success", "warning", "error")
-                    for e in at.get(kind))
+                    for e in at.get(kind) if isinstance(e, Element))
 
 
-def test_classify_page_on_an_empty_database_explains_the_missing_key(app_env):
+def test_classify_page_on_an_empty_database_explains_the_missing_key(app_env: str) -> None:
     at = make_app()
     assert at.title[0].value == "Classify tickets"
     assert "No Claude API key" in texts(at)
@@ -84,7 +89,7 @@ def test_classify_page_on_an_empty_database_explains_the_missing_key(app_env):
     assert at.checkbox(key="batch").disabled  # a Message Batch needs a key and the route auto or haiku
 
 
-def test_pasting_tickets_queues_them_and_reports_new_versus_known(app_env):
+def test_pasting_tickets_queues_them_and_reports_new_versus_known(app_env: str) -> None:
     from db.migrate import open_database
 
     at = make_app()
@@ -107,7 +112,7 @@ def test_pasting_tickets_queues_them_and_reports_new_versus_known(app_env):
     assert "0 new" in texts(at) and "1 already known" in texts(at)
 
 
-def test_bad_uploads_show_plain_errors(app_env):
+def test_bad_uploads_show_plain_errors(app_env: str) -> None:
     at = make_app()
     at.file_uploader(key="upload").set_value(("bad.json", b"[1, 2", "application/json")).run()
     assert not at.exception
@@ -116,7 +121,7 @@ def test_bad_uploads_show_plain_errors(app_env):
     assert any("not UTF-8" in e.value for e in at.error)
 
 
-def test_a_hostile_upload_previews_row_by_row_without_raising(app_env):
+def test_a_hostile_upload_previews_row_by_row_without_raising(app_env: str) -> None:
     data = b'{"text": "half an emoji \\ud83d"}\n{"text": "my invoice is wrong"}\n{oops\n{"text": {"a": 1}}\n'
     at = make_app()
     at.file_uploader(key="upload").set_value(("t.jsonl", data, "application/jsonl")).run()
@@ -126,7 +131,7 @@ def test_a_hostile_upload_previews_row_by_row_without_raising(app_env):
     assert "1 new" in texts(at)
 
 
-def test_csv_upload_lets_the_operator_pick_columns(app_env):
+def test_csv_upload_lets_the_operator_pick_columns(app_env: str) -> None:
     at = make_app()
     at.file_uploader(key="upload").set_value(("t.csv", b"ref,msg,extra\n7,my invoice is wrong,x\n", "text/csv")).run()
     assert not at.error
@@ -139,12 +144,12 @@ def test_csv_upload_lets_the_operator_pick_columns(app_env):
 
 @pytest.mark.parametrize("page, message", [("review", "Nothing to review"), ("quality", "No operator labels yet"),
                                            ("spend", "No model calls")])
-def test_friendly_empty_states(app_env, page, message):
+def test_friendly_empty_states(app_env: str, page: str, message: str) -> None:
     at = make_app(page)
     assert message in texts(at) and not at.get("plotly_chart")
 
 
-def test_review_lists_tickets_needing_review_least_confident_first(seeded):
+def test_review_lists_tickets_needing_review_least_confident_first(seeded: tuple[Database, dict[str, int]]) -> None:
     _, ids = seeded
     at = make_app("review")
     frame = review_list(at)
@@ -161,7 +166,8 @@ def test_review_lists_tickets_needing_review_least_confident_first(seeded):
     assert "<script" not in shown[0]
 
 
-def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(seeded):
+def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     at = make_app("review", operator="alice")
     open_ticket(at, ids["login or refund?"])
@@ -176,29 +182,29 @@ def test_a_correction_is_saved_with_the_operator_and_a_conflict_is_explained(see
     # bob loaded the page, then carol corrected the same ticket before bob saved
     bob = make_app("review", operator="bob")
     with db.read() as s:
-        version = s.get(Ticket, ids["weird one"]).version
+        version = s.get_one(Ticket, ids["weird one"]).version
     review.correct(db, ids["weird one"], "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     open_ticket(bob, ids["weird one"])
     pick_label(bob, "billing")
     bob.button(key="save_next").click().run()
     assert any("changed by carol" in w.value and "reload" in w.value for w in bob.warning)
     with db.read() as s:
-        assert s.get(Ticket, ids["weird one"]).category == "account"
+        assert s.get_one(Ticket, ids["weird one"]).category == "account"
         assert s.scalar(select(func.count()).select_from(Correction)) == 2
 
 
-def test_corrections_need_an_operator_name(seeded):
+def test_corrections_need_an_operator_name(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     at = make_app("review", operator=None)
     pick_label(at, "billing")
     assert at.button(key="save_next").disabled and "Type your name" in at.button(key="save_next").help  # asked before
     with db.read() as s:  # nothing was saved: no correction, the ticket keeps its (missing) label
         assert s.scalar(select(func.count()).select_from(Correction)) == 0
-        t = s.get(Ticket, ids["overloaded"])
+        t = s.get_one(Ticket, ids["overloaded"])
         assert (t.category, t.corrected, t.label_source) == (None, False, None)
 
 
-def test_ticket_detail_shows_calls_and_history(seeded):
+def test_ticket_detail_shows_calls_and_history(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     at = make_app("review")
     open_ticket(at, ids["login or refund?"])
@@ -214,7 +220,8 @@ def test_ticket_detail_shows_calls_and_history(seeded):
     assert "None" not in calls.to_string() and "—" in set(calls["reason"])
 
 
-def test_spend_page_shows_the_seeded_spend_in_its_figures_and_charts(app_env, seeded):
+def test_spend_page_shows_the_seeded_spend_in_its_figures_and_charts(app_env: str,
+                                                                     seeded: tuple[Database, dict[str, int]]) -> None:
     # seeded today: six Haiku calls at $0.001 (one an error the API billed) and two Sonnet calls at $0.002
     at = make_app("spend")
     assert len(at.get("plotly_chart")) == 6
@@ -236,7 +243,7 @@ def test_spend_page_shows_the_seeded_spend_in_its_figures_and_charts(app_env, se
 SCRIPT = "<script>alert(1)</script> **bold** [link](http://x)"
 
 
-def test_settings_page_validates_taxonomy_and_exports(seeded):
+def test_settings_page_validates_taxonomy_and_exports(seeded: tuple[Database, dict[str, int]]) -> None:
     from triage import settings as config
 
     at = make_app("settings")
@@ -262,7 +269,7 @@ def test_settings_page_validates_taxonomy_and_exports(seeded):
         (ids[SCRIPT], SCRIPT, "product_feedback", "classified", Decimal("0.001"))]
 
 
-def test_demo_button_on_an_empty_database_fills_every_page(app_env):
+def test_demo_button_on_an_empty_database_fills_every_page(app_env: str) -> None:
     from db.migrate import open_database
 
     at = make_app()
@@ -301,7 +308,7 @@ def test_demo_button_on_an_empty_database_fills_every_page(app_env):
     assert isinstance(labels, dict) and labels["operator"] == labelled
 
 
-def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
+def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded: tuple[Database, dict[str, int]]) -> None:
     from tests.dashboard.conftest import signed_in_app
 
     db, ids = seeded
@@ -317,7 +324,8 @@ def test_signed_in_identity_is_used_instead_of_the_typed_name(seeded):
         assert s.scalars(select(Correction)).one().operator == "lena@example.com"
 
 
-def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, monkeypatch):
+def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env: str, fake: FakeAnthropic,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
 
     from tests.support.fake_anthropic import Error
 
@@ -346,7 +354,7 @@ def test_a_rejected_key_and_a_rate_limit_show_as_plain_messages(app_env, fake, m
     assert any("429" in c.value and "rate limit" in c.value for c in at.caption), [c.value for c in at.caption]
 
 
-def test_confirming_a_label_records_it_as_checked(seeded):
+def test_confirming_a_label_records_it_as_checked(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     at = make_app("review")
     select_review_rows(at, [2])
@@ -360,7 +368,7 @@ def test_confirming_a_label_records_it_as_checked(seeded):
     assert any("confirmed **account**" in m.value for m in at.markdown)
 
 
-def test_with_a_login_configured_a_typed_name_opens_nothing(seeded):
+def test_with_a_login_configured_a_typed_name_opens_nothing(seeded: tuple[Database, dict[str, int]]) -> None:
     from tests.dashboard.conftest import signed_in_app
 
     db, _ = seeded
@@ -375,7 +383,8 @@ def test_with_a_login_configured_a_typed_name_opens_nothing(seeded):
         assert s.scalar(select(func.count()).select_from(Correction)) == 0
 
 
-def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, monkeypatch):
+def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded: tuple[Database, dict[str, int]],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from triage import settings as config
 
     db, _ = seeded
@@ -391,7 +400,8 @@ def test_a_reached_budget_is_announced_and_can_be_raised_in_settings(seeded, mon
     assert not any("monthly budget" in w.value for w in make_app().warning)
 
 
-def test_the_budget_warning_level_shows_in_the_sidebar_of_every_page(seeded, monkeypatch):
+def test_the_budget_warning_level_shows_in_the_sidebar_of_every_page(seeded: tuple[Database, dict[str, int]],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from triage import settings as config
     from triage.spend import reports as reporting
 
@@ -404,7 +414,8 @@ def test_the_budget_warning_level_shows_in_the_sidebar_of_every_page(seeded, mon
         assert any("90% of the monthly budget" in c.value for c in at.sidebar.caption), page
 
 
-def test_the_spend_page_shows_interrupted_calls_and_calls_of_unknown_cost(seeded):
+def test_the_spend_page_shows_interrupted_calls_and_calls_of_unknown_cost(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     import asyncio
     from decimal import Decimal
 
@@ -424,7 +435,8 @@ def test_the_spend_page_shows_interrupted_calls_and_calls_of_unknown_cost(seeded
     assert "1 calls with unknown cost" in info
 
 
-def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monkeypatch):
+def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env: str, fake: FakeAnthropic,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
     from db.migrate import open_database
@@ -456,7 +468,7 @@ def test_the_economy_route_sends_a_batch_and_shows_its_state(app_env, fake, monk
         assert {st for st, in s.execute(select(Ticket.status))} == {"classified"}
 
 
-def test_settings_says_which_confidence_the_threshold_is_compared_with(seeded):
+def test_settings_says_which_confidence_the_threshold_is_compared_with(seeded: tuple[Database, dict[str, int]]) -> None:
     from db import calibrations
 
     db, _ = seeded

@@ -16,7 +16,7 @@ HISTORY = ("text,label\n" + "".join(f"{t} ({i}),{label}\n" for i in range(4) for
     ("I cannot log in to my account", "account")])).encode()
 
 
-def test_a_lead_queues_a_pilot_the_worker_runs_it_and_the_page_shows_the_routes(app_env):
+def test_a_lead_queues_a_pilot_the_worker_runs_it_and_the_page_shows_the_routes(app_env: str) -> None:
     db = open_database(app_env)
     at = make_app("pilot")
     assert at.title[0].value == "Pilot" and not at.dataframe
@@ -46,7 +46,7 @@ def test_a_lead_queues_a_pilot_the_worker_runs_it_and_the_page_shows_the_routes(
     db.dispose()
 
 
-def test_a_bad_file_is_refused_on_the_page_and_nothing_is_queued(app_env):
+def test_a_bad_file_is_refused_on_the_page_and_nothing_is_queued(app_env: str) -> None:
     db = open_database(app_env)
     at = make_app("pilot")
     at.file_uploader(key="pilot_file").set_value(("history.csv", b"body,label\nrefund,billing\n", "text/csv"))

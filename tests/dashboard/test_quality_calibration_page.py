@@ -4,11 +4,13 @@ sees it and may not apply)."""
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import AuditEvent, Ticket
 from tests.dashboard.conftest import make_app, signed_in_app
@@ -24,11 +26,11 @@ from triage.work import pipeline, runs
 TAX = taxonomy.default()
 
 
-def test_with_too_few_labels_the_page_says_how_many_and_why(seeded):
+def test_with_too_few_labels_the_page_says_how_many_and_why(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     for text in ("charged twice", "login or refund?"):
         with db.read() as s:
-            t = s.get(Ticket, ids[text])
+            t = s.get_one(Ticket, ids[text])
         review.correct(db, t.id, "billing", actor=op("alice"), expected_version=t.version, taxonomy=TAX)
     at = make_app("quality")
     assert not at.exception
@@ -43,7 +45,7 @@ def test_with_too_few_labels_the_page_says_how_many_and_why(seeded):
 
 
 @pytest.fixture
-def labelled(app_env):
+def labelled(app_env: str) -> Iterator[Database]:
     """80 tickets an over-confident Haiku answered (and Sonnet, always right, too); their labels imported."""
     db = open_database(app_env)
     rnd = np.random.default_rng(7)
@@ -62,7 +64,8 @@ def labelled(app_env):
     db.dispose()
 
 
-def test_with_enough_labels_the_page_shows_what_the_confidence_means_and_applies_the_threshold(labelled):
+def test_with_enough_labels_the_page_shows_what_the_confidence_means_and_applies_the_threshold(
+        labelled: Database) -> None:
     db = labelled
     cal = calibrate.in_force(db)["claude-haiku-5-5"]
     assert cal.id is not None
@@ -98,7 +101,7 @@ def test_with_enough_labels_the_page_shows_what_the_confidence_means_and_applies
     assert calibrate.in_force(db)["claude-haiku-5-5"].id == cal.id + 1
 
 
-def test_a_viewer_sees_the_recommendation_but_may_not_apply_it_or_refit(labelled):
+def test_a_viewer_sees_the_recommendation_but_may_not_apply_it_or_refit(labelled: Database) -> None:
     at = signed_in_app("viewer")
     at.run()
     at.switch_page("app_pages/quality.py").run()

@@ -4,18 +4,22 @@ and its rows update without Reload (a label picked meanwhile stays); the name is
 
 import time
 
+import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import Ticket
 from tests.dashboard.conftest import make_app
 from tests.dashboard.test_pages import open_ticket, pick_label, review_list, select_review_rows, texts
+from tests.support.fake_anthropic import FakeAnthropic
 
 
-def sonnet_requests(fake) -> int:
+def sonnet_requests(fake: FakeAnthropic) -> int:
     return sum(1 for r in fake.requests if "sonnet" in str(r["body"].get("model", "")))
 
 
-def test_escalating_a_sonnet_decided_ticket_asks_first_and_the_row_updates_live(seeded, fake, monkeypatch):
+def test_escalating_a_sonnet_decided_ticket_asks_first_and_the_row_updates_live(
+        seeded: tuple[Database, dict[str, int]], fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> None:
     db, ids = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
@@ -46,10 +50,11 @@ def test_escalating_a_sonnet_decided_ticket_asks_first_and_the_row_updates_live(
     assert row["status"] != "pending" and row["machine label"].endswith("(Sonnet)")  # no Reload pressed
     assert sonnet_requests(fake) == 1  # only the ticket Sonnet had not decided
     with db.read() as s:
-        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+        assert not s.get_one(Ticket, ids["login or refund?"]).escalation_requested
 
 
-def test_a_picked_label_survives_a_live_update(seeded, fake, monkeypatch):
+def test_a_picked_label_survives_a_live_update(seeded: tuple[Database, dict[str, int]], fake: FakeAnthropic,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     db, ids = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
@@ -67,10 +72,10 @@ def test_a_picked_label_survives_a_live_update(seeded, fake, monkeypatch):
     assert at.button(key="pick_0").proto.type == "primary" and not at.button(key="save_next").disabled
     at.button(key="save_next").click().run()
     with db.read() as s:
-        assert s.get(Ticket, ids["weird one"]).category == "billing"
+        assert s.get_one(Ticket, ids["weird one"]).category == "billing"
 
 
-def test_the_name_is_asked_before_the_first_correction(seeded):
+def test_the_name_is_asked_before_the_first_correction(seeded: tuple[Database, dict[str, int]]) -> None:
     at = make_app("review", operator=None)
     assert "stamped on your corrections" in at.text_input(key="operator_name_first").label
     pick_label(at, "billing")
@@ -79,7 +84,7 @@ def test_the_name_is_asked_before_the_first_correction(seeded):
     assert not at.button(key="save_next").disabled and at.session_state["operator_name"] == "maria"
 
 
-def test_bulk_labels_wait_for_the_name_too(seeded):
+def test_bulk_labels_wait_for_the_name_too(seeded: tuple[Database, dict[str, int]]) -> None:
     at = make_app("review", operator=None)
     select_review_rows(at, [0, 1])
     assert at.button(key="bulk_apply").disabled and at.button(key="confirm_selected").disabled  # asked before

@@ -4,16 +4,20 @@ no save. Escalating a ticket Sonnet already decided names the price before anyth
 
 import time
 
+import pytest
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
+from db.engine import Database
 from db.models import Correction, Ticket
 from tests.dashboard.conftest import signed_in_app
 from tests.dashboard.test_access import PAGE_FILE
 from tests.dashboard.test_pages import open_ticket, pick_label, review_list, select_review_rows, texts
 from tests.dashboard.test_review_guards import sonnet_requests
+from tests.support.fake_anthropic import FakeAnthropic
 
 
-def review_as(kind: str):
+def review_as(kind: str) -> AppTest:
     at = signed_in_app(kind)
     at.run()
     at.switch_page("app_pages/review.py").run()
@@ -21,7 +25,8 @@ def review_as(kind: str):
     return at
 
 
-def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(seeded):
+def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     at = review_as("operator")
     assert list(review_list(at).index) == [ids["overloaded"], ids["weird one"], ids["login or refund?"]]
@@ -43,11 +48,11 @@ def test_an_operator_opens_a_ticket_picks_a_label_saves_and_the_next_one_opens(s
     at.button(key="undo").click().run()
     assert "Undone: 1 ticket" in texts(at)
     with db.read() as s:
-        assert s.get(Ticket, ids["weird one"]).category == "technical"
+        assert s.get_one(Ticket, ids["weird one"]).category == "technical"
     assert at.session_state["desk"]["focus"] == ids["weird one"] and at.button(key="undo").disabled
 
 
-def test_a_viewer_gets_no_queue_and_cannot_save(seeded):
+def test_a_viewer_gets_no_queue_and_cannot_save(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = signed_in_app("viewer", entry=PAGE_FILE["review"])  # the page opened by URL
     at.run()
@@ -59,7 +64,8 @@ def test_a_viewer_gets_no_queue_and_cannot_save(seeded):
         assert not s.scalars(select(Correction)).all()
 
 
-def test_asking_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
+def test_asking_sonnet_again_names_the_price_first(seeded: tuple[Database, dict[str, int]], fake: FakeAnthropic,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     db, ids = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
@@ -71,7 +77,7 @@ def test_asking_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
     time.sleep(1)
     assert sonnet_requests(fake) == 0  # nothing sent before the choice
     with db.read() as s:
-        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+        assert not s.get_one(Ticket, ids["login or refund?"]).escalation_requested
     at.button(key="again_all").click().run()
     assert any("Sent 1 ticket to Sonnet again" in s.value for s in at.success)
     deadline = time.monotonic() + 30
@@ -80,7 +86,8 @@ def test_asking_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
     assert sonnet_requests(fake) == 1  # asked again, once confirmed
 
 
-def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by_it(seeded):
+def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by_it(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     """The open ticket shows its priority, language and team; an operator sets the priority there (audited as a
     priority correction), and the Priority filter then finds the ticket (urgent first within the filters)."""
     from db.models import PriorityCorrection
@@ -95,12 +102,14 @@ def test_an_operator_sets_a_priority_in_the_open_ticket_and_the_queue_filters_by
     with db.read() as s:
         got = s.scalars(select(PriorityCorrection)).one()
         assert (got.ticket_id, got.new_priority, got.operator) == (ids["weird one"], "urgent", "olga@ops.example.com")
-        assert s.get(Ticket, ids["weird one"]).priority == "urgent"
+        assert s.get_one(Ticket, ids["weird one"]).priority == "urgent"
     at.multiselect(key="f_priorities").set_value(["urgent"]).run()
     assert list(review_list(at).index) == [ids["weird one"]]
 
 
-def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded, fake, monkeypatch):
+def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded: tuple[Database, dict[str, int]],
+                                                                 fake: FakeAnthropic,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The open ticket's own button: on a ticket Sonnet decided it reads "Ask Sonnet again…" and opens a
     confirmation naming the price; nothing is queued or sent before it, exactly one request after it."""
     db, ids = seeded
@@ -116,7 +125,7 @@ def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded, fake, m
     time.sleep(1)
     assert sonnet_requests(fake) == 0  # nothing sent on the first click
     with db.read() as s:
-        assert not s.get(Ticket, ids["login or refund?"]).escalation_requested
+        assert not s.get_one(Ticket, ids["login or refund?"]).escalation_requested
     at.button(key="panel_again_no").click().run()  # Cancel: the box goes, nothing is sent
     assert not any(b.key == "panel_again_yes" for b in at.button) and sonnet_requests(fake) == 0
 
@@ -130,7 +139,9 @@ def test_the_open_tickets_ask_sonnet_again_names_the_price_first(seeded, fake, m
     assert sonnet_requests(fake) == 1  # asked again once, after the confirmation
 
 
-def test_the_open_ticket_not_yet_decided_by_sonnet_is_asked_at_once(seeded, fake, monkeypatch):
+def test_the_open_ticket_not_yet_decided_by_sonnet_is_asked_at_once(seeded: tuple[Database, dict[str, int]],
+                                                                    fake: FakeAnthropic,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     db, ids = seeded
     monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)

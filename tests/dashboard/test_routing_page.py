@@ -2,11 +2,12 @@
 
 from datetime import date, timedelta
 
+from db.engine import Database
 from tests.dashboard.conftest import SEED, signed_in_app
 from triage import story as story_mod
 
 
-def test_viewer_sees_the_story_and_no_ticket_text(seeded):
+def test_viewer_sees_the_story_and_no_ticket_text(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = signed_in_app("viewer")
     at.run()
@@ -32,7 +33,7 @@ def test_viewer_sees_the_story_and_no_ticket_text(seeded):
                                                                  "Download every figure (JSON)"]
 
 
-def test_routing_page_is_listed_for_viewers():
+def test_routing_page_is_listed_for_viewers() -> None:
     """dashboard/app.py's PAGES (read without running Streamlit): the page needs only VIEW_REPORTS."""
     import ast
     from pathlib import Path

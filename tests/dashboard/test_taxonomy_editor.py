@@ -3,9 +3,12 @@ typed (Save stays off, nothing stored); a valid edit shows its diff before savin
 says what the local model needs."""
 
 import json
+from typing import Any
 
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
+from db.engine import Database
 from db.models import AuditEvent
 from tests.dashboard.conftest import make_app, name_asked_first
 from tests.dashboard.test_pages import texts
@@ -15,12 +18,12 @@ from triage import taxonomy
 TAX = taxonomy.default()
 
 
-def edit(at, **state) -> None:
+def edit(at: AppTest, **state: Any) -> None:
     at.session_state["taxonomy_editor"] = {"edited_rows": {}, "added_rows": [], "deleted_rows": [], **state}
     at.run()
 
 
-def test_a_category_without_a_description_is_refused_before_saving(seeded):
+def test_a_category_without_a_description_is_refused_before_saving(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = make_app("settings")
     assert at.button(key="save_taxonomy").disabled  # nothing changed yet
@@ -30,7 +33,8 @@ def test_a_category_without_a_description_is_refused_before_saving(seeded):
     assert config.effective(db)[1].names == TAX.names
 
 
-def test_the_diff_is_shown_before_saving_and_a_new_category_says_what_the_local_model_needs(seeded):
+def test_the_diff_is_shown_before_saving_and_a_new_category_says_what_the_local_model_needs(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     account = TAX.names.index("account")
     old = TAX.categories[account].description
@@ -52,7 +56,8 @@ def test_the_diff_is_shown_before_saving_and_a_new_category_says_what_the_local_
     assert at.button(key="save_taxonomy").disabled  # a fresh editor on the saved taxonomy
 
 
-def test_a_rename_keeps_the_key_and_says_so_and_a_differing_environment_is_said(seeded):
+def test_a_rename_keeps_the_key_and_says_so_and_a_differing_environment_is_said(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = make_app("settings")
     assert not any("differs from the one saved here" in i.value for i in at.info)  # nothing saved yet
@@ -71,7 +76,8 @@ def test_a_rename_keeps_the_key_and_says_so_and_a_differing_environment_is_said(
                for i in at.info)
 
 
-def test_the_priority_scale_is_edited_beside_the_categories_and_a_category_edit_keeps_it(seeded):
+def test_the_priority_scale_is_edited_beside_the_categories_and_a_category_edit_keeps_it(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = make_app("settings")
     at.session_state["taxonomy_editor_scale"] = {"edited_rows": {0: {"name": "critical"}}, "added_rows": [],
@@ -94,7 +100,7 @@ def test_the_priority_scale_is_edited_beside_the_categories_and_a_category_edit_
     assert saved.categories[0].description == "invoices, refunds and charges"
 
 
-def test_an_invalid_scale_is_refused_before_saving(seeded):
+def test_an_invalid_scale_is_refused_before_saving(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     at = make_app("settings")
     at.session_state["taxonomy_editor_scale"] = {"edited_rows": {1: {"name": "Unknown"}}, "added_rows": [],
@@ -105,5 +111,5 @@ def test_an_invalid_scale_is_refused_before_saving(seeded):
     assert config.effective(db)[1].priority_names == ["urgent", "high", "normal", "low"]
 
 
-def test_the_name_is_asked_before_the_first_settings_change(seeded):
+def test_the_name_is_asked_before_the_first_settings_change(seeded: tuple[Database, dict[str, int]]) -> None:
     name_asked_first("settings", "settings changes")

@@ -4,11 +4,15 @@ answer, a newly settled ticket or a change of the audit rate makes the next run 
 import asyncio
 import random
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
+from streamlit.testing.v1 import AppTest
 
 from db import audit_sample
+from db.engine import Database
 from db.migrate import open_database
 from tests.dashboard.conftest import TAX, make_app
 from tests.support.actors import LEAD, op
@@ -21,7 +25,7 @@ from triage.work import pipeline, runs
 SURE = {f"sure ticket number {i}": ("billing", 0.9) for i in range(4)}
 
 
-def settle(db, answers):
+def settle(db: Database, answers: dict[str, tuple[str, float]]) -> list[int]:
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: answers[t]), None, TAX)
     imp = runs.start_run(db, [(None, t) for t in answers], source="seed", actor=LEAD, mode="haiku")
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
@@ -29,7 +33,7 @@ def settle(db, answers):
 
 
 @pytest.fixture
-def audited(app_env, monkeypatch):
+def audited(app_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Database, list[int]]]:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "1")  # every settled ticket drawn
     db = open_database(app_env)
     ids = settle(db, SURE)
@@ -40,11 +44,11 @@ def audited(app_env, monkeypatch):
 
 
 @pytest.fixture
-def audit_reads():
+def audit_reads() -> Iterator[list[str]]:
     """Statements of this thread (not the background worker's) that read the audit rows themselves."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, *args):
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if threading.current_thread().name != "triage-worker" and "audit_draws" in statement:
             seen.append(" ".join(statement.split()))
 
@@ -53,11 +57,12 @@ def audit_reads():
     event.remove(Engine, "before_cursor_execute", record)
 
 
-def unreviewed_metric(at) -> str:
+def unreviewed_metric(at: AppTest) -> str:
     return str(next(m.value for m in at.metric if m.label == "all unreviewed traffic: right"))
 
 
-def test_a_reload_reads_no_audit_rows_and_an_answer_a_settle_or_a_rate_change_reads_them_again(audited, audit_reads):
+def test_a_reload_reads_no_audit_rows_and_an_answer_a_settle_or_a_rate_change_reads_them_again(
+        audited: tuple[Database, list[int]], audit_reads: list[str]) -> None:
     db, ids = audited
     at = make_app("quality")
     assert unreviewed_metric(at) == "100%"
@@ -92,7 +97,7 @@ def test_a_reload_reads_no_audit_rows_and_an_answer_a_settle_or_a_rate_change_re
     assert audit_reads == []
 
 
-def test_the_version_moves_with_what_the_figures_read(audited):
+def test_the_version_moves_with_what_the_figures_read(audited: tuple[Database, list[int]]) -> None:
     db, ids = audited
     before = unreviewed.data_version(db)
     assert unreviewed.data_version(db) == before

@@ -6,6 +6,7 @@ import time
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import Ticket
 from tests.dashboard.conftest import APP, make_app
@@ -21,7 +22,7 @@ EXPORT = (b"Ticket ID,Subject,Description\n"
           b"HD-3,,The app crashes on upload\n")
 
 
-def test_an_export_is_combined_its_ids_guessed_and_followed_to_the_queue(app_env):
+def test_an_export_is_combined_its_ids_guessed_and_followed_to_the_queue(app_env: str) -> None:
     db = open_database(app_env)
     at = make_app()
     at.file_uploader(key="upload").set_value(("export.csv", EXPORT, "text/csv")).run()
@@ -61,7 +62,7 @@ def test_an_export_is_combined_its_ids_guessed_and_followed_to_the_queue(app_env
     assert origin is not None and origin[0] == 1
 
 
-def test_the_review_filter_takes_a_run_and_a_file(db):
+def test_the_review_filter_takes_a_run_and_a_file(db: Database) -> None:
     a = runs.start_run(db, [("A-1", "refund me"), ("A-2", "app crashes")], source="a.csv", actor=LEAD)
     b = runs.start_run(db, [("B-1", "dark mode please")], source="b.csv", actor=LEAD)
     by_run = review.page(db, ReviewFilter(run_id=b.run_id), actor=LEAD)

@@ -4,10 +4,13 @@ none answers, a failure under CI=true). The PostgreSQL half carries the `postgre
 import functools
 import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from db.engine import Database
 from tests.support.services import service_missing
 
 PG_ADMIN_URL = os.environ.get("TRIAGE_TEST_POSTGRES_URL", "postgresql+psycopg://triage:triage@127.0.0.1:5432/postgres")
@@ -38,7 +41,7 @@ def _pg_unavailable() -> str | None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects on markers
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("any_db_url") == "postgres":
@@ -46,14 +49,14 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def any_db_url(request, tmp_path):
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'triage.db'}"
         return
     yield from fresh_pg_database("triage_test")
 
 
-def fresh_pg_database(prefix: str):
+def fresh_pg_database(prefix: str) -> Iterator[str]:
     """Yield the URL of a new, empty PostgreSQL database (dropped afterwards); skips (fails under CI) without one."""
     reason = _pg_unavailable()
     if reason:
@@ -69,7 +72,7 @@ def fresh_pg_database(prefix: str):
 
 
 @pytest.fixture
-def anydb(any_db_url):
+def anydb(any_db_url: str) -> Iterator[Database]:
     from db.migrate import open_database
 
     database = open_database(any_db_url)

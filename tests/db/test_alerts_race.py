@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from db.migrate import open_database
@@ -43,7 +44,8 @@ db.dispose()
 """
 
 
-def test_two_workers_racing_send_each_alert_exactly_once(any_db_url, tmp_path, monkeypatch):
+def test_two_workers_racing_send_each_alert_exactly_once(any_db_url: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")
     db = open_database(any_db_url)
     go = tmp_path / "go"

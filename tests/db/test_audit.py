@@ -4,10 +4,11 @@ with the runs people started."""
 from datetime import UTC, datetime, timedelta
 
 from db import audit
+from db.engine import Database
 from db.models import Run
 
 
-def test_events_and_run_starts_come_back_newest_first_with_who_and_what(anydb):
+def test_events_and_run_starts_come_back_newest_first_with_who_and_what(anydb: Database) -> None:
     t0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     with anydb.transaction() as s:
         s.add(Run(started_by="olga@ops.example.com", source="tickets.csv", mode="auto", n_tickets=3, n_new=2,

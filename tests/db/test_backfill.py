@@ -4,6 +4,7 @@ leaving `updated_at` (retention's clock) and the version (operators' compare-and
 `triage db backfill` and by idle workers."""
 
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -11,8 +12,10 @@ from sqlalchemy import select, update
 from db import backfill as db_backfill
 from db import runs as db_runs
 from db import teams as db_teams
+from db.engine import Database
 from db.models import Ticket
 from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import privacy
 from triage.domain import TeamRule
 from triage.work import backfill, runs
@@ -27,7 +30,7 @@ ERASED = "an erased ticket's text was here, with bob@example.com"
 RULES = (TeamRule("paris", language="fr"), TeamRule("everyone"))
 
 
-def make_old(db):
+def make_old(db: Database) -> dict[str, int]:
     """Tickets as imports left them before migrations 0020/0021: masked count and language NULL (and one erased),
     none of them waiting for a worker (their run finished); the routing table gives French tickets to the Paris team."""
     imp = runs.start_run(db, [(None, t) for t in [*OLD, ERASED]], source="old", actor=LEAD)
@@ -41,12 +44,12 @@ def make_old(db):
     return ids
 
 
-def rows(db):
+def rows(db: Database) -> dict[int, tuple[Any, ...]]:
     with db.read() as s:
         return {t.id: (t.masked_count, t.language, t.team, t.updated_at, t.version) for t in s.scalars(select(Ticket))}
 
 
-def test_backfill_fills_in_batches_from_a_cursor_and_touches_nothing_else(anydb):
+def test_backfill_fills_in_batches_from_a_cursor_and_touches_nothing_else(anydb: Database) -> None:
     ids = make_old(anydb)
     before = rows(anydb)
     first = backfill.step(anydb, batch=3)
@@ -69,7 +72,7 @@ def test_backfill_fills_in_batches_from_a_cursor_and_touches_nothing_else(anydb)
         assert db_backfill.cursor(s) == max(ids[t] for t in OLD)  # past every ticket it looked at
 
 
-def test_backfill_counts_what_an_import_counts_now(anydb):
+def test_backfill_counts_what_an_import_counts_now(anydb: Database) -> None:
     ids = make_old(anydb)
     backfill.run(anydb)
     prepared = privacy.prepare_import(anydb, [(None, t) for t in OLD])
@@ -77,7 +80,7 @@ def test_backfill_counts_what_an_import_counts_now(anydb):
         (count, prepared.languages.get(t)) for (_, count), t in zip(prepared.privacy, OLD, strict=True)]
 
 
-def test_a_value_set_meanwhile_or_a_text_erased_meanwhile_is_left_alone(anydb):
+def test_a_value_set_meanwhile_or_a_text_erased_meanwhile_is_left_alone(anydb: Database) -> None:
     ids = make_old(anydb)
     english, card = ids[list(OLD)[2]], ids[list(OLD)[0]]
     with anydb.transaction() as s:  # read before these changes, written after them
@@ -89,7 +92,8 @@ def test_a_value_set_meanwhile_or_a_text_erased_meanwhile_is_left_alone(anydb):
     assert rows(anydb)[english][:2] == (0, "en") and rows(anydb)[card][:2] == (None, None)
 
 
-def test_triage_db_backfill_runs_it_to_the_end(anydb, monkeypatch, capsys):
+def test_triage_db_backfill_runs_it_to_the_end(anydb: Database, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     from triage.cli import main
 
     ids = make_old(anydb)
@@ -103,7 +107,7 @@ def test_triage_db_backfill_runs_it_to_the_end(anydb, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("any_db_url", ["sqlite"], indirect=True)
-def test_an_idle_dashboard_worker_fills_them_in(anydb):
+def test_an_idle_dashboard_worker_fills_them_in(anydb: Database) -> None:
     from dashboard.worker import BackgroundWorker
     from triage.settings import Settings
 
@@ -118,7 +122,8 @@ def test_an_idle_dashboard_worker_fills_them_in(anydb):
     assert rows(anydb)[ids[list(OLD)[1]]][:2] == (2, "en")
 
 
-def test_when_idle_looks_again_only_after_a_while_and_never_raises(anydb, monkeypatch):
+def test_when_idle_looks_again_only_after_a_while_and_never_raises(anydb: Database,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ids = make_old(anydb)
     first = backfill.when_idle(anydb)
     assert first is not None and first.done  # 4 tickets, one batch: done
@@ -141,7 +146,8 @@ def test_when_idle_looks_again_only_after_a_while_and_never_raises(anydb, monkey
 
 @pytest.mark.parametrize("any_db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("with_key", [False, True])
-def test_an_idle_triage_worker_fills_them_in(anydb, fake, monkeypatch, with_key):
+def test_an_idle_triage_worker_fills_them_in(anydb: Database, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch,
+                                             with_key: bool) -> None:
     from triage.cli import main
 
     ids = make_old(anydb)

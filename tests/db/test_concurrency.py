@@ -11,19 +11,23 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from db import ledger, queue
+from db.engine import Database
 from db.migrate import open_database
 from db.models import Correction, ModelCall, Ticket
 from tests.support.actors import LEAD, op
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fakes import ScriptedProvider
 from triage import review, taxonomy
-from triage.domain import worker_pid
+from triage.domain import CallResult, worker_pid
 from triage.errors import Conflict
+from triage.routing.gate import Reservation
 from triage.routing.router import Router
 from triage.settings import Settings
+from triage.taxonomy import Taxonomy
 from triage.work import pipeline, runs, services
 from triage.work.host import hostname, pid_alive
 
@@ -32,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class SlowProvider(ScriptedProvider):
-    async def classify(self, text, tax, *, paid=None):
+    async def classify(self, text: str, tax: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
         await asyncio.sleep(0.002)
         return await super().classify(text, tax)
 
 
-def test_eight_operators_correcting_while_a_worker_writes(anydb):
+def test_eight_operators_correcting_while_a_worker_writes(anydb: Database) -> None:
     seeded = runs.start_run(anydb, [(None, f"seed {i}") for i in range(40)], source="seed", actor=LEAD)
     router = Router(SlowProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.9)),
                     SlowProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
@@ -47,14 +51,14 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
     lock = threading.Lock()
     stop = threading.Event()
 
-    def operator(n):
+    def operator(n: int) -> None:
         rnd = random.Random(n)
         while not stop.is_set():
             tid = rnd.choice(seeded.ticket_ids + work.ticket_ids[:40])
             label = rnd.choice(TAX.names)
             try:
                 with anydb.read() as s:
-                    version = s.get(Ticket, tid).version
+                    version = s.get_one(Ticket, tid).version
                 review.correct(anydb, tid, label, actor=op(f"op{n}"), expected_version=version, taxonomy=TAX)
                 with lock:
                     saved.append((tid, label))
@@ -81,13 +85,13 @@ def test_eight_operators_correcting_while_a_worker_writes(anydb):
         for c in s.scalars(select(Correction).order_by(Correction.id)):
             last[c.ticket_id] = c.new_label
         for tid, label in last.items():  # no lost update: every ticket shows its latest correction
-            t = s.get(Ticket, tid)
-            assert (t.category, t.label_source) == (label, "operator")
+            ticket = s.get_one(Ticket, tid)
+            assert (ticket.category, ticket.label_source) == (label, "operator")
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending")) == 0
     assert len(saved) > 20
 
 
-def test_worker_killed_mid_run_is_finished_by_a_restart_without_double_billing(any_db_url):
+def test_worker_killed_mid_run_is_finished_by_a_restart_without_double_billing(any_db_url: str) -> None:
     db = open_database(any_db_url)
     n = 60
     runs.start_run(db, [(None, f"ticket {i} I was charged twice") for i in range(n)], source="crash", actor=LEAD)
@@ -122,13 +126,13 @@ def test_worker_killed_mid_run_is_finished_by_a_restart_without_double_billing(a
 LEASE_S = 1.5  # the claims' lease in the tests below (10 minutes in use); a worker renews every tenth of it
 
 
-def _claim(db, worker: str) -> list[int]:
+def _claim(db: Database, worker: str) -> list[int]:
     with db.transaction() as s:
         return [c.ticket_id for c in queue.claim_pending(s, worker, 10)]
 
 
-def test_a_call_outliving_the_lease_keeps_its_ticket_and_a_killed_worker_loses_it_after_the_lease(any_db_url,
-                                                                                                 monkeypatch):
+def test_a_call_outliving_the_lease_keeps_its_ticket_and_a_killed_worker_loses_it_after_the_lease(
+        any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A call waits longer than the lease (the fake API is slow; 429s waited out do the same): the worker renews
     its claim meanwhile, so another worker's pass does not send the ticket again. Killed, it stops renewing: the
     claim is taken over once the lease has run out, not before."""
@@ -177,7 +181,7 @@ IDENTITY = ("import os, socket; os.getpid = lambda: 1; socket.gethostname = lamb
             "from triage.work.host import worker_name; print(worker_name(), worker_name())")
 
 
-def test_two_processes_with_the_same_host_and_pid_have_different_worker_names():
+def test_two_processes_with_the_same_host_and_pid_have_different_worker_names() -> None:
     """Two containers with the same hostname, each its worker as pid 1: each process start is a worker of its own
     (a name shared would let one release the other's claims and book its calls in flight as lost)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

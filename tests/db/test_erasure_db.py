@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from db import vectors
+from db.engine import Database
 from db.models import ModelCall, Ticket, TicketVector
 from tests.support.actors import LEAD
 from tests.support.fakes import ScriptedProvider
@@ -18,7 +19,7 @@ from triage.work import pipeline, runs
 TAX = taxonomy.default()
 
 
-def seed(db) -> list[int]:
+def seed(db: Database) -> list[int]:
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.95)),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
     imp = runs.start_run(db, [(None, t) for t in ("Ms Quillfeather was charged twice", "refund for Mr Ostrander",
@@ -30,7 +31,7 @@ def seed(db) -> list[int]:
     return imp.ticket_ids
 
 
-def test_erase_and_retention_on_either_database(anydb):
+def test_erase_and_retention_on_either_database(anydb: Database) -> None:
     ids = seed(anydb)
     with anydb.read() as s:
         labels = {t.id: (t.status, t.category, t.confidence) for t in s.scalars(select(Ticket))}
@@ -38,11 +39,11 @@ def test_erase_and_retention_on_either_database(anydb):
     done = privacy.erase_tickets(anydb, ids[:1], actor=LEAD)
     assert done.tickets == [ids[0]] and done.vectors == 1 and done.reasons >= 1 and done.scrubbed
     with anydb.read() as s:
-        t = s.get(Ticket, ids[0])
+        t = s.get_one(Ticket, ids[0])
         assert t.text == "" and s.get(TicketVector, ids[0]) is None
         assert {c.reason for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id == ids[0]))} == {None}
         assert {t.id: (t.status, t.category, t.confidence) for t in s.scalars(select(Ticket))} == labels
-        assert s.get(Ticket, ids[1]).text == "refund for Mr Ostrander"
+        assert s.get_one(Ticket, ids[1]).text == "refund for Mr Ostrander"
     assert spend(anydb) == lines
 
     assert privacy.idle_tickets(anydb, 30) == []  # all active today

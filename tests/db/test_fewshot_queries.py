@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from db import calls as db_calls
 from db import fewshot, vectors
+from db.engine import Database
 from tests.support.actors import LEAD
 from triage import domain as base
 from triage import ingest, labels, taxonomy
@@ -16,7 +17,7 @@ TAX = taxonomy.default()
 DAY = datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC)
 
 
-def test_examples_vectors_and_the_labels_stamp(anydb):
+def test_examples_vectors_and_the_labels_stamp(anydb: Database) -> None:
     imp = runs.start_run(anydb, [(None, "plain ticket"), (None, "refund me  please")], source="t", actor=LEAD)
     with anydb.read() as s:
         assert fewshot.operator_labelled(s, TAX.names) == [] and fewshot.labels_stamp(s) == (0, 0)
@@ -33,7 +34,7 @@ def test_examples_vectors_and_the_labels_stamp(anydb):
         assert fewshot.labels_stamp(s)[0] == 1 and fewshot.count_operator_labelled(s, TAX.names) == 1
 
 
-def test_sums_per_day_band_and_kind_over_the_chosen_dates_only(anydb):
+def test_sums_per_day_band_and_kind_over_the_chosen_dates_only(anydb: Database) -> None:
     imp = runs.start_run(anydb, [(None, f"t{i}") for i in range(5)], source="t", actor=LEAD)
     calls = [(DAY, 11, Usage(100, 10, 600, 0, 0)), (DAY, 11, Usage(90, 10, 0, 0, 600)),
              (DAY + timedelta(microseconds=1), 11, Usage(80, 10, 0, 0, 600)),  # the next UTC day

@@ -7,18 +7,19 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event, select, update
 
 from db import queue
+from db.engine import Database
 from db.models import Run, Ticket
 from tests.support.actors import LEAD
 from triage.work import runs
 
 
-def count_statements(db):
-    seen = []
+def count_statements(db: Database) -> list[int]:
+    seen: list[int] = []
     event.listen(db.engine, "before_cursor_execute", lambda *a, **k: seen.append(1))
     return seen
 
 
-def test_a_big_import_is_a_few_bulk_statements(anydb):
+def test_a_big_import_is_a_few_bulk_statements(anydb: Database) -> None:
     items = [(f"ID-{i}", f"ticket number {i}: my invoice is wrong") for i in range(12_000)]
     seen = count_statements(anydb)
     first = runs.start_run(anydb, items, source="big.csv", actor=LEAD)
@@ -28,13 +29,13 @@ def test_a_big_import_is_a_few_bulk_statements(anydb):
     again = runs.start_run(anydb, items, source="big.csv", actor=LEAD)
     assert again.new_ids == [] and again.known_ids == first.ticket_ids and len(seen) < 60, len(seen)
     with anydb.read() as s:
-        run = s.get(Run, again.run_id)
+        run = s.get_one(Run, again.run_id)
         assert (run.n_tickets, run.n_new) == (12_000, 0)
         stored = {i: e for i, e in s.execute(select(Ticket.id, Ticket.external_id))}
     assert [stored[i] for i in first.ticket_ids[:3]] == ["ID-0", "ID-1", "ID-2"]
 
 
-def test_reimport_requeues_only_what_it_should(anydb):
+def test_reimport_requeues_only_what_it_should(anydb: Database) -> None:
     first = runs.start_run(anydb, [("A", "alpha"), ("B", "beta"), ("C", "gamma"), ("D", "delta"), ("A", " alpha ")],
                            source="f", actor=LEAD)
     assert len(first.new_ids) == 4 and first.ticket_ids[0] == first.ticket_ids[4]  # duplicate inside the file
@@ -59,5 +60,5 @@ def test_reimport_requeues_only_what_it_should(anydb):
         redo = queue.import_tickets(s, [("A", "alpha")], source="f", run_id=None, reclassify=True)
         assert redo.known_ids == [a]
     with anydb.read() as s:
-        t = s.get(Ticket, a)
+        t = s.get_one(Ticket, a)
         assert t.status == "pending" and t.first_call_id >= 1  # earlier calls are history only

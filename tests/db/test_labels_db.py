@@ -3,6 +3,7 @@ matches, writes, audits and is idempotent on both backends."""
 
 from sqlalchemy import select, text
 
+from db.engine import Database
 from db.migrate import open_database, upgrade
 from db.models import Correction, Ticket, text_hash
 from tests.support.actors import LEAD, lead, op
@@ -12,7 +13,7 @@ from triage.work import runs
 TAX = taxonomy.default()
 
 
-def test_migration_0011_fills_the_text_hash_of_existing_tickets(any_db_url):
+def test_migration_0011_fills_the_text_hash_of_existing_tickets(any_db_url: str) -> None:
     upgrade(any_db_url, "0006")
     db = open_database(any_db_url, migrate=False)
     with db.engine.begin() as conn:
@@ -30,7 +31,7 @@ def test_migration_0011_fills_the_text_hash_of_existing_tickets(any_db_url):
     db.dispose()
 
 
-def test_an_import_matches_audits_and_is_idempotent(anydb):
+def test_an_import_matches_audits_and_is_idempotent(anydb: Database) -> None:
     imp = runs.start_run(anydb, [("A-1", "refund my double charge"), (None, "the export button does nothing")],
                          source="seed", actor=LEAD)
     batch = ingest.parse_labelled("id,text,label\nA-1,x,billing\n,the export  button does nothing,technical\n"
@@ -51,7 +52,7 @@ def test_an_import_matches_audits_and_is_idempotent(anydb):
         assert len(s.scalars(select(Correction)).all()) == 3
 
 
-def test_a_ticket_changed_after_the_plan_is_not_overwritten(anydb):
+def test_a_ticket_changed_after_the_plan_is_not_overwritten(anydb: Database) -> None:
     from triage import review
 
     imp = runs.start_run(anydb, [("A-1", "refund my double charge")], source="seed", actor=LEAD)
@@ -60,5 +61,5 @@ def test_a_ticket_changed_after_the_plan_is_not_overwritten(anydb):
     result = labels.apply(anydb, plan, actor=lead("maria"))
     assert result.labelled == 0 and "changed by carol" in result.conflicts[0]
     with anydb.read() as s:
-        t = s.get(Ticket, imp.ticket_ids[0])
+        t = s.get_one(Ticket, imp.ticket_ids[0])
         assert (t.category, t.corrected_by, t.version) == ("account", "carol", 2)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import CallAttempt, ModelCall
 from tests.support.actors import LEAD
@@ -21,14 +22,14 @@ from triage.work import runs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_reservations_are_atomic_across_connections(anydb):
+def test_reservations_are_atomic_across_connections(anydb: Database) -> None:
     """Sixteen connections reserving at once never reserve past the cap (READ COMMITTED on PostgreSQL would let
     them without the ledger's lock)."""
     guard = budget.BudgetGuard(anydb, budget.Caps.of(1.0))
     granted, refused, errors = [], [], []
     start = threading.Barrier(16)
 
-    def reserve():
+    def reserve() -> None:
         start.wait()
         for _ in range(3):
             try:
@@ -48,7 +49,7 @@ def test_reservations_are_atomic_across_connections(anydb):
     assert budget.standing(anydb, guard.caps).in_flight == Decimal("1.0")
 
 
-def test_three_worker_processes_share_one_cap(any_db_url):
+def test_three_worker_processes_share_one_cap(any_db_url: str) -> None:
     """Three `triage worker --once` processes, eight requests in flight each, on one queue and one cap."""
     cap = Decimal("0.003")
     db = open_database(any_db_url)

@@ -1,12 +1,15 @@
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from db.engine import Database
 from db.migrate import open_database, upgrade
 from db.models import Base
 
 
-def test_empty_database_migrates_to_head_and_matches_the_models(tmp_path):
+def test_empty_database_migrates_to_head_and_matches_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     upgrade(url)
     db = open_database(url)  # idempotent: a second upgrade is a no-op
@@ -17,14 +20,14 @@ def test_empty_database_migrates_to_head_and_matches_the_models(tmp_path):
                                                          "settings", "alembic_version"}
 
 
-def test_sqlite_is_tuned_for_several_operators(db):
+def test_sqlite_is_tuned_for_several_operators(db: Database) -> None:
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 30000
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() >= 30000
 
 
-def test_rollup_migration_backfills_existing_calls(tmp_path):
+def test_rollup_migration_backfills_existing_calls(tmp_path: Path) -> None:
     from sqlalchemy import text as sql
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -53,7 +56,7 @@ def test_rollup_migration_backfills_existing_calls(tmp_path):
     db.dispose()
 
 
-def test_fewshot_rollups_are_built_for_an_existing_database_and_undone(any_db_url):
+def test_fewshot_rollups_are_built_for_an_existing_database_and_undone(any_db_url: str) -> None:
     """0016 builds cache_daily and 0017 rebuilds labelled_answers (latest answer with examples and without, per
     tier) from the calls already stored; 0017's downgrade keeps each tier's latest answer."""
     from datetime import UTC, datetime

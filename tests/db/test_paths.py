@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from db import calls as db_calls
 from db import labels, paths, privacy, queue, reports, review, rollups
+from db.engine import Database
 from db.models import PathDaily, Ticket
 from triage import taxonomy
 from triage.domain import CLASSIFIED, ESCALATED, NEEDS_REVIEW, OK, CallResult, Outcome, TicketState, Usage
@@ -47,7 +49,7 @@ def _outcome(rnd: random.Random) -> Outcome:
     return Outcome(status=TicketState(kind), reason="no answer")  # failed, or left pending: no label
 
 
-def play(db, rnd: random.Random, *, tickets: int, events: int) -> None:
+def play(db: Database, rnd: random.Random, *, tickets: int, events: int) -> None:
     with db.transaction() as s:
         ids = list(queue.import_tickets(s, [(None, f"ticket {rnd.getrandbits(40)}") for _ in range(tickets)],
                                         source=rnd.choice(["t", "demo"]), run_id=None).ticket_ids)
@@ -60,7 +62,7 @@ def play(db, rnd: random.Random, *, tickets: int, events: int) -> None:
             if kind == "outcome":
                 db_calls.apply_outcome(s, tid, _outcome(rnd))
             elif kind == "correct":  # a confirmation (the machine's label kept) or a correction
-                t = s.get(Ticket, tid)
+                t = s.get_one(Ticket, tid)
                 label = t.category if t.category and rnd.random() < 0.5 else rnd.choice(TAX.names)
                 review.correct(s, tid, label, operator="op", expected_version=t.version)
             elif kind == "escalate":
@@ -68,13 +70,13 @@ def play(db, rnd: random.Random, *, tickets: int, events: int) -> None:
             elif kind == "requeue":
                 queue.requeue_tickets(s, rnd.sample(ids, 3), None)
             elif kind == "import":  # some known (requeued if failed or pending, or all with reclassify), some new
-                known = [(None, s.get(Ticket, t).text) for t in rnd.sample(ids, 3)]
+                known = [(None, s.get_one(Ticket, t).text) for t in rnd.sample(ids, 3)]
                 new = [(None, f"ticket {rnd.getrandbits(40)}") for _ in range(2)]
                 got = queue.import_tickets(s, [*known, *new], source="t", run_id=None,
                                            reclassify=rnd.random() < 0.3)
                 ids.extend(got.new_ids)
             elif kind == "labels":
-                chosen = [s.get(Ticket, t) for t in rnd.sample(ids, 3)]
+                chosen = [s.get_one(Ticket, t) for t in rnd.sample(ids, 3)]
                 labels.set_operator_labels(s, [(t.id, t.version, rnd.choice(TAX.names)) for t in chosen],
                                            operator="lead", file="labels.csv")
             elif kind == "file_only":
@@ -92,7 +94,7 @@ def play(db, rnd: random.Random, *, tickets: int, events: int) -> None:
                                                            timedelta(days=1, microseconds=-1)])
                 queue.backdate_ticket(s, tid, when)
             elif kind == "undo":  # a save in the review queue, then its undo
-                t = s.get(Ticket, tid)
+                t = s.get_one(Ticket, tid)
                 before = review.label_state(s, tid)
                 assert before is not None
                 after = review.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
@@ -100,7 +102,7 @@ def play(db, rnd: random.Random, *, tickets: int, events: int) -> None:
             else:  # several changes in one transaction
                 for other in rnd.sample(ids, 3):
                     db_calls.apply_outcome(s, other, _outcome(rnd))
-                t = s.get(Ticket, tid)
+                t = s.get_one(Ticket, tid)
                 review.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
 
 
@@ -113,12 +115,12 @@ def ranges(rnd: random.Random) -> list[tuple[date, date]]:
     return out
 
 
-def table(s) -> list[tuple[Any, ...]]:
+def table(s: Session) -> list[tuple[Any, ...]]:
     return sorted((r.day, r.decider, r.via_haiku, r.result, r.verdict, r.label_from, r.tickets, r.demo_tickets)
                   for r in s.scalars(select(PathDaily)) if r.tickets)
 
 
-def assert_rollup_equals_the_tickets(db, rnd: random.Random) -> None:
+def assert_rollup_equals_the_tickets(db: Database, rnd: random.Random) -> None:
     with db.read() as s:
         for start, end in ranges(rnd):
             assert paths.paths(s, start, end) == paths.paths_from_tickets(s, start, end), (start, end)
@@ -133,13 +135,13 @@ def assert_rollup_equals_the_tickets(db, rnd: random.Random) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_path_counts_equal_a_group_by_over_the_tickets_on_random_histories(anydb, seed):
+def test_path_counts_equal_a_group_by_over_the_tickets_on_random_histories(anydb: Database, seed: int) -> None:
     rnd = random.Random(seed)
     play(anydb, rnd, tickets=25, events=120)
     assert_rollup_equals_the_tickets(anydb, rnd)
 
 
-def test_every_ticket_is_counted_under_the_path_it_is_on(db):
+def test_every_ticket_is_counted_under_the_path_it_is_on(db: Database) -> None:
     rnd = random.Random(7)
     play(db, rnd, tickets=10, events=40)
     with db.read() as s:
@@ -149,7 +151,7 @@ def test_every_ticket_is_counted_under_the_path_it_is_on(db):
     assert None not in stored.values()
 
 
-def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db):
+def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db: Database) -> None:
     with db.transaction() as s:
         tid = queue.import_tickets(s, [(None, "my invoice is wrong")], source="t", run_id=None).ticket_ids[0]
     today = datetime.now(UTC).date()
@@ -165,14 +167,14 @@ def test_a_ticket_moves_from_pending_to_its_tier_to_confirmed(db):
                                                calls=[_call(random.Random(1), 1, "billing")]))
     assert now() == [("haiku", "review", "unreviewed", None, 1)]
     with db.transaction() as s:
-        review.correct(s, tid, "billing", operator="op", expected_version=s.get(Ticket, tid).version)
+        review.correct(s, tid, "billing", operator="op", expected_version=s.get_one(Ticket, tid).version)
     assert now() == [("haiku", "review", "confirmed", "review", 1)]
     with db.transaction() as s:  # relabelled: the first label was the machine's, the ticket's now differs
-        review.correct(s, tid, "technical", operator="op", expected_version=s.get(Ticket, tid).version)
+        review.correct(s, tid, "technical", operator="op", expected_version=s.get_one(Ticket, tid).version)
     assert now() == [("haiku", "review", "corrected", "review", 1)]
 
 
-def test_the_demo_data_is_counted_on_its_paths(db):
+def test_the_demo_data_is_counted_on_its_paths(db: Database) -> None:
     from tests.support.actors import LEAD
     from triage import demo
 

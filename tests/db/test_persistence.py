@@ -1,7 +1,9 @@
 """Schema behaviour on SQLite and PostgreSQL: dedupe, audit trail, optimistic corrections, queue, reports."""
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -9,7 +11,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from db import calls, queue, reports
+from db.engine import Database
 from db.models import Base, Correction, ModelCall, Ticket
+from db.queue import Imported
 from tests.support import oracles
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider, error
@@ -22,7 +26,8 @@ from triage.work import pipeline, runs
 TAX = taxonomy.default()
 
 
-def classify(db, table1, table2=None, items=None):
+def classify(db: Database, table1: Mapping[str, Any], table2: Mapping[str, Any] | None = None,
+             items: Sequence[tuple[str | None, str]] | None = None) -> Imported:
     items = items or [(None, f"{k}: text") for k in table1]
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: table1[t.split(":")[0]]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (table2 or {})[t.split(":")[0]]), TAX)
@@ -31,17 +36,17 @@ def classify(db, table1, table2=None, items=None):
     return imp
 
 
-def version_of(db, tid):
+def version_of(db: Database, tid: int) -> int:
     with db.read() as s:
-        return s.get(Ticket, tid).version
+        return s.get_one(Ticket, tid).version
 
 
-def test_migrated_schema_matches_models(anydb):
+def test_migrated_schema_matches_models(anydb: Database) -> None:
     with anydb.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
 
-def test_dedupe_on_reimport(anydb):
+def test_dedupe_on_reimport(anydb: Database) -> None:
     first = runs.start_run(anydb, [("A", "same text"), ("B", "same text"), (None, "other")], source="f.csv", actor=LEAD)
     again = runs.start_run(anydb, [("A", "same   text "), (None, "other"), (None, "new")], source="f.csv", actor=LEAD)
     assert len(first.new_ids) == 3 and len(again.new_ids) == 1 and len(again.known_ids) == 2
@@ -49,7 +54,7 @@ def test_dedupe_on_reimport(anydb):
         assert s.scalar(select(func.count()).select_from(Ticket)) == 4
 
 
-def test_audit_trail_and_derived_label(anydb):
+def test_audit_trail_and_derived_label(anydb: Database) -> None:
     imp = classify(anydb, {"a": ("billing", 0.9)})
     tid = imp.ticket_ids[0]
     v = review.correct(anydb, tid, "account", actor=op("alice"), expected_version=version_of(anydb, tid),
@@ -65,7 +70,7 @@ def test_audit_trail_and_derived_label(anydb):
         review.correct(anydb, tid, "shipping", actor=op("bob"), expected_version=v + 1, taxonomy=TAX)
 
 
-def test_second_of_two_concurrent_corrections_gets_a_clear_conflict(anydb):
+def test_second_of_two_concurrent_corrections_gets_a_clear_conflict(anydb: Database) -> None:
     imp = classify(anydb, {"a": ("billing", 0.9)})
     tid = imp.ticket_ids[0]
     seen = version_of(anydb, tid)  # both operators loaded the same version
@@ -73,11 +78,11 @@ def test_second_of_two_concurrent_corrections_gets_a_clear_conflict(anydb):
     with pytest.raises(errors.Conflict, match=r"changed by alice at \d{4}-\d\d-\d\d .*reload"):
         review.correct(anydb, tid, "technical", actor=op("bob"), expected_version=seen, taxonomy=TAX)
     with anydb.read() as s:
-        assert s.get(Ticket, tid).category == "account"
+        assert s.get_one(Ticket, tid).category == "account"
         assert s.scalar(select(func.count()).select_from(Correction)) == 1
 
 
-def test_bulk_corrections_report_conflicts_and_save_the_rest(anydb):
+def test_bulk_corrections_report_conflicts_and_save_the_rest(anydb: Database) -> None:
     imp = classify(anydb, {"a": ("billing", 0.9), "b": ("billing", 0.9)})
     a, b = imp.ticket_ids
     va, vb = version_of(anydb, a), version_of(anydb, b)
@@ -86,14 +91,14 @@ def test_bulk_corrections_report_conflicts_and_save_the_rest(anydb):
     assert res.saved == [a] and len(res.conflicts) == 1 and "carol" in res.conflicts[0]
 
 
-def test_review_filters_sorting_and_pages(anydb):
+def test_review_filters_sorting_and_pages(anydb: Database) -> None:
     imp = classify(anydb, {
         "a": ("billing", 0.95), "b": ("billing", 0.5), "c": error(), "d": ("account", 0.4),
         "e": {"outcome": "unknown_label", "category": "unknown"},
     }, {"b": ("technical", 0.9), "d": ("account", 0.6), "e": {"outcome": "refusal"}})
     ids = dict(zip("abcde", imp.ticket_ids, strict=True))
 
-    def page_ids(**kw):
+    def page_ids(**kw: Any) -> list[int]:
         return [r.id for r in review.page(anydb, domain.ReviewFilter(**kw), actor=LEAD).rows]
 
     assert page_ids(reasons=("failed",)) == [ids["c"]]
@@ -112,7 +117,7 @@ def test_review_filters_sorting_and_pages(anydb):
     assert p.total == 5 and p.pages == 3 and len(p.rows) == 2
 
 
-def test_claims_are_disjoint_across_concurrent_workers(anydb):
+def test_claims_are_disjoint_across_concurrent_workers(anydb: Database) -> None:
     runs.start_run(anydb, [(None, f"t{i}") for i in range(20)], source="t", actor=LEAD)
     with anydb.transaction() as s1:
         got1 = queue.claim_pending(s1, "w1", 8)
@@ -127,7 +132,7 @@ def test_claims_are_disjoint_across_concurrent_workers(anydb):
     assert len(got1) == 8 and len(got2) == 8 and not {r.ticket_id for r in got1} & {r.ticket_id for r in got2}
 
 
-def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
+def test_spend_reports_are_exact_and_reproducible_from_rows(anydb: Database) -> None:
     prices = PriceTable.default()
     imp = runs.start_run(anydb, [(None, "x"), (None, "y")], source="t", actor=LEAD)
     days = [datetime(2026, 11, d, 12, tzinfo=UTC) for d in (2, 3, 9)]
@@ -164,7 +169,7 @@ def test_spend_reports_are_exact_and_reproducible_from_rows(anydb):
         assert reports.spend_by_day(s) == daily
 
 
-def test_review_page_counts_matches_only_so_far_past_itself(anydb, monkeypatch):
+def test_review_page_counts_matches_only_so_far_past_itself(anydb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """A count of every match scans every ticket on each filter change: pages count a bounded distance ahead,
     exact when fewer match, and say "more" otherwise."""
     from triage.domain import ReviewFilter
@@ -180,7 +185,7 @@ def test_review_page_counts_matches_only_so_far_past_itself(anydb, monkeypatch):
     assert (whole.total, whole.more) == (120, False)
 
 
-def test_review_pages_keep_the_least_confident_first_order(anydb):
+def test_review_pages_keep_the_least_confident_first_order(anydb: Database) -> None:
     """Two index walks (no confidence, then by confidence) give exactly the one-sort order, page by page."""
     from sqlalchemy import update
 

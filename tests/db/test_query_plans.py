@@ -6,19 +6,24 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from db import fewshot, queue
+from db.engine import Database
 from db.models import Ticket
 
 
-def plan(s, stmt) -> str:
+def plan(s: Session, stmt: ClauseElement) -> str:
     compiled = stmt.compile(s.get_bind(), compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)
     params = tuple(compiled.params[k] for k in compiled.positiontup or ())
     rows = s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
     return " | ".join(r[-1] for r in rows)
 
 
-def test_an_idle_poll_finds_a_free_ticket_by_two_index_probes_however_many_are_held(db):
+def test_an_idle_poll_finds_a_free_ticket_by_two_index_probes_however_many_are_held(db: Database) -> None:
     with db.transaction() as s:
         ids = queue.import_tickets(s, [(None, f"held {i}") for i in range(3000)], source="t", run_id=None).ticket_ids
         s.execute(update(Ticket).values(claimed_by="other:1", claimed_at=datetime.now(UTC)))
@@ -38,7 +43,7 @@ def test_an_idle_poll_finds_a_free_ticket_by_two_index_probes_however_many_are_h
         assert queue.free_pending(s)
 
 
-def test_the_settings_page_counts_operator_labels_through_an_index(db):
+def test_the_settings_page_counts_operator_labels_through_an_index(db: Database) -> None:
     with db.transaction() as s:
         ids = queue.import_tickets(s, [(None, f"ticket {i}") for i in range(50)], source="t", run_id=None).ticket_ids
         s.execute(update(Ticket).where(Ticket.id.in_(ids[:7])).values(label_source="operator", category="billing"))

@@ -5,10 +5,11 @@ from sqlalchemy import select
 
 from db import privacy as db_privacy
 from db import queue
+from db.engine import Database
 from db.models import Ticket
 
 
-def test_import_stores_requester_keys_and_masked_counts_and_fills_known_tickets(anydb):
+def test_import_stores_requester_keys_and_masked_counts_and_fills_known_tickets(anydb: Database) -> None:
     with anydb.transaction() as s:
         first = queue.import_tickets(s, [("A", "one"), ("B", "two")], source="t", run_id=None,
                                      privacy=[(None, 0), ("k" * 64, 2)])

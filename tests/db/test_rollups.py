@@ -21,11 +21,13 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session
 
 from db import audit_sample, queue, reports, review, rollups
 from db import calls as db_calls
 from db import fewshot as db_fewshot
 from db import quality as db_quality
+from db.engine import Database
 from db.models import CacheDaily, LabelledAnswer, LatencyDaily, ModelCall, RoutingDaily, SpendDaily, Ticket
 from tests.support import oracles
 from tests.support.actors import LEAD
@@ -34,7 +36,7 @@ from triage.domain import ERROR, ESCALATED, OK, UNPARSED, CallResult, Outcome, U
 from triage.errors import UnknownModel
 from triage.quality import calibrate
 from triage.quality import measure as quality
-from triage.routing.calibration import bin_of, ece
+from triage.routing.calibration import Calibration, bin_of, ece
 from triage.settings import Settings
 from triage.spend import fewshot as spend_fewshot
 from triage.spend import reports as reporting
@@ -51,7 +53,7 @@ PERCENTILES: tuple[tuple[float, Literal["p50_ms", "p95_ms"]], ...] = ((0.5, "p50
 # --- the old raw-scan figures (the code the Spend page ran before the rollups) ---------------------------------
 
 
-def old_routing_by_day(s, start, end):
+def old_routing_by_day(s: Session, start: date | None, end: date | None) -> list[dict[str, Any]]:
     day = reports._day(s).label("day")
     q = select(
         day,
@@ -65,7 +67,7 @@ def old_routing_by_day(s, start, end):
             for r in s.execute(reports._day_bounds(q, start, end))]
 
 
-def old_routing(s, start, end):
+def old_routing(s: Session, start: date | None, end: date | None) -> list[dict[str, Any]]:
     rows = old_routing_by_day(s, start, end)
     for r in rows:
         r["escalation_rate"] = r["tier2_tickets"] / r["tier1_tickets"] if r["tier1_tickets"] else None
@@ -73,11 +75,12 @@ def old_routing(s, start, end):
     return rows
 
 
-def old_total_cost_pico(s, start, end):
-    return int(s.scalar(reports._day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)), start, end)))
+def old_total_cost_pico(s: Session, start: date | None, end: date | None) -> int:
+    q = reports._day_bounds(select(func.coalesce(func.sum(ModelCall.cost_pico), 0)), start, end)
+    return int(s.execute(q).scalar_one())
 
 
-def old_latencies(s, start, end):
+def old_latencies(s: Session, start: date | None, end: date | None) -> dict[str, list[int]]:
     q = select(ModelCall.model, ModelCall.latency_ms).where(
         ModelCall.outcome != "error", or_(ModelCall.service_tier.is_(None), ModelCall.service_tier != "batch"))
     by_model: dict[str, list[int]] = {}
@@ -86,14 +89,14 @@ def old_latencies(s, start, end):
     return by_model
 
 
-def old_pct(values, q):
+def old_pct(values: Sequence[float], q: float) -> float:
     v = sorted(values)
     k = (len(v) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def old_summary(s, start, end, today):
+def old_summary(s: Session, start: date, end: date, today: date) -> reporting.Summary:
     prices = PriceTable.default()
     route = old_routing(s, start, end)
     total = from_pico(old_total_cost_pico(s, start, end))
@@ -116,11 +119,12 @@ def old_summary(s, start, end, today):
         month_to_date=mtd, month_projection=mtd + last7 / 7 * days_left)
 
 
-def old_demo_calls(s):
-    return int(s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.request_id.like("demo_%"))))
+def old_demo_calls(s: Session) -> int:
+    q = select(func.count()).select_from(ModelCall).where(ModelCall.request_id.like("demo_%"))
+    return int(s.execute(q).scalar_one())
 
 
-def old_month_cumulative(s, today):
+def old_month_cumulative(s: Session, today: date) -> list[dict[str, Any]]:
     per_day: dict[str, Decimal] = {}
     for r in reports.spend_by_day_from_calls(s, today.replace(day=1), today):
         per_day[r["day"]] = per_day.get(r["day"], Decimal(0)) + from_pico(r["cost_pico"])
@@ -132,7 +136,8 @@ def old_month_cumulative(s, today):
     return out
 
 
-def old_quality(rows: Sequence[Any], bins: int = 10, maps=None) -> quality.Quality:
+def old_quality(rows: Sequence[Any], bins: int = 10,
+                maps: dict[str, Calibration] | None = None) -> quality.Quality:
     """triage.quality.measure.measure as it was, on the raw labelled calls (the page's numbers before the rollup)."""
     tickets: dict[int, dict[int, dict[str, Any]]] = {}
     for r in rows:
@@ -163,7 +168,8 @@ def old_quality(rows: Sequence[Any], bins: int = 10, maps=None) -> quality.Quali
     return quality.Quality(len(tickets), per_tier, reliability, flips, old_whatif(tickets, maps or {}))
 
 
-def old_whatif(tickets, maps):
+def old_whatif(tickets: dict[int, dict[int, dict[str, Any]]], maps: dict[str, Calibration]
+               ) -> list[Any]:
     haiku = [t for t in tickets.values() if 1 in t and t[1]["label"] is not None]
     if not haiku:
         return []
@@ -171,14 +177,14 @@ def old_whatif(tickets, maps):
     avg_sonnet = sum(sonnet_costs, Decimal(0)) / len(sonnet_costs) if sonnet_costs else None
     out = []
 
-    def conf(x):  # unusable answers (unknown label) always escalate, as the router does; calibrated where a
-        # map is in force for the answer's model (the demo fits one for Haiku)
+    def conf(x: dict[int, dict[str, Any]]) -> float:  # unusable answers (unknown label) always escalate, as the
+        # router does; calibrated where a map is in force for the answer's model (the demo fits one for Haiku)
         if x[1]["outcome"] != "ok":
             return -1.0
         cal = maps.get(x[1]["model"])
         return (cal.apply(x[1]["confidence"]) if cal and x[1]["confidence"] is not None else x[1]["confidence"]) or 0.0
 
-    def conf2(x):  # Sonnet's answer, by the same rule; no answer never settles
+    def conf2(x: dict[int, dict[str, Any]]) -> float:  # Sonnet's answer, by the same rule; no answer never settles
         if 2 not in x or x[2]["outcome"] != "ok":
             return -1.0
         cal = maps.get(x[2]["model"])
@@ -203,7 +209,7 @@ def old_whatif(tickets, maps):
     return out
 
 
-def raw_fewshot_spend(s, start, end, prices) -> spend_fewshot.FewShotSpend:
+def raw_fewshot_spend(s: Session, start: date, end: date, prices: PriceTable) -> spend_fewshot.FewShotSpend:
     """The Spend page's few-shot and cache figures call by call, in Python: each call priced by its own prompt's
     band, service tier and geo on its own day (no query or grouping shared with the code under test)."""
     lo = datetime.combine(start, datetime.min.time(), UTC)
@@ -295,7 +301,7 @@ def random_call(rnd: random.Random, tier: int, first: date, days: int, *, outcom
                       examples=rnd.choice([None, None, 2, 7]) if tier == 1 else None)
 
 
-def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: date, days: int) -> list[int]:
+def play_history(db: Database, rnd: random.Random, *, tickets: int, events: int, first: date, days: int) -> list[int]:
     with db.transaction() as s:
         ids = queue.import_tickets(s, [(None, f"ticket {rnd.getrandbits(40)}") for _ in range(tickets)],
                                    source="t", run_id=None).ticket_ids
@@ -325,7 +331,7 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
                 c.usage = Usage(c.usage.input_tokens, c.usage.output_tokens, service_tier="batch")
                 db_calls.record_call(s, tid, None, c)
             elif kind == "correct":
-                t = s.get(Ticket, tid)
+                t = s.get_one(Ticket, tid)
                 review.correct(s, tid, rnd.choice(TAX.names), operator="op", expected_version=t.version)
             elif kind == "group":  # one request about several tickets: a row each (its share), counted once
                 whole = random_call(rnd, rnd.choice([1, 2]), first, days)
@@ -338,7 +344,7 @@ def play_history(db, rnd: random.Random, *, tickets: int, events: int, first: da
     return ids
 
 
-def rollup_tables(s) -> dict[str, list[tuple[Any, ...]]]:
+def rollup_tables(s: Session) -> dict[str, list[tuple[Any, ...]]]:
     return {t.__tablename__: sorted(tuple(getattr(r, c.key) for c in t.__table__.columns)
                                     for r in s.scalars(select(t)))
             for t in (SpendDaily, RoutingDaily, LatencyDaily, LabelledAnswer, CacheDaily)}
@@ -352,7 +358,7 @@ def ranges(rnd: random.Random, first: date, days: int, n: int = 4) -> list[tuple
     return out
 
 
-def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: date, days: int) -> None:
+def assert_every_figure_matches_the_raw_tables(db: Database, rnd: random.Random, first: date, days: int) -> None:
     with db.read() as s:
         stored = rollup_tables(s)
         # the tables themselves: exactly what the raw queries give
@@ -411,7 +417,7 @@ def assert_every_figure_matches_the_raw_tables(db, rnd: random.Random, first: da
         assert rollup_tables(s) == stored
 
 
-def test_rollups_equal_the_raw_figures_on_random_histories(anydb):
+def test_rollups_equal_the_raw_figures_on_random_histories(anydb: Database) -> None:
     """Histories pile up in one database: each check covers every history played so far."""
     for seed in range(10 if anydb.dialect == "sqlite" else 6):
         rnd = random.Random(seed)
@@ -424,7 +430,7 @@ def test_rollups_equal_the_raw_figures_on_random_histories(anydb):
             raise
 
 
-def assert_quality_from_the_rollup_equals_quality_from_the_calls(db) -> None:
+def assert_quality_from_the_rollup_equals_quality_from_the_calls(db: Database) -> None:
     """One model per tier: the Quality page reads the labelled_answers rollup, and every figure (per model,
     reliability, confusion, label sources, flips, the what-if, calibration levels) equals the one built from every
     call of the labelled tickets, as the page did before."""
@@ -440,7 +446,8 @@ def assert_quality_from_the_rollup_equals_quality_from_the_calls(db) -> None:
     assert fast.to_dict() == slow.to_dict()
 
 
-def test_quality_from_the_rollup_equals_quality_from_the_calls_on_random_histories(anydb, monkeypatch):
+def test_quality_from_the_rollup_equals_quality_from_the_calls_on_random_histories(
+        anydb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODELS, 1, ["claude-haiku-5-5"])
     for seed in range(8 if anydb.dialect == "sqlite" else 5):
         rnd = random.Random(1000 + seed)
@@ -452,7 +459,7 @@ def test_quality_from_the_rollup_equals_quality_from_the_calls_on_random_histori
             raise
     with anydb.transaction() as s:  # a second tier-1 model: a ticket's latest answer of each model is not in the
         # rollup any more, so the figures come from the calls
-        tid = s.scalar(select(func.max(LabelledAnswer.ticket_id)))
+        tid = s.execute(select(func.max(LabelledAnswer.ticket_id))).scalar_one()
         db_calls.record_call(s, tid, None, CallResult(1, "claude-haiku-4-5", OK, category=TAX.names[0],
                                                    confidence=0.5, created_at=datetime(2026, 11, 28, tzinfo=UTC)))
     with anydb.read() as s:
@@ -461,7 +468,7 @@ def test_quality_from_the_rollup_equals_quality_from_the_calls_on_random_histori
     assert "claude-haiku-4-5" in {t["model"] for t in quality.measure(anydb).per_tier}
 
 
-def test_quality_reads_the_newest_labelled_tickets_up_to_its_cap(anydb):
+def test_quality_reads_the_newest_labelled_tickets_up_to_its_cap(anydb: Database) -> None:
     with anydb.transaction() as s:
         ids = queue.import_tickets(s, [(None, f"t{i}") for i in range(5)], source="t", run_id=None).ticket_ids
         for tid in ids:
@@ -469,7 +476,7 @@ def test_quality_reads_the_newest_labelled_tickets_up_to_its_cap(anydb):
                 db_calls.record_call(s, tid, None, CallResult(tier, MODELS[tier][0], OK, category="billing",
                                                            confidence=0.8))
         for tid in ids[:4]:
-            review.correct(s, tid, "account", operator="op", expected_version=s.get(Ticket, tid).version)
+            review.correct(s, tid, "account", operator="op", expected_version=s.get_one(Ticket, tid).version)
     with anydb.read() as s:
         assert [(r["ticket_id"], r["tier"]) for r in db_quality.labelled_answers(s, tickets=2)] == [
             (ids[3], 1), (ids[3], 2), (ids[2], 1), (ids[2], 2)]  # the newest two labelled, not the unlabelled one
@@ -482,17 +489,17 @@ def test_quality_reads_the_newest_labelled_tickets_up_to_its_cap(anydb):
     assert "the newest 2 (at most that many are read)" in result.measured_on()
 
 
-def test_rollups_include_the_demo_data_and_what_follows_it(anydb):
+def test_rollups_include_the_demo_data_and_what_follows_it(anydb: Database) -> None:
     demo.fill(anydb, TAX, settings=Settings(), local=False, actor=LEAD)
     with anydb.read() as s:
         assert reports.demo_calls(s) > 100 and reports.demo_calls(s) == old_demo_calls(s)
-        first = rollups.as_utc(s.scalar(select(func.min(ModelCall.created_at)))).date()
+        first = rollups.as_utc(s.execute(select(func.min(ModelCall.created_at))).scalar_one()).date()
     rnd = random.Random(99)
     play_history(anydb, rnd, tickets=5, events=20, first=first, days=31)
     assert_every_figure_matches_the_raw_tables(anydb, rnd, first, 31)
 
 
-def test_a_direct_sonnet_call_stops_counting_as_direct_once_tier1_sees_the_ticket(anydb):
+def test_a_direct_sonnet_call_stops_counting_as_direct_once_tier1_sees_the_ticket(anydb: Database) -> None:
     day1, day2 = datetime(2026, 11, 30, 23, 59, tzinfo=UTC), datetime(2026, 12, 1, 0, 1, tzinfo=UTC)
     with anydb.transaction() as s:
         tid = queue.import_tickets(s, [(None, "x")], source="t", run_id=None).ticket_ids[0]
@@ -508,7 +515,7 @@ def test_a_direct_sonnet_call_stops_counting_as_direct_once_tier1_sees_the_ticke
             == [("2026-11-30", 1, 0, 1), ("2026-12-01", 1, 1, 0)]
 
 
-def test_call_times_in_other_zones_are_stored_and_counted_on_their_utc_day(anydb):
+def test_call_times_in_other_zones_are_stored_and_counted_on_their_utc_day(anydb: Database) -> None:
     local = datetime(2026, 12, 1, 2, 0, tzinfo=timezone(timedelta(hours=5)))  # 21:00 UTC on 30 November
     with anydb.transaction() as s:
         tid = queue.import_tickets(s, [(None, "x")], source="t", run_id=None).ticket_ids[0]
@@ -519,7 +526,7 @@ def test_call_times_in_other_zones_are_stored_and_counted_on_their_utc_day(anydb
         assert reports.latency_histogram(s) == [("claude-haiku-5-5", 640, 1)]
 
 
-def test_data_versions_move_with_the_data_they_stand_for(anydb):
+def test_data_versions_move_with_the_data_they_stand_for(anydb: Database) -> None:
     from triage.quality import measure as quality
 
     with anydb.transaction() as s:
@@ -530,7 +537,7 @@ def test_data_versions_move_with_the_data_they_stand_for(anydb):
     calls1 = reporting.data_version(anydb)
     assert calls1 != calls0 and quality.data_version(anydb) == labels0  # nobody labelled `a`: Quality unchanged
     with anydb.transaction() as s:
-        review.correct(s, b, "account", operator="op", expected_version=s.get(Ticket, b).version)
+        review.correct(s, b, "account", operator="op", expected_version=s.get_one(Ticket, b).version)
     labels1 = quality.data_version(anydb)
     assert labels1 != labels0 and reporting.data_version(anydb) == calls1
     with anydb.transaction() as s:  # a new answer on a labelled ticket changes what Quality measures
@@ -538,7 +545,7 @@ def test_data_versions_move_with_the_data_they_stand_for(anydb):
     assert quality.data_version(anydb) != labels1 and reporting.data_version(anydb) != calls1
 
 
-def test_percentile_from_buckets_is_exact_below_100_ms_and_within_the_bucket_above():
+def test_percentile_from_buckets_is_exact_below_100_ms_and_within_the_bucket_above() -> None:
     assert rollups.latency_bucket(87) == 87 and rollups.latency_bucket(643) == 640
     assert rollups.latency_bucket(1389) == 1300 and rollups.latency_bucket(2_000_000_000) == 2_000_000_000
     assert [rollups.bucket_width(v) for v in (5, 99, 100, 999, 1000, 12_345)] == [1, 1, 10, 10, 100, 1000]

@@ -9,8 +9,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -18,7 +20,7 @@ from sqlalchemy import func, select
 from db.migrate import open_database
 from db.models import ModelCall, Ticket
 from tests.db.conftest import fresh_pg_database
-from tests.support.fake_anthropic import Error, FakeAnthropic, default_responder
+from tests.support.fake_anthropic import Action, Error, FakeAnthropic, default_responder
 from triage.domain import Usage, to_pico
 from triage.spend.pricing import PriceTable
 
@@ -27,19 +29,19 @@ N = 1000
 
 
 @pytest.fixture
-def pg_url():
+def pg_url() -> Iterator[str]:
     yield from fresh_pg_database("triage_scale")
 
 
 class Faults:
     """Every 8th ticket's first request is a 529, every 9th answers after 0.3 s; the rest as the default."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seen: Counter[str] = Counter()
         self.answered: Counter[tuple[str, str]] = Counter()  # (model, ticket text) -> 200 answers
         self.lock = threading.Lock()
 
-    def __call__(self, body):
+    def __call__(self, body: dict[str, Any]) -> Action:
         content = body["messages"][-1]["content"]
         n = int(content.split("#")[1].split(" ")[0])
         with self.lock:
@@ -56,7 +58,8 @@ class Faults:
 
 
 @pytest.mark.postgres
-def test_three_workers_and_a_run_share_one_queue_without_double_claims_or_lost_tickets(pg_url, tmp_path):
+def test_three_workers_and_a_run_share_one_queue_without_double_claims_or_lost_tickets(pg_url: str,
+                                                                                       tmp_path: Path) -> None:
     src = tmp_path / "tickets.txt"
     src.write_text("".join(f"ticket #{i} I was charged twice, please refund{' [[conf=0.4]]' if i % 20 == 0 else ''}\n"
                            for i in range(N)))

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from db.migrate import open_database
@@ -16,7 +17,10 @@ from db.models import ModelCall, Ticket
 from tests.support.actors import LEAD
 from tests.support.fakes import ScriptedProvider
 from triage import taxonomy
+from triage.domain import CallResult
+from triage.routing.gate import Reservation
 from triage.routing.router import Router
+from triage.taxonomy import Taxonomy
 from triage.work import pipeline, runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +36,7 @@ open_database(sys.argv[1]).dispose()
 """
 
 
-def test_twelve_processes_starting_together_on_a_new_database_all_migrate(tmp_path):
+def test_twelve_processes_starting_together_on_a_new_database_all_migrate(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", STARTER, url, str(go)], cwd=ROOT, env={"PYTHONPATH": str(ROOT)},
@@ -51,15 +55,15 @@ def test_twelve_processes_starting_together_on_a_new_database_all_migrate(tmp_pa
 class LockingProvider(ScriptedProvider):
     """Answers (the API has billed it) while another process holds the database's write lock for `hold` s."""
 
-    def __init__(self, path: str, hold: float):
+    def __init__(self, path: str, hold: float) -> None:
         super().__init__(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.95))
         self.path, self.hold = path, hold
         self.released = threading.Event()
 
-    async def classify(self, text, tax, *, paid=None):
+    async def classify(self, text: str, tax: Taxonomy, *, paid: Reservation | None = None) -> CallResult:
         locked = threading.Event()
 
-        def hold_lock():
+        def hold_lock() -> None:
             other = sqlite3.connect(self.path, isolation_level=None)
             other.execute("BEGIN IMMEDIATE")
             locked.set()
@@ -73,7 +77,8 @@ class LockingProvider(ScriptedProvider):
         return await super().classify(text, tax)
 
 
-def test_an_answer_is_recorded_even_when_the_database_stays_locked_past_the_busy_timeout(tmp_path, monkeypatch):
+def test_an_answer_is_recorded_even_when_the_database_stays_locked_past_the_busy_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_BUSY_TIMEOUT_S", "0.2")
     path = tmp_path / "busy.db"
     db = open_database(f"sqlite:///{path}")

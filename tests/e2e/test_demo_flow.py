@@ -20,7 +20,7 @@ def metric(page: Page, label: str) -> str:
     return page.get_by_test_id("stMetric").filter(has=name).get_by_test_id("stMetricValue").inner_text()
 
 
-def test_demo_data_fills_the_dashboard(page: Page, app_url, app_db_url):
+def test_demo_data_fills_the_dashboard(page: Page, app_url: str, app_db_url: str) -> None:
     page.goto(app_url)
     wait_for_run(page)
     page.get_by_role("button", name="Load demo data").click()

@@ -7,6 +7,9 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.support.fake_anthropic import FakeAnthropic
 
 pytest.importorskip("playwright")
 from playwright.sync_api import expect  # noqa: E402
@@ -19,13 +22,14 @@ from tests.e2e.conftest import wait_for_run  # noqa: E402
 pytestmark = pytest.mark.browser
 
 
-def sonnet_requests(fake) -> int:
+def sonnet_requests(fake: FakeAnthropic) -> int:
     return sum(1 for r in fake.requests if "sonnet" in str(r["body"].get("model", "")))
 
 
 @pytest.mark.parametrize("width, height", [(1024, 768), (1400, 1000)])
-def test_paste_classifies_on_the_first_click_and_asking_again_is_confirmed(browser, app_url, app_db_url, fake_api,
-                                                                           width, height):
+def test_paste_classifies_on_the_first_click_and_asking_again_is_confirmed(browser: Browser, app_url: str,
+                                                                           app_db_url: str, fake_api: FakeAnthropic,
+                                                                           width: int, height: int) -> None:
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.set_default_timeout(90000)  # the box is shared: a first page run can take a while
@@ -73,7 +77,7 @@ def test_paste_classifies_on_the_first_click_and_asking_again_is_confirmed(brows
         context.close()
 
 
-def settle(fake, before: int) -> int:
+def settle(fake: FakeAnthropic, before: int) -> int:
     """The Sonnet requests counted at the fake server once one more than `before` arrived (or 20 s passed), then
     a second and a half more: a second request would have been counted by then."""
     for _ in range(100):
@@ -84,7 +88,7 @@ def settle(fake, before: int) -> int:
     return sonnet_requests(fake)
 
 
-def asked_again_in_the_queue(page, app_url: str, db_url: str, fake, width: int) -> None:
+def asked_again_in_the_queue(page: Page, app_url: str, db_url: str, fake: FakeAnthropic, width: int) -> None:
     """The same ticket in the review queue (Recent runs' link: every ticket of its run): the bulk bar's Sonnet
     button and the open ticket's both name the price and send nothing before the confirmation; confirmed, one."""
     db = open_database(db_url)

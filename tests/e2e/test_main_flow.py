@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from tests.support.fake_anthropic import FakeAnthropic
+
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
@@ -26,7 +28,8 @@ def sidebar_page(page: Page, name: str) -> None:
     wait_for_run(page)
 
 
-def test_paste_classify_escalate_correct_and_chart(page: Page, app_url, app_db_url, fake_api):
+def test_paste_classify_escalate_correct_and_chart(page: Page, app_url: str, app_db_url: str,
+                                                   fake_api: FakeAnthropic) -> None:
     page.goto(app_url)
     wait_for_run(page)
     operator = page.get_by_label("Operator", exact=True).and_(page.get_by_test_id("stTextInputField"))

@@ -7,7 +7,7 @@ import re
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Locator, Page, expect  # noqa: E402
 
 from tests.e2e.conftest import shoot, wait_for_run  # noqa: E402
 
@@ -18,7 +18,7 @@ HOSTILE = (f'<img src=x onerror="window.__xss=1"> **bold** [x](javascript:window
            f"<b>loud</b> write to {EMAIL} about the refund")
 
 
-def check_block(page: Page, block) -> None:
+def check_block(page: Page, block: Locator) -> None:
     expect(block).to_be_visible(timeout=30000)
     expect(block.locator("mark")).to_have_text(EMAIL)
     assert block.locator("img, b, a, strong, script").count() == 0  # the ticket's tags and markdown are text
@@ -27,7 +27,7 @@ def check_block(page: Page, block) -> None:
     assert page.evaluate("window.__xss === undefined")
 
 
-def test_a_hostile_ticket_shows_as_typed_with_its_masked_value_marked(page: Page, app_url):
+def test_a_hostile_ticket_shows_as_typed_with_its_masked_value_marked(page: Page, app_url: str) -> None:
     page.goto(app_url)
     wait_for_run(page, timeout=90000)  # the first run imports the engine (slow on a loaded machine)
     operator = page.get_by_label("Operator", exact=True).and_(page.get_by_test_id("stTextInputField"))

@@ -10,7 +10,7 @@ from datetime import UTC
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Page, WebSocket, expect  # noqa: E402
 
 from tests.e2e.conftest import wait_for_run  # noqa: E402
 
@@ -24,24 +24,24 @@ CARD = "[class*='st-key-card-']"
 class Traffic:
     """Reruns a page asked for and script runs the server did for it, read off the page's WebSocket."""
 
-    def __init__(self, page: Page):
+    def __init__(self, page: Page) -> None:
         from streamlit.proto.BackMsg_pb2 import BackMsg
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         self.asked = self.asked_fragment = self.runs = 0
 
-        def sent(payload) -> None:
+        def sent(payload: str | bytes) -> None:
             if isinstance(payload, bytes):
                 msg = BackMsg.FromString(payload)
                 if msg.WhichOneof("type") == "rerun_script":
                     self.asked += 1
                     self.asked_fragment += bool(msg.rerun_script.fragment_id)
 
-        def received(payload) -> None:
+        def received(payload: str | bytes) -> None:
             if isinstance(payload, bytes) and ForwardMsg.FromString(payload).WhichOneof("type") == "script_finished":
                 self.runs += 1
 
-        def watch(ws) -> None:
+        def watch(ws: WebSocket) -> None:
             ws.on("framesent", sent)
             ws.on("framereceived", received)
 
@@ -68,7 +68,7 @@ def quiet_for(page: Page, traffic: Traffic, seconds: float) -> tuple[int, int]:
     return traffic.asked - asked, traffic.runs - runs
 
 
-def test_a_finished_run_is_not_polled_and_an_escalation_is_polled_until_answered(page: Page, app_url):
+def test_a_finished_run_is_not_polled_and_an_escalation_is_polled_until_answered(page: Page, app_url: str) -> None:
     traffic = Traffic(page)
     paste_and_classify(page, app_url, ["refund the double charge on invoice 77 [[conf=0.95]] [[slow=2]]",
                                        "the app crashes with error 500 on upload, ticket 78 [[conf=0.95]]"])
@@ -85,7 +85,7 @@ def test_a_finished_run_is_not_polled_and_an_escalation_is_polled_until_answered
     assert quiet_for(page, traffic, 5) == (0, 0), "the page kept rerunning after the escalation was answered"
 
 
-def test_results_of_a_run_in_progress_show_within_the_poll_interval(page: Page, app_url, app_db_url):
+def test_results_of_a_run_in_progress_show_within_the_poll_interval(page: Page, app_url: str, app_db_url: str) -> None:
     from sqlalchemy import select
 
     from db.engine import Database

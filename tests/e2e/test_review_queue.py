@@ -37,7 +37,7 @@ def answer(text: str) -> tuple[str, float]:
 
 
 @pytest.fixture(scope="module")
-def queue_url(request, app_db_url):
+def queue_url(request: pytest.FixtureRequest, app_db_url: str) -> str:
     db = open_database(app_db_url)
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=answer),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (answer(t)[0], 0.6)), TAX)
@@ -47,7 +47,8 @@ def queue_url(request, app_db_url):
     worker.start()  # (Playwright's own event loop runs in this thread)
     worker.join()
     db.dispose()
-    return request.getfixturevalue("app_url")
+    url: str = request.getfixturevalue("app_url")
+    return url
 
 
 def shoot(page: Page, name: str) -> None:
@@ -83,7 +84,8 @@ def corrections(db_url: str) -> list[tuple[int, str, str, str | None]]:
 
 
 @pytest.mark.parametrize("width, height", [(1024, 768), (1400, 1000)])
-def test_keyboard_loop_row_click_bulk_by_filter_and_undo(page: Page, queue_url, app_db_url, width, height):
+def test_keyboard_loop_row_click_bulk_by_filter_and_undo(page: Page, queue_url: str, app_db_url: str, width: int,
+                                                         height: int) -> None:
     page.set_viewport_size({"width": width, "height": height})
     page.set_default_timeout(60000)
     page.goto(queue_url + "/review")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.mark.parametrize("width", [1024, 1400])
-def test_routing_story_draws_the_sankey(page: Page, app_url, app_db_url, width):
+def test_routing_story_draws_the_sankey(page: Page, app_url: str, app_db_url: str, width: int) -> None:
     db = open_database(app_db_url)
     with db.read() as s:
         from sqlalchemy import func, select

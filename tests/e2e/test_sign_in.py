@@ -4,6 +4,8 @@
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,13 +25,13 @@ SECRET_TEXT = "Customer Jane Roe, card ending 4242, wants a refund"
 
 
 @pytest.fixture(scope="module")
-def oidc():
+def oidc() -> Iterator[FakeOIDC]:
     with FakeOIDC() as provider:
         yield provider
 
 
 @pytest.fixture(scope="module")
-def signed_app(oidc, tmp_path_factory):
+def signed_app(oidc: FakeOIDC, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("signin")
     db_url = f"sqlite:///{home / 'triage.db'}"
     db = open_database(db_url)
@@ -84,7 +86,8 @@ def nav(page: Page) -> list[str]:
     return [t.strip().splitlines()[-1].strip() for t in links.all_inner_texts()]  # the text after the icon
 
 
-def test_a_visitor_who_has_not_signed_in_sees_only_the_sign_in_screen(browser, signed_app, oidc):
+def test_a_visitor_who_has_not_signed_in_sees_only_the_sign_in_screen(browser: Browser, signed_app: str,
+                                                                      oidc: FakeOIDC) -> None:
     page = visit_as(browser, signed_app, oidc, None)
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     shoot(page, "sign-in")
@@ -97,7 +100,8 @@ def test_a_visitor_who_has_not_signed_in_sees_only_the_sign_in_screen(browser, s
         assert "Sign in" in body and SECRET_TEXT not in body and "Review queue" not in body and "$" not in body
 
 
-def test_a_signed_in_person_on_no_list_sees_no_access_with_their_identity(browser, signed_app, oidc):
+def test_a_signed_in_person_on_no_list_sees_no_access_with_their_identity(browser: Browser, signed_app: str,
+                                                                          oidc: FakeOIDC) -> None:
     page = visit_as(browser, signed_app, oidc, "stranger@elsewhere.test")
     expect(page.get_by_text("No access", exact=False)).to_be_visible()
     expect(page.get_by_text("stranger@elsewhere.test", exact=False)).to_be_visible()
@@ -106,7 +110,7 @@ def test_a_signed_in_person_on_no_list_sees_no_access_with_their_identity(browse
     assert SECRET_TEXT not in page.inner_text("body")
 
 
-def test_each_role_gets_its_pages(browser, signed_app, oidc):
+def test_each_role_gets_its_pages(browser: Browser, signed_app: str, oidc: FakeOIDC) -> None:
     viewer = visit_as(browser, signed_app, oidc, "vic@example.com")
     expect(viewer.get_by_role("heading", name="Spend & routing")).to_be_visible()
     assert nav(viewer) == ["Spend & routing", "Routing story", "Quality"]
@@ -133,7 +137,7 @@ def test_each_role_gets_its_pages(browser, signed_app, oidc):
     expect(lead.get_by_role("button", name="Sign in")).to_be_visible()
 
 
-def test_access_lists_without_auth_close_the_dashboard_in_a_real_browser(browser, tmp_path):
+def test_access_lists_without_auth_close_the_dashboard_in_a_real_browser(browser: Browser, tmp_path: Path) -> None:
     """[triage.access] filled in, [auth] forgotten: before, every visitor was the local lead; now the page says
     what is wrong and shows nothing else."""
     db_url = f"sqlite:///{tmp_path / 'triage.db'}"

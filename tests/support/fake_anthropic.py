@@ -390,7 +390,7 @@ class FakeAnthropic:
 
     def __init__(self, *, api_key: str = "test-key", validate: bool = True, delay: float = 0.0,
                  responder: Callable[[dict[str, Any]], Action] | None = None, rate_limit_rpm: float | None = None,
-                 rate_limit_burst: float | None = None):
+                 rate_limit_burst: float | None = None) -> None:
         self.api_key = api_key
         self.validate = validate
         self.delay = delay
@@ -455,7 +455,7 @@ class FakeAnthropic:
             script = self.batch_script.get(endpoint)
             return script.popleft() if script else None
 
-    def _answer_fault(self, h, fault: BatchAction | None) -> bool:
+    def _answer_fault(self, h: BaseHTTPRequestHandler, fault: BatchAction | None) -> bool:
         """Answer with a scripted Error or Drop; True when the request was answered so."""
         if isinstance(fault, Error):
             self._error(h, fault.status, fault.type, fault.message, fault.headers)
@@ -465,7 +465,7 @@ class FakeAnthropic:
             return True
         return False
 
-    def _drop(self, h) -> None:
+    def _drop(self, h: BaseHTTPRequestHandler) -> None:
         h.close_connection = True
         with contextlib.suppress(OSError):
             h.connection.shutdown(socket.SHUT_RDWR)
@@ -490,7 +490,7 @@ class FakeAnthropic:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -500,20 +500,20 @@ class FakeAnthropic:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every keep-alive reply
 
-            def log_message(self, *args):  # keep test output clean
+            def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def do_POST(self):
+            def do_POST(self) -> None:
                 fake._handle(self)
 
-            def do_GET(self):
+            def do_GET(self) -> None:
                 fake._handle_get(self)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             request_queue_size = 128
 
-            def handle_error(self, request, client_address):  # a client hanging up is not news
+            def handle_error(self, request: Any, client_address: Any) -> None:  # a client hanging up is not news
                 import sys
                 if not isinstance(sys.exc_info()[1], ConnectionError):
                     super().handle_error(request, client_address)
@@ -537,7 +537,7 @@ class FakeAnthropic:
 
     # -- protocol ---------------------------------------------------------------------------------
     def _send_json(self, h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any],
-                   headers: dict[str, Any] | None = None):
+                   headers: dict[str, Any] | None = None) -> str:
         data = json.dumps(payload).encode()
         request_id = f"req_{uuid.uuid4().hex[:24]}"
         h.send_response(status)
@@ -552,7 +552,8 @@ class FakeAnthropic:
         h.wfile.write(data)
         return request_id
 
-    def _error(self, h, status: int, etype: str, message: str, headers: dict[str, Any] | None = None):
+    def _error(self, h: BaseHTTPRequestHandler, status: int, etype: str, message: str,
+               headers: dict[str, Any] | None = None) -> str:
         return self._send_json(h, status, {"type": "error", "error": {"type": etype, "message": message},
                                            "request_id": f"req_{uuid.uuid4().hex[:24]}"}, headers)
 
@@ -615,7 +616,7 @@ class FakeAnthropic:
             late = isinstance(action, Reply) and self.late_share > 0 and self.late_random.random() < self.late_share
         return Late(self.late_delay, action) if late and isinstance(action, Reply) else action
 
-    def _answer_late(self, h, body: dict[str, Any], late: Late, record: dict[str, Any]) -> None:
+    def _answer_late(self, h: BaseHTTPRequestHandler, body: dict[str, Any], late: Late, record: dict[str, Any]) -> None:
         """Bill the answer now, as the API does when it has produced it, then send it after `late.delay`."""
         reply = late.reply or self.responder(body)
         assert isinstance(reply, Reply), "a late answer is a Reply"
@@ -664,7 +665,7 @@ class FakeAnthropic:
                 "cancel_initiated_at": None, "archived_at": None,
                 "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None}
 
-    def _authorised_body(self, h, raw: bytes, record: dict[str, Any]) -> dict[str, Any] | None:
+    def _authorised_body(self, h: BaseHTTPRequestHandler, raw: bytes, record: dict[str, Any]) -> dict[str, Any] | None:
         """The JSON body of an authenticated request; None after answering 400 or 401 itself."""
         try:
             body: dict[str, Any] = json.loads(raw)
@@ -679,7 +680,7 @@ class FakeAnthropic:
             return None
         return body
 
-    def _create_batch(self, h, raw: bytes, record: dict[str, Any]) -> None:
+    def _create_batch(self, h: BaseHTTPRequestHandler, raw: bytes, record: dict[str, Any]) -> None:
         body = self._authorised_body(h, raw, record)
         if body is None:
             return
@@ -704,7 +705,7 @@ class FakeAnthropic:
             return
         self._send_json(h, 200, self._batch_json(batch_id))
 
-    def _handle_get(self, h) -> None:
+    def _handle_get(self, h: BaseHTTPRequestHandler) -> None:
         parts = h.path.split("?")[0].strip("/").split("/")
         if parts == ["v1", "messages", "batches"]:
             if not self._answer_fault(h, self._batch_fault("list")):

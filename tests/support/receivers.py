@@ -27,7 +27,7 @@ class WebhookReceiver:
     200) or `hook.refused` (answered `fail_status` while failures remain)."""
 
     def __init__(self, fail_first: int = 0, fail_status: int = 500, path: str = "/services/T000/B000/SECRETTOKEN",
-                 delay: float = 0.0):
+                 delay: float = 0.0) -> None:
         self.fail_first, self.fail_status, self.path, self.delay = fail_first, fail_status, path, delay
         self.accepted: list[Post] = []
         self.refused: list[Post] = []

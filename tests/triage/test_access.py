@@ -55,7 +55,7 @@ ALLOWED = {
 
 @pytest.mark.parametrize("role", ["nobody", *ALLOWED])
 @pytest.mark.parametrize("action", list(Action))
-def test_the_rule_for_every_action_and_role(role, action):
+def test_the_rule_for_every_action_and_role(role: str, action: Action) -> None:
     actor = Actor(f"{role}@example.com", r) if (r := ROLES[role]) else None
     allowed = action in ALLOWED.get(role, set())
     assert may(actor, action) is allowed
@@ -69,7 +69,7 @@ def test_the_rule_for_every_action_and_role(role, action):
         assert (f"{role}@example.com is a {role}" in message) if actor else message.startswith("sign in")
 
 
-def test_the_refusal_says_which_role_is_needed_and_where_it_is_granted():
+def test_the_refusal_says_which_role_is_needed_and_where_it_is_granted() -> None:
     with pytest.raises(AccessDenied, match=r"needs the lead role .*leads.*\[triage.access\]"):
         require(Actor("vi@example.com", Role.VIEWER), Action.EXPORT)
     assert AccessDenied.exit_code == 6
@@ -78,7 +78,7 @@ def test_the_refusal_says_which_role_is_needed_and_where_it_is_granted():
 # ----- every guarded service function, for every role ---------------------------------------------------------
 
 
-def by_text(text):
+def by_text(text: str) -> tuple[str, float] | dict[str, Any]:
     return ("billing", 0.4) if "a:" in text else error()
 
 
@@ -110,7 +110,7 @@ class World:
 
 
 @pytest.fixture
-def world(db):
+def world(db: Database) -> World:
     imp = runs.start_run(db, [(None, "a: my invoice"), (None, "b: the app crashes")], source="seed", actor=LEAD)
     asyncio.run(pipeline.process_queue(db, router(), run_id=imp.run_id))
     queued = runs.start_run(db, [(None, "a: waiting")], source="queued", actor=LEAD)
@@ -118,7 +118,7 @@ def world(db):
     return World(db, imp.run_id, imp.ticket_ids, queued.run_id)
 
 
-def snapshot(db) -> dict[str, object]:
+def snapshot(db: Database) -> dict[str, object]:
     """Everything a call could change: tickets (labels, versions, states, queue flags), calls, corrections,
     runs, settings, audit rows."""
     with db.read() as s:
@@ -137,7 +137,7 @@ def snapshot(db) -> dict[str, object]:
 class LazyEmbedder:
     """The real embedder, loaded only when a call gets as far as using it (a refused retrain never does)."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         from triage.local.embedder import shared
 
         return getattr(shared(), name)
@@ -186,7 +186,7 @@ CASES: dict[str, tuple[Action, Callable[[World, Any], object]]] = {
 }
 
 
-def suppress_input_error(fn):
+def suppress_input_error(fn: Callable[[], object]) -> object:
     try:
         return fn()
     except InputError:
@@ -195,7 +195,7 @@ def suppress_input_error(fn):
 
 @pytest.mark.parametrize("role", list(ROLES))
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_guarded_service_refuses_what_the_role_may_not_do(world, name, role):
+def test_every_guarded_service_refuses_what_the_role_may_not_do(world: World, name: str, role: str) -> None:
     action, call = CASES[name]
     actor = Actor(f"{role}@example.com", r) if (r := ROLES[role]) else None
     before = snapshot(world.db)
@@ -208,22 +208,23 @@ def test_every_guarded_service_refuses_what_the_role_may_not_do(world, name, rol
     assert world.calls() == 0, "a refused call reached a model"
 
 
-def test_the_allowed_calls_really_act(world):
+def test_the_allowed_calls_really_act(world: World) -> None:
     """The allowed branch above is not a no-op: spending calls reach the models, changes land."""
     op = Actor("olga@example.com", Role.OPERATOR)
     assert runs.request_escalation(world.db, world.ids, actor=op, again=True) == 2  # one is Sonnet's
     with world.db.read() as s:
-        assert all(s.get(Ticket, t).escalation_requested for t in world.ids)
+        assert all(s.get_one(Ticket, t).escalation_requested for t in world.ids)
     services.escalate(world.db, world.router, world.ids[:1], actor=op, again=True)  # Sonnet decided it already
-    assert len(world.router.tier2.calls) == 1
+    tier2 = world.router.tier2
+    assert isinstance(tier2, ScriptedProvider) and len(tier2.calls) == 1
     review.correct(world.db, world.ids[1], "technical", actor=op, expected_version=world.version(world.ids[1]),
                    taxonomy=TAX)
     with world.db.read() as s:
-        assert s.get(Ticket, world.ids[1]).corrected_by == "olga@example.com"
+        assert s.get_one(Ticket, world.ids[1]).corrected_by == "olga@example.com"
 
 
 @pytest.mark.parametrize("role", ["nobody", "viewer", "operator"])
-def test_only_a_lead_loads_the_demo(db_url, role):
+def test_only_a_lead_loads_the_demo(db_url: str, role: str) -> None:
     db = open_database(db_url)
     actor = Actor("x@example.com", r) if (r := ROLES[role]) else None
     with pytest.raises(AccessDenied):
@@ -233,7 +234,7 @@ def test_only_a_lead_loads_the_demo(db_url, role):
         assert s.scalar(select(func.count()).select_from(Ticket)) == 0
 
 
-def test_the_demo_load_is_audited(db):
+def test_the_demo_load_is_audited(db: Database) -> None:
     demo.fill(db, TAX, actor=LEAD, settings=Settings(), local=False)
     (event,) = [e for e in audit.recent(db, actor=LEAD) if e["event"] == audit.DEMO]
     assert event["actor"] == LEAD.identity and event["detail"]["tickets"] == 315
@@ -242,7 +243,7 @@ def test_the_demo_load_is_audited(db):
 # ----- audit ---------------------------------------------------------------------------------------------------
 
 
-def test_settings_changes_exports_and_escalations_are_audited_with_who_and_what(world):
+def test_settings_changes_exports_and_escalations_are_audited_with_who_and_what(world: World) -> None:
     lead = Actor("lena@example.com", Role.LEAD)
     config.save_engine(world.db, actor=lead, threshold=0.55, tier1_model="claude-haiku-5-5")
     config.save_taxonomy(world.db, TAX.from_pairs([(c.name, c.description) for c in TAX.categories] +
@@ -265,7 +266,7 @@ def test_settings_changes_exports_and_escalations_are_audited_with_who_and_what(
     json.dumps(events, default=str)  # plain data, ready for a table
 
 
-def test_a_refused_export_is_not_recorded_as_one(world):
+def test_a_refused_export_is_not_recorded_as_one(world: World) -> None:
     with pytest.raises(AccessDenied):
         export.export_tickets(world.db, "csv", actor=Actor("olga@example.com", Role.OPERATOR))
     assert not [e for e in audit.recent(world.db, actor=LEAD) if e["event"] == "export.tickets"]
@@ -289,7 +290,7 @@ LISTS = {"leads": ["Lena@Example.com"], "operators": ["*@ops.example.com", "lena
     ("", None),
     (None, None),
 ])
-def test_roles_come_from_the_allow_list(email, role):
+def test_roles_come_from_the_allow_list(email: str | None, role: Role | None) -> None:
     assert Policy.from_mapping(LISTS).role_of(email) == role
 
 
@@ -300,12 +301,13 @@ def test_roles_come_from_the_allow_list(email, role):
     ({"viewers": ["*@*"]}, "neither an email nor"),
     ({"operators": ["@example.com"]}, "neither an email nor"),
 ])
-def test_a_malformed_access_list_is_refused_with_a_message(lists, message):
+def test_a_malformed_access_list_is_refused_with_a_message(lists: dict[str, list[str]] | dict[str, str],
+                                                           message: str) -> None:
     with pytest.raises(InputError, match=message):
         Policy.from_mapping(lists)
 
 
-def claims(email="lena@example.com", **extra):
+def claims(email: str = "lena@example.com", **extra: Any) -> dict[str, Any]:
     return {"is_logged_in": True, "email": email, "email_verified": True, **extra}
 
 
@@ -314,7 +316,7 @@ AUTH = {"redirect_uri": "https://triage.example.com/oauth2callback", "cookie_sec
 ON = sign_in({"auth": AUTH, "triage": {"access": LISTS}})
 
 
-def test_without_sign_in_the_single_local_user_is_a_lead():
+def test_without_sign_in_the_single_local_user_is_a_lead() -> None:
     for secrets in (None, {}, {"ANTHROPIC_API_KEY": "k", "database": {"url": "sqlite://"}}):
         assert sign_in(secrets) == SignIn(on=False)
     v = visitor(sign_in=sign_in(None), claims=None, local_name=" alice ")
@@ -322,13 +324,13 @@ def test_without_sign_in_the_single_local_user_is_a_lead():
     assert visitor(sign_in=sign_in({}), claims=None).actor == Actor("local", Role.LEAD)
 
 
-def test_a_complete_auth_section_turns_sign_in_on():
+def test_a_complete_auth_section_turns_sign_in_on() -> None:
     assert SignIn(on=True, lists=LISTS) == ON
     with_options = {**AUTH, "client_kwargs": {"prompt": "login"}, "expose_tokens": "id"}
     assert sign_in({"auth": with_options}) == SignIn(on=True)  # no lists: nobody gets in (below)
 
 
-def without(key):
+def without(key: str) -> dict[str, str]:
     return {k: v for k, v in AUTH.items() if k != key}
 
 
@@ -354,7 +356,7 @@ def without(key):
     ({"auth": AUTH, "triage": {"acess": LISTS}}, "[triage] has an unknown part 'acess'"),
     ({"auth": AUTH, "triage": "leads"}, "[triage] must be a section"),
 ])
-def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets, problem):
+def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets: dict[str, Any], problem: str) -> None:
     setup = sign_in(secrets)
     assert setup.on and problem in setup.problem
     assert "s3cr" not in setup.problem and "k" * 32 not in setup.problem  # names keys, never values
@@ -384,7 +386,8 @@ def test_sign_in_meant_but_set_up_wrongly_closes_the_door_to_everyone(secrets, p
     (claims("olga@ops.example.com"), Door.IN, Role.OPERATOR, ""),
     (claims("vic@example.com"), Door.IN, Role.VIEWER, ""),
 ])
-def test_with_sign_in_each_visitor_gets_the_right_door(user, door, role, why):
+def test_with_sign_in_each_visitor_gets_the_right_door(user: dict[str, Any], door: Door, role: Role | None,
+                                                       why: str) -> None:
     v = visitor(sign_in=ON, claims=user, local_name="alice", now=2000)
     assert v.door == door and why in v.reason and not v.local
     assert (v.actor.role if v.actor else None) == role
@@ -392,7 +395,7 @@ def test_with_sign_in_each_visitor_gets_the_right_door(user, door, role, why):
         assert v.identity  # "no access" names the identity used
 
 
-def test_with_sign_in_and_no_lists_nobody_is_let_in():
+def test_with_sign_in_and_no_lists_nobody_is_let_in() -> None:
     assert visitor(sign_in=sign_in({"auth": AUTH}), claims=claims()).door == Door.NO_ACCESS
     bad = visitor(sign_in=sign_in({"auth": AUTH, "triage": {"access": {"leeds": ["lena@example.com"]}}}),
                   claims=claims())
@@ -410,18 +413,18 @@ def test_with_sign_in_and_no_lists_nobody_is_let_in():
     ("0.0.0.0", ["localhost", "127.0.0.1"], False),
     (None, ["localhost"], False),
 ])
-def test_which_servers_serve_this_machine_only(address, hosts, local):
+def test_which_servers_serve_this_machine_only(address: str | None, hosts: list[str] | None, local: bool) -> None:
     assert served_locally(address, hosts) is local
 
 
 @pytest.mark.parametrize("address, local", [("127.0.0.1", True), ("localhost", True), ("::1", True),
                                             ("[::1]", True), ("127.0.1.1", True), (None, False), ("", False),
                                             ("0.0.0.0", False), ("::", False), ("192.0.2.10", False)])
-def test_which_addresses_are_this_machine_only(address, local):
+def test_which_addresses_are_this_machine_only(address: str | None, local: bool) -> None:
     assert listens_locally(address) is local
 
 
-def test_the_command_line_is_the_local_administrator(monkeypatch):
+def test_the_command_line_is_the_local_administrator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("getpass.getuser", lambda: "root")
     assert cli_actor() == Actor("cli:root", Role.LEAD)
     assert cli_actor("maria") == Actor("maria", Role.LEAD)

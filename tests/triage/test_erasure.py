@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import select, update
 
 from db import vectors
+from db.engine import Database
 from db.models import AuditEvent, Correction, ModelCall, Ticket, TicketVector
 from tests.support.actors import LEAD, OPERATOR
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import privacy, review, taxonomy
 from triage.cli import main
 from triage.errors import AccessDenied, InputError
@@ -24,7 +26,7 @@ SECRET = "Zebraquux Wellington-Smythe"  # the customer's words, as they must dis
 KEPT = "Kangaroo Oberholtzer-Vance"
 
 
-def setup_tickets(env, db, tmp_path) -> dict[str, int]:
+def setup_tickets(env: dict[str, str], db: Database, tmp_path: Path) -> dict[str, int]:
     src = tmp_path / "t.txt"
     long = f" {SECRET} wrote again." * 400  # past a page: the text also lives on overflow pages
     src.write_text(f"{SECRET} was charged twice on the invoice, please refund{long}\n"
@@ -54,7 +56,7 @@ def file_bytes(db_url: str) -> bytes:
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
-def figures(capsys) -> tuple[dict[str, Any], dict[str, Any]]:
+def figures(capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     capsys.readouterr()
     assert main(["spend", "--json"]) == 0
     spend = json.loads(capsys.readouterr().out)
@@ -62,7 +64,9 @@ def figures(capsys) -> tuple[dict[str, Any], dict[str, Any]]:
     return spend, json.loads(capsys.readouterr().out)
 
 
-def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env, fake, db, db_url, tmp_path, capsys):
+def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env: dict[str, str], fake: FakeAnthropic,
+                                                                     db: Database, db_url: str, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     ids = setup_tickets(env, db, tmp_path)
     assert SECRET.encode() in file_bytes(db_url)
     with db.engine.connect() as c:  # freed bytes overwritten, whatever the SQLite build's default
@@ -78,7 +82,7 @@ def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env, fake, 
     assert "would erase 1 ticket(s)" in out and "1 stored vector(s)" in out and "1 correction note(s)" in out
     assert "nothing changed" in out
     with db.read() as s:
-        assert SECRET in s.get(Ticket, ids["secret"]).text
+        assert SECRET in s.get_one(Ticket, ids["secret"]).text
 
     assert main(["erase", "--ticket", str(ids["secret"]), "--yes", "--operator", "maria"]) == 0
     assert "erased 1 ticket(s)" in capsys.readouterr().out
@@ -88,13 +92,13 @@ def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env, fake, 
     assert KEPT.encode() in raw  # another ticket's text is still there
 
     with db.read() as s:
-        t = s.get(Ticket, ids["secret"])
+        t = s.get_one(Ticket, ids["secret"])
         assert t.text == "" and t.text_hash is None
         assert before[t.id] == (t.status, t.category, t.label_source, t.corrected)  # its labels stay
         assert all(c.reason is None for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id == t.id)))
         assert all(c.note is None for c in s.scalars(select(Correction).where(Correction.ticket_id == t.id)))
         assert s.get(TicketVector, t.id) is None and s.get(TicketVector, ids["kept"]) is not None
-        assert KEPT in s.get(Ticket, ids["kept"]).text
+        assert KEPT in s.get_one(Ticket, ids["kept"]).text
         assert [(c.id, c.ticket_id, c.cost_pico, c.input_tokens, c.output_tokens, c.category, c.confidence)
                 for c in s.scalars(select(ModelCall).order_by(ModelCall.id))] == calls_before
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.event == privacy.ERASE)).all()
@@ -111,30 +115,34 @@ def test_erase_removes_the_text_from_the_file_and_keeps_every_figure(env, fake, 
     assert "erased 0 ticket(s)" in out and "1 erased before" in out
 
 
-def test_an_unknown_or_busy_ticket_is_refused_and_nothing_is_erased(env, fake, db, tmp_path, capsys):
+def test_an_unknown_or_busy_ticket_is_refused_and_nothing_is_erased(env: dict[str, str], fake: FakeAnthropic,
+                                                                    db: Database, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     ids = setup_tickets(env, db, tmp_path)
     assert main(["erase", "--ticket", str(ids["secret"]), "999999", "--yes"]) == 2
     assert "no such ticket: 999999" in capsys.readouterr().err
     with db.transaction() as s:
-        s.get(Ticket, ids["kept"]).status = "pending"
+        s.get_one(Ticket, ids["kept"]).status = "pending"
     assert main(["erase", "--ticket", str(ids["secret"]), str(ids["kept"]), "--yes"]) == 2
     assert "pending or being classified" in capsys.readouterr().err
     with db.read() as s:
-        assert SECRET in s.get(Ticket, ids["secret"]).text
+        assert SECRET in s.get_one(Ticket, ids["secret"]).text
         assert not s.scalars(select(AuditEvent).where(AuditEvent.event == privacy.ERASE)).all()
 
 
-def test_only_a_lead_may_erase(env, fake, db, tmp_path):
+def test_only_a_lead_may_erase(env: dict[str, str], fake: FakeAnthropic, db: Database, tmp_path: Path) -> None:
     ids = setup_tickets(env, db, tmp_path)
     with pytest.raises(AccessDenied):
         privacy.erase_tickets(db, [ids["secret"]], actor=OPERATOR)
     with pytest.raises(InputError):
         privacy.erase_tickets(db, [], actor=LEAD)
     with db.read() as s:
-        assert SECRET in s.get(Ticket, ids["secret"]).text
+        assert SECRET in s.get_one(Ticket, ids["secret"]).text
 
 
-def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env, fake, db, tmp_path, capsys):
+def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env: dict[str, str], fake: FakeAnthropic,
+                                                                     db: Database, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.txt"
     src.write_text(f"{SECRET} wants a refund [[status=400]]\n{KEPT} wants a refund\n")
     main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")])
@@ -148,5 +156,5 @@ def test_an_erased_ticket_is_never_sent_again_by_retry_or_escalation(env, fake, 
     main(["escalate", "--id", str(secret_id)])
     assert len(fake.requests) == sent  # nothing with an empty text went out
     with db.read() as s:
-        t = s.get(Ticket, secret_id)
+        t = s.get_one(Ticket, secret_id)
         assert (t.text, t.status) == ("", "failed")

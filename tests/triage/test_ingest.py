@@ -1,22 +1,24 @@
 import json
+from pathlib import Path
 
 import pytest
 
+from db.engine import Database
 from triage.ingest import MAX_STORED_CHARS, IngestError, from_paste, parse, read_path, split_pasted
 
 
-def test_csv_guesses_text_and_id_columns():
+def test_csv_guesses_text_and_id_columns() -> None:
     b = parse("id,subject,body\nT1,Refund,I was charged twice\nT2,Crash,App crashes\n", "csv")
     assert b.items == [("T1", "Refund\n\nI was charged twice"), ("T2", "Crash\n\nApp crashes")]  # issue 27
 
 
-def test_csv_explicit_columns_quotes_and_semicolons():
+def test_csv_explicit_columns_quotes_and_semicolons() -> None:
     text = 'ref;msg\n7;"Line one\nline two; with semicolon"\n8;"He said ""hi"""\n'
     b = parse(text, "csv", text_column="msg", id_column="ref")
     assert b.items == [("7", "Line one\nline two; with semicolon"), ("8", 'He said "hi"')]
 
 
-def test_csv_errors_are_clear():
+def test_csv_errors_are_clear() -> None:
     with pytest.raises(IngestError, match="columns are: a, b"):
         parse("a,b\n1,2\n", "csv")
     with pytest.raises(IngestError, match="no text column 'body'"):
@@ -25,12 +27,12 @@ def test_csv_errors_are_clear():
         parse("", "csv")
 
 
-def test_empty_rows_are_reported_not_silently_dropped():
+def test_empty_rows_are_reported_not_silently_dropped() -> None:
     b = parse("text\nhello\n\"\"\nworld\n", "csv")
     assert [t for _, t in b.items] == ["hello", "world"] and b.skipped == ["row 2 (line 3): empty 'text'"]
 
 
-def test_json_and_jsonl_shapes():
+def test_json_and_jsonl_shapes() -> None:
     assert parse(json.dumps(["a", "b"]), "json").items == [(None, "a"), (None, "b")]
     assert parse(json.dumps({"tickets": [{"id": 1, "text": "x"}]}), "json").items == [("1", "x")]
     assert parse('{"message": "m1"}\n\n{"message": "m2", "id": "9"}\n', "jsonl").items == [(None, "m1"), ("9", "m2")]
@@ -44,14 +46,14 @@ def test_json_and_jsonl_shapes():
                                                "item 2: not a ticket (a string, or an object with a text field)"]
 
 
-def test_plain_text_and_pasted_text():
+def test_plain_text_and_pasted_text() -> None:
     assert parse("one\n\n two \n", "txt").items == [(None, "one"), (None, "two")]
     assert split_pasted("a\nb\nc") == ["a", "b", "c"]
     assert split_pasted("first line\nstill first\n\nsecond") == ["first line\nstill first", "second"]
     assert split_pasted("  \n ") == []
 
 
-def test_files_encoding_and_missing(tmp_path):
+def test_files_encoding_and_missing(tmp_path: Path) -> None:
     p = tmp_path / "t.csv"
     p.write_bytes("\ufefftext\nCafé crème\n".encode())
     assert read_path(str(p)).items == [(None, "Café crème")]
@@ -68,7 +70,7 @@ def test_files_encoding_and_missing(tmp_path):
 BIG = "x" * (MAX_STORED_CHARS + 5000)
 
 
-def test_an_over_long_ticket_is_cut_the_same_way_in_every_format():
+def test_an_over_long_ticket_is_cut_the_same_way_in_every_format() -> None:
     files = {
         "csv": f"id,text\nA,{BIG}\nB,short one\n",
         "json": json.dumps([{"id": "A", "text": BIG}, {"id": "B", "text": "short one"}]),
@@ -84,7 +86,7 @@ def test_an_over_long_ticket_is_cut_the_same_way_in_every_format():
     assert [len(t) for _, t in pasted.items] == [MAX_STORED_CHARS, 9] and pasted.cut[0].startswith("ticket 1:")
 
 
-def test_one_bad_row_is_named_and_skipped_never_the_whole_file():
+def test_one_bad_row_is_named_and_skipped_never_the_whole_file() -> None:
     jsonl = "\n".join(['{"text": "fine one"}', '{"text": "lone \\ud800 surrogate"}', '{"text": {"nested": 1}}',
                        '{"text": ["a", "list"]}', '{"text": "nul \\u0000 byte"}', '[[[[[[' * 5000,
                        '{"text": "fine two", "id": {"x": 1}}', '{"text": "fine three"}'])
@@ -99,7 +101,7 @@ def test_one_bad_row_is_named_and_skipped_never_the_whole_file():
     assert long_id.items == [("ok", "fine")] and "id is longer than 255" in long_id.skipped[0]
 
 
-def test_csv_broken_quoting_skips_that_row_and_never_swallows_the_next_ones():
+def test_csv_broken_quoting_skips_that_row_and_never_swallows_the_next_ones() -> None:
     unclosed = 'id,text\n1,"this quote never closes\n2,second ticket\n3,third ticket\n'
     b = parse(unclosed, "csv")
     assert b.items == [("2", "second ticket"), ("3", "third ticket")]
@@ -114,12 +116,12 @@ def test_csv_broken_quoting_skips_that_row_and_never_swallows_the_next_ones():
     assert too_many.items == [("2", "fine")] and "3 fields where the header has 2" in too_many.skipped[0]
 
 
-def test_an_over_long_csv_field_is_a_long_ticket_not_a_rejected_file():
+def test_an_over_long_csv_field_is_a_long_ticket_not_a_rejected_file() -> None:
     b = parse(f"id,text\nA,\"{'y' * 1_000_000}\"\nB,ok\n", "csv")
     assert [(i, len(t)) for i, t in b.items] == [("A", MAX_STORED_CHARS), ("B", 2)] and len(b.cut) == 1
 
 
-def test_stdin_gets_the_utf8_check_of_a_file(monkeypatch):
+def test_stdin_gets_the_utf8_check_of_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
     import sys
 
@@ -131,7 +133,7 @@ def test_stdin_gets_the_utf8_check_of_a_file(monkeypatch):
         read_path("-")
 
 
-def test_preview_counts_known_tickets_of_a_hostile_file(db):
+def test_preview_counts_known_tickets_of_a_hostile_file(db: Database) -> None:
     from triage.work import runs
 
     batch = parse('{"text": "ok \\ud83d"}\n{"text": "fine"}\n', "jsonl")  # half an emoji: a lone surrogate

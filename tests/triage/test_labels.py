@@ -3,10 +3,12 @@ optimistic concurrency, and the local tier retrained afterwards."""
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.models import Correction, ModelCall, Ticket
 from tests.support.actors import LEAD, lead, op
 from tests.support.fakes import ScriptedProvider
@@ -34,7 +36,7 @@ CSV = (
 
 
 @pytest.fixture
-def seeded(db):
+def seeded(db: Database) -> tuple[Database, dict[str, int]]:
     texts = {text: answer for (_, text), answer in SEED.items()}
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: texts[t]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: ("billing", 0.9)), TAX)
@@ -43,11 +45,11 @@ def seeded(db):
     return db, dict(zip([t for _, t in SEED], imp.ticket_ids, strict=True))
 
 
-def parse(text=CSV, fmt="csv", **kw):
+def parse(text: str = CSV, fmt: str = "csv", **kw: Any) -> ingest.LabelledBatch:
     return ingest.parse_labelled(text, fmt, **kw)
 
 
-def state(db):
+def state(db: Database) -> tuple[dict[int, tuple[Any, ...]], list[tuple[Any, ...]], int | None]:
     with db.read() as s:
         tickets = {t.id: (t.external_id, t.text, t.status, t.category, t.label_source, t.corrected, t.corrected_by,
                           t.version) for t in s.scalars(select(Ticket))}
@@ -57,7 +59,8 @@ def state(db):
     return tickets, audit, calls
 
 
-def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(seeded):
+def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(
+        seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     before, _, calls_before = state(db)
     plan = labels.plan(db, parse(), TAX, "helpdesk.csv")
@@ -94,7 +97,7 @@ def test_rows_match_by_id_then_by_text_and_the_rest_are_new_or_left_out(seeded):
     assert detail is not None and detail.history[-1]["note"] == "imported from helpdesk.csv"
 
 
-def test_importing_the_same_file_twice_changes_nothing(seeded):
+def test_importing_the_same_file_twice_changes_nothing(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     labels.apply(db, labels.plan(db, parse(), TAX, "helpdesk.csv"), actor=lead("maria"))
     after_first = state(db)
@@ -105,7 +108,7 @@ def test_importing_the_same_file_twice_changes_nothing(seeded):
     assert state(db) == after_first  # no label, version or audit row changed
 
 
-def test_a_different_label_replaces_an_operator_label_and_is_audited(seeded):
+def test_a_different_label_replaces_an_operator_label_and_is_audited(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     labels.apply(db, labels.plan(db, parse(), TAX, "a.csv"), actor=lead("maria"))
     plan = labels.plan(db, parse("text,category\nthe app crashes on upload,account\n"), TAX, "b.csv")
@@ -116,12 +119,12 @@ def test_a_different_label_replaces_an_operator_label_and_is_audited(seeded):
     assert audit[-1] == (ids["the app crashes on upload"], "technical", "account", "lee", "import", "b.csv")
 
 
-def test_a_ticket_changed_after_the_preview_is_left_alone(seeded):
+def test_a_ticket_changed_after_the_preview_is_left_alone(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     plan = labels.plan(db, parse(), TAX, "helpdesk.csv")
     crash = ids["the app crashes on upload"]
     with db.read() as s:
-        version = s.get(Ticket, crash).version
+        version = s.get_one(Ticket, crash).version
     review.correct(db, crash, "account", actor=op("carol"), expected_version=version, taxonomy=TAX)
     result = labels.apply(db, plan, actor=lead("maria"))
     assert result.labelled == 2 and len(result.conflicts) == 1
@@ -131,7 +134,7 @@ def test_a_ticket_changed_after_the_preview_is_left_alone(seeded):
     assert again.labelled == 1 and state(db)[0][crash][3] == "technical"  # importing again applies it
 
 
-def test_conflicting_rows_and_ambiguous_ids_are_reported_not_written(seeded):
+def test_conflicting_rows_and_ambiguous_ids_are_reported_not_written(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     runs.start_run(db, [("T-3", "a different text under the same id")], source="other", actor=LEAD)
     text = ("id,text,label\n"
@@ -148,7 +151,7 @@ def test_conflicting_rows_and_ambiguous_ids_are_reported_not_written(seeded):
     assert state(db) == before
 
 
-def test_a_file_of_ids_and_labels_labels_the_tickets_those_ids_name(seeded):
+def test_a_file_of_ids_and_labels_labels_the_tickets_those_ids_name(seeded: tuple[Database, dict[str, int]]) -> None:
     """A helpdesk export of final categories: ids and labels, no text. Known ids are labelled; an id matching
     nothing cannot make a ticket (there is no text to classify or show): reported with examples, not written."""
     db, ids = seeded
@@ -177,19 +180,19 @@ def test_a_file_of_ids_and_labels_labels_the_tickets_those_ids_name(seeded):
     assert labels.plan(db, batch, TAX, "export.csv").writes == 0  # importing it again changes nothing
 
 
-def test_an_id_alone_shared_by_several_tickets_is_ambiguous(seeded):
+def test_an_id_alone_shared_by_several_tickets_is_ambiguous(seeded: tuple[Database, dict[str, int]]) -> None:
     db, _ = seeded
     runs.start_run(db, [("T-3", "a different text under the same id")], source="other", actor=LEAD)
     plan = labels.plan(db, parse("id,label\nT-3,billing\n"), TAX, "x.csv")
     assert (plan.counts()["ambiguous_id"], plan.writes) == (1, 0)
 
 
-def test_a_file_without_text_or_id_column_is_explained():
+def test_a_file_without_text_or_id_column_is_explained() -> None:
     with pytest.raises(ingest.IngestError, match="which column holds the ticket text, or the ticket id"):
         parse("name,label\nx,billing\n")
 
 
-def test_json_and_jsonl_files_and_the_columns_guessed(seeded):
+def test_json_and_jsonl_files_and_the_columns_guessed(seeded: tuple[Database, dict[str, int]]) -> None:
     db, ids = seeded
     rows = [{"ticket_id": "T-1", "body": "whatever", "category": "account"}, {"body": "new one", "category": "billing"}]
     for fmt, text in (("json", json.dumps(rows)), ("jsonl", "\n".join(json.dumps(r) for r in rows))):
@@ -199,7 +202,7 @@ def test_json_and_jsonl_files_and_the_columns_guessed(seeded):
         assert (plan.counts()["by_id"], plan.counts()["new"]) == (1, 1)
 
 
-def test_bad_label_files_are_explained():
+def test_bad_label_files_are_explained() -> None:
     with pytest.raises(ingest.IngestError, match="--label-column"):
         parse("id,text\n1,hello\n")
     with pytest.raises(ingest.IngestError, match="no label column 'kind'"):
@@ -210,7 +213,7 @@ def test_bad_label_files_are_explained():
         parse('["just a string"]', "json")
 
 
-def test_only_a_lead_may_import_and_a_refusal_writes_nothing(seeded):
+def test_only_a_lead_may_import_and_a_refusal_writes_nothing(seeded: tuple[Database, dict[str, int]]) -> None:
     from tests.support.actors import op
     from triage.errors import AccessDenied
 
@@ -221,7 +224,7 @@ def test_only_a_lead_may_import_and_a_refusal_writes_nothing(seeded):
     assert state(db) == before
 
 
-def test_the_local_tier_retrains_on_the_imported_labels(db):
+def test_the_local_tier_retrains_on_the_imported_labels(db: Database) -> None:
     from triage.demo import load_samples
     from triage.local import tier as local
 

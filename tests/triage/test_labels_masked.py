@@ -3,6 +3,7 @@ exports, so they find their tickets by that text masked with the policy in force
 
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import Ticket
 from tests.support.actors import LEAD, lead
 from triage import ingest, labels, taxonomy
@@ -15,7 +16,7 @@ PHONE = "Cannot log in, call me on +44 20 7946 0958"
 PLAIN = "the app crashes on upload"
 
 
-def imported(db):
+def imported(db: Database) -> list[int]:
     config.save_engine(db, actor=LEAD, mask_store="on")
     imp = runs.start_run(db, [(None, CARD), ("Z-7", PHONE), (None, PLAIN)], source="t", actor=LEAD)
     with db.read() as s:
@@ -24,7 +25,7 @@ def imported(db):
     return imp.ticket_ids
 
 
-def test_rows_find_tickets_stored_masked_by_their_original_text(db):
+def test_rows_find_tickets_stored_masked_by_their_original_text(db: Database) -> None:
     card, phone, plain = imported(db)
     csv = ("id,text,label\n"
            f",\"{CARD}\",billing\n"  # by its text masked: [CARD]
@@ -43,7 +44,7 @@ def test_rows_find_tickets_stored_masked_by_their_original_text(db):
     assert (again.writes, again.unchanged) == (0, 3)  # importing the file twice changes nothing
 
 
-def test_new_tickets_differing_only_in_a_personal_value_are_one_ticket_stored_masked(db):
+def test_new_tickets_differing_only_in_a_personal_value_are_one_ticket_stored_masked(db: Database) -> None:
     imported(db)
     csv = ("text,label\n"
            "Refund to DE89 3704 0044 0532 0130 00 please,billing\n"

@@ -5,10 +5,13 @@
 import csv
 import io
 import json
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from dashboard.ui import masked_html
+from db.engine import Database
 from db.models import AuditEvent, Ticket
 from tests.support.actors import LEAD
 from tests.triage.test_erasure import file_bytes
@@ -24,7 +27,7 @@ EMAIL = "anna.k@example.com"
 TEXTS = [f"charged twice on card {CARD}, write to {EMAIL}", "the app crashes on upload", f"reply to {EMAIL} please"]
 
 
-def test_spans_name_each_masked_value_with_its_place_and_placeholder():
+def test_spans_name_each_masked_value_with_its_place_and_placeholder() -> None:
     found = privacy.spans(TEXTS[0], redact.DEFAULT_POLICY)
     assert found.count == 2
     assert [(s.kind, TEXTS[0][s.start:s.end], s.placeholder) for s in found.spans] == [
@@ -33,7 +36,7 @@ def test_spans_name_each_masked_value_with_its_place_and_placeholder():
     assert privacy.spans(TEXTS[0], redact.MaskPolicy(emails=False)).count == 1  # the policy in force decides
 
 
-def test_a_hostile_ticket_is_rendered_as_typed_with_its_masked_values_marked():
+def test_a_hostile_ticket_is_rendered_as_typed_with_its_masked_values_marked() -> None:
     hostile = ('<script>alert(1)</script><img src=x onerror="alert(2)"> **bold** [x](javascript:alert(3)) &amp; '
                f"mail {EMAIL}\n\n<div>second paragraph</div>")
     out = masked_html(privacy.spans(hostile, redact.DEFAULT_POLICY))
@@ -46,11 +49,11 @@ def test_a_hostile_ticket_is_rendered_as_typed_with_its_masked_values_marked():
     assert f">{CARD}</mark>" in short and EMAIL not in short and short.endswith("…</div>")
 
 
-def test_masked_count_is_stored_at_import_and_the_review_queue_filters_on_it(db):
+def test_masked_count_is_stored_at_import_and_the_review_queue_filters_on_it(db: Database) -> None:
     imported = runs.start_run(db, [(None, t) for t in TEXTS], source="t", actor=LEAD, mode="local")
     with db.read() as s:
         counts = {t.id: t.masked_count for t in s.scalars(select(Ticket))}
-        assert [s.get(Ticket, i).text for i in imported.ticket_ids] == TEXTS  # stored as written by default
+        assert [s.get_one(Ticket, i).text for i in imported.ticket_ids] == TEXTS  # stored as written by default
     assert [counts[i] for i in imported.ticket_ids] == [2, 0, 1]
     page = review.page(db, ReviewFilter(masked=True), actor=LEAD)
     assert sorted(r.id for r in page.rows) == sorted([imported.ticket_ids[0], imported.ticket_ids[2]])
@@ -60,7 +63,7 @@ def test_masked_count_is_stored_at_import_and_the_review_queue_filters_on_it(db)
     assert detail is not None and detail.ticket.masked_count == 2
 
 
-def test_mask_store_keeps_only_the_masked_text(db, db_url):
+def test_mask_store_keeps_only_the_masked_text(db: Database, db_url: str) -> None:
     config.save_engine(db, actor=LEAD, mask_store="on")
     assert config.effective(db)[0].mask_store is True
     imported = runs.start_run(db, [("T-1", TEXTS[0]), ("T-2", TEXTS[2])], source="t", actor=LEAD, mode="local")
@@ -68,7 +71,7 @@ def test_mask_store_keeps_only_the_masked_text(db, db_url):
     for value in (CARD, CARD.replace(" ", ""), EMAIL, "anna.k"):
         assert value.encode() not in raw and value.encode("utf-16-le") not in raw, value
     with db.read() as s:
-        stored = [s.get(Ticket, i) for i in imported.ticket_ids]
+        stored = [s.get_one(Ticket, i) for i in imported.ticket_ids]
     assert [t.text for t in stored] == ["charged twice on card [CARD], write to [EMAIL]", "reply to [EMAIL] please"]
     assert [t.masked_count for t in stored] == [2, 1]
     assert runs.count_known(db, [("T-1", TEXTS[0])]) == 1  # the same ticket again is known, not new
@@ -76,7 +79,7 @@ def test_mask_store_keeps_only_the_masked_text(db, db_url):
     assert again.known_ids == [imported.ticket_ids[0]] and not again.new_ids
 
 
-def test_mask_store_is_refused_unless_on_or_off(db):
+def test_mask_store_is_refused_unless_on_or_off(db: Database) -> None:
     import pytest
 
     from triage.errors import InputError
@@ -86,7 +89,7 @@ def test_mask_store_is_refused_unless_on_or_off(db):
     assert config.Settings.from_env({"TRIAGE_MASK_STORE": "1"}).mask_store is True
 
 
-def test_export_offers_the_masked_text(db):
+def test_export_offers_the_masked_text(db: Database) -> None:
     runs.start_run(db, [(None, t) for t in TEXTS], source="t", actor=LEAD, mode="local")
     data, name = export.export_tickets(db, "csv", actor=LEAD, masked=True)
     text = data.decode()
@@ -100,7 +103,7 @@ def test_export_offers_the_masked_text(db):
     assert [d.get("masked", False) for d in details] == [True, False]
 
 
-def test_triage_export_writes_masked_text(cli_db, tmp_path, capsys):
+def test_triage_export_writes_masked_text(cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs.start_run(cli_db, [(None, t) for t in TEXTS], source="t", actor=LEAD, mode="local")
     out = tmp_path / "all.jsonl"
     assert main(["export", "--out", str(out), "--masked"]) == 0
@@ -110,7 +113,7 @@ def test_triage_export_writes_masked_text(cli_db, tmp_path, capsys):
     assert main(["export", "--out", str(tmp_path / "all.txt")]) == 2
 
 
-def test_the_requester_column_is_read_and_never_guessed():
+def test_the_requester_column_is_read_and_never_guessed() -> None:
     text = "id,text,email\n1,hello there,Anna@Example.com \n2,second one,\n"
     batch = ingest.parse(text, "csv", requester_column="email")
     assert batch.requesters == ["Anna@Example.com", None] and batch.has_requesters
@@ -128,7 +131,7 @@ def test_the_requester_column_is_read_and_never_guessed():
     assert privacy.requester_key("s", "  ") is None
 
 
-def test_labelled_imports_store_new_tickets_as_an_import_does(db, db_url):
+def test_labelled_imports_store_new_tickets_as_an_import_does(db: Database, db_url: str) -> None:
     from triage import labels, taxonomy
 
     config.save_engine(db, actor=LEAD, mask_store="on")
@@ -141,7 +144,7 @@ def test_labelled_imports_store_new_tickets_as_an_import_does(db, db_url):
     assert CARD.encode() not in file_bytes(db_url)
 
 
-def test_the_economy_route_imports_as_a_run_does(db, db_url):
+def test_the_economy_route_imports_as_a_run_does(db: Database, db_url: str) -> None:
     from triage import taxonomy
     from triage.settings import Settings
     from triage.work import classify

@@ -6,13 +6,16 @@ and `triage eval`. None of the values is in any request, and every ticket is sti
 
 import csv
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import Ticket
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import keyword_label
+from tests.support.fake_anthropic import FakeAnthropic, keyword_label
 from triage import ingest, labels, taxonomy
 from triage.cli import main
 from triage.local import retrieval as fewshot_source
@@ -59,7 +62,7 @@ def needles() -> list[str]:
     return sorted(out)
 
 
-def assert_nothing_personal_was_sent(fake) -> None:
+def assert_nothing_personal_was_sent(fake: FakeAnthropic) -> None:
     sent = [r["raw"].decode("utf-8") for r in fake.requests if r["raw"]]
     assert sent
     for raw in sent:
@@ -71,20 +74,21 @@ def assert_nothing_personal_was_sent(fake) -> None:
             assert needle not in raw.lower() and needle not in readable.lower(), needle
 
 
-def labelled(db) -> None:
+def labelled(db: Database) -> None:
     """Operator labels on tickets full of personal data: the few-shot examples."""
     rows = [(SUBJECTS[label].format(**personal(i + k)), label) for i, label in enumerate(SUBJECTS) for k in range(3)]
     text = "text,label\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows)
     labels.import_labels(db, ingest.parse_labelled(text, "csv"), TAX, file="history.csv", actor=LEAD, retrain=False)
 
 
-def statuses(db, ids) -> dict[str, tuple[str, str | None]]:
+def statuses(db: Database, ids: Sequence[int]) -> dict[str, tuple[str, str | None]]:
     with db.read() as s:
         return {t.text: (t.status, t.category) for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
 
 
 @pytest.mark.parametrize("per_call", [1, 3])
-def test_no_value_reaches_the_api_and_every_ticket_is_classified(fake, db, per_call):
+def test_no_value_reaches_the_api_and_every_ticket_is_classified(fake: FakeAnthropic, db: Database,
+                                                                 per_call: int) -> None:
     labelled(db)
     items = tickets(12)
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=2, per_call=per_call)
@@ -109,7 +113,7 @@ def test_no_value_reaches_the_api_and_every_ticket_is_classified(fake, db, per_c
         assert category == keyword_label(text)[0], text
 
 
-def test_a_message_batch_carries_no_value(env, fake, tmp_path):
+def test_a_message_batch_carries_no_value(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path) -> None:
     src, out = tmp_path / "t.csv", tmp_path / "o.jsonl"
     with open(src, "w", newline="") as f:
         w = csv.writer(f)
@@ -122,7 +126,8 @@ def test_a_message_batch_carries_no_value(env, fake, tmp_path):
     assert len(rows) == 6 and {r["status"] for r in rows} <= {"classified", "escalated"}
 
 
-def test_triage_eval_carries_no_value(env, fake, tmp_path, capsys):
+def test_triage_eval_carries_no_value(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     gold = tmp_path / "gold.csv"
     with open(gold, "w", newline="") as f:
         w = csv.writer(f)
@@ -133,7 +138,7 @@ def test_triage_eval_carries_no_value(env, fake, tmp_path, capsys):
     assert_nothing_personal_was_sent(fake)
 
 
-def test_the_example_bank_holds_what_requests_carry(db):
+def test_the_example_bank_holds_what_requests_carry(db: Database) -> None:
     """The few-shot bank's texts are masked when it loads, so the fixed set and the worst case reserved before a
     call are sized on the examples as sent (a masked text can be longer than the original: a@b.io -> [EMAIL])."""
     labelled(db)

@@ -4,27 +4,34 @@ saved by a lead (checked by `settings.checked`: a bad pattern is refused and not
 body is masked under the policy in force. End to end: the CLI over the real SDK to the fake API, a real SQLite."""
 
 import json
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import AuditEvent, Setting
 from tests.support.actors import lead
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import settings as config
 from triage.cli import main
 from triage.routing.redact import MaskPolicy, Pattern
 
 
-def sent(fake) -> str:
+def sent(fake: FakeAnthropic) -> str:
     return "\n".join(r["raw"].decode("utf-8") for r in fake.requests if r["raw"])
 
 
-def classify(tmp_path, text: str) -> int:
+def classify(tmp_path: Path, text: str) -> int:
     src = tmp_path / "t.txt"
     src.write_text(text + "\n")
     return main(["classify", str(src), "--tier", "haiku", "--out", str(tmp_path / "o.jsonl")])
 
 
-def test_a_type_a_lead_switched_off_reaches_the_api_unmasked_and_the_others_stay_masked(env, fake, db_url, tmp_path):
+def test_a_type_a_lead_switched_off_reaches_the_api_unmasked_and_the_others_stay_masked(env: dict[str, str],
+                                                                                        fake: FakeAnthropic,
+                                                                                        db_url: str,
+                                                                                        tmp_path: Path) -> None:
     assert main(["settings", "set", "mask_email", "off", "--operator", "maria"]) == 0
     assert classify(tmp_path, "refund my invoice, mail anna.smith@example.com, card 4111 1111 1111 1111") == 0
     body = sent(fake)
@@ -32,14 +39,17 @@ def test_a_type_a_lead_switched_off_reaches_the_api_unmasked_and_the_others_stay
     assert "4111 1111 1111 1111" not in body and "[CARD]" in body  # still on
 
 
-def test_the_environment_switches_a_type_off(env, fake, tmp_path, monkeypatch):
+def test_the_environment_switches_a_type_off(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_MASK_IP", "false")
     assert classify(tmp_path, "the app crashes from 192.168.1.20, mail anna.smith@example.com") == 0
     body = sent(fake)
     assert "192.168.1.20" in body and "anna.smith@example.com" not in body and "[EMAIL]" in body
 
 
-def test_a_leads_pattern_masks_a_customer_number_and_the_allow_list_keeps_an_order_number(env, fake, tmp_path):
+def test_a_leads_pattern_masks_a_customer_number_and_the_allow_list_keeps_an_order_number(env: dict[str, str],
+                                                                                          fake: FakeAnthropic,
+                                                                                          tmp_path: Path) -> None:
     assert main(["settings", "set", "mask_patterns", '{"CUSTOMER": "CUST-\\\\d{8}"}']) == 0
     assert main(["settings", "set", "mask_allow", '["\\\\+1 415 555 2671"]']) == 0
     assert classify(tmp_path, "refund my invoice for CUST-12345678, call +1 415 555 2671 or +44 20 7946 0958") == 0
@@ -49,15 +59,17 @@ def test_a_leads_pattern_masks_a_customer_number_and_the_allow_list_keeps_an_ord
     assert "+44 20 7946 0958" not in body and "[PHONE]" in body
 
 
-def test_the_phone_region_in_force_reads_national_numbers(env, fake, tmp_path, monkeypatch):
+def test_the_phone_region_in_force_reads_national_numbers(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_MASK_PHONE_REGION", "GB")
     assert classify(tmp_path, "please call me back on 020 7946 0958 about my login") == 0
     body = sent(fake)
     assert "020 7946 0958" not in body and "[PHONE]" in body
 
 
-def test_a_bad_pattern_or_region_is_refused_with_exit_2_and_nothing_is_saved(cli_db, capsys):
-    def stored():
+def test_a_bad_pattern_or_region_is_refused_with_exit_2_and_nothing_is_saved(
+        cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    def stored() -> tuple[list[tuple[str, str]], list[str]]:
         with cli_db.read() as s:
             return ([(r.key, r.value) for r in s.scalars(select(Setting))],
                     [e.event for e in s.scalars(select(AuditEvent))])
@@ -72,14 +84,18 @@ def test_a_bad_pattern_or_region_is_refused_with_exit_2_and_nothing_is_saved(cli
     assert stored() == before
 
 
-def test_a_bad_pattern_in_the_environment_refuses_the_run_before_any_call(env, fake, tmp_path, monkeypatch, capsys):
+def test_a_bad_pattern_in_the_environment_refuses_the_run_before_any_call(env: dict[str, str], fake: FakeAnthropic,
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_MASK_PATTERNS", '{"CUSTOMER": "CUST-(\\\\d"}')
     assert classify(tmp_path, "refund CUST-12345678") == 2
     assert "TRIAGE_MASK_PATTERNS" in capsys.readouterr().err
     assert not fake.requests  # fails closed: nothing went out
 
 
-def test_triage_settings_lists_the_masking_settings_and_where_they_come_from(cli_db, monkeypatch, capsys):
+def test_triage_settings_lists_the_masking_settings_and_where_they_come_from(
+        cli_db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_MASK_PHONE_REGION", "DE")
     config.save_engine(cli_db, actor=lead("maria"), mask_card=False, mask_patterns={"CUSTOMER": r"CUST-\d{8}"})
     assert main(["settings", "--json"]) == 0

@@ -6,11 +6,14 @@ salted hash of the criterion, never the address."""
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import AuditEvent, ModelCall, Ticket
+from tests.support.fake_anthropic import FakeAnthropic
 from tests.triage.test_erasure import figures, file_bytes
 from triage import privacy
 from triage.cli import main
@@ -19,7 +22,7 @@ SECRET = "Quixotic Featherstonehaugh"  # words only Anna's tickets hold
 KEPT = "Bartholomew Underhill-Grey"
 
 
-def import_with_requesters(tmp_path) -> None:
+def import_with_requesters(tmp_path: Path) -> None:
     src = tmp_path / "tickets.csv"
     long = f" {SECRET} again." * 300  # overflow pages too
     src.write_text("id,requester,text\n"
@@ -30,7 +33,9 @@ def import_with_requesters(tmp_path) -> None:
     assert main(["classify", str(src), "--requester-column", "requester", "--out", str(tmp_path / "o.jsonl")]) == 0
 
 
-def test_erase_by_requester_leaves_no_byte_and_keeps_every_figure(env, fake, db, db_url, tmp_path, capsys):
+def test_erase_by_requester_leaves_no_byte_and_keeps_every_figure(env: dict[str, str], fake: FakeAnthropic,
+                                                                  db: Database, db_url: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     import_with_requesters(tmp_path)
     raw = file_bytes(db_url)
     assert SECRET.encode() in raw
@@ -76,7 +81,9 @@ def test_erase_by_requester_leaves_no_byte_and_keeps_every_figure(env, fake, db,
     assert "no ticket was imported with this requester" in capsys.readouterr().err
 
 
-def test_reimporting_with_a_requester_links_the_known_tickets(env, fake, db, tmp_path, capsys):
+def test_reimporting_with_a_requester_links_the_known_tickets(env: dict[str, str], fake: FakeAnthropic, db: Database,
+                                                              tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "plain.csv"
     src.write_text("id,text\nA-1,my card was charged twice\n")
     assert main(["classify", str(src), "--out", str(tmp_path / "o.jsonl")]) == 0
@@ -89,7 +96,8 @@ def test_reimporting_with_a_requester_links_the_known_tickets(env, fake, db, tmp
     assert json.loads(capsys.readouterr().out)["tickets"] == [1]
 
 
-def test_an_unknown_requester_column_or_address_is_refused(env, fake, db, tmp_path, capsys):
+def test_an_unknown_requester_column_or_address_is_refused(env: dict[str, str], fake: FakeAnthropic, db: Database,
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "t.csv"
     src.write_text("id,text\n1,hello there\n")
     assert main(["classify", str(src), "--requester-column", "email"]) == 2

@@ -4,12 +4,16 @@ background worker applies it at most once an hour. Tickets are backdated in a re
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from dashboard.worker import RETENTION, BackgroundWorker
+from db.engine import Database
 from db.models import AuditEvent, Correction, ModelCall, Ticket
 from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import privacy
 from triage.cli import main
 from triage.settings import Settings, save_engine
@@ -17,7 +21,7 @@ from triage.settings import Settings, save_engine
 OLD, RECENT = "old ticket about an invoice refund", "recent ticket about a login"
 
 
-def seed(env, db, tmp_path) -> dict[str, int]:
+def seed(env: dict[str, str], db: Database, tmp_path: Path) -> dict[str, int]:
     """Four classified tickets: two idle for 100 days, one created 100 days ago but corrected yesterday, one new."""
     src = tmp_path / "t.txt"
     src.write_text(f"{OLD} 1\n{OLD} 2\nold but corrected lately about billing\n{RECENT}\n")
@@ -34,12 +38,13 @@ def seed(env, db, tmp_path) -> dict[str, int]:
     return ids
 
 
-def texts(db) -> dict[int, str]:
+def texts(db: Database) -> dict[int, str]:
     with db.read() as s:
         return {t.id: t.text for t in s.scalars(select(Ticket))}
 
 
-def test_purge_erases_only_the_tickets_idle_past_retention(env, fake, db, tmp_path, capsys):
+def test_purge_erases_only_the_tickets_idle_past_retention(env: dict[str, str], fake: FakeAnthropic, db: Database,
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ids = seed(env, db, tmp_path)
     assert main(["purge"]) == 0  # retention off by default: nothing happens
     assert "retention is off" in capsys.readouterr().out
@@ -63,7 +68,8 @@ def test_purge_erases_only_the_tickets_idle_past_retention(env, fake, db, tmp_pa
     assert main(["purge"]) == 0 and "erased 0 ticket(s)" in capsys.readouterr().out  # nothing left to erase
 
 
-def test_the_worker_applies_retention_at_most_once_an_hour(env, fake, db, tmp_path):
+def test_the_worker_applies_retention_at_most_once_an_hour(env: dict[str, str], fake: FakeAnthropic, db: Database,
+                                                           tmp_path: Path) -> None:
     ids = seed(env, db, tmp_path)
     save_engine(db, actor=LEAD, retention_days=30)
     worker = BackgroundWorker(db, Settings())  # not started: its steps are called one by one

@@ -6,13 +6,15 @@ import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from db import calls as db_calls
 from db import queue, runs
 from db import story as db_story
+from db.engine import Database
 from db.models import ModelCall, Ticket
 from tests.support.actors import op
 from triage import report, review, taxonomy
@@ -30,14 +32,14 @@ END = date(2026, 11, 30)
 START = END - timedelta(days=9)  # ten days; the ten before are the previous period
 
 
-def _call(tier, model, label, conf, when, n):
+def _call(tier: int, model: str, label: str, conf: float, when: datetime, n: int) -> CallResult:
     usage = Usage(700 + n, 40 + n % 7)
     return CallResult(tier, model, OK, category=label, confidence=conf, model_returned=model, reason="r",
                       usage=usage, cost_usd=PRICES.cost(model, usage, when), latency_ms=500 + n,
                       request_id=f"req_{tier}_{n}", created_at=when)
 
 
-def seed(db, n=60):
+def seed(db: Database, n: int = 60) -> dict[int, str]:
     """n tickets over twenty days: Haiku alone, Haiku then Sonnet, Sonnet alone, some sent to review; then
     operators confirm some answers and correct others, on the days after. Returns ticket id -> the truth."""
     cats = TAX.names
@@ -77,21 +79,21 @@ def seed(db, n=60):
 
 
 @pytest.fixture
-def history(cli_db):
+def history(cli_db: Database) -> Database:
     seed(cli_db)
     return cli_db
 
 
-def story(db, minutes=2.0):
+def story(db: Database, minutes: float = 2.0) -> story_mod.Story:
     return story_mod.story(db, START, END, minutes_per_review=minutes, tier2_model=S, today=END)
 
 
-def days(start, end):
+def days(start: date, end: date) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (ModelCall.created_at >= datetime.combine(start, datetime.min.time(), UTC),
             ModelCall.created_at < datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
 
 
-def test_money_equals_triage_spend_and_the_raw_calls(history, capsys):
+def test_money_equals_triage_spend_and_the_raw_calls(history: Database, capsys: pytest.CaptureFixture[str]) -> None:
     st = story(history)
     assert main(["spend", "--json", "--since", str(START), "--until", str(END)]) == 0
     spent = json.loads(capsys.readouterr().out)["total_usd"]
@@ -107,7 +109,7 @@ def test_money_equals_triage_spend_and_the_raw_calls(history, capsys):
     assert (st.previous.start, st.previous.end) == (START - timedelta(days=10), START - timedelta(days=1))
 
 
-def test_paths_follow_the_tickets_rows(history):
+def test_paths_follow_the_tickets_rows(history: Database) -> None:
     st = story(history)
     p = st.current
     with history.read() as s:
@@ -132,7 +134,7 @@ def test_paths_follow_the_tickets_rows(history):
     assert tiers["Sonnet"].checked == sum(1 for r in rows if r.tier2_category and r.corrected)
 
 
-def test_right_to_date_is_triage_quality(history):
+def test_right_to_date_is_triage_quality(history: Database) -> None:
     st = story(history)
     q = measure.measure(history)
     by_tier = {t["tier"]: t for t in q.per_tier}
@@ -143,7 +145,7 @@ def test_right_to_date_is_triage_quality(history):
     assert {1, 2} <= set(by_tier)
 
 
-def test_reviewer_time_counts_reviews_per_day_at_the_setting(history):
+def test_reviewer_time_counts_reviews_per_day_at_the_setting(history: Database) -> None:
     two, five = story(history, 2.0).current, story(history, 5.0).current
     assert two.review_count == sum(d.reviews for d in two.reviews) == two.reviewed_tickets > 0
     assert len({d.day for d in two.reviews}) == len(two.reviews) > 1  # spread over the days, per day
@@ -153,7 +155,7 @@ def test_reviewer_time_counts_reviews_per_day_at_the_setting(history):
     assert f"{two.reviewed_tickets:,} tickets" in line and f"{two.review_hours:,.1f} hours" in line
 
 
-def test_minutes_per_review_is_a_checked_setting(cli_db, capsys):
+def test_minutes_per_review_is_a_checked_setting(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["settings", "set", "minutes_per_review", "0"]) == 2
     assert main(["settings", "set", "minutes_per_review", "3.5"]) == 0
     from triage import settings
@@ -162,7 +164,8 @@ def test_minutes_per_review_is_a_checked_setting(cli_db, capsys):
     assert merged.minutes_per_review == 3.5
 
 
-def test_report_json_total_is_triage_spend_to_the_last_digit(history, tmp_path, capsys):
+def test_report_json_total_is_triage_spend_to_the_last_digit(history: Database, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "story.json"
     assert main(["report", "--since", str(START), "--until", str(END), "--out", str(out)]) == 0
     capsys.readouterr()
@@ -177,7 +180,8 @@ def test_report_json_total_is_triage_spend_to_the_last_digit(history, tmp_path, 
     assert flows[("Haiku", "Sonnet")] > 0
 
 
-def test_report_html_is_self_contained_with_the_sankey(history, tmp_path, capsys):
+def test_report_html_is_self_contained_with_the_sankey(history: Database, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "story.html"
     assert main(["report", "--since", str(START), "--until", str(END), "--out", str(out)]) == 0
     page = out.read_text()
@@ -188,7 +192,9 @@ def test_report_html_is_self_contained_with_the_sankey(history, tmp_path, capsys
     assert all(line.replace("'", "&#x27;") in page for line in st.headline)
 
 
-def test_report_pdf_is_a_pdf_or_says_plainly_why_not(history, tmp_path, capsys, monkeypatch):
+def test_report_pdf_is_a_pdf_or_says_plainly_why_not(history: Database, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "story.pdf"
     if not shutil.which("chromium"):
         pytest.skip("no chromium here to print the PDF")
@@ -207,7 +213,7 @@ def test_report_pdf_is_a_pdf_or_says_plainly_why_not(history, tmp_path, capsys, 
     assert "no PDF renderer" in err and ".html" in err and "Traceback" not in err
 
 
-def test_sankey_places_every_node_in_its_column_with_room_for_its_label(history):
+def test_sankey_places_every_node_in_its_column_with_room_for_its_label(history: Database) -> None:
     p = story(history).current
     node = report.sankey(p).data[0].node
     named = [(lbl, x, y) for lbl, x, y in zip(node.label, node.x, node.y, strict=True) if lbl]

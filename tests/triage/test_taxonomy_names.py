@@ -3,8 +3,11 @@ case; `triage eval` reads them the same way (and any label column); renaming a c
 history; Settings says when the environment's taxonomy differs from the saved one."""
 
 import json
+from collections.abc import Iterable
+from pathlib import Path
 
 from db import labels as db_labels
+from db.engine import Database
 from tests.support.actors import LEAD
 from triage import evaluation, ingest, labels, taxonomy
 from triage import settings as config
@@ -15,12 +18,13 @@ NAMES = ["Refund_not_showing_up", "reverted_card_payment?", "balance_not_updated
 TAX = Taxonomy.from_pairs([(n, f"The customer asks about {n.rstrip('?').replace('_', ' ')}") for n in NAMES])
 
 
-def batch(rows):
+def batch(rows: Iterable[tuple[str, str]]) -> ingest.LabelledBatch:
     text = "text,label\n" + "".join(f'"{t}","{lab}"\n' for t, lab in rows)
     return ingest.parse_labelled(text, "csv")
 
 
-def test_label_files_may_name_a_category_by_key_or_name_in_any_case_and_a_rename_keeps_its_history(db):
+def test_label_files_may_name_a_category_by_key_or_name_in_any_case_and_a_rename_keeps_its_history(
+        db: Database) -> None:
     rows = [("my refund is still not there", "refund_not_showing_up"),
             ("the refund never reached my account", "REFUND_NOT_SHOWING_UP"),
             ("a card payment came back", "Reverted_Card_Payment?"),
@@ -46,7 +50,7 @@ def test_label_files_may_name_a_category_by_key_or_name_in_any_case_and_a_rename
     assert again.unchanged == 1 and not again.changes  # the new name reaches the same labelled ticket
 
 
-def test_eval_reads_any_label_column_and_names_in_any_case(tmp_path):
+def test_eval_reads_any_label_column_and_names_in_any_case(tmp_path: Path) -> None:
     gold = tmp_path / "gold.jsonl"
     gold.write_text("\n".join(json.dumps({"query": t, "intent": lab}) for t, lab in [
         ("refund not in my account", "REFUND_not_showing_up"), ("payment reverted", "reverted_card_payment?")]))
@@ -55,7 +59,7 @@ def test_eval_reads_any_label_column_and_names_in_any_case(tmp_path):
     assert read.texts == ["refund not in my account", "payment reverted"]
 
 
-def test_settings_says_when_the_environments_taxonomy_differs_from_the_saved_one(db, tmp_path):
+def test_settings_says_when_the_environments_taxonomy_differs_from_the_saved_one(db: Database, tmp_path: Path) -> None:
     env_file = tmp_path / "tax.csv"
     env_file.write_text(TAX.to_csv(), encoding="utf-8")
     base = Settings(taxonomy_path=str(env_file))
@@ -69,7 +73,7 @@ def test_settings_says_when_the_environments_taxonomy_differs_from_the_saved_one
         "billing", "technical", "product_feedback", "account"}
 
 
-def test_label_counts_add_up_and_name_the_rows_merged_as_duplicates(db):
+def test_label_counts_add_up_and_name_the_rows_merged_as_duplicates(db: Database) -> None:
     rows = [("my refund is still not there", "refund_not_showing_up"),  # row 1
             ("a card payment came back", "reverted_card_payment?"),  # 2
             ("my refund is still not there", "Refund_not_showing_up"),  # 3: the same ticket and label as row 1

@@ -2,9 +2,12 @@
 queue's priority, language and team filters with urgent first, and operators' priorities (version-checked,
 audited)."""
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select, update
 
+from db.engine import Database
 from db.models import AuditEvent, PriorityCorrection, Ticket
 from tests.support.actors import LEAD, OPERATOR, VIEWER
 from triage import review, taxonomy, teams
@@ -19,7 +22,7 @@ TABLE = [{"category": "billing", "priority": "urgent", "language": "", "team": "
          {"category": "", "priority": "", "language": "", "team": "Support"}]
 
 
-def seed(db) -> list[int]:
+def seed(db: Database) -> list[int]:
     """Five tickets with category, priority and language set as if classified."""
     imp = runs.start_run(db, [(None, f"ticket {i}") for i in range(5)], source="test", actor=LEAD)
     facts = [("billing", "urgent", "en", 0.9), ("billing", "low", "en", 0.4), ("account", "urgent", "fr", 0.8),
@@ -31,7 +34,7 @@ def seed(db) -> list[int]:
     return imp.ticket_ids
 
 
-def test_first_match_wins_and_the_default_comes_last():
+def test_first_match_wins_and_the_default_comes_last() -> None:
     rules = teams.parse_rows(TABLE, TAX)
     assert team_for(rules, "billing", "urgent", "fr") == "Billing escalations"
     assert team_for(rules, "billing", "high", "fr") == "Billing"
@@ -41,12 +44,13 @@ def test_first_match_wins_and_the_default_comes_last():
 
 @pytest.mark.parametrize("rows", [TABLE[:-1], [TABLE[-1], *TABLE], [{"category": "nope", "team": "X"}, TABLE[-1]],
                                   [{"priority": "critical", "team": "X"}, TABLE[-1]], []])
-def test_a_table_that_could_leave_a_ticket_without_a_team_or_names_unknown_values_is_refused(rows):
+def test_a_table_that_could_leave_a_ticket_without_a_team_or_names_unknown_values_is_refused(
+        rows: list[dict[str, str]]) -> None:
     with pytest.raises(InputError):
         teams.parse_rows(rows, TAX)
 
 
-def test_a_file_loads_and_saving_reapplies_to_every_ticket_audited(db, tmp_path):
+def test_a_file_loads_and_saving_reapplies_to_every_ticket_audited(db: Database, tmp_path: Path) -> None:
     ids = seed(db)
     path = tmp_path / "teams.csv"
     path.write_text("category,priority,language,team\n" + "\n".join(
@@ -65,7 +69,7 @@ def test_a_file_loads_and_saving_reapplies_to_every_ticket_audited(db, tmp_path)
     assert not teams.load_environment(db, TAX, actor=LEAD, env={"TRIAGE_TEAMS": str(path)})  # a lead's table stays
 
 
-def test_the_queue_filters_by_priority_language_and_team_and_shows_urgent_first(db):
+def test_the_queue_filters_by_priority_language_and_team_and_shows_urgent_first(db: Database) -> None:
     ids = seed(db)
     teams.save(db, teams.parse_rows(TABLE, TAX), actor=LEAD)
     every = review.page(db, review.queue_filter(TAX), actor=LEAD)
@@ -84,7 +88,7 @@ def test_the_queue_filters_by_priority_language_and_team_and_shows_urgent_first(
     assert billing.total == 2
 
 
-def test_an_operator_sets_a_priority_version_checked_audited_and_the_team_follows(db):
+def test_an_operator_sets_a_priority_version_checked_audited_and_the_team_follows(db: Database) -> None:
     ids = seed(db)
     teams.save(db, teams.parse_rows(TABLE, TAX), actor=LEAD)
     tid = ids[1]  # billing, low -> Billing
@@ -111,7 +115,7 @@ def test_an_operator_sets_a_priority_version_checked_audited_and_the_team_follow
         assert s.scalar(select(AuditEvent.event).order_by(AuditEvent.id.desc())) == "review.priority"
 
 
-def test_the_export_carries_priority_language_and_team(db):
+def test_the_export_carries_priority_language_and_team(db: Database) -> None:
     from triage.export import export_tickets
 
     seed(db)
@@ -120,7 +124,8 @@ def test_the_export_carries_priority_language_and_team(db):
     assert {"priority", "language", "team"} <= set(header.split(","))
 
 
-def test_a_teams_file_in_the_environment_gives_every_classified_ticket_its_team(db, tmp_path, monkeypatch):
+def test_a_teams_file_in_the_environment_gives_every_classified_ticket_its_team(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """TRIAGE_TEAMS takes effect at the first classification (stored, audited as the environment's), with no
     lead saving it in Settings; a table a lead saved later is never replaced by the file."""
     from triage.settings import Settings

@@ -3,11 +3,13 @@ settings change), and `triage quality --target`."""
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
 
 from db import labels as db_labels
+from db.engine import Database
 from db.models import AuditEvent, Ticket
 from tests.support.actors import LEAD, OPERATOR, lead
 from tests.support.fakes import ScriptedProvider
@@ -19,22 +21,25 @@ from triage.quality import calibrate, threshold
 from triage.quality import measure as quality
 from triage.work import pipeline, runs
 
+if TYPE_CHECKING:
+    from triage.routing.router import Router
+
 TAX = taxonomy.default()
 # 300 tickets in three confidence levels; Haiku is right on all of A, 60 of B and 30 of C; Sonnet is always right
 GROUPS = {"A": (0.95, 100, 100), "B": (0.75, 100, 60), "C": (0.55, 100, 30)}
 
 
-def truth_of(text):
+def truth_of(text: str) -> str:
     group, i = text.split()[0], int(text.split()[1])
     return "billing" if i < GROUPS[group][2] else "account"
 
 
-def haiku(text):
+def haiku(text: str) -> tuple[str, float]:
     return "billing", GROUPS[text.split()[0]][0]
 
 
 @pytest.fixture
-def history(db):
+def history(db: Database) -> Database:
     """Every ticket went to Sonnet too (threshold 1.0), so the what-if can replay any threshold; labels written
     straight into the database (no calibration is fitted: the replay is on the stated confidence)."""
     router = Router1()
@@ -50,14 +55,14 @@ def history(db):
     return db
 
 
-def Router1():
+def Router1() -> "Router":
     from triage.routing.router import Router
 
     return Router(ScriptedProvider(1, "claude-haiku-5-5", fn=haiku),
                   ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: (truth_of(t), 0.95)), TAX, threshold=1.0)
 
 
-def test_the_replay_and_the_recommendation_match_the_worked_out_answer(history):
+def test_the_replay_and_the_recommendation_match_the_worked_out_answer(history: Database) -> None:
     at = {w["threshold"]: w for w in quality.measure(history).whatif}
     # t <= 0.55: nobody escalates, 190/300 right; 0.55 < t <= 0.75: C escalates, 260/300; above: B and C, 300/300
     assert (at[0.55]["accuracy"], at[0.6]["accuracy"], at[0.8]["accuracy"]) == (190 / 300, 260 / 300, 1.0)
@@ -74,7 +79,7 @@ def test_the_replay_and_the_recommendation_match_the_worked_out_answer(history):
         threshold.recommend_stored(history, 1.5)
 
 
-def test_with_a_calibration_in_force_the_replay_and_the_recommendation_move_to_its_scale(history):
+def test_with_a_calibration_in_force_the_replay_and_the_recommendation_move_to_its_scale(history: Database) -> None:
     (cal,) = [c for c in calibrate.calibrate(history, actor=LEAD) if c.model == "claude-haiku-5-5"]
     low, mid, high = cal.apply(0.55), cal.apply(0.75), cal.apply(0.95)
     assert low is not None and mid is not None and high is not None
@@ -86,7 +91,7 @@ def test_with_a_calibration_in_force_the_replay_and_the_recommendation_move_to_i
     assert quality.measure(history).whatif_on == rec.on
 
 
-def test_applying_is_a_leads_audited_settings_change_and_refused_otherwise(history):
+def test_applying_is_a_leads_audited_settings_change_and_refused_otherwise(history: Database) -> None:
     with pytest.raises(AccessDenied):
         threshold.apply_recommended(history, 0.9, actor=OPERATOR)
     assert config.effective(history)[0].threshold == 0.7
@@ -106,7 +111,8 @@ def test_applying_is_a_leads_audited_settings_change_and_refused_otherwise(histo
                                     "under 0.80")
 
 
-def test_the_cli_recommends_and_applies_with_the_operators_name(cli_db, capsys, request):
+def test_the_cli_recommends_and_applies_with_the_operators_name(cli_db: Database, capsys: pytest.CaptureFixture[str],
+                                                                request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("history")  # the same database, seeded
     assert main(["quality", "--target", "0.9"]) == 0
     out = capsys.readouterr().out
@@ -129,7 +135,8 @@ def test_the_cli_recommends_and_applies_with_the_operators_name(cli_db, capsys, 
     assert "nothing was changed" in capsys.readouterr().err and config.effective(cli_db)[0].threshold == 0.8
 
 
-def test_triage_calibrate_fits_and_says_what_the_confidence_means(cli_db, capsys, request):
+def test_triage_calibrate_fits_and_says_what_the_confidence_means(cli_db: Database, capsys: pytest.CaptureFixture[str],
+                                                                  request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("history")
     assert main(["calibrate", "--operator", "lena"]) == 0
     out = capsys.readouterr().out

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
+from db.engine import Database
 from db.models import Ticket
 from triage.domain import CLASSIFIED, ESCALATED
 
 _serial = itertools.count(1)
 
 
-def add_tickets(db, rows: list[dict[str, Any]]) -> list[int]:
+def add_tickets(db: Database, rows: list[dict[str, Any]]) -> list[int]:
     """Insert decided tickets: each row's text (default a unique one), category, priority, team, escalated and
     created_at (default now)."""
     objs: list[Ticket] = []
@@ -37,6 +38,6 @@ def add_tickets(db, rows: list[dict[str, Any]]) -> list[int]:
 
 
 @pytest.fixture
-def private_hosts(monkeypatch):
+def private_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local receivers listen on 127.0.0.1: allowed, as TRIAGE_ALERT_PRIVATE_HOSTS=1 allows them."""
     monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")

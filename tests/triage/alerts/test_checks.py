@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import AlertDelivery, AlertEvent, SpendDaily, Ticket
 from tests.support.actors import LEAD
 from tests.triage.alerts.conftest import add_tickets
@@ -18,17 +20,17 @@ from triage.domain import NEEDS_REVIEW
 HOOK = "https://hooks.example.com/services/T1/B1/abcd"  # never called here: these tests only check
 
 
-def turn_on(db, **values):
+def turn_on(db: Database, **values: Any) -> config.AlertConfig:
     values = {"enabled": True, "webhook_url": HOOK, "urgent": False, "budget": False, "spikes": False, **values}
     return config.save(db, actor=LEAD, now=datetime.now(UTC) - timedelta(minutes=5), **values)
 
 
-def events(db) -> list[AlertEvent]:
+def events(db: Database) -> list[AlertEvent]:
     with db.read() as s:
         return list(s.scalars(select(AlertEvent).order_by(AlertEvent.id)))
 
 
-def test_urgent_tickets_of_the_chosen_teams_only_and_not_before_alerts_were_on(db):
+def test_urgent_tickets_of_the_chosen_teams_only_and_not_before_alerts_were_on(db: Database) -> None:
     turn_on(db, urgent=True, urgent_teams="Billing, Ops")
     old = add_tickets(db, [{"priority": "urgent", "team": "Ops", "created_at": datetime.now(UTC) - timedelta(hours=1)}])
     ops, sales, high = add_tickets(db, [{"priority": "urgent", "team": "Ops"}, {"priority": "urgent", "team": "Sales"},
@@ -39,13 +41,13 @@ def test_urgent_tickets_of_the_chosen_teams_only_and_not_before_alerts_were_on(d
     assert service.check_now(db).new == []  # once
 
 
-def test_every_team_when_none_is_picked(db):
+def test_every_team_when_none_is_picked(db: Database) -> None:
     turn_on(db, urgent=True)
     ids = add_tickets(db, [{"priority": "urgent", "team": t} for t in ("Billing", "Ops", None)])
     assert service.check_now(db).new == [f"urgent:{i}#1" for i in ids]
 
 
-def test_a_flood_of_urgent_tickets_is_five_alerts_and_one_summary(db):
+def test_a_flood_of_urgent_tickets_is_five_alerts_and_one_summary(db: Database) -> None:
     turn_on(db, urgent=True)
     ids = add_tickets(db, [{"priority": "urgent", "team": "Ops" if i % 2 else "Billing"} for i in range(40)])
     found = service.check_now(db)
@@ -54,11 +56,12 @@ def test_a_flood_of_urgent_tickets_is_five_alerts_and_one_summary(db):
     with db.read() as s:
         assert s.scalar(select(AlertDelivery.id).join(AlertEvent).where(AlertEvent.ticket_id == ids[6])) is None
         summary = s.scalar(select(AlertEvent).where(AlertEvent.condition == f"urgent-summary:{ids[5]}"))
+    assert summary is not None
     assert summary.title == "35 more urgent tickets arrived" and "Ops 18, Billing 17" in summary.facts
     assert service.check_now(db).new == []
 
 
-def test_the_review_queue_alerts_once_per_crossing(db):
+def test_the_review_queue_alerts_once_per_crossing(db: Database) -> None:
     turn_on(db, review_queue_over=10)
     ids = add_tickets(db, [{"category": "billing"} for _ in range(12)])
     with db.transaction() as s:  # 12 tickets sent to review
@@ -80,7 +83,7 @@ def test_the_review_queue_alerts_once_per_crossing(db):
     assert service.check_now(db).new == ["review_queue:10#2"]
 
 
-def spend(db, dollars: float) -> None:
+def spend(db: Database, dollars: float) -> None:
     day = datetime.now(UTC).date().isoformat()
     with db.transaction() as s:
         row = s.get(SpendDaily, (day, "claude-haiku-5-5", 1))
@@ -91,7 +94,7 @@ def spend(db, dollars: float) -> None:
             row.cost_pico = int(dollars * 10 ** 12)
 
 
-def test_a_budget_alerts_at_its_warning_level_then_at_its_cap_once_each(db):
+def test_a_budget_alerts_at_its_warning_level_then_at_its_cap_once_each(db: Database) -> None:
     from triage import settings as triage_settings
 
     triage_settings.save_engine(db, actor=LEAD, daily_budget_usd=10)
@@ -109,7 +112,7 @@ def test_a_budget_alerts_at_its_warning_level_then_at_its_cap_once_each(db):
     assert "passed 80% of the daily budget ($10.00)" in titles[0] and "API calls are paused" in titles[1]
 
 
-def history(db, rng: random.Random, shares: dict[str, float], *, spike: dict[str, float] | None = None,
+def history(db: Database, rng: random.Random, shares: dict[str, float], *, spike: dict[str, float] | None = None,
             now: datetime, per_hour: int = 12) -> None:
     """A week of decided tickets at `shares` (escalated 10%), then an hour at `spike`'s shares (or the same)."""
     rows = []
@@ -128,7 +131,7 @@ def history(db, rng: random.Random, shares: dict[str, float], *, spike: dict[str
 USUAL = {"billing": 0.3, "technical": 0.3, "account": 0.2, "product_feedback": 0.1, "other": 0.1}
 
 
-def test_a_spike_fires_on_an_outage_and_once(db):
+def test_a_spike_fires_on_an_outage_and_once(db: Database) -> None:
     now = datetime.now(UTC)
     history(db, random.Random(7), USUAL, spike={"technical": 0.8, "billing": 0.1, "account": 0.1}, now=now)
     turn_on(db, spikes=True)
@@ -139,7 +142,7 @@ def test_a_spike_fires_on_an_outage_and_once(db):
     assert title.startswith("Spike: Technical") or "technical" in title.lower()
 
 
-def test_a_pilot_or_an_eval_is_not_traffic_no_urgent_alert_no_spike(db):
+def test_a_pilot_or_an_eval_is_not_traffic_no_urgent_alert_no_spike(db: Database) -> None:
     """A lead's pilot (or a `triage eval`) on 300 old tickets arrives all at once and is all one team's history:
     neither an urgent ticket nor an outage."""
     now = datetime.now(UTC)
@@ -150,7 +153,7 @@ def test_a_pilot_or_an_eval_is_not_traffic_no_urgent_alert_no_spike(db):
     assert service.check_now(db, now=now).new == []
 
 
-def test_silent_on_an_ordinary_week(db):
+def test_silent_on_an_ordinary_week(db: Database) -> None:
     now = datetime.now(UTC)
     for seed in range(3):
         history(db, random.Random(seed), USUAL, now=now - timedelta(days=8 * seed))
@@ -158,7 +161,7 @@ def test_silent_on_an_ordinary_week(db):
     assert service.check_now(db, now=now).new == []
 
 
-def test_nothing_is_noticed_while_alerts_are_off_or_have_nowhere_to_go(db):
+def test_nothing_is_noticed_while_alerts_are_off_or_have_nowhere_to_go(db: Database) -> None:
     add_tickets(db, [{"priority": "urgent"}])
     assert service.check_now(db).new == []
     config.save(db, actor=LEAD, enabled=True)  # on, but no channel

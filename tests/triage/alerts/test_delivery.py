@@ -5,10 +5,12 @@ no ticket text unless the lead allows it (then masked)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.models import AlertAttempt, AlertDelivery, AlertEvent
 from tests.support.actors import LEAD, OPERATOR, VIEWER
 from tests.support.receivers import SmtpReceiver, WebhookReceiver
@@ -19,16 +21,16 @@ from triage.errors import AccessDenied, InputError
 SECRET_TEXT = "Our payroll server is down, call me on +1 415 555 0100 or mail ana.lopez@example.com now"
 
 
-def urgent_ticket(db, **kw) -> int:
+def urgent_ticket(db: Database, **kw: Any) -> int:
     return add_tickets(db, [{"text": SECRET_TEXT, "category": "technical", "priority": "urgent", "team": "Ops",
                              **kw}])[0]
 
 
-def turn_on(db, **values):
+def turn_on(db: Database, **values: Any) -> config.AlertConfig:
     return config.save(db, actor=LEAD, enabled=True, now=datetime.now(UTC) - timedelta(minutes=5), **values)
 
 
-def test_an_urgent_ticket_reaches_the_webhook_exactly_once_without_its_text(db, private_hosts):
+def test_an_urgent_ticket_reaches_the_webhook_exactly_once_without_its_text(db: Database, private_hosts: None) -> None:
     with WebhookReceiver() as hook:
         turn_on(db, webhook_url=hook.url)
         tid = urgent_ticket(db)
@@ -43,7 +45,8 @@ def test_an_urgent_ticket_reaches_the_webhook_exactly_once_without_its_text(db, 
         assert hook.accepted[0].path == "/services/T000/B000/SECRETTOKEN"
 
 
-def test_a_receiver_that_fails_twice_gets_it_on_the_third_attempt_with_backoff(db, private_hosts):
+def test_a_receiver_that_fails_twice_gets_it_on_the_third_attempt_with_backoff(db: Database,
+                                                                               private_hosts: None) -> None:
     with WebhookReceiver(fail_first=2) as hook:
         turn_on(db, webhook_url=hook.url)
         tid = urgent_ticket(db)
@@ -70,7 +73,7 @@ def test_a_receiver_that_fails_twice_gets_it_on_the_third_attempt_with_backoff(d
     assert [t["ok"] for t in shown[0]["deliveries"][0]["tries"]] == [False, False, True]
 
 
-def test_a_refusal_is_not_retried_and_a_lasting_failure_gives_up(db, private_hosts):
+def test_a_refusal_is_not_retried_and_a_lasting_failure_gives_up(db: Database, private_hosts: None) -> None:
     with WebhookReceiver(fail_first=99, fail_status=404) as hook:
         turn_on(db, webhook_url=hook.url)
         urgent_ticket(db)
@@ -89,7 +92,7 @@ def test_a_refusal_is_not_retried_and_a_lasting_failure_gives_up(db, private_hos
         assert [d.number for d in tries] == [1, 2, 3, 4, 5, 6] and tries[-1].gave_up  # MAX_ATTEMPTS, then no more
 
 
-def test_ticket_text_only_when_the_lead_allows_it_and_then_masked(db, private_hosts):
+def test_ticket_text_only_when_the_lead_allows_it_and_then_masked(db: Database, private_hosts: None) -> None:
     with WebhookReceiver() as hook:
         turn_on(db, webhook_url=hook.url, include_text=True)
         urgent_ticket(db)
@@ -102,12 +105,14 @@ def test_ticket_text_only_when_the_lead_allows_it_and_then_masked(db, private_ho
             assert "payroll" not in " ".join(f"{e.title} {e.facts}" for e in s.scalars(select(AlertEvent)))
 
 
-def test_no_network_call_inside_a_write_transaction(db, private_hosts, monkeypatch):
+def test_no_network_call_inside_a_write_transaction(db: Database, private_hosts: None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     held = []
     real = channels.post_webhook
 
-    def spy(*args, **kw):
-        held.append(db._write_lock.locked())  # SQLite: held for the whole of every write transaction
+    def spy(*args: Any, **kw: Any) -> int:
+        assert db._write_lock is not None  # SQLite: held for the whole of every write transaction
+        held.append(db._write_lock.locked())
         return real(*args, **kw)
 
     monkeypatch.setattr(channels, "post_webhook", spy)
@@ -120,7 +125,7 @@ def test_no_network_call_inside_a_write_transaction(db, private_hosts, monkeypat
         assert held == [False, False] and len(hook.accepted) == 1
 
 
-def test_email_over_smtp_once_after_a_temporary_failure(db):
+def test_email_over_smtp_once_after_a_temporary_failure(db: Database) -> None:
     with SmtpReceiver(fail_first=1) as smtp:
         turn_on(db, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False, smtp_from="triage@example.com",
                 email_to="lead@example.com, oncall@example.com")
@@ -137,7 +142,7 @@ def test_email_over_smtp_once_after_a_temporary_failure(db):
         assert "payroll" not in msg.get_payload()
 
 
-def test_both_channels_each_get_it_once(db, private_hosts):
+def test_both_channels_each_get_it_once(db: Database, private_hosts: None) -> None:
     with WebhookReceiver() as hook, SmtpReceiver() as smtp:
         turn_on(db, webhook_url=hook.url, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=False,
                 smtp_from="triage@example.com", email_to="lead@example.com")
@@ -148,7 +153,7 @@ def test_both_channels_each_get_it_once(db, private_hosts):
         assert len(hook.accepted) == 1 and len(smtp.messages) == 1
 
 
-def test_the_test_alert_is_a_leads_and_is_logged(db, private_hosts):
+def test_the_test_alert_is_a_leads_and_is_logged(db: Database, private_hosts: None) -> None:
     with pytest.raises(InputError, match="no channel"):
         service.send_test(db, actor=LEAD)
     with WebhookReceiver() as hook:
@@ -164,7 +169,7 @@ def test_the_test_alert_is_a_leads_and_is_logged(db, private_hosts):
         assert s.scalar(select(func.count()).select_from(AlertAttempt)) == 1
 
 
-def test_slack_mentions_and_links_in_text_are_escaped(db, private_hosts):
+def test_slack_mentions_and_links_in_text_are_escaped(db: Database, private_hosts: None) -> None:
     with WebhookReceiver() as hook:
         turn_on(db, webhook_url=hook.url, include_text=True)
         urgent_ticket(db, text="<!channel> server down <http://evil.example|click> & more")
@@ -174,7 +179,7 @@ def test_slack_mentions_and_links_in_text_are_escaped(db, private_hosts):
         assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "&amp; more" in text
 
 
-def test_the_webhook_host_is_checked_again_when_sending(db, monkeypatch):
+def test_the_webhook_host_is_checked_again_when_sending(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """Saved while private hosts were allowed, sent after they no longer are: refused, never posted."""
     monkeypatch.setenv("TRIAGE_ALERT_PRIVATE_HOSTS", "1")
     with WebhookReceiver() as hook:

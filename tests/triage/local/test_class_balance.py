@@ -4,23 +4,25 @@ sits next to one of them, the unweighted head never predicts the small one; clas
 others. Synthetic vectors (no model needed); the same
 check on a public many-intent set is bench/bench_clinc.py. Also: the categories never predicted are reported."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from triage.local import curve, head
-from triage.local.head import balanced, fit, train
+from triage.local.head import Head, balanced, fit, train
 
 K, D = 8, 16
 
 
-def data(seed=0):
+def data(seed: int = 0) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(K, D))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     centres[K - 1] = 0.8 * centres[0] + 0.6 * centres[K - 1]  # the small category lives next to category 0
     centres[K - 1] /= np.linalg.norm(centres[K - 1])
 
-    def draw(counts):
+    def draw(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
         X = np.vstack([centres[c] + 0.55 * rng.normal(size=(n, D)) / np.sqrt(D) for c, n in enumerate(counts)])
         y = np.concatenate([[c] * n for c, n in enumerate(counts)])
         return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
@@ -28,7 +30,7 @@ def data(seed=0):
     return draw([150] * (K - 1) + [4]), draw([100] * K)
 
 
-def test_balanced_weights_raise_small_categories_to_a_third_and_keep_the_ranking_inside_one():
+def test_balanced_weights_raise_small_categories_to_a_third_and_keep_the_ranking_inside_one() -> None:
     y = np.array([0] * 10 + [1] * 2 + [2] * 5)
     w = np.array([2.0] + [1.0] * 16)
     out = balanced(w, y, 4)
@@ -39,19 +41,19 @@ def test_balanced_weights_raise_small_categories_to_a_third_and_keep_the_ranking
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_an_unweighted_head_silences_a_rare_category_and_the_balanced_one_does_not(seed):
+def test_an_unweighted_head_silences_a_rare_category_and_the_balanced_one_does_not(seed: int) -> None:
     (X, y), (Xt, yt) = data(seed)
     plain_W, plain_b = train(X, y, np.ones(len(y)), K)
     plain = (Xt @ plain_W + plain_b).argmax(axis=1)
     bal_W, bal_b = train(X, y, balanced(np.ones(len(y)), y, K), K)
     bal = (Xt @ bal_W + bal_b).argmax(axis=1)
-    recall = lambda p: float((p[yt == K - 1] == K - 1).mean())  # noqa: E731
+    recall: Callable[[np.ndarray], float] = lambda p: float((p[yt == K - 1] == K - 1).mean())  # noqa: E731
     assert recall(plain) < 0.1  # the failure: the rare category is (nearly) never said
     assert recall(bal) > 0.5
     assert (bal == yt).mean() >= (plain == yt).mean()  # and overall accuracy does not pay for it
 
 
-def test_fit_reports_the_categories_it_never_predicts(monkeypatch):
+def test_fit_reports_the_categories_it_never_predicts(monkeypatch: pytest.MonkeyPatch) -> None:
     (X, y), _ = data(0)
     classes = [f"c{i}" for i in range(K)]
     labels = [classes[i] for i in y]
@@ -62,11 +64,11 @@ def test_fit_reports_the_categories_it_never_predicts(monkeypatch):
     assert silenced == ["c7"]
 
 
-def test_the_learning_curve_also_measures_labels_as_they_come():
+def test_the_learning_curve_also_measures_labels_as_they_come() -> None:
     (X, y), _ = data(0)
     classes = [f"c{i}" for i in range(K)]
 
-    def build(Xs, labs):
+    def build(Xs: np.ndarray, labs: list[str]) -> Head:
         if not labs:
             return fit(X[:K * 2], [classes[i] for i in y[:K * 2]], np.ones(K * 2, dtype=np.float32), classes,
                        np.zeros(K * 2, dtype=bool))

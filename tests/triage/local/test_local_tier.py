@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.models import ModelCall, Ticket, TicketVector
 from tests.support.actors import LEAD, op
 from triage import taxonomy
 from triage.local import curve
 from triage.local import head as H
 from triage.local import tier as local
-from triage.local.embedder import DIM
+from triage.local.embedder import DIM, Embedder
 from triage.routing import calibration
 from triage.taxonomy import Taxonomy
 from triage.work import runs, services
@@ -45,7 +46,7 @@ def readme_curve_row(data: str) -> list[tuple[float, float]]:
     return [(c[0], c[1]) for c in cells]
 
 
-def test_the_model_runs_with_the_network_unreachable():
+def test_the_model_runs_with_the_network_unreachable() -> None:
     code = (
         "import socket\n"
         "def refuse(*a, **k): raise OSError('network is unreachable in this test')\n"
@@ -60,7 +61,7 @@ def test_the_model_runs_with_the_network_unreachable():
     assert out.stdout.strip() == f"(2, {DIM}) 1.0"
 
 
-def test_embeddings_are_unit_length_and_semantic(embedder):
+def test_embeddings_are_unit_length_and_semantic(embedder: Embedder) -> None:
     v = embedder.embed(["I was charged twice", "double billing on my credit card", "the app crashes on start", ""])
     assert v.shape == (4, DIM) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
@@ -68,7 +69,7 @@ def test_embeddings_are_unit_length_and_semantic(embedder):
     assert long.shape == (1, DIM)
 
 
-def test_sample_set_is_large_varied_and_labelled():
+def test_sample_set_is_large_varied_and_labelled() -> None:
     from triage.demo import load_samples
 
     rows = load_samples()
@@ -81,7 +82,8 @@ def test_sample_set_is_large_varied_and_labelled():
         assert marker in joined
 
 
-def test_zero_shot_accuracy_and_calibration_on_the_sample_set(embedder, samples):
+def test_zero_shot_accuracy_and_calibration_on_the_sample_set(
+        embedder: Embedder, samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     rows, X, y = samples
     head = local.train_head(embedder, TAX, [])
     pred, conf = head.predict(X)
@@ -93,7 +95,7 @@ def test_zero_shot_accuracy_and_calibration_on_the_sample_set(embedder, samples)
     assert conf.mean() < correct.mean()  # on its own author's text the zero-shot rule errs on the side of doubt
 
 
-def _voices(embedder, names: set[str]) -> local.Seeds:
+def _voices(embedder: Embedder, names: set[str]) -> local.Seeds:
     seeds = local.seeds_for(embedder, TAX)
     keep = [i for i, g in enumerate(seeds.groups) if g == H.DESCRIPTION or g in names]
     return local.Seeds(seeds.X[keep], [seeds.labels[i] for i in keep], [seeds.groups[i] for i in keep], seeds.desc)
@@ -111,7 +113,8 @@ def _score(head: H.Head, X: np.ndarray, y: np.ndarray) -> tuple[float, float, fl
     return float(correct.mean()), calibration.ece(conf, correct), float(conf.mean())
 
 
-def test_zero_shot_confidence_is_honest_on_text_unlike_its_examples(embedder, different_style):
+def test_zero_shot_confidence_is_honest_on_text_unlike_its_examples(
+        embedder: Embedder, different_style: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Examples from the sample set's author only, scored on the second author's banking/e-commerce set."""
     X, y, style = different_style
     other_author = _voices(embedder, SAMPLE_AUTHOR_VOICES)
@@ -131,7 +134,8 @@ def test_zero_shot_confidence_is_honest_on_text_unlike_its_examples(embedder, di
     assert near(acc, 0.893) and near(ece, 0.081), (acc, ece)  # flattered: this author wrote 4 of the voices
 
 
-def test_confidence_is_lower_on_text_unlike_the_examples(embedder, different_style):
+def test_confidence_is_lower_on_text_unlike_the_examples(
+        embedder: Embedder, different_style: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     X, y, style = different_style
     head = local.train_head(embedder, TAX, [])
     queries = style == "query"
@@ -159,11 +163,12 @@ def _all_near(measured: list[tuple[float, float]], stated: list[tuple[float, flo
                                                 for m, s in zip(got, want, strict=True))
 
 
-def test_more_labels_lift_accuracy_on_the_held_out_part(embedder, different_style):
+def test_more_labels_lift_accuracy_on_the_held_out_part(
+        embedder: Embedder, different_style: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     X, y, _ = different_style
     seeds = _voices(embedder, SAMPLE_AUTHOR_VOICES)
 
-    def build(Xl, labels):
+    def build(Xl: np.ndarray, labels: list[str]) -> H.Head:
         return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
 
     result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
@@ -177,12 +182,15 @@ def test_more_labels_lift_accuracy_on_the_held_out_part(embedder, different_styl
 
 
 @pytest.mark.parametrize("data", ["sample set", "different-style set"])
-def test_the_learning_curve_is_what_the_docs_table_states(embedder, samples, different_style, data):
+def test_the_learning_curve_is_what_the_docs_table_states(embedder: Embedder,
+                                                          samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray],
+                                                          different_style: tuple[np.ndarray, np.ndarray, np.ndarray],
+                                                          data: str) -> None:
     """The docs' first two rows: every voice of built-in examples, 3 draws, sizes 0, 8, 32 (bench_learning)."""
     X, y = (samples[1], samples[2]) if data == "sample set" else different_style[:2]
     seeds = local.seeds_for(embedder, TAX)
 
-    def build(Xl, labels):
+    def build(Xl: np.ndarray, labels: list[str]) -> H.Head:
         return local.build_head(seeds, TAX, [(x, lab, "operator") for x, lab in zip(Xl, labels, strict=True)])
 
     result = curve.learning_curve(build, X, list(y), sizes=(0, 8, 32), draws=3)
@@ -191,7 +199,8 @@ def test_the_learning_curve_is_what_the_docs_table_states(embedder, samples, dif
     assert _all_near(measured, stated), (measured, stated)
 
 
-def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(embedder, samples):
+def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(
+        embedder: Embedder, samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     rows, X, y = samples
     y2 = np.array([RENAMED[v] for v in y])
     rng = np.random.default_rng(3)
@@ -207,7 +216,7 @@ def test_an_edited_taxonomy_adapts_from_descriptions_and_labels_lift_it(embedder
     assert learned.metrics["calibrated_on"] == "operator labels"
 
 
-def test_temperature_scaling_fixes_overconfidence():
+def test_temperature_scaling_fixes_overconfidence() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 2000)
     logits = rng.normal(size=(2000, 4))
@@ -221,19 +230,20 @@ def test_temperature_scaling_fixes_overconfidence():
     assert calibration.ece(after.max(1), correct) < calibration.ece(before.max(1), correct)
 
 
-def test_head_round_trips_through_json(embedder):
+def test_head_round_trips_through_json(embedder: Embedder) -> None:
     head = local.train_head(embedder, TAX, [])
     again = H.Head.from_dict(head.to_dict())
     v = embedder.embed(["refund please"])
     assert np.allclose(head.proba(v), again.proba(v), atol=1e-6)
 
 
-def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, monkeypatch):
+def test_no_key_classifies_locally_and_vectors_are_stored_once(db: Database, embedder: Embedder,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     calls = {"n": 0}
     real = embedder.embed
 
-    def counting(texts, **kw):
+    def counting(texts: list[str], **kw: Any) -> np.ndarray:
         calls["n"] += len(texts)
         return real(texts, **kw)
 
@@ -255,13 +265,15 @@ def test_no_key_classifies_locally_and_vectors_are_stored_once(db, embedder, mon
             ("classified", "billing"), ("needs_review", "product_feedback"), ("classified", "technical")]
         assert s.scalar(select(func.count()).select_from(TicketVector)) == 3
         c = s.scalars(select(ModelCall)).first()
+        assert c is not None
         assert (c.tier, c.model, c.cost_pico) == (0, "local-minilm", 0)
     before = calls["n"]
     local.retrain(db, TAX, embedder, actor=LEAD)
     assert calls["n"] == before  # retraining re-embeds nothing stored (seeds are embedded once per process)
 
 
-def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, samples):
+def test_retraining_learns_from_operator_labels_and_gates_tier0(
+        db: Database, embedder: Embedder, samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     from triage import review
 
     rows, X, y = samples
@@ -294,7 +306,7 @@ def test_retraining_learns_from_operator_labels_and_gates_tier0(db, embedder, sa
 
 
 @pytest.mark.parametrize("bad", ["shipping", "Billing department"])  # "Billing" is billing (any case)
-def test_eval_refuses_labels_outside_the_taxonomy(tmp_path, bad):
+def test_eval_refuses_labels_outside_the_taxonomy(tmp_path: Path, bad: str) -> None:
     from triage import evaluation
 
     gold = tmp_path / "g.csv"
@@ -303,7 +315,7 @@ def test_eval_refuses_labels_outside_the_taxonomy(tmp_path, bad):
         evaluation.read_gold(str(gold), TAX)
 
 
-def test_eval_cli_json(tmp_path, capsys, monkeypatch):
+def test_eval_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
     from triage.cli import main

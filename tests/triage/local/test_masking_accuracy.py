@@ -3,12 +3,16 @@ labels tickets whose only difference is a personal value the same once masked, a
 with masking on is not below masking off. The full table (two heads, the sample set with personal values added) is
 printed by bench/bench_masking.py and quoted in docs/data.md."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from tests.support import pii_corpus
 from triage import taxonomy
 from triage.local import tier as local
+from triage.local.embedder import Embedder
+from triage.local.head import Head
 from triage.routing import gate, redact
 
 TAX = taxonomy.default()
@@ -16,17 +20,18 @@ OFF = redact.MaskPolicy(cards=False, ibans=False, emails=False, phones=False, ip
 
 
 @pytest.fixture(scope="module")
-def head(embedder):
+def head(embedder: Embedder) -> Head:
     return local.build_head(local.seeds_for(embedder, TAX), TAX, [])  # the local tier before any operator label
 
 
-def test_tickets_differing_only_in_personal_values_get_one_label_once_masked(embedder, head, samples):
+def test_tickets_differing_only_in_personal_values_get_one_label_once_masked(
+        embedder: Embedder, head: Head, samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     rows, _, _ = samples
     texts = [r["text"] for r in rows[::13]]  # 25 tickets of every category
     first = pii_corpus.with_personal_values(texts, seed=5, values_seed=1)
     second = pii_corpus.with_personal_values(texts, seed=5, values_seed=2)  # the same sentences, other values
     assert all(a != b for (a, _), (b, _) in zip(first, second, strict=True))
-    shown = {}
+    shown: dict[str, Any] = {}
     for name, variant in (("first", first), ("second", second)):
         prepared = [gate.prepare(text) for text, _ in variant]
         for p, (_, values) in zip(prepared, variant, strict=True):
@@ -39,10 +44,12 @@ def test_tickets_differing_only_in_personal_values_get_one_label_once_masked(emb
     assert not np.allclose(shown["first unmasked"], shown["second unmasked"], atol=1e-3)  # unmasked, it did
 
 
-def test_masking_does_not_lower_the_local_tiers_accuracy_on_the_sample_set(embedder, head, samples):
+def test_masking_does_not_lower_the_local_tiers_accuracy_on_the_sample_set(
+        embedder: Embedder, head: Head, samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     rows, X, truth = samples  # X: each text as written, embedded once for the session
 
-    def as_sent(policy):  # each text as a request carries it: only the texts preparing changes are embedded again
+    def as_sent(policy: redact.MaskPolicy) -> tuple[np.ndarray, list[int]]:
+        # each text as a request carries it: only the texts preparing changes are embedded again
         prepared = [gate.prepare(r["text"], policy) for r in rows]
         changed = [i for i, r in enumerate(rows) if prepared[i] != r["text"]]
         out = X.copy()

@@ -1,9 +1,11 @@
 """Settings shows the local tier's learning curve, measured when it trained, not on every render."""
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from db.migrate import open_database
 from db.models import Ticket
@@ -12,16 +14,18 @@ from tests.support.actors import LEAD
 from triage import review, taxonomy
 from triage.demo import load_samples
 from triage.local import tier as local
+from triage.local.embedder import Embedder
 from triage.work import runs, services
 
 TAX = taxonomy.default()
 
 
-def _charts(at) -> list[dict[str, Any]]:
+def _charts(at: AppTest) -> list[dict[str, Any]]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
-def test_settings_shows_the_learning_curve_from_operator_labels(app_env, embedder, monkeypatch):  # noqa: F811
+def test_settings_shows_the_learning_curve_from_operator_labels(app_env: str, embedder: Embedder,  # noqa: F811
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     db = open_database(app_env)
     rows = load_samples()
     picked = [r for c in TAX.names for r in [x for x in rows if x["label"] == c][:15]]  # 15 per category
@@ -43,7 +47,7 @@ def test_settings_shows_the_learning_curve_from_operator_labels(app_env, embedde
     stored = metrics["learning_curve"]
     assert stored["labels"] == 60 and [p["per_category"] for p in stored["points"]] == [0, 4, 8]
 
-    def no_training(*a, **k):
+    def no_training(*a: Any, **k: Any) -> NoReturn:
         raise AssertionError("the page must read the stored curve, not train")
 
     monkeypatch.setattr(local, "learning_curve", no_training, raising=False)

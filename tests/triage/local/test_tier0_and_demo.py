@@ -1,20 +1,27 @@
 import asyncio
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.models import AuditDraw, ModelCall, Ticket
 from tests.support.actors import LEAD, op
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import demo, review, taxonomy
 from triage.domain import from_pico
 from triage.local import tier as local
+from triage.local.embedder import Embedder
 from triage.settings import Settings
 from triage.work import runs, services
 
 TAX = taxonomy.default()
 
 
-def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, embedder, samples):
+def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(
+        db: Database, fake: FakeAnthropic, embedder: Embedder,
+        samples: tuple[list[dict[str, Any]], np.ndarray, np.ndarray]) -> None:
     rows, _, _ = samples
     imp = runs.start_run(db, [(r["id"], r["text"]) for r in rows[:60]], source="t", actor=LEAD)
     services.classify_locally(db, run_id=imp.run_id)
@@ -43,11 +50,12 @@ def test_tier0_answers_confident_tickets_for_free_in_front_of_haiku(db, fake, em
                                                                    ModelCall.tier == 1)))
         source = dict(s.execute(select(Ticket.id, Ticket.label_source).where(Ticket.run_id == new.run_id)).all())
     for c in local_calls:
+        assert c.confidence is not None
         sure = c.confidence >= 0.8
         assert c.cost_pico == 0 and (source[c.ticket_id] == "tier0") == sure and (c.ticket_id in sent_on) != sure
 
 
-def test_demo_fills_an_empty_database_once(db):
+def test_demo_fills_an_empty_database_once(db: Database) -> None:
     summary = demo.fill(db, TAX, actor=LEAD, settings=Settings())
     # every sample ticket, 226 with simulated API history and the other 89 answered locally (seed 7)
     assert {k: v for k, v in summary.items() if k != "audited"} == {"tickets": 315, "api_simulated": 226,
@@ -64,7 +72,7 @@ def test_demo_fills_an_empty_database_once(db):
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "pending")) == 0
         demo_calls = s.scalars(select(ModelCall).where(ModelCall.tier > 0)).all()
-        assert all(c.request_id.startswith("demo_") for c in demo_calls)
+        assert all((c.request_id or "").startswith("demo_") for c in demo_calls)
     assert len(demo_calls) == 266  # a Haiku call for each of the 226, and Sonnet for the 40 Haiku was unsure of
     # the demo's cost (the Spend page's figure, from the daily rollups) is exactly what its calls cost
     assert demo.demo_cost(db) == from_pico(sum(c.cost_pico for c in demo_calls)) == Decimal("0.0738221")

@@ -13,6 +13,7 @@ import pytest
 
 from triage.local import head as H
 from triage.local import zero_shot
+from triage.local.embedder import Embedder
 from triage.routing.calibration import ece
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -50,7 +51,7 @@ def world(seed: int, sizes: tuple[int, ...], draws: int, n: int) -> list[zero_sh
     return [(X, D, y) for X, y, D in cases]
 
 
-def test_crowding_is_the_mean_cosine_to_the_nearest_other_description():
+def test_crowding_is_the_mean_cosine_to_the_nearest_other_description() -> None:
     eye = np.eye(4)
     assert zero_shot.crowding(eye) == 0.0
     twins = np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]])
@@ -58,7 +59,7 @@ def test_crowding_is_the_mean_cosine_to_the_nearest_other_description():
     assert zero_shot.crowding(eye[:1]) == 0.0  # one category: nothing to be confused with
 
 
-def test_the_fit_recovers_the_map_and_its_confidence_tracks_accuracy_at_unseen_sizes():
+def test_the_fit_recovers_the_map_and_its_confidence_tracks_accuracy_at_unseen_sizes() -> None:
     coef, _ = zero_shot.fit_map(world(0, (2, 5, 10, 20, 40), 6, 150))
     assert np.allclose(coef, TRUE_MAP, atol=(0.3, 0.4, 0.1)), coef
     errors = []
@@ -74,7 +75,8 @@ def test_the_fit_recovers_the_map_and_its_confidence_tracks_accuracy_at_unseen_s
     assert max(errors) > 0.1, errors  # off as soon as crowding moves
 
 
-def _zero_shot_head(D: np.ndarray, extra: tuple[np.ndarray, list[str], list[str | None], np.ndarray] | None = None):
+def _zero_shot_head(D: np.ndarray, extra: tuple[np.ndarray, list[str], list[str | None], np.ndarray] | None = None
+                    ) -> tuple[H.Head, list[str]]:
     classes = [f"c{i}" for i in range(len(D))]
     X, labels, human = D, list(classes), np.zeros(len(D), bool)
     groups: list[str | None] = [H.DESCRIPTION] * len(D)
@@ -87,7 +89,7 @@ def _zero_shot_head(D: np.ndarray, extra: tuple[np.ndarray, list[str], list[str 
                  epochs=30), classes
 
 
-def test_a_taxonomy_without_examples_answers_by_the_map_and_is_calibrated(monkeypatch):
+def test_a_taxonomy_without_examples_answers_by_the_map_and_is_calibrated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Descriptions only, 60 categories: the head's confidence is the map's, and tracks its accuracy."""
     coef, _ = zero_shot.fit_map(world(0, (2, 5, 10, 20, 40), 6, 150))
     monkeypatch.setattr(zero_shot, "MAP", coef)
@@ -104,13 +106,13 @@ def test_a_taxonomy_without_examples_answers_by_the_map_and_is_calibrated(monkey
     assert ece(old_conf, correct) > 0.1, ece(old_conf, correct)
 
 
-def test_the_map_holds_until_there_are_enough_answers_to_calibrate_on():
+def test_the_map_holds_until_there_are_enough_answers_to_calibrate_on() -> None:
     rng = np.random.default_rng(1)
     D = taxonomy(10, 0.8, rng)
     X, y = tickets(D, 60, rng)
     labels = [f"c{i}" for i in y]
 
-    def with_labels(n: int, group: str | None, human: bool):
+    def with_labels(n: int, group: str | None, human: bool) -> H.Head:
         return _zero_shot_head(D, (X[:n], labels[:n], [group] * n, np.full(n, human)))[0]
 
     few = with_labels(H.MIN_CALIBRATION - 1, None, True)  # 19 operator labels: not yet enough to fit anything on
@@ -123,7 +125,7 @@ def test_the_map_holds_until_there_are_enough_answers_to_calibrate_on():
     assert voices.desc_temperature != pytest.approx(zero_shot.temperature(D))
 
 
-def test_the_shipped_map_on_the_77_clinc_intents_it_was_not_fitted_on(embedder):
+def test_the_shipped_map_on_the_77_clinc_intents_it_was_not_fitted_on(embedder: Embedder) -> None:
     """bench_clinc's zero-shot row at 77 categories: the docs table's figures, and the issue's bar (ECE <= 0.12,
     at least 15% settled at the default threshold, at least 85% right among them)."""
     from bench.bench_clinc import previous_zero_shot, rows, settled_figures

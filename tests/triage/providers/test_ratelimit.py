@@ -6,6 +6,7 @@ import time
 
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import Ticket
 from tests.support.actors import LEAD
 from tests.support.fake_anthropic import FakeAnthropic
@@ -18,14 +19,14 @@ TEXTS = ["I was charged twice for invoice {n}, please refund", "App crashes with
          "Password reset link {n} never arrives", "Please add dark mode, feature idea {n}"]
 
 
-def run_under_limit(db, fake, n, concurrency):
+def run_under_limit(db: Database, fake: FakeAnthropic, n: int, concurrency: int) -> pipeline.RunReport:
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=concurrency)
     router = services.build_router(settings, taxonomy.default(), mode="haiku")
     imp = runs.start_run(db, [(None, TEXTS[i % 4].format(n=i)) for i in range(n)], source="t", mode="haiku", actor=LEAD)
     return services.run(router, pipeline.process_queue(db, router, run_id=imp.run_id, concurrency=concurrency))
 
 
-def test_a_run_under_a_per_minute_limit_is_paced_not_failed(db):
+def test_a_run_under_a_per_minute_limit_is_paced_not_failed(db: Database) -> None:
     rpm, burst, n = 300, 5, 50  # 5 requests a second after a burst of 5: 9 s
     with FakeAnthropic(rate_limit_rpm=rpm, rate_limit_burst=burst) as fake:
         report = run_under_limit(db, fake, n, concurrency=16)
@@ -39,11 +40,11 @@ def test_a_run_under_a_per_minute_limit_is_paced_not_failed(db):
     assert not fake.invalid
 
 
-def test_the_pacer_resynchronises_with_the_remaining_count_the_api_reports():
+def test_the_pacer_resynchronises_with_the_remaining_count_the_api_reports() -> None:
     pacer = ratelimit.Pacer()
     limits = {"anthropic-ratelimit-requests-limit": "60"}  # one a second
 
-    async def scenario():
+    async def scenario() -> tuple[float, float]:
         first = await pacer.acquire()
         pacer.observe(first, {**limits, "anthropic-ratelimit-requests-remaining": "3"})
         started = time.monotonic()
@@ -57,10 +58,10 @@ def test_the_pacer_resynchronises_with_the_remaining_count_the_api_reports():
     assert quick < 0.2 and total >= 1.2  # without the correction it would have gone at once
 
 
-def test_a_429_pauses_every_request_of_the_process_and_is_not_a_failed_attempt():
+def test_a_429_pauses_every_request_of_the_process_and_is_not_a_failed_attempt() -> None:
     pacer = ratelimit.Pacer()
 
-    async def scenario():
+    async def scenario() -> tuple[float | None, float]:
         slot = await pacer.acquire()
         advised = pacer.observe(slot, {"retry-after": "0.5"}, 429)
         started = time.monotonic()

@@ -9,11 +9,15 @@ from datetime import UTC, datetime, timedelta
 import anthropic
 import pytest
 
+from db.engine import Database
 from tests.support.actors import LEAD
+from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.taxonomies import first, many
 from triage import taxonomy
+from triage.domain import CallResult
 from triage.providers.anthropic_provider import AnthropicProvider
 from triage.routing import fewshot, prompts
+from triage.routing.grouping import GroupCall
 from triage.settings import Settings
 from triage.spend import fewshot as spend_fewshot
 from triage.spend.pricing import PriceTable
@@ -23,7 +27,7 @@ MANY = many()
 PRICES = PriceTable.default()
 
 
-def client(fake):
+def client(fake: FakeAnthropic) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(api_key=fake.api_key, base_url=fake.base_url, max_retries=0, timeout=10)
 
 
@@ -32,7 +36,7 @@ def ticket(i: int) -> str:
     return f"ticket {i}: something about {key.replace('_', ' ')} [[label={key}]]"
 
 
-def test_the_prefix_is_marked_only_when_it_surely_reaches_the_minimum():
+def test_the_prefix_is_marked_only_when_it_surely_reaches_the_minimum() -> None:
     big, small = prompts.system_prompt(MANY), prompts.system_prompt(taxonomy.default())
     assert prompts.surely_at_least(big) >= 512 > prompts.surely_at_least(small)
     for model in ("claude-haiku-5-5", "claude-sonnet-5-5"):
@@ -49,8 +53,9 @@ def test_the_prefix_is_marked_only_when_it_surely_reaches_the_minimum():
 
 
 @pytest.mark.parametrize("model", ["claude-haiku-5-5", "claude-sonnet-5-5"])
-def test_a_77_category_run_without_few_shot_reads_the_prefix_from_the_cache_after_the_first_call(fake, model):
-    async def go():
+def test_a_77_category_run_without_few_shot_reads_the_prefix_from_the_cache_after_the_first_call(fake: FakeAnthropic,
+                                                                                                 model: str) -> None:
+    async def go() -> tuple[list[CallResult], list[GroupCall]]:
         p = AnthropicProvider(client(fake), model, 1, PRICES, base_delay=0.01)
         single = [await p.classify(ticket(i), MANY) for i in range(3)]
         grouped = [await p.classify_group([ticket(i) for i in range(j, j + 4)], MANY) for j in (10, 20)]
@@ -72,8 +77,8 @@ def test_a_77_category_run_without_few_shot_reads_the_prefix_from_the_cache_afte
     assert single[1].cost_usd < single[0].cost_usd  # the read is priced as one
 
 
-def test_a_short_taxonomy_is_sent_as_before_and_caches_nothing(fake):
-    async def go():
+def test_a_short_taxonomy_is_sent_as_before_and_caches_nothing(fake: FakeAnthropic) -> None:
+    async def go() -> None:
         p = AnthropicProvider(client(fake), "claude-haiku-5-5", 1, PRICES, base_delay=0.01)
         for i in range(2):
             await p.classify(f"my invoice is wrong {i}", taxonomy.default())
@@ -84,7 +89,7 @@ def test_a_short_taxonomy_is_sent_as_before_and_caches_nothing(fake):
     assert all(u["cache_creation_input_tokens"] == u["cache_read_input_tokens"] == 0 for u in fake.usage_log)
 
 
-def test_the_spend_page_shows_what_the_cache_saved_on_a_77_category_run(fake, db):
+def test_the_spend_page_shows_what_the_cache_saved_on_a_77_category_run(fake: FakeAnthropic, db: Database) -> None:
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=0)
     router = services.build_router(settings, MANY, db=db, client=client(fake), mode="haiku")
     started = runs.start_run(db, [(None, ticket(i)) for i in range(6)], source="test", actor=LEAD, mode="haiku")

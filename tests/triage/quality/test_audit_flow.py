@@ -5,11 +5,14 @@ shows the unreviewed traffic's accuracy beside the review-label figures."""
 
 import asyncio
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from db import audit_sample
+from db.engine import Database
 from db.models import AuditDraw, AuditEvent, Correction, Ticket
 from tests.support.actors import LEAD, VIEWER, op
 from tests.support.fakes import ScriptedProvider
@@ -33,7 +36,7 @@ def history(n: int = 40) -> dict[str, tuple[str, float]]:
     return out
 
 
-def settle(db, answers, mode="haiku"):
+def settle(db: Database, answers: dict[str, tuple[str, float]], mode: str = "haiku") -> dict[str, int]:
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: answers[t]), None, TAX)
     imp = runs.start_run(db, [(None, t) for t in answers], source="t", actor=LEAD, mode=mode)
     asyncio.run(pipeline.process_queue(db, router, run_id=imp.run_id))
@@ -41,13 +44,14 @@ def settle(db, answers, mode="haiku"):
 
 
 @pytest.fixture
-def seeded_draws():
+def seeded_draws() -> Iterator[None]:
     audit_sample.seed(7)
     yield
     audit_sample.seed(None)
 
 
-def test_tickets_settled_without_review_are_drawn_at_the_rate_in_force(db, seeded_draws, monkeypatch):
+def test_tickets_settled_without_review_are_drawn_at_the_rate_in_force(db: Database, seeded_draws: None,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "0.5")
     answers = history(40)
     ids = settle(db, answers)
@@ -66,10 +70,10 @@ def test_tickets_settled_without_review_are_drawn_at_the_rate_in_force(db, seede
     config.save_engine(db, actor=LEAD, audit_rate="0.25")
     more = settle(db, {f"later ticket {i} here": ("account", 0.95) for i in range(8)})
     with db.read() as s:
-        assert {s.get(AuditDraw, t).probability for t in more.values()} == {0.25}
+        assert {s.get_one(AuditDraw, t).probability for t in more.values()} == {0.25}
 
 
-def test_rate_zero_draws_nothing_and_eval_tickets_are_left_out(db, monkeypatch):
+def test_rate_zero_draws_nothing_and_eval_tickets_are_left_out(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "0")
     settle(db, history(10))
     with db.read() as s:
@@ -82,7 +86,9 @@ def test_rate_zero_draws_nothing_and_eval_tickets_are_left_out(db, monkeypatch):
         assert s.get(AuditDraw, imp.ticket_ids[0]) is None
 
 
-def test_audit_cli_lists_blind_and_records_answers_from_a_file(cli_db, seeded_draws, monkeypatch, tmp_path, capsys):
+def test_audit_cli_lists_blind_and_records_answers_from_a_file(cli_db: Database, seeded_draws: None,
+                                                               monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "1")  # every settled ticket drawn: the figures are worked out by hand
     answers = history(20)
     ids = settle(cli_db, answers)
@@ -129,7 +135,7 @@ def test_audit_cli_lists_blind_and_records_answers_from_a_file(cli_db, seeded_dr
     assert "already answered by ana" in capsys.readouterr().out
 
 
-def test_answers_refused_and_access(db, seeded_draws, monkeypatch):
+def test_answers_refused_and_access(db: Database, seeded_draws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "1")
     answers = history(10)
     ids = settle(db, answers)
@@ -145,7 +151,8 @@ def test_answers_refused_and_access(db, seeded_draws, monkeypatch):
     assert unreviewed.figures(db).overall.audited == 0  # viewers may read the figures: no ticket text in them
 
 
-def test_the_audit_rate_is_a_checked_setting(cli_db, monkeypatch, capsys):
+def test_the_audit_rate_is_a_checked_setting(cli_db: Database, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["settings", "set", "audit_rate", "1.5"]) == 2
     assert "audit_rate is a share" in capsys.readouterr().err
     assert main(["settings", "set", "audit_rate", "0.1"]) == 0

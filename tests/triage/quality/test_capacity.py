@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from db import labels as db_labels
+from db.engine import Database
 from db.models import AuditEvent, Ticket
 from tests.support.actors import LEAD, OPERATOR, lead
 from tests.support.fakes import ScriptedProvider
@@ -26,13 +27,13 @@ TAX = taxonomy.default()
 GROUPS = {"A": (0.95, 100, 100, 0.95), "B": (0.75, 100, 60, 0.95), "C": (0.55, 100, 30, 0.65)}
 
 
-def truth_of(text):
+def truth_of(text: str) -> str:
     group, i = text.split()[0], int(text.split()[1])
     return "billing" if i < GROUPS[group][2] else "account"
 
 
 @pytest.fixture
-def history(db):
+def history(db: Database) -> Database:
     """Every ticket went to Sonnet too (threshold 1.0: the replay can try any threshold), all today (300 tickets a
     day), each labelled with its truth."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", GROUPS[t.split()[0]][0])),
@@ -50,7 +51,7 @@ def history(db):
     return db
 
 
-def test_the_trade_off_and_the_budget_on_a_known_history(history):
+def test_the_trade_off_and_the_budget_on_a_known_history(history: Database) -> None:
     rec = threshold.recommend_stored(history, 0.9)
     at = {r["threshold"]: r for r in rec.tradeoff}
     # t <= 0.55: Haiku settles all, 190/300; up to 0.65: Sonnet settles C, 260/300, no review; up to 0.75: C goes
@@ -82,7 +83,7 @@ def test_the_trade_off_and_the_budget_on_a_known_history(history):
     assert threshold.recommend_stored(history, 0.9, max_reviews_per_day=0).threshold == 0.8  # 0: no limit
 
 
-def test_a_lead_applies_a_choice_in_one_click_audited(history):
+def test_a_lead_applies_a_choice_in_one_click_audited(history: Database) -> None:
     with pytest.raises(AccessDenied):
         threshold.apply_choice(history, 0.6, actor=OPERATOR)
     with pytest.raises(InputError, match="not a threshold"):
@@ -96,7 +97,8 @@ def test_a_lead_applies_a_choice_in_one_click_audited(history):
     assert "accuracy of what is settled 87% (83%-90%) on 300" in detail["why"] and "0% to review" in detail["why"]
 
 
-def test_the_cli_takes_a_review_budget(cli_db, capsys, request):
+def test_the_cli_takes_a_review_budget(cli_db: Database, capsys: pytest.CaptureFixture[str],
+                                       request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("history")
     assert main(["quality", "--target", "0.8", "--max-reviews-per-day", "50", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)["recommendation"]
@@ -110,7 +112,7 @@ def test_the_cli_takes_a_review_budget(cli_db, capsys, request):
     assert main(["quality", "--target", "0.8", "--max-reviews-per-day", "-1"]) == 2
 
 
-def test_a_lucky_cheap_threshold_after_a_failure_is_not_taken():
+def test_a_lucky_cheap_threshold_after_a_failure_is_not_taken() -> None:
     """0.5 measures well by luck, but 0.7 failed before it in the sequence: taking the cheapest that passes
     anywhere would be taking the best of many tries."""
     rows: list[threshold.Replay]
@@ -120,7 +122,7 @@ def test_a_lucky_cheap_threshold_after_a_failure_is_not_taken():
     assert threshold.recommend(rows, 0.9).threshold == 0.9
 
 
-def test_testing_many_thresholds_keeps_the_guarantee():
+def test_testing_many_thresholds_keeps_the_guarantee() -> None:
     """Every threshold truly 1.5 points under the target (each on its own 400 labels): the fixed sequence passes
     one at most about 10% of the time; taking any of 20 that passes would far more often."""
     rng = random.Random(3)

@@ -8,8 +8,9 @@ from triage.quality.report import confused_text as format_confused
 NAMES = many().names
 
 
-def matrix():
-    truth, said = [], []
+def matrix() -> metrics.Confusion:
+    truth: list[str] = []
+    said: list[str | None] = []
     for c in NAMES:
         truth += [c] * 10
         said += [c] * 10
@@ -20,7 +21,7 @@ def matrix():
     return metrics.confusion(truth, said, NAMES)
 
 
-def test_confused_pairs_and_recall_worst_first():
+def test_confused_pairs_and_recall_worst_first() -> None:
     c = matrix()
     pairs = metrics.confused_pairs(c)
     assert [(p["truth"], p["said"], p["n"]) for p in pairs] == [
@@ -32,7 +33,7 @@ def test_confused_pairs_and_recall_worst_first():
     assert len(recall) == 77 and recall[-1]["recall"] == 1.0
 
 
-def test_a_submatrix_keeps_every_row_whole():
+def test_a_submatrix_keeps_every_row_whole() -> None:
     c = matrix()
     keep = metrics.most_confused_labels(c)
     assert set(keep) == {"refund_not_showing_up", "request_refund", "card_arrival", "card_delivery_estimate"}
@@ -42,7 +43,7 @@ def test_a_submatrix_keeps_every_row_whole():
     assert sub["matrix"][keep.index("refund_not_showing_up")][keep.index("request_refund")] == 6
 
 
-def test_the_text_report_is_readable_at_77():
+def test_the_text_report_is_readable_at_77() -> None:
     text = format_confused(matrix(), "Haiku")
     assert "refund_not_showing_up -> request_refund: 6 (60%)" in text
     assert "(the full 77x77 matrix: triage quality --json)" in text

@@ -3,8 +3,10 @@
 import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import Ticket
 from tests.support.actors import LEAD, OPERATOR
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import review, taxonomy
 from triage.quality import priority
 from triage.settings import Settings
@@ -13,7 +15,7 @@ from triage.work import runs, services
 TAX = taxonomy.default()
 
 
-def test_priority_is_measured_against_operator_priorities(fake, db):
+def test_priority_is_measured_against_operator_priorities(fake: FakeAnthropic, db: Database) -> None:
     items = ["the site is down for everyone", "outage: nothing loads", "thanks for the feature", "my invoice is odd"]
     imp = runs.start_run(db, [(None, t) for t in items], source="test", actor=LEAD)
     assert imp.run_id is not None
@@ -32,7 +34,7 @@ def test_priority_is_measured_against_operator_priorities(fake, db):
     assert result.ece is not None
 
 
-def test_triage_quality_prints_the_pages_priority_figures(cli_db, capsys):
+def test_triage_quality_prints_the_pages_priority_figures(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
     """`triage quality` (text and --json `priority`) gives the figures the Quality page draws (priority.measure):
     three tickets an operator prioritised, two the model got right, one it said nothing about."""
     import asyncio

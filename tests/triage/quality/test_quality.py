@@ -1,6 +1,7 @@
 import asyncio
 from decimal import Decimal
 
+from db.engine import Database
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider
 from triage import review, taxonomy
@@ -14,7 +15,7 @@ T2 = {"c": ("billing", 0.9), "d": ("technical", 0.8)}
 TRUTH = {"a": "billing", "b": "account", "c": "billing", "d": "technical"}
 
 
-def test_accuracy_calibration_flips_and_whatif_against_operator_labels(db):
+def test_accuracy_calibration_flips_and_whatif_against_operator_labels(db: Database) -> None:
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: T1[t]),
                     ScriptedProvider(2, "claude-sonnet-5-5", fn=lambda t: T2[t]), TAX)
     imp = runs.start_run(db, [(None, k) for k in T1], source="t", actor=LEAD)
@@ -39,7 +40,7 @@ def test_accuracy_calibration_flips_and_whatif_against_operator_labels(db):
     assert sum(r["n"] for r in q.reliability if r["name"] == "Haiku") == 4
 
 
-def test_whatif_without_any_sonnet_answer_prices_haiku_alone(db):
+def test_whatif_without_any_sonnet_answer_prices_haiku_alone(db: Database) -> None:
     """Labelled tickets that only Haiku answered (no key for Sonnet yet, or all confident): the what-if must
     still price them (it used to add a float to a Decimal and crash the page)."""
     router = Router(ScriptedProvider(1, "claude-haiku-5-5", fn=lambda t: ("billing", 0.6)), None, TAX)
@@ -48,7 +49,7 @@ def test_whatif_without_any_sonnet_answer_prices_haiku_alone(db):
     with db.read() as s:
         from db.models import Ticket
 
-        version = s.get(Ticket, imp.ticket_ids[0]).version
+        version = s.get_one(Ticket, imp.ticket_ids[0]).version
     review.correct(db, imp.ticket_ids[0], "billing", actor=op("op"), expected_version=version, taxonomy=TAX)
     q = quality.measure(db)
     assert [t["name"] for t in q.per_tier] == ["Haiku"]

@@ -30,7 +30,7 @@ def simulate(seed: int, reps: int = REPS) -> tuple[float, float, float]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_interval_covers_the_truth_at_about_the_stated_rate(seed):
+def test_interval_covers_the_truth_at_about_the_stated_rate(seed: int) -> None:
     coverage, bias, audits = simulate(seed)
     assert 370 < audits < 430
     # 300 repetitions: the coverage itself is known to about +-1.7 points (one standard error at 90%)
@@ -38,7 +38,7 @@ def test_interval_covers_the_truth_at_about_the_stated_rate(seed):
     assert abs(bias) < 0.005, bias  # unweighted, the oversampled hard stratum would pull it down ~6 points
 
 
-def test_unweighted_would_be_biased():
+def test_unweighted_would_be_biased() -> None:
     """The same audits read without their weights: the oversampled stratum drags the estimate down, which is why
     each audit carries its probability."""
     rng = np.random.default_rng(5)
@@ -51,7 +51,7 @@ def test_unweighted_would_be_biased():
     assert flat.accuracy < right.mean() - 0.03
 
 
-def test_equal_probabilities_give_the_plain_wilson_interval():
+def test_equal_probabilities_give_the_plain_wilson_interval() -> None:
     e = estimate([(True, 0.05)] * 45 + [(False, 0.05)] * 5, settled=1000)
     assert e.accuracy == pytest.approx(0.9)
     assert (e.low, e.high) == pytest.approx(wilson(0.9, 50))
@@ -59,12 +59,12 @@ def test_equal_probabilities_give_the_plain_wilson_interval():
     assert e.audited == 50 and e.settled == 1000
 
 
-def test_all_right_still_has_an_interval():
+def test_all_right_still_has_an_interval() -> None:
     e = estimate([(True, 0.03)] * 40)
     assert e.accuracy == 1.0 and e.high == 1.0
     assert e.low is not None and 0.9 < e.low < 0.97  # not [100%, 100%]: 40 audits cannot prove perfection
 
 
-def test_nothing_audited():
+def test_nothing_audited() -> None:
     e = estimate([], settled=12)
     assert e.accuracy is None and e.audited == 0 and e.settled == 12

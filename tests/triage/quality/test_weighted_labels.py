@@ -7,6 +7,7 @@ fits). Unweighted, the map is fitted on the hard tickets and is far off on the s
 close. With no audit answers, everything is exactly as unweighted."""
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,6 +19,7 @@ from db import calls as db_calls
 from db import labels as db_labels
 from db import quality as db_quality
 from db import runs as db_runs
+from db.engine import Database
 from db.models import Ticket
 from tests.support.actors import LEAD, op
 from triage import taxonomy
@@ -29,6 +31,7 @@ from triage.routing.router import decide
 TAX = taxonomy.default()
 MODEL = "claude-haiku-5-5"
 THRESHOLD = 0.7
+Simulated = tuple[Database, dict[int, tuple[float, bool]], list[tuple[float, bool]]]  # tickets, traffic
 
 
 def truth_of(c: float) -> float:
@@ -53,7 +56,7 @@ def settled_error(cal: calibration.Calibration, traffic: list[tuple[float, bool]
     return float(np.mean([abs((cal.apply(c) or 0.0) - truth_of(c)) for c in settled]))
 
 
-def test_the_weighted_fit_matches_the_settled_traffic_where_the_unweighted_one_does_not():
+def test_the_weighted_fit_matches_the_settled_traffic_where_the_unweighted_one_does_not() -> None:
     """The fit alone, on 20,000 tickets of traffic per seed: the audit at 5% (~700 answers) and all ~6,000
     review tickets labelled."""
     rate = 0.05
@@ -74,7 +77,7 @@ def test_the_weighted_fit_matches_the_settled_traffic_where_the_unweighted_one_d
         assert unit.ece_before == pytest.approx(plain.ece_before, abs=1e-12)
 
 
-def settle(db, traffic: list[tuple[float, bool]]) -> dict[int, tuple[float, bool]]:
+def settle(db: Database, traffic: list[tuple[float, bool]]) -> dict[int, tuple[float, bool]]:
     """The traffic classified by Haiku as recorded calls, settled (or sent to review) with the threshold, each
     settled ticket drawn for the blind audit in the settling transaction at the rate in force."""
     with db.transaction() as s:
@@ -91,7 +94,7 @@ def settle(db, traffic: list[tuple[float, bool]]) -> dict[int, tuple[float, bool
     return dict(zip(ids, traffic, strict=True))
 
 
-def label_review_queue(db, ids: list[int]) -> None:
+def label_review_queue(db: Database, ids: list[int]) -> None:
     """Every ticket sent to review gets its operator label (the truth: billing)."""
     with db.transaction() as s:
         versions = dict(s.execute(select(Ticket.id, Ticket.version).where(Ticket.id.in_(ids))).all())
@@ -101,7 +104,7 @@ def label_review_queue(db, ids: list[int]) -> None:
 
 
 @pytest.fixture
-def simulated(db, monkeypatch):
+def simulated(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Simulated]:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "0.05")
     audit_sample.seed(11)
     traffic = world(5, 2400)
@@ -112,7 +115,8 @@ def simulated(db, monkeypatch):
     audit_sample.seed(None)
 
 
-def test_audit_answers_weigh_one_over_their_draw_chance_in_the_stored_map_and_the_what_if(simulated):
+def test_audit_answers_weigh_one_over_their_draw_chance_in_the_stored_map_and_the_what_if(
+        simulated: Simulated) -> None:
     db, tickets, traffic = simulated
     drawn = unreviewed.waiting(db, actor=LEAD)
     assert 55 <= len(drawn) <= 120  # ~1,700 settled at 5%
@@ -164,7 +168,8 @@ def test_audit_answers_weigh_one_over_their_draw_chance_in_the_stored_map_and_th
     assert rec.interval == pytest.approx(unreviewed.wilson(chosen["settled_accuracy"], chosen["effective"]))
 
 
-def test_with_no_audit_answers_the_fit_and_the_what_if_are_exactly_unweighted(db, monkeypatch):
+def test_with_no_audit_answers_the_fit_and_the_what_if_are_exactly_unweighted(db: Database,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "0.05")
     audit_sample.seed(3)
     traffic = world(9, 600)

@@ -3,17 +3,21 @@ SDK), operator labels imported into the database, the map fitted and stored, the
 applying it, and every call recording which calibration it was routed with."""
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.migrate import open_database
 from db.models import AuditEvent, Calibration, LabelledAnswer, ModelCall, Ticket
 from tests.support import oracles
 from tests.support.actors import LEAD, OPERATOR, lead, op
 from tests.support.calibrated import applied
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import ingest, labels, review, taxonomy
 from triage.domain import ReviewFilter
 from triage.errors import AccessDenied
@@ -25,7 +29,7 @@ from triage.work import runs, services
 TAX = taxonomy.default()
 
 
-def overconfident(n, seed):
+def overconfident(n: int, seed: int) -> tuple[list[float], list[bool]]:
     """Haiku says 0.85-0.99 but is right only sigmoid(0.5 * logit(stated) - 1.5) of the time (0.35-0.69)."""
     rnd = np.random.default_rng(seed)
     stated = np.round(rnd.uniform(0.85, 0.99, n), 4)
@@ -33,12 +37,12 @@ def overconfident(n, seed):
     return stated.tolist(), (rnd.random(n) < truth).tolist()
 
 
-def texts(prefix, stated):
+def texts(prefix: str, stated: Sequence[float]) -> list[str]:
     # the fake labels a "refund" ticket billing, with the confidence the marker gives (Sonnet: 0.95)
     return [f"{prefix} {i}: please refund my invoice [[conf={c}]]" for i, c in enumerate(stated)]
 
 
-def classify(db, fake, items, mode="auto"):
+def classify(db: Database, fake: FakeAnthropic, items: Sequence[str], mode: str = "auto") -> list[int]:
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url)
     imp = runs.start_run(db, [(None, t) for t in items], source="t", actor=LEAD, mode=mode)
     assert imp.run_id is not None
@@ -47,17 +51,18 @@ def classify(db, fake, items, mode="auto"):
     return imp.ticket_ids
 
 
-def sonnet_requests(fake):
+def sonnet_requests(fake: FakeAnthropic) -> int:
     return sum(1 for r in fake.requests if r["body"] and "sonnet" in r["body"]["model"])
 
 
-def import_truth(db, items, right, operator="maria"):
+def import_truth(db: Database, items: Sequence[str], right: Sequence[bool], operator: str = "maria"
+                 ) -> labels.LabelsApplied:
     rows = "\n".join(f"{t},{'billing' if ok else 'account'}" for t, ok in zip(items, right, strict=True))
     batch = ingest.parse_labelled("text,label\n" + rows + "\n", "csv", text_column="text", label_column="label")
     return labels.import_labels(db, batch, TAX, file="history.csv", actor=lead(operator), retrain=False)
 
 
-def haiku_map_from_history(db, fake, n, seed):
+def haiku_map_from_history(db: Database, fake: FakeAnthropic, n: int, seed: int) -> calibration.Calibration:
     """n overconfident Haiku answers classified, then their operators' labels imported: the map that fits."""
     stated, right = overconfident(n, seed=seed)
     history = texts("old", stated)
@@ -66,13 +71,15 @@ def haiku_map_from_history(db, fake, n, seed):
     return calibrate.in_force(db)["claude-haiku-5-5"]
 
 
-def tier1_calls(db, ids):
+def tier1_calls(db: Database, ids: Sequence[int]) -> dict[int, ModelCall]:
     with db.read() as s:
         return {c.ticket_id: c for c in s.scalars(select(ModelCall).where(ModelCall.ticket_id.in_(ids),
                                                                              ModelCall.tier == 1))}
 
 
-def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_calibration(db, fake, tmp_path):
+def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_calibration(db: Database,
+                                                                                         fake: FakeAnthropic,
+                                                                                         tmp_path: Path) -> None:
     # history: an over-confident Haiku, never escalated (it always says 0.85 or more, the threshold is 0.7)
     h_stated, h_right = overconfident(240, seed=1)
     history = texts("old", h_stated)
@@ -93,7 +100,8 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
     assert len(rollup) == 240 and rollup == raw
     assert (row.model, row.n, row.n_right, row.trigger, row.fitted_by) == (
         "claude-haiku-5-5", 240, sum(h_right), "label import", "maria")
-    assert row.ece_before > 0.3 and row.ece_after < 0.1  # cross-validated: answers the map did not see
+    assert row.ece_after is not None  # cross-validated: answers the map did not see
+    assert row.ece_before > 0.3 and row.ece_after < 0.1
     cal = calibrate.in_force(db)["claude-haiku-5-5"]
     assert cal.id == row.id and abs(applied(cal, 0.99) - 0.69) < 0.1 and abs(applied(cal, 0.85) - 0.35) < 0.1
 
@@ -109,7 +117,8 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
         assert c.confidence == pytest.approx(stated) and c.calibration_id == cal.id
         assert c.calibrated_confidence == pytest.approx(cal.apply(stated), abs=1e-12)  # the replay is exact
     # and the calibrated confidence the calls recorded is honest on tickets the map never saw
-    recorded = [calls[t].calibrated_confidence for t in ids]
+    recorded = [conf for t in ids if (conf := calls[t].calibrated_confidence) is not None]
+    assert len(recorded) == len(ids)
     assert calibration.ece(n_stated, n_right) > 0.3 and calibration.ece(recorded, n_right) < 0.1
 
     # the same new tickets in a database without labels: routed on the stated confidence, nothing escalates
@@ -122,11 +131,12 @@ def test_labels_in_the_database_calibrate_routing_and_every_call_records_its_cal
     other.dispose()
 
 
-def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_as_low_confidence(db, fake):
+def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_as_low_confidence(
+        db: Database, fake: FakeAnthropic) -> None:
     cal = haiku_map_from_history(db, fake, 80, seed=3)
     (tid,) = classify(db, fake, ["one more: please refund my invoice [[conf=0.93]]"], mode="haiku")
     with db.read() as s:
-        t = s.get(Ticket, tid)
+        t = s.get_one(Ticket, tid)
         assert (t.status, t.confidence) == ("needs_review", 0.93)  # the ticket keeps what the model said
         assert t.status_reason == (f"calibrated confidence {cal.apply(0.93):.2f} (says 0.93) under the threshold "
                                    "0.70")
@@ -139,19 +149,20 @@ def test_a_ticket_sent_to_review_by_its_calibrated_confidence_says_so_and_shows_
     assert call["calibrated"] == pytest.approx(cal.apply(0.93), abs=1e-12)
 
 
-def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_any_time(db, fake):
+def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_any_time(db: Database,
+                                                                                         fake: FakeAnthropic) -> None:
     stated, right = overconfident(130, seed=4)
     items = texts("t", stated)
     ids = classify(db, fake, items)
     with db.read() as s:
         versions = {t.id: t.version for t in s.scalars(select(Ticket))}
 
-    def label(first, last):
+    def label(first: int, last: int) -> None:
         changes = [(tid, "billing" if ok else "account", versions[tid])
                    for tid, ok in list(zip(ids, right, strict=True))[first:last]]
         review.correct_many(db, changes, actor=op("olga"), taxonomy=TAX)
 
-    def fits():
+    def fits() -> Sequence[Any]:
         with db.read() as s:
             return s.execute(select(Calibration.n, Calibration.trigger, Calibration.fitted_by)
                              .order_by(Calibration.id)).all()
@@ -174,11 +185,12 @@ def test_review_saves_refit_once_enough_new_labels_arrived_and_a_lead_can_refit_
         assert s.scalar(select(AuditEvent.id).where(AuditEvent.event.like("calib%"))) is None
 
 
-def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db, fake, monkeypatch):
+def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db: Database, fake: FakeAnthropic,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     stated, right = overconfident(60, seed=5)
     ids = classify(db, fake, texts("t", stated))
 
-    def broken(*a, **k):
+    def broken(*a: Any, **k: Any) -> NoReturn:
         raise RuntimeError("numerical trouble")
 
     monkeypatch.setattr(calibration, "fit", broken)
@@ -191,7 +203,7 @@ def test_refresh_is_best_effort_and_never_undoes_a_saved_label(db, fake, monkeyp
         assert s.scalar(select(Ticket.label_source).where(Ticket.id == ids[0])) == "operator"
 
 
-def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out():
+def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out() -> None:
     rows: list[Any] = [{"ticket_id": i, "tier": 1, "model": "haiku", "label": "billing", "truth": "billing",
                         "confidence": 0.9, "outcome": "ok"} for i in range(3)]  # the keys calibrate.answers reads
     rows += [{"ticket_id": 9, "tier": 1, "model": "haiku", "label": "unknown", "truth": "billing",
@@ -205,7 +217,8 @@ def test_the_map_is_per_model_and_leaves_tier0_and_unusable_answers_out():
     assert math.isclose(calibrate.refit_at(200), 240) and calibrate.refit_at(50) == 75
 
 
-def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_url, tmp_path):
+def test_batch_results_are_routed_on_the_calibration_in_force_too(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                                  tmp_path: Path) -> None:
     from db import calibrations
     from triage.cli import main
 
@@ -226,7 +239,8 @@ def test_batch_results_are_routed_on_the_calibration_in_force_too(env, fake, db_
     db.dispose()
 
 
-def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibration_too(db, fake):
+def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibration_too(db: Database,
+                                                                                       fake: FakeAnthropic) -> None:
     cal = haiku_map_from_history(db, fake, 240, seed=1)
 
     n_stated, _ = overconfident(60, seed=3)
@@ -241,7 +255,7 @@ def test_answers_from_requests_about_several_tickets_are_routed_on_the_calibrati
     for tid, stated in zip(imp.ticket_ids, n_stated, strict=True):
         assert calls[tid].calibration_id == cal.id
         assert calls[tid].calibrated_confidence == pytest.approx(cal.apply(stated), abs=1e-12)
-    escalated = sum(cal.apply(c) < 0.7 for c in n_stated)
+    escalated = sum(applied(cal, c) < 0.7 for c in n_stated)
     with db.read() as s:
         tier2 = s.scalar(select(func.count(func.distinct(ModelCall.ticket_id))).where(
             ModelCall.ticket_id.in_(imp.ticket_ids), ModelCall.tier == 2))

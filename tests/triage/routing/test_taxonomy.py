@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -6,7 +7,7 @@ from triage import taxonomy
 from triage.taxonomy import Category, Taxonomy, TaxonomyError
 
 
-def test_default_taxonomy_has_the_four_categories_with_descriptions():
+def test_default_taxonomy_has_the_four_categories_with_descriptions() -> None:
     t = taxonomy.default()
     assert t.names == ["billing", "technical", "product_feedback", "account"]
     assert all(c.description for c in t.categories)
@@ -22,12 +23,12 @@ def test_default_taxonomy_has_the_four_categories_with_descriptions():
     ([("billing", "money"), ("unknown", "x")], "reserved"),
     ([("billing", "money"), ("technical", "")], "needs a one-line description"),
 ])
-def test_invalid_taxonomies_are_rejected_with_a_clear_message(pairs, message):
+def test_invalid_taxonomies_are_rejected_with_a_clear_message(pairs: list[tuple[str, str]], message: str) -> None:
     with pytest.raises(TaxonomyError, match=message):
         Taxonomy.from_pairs(pairs)
 
 
-def test_load_from_file_and_edit(tmp_path):
+def test_load_from_file_and_edit(tmp_path: Path) -> None:
     path = tmp_path / "tax.json"
     path.write_text(json.dumps({"categories": [{"name": "shipping", "description": "Where is my parcel"},
                                                {"name": "returns", "description": "Send it back"}]}))
@@ -37,7 +38,7 @@ def test_load_from_file_and_edit(tmp_path):
     assert Taxonomy.from_dict(edited.to_dict()) == edited
 
 
-def test_load_reports_missing_and_malformed_files(tmp_path):
+def test_load_reports_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(TaxonomyError, match="not found"):
         taxonomy.load(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
@@ -52,7 +53,7 @@ NAMES = ["Refund_not_showing_up", "reverted_card_payment?", "balance_not_updated
          "Carte bancaire perdue / volée", "billing"]
 
 
-def test_a_category_has_a_shown_name_of_any_characters_and_a_stable_key():
+def test_a_category_has_a_shown_name_of_any_characters_and_a_stable_key() -> None:
     assert len(NAMES[2]) == 48
     t = Taxonomy.from_pairs([(n, f"about {n}") for n in NAMES])
     assert t.names == ["refund_not_showing_up", "reverted_card_payment",
@@ -73,12 +74,12 @@ def test_a_category_has_a_shown_name_of_any_characters_and_a_stable_key():
     ("  Reverted_Card_Payment?  ", "reverted_card_payment"), ("reverted_card_payment", "reverted_card_payment"),
     ("BALANCE_not_updated_after_cheque_or_cash_deposit", "balance_not_updated_after_cheque_or_cash_deposit"),
     ("carte bancaire perdue / VOLÉE", "carte_bancaire_perdue_vol_e"), ("nope", None)])
-def test_label_files_may_give_the_key_or_the_name_in_any_case(cell, key):
+def test_label_files_may_give_the_key_or_the_name_in_any_case(cell: str, key: str | None) -> None:
     t = Taxonomy.from_pairs([(n, f"about {n}") for n in NAMES])
     assert t.resolve(cell) == key
 
 
-def test_taxonomy_files_in_json_and_csv_round_trip_and_a_rename_keeps_the_key():
+def test_taxonomy_files_in_json_and_csv_round_trip_and_a_rename_keeps_the_key() -> None:
     t = Taxonomy.from_pairs([(n, f"about, {n}") for n in NAMES])
     assert Taxonomy.from_file_text(t.to_csv(), "csv") == t
     assert Taxonomy.from_file_text(json.dumps(t.to_dict()), "json") == t

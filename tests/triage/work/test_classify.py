@@ -2,12 +2,16 @@
 every route (the batch route included), a run started and finished over real HTTP against the fake Messages API."""
 
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from db.engine import Database
 from db.models import Run, Ticket
 from tests.support.actors import LEAD, OPERATOR, VIEWER
+from tests.support.fake_anthropic import FakeAnthropic
 from triage import taxonomy
 from triage.cli import main
 from triage.errors import AccessDenied, InputError, NoApiKey
@@ -18,11 +22,11 @@ TAX = taxonomy.default()
 ITEMS = [("C-1", "I was charged twice, please refund"), ("C-2", "The app crashes on upload")]
 
 
-def paid(fake, **kw):
+def paid(fake: FakeAnthropic, **kw: Any) -> Settings:
     return Settings(api_key=fake.api_key, base_url=fake.base_url, **kw)
 
 
-def counts(db):
+def counts(db: Database) -> tuple[int | None, int | None]:
     with db.read() as s:
         return s.scalar(select(func.count()).select_from(Run)), s.scalar(select(func.count()).select_from(Ticket))
 
@@ -32,7 +36,8 @@ def counts(db):
     ("local", False, True, "local"), (None, False, False, "local"), ("auto", False, False, "local"),
     ("local", False, False, "local"),
 ])
-def test_the_route_is_the_one_asked_for_or_local_without_a_key(route, batch, key, chosen):
+def test_the_route_is_the_one_asked_for_or_local_without_a_key(route: str | None, batch: bool, key: bool,
+                                                               chosen: str) -> None:
     settings = Settings(api_key="sk-test" if key else None)
     assert classify.choose_route(settings, route, batch=batch) == chosen
     assert chosen in classify.routes(settings)
@@ -42,21 +47,25 @@ def test_the_route_is_the_one_asked_for_or_local_without_a_key(route, batch, key
     ("haiku", False, False, NoApiKey), ("sonnet", False, False, NoApiKey), ("sonnet", True, True, InputError),
     ("local", True, True, InputError), (None, True, False, InputError), ("batch", False, True, InputError),
 ])
-def test_a_route_that_cannot_be_taken_is_refused(route, batch, key, error):
+def test_a_route_that_cannot_be_taken_is_refused(route: str | None, batch: bool, key: bool,
+                                                 error: type[Exception]) -> None:
     with pytest.raises(error):
         classify.choose_route(Settings(api_key="sk-test" if key else None), route, batch=batch)
 
 
 @pytest.mark.parametrize("batch", [False, True])
 @pytest.mark.parametrize("background", [False, True])
-def test_a_viewer_cannot_start_a_run_on_any_route_and_nothing_is_written(fake, db, batch, background):
+def test_a_viewer_cannot_start_a_run_on_any_route_and_nothing_is_written(fake: FakeAnthropic, db: Database, batch: bool,
+                                                                         background: bool) -> None:
     before = counts(db)
     with pytest.raises(AccessDenied):
         classify.start(db, paid(fake), TAX, ITEMS, actor=VIEWER, source="t", batch=batch, background=background)
     assert counts(db) == before and not fake.requests
 
 
-def test_a_viewer_cannot_start_a_batch_run_from_the_command_line(env, fake, db, tmp_path, monkeypatch, capsys):
+def test_a_viewer_cannot_start_a_batch_run_from_the_command_line(env: dict[str, str], fake: FakeAnthropic, db: Database,
+                                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """The command line acts as a lead; were it ever to act as someone else, its batch route asks the same rule."""
     monkeypatch.setattr("triage.cli.common.cli_actor", lambda _operator: VIEWER)
     src = tmp_path / "t.txt"
@@ -66,7 +75,8 @@ def test_a_viewer_cannot_start_a_batch_run_from_the_command_line(env, fake, db, 
     assert counts(db) == (0, 0) and not fake.requests and not fake.batches
 
 
-def test_a_background_batch_run_is_held_for_the_worker_and_a_live_one_waits_pending(fake, db):
+def test_a_background_batch_run_is_held_for_the_worker_and_a_live_one_waits_pending(fake: FakeAnthropic,
+                                                                                    db: Database) -> None:
     economy = classify.start(db, paid(fake), TAX, ITEMS, actor=OPERATOR, source="dashboard", route="haiku",
                              batch=True, background=True)
     live = classify.start(db, paid(fake), TAX, [(None, "where is my parcel")], actor=OPERATOR, source="dashboard",
@@ -81,7 +91,7 @@ def test_a_background_batch_run_is_held_for_the_worker_and_a_live_one_waits_pend
     assert not fake.requests  # nothing is sent by a start left to the worker
 
 
-def test_start_then_finish_classifies_live_and_sums_up_exactly(fake, db):
+def test_start_then_finish_classifies_live_and_sums_up_exactly(fake: FakeAnthropic, db: Database) -> None:
     started = classify.start(db, paid(fake), TAX, [*ITEMS, ITEMS[0]], actor=LEAD, source="t", route="haiku")
     assert (started.new, started.known, started.tickets, len(started.ticket_ids)) == (2, 0, 2, 3)
     said: list[str] = []
@@ -91,10 +101,10 @@ def test_start_then_finish_classifies_live_and_sums_up_exactly(fake, db):
     assert summary.cost == runs.run_cost(db, started.run_id)  # what is on the books
     assert summary.line.startswith("done: 2 classified; cost $")
     with db.read() as s:
-        assert s.get(Run, started.run_id).status == "finished"
+        assert s.get_one(Run, started.run_id).status == "finished"
 
 
-def test_a_start_at_the_cap_stops_the_run_and_keeps_its_tickets_pending(fake, db):
+def test_a_start_at_the_cap_stops_the_run_and_keeps_its_tickets_pending(fake: FakeAnthropic, db: Database) -> None:
     from triage.errors import BudgetReached
 
     first = classify.start(db, paid(fake), TAX, ITEMS[:1], actor=LEAD, source="t", route="haiku")
@@ -104,13 +114,15 @@ def test_a_start_at_the_cap_stops_the_run_and_keeps_its_tickets_pending(fake, db
         classify.start(db, paid(fake, monthly_budget_usd=0.00001), TAX, ITEMS[1:], actor=LEAD, source="t")
     with db.read() as s:
         second = s.scalars(select(Run).order_by(Run.id.desc())).first()
+        assert second is not None and second.message is not None
         assert second.status == "stopped" and "monthly budget" in second.message
         assert set(s.scalars(select(Ticket.status).where(Ticket.run_id == second.id))) == {"pending"}
     assert len(fake.requests) == sent  # nothing more sent
 
 
 @pytest.mark.parametrize("flag", ["--route", "--tier"])
-def test_the_route_flag_and_its_older_spelling(env, fake, tmp_path, flag, db):
+def test_the_route_flag_and_its_older_spelling(env: dict[str, str], fake: FakeAnthropic, tmp_path: Path, flag: str,
+                                               db: Database) -> None:
     src = tmp_path / "t.txt"
     src.write_text("I was charged twice, please refund\n")
     assert main(["classify", str(src), flag, "sonnet", "--out", str(tmp_path / "o.jsonl")]) == 0
@@ -121,7 +133,7 @@ def test_the_route_flag_and_its_older_spelling(env, fake, tmp_path, flag, db):
 
 @pytest.mark.parametrize("command", [["classify", "f.csv"], ["eval", "--gold", "g.csv"]])
 @pytest.mark.parametrize("flag", ["--route", "--tier"])
-def test_both_spellings_of_the_route_flag_parse_to_the_route(command, flag):
+def test_both_spellings_of_the_route_flag_parse_to_the_route(command: list[str], flag: str) -> None:
     from triage.cli.parser import build_parser
 
     assert build_parser().parse_args([*command, flag, "haiku"]).route == "haiku"

@@ -7,19 +7,27 @@ the prepared text and settled (live) or held for the batch (Message Batches)."""
 import csv
 import json
 import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from db import ledger
+from db.engine import Database
 from db.models import CallAttempt, ModelCall
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import keyword_label
+from tests.support.fake_anthropic import FakeAnthropic, keyword_label
 from tests.triage.test_masking_requests import TAX, assert_nothing_personal_was_sent, labelled, tickets
 from triage.cli import main
+from triage.domain import CallFor
 from triage.routing import gate, redact
+from triage.routing.provider import GroupProvider, Provider
 from triage.settings import Settings
 from triage.spend import budget
+from triage.taxonomy import Taxonomy
 from triage.work import runs, services
 
 MARK = " zzgatedzz"
@@ -27,7 +35,7 @@ BLOCK = re.compile(r"<(ticket|example)\b[^>]*>\n(.*?)\n</\1>", re.S)
 
 
 @pytest.fixture
-def spied(monkeypatch):
+def spied(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """The gate's prepare leaves MARK; the guard notes every text it reserves a worst case for; the ledger notes
     each reservation's kind."""
     real = gate.prepare
@@ -37,21 +45,24 @@ def spied(monkeypatch):
     admit, admit_group, reserve_batch = (budget.BudgetGuard.admit, budget.BudgetGuard.admit_group,
                                          budget.BudgetGuard.reserve_batch)
 
-    async def spy_admit(self, provider, text, taxonomy, ticket=None):
+    async def spy_admit(self: budget.BudgetGuard, provider: Provider, text: str, taxonomy: Taxonomy,
+                        ticket: CallFor | None = None) -> int:
         seen["reserved_texts"].append(text)
         return await admit(self, provider, text, taxonomy, ticket)
 
-    async def spy_admit_group(self, provider, texts, taxonomy, tickets):
+    async def spy_admit_group(self: budget.BudgetGuard, provider: GroupProvider, texts: Sequence[str],
+                              taxonomy: Taxonomy, tickets: Sequence[CallFor]) -> list[int]:
         seen["reserved_texts"].extend(texts)
         return await admit_group(self, provider, texts, taxonomy, tickets)
 
-    async def spy_reserve_batch(self, run_id, provider, taxonomy, texts):
+    async def spy_reserve_batch(self: budget.BudgetGuard, run_id: int, provider: Provider, taxonomy: Taxonomy,
+                                texts: Sequence[str]) -> int | None:
         seen["reserved_texts"].extend(texts)
         return await reserve_batch(self, run_id, provider, taxonomy, texts)
 
     reserve = ledger.reserve
 
-    def spy_reserve(s, **kw):
+    def spy_reserve(s: Session, **kw: Any) -> int:
         seen["kinds"].append(kw["kind"])
         return reserve(s, **kw)
 
@@ -62,7 +73,7 @@ def spied(monkeypatch):
     return seen
 
 
-def strings(node):
+def strings(node: object) -> Iterator[str]:
     if isinstance(node, str):
         yield node
     elif isinstance(node, dict):
@@ -73,7 +84,7 @@ def strings(node):
             yield from strings(v)
 
 
-def assert_every_block_was_prepared(bodies) -> int:
+def assert_every_block_was_prepared(bodies: Iterable[dict[str, Any]]) -> int:
     """Each body carries at least one ticket block; every ticket and example block ends with the gate's mark."""
     blocks = 0
     for body in bodies:
@@ -85,7 +96,7 @@ def assert_every_block_was_prepared(bodies) -> int:
     return blocks
 
 
-def assert_reserved_prepared_and_settled(db, seen) -> None:
+def assert_reserved_prepared_and_settled(db: Database, seen: dict[str, list[str]]) -> None:
     assert seen["reserved_texts"] and all(t.endswith(MARK) for t in seen["reserved_texts"])
     with db.read() as s:
         paid_calls = s.scalar(select(func.count()).select_from(ModelCall).where(ModelCall.tier >= 1))
@@ -95,12 +106,13 @@ def assert_reserved_prepared_and_settled(db, seen) -> None:
     assert still_open == 0  # each settled in the transaction that recorded its call
 
 
-def live_bodies(fake):
+def live_bodies(fake: FakeAnthropic) -> list[dict[str, Any]]:
     return [r["body"] for r in fake.requests if r["body"] and r["path"] == "/v1/messages"]
 
 
 @pytest.mark.parametrize("per_call", [1, 3], ids=["one-ticket-with-fewshot", "grouped"])
-def test_live_paths_and_escalations_pass_the_gate(fake, db, spied, per_call):
+def test_live_paths_and_escalations_pass_the_gate(fake: FakeAnthropic, db: Database, spied: dict[str, list[str]],
+                                                  per_call: int) -> None:
     labelled(db)
     items = tickets(8)
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, fewshot_k=2, per_call=per_call,
@@ -121,7 +133,8 @@ def test_live_paths_and_escalations_pass_the_gate(fake, db, spied, per_call):
     assert_reserved_prepared_and_settled(db, spied)
 
 
-def test_eval_passes_the_gate(env, fake, spied, tmp_path, capsys):
+def test_eval_passes_the_gate(env: dict[str, str], fake: FakeAnthropic, spied: dict[str, list[str]], tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
     gold = tmp_path / "gold.csv"
     with open(gold, "w", newline="") as f:
         w = csv.writer(f)
@@ -136,7 +149,8 @@ def test_eval_passes_the_gate(env, fake, spied, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("per_call", ["1", "3"])
-def test_a_message_batch_passes_the_gate(env, fake, spied, tmp_path, per_call):
+def test_a_message_batch_passes_the_gate(env: dict[str, str], fake: FakeAnthropic, spied: dict[str, list[str]],
+                                         tmp_path: Path, per_call: str) -> None:
     src, out = tmp_path / "t.csv", tmp_path / "o.jsonl"
     with open(src, "w", newline="") as f:
         w = csv.writer(f)

@@ -7,16 +7,19 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from db import paths, queue
 from db import pilots as db_pilots
+from db.engine import Database
 from db.migrate import open_database
 from db.models import AuditDraw, CallAttempt, ModelCall, Run, Ticket
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import default_responder
+from tests.support.fake_anthropic import Action, FakeAnthropic, default_responder
 from tests.test_budget import billed
 from triage import export, review, taxonomy
 from triage.cli import main
@@ -33,7 +36,7 @@ BASES = [("I was charged twice, please refund", "billing"), ("the app crashes on
 CONFS = [0.95, 0.85, 0.75, 0.65, 0.55, 0.45]
 
 
-def write_gold(path, n=36):
+def write_gold(path: Path, n: int = 36) -> Path:
     """Rows whose Haiku answer ([[h=...]], at [[conf=...]]) is wrong on every third row and whose Sonnet answer
     ([[s=...]]) is wrong on every fifth: the routes differ, and every answer can be scored against the label."""
     labels = [b[1] for b in BASES]
@@ -48,7 +51,7 @@ def write_gold(path, n=36):
     return path
 
 
-def scripted(body):
+def scripted(body: dict[str, Any]) -> Action:
     """The keyword model, answering the category the ticket's marker names for the model asked."""
     reply = default_responder(body)
     text = json.dumps(body["messages"])
@@ -60,13 +63,14 @@ def scripted(body):
     return reply
 
 
-def pilot_json(capsys, args):
+def pilot_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, Any, str]:
     code = main(["pilot", *args, "--json"])
     out = capsys.readouterr()
     return code, (json.loads(out.out) if out.out.strip() else None), out.err
 
 
-def independent(db, way, threshold, gold_by_row, escalates):
+def independent(db: Database, way: str, threshold: float, gold_by_row: dict[int, str], escalates: bool
+                ) -> tuple[int, int]:
     """Right and measured, counted straight from the recorded calls of the pilot's `way` run: the route's label is
     Sonnet's where Haiku's stated confidence is under `threshold` (no calibration is in force), else Haiku's."""
     with db.read() as s:
@@ -76,6 +80,7 @@ def independent(db, way, threshold, gold_by_row, escalates):
                          .order_by(ModelCall.id)).all()
     answers: dict[int, dict[int, tuple[str, float]]] = {}
     for ext, tier, category, conf in rows:
+        assert ext is not None and category is not None and conf is not None  # answered ("ok") calls
         answers.setdefault(int(ext.rpartition("#")[2]), {})[tier] = (category, conf)
     right = n = 0
     for row, by_tier in answers.items():
@@ -89,7 +94,9 @@ def independent(db, way, threshold, gold_by_row, escalates):
     return right, n
 
 
-def test_each_route_scores_its_own_recorded_answers_and_projects_the_month(env, fake, db_url, tmp_path, capsys):
+def test_each_route_scores_its_own_recorded_answers_and_projects_the_month(env: dict[str, str], fake: FakeAnthropic,
+                                                                           db_url: str, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     fake.responder = scripted
     gold = write_gold(tmp_path / "history.csv")
     code, r, err = pilot_json(capsys, [str(gold), "--sample", "24", "--cap", "2", "--volume", "20000",
@@ -127,7 +134,9 @@ def test_each_route_scores_its_own_recorded_answers_and_projects_the_month(env, 
     db.dispose()
 
 
-def test_the_pilot_stops_at_its_cap_with_everything_billed_on_the_books(env, fake, db_url, tmp_path, capsys):
+def test_the_pilot_stops_at_its_cap_with_everything_billed_on_the_books(env: dict[str, str], fake: FakeAnthropic,
+                                                                        db_url: str, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     fake.responder = scripted
     gold = write_gold(tmp_path / "history.csv", 60)
     cap = Decimal("0.012")
@@ -149,7 +158,9 @@ def test_the_pilot_stops_at_its_cap_with_everything_billed_on_the_books(env, fak
     db.dispose()
 
 
-def test_pilot_tickets_stay_out_of_production_figures_and_queues(env, fake, db_url, tmp_path, capsys, monkeypatch):
+def test_pilot_tickets_stay_out_of_production_figures_and_queues(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                                 tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_AUDIT_RATE", "1")  # every production ticket settled without review is drawn
     fake.responder = scripted
     gold = write_gold(tmp_path / "history.csv", 12)
@@ -199,12 +210,12 @@ def test_pilot_tickets_stay_out_of_production_figures_and_queues(env, fake, db_u
     db.dispose()
 
 
-def test_the_same_seed_draws_the_same_sample(cli_db, tmp_path):
+def test_the_same_seed_draws_the_same_sample(cli_db: Database, tmp_path: Path) -> None:
     gold = write_gold(tmp_path / "history.csv", 50)
     plan = pilot.Plan(10, Decimal("1"), seed=7, text_column="body", label_column="final category")
     settings = Settings()  # no API key: only the local route is queued; nothing is sent
 
-    def rows(p):
+    def rows(p: pilot.Plan) -> Any:
         pid = pilot.start(cli_db, settings, TAX, str(gold), p, actor=LEAD)
         return pilot.progress(cli_db, pid, actor=LEAD)["spec"]["rows"]
 
@@ -221,7 +232,9 @@ def test_the_same_seed_draws_the_same_sample(cli_db, tmp_path):
     (["--sample", "0", "--cap", "1"], "--sample"),
     (["--sample", "5", "--cap", "1", "--thresholds", "0.7,high"], "--thresholds"),
 ])
-def test_bad_input_is_refused_clearly_and_queues_nothing(env, fake, db_url, tmp_path, capsys, args, said):
+def test_bad_input_is_refused_clearly_and_queues_nothing(env: dict[str, str], fake: FakeAnthropic, db_url: str,
+                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         args: list[str], said: str) -> None:
     gold = write_gold(tmp_path / "history.csv", 12)
     assert main(["pilot", str(gold), *args]) == 2
     err = capsys.readouterr().err
@@ -229,7 +242,9 @@ def test_bad_input_is_refused_clearly_and_queues_nothing(env, fake, db_url, tmp_
     assert not fake.requests
 
 
-def test_a_label_outside_the_taxonomy_or_a_missing_file_is_refused(env, fake, tmp_path, capsys):
+def test_a_label_outside_the_taxonomy_or_a_missing_file_is_refused(env: dict[str, str], fake: FakeAnthropic,
+                                                                   tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nrefund please,refunds\n")
     assert main(["pilot", str(bad), "--sample", "1", "--cap", "1"]) == 2

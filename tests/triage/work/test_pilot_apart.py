@@ -67,7 +67,9 @@ def production_figures(db: Database) -> dict[str, Any]:
             "per_day": measure.tickets_per_day(db)}
 
 
-def test_a_pilot_and_an_eval_move_no_production_figure_but_their_spend_counts(env, fake, db_url, tmp_path, capsys):
+def test_a_pilot_and_an_eval_move_no_production_figure_but_their_spend_counts(
+        env: dict[str, str], fake: FakeAnthropic, db_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     fake.responder = scripted
     today_file = tmp_path / "today.csv"  # production: Haiku unsure of the second, so it escalates to Sonnet
     today_file.write_text("text\nmy card was charged twice [[h=billing]] [[s=billing]] [[conf=0.95]]\n"
@@ -142,8 +144,9 @@ def pilot_books(db: Database, pilot_id: int) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("delay, grace", [(1.0, 5.0), (30.0, 0.5)], ids=["answers-in-grace", "cut-off"])
-def test_a_pilot_in_the_dashboard_worker_is_halted_when_the_server_stops(db, fake: FakeAnthropic, tmp_path, delay,
-                                                                          grace):
+def test_a_pilot_in_the_dashboard_worker_is_halted_when_the_server_stops(db: Database, fake: FakeAnthropic,
+                                                                          tmp_path: Path, delay: float,
+                                                                          grace: float) -> None:
     fake.responder = scripted
     settings = Settings(api_key=fake.api_key, base_url=fake.base_url, concurrency=4)
     pilot_id = pilot.start(db, settings, TAX, str(write_gold(tmp_path / "history.csv", 24)), PLAN, actor=LEAD)
@@ -174,8 +177,8 @@ def test_a_pilot_in_the_dashboard_worker_is_halted_when_the_server_stops(db, fak
 PILOT_CLI = "import sys; from triage.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def test_a_killed_pilot_is_recovered_once_with_its_calls_in_flight_booked(env, db_url, fake: FakeAnthropic,
-                                                                         tmp_path):
+def test_a_killed_pilot_is_recovered_once_with_its_calls_in_flight_booked(env: dict[str, str], db_url: str,
+                                                                         fake: FakeAnthropic, tmp_path: Path) -> None:
     fake.responder = scripted
     fake.delay = 30.0  # every answer arrives long after the kill
     gold = write_gold(tmp_path / "history.csv", 24)

@@ -4,16 +4,19 @@ priority shows; the grouped run is played under the same faults as the category.
 
 import json
 import random
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import select
 
+from db.engine import Database
 from db.models import ModelCall, Ticket
+from db.queue import Imported
 from tests.support.actors import LEAD
-from tests.support.fake_anthropic import keyword_label, keyword_priority
+from tests.support.fake_anthropic import FakeAnthropic, keyword_label, keyword_priority
 from triage import taxonomy
 from triage.settings import Settings
-from triage.work import runs, services
+from triage.work import pipeline, runs, services
 
 TAX = taxonomy.default()
 SUBJECTS = ["the whole service is down, outage for every user", "I am blocked and cannot log in to my account",
@@ -25,7 +28,8 @@ def texts(n: int, seed: int) -> list[str]:
     return [f"case {i}: {rnd.choice(SUBJECTS)} ({'x' * rnd.randint(0, 40)})" for i in range(n)]
 
 
-def run(fake, db, items, per_call):
+def run(fake: FakeAnthropic, db: Database, items: Sequence[str], per_call: int
+        ) -> tuple[Imported, pipeline.RunReport]:
     imp = runs.start_run(db, [(None, t) for t in items], source="test", actor=LEAD)
     assert imp.run_id is not None
     router = services.build_router(Settings(api_key=fake.api_key, base_url=fake.base_url, per_call=per_call), TAX,
@@ -35,7 +39,8 @@ def run(fake, db, items, per_call):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_each_grouped_ticket_gets_the_priority_its_own_text_earns_under_faults(fake, db, seed):
+def test_each_grouped_ticket_gets_the_priority_its_own_text_earns_under_faults(fake: FakeAnthropic, db: Database,
+                                                                               seed: int) -> None:
     fake.group_chaos = random.Random(seed)  # shuffled, dropped, repeated, invented, malformed, refused, cut off
     items = texts(30, seed)
     items[4] += " [[skip]]"
@@ -53,9 +58,11 @@ def test_each_grouped_ticket_gets_the_priority_its_own_text_earns_under_faults(f
     assert {t.priority for t in got.values()} == {"urgent", "high", "normal", "low"}
 
 
-def test_one_ticket_per_call_records_priority_on_the_call_and_in_the_out_rows(fake, db):
+def test_one_ticket_per_call_records_priority_on_the_call_and_in_the_out_rows(fake: FakeAnthropic,
+                                                                              db: Database) -> None:
     items = ["the site is down since 9am", "thanks, just feedback"]
     imp, _ = run(fake, db, items, per_call=1)
+    assert imp.run_id is not None
     rows = runs.run_rows(db, imp.run_id, imp.ticket_ids, actor=LEAD)
     assert [(r["priority"], r["language"]) for r in rows] == [("urgent", "en"), ("low", "en")]
     with db.read() as s:
@@ -63,7 +70,7 @@ def test_one_ticket_per_call_records_priority_on_the_call_and_in_the_out_rows(fa
         assert {p for *_, p in calls} == {"low", "urgent"}
 
 
-def test_the_added_cost_is_a_few_output_tokens_per_ticket(fake, db):
+def test_the_added_cost_is_a_few_output_tokens_per_ticket(fake: FakeAnthropic, db: Database) -> None:
     """Measured: the same answers with and without the priority fields, counted as the fake counts output
     (4 characters of the answer's JSON a token)."""
     from tests.support.fake_anthropic import ticket_answer

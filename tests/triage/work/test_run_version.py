@@ -4,6 +4,7 @@ import asyncio
 
 from db import queue
 from db import runs as db_runs
+from db.engine import Database
 from tests.support.actors import LEAD, op
 from tests.support.fakes import ScriptedProvider
 from triage import review, taxonomy
@@ -23,7 +24,7 @@ def known(version: runs.RunVersion | None) -> runs.RunVersion:
     return version
 
 
-def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_with_the_run(db):
+def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_with_the_run(db: Database) -> None:
     imp = runs.start_run(db, [(None, "refund me"), (None, "app crashes"), (None, "dark mode")], source="t", actor=LEAD)
     assert imp.run_id is not None
     shown = imp.ticket_ids[:2]
@@ -59,7 +60,7 @@ def test_the_fingerprint_changes_with_everything_a_card_shows_and_waiting_ends_w
     assert corrected.shown != answered.shown and not corrected.waiting
 
 
-def test_a_stopped_run_is_not_waited_on_and_an_unknown_run_has_no_version(db):
+def test_a_stopped_run_is_not_waited_on_and_an_unknown_run_has_no_version(db: Database) -> None:
     imp = runs.start_run(db, [(None, "refund me")], source="t", actor=LEAD)
     assert imp.run_id is not None
     with db.transaction() as s:
