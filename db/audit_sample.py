@@ -10,7 +10,7 @@ import os
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,6 +25,24 @@ ENV = "TRIAGE_AUDIT_RATE"
 APART = ("eval:", "pilot:")  # sources of tickets kept apart from production figures
 VERSION = "audit"  # data version bumped by every answer and redraw (the settled counts move with PATHS)
 _rng = random.Random()  # noqa: S311 - a sample, not a secret; `seed` makes tests repeatable
+
+
+class Waiting(TypedDict):
+    """A drawn ticket awaiting its blind answer (`triage audit --json` prints these): never the model's label."""
+
+    id: int
+    external_id: str | None
+    text: str
+
+
+class Answered(TypedDict):
+    """An answered draw: the (tier, model) and label it settled with, the blind answer, its chance of being drawn."""
+
+    tier: int
+    model: str
+    label: str | None
+    answer: str | None
+    probability: float
 
 
 def seed(value: int | None) -> None:
@@ -77,13 +95,13 @@ def redraw(s: Session, ticket_ids: Sequence[int], probability: float, rng: rando
     return drawn
 
 
-def waiting(s: Session, limit: int | None = None) -> list[dict[str, Any]]:
+def waiting(s: Session, limit: int | None = None) -> list[Waiting]:
     """Drawn tickets awaiting an answer, oldest first: id, external id, text. No model label, no confidence."""
     q = (select(Ticket.id, Ticket.external_id, Ticket.text).join(AuditDraw, AuditDraw.ticket_id == Ticket.id)
          .where(AuditDraw.drawn.is_(True), AuditDraw.answered_at.is_(None)).order_by(AuditDraw.ticket_id))
     if limit is not None:
         q = q.limit(limit)
-    return [{"id": r[0], "external_id": r[1], "text": r[2]} for r in s.execute(q)]
+    return [Waiting(id=r[0], external_id=r[1], text=r[2]) for r in s.execute(q)]
 
 
 def waiting_count(s: Session) -> int:
@@ -113,11 +131,11 @@ def version(s: Session) -> tuple[int, int, float]:
     return rollups.version(s, VERSION), rollups.version(s, paths.PATHS), rate_in_force(s)
 
 
-def answered(s: Session) -> list[dict[str, Any]]:
+def answered(s: Session) -> list[Answered]:
     """Every answered draw: tier, model, the label it settled with, the blind answer, its probability."""
     q = select(AuditDraw.tier, AuditDraw.model, AuditDraw.label, AuditDraw.answer, AuditDraw.probability).where(
         AuditDraw.drawn.is_(True), AuditDraw.answered_at.is_not(None))
-    return [{"tier": r[0], "model": r[1], "label": r[2], "answer": r[3], "probability": r[4]} for r in s.execute(q)]
+    return [Answered(tier=r[0], model=r[1], label=r[2], answer=r[3], probability=r[4]) for r in s.execute(q)]
 
 
 def weights(s: Session) -> dict[int, float]:

@@ -4,7 +4,7 @@ that tell whether enough new labels arrived to refit."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session, aliased
@@ -13,21 +13,35 @@ from db import rollups
 from db.models import Calibration, LabelledAnswer
 from triage.domain import UNKNOWN
 
-FIELDS = ("id", "model", "method", "a", "b", "n", "n_right", "ece_before", "ece_after", "trigger", "fitted_by",
-          "fitted_at")
+
+class CalibrationRow(TypedDict):
+    """One stored fit (the columns of `calibrations`, in this order: triage.quality.calibrate's JSON keeps it)."""
+
+    id: int
+    model: str
+    method: str
+    a: float
+    b: float
+    n: int  # labelled answers it was fitted on, and of those right
+    n_right: int
+    ece_before: float
+    ece_after: float | None  # cross-validated; None when there were too few answers to hold some out
+    trigger: str
+    fitted_by: str
+    fitted_at: datetime  # aware UTC
 
 
-def _as_dict(row: Calibration) -> dict[str, Any]:
-    out = {k: getattr(row, k) for k in FIELDS}
-    if out["fitted_at"] is not None and out["fitted_at"].tzinfo is None:  # SQLite hands back naive UTC
-        out["fitted_at"] = out["fitted_at"].replace(tzinfo=UTC)
-    return out
+def _as_row(row: Calibration) -> CalibrationRow:
+    fitted_at = row.fitted_at if row.fitted_at.tzinfo is not None else row.fitted_at.replace(tzinfo=UTC)  # SQLite
+    return CalibrationRow(id=row.id, model=row.model, method=row.method, a=row.a, b=row.b, n=row.n,
+                          n_right=row.n_right, ece_before=row.ece_before, ece_after=row.ece_after,
+                          trigger=row.trigger, fitted_by=row.fitted_by, fitted_at=fitted_at)
 
 
-def in_force(s: Session) -> dict[str, dict[str, Any]]:
+def in_force(s: Session) -> dict[str, CalibrationRow]:
     """The latest fit of each model, by model."""
     latest = select(func.max(Calibration.id)).group_by(Calibration.model)
-    return {r.model: _as_dict(r) for r in s.scalars(select(Calibration).where(Calibration.id.in_(latest)))}
+    return {r.model: _as_row(r) for r in s.scalars(select(Calibration).where(Calibration.id.in_(latest)))}
 
 
 def add(s: Session, *, model: str, a: float, b: float, n: int, n_right: int, ece_before: float,

@@ -295,13 +295,6 @@ LOOSE_ROWS: dict[str, tuple[int, str]] = {
     "dashboard/app_pages/review.py": (2, "the page's session state and its filter criteria before they are checked"),
     "dashboard/app_pages/settings.py": (1, "the page's switches before they are saved"),
     # pending: owned by another change this round (calibration, blind audit, pilot, classify, settings)
-    "triage/quality/calibrate.py": (4, "pending: calibration rows and their summary"),
-    "triage/quality/unreviewed.py": (4, "pending: the blind audit's rows and JSON"),
-    "triage/quality/measure.py": (2, "pending: Quality.calibrations (calibrate.summary's rows)"),
-    "triage/quality/report.py": (2, "pending: calibrate.summary's rows, unreviewed's JSON"),
-    "dashboard/sections/quality_calibration.py": (2, "pending: calibrate.summary's rows"),
-    "db/calibrations.py": (2, "pending: calibration rows, read by triage/quality/calibrate.py"),
-    "db/audit_sample.py": (2, "pending: audit rows, read by triage/quality/unreviewed.py"),
     "triage/quality/pilot.py": (2, "pending: db.pilots' call rows"),
     "triage/work/pilot.py": (7, "pending: a pilot's spec, progress and figures JSON"),
     "db/pilots.py": (7, "pending: a pilot's rows and stored JSON"),

@@ -4,7 +4,7 @@ click. The rules live in triage/quality/calibrate.py and triage/quality/threshol
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -55,7 +55,7 @@ def calibration_section(db: Database, result: Quality) -> None:
         st.rerun()
 
 
-def _model(c: dict[str, Any]) -> None:
+def _model(c: calibrate.ModelCalibration) -> None:
     st.markdown(f"**{plain(c['name'])}** · {plain(c['model'])}")
     m = c["in_force"]
     if m is None:
@@ -77,7 +77,7 @@ def _model(c: dict[str, Any]) -> None:
     right.plotly_chart(_chart(c), key=f"chart_calibration_{c['model']}")
 
 
-def _chart(c: dict[str, Any]) -> go.Figure:
+def _chart(c: calibrate.ModelCalibration) -> go.Figure:
     colour = charts.colour(c["name"])
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", line_color="#adb5bd",
                                name="says what it means", hoverinfo="skip"))

@@ -34,11 +34,12 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 from db import audit_sample, calibrations, quality
+from db.calibrations import CalibrationRow
 from db.engine import Database
 from db.quality import Answer
 from triage.access import Action, Actor, require
@@ -58,7 +59,7 @@ WHY_MIN = (f"A map is fitted once a model has {MIN_LABELS} labelled answers, at 
            "and the map would mostly fit noise.")
 
 
-def from_row(row: dict[str, Any]) -> Calibration:
+def from_row(row: CalibrationRow) -> Calibration:
     return Calibration(row["model"], float(row["a"]), float(row["b"]), int(row["n"]), float(row["ece_before"]),
                        float(row["ece_after"] if row["ece_after"] is not None else math.nan), id=int(row["id"]))
 
@@ -101,7 +102,7 @@ def refit_at(n_fitted: int) -> int:
     return n_fitted + max(REFIT_MIN_NEW, math.ceil(REFIT_SHARE * n_fitted))
 
 
-def _due(n: int, right: int, last: dict[str, Any] | None) -> bool:
+def _due(n: int, right: int, last: CalibrationRow | None) -> bool:
     if last is None:
         return n >= MIN_LABELS and right >= MIN_EACH and n - right >= MIN_EACH
     return n >= refit_at(int(last["n"]))
@@ -129,7 +130,7 @@ def fit_models(db: Database, *, trigger: str, by: str, force: bool = False) -> l
     with db.transaction() as s:
         now = calibrations.in_force(s)
         for cal, cv, n_right in fits:
-            if (now.get(cal.model) or {}).get("id") != (before.get(cal.model) or {}).get("id"):
+            if _id(now.get(cal.model)) != _id(before.get(cal.model)):
                 continue  # refitted by someone else since we read the labels
             new_id = calibrations.add(s, model=cal.model, a=cal.a, b=cal.b, n=cal.n, n_right=n_right,
                                ece_before=cal.ece_before, ece_after=cv, trigger=trigger, fitted_by=by)
@@ -137,6 +138,10 @@ def fit_models(db: Database, *, trigger: str, by: str, force: bool = False) -> l
     for cal in stored:
         log.info("calibration %s for %s fitted on %s labels (%s by %s)", cal.id, cal.model, cal.n, trigger, by)
     return stored
+
+
+def _id(row: CalibrationRow | None) -> int | None:
+    return None if row is None else row["id"]
 
 
 def calibrate(db: Database, *, actor: Actor) -> list[Calibration]:
@@ -179,9 +184,57 @@ class Level:
                 f"on {self.n})")
 
 
-def summary(rows: Sequence[Answer], maps: dict[str, dict[str, Any]],
+class InForceJson(TypedDict):
+    """The map in force as JSON: its stored row (db.calibrations.CalibrationRow) with `fitted_at` as ISO text."""
+
+    id: int
+    model: str
+    method: str
+    a: float
+    b: float
+    n: int
+    n_right: int
+    ece_before: float
+    ece_after: float | None
+    trigger: str
+    fitted_by: str
+    fitted_at: str
+
+
+class LevelJson(TypedDict):
+    """A `Level` as JSON, with its sentence."""
+
+    says: float
+    right: float
+    n: int
+    calibrated: float | None
+    text: str
+
+
+class ModelCalibration(TypedDict):
+    """`summary`'s row for one model: the Quality page's calibration section and `triage quality --json`'s
+    `calibrations`."""
+
+    model: str
+    name: str  # the model's short name (Haiku)
+    n: int  # usable labelled answers, and of those right
+    right: int
+    in_force: InForceJson | None  # the map in force, or None with `missing` saying why
+    missing: str | None
+    refit_at: int  # labelled answers at which the next automatic fit happens
+    levels: list[LevelJson]
+    curve: list[list[float]]  # [stated, calibrated] along the map, for a chart; [] without one
+
+
+def in_force_json(row: CalibrationRow) -> InForceJson:
+    return InForceJson(id=row["id"], model=row["model"], method=row["method"], a=row["a"], b=row["b"], n=row["n"],
+                       n_right=row["n_right"], ece_before=row["ece_before"], ece_after=row["ece_after"],
+                       trigger=row["trigger"], fitted_by=row["fitted_by"], fitted_at=row["fitted_at"].isoformat())
+
+
+def summary(rows: Sequence[Answer], maps: Mapping[str, CalibrationRow],
             names: dict[str, str] | None = None, bins: int = 10,
-            weights: Mapping[int, float] | None = None) -> list[dict[str, Any]]:
+            weights: Mapping[int, float] | None = None) -> list[ModelCalibration]:
     """Per model with labelled answers or a map: how many usable labelled answers it has, the map in force (with
     who and what fitted it, and when the next automatic refit happens) or why there is none yet, and its
     reliability levels next to the map ("says 90%, right about 72% at that level"), weighted as the map is fitted
@@ -202,13 +255,13 @@ def summary(rows: Sequence[Answer], maps: dict[str, dict[str, Any]],
             else:
                 says, share = float(wt[m] @ c[m]) / float(wt[m].sum()), float(wt[m] @ ok[m]) / float(wt[m].sum())
             levels.append(Level(says, share, int(m.sum()), cal.apply(says) if cal else None))
-        out.append({
-            "model": model, "name": (names or {}).get(model, model), "n": len(right), "right": int(sum(right)),
-            "in_force": None if row is None else {**row, "fitted_at": row["fitted_at"].isoformat()},
-            "missing": None if cal else calibration.enough(right),
-            "refit_at": refit_at(cal.n) if cal else MIN_LABELS,
-            "levels": [{"says": lv.says, "right": lv.right, "n": lv.n, "calibrated": lv.calibrated,
-                        "text": lv.text()} for lv in levels],
-            "curve": [list(p) for p in cal.curve()] if cal else [],
-        })
+        out.append(ModelCalibration(
+            model=model, name=(names or {}).get(model, model), n=len(right), right=int(sum(right)),
+            in_force=None if row is None else in_force_json(row),
+            missing=None if cal else calibration.enough(right),
+            refit_at=refit_at(cal.n) if cal else MIN_LABELS,
+            levels=[LevelJson(says=lv.says, right=lv.right, n=lv.n, calibrated=lv.calibrated, text=lv.text())
+                    for lv in levels],
+            curve=[list(p) for p in cal.curve()] if cal else [],
+        ))
     return out

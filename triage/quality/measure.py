@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
@@ -108,7 +108,7 @@ class QualityJson(TypedDict):
     whatif: list[WhatIfJson]
     whatif_on: str
     reliability: list[ReliabilityBin]
-    calibrations: list[dict[str, Any]]  # pending: calibrate.summary's rows (typed with triage/quality/calibrate.py)
+    calibrations: list[calibrate.ModelCalibration]
     fewshot: list[quality_fewshot.Comparison]
     audit_weighted: int  # labelled tickets that are blind-audit answers (weighted 1/p in the what-if and the maps)
     whatif_weighting: str  # how the what-if counts its labels, in words
@@ -124,7 +124,7 @@ class Quality:
     sources: dict[str, int] = field(default_factory=dict)  # where the labels came from: review, import
     since: date | None = None  # only model answers from this day on (UTC)
     # per model (tiers 1-2): the calibration in force or why there is none, and its levels (triage.quality.calibrate)
-    calibrations: list[dict[str, Any]] = field(default_factory=list)  # pending: calibrate.summary's rows
+    calibrations: list[calibrate.ModelCalibration] = field(default_factory=list)
     whatif_on: str = "stated confidence"  # which confidence the what-if compares with the threshold
     fewshot: list[quality_fewshot.Comparison] = field(default_factory=list)  # tier 1 with and without examples
     newest_only: int | None = None  # set when only the newest this many labelled tickets were read

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from db.engine import Database
 from triage import settings as config
 from triage.access import Actor
 from triage.errors import InputError
+from triage.quality import calibrate, measure, metrics, threshold, unreviewed
 from triage.quality import fewshot as quality_fewshot
 from triage.quality import groups as quality_groups
-from triage.quality import measure, metrics, threshold, unreviewed
 from triage.quality import priority as quality_priority
+from triage.quality.unreviewed import UnreviewedJson
 from triage.taxonomy import Taxonomy
 
 FULL_MATRIX_UP_TO = 10  # categories; past that the matrix is in --json only, the pairs and recalls are printed
@@ -47,7 +48,7 @@ class QualityReportJson(measure.QualityJson):
     """What `triage quality --json` prints."""
 
     by_group_size: list[quality_groups.GroupQualityJson]
-    unreviewed: dict[str, Any]  # pending: unreviewed.Unreviewed.to_dict (typed with triage/quality/unreviewed.py)
+    unreviewed: UnreviewedJson
     priority: PriorityJson
 
 
@@ -217,7 +218,7 @@ def unreviewed_text(blind: unreviewed.Unreviewed) -> str:
 
 
 
-def calibrations_text(rows: list[dict[str, Any]]) -> str:  # pending: calibrate.summary's rows
+def calibrations_text(rows: list[calibrate.ModelCalibration]) -> str:
     """Per model: the calibration in force (and what it makes of each confidence level) or why there is none."""
     lines = ["calibration (stated confidence -> observed chance of being right, fitted on operator labels):"]
     for c in rows:

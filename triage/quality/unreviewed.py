@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TypedDict
 
 from db import audit_sample, labels
 from db.engine import Database
@@ -51,6 +51,35 @@ def wilson(share: float, n: float, z: float = Z90) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+class EstimateJson(TypedDict):
+    """`Estimate.to_dict`: its fields, in their order."""
+
+    accuracy: float | None
+    low: float | None
+    high: float | None
+    audited: int
+    settled: int
+    effective: float
+    name: str
+    tier: int | None
+    model: str | None
+
+
+class UnreviewedJson(TypedDict):
+    """`Unreviewed.to_dict`: the overall estimate's figures, what they are measured on, and each model's estimate
+    (`triage quality --json`'s `unreviewed`, `triage audit --answers FILE --json`'s)."""
+
+    accuracy: float | None
+    low: float | None
+    high: float | None
+    audited: int
+    settled: int
+    effective: float
+    waiting: int
+    measured_on: str
+    per_model: list[EstimateJson]
+
+
 @dataclass(frozen=True)
 class Estimate:
     """The accuracy of the traffic settled without review, from the blind audit."""
@@ -65,8 +94,10 @@ class Estimate:
     tier: int | None = None
     model: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> EstimateJson:
+        return EstimateJson(accuracy=self.accuracy, low=self.low, high=self.high, audited=self.audited,
+                            settled=self.settled, effective=self.effective, name=self.name, tier=self.tier,
+                            model=self.model)
 
 
 def estimate(audits: Iterable[tuple[bool, float]], settled: int = 0, z: float = Z90) -> Estimate:
@@ -97,14 +128,14 @@ class Unreviewed:
                 f"(of {o.settled:,} settled without review) and labelled without seeing the model's answer; "
                 f"weighted by their chance of being drawn, 90% interval. {self.waiting} more drawn, waiting.")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> UnreviewedJson:
         o = self.overall
-        return {"accuracy": o.accuracy, "low": o.low, "high": o.high, "audited": o.audited, "settled": o.settled,
-                "effective": o.effective, "waiting": self.waiting, "measured_on": self.measured_on(),
-                "per_model": [e.to_dict() for e in self.per_model]}
+        return UnreviewedJson(accuracy=o.accuracy, low=o.low, high=o.high, audited=o.audited, settled=o.settled,
+                              effective=o.effective, waiting=self.waiting, measured_on=self.measured_on(),
+                              per_model=[e.to_dict() for e in self.per_model])
 
 
-def _right(row: dict[str, Any]) -> bool:
+def _right(row: audit_sample.Answered) -> bool:
     return row["label"] is not None and row["label"] == row["answer"]
 
 
@@ -130,12 +161,11 @@ def figures(db: Database) -> Unreviewed:
         e = estimate([(_right(r), r["probability"]) for r in rows if (r["tier"], r["model"]) == (tier, model)],
                      settled.get((tier, model), 0))
         name = TIER_NAME.get(tier, f"tier {tier}")
-        per.append(Estimate(**{**asdict(e), "name": name if tiers.count(tier) == 1 else f"{name} ({model})",
-                               "tier": tier, "model": model}))
+        per.append(replace(e, name=name if tiers.count(tier) == 1 else f"{name} ({model})", tier=tier, model=model))
     return Unreviewed(overall, per, waiting_n)
 
 
-def waiting(db: Database, *, actor: Actor, limit: int | None = None) -> list[dict[str, Any]]:
+def waiting(db: Database, *, actor: Actor, limit: int | None = None) -> list[audit_sample.Waiting]:
     """The drawn tickets awaiting an answer (id, external id, text): never the model's label or confidence."""
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
