@@ -4,10 +4,9 @@ API."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -21,6 +20,46 @@ PREPARING, QUEUED, RUNNING = "preparing", "queued", "running"  # its runs being 
 FINISHED, STOPPED, BROKEN = "finished", "stopped", "failed"
 
 
+class PilotRow(TypedDict):
+    """A pilot as stored. `spec` and `result` are its JSON text (the shapes are triage.work.pilot's, which writes
+    and reads them)."""
+
+    id: int
+    source: str
+    started_by: str
+    status: str
+    message: str | None
+    sample: int
+    seed: int
+    cap_pico: int
+    volume: int | None
+    spec: str  # "{}" until its runs are made
+    result: str | None
+    worker: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class PilotCall(TypedDict):
+    """A recorded call of a pilot's run (`calls_of_runs`), with its ticket's external id."""
+
+    id: int
+    ticket_id: int
+    run_id: int | None
+    tier: int
+    model: str
+    outcome: str
+    category: str | None
+    confidence: float | None
+    calibration_id: int | None
+    calibrated_confidence: float | None
+    cost_pico: int
+    latency_ms: int
+    error_kind: str | None
+    group_size: int  # tickets in its request
+    external_id: str | None
+
+
 def create(s: Session, *, source: str, started_by: str, sample: int, seed: int, cap_pico: int,
            volume: int | None) -> int:
     pilot = Pilot(source=source[:255], started_by=started_by, status=PREPARING, sample=sample, seed=seed,
@@ -30,12 +69,10 @@ def create(s: Session, *, source: str, started_by: str, sample: int, seed: int, 
     return pilot.id
 
 
-def set_spec(s: Session, pilot_id: int, spec: dict[str, Any], *, ready: bool = False) -> None:
-    """Store what the pilot is; `ready`: its runs are made, and it is queued for a worker to take."""
-    values: dict[str, Any] = {"spec": json.dumps(spec)}
-    if ready:
-        values["status"] = QUEUED
-    s.execute(update(Pilot).where(Pilot.id == pilot_id).values(**values))
+def set_spec(s: Session, pilot_id: int, spec: str, *, ready: bool = False) -> None:
+    """Store what the pilot is (JSON text); `ready`: its runs are made, and it is queued for a worker to take."""
+    q = update(Pilot).where(Pilot.id == pilot_id)
+    s.execute(q.values(spec=spec, status=QUEUED) if ready else q.values(spec=spec))
 
 
 def take(s: Session, worker: str, pilot_id: int | None = None) -> int | None:
@@ -57,25 +94,24 @@ def any_queued(s: Session) -> bool:
     return s.scalar(select(Pilot.id).where(Pilot.status == QUEUED).limit(1)) is not None
 
 
-def finish(s: Session, pilot_id: int, status: str, message: str | None, result: dict[str, Any] | None) -> None:
+def finish(s: Session, pilot_id: int, status: str, message: str | None, result: str | None) -> None:
+    """End it, with its figures (JSON text) when it measured any."""
     s.execute(update(Pilot).where(Pilot.id == pilot_id).values(
-        status=status, message=message, result=None if result is None else json.dumps(result),
-        finished_at=datetime.now(UTC), worker=None))
+        status=status, message=message, result=result, finished_at=datetime.now(UTC), worker=None))
 
 
-def _plain(p: Pilot) -> dict[str, Any]:
-    return {"id": p.id, "source": p.source, "started_by": p.started_by, "status": p.status, "message": p.message,
-            "sample": p.sample, "seed": p.seed, "cap_pico": p.cap_pico, "volume": p.volume,
-            "spec": json.loads(p.spec or "{}"), "result": json.loads(p.result) if p.result else None,
-            "worker": p.worker, "created_at": p.created_at, "finished_at": p.finished_at}
+def _plain(p: Pilot) -> PilotRow:
+    return PilotRow(id=p.id, source=p.source, started_by=p.started_by, status=p.status, message=p.message,
+                    sample=p.sample, seed=p.seed, cap_pico=p.cap_pico, volume=p.volume, spec=p.spec or "{}",
+                    result=p.result or None, worker=p.worker, created_at=p.created_at, finished_at=p.finished_at)
 
 
-def get(s: Session, pilot_id: int) -> dict[str, Any] | None:
+def get(s: Session, pilot_id: int) -> PilotRow | None:
     p = s.get(Pilot, pilot_id)
     return None if p is None else _plain(p)
 
 
-def recent(s: Session, limit: int = 10) -> list[dict[str, Any]]:
+def recent(s: Session, limit: int = 10) -> list[PilotRow]:
     return [_plain(p) for p in s.scalars(select(Pilot).order_by(Pilot.id.desc()).limit(limit))]
 
 
@@ -88,18 +124,18 @@ def running_workers(s: Session) -> list[str]:
     return [w for w in s.scalars(select(Pilot.worker).where(Pilot.status == RUNNING).distinct()) if w]
 
 
-CALL_COLUMNS = ("id", "ticket_id", "run_id", "tier", "model", "outcome", "category", "confidence", "calibration_id",
-                "calibrated_confidence", "cost_pico", "latency_ms", "error_kind", "group_size")
-
-
-def calls_of_runs(s: Session, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+def calls_of_runs(s: Session, run_ids: Sequence[int]) -> list[PilotCall]:
     """Every call recorded for these runs' tickets (a pilot's), with the ticket's external id, in call order."""
     if not run_ids:
         return []
-    cols = [getattr(ModelCall, c) for c in CALL_COLUMNS]
-    q = (select(*cols, Ticket.external_id).join(Ticket, Ticket.id == ModelCall.ticket_id)
-         .where(ModelCall.run_id.in_(list(run_ids))).order_by(ModelCall.id))
-    return [{**dict(zip(CALL_COLUMNS, r[:-1], strict=True)), "external_id": r[-1]} for r in s.execute(q)]
+    m = ModelCall
+    q = (select(m.id, m.ticket_id, m.run_id, m.tier, m.model, m.outcome, m.category, m.confidence, m.calibration_id,
+                m.calibrated_confidence, m.cost_pico, m.latency_ms, m.error_kind, m.group_size, Ticket.external_id)
+         .join(Ticket, Ticket.id == m.ticket_id).where(m.run_id.in_(list(run_ids))).order_by(m.id))
+    return [PilotCall(id=r[0], ticket_id=r[1], run_id=r[2], tier=r[3], model=r[4], outcome=r[5], category=r[6],
+                      confidence=r[7], calibration_id=r[8], calibrated_confidence=r[9], cost_pico=r[10],
+                      latency_ms=r[11], error_kind=r[12], group_size=r[13], external_id=r[14])
+            for r in s.execute(q)]
 
 
 def spend(s: Session, start: date | None = None, end: date | None = None) -> int:

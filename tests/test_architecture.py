@@ -294,11 +294,7 @@ LOOSE_ROWS: dict[str, tuple[int, str]] = {
     "dashboard/state.py": (1, f"{WIRE}: Streamlit's secrets before they are checked"),
     "dashboard/app_pages/review.py": (2, "the page's session state and its filter criteria before they are checked"),
     "dashboard/app_pages/settings.py": (1, "the page's switches before they are saved"),
-    # pending: owned by another change this round (calibration, blind audit, pilot, classify, settings)
-    "triage/quality/pilot.py": (2, "pending: db.pilots' call rows"),
-    "triage/work/pilot.py": (7, "pending: a pilot's spec, progress and figures JSON"),
-    "db/pilots.py": (7, "pending: a pilot's rows and stored JSON"),
-    "dashboard/app_pages/pilot.py": (2, "pending: triage.work.pilot's figures JSON"),
+    # pending: owned by another change this round (classify, settings)
     "triage/work/classify.py": (1, "pending: a run's result rows"),
     "triage/work/runs.py": (2, "pending: result rows (to work/classify.py) and recent runs (a column per state)"),
     "db/runs.py": (1, "pending: recent runs, a column per ticket state"),

@@ -5,7 +5,6 @@ worker runs it (triage/work/pilot.py) under its own cap; the page polls its prog
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -63,7 +62,7 @@ if go:
             st.success(f"Pilot {queued} queued: the background worker runs it now.")
 
 
-def table(result: dict[str, Any]) -> pd.DataFrame:
+def table(result: pilot.PilotResult) -> pd.DataFrame:
     rows = []
     for x in result["routes"].values():
         p = x["projected"]
@@ -80,7 +79,7 @@ def table(result: dict[str, Any]) -> pd.DataFrame:
 PERCENT = st.column_config.NumberColumn(format="percent")
 
 
-def show(result: dict[str, Any]) -> None:
+def show(result: pilot.PilotResult) -> None:
     st.caption(f"Measured on {result['sample']} tickets of {plain(result['file'])} drawn with seed {result['seed']}, "
                f"against its labels; spent \\${result['spent_usd']} of a \\${result['cap_usd']} cap (real spend, on "
                f"the books). Sonnet: {result['sonnet_asked_once']}. Sent to review: at each route's threshold (the "

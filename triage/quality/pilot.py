@@ -24,11 +24,14 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from triage.domain import FAILED, NEEDS_REVIEW, UNANSWERED, CallResult, Outcome, from_pico, money_text
 from triage.quality.threshold import wilson
 from triage.routing.router import decide, should_escalate
+
+if TYPE_CHECKING:  # the rows' type only: the figures stay pure
+    from db.pilots import PilotCall
 
 HAIKU_SONNET = "haiku>sonnet"
 DERIVED = ("each lower threshold is derived from the answers of one Haiku -> Sonnet run at the highest one: Sonnet "
@@ -116,7 +119,7 @@ def routes(thresholds: Sequence[float], in_force: float, per_call: int) -> list[
     return out
 
 
-def call_of(row: Mapping[str, Any]) -> CallResult:
+def call_of(row: PilotCall) -> CallResult:
     """A recorded call (db.pilots.calls_of_runs) as routing reads it."""
     return CallResult(int(row["tier"]), str(row["model"]), str(row["outcome"]), category=row["category"],
                       confidence=row["confidence"], error_kind=row["error_kind"], latency_ms=int(row["latency_ms"]),
@@ -170,7 +173,7 @@ def figures(route: Route, tickets: Mapping[int, Sequence[tuple[CallResult, int]]
 Calls = list[tuple[CallResult, int]]  # a ticket's recorded calls with what each cost (pico-dollars), in order
 
 
-def by_row(rows: Iterable[Mapping[str, Any]], row_of: Callable[[str | None], int | None]) -> dict[int, Calls]:
+def by_row(rows: Iterable[PilotCall], row_of: Callable[[str | None], int | None]) -> dict[int, Calls]:
     """Recorded calls grouped by the sample row their ticket stands for (its external id)."""
     out: dict[int, Calls] = {}
     for r in rows:

@@ -20,14 +20,16 @@ labels are never stored as operator labels. Its spend is real money: it counts i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from db import ledger
 from db import pilots as db_pilots
@@ -49,6 +51,75 @@ DEFAULT_PER_CALL = 10  # tickets a request on the grouped route when the per_cal
 DEFAULT_SEED = 1
 LOCAL_RUN, TWO_TIER, GROUPED = "local", "two_tier", "grouped"
 MAX_SAMPLE = 5000
+
+
+class PilotSpec(TypedDict):
+    """What a queued pilot is (stored as JSON on its row by `start`)."""
+
+    file: str  # what it was started on, in words (a path or an uploaded file's name)
+    rows: list[tuple[int, str]]  # the sample: (row of the file from 1, the file's label); JSON pairs
+    thresholds: list[float]  # the thresholds considered, ascending
+    threshold: float  # the one in force when it was queued
+    per_call: int  # the grouped route's tickets a request
+    runs: dict[str, int]  # run id by way of asking (LOCAL_RUN, TWO_TIER, GROUPED)
+    models: list[str]  # tier 1, tier 2
+    key: NotRequired[bool]  # an API key was set (older pilots: not stored, read as set)
+
+
+class PilotResult(TypedDict):
+    """A pilot's figures: what `triage pilot --json` prints, the Pilot page shows and its row keeps."""
+
+    pilot: int
+    file: str
+    sample: int
+    seed: int
+    rows: list[int]  # the sample's rows of the file
+    cap_usd: str  # money as exact decimal strings
+    spent_usd: str
+    stopped: str | None
+    volume: int | None  # tickets a month the figures are projected at
+    minutes_per_review: float
+    threshold_in_force: float
+    thresholds: list[float]
+    models: list[str]
+    sonnet_asked_once: str
+    routes: dict[str, figures_mod.RouteJson]  # by route key, in the order shown
+    notes: list[str]
+
+
+class PilotInfo(TypedDict):
+    """A pilot's row (db.pilots.PilotRow) with its spec and figures read: `spec` None until its runs are made."""
+
+    id: int
+    source: str
+    started_by: str
+    status: str
+    message: str | None
+    sample: int
+    seed: int
+    cap_pico: int
+    volume: int | None
+    spec: PilotSpec | None
+    result: PilotResult | None
+    worker: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class Progress(PilotInfo):
+    """Where a pilot is (`progress`): with each run's tickets (done, total) by way of asking."""
+
+    done: dict[str, tuple[int, int]]
+
+
+def loaded(row: db_pilots.PilotRow) -> PilotInfo:
+    """A stored pilot with its JSON read (written by `start` and `_end` from a PilotSpec and a PilotResult)."""
+    spec: PilotSpec | None = json.loads(row["spec"]) or None
+    result: PilotResult | None = json.loads(row["result"]) if row["result"] else None
+    return PilotInfo(id=row["id"], source=row["source"], started_by=row["started_by"], status=row["status"],
+                     message=row["message"], sample=row["sample"], seed=row["seed"], cap_pico=row["cap_pico"],
+                     volume=row["volume"], spec=spec, result=result, worker=row["worker"],
+                     created_at=row["created_at"], finished_at=row["finished_at"])
 
 
 @dataclass(frozen=True)
@@ -116,23 +187,24 @@ def start(db: Database, settings: Settings, taxonomy: Taxonomy, path: str, plan:
     ways: dict[str, tuple[str, float, int | None]] = {LOCAL_RUN: (LOCAL, settings.threshold, None)}
     if settings.has_api_key:
         ways |= {TWO_TIER: ("auto", max(thresholds), 1), GROUPED: ("auto", settings.threshold, per_call)}
-    spec: dict[str, Any] = {"file": label, "rows": [[row, gold.labels[row - 1]] for row in rows],
-                             "thresholds": thresholds, "threshold": settings.threshold, "per_call": per_call,
-                             "runs": {}, "models": [settings.tier1_model, settings.tier2_model],
-                             "key": settings.has_api_key}
+    spec = PilotSpec(file=label, rows=[(row, gold.labels[row - 1]) for row in rows], thresholds=thresholds,
+                     threshold=settings.threshold, per_call=per_call, runs={},
+                     models=[settings.tier1_model, settings.tier2_model], key=settings.has_api_key)
     try:
         for way, (mode, threshold, size) in ways.items():
             items = [(f"pilot:{pilot_id}:{way}#{row}", gold.texts[row - 1]) for row in rows]
-            spec["runs"][way] = runs.start_run(db, items, source=f"pilot:{pilot_id}:{label}"[:255], actor=actor,
-                                               mode=mode, threshold=threshold, per_call=size, purpose=PILOT).run_id
+            run_id = runs.start_run(db, items, source=f"pilot:{pilot_id}:{label}"[:255], actor=actor, mode=mode,
+                                    threshold=threshold, per_call=size, purpose=PILOT).run_id
+            assert run_id is not None  # start_run always makes its run
+            spec["runs"][way] = run_id
     except BaseException:  # never left queued half made: its runs end, nothing of it is ever sent
         with db.transaction() as s:
-            db_pilots.set_spec(s, pilot_id, spec)
+            db_pilots.set_spec(s, pilot_id, json.dumps(spec))
             db_pilots.close(s, list(spec["runs"].values()), "not asked: the pilot could not be queued")
             db_pilots.finish(s, pilot_id, db_pilots.BROKEN, "it could not be queued", None)
         raise
     with db.transaction() as s:
-        db_pilots.set_spec(s, pilot_id, spec, ready=True)
+        db_pilots.set_spec(s, pilot_id, json.dumps(spec), ready=True)
     return pilot_id
 
 
@@ -156,7 +228,7 @@ class Result:
     pilot_id: int
     status: str  # finished | stopped | failed
     stopped: str | None
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: PilotResult
 
 
 def run(db: Database, base: Settings | None, pilot_id: int | None = None, *, actor: Actor,
@@ -181,7 +253,7 @@ def run(db: Database, base: Settings | None, pilot_id: int | None = None, *, act
 def _work(db: Database, settings: Settings, taxonomy: Taxonomy, pilot_id: int, actor: Actor,
           stop: pipeline.Stop | None = None) -> Result:
     info = _info(db, pilot_id)
-    run_ids = info["spec"]["runs"]
+    run_ids = _spec(info)["runs"]
     stopped: str | None = None
     notes: list[str] = []
     try:
@@ -241,15 +313,14 @@ def _paid(db: Database, settings: Settings, taxonomy: Taxonomy, run_id: int, gua
 
 
 def _end(db: Database, pilot_id: int, stopped: str | None, notes: list[str]) -> Result:
-    info = _info(db, pilot_id)
-    run_ids = list(info["spec"]["runs"].values())
+    run_ids = list(_spec(_info(db, pilot_id))["runs"].values())
     why = f"not asked: the pilot stopped ({stopped})" if stopped else "not asked: the pilot ended"
     with db.transaction() as s:
         unasked = db_pilots.close(s, run_ids, why)
     result = measure(db, pilot_id, notes=notes, stopped=stopped, unasked=unasked)
     status = db_pilots.STOPPED if stopped else db_pilots.FINISHED
     with db.transaction() as s:
-        db_pilots.finish(s, pilot_id, status, stopped, result)
+        db_pilots.finish(s, pilot_id, status, stopped, json.dumps(result))
     return Result(pilot_id, status, stopped, result)
 
 
@@ -270,12 +341,18 @@ def recover(db: Database) -> int:
     return len(gone)
 
 
-def _info(db: Database, pilot_id: int) -> dict[str, Any]:
+def _info(db: Database, pilot_id: int) -> PilotInfo:
     with db.read() as s:
-        info = db_pilots.get(s, pilot_id)
-    if info is None:
+        row = db_pilots.get(s, pilot_id)
+    if row is None:
         raise InputError(f"no pilot {pilot_id}")
-    return info
+    return loaded(row)
+
+
+def _spec(info: PilotInfo) -> PilotSpec:
+    if info["spec"] is None:
+        raise InputError(f"pilot {info['id']} was never queued: its runs were not made")
+    return info["spec"]
 
 
 def _row_of(external_id: str | None) -> int | None:
@@ -284,11 +361,11 @@ def _row_of(external_id: str | None) -> int | None:
 
 
 def measure(db: Database, pilot_id: int, *, notes: Sequence[str] = (), stopped: str | None = None,
-            unasked: int = 0) -> dict[str, Any]:
+            unasked: int = 0) -> PilotResult:
     """The pilot's figures from its recorded calls (triage/quality/pilot.py), as the JSON `triage pilot --json`
     prints and the Pilot page shows."""
     info = _info(db, pilot_id)
-    spec = info["spec"]
+    spec = _spec(info)
     settings = effective(db)[0]
     run_ids: dict[str, int] = spec["runs"]
     gold = {int(row): str(label) for row, label in spec["rows"]}
@@ -297,7 +374,7 @@ def measure(db: Database, pilot_id: int, *, notes: Sequence[str] = (), stopped: 
         spent = ledger.runs_committed(s, list(run_ids.values()))
     by_run = {way: figures_mod.by_row((r for r in rows if r["run_id"] == rid), _row_of)
               for way, rid in run_ids.items()}
-    out_routes = {}
+    out_routes: dict[str, figures_mod.RouteJson] = {}
     for route in figures_mod.routes(spec["thresholds"], spec["threshold"], spec["per_call"]):
         f = figures_mod.figures(route, by_run.get(route.run, {}), gold, len(gold))
         out_routes[route.key] = figures_mod.as_json(f, info["volume"], settings.minutes_per_review)
@@ -307,27 +384,27 @@ def measure(db: Database, pilot_id: int, *, notes: Sequence[str] = (), stopped: 
     if unasked:
         notes.append(f"{unasked} of the sample's tickets were not asked before the pilot stopped: each route's n "
                      "counts the tickets it measured")
-    return {"pilot": pilot_id, "file": spec["file"], "sample": info["sample"], "seed": info["seed"],
-            "rows": [row for row, _ in spec["rows"]], "cap_usd": money_text(from_pico(info["cap_pico"])),
-            "spent_usd": money_text(from_pico(spent)), "stopped": stopped, "volume": info["volume"],
-            "minutes_per_review": settings.minutes_per_review, "threshold_in_force": spec["threshold"],
-            "thresholds": spec["thresholds"], "models": spec["models"], "sonnet_asked_once": figures_mod.DERIVED,
-            "routes": out_routes, "notes": notes}
+    return PilotResult(pilot=pilot_id, file=spec["file"], sample=info["sample"], seed=info["seed"],
+                       rows=[row for row, _ in spec["rows"]], cap_usd=money_text(from_pico(info["cap_pico"])),
+                       spent_usd=money_text(from_pico(spent)), stopped=stopped, volume=info["volume"],
+                       minutes_per_review=settings.minutes_per_review, threshold_in_force=spec["threshold"],
+                       thresholds=spec["thresholds"], models=spec["models"], sonnet_asked_once=figures_mod.DERIVED,
+                       routes=out_routes, notes=notes)
 
 
-def progress(db: Database, pilot_id: int, *, actor: Actor) -> dict[str, Any]:
+def progress(db: Database, pilot_id: int, *, actor: Actor) -> Progress:
     """Where a pilot is (the page polls it): its row, and each run's tickets done of its total."""
     require(actor, Action.PILOT)
     info = _info(db, pilot_id)
     done = {}
-    for way, rid in info["spec"].get("runs", {}).items():
+    for way, rid in (info["spec"]["runs"] if info["spec"] else {}).items():
         p = runs.run_progress(db, rid)
         if p is not None:
             done[way] = (p.done, p.total)
-    return {**info, "done": done}
+    return Progress(**info, done=done)
 
 
-def recent(db: Database, *, actor: Actor, limit: int = 10) -> list[dict[str, Any]]:
+def recent(db: Database, *, actor: Actor, limit: int = 10) -> list[db_pilots.PilotRow]:
     require(actor, Action.PILOT)
     with db.read() as s:
         return db_pilots.recent(s, limit)
@@ -339,7 +416,7 @@ def waiting(db: Database) -> bool:
         return db_pilots.any_queued(s)
 
 
-def format_result(r: dict[str, Any]) -> str:
+def format_result(r: PilotResult) -> str:
     """The figures as `triage pilot` prints them."""
     vol = r["volume"]
     lines = [f"pilot {r['pilot']} on {r['sample']} tickets of {r['file']} (seed {r['seed']}), measured against the "

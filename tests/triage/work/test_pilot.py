@@ -217,7 +217,9 @@ def test_the_same_seed_draws_the_same_sample(cli_db: Database, tmp_path: Path) -
 
     def rows(p: pilot.Plan) -> Any:
         pid = pilot.start(cli_db, settings, TAX, str(gold), p, actor=LEAD)
-        return pilot.progress(cli_db, pid, actor=LEAD)["spec"]["rows"]
+        spec = pilot.progress(cli_db, pid, actor=LEAD)["spec"]
+        assert spec is not None
+        return spec["rows"]
 
     first = rows(plan)
     assert first == rows(plan) and len(first) == 10

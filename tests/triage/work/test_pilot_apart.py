@@ -125,8 +125,10 @@ def db_pilots_run(s: Any) -> int:
 def pilot_books(db: Database, pilot_id: int) -> dict[str, Any]:
     """What a stopped pilot leaves: its row, its tickets by state, the ledger of its runs."""
     with db.read() as s:
-        row = db_pilots.get(s, pilot_id)
-        assert row is not None
+        stored = db_pilots.get(s, pilot_id)
+        assert stored is not None
+        row = pilot.loaded(stored)
+        assert row["spec"] is not None
         run_ids = list(row["spec"]["runs"].values())
         states = dict(s.execute(select(Ticket.status, func.count()).where(Ticket.purpose == PILOT)
                                 .group_by(Ticket.status)).all())
