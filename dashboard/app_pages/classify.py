@@ -235,9 +235,9 @@ def draw_cards(run_id: int, shown_ids: list[int], total: int) -> None:
             b.markdown(f"**{plain(r['category'] or '—')}**  \n{STATUS_LABEL.get(r['status'], r['status'])}")
             if r["confidence"] is not None:
                 b.progress(float(r["confidence"]), text=f"confidence {r['confidence']:.0%}")
-            decided = "escalated to Sonnet" if r["escalated"] else SOURCE_LABEL.get(r["tier"], r["tier"] or "")
+            decided = "escalated to Sonnet" if r["escalated"] else SOURCE_LABEL.get(r["tier"] or "", r["tier"] or "")
             c.caption(f"{plain(r['model'] or '—')}  \n{decided}")
-            d.caption(f"{money(r['cost_usd'])}  \n{r['latency_ms'] or 0} ms")
+            d.caption(f"{money(Decimal(r['cost_usd']))}  \n{r['latency_ms'] or 0} ms")
             if r["status"] == FAILED and r["reason"]:
                 a.caption(f":red[{plain(r['reason'])}]")
             unavailable = r["status"] == PENDING or not state.has_api_key()

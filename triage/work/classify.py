@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from db.engine import Database
 from triage import teams
@@ -134,7 +134,7 @@ class Summary:
 
     run_id: int
     report: RunReport
-    rows: list[dict[str, Any]]
+    rows: list[runs.ResultRow]
     states: dict[str, int]
     cost: Decimal
     batch_id: str | None = None

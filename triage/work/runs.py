@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from db import batches as db_batches
 from db import calls, queue, reports, review
@@ -154,8 +154,30 @@ def stop_run(db: Database, run_id: int, reason: str) -> None:
         queue.explain_pending(s, run_id, reason)
 
 
+class ResultRow(TypedDict):
+    """One output row per input ticket of a run (a JSON line of `triage classify`, a card on the Classify page)."""
+
+    id: str  # the input's id, else ours
+    ticket_id: int
+    category: str | None
+    confidence: float | None
+    priority: str | None
+    language: str | None
+    team: str | None
+    tier: str | None  # who set the label
+    model: str | None
+    escalated: bool
+    cost_usd: str  # what this run spent on it, exact
+    status: str
+    reason: str | None
+    text: NotRequired[str]  # these four only `with_text`
+    masked_count: NotRequired[int | None]
+    latency_ms: NotRequired[int | None]
+    model_reason: NotRequired[str | None]
+
+
 def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Actor,
-             with_text: bool = False) -> list[dict[str, Any]]:
+             with_text: bool = False) -> list[ResultRow]:
     """One output row per input ticket: the current label and what this run spent on it (and its text)."""
     require(actor, Action.READ_TICKETS)
     with db.read() as s:
@@ -163,7 +185,7 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Act
         unique = list(dict.fromkeys(ticket_ids))
         tickets = queue.tickets_by_id(s, unique)
         latest = calls.last_answered_calls(s, unique)
-        rows = []
+        rows: list[ResultRow] = []
         for tid in ticket_ids:
             t = tickets[tid]
             last = latest.get(tid)
@@ -176,8 +198,9 @@ def run_rows(db: Database, run_id: int, ticket_ids: Sequence[int], *, actor: Act
                 "status": t.status, "reason": t.status_reason or (last.reason if last else None),
             })
             if with_text:
-                rows[-1].update(text=t.text, masked_count=t.masked_count, latency_ms=last.latency_ms if last else None,
-                                model_reason=last.reason if last else None)
+                row = rows[-1]
+                row["text"], row["masked_count"] = t.text, t.masked_count
+                row["latency_ms"], row["model_reason"] = (last.latency_ms, last.reason) if last else (None, None)
     return rows
 
 
