@@ -20,9 +20,8 @@ PREPARING, QUEUED, RUNNING = "preparing", "queued", "running"  # its runs being 
 FINISHED, STOPPED, BROKEN = "finished", "stopped", "failed"
 
 
-class PilotRow(TypedDict):
-    """A pilot as stored. `spec` and `result` are its JSON text (the shapes are triage.work.pilot's, which writes
-    and reads them)."""
+class PilotFields(TypedDict):
+    """What a pilot's row says besides its spec and result (the same whether these are stored text or read)."""
 
     id: int
     source: str
@@ -33,11 +32,17 @@ class PilotRow(TypedDict):
     seed: int
     cap_pico: int
     volume: int | None
-    spec: str  # "{}" until its runs are made
-    result: str | None
     worker: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class PilotRow(PilotFields):
+    """A pilot as stored. `spec` and `result` are its JSON text (the shapes are triage.work.pilot's, which writes
+    and reads them)."""
+
+    spec: str  # "{}" until its runs are made
+    result: str | None
 
 
 class PilotCall(TypedDict):

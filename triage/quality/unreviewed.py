@@ -51,8 +51,8 @@ def wilson(share: float, n: float, z: float = Z90) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-class EstimateJson(TypedDict):
-    """`Estimate.to_dict`: its fields, in their order."""
+class FiguresJson(TypedDict):
+    """An estimate's figures and what they are measured on, as the JSON gives them (each in its order)."""
 
     accuracy: float | None
     low: float | None
@@ -60,21 +60,20 @@ class EstimateJson(TypedDict):
     audited: int
     settled: int
     effective: float
+
+
+class EstimateJson(FiguresJson):
+    """`Estimate.to_dict`: its fields, in their order."""
+
     name: str
     tier: int | None
     model: str | None
 
 
-class UnreviewedJson(TypedDict):
+class UnreviewedJson(FiguresJson):
     """`Unreviewed.to_dict`: the overall estimate's figures, what they are measured on, and each model's estimate
     (`triage quality --json`'s `unreviewed`, `triage audit --answers FILE --json`'s)."""
 
-    accuracy: float | None
-    low: float | None
-    high: float | None
-    audited: int
-    settled: int
-    effective: float
     waiting: int
     measured_on: str
     per_model: list[EstimateJson]

@@ -26,7 +26,6 @@ import random
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NotRequired, TypedDict
@@ -87,23 +86,11 @@ class PilotResult(TypedDict):
     notes: list[str]
 
 
-class PilotInfo(TypedDict):
+class PilotInfo(db_pilots.PilotFields):
     """A pilot's row (db.pilots.PilotRow) with its spec and figures read: `spec` None until its runs are made."""
 
-    id: int
-    source: str
-    started_by: str
-    status: str
-    message: str | None
-    sample: int
-    seed: int
-    cap_pico: int
-    volume: int | None
     spec: PilotSpec | None
     result: PilotResult | None
-    worker: str | None
-    created_at: datetime
-    finished_at: datetime | None
 
 
 class Progress(PilotInfo):
